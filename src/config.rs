@@ -1,1 +1,358 @@
-//! (to be written)
+//! Server configuration: one place that knows every setting, where it comes
+//! from and its default.
+//!
+//! Precedence is flags > `RESTIC_MANAGER_*` environment variables > the TOML
+//! file named by `--config` > built-in defaults. clap resolves the first two
+//! (every flag has an `env`), the file fills what is still unset, and
+//! [`ServerConfig::resolve`] applies the defaults.
+//!
+//! Environment variables read here:
+//! `RESTIC_MANAGER_CONFIG`, `RESTIC_MANAGER_DATA_DIR`, `RESTIC_MANAGER_DATABASE_URL`,
+//! `RESTIC_MANAGER_KEY_FILE`, `RESTIC_MANAGER_LISTEN`, `RESTIC_MANAGER_TLS_CERT`,
+//! `RESTIC_MANAGER_TLS_KEY`, `RESTIC_MANAGER_MAX_FRAME_BYTES`,
+//! `RESTIC_MANAGER_MISSED_RUN_GRACE_SECONDS`, `RESTIC_MANAGER_POOL_SIZE`,
+//! and, at first start only, `RESTIC_MANAGER_ADMIN_PASSWORD`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Default listen address of `serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory (database, key file).
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// SQLite file name inside the data directory.
+pub const DEFAULT_DB_FILE: &str = "restic-manager.db";
+/// Key file name inside the data directory.
+pub const DEFAULT_KEY_FILE: &str = "secret.key";
+/// Largest WebSocket frame accepted from an agent (PROTOCOL.md: 8 MiB).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// How long after a cron time without a fire a run counts as missed.
+pub const DEFAULT_MISSED_RUN_GRACE_SECONDS: u64 = 600;
+/// Database connections in the pool.
+pub const DEFAULT_POOL_SIZE: u32 = 8;
+
+/// Options shared by every server subcommand (global flags).
+#[derive(Debug, Clone, Default, Args)]
+pub struct CommonArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, global = true, env = "RESTIC_MANAGER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database and the key file.
+    #[arg(long, global = true, env = "RESTIC_MANAGER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `postgres://…` or a SQLite path (default: DATA_DIR/restic-manager.db).
+    #[arg(long, global = true, env = "RESTIC_MANAGER_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Key file for secrets at rest (default: DATA_DIR/secret.key).
+    #[arg(long, global = true, env = "RESTIC_MANAGER_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// Options of `serve` only.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RESTIC_MANAGER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain; with --tls-key, serve HTTPS/WSS.
+    #[arg(long, env = "RESTIC_MANAGER_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "RESTIC_MANAGER_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest WebSocket frame accepted from an agent, in bytes.
+    #[arg(long, env = "RESTIC_MANAGER_MAX_FRAME_BYTES", value_name = "BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Seconds after a cron time without a fire before the run is recorded as missed.
+    #[arg(long, env = "RESTIC_MANAGER_MISSED_RUN_GRACE_SECONDS", value_name = "SECONDS")]
+    pub missed_run_grace_seconds: Option<u64>,
+    /// Database connections in the pool.
+    #[arg(long, env = "RESTIC_MANAGER_POOL_SIZE", value_name = "N")]
+    pub pool_size: Option<u32>,
+}
+
+/// The TOML file: every key optional, same names as the flags (snake case).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_frame_bytes: Option<usize>,
+    pub missed_run_grace_seconds: Option<u64>,
+    pub pool_size: Option<u32>,
+}
+
+/// Errors while assembling the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// TLS certificate and key paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A database URL that may carry a password: `Debug`/`Display` hide it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl DatabaseUrl {
+    /// The URL with any password replaced by `***`, safe to log.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+/// Everything the server and the admin commands need, defaults applied.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+    pub key_file: PathBuf,
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    pub max_frame_bytes: usize,
+    pub missed_run_grace_seconds: u64,
+    pub pool_size: u32,
+}
+
+impl ServerConfig {
+    /// Merges flags/env (already in `common`/`serve`) with the TOML file and defaults.
+    pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &common.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = common
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = common
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| default_sqlite_url(&data_dir));
+        if database_url.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "database_url",
+                message: "must not be empty".into(),
+            });
+        }
+        let key_file = common
+            .key_file
+            .clone()
+            .or(file.key_file)
+            .unwrap_or_else(|| data_dir.join(DEFAULT_KEY_FILE));
+        let listen = match serve.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN.parse().map_err(|e| ConfigError::Invalid {
+                name: "listen",
+                message: format!("{e}"),
+            })?,
+        };
+        let tls = match (
+            serve.tls_cert.clone().or(file.tls_cert),
+            serve.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "tls_cert/tls_key",
+                    message: "both a certificate and a key are needed for TLS".into(),
+                })
+            }
+        };
+        let max_frame_bytes = serve
+            .max_frame_bytes
+            .or(file.max_frame_bytes)
+            .unwrap_or(DEFAULT_MAX_FRAME_BYTES);
+        if max_frame_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                name: "max_frame_bytes",
+                message: format!("{max_frame_bytes} is too small (at least 1024)"),
+            });
+        }
+        let pool_size = serve
+            .pool_size
+            .or(file.pool_size)
+            .unwrap_or(DEFAULT_POOL_SIZE);
+        if pool_size == 0 {
+            return Err(ConfigError::Invalid {
+                name: "pool_size",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(ServerConfig {
+            data_dir,
+            database_url: DatabaseUrl(database_url),
+            key_file,
+            listen,
+            tls,
+            max_frame_bytes,
+            missed_run_grace_seconds: serve
+                .missed_run_grace_seconds
+                .or(file.missed_run_grace_seconds)
+                .unwrap_or(DEFAULT_MISSED_RUN_GRACE_SECONDS),
+            pool_size,
+        })
+    }
+
+    /// A configuration for tests: everything under `data_dir`, port 0.
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        ServerConfig {
+            data_dir: data_dir.to_path_buf(),
+            database_url: DatabaseUrl(default_sqlite_url(data_dir)),
+            key_file: data_dir.join(DEFAULT_KEY_FILE),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            missed_run_grace_seconds: DEFAULT_MISSED_RUN_GRACE_SECONDS,
+            pool_size: DEFAULT_POOL_SIZE,
+        }
+    }
+}
+
+fn default_sqlite_url(data_dir: &Path) -> String {
+    data_dir.join(DEFAULT_DB_FILE).to_string_lossy().into_owned()
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Defaults: ./data, SQLite file inside it, 127.0.0.1:8080, no TLS.
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let cfg = ServerConfig::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("./data"));
+        assert_eq!(cfg.database_url.0, "./data/restic-manager.db");
+        assert_eq!(cfg.key_file, PathBuf::from("./data/secret.key"));
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+        assert!(cfg.tls.is_none());
+        assert_eq!(cfg.max_frame_bytes, 8 * 1024 * 1024);
+    }
+
+    /// The TOML file fills unset values; flags (and env, via clap) win over it.
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rm.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/rm\"\nlisten = \"0.0.0.0:9000\"\npool_size = 3\n",
+        )
+        .unwrap();
+        let common = CommonArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let serve = ServeArgs {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        };
+        let cfg = ServerConfig::resolve(&common, &serve).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/srv/rm"));
+        assert_eq!(cfg.database_url.0, "/srv/rm/restic-manager.db");
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(cfg.pool_size, 3);
+    }
+
+    /// A typo in the config file is an error naming the file, not ignored.
+    #[test]
+    fn unknown_key_in_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rm.toml");
+        std::fs::write(&path, "lisen = \"0.0.0.0:9000\"\n").unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = ServerConfig::resolve(&common, &ServeArgs::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("rm.toml") && text.contains("lisen"), "{text}");
+    }
+
+    /// A missing config file is a clear error.
+    #[test]
+    fn missing_file_is_an_error() {
+        let common = CommonArgs {
+            config: Some(PathBuf::from("/nonexistent/rm.toml")),
+            ..Default::default()
+        };
+        let err = ServerConfig::resolve(&common, &ServeArgs::default()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/rm.toml"));
+    }
+
+    /// Passwords in database URLs never reach logs.
+    #[test]
+    fn database_url_password_is_redacted() {
+        let url = DatabaseUrl("postgres://rm:s3cret@db:5432/rm".into());
+        assert_eq!(url.redacted(), "postgres://rm:***@db:5432/rm");
+        assert!(!format!("{url:?} {url}").contains("s3cret"));
+        assert_eq!(redact_url("postgres://rm@db/rm"), "postgres://rm@db/rm");
+        assert_eq!(redact_url("./data/x.db"), "./data/x.db");
+    }
+}
