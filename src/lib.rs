@@ -7,15 +7,30 @@
 //! - [`crypto`]: XChaCha20-Poly1305 sealing of secrets at rest and the key file.
 //! - [`auth`]: argon2id passwords, random tokens stored as SHA-256, roles.
 //! - [`config`]: server configuration (flags > `RESTIC_MANAGER_*` env > TOML file).
+//! - [`admin`]: the admin commands (users, tokens, migrations, first admin).
+//! - [`server`]: app wiring: store, key, actors, HTTP server, TLS.
 //! - [`actors`]: the server's actors, one per file.
 //! - [`http`]: actix-web routes: REST API, agent WebSocket upgrade, health.
 //! - [`agent`]: the agent daemon.
 
 pub mod actors;
+pub mod admin;
 pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod protocol;
+pub mod server;
 pub mod store;
+
+/// Starts tracing to stderr, filtered by `RESTIC_MANAGER_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RESTIC_MANAGER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Err only if a subscriber is already set (tests): keep that one.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

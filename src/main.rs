@@ -1,1 +1,173 @@
-fn main() {}
+//! `restic-manager`: the server and its admin commands.
+//!
+//! Thin on purpose: parse flags, start tracing, call into the library. Every
+//! error is one line on stderr and a non-zero exit status.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use restic_manager::auth::Role;
+use restic_manager::config::{CommonArgs, ServeArgs, ServerConfig};
+use restic_manager::{admin, server};
+
+#[derive(Debug, Parser)]
+#[command(name = "restic-manager", version, about = "Control plane for restic backups across a fleet")]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (REST API, web UI, agent WebSocket).
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage one-time enrolment tokens for new hosts.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage API tokens for automation.
+    #[command(name = "api-token", subcommand)]
+    ApiToken(ApiTokenCommand),
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user; the password comes from a prompt or --password-stdin.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a one-time enrolment token (and nothing else) on stdout.
+    Create {
+        /// How long the token stays valid, e.g. 30m, 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiTokenCommand {
+    /// Print an API token for USERNAME (sent as `Authorization: Bearer …`).
+    Create {
+        #[arg(long)]
+        username: String,
+        /// A name to recognise the token by in listings.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Expiry, e.g. 90d; default: no expiry.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse::<Role>().map_err(|e| e.to_string())
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err("the duration must be positive".into());
+    }
+    Ok(d)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    restic_manager::init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let serve_args = match &cli.command {
+        Command::Serve(args) => args.clone(),
+        _ => ServeArgs::default(),
+    };
+    let config = ServerConfig::resolve(&cli.common, &serve_args)?;
+    match cli.command {
+        Command::Serve(_) => server::serve_blocking(config),
+        Command::Migrate => {
+            let pool = admin::open_store(&config)?;
+            let applied = admin::migrate(&pool)?;
+            println!("migrations up to date ({applied} applied now)");
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            username,
+            role,
+            password_stdin,
+        }) => {
+            let password = read_password(password_stdin)?;
+            let pool = admin::open_store(&config)?;
+            admin::add_user(&pool, &username, role, &password)?;
+            eprintln!("user {username} added with role {}", role.as_str());
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { ttl }) => {
+            let pool = admin::open_store(&config)?;
+            let token = admin::create_enrollment_token(&pool, ttl, "cli")?;
+            println!("{}", token.token);
+            Ok(())
+        }
+        Command::ApiToken(ApiTokenCommand::Create {
+            username,
+            name,
+            ttl,
+        }) => {
+            let pool = admin::open_store(&config)?;
+            let token = admin::create_api_token(&pool, &username, &name, ttl)?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// Reads a password from stdin (`--password-stdin`) or an interactive prompt.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!("no terminal to prompt for a password: use --password-stdin");
+        }
+        let first = rpassword::prompt_password("Password: ").context("cannot read password")?;
+        let second =
+            rpassword::prompt_password("Repeat password: ").context("cannot read password")?;
+        if first != second {
+            bail!("the passwords do not match");
+        }
+        first
+    };
+    admin::check_password_policy(&password)?;
+    Ok(password)
+}

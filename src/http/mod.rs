@@ -1,1 +1,47 @@
-//! (to be written)
+//! actix-web routes: health, the REST API under `/api/v1`, the agent
+//! WebSocket upgrade, metrics and the web UI.
+
+pub mod error;
+
+use actix_web::{web, HttpResponse};
+
+use crate::server::AppState;
+
+/// Largest JSON body the REST API accepts (larger: 413 `payload_too_large`).
+pub const API_JSON_LIMIT: usize = 1024 * 1024;
+
+/// Registers every route of the server.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// Readiness: the database answers a query.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let result = web::block(move || -> Result<(), String> {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        crate::store::ping(&mut conn).map_err(|e| e.to_string())
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("database unavailable\n")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("database unavailable\n")
+        }
+    }
+}

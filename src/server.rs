@@ -1,0 +1,128 @@
+//! App wiring: opens the store and key, builds the actors once, and runs the
+//! actix-web server (plain or rustls TLS) until SIGINT/SIGTERM.
+//!
+//! [`start`] binds the listener first so tests can ask for port 0 and read
+//! the real address back; `serve_blocking` is what `restic-manager serve` runs.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+
+use crate::config::{ServerConfig, TlsFiles};
+use crate::crypto::SecretKey;
+use crate::store::Pool;
+use crate::{admin, http};
+
+/// Shared state of the HTTP handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Connection pool; readers use it inside `web::block`.
+    pub pool: Pool,
+    /// Key that seals repository secrets at rest.
+    pub key: Arc<SecretKey>,
+    /// The resolved configuration.
+    pub config: Arc<ServerConfig>,
+}
+
+/// A started server: its address, a handle to stop it, and the first admin's
+/// password if this start created the account.
+pub struct Started {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub server: actix_web::dev::Server,
+    pub initial_admin_password: Option<String>,
+}
+
+/// Opens everything and binds the listener; the returned server must be
+/// awaited (or spawned) to run. Must be called inside an actix system.
+pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
+    install_crypto_provider();
+    let pool = admin::open_store(&config)?;
+    let key = SecretKey::load_or_create(&config.key_file)
+        .with_context(|| format!("cannot use key file {}", config.key_file.display()))?;
+    let initial_admin_password = admin::bootstrap_admin(&pool)?;
+
+    let state = AppState {
+        pool,
+        key: Arc::new(key),
+        config: Arc::new(config.clone()),
+    };
+    let listener = TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+
+    let app_state = state.clone();
+    let http_server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(app_state.clone()))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(http::API_JSON_LIMIT)
+                    .error_handler(http::error::json_error_handler),
+            )
+            .app_data(web::QueryConfig::default().error_handler(http::error::query_error_handler))
+            .configure(http::routes)
+    })
+    .shutdown_timeout(10);
+    let http_server = match &config.tls {
+        Some(tls) => http_server.listen_rustls_0_23(listener, load_tls(tls)?)?,
+        None => http_server.listen(listener)?,
+    };
+    Ok(Started {
+        addr,
+        state,
+        server: http_server.run(),
+        initial_admin_password,
+    })
+}
+
+/// Runs the server until SIGINT/SIGTERM (actix-web's signal handling stops
+/// accepting, drains in-flight requests, then returns).
+pub fn serve_blocking(config: ServerConfig) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let started = start(config).await?;
+        if let Some(password) = &started.initial_admin_password {
+            // Printed once, on the console of the operator who started the
+            // server: this is the only place the password ever appears.
+            println!("created user admin with password: {password}");
+            println!("(set RESTIC_MANAGER_ADMIN_PASSWORD before the first start to choose it)");
+        }
+        let scheme = if started.state.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(addr = %started.addr, "restic-manager listening on {scheme}://{}", started.addr);
+        println!("listening on {scheme}://{}", started.addr);
+        started.server.await.context("server failed")?;
+        tracing::info!("shut down cleanly");
+        Ok(())
+    })
+}
+
+/// rustls 0.23 needs a process-wide crypto provider; we use ring.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed (a second server in the same
+    // test process): that one is ring too, so there is nothing to do.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn load_tls(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .with_context(|| format!("cannot read TLS certificate {}", files.cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("invalid TLS certificate {}", files.cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("no certificate found in {}", files.cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .with_context(|| format!("cannot read TLS key {}", files.key.display()))?;
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("TLS certificate and key do not match")
+}
