@@ -1,0 +1,179 @@
+//! The `restic-manager` binary as an operator runs it: `serve` on a fresh
+//! data dir, the admin commands, and one-line errors.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_restic-manager"));
+    c.env_remove("RESTIC_MANAGER_ADMIN_PASSWORD")
+        .env_remove("RESTIC_MANAGER_DATABASE_URL")
+        .env_remove("RESTIC_MANAGER_DATA_DIR")
+        .env("RESTIC_MANAGER_LOG", "warn");
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// First start on an empty data dir prints the admin password once, answers
+/// /healthz, and stops cleanly on SIGTERM; the second start prints none.
+#[test]
+fn serve_first_start_prints_admin_password_and_answers_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    for first in [true, false] {
+        let port = free_port();
+        let mut child = bin()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut printed = String::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut line = String::new();
+            assert!(out.read_line(&mut line).unwrap() > 0, "server exited: {printed}");
+            printed.push_str(&line);
+            if line.starts_with("listening on") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no 'listening on' line: {printed}");
+        }
+        assert_eq!(
+            printed.contains("created user admin with password: "),
+            first,
+            "{printed}"
+        );
+        let body = plain_http::get(&format!("http://127.0.0.1:{port}/healthz"));
+        assert_eq!(body, "ok\n");
+        let ready = plain_http::get(&format!("http://127.0.0.1:{port}/readyz"));
+        assert_eq!(ready, "ready\n");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "exit status after SIGTERM: {status}");
+    }
+    assert!(dir.path().join("restic-manager.db").exists());
+    let key = std::fs::read(dir.path().join("secret.key")).unwrap();
+    assert_eq!(key.len(), 32);
+}
+
+/// `token create` prints exactly one line, the token, on stdout.
+#[test]
+fn token_create_prints_only_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["token", "create", "--ttl", "24h", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout:?}");
+    assert_eq!(lines[0].len(), 64);
+    assert!(lines[0].chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+/// `user add --password-stdin` then `api-token create` for that user works;
+/// a duplicate user and an unknown user are one-line errors.
+#[test]
+fn user_add_and_api_token_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["user", "add", "--username", "ops", "--role", "operator", "--password-stdin", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"long enough secret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = bin()
+        .args(["api-token", "create", "--username", "ops", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim().len(), 64);
+
+    let out = bin()
+        .args(["api-token", "create", "--username", "nobody", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("nobody"), "{err}");
+}
+
+/// Bad flags, an unreachable database and an unreadable key file are one
+/// clear line on stderr and a non-zero exit.
+#[test]
+fn errors_are_one_line_and_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin().args(["user", "add", "--role", "king"]).output().unwrap();
+    assert!(!out.status.success());
+
+    let out = bin()
+        .args(["migrate", "--database-url", "postgres://nobody@127.0.0.1:1/none"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: cannot open database"), "{err}");
+
+    let key = dir.path().join("bad.key");
+    std::fs::write(&key, b"short").unwrap();
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--key-file")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("bad.key"), "{err}");
+}
+
+/// `migrate` applies the migrations to a fresh database and exits 0.
+#[test]
+fn migrate_applies_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin().args(["migrate", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout).unwrap().contains("migrations up to date"));
+}
+
+mod plain_http {
+    /// GET with the blocking std TCP stack (no async runtime in these tests).
+    pub fn get(url: &str) -> String {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        use std::io::{Read, Write};
+        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        stream.read_to_string(&mut resp).unwrap();
+        resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    }
+}

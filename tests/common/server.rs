@@ -1,0 +1,109 @@
+//! `spawn_app()`: a real restic-manager server on 127.0.0.1:0 with a fresh
+//! temp data dir (SQLite database and key file), an admin API token, and a
+//! handle to stop it. Call it inside `#[actix_web::test]`.
+
+use std::net::SocketAddr;
+
+use restic_manager::config::ServerConfig;
+use restic_manager::server::{self, AppState};
+
+/// A running test server.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    /// `ws://127.0.0.1:PORT/api/v1/agent/ws`
+    pub ws_url: String,
+    pub state: AppState,
+    pub config: ServerConfig,
+    /// The generated password of the `admin` account.
+    pub admin_password: String,
+    /// An API token of `admin`, for `Authorization: Bearer …`.
+    pub admin_token: String,
+    pub handle: actix_web::dev::ServerHandle,
+    /// Keeps the data dir alive as long as the app.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// `base_url` + `path` (path starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// `base_url` + `/api/v1` + `path`.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{}", self.base_url, path)
+    }
+
+    /// A fresh enrolment token (valid one hour), created as the CLI would.
+    pub async fn enrollment_token(&self) -> String {
+        let pool = self.state.pool.clone();
+        actix_web::web::block(move || {
+            restic_manager::admin::create_enrollment_token(
+                &pool,
+                std::time::Duration::from_secs(3600),
+                "admin",
+            )
+        })
+        .await
+        .expect("blocking task")
+        .expect("enrollment token")
+        .token
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Starts a server with the default test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server after `adjust` changed the test configuration.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::for_data_dir(dir.path());
+    adjust(&mut config);
+    start_in(dir, config).await
+}
+
+/// Starts a server on an existing data dir (e.g. to test a restart).
+pub async fn start_in(dir: tempfile::TempDir, config: ServerConfig) -> TestApp {
+    let started = server::start(config.clone()).await.expect("server starts");
+    let addr = started.addr;
+    let state = started.state.clone();
+    let handle = started.server.handle();
+    actix_web::rt::spawn(started.server);
+    let admin_password = started.initial_admin_password.unwrap_or_default();
+    let pool = state.pool.clone();
+    let admin_token = actix_web::web::block(move || {
+        restic_manager::admin::create_api_token(&pool, "admin", "tests", None)
+    })
+    .await
+    .expect("blocking task")
+    .expect("api token");
+    TestApp {
+        addr,
+        base_url: format!("http://{addr}"),
+        ws_url: format!("ws://{addr}/api/v1/agent/ws"),
+        state,
+        config,
+        admin_password,
+        admin_token,
+        handle,
+        dir,
+    }
+}
+
+/// An HTTP client for tests (no proxy, short timeouts).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("reqwest client")
+}
