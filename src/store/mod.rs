@@ -1,1 +1,201 @@
-//! (to be written)
+//! The database: one diesel schema over SQLite (default, bundled) and
+//! PostgreSQL (`postgres` feature), the r2d2 pool, embedded migrations and
+//! typed query functions, one module per concern.
+//!
+//! Usage: [`connect`] a database URL once at start (it creates the SQLite
+//! file's directory, sets the SQLite pragmas on every pooled connection and
+//! runs the migrations), then in blocking code take a connection with
+//! `pool.get()` and call the free functions of the query modules, e.g.
+//! `store::jobs::insert(&mut conn, &new_job)`. Every query function takes
+//! `&mut DbConnection` and returns diesel's `QueryResult`; the callers map
+//! errors to their own layer. Diesel is blocking: call these only from the
+//! persistence actor or inside `web::block` (STYLE.md).
+//!
+//! Conventions: ids are UUID v7 text ([`new_id`]); times are Unix
+//! milliseconds UTC ([`now_ms`]); JSON columns (lists, retention policy,
+//! stats, labels, progress, audit detail) are `String`s of JSON that the
+//! store never parses; token columns hold the hex SHA-256 of a token;
+//! sealed secrets are stored as the bytes the caller gives.
+//!
+//! # Layout
+//!
+//! - `pool`: [`connect`], [`Pool`], the connection manager and SQLite pragmas.
+//! - `migrations`: the two embedded migration sets, [`run_migrations`].
+//! - [`schema`]: the hand-written diesel schema, portable across backends.
+//! - [`types`]: TEXT-backed enums ([`Role`], [`JobStatus`], …) and [`Page`].
+//! - [`models`]: row structs and their insert / update forms.
+//! - [`users`], [`sessions`], [`api_tokens`], [`enrollment`], [`hosts`],
+//!   [`repositories`], [`source_groups`], [`schedules`],
+//!   [`schedule_versions`], [`jobs`], [`job_logs`], [`snapshots`],
+//!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
+//!   (or concern) per module.
+
+use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use diesel::result::Error as DieselError;
+use diesel::sqlite::SqliteConnection;
+
+#[cfg(feature = "postgres")]
+use diesel::pg::PgConnection;
+
+mod migrations;
+mod pool;
+
+pub mod api_tokens;
+pub mod audit;
+pub mod enrollment;
+pub mod hosts;
+pub mod job_logs;
+pub mod jobs;
+pub mod missed_runs;
+pub mod models;
+pub mod repo_stats;
+pub mod repositories;
+pub mod schedule_versions;
+pub mod schedules;
+pub mod schema;
+pub mod sessions;
+pub mod snapshots;
+pub mod source_groups;
+pub mod types;
+pub mod users;
+
+pub use migrations::{revert_all_migrations, run_migrations};
+pub use pool::{connect, redact_url, DbManager, Pool, PooledConn, StoreError};
+pub use types::{JobKind, JobStatus, JobTrigger, LogStream, Page, Role, UnknownValue};
+
+/// One database connection, SQLite or PostgreSQL, chosen at run time from
+/// the database URL. Query functions take `&mut DbConnection` and run on
+/// either; the derive makes the enum a diesel `Connection` whose backend is
+/// [`MultiBackend`].
+///
+/// The `Pg` variant exists only with the `postgres` feature: `#[cfg]` on a
+/// variant is applied before the derive sees the enum, so a SQLite-only
+/// build neither compiles nor links any PostgreSQL code.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// The embedded default.
+    Sqlite(SqliteConnection),
+    /// Selected by a `postgres://` URL.
+    #[cfg(feature = "postgres")]
+    Pg(PgConnection),
+}
+
+/// The short name of the backend behind a connection: `"sqlite"` or
+/// `"postgres"`.
+pub fn backend_name(conn: &DbConnection) -> &'static str {
+    match conn {
+        DbConnection::Sqlite(_) => "sqlite",
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(_) => "postgres",
+    }
+}
+
+/// The current time as Unix milliseconds UTC, the unit of every time column.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A new row id: a UUID v7 (time-ordered) in its hyphenated lowercase form.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Runs `f` in a write transaction. On SQLite it starts with
+/// `BEGIN IMMEDIATE`, taking the write lock up front so that a transaction
+/// that reads before it writes waits for other writers (busy timeout)
+/// instead of failing with `SQLITE_BUSY` when it upgrades its lock; on
+/// PostgreSQL it is an ordinary transaction. Inside an open transaction it
+/// becomes a savepoint, like diesel's `transaction`.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    let begun = match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+        }
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(_) => return conn.transaction(f),
+    };
+    match begun {
+        Ok(()) => {}
+        Err(DieselError::AlreadyInTransaction) => return conn.transaction(f),
+        Err(e) => return Err(e.into()),
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) =
+                <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                // The caller's error says what went wrong; a failed rollback
+                // leaves the connection marked broken, so r2d2 drops it.
+                tracing::warn!(error = %rollback, "rollback after a failed write transaction failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Runs one expression against the concrete connection inside a
+/// [`DbConnection`], binding it to `$c`. For the few statements diesel's
+/// multi-backend cannot express (`ON CONFLICT` upserts and inserts that
+/// ignore duplicates); the expression is compiled once per backend.
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::DbConnection::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::store::DbConnection::Pg($c) => $body,
+        }
+    };
+}
+pub(crate) use per_backend;
+
+/// Rows per multi-row INSERT: keeps every batch under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bind parameters for the widest batched table.
+pub(crate) const INSERT_CHUNK_ROWS: usize = 500;
+
+/// Clamps a caller's page size to `1..=max`, so that a bad `limit` never
+/// turns into an unbounded query.
+pub(crate) fn clamp_limit(limit: i64, max: i64) -> i64 {
+    limit.clamp(1, max)
+}
+
+/// The largest page any list query returns.
+pub const MAX_PAGE: i64 = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids are UUID v7 and sort by creation time.
+    #[test]
+    fn new_ids_are_v7_and_ordered() {
+        let a = new_id();
+        let b = new_id();
+        let parsed = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert!(a < b, "{a} then {b}");
+    }
+
+    /// `now_ms` is in milliseconds (a 2020s date, not seconds or micros).
+    #[test]
+    fn now_is_milliseconds() {
+        let now = now_ms();
+        assert!(now > 1_600_000_000_000 && now < 10_000_000_000_000, "{now}");
+    }
+
+    /// A page limit is clamped into range.
+    #[test]
+    fn limits_are_clamped() {
+        assert_eq!(clamp_limit(0, 100), 1);
+        assert_eq!(clamp_limit(-5, 100), 1);
+        assert_eq!(clamp_limit(50, 100), 50);
+        assert_eq!(clamp_limit(5000, 100), 100);
+    }
+}

@@ -1,0 +1,63 @@
+//! Queries on `audit_log`: who did what, when and from where. Rows are
+//! only ever added.
+
+use diesel::prelude::*;
+
+use super::models::{AuditEntry, NewAuditEntry};
+use super::schema::audit_log;
+use super::types::Page;
+use super::{clamp_limit, DbConnection, MAX_PAGE};
+
+/// Which entries [`list`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// At or after (Unix ms).
+    pub since: Option<i64>,
+    /// Before (Unix ms).
+    pub until: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Writes an audit entry.
+pub fn insert(conn: &mut DbConnection, new: &NewAuditEntry) -> QueryResult<AuditEntry> {
+    diesel::insert_into(audit_log::table)
+        .values(new)
+        .returning(audit_log::all_columns)
+        .get_result(conn)
+}
+
+fn filtered<'a>(filter: &'a AuditFilter) -> audit_log::BoxedQuery<'a, super::MultiBackend> {
+    let mut query = audit_log::table.into_boxed();
+    if let Some(actor) = &filter.actor {
+        query = query.filter(audit_log::actor.eq(actor));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_log::action.eq(action));
+    }
+    if let Some(target) = &filter.target {
+        query = query.filter(audit_log::target.eq(target));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_log::at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_log::at.lt(until));
+    }
+    query
+}
+
+/// Entries matching the filter, newest first, and the total that match.
+pub fn list(conn: &mut DbConnection, filter: &AuditFilter) -> QueryResult<Page<AuditEntry>> {
+    let items = filtered(filter)
+        .order((audit_log::at.desc(), audit_log::id.desc()))
+        .limit(clamp_limit(filter.limit, MAX_PAGE))
+        .offset(filter.offset.max(0))
+        .select(AuditEntry::as_select())
+        .load(conn)?;
+    let total = filtered(filter).count().get_result(conn)?;
+    Ok(Page { items, total })
+}

@@ -1,0 +1,284 @@
+//! Queries on `jobs`: creation, the per-host queue, the status moves that
+//! the agent's messages cause (dispatched → accepted → running → terminal),
+//! progress, retries and the lists the UI and API show.
+//!
+//! Status changes are conditional updates, so a late or repeated message
+//! never moves a job backwards: [`finish`] applies once, whatever the
+//! number of `job.finished` deliveries.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+
+use super::models::{Job, JobFinish, NewJob};
+use super::schema::jobs;
+use super::types::{JobKind, JobStatus, Page};
+use super::{clamp_limit, DbConnection, MAX_PAGE};
+
+/// Which jobs [`list`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub host_id: Option<String>,
+    pub status: Option<JobStatus>,
+    pub kind: Option<JobKind>,
+    pub source_group_id: Option<String>,
+    /// Created at or after (Unix ms).
+    pub since: Option<i64>,
+    /// Created before (Unix ms).
+    pub until: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// What [`finish`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FinishOutcome {
+    /// The job was active and is now terminal: the row after the change.
+    Applied(Job),
+    /// The job was already terminal (a repeated or late report); unchanged.
+    AlreadyFinished(Job),
+    /// No job has this id.
+    NotFound,
+}
+
+impl FinishOutcome {
+    /// True when this call changed the job.
+    pub fn applied(&self) -> bool {
+        matches!(self, FinishOutcome::Applied(_))
+    }
+}
+
+/// Creates a job in status `queued`.
+pub fn insert(conn: &mut DbConnection, new: &NewJob) -> QueryResult<Job> {
+    diesel::insert_into(jobs::table)
+        .values((new, jobs::status.eq(JobStatus::Queued)))
+        .returning(jobs::all_columns)
+        .get_result(conn)
+}
+
+/// The job with this id.
+pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Job>> {
+    jobs::table
+        .find(id)
+        .select(Job::as_select())
+        .first(conn)
+        .optional()
+}
+
+fn filtered<'a>(filter: &'a JobFilter) -> jobs::BoxedQuery<'a, super::MultiBackend> {
+    let mut query = jobs::table.into_boxed();
+    if let Some(host_id) = &filter.host_id {
+        query = query.filter(jobs::host_id.eq(host_id));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(jobs::status.eq(status));
+    }
+    if let Some(kind) = filter.kind {
+        query = query.filter(jobs::kind.eq(kind));
+    }
+    if let Some(group) = &filter.source_group_id {
+        query = query.filter(jobs::source_group_id.eq(group));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(jobs::created_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(jobs::created_at.lt(until));
+    }
+    query
+}
+
+/// Jobs matching the filter, newest first, and the total that match.
+pub fn list(conn: &mut DbConnection, filter: &JobFilter) -> QueryResult<Page<Job>> {
+    let items = filtered(filter)
+        .order((jobs::created_at.desc(), jobs::id.desc()))
+        .limit(clamp_limit(filter.limit, MAX_PAGE))
+        .offset(filter.offset.max(0))
+        .select(Job::as_select())
+        .load(conn)?;
+    let total = filtered(filter).count().get_result(conn)?;
+    Ok(Page { items, total })
+}
+
+/// The host's `queued` jobs that may go out at `now` (a pending retry
+/// waits for its `retry_at`), in creation order: what a session sends after
+/// `hello`. Includes jobs already dispatched or accepted but not started,
+/// since `command.run` is at least once and the agent de-duplicates.
+pub fn queued_for_host(conn: &mut DbConnection, host_id: &str, now: i64) -> QueryResult<Vec<Job>> {
+    jobs::table
+        .filter(jobs::host_id.eq(host_id))
+        .filter(jobs::status.eq(JobStatus::Queued))
+        .filter(jobs::retry_at.is_null().or(jobs::retry_at.le(now)))
+        .order((jobs::created_at.asc(), jobs::id.asc()))
+        .select(Job::as_select())
+        .load(conn)
+}
+
+/// The host's `running` jobs, oldest first (reconciled against the
+/// agent's `active_job_ids`).
+pub fn running_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<Job>> {
+    jobs::table
+        .filter(jobs::host_id.eq(host_id))
+        .filter(jobs::status.eq(JobStatus::Running))
+        .order((jobs::created_at.asc(), jobs::id.asc()))
+        .select(Job::as_select())
+        .load(conn)
+}
+
+/// Retries that became due at `now` and have not been dispatched, oldest
+/// due first, at most `limit`.
+pub fn due_retries(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<Vec<Job>> {
+    jobs::table
+        .filter(jobs::status.eq(JobStatus::Queued))
+        .filter(jobs::retry_at.le(now))
+        .filter(jobs::dispatched_at.is_null())
+        .order((jobs::retry_at.asc(), jobs::id.asc()))
+        .limit(clamp_limit(limit, MAX_PAGE))
+        .select(Job::as_select())
+        .load(conn)
+}
+
+/// The jobs created for one fire of a schedule (to ignore a repeated
+/// `schedule.fire`, and to tell a missed run from one that happened).
+pub fn for_schedule_run(
+    conn: &mut DbConnection,
+    schedule_id: &str,
+    scheduled_at: i64,
+) -> QueryResult<Vec<Job>> {
+    jobs::table
+        .filter(jobs::schedule_id.eq(schedule_id))
+        .filter(jobs::scheduled_at.eq(scheduled_at))
+        .order((jobs::created_at.asc(), jobs::id.asc()))
+        .select(Job::as_select())
+        .load(conn)
+}
+
+/// A first attempt and its retries, by attempt number.
+pub fn attempts(conn: &mut DbConnection, first_attempt_id: &str) -> QueryResult<Vec<Job>> {
+    jobs::table
+        .filter(
+            jobs::id
+                .eq(first_attempt_id)
+                .or(jobs::first_attempt_id.eq(first_attempt_id)),
+        )
+        .order((jobs::attempt.asc(), jobs::created_at.asc()))
+        .select(Job::as_select())
+        .load(conn)
+}
+
+/// Records that `command.run` was sent. Only while `queued`; false
+/// otherwise.
+pub fn mark_dispatched(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
+    diesel::update(
+        jobs::table
+            .find(id)
+            .filter(jobs::status.eq(JobStatus::Queued)),
+    )
+    .set(jobs::dispatched_at.eq(now))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Records the agent's `command.result` with `accepted: true`. Only while
+/// the job is active; false otherwise. (A refusal is a [`finish`] with
+/// `failed`.)
+pub fn mark_accepted(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
+    diesel::update(
+        jobs::table
+            .find(id)
+            .filter(jobs::status.eq_any(JobStatus::ACTIVE))
+            .filter(jobs::accepted_at.is_null()),
+    )
+    .set(jobs::accepted_at.eq(now))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// `job.started`: `queued` → `running`. False if the job is not queued
+/// (already running, or terminal: a late message changes nothing).
+pub fn mark_started(conn: &mut DbConnection, id: &str, started_at: i64) -> QueryResult<bool> {
+    diesel::update(
+        jobs::table
+            .find(id)
+            .filter(jobs::status.eq(JobStatus::Queued)),
+    )
+    .set((
+        jobs::status.eq(JobStatus::Running),
+        jobs::started_at.eq(started_at),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Keeps the latest `job.progress` (JSON). Only while the job is active;
+/// false otherwise.
+pub fn update_progress(conn: &mut DbConnection, id: &str, progress: &str) -> QueryResult<bool> {
+    diesel::update(
+        jobs::table
+            .find(id)
+            .filter(jobs::status.eq_any(JobStatus::ACTIVE)),
+    )
+    .set(jobs::progress.eq(progress))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Makes a job terminal, once: the change applies only if the job is
+/// still `queued` or `running`, so a repeated `job.finished` (at-least-once
+/// delivery) or a report after a cancel leaves the first outcome in place.
+/// A pending `retry_at` is cleared. `finish.status` must be terminal
+/// (otherwise a `QueryBuilderError`, nothing written).
+pub fn finish(conn: &mut DbConnection, id: &str, finish: &JobFinish) -> QueryResult<FinishOutcome> {
+    if !finish.status.is_terminal() {
+        return Err(DieselError::QueryBuilderError(
+            format!(
+                "cannot finish job {id} with non-terminal status {}",
+                finish.status
+            )
+            .into(),
+        ));
+    }
+    let updated = diesel::update(
+        jobs::table
+            .find(id)
+            .filter(jobs::status.eq_any(JobStatus::ACTIVE)),
+    )
+    .set((finish, jobs::retry_at.eq(None::<i64>)))
+    .returning(jobs::all_columns)
+    .get_result::<Job>(conn)
+    .optional()?;
+    Ok(match updated {
+        Some(job) => FinishOutcome::Applied(job),
+        None => match get(conn, id)? {
+            Some(job) => FinishOutcome::AlreadyFinished(job),
+            None => FinishOutcome::NotFound,
+        },
+    })
+}
+
+/// The number of jobs per (kind, status), for `/metrics`.
+pub fn count_by_kind_status(
+    conn: &mut DbConnection,
+) -> QueryResult<Vec<(JobKind, JobStatus, i64)>> {
+    let rows: Vec<(JobKind, JobStatus, i64)> = jobs::table
+        .group_by((jobs::kind, jobs::status))
+        .select((jobs::kind, jobs::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    // Merge in Rust: grouping is by text, and the order should not depend
+    // on the backend's collation.
+    let mut merged: HashMap<(JobKind, JobStatus), i64> = HashMap::new();
+    for (kind, status, n) in rows {
+        *merged.entry((kind, status)).or_default() += n;
+    }
+    let mut out: Vec<_> = merged.into_iter().map(|((k, s), n)| (k, s, n)).collect();
+    out.sort_by_key(|(k, s, _)| (k.as_str(), s.as_str()));
+    Ok(out)
+}
+
+/// Deletes a job and its log lines. False if it did not exist.
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    diesel::delete(jobs::table.find(id))
+        .execute(conn)
+        .map(|n| n == 1)
+}

@@ -1,0 +1,532 @@
+//! Opening the database: the URL rules, the r2d2 connection manager, the
+//! SQLite pragmas set on every pooled connection, and [`StoreError`].
+//!
+//! `postgres://` / `postgresql://` select PostgreSQL (with the `postgres`
+//! feature); `sqlite://PATH`, `sqlite:PATH` or a plain path select SQLite.
+//! The manager establishes the concrete connection itself rather than
+//! going through the derived `DbConnection::establish`, which tries every
+//! backend in turn and throws each one's error away: here the backend is
+//! decided once, from the URL, and a refused connection keeps its reason.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use diesel::connection::{Connection, SimpleConnection};
+use diesel::r2d2::{CustomizeConnection, HandleError, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+
+#[cfg(feature = "postgres")]
+use diesel::pg::PgConnection;
+
+use super::DbConnection;
+
+/// The connection pool every caller shares. Build it with [`connect`].
+pub type Pool = r2d2::Pool<DbManager>;
+
+/// A connection checked out of the [`Pool`]; derefs to [`DbConnection`].
+pub type PooledConn = r2d2::PooledConnection<DbManager>;
+
+/// SQLite waits this long for a lock held by another connection before it
+/// gives up with "database is locked".
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5000;
+
+/// Why the store could not be opened or migrated. Every message is one line
+/// and names the database URL without its password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no backend this program speaks, or is unusable.
+    #[error("invalid database URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL, password removed.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A `postgres://` URL given to a SQLite-only build.
+    #[error("this build has no PostgreSQL support (built without the `postgres` feature)")]
+    PostgresUnsupported,
+    /// A pool needs at least one connection.
+    #[error("invalid database pool size {0}: it must be at least 1")]
+    InvalidPoolSize(u32),
+    /// The directory for the SQLite file could not be created.
+    #[error("cannot create the database directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The database refused or could not be reached.
+    #[error("cannot connect to database {url}: {message}")]
+    Connect {
+        /// The URL, password removed.
+        url: String,
+        /// The driver's reason, on one line, password removed.
+        message: String,
+    },
+    /// Applying or reverting migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    /// A query during start-up failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+/// Which database a URL selects, decided once when the pool is built.
+#[derive(Clone)]
+enum Target {
+    /// A SQLite file (or a `file:` URI handed to SQLite as is).
+    Sqlite { path: String },
+    /// A PostgreSQL URL, handed to libpq as is.
+    #[cfg(feature = "postgres")]
+    Postgres { url: String },
+}
+
+impl Target {
+    /// Classifies a database URL (see the module documentation).
+    fn parse(database_url: &str) -> Result<Target, StoreError> {
+        let invalid = |reason| StoreError::InvalidUrl {
+            url: redact_url(database_url),
+            reason,
+        };
+        if database_url.trim().is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        let lower = database_url.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Ok(Target::Postgres {
+                url: database_url.to_owned(),
+            });
+            #[cfg(not(feature = "postgres"))]
+            return Err(StoreError::PostgresUnsupported);
+        }
+        let path = if lower.starts_with("sqlite://") {
+            &database_url["sqlite://".len()..]
+        } else if lower.starts_with("sqlite:") {
+            &database_url["sqlite:".len()..]
+        } else if has_url_scheme(database_url) {
+            return Err(invalid(
+                "unsupported scheme; use postgres://…, sqlite://PATH or a file path",
+            ));
+        } else {
+            database_url
+        };
+        if path.is_empty() {
+            return Err(invalid("the SQLite path is empty"));
+        }
+        let lower_path = path.to_ascii_lowercase();
+        if lower_path == ":memory:"
+            || lower_path.starts_with("file::memory:")
+            || lower_path.contains("mode=memory")
+        {
+            return Err(invalid(
+                "an in-memory SQLite database cannot back a connection pool \
+                 (every connection would get its own empty database); give a file path",
+            ));
+        }
+        Ok(Target::Sqlite {
+            path: path.to_owned(),
+        })
+    }
+
+    /// The URL or path this target opens, for messages (password removed).
+    fn display(&self) -> String {
+        match self {
+            Target::Sqlite { path } => path.clone(),
+            #[cfg(feature = "postgres")]
+            Target::Postgres { url } => redact_url(url),
+        }
+    }
+
+    /// The URL or path exactly as given.
+    fn raw(&self) -> &str {
+        match self {
+            Target::Sqlite { path } => path,
+            #[cfg(feature = "postgres")]
+            Target::Postgres { url } => url,
+        }
+    }
+
+    /// Text that must never appear in a message: the URL's password, raw
+    /// and percent-decoded (nothing for a plain path).
+    fn secrets(&self) -> Vec<String> {
+        match url_password(self.raw()) {
+            Some(raw) if !raw.is_empty() => vec![raw.to_owned(), percent_decode(raw)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// True when `s` starts with `scheme://` (letters, digits, `+ - .`).
+fn has_url_scheme(s: &str) -> bool {
+    match s.find("://") {
+        Some(end) if end >= 2 => {
+            let scheme = &s[..end];
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        _ => false,
+    }
+}
+
+/// The byte range of a URL's authority (`user:pass@host:port`), if it has
+/// a `scheme://`.
+fn authority_range(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let len = url[start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(url.len() - start);
+    Some((start, start + len))
+}
+
+/// The password in a URL's user info, if any (still percent-encoded).
+fn url_password(url: &str) -> Option<&str> {
+    let (start, end) = authority_range(url)?;
+    let authority = &url[start..end];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let colon = userinfo.find(':')?;
+    Some(&userinfo[colon + 1..])
+}
+
+/// Decodes `%XX` escapes; anything malformed is kept as written.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of one hexadecimal digit.
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A database URL fit for logs and error messages: the password in the
+/// user info and any `password=` query parameter become `***`. Text that
+/// is not a URL (a SQLite path) is returned unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((start, end)) = authority_range(url) else {
+        return url.to_owned();
+    };
+    let authority = &url[start..end];
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..start]);
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.find(':') {
+                Some(colon) => {
+                    out.push_str(&userinfo[..colon]);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let rest = &url[end..];
+    match rest.find('?') {
+        Some(q) => {
+            out.push_str(&rest[..=q]);
+            let (query, fragment) = match rest[q + 1..].find('#') {
+                Some(h) => (&rest[q + 1..q + 1 + h], &rest[q + 1 + h..]),
+                None => (&rest[q + 1..], ""),
+            };
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+            out.push_str(fragment);
+        }
+        None => out.push_str(rest),
+    }
+    out
+}
+
+/// Makes a driver message safe to show: one line, no password.
+fn clean_message(message: &str, secrets: &[String]) -> String {
+    let mut one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    for secret in secrets {
+        one_line = one_line.replace(secret.as_str(), "***");
+    }
+    one_line
+}
+
+/// Creates the directory a SQLite file lives in, if the path has one.
+fn create_parent_dir(path: &str) -> Result<(), StoreError> {
+    if path.to_ascii_lowercase().starts_with("file:") {
+        // A SQLite URI: its options, not a plain path; SQLite opens it as is.
+        return Ok(());
+    }
+    match Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The r2d2 connection manager: opens a connection to the one backend the
+/// URL selected.
+#[derive(Clone)]
+pub struct DbManager {
+    target: Target,
+}
+
+impl fmt::Debug for DbManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbManager")
+            .field("database", &self.target.display())
+            .finish()
+    }
+}
+
+impl DbManager {
+    /// A [`StoreError::Connect`] for this database, cleaned of secrets.
+    fn connect_error(&self, error: &dyn fmt::Display) -> StoreError {
+        StoreError::Connect {
+            url: self.target.display(),
+            message: clean_message(&error.to_string(), &self.target.secrets()),
+        }
+    }
+}
+
+impl r2d2::ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.target {
+            Target::Sqlite { path } => SqliteConnection::establish(path).map(DbConnection::Sqlite),
+            #[cfg(feature = "postgres")]
+            Target::Postgres { url } => PgConnection::establish(url).map(DbConnection::Pg),
+        }
+        .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Sets the per-connection SQLite pragmas each time r2d2 opens a
+/// connection (PostgreSQL needs none). Busy timeout first, so that the
+/// journal-mode switch itself waits for a lock instead of failing.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionSetup;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        match conn {
+            DbConnection::Sqlite(sqlite) => sqlite
+                .batch_execute(&format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;"
+                ))
+                .map_err(diesel::r2d2::Error::QueryError),
+            #[cfg(feature = "postgres")]
+            DbConnection::Pg(_) => Ok(()),
+        }
+    }
+}
+
+/// Sends r2d2's background connection errors to `tracing` (its default
+/// handler writes to the `log` crate, which this program does not collect).
+#[derive(Debug)]
+struct TracingErrorHandler {
+    database: String,
+    secrets: Vec<String>,
+}
+
+impl HandleError<diesel::r2d2::Error> for TracingErrorHandler {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        tracing::error!(
+            database = %self.database,
+            error = %clean_message(&error.to_string(), &self.secrets),
+            "database pool could not open a connection"
+        );
+    }
+}
+
+/// Opens the database at `database_url` with up to `max_size` pooled
+/// connections, creating the SQLite file's directory and running the
+/// pending migrations first.
+///
+/// One connection is opened and migrated by hand before the pool is built,
+/// so an unreachable or misconfigured database fails at once with the
+/// driver's reason instead of after r2d2's connection timeout.
+pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
+    if max_size == 0 {
+        return Err(StoreError::InvalidPoolSize(max_size));
+    }
+    let target = Target::parse(database_url)?;
+    match &target {
+        Target::Sqlite { path } => create_parent_dir(path)?,
+        #[cfg(feature = "postgres")]
+        Target::Postgres { .. } => {}
+    }
+    let manager = DbManager { target };
+    let setup = ConnectionSetup;
+    {
+        use r2d2::ManageConnection;
+        let mut first = manager.connect().map_err(|e| manager.connect_error(&e))?;
+        setup
+            .on_acquire(&mut first)
+            .map_err(|e| manager.connect_error(&e))?;
+        let applied = super::run_migrations(&mut first)?;
+        tracing::info!(
+            database = %manager.target.display(),
+            backend = super::backend_name(&first),
+            migrations_applied = applied,
+            "database ready"
+        );
+    }
+    let handler = TracingErrorHandler {
+        database: manager.target.display(),
+        secrets: manager.target.secrets(),
+    };
+    let checker = manager.clone();
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_customizer(Box::new(setup))
+        .error_handler(Box::new(handler))
+        .build(manager)
+        .map_err(|e| checker.connect_error(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Passwords in the user info and in the query string are hidden.
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://alice:s3cret@db.example:5432/rm?sslmode=require"),
+            "postgres://alice:***@db.example:5432/rm?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/rm?user=bob&password=hunter2#x"),
+            "postgresql://db/rm?user=bob&password=***#x"
+        );
+        assert_eq!(
+            redact_url("postgres://alice@db/rm"),
+            "postgres://alice@db/rm"
+        );
+        assert_eq!(
+            redact_url("data/restic-manager.db"),
+            "data/restic-manager.db"
+        );
+        // An '@' inside the password does not leak its tail.
+        assert_eq!(
+            redact_url("postgres://u:p@ss@host/db"),
+            "postgres://u:***@host/db"
+        );
+    }
+
+    /// Driver messages become one line without the password.
+    #[test]
+    fn cleans_driver_messages() {
+        let msg = "connection failed:\n  FATAL: password p%40ss rejected\n";
+        assert_eq!(
+            clean_message(msg, &["p%40ss".to_owned()]),
+            "connection failed: FATAL: password *** rejected"
+        );
+        assert_eq!(percent_decode("p%40ss%zz%4"), "p@ss%zz%4");
+    }
+
+    /// `:memory:` and its URI spellings are refused with the reason.
+    #[test]
+    fn refuses_in_memory_sqlite() {
+        for url in [
+            ":memory:",
+            "sqlite://:memory:",
+            "file::memory:?cache=shared",
+        ] {
+            let err = Target::parse(url).err().unwrap();
+            assert!(err.to_string().contains("in-memory SQLite"), "{url}: {err}");
+        }
+    }
+
+    /// Plain paths and both sqlite spellings select SQLite with the path.
+    #[test]
+    fn sqlite_urls_give_paths() {
+        for (url, want) in [
+            ("data/rm.db", "data/rm.db"),
+            ("sqlite://data/rm.db", "data/rm.db"),
+            ("sqlite:///var/lib/rm.db", "/var/lib/rm.db"),
+            ("sqlite:rm.db", "rm.db"),
+        ] {
+            match Target::parse(url) {
+                Ok(Target::Sqlite { path }) => assert_eq!(path, want),
+                _ => panic!("{url} should be SQLite"),
+            }
+        }
+    }
+
+    /// Unknown schemes and empty input are refused, not opened as files.
+    #[test]
+    fn refuses_other_schemes() {
+        for url in ["mysql://root:pw@db/x", "", "  ", "sqlite://"] {
+            let err = Target::parse(url).err().unwrap();
+            assert!(matches!(err, StoreError::InvalidUrl { .. }), "{url}: {err}");
+            assert!(!err.to_string().contains("pw@"), "{err}");
+        }
+    }
+
+    /// A PostgreSQL URL selects PostgreSQL, or a clear error without the
+    /// feature.
+    #[test]
+    fn postgres_urls() {
+        let parsed = Target::parse("postgres://u:pw@localhost/db");
+        #[cfg(feature = "postgres")]
+        assert!(matches!(parsed, Ok(Target::Postgres { .. })));
+        #[cfg(not(feature = "postgres"))]
+        assert_eq!(
+            parsed.err().unwrap().to_string(),
+            "this build has no PostgreSQL support (built without the `postgres` feature)"
+        );
+    }
+
+    /// A pool of zero connections is refused instead of panicking in r2d2.
+    #[test]
+    fn zero_pool_size_is_an_error() {
+        let err = connect("unused.db", 0).err().unwrap();
+        assert!(matches!(err, StoreError::InvalidPoolSize(0)));
+    }
+}

@@ -1,0 +1,176 @@
+//! Queries on `schedules` and `schedule_source_groups`: a host's cron
+//! schedules and the source groups each one runs, read back in the shape
+//! of `schedule.set`.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::models::{
+    NewSchedule, Schedule, ScheduleChanges, ScheduleSourceGroup, ScheduleWithGroups, SourceGroup,
+};
+use super::schema::{hosts, schedule_source_groups as ssg, schedules, source_groups as sg};
+use super::{per_backend, write_transaction, DbConnection, INSERT_CHUNK_ROWS};
+
+/// Creates a schedule (without groups: see [`set_groups`]).
+pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
+    diesel::insert_into(schedules::table)
+        .values(new)
+        .returning(schedules::all_columns)
+        .get_result(conn)
+}
+
+/// The schedule with this id.
+pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Schedule>> {
+    schedules::table
+        .find(id)
+        .select(Schedule::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The schedule with this id if it belongs to this host.
+pub fn get_for_host(
+    conn: &mut DbConnection,
+    host_id: &str,
+    id: &str,
+) -> QueryResult<Option<Schedule>> {
+    schedules::table
+        .find(id)
+        .filter(schedules::host_id.eq(host_id))
+        .select(Schedule::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The host's schedules in creation order.
+pub fn list_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<Schedule>> {
+    schedules::table
+        .filter(schedules::host_id.eq(host_id))
+        .order((schedules::created_at.asc(), schedules::id.asc()))
+        .select(Schedule::as_select())
+        .load(conn)
+}
+
+/// Every enabled schedule of a non-revoked host (the missed-run check).
+pub fn list_enabled(conn: &mut DbConnection) -> QueryResult<Vec<Schedule>> {
+    schedules::table
+        .inner_join(hosts::table)
+        .filter(schedules::enabled.eq(true))
+        .filter(hosts::revoked_at.is_null())
+        .order((schedules::host_id.asc(), schedules::id.asc()))
+        .select(Schedule::as_select())
+        .load(conn)
+}
+
+/// Changes a schedule. `None` if it does not exist.
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: &ScheduleChanges,
+    now: i64,
+) -> QueryResult<Option<Schedule>> {
+    diesel::update(schedules::table.find(id))
+        .set((changes, schedules::updated_at.eq(now)))
+        .returning(schedules::all_columns)
+        .get_result(conn)
+        .optional()
+}
+
+/// Deletes a schedule and its group links. False if it did not exist.
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    diesel::delete(schedules::table.find(id))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+/// Replaces the source groups a schedule runs, in one transaction. Every
+/// group must belong to the schedule's host: otherwise nothing changes and
+/// the error is a `ForeignKeyViolation` naming the problem. `NotFound` if
+/// the schedule does not exist.
+pub fn set_groups(
+    conn: &mut DbConnection,
+    schedule_id: &str,
+    group_ids: &[String],
+) -> QueryResult<()> {
+    write_transaction(conn, |conn| {
+        let host_id: String = schedules::table
+            .find(schedule_id)
+            .select(schedules::host_id)
+            .first(conn)?;
+        let mut wanted: Vec<&str> = group_ids.iter().map(String::as_str).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut found = 0;
+        for chunk in wanted.chunks(INSERT_CHUNK_ROWS) {
+            let n: i64 = sg::table
+                .filter(sg::id.eq_any(chunk))
+                .filter(sg::host_id.eq(&host_id))
+                .count()
+                .get_result(conn)?;
+            found += usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if found != wanted.len() {
+            return Err(DieselError::DatabaseError(
+                DatabaseErrorKind::ForeignKeyViolation,
+                Box::new(format!(
+                    "{} of the source groups do not exist on host {host_id}",
+                    wanted.len().saturating_sub(found)
+                )),
+            ));
+        }
+        diesel::delete(ssg::table.filter(ssg::schedule_id.eq(schedule_id))).execute(conn)?;
+        let links: Vec<ScheduleSourceGroup> = wanted
+            .iter()
+            .map(|g| ScheduleSourceGroup {
+                schedule_id: schedule_id.to_owned(),
+                source_group_id: (*g).to_owned(),
+            })
+            .collect();
+        for chunk in links.chunks(INSERT_CHUNK_ROWS) {
+            // Multi-row VALUES: not expressible on the multi-backend.
+            per_backend!(&mut *conn, |c| diesel::insert_into(ssg::table)
+                .values(chunk)
+                .execute(c))?;
+        }
+        Ok(())
+    })
+}
+
+/// The source groups a schedule runs, ordered by name.
+pub fn groups_of(conn: &mut DbConnection, schedule_id: &str) -> QueryResult<Vec<SourceGroup>> {
+    ssg::table
+        .inner_join(sg::table)
+        .filter(ssg::schedule_id.eq(schedule_id))
+        .order(sg::name.asc())
+        .select(SourceGroup::as_select())
+        .load(conn)
+}
+
+/// The host's schedules in creation order, each with its groups ordered by
+/// name: the canonical list `schedule.set` carries.
+pub fn list_with_groups_for_host(
+    conn: &mut DbConnection,
+    host_id: &str,
+) -> QueryResult<Vec<ScheduleWithGroups>> {
+    let schedules = list_for_host(conn, host_id)?;
+    let links: Vec<(String, SourceGroup)> = ssg::table
+        .inner_join(sg::table)
+        .inner_join(schedules::table)
+        .filter(schedules::host_id.eq(host_id))
+        .order(sg::name.asc())
+        .select((ssg::schedule_id, SourceGroup::as_select()))
+        .load(conn)?;
+    let mut by_schedule: HashMap<String, Vec<SourceGroup>> = HashMap::new();
+    for (schedule_id, group) in links {
+        by_schedule.entry(schedule_id).or_default().push(group);
+    }
+    Ok(schedules
+        .into_iter()
+        .map(|schedule| {
+            let groups = by_schedule.remove(&schedule.id).unwrap_or_default();
+            ScheduleWithGroups { schedule, groups }
+        })
+        .collect())
+}

@@ -1,0 +1,265 @@
+//! The diesel schema, written by hand so that one definition serves both
+//! backends (`migrations/sqlite` and `migrations/postgres` create the same
+//! tables; only the SQL types differ).
+//!
+//! Portable types only: ids are `Text` (UUID v7), times are `BigInt` Unix
+//! milliseconds UTC, JSON lives in `Text`, sealed secrets are `Binary`
+//! (BLOB / BYTEA), enums are `Text` (see [`super::types`]). Small counters
+//! (attempt, exit code, retry settings) are `Integer`.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        disabled -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        last_login_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        csrf_token -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        last_seen_at -> BigInt,
+        source_addr -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    repositories (id) {
+        id -> Text,
+        url -> Text,
+        username -> Nullable<Text>,
+        password_sealed -> Nullable<Binary>,
+        credential_sealed -> Nullable<Binary>,
+        hook_shell -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    hosts (id) {
+        id -> Text,
+        hostname -> Text,
+        display_name -> Nullable<Text>,
+        labels -> Text,
+        os -> Text,
+        arch -> Text,
+        agent_version -> Nullable<Text>,
+        restic_version -> Nullable<Text>,
+        boot_time -> Nullable<BigInt>,
+        capabilities -> Text,
+        agent_token_hash -> Text,
+        repository_id -> Nullable<Text>,
+        online -> Bool,
+        last_seen_at -> Nullable<BigInt>,
+        enrolled_at -> BigInt,
+        updated_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    enrollment_tokens (id) {
+        id -> Text,
+        token_hash -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        used_by_host_id -> Nullable<Text>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    source_groups (id) {
+        id -> Text,
+        host_id -> Text,
+        name -> Text,
+        includes -> Text,
+        excludes -> Text,
+        retention_policy -> Nullable<Text>,
+        retry_max -> Integer,
+        retry_backoff_seconds -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    schedules (id) {
+        id -> Text,
+        host_id -> Text,
+        cron_expr -> Text,
+        enabled -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    schedule_source_groups (schedule_id, source_group_id) {
+        schedule_id -> Text,
+        source_group_id -> Text,
+    }
+}
+
+diesel::table! {
+    host_schedule_version (host_id) {
+        host_id -> Text,
+        version -> BigInt,
+        pushed_version -> BigInt,
+        acked_version -> BigInt,
+        pushed_at -> Nullable<BigInt>,
+        acked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        host_id -> Text,
+        kind -> Text,
+        status -> Text,
+        trigger -> Text,
+        source_group_id -> Nullable<Text>,
+        tag -> Nullable<Text>,
+        includes -> Text,
+        excludes -> Text,
+        retention_policy -> Nullable<Text>,
+        args -> Text,
+        schedule_id -> Nullable<Text>,
+        scheduled_at -> Nullable<BigInt>,
+        attempt -> Integer,
+        first_attempt_id -> Nullable<Text>,
+        retry_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        dispatched_at -> Nullable<BigInt>,
+        accepted_at -> Nullable<BigInt>,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+        exit_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        warning -> Nullable<Text>,
+        stats -> Nullable<Text>,
+        progress -> Nullable<Text>,
+        last_log_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    job_logs (job_id, seq) {
+        job_id -> Text,
+        seq -> BigInt,
+        ts -> BigInt,
+        stream -> Text,
+        payload -> Text,
+    }
+}
+
+diesel::table! {
+    snapshots (host_id, snapshot_id) {
+        host_id -> Text,
+        snapshot_id -> Text,
+        short_id -> Text,
+        time -> BigInt,
+        hostname -> Text,
+        paths -> Text,
+        tags -> Text,
+        size_bytes -> Nullable<BigInt>,
+        file_count -> Nullable<BigInt>,
+        reported_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    repo_stats (id) {
+        id -> Text,
+        host_id -> Text,
+        recorded_at -> BigInt,
+        size_bytes -> Nullable<BigInt>,
+        snapshot_count -> Nullable<BigInt>,
+        dedup_ratio -> Nullable<Double>,
+        last_check_at -> Nullable<BigInt>,
+        last_check_status -> Nullable<Text>,
+        lock_state -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    missed_runs (id) {
+        id -> Text,
+        host_id -> Text,
+        schedule_id -> Text,
+        scheduled_at -> BigInt,
+        detected_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        source_addr -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(hosts -> repositories (repository_id));
+diesel::joinable!(source_groups -> hosts (host_id));
+diesel::joinable!(schedules -> hosts (host_id));
+diesel::joinable!(schedule_source_groups -> schedules (schedule_id));
+diesel::joinable!(schedule_source_groups -> source_groups (source_group_id));
+diesel::joinable!(host_schedule_version -> hosts (host_id));
+diesel::joinable!(jobs -> hosts (host_id));
+diesel::joinable!(job_logs -> jobs (job_id));
+diesel::joinable!(snapshots -> hosts (host_id));
+diesel::joinable!(repo_stats -> hosts (host_id));
+diesel::joinable!(missed_runs -> hosts (host_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    api_tokens,
+    repositories,
+    hosts,
+    enrollment_tokens,
+    source_groups,
+    schedules,
+    schedule_source_groups,
+    host_schedule_version,
+    jobs,
+    job_logs,
+    snapshots,
+    repo_stats,
+    missed_runs,
+    audit_log,
+);

@@ -1,0 +1,73 @@
+//! Queries on `snapshots`: each host's projection of its repository's
+//! snapshots, replaced as a whole by every `snapshots.report`.
+
+use diesel::prelude::*;
+
+use super::models::{NewSnapshot, Snapshot};
+use super::schema::snapshots;
+use super::{per_backend, write_transaction, DbConnection, INSERT_CHUNK_ROWS};
+
+/// A snapshot row to insert. `None` writes NULL rather than DEFAULT, which
+/// SQLite's multi-row VALUES needs.
+#[derive(Insertable)]
+#[diesel(table_name = snapshots, treat_none_as_default_value = false)]
+struct Row<'a> {
+    host_id: &'a str,
+    snapshot_id: &'a str,
+    short_id: &'a str,
+    time: i64,
+    hostname: &'a str,
+    paths: &'a str,
+    tags: &'a str,
+    size_bytes: Option<i64>,
+    file_count: Option<i64>,
+    reported_at: i64,
+}
+
+/// Replaces the host's snapshots with this report's, in one transaction
+/// (readers see the old list or the new one, never a mix); a snapshot id
+/// listed twice is stored once. Returns how many are stored. Replaying the
+/// same report gives the same rows.
+pub fn replace_for_host(
+    conn: &mut DbConnection,
+    host_id: &str,
+    report: &[NewSnapshot],
+    reported_at: i64,
+) -> QueryResult<usize> {
+    write_transaction(conn, |conn| {
+        diesel::delete(snapshots::table.filter(snapshots::host_id.eq(host_id))).execute(conn)?;
+        let rows: Vec<Row<'_>> = report
+            .iter()
+            .map(|s| Row {
+                host_id,
+                snapshot_id: &s.snapshot_id,
+                short_id: &s.short_id,
+                time: s.time,
+                hostname: &s.hostname,
+                paths: &s.paths,
+                tags: &s.tags,
+                size_bytes: s.size_bytes,
+                file_count: s.file_count,
+                reported_at,
+            })
+            .collect();
+        let mut stored = 0;
+        for chunk in rows.chunks(INSERT_CHUNK_ROWS) {
+            // Multi-row insert ignoring duplicates: per backend.
+            stored += per_backend!(&mut *conn, |c| diesel::insert_into(snapshots::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(c))?;
+        }
+        Ok(stored)
+    })
+}
+
+/// The host's snapshots, newest first.
+pub fn list_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<Snapshot>> {
+    snapshots::table
+        .filter(snapshots::host_id.eq(host_id))
+        .order((snapshots::time.desc(), snapshots::snapshot_id.asc()))
+        .select(Snapshot::as_select())
+        .load(conn)
+}
