@@ -61,13 +61,17 @@ pub fn bootstrap_admin_with(
     }
     let (password, generated) = match env_password {
         Some(p) => {
-            check_password_policy(&p).with_context(|| format!("{ADMIN_PASSWORD_ENV} is unusable"))?;
+            check_password_policy(&p)
+                .with_context(|| format!("{ADMIN_PASSWORD_ENV} is unusable"))?;
             (p, false)
         }
         None => (auth::generate_password()?, true),
     };
     insert_user(&mut conn, INITIAL_ADMIN, Role::Admin, &password)?;
-    tracing::info!(username = INITIAL_ADMIN, "created the initial admin account");
+    tracing::info!(
+        username = INITIAL_ADMIN,
+        "created the initial admin account"
+    );
     Ok(generated.then_some(password))
 }
 
@@ -173,9 +177,9 @@ pub fn create_api_token(
     }
     let now = store::now_ms();
     let expires_at = match ttl {
-        Some(ttl) => Some(now.saturating_add(
-            i64::try_from(ttl.as_millis()).context("the ttl is too long")?,
-        )),
+        Some(ttl) => {
+            Some(now.saturating_add(i64::try_from(ttl.as_millis()).context("the ttl is too long")?))
+        }
         None => None,
     };
     let token = auth::generate_token()?;

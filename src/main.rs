@@ -15,7 +15,11 @@ use restic_manager::config::{CommonArgs, ServeArgs, ServerConfig};
 use restic_manager::{admin, server};
 
 #[derive(Debug, Parser)]
-#[command(name = "restic-manager", version, about = "Control plane for restic backups across a fleet")]
+#[command(
+    name = "restic-manager",
+    version,
+    about = "Control plane for restic backups across a fleet"
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
+use crate::actors::{self, Actors};
 use crate::config::{ServerConfig, TlsFiles};
 use crate::crypto::SecretKey;
 use crate::store::Pool;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub key: Arc<SecretKey>,
     /// The resolved configuration.
     pub config: Arc<ServerConfig>,
+    /// Handles to the actors (sessions, scheduler, persistence, events).
+    pub actors: Actors,
 }
 
 /// A started server: its address, a handle to stop it, and the first admin's
@@ -44,10 +47,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
         .with_context(|| format!("cannot use key file {}", config.key_file.display()))?;
     let initial_admin_password = admin::bootstrap_admin(&pool)?;
 
+    let key = Arc::new(key);
+    let config_arc = Arc::new(config.clone());
+    let actors = actors::start(pool.clone(), key.clone(), config_arc.clone());
     let state = AppState {
         pool,
-        key: Arc::new(key),
-        config: Arc::new(config.clone()),
+        key,
+        config: config_arc,
+        actors,
     };
     let listener = TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;

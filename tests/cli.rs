@@ -1,6 +1,8 @@
 //! The `restic-manager` binary as an operator runs it: `serve` on a fresh
 //! data dir, the admin commands, and one-line errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +32,12 @@ fn serve_first_start_prints_admin_password_and_answers_healthz() {
     for first in [true, false] {
         let port = free_port();
         let mut child = bin()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -41,12 +48,18 @@ fn serve_first_start_prints_admin_password_and_answers_healthz() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let mut line = String::new();
-            assert!(out.read_line(&mut line).unwrap() > 0, "server exited: {printed}");
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "server exited: {printed}"
+            );
             printed.push_str(&line);
             if line.starts_with("listening on") {
                 break;
             }
-            assert!(Instant::now() < deadline, "no 'listening on' line: {printed}");
+            assert!(
+                Instant::now() < deadline,
+                "no 'listening on' line: {printed}"
+            );
         }
         assert_eq!(
             printed.contains("created user admin with password: "),
@@ -79,7 +92,11 @@ fn token_create_prints_only_the_token() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{stdout:?}");
@@ -93,23 +110,45 @@ fn token_create_prints_only_the_token() {
 fn user_add_and_api_token_create() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = bin()
-        .args(["user", "add", "--username", "ops", "--role", "operator", "--password-stdin", "--data-dir"])
+        .args([
+            "user",
+            "add",
+            "--username",
+            "ops",
+            "--role",
+            "operator",
+            "--password-stdin",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"long enough secret\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"long enough secret\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = bin()
         .args(["api-token", "create", "--username", "ops", "--data-dir"])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim().len(), 64);
 
     let out = bin()
@@ -128,11 +167,18 @@ fn user_add_and_api_token_create() {
 #[test]
 fn errors_are_one_line_and_nonzero() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin().args(["user", "add", "--role", "king"]).output().unwrap();
+    let out = bin()
+        .args(["user", "add", "--role", "king"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 
     let out = bin()
-        .args(["migrate", "--database-url", "postgres://nobody@127.0.0.1:1/none"])
+        .args([
+            "migrate",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -142,6 +188,7 @@ fn errors_are_one_line_and_nonzero() {
 
     let key = dir.path().join("bad.key");
     std::fs::write(&key, b"short").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
@@ -159,9 +206,19 @@ fn errors_are_one_line_and_nonzero() {
 #[test]
 fn migrate_applies_and_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin().args(["migrate", "--data-dir"]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8(out.stdout).unwrap().contains("migrations up to date"));
+    let out = bin()
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("migrations up to date"));
 }
 
 mod plain_http {
@@ -171,9 +228,15 @@ mod plain_http {
         let (host, path) = rest.split_once('/').unwrap();
         let mut stream = std::net::TcpStream::connect(host).unwrap();
         use std::io::{Read, Write};
-        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut resp = String::new();
         stream.read_to_string(&mut resp).unwrap();
-        resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+        resp.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
     }
 }

@@ -30,7 +30,9 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     })
     .await;
     match result {
-        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
+        Ok(Ok(())) => HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n"),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             HttpResponse::ServiceUnavailable()

@@ -90,6 +90,12 @@ pub fn backend_name(conn: &DbConnection) -> &'static str {
     }
 }
 
+/// A trivial query, for readiness checks.
+pub fn ping(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT 1").execute(conn).map(|_| ())
+}
+
 /// The current time as Unix milliseconds UTC, the unit of every time column.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -189,6 +189,65 @@ text_enum! {
     }
 }
 
+/// Exhaustive conversions between a store enum and the protocol's or auth's
+/// enum of the same values: the store keeps its own TEXT-backed copies (the
+/// protocol module stays serde-only), and a variant added on one side only
+/// fails to compile here.
+macro_rules! same_values {
+    ($store:ident, $other:path { $($variant:ident),+ $(,)? }) => {
+        impl From<$other> for $store {
+            fn from(v: $other) -> Self {
+                use $other as O;
+                match v { $(O::$variant => $store::$variant),+ }
+            }
+        }
+        impl From<$store> for $other {
+            fn from(v: $store) -> Self {
+                use $other as O;
+                match v { $($store::$variant => O::$variant),+ }
+            }
+        }
+    };
+}
+
+same_values!(
+    Role,
+    crate::auth::Role {
+        Admin,
+        Operator,
+        Viewer
+    }
+);
+same_values!(
+    JobKind,
+    crate::protocol::JobKind {
+        Backup,
+        Init,
+        Forget,
+        Prune,
+        Check,
+        Unlock
+    }
+);
+same_values!(
+    JobStatus,
+    crate::protocol::JobStatus {
+        Queued,
+        Running,
+        Succeeded,
+        Failed,
+        Cancelled
+    }
+);
+same_values!(
+    LogStream,
+    crate::protocol::LogStreamKind {
+        Stdout,
+        Stderr,
+        Event
+    }
+);
+
 /// One page of a list, with the number of rows the filter matches in all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Page<T> {
