@@ -721,3 +721,530 @@ async fn oversized_body_and_wrong_method() {
     .await;
     assert_error(&got, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
+
+/// The host's current schedule version.
+async fn schedule_version(app: &TestApp, host: &str) -> i64 {
+    let host = host.to_owned();
+    db(app, move |conn| {
+        store::schedule_versions::get(conn, &host)
+            .unwrap()
+            .unwrap()
+            .version
+    })
+    .await
+}
+
+/// Every byte of the data directory's files (the SQLite database, its WAL
+/// and journal).
+fn data_dir_bytes(app: &TestApp) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut dirs = vec![app.dir.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                all.extend(std::fs::read(path).unwrap());
+            }
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------
+// Repository
+// ---------------------------------------------------------------------------
+
+/// PUT seals password and credential (never returned, not in the SQLite files, opened back with the key), keeps them when omitted, bumps the schedule version and is audited.
+#[actix_web::test]
+async fn repository_secrets_are_write_only_and_sealed() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "files").await;
+    let path = format!("/hosts/{host}/repository");
+    let password = "correct-horse-battery-staple-4242";
+    let credential = "aws-secret-key-XYZZY-0123456789";
+
+    let missing = get(&app, &app.admin_token, &path).await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+    let version_before = schedule_version(&app, &host).await;
+
+    let resp = client()
+        .put(app.api(&path))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({
+            "url": "s3:s3.example.com/backups/files",
+            "username": "AKIAEXAMPLE",
+            "password": password,
+            "credential": credential,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap();
+    assert!(
+        !text.contains(password) && !text.contains(credential),
+        "{text}"
+    );
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["url"], "s3:s3.example.com/backups/files");
+    assert_eq!(body["username"], "AKIAEXAMPLE");
+    assert_eq!(body["password_set"], true);
+    assert_eq!(body["credential_set"], true);
+    assert!(schedule_version(&app, &host).await > version_before);
+
+    let (status, read) = get(&app, &app.admin_token, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["password_set"], true);
+    assert!(!read.to_string().contains(password));
+
+    // The stored bytes are sealed for this repository's id.
+    let stored = db(&app, {
+        let host = host.clone();
+        move |conn| {
+            store::repositories::get_for_host(conn, &host)
+                .unwrap()
+                .unwrap()
+        }
+    })
+    .await;
+    let sealed = stored.password_sealed.clone().unwrap();
+    assert!(!contains(&sealed, password.as_bytes()));
+    let opened =
+        restic_manager::crypto::open_string(&app.state.key, &sealed, stored.id.as_bytes()).unwrap();
+    assert_eq!(opened, password);
+    let opened = restic_manager::crypto::open_string(
+        &app.state.key,
+        stored.credential_sealed.as_deref().unwrap(),
+        stored.id.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(opened, credential);
+    let files = data_dir_bytes(&app);
+    assert!(
+        !contains(&files, password.as_bytes()),
+        "password in the data dir"
+    );
+    assert!(
+        !contains(&files, credential.as_bytes()),
+        "credential in the data dir"
+    );
+
+    // A PUT without secrets keeps them.
+    let (status, body) = call(
+        &app,
+        &app.admin_token,
+        Method::PUT,
+        &path,
+        Some(json!({"url": "s3:s3.example.com/backups/files2"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["url"], "s3:s3.example.com/backups/files2");
+    assert_eq!(body["password_set"], true);
+    assert_eq!(body["credential_set"], true);
+    let after = db(&app, {
+        let host = host.clone();
+        move |conn| {
+            store::repositories::get_for_host(conn, &host)
+                .unwrap()
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(after.id, stored.id);
+    assert_eq!(after.password_sealed, stored.password_sealed);
+
+    let audits = audit_rows(&app, "repository.create").await;
+    assert_eq!(audits.len(), 1);
+    let detail = audits[0].detail.as_deref().unwrap();
+    assert!(detail.contains("\"password_changed\":true"), "{detail}");
+    assert!(!detail.contains(password));
+    assert_eq!(audit_rows(&app, "repository.update").await.len(), 1);
+}
+
+/// Repository PUT: empty url or password is 400 naming it, unknown fields are 400, a viewer is 403, an unknown host 404.
+#[actix_web::test]
+async fn repository_errors() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "files").await;
+    let path = format!("/hosts/{host}/repository");
+    let viewer = user_with_token(&app, "vi", Role::Viewer, "vi-password-123").await;
+    let put = |body: Value| call(&app, &app.admin_token, Method::PUT, &path, Some(body));
+    let bad = put(json!({"url": ""})).await;
+    assert!(assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed").starts_with("url:"));
+    let bad = put(json!({"url": "/srv/r", "password": ""})).await;
+    assert!(
+        assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed").starts_with("password:")
+    );
+    let bad = put(json!({"password": "x"})).await;
+    assert!(assert_error(&bad, StatusCode::BAD_REQUEST, "bad_request").contains("url"));
+    let bad = put(json!({"url": "/srv/r", "password_set": true})).await;
+    assert!(assert_error(&bad, StatusCode::BAD_REQUEST, "bad_request").contains("password_set"));
+    let refused = call(
+        &app,
+        &viewer,
+        Method::PUT,
+        &path,
+        Some(json!({"url": "/srv/r", "password": "pw"})),
+    )
+    .await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    let missing = call(
+        &app,
+        &app.admin_token,
+        Method::PUT,
+        "/hosts/nope/repository",
+        Some(json!({"url": "/srv/r"})),
+    )
+    .await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+    assert!(audit_rows(&app, "repository.create").await.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Source groups
+// ---------------------------------------------------------------------------
+
+fn group_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "includes": ["/etc", "/home"],
+        "excludes": ["*.tmp"],
+        "retention_policy": {"keep_daily": 7, "keep_weekly": 4},
+        "retry_max": 2,
+        "retry_backoff_seconds": 60
+    })
+}
+
+/// Source groups: create (201), list, read, replace, delete (204); each change bumps the schedule version and is audited.
+#[actix_web::test]
+async fn source_group_crud() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    let base = format!("/hosts/{host}/source-groups");
+    let v0 = schedule_version(&app, &host).await;
+
+    let (status, created) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &base,
+        Some(group_body("etc")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["name"], "etc");
+    assert_eq!(created["host_id"], host.as_str());
+    assert_eq!(created["includes"], json!(["/etc", "/home"]));
+    assert_eq!(created["excludes"], json!(["*.tmp"]));
+    assert_eq!(
+        created["retention_policy"],
+        json!({"keep_daily": 7, "keep_weekly": 4})
+    );
+    assert_eq!(created["retry_max"], 2);
+    assert_eq!(created["retry_backoff_seconds"], 60);
+    let gid = created["id"].as_str().unwrap().to_owned();
+    let v1 = schedule_version(&app, &host).await;
+    assert!(v1 > v0);
+
+    let (status, minimal) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &base,
+        Some(json!({"name": "var", "includes": ["/var"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{minimal}");
+    assert_eq!(minimal["retention_policy"], Value::Null);
+    assert_eq!(minimal["excludes"], json!([]));
+    assert_eq!(minimal["retry_backoff_seconds"], 300);
+
+    let (status, list) = get(&app, &app.admin_token, &base).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 2);
+    assert_eq!(list["items"][0]["name"], "etc");
+    assert_eq!(list["items"][1]["name"], "var");
+
+    let one = format!("{base}/{gid}");
+    let (status, read) = get(&app, &app.admin_token, &one).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["id"], gid.as_str());
+
+    let mut replaced = group_body("etc-renamed");
+    replaced["retention_policy"] = Value::Null;
+    let (status, updated) = call(&app, &app.admin_token, Method::PUT, &one, Some(replaced)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "etc-renamed");
+    assert_eq!(updated["retention_policy"], Value::Null);
+    let v2 = schedule_version(&app, &host).await;
+    assert!(v2 > v1);
+
+    let (status, _) = call(&app, &app.admin_token, Method::DELETE, &one, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_error(
+        &get(&app, &app.admin_token, &one).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert!(schedule_version(&app, &host).await > v2);
+    let again = call(&app, &app.admin_token, Method::DELETE, &one, None).await;
+    assert_error(&again, StatusCode::NOT_FOUND, "not_found");
+
+    assert_eq!(audit_rows(&app, "source_group.create").await.len(), 2);
+    assert_eq!(audit_rows(&app, "source_group.update").await.len(), 1);
+    let deleted = audit_rows(&app, "source_group.delete").await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].target.as_deref(), Some(gid.as_str()));
+}
+
+/// Source group errors: 409 for a name taken on the host (create and rename), 400 naming the field, 403 for a viewer, 404 for a group of another host.
+#[actix_web::test]
+async fn source_group_errors() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    let other = create_host(&app, "db").await;
+    let base = format!("/hosts/{host}/source-groups");
+    let post = |path: String, body: Value| {
+        let app = &app;
+        async move { call(app, &app.admin_token, Method::POST, &path, Some(body)).await }
+    };
+
+    let (status, _) = post(base.clone(), group_body("etc")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, second) = post(base.clone(), group_body("home")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let taken = post(base.clone(), group_body("etc")).await;
+    assert!(assert_error(&taken, StatusCode::CONFLICT, "conflict").contains("etc"));
+    // The same name on another host is fine.
+    let (status, on_other) = post(format!("/hosts/{other}/source-groups"), group_body("etc")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Renaming onto a taken name is a conflict too.
+    let home = format!("{base}/{}", second["id"].as_str().unwrap());
+    let rename = call(
+        &app,
+        &app.admin_token,
+        Method::PUT,
+        &home,
+        Some(group_body("etc")),
+    )
+    .await;
+    assert_error(&rename, StatusCode::CONFLICT, "conflict");
+
+    let cases = [
+        (json!({"name": "", "includes": ["/"]}), "name"),
+        (json!({"name": "x", "includes": []}), "includes"),
+        (
+            json!({"name": "x", "includes": ["/"], "retention_policy": {}}),
+            "retention_policy",
+        ),
+        (
+            json!({"name": "x", "includes": ["/"], "retention_policy": {"keep_within": "forever"}}),
+            "retention_policy",
+        ),
+    ];
+    for (body, field) in cases {
+        let got = post(base.clone(), body.clone()).await;
+        let message = assert_error(&got, StatusCode::BAD_REQUEST, "validation_failed");
+        assert!(message.starts_with(field), "{body}: {message}");
+    }
+    let missing_field = post(base.clone(), json!({"name": "x"})).await;
+    assert!(
+        assert_error(&missing_field, StatusCode::BAD_REQUEST, "bad_request").contains("includes")
+    );
+
+    let viewer = user_with_token(&app, "vi", Role::Viewer, "vi-password-123").await;
+    assert_eq!(get(&app, &viewer, &base).await.0, StatusCode::OK);
+    let refused = call(&app, &viewer, Method::POST, &base, Some(group_body("new"))).await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    let refused = call(&app, &viewer, Method::DELETE, &home, None).await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+
+    let foreign = format!("{base}/{}", on_other["id"].as_str().unwrap());
+    assert_error(
+        &get(&app, &app.admin_token, &foreign).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let unknown_host = get(&app, &app.admin_token, "/hosts/nope/source-groups").await;
+    assert_error(&unknown_host, StatusCode::NOT_FOUND, "not_found");
+}
+
+// ---------------------------------------------------------------------------
+// Schedules
+// ---------------------------------------------------------------------------
+
+/// Schedules: create with group names (201, five next runs, a description), list, replace, disable (no next runs), delete; versions bump; audited.
+#[actix_web::test]
+async fn schedule_crud() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    for name in ["etc", "home"] {
+        let (status, _) = call(
+            &app,
+            &app.admin_token,
+            Method::POST,
+            &format!("/hosts/{host}/source-groups"),
+            Some(group_body(name)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let base = format!("/hosts/{host}/schedules");
+    let v0 = schedule_version(&app, &host).await;
+    let (status, created) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &base,
+        Some(json!({"cron_expr": "0 2 * * *", "enabled": true, "source_groups": ["home", "etc"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["cron_expr"], "0 2 * * *");
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["source_groups"], json!(["etc", "home"]));
+    let runs: Vec<chrono::DateTime<chrono::Utc>> = created["next_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 5);
+    for pair in runs.windows(2) {
+        assert_eq!(pair[1] - pair[0], chrono::Duration::days(1));
+    }
+    assert!(runs
+        .iter()
+        .all(|t| t.format("%H:%M:%S").to_string() == "02:00:00"));
+    assert!(runs[0] > chrono::Utc::now());
+    assert!(!created["description"].as_str().unwrap().is_empty());
+    let sid = created["id"].as_str().unwrap().to_owned();
+    let v1 = schedule_version(&app, &host).await;
+    assert!(v1 > v0);
+
+    let (status, list) = get(&app, &app.admin_token, &base).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["items"][0]["id"], sid.as_str());
+    assert_eq!(list["items"][0]["next_runs"].as_array().unwrap().len(), 5);
+    assert!(list["items"][0]["description"].is_string());
+
+    let one = format!("{base}/{sid}");
+    let (status, updated) = call(
+        &app,
+        &app.admin_token,
+        Method::PUT,
+        &one,
+        Some(json!({"cron_expr": "*/30 * * * *", "enabled": false, "source_groups": ["etc"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["cron_expr"], "*/30 * * * *");
+    assert_eq!(updated["enabled"], false);
+    assert_eq!(updated["source_groups"], json!(["etc"]));
+    assert_eq!(updated["next_runs"], json!([]));
+    let v2 = schedule_version(&app, &host).await;
+    assert!(v2 > v1);
+    let (_, read) = get(&app, &app.admin_token, &one).await;
+    assert_eq!(read["cron_expr"], "*/30 * * * *");
+
+    let (status, _) = call(&app, &app.admin_token, Method::DELETE, &one, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_error(
+        &get(&app, &app.admin_token, &one).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert!(schedule_version(&app, &host).await > v2);
+    assert_eq!(audit_rows(&app, "schedule.create").await.len(), 1);
+    assert_eq!(audit_rows(&app, "schedule.update").await.len(), 1);
+    assert_eq!(audit_rows(&app, "schedule.delete").await.len(), 1);
+}
+
+/// Schedule errors: an invalid cron is 400 invalid_cron with croner's reason; unknown or missing groups are 400; a viewer is 403; other hosts' schedules 404.
+#[actix_web::test]
+async fn schedule_errors() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    let other = create_host(&app, "db").await;
+    let (status, _) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &format!("/hosts/{host}/source-groups"),
+        Some(group_body("etc")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let base = format!("/hosts/{host}/schedules");
+    let post = |body: Value| call(&app, &app.admin_token, Method::POST, &base, Some(body));
+
+    let bad = post(json!({"cron_expr": "61 * * * *", "source_groups": ["etc"]})).await;
+    let message = assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_cron");
+    assert!(message.starts_with("cron_expr: "), "{message}");
+    let croner_reason = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .build()
+        .parse("61 * * * *")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains(&croner_reason),
+        "{message} vs {croner_reason}"
+    );
+    let bad = post(json!({"cron_expr": "every day", "source_groups": ["etc"]})).await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_cron");
+
+    let bad = post(json!({"cron_expr": "0 2 * * *", "source_groups": ["nope"]})).await;
+    let message = assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+    assert!(
+        message.starts_with("source_groups:") && message.contains("nope"),
+        "{message}"
+    );
+    let bad = post(json!({"cron_expr": "0 2 * * *", "source_groups": []})).await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+    let bad = post(json!({"cron_expr": "0 2 * * *"})).await;
+    assert!(assert_error(&bad, StatusCode::BAD_REQUEST, "bad_request").contains("source_groups"));
+
+    let viewer = user_with_token(&app, "vi", Role::Viewer, "vi-password-123").await;
+    let refused = call(
+        &app,
+        &viewer,
+        Method::POST,
+        &base,
+        Some(json!({"cron_expr": "0 2 * * *", "source_groups": ["etc"]})),
+    )
+    .await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+
+    let (status, created) = post(json!({"cron_expr": "0 2 * * *", "source_groups": ["etc"]})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let sid = created["id"].as_str().unwrap();
+    let foreign = get(
+        &app,
+        &app.admin_token,
+        &format!("/hosts/{other}/schedules/{sid}"),
+    )
+    .await;
+    assert_error(&foreign, StatusCode::NOT_FOUND, "not_found");
+    // A group of another host cannot be attached.
+    let (status, _) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &format!("/hosts/{other}/source-groups"),
+        Some(group_body("dbdata")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let bad = post(json!({"cron_expr": "0 2 * * *", "source_groups": ["dbdata"]})).await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+    assert_eq!(audit_rows(&app, "schedule.create").await.len(), 1);
+}
