@@ -1248,3 +1248,532 @@ async fn schedule_errors() {
     assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed");
     assert_eq!(audit_rows(&app, "schedule.create").await.len(), 1);
 }
+
+// ---------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------
+
+/// Creates a source group through the API.
+async fn add_group(app: &TestApp, host: &str, body: Value) {
+    let (status, body) = call(
+        app,
+        &app.admin_token,
+        Method::POST,
+        &format!("/hosts/{host}/source-groups"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Run now: a backup of a group is 201 queued with the group's paths; the job reads back by id and is audited.
+#[actix_web::test]
+async fn run_now_creates_queued_job() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    add_group(&app, &host, group_body("etc")).await;
+    let (status, job) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &format!("/hosts/{host}/jobs"),
+        Some(json!({"kind": "backup", "source_group": "etc"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["kind"], "backup");
+    assert_eq!(job["trigger"], "manual");
+    assert_eq!(job["host_id"], host.as_str());
+    assert_eq!(job["tag"], "etc");
+    assert_eq!(job["includes"], json!(["/etc", "/home"]));
+    assert_eq!(job["attempt"], 1);
+    assert!(job["created_at"].as_str().unwrap().ends_with('Z'));
+    for field in ["started_at", "finished_at", "progress", "stats", "error"] {
+        assert_eq!(job[field], Value::Null, "{field}");
+    }
+    let id = job["id"].as_str().unwrap();
+    let (status, read) = get(&app, &app.admin_token, &format!("/jobs/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["id"], id);
+    assert_eq!(read["status"], "queued");
+
+    // Kinds that act on the whole repository need no group.
+    let (status, check) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &format!("/hosts/{host}/jobs"),
+        Some(json!({"kind": "check"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{check}");
+    assert_eq!(check["source_group_id"], Value::Null);
+
+    let rows = audit_rows(&app, "job.create").await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].target.as_deref(), Some(id));
+}
+
+/// Run-now errors: backup without group, unknown kind, unknown group, group on a repository-wide kind (400 naming the field); viewer 403; unknown host 404.
+#[actix_web::test]
+async fn run_now_errors() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    add_group(&app, &host, json!({"name": "plain", "includes": ["/srv"]})).await;
+    let path = format!("/hosts/{host}/jobs");
+    let post = |body: Value| call(&app, &app.admin_token, Method::POST, &path, Some(body));
+    let cases = [
+        (json!({"kind": "backup"}), "source_group:"),
+        (json!({"kind": "restore"}), "kind:"),
+        (
+            json!({"kind": "backup", "source_group": "nope"}),
+            "source_group:",
+        ),
+        (
+            json!({"kind": "prune", "source_group": "plain"}),
+            "source_group:",
+        ),
+        (
+            json!({"kind": "forget", "source_group": "plain"}),
+            "source_group:",
+        ),
+    ];
+    for (body, field) in cases {
+        let got = post(body.clone()).await;
+        let message = assert_error(&got, StatusCode::BAD_REQUEST, "validation_failed");
+        assert!(message.starts_with(field), "{body}: {message}");
+    }
+    let got = post(json!({"source_group": "plain"})).await;
+    assert!(assert_error(&got, StatusCode::BAD_REQUEST, "bad_request").contains("kind"));
+
+    let viewer = user_with_token(&app, "vi", Role::Viewer, "vi-password-123").await;
+    let refused = call(
+        &app,
+        &viewer,
+        Method::POST,
+        &path,
+        Some(json!({"kind": "check"})),
+    )
+    .await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    let missing = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        "/hosts/nope/jobs",
+        Some(json!({"kind": "check"})),
+    )
+    .await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &get(&app, &app.admin_token, "/jobs/nope").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (_, list) = get(&app, &app.admin_token, "/jobs").await;
+    assert_eq!(list["total"], 0);
+    assert!(audit_rows(&app, "job.create").await.is_empty());
+}
+
+/// GET /jobs filters by host, status, kind and since, lists newest first and pages with a total; stats and progress read back as objects.
+#[actix_web::test]
+async fn job_list_filters_and_pagination() {
+    let app = spawn_app().await;
+    let web = create_host(&app, "web").await;
+    let dbh = create_host(&app, "db").await;
+    add_group(&app, &web, group_body("etc")).await;
+    let mut ids = Vec::new();
+    for (host, kind) in [
+        (&web, "backup"),
+        (&web, "check"),
+        (&dbh, "prune"),
+        (&web, "unlock"),
+        (&dbh, "check"),
+    ] {
+        let body = if kind == "backup" {
+            json!({"kind": kind, "source_group": "etc"})
+        } else {
+            json!({"kind": kind})
+        };
+        let (status, job) = call(
+            &app,
+            &app.admin_token,
+            Method::POST,
+            &format!("/hosts/{host}/jobs"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{job}");
+        ids.push(job["id"].as_str().unwrap().to_owned());
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    // The first job finished with stats; the second reports progress.
+    let (first, second) = (ids[0].clone(), ids[1].clone());
+    db(&app, move |conn| {
+        store::jobs::update_progress(conn, &second, r#"{"percent_done":0.5}"#).unwrap();
+        store::jobs::finish(
+            conn,
+            &first,
+            &models::JobFinish {
+                status: store::JobStatus::Succeeded,
+                finished_at: store::now_ms(),
+                exit_code: Some(0),
+                error: None,
+                warning: None,
+                stats: Some(r#"{"files_new":3,"data_added":1024}"#.into()),
+            },
+        )
+        .unwrap();
+    })
+    .await;
+
+    let (status, all) = get(&app, &app.admin_token, "/jobs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all["total"], 5);
+    let order: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    let mut newest_first: Vec<&str> = ids.iter().map(String::as_str).collect();
+    newest_first.reverse();
+    assert_eq!(order, newest_first);
+
+    let (_, page) = get(&app, &app.admin_token, "/jobs?limit=2&offset=1").await;
+    assert_eq!(page["total"], 5);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["items"][0]["id"], ids[3].as_str());
+
+    let (_, by_host) = get(&app, &app.admin_token, &format!("/jobs?host_id={dbh}")).await;
+    assert_eq!(by_host["total"], 2);
+    let (_, by_kind) = get(&app, &app.admin_token, "/jobs?kind=check").await;
+    assert_eq!(by_kind["total"], 2);
+    let (_, done) = get(&app, &app.admin_token, "/jobs?status=succeeded").await;
+    assert_eq!(done["total"], 1);
+    assert_eq!(
+        done["items"][0]["stats"],
+        json!({"files_new": 3, "data_added": 1024})
+    );
+    assert_eq!(done["items"][0]["exit_code"], 0);
+    assert!(done["items"][0]["finished_at"].is_string());
+    let (_, running) = get(&app, &app.admin_token, &format!("/jobs/{}", ids[1])).await;
+    assert_eq!(running["progress"], json!({"percent_done": 0.5}));
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let (status, none) = get(
+        &app,
+        &app.admin_token,
+        &format!("/jobs?since={}", urlencode(&future)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{none}");
+    assert_eq!(none["total"], 0);
+    let (_, since_past) = get(&app, &app.admin_token, "/jobs?since=2020-01-01T00:00:00Z").await;
+    assert_eq!(since_past["total"], 5);
+
+    for (query, field) in [
+        ("status=done", "status"),
+        ("kind=restore", "kind"),
+        ("since=yesterday", "since"),
+        ("limit=5000", "limit"),
+    ] {
+        let got = get(&app, &app.admin_token, &format!("/jobs?{query}")).await;
+        assert!(
+            assert_error(&got, StatusCode::BAD_REQUEST, "validation_failed").starts_with(field)
+        );
+    }
+}
+
+/// Percent-encodes a query value (enough for RFC 3339 times).
+fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
+
+/// Job logs page by after_seq and limit, in seq order; an unknown job is 404.
+#[actix_web::test]
+async fn job_logs_pagination() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    let (_, job) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &format!("/hosts/{host}/jobs"),
+        Some(json!({"kind": "check"})),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job_id = id.clone();
+    db(&app, move |conn| {
+        let lines: Vec<models::NewJobLog> = (1..=25)
+            .map(|seq| models::NewJobLog {
+                job_id: job_id.clone(),
+                seq,
+                ts: store::now_ms(),
+                stream: if seq % 2 == 0 {
+                    store::LogStream::Stderr
+                } else {
+                    store::LogStream::Stdout
+                },
+                payload: format!("line {seq}"),
+            })
+            .collect();
+        store::job_logs::insert_batch(conn, &lines).unwrap();
+    })
+    .await;
+    let (status, page) = get(&app, &app.admin_token, &format!("/jobs/{id}/logs?limit=10")).await;
+    assert_eq!(status, StatusCode::OK);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10);
+    assert_eq!(items[0]["seq"], 1);
+    assert_eq!(items[0]["stream"], "stdout");
+    assert_eq!(items[0]["payload"], "line 1");
+    assert!(items[0]["ts"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(items[1]["stream"], "stderr");
+    let (_, rest) = get(
+        &app,
+        &app.admin_token,
+        &format!("/jobs/{id}/logs?after_seq=20"),
+    )
+    .await;
+    let seqs: Vec<i64> = rest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [21, 22, 23, 24, 25]);
+    let (_, empty) = get(
+        &app,
+        &app.admin_token,
+        &format!("/jobs/{id}/logs?after_seq=25"),
+    )
+    .await;
+    assert_eq!(empty["items"], json!([]));
+    assert_error(
+        &get(&app, &app.admin_token, "/jobs/nope/logs").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let bad = get(
+        &app,
+        &app.admin_token,
+        &format!("/jobs/{id}/logs?after_seq=x"),
+    )
+    .await;
+    assert!(
+        assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed").starts_with("after_seq")
+    );
+}
+
+/// Cancel: 202 for a queued job (then cancelled), 409 once finished, 404 unknown, 403 for a viewer; audited.
+#[actix_web::test]
+async fn cancel_job() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    let (_, job) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &format!("/hosts/{host}/jobs"),
+        Some(json!({"kind": "prune"})),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let path = format!("/jobs/{id}/cancel");
+    let viewer = user_with_token(&app, "vi", Role::Viewer, "vi-password-123").await;
+    let refused = call(&app, &viewer, Method::POST, &path, None).await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+
+    let operator = user_with_token(&app, "op", Role::Operator, "op-password-123").await;
+    let (status, body) = call(&app, &operator, Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["outcome"], "cancelled");
+    let (_, read) = get(&app, &app.admin_token, &format!("/jobs/{id}")).await;
+    assert_eq!(read["status"], "cancelled");
+
+    let again = call(&app, &operator, Method::POST, &path, None).await;
+    assert_error(&again, StatusCode::CONFLICT, "already_finished");
+    let missing = call(&app, &operator, Method::POST, "/jobs/nope/cancel", None).await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+    let rows = audit_rows(&app, "job.cancel").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].actor, "op");
+    assert_eq!(rows[0].target.as_deref(), Some(id.as_str()));
+}
+
+// ---------------------------------------------------------------------------
+// Reports: snapshots, repo stats, missed runs
+// ---------------------------------------------------------------------------
+
+/// Snapshots list the last report newest first with paths and tags, paged; unknown host 404.
+#[actix_web::test]
+async fn snapshots_list() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    let h = host.clone();
+    db(&app, move |conn| {
+        let report: Vec<models::NewSnapshot> = (0..3)
+            .map(|i| models::NewSnapshot {
+                snapshot_id: format!("{i}{}", "a".repeat(63)),
+                short_id: format!("{i}aaaaaaa"),
+                time: 1_767_225_600_000 + i * 86_400_000,
+                hostname: "web".into(),
+                paths: r#"["/etc"]"#.into(),
+                tags: r#"["etc"]"#.into(),
+                size_bytes: Some(1000 + i),
+                file_count: Some(10),
+            })
+            .collect();
+        store::snapshots::replace_for_host(conn, &h, &report, store::now_ms()).unwrap();
+    })
+    .await;
+    let path = format!("/hosts/{host}/snapshots");
+    let viewer = user_with_token(&app, "vi", Role::Viewer, "vi-password-123").await;
+    let (status, body) = get(&app, &viewer, &path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 3);
+    let first = &body["items"][0];
+    assert_eq!(first["short_id"], "2aaaaaaa");
+    assert_eq!(first["time"], "2026-01-03T00:00:00.000Z");
+    assert_eq!(first["paths"], json!(["/etc"]));
+    assert_eq!(first["tags"], json!(["etc"]));
+    assert_eq!(first["size_bytes"], 1002);
+    let (_, page) = get(&app, &viewer, &format!("{path}?limit=1&offset=2")).await;
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["items"][0]["short_id"], "0aaaaaaa");
+    assert_error(
+        &get(&app, &viewer, "/hosts/nope/snapshots").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+/// Repo stats are a time series, oldest first, filtered by since; a bad since is 400.
+#[actix_web::test]
+async fn repo_stats_series() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    let h = host.clone();
+    let t0 = 1_767_225_600_000_i64; // 2026-01-01T00:00:00Z
+    db(&app, move |conn| {
+        for i in 0..4 {
+            store::repo_stats::insert(
+                conn,
+                &models::RepoStats {
+                    id: store::new_id(),
+                    host_id: h.clone(),
+                    recorded_at: t0 + i * 3_600_000,
+                    size_bytes: Some(100 * (i + 1)),
+                    snapshot_count: Some(i + 1),
+                    dedup_ratio: Some(1.5),
+                    last_check_at: None,
+                    last_check_status: None,
+                    lock_state: Some("unlocked".into()),
+                },
+            )
+            .unwrap();
+        }
+    })
+    .await;
+    let path = format!("/hosts/{host}/repo-stats");
+    let (status, all) = get(&app, &app.admin_token, &path).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["total"], 4);
+    assert_eq!(all["items"][0]["recorded_at"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(all["items"][3]["size_bytes"], 400);
+    assert_eq!(all["items"][0]["dedup_ratio"], 1.5);
+    assert_eq!(all["items"][0]["lock_state"], "unlocked");
+    let (_, recent) = get(
+        &app,
+        &app.admin_token,
+        &format!("{path}?since=2026-01-01T02:00:00Z"),
+    )
+    .await;
+    assert_eq!(recent["total"], 2);
+    assert_eq!(
+        recent["items"][0]["recorded_at"],
+        "2026-01-01T02:00:00.000Z"
+    );
+    let bad = get(&app, &app.admin_token, &format!("{path}?since=2026-13-01")).await;
+    assert!(assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed").starts_with("since"));
+    assert_error(
+        &get(&app, &app.admin_token, "/hosts/nope/repo-stats").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+/// Missed runs list latest first, filter by host and since, and page.
+#[actix_web::test]
+async fn missed_runs_list() {
+    let app = spawn_app().await;
+    let web = create_host(&app, "web").await;
+    let dbh = create_host(&app, "db").await;
+    let mut schedules = Vec::new();
+    for host in [&web, &dbh] {
+        add_group(&app, host, group_body("etc")).await;
+        let (status, s) = call(
+            &app,
+            &app.admin_token,
+            Method::POST,
+            &format!("/hosts/{host}/schedules"),
+            Some(json!({"cron_expr": "0 * * * *", "source_groups": ["etc"]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        schedules.push(s["id"].as_str().unwrap().to_owned());
+    }
+    let t0 = 1_767_225_600_000_i64;
+    let (w, d, sw, sd) = (
+        web.clone(),
+        dbh.clone(),
+        schedules[0].clone(),
+        schedules[1].clone(),
+    );
+    db(&app, move |conn| {
+        for i in 0..3 {
+            for (host, schedule) in [(&w, &sw), (&d, &sd)] {
+                store::missed_runs::insert_ignore(
+                    conn,
+                    &models::MissedRun {
+                        id: store::new_id(),
+                        host_id: host.clone(),
+                        schedule_id: schedule.clone(),
+                        scheduled_at: t0 + i * 3_600_000,
+                        detected_at: t0 + i * 3_600_000 + 600_000,
+                    },
+                )
+                .unwrap();
+            }
+        }
+    })
+    .await;
+    let viewer = user_with_token(&app, "vi", Role::Viewer, "vi-password-123").await;
+    let (status, all) = get(&app, &viewer, "/missed-runs").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["total"], 6);
+    assert_eq!(all["items"][0]["scheduled_at"], "2026-01-01T02:00:00.000Z");
+    assert_eq!(all["items"][0]["detected_at"], "2026-01-01T02:10:00.000Z");
+    let (_, web_only) = get(&app, &viewer, &format!("/missed-runs?host_id={web}")).await;
+    assert_eq!(web_only["total"], 3);
+    assert!(web_only["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["host_id"] == web.as_str() && m["schedule_id"] == schedules[0].as_str()));
+    let (_, since) = get(
+        &app,
+        &viewer,
+        &format!("/missed-runs?host_id={web}&since=2026-01-01T01:00:00Z"),
+    )
+    .await;
+    assert_eq!(since["total"], 2);
+    let (_, page) = get(&app, &viewer, "/missed-runs?limit=4&offset=4").await;
+    assert_eq!(page["total"], 6);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let bad = get(&app, &viewer, "/missed-runs?since=noon").await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+}
