@@ -61,9 +61,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
     let addr = listener.local_addr()?;
 
     let app_state = state.clone();
+    // One login limiter for every worker: per-worker counters would multiply the limits.
+    let login_limiter = web::Data::new(http::auth::LoginLimiter::new());
     let http_server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(app_state.clone()))
+            .app_data(login_limiter.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(http::API_JSON_LIMIT)

@@ -1,6 +1,8 @@
 //! actix-web routes: health, the REST API under `/api/v1`, the agent
 //! WebSocket upgrade, metrics and the web UI.
 
+pub mod api;
+pub mod auth;
 pub mod error;
 
 use actix_web::{web, HttpResponse};
@@ -14,6 +16,7 @@ pub const API_JSON_LIMIT: usize = 1024 * 1024;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz));
+    api::routes(cfg);
 }
 
 /// Liveness: the process answers.

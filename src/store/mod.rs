@@ -29,6 +29,7 @@
 //!   [`schedule_versions`], [`jobs`], [`job_logs`], [`snapshots`],
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
+//! - [`api_queries`]: paged reads the REST API needs (snapshots, stats).
 
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use diesel::result::Error as DieselError;
@@ -40,6 +41,7 @@ use diesel::pg::PgConnection;
 mod migrations;
 mod pool;
 
+pub mod api_queries;
 pub mod api_tokens;
 pub mod audit;
 pub mod enrollment;

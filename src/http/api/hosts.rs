@@ -1,0 +1,322 @@
+//! Hosts: `GET /hosts` (`?status=online|offline&q=&limit=&offset=`),
+//! `GET /hosts/{id}`, `PATCH /hosts/{id}` (display name, labels; operator)
+//! and `DELETE /hosts/{id}` (revoke: the agent token stops working and the
+//! live session closes; admin). Revoked hosts are gone from these routes.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
+
+use super::{audit, live_host, resource, stored_json, List, PageQuery, Time, DEFAULT_LIMIT};
+use crate::auth::Role;
+use crate::http::auth::Principal;
+use crate::http::error::{with_conn, ApiError};
+use crate::server::AppState;
+use crate::store::{self, hosts::HostWithVersion, models};
+
+/// Longest display name.
+const MAX_DISPLAY_NAME_LEN: usize = 255;
+/// Most labels on one host.
+const MAX_LABELS: usize = 64;
+/// Longest label key.
+const MAX_LABEL_KEY_LEN: usize = 63;
+/// Longest label value.
+const MAX_LABEL_VALUE_LEN: usize = 255;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/hosts").route(web::get().to(list)))
+        .service(
+            resource("/hosts/{id}")
+                .route(web::get().to(get))
+                .route(web::patch().to(patch))
+                .route(web::delete().to(revoke)),
+        );
+}
+
+/// A host as the API shows it (API.md's host fields, plus labels and
+/// enrolment time).
+#[derive(Debug, Serialize)]
+pub struct HostDto {
+    pub id: String,
+    pub hostname: String,
+    pub display_name: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub os: String,
+    pub arch: String,
+    pub agent_version: Option<String>,
+    pub restic_version: Option<String>,
+    /// `"online"` or `"offline"`.
+    pub status: &'static str,
+    pub last_seen: Option<Time>,
+    pub enrolled_at: Time,
+    /// The current version of the host's schedule list.
+    pub schedule_version: i64,
+    /// The last version the agent acknowledged (0: never).
+    pub acked_schedule_version: i64,
+}
+
+impl HostDto {
+    fn from_row(row: HostWithVersion) -> Result<Self, ApiError> {
+        let HostWithVersion { host, schedule } = row;
+        let labels = stored_json("hosts.labels", &host.labels)?;
+        Ok(HostDto {
+            labels,
+            status: if host.online { "online" } else { "offline" },
+            last_seen: Time::opt(host.last_seen_at),
+            enrolled_at: Time(host.enrolled_at),
+            schedule_version: schedule.as_ref().map_or(0, |s| s.version),
+            acked_schedule_version: schedule.as_ref().map_or(0, |s| s.acked_version),
+            id: host.id,
+            hostname: host.hostname,
+            display_name: host.display_name,
+            os: host.os,
+            arch: host.arch,
+            agent_version: host.agent_version,
+            restic_version: host.restic_version,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    q: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<List<HostDto>>, ApiError> {
+    who.require(Role::Viewer)?;
+    let ListQuery {
+        status,
+        q,
+        limit,
+        offset,
+    } = query.into_inner();
+    let online = match status.as_deref() {
+        None | Some("") => None,
+        Some("online") => Some(true),
+        Some("offline") => Some(false),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "status: expected online or offline, got {other:?}"
+            )))
+        }
+    };
+    let (limit, offset) = PageQuery { limit, offset }.resolve(DEFAULT_LIMIT, store::MAX_PAGE)?;
+    let filter = store::hosts::HostFilter {
+        online,
+        query: q.filter(|q| !q.trim().is_empty()),
+        include_revoked: false,
+        limit,
+        offset,
+    };
+    let page = with_conn(&state.pool, move |conn| {
+        Ok(store::hosts::list(conn, &filter)?)
+    })
+    .await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(HostDto::from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(web::Json(List {
+        items,
+        total: page.total,
+    }))
+}
+
+/// The live host with this id and its schedule versions.
+fn load(conn: &mut store::DbConnection, id: &str) -> Result<HostDto, ApiError> {
+    live_host(conn, id)?;
+    let row = store::hosts::get_with_version(conn, id)?
+        .ok_or_else(|| ApiError::not_found(&format!("host {id}")))?;
+    HostDto::from_row(row)
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+) -> Result<web::Json<HostDto>, ApiError> {
+    who.require(Role::Viewer)?;
+    let id = path.into_inner();
+    let host = with_conn(&state.pool, move |conn| load(conn, &id)).await?;
+    Ok(web::Json(host))
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null`
+/// (`Some(None)`).
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `PATCH /hosts/{id}` body: absent fields are left as they are;
+/// `display_name: null` clears the display name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    display_name: Option<Option<String>>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+impl PatchRequest {
+    fn into_patch(self) -> Result<models::HostPatch, ApiError> {
+        let display_name = match self.display_name {
+            Some(Some(name)) => {
+                let name = name.trim().to_owned();
+                if name.is_empty() {
+                    return Err(ApiError::validation(
+                        "display_name: must not be empty (send null to clear it)",
+                    ));
+                }
+                if name.chars().count() > MAX_DISPLAY_NAME_LEN {
+                    return Err(ApiError::validation(format!(
+                        "display_name: at most {MAX_DISPLAY_NAME_LEN} characters"
+                    )));
+                }
+                Some(Some(name))
+            }
+            other => other,
+        };
+        let labels = match self.labels {
+            Some(labels) => {
+                validate_labels(&labels)?;
+                Some(
+                    serde_json::to_string(&labels)
+                        .map_err(|e| ApiError::internal(format!("labels to JSON: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        Ok(models::HostPatch {
+            display_name,
+            labels,
+        })
+    }
+}
+
+fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::validation(format!(
+            "labels: at most {MAX_LABELS} labels"
+        )));
+    }
+    for (key, value) in labels {
+        let key_ok = !key.is_empty()
+            && key.len() <= MAX_LABEL_KEY_LEN
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+        if !key_ok {
+            return Err(ApiError::validation(format!(
+                "labels: key {key:?} must be 1-{MAX_LABEL_KEY_LEN} letters, digits, '.', '_', '-' or '/'"
+            )));
+        }
+        if value.chars().count() > MAX_LABEL_VALUE_LEN {
+            return Err(ApiError::validation(format!(
+                "labels: value of {key:?} is longer than {MAX_LABEL_VALUE_LEN} characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn patch(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+    body: web::Json<PatchRequest>,
+) -> Result<web::Json<HostDto>, ApiError> {
+    who.require(Role::Operator)?;
+    let id = path.into_inner();
+    let body = body.into_inner();
+    let changed: Vec<&str> = [
+        body.display_name.is_some().then_some("display_name"),
+        body.labels.is_some().then_some("labels"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let detail = json!({ "fields": changed });
+    let patch = body.into_patch()?;
+    let host = with_conn(&state.pool, move |conn| {
+        store::write_transaction(conn, |conn| {
+            live_host(conn, &id)?;
+            store::hosts::patch(conn, &id, &patch, store::now_ms())?;
+            audit(conn, &who, "host.update", Some(&id), Some(detail))?;
+            load(conn, &id)
+        })
+    })
+    .await?;
+    Ok(web::Json(host))
+}
+
+async fn revoke(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Admin)?;
+    let id = path.into_inner();
+    let check = id.clone();
+    with_conn(&state.pool, move |conn| live_host(conn, &check).map(|_| ())).await?;
+    state.actors.revoke_host(&id).await?;
+    with_conn(&state.pool, move |conn| {
+        audit(conn, &who, "host.revoke", Some(&id), None)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `display_name` absent, null and a string are three different patches.
+    #[test]
+    fn patch_distinguishes_absent_and_null() {
+        let absent: PatchRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.display_name, None);
+        let null: PatchRequest = serde_json::from_str(r#"{"display_name":null}"#).unwrap();
+        assert_eq!(null.display_name, Some(None));
+        let set: PatchRequest = serde_json::from_str(r#"{"display_name":" web "}"#).unwrap();
+        assert_eq!(
+            set.into_patch().unwrap().display_name,
+            Some(Some("web".to_owned()))
+        );
+    }
+
+    /// Bad label keys, too many labels and empty names are refused with the field named.
+    #[test]
+    fn patch_validation() {
+        let bad_key: PatchRequest = serde_json::from_str(r#"{"labels":{"a b":"x"}}"#).unwrap();
+        assert!(bad_key
+            .into_patch()
+            .unwrap_err()
+            .message
+            .starts_with("labels:"));
+        let empty: PatchRequest = serde_json::from_str(r#"{"display_name":"  "}"#).unwrap();
+        assert!(empty
+            .into_patch()
+            .unwrap_err()
+            .message
+            .starts_with("display_name:"));
+        let many: BTreeMap<String, String> = (0..=MAX_LABELS)
+            .map(|i| (format!("k{i}"), "v".to_owned()))
+            .collect();
+        assert!(validate_labels(&many).is_err());
+        assert!(serde_json::from_str::<PatchRequest>(r#"{"hostname":"x"}"#).is_err());
+    }
+}

@@ -1,0 +1,433 @@
+//! Jobs: `POST /hosts/{id}/jobs` (run now, through `Actors::create_job`),
+//! `GET /jobs` (`?host_id=&status=&kind=&since=&limit=&offset=`, newest
+//! first), `GET /jobs/{id}`, `GET /jobs/{id}/logs` (`?after_seq=&limit=`)
+//! and `POST /jobs/{id}/cancel` (through `Actors::cancel_job`). Running and
+//! cancelling need the operator role and are audited.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{
+    audit, int_param, live_host, parse_time, resource, stored_json, List, PageQuery, Time,
+    DEFAULT_LIMIT,
+};
+use crate::actors::{CancelOutcome, NewJobRequest};
+use crate::auth::Role;
+use crate::http::auth::Principal;
+use crate::http::error::{with_conn, ApiError};
+use crate::protocol::{self, RetentionPolicy};
+use crate::server::AppState;
+use crate::store::{self, models, JobKind, JobStatus, LogStream};
+
+/// Log lines per page when the request gives no `limit`.
+const DEFAULT_LOG_LIMIT: i64 = 1000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/hosts/{id}/jobs").route(web::post().to(create)))
+        .service(resource("/jobs").route(web::get().to(list)))
+        .service(resource("/jobs/{id}").route(web::get().to(get)))
+        .service(resource("/jobs/{id}/logs").route(web::get().to(logs)))
+        .service(resource("/jobs/{id}/cancel").route(web::post().to(cancel)));
+}
+
+/// A job as the API shows it: status, attempt, timings, progress, stats
+/// and error.
+#[derive(Debug, Serialize)]
+struct JobDto {
+    id: String,
+    host_id: String,
+    kind: JobKind,
+    status: JobStatus,
+    /// `manual`, `schedule`, `retry` or `retention`.
+    trigger: store::JobTrigger,
+    source_group_id: Option<String>,
+    /// The restic tag (the source group's name for backup and forget).
+    tag: Option<String>,
+    includes: Vec<String>,
+    excludes: Vec<String>,
+    retention_policy: Option<RetentionPolicy>,
+    schedule_id: Option<String>,
+    scheduled_at: Option<Time>,
+    attempt: i32,
+    first_attempt_id: Option<String>,
+    retry_at: Option<Time>,
+    created_at: Time,
+    dispatched_at: Option<Time>,
+    accepted_at: Option<Time>,
+    started_at: Option<Time>,
+    finished_at: Option<Time>,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    warning: Option<String>,
+    /// The latest `job.progress` payload.
+    progress: Option<Value>,
+    /// restic's summary of the finished run.
+    stats: Option<Value>,
+    /// The highest log line number stored (0: none).
+    last_log_seq: i64,
+}
+
+impl JobDto {
+    fn from_row(j: models::Job) -> Result<Self, ApiError> {
+        let json_opt = |column: &str, text: Option<&str>| -> Result<Option<Value>, ApiError> {
+            text.map(|t| stored_json(column, t)).transpose()
+        };
+        Ok(JobDto {
+            includes: stored_json("jobs.includes", &j.includes)?,
+            excludes: stored_json("jobs.excludes", &j.excludes)?,
+            retention_policy: j
+                .retention_policy
+                .as_deref()
+                .map(|p| stored_json("jobs.retention_policy", p))
+                .transpose()?,
+            progress: json_opt("jobs.progress", j.progress.as_deref())?,
+            stats: json_opt("jobs.stats", j.stats.as_deref())?,
+            id: j.id,
+            host_id: j.host_id,
+            kind: j.kind,
+            status: j.status,
+            trigger: j.trigger,
+            source_group_id: j.source_group_id,
+            tag: j.tag,
+            schedule_id: j.schedule_id,
+            scheduled_at: Time::opt(j.scheduled_at),
+            attempt: j.attempt,
+            first_attempt_id: j.first_attempt_id,
+            retry_at: Time::opt(j.retry_at),
+            created_at: Time(j.created_at),
+            dispatched_at: Time::opt(j.dispatched_at),
+            accepted_at: Time::opt(j.accepted_at),
+            started_at: Time::opt(j.started_at),
+            finished_at: Time::opt(j.finished_at),
+            exit_code: j.exit_code,
+            error: j.error,
+            warning: j.warning,
+            last_log_seq: j.last_log_seq,
+        })
+    }
+}
+
+/// `POST /hosts/{id}/jobs` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    kind: String,
+    source_group: Option<String>,
+}
+
+/// Parses a job kind; the error lists the valid ones.
+fn parse_kind(text: &str) -> Result<protocol::JobKind, ApiError> {
+    text.parse::<protocol::JobKind>().map_err(|_| {
+        let valid: Vec<&str> = protocol::JobKind::ALL.iter().map(|k| k.as_str()).collect();
+        ApiError::validation(format!(
+            "kind: unknown job kind {text:?}; expected one of {}",
+            valid.join(", ")
+        ))
+    })
+}
+
+/// Whether a kind runs on one source group (backup its paths, forget with
+/// its retention policy and tag); the others act on the whole repository.
+fn needs_group(kind: protocol::JobKind) -> bool {
+    matches!(kind, protocol::JobKind::Backup | protocol::JobKind::Forget)
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+    body: web::Json<CreateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Operator)?;
+    let host_id = path.into_inner();
+    let CreateRequest { kind, source_group } = body.into_inner();
+    let kind = parse_kind(kind.trim())?;
+    match (&source_group, needs_group(kind)) {
+        (None, true) => {
+            return Err(ApiError::validation(format!(
+                "source_group: required for a {kind} job"
+            )))
+        }
+        (Some(_), false) => {
+            return Err(ApiError::validation(format!(
+                "source_group: a {kind} job acts on the whole repository; omit source_group"
+            )))
+        }
+        _ => {}
+    }
+    {
+        let host_id = host_id.clone();
+        let group = source_group.clone();
+        with_conn(&state.pool, move |conn| {
+            live_host(conn, &host_id)?;
+            if let Some(name) = &group {
+                let found =
+                    store::source_groups::by_name(conn, &host_id, name)?.ok_or_else(|| {
+                        ApiError::validation(format!(
+                            "source_group: no source group named {name:?} on this host"
+                        ))
+                    })?;
+                if kind == protocol::JobKind::Forget && found.retention_policy.is_none() {
+                    return Err(ApiError::validation(format!(
+                        "source_group: {name:?} has no retention policy to forget with"
+                    )));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    let job = state
+        .actors
+        .create_job(NewJobRequest {
+            host_id: host_id.clone(),
+            kind,
+            source_group: source_group.clone(),
+            requested_by: who.username.clone(),
+        })
+        .await?;
+    let job_id = job.id.clone();
+    with_conn(&state.pool, move |conn| {
+        audit(
+            conn,
+            &who,
+            "job.create",
+            Some(&job_id),
+            Some(json!({"host_id": host_id, "kind": kind, "source_group": source_group})),
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(JobDto::from_row(job)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    host_id: Option<String>,
+    status: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+impl ListQuery {
+    fn into_filter(self) -> Result<store::jobs::JobFilter, ApiError> {
+        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let status = nonempty(self.status)
+            .map(|s| {
+                s.parse::<JobStatus>().map_err(|_| {
+                    let valid: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    ApiError::validation(format!(
+                        "status: unknown job status {s:?}; expected one of {}",
+                        valid.join(", ")
+                    ))
+                })
+            })
+            .transpose()?;
+        let kind = nonempty(self.kind)
+            .map(|k| parse_kind(&k).map(JobKind::from))
+            .transpose()?;
+        let since = nonempty(self.since)
+            .map(|s| parse_time("since", &s))
+            .transpose()?;
+        let (limit, offset) = PageQuery {
+            limit: self.limit,
+            offset: self.offset,
+        }
+        .resolve(DEFAULT_LIMIT, store::MAX_PAGE)?;
+        Ok(store::jobs::JobFilter {
+            host_id: nonempty(self.host_id),
+            status,
+            kind,
+            since,
+            limit,
+            offset,
+            ..store::jobs::JobFilter::default()
+        })
+    }
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<List<JobDto>>, ApiError> {
+    who.require(Role::Viewer)?;
+    let filter = query.into_inner().into_filter()?;
+    let page = with_conn(&state.pool, move |conn| {
+        Ok(store::jobs::list(conn, &filter)?)
+    })
+    .await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(JobDto::from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(web::Json(List {
+        items,
+        total: page.total,
+    }))
+}
+
+fn load_job(conn: &mut store::DbConnection, id: &str) -> Result<models::Job, ApiError> {
+    store::jobs::get(conn, id)?.ok_or_else(|| ApiError::not_found(&format!("job {id}")))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+) -> Result<web::Json<JobDto>, ApiError> {
+    who.require(Role::Viewer)?;
+    let id = path.into_inner();
+    let job = with_conn(&state.pool, move |conn| load_job(conn, &id)).await?;
+    Ok(web::Json(JobDto::from_row(job)?))
+}
+
+/// One log line as the API shows it.
+#[derive(Debug, Serialize)]
+struct LogLineDto {
+    seq: i64,
+    ts: Time,
+    stream: LogStream,
+    payload: String,
+}
+
+/// `GET /jobs/{id}/logs` answer (API.md: `{items: [...]}`).
+#[derive(Debug, Serialize)]
+struct LogsResponse {
+    items: Vec<LogLineDto>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LogsQuery {
+    after_seq: Option<String>,
+    limit: Option<String>,
+}
+
+async fn logs(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+    query: web::Query<LogsQuery>,
+) -> Result<web::Json<LogsResponse>, ApiError> {
+    who.require(Role::Viewer)?;
+    let id = path.into_inner();
+    let after_seq = int_param("after_seq", query.after_seq.as_deref())?.unwrap_or(0);
+    if after_seq < 0 {
+        return Err(ApiError::validation("after_seq: must not be negative"));
+    }
+    let (limit, _) = PageQuery {
+        limit: query.limit.clone(),
+        offset: None,
+    }
+    .resolve(DEFAULT_LOG_LIMIT, store::job_logs::MAX_LOG_PAGE)?;
+    let lines = with_conn(&state.pool, move |conn| {
+        load_job(conn, &id)?;
+        Ok(store::job_logs::list_after(conn, &id, after_seq, limit)?)
+    })
+    .await?;
+    Ok(web::Json(LogsResponse {
+        items: lines
+            .into_iter()
+            .map(|l| LogLineDto {
+                seq: l.seq,
+                ts: Time(l.ts),
+                stream: l.stream,
+                payload: l.payload,
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /jobs/{id}/cancel` answer.
+#[derive(Debug, Serialize)]
+struct CancelResponse {
+    id: String,
+    /// `cancelled` (it was still queued) or `cancel_requested` (the agent
+    /// was asked to stop it; its final status follows).
+    outcome: &'static str,
+}
+
+async fn cancel(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Operator)?;
+    let id = path.into_inner();
+    let outcome = match state.actors.cancel_job(&id).await? {
+        CancelOutcome::CancelledQueued => "cancelled",
+        CancelOutcome::CancelRequested => "cancel_requested",
+        CancelOutcome::AlreadyFinished => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_finished",
+                format!("job {id} has already finished"),
+            ))
+        }
+    };
+    let job_id = id.clone();
+    with_conn(&state.pool, move |conn| {
+        audit(
+            conn,
+            &who,
+            "job.cancel",
+            Some(&job_id),
+            Some(json!({ "outcome": outcome })),
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().json(CancelResponse { id, outcome }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kinds parse by their wire names; an unknown kind lists the valid ones.
+    #[test]
+    fn kinds() {
+        assert_eq!(parse_kind("backup").unwrap(), protocol::JobKind::Backup);
+        let err = parse_kind("restore").unwrap_err();
+        assert!(err.message.starts_with("kind:"), "{}", err.message);
+        assert!(err
+            .message
+            .contains("backup, init, forget, prune, check, unlock"));
+        assert!(needs_group(protocol::JobKind::Backup));
+        assert!(needs_group(protocol::JobKind::Forget));
+        assert!(!needs_group(protocol::JobKind::Prune));
+    }
+
+    /// Job list filters: bad status, kind or since are 400 naming the parameter; empty ones are ignored.
+    #[test]
+    fn list_filters() {
+        let q = |status: &str, kind: &str, since: &str| ListQuery {
+            host_id: Some(String::new()),
+            status: Some(status.to_owned()),
+            kind: Some(kind.to_owned()),
+            since: Some(since.to_owned()),
+            limit: None,
+            offset: None,
+        };
+        let f = q("running", "check", "2026-01-01T00:00:00Z")
+            .into_filter()
+            .unwrap();
+        assert_eq!(f.status, Some(JobStatus::Running));
+        assert_eq!(f.kind, Some(JobKind::Check));
+        assert_eq!(f.host_id, None);
+        assert!(f.since.is_some());
+        let f = q("", "", "").into_filter().unwrap();
+        assert_eq!((f.status, f.kind, f.since), (None, None, None));
+        for (query, field) in [
+            (q("done", "", ""), "status:"),
+            (q("", "restore", ""), "kind:"),
+            (q("", "", "today"), "since:"),
+        ] {
+            let err = query.into_filter().unwrap_err();
+            assert!(err.message.starts_with(field), "{}", err.message);
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The management REST API under `/api/v1` (shared/API.md): one module per
+//! resource, each with its own request and response DTOs (store rows are
+//! never serialised directly, and no DTO has a secret field).
+//!
+//! This module holds what they share: [`routes`], list paging
+//! ([`PageQuery`], [`List`]), RFC 3339 times ([`Time`], [`parse_time`]),
+//! the audit-log writer ([`audit`]), the live-host lookup ([`live_host`])
+//! and the mapping of the actors' errors onto [`ApiError`].
+//!
+//! # Layout
+//!
+//! - `session`: `POST /auth/login`, `POST /auth/logout`, `GET /me`.
+//! - `hosts`: `GET /hosts`, `GET/PATCH/DELETE /hosts/{id}`.
+//! - `repository`: `GET/PUT /hosts/{id}/repository`.
+//! - `source_groups`: `/hosts/{id}/source-groups[/{gid}]`.
+//! - `schedules`: `/hosts/{id}/schedules[/{sid}]`, cron validation and
+//!   description.
+//! - `jobs`: `POST /hosts/{id}/jobs`, `GET /jobs`, `GET /jobs/{id}`,
+//!   `GET /jobs/{id}/logs`, `POST /jobs/{id}/cancel`.
+//! - `snapshots`, `repo_stats`, `missed_runs`: the read-only reports.
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::actors::ActorError;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
+use crate::store::{self, models::Host, DbConnection};
+
+mod hosts;
+mod jobs;
+mod missed_runs;
+mod repo_stats;
+mod repository;
+mod schedules;
+mod session;
+mod snapshots;
+mod source_groups;
+
+/// The path prefix of every route here.
+pub const PREFIX: &str = "/api/v1";
+
+/// Page size when a list request gives no `limit`.
+pub const DEFAULT_LIMIT: i64 = 50;
+
+/// Registers every management route. Each is a full path rather than a
+/// `/api/v1` scope, so that other modules (the agent channel) can register
+/// their own routes under the same prefix.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    session::routes(cfg);
+    hosts::routes(cfg);
+    repository::routes(cfg);
+    source_groups::routes(cfg);
+    schedules::routes(cfg);
+    jobs::routes(cfg);
+    snapshots::routes(cfg);
+    repo_stats::routes(cfg);
+    missed_runs::routes(cfg);
+}
+
+/// A resource at `PREFIX + path` whose unknown methods get a JSON 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(format!("{PREFIX}{path}")).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this method is not allowed on this resource",
+    ))
+}
+
+impl From<ActorError> for ApiError {
+    fn from(e: ActorError) -> Self {
+        match e {
+            ActorError::NotFound(what) => ApiError::not_found(&what),
+            ActorError::Invalid(message) => ApiError::validation(message),
+            ActorError::Conflict(message) => ApiError::conflict(message),
+            ActorError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+/// `?limit=&offset=` of a list request, as text so that a bad value is a
+/// 400 that names the parameter.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+}
+
+/// Parses an integer query parameter; the error names it.
+pub fn int_param(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::validation(format!("{name}: expected a whole number, got {text:?}"))
+        }),
+    }
+}
+
+impl PageQuery {
+    /// `(limit, offset)` after checking them: limit 1..=`max` (default
+    /// `default`), offset ≥ 0 (default 0).
+    pub fn resolve(&self, default: i64, max: i64) -> Result<(i64, i64), ApiError> {
+        let limit = int_param("limit", self.limit.as_deref())?.unwrap_or(default);
+        if !(1..=max).contains(&limit) {
+            return Err(ApiError::validation(format!(
+                "limit: must be between 1 and {max}"
+            )));
+        }
+        let offset = int_param("offset", self.offset.as_deref())?.unwrap_or(0);
+        if offset < 0 {
+            return Err(ApiError::validation("offset: must not be negative"));
+        }
+        Ok((limit, offset))
+    }
+}
+
+/// A list answer: `{"items": [...], "total": N}`.
+#[derive(Debug, Serialize)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    /// How many items match, ignoring limit and offset.
+    pub total: i64,
+}
+
+impl<T> List<T> {
+    /// A complete (unpaged) list.
+    pub fn all(items: Vec<T>) -> Self {
+        let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
+        List { items, total }
+    }
+}
+
+/// A stored time (Unix milliseconds UTC) that serialises as RFC 3339 UTC
+/// with milliseconds: `"2026-01-02T03:04:05.678Z"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Time(pub i64);
+
+impl Time {
+    /// `Some(Time)` of an optional stored time.
+    pub fn opt(ms: Option<i64>) -> Option<Time> {
+        ms.map(Time)
+    }
+
+    fn to_rfc3339(self) -> Option<String> {
+        chrono::DateTime::from_timestamp_millis(self.0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    }
+}
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.to_rfc3339() {
+            Some(text) => serializer.serialize_str(&text),
+            None => Err(serde::ser::Error::custom(format!(
+                "time {} ms is out of range",
+                self.0
+            ))),
+        }
+    }
+}
+
+/// Parses an RFC 3339 query parameter (`since`) to Unix milliseconds;
+/// the error names the parameter.
+pub fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            ApiError::validation(format!(
+                "{name}: expected an RFC 3339 time such as 2026-01-02T03:04:05Z ({e})"
+            ))
+        })
+}
+
+/// Parses a stored JSON column; a bad value is an internal error (the
+/// server wrote it), never shown to the client.
+pub fn stored_json<T: serde::de::DeserializeOwned>(
+    column: &str,
+    text: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::internal(format!("stored {column} is not valid JSON: {e}")))
+}
+
+/// The host with this id, unless it does not exist or is revoked (both
+/// 404: a revoked host is gone from the API).
+pub fn live_host(conn: &mut DbConnection, id: &str) -> Result<Host, ApiError> {
+    match store::hosts::get(conn, id)? {
+        Some(host) if host.revoked_at.is_none() => Ok(host),
+        _ => Err(ApiError::not_found(&format!("host {id}"))),
+    }
+}
+
+/// Writes one audit-log row for `who`: `action` (dotted verb) on
+/// `target`, with a detail object that must never hold a secret.
+pub fn audit(
+    conn: &mut DbConnection,
+    who: &Principal,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<serde_json::Value>,
+) -> Result<(), ApiError> {
+    audit_as(
+        conn,
+        &who.username,
+        who.source_addr.as_deref(),
+        action,
+        target,
+        detail,
+    )
+}
+
+/// [`audit`] for an actor that is not an authenticated principal (a failed
+/// login names the account that was tried).
+pub fn audit_as(
+    conn: &mut DbConnection,
+    actor: &str,
+    source_addr: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<serde_json::Value>,
+) -> Result<(), ApiError> {
+    store::audit::insert(
+        conn,
+        &store::models::NewAuditEntry {
+            id: store::new_id(),
+            at: store::now_ms(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            detail: detail.map(|d| d.to_string()),
+            source_addr: source_addr.map(str::to_owned),
+        },
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Times serialise as RFC 3339 UTC with milliseconds and a Z.
+    #[test]
+    fn time_is_rfc3339_utc() {
+        let json = serde_json::to_string(&Time(1_767_323_045_678)).unwrap();
+        assert_eq!(json, "\"2026-01-02T03:04:05.678Z\"");
+        assert!(serde_json::to_string(&Time(i64::MAX)).is_err());
+    }
+
+    /// `since` parses RFC 3339 with any offset; other text is a 400 naming the parameter.
+    #[test]
+    fn parse_since() {
+        assert_eq!(
+            parse_time("since", "2026-01-02T03:04:05.678Z").unwrap(),
+            1_767_323_045_678
+        );
+        assert_eq!(
+            parse_time("since", "2026-01-02T04:04:05.678+01:00").unwrap(),
+            1_767_323_045_678
+        );
+        let err = parse_time("since", "yesterday").unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.starts_with("since:"), "{}", err.message);
+    }
+
+    /// Limits outside 1..=max and negative offsets are refused; defaults apply.
+    #[test]
+    fn page_query_bounds() {
+        let q = |limit: Option<&str>, offset: Option<&str>| PageQuery {
+            limit: limit.map(str::to_owned),
+            offset: offset.map(str::to_owned),
+        };
+        assert_eq!(q(None, None).resolve(50, 1000).unwrap(), (50, 0));
+        assert_eq!(q(Some("7"), Some("3")).resolve(50, 1000).unwrap(), (7, 3));
+        assert!(q(Some("0"), None).resolve(50, 1000).is_err());
+        assert!(q(Some("1001"), None).resolve(50, 1000).is_err());
+        assert!(q(None, Some("-1")).resolve(50, 1000).is_err());
+        let err = q(Some("ten"), None).resolve(50, 1000).unwrap_err();
+        assert!(err.message.starts_with("limit:"), "{}", err.message);
+    }
+
+    /// Each actor error maps to its status code.
+    #[test]
+    fn actor_errors_map_to_statuses() {
+        let cases = [
+            (ActorError::NotFound("job x".into()), StatusCode::NOT_FOUND),
+            (ActorError::Invalid("bad".into()), StatusCode::BAD_REQUEST),
+            (ActorError::Conflict("busy".into()), StatusCode::CONFLICT),
+            (
+                ActorError::Internal("boom".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (e, status) in cases {
+            assert_eq!(ApiError::from(e).status, status);
+        }
+    }
+}

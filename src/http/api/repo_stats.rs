@@ -1,0 +1,83 @@
+//! `GET /hosts/{id}/repo-stats` (`?since=&limit=&offset=`): the time series
+//! of the host's repository statistics (`repo.stats` reports), oldest
+//! first.
+
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+
+use super::{live_host, parse_time, resource, List, PageQuery, Time};
+use crate::auth::Role;
+use crate::http::auth::Principal;
+use crate::http::error::{with_conn, ApiError};
+use crate::server::AppState;
+use crate::store::{self, models};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/hosts/{id}/repo-stats").route(web::get().to(list)));
+}
+
+/// One statistics sample as the API shows it.
+#[derive(Debug, Serialize)]
+struct RepoStatsDto {
+    recorded_at: Time,
+    size_bytes: Option<i64>,
+    snapshot_count: Option<i64>,
+    dedup_ratio: Option<f64>,
+    last_check_at: Option<Time>,
+    last_check_status: Option<String>,
+    /// `locked` or `unlocked`.
+    lock_state: Option<String>,
+}
+
+impl From<models::RepoStats> for RepoStatsDto {
+    fn from(s: models::RepoStats) -> Self {
+        RepoStatsDto {
+            recorded_at: Time(s.recorded_at),
+            size_bytes: s.size_bytes,
+            snapshot_count: s.snapshot_count,
+            dedup_ratio: s.dedup_ratio,
+            last_check_at: Time::opt(s.last_check_at),
+            last_check_status: s.last_check_status,
+            lock_state: s.lock_state,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    since: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<List<RepoStatsDto>>, ApiError> {
+    who.require(Role::Viewer)?;
+    let host_id = path.into_inner();
+    let ListQuery {
+        since,
+        limit,
+        offset,
+    } = query.into_inner();
+    let since = since
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| parse_time("since", &s))
+        .transpose()?;
+    // A chart wants the whole series: the default page is the largest.
+    let (limit, offset) = PageQuery { limit, offset }.resolve(store::MAX_PAGE, store::MAX_PAGE)?;
+    let page = with_conn(&state.pool, move |conn| {
+        live_host(conn, &host_id)?;
+        Ok(store::api_queries::repo_stats_page(
+            conn, &host_id, since, limit, offset,
+        )?)
+    })
+    .await?;
+    Ok(web::Json(List {
+        items: page.items.into_iter().map(RepoStatsDto::from).collect(),
+        total: page.total,
+    }))
+}

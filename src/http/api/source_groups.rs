@@ -1,0 +1,463 @@
+//! A host's source groups (what it backs up, how long it keeps it, how it
+//! retries): `GET/POST /hosts/{id}/source-groups` and
+//! `GET/PUT/DELETE /hosts/{id}/source-groups/{gid}`. Changes need the
+//! operator role, are audited, and tell the actors
+//! (`host_config_changed`: the schedule version is bumped and pushed).
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{audit, live_host, resource, stored_json, List, Time};
+use crate::auth::Role;
+use crate::http::auth::Principal;
+use crate::http::error::{with_conn, ApiError};
+use crate::protocol::RetentionPolicy;
+use crate::server::AppState;
+use crate::store::{self, models, DbConnection};
+
+/// Longest group name (it is also the restic tag of its snapshots).
+pub const MAX_NAME_LEN: usize = 64;
+/// Most include paths or exclude patterns in one group.
+const MAX_PATHS: usize = 1000;
+/// Longest include path or exclude pattern.
+const MAX_PATH_LEN: usize = 4096;
+/// Most retries of a failed backup.
+const MAX_RETRIES: u32 = 10;
+/// Longest wait before the first retry (a day).
+const MAX_BACKOFF_SECONDS: u32 = 86_400;
+/// Retry back-off when the request gives none (the column's default).
+const DEFAULT_BACKOFF_SECONDS: u32 = 300;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/hosts/{id}/source-groups")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        resource("/hosts/{id}/source-groups/{gid}")
+            .route(web::get().to(get))
+            .route(web::put().to(update))
+            .route(web::delete().to(delete)),
+    );
+}
+
+/// A source group as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct SourceGroupDto {
+    pub id: String,
+    pub host_id: String,
+    pub name: String,
+    pub includes: Vec<String>,
+    pub excludes: Vec<String>,
+    /// `null`: keep every snapshot.
+    pub retention_policy: Option<RetentionPolicy>,
+    pub retry_max: i32,
+    pub retry_backoff_seconds: i32,
+    pub created_at: Time,
+    pub updated_at: Time,
+}
+
+impl SourceGroupDto {
+    pub fn from_row(g: models::SourceGroup) -> Result<Self, ApiError> {
+        Ok(SourceGroupDto {
+            includes: stored_json("source_groups.includes", &g.includes)?,
+            excludes: stored_json("source_groups.excludes", &g.excludes)?,
+            retention_policy: g
+                .retention_policy
+                .as_deref()
+                .map(|p| stored_json("source_groups.retention_policy", p))
+                .transpose()?,
+            id: g.id,
+            host_id: g.host_id,
+            name: g.name,
+            retry_max: g.retry_max,
+            retry_backoff_seconds: g.retry_backoff_seconds,
+            created_at: Time(g.created_at),
+            updated_at: Time(g.updated_at),
+        })
+    }
+}
+
+/// The retention policy as a request gives it: the fields of
+/// [`RetentionPolicy`], but an unknown key (a typo such as `keep_dayly`)
+/// is refused instead of silently keeping everything.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionBody {
+    keep_last: Option<u32>,
+    keep_hourly: Option<u32>,
+    keep_daily: Option<u32>,
+    keep_weekly: Option<u32>,
+    keep_monthly: Option<u32>,
+    keep_yearly: Option<u32>,
+    keep_within: Option<String>,
+}
+
+impl From<RetentionBody> for RetentionPolicy {
+    fn from(b: RetentionBody) -> Self {
+        RetentionPolicy {
+            keep_last: b.keep_last,
+            keep_hourly: b.keep_hourly,
+            keep_daily: b.keep_daily,
+            keep_weekly: b.keep_weekly,
+            keep_monthly: b.keep_monthly,
+            keep_yearly: b.keep_yearly,
+            keep_within: b.keep_within,
+        }
+    }
+}
+
+/// `POST` and `PUT` body (PUT replaces every field; omitted optional
+/// fields take their defaults).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupRequest {
+    name: String,
+    includes: Vec<String>,
+    #[serde(default)]
+    excludes: Vec<String>,
+    #[serde(default)]
+    retention_policy: Option<RetentionBody>,
+    #[serde(default)]
+    retry_max: Option<u32>,
+    #[serde(default)]
+    retry_backoff_seconds: Option<u32>,
+}
+
+/// A request that passed validation, with its JSON columns encoded.
+struct ValidGroup {
+    name: String,
+    includes: String,
+    excludes: String,
+    retention_policy: Option<String>,
+    retry_max: i32,
+    retry_backoff_seconds: i32,
+}
+
+/// Whether `name` is usable as a group name and restic tag: 1-64 ASCII
+/// letters, digits, `.`, `_` or `-` (a comma would split the tag).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn check_paths(field: &str, paths: &[String]) -> Result<(), ApiError> {
+    if paths.len() > MAX_PATHS {
+        return Err(ApiError::validation(format!(
+            "{field}: at most {MAX_PATHS} entries"
+        )));
+    }
+    for (i, path) in paths.iter().enumerate() {
+        if path.trim().is_empty() {
+            return Err(ApiError::validation(format!(
+                "{field}[{i}]: must not be empty"
+            )));
+        }
+        if path.len() > MAX_PATH_LEN || path.contains('\0') || path.contains('\n') {
+            return Err(ApiError::validation(format!(
+                "{field}[{i}]: at most {MAX_PATH_LEN} bytes, no NUL or newline"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl GroupRequest {
+    fn validate(self) -> Result<ValidGroup, ApiError> {
+        let name = self.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(ApiError::validation("name: must not be empty"));
+        }
+        if !valid_name(&name) {
+            return Err(ApiError::validation(format!(
+                "name: use 1-{MAX_NAME_LEN} letters, digits, '.', '_' or '-' (it is the snapshots' restic tag)"
+            )));
+        }
+        if self.includes.is_empty() {
+            return Err(ApiError::validation(
+                "includes: at least one path to back up is needed",
+            ));
+        }
+        check_paths("includes", &self.includes)?;
+        check_paths("excludes", &self.excludes)?;
+        let retention_policy = match self.retention_policy {
+            None => None,
+            Some(body) => {
+                let policy = RetentionPolicy::from(body);
+                if policy.is_empty() {
+                    return Err(ApiError::validation(
+                        "retention_policy: set at least one keep_* option, or null to keep every snapshot",
+                    ));
+                }
+                policy
+                    .validate()
+                    .map_err(|e| ApiError::validation(format!("retention_policy: {e}")))?;
+                Some(to_json(&policy)?)
+            }
+        };
+        let retry_max = self.retry_max.unwrap_or(0);
+        if retry_max > MAX_RETRIES {
+            return Err(ApiError::validation(format!(
+                "retry_max: at most {MAX_RETRIES}"
+            )));
+        }
+        let backoff = self
+            .retry_backoff_seconds
+            .unwrap_or(DEFAULT_BACKOFF_SECONDS);
+        if !(1..=MAX_BACKOFF_SECONDS).contains(&backoff) {
+            return Err(ApiError::validation(format!(
+                "retry_backoff_seconds: must be between 1 and {MAX_BACKOFF_SECONDS}"
+            )));
+        }
+        Ok(ValidGroup {
+            name,
+            includes: to_json(&self.includes)?,
+            excludes: to_json(&self.excludes)?,
+            retention_policy,
+            // Both are bounded above, so they fit.
+            retry_max: i32::try_from(retry_max).map_err(ApiError::internal)?,
+            retry_backoff_seconds: i32::try_from(backoff).map_err(ApiError::internal)?,
+        })
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(ApiError::internal)
+}
+
+/// A unique-name violation becomes 409 naming the group; anything else
+/// keeps its usual mapping.
+fn name_taken(name: &str) -> impl FnOnce(diesel::result::Error) -> ApiError + '_ {
+    move |e| match e {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ) => ApiError::conflict(format!(
+            "name: a source group named {name:?} exists on this host already"
+        )),
+        other => ApiError::from(other),
+    }
+}
+
+/// The host's group `gid`, or 404.
+fn group_of(
+    conn: &mut DbConnection,
+    host_id: &str,
+    gid: &str,
+) -> Result<models::SourceGroup, ApiError> {
+    live_host(conn, host_id)?;
+    store::source_groups::get_for_host(conn, host_id, gid)?
+        .ok_or_else(|| ApiError::not_found(&format!("source group {gid}")))
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+) -> Result<web::Json<List<SourceGroupDto>>, ApiError> {
+    who.require(Role::Viewer)?;
+    let host_id = path.into_inner();
+    let rows = with_conn(&state.pool, move |conn| {
+        live_host(conn, &host_id)?;
+        Ok(store::source_groups::list_for_host(conn, &host_id)?)
+    })
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(SourceGroupDto::from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(web::Json(List::all(items)))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<SourceGroupDto>, ApiError> {
+    who.require(Role::Viewer)?;
+    let (host_id, gid) = path.into_inner();
+    let row = with_conn(&state.pool, move |conn| group_of(conn, &host_id, &gid)).await?;
+    Ok(web::Json(SourceGroupDto::from_row(row)?))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+    body: web::Json<GroupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Operator)?;
+    let host_id = path.into_inner();
+    let valid = body.into_inner().validate()?;
+    let target = host_id.clone();
+    let row = with_conn(&state.pool, move |conn| {
+        store::write_transaction(conn, |conn| {
+            live_host(conn, &target)?;
+            let now = store::now_ms();
+            let row = store::source_groups::insert(
+                conn,
+                &models::NewSourceGroup {
+                    id: store::new_id(),
+                    host_id: target.clone(),
+                    name: valid.name.clone(),
+                    includes: valid.includes,
+                    excludes: valid.excludes,
+                    retention_policy: valid.retention_policy,
+                    retry_max: valid.retry_max,
+                    retry_backoff_seconds: valid.retry_backoff_seconds,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
+            .map_err(name_taken(&valid.name))?;
+            audit(
+                conn,
+                &who,
+                "source_group.create",
+                Some(&row.id),
+                Some(json!({"host_id": target, "name": row.name})),
+            )?;
+            Ok(row)
+        })
+    })
+    .await?;
+    state.actors.host_config_changed(&host_id).await?;
+    Ok(HttpResponse::Created().json(SourceGroupDto::from_row(row)?))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<(String, String)>,
+    body: web::Json<GroupRequest>,
+) -> Result<web::Json<SourceGroupDto>, ApiError> {
+    who.require(Role::Operator)?;
+    let (host_id, gid) = path.into_inner();
+    let valid = body.into_inner().validate()?;
+    let target = host_id.clone();
+    let row = with_conn(&state.pool, move |conn| {
+        store::write_transaction(conn, |conn| {
+            group_of(conn, &target, &gid)?;
+            let changes = models::SourceGroupChanges {
+                name: Some(valid.name.clone()),
+                includes: Some(valid.includes),
+                excludes: Some(valid.excludes),
+                retention_policy: Some(valid.retention_policy),
+                retry_max: Some(valid.retry_max),
+                retry_backoff_seconds: Some(valid.retry_backoff_seconds),
+            };
+            let row = store::source_groups::update(conn, &gid, &changes, store::now_ms())
+                .map_err(name_taken(&valid.name))?
+                .ok_or_else(|| ApiError::not_found(&format!("source group {gid}")))?;
+            audit(
+                conn,
+                &who,
+                "source_group.update",
+                Some(&gid),
+                Some(json!({"host_id": target, "name": row.name})),
+            )?;
+            Ok(row)
+        })
+    })
+    .await?;
+    state.actors.host_config_changed(&host_id).await?;
+    Ok(web::Json(SourceGroupDto::from_row(row)?))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Operator)?;
+    let (host_id, gid) = path.into_inner();
+    let target = host_id.clone();
+    with_conn(&state.pool, move |conn| {
+        store::write_transaction(conn, |conn| {
+            let group = group_of(conn, &target, &gid)?;
+            store::source_groups::delete(conn, &gid)?;
+            audit(
+                conn,
+                &who,
+                "source_group.delete",
+                Some(&gid),
+                Some(json!({"host_id": target, "name": group.name})),
+            )
+        })
+    })
+    .await?;
+    state.actors.host_config_changed(&host_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: serde_json::Value) -> Result<ValidGroup, ApiError> {
+        serde_json::from_value::<GroupRequest>(body)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .validate()
+    }
+
+    /// A full request validates and encodes its JSON columns; defaults apply to omitted fields.
+    #[test]
+    fn valid_group_encodes_columns() {
+        let v = request(json!({
+            "name": "etc",
+            "includes": ["/etc"],
+            "retention_policy": {"keep_daily": 7, "keep_within": "30d"}
+        }))
+        .unwrap();
+        assert_eq!(v.includes, r#"["/etc"]"#);
+        assert_eq!(v.excludes, "[]");
+        assert_eq!(
+            v.retention_policy.as_deref(),
+            Some(r#"{"keep_daily":7,"keep_within":"30d"}"#)
+        );
+        assert_eq!((v.retry_max, v.retry_backoff_seconds), (0, 300));
+    }
+
+    /// Each invalid field is refused with its name first in the message.
+    #[test]
+    fn invalid_fields_are_named() {
+        let cases = [
+            (json!({"name": "", "includes": ["/"]}), "name:"),
+            (json!({"name": "a,b", "includes": ["/"]}), "name:"),
+            (json!({"name": "x", "includes": []}), "includes:"),
+            (json!({"name": "x", "includes": [" "]}), "includes[0]:"),
+            (
+                json!({"name": "x", "includes": ["/"], "excludes": ["ok", ""]}),
+                "excludes[1]:",
+            ),
+            (
+                json!({"name": "x", "includes": ["/"], "retention_policy": {}}),
+                "retention_policy:",
+            ),
+            (
+                json!({"name": "x", "includes": ["/"], "retention_policy": {"keep_within": "--all"}}),
+                "retention_policy:",
+            ),
+            (
+                json!({"name": "x", "includes": ["/"], "retry_max": 11}),
+                "retry_max:",
+            ),
+            (
+                json!({"name": "x", "includes": ["/"], "retry_backoff_seconds": 0}),
+                "retry_backoff_seconds:",
+            ),
+        ];
+        for (body, prefix) in cases {
+            let err = request(body.clone()).err().unwrap();
+            assert!(err.message.starts_with(prefix), "{body}: {}", err.message);
+        }
+        let typo =
+            request(json!({"name": "x", "includes": ["/"], "retention_policy": {"keep_dayly": 7}}));
+        assert!(typo.err().unwrap().message.contains("keep_dayly"));
+    }
+}

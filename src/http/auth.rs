@@ -1,0 +1,494 @@
+//! Who is calling the REST API, and the login rate limiter.
+//!
+//! [`Principal`] is an actix-web extractor: a handler that takes one is only
+//! reached by an authenticated, enabled user. It accepts either
+//! `Authorization: Bearer <api token>` (the `api_tokens` table, looked up by
+//! SHA-256; revoked or expired tokens fail) or the browser's session cookie
+//! ([`SESSION_COOKIE`]); a cookie session must also send its CSRF token in
+//! [`CSRF_HEADER`] on every state-changing request (any method but GET,
+//! HEAD and OPTIONS). No credentials, an unknown, expired or revoked one, or
+//! a disabled user is 401; a missing or wrong CSRF token is 403. Handlers
+//! then ask [`Principal::require`] for the role they need (403 `forbidden`).
+//!
+//! [`LoginLimiter`] bounds failed logins per account and per client address
+//! in fixed windows, in memory, with a bounded number of tracked keys; the
+//! login handler (`api::session`) consults it before verifying a password.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest};
+
+use crate::auth::{hash_token, Role};
+use crate::http::error::{with_conn, ApiError};
+use crate::server::AppState;
+use crate::store;
+
+/// Name of the browser session cookie (HttpOnly, SameSite=Strict, Secure
+/// under TLS); it holds the session token, the database only its SHA-256.
+pub const SESSION_COOKIE: &str = "rm_session";
+
+/// Header carrying a cookie session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+/// How long a session lives without activity; every use slides it forward.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// A session's or API token's "last used" time is written at most this
+/// often, so that reads do not each cost a database write.
+const TOUCH_INTERVAL_MS: i64 = 60_000;
+
+/// How a request authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `Authorization: Bearer` with the API token of this id.
+    ApiToken { token_id: String },
+    /// The session cookie of this session (its CSRF token is checked by the
+    /// extractor; it is kept to hand back from `GET /me`).
+    Session {
+        session_id: String,
+        csrf_token: String,
+    },
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub username: String,
+    pub role: Role,
+    pub method: AuthMethod,
+    /// The client's IP address (the TCP peer), for the audit log.
+    pub source_addr: Option<String>,
+}
+
+impl Principal {
+    /// `Ok` if the caller's role is at least `needed`, else 403 `forbidden`.
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs the {needed} role; {} is {}",
+                self.username, self.role
+            )))
+        }
+    }
+}
+
+/// The client's address as recorded in the audit log and used as the rate
+/// limiter's key: the TCP peer's IP. Forwarding headers are not trusted,
+/// since any client can set them.
+pub fn client_addr(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|addr| addr.ip().to_string())
+}
+
+/// Whether a method changes state (and so needs the CSRF token).
+fn is_state_changing(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What the request presented, read synchronously from its headers.
+enum Presented {
+    Bearer(String),
+    Cookie { token: String, csrf: Option<String> },
+}
+
+fn presented(req: &HttpRequest) -> Result<Presented, ApiError> {
+    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+        let (scheme, token) = text
+            .split_once(' ')
+            .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Err(ApiError::unauthorized(
+                "expected Authorization: Bearer <token>",
+            ));
+        }
+        return Ok(Presented::Bearer(token.to_owned()));
+    }
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        let csrf = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        return Ok(Presented::Cookie {
+            token: cookie.value().to_owned(),
+            csrf,
+        });
+    }
+    Err(ApiError::unauthorized(
+        "authentication required: send Authorization: Bearer <api token> or log in",
+    ))
+}
+
+async fn authenticate(
+    state: web::Data<AppState>,
+    presented: Presented,
+    state_changing: bool,
+    source_addr: Option<String>,
+) -> Result<Principal, ApiError> {
+    let now = store::now_ms();
+    match presented {
+        Presented::Bearer(token) => {
+            let hash = hash_token(&token);
+            with_conn(&state.pool, move |conn| {
+                let (api_token, user) = store::api_tokens::find_valid(conn, &hash, now)?
+                    .ok_or_else(|| {
+                        ApiError::unauthorized("invalid, expired or revoked API token")
+                    })?;
+                if api_token
+                    .last_used_at
+                    .is_none_or(|at| now - at >= TOUCH_INTERVAL_MS)
+                {
+                    store::api_tokens::touch(conn, &api_token.id, now)?;
+                }
+                Ok(Principal {
+                    user_id: user.id,
+                    username: user.username,
+                    role: user.role.into(),
+                    method: AuthMethod::ApiToken {
+                        token_id: api_token.id,
+                    },
+                    source_addr,
+                })
+            })
+            .await
+        }
+        Presented::Cookie { token, csrf } => {
+            let hash = hash_token(&token);
+            let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+            with_conn(&state.pool, move |conn| {
+                let (session, user) = store::sessions::find_valid(conn, &hash, now)?
+                    .ok_or_else(|| ApiError::unauthorized("session expired or invalid"))?;
+                if state_changing {
+                    let sent = csrf.as_deref().unwrap_or("");
+                    if !constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
+                        return Err(ApiError::new(
+                            StatusCode::FORBIDDEN,
+                            "csrf_failed",
+                            format!("missing or wrong {CSRF_HEADER} header"),
+                        ));
+                    }
+                }
+                if now - session.last_seen_at >= TOUCH_INTERVAL_MS {
+                    store::sessions::touch(
+                        conn,
+                        &session.id,
+                        now,
+                        Some(now.saturating_add(ttl_ms)),
+                    )?;
+                }
+                Ok(Principal {
+                    user_id: user.id,
+                    username: user.username,
+                    role: user.role.into(),
+                    method: AuthMethod::Session {
+                        session_id: session.id,
+                        csrf_token: session.csrf_token,
+                    },
+                    source_addr,
+                })
+            })
+            .await
+        }
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let presented = presented(req);
+        let state_changing = is_state_changing(req.method());
+        let source_addr = client_addr(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
+            authenticate(state, presented?, state_changing, source_addr).await
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Login rate limiting
+// ---------------------------------------------------------------------------
+
+/// Failed logins allowed per account in one [`LOGIN_WINDOW`].
+pub const ACCOUNT_MAX_FAILURES: u32 = 5;
+/// Failed logins allowed per client address in one [`LOGIN_WINDOW`]
+/// (higher than per account: several people may share a NAT address).
+pub const ADDRESS_MAX_FAILURES: u32 = 30;
+/// The window failures are counted in; it starts at the first failure.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Keys (accounts, addresses) tracked per kind; beyond it the expired
+/// windows are dropped, then the oldest, so memory stays bounded.
+pub const MAX_TRACKED_KEYS: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    started: Instant,
+    count: u32,
+}
+
+/// Fixed-window counters for one kind of key, bounded in size.
+#[derive(Debug)]
+struct Counters {
+    max: u32,
+    windows: HashMap<String, Window>,
+}
+
+impl Counters {
+    fn new(max: u32) -> Self {
+        Counters {
+            max,
+            windows: HashMap::new(),
+        }
+    }
+
+    /// The remaining wait if `key` has used up its window at `now`.
+    fn blocked_for(&self, key: &str, now: Instant) -> Option<Duration> {
+        let window = self.windows.get(key)?;
+        let ends = window.started + LOGIN_WINDOW;
+        (window.count >= self.max && now < ends).then(|| ends - now)
+    }
+
+    fn count(&mut self, key: &str, now: Instant) {
+        if !self.windows.contains_key(key) && self.windows.len() >= MAX_TRACKED_KEYS {
+            self.evict(now);
+        }
+        let window = self.windows.entry(key.to_owned()).or_insert(Window {
+            started: now,
+            count: 0,
+        });
+        if now.duration_since(window.started) >= LOGIN_WINDOW {
+            *window = Window {
+                started: now,
+                count: 0,
+            };
+        }
+        window.count = window.count.saturating_add(1);
+    }
+
+    fn uncount(&mut self, key: &str) {
+        if let Some(window) = self.windows.get_mut(key) {
+            window.count = window.count.saturating_sub(1);
+            if window.count == 0 {
+                self.windows.remove(key);
+            }
+        }
+    }
+
+    fn clear(&mut self, key: &str) {
+        self.windows.remove(key);
+    }
+
+    fn evict(&mut self, now: Instant) {
+        self.windows
+            .retain(|_, w| now.duration_since(w.started) < LOGIN_WINDOW);
+        while self.windows.len() >= MAX_TRACKED_KEYS {
+            let oldest = self
+                .windows
+                .iter()
+                .min_by_key(|(_, w)| w.started)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(key) => {
+                    self.windows.remove(&key);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LimiterState {
+    accounts: Counters,
+    addresses: Counters,
+}
+
+/// Counts login attempts per account and per client address. An attempt
+/// is counted when it starts ([`LoginLimiter::begin`]), so concurrent
+/// guesses cannot slip past the limit; a success gives its count back
+/// ([`LoginLimiter::succeeded`]). One per server, shared by every worker.
+#[derive(Debug)]
+pub struct LoginLimiter {
+    state: Mutex<LimiterState>,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A refused attempt: how long until the caller may try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    pub retry_after: Duration,
+}
+
+impl LoginLimiter {
+    /// A limiter with [`ACCOUNT_MAX_FAILURES`] and [`ADDRESS_MAX_FAILURES`].
+    pub fn new() -> Self {
+        Self::with_limits(ACCOUNT_MAX_FAILURES, ADDRESS_MAX_FAILURES)
+    }
+
+    /// A limiter with other limits (tests).
+    pub fn with_limits(per_account: u32, per_address: u32) -> Self {
+        LoginLimiter {
+            state: Mutex::new(LimiterState {
+                accounts: Counters::new(per_account),
+                addresses: Counters::new(per_address),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LimiterState> {
+        // A panic while holding the lock cannot leave the counters
+        // inconsistent (each update is a single assignment), so a poisoned
+        // lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts an attempt for `account` (compared case-insensitively) from
+    /// `addr`: refused if either has used up its window, else counted.
+    pub fn begin(&self, account: &str, addr: &str, now: Instant) -> Result<(), RateLimited> {
+        let account = account.to_lowercase();
+        let mut state = self.lock();
+        let wait = [
+            state.accounts.blocked_for(&account, now),
+            state.addresses.blocked_for(addr, now),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(retry_after) = wait {
+            return Err(RateLimited { retry_after });
+        }
+        state.accounts.count(&account, now);
+        state.addresses.count(addr, now);
+        Ok(())
+    }
+
+    /// The attempt begun for `account` from `addr` succeeded: the account's
+    /// failures are forgiven and the address gets this attempt back.
+    pub fn succeeded(&self, account: &str, addr: &str) {
+        let account = account.to_lowercase();
+        let mut state = self.lock();
+        state.accounts.clear(&account);
+        state.addresses.uncount(addr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sixth failure for one account in a window is refused, and the wait is the window's rest.
+    #[test]
+    fn account_limit_then_window_expires() {
+        let limiter = LoginLimiter::with_limits(5, 100);
+        let t0 = Instant::now();
+        for i in 0..5 {
+            assert!(limiter.begin("alice", &format!("10.0.0.{i}"), t0).is_ok());
+        }
+        let refused = limiter
+            .begin("ALICE", "10.0.0.9", t0 + Duration::from_secs(60))
+            .unwrap_err();
+        assert_eq!(refused.retry_after, LOGIN_WINDOW - Duration::from_secs(60));
+        // Another account from the same address is not affected.
+        assert!(limiter.begin("bob", "10.0.0.9", t0).is_ok());
+        // After the window the account may try again.
+        assert!(limiter
+            .begin("alice", "10.0.0.1", t0 + LOGIN_WINDOW)
+            .is_ok());
+    }
+
+    /// One address guessing many accounts is refused after its own limit.
+    #[test]
+    fn address_limit_across_accounts() {
+        let limiter = LoginLimiter::with_limits(5, 3);
+        let t0 = Instant::now();
+        for name in ["a", "b", "c"] {
+            assert!(limiter.begin(name, "192.0.2.1", t0).is_ok());
+        }
+        assert!(limiter.begin("d", "192.0.2.1", t0).is_err());
+        assert!(limiter.begin("d", "192.0.2.2", t0).is_ok());
+    }
+
+    /// A success clears the account's failures and does not count against the address.
+    #[test]
+    fn success_forgives() {
+        let limiter = LoginLimiter::with_limits(2, 2);
+        let t0 = Instant::now();
+        assert!(limiter.begin("alice", "192.0.2.1", t0).is_ok());
+        assert!(limiter.begin("alice", "192.0.2.1", t0).is_ok());
+        limiter.succeeded("alice", "192.0.2.1");
+        assert!(limiter.begin("alice", "192.0.2.1", t0).is_ok());
+        limiter.succeeded("alice", "192.0.2.1");
+        // One failure (the first attempt) still counts against the address.
+        assert!(limiter.begin("Alice", "192.0.2.1", t0).is_ok());
+        assert!(limiter.begin("alice", "192.0.2.1", t0).is_err());
+    }
+
+    /// The number of tracked keys stays bounded under a flood of distinct accounts.
+    #[test]
+    fn tracked_keys_are_bounded() {
+        let limiter = LoginLimiter::with_limits(5, u32::MAX);
+        let t0 = Instant::now();
+        for i in 0..(MAX_TRACKED_KEYS + 50) {
+            let at = t0 + Duration::from_millis(i as u64);
+            assert!(limiter.begin(&format!("user{i}"), "192.0.2.1", at).is_ok());
+        }
+        let state = limiter.lock();
+        assert!(state.accounts.windows.len() <= MAX_TRACKED_KEYS);
+        // The newest account is still tracked; the oldest was evicted.
+        assert!(state
+            .accounts
+            .windows
+            .contains_key(&format!("user{}", MAX_TRACKED_KEYS + 49)));
+        assert!(!state.accounts.windows.contains_key("user0"));
+    }
+
+    /// Secrets compare equal only when identical.
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    /// Only GET, HEAD and OPTIONS are safe methods.
+    #[test]
+    fn state_changing_methods() {
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert!(is_state_changing(&m), "{m}");
+        }
+        for m in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            assert!(!is_state_changing(&m), "{m}");
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Paged reads the REST API needs beyond the per-table modules: a host's
+//! snapshots and its repository statistics, each as a [`Page`] with the
+//! total that match.
+
+use diesel::prelude::*;
+
+use super::models::{RepoStats, Snapshot};
+use super::schema::{repo_stats, snapshots};
+use super::types::Page;
+use super::{clamp_limit, DbConnection, MAX_PAGE};
+
+/// The host's snapshots, newest first, one page of them.
+pub fn snapshots_page(
+    conn: &mut DbConnection,
+    host_id: &str,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Page<Snapshot>> {
+    let items = snapshots::table
+        .filter(snapshots::host_id.eq(host_id))
+        .order((snapshots::time.desc(), snapshots::snapshot_id.asc()))
+        .limit(clamp_limit(limit, MAX_PAGE))
+        .offset(offset.max(0))
+        .select(Snapshot::as_select())
+        .load(conn)?;
+    let total = snapshots::table
+        .filter(snapshots::host_id.eq(host_id))
+        .count()
+        .get_result(conn)?;
+    Ok(Page { items, total })
+}
+
+fn stats_filtered<'a>(
+    host_id: &'a str,
+    since: Option<i64>,
+) -> repo_stats::BoxedQuery<'a, super::MultiBackend> {
+    let mut query = repo_stats::table
+        .filter(repo_stats::host_id.eq(host_id))
+        .into_boxed();
+    if let Some(since) = since {
+        query = query.filter(repo_stats::recorded_at.ge(since));
+    }
+    query
+}
+
+/// The host's statistics samples recorded at or after `since` (all if
+/// `None`), oldest first (a time series), one page of them.
+pub fn repo_stats_page(
+    conn: &mut DbConnection,
+    host_id: &str,
+    since: Option<i64>,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Page<RepoStats>> {
+    let items = stats_filtered(host_id, since)
+        .order((repo_stats::recorded_at.asc(), repo_stats::id.asc()))
+        .limit(clamp_limit(limit, MAX_PAGE))
+        .offset(offset.max(0))
+        .select(RepoStats::as_select())
+        .load(conn)?;
+    let total = stats_filtered(host_id, since).count().get_result(conn)?;
+    Ok(Page { items, total })
+}
