@@ -14,14 +14,11 @@
 //! - [`agent`]: the agent daemon.
 
 pub mod actors;
-pub mod admin;
 pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod crypto;
-pub mod http;
 pub mod protocol;
-pub mod server;
 pub mod store;
 
 /// Starts tracing to stderr, filtered by `RESTIC_MANAGER_LOG` (default `info`).
