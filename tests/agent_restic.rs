@@ -2,6 +2,8 @@
 //! repository: every job kind, the reports after a backup, a stale lock,
 //! cancellation of a long backup, hooks and restic's own failures.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 #[path = "common/restic.rs"]
 mod restic_repo;
 

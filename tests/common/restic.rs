@@ -7,6 +7,7 @@
 //! `#[path = "common/restic.rs"] mod restic_repo;`.
 
 #![allow(dead_code)] // each test crate uses a different subset
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Write;
 use std::path::PathBuf;
