@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 
@@ -206,6 +206,9 @@ impl CronTable {
     /// pending fires when connected and clears them with
     /// [`take_pending`](Self::take_pending).
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<ScheduleFire> {
+        // croner keeps the sub-second part of its start time: cron times
+        // are whole seconds.
+        let now = now.trunc_subsecs(0);
         let mut fires = Vec::new();
         for entry in &mut self.entries {
             if now <= entry.last_checked {
@@ -278,6 +281,7 @@ impl CronTable {
     /// cron time of an enabled schedule, but no later than
     /// [`MAX_SLEEP_SECONDS`] from `now`.
     pub fn next_wake(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let now = now.trunc_subsecs(0);
         let cap = now + chrono::Duration::seconds(MAX_SLEEP_SECONDS);
         self.entries
             .iter()
@@ -577,6 +581,27 @@ mod tests {
         std::fs::write(dir.path().join("schedule.json"), b"{\"version\":").unwrap();
         let table = CronTable::load(dir.path());
         assert_eq!(table.version(), 0);
+    }
+
+    /// Fires carry whole-second cron times even when ticked between
+    /// seconds.
+    #[test]
+    fn fire_times_are_whole_seconds() {
+        let mut table = CronTable::new();
+        table
+            .apply(
+                &set(1, vec![spec("s", "0 * * * *", true)]),
+                at("2026-11-23T00:10:00.250Z"),
+            )
+            .unwrap();
+        assert_eq!(
+            table.tick(at("2026-11-23T03:20:07.987654321Z")),
+            vec![fire("s", "2026-11-23T03:00:00Z")]
+        );
+        assert_eq!(
+            table.next_wake(at("2026-11-23T03:59:30.5Z")),
+            at("2026-11-23T04:00:00Z")
+        );
     }
 
     /// Without enabled schedules the agent still wakes every minute.

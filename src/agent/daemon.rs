@@ -643,6 +643,9 @@ impl Daemon {
     }
 
     async fn on_work_done(&mut self, done: Done) {
+        // The job's last log lines are already in the channel: send them
+        // before its job.finished so the server sees them in order.
+        self.drain_live().await;
         let busy = self.busy.take();
         match (done, busy) {
             (Done::Job(finished), Some(Busy::Job { record, .. })) => {
@@ -735,6 +738,13 @@ impl Daemon {
         }
     }
 
+    /// Sends (or drops, when offline) every live message already queued.
+    async fn drain_live(&mut self) {
+        while let Ok(message) = self.live_rx.try_recv() {
+            self.send_live(message).await;
+        }
+    }
+
     // --- shutdown ---------------------------------------------------------
 
     /// Stops the running job (its result goes to the outbox), then closes
@@ -759,9 +769,7 @@ impl Daemon {
             };
             self.record_finished(*record, finished).await;
         }
-        while let Ok(message) = self.live_rx.try_recv() {
-            self.send_live(message).await;
-        }
+        self.drain_live().await;
         if let Some(mut link) = self.link.take() {
             let close = link.ws.close(None);
             // A server that does not answer the close is not waited for.
