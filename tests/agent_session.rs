@@ -92,6 +92,8 @@ impl TestServer {
                 let tx = tx.clone();
                 let expected = expected.clone();
                 tokio::spawn(async move {
+                    // The signature is tungstenite's Callback; its error type is large.
+                    #[allow(clippy::result_large_err)]
                     let check = |request: &Request, response: Response| {
                         let auth = request.headers().get(header::AUTHORIZATION);
                         if request.uri().path() != "/api/v1/agent/ws"
