@@ -32,9 +32,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::platform;
-use crate::protocol::{
-    AgentToServer, CommandRun, Envelope, FinishStatus, JobFinished, JobKind, WireMessage,
-};
+use crate::protocol::{AgentToServer, CommandRun, Envelope, FinishStatus, JobFinished, JobKind};
 
 /// The error of a job that was running when the agent stopped or died.
 pub const RESTARTED_ERROR: &str = "agent restarted during the job";
@@ -432,12 +430,6 @@ fn decode_envelope(path: &Path, frame: &str) -> Option<Envelope<AgentToServer>> 
     }
 }
 
-/// Whether a message type goes through the outbox (at least once, until
-/// acked) rather than being sent live.
-pub fn is_durable(message: &AgentToServer) -> bool {
-    matches!(message.type_name(), "job.finished" | "snapshots.report")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,21 +629,5 @@ mod tests {
         assert_eq!(journal.job("old").unwrap(), None);
         assert!(journal.job("unacked").unwrap().is_some());
         assert!(journal.job("new").unwrap().is_some());
-    }
-
-    /// Only job.finished and snapshots.report are durable.
-    #[test]
-    fn durable_types() {
-        assert!(is_durable(&AgentToServer::from(finished("j", ts(0)))));
-        assert!(is_durable(&AgentToServer::from(SnapshotsReport {
-            snapshots: Vec::new()
-        })));
-        assert!(!is_durable(&AgentToServer::from(
-            crate::protocol::CommandResult {
-                job_id: "j".to_owned(),
-                accepted: true,
-                error: None,
-            }
-        )));
     }
 }
