@@ -151,11 +151,19 @@ impl TempRepo {
             .expect("restic backup --stdin");
         let mut stdin = child.stdin.take().expect("stdin");
         stdin.write_all(b"some bytes").expect("write stdin");
+        // Wait for a complete lock file (restic writes it in place, so an
+        // empty one may be seen first), then give restic time to finish
+        // the write before the kill.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.lock_files().is_empty() {
+        while !self
+            .lock_files()
+            .iter()
+            .any(|path| std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0))
+        {
             assert!(Instant::now() < deadline, "restic never took its lock");
             std::thread::sleep(Duration::from_millis(50));
         }
+        std::thread::sleep(Duration::from_secs(1));
         child.kill().expect("kill restic");
         child.wait().expect("reap restic");
         drop(stdin);
