@@ -39,36 +39,16 @@ pub const DEFAULT_POOL_SIZE: u32 = 8;
 #[derive(Debug, Clone, Default, Args)]
 pub struct CommonArgs {
     /// TOML configuration file; flags and environment variables override it.
-    #[arg(
-        long,
-        global = true,
-        env = "RESTIC_MANAGER_CONFIG",
-        value_name = "FILE"
-    )]
+    #[arg(long, global = true, env = "RESTIC_MANAGER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Directory for the SQLite database and the key file.
-    #[arg(
-        long,
-        global = true,
-        env = "RESTIC_MANAGER_DATA_DIR",
-        value_name = "DIR"
-    )]
+    #[arg(long, global = true, env = "RESTIC_MANAGER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: `postgres://…` or a SQLite path (default: DATA_DIR/restic-manager.db).
-    #[arg(
-        long,
-        global = true,
-        env = "RESTIC_MANAGER_DATABASE_URL",
-        value_name = "URL"
-    )]
+    #[arg(long, global = true, env = "RESTIC_MANAGER_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// Key file for secrets at rest (default: DATA_DIR/secret.key).
-    #[arg(
-        long,
-        global = true,
-        env = "RESTIC_MANAGER_KEY_FILE",
-        value_name = "FILE"
-    )]
+    #[arg(long, global = true, env = "RESTIC_MANAGER_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 }
 
@@ -79,30 +59,16 @@ pub struct ServeArgs {
     #[arg(long, env = "RESTIC_MANAGER_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// PEM certificate chain; with --tls-key, serve HTTPS/WSS.
-    #[arg(
-        long,
-        env = "RESTIC_MANAGER_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key"
-    )]
+    #[arg(long, env = "RESTIC_MANAGER_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
-    #[arg(
-        long,
-        env = "RESTIC_MANAGER_TLS_KEY",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "RESTIC_MANAGER_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Largest WebSocket frame accepted from an agent, in bytes.
     #[arg(long, env = "RESTIC_MANAGER_MAX_FRAME_BYTES", value_name = "BYTES")]
     pub max_frame_bytes: Option<usize>,
     /// Seconds after a cron time without a fire before the run is recorded as missed.
-    #[arg(
-        long,
-        env = "RESTIC_MANAGER_MISSED_RUN_GRACE_SECONDS",
-        value_name = "SECONDS"
-    )]
+    #[arg(long, env = "RESTIC_MANAGER_MISSED_RUN_GRACE_SECONDS", value_name = "SECONDS")]
     pub missed_run_grace_seconds: Option<u64>,
     /// Database connections in the pool.
     #[arg(long, env = "RESTIC_MANAGER_POOL_SIZE", value_name = "N")]
@@ -299,10 +265,7 @@ impl ServerConfig {
 }
 
 fn default_sqlite_url(data_dir: &Path) -> String {
-    data_dir
-        .join(DEFAULT_DB_FILE)
-        .to_string_lossy()
-        .into_owned()
+    data_dir.join(DEFAULT_DB_FILE).to_string_lossy().into_owned()
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
