@@ -75,6 +75,8 @@ fn tls_server() -> (u16, mpsc::Receiver<(String, String)>) {
                 let tls = rustls::ServerConnection::new(config).unwrap();
                 let stream = rustls::StreamOwned::new(tls, tcp);
                 let (auth_tx, auth_rx) = mpsc::channel();
+                // The signature is tungstenite's Callback; its error type is large.
+                #[allow(clippy::result_large_err)]
                 let callback =
                     |request: &tungstenite::handshake::server::Request,
                      response: tungstenite::handshake::server::Response| {
