@@ -369,7 +369,7 @@ impl Daemon {
         let heartbeat = Heartbeat {
             sent_at: Utc::now(),
             active_job_ids: Some(self.active_job_ids()),
-            metrics: serde_json::Map::new(),
+            metrics: platform::metrics(&self.config.state_dir),
         };
         self.send_live(AgentToServer::from(heartbeat)).await;
     }
