@@ -42,7 +42,7 @@ use super::cron::CronTable;
 use super::journal::{JobRecord, JobState, Journal, JournalError, EXIT_CODE_NOT_RUN};
 use super::platform::{self, StateLock};
 use super::restic::{self, RepoSettings, ResticHost, ResticVersion};
-use super::runner::{self, JobPlan, LogSink, StopReason, CANCELLED_ERROR};
+use super::runner::{self, sleep_until_opt, JobPlan, LogSink, StopReason, CANCELLED_ERROR};
 use crate::protocol::{
     AgentToServer, CommandCancel, CommandResult, CommandRun, ConfigUpdate, Envelope, FinishStatus,
     Heartbeat, Hello, JobFinished, JobKind, RepoStats, ScheduleAck, ScheduleSet, ServerToAgent,
@@ -856,13 +856,6 @@ fn parse_stats_logged(stdout: &str) -> Option<restic::RepoStatsOutput> {
 async fn poll_opt<T>(future: &mut Option<BoxFuture<'static, T>>) -> T {
     match future {
         Some(future) => future.await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
 }

@@ -475,7 +475,9 @@ async fn run_restic(
     (exit, digest, stopped)
 }
 
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+/// Sleeps until `deadline`, or forever without one (a `select!` branch
+/// that is off).
+pub(crate) async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
