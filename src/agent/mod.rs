@@ -1,1 +1,46 @@
-//! (to be written)
+//! The agent daemon, `restic-manager-agent`: one per host, it keeps one
+//! WebSocket to the server, runs `restic` when told or when its local
+//! schedule fires, and reports every result at least once, through network
+//! loss, server restarts and its own restarts.
+//!
+//! # Use
+//!
+//! ```text
+//! let config = agent::enroll(&EnrollOptions { server_url, token, config_path, .. }).await?;
+//! agent::run(AgentConfig::load(&path)?, shutdown_signal()).await?;
+//! ```
+//!
+//! [`run`] returns when its shutdown future resolves, so tests start an
+//! agent in-process with a config pointing at a test server and a temp
+//! state directory, and stop it with a oneshot (or drop the future to
+//! simulate a crash).
+//!
+//! # Layout
+//!
+//! - [`config`]: `agent.toml` (server, identity, state dir, restic, hooks).
+//! - [`enroll`]: the enrolment exchange that writes `agent.toml`.
+//! - [`daemon`]: the running agent: state, event loop, protocol handling.
+//! - [`connection`]: WebSocket URL, TLS, upgrade, back-off.
+//! - [`tls`]: the rustls client config (web PKI + optional CA file).
+//! - [`cron`]: the local schedule (croner), missed fires, persistence.
+//! - [`journal`]: crash-safe job journal and outbox.
+//! - [`runner`]: runs one job (hooks, restic, log lines, progress, cancel).
+//! - [`hooks`]: pre/post hooks under the configured shell.
+//! - [`restic`]: restic arguments, credential environment, output parsers.
+//! - [`platform`]: everything that differs between Unix and Windows.
+
+pub mod config;
+pub mod connection;
+pub mod cron;
+pub mod daemon;
+pub mod enroll;
+pub mod hooks;
+pub mod journal;
+pub mod platform;
+pub mod restic;
+pub mod runner;
+pub mod tls;
+
+pub use config::{AgentConfig, HooksConfig, Secret};
+pub use daemon::{run, AgentError};
+pub use enroll::{enroll, EnrollError, EnrollOptions};

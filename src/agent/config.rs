@@ -1,0 +1,331 @@
+//! The agent's configuration file, `agent.toml`: where the server is, who this
+//! host is to it, and local settings (state directory, restic binary, hooks).
+//!
+//! Written by `restic-manager-agent enroll` (mode 0600: it holds the agent
+//! token), read by `restic-manager-agent run`. Defaults:
+//! `/etc/restic-manager/agent.toml` and state in `/var/lib/restic-manager`
+//! on Unix, `%ProgramData%\restic-manager\…` on Windows (see
+//! [`platform`](super::platform)).
+//!
+//! ```toml
+//! server_url = "https://backup.example.com"
+//! host_id = "0193…"
+//! agent_token = "…"                      # secret: Debug prints ***
+//! ca_file = "/etc/restic-manager/ca.pem" # optional extra trust root
+//! state_dir = "/var/lib/restic-manager"  # optional
+//! restic_binary = "restic"               # optional
+//! allow_insecure_ws = false              # ws:// to a non-loopback server
+//!
+//! [hooks]                                # optional
+//! pre = "pg_dump mydb > /var/backups/mydb.sql"
+//! post = "rm -f /var/backups/mydb.sql"
+//! kinds = ["backup"]
+//! timeout_seconds = 3600
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::platform;
+use crate::protocol::JobKind;
+
+/// Restic binary used when the config names none: found on `PATH`.
+pub const DEFAULT_RESTIC_BINARY: &str = "restic";
+
+/// Longest a hook may run when the config sets no timeout (one hour).
+pub const DEFAULT_HOOK_TIMEOUT_SECONDS: u64 = 3600;
+
+/// A secret string (agent token, repository password). `Debug` and
+/// `Display` print `***`; the value is reached only through
+/// [`expose`](Self::expose).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the secret is the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Pre/post job hooks, run with the `hook_shell` of `config.update` (or the
+/// platform's shell). A failing pre hook fails the job before restic runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksConfig {
+    /// Command run before restic; a non-zero exit fails the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre: Option<String>,
+    /// Command run after restic, whatever its outcome; its failure is a
+    /// warning on the job, not a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
+    /// Job kinds the hooks run for (default: backups only).
+    #[serde(default = "default_hook_kinds")]
+    pub kinds: Vec<JobKind>,
+    /// A hook still running after this many seconds is killed and fails.
+    #[serde(default = "default_hook_timeout")]
+    pub timeout_seconds: u64,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        Self {
+            pre: None,
+            post: None,
+            kinds: default_hook_kinds(),
+            timeout_seconds: DEFAULT_HOOK_TIMEOUT_SECONDS,
+        }
+    }
+}
+
+impl HooksConfig {
+    /// Whether any hook is configured for jobs of `kind`.
+    pub fn applies_to(&self, kind: JobKind) -> bool {
+        (self.pre.is_some() || self.post.is_some()) && self.kinds.contains(&kind)
+    }
+}
+
+fn default_hook_kinds() -> Vec<JobKind> {
+    vec![JobKind::Backup]
+}
+
+fn default_hook_timeout() -> u64 {
+    DEFAULT_HOOK_TIMEOUT_SECONDS
+}
+
+/// Everything `restic-manager-agent run` needs, as stored in `agent.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The server's base URL (`https://host[:port]`), or its WebSocket URL.
+    pub server_url: String,
+    /// This host's id on the server (from enrolment).
+    pub host_id: String,
+    /// The bearer token for the WebSocket upgrade (secret).
+    pub agent_token: Secret,
+    /// A PEM file of extra CA certificates to trust besides the web PKI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Where the job journal, outbox and schedule live.
+    #[serde(default = "platform::default_state_dir")]
+    pub state_dir: PathBuf,
+    /// The restic executable (a path, or a name looked up on `PATH`).
+    #[serde(default = "default_restic_binary")]
+    pub restic_binary: PathBuf,
+    /// Allow `ws://` (no TLS) to a server that is not on a loopback address.
+    #[serde(default)]
+    pub allow_insecure_ws: bool,
+    /// Pre/post job hooks.
+    #[serde(default)]
+    pub hooks: HooksConfig,
+}
+
+fn default_restic_binary() -> PathBuf {
+    PathBuf::from(DEFAULT_RESTIC_BINARY)
+}
+
+/// Why `agent.toml` could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid agent config.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong (TOML parser message; never a secret value).
+        message: String,
+    },
+    /// The config could not be encoded.
+    #[error("cannot encode the agent config: {0}")]
+    Encode(#[from] toml::ser::Error),
+}
+
+impl AgentConfig {
+    /// A config for a freshly enrolled host with every local default.
+    pub fn new(server_url: impl Into<String>, host_id: impl Into<String>, token: Secret) -> Self {
+        Self {
+            server_url: server_url.into(),
+            host_id: host_id.into(),
+            agent_token: token,
+            ca_file: None,
+            state_dir: platform::default_state_dir(),
+            restic_binary: default_restic_binary(),
+            allow_insecure_ws: false,
+            hooks: HooksConfig::default(),
+        }
+    }
+
+    /// Parses the TOML text of an agent config; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|err| ConfigError::Invalid {
+            path: path.to_owned(),
+            // toml's message quotes the offending line, which may be the
+            // token's line: keep only the first line (what is wrong).
+            message: err.message().lines().next().unwrap_or("invalid").to_owned(),
+        })?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Writes the config to `path` with mode 0600, atomically (temp file,
+    /// fsync, rename), creating the parent directory.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self)?;
+        let io = |source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        platform::write_private_file_atomically(path, text.as_bytes()).map_err(io)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: &str| {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        if self.server_url.trim().is_empty() {
+            return invalid("server_url is empty");
+        }
+        if self.host_id.trim().is_empty() {
+            return invalid("host_id is empty");
+        }
+        if self.agent_token.is_empty() {
+            return invalid("agent_token is empty");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A saved config loads back equal, with mode 0600 on Unix.
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("agent.toml");
+        let mut config = AgentConfig::new("https://s.example", "h1", Secret::new("tok-123"));
+        config.ca_file = Some(PathBuf::from("/etc/ca.pem"));
+        config.hooks.pre = Some("echo hi".to_owned());
+        config.save(&path).unwrap();
+        assert_eq!(AgentConfig::load(&path).unwrap(), config);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    /// Missing optional keys take their defaults.
+    #[test]
+    fn defaults_for_optional_keys() {
+        let config = AgentConfig::parse(
+            "server_url = \"http://127.0.0.1:8080\"\nhost_id = \"h\"\nagent_token = \"t\"\n",
+            Path::new("agent.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.state_dir, platform::default_state_dir());
+        assert_eq!(config.restic_binary, PathBuf::from("restic"));
+        assert!(!config.allow_insecure_ws);
+        assert_eq!(config.hooks, HooksConfig::default());
+        assert!(!config.hooks.applies_to(JobKind::Backup));
+    }
+
+    /// `Debug` never shows the agent token, and parse errors do not quote it.
+    #[test]
+    fn token_is_never_shown() {
+        let config = AgentConfig::new("https://s", "h", Secret::new("very-secret-token"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("very-secret-token"), "{shown}");
+        assert!(shown.contains("***"));
+
+        let err = AgentConfig::parse(
+            "server_url = \"x\"\nhost_id = \"h\"\nagent_token = 5 # very-secret-token\n",
+            Path::new("a.toml"),
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("very-secret-token"), "{err}");
+    }
+
+    /// Empty identity fields and unknown keys are rejected.
+    #[test]
+    fn invalid_configs_are_rejected() {
+        for text in [
+            "server_url = \"\"\nhost_id = \"h\"\nagent_token = \"t\"\n",
+            "server_url = \"s\"\nhost_id = \" \"\nagent_token = \"t\"\n",
+            "server_url = \"s\"\nhost_id = \"h\"\nagent_token = \"\"\n",
+            "server_url = \"s\"\nhost_id = \"h\"\nagent_token = \"t\"\nbogus = 1\n",
+        ] {
+            assert!(
+                matches!(
+                    AgentConfig::parse(text, Path::new("a.toml")),
+                    Err(ConfigError::Invalid { .. })
+                ),
+                "{text}"
+            );
+        }
+    }
+
+    /// Hooks apply to the configured kinds only.
+    #[test]
+    fn hooks_apply_to_configured_kinds() {
+        let hooks = HooksConfig {
+            pre: Some("true".to_owned()),
+            kinds: vec![JobKind::Backup, JobKind::Prune],
+            ..HooksConfig::default()
+        };
+        assert!(hooks.applies_to(JobKind::Backup));
+        assert!(hooks.applies_to(JobKind::Prune));
+        assert!(!hooks.applies_to(JobKind::Check));
+    }
+}

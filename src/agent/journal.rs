@@ -1,0 +1,633 @@
+//! The agent's durable memory: the job journal and the outbox, one JSON
+//! file per entry under the state directory, each written crash-safely
+//! (temp file, fsync, rename, fsync of the directory), so that `kill -9` at
+//! any instant leaves either the old or the new version of every entry.
+//!
+//! ```text
+//! <state_dir>/jobs/<sha256(job_id)>.json     JobRecord: the command, its state
+//! <state_dir>/outbox/<sha256(id)>.json       OutboxEntry: one encoded envelope
+//! ```
+//!
+//! - A job is written `Queued` **before** `command.result {accepted: true}`
+//!   is sent, `Running` before restic starts, `Finished` (with its
+//!   `job.finished` payload and the envelope id it is sent under) when it
+//!   ends. A `command.run` for a journaled job is answered from the journal.
+//! - The outbox holds `job.finished` and `snapshots.report` envelopes until
+//!   the server's `ack` names their id. Entries are keyed by the envelope
+//!   id (a UUID), never a counter, so a restart cannot overwrite one.
+//! - [`Journal::recover`] runs at start-up: a job found `Running` is
+//!   finished `failed` ("agent restarted during the job"); a finished,
+//!   unacknowledged job whose outbox entry was lost to a crash between the
+//!   two writes gets it back.
+//!
+//! File names are hashes, so ids from the server never reach a path. The
+//! file operations are synchronous: each writes a few hundred bytes and
+//! fsyncs once, well below what would stall the agent's event loop.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::platform;
+use crate::protocol::{AgentToServer, CommandRun, Envelope, FinishStatus, JobFinished, JobKind};
+
+/// The error of a job that was running when the agent stopped or died.
+pub const RESTARTED_ERROR: &str = "agent restarted during the job";
+
+/// `exit_code` reported for a job whose restic never ran or never ended
+/// under the agent's watch.
+pub const EXIT_CODE_NOT_RUN: i32 = -1;
+
+/// Version of the on-disk format of [`JobRecord`] and [`OutboxEntry`].
+const FORMAT: u32 = 1;
+
+/// Why the journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A file operation failed.
+    #[error("journal {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A record could not be encoded.
+    #[error("journal encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Where a journaled job stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState {
+    /// Accepted (`command.result` sent or about to be), not started.
+    Queued,
+    /// Restic (or the pre hook) was started.
+    Running {
+        /// When it started.
+        started_at: DateTime<Utc>,
+    },
+    /// Ended; `finished` is what `job.finished` carries.
+    Finished {
+        /// The `job.finished` payload.
+        finished: JobFinished,
+        /// The id of the `job.finished` envelope in the outbox.
+        envelope_id: String,
+        /// Whether the server acknowledged it.
+        acked: bool,
+    },
+}
+
+/// One job as the agent remembers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// On-disk format version.
+    pub format: u32,
+    /// The `command.run` as received (it holds no secret).
+    pub command: CommandRun,
+    /// When the agent accepted it.
+    pub accepted_at: DateTime<Utc>,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub state: JobState,
+}
+
+impl JobRecord {
+    /// A freshly accepted job.
+    pub fn queued(command: CommandRun, accepted_at: DateTime<Utc>) -> Self {
+        Self {
+            format: FORMAT,
+            command,
+            accepted_at,
+            state: JobState::Queued,
+        }
+    }
+
+    /// The job id.
+    pub fn job_id(&self) -> &str {
+        &self.command.job_id
+    }
+
+    /// The job's kind.
+    pub fn kind(&self) -> JobKind {
+        self.command.kind
+    }
+
+    /// The `job.finished` payload, if the job ended.
+    pub fn finished(&self) -> Option<&JobFinished> {
+        match &self.state {
+            JobState::Finished { finished, .. } => Some(finished),
+            _ => None,
+        }
+    }
+}
+
+/// One message waiting for the server's `ack`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OutboxEntry {
+    format: u32,
+    /// When it was queued (replay order).
+    created_at: DateTime<Utc>,
+    /// The envelope as sent on the wire (`Envelope::encode`).
+    frame: String,
+}
+
+/// The job journal and outbox of one state directory.
+#[derive(Debug)]
+pub struct Journal {
+    jobs_dir: PathBuf,
+    outbox_dir: PathBuf,
+}
+
+impl Journal {
+    /// Opens (creating) the journal under `state_dir` and sweeps temp files
+    /// left by a crash mid-write.
+    pub fn open(state_dir: &Path) -> Result<Self, JournalError> {
+        let journal = Self {
+            jobs_dir: state_dir.join("jobs"),
+            outbox_dir: state_dir.join("outbox"),
+        };
+        for dir in [&journal.jobs_dir, &journal.outbox_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+            for entry in read_dir(dir)? {
+                let is_temp = entry
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with(platform::TEMP_PREFIX));
+                if is_temp {
+                    std::fs::remove_file(&entry).map_err(|source| io_error(&entry, source))?;
+                }
+            }
+        }
+        Ok(journal)
+    }
+
+    /// The record of `job_id`, if journaled.
+    pub fn job(&self, job_id: &str) -> Result<Option<JobRecord>, JournalError> {
+        let path = self.job_path(job_id);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(decode_file(&path, &bytes)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(io_error(&path, source)),
+        }
+    }
+
+    /// Writes (creates or replaces) a job record durably.
+    pub fn put_job(&self, record: &JobRecord) -> Result<(), JournalError> {
+        let path = self.job_path(record.job_id());
+        let bytes = serde_json::to_vec(record)?;
+        platform::write_private_file_atomically(&path, &bytes)
+            .map_err(|source| io_error(&path, source))
+    }
+
+    /// Every journaled job, oldest accepted first. Unreadable files are
+    /// logged and skipped (never fatal: the agent must keep running).
+    pub fn jobs(&self) -> Result<Vec<JobRecord>, JournalError> {
+        let mut records: Vec<JobRecord> = read_dir(&self.jobs_dir)?
+            .into_iter()
+            .filter_map(|path| {
+                let bytes = std::fs::read(&path)
+                    .map_err(|err| tracing::warn!(path = %path.display(), "cannot read journal entry: {err}"))
+                    .ok()?;
+                decode_file(&path, &bytes)
+            })
+            .collect();
+        records.sort_by(|a, b| (a.accepted_at, a.job_id()).cmp(&(b.accepted_at, b.job_id())));
+        Ok(records)
+    }
+
+    /// Queues an envelope in the outbox (replacing one with the same id).
+    pub fn outbox_put(
+        &self,
+        envelope: &Envelope<AgentToServer>,
+        created_at: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
+        let entry = OutboxEntry {
+            format: FORMAT,
+            created_at,
+            frame: envelope.encode(),
+        };
+        let path = self.outbox_path(&envelope.id);
+        let bytes = serde_json::to_vec(&entry)?;
+        platform::write_private_file_atomically(&path, &bytes)
+            .map_err(|source| io_error(&path, source))
+    }
+
+    /// Removes the outbox entry of envelope `id`; `Ok(None)` if there was
+    /// none, else the envelope removed.
+    pub fn outbox_remove(&self, id: &str) -> Result<Option<Envelope<AgentToServer>>, JournalError> {
+        let path = self.outbox_path(id);
+        let envelope = match std::fs::read(&path) {
+            Ok(bytes) => decode_file::<OutboxEntry>(&path, &bytes)
+                .and_then(|entry| decode_envelope(&path, &entry.frame)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io_error(&path, source)),
+        };
+        std::fs::remove_file(&path).map_err(|source| io_error(&path, source))?;
+        platform::sync_dir(&self.outbox_dir)
+            .map_err(|source| io_error(&self.outbox_dir, source))?;
+        Ok(envelope)
+    }
+
+    /// Whether the outbox holds envelope `id`.
+    pub fn outbox_contains(&self, id: &str) -> bool {
+        self.outbox_path(id).exists()
+    }
+
+    /// Every outbox envelope, oldest first (the replay order).
+    pub fn outbox(&self) -> Result<Vec<Envelope<AgentToServer>>, JournalError> {
+        let mut entries: Vec<(DateTime<Utc>, Envelope<AgentToServer>)> =
+            read_dir(&self.outbox_dir)?
+                .into_iter()
+                .filter_map(|path| {
+                    let bytes = std::fs::read(&path)
+                .map_err(
+                    |err| tracing::warn!(path = %path.display(), "cannot read outbox entry: {err}"),
+                )
+                .ok()?;
+                    let entry: OutboxEntry = decode_file(&path, &bytes)?;
+                    let envelope = decode_envelope(&path, &entry.frame)?;
+                    Some((entry.created_at, envelope))
+                })
+                .collect();
+        entries.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        Ok(entries.into_iter().map(|(_, envelope)| envelope).collect())
+    }
+
+    /// Records that a job ended: the job record first (the source of
+    /// truth), then its `job.finished` envelope in the outbox. A crash
+    /// between the two is repaired by [`recover`](Self::recover).
+    pub fn finish_job(
+        &self,
+        mut record: JobRecord,
+        finished: JobFinished,
+    ) -> Result<Envelope<AgentToServer>, JournalError> {
+        let envelope = Envelope::new(AgentToServer::from(finished.clone()));
+        record.state = JobState::Finished {
+            finished,
+            envelope_id: envelope.id.clone(),
+            acked: false,
+        };
+        self.put_job(&record)?;
+        self.outbox_put(&envelope, Utc::now())?;
+        Ok(envelope)
+    }
+
+    /// Handles the server's `ack` of envelope `id`: drops it from the
+    /// outbox and, for a `job.finished`, marks the job acknowledged.
+    /// Returns the acknowledged message, if it was in the outbox.
+    pub fn acknowledge(&self, id: &str) -> Result<Option<AgentToServer>, JournalError> {
+        let Some(envelope) = self.outbox_remove(id)? else {
+            return Ok(None);
+        };
+        if let AgentToServer::JobFinished(finished) = &envelope.message {
+            if let Some(mut record) = self.job(&finished.job_id)? {
+                if let JobState::Finished { acked, .. } = &mut record.state {
+                    *acked = true;
+                    self.put_job(&record)?;
+                }
+            }
+        }
+        Ok(Some(envelope.message))
+    }
+
+    /// Start-up repair. Jobs found running are finished `failed` with
+    /// [`RESTARTED_ERROR`]; finished, unacknowledged jobs whose envelope
+    /// is missing from the outbox get it back. Returns the jobs still
+    /// queued, in acceptance order, to be run.
+    pub fn recover(&self, now: DateTime<Utc>) -> Result<Vec<JobRecord>, JournalError> {
+        let mut queued = Vec::new();
+        for record in self.jobs()? {
+            match &record.state {
+                JobState::Queued => queued.push(record),
+                JobState::Running { .. } => {
+                    tracing::warn!(job_id = %record.job_id(), "job was running when the agent stopped; reporting it failed");
+                    let finished = JobFinished {
+                        job_id: record.job_id().to_owned(),
+                        status: FinishStatus::Failed,
+                        exit_code: EXIT_CODE_NOT_RUN,
+                        finished_at: now,
+                        stats: None,
+                        error: Some(RESTARTED_ERROR.to_owned()),
+                    };
+                    self.finish_job(record, finished)?;
+                }
+                JobState::Finished {
+                    finished,
+                    envelope_id,
+                    acked: false,
+                } if !self.outbox_contains(envelope_id) => {
+                    let envelope = Envelope::with_id(
+                        envelope_id.clone(),
+                        AgentToServer::from(finished.clone()),
+                    );
+                    self.outbox_put(&envelope, finished.finished_at)?;
+                }
+                JobState::Finished { .. } => {}
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Deletes acknowledged finished jobs that ended before `before`.
+    /// Returns how many were removed.
+    pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, JournalError> {
+        let mut removed = 0;
+        for record in self.jobs()? {
+            if let JobState::Finished {
+                finished,
+                acked: true,
+                ..
+            } = &record.state
+            {
+                if finished.finished_at < before {
+                    let path = self.job_path(record.job_id());
+                    std::fs::remove_file(&path).map_err(|source| io_error(&path, source))?;
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            platform::sync_dir(&self.jobs_dir)
+                .map_err(|source| io_error(&self.jobs_dir, source))?;
+        }
+        Ok(removed)
+    }
+
+    /// The most recent finished `check` job: when it ended and how.
+    pub fn last_check(&self) -> Result<Option<(DateTime<Utc>, FinishStatus)>, JournalError> {
+        Ok(self
+            .jobs()?
+            .iter()
+            .filter(|record| record.kind() == JobKind::Check)
+            .filter_map(JobRecord::finished)
+            .map(|finished| (finished.finished_at, finished.status))
+            .max_by_key(|(at, _)| *at))
+    }
+
+    fn job_path(&self, job_id: &str) -> PathBuf {
+        self.jobs_dir.join(file_name(job_id))
+    }
+
+    fn outbox_path(&self, id: &str) -> PathBuf {
+        self.outbox_dir.join(file_name(id))
+    }
+}
+
+/// `<sha256 hex of id>.json`: ids come from the network and never name a
+/// path directly.
+fn file_name(id: &str) -> String {
+    format!("{}.json", hex::encode(Sha256::digest(id.as_bytes())))
+}
+
+fn io_error(path: &Path, source: io::Error) -> JournalError {
+    JournalError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The `*.json` files of `dir`.
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|source| io_error(dir, source))? {
+        let entry = entry.map_err(|source| io_error(dir, source))?;
+        paths.push(entry.path());
+    }
+    Ok(paths)
+}
+
+/// Decodes one entry file; a file that does not decode is moved aside
+/// (`*.corrupt`) and logged, never fatal.
+fn decode_file<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Option<T> {
+    if path.extension().and_then(|ext| ext.to_str()) != Some("json") {
+        return None;
+    }
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Some(value),
+        Err(err) => {
+            tracing::error!(path = %path.display(), "unreadable journal entry moved aside: {err}");
+            let aside = path.with_extension("corrupt");
+            if let Err(err) = std::fs::rename(path, &aside) {
+                tracing::error!(path = %path.display(), "cannot move it aside: {err}");
+            }
+            None
+        }
+    }
+}
+
+fn decode_envelope(path: &Path, frame: &str) -> Option<Envelope<AgentToServer>> {
+    match Envelope::<AgentToServer>::decode(frame) {
+        Ok(envelope) => Some(envelope),
+        Err(err) => {
+            tracing::error!(path = %path.display(), "outbox entry does not decode: {err}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{JobKind, SnapshotsReport};
+
+    fn command(job_id: &str, kind: JobKind) -> CommandRun {
+        CommandRun {
+            job_id: job_id.to_owned(),
+            kind,
+            args: Vec::new(),
+            includes: vec!["/etc".to_owned()],
+            excludes: Vec::new(),
+            tag: Some("etc".to_owned()),
+            retention_policy: None,
+        }
+    }
+
+    fn ts(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    fn finished(job_id: &str, at: DateTime<Utc>) -> JobFinished {
+        JobFinished {
+            job_id: job_id.to_owned(),
+            status: FinishStatus::Succeeded,
+            exit_code: 0,
+            finished_at: at,
+            stats: None,
+            error: None,
+        }
+    }
+
+    /// A queued job survives re-opening the journal and is found by id,
+    /// even with an id that is not a safe file name.
+    #[test]
+    fn jobs_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = JobRecord::queued(command("../../etc/passwd", JobKind::Backup), ts(0));
+        Journal::open(dir.path()).unwrap().put_job(&record).unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        assert_eq!(
+            journal.job("../../etc/passwd").unwrap(),
+            Some(record.clone())
+        );
+        assert_eq!(journal.job("other").unwrap(), None);
+        assert_eq!(journal.jobs().unwrap(), vec![record]);
+        assert!(!dir.path().join("etc").exists());
+    }
+
+    /// Outbox entries are replayed in creation order until acknowledged,
+    /// across re-opens; an ack of a job.finished marks the job.
+    #[test]
+    fn outbox_until_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let mut record = JobRecord::queued(command("j1", JobKind::Backup), ts(0));
+        record.state = JobState::Running { started_at: ts(1) };
+        journal.put_job(&record).unwrap();
+        let job_env = journal.finish_job(record, finished("j1", ts(5))).unwrap();
+        let report = Envelope::new(AgentToServer::from(SnapshotsReport {
+            snapshots: Vec::new(),
+        }));
+        journal.outbox_put(&report, ts(6)).unwrap();
+
+        let journal = Journal::open(dir.path()).unwrap();
+        let ids: Vec<String> = journal
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, vec![job_env.id.clone(), report.id.clone()]);
+
+        let acked = journal.acknowledge(&job_env.id).unwrap().unwrap();
+        assert!(matches!(acked, AgentToServer::JobFinished(_)));
+        assert_eq!(journal.acknowledge(&job_env.id).unwrap(), None);
+        let record = journal.job("j1").unwrap().unwrap();
+        assert!(matches!(
+            record.state,
+            JobState::Finished { acked: true, .. }
+        ));
+
+        let journal = Journal::open(dir.path()).unwrap();
+        let ids: Vec<String> = journal
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, vec![report.id]);
+    }
+
+    /// A job left running by a crash is reported failed on recovery; a
+    /// queued one is handed back to run; recovery is idempotent.
+    #[test]
+    fn recovery_after_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let journal = Journal::open(dir.path()).unwrap();
+            let mut running = JobRecord::queued(command("run1", JobKind::Backup), ts(0));
+            running.state = JobState::Running { started_at: ts(1) };
+            journal.put_job(&running).unwrap();
+            journal
+                .put_job(&JobRecord::queued(command("q1", JobKind::Check), ts(2)))
+                .unwrap();
+            // a crash mid-write leaves a temp file behind
+            std::fs::write(dir.path().join("jobs").join(".tmp-x.json"), b"{").unwrap();
+        }
+        let journal = Journal::open(dir.path()).unwrap();
+        let queued = journal.recover(ts(10)).unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].job_id(), "q1");
+        let outbox = journal.outbox().unwrap();
+        assert_eq!(outbox.len(), 1);
+        let AgentToServer::JobFinished(report) = &outbox[0].message else {
+            panic!("expected job.finished")
+        };
+        assert_eq!(report.job_id, "run1");
+        assert_eq!(report.status, FinishStatus::Failed);
+        assert_eq!(report.error.as_deref(), Some(RESTARTED_ERROR));
+        assert_eq!(report.exit_code, EXIT_CODE_NOT_RUN);
+        assert!(!dir.path().join("jobs").join(".tmp-x.json").exists());
+
+        // Recovering again changes nothing and sends nothing twice.
+        let again = Journal::open(dir.path()).unwrap();
+        assert_eq!(again.recover(ts(20)).unwrap().len(), 1);
+        assert_eq!(again.outbox().unwrap(), outbox);
+    }
+
+    /// A crash between writing the finished record and its outbox entry is
+    /// repaired at recovery with the same envelope id.
+    #[test]
+    fn lost_outbox_entry_is_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let record = JobRecord::queued(command("j2", JobKind::Prune), ts(0));
+        let envelope = journal.finish_job(record, finished("j2", ts(3))).unwrap();
+        // Simulate the crash: the outbox file never made it to disk.
+        std::fs::remove_file(journal.outbox_path(&envelope.id)).unwrap();
+        assert!(journal.outbox().unwrap().is_empty());
+
+        let journal = Journal::open(dir.path()).unwrap();
+        journal.recover(ts(10)).unwrap();
+        let outbox = journal.outbox().unwrap();
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].id, envelope.id);
+    }
+
+    /// A corrupt entry is moved aside and does not stop the others.
+    #[test]
+    fn corrupt_entries_are_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        journal
+            .put_job(&JobRecord::queued(command("ok", JobKind::Check), ts(0)))
+            .unwrap();
+        let bad = dir.path().join("jobs").join("bad.json");
+        std::fs::write(&bad, b"{\"format\":1,").unwrap();
+        let jobs = journal.jobs().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert!(!bad.exists());
+        assert!(dir.path().join("jobs").join("bad.corrupt").exists());
+    }
+
+    /// Pruning removes only acknowledged jobs that ended long enough ago;
+    /// the last check is found among finished jobs.
+    #[test]
+    fn prune_and_last_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let old = journal
+            .finish_job(
+                JobRecord::queued(command("old", JobKind::Check), ts(0)),
+                finished("old", ts(1)),
+            )
+            .unwrap();
+        journal.acknowledge(&old.id).unwrap();
+        journal
+            .finish_job(
+                JobRecord::queued(command("unacked", JobKind::Backup), ts(0)),
+                finished("unacked", ts(1)),
+            )
+            .unwrap();
+        let mut failed = finished("new", ts(100));
+        failed.status = FinishStatus::Failed;
+        journal
+            .finish_job(
+                JobRecord::queued(command("new", JobKind::Check), ts(50)),
+                failed,
+            )
+            .unwrap();
+        assert_eq!(
+            journal.last_check().unwrap(),
+            Some((ts(100), FinishStatus::Failed))
+        );
+        assert_eq!(journal.prune(ts(50)).unwrap(), 1);
+        assert_eq!(journal.job("old").unwrap(), None);
+        assert!(journal.job("unacked").unwrap().is_some());
+        assert!(journal.job("new").unwrap().is_some());
+    }
+}

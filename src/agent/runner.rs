@@ -1,0 +1,659 @@
+//! Runs one job: the pre hook, restic, the post hook, and turns what they
+//! print into protocol messages.
+//!
+//! - Every output line becomes a `log.stream` with the job's own `seq`
+//!   (from 1, strictly increasing, shared by hooks, restic and agent
+//!   events); restic's backup status lines also become `job.progress`, at
+//!   most two per second ([`ProgressThrottle`]).
+//! - A stop request ([`StopReason`]) interrupts restic (SIGINT, so it
+//!   removes its lock), then kills it after [`CANCEL_GRACE`].
+//! - The result is the `job.finished` payload; the caller makes it durable.
+//!
+//! The daemon runs one job at a time; this module does not know about
+//! connections or the journal: it only sends on a channel, and a full
+//! channel slows restic down rather than growing memory.
+//! [`capture`] runs the short report commands (snapshots, stats, locks,
+//! version) whose output is parsed, not streamed.
+
+use std::pin::Pin;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, watch};
+
+use super::config::HooksConfig;
+use super::hooks::{self, HookOutcome, HookPhase};
+use super::journal::EXIT_CODE_NOT_RUN;
+use super::platform;
+use super::restic::{self, Invocation, OutputDigest, OutputLine};
+use crate::protocol::{
+    AgentToServer, CommandRun, FinishStatus, JobFinished, JobKind, JobProgress, JobStarted,
+    LogStream, LogStreamKind,
+};
+
+/// Time restic gets to exit after SIGINT before it is killed.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// Least time between two `job.progress` messages of a job (2 per second).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Longest log line kept, in bytes; the rest of a longer line is cut.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Error text of a job stopped because the agent was shutting down.
+pub const STOPPED_ERROR: &str = "agent stopped during the job";
+
+/// Error text of a job cancelled by `command.cancel`.
+pub const CANCELLED_ERROR: &str = "cancelled on request";
+
+/// Why a running job is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `command.cancel`: the job ends `cancelled`.
+    Cancelled,
+    /// The agent is shutting down: the job ends `failed`.
+    Shutdown,
+}
+
+/// The receiving side of a job's stop request (`None` until stopped).
+pub type StopSignal = watch::Receiver<Option<StopReason>>;
+
+/// Resolves when a stop is requested; never if the sender is gone.
+pub async fn stop_requested(signal: &mut StopSignal) -> StopReason {
+    let reason = signal
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|reason| *reason);
+    match reason {
+        Some(reason) => reason,
+        None => std::future::pending().await,
+    }
+}
+
+/// Emits a job's live messages, numbering its log lines.
+#[derive(Debug)]
+pub struct LogSink {
+    job_id: String,
+    next_seq: u64,
+    tx: mpsc::Sender<AgentToServer>,
+}
+
+impl LogSink {
+    /// A sink for `job_id`, numbering from 1.
+    pub fn new(job_id: impl Into<String>, tx: mpsc::Sender<AgentToServer>) -> Self {
+        Self {
+            job_id: job_id.into(),
+            next_seq: 1,
+            tx,
+        }
+    }
+
+    /// The job id.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// Sends one `log.stream` line.
+    pub async fn line(&mut self, stream: LogStreamKind, payload: String) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.send(AgentToServer::from(LogStream {
+            job_id: self.job_id.clone(),
+            seq,
+            ts: Utc::now(),
+            stream,
+            payload,
+        }))
+        .await;
+    }
+
+    /// Sends an agent event line (`stream: event`).
+    pub async fn event(&mut self, text: impl Into<String>) {
+        self.line(LogStreamKind::Event, text.into()).await;
+    }
+
+    /// Sends any live message. A closed channel (the daemon is gone) drops
+    /// it: live messages are best effort by protocol.
+    pub async fn send(&self, message: AgentToServer) {
+        // Err only when the receiver is dropped, i.e. the agent is stopping.
+        let _ = self.tx.send(message).await;
+    }
+}
+
+/// Reads lines from a pipe without ever holding more than
+/// [`MAX_LINE_BYTES`] of one line, and safely inside `select!` (bytes read
+/// before a cancelled call are kept for the next one).
+pub struct LineReader<R> {
+    reader: BufReader<R>,
+    buf: Vec<u8>,
+    truncated: bool,
+    done: bool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> LineReader<R> {
+    /// Wraps a pipe.
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader: BufReader::new(reader),
+            buf: Vec::new(),
+            truncated: false,
+            done: false,
+        }
+    }
+
+    /// The next line without its line ending (lossy UTF-8), `None` at the
+    /// end of the stream or on a read error.
+    pub async fn next_line(&mut self) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let available = match self.reader.fill_buf().await {
+                Ok(available) => available,
+                Err(err) => {
+                    tracing::debug!("pipe read failed: {err}");
+                    self.done = true;
+                    return self.take_partial();
+                }
+            };
+            if available.is_empty() {
+                self.done = true;
+                return self.take_partial();
+            }
+            let (chunk, consumed, complete) = match available.iter().position(|b| *b == b'\n') {
+                Some(end) => (&available[..end], end + 1, true),
+                None => (available, available.len(), false),
+            };
+            let room = MAX_LINE_BYTES.saturating_sub(self.buf.len());
+            if chunk.len() > room {
+                self.truncated = true;
+            }
+            self.buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            Pin::new(&mut self.reader).consume(consumed);
+            if complete {
+                return Some(self.take_line());
+            }
+        }
+    }
+
+    fn take_partial(&mut self) -> Option<String> {
+        (!self.buf.is_empty() || self.truncated).then(|| self.take_line())
+    }
+
+    fn take_line(&mut self) -> String {
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        let mut line = String::from_utf8_lossy(&self.buf).into_owned();
+        if self.truncated {
+            line.push_str(" …[line cut]");
+        }
+        self.buf.clear();
+        self.truncated = false;
+        line
+    }
+}
+
+/// Limits `job.progress` to one per [`PROGRESS_INTERVAL`], keeping the
+/// latest held-back value so the final state is never lost.
+#[derive(Debug, Default)]
+pub struct ProgressThrottle {
+    last_sent: Option<Instant>,
+    held: Option<JobProgress>,
+}
+
+impl ProgressThrottle {
+    /// Offers a progress value at `now`; returns what to send now, if any.
+    pub fn offer(&mut self, progress: JobProgress, now: Instant) -> Option<JobProgress> {
+        let due = self
+            .last_sent
+            .is_none_or(|last| now.duration_since(last) >= PROGRESS_INTERVAL);
+        if due {
+            self.last_sent = Some(now);
+            self.held = None;
+            Some(progress)
+        } else {
+            self.held = Some(progress);
+            None
+        }
+    }
+
+    /// The held-back value, to send when the job ends.
+    pub fn flush(&mut self) -> Option<JobProgress> {
+        self.held.take()
+    }
+}
+
+/// Everything needed to run one job.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    /// The `command.run`.
+    pub command: CommandRun,
+    /// The restic run (arguments and credentials).
+    pub invocation: Invocation,
+    /// The hooks from `agent.toml`.
+    pub hooks: HooksConfig,
+    /// The shell for hooks (`config.update.hook_shell` or the platform's).
+    pub hook_shell: String,
+    /// Time restic gets after SIGINT before SIGKILL.
+    pub cancel_grace: Duration,
+}
+
+/// Runs a job to its end and returns its `job.finished` payload. Sends
+/// `job.started`, `log.stream` and `job.progress` through `sink`.
+pub async fn run_job(plan: JobPlan, sink: &mut LogSink, stop: &mut StopSignal) -> JobFinished {
+    let kind = plan.command.kind;
+    sink.send(AgentToServer::from(JobStarted {
+        job_id: sink.job_id().to_owned(),
+        kind,
+        started_at: Utc::now(),
+    }))
+    .await;
+    let hooks_apply = plan.hooks.applies_to(kind);
+
+    if let (true, Some(script)) = (hooks_apply, plan.hooks.pre.as_deref()) {
+        let outcome = hooks::run_hook(
+            HookPhase::Pre,
+            &plan.hook_shell,
+            script,
+            &hook_env(&plan.command, None),
+            Duration::from_secs(plan.hooks.timeout_seconds),
+            sink,
+            stop,
+        )
+        .await;
+        match outcome {
+            HookOutcome::Succeeded => {}
+            HookOutcome::Failed(reason) => {
+                return finished(
+                    sink,
+                    FinishStatus::Failed,
+                    EXIT_CODE_NOT_RUN,
+                    None,
+                    Some(reason),
+                );
+            }
+            HookOutcome::Stopped(reason) => {
+                let (status, error) = stopped_outcome(reason);
+                return finished(
+                    sink,
+                    status,
+                    EXIT_CODE_NOT_RUN,
+                    None,
+                    Some(error.to_owned()),
+                );
+            }
+        }
+    }
+
+    let (exit_code, digest, stopped) = run_restic(&plan, sink, stop).await;
+
+    let (status, mut error) = match stopped {
+        Some(reason) => {
+            let (status, error) = stopped_outcome(reason);
+            (status, Some(error.to_owned()))
+        }
+        None => match exit_code {
+            Ok(code) => (restic::finish_status(code), digest.error_text(code)),
+            Err(ref message) => (FinishStatus::Failed, Some(message.clone())),
+        },
+    };
+    let exit_code = exit_code.unwrap_or(EXIT_CODE_NOT_RUN);
+
+    if let (true, Some(script)) = (hooks_apply, plan.hooks.post.as_deref()) {
+        // The post hook runs whatever happened (it usually cleans up), with
+        // the outcome in its environment; a stop request no longer applies.
+        let (_keep, mut no_stop) = watch::channel(None);
+        let outcome = hooks::run_hook(
+            HookPhase::Post,
+            &plan.hook_shell,
+            script,
+            &hook_env(&plan.command, Some((status, exit_code))),
+            Duration::from_secs(plan.hooks.timeout_seconds),
+            sink,
+            &mut no_stop,
+        )
+        .await;
+        let failure = match outcome {
+            HookOutcome::Succeeded => None,
+            HookOutcome::Failed(reason) => Some(reason),
+            HookOutcome::Stopped(_) => Some("post hook stopped".to_owned()),
+        };
+        if let Some(reason) = failure {
+            let warning = format!("warning: {reason}");
+            error = Some(match error {
+                Some(error) => format!("{error}; {warning}"),
+                None => warning,
+            });
+        }
+    }
+    let stats = if kind == JobKind::Backup && status != FinishStatus::Cancelled {
+        digest.summary().cloned()
+    } else {
+        None
+    };
+    finished(sink, status, exit_code, stats, error)
+}
+
+fn stopped_outcome(reason: StopReason) -> (FinishStatus, &'static str) {
+    match reason {
+        StopReason::Cancelled => (FinishStatus::Cancelled, CANCELLED_ERROR),
+        StopReason::Shutdown => (FinishStatus::Failed, STOPPED_ERROR),
+    }
+}
+
+fn finished(
+    sink: &LogSink,
+    status: FinishStatus,
+    exit_code: i32,
+    stats: Option<serde_json::Map<String, serde_json::Value>>,
+    error: Option<String>,
+) -> JobFinished {
+    JobFinished {
+        job_id: sink.job_id().to_owned(),
+        status,
+        exit_code,
+        finished_at: Utc::now(),
+        stats,
+        error,
+    }
+}
+
+/// The environment of a hook: which job, and for the post hook its outcome.
+/// No repository secret is passed.
+fn hook_env(command: &CommandRun, outcome: Option<(FinishStatus, i32)>) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("RESTIC_MANAGER_JOB_ID".to_owned(), command.job_id.clone()),
+        (
+            "RESTIC_MANAGER_JOB_KIND".to_owned(),
+            command.kind.to_string(),
+        ),
+    ];
+    if let Some(tag) = &command.tag {
+        env.push(("RESTIC_MANAGER_TAG".to_owned(), tag.clone()));
+    }
+    if let Some((status, exit_code)) = outcome {
+        env.push(("RESTIC_MANAGER_JOB_STATUS".to_owned(), status.to_string()));
+        env.push(("RESTIC_MANAGER_EXIT_CODE".to_owned(), exit_code.to_string()));
+    }
+    env
+}
+
+/// Runs restic, streaming its output. Returns its exit code (or why it
+/// could not run), what its output said, and the stop request, if any.
+async fn run_restic(
+    plan: &JobPlan,
+    sink: &mut LogSink,
+    stop: &mut StopSignal,
+) -> (Result<i32, String>, OutputDigest, Option<StopReason>) {
+    let mut digest = OutputDigest::default();
+    let mut command = plan.invocation.command();
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            let message = format!(
+                "cannot start restic ({}): {err}",
+                plan.invocation.program.display()
+            );
+            sink.event(message.clone()).await;
+            return (Err(message), digest, None);
+        }
+    };
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let message = "restic started without output pipes".to_owned();
+        return (Err(message), digest, None);
+    };
+    let mut out = LineReader::new(stdout);
+    let mut err = LineReader::new(stderr);
+    let (mut out_open, mut err_open) = (true, true);
+    let mut throttle = ProgressThrottle::default();
+    let mut stopped: Option<StopReason> = None;
+    let mut kill_at: Option<tokio::time::Instant> = None;
+
+    while out_open || err_open {
+        tokio::select! {
+            line = out.next_line(), if out_open => match line {
+                Some(line) => {
+                    let parsed = restic::parse_line(&line);
+                    if let OutputLine::Status(status) = &parsed {
+                        if let Some(progress) = throttle.offer(status.to_progress(sink.job_id()), Instant::now()) {
+                            sink.send(AgentToServer::from(progress)).await;
+                        }
+                    }
+                    digest.stdout(&parsed);
+                    sink.line(LogStreamKind::Stdout, line).await;
+                }
+                None => out_open = false,
+            },
+            line = err.next_line(), if err_open => match line {
+                Some(line) => {
+                    digest.stderr(&line, &restic::parse_line(&line));
+                    sink.line(LogStreamKind::Stderr, line).await;
+                }
+                None => err_open = false,
+            },
+            reason = stop_requested(stop), if stopped.is_none() => {
+                stopped = Some(reason);
+                tracing::info!(job_id = %sink.job_id(), ?reason, "stopping restic (SIGINT)");
+                sink.event(format!("stopping restic: {}", match reason {
+                    StopReason::Cancelled => "cancel requested",
+                    StopReason::Shutdown => "agent shutting down",
+                })).await;
+                if let Err(err) = platform::interrupt(&mut child) {
+                    tracing::warn!(job_id = %sink.job_id(), "cannot interrupt restic: {err}");
+                }
+                kill_at = Some(tokio::time::Instant::now() + plan.cancel_grace);
+            },
+            () = sleep_until_opt(kill_at) => {
+                tracing::warn!(job_id = %sink.job_id(), "restic ignored SIGINT; killing it");
+                sink.event("restic did not stop in time: killed").await;
+                if let Err(err) = child.start_kill() {
+                    tracing::warn!(job_id = %sink.job_id(), "cannot kill restic: {err}");
+                }
+                kill_at = None;
+            },
+        }
+    }
+    if let Some(progress) = throttle.flush() {
+        sink.send(AgentToServer::from(progress)).await;
+    }
+    let exit = match child.wait().await {
+        Ok(status) => Ok(platform::exit_code(status)),
+        Err(err) => Err(format!("cannot wait for restic: {err}")),
+    };
+    if let Ok(code) = exit {
+        sink.event(format!("restic exited with code {code}")).await;
+    }
+    (exit, digest, stopped)
+}
+
+/// Sleeps until `deadline`, or forever without one (a `select!` branch
+/// that is off).
+pub(crate) async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The complete output of a short restic command.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// Exit code (128 + signal for a Unix signal death).
+    pub exit_code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Why a short restic command gave nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// It could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// It ran longer than allowed and was killed.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// It failed; the text is its best error line.
+    #[error("exit code {exit_code}: {message}")]
+    Failed {
+        /// The exit code.
+        exit_code: i32,
+        /// Restic's error.
+        message: String,
+    },
+}
+
+/// Runs a short command to completion with a time limit, keeping its
+/// output (report commands print little: a snapshot list, one stats line).
+pub async fn capture(invocation: &Invocation, limit: Duration) -> Result<Captured, CaptureError> {
+    let mut command = invocation.command();
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().map_err(|source| CaptureError::Spawn {
+        program: invocation.program.display().to_string(),
+        source,
+    })?;
+    let output = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .map_err(|_| CaptureError::Timeout(limit))?
+        .map_err(|source| CaptureError::Spawn {
+            program: invocation.program.display().to_string(),
+            source,
+        })?;
+    let captured = Captured {
+        exit_code: platform::exit_code(output.status),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    if captured.exit_code != 0 {
+        let mut digest = OutputDigest::default();
+        for line in captured.stderr.lines() {
+            digest.stderr(line, &restic::parse_line(line));
+        }
+        return Err(CaptureError::Failed {
+            exit_code: captured.exit_code,
+            message: digest.error_text(captured.exit_code).unwrap_or_default(),
+        });
+    }
+    Ok(captured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(percent: f64) -> JobProgress {
+        JobProgress {
+            job_id: "j".to_owned(),
+            percent_done: percent,
+            files_done: 0,
+            total_files: 0,
+            bytes_done: 0,
+            total_bytes: 0,
+            eta_seconds: None,
+            throughput_bps: 0,
+        }
+    }
+
+    async fn read_all_lines(reader: &[u8]) -> Vec<String> {
+        let mut reader = LineReader::new(reader);
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next_line().await {
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// At most one progress per 500 ms; the held-back latest is flushed.
+    #[test]
+    fn progress_is_throttled() {
+        let start = Instant::now();
+        let mut throttle = ProgressThrottle::default();
+        assert_eq!(
+            throttle.offer(progress(0.1), start).unwrap().percent_done,
+            0.1
+        );
+        assert!(throttle
+            .offer(progress(0.2), start + Duration::from_millis(100))
+            .is_none());
+        assert!(throttle
+            .offer(progress(0.3), start + Duration::from_millis(499))
+            .is_none());
+        assert_eq!(
+            throttle
+                .offer(progress(0.4), start + Duration::from_millis(500))
+                .unwrap()
+                .percent_done,
+            0.4
+        );
+        assert!(throttle.flush().is_none());
+        assert!(throttle
+            .offer(progress(0.9), start + Duration::from_millis(600))
+            .is_none());
+        assert_eq!(throttle.flush().unwrap().percent_done, 0.9);
+        assert!(throttle.flush().is_none());
+    }
+
+    /// Lines are split on \n and \r\n, a last line without newline is
+    /// kept, invalid UTF-8 is replaced, and an endless line is cut.
+    #[tokio::test]
+    async fn line_reader_splits_and_bounds() {
+        let input = b"one\r\ntwo\n\xff\xfethree\nlast".to_vec();
+        let lines = read_all_lines(&input[..]).await;
+        assert_eq!(lines, vec!["one", "two", "\u{fffd}\u{fffd}three", "last"]);
+
+        let mut long = vec![b'a'; MAX_LINE_BYTES * 3];
+        long.extend_from_slice(b"\nnext\n");
+        let lines = read_all_lines(&long[..]).await;
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("aaaa"));
+        assert!(lines[0].ends_with("…[line cut]"));
+        assert!(lines[0].len() < MAX_LINE_BYTES + 32);
+        assert_eq!(lines[1], "next");
+        assert!(read_all_lines(&b""[..]).await.is_empty());
+    }
+
+    /// Log lines are numbered from 1 per sink.
+    #[tokio::test]
+    async fn sink_numbers_lines() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut sink = LogSink::new("j9", tx);
+        sink.line(LogStreamKind::Stdout, "a".to_owned()).await;
+        sink.event("b").await;
+        drop(sink);
+        let mut seqs = Vec::new();
+        while let Some(message) = rx.recv().await {
+            let AgentToServer::LogStream(line) = message else {
+                panic!("expected log.stream")
+            };
+            assert_eq!(line.job_id, "j9");
+            seqs.push((line.seq, line.stream, line.payload));
+        }
+        assert_eq!(
+            seqs,
+            vec![
+                (1, LogStreamKind::Stdout, "a".to_owned()),
+                (2, LogStreamKind::Event, "b".to_owned())
+            ]
+        );
+    }
+}
