@@ -29,6 +29,8 @@
 //!   [`schedule_versions`], [`jobs`], [`job_logs`], [`snapshots`],
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
+//! - [`channel`]: the agent channel's host-scoped job writes and the
+//!   scheduler's fire de-duplication.
 
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use diesel::result::Error as DieselError;
@@ -42,6 +44,7 @@ mod pool;
 
 pub mod api_tokens;
 pub mod audit;
+pub mod channel;
 pub mod enrollment;
 pub mod hosts;
 pub mod job_logs;
