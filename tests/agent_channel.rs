@@ -1242,3 +1242,119 @@ async fn snapshots_report_is_acked_and_stats_stored() {
     })
     .await;
 }
+
+// --- scale -------------------------------------------------------------------
+
+/// Agents in the burst test.
+const BURST_AGENTS: usize = 1_000;
+/// Log lines per job in the burst test.
+const BURST_LINES: u64 = 100;
+
+/// 1,000 agents connected at once to one server, each running a job with
+/// 100 log lines: every line lands exactly once and every job is terminal.
+#[actix_web::test]
+async fn burst_of_a_thousand_agents_lands_every_line_once() {
+    use futures_util::future::join_all;
+
+    let app = spawn_app().await;
+    let started = Instant::now();
+    // Hosts are enrolled in bulk in the database (enrolment itself is
+    // covered above); each gets its own agent token.
+    let enrolled: Vec<Enrolled> = db(&app, |c| {
+        let now = store::now_ms();
+        let mut out = Vec::with_capacity(BURST_AGENTS);
+        for i in 0..BURST_AGENTS {
+            let token = auth::generate_token().expect("token");
+            let host = store::hosts::insert(
+                c,
+                &models::NewHost {
+                    id: store::new_id(),
+                    hostname: format!("burst-{i:04}"),
+                    display_name: None,
+                    labels: "{}".into(),
+                    os: "linux".into(),
+                    arch: "amd64".into(),
+                    agent_version: None,
+                    restic_version: None,
+                    boot_time: None,
+                    capabilities: "[]".into(),
+                    agent_token_hash: auth::hash_token(&token),
+                    enrolled_at: now,
+                    updated_at: now,
+                },
+            )?;
+            out.push(Enrolled {
+                host_id: host.id,
+                token,
+            });
+        }
+        Ok(out)
+    })
+    .await;
+
+    // Connect everyone at once, spread over several source addresses.
+    let mut agents: Vec<TestAgent> = join_all(enrolled.iter().enumerate().map(|(i, e)| {
+        let app = &app;
+        async move {
+            let local = std::net::IpAddr::from([127, 0, 0, 1 + (i % 8) as u8]);
+            let mut agent = TestAgent::connect_from(app, e, local)
+                .await
+                .expect("connect");
+            agent.hello(&format!("burst-{i:04}")).await;
+            agent
+        }
+    }))
+    .await;
+    let online = app
+        .state
+        .actors
+        .registry
+        .send(restic_manager::actors::registry::CountOnline)
+        .await
+        .unwrap();
+    assert_eq!(online, BURST_AGENTS);
+    let connected = started.elapsed();
+
+    // One job per host, created at once; each agent runs its job.
+    let jobs: Vec<models::Job> = join_all(
+        enrolled
+            .iter()
+            .map(|e| run_now(&app, &e.host_id, protocol::JobKind::Check, None)),
+    )
+    .await;
+    join_all(agents.iter_mut().zip(&jobs).map(|(agent, job)| async move {
+        let run = agent.expect_command_run().await;
+        assert_eq!(run.job_id, job.id);
+        agent
+            .run_job(&run, BURST_LINES, FinishStatus::Succeeded)
+            .await;
+    }))
+    .await;
+    let ran = started.elapsed();
+
+    // Every job.finished was acked after its write, and its lines were
+    // written before it: no waiting needed.
+    let (lines, succeeded, full): (i64, i64, i64) = db(&app, |c| {
+        use diesel::prelude::*;
+        use restic_manager::store::schema::{job_logs, jobs};
+        let lines = job_logs::table.count().get_result(c)?;
+        let succeeded = jobs::table
+            .filter(jobs::status.eq(JobStatus::Succeeded))
+            .count()
+            .get_result(c)?;
+        let full = jobs::table
+            .filter(jobs::last_log_seq.eq(i64::try_from(BURST_LINES).unwrap()))
+            .count()
+            .get_result(c)?;
+        Ok((lines, succeeded, full))
+    })
+    .await;
+    let expected_lines = i64::try_from(BURST_AGENTS).unwrap() * i64::try_from(BURST_LINES).unwrap();
+    assert_eq!(lines, expected_lines, "every line stored exactly once");
+    assert_eq!(succeeded, i64::try_from(BURST_AGENTS).unwrap());
+    assert_eq!(full, i64::try_from(BURST_AGENTS).unwrap());
+    eprintln!(
+        "burst: {BURST_AGENTS} agents connected in {connected:?}, {expected_lines} lines landed after {ran:?}"
+    );
+    join_all(agents.into_iter().map(TestAgent::close)).await;
+}
