@@ -874,6 +874,50 @@ async fn bad_frames_are_answered_and_the_session_survives() {
     assert_eq!(bystander.expect_command_run().await.job_id, other.id);
 }
 
+/// A message split over continuation frames is assembled; one whose
+/// fragments add up to more than the limit closes 1009.
+#[actix_web::test]
+async fn fragmented_messages_are_assembled_within_the_limit() {
+    let app = spawn_app_with(|c| c.max_frame_bytes = 64 * 1024).await;
+    let enrolled = enroll(&app, "frag-01").await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    let text = protocol::Envelope::new(protocol::AgentToServer::from(hello("frag-01"))).encode();
+    agent.send_fragmented(&text, 3).await;
+    assert!(matches!(
+        agent.expect_message().await.message,
+        ServerToAgent::ConfigUpdate(_)
+    ));
+    assert!(matches!(
+        agent.expect_message().await.message,
+        ServerToAgent::ScheduleSet(_)
+    ));
+
+    let big = format!(
+        r#"{{"type":"heartbeat","id":"hb","data":{{"sent_at":"2026-11-23T02:00:00Z","pad":"{}"}}}}"#,
+        "x".repeat(80 * 1024)
+    );
+    agent.send_fragmented(&big, 2).await;
+    assert_eq!(agent.expect_close().await.0, Some(1009));
+}
+
+/// No hello within 10 s closes the session with 1008.
+#[actix_web::test]
+async fn no_hello_in_time_closes_1008() {
+    let app = spawn_app().await;
+    let enrolled = enroll(&app, "mute-01").await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    let (code, reason) = agent.expect_close().await;
+    assert_eq!(code, Some(1008));
+    assert!(reason.contains("hello"), "{reason}");
+    let host = db(&app, {
+        let id = enrolled.host_id.clone();
+        move |c| store::hosts::get(c, &id)
+    })
+    .await
+    .unwrap();
+    assert!(!host.online);
+}
+
 /// Ten bad frames within a minute close the session with 1008.
 #[actix_web::test]
 async fn bad_frame_flood_closes_1008() {

@@ -845,6 +845,8 @@ fn json_list(text: &str, what: &str, job_or_group: &str) -> Vec<String> {
     })
 }
 
+/// The stored retention policy; one that does not parse is logged and
+/// left out (the agent then keeps everything, the safe side).
 fn retention(text: Option<&str>, id: &str) -> Option<protocol::RetentionPolicy> {
     let text = text?;
     serde_json::from_str(text)

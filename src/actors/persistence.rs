@@ -344,6 +344,7 @@ impl Handler<RecordHello> for Persistence {
             agent_version: Some(msg.payload.agent_version),
             restic_version: Some(msg.payload.restic_version),
             boot_time: msg.payload.boot_time.map(|t| t.timestamp_millis()),
+            // A list of strings always encodes; `None` would keep the old value.
             capabilities: serde_json::to_string(&msg.payload.capabilities).ok(),
         };
         self.write("recording hello", &msg.host_id, None, |c| {
@@ -533,6 +534,8 @@ pub fn finish_from_report(report: &protocol::JobFinished) -> JobFinish {
         exit_code: Some(report.exit_code),
         error,
         warning,
+        // A JSON map always encodes; were it ever to fail, the job still
+        // finishes, without its summary.
         stats: report
             .stats
             .as_ref()
@@ -609,6 +612,8 @@ fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
+/// A counter for a BIGINT column; a value past `i64::MAX` is stored as
+/// unknown rather than wrapped.
 fn to_i64(value: Option<u64>) -> Option<i64> {
     value.and_then(|v| i64::try_from(v).ok())
 }

@@ -128,6 +128,7 @@ pub fn forget_job(group: &SourceGroup, policy: &protocol::RetentionPolicy, now: 
     NewJob {
         source_group_id: Some(group.id.clone()),
         tag: Some(group.name.clone()),
+        // Ints and a string always encode.
         retention_policy: serde_json::to_string(policy).ok(),
         ..NewJob::new(
             store::new_id(),

@@ -149,6 +149,24 @@ impl TestAgent {
             .expect("send a text frame");
     }
 
+    /// Sends `text` as one message split over `parts` frames (a text
+    /// frame and continuation frames).
+    pub async fn send_fragmented(&mut self, text: &str, parts: usize) {
+        use tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tungstenite::protocol::frame::Frame;
+        let bytes = text.as_bytes();
+        let size = bytes.len().div_ceil(parts.max(1));
+        let chunks: Vec<&[u8]> = bytes.chunks(size.max(1)).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let opcode = if i == 0 { Data::Text } else { Data::Continue };
+            let frame = Frame::message(chunk.to_vec(), OpCode::Data(opcode), i + 1 == chunks.len());
+            self.ws
+                .send(Message::Frame(frame))
+                .await
+                .expect("send a fragment");
+        }
+    }
+
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
         self.ws
