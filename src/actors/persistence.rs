@@ -768,3 +768,113 @@ impl Handler<RecordMissedRun> for Persistence {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::models::NewHost;
+    use crate::store::JobTrigger;
+
+    fn host(id: &str, now: i64) -> NewHost {
+        NewHost {
+            id: id.to_owned(),
+            hostname: id.to_owned(),
+            display_name: None,
+            labels: "{}".into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            agent_version: None,
+            restic_version: None,
+            boot_time: None,
+            capabilities: "[]".into(),
+            agent_token_hash: format!("hash-{id}"),
+            enrolled_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn line(job_id: &str, seq: u64) -> protocol::LogStream {
+        protocol::LogStream {
+            job_id: job_id.to_owned(),
+            seq,
+            ts: chrono::Utc::now(),
+            stream: protocol::LogStreamKind::Stdout,
+            payload: format!("line {seq}"),
+        }
+    }
+
+    /// A job's buffered log lines are durable when its `job.finished` is
+    /// acknowledged; lines a host sends for another host's job are dropped,
+    /// and another host cannot finish the job.
+    #[actix_web::test]
+    async fn finish_is_written_after_buffered_lines_and_hosts_are_isolated() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = store::connect(&url, 4).unwrap();
+        let now = store::now_ms();
+        let job = {
+            let mut c = pool.get().unwrap();
+            hosts::insert(&mut c, &host("h1", now)).unwrap();
+            hosts::insert(&mut c, &host("h2", now)).unwrap();
+            let new = NewJob::new(
+                store::new_id(),
+                "h1".into(),
+                crate::store::JobKind::Check,
+                JobTrigger::Manual,
+                now,
+            );
+            jobs::insert(&mut c, &new).unwrap()
+        };
+        let writer = Persistence::start(pool.clone());
+        for seq in 1..=3 {
+            writer.do_send(AppendLog {
+                host_id: "h1".into(),
+                payload: line(&job.id, seq),
+            });
+        }
+        writer.do_send(AppendLog {
+            host_id: "h2".into(),
+            payload: line(&job.id, 4),
+        });
+        let report = protocol::JobFinished {
+            job_id: job.id.clone(),
+            status: protocol::FinishStatus::Succeeded,
+            exit_code: 3,
+            finished_at: chrono::Utc::now(),
+            stats: None,
+            error: Some("some files could not be read".into()),
+        };
+        let foreign = writer
+            .send(RecordJobFinished {
+                host_id: "h2".into(),
+                payload: report.clone(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(foreign, FinishOutcome::NotFound);
+        let outcome = writer
+            .send(RecordJobFinished {
+                host_id: "h1".into(),
+                payload: report,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let FinishOutcome::Applied(done) = outcome else {
+            panic!("expected the finish to apply, got {outcome:?}");
+        };
+        assert_eq!(done.status, JobStatus::Succeeded);
+        assert_eq!(
+            done.warning.as_deref(),
+            Some("some files could not be read")
+        );
+        assert_eq!(done.error, None);
+        let mut c = pool.get().unwrap();
+        let lines = crate::store::job_logs::list_after(&mut c, &job.id, 0, 100).unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+}
