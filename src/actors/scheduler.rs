@@ -387,13 +387,24 @@ impl Handler<Tick> for Scheduler {
                 let mut misses = Vec::new();
                 for schedule in schedules::list_enabled(c)? {
                     let start = from.max(schedule.updated_at);
-                    let times = match cron_times_between(&schedule.cron_expr, start, until, MAX_MISSES_PER_SCHEDULE) {
-                        Ok(times) => times,
-                        Err(e) => {
-                            tracing::warn!(schedule_id = %schedule.id, error = %e, "stored cron expression does not parse");
-                            continue;
-                        }
-                    };
+                    let expr = &schedule.cron_expr;
+                    let times =
+                        match cron_times_between(expr, start, until, MAX_MISSES_PER_SCHEDULE) {
+                            Ok(times) => times,
+                            Err(e) => {
+                                tracing::warn!(
+                                    schedule_id = %schedule.id,
+                                    error = %e,
+                                    "stored cron expression does not parse"
+                                );
+                                continue;
+                            }
+                        };
+                    // A schedule without source groups makes no jobs when it
+                    // fires, so its fires leave no trace: never "missed".
+                    if times.is_empty() || schedules::groups_of(c, &schedule.id)?.is_empty() {
+                        continue;
+                    }
                     for at in times {
                         if !fired.contains(&(schedule.id.clone(), at.div_euclid(60_000))) {
                             misses.push(NewMissedRun {
