@@ -1,6 +1,7 @@
 //! actix-web routes: health, the REST API under `/api/v1`, the agent
 //! WebSocket upgrade, metrics and the web UI.
 
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -15,7 +16,8 @@ pub const API_JSON_LIMIT: usize = 1024 * 1024;
 /// Registers every route of the server.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .configure(agent::routes);
     api::routes(cfg);
 }
 

@@ -30,6 +30,8 @@
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
 //! - [`api_queries`]: paged reads the REST API needs (snapshots, stats).
+//! - [`channel`]: the agent channel's host-scoped job writes and the
+//!   scheduler's fire de-duplication.
 
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use diesel::result::Error as DieselError;
@@ -44,6 +46,7 @@ mod pool;
 pub mod api_queries;
 pub mod api_tokens;
 pub mod audit;
+pub mod channel;
 pub mod enrollment;
 pub mod hosts;
 pub mod job_logs;

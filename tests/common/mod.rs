@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+pub mod agent;
 pub mod db;
 pub mod server;

@@ -1,0 +1,273 @@
+//! `Events`: live fan-out of what happens in the fleet (hosts coming and
+//! going, job status, progress and log lines, missed runs) to subscribers
+//! such as the UI's Server-Sent Events stream.
+//!
+//! Subscribers get a bounded channel ([`SUBSCRIBER_BUFFER`] events). A
+//! publish uses `try_send`: a subscriber whose buffer is full is dropped
+//! (it reconnects and reloads from the database) rather than making the
+//! fleet wait or memory grow. Nothing here is durable; the database is the
+//! record, events are only a live view of it.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::protocol;
+use crate::store::JobStatus;
+
+/// Events buffered per subscriber before it is dropped as too slow.
+pub const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// At most this many subscribers at once; more are refused (their
+/// receiver is closed at once).
+pub const MAX_SUBSCRIBERS: usize = 4096;
+
+/// One live event. Serialises as `{"type": "job_status", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A host's session said `hello`.
+    HostOnline { host_id: String },
+    /// A host's session ended.
+    HostOffline { host_id: String },
+    /// A job moved to `status`.
+    JobStatus {
+        host_id: String,
+        job_id: String,
+        status: JobStatus,
+        /// The error (failed) or warning (succeeded with warnings).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// The latest progress of a running job.
+    JobProgress {
+        host_id: String,
+        job_id: String,
+        progress: protocol::JobProgress,
+    },
+    /// One log line of a job (may repeat after an agent's replay; the
+    /// `seq` tells duplicates apart).
+    JobLog {
+        host_id: String,
+        job_id: String,
+        seq: u64,
+        ts: chrono::DateTime<chrono::Utc>,
+        stream: protocol::LogStreamKind,
+        payload: String,
+    },
+    /// A schedule time passed without a fire.
+    MissedRun {
+        host_id: String,
+        schedule_id: String,
+        /// Unix ms.
+        scheduled_at: i64,
+    },
+}
+
+impl Event {
+    /// The host the event is about.
+    pub fn host_id(&self) -> &str {
+        match self {
+            Event::HostOnline { host_id }
+            | Event::HostOffline { host_id }
+            | Event::JobStatus { host_id, .. }
+            | Event::JobProgress { host_id, .. }
+            | Event::JobLog { host_id, .. }
+            | Event::MissedRun { host_id, .. } => host_id,
+        }
+    }
+
+    /// The job the event is about, if any.
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            Event::JobStatus { job_id, .. }
+            | Event::JobProgress { job_id, .. }
+            | Event::JobLog { job_id, .. } => Some(job_id),
+            _ => None,
+        }
+    }
+}
+
+/// Which events a subscriber wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventFilter {
+    /// Everything.
+    All,
+    /// Events about one host (and its jobs).
+    Host(String),
+    /// Events about one job.
+    Job(String),
+}
+
+impl EventFilter {
+    /// Whether `event` passes this filter.
+    pub fn matches(&self, event: &Event) -> bool {
+        match self {
+            EventFilter::All => true,
+            EventFilter::Host(host_id) => event.host_id() == host_id,
+            EventFilter::Job(job_id) => event.job_id() == Some(job_id.as_str()),
+        }
+    }
+}
+
+struct Subscriber {
+    filter: EventFilter,
+    tx: mpsc::Sender<Arc<Event>>,
+}
+
+/// The fan-out actor.
+#[derive(Default)]
+pub struct Events {
+    /// Live subscribers; a full or closed one is removed on the next
+    /// publish that concerns it.
+    subscribers: Vec<Subscriber>,
+}
+
+impl Actor for Events {
+    type Context = Context<Self>;
+}
+
+/// Subscribe to the events that match `filter`. The receiver closes when
+/// the subscriber is dropped (too slow, or too many subscribers).
+#[derive(Message)]
+#[rtype(result = "mpsc::Receiver<Arc<Event>>")]
+pub struct Subscribe {
+    pub filter: EventFilter,
+}
+
+impl Handler<Subscribe> for Events {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        self.subscribers.retain(|s| !s.tx.is_closed());
+        if self.subscribers.len() >= MAX_SUBSCRIBERS {
+            tracing::warn!(
+                limit = MAX_SUBSCRIBERS,
+                "too many event subscribers; refusing one"
+            );
+            // `tx` drops here: the receiver reports closed at once.
+            return MessageResult(rx);
+        }
+        self.subscribers.push(Subscriber {
+            filter: msg.filter,
+            tx,
+        });
+        MessageResult(rx)
+    }
+}
+
+/// Publish one event to every matching subscriber.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Publish(pub Event);
+
+impl Handler<Publish> for Events {
+    type Result = ();
+
+    fn handle(&mut self, msg: Publish, _ctx: &mut Self::Context) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let event = Arc::new(msg.0);
+        self.subscribers.retain(|s| {
+            if !s.filter.matches(&event) {
+                return !s.tx.is_closed();
+            }
+            match s.tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::debug!("dropping an event subscriber that is not keeping up");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+}
+
+/// How many subscribers are live.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountSubscribers;
+
+impl Handler<CountSubscribers> for Events {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: CountSubscribers, _ctx: &mut Self::Context) -> usize {
+        self.subscribers.retain(|s| !s.tx.is_closed());
+        self.subscribers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn online(host: &str) -> Event {
+        Event::HostOnline {
+            host_id: host.to_owned(),
+        }
+    }
+
+    /// A subscriber gets the events its filter matches, in order.
+    #[actix_web::test]
+    async fn filtered_fan_out() {
+        let events = Events::default().start();
+        let mut all = events
+            .send(Subscribe {
+                filter: EventFilter::All,
+            })
+            .await
+            .unwrap();
+        let mut h2 = events
+            .send(Subscribe {
+                filter: EventFilter::Host("h2".into()),
+            })
+            .await
+            .unwrap();
+        events.send(Publish(online("h1"))).await.unwrap();
+        events.send(Publish(online("h2"))).await.unwrap();
+        assert_eq!(*all.recv().await.unwrap(), online("h1"));
+        assert_eq!(*all.recv().await.unwrap(), online("h2"));
+        assert_eq!(*h2.recv().await.unwrap(), online("h2"));
+        assert!(h2.try_recv().is_err());
+    }
+
+    /// A subscriber that does not read is dropped once its buffer is full;
+    /// the others keep receiving.
+    #[actix_web::test]
+    async fn slow_subscriber_is_dropped() {
+        let events = Events::default().start();
+        let mut slow = events
+            .send(Subscribe {
+                filter: EventFilter::All,
+            })
+            .await
+            .unwrap();
+        for _ in 0..=SUBSCRIBER_BUFFER {
+            events.send(Publish(online("h"))).await.unwrap();
+        }
+        assert_eq!(events.send(CountSubscribers).await.unwrap(), 0);
+        let mut received = 0;
+        while slow.recv().await.is_some() {
+            received += 1;
+        }
+        assert_eq!(received, SUBSCRIBER_BUFFER);
+    }
+
+    /// The job filter matches job events only.
+    #[test]
+    fn job_filter() {
+        let filter = EventFilter::Job("j1".into());
+        assert!(!filter.matches(&online("h")));
+        assert!(filter.matches(&Event::JobStatus {
+            host_id: "h".into(),
+            job_id: "j1".into(),
+            status: JobStatus::Running,
+            message: None,
+        }));
+    }
+}

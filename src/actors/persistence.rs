@@ -1,0 +1,880 @@
+//! `Persistence`: the one writer of the agent channel's data, on a
+//! `SyncArbiter` thread of its own (diesel is blocking; no actor's event
+//! loop ever waits on the database).
+//!
+//! Two kinds of writes:
+//!
+//! - **High rate** (log lines, progress, heartbeats' last-seen): sent with
+//!   `do_send`, buffered, and written as one transaction per [`Flush`]
+//!   tick (every [`FLUSH_INTERVAL`]) or as soon as [`FLUSH_MAX_ROWS`] lines
+//!   wait. Progress is coalesced to the latest per job, last-seen to one
+//!   update per tick.
+//! - **Low rate** (hello, job state changes, snapshots, stats, schedule
+//!   bookkeeping, new jobs): typed messages whose reply comes once the
+//!   write is durable, so the session can `ack` only then.
+//!
+//! Ordering: every low-rate message first writes what is buffered, and the
+//! mailbox is FIFO, so a job's `job.finished` is written after the log
+//! lines its session sent before it. A database error is logged with the
+//! host and job ids and returned to the caller; the pool connection is
+//! never unwrapped.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::protocol;
+use crate::store::channel::{self, HostLogLine};
+use crate::store::jobs::FinishOutcome;
+use crate::store::models::{
+    Host, HostHello, Job, JobFinish, NewJob, NewJobLog, NewMissedRun, NewRepoStats, NewSnapshot,
+};
+use crate::store::{self, hosts, jobs, missed_runs, repo_stats, schedule_versions, snapshots};
+use crate::store::{JobStatus, Pool};
+
+/// How often buffered log lines, progress and last-seen times are written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Buffered log lines that trigger a write without waiting for the tick.
+pub const FLUSH_MAX_ROWS: usize = 2_000;
+
+/// How often heartbeats' last-seen times are written (coalesced per host).
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Attempts to write a buffered batch before it is dropped (logged).
+const MAX_FLUSH_ATTEMPTS: u32 = 3;
+
+/// Why a write failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PersistError {
+    /// No connection could be had from the pool.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the write.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<diesel::result::Error> for PersistError {
+    fn from(e: diesel::result::Error) -> Self {
+        PersistError::Database(e.to_string())
+    }
+}
+
+/// Result of every low-rate write.
+pub type PersistResult<T> = Result<T, PersistError>;
+
+/// The writer. Build it with [`Persistence::start`].
+pub struct Persistence {
+    pool: Pool,
+    /// Log lines waiting for the next flush, in arrival order.
+    logs: Vec<HostLogLine>,
+    /// Latest progress per job: job id → (host id, JSON).
+    progress: HashMap<String, (String, String)>,
+    /// Hosts seen since the last last-seen write, with the latest time.
+    touched: HashMap<String, i64>,
+    /// When last-seen times were last written.
+    last_touch_write: Instant,
+    /// Failed attempts of the current log batch.
+    failed_attempts: u32,
+}
+
+impl Actor for Persistence {
+    type Context = SyncContext<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        // No session survives a restart: whatever was online is not.
+        match self
+            .conn()
+            .and_then(|mut c| Ok(hosts::set_offline_all(&mut c)?))
+        {
+            Ok(n) if n > 0 => tracing::info!(hosts = n, "marked hosts offline at start"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot mark hosts offline at start"),
+        }
+    }
+
+    fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
+        self.flush();
+        Running::Stop
+    }
+}
+
+impl Persistence {
+    /// Starts the writer on its own thread (one: SQLite has one writer, and
+    /// one thread keeps per-job ordering trivially).
+    pub fn start(pool: Pool) -> Addr<Persistence> {
+        SyncArbiter::start(1, move || Persistence {
+            pool: pool.clone(),
+            logs: Vec::new(),
+            progress: HashMap::new(),
+            touched: HashMap::new(),
+            last_touch_write: Instant::now(),
+            failed_attempts: 0,
+        })
+    }
+
+    fn conn(&self) -> PersistResult<store::PooledConn> {
+        self.pool
+            .get()
+            .map_err(|e| PersistError::Unavailable(e.to_string()))
+    }
+
+    /// Writes buffered lines and progress (and last-seen when due).
+    fn flush(&mut self) {
+        self.flush_logs();
+        self.flush_progress();
+        if !self.touched.is_empty() && self.last_touch_write.elapsed() >= TOUCH_INTERVAL {
+            self.flush_touched();
+        }
+    }
+
+    fn flush_logs(&mut self) {
+        if self.logs.is_empty() {
+            return;
+        }
+        let result = self
+            .conn()
+            .and_then(|mut c| Ok(channel::insert_logs_for_hosts(&mut c, &self.logs)?));
+        match result {
+            Ok(outcome) => {
+                if outcome.unknown_job > 0 {
+                    tracing::warn!(
+                        lines = outcome.unknown_job,
+                        "dropped log lines of unknown jobs or of another host's jobs"
+                    );
+                }
+                tracing::trace!(
+                    inserted = outcome.inserted,
+                    duplicates = outcome.duplicates,
+                    "log lines written"
+                );
+                self.logs.clear();
+                self.failed_attempts = 0;
+            }
+            Err(e) => {
+                self.failed_attempts += 1;
+                let jobs: Vec<&str> = self
+                    .logs
+                    .iter()
+                    .map(|l| l.line.job_id.as_str())
+                    .take(5)
+                    .collect();
+                if self.failed_attempts >= MAX_FLUSH_ATTEMPTS {
+                    tracing::error!(error = %e, lines = self.logs.len(), ?jobs, "dropping log lines after repeated write failures");
+                    self.logs.clear();
+                    self.failed_attempts = 0;
+                } else {
+                    tracing::warn!(error = %e, lines = self.logs.len(), ?jobs, "writing log lines failed; will retry");
+                }
+            }
+        }
+    }
+
+    fn flush_progress(&mut self) {
+        if self.progress.is_empty() {
+            return;
+        }
+        let updates: Vec<(String, String, String)> = self
+            .progress
+            .drain()
+            .map(|(job, (host, json))| (host, job, json))
+            .collect();
+        let result = self
+            .conn()
+            .and_then(|mut c| Ok(channel::update_progress_batch(&mut c, &updates)?));
+        if let Err(e) = result {
+            // Progress is a live view; the next report replaces it anyway.
+            tracing::warn!(error = %e, jobs = updates.len(), "writing job progress failed");
+        }
+    }
+
+    fn flush_touched(&mut self) {
+        let Some(now) = self.touched.values().copied().max() else {
+            return;
+        };
+        let ids: Vec<String> = self.touched.drain().map(|(id, _)| id).collect();
+        self.last_touch_write = Instant::now();
+        let result = self
+            .conn()
+            .and_then(|mut c| Ok(hosts::touch_last_seen(&mut c, &ids, now)?));
+        if let Err(e) = result {
+            tracing::warn!(error = %e, hosts = ids.len(), "writing last-seen times failed");
+        }
+    }
+
+    /// Flushes, then runs one low-rate write with a pooled connection.
+    fn write<T>(
+        &mut self,
+        what: &str,
+        host_id: &str,
+        job_id: Option<&str>,
+        f: impl FnOnce(&mut store::DbConnection) -> diesel::QueryResult<T>,
+    ) -> PersistResult<T> {
+        self.flush();
+        let result = self.conn().and_then(|mut c| Ok(f(&mut c)?));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, host_id, job_id, "{what} failed");
+        }
+        result
+    }
+}
+
+/// Write what is buffered (sent every [`FLUSH_INTERVAL`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+impl Handler<Flush> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) {
+        self.flush();
+    }
+}
+
+/// Write everything buffered now, including last-seen times, and reply
+/// when it is durable (tests, shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushAll;
+
+impl Handler<FlushAll> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, _msg: FlushAll, _ctx: &mut Self::Context) {
+        self.flush_logs();
+        self.flush_progress();
+        self.flush_touched();
+    }
+}
+
+/// `log.stream` from a host's session (buffered).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AppendLog {
+    pub host_id: String,
+    pub payload: protocol::LogStream,
+}
+
+impl Handler<AppendLog> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: AppendLog, _ctx: &mut Self::Context) {
+        let Ok(seq) = i64::try_from(msg.payload.seq) else {
+            tracing::warn!(host_id = %msg.host_id, job_id = %msg.payload.job_id, "log seq out of range; dropped");
+            return;
+        };
+        self.logs.push(HostLogLine {
+            host_id: msg.host_id,
+            line: NewJobLog {
+                job_id: msg.payload.job_id,
+                seq,
+                ts: msg.payload.ts.timestamp_millis(),
+                stream: msg.payload.stream.into(),
+                payload: msg.payload.payload,
+            },
+        });
+        if self.logs.len() >= FLUSH_MAX_ROWS {
+            self.flush_logs();
+        }
+    }
+}
+
+/// `job.progress` from a host's session (coalesced per job).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordProgress {
+    pub host_id: String,
+    pub payload: protocol::JobProgress,
+}
+
+impl Handler<RecordProgress> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordProgress, _ctx: &mut Self::Context) {
+        match serde_json::to_string(&msg.payload) {
+            Ok(json) => {
+                self.progress
+                    .insert(msg.payload.job_id, (msg.host_id, json));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, job_id = %msg.payload.job_id, "cannot encode progress")
+            }
+        }
+    }
+}
+
+/// A frame arrived from the host: its last-seen time is `now` (coalesced).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Touch {
+    pub host_id: String,
+    pub now: i64,
+}
+
+impl Handler<Touch> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: Touch, _ctx: &mut Self::Context) {
+        let seen = self.touched.entry(msg.host_id).or_insert(msg.now);
+        *seen = (*seen).max(msg.now);
+    }
+}
+
+/// `hello`: the reported facts, online, last seen. `None` if the host is
+/// gone or revoked.
+#[derive(Message)]
+#[rtype(result = "PersistResult<Option<Host>>")]
+pub struct RecordHello {
+    pub host_id: String,
+    pub payload: protocol::Hello,
+    pub now: i64,
+}
+
+impl Handler<RecordHello> for Persistence {
+    type Result = PersistResult<Option<Host>>;
+
+    fn handle(&mut self, msg: RecordHello, _ctx: &mut Self::Context) -> Self::Result {
+        let hello = HostHello {
+            hostname: msg.payload.hostname,
+            os: msg.payload.os,
+            arch: msg.payload.arch,
+            agent_version: Some(msg.payload.agent_version),
+            restic_version: Some(msg.payload.restic_version),
+            boot_time: msg.payload.boot_time.map(|t| t.timestamp_millis()),
+            // A list of strings always encodes; `None` would keep the old value.
+            capabilities: serde_json::to_string(&msg.payload.capabilities).ok(),
+        };
+        self.write("recording hello", &msg.host_id, None, |c| {
+            hosts::update_from_hello(c, &msg.host_id, &hello, msg.now)
+        })
+    }
+}
+
+/// The host's session ended (sent by the registry for the current session
+/// only, so a superseded session never marks its host offline).
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct MarkOffline {
+    pub host_id: String,
+    pub now: i64,
+}
+
+impl Handler<MarkOffline> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: MarkOffline, _ctx: &mut Self::Context) -> Self::Result {
+        self.touched.remove(&msg.host_id);
+        self.write("marking offline", &msg.host_id, None, |c| {
+            hosts::set_online(c, &msg.host_id, false, msg.now)
+        })
+    }
+}
+
+/// A job to create (`queued`).
+#[derive(Message)]
+#[rtype(result = "PersistResult<Job>")]
+pub struct InsertJob {
+    pub new: NewJob,
+}
+
+impl Handler<InsertJob> for Persistence {
+    type Result = PersistResult<Job>;
+
+    fn handle(&mut self, msg: InsertJob, _ctx: &mut Self::Context) -> Self::Result {
+        let host_id = msg.new.host_id.clone();
+        self.write("creating a job", &host_id, Some(&msg.new.id), |c| {
+            jobs::insert(c, &msg.new)
+        })
+    }
+}
+
+/// The jobs of one `schedule.fire`, de-duplicated per (schedule, time,
+/// group). Replies with the jobs created now.
+#[derive(Message)]
+#[rtype(result = "PersistResult<Vec<Job>>")]
+pub struct InsertFireJobs {
+    pub host_id: String,
+    pub schedule_id: String,
+    pub scheduled_at: i64,
+    pub jobs: Vec<NewJob>,
+}
+
+impl Handler<InsertFireJobs> for Persistence {
+    type Result = PersistResult<Vec<Job>>;
+
+    fn handle(&mut self, msg: InsertFireJobs, _ctx: &mut Self::Context) -> Self::Result {
+        self.write("creating scheduled jobs", &msg.host_id, None, |c| {
+            channel::insert_fire_jobs(c, &msg.schedule_id, msg.scheduled_at, &msg.jobs)
+        })
+    }
+}
+
+/// `command.run` went out for a job.
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct MarkDispatched {
+    pub host_id: String,
+    pub job_id: String,
+    pub now: i64,
+}
+
+impl Handler<MarkDispatched> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: MarkDispatched, _ctx: &mut Self::Context) -> Self::Result {
+        self.write(
+            "marking a job dispatched",
+            &msg.host_id,
+            Some(&msg.job_id),
+            |c| jobs::mark_dispatched(c, &msg.job_id, msg.now),
+        )
+    }
+}
+
+/// `command.result`: accepted, or refused (the job fails with the error).
+#[derive(Message)]
+#[rtype(result = "PersistResult<CommandOutcome>")]
+pub struct RecordCommandResult {
+    pub host_id: String,
+    pub payload: protocol::CommandResult,
+    pub now: i64,
+}
+
+/// What a `command.result` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandOutcome {
+    /// Accepted (or a repeat of an acceptance).
+    Accepted,
+    /// Refused: the job is now failed.
+    Refused(Box<FinishOutcome>),
+}
+
+impl Handler<RecordCommandResult> for Persistence {
+    type Result = PersistResult<CommandOutcome>;
+
+    fn handle(&mut self, msg: RecordCommandResult, _ctx: &mut Self::Context) -> Self::Result {
+        let job_id = msg.payload.job_id.clone();
+        if msg.payload.accepted {
+            self.write(
+                "recording an accepted job",
+                &msg.host_id,
+                Some(&job_id),
+                |c| channel::mark_accepted_for_host(c, &msg.host_id, &job_id, msg.now),
+            )
+            .map(|_| CommandOutcome::Accepted)
+        } else {
+            let reason = msg
+                .payload
+                .error
+                .unwrap_or_else(|| "no reason given".to_owned());
+            let finish = JobFinish {
+                status: JobStatus::Failed,
+                finished_at: msg.now,
+                exit_code: None,
+                error: Some(format!("the agent refused the job: {reason}")),
+                warning: None,
+                stats: None,
+            };
+            self.write(
+                "recording a refused job",
+                &msg.host_id,
+                Some(&job_id),
+                |c| channel::finish_for_host(c, &msg.host_id, &job_id, &finish),
+            )
+            .map(|outcome| CommandOutcome::Refused(Box::new(outcome)))
+        }
+    }
+}
+
+/// `job.started`: queued → running. Replies whether it changed.
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct RecordJobStarted {
+    pub host_id: String,
+    pub payload: protocol::JobStarted,
+}
+
+impl Handler<RecordJobStarted> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: RecordJobStarted, _ctx: &mut Self::Context) -> Self::Result {
+        let started_at = msg.payload.started_at.timestamp_millis();
+        self.write(
+            "recording a started job",
+            &msg.host_id,
+            Some(&msg.payload.job_id),
+            |c| channel::mark_started_for_host(c, &msg.host_id, &msg.payload.job_id, started_at),
+        )
+    }
+}
+
+/// `job.finished`: the job becomes terminal, once. Replies after the write
+/// (and the job's earlier log lines) are durable.
+#[derive(Message)]
+#[rtype(result = "PersistResult<FinishOutcome>")]
+pub struct RecordJobFinished {
+    pub host_id: String,
+    pub payload: protocol::JobFinished,
+}
+
+/// The row change a `job.finished` makes. A `succeeded` report with an
+/// `error` (restic exit 3) keeps it as a warning.
+pub fn finish_from_report(report: &protocol::JobFinished) -> JobFinish {
+    let status: JobStatus = protocol::JobStatus::from(report.status).into();
+    let (error, warning) = match report.status {
+        protocol::FinishStatus::Succeeded => (None, report.error.clone()),
+        _ => (report.error.clone(), None),
+    };
+    JobFinish {
+        status,
+        finished_at: report.finished_at.timestamp_millis(),
+        exit_code: Some(report.exit_code),
+        error,
+        warning,
+        // A JSON map always encodes; were it ever to fail, the job still
+        // finishes, without its summary.
+        stats: report
+            .stats
+            .as_ref()
+            .and_then(|s| serde_json::to_string(s).ok()),
+    }
+}
+
+impl Handler<RecordJobFinished> for Persistence {
+    type Result = PersistResult<FinishOutcome>;
+
+    fn handle(&mut self, msg: RecordJobFinished, _ctx: &mut Self::Context) -> Self::Result {
+        let finish = finish_from_report(&msg.payload);
+        self.write(
+            "recording a finished job",
+            &msg.host_id,
+            Some(&msg.payload.job_id),
+            |c| channel::finish_for_host(c, &msg.host_id, &msg.payload.job_id, &finish),
+        )
+    }
+}
+
+/// A heartbeat's `active_job_ids`: running jobs it does not list fail
+/// ("agent lost the job"). Replies with the jobs failed.
+#[derive(Message)]
+#[rtype(result = "PersistResult<Vec<Job>>")]
+pub struct ReconcileRunning {
+    pub host_id: String,
+    pub active_job_ids: Vec<String>,
+    pub now: i64,
+}
+
+impl Handler<ReconcileRunning> for Persistence {
+    type Result = PersistResult<Vec<Job>>;
+
+    fn handle(&mut self, msg: ReconcileRunning, _ctx: &mut Self::Context) -> Self::Result {
+        self.write("reconciling running jobs", &msg.host_id, None, |c| {
+            channel::fail_lost_jobs(c, &msg.host_id, &msg.active_job_ids, msg.now)
+        })
+    }
+}
+
+/// An operator cancels a job that has not started. `None` if it is no
+/// longer queued.
+#[derive(Message)]
+#[rtype(result = "PersistResult<Option<Job>>")]
+pub struct CancelQueued {
+    pub job_id: String,
+    pub now: i64,
+}
+
+/// The error a job cancelled by an operator carries.
+pub const CANCELLED_BY_OPERATOR: &str = "cancelled by an operator";
+
+impl Handler<CancelQueued> for Persistence {
+    type Result = PersistResult<Option<Job>>;
+
+    fn handle(&mut self, msg: CancelQueued, _ctx: &mut Self::Context) -> Self::Result {
+        self.write("cancelling a queued job", "", Some(&msg.job_id), |c| {
+            channel::cancel_if_queued(c, &msg.job_id, CANCELLED_BY_OPERATOR, msg.now)
+        })
+    }
+}
+
+/// `snapshots.report`: replaces the host's snapshot projection.
+#[derive(Message)]
+#[rtype(result = "PersistResult<usize>")]
+pub struct ReplaceSnapshots {
+    pub host_id: String,
+    pub payload: protocol::SnapshotsReport,
+    pub now: i64,
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// A counter for a BIGINT column; a value past `i64::MAX` is stored as
+/// unknown rather than wrapped.
+fn to_i64(value: Option<u64>) -> Option<i64> {
+    value.and_then(|v| i64::try_from(v).ok())
+}
+
+impl Handler<ReplaceSnapshots> for Persistence {
+    type Result = PersistResult<usize>;
+
+    fn handle(&mut self, msg: ReplaceSnapshots, _ctx: &mut Self::Context) -> Self::Result {
+        let rows: Vec<NewSnapshot> = msg
+            .payload
+            .snapshots
+            .iter()
+            .map(|s| NewSnapshot {
+                snapshot_id: s.id.clone(),
+                short_id: s.short_id.clone(),
+                time: s.time.timestamp_millis(),
+                hostname: s.hostname.clone(),
+                paths: json_list(&s.paths),
+                tags: json_list(&s.tags),
+                size_bytes: to_i64(s.size_bytes),
+                file_count: to_i64(s.file_count),
+            })
+            .collect();
+        self.write("replacing snapshots", &msg.host_id, None, |c| {
+            snapshots::replace_for_host(c, &msg.host_id, &rows, msg.now)
+        })
+    }
+}
+
+/// `repo.stats`: one sample of the time series.
+#[derive(Message)]
+#[rtype(result = "PersistResult<()>")]
+pub struct StoreRepoStats {
+    pub host_id: String,
+    pub payload: protocol::RepoStats,
+    pub now: i64,
+}
+
+impl Handler<StoreRepoStats> for Persistence {
+    type Result = PersistResult<()>;
+
+    fn handle(&mut self, msg: StoreRepoStats, _ctx: &mut Self::Context) -> Self::Result {
+        let p = &msg.payload;
+        let row = NewRepoStats {
+            id: store::new_id(),
+            host_id: msg.host_id.clone(),
+            recorded_at: msg.now,
+            size_bytes: to_i64(Some(p.size_bytes)),
+            snapshot_count: to_i64(Some(p.snapshot_count)),
+            dedup_ratio: Some(p.dedup_ratio),
+            last_check_at: p.last_check_at.map(|t| t.timestamp_millis()),
+            last_check_status: p.last_check_status.clone(),
+            lock_state: Some(p.lock_state.as_str().to_owned()),
+        };
+        self.write("storing repository stats", &msg.host_id, None, |c| {
+            repo_stats::insert(c, &row).map(|_| ())
+        })
+    }
+}
+
+/// `schedule.set` with `version` went out to the host.
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct MarkSchedulePushed {
+    pub host_id: String,
+    pub version: i64,
+    pub now: i64,
+}
+
+impl Handler<MarkSchedulePushed> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: MarkSchedulePushed, _ctx: &mut Self::Context) -> Self::Result {
+        self.write("recording a schedule push", &msg.host_id, None, |c| {
+            schedule_versions::mark_pushed(c, &msg.host_id, msg.version, msg.now)
+        })
+    }
+}
+
+/// `schedule.ack`: the host applied `version`. Replies whether it was the
+/// current version (an older one is not recorded).
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct RecordScheduleAck {
+    pub host_id: String,
+    pub version: i64,
+    pub now: i64,
+}
+
+impl Handler<RecordScheduleAck> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: RecordScheduleAck, _ctx: &mut Self::Context) -> Self::Result {
+        self.write("recording a schedule ack", &msg.host_id, None, |c| {
+            schedule_versions::ack(c, &msg.host_id, msg.version, msg.now)
+        })
+    }
+}
+
+/// A host's schedules, groups or repository changed: bump its version.
+/// Replies with the new version.
+#[derive(Message)]
+#[rtype(result = "PersistResult<i64>")]
+pub struct BumpScheduleVersion {
+    pub host_id: String,
+}
+
+impl Handler<BumpScheduleVersion> for Persistence {
+    type Result = PersistResult<i64>;
+
+    fn handle(&mut self, msg: BumpScheduleVersion, _ctx: &mut Self::Context) -> Self::Result {
+        self.write("bumping the schedule version", &msg.host_id, None, |c| {
+            schedule_versions::bump(c, &msg.host_id)
+        })
+    }
+}
+
+/// Revoke a host's token. Replies false if it did not exist or was
+/// already revoked.
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct RevokeHost {
+    pub host_id: String,
+    pub now: i64,
+}
+
+impl Handler<RevokeHost> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: RevokeHost, _ctx: &mut Self::Context) -> Self::Result {
+        self.write("revoking a host", &msg.host_id, None, |c| {
+            hosts::revoke(c, &msg.host_id, msg.now)
+        })
+    }
+}
+
+/// A schedule time passed without a fire. Replies true if this call
+/// recorded it (false: already known).
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct RecordMissedRun {
+    pub missed: NewMissedRun,
+}
+
+impl Handler<RecordMissedRun> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: RecordMissedRun, _ctx: &mut Self::Context) -> Self::Result {
+        let host_id = msg.missed.host_id.clone();
+        self.write("recording a missed run", &host_id, None, |c| {
+            missed_runs::insert_ignore(c, &msg.missed)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::models::NewHost;
+    use crate::store::JobTrigger;
+
+    fn host(id: &str, now: i64) -> NewHost {
+        NewHost {
+            id: id.to_owned(),
+            hostname: id.to_owned(),
+            display_name: None,
+            labels: "{}".into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            agent_version: None,
+            restic_version: None,
+            boot_time: None,
+            capabilities: "[]".into(),
+            agent_token_hash: format!("hash-{id}"),
+            enrolled_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn line(job_id: &str, seq: u64) -> protocol::LogStream {
+        protocol::LogStream {
+            job_id: job_id.to_owned(),
+            seq,
+            ts: chrono::Utc::now(),
+            stream: protocol::LogStreamKind::Stdout,
+            payload: format!("line {seq}"),
+        }
+    }
+
+    /// A job's buffered log lines are durable when its `job.finished` is
+    /// acknowledged; lines a host sends for another host's job are dropped,
+    /// and another host cannot finish the job.
+    #[actix_web::test]
+    async fn finish_is_written_after_buffered_lines_and_hosts_are_isolated() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = store::connect(&url, 4).unwrap();
+        let now = store::now_ms();
+        let job = {
+            let mut c = pool.get().unwrap();
+            hosts::insert(&mut c, &host("h1", now)).unwrap();
+            hosts::insert(&mut c, &host("h2", now)).unwrap();
+            let new = NewJob::new(
+                store::new_id(),
+                "h1".into(),
+                crate::store::JobKind::Check,
+                JobTrigger::Manual,
+                now,
+            );
+            jobs::insert(&mut c, &new).unwrap()
+        };
+        let writer = Persistence::start(pool.clone());
+        for seq in 1..=3 {
+            writer.do_send(AppendLog {
+                host_id: "h1".into(),
+                payload: line(&job.id, seq),
+            });
+        }
+        writer.do_send(AppendLog {
+            host_id: "h2".into(),
+            payload: line(&job.id, 4),
+        });
+        let report = protocol::JobFinished {
+            job_id: job.id.clone(),
+            status: protocol::FinishStatus::Succeeded,
+            exit_code: 3,
+            finished_at: chrono::Utc::now(),
+            stats: None,
+            error: Some("some files could not be read".into()),
+        };
+        let foreign = writer
+            .send(RecordJobFinished {
+                host_id: "h2".into(),
+                payload: report.clone(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(foreign, FinishOutcome::NotFound);
+        let outcome = writer
+            .send(RecordJobFinished {
+                host_id: "h1".into(),
+                payload: report,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let FinishOutcome::Applied(done) = outcome else {
+            panic!("expected the finish to apply, got {outcome:?}");
+        };
+        assert_eq!(done.status, JobStatus::Succeeded);
+        assert_eq!(
+            done.warning.as_deref(),
+            Some("some files could not be read")
+        );
+        assert_eq!(done.error, None);
+        let mut c = pool.get().unwrap();
+        let lines = crate::store::job_logs::list_after(&mut c, &job.id, 0, 100).unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+}

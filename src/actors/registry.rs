@@ -1,0 +1,146 @@
+//! `Registry`: which host has a live session, and its address.
+//!
+//! HTTP handlers and the scheduler find a host's session here. Each
+//! session carries a serial number: a second session for the same host
+//! replaces the first (which is told it was [`Superseded`]), and the
+//! first session's later `Unregister` is ignored because its serial no
+//! longer matches, so it cannot mark the host offline under the new one.
+//! Presence is decided here: only the current session's end marks the
+//! host offline.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::events::{Event, Events, Publish};
+use super::host_session::{CheckIdle, HostSession, Superseded};
+use super::persistence::{MarkOffline, Persistence};
+
+/// The session directory.
+pub struct Registry {
+    /// host id → (session serial, session address).
+    sessions: HashMap<String, (u64, Addr<HostSession>)>,
+    persistence: Addr<Persistence>,
+    events: Addr<Events>,
+}
+
+impl Registry {
+    pub fn new(persistence: Addr<Persistence>, events: Addr<Events>) -> Self {
+        Registry {
+            sessions: HashMap::new(),
+            persistence,
+            events,
+        }
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}
+
+/// A session said `hello` for `host_id`; it becomes the host's session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Register {
+    pub host_id: String,
+    pub serial: u64,
+    pub addr: Addr<HostSession>,
+}
+
+impl Handler<Register> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Register, _ctx: &mut Self::Context) {
+        if let Some((old_serial, old)) = self
+            .sessions
+            .insert(msg.host_id.clone(), (msg.serial, msg.addr))
+        {
+            if old_serial != msg.serial {
+                tracing::info!(host_id = %msg.host_id, "a new session supersedes the old one");
+                old.do_send(Superseded);
+            }
+        }
+    }
+}
+
+/// A session ended. Ignored unless it is still the host's current session;
+/// otherwise the host is marked offline.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unregister {
+    pub host_id: String,
+    pub serial: u64,
+}
+
+impl Handler<Unregister> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unregister, _ctx: &mut Self::Context) {
+        let current =
+            matches!(self.sessions.get(&msg.host_id), Some((serial, _)) if *serial == msg.serial);
+        if !current {
+            return;
+        }
+        self.sessions.remove(&msg.host_id);
+        // Sent from here, before any later Register of this host is
+        // handled, so the new session's hello write comes after it.
+        self.persistence.do_send(MarkOffline {
+            host_id: msg.host_id.clone(),
+            now: crate::store::now_ms(),
+        });
+        self.events.do_send(Publish(Event::HostOffline {
+            host_id: msg.host_id,
+        }));
+    }
+}
+
+/// The live session of a host, if any.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<HostSession>>")]
+pub struct Lookup {
+    pub host_id: String,
+}
+
+impl Handler<Lookup> for Registry {
+    type Result = Option<Addr<HostSession>>;
+
+    fn handle(&mut self, msg: Lookup, _ctx: &mut Self::Context) -> Self::Result {
+        self.sessions
+            .get(&msg.host_id)
+            .map(|(_, addr)| addr.clone())
+    }
+}
+
+/// How many hosts have a live session (presence count).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountOnline;
+
+impl Handler<CountOnline> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: CountOnline, _ctx: &mut Self::Context) -> usize {
+        self.sessions.len()
+    }
+}
+
+/// Ask every live session to check its heartbeat deadline against `now`
+/// (sessions also check on their own timer; this lets tests drive time).
+/// Replies with the number of sessions asked.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct SweepIdle {
+    pub now: Instant,
+}
+
+impl Handler<SweepIdle> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: SweepIdle, _ctx: &mut Self::Context) -> usize {
+        for (_, addr) in self.sessions.values() {
+            addr.do_send(CheckIdle { now: msg.now });
+        }
+        self.sessions.len()
+    }
+}
