@@ -1,10 +1,11 @@
 //! actix-web routes: health, the REST API under `/api/v1`, the agent
-//! WebSocket upgrade, metrics and the web UI.
+//! WebSocket upgrade, metrics and the web UI (`ui`).
 
 pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod ui;
 
 use actix_web::{web, HttpResponse};
 
@@ -19,6 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .configure(agent::routes);
     api::routes(cfg);
+    ui::routes(cfg);
 }
 
 /// Liveness: the process answers.

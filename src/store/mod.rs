@@ -30,6 +30,7 @@
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
 //! - [`api_queries`]: paged reads the REST API needs (snapshots, stats).
+//! - [`ui_queries`]: read-only overviews for the web UI (dashboard, calendar).
 //! - [`channel`]: the agent channel's host-scoped job writes and the
 //!   scheduler's fire de-duplication.
 
@@ -62,6 +63,7 @@ pub mod sessions;
 pub mod snapshots;
 pub mod source_groups;
 pub mod types;
+pub mod ui_queries;
 pub mod users;
 
 pub use migrations::{revert_all_migrations, run_migrations};

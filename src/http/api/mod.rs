@@ -18,6 +18,7 @@
 //! - `jobs`: `POST /hosts/{id}/jobs`, `GET /jobs`, `GET /jobs/{id}`,
 //!   `GET /jobs/{id}/logs`, `POST /jobs/{id}/cancel`.
 //! - `snapshots`, `repo_stats`, `missed_runs`: the read-only reports.
+//! - `events`: Server-Sent Events, `GET /jobs/{id}/events` and `GET /events`.
 
 use actix_web::http::StatusCode;
 use actix_web::web;
@@ -28,12 +29,13 @@ use crate::http::auth::Principal;
 use crate::http::error::ApiError;
 use crate::store::{self, models::Host, DbConnection};
 
+mod events;
 mod hosts;
 mod jobs;
 mod missed_runs;
 mod repo_stats;
 mod repository;
-mod schedules;
+pub(crate) mod schedules;
 mod session;
 mod snapshots;
 mod source_groups;
@@ -57,6 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     snapshots::routes(cfg);
     repo_stats::routes(cfg);
     missed_runs::routes(cfg);
+    events::routes(cfg);
 }
 
 /// A resource at `PREFIX + path` whose unknown methods get a JSON 405.

@@ -1,0 +1,630 @@
+//! Server-Sent Events: `GET /jobs/{id}/events` (one job's log, progress
+//! and status, live) and `GET /events` (fleet presence and job status
+//! changes, for the dashboard). Both are readable by every role, and fed
+//! by the `Events` actor.
+//!
+//! # The job stream
+//!
+//! 1. `retry: 3000` (the browser's reconnect delay).
+//! 2. The stored log lines after the resume point: the `Last-Event-ID`
+//!    header an `EventSource` sends when it reconnects, else `?after_seq=`,
+//!    else 0. The subscription is taken *before* this read and the writer's
+//!    buffer is flushed, so no line falls between the replay and the live
+//!    part.
+//! 3. The job's current `status` (and its latest `progress` while it runs).
+//! 4. Live events: `log` (a line whose seq is not above the last one sent
+//!    is a replay and skipped; a gap is filled from the database first),
+//!    `progress`, `status`. A `: keep-alive` comment every
+//!    [`KEEP_ALIVE`] keeps proxies from closing an idle stream.
+//! 5. After a terminal status (sent after a last catch-up of stored lines)
+//!    the stream ends; the page closes its `EventSource` on it.
+//!
+//! Frames (one JSON object per `data:` line):
+//!
+//! ```text
+//! event: log
+//! id: 12
+//! data: {"seq":12,"ts":"2026-01-02T03:04:05.678Z","stream":"stdout","payload":"…"}
+//!
+//! event: progress
+//! data: {"percent_done":0.5,"files_done":1,"total_files":2,"bytes_done":…,"total_bytes":…,"eta_seconds":4,"throughput_bps":…}
+//!
+//! event: status
+//! data: {"status":"succeeded","message":null,"attempt":1,"started_at":"…","finished_at":"…","exit_code":0,"error":null,"warning":null,"stats":{…}}
+//! ```
+//!
+//! Only log lines carry an `id:`, so the browser's last event id is always
+//! the last log seq it saw. A subscriber the `Events` actor drops as too
+//! slow sees its stream end and resumes from that id.
+//!
+//! # The fleet stream
+//!
+//! `event: host` `{"host_id":"…","status":"online"}` and `event: job`
+//! `{"host_id":"…","job_id":"…","status":"running"}`, plus keep-alives;
+//! no replay (the page was rendered from the database just before).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{int_param, resource, stored_json, Time};
+use crate::actors::events::{Event, EventFilter, Subscribe};
+use crate::actors::persistence::Flush;
+use crate::auth::Role;
+use crate::http::auth::Principal;
+use crate::http::error::{with_conn, ApiError};
+use crate::protocol::{JobProgress, LogStreamKind};
+use crate::server::AppState;
+use crate::store::{self, models, JobStatus, LogStream};
+
+/// Time between keep-alive comments on an idle stream.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The reconnect delay sent to the browser, in milliseconds.
+pub const RETRY_MS: u64 = 3000;
+/// Frames buffered toward one client before the stream task waits.
+const OUT_BUFFER: usize = 64;
+/// Stored log lines read per query while replaying.
+const REPLAY_PAGE: i64 = 1000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/jobs/{id}/events").route(web::get().to(job_events)))
+        .service(resource("/events").route(web::get().to(fleet_events)));
+}
+
+/// One SSE frame: `event:`, optional `id:`, one `data:` line per line of
+/// `data`, and the blank line that ends it.
+pub fn frame(event: &str, id: Option<i64>, data: &str) -> Bytes {
+    let mut out = format!("event: {event}\n");
+    if let Some(id) = id {
+        out.push_str(&format!("id: {id}\n"));
+    }
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+/// A frame of `value` as JSON.
+fn json_frame<T: Serialize>(event: &str, id: Option<i64>, value: &T) -> Bytes {
+    match serde_json::to_string(value) {
+        Ok(text) => frame(event, id, &text),
+        Err(e) => {
+            tracing::error!(error = %e, event, "cannot encode an event");
+            keep_alive()
+        }
+    }
+}
+
+/// A comment line: ignored by the browser, keeps the connection busy.
+pub fn keep_alive() -> Bytes {
+    Bytes::from_static(b": keep-alive\n\n")
+}
+
+/// The `retry:` field that sets the browser's reconnect delay.
+fn retry() -> Bytes {
+    Bytes::from(format!("retry: {RETRY_MS}\n\n"))
+}
+
+/// Where a job stream resumes: the `Last-Event-ID` header (a reconnect)
+/// wins over `?after_seq=`; both default to 0 (from the first line).
+pub fn resume_point(last_event_id: Option<&str>, after_seq: Option<&str>) -> Result<i64, ApiError> {
+    let from_header = last_event_id
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                ApiError::validation(format!("Last-Event-ID: expected a log seq, got {v:?}"))
+            })
+        })
+        .transpose()?;
+    let seq = match from_header {
+        Some(seq) => seq,
+        None => int_param("after_seq", after_seq)?.unwrap_or(0),
+    };
+    if seq < 0 {
+        return Err(ApiError::validation("after_seq: must not be negative"));
+    }
+    Ok(seq)
+}
+
+/// A log line frame's data.
+#[derive(Debug, Serialize)]
+struct LogDto<'a> {
+    seq: i64,
+    ts: Time,
+    stream: &'a str,
+    payload: &'a str,
+}
+
+/// A status frame's data: the job's state after the change.
+#[derive(Debug, Serialize)]
+struct StatusDto {
+    status: JobStatus,
+    /// The error (failed) or warning (succeeded with warnings).
+    message: Option<String>,
+    attempt: i32,
+    started_at: Option<Time>,
+    finished_at: Option<Time>,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    warning: Option<String>,
+    /// restic's summary once finished.
+    stats: Option<Value>,
+}
+
+impl StatusDto {
+    fn from_job(job: &models::Job) -> StatusDto {
+        let stats = job.stats.as_deref().and_then(|s| {
+            stored_json::<Value>("jobs.stats", s)
+                .map_err(|e| tracing::warn!(job_id = %job.id, error = %e, "unreadable job stats"))
+                .ok()
+        });
+        StatusDto {
+            status: job.status,
+            message: job.error.clone().or_else(|| job.warning.clone()),
+            attempt: job.attempt,
+            started_at: Time::opt(job.started_at),
+            finished_at: Time::opt(job.finished_at),
+            exit_code: job.exit_code,
+            error: job.error.clone(),
+            warning: job.warning.clone(),
+            stats,
+        }
+    }
+}
+
+fn stored_line(line: &models::JobLog) -> Bytes {
+    json_frame(
+        "log",
+        Some(line.seq),
+        &LogDto {
+            seq: line.seq,
+            ts: Time(line.ts),
+            stream: line.stream.as_str(),
+            payload: &line.payload,
+        },
+    )
+}
+
+fn live_stream_name(kind: LogStreamKind) -> &'static str {
+    LogStream::from(kind).as_str()
+}
+
+/// The answer that carries a stream fed by `rx`.
+fn event_stream(rx: mpsc::Receiver<Bytes>) -> HttpResponse {
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<Bytes, std::convert::Infallible>(bytes), rx))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        // Tells nginx-style proxies not to buffer the stream.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    after_seq: Option<String>,
+}
+
+async fn job_events(
+    state: web::Data<AppState>,
+    who: Principal,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Viewer)?;
+    let job_id = path.into_inner();
+    let last_event_id = req
+        .headers()
+        .get("Last-Event-ID")
+        .and_then(|v| v.to_str().ok());
+    let after = resume_point(last_event_id, query.after_seq.as_deref())?;
+    let check = job_id.clone();
+    with_conn(&state.pool, move |conn| {
+        store::jobs::get(conn, &check)?
+            .map(|_| ())
+            .ok_or_else(|| ApiError::not_found(&format!("job {check}")))
+    })
+    .await?;
+    // Subscribe before reading the stored lines, so that a line arriving
+    // in between is in the live part (and de-duplicated by seq).
+    let events = state
+        .actors
+        .events
+        .send(Subscribe {
+            filter: EventFilter::Job(job_id.clone()),
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("events actor unavailable: {e}")))?;
+    let (tx, rx) = mpsc::channel(OUT_BUFFER);
+    actix_web::rt::spawn(
+        JobStream {
+            state: state.into_inner(),
+            job_id,
+            last_seq: after,
+            out: tx,
+        }
+        .run(events),
+    );
+    Ok(event_stream(rx))
+}
+
+/// The task behind one job stream.
+struct JobStream {
+    state: Arc<AppState>,
+    job_id: String,
+    /// The highest log seq sent (or the resume point).
+    last_seq: i64,
+    out: mpsc::Sender<Bytes>,
+}
+
+/// The client went away; stop.
+struct Gone;
+
+impl JobStream {
+    async fn send(&self, bytes: Bytes) -> Result<(), Gone> {
+        self.out.send(bytes).await.map_err(|_| Gone)
+    }
+
+    /// Makes the writer store what it has buffered, so a read sees every
+    /// line received so far.
+    async fn flush(&self) {
+        if let Err(e) = self.state.actors.persistence.send(Flush).await {
+            tracing::warn!(job_id = %self.job_id, error = %e, "cannot flush before a log read");
+        }
+    }
+
+    async fn job(&self) -> Result<Option<models::Job>, ApiError> {
+        let id = self.job_id.clone();
+        with_conn(&self.state.pool, move |conn| {
+            Ok(store::jobs::get(conn, &id)?)
+        })
+        .await
+    }
+
+    /// Sends the stored lines after `last_seq`, up to `until` (inclusive)
+    /// if given.
+    async fn catch_up(&mut self, until: Option<i64>) -> Result<(), Gone> {
+        loop {
+            let id = self.job_id.clone();
+            let after = self.last_seq;
+            let lines = match with_conn(&self.state.pool, move |conn| {
+                Ok(store::job_logs::list_after(conn, &id, after, REPLAY_PAGE)?)
+            })
+            .await
+            {
+                Ok(lines) => lines,
+                Err(e) => {
+                    tracing::warn!(job_id = %self.job_id, error = %e, "cannot read job log");
+                    return Ok(());
+                }
+            };
+            let full = i64::try_from(lines.len()).unwrap_or(i64::MAX) >= REPLAY_PAGE;
+            for line in &lines {
+                if until.is_some_and(|u| line.seq > u) {
+                    return Ok(());
+                }
+                self.send(stored_line(line)).await?;
+                self.last_seq = line.seq;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send_status(&self, job: &models::Job) -> Result<(), Gone> {
+        self.send(json_frame("status", None, &StatusDto::from_job(job)))
+            .await
+    }
+
+    async fn run(mut self, events: mpsc::Receiver<Arc<Event>>) {
+        // Gone: the client disconnected; nothing to clean up.
+        let _ = self.stream(events).await;
+    }
+
+    async fn stream(&mut self, mut events: mpsc::Receiver<Arc<Event>>) -> Result<(), Gone> {
+        self.send(retry()).await?;
+        self.flush().await;
+        self.catch_up(None).await?;
+        let job = match self.job().await {
+            Ok(Some(job)) => job,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(job_id = %self.job_id, error = %e, "cannot read job");
+                return Ok(());
+            }
+        };
+        self.send_status(&job).await?;
+        if job.status.is_terminal() {
+            return Ok(());
+        }
+        if let Some(progress) = job
+            .progress
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<JobProgress>(p).ok())
+        {
+            self.send(json_frame("progress", None, &ProgressDto::from(&progress)))
+                .await?;
+        }
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        loop {
+            tokio::select! {
+                event = events.recv() => {
+                    let Some(event) = event else {
+                        // Dropped by the Events actor (too slow, or too
+                        // many subscribers): end; the browser resumes.
+                        return Ok(());
+                    };
+                    if self.on_event(&event).await? {
+                        return Ok(());
+                    }
+                }
+                _ = tick.tick() => self.send(keep_alive()).await?,
+            }
+        }
+    }
+
+    /// Forwards one live event; `true` when the stream is over.
+    async fn on_event(&mut self, event: &Event) -> Result<bool, Gone> {
+        match event {
+            Event::JobLog {
+                seq,
+                ts,
+                stream,
+                payload,
+                ..
+            } => {
+                let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
+                if seq <= self.last_seq {
+                    return Ok(false);
+                }
+                if seq > self.last_seq + 1 {
+                    // Lines between arrived before the subscription:
+                    // they are (or are about to be) stored.
+                    self.flush().await;
+                    self.catch_up(Some(seq - 1)).await?;
+                }
+                self.send(json_frame(
+                    "log",
+                    Some(seq),
+                    &LogDto {
+                        seq,
+                        ts: Time(ts.timestamp_millis()),
+                        stream: live_stream_name(*stream),
+                        payload,
+                    },
+                ))
+                .await?;
+                self.last_seq = seq;
+                Ok(false)
+            }
+            Event::JobProgress { progress, .. } => {
+                self.send(json_frame("progress", None, &ProgressDto::from(progress)))
+                    .await?;
+                Ok(false)
+            }
+            Event::JobStatus { status, .. } => {
+                if status.is_terminal() {
+                    self.flush().await;
+                    self.catch_up(None).await?;
+                }
+                match self.job().await {
+                    Ok(Some(job)) => {
+                        self.send_status(&job).await?;
+                        Ok(job.status.is_terminal())
+                    }
+                    Ok(None) => Ok(true),
+                    Err(e) => {
+                        tracing::warn!(job_id = %self.job_id, error = %e, "cannot read job");
+                        Ok(status.is_terminal())
+                    }
+                }
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// A progress frame's data (the wire payload without the job id).
+#[derive(Debug, Serialize)]
+struct ProgressDto {
+    percent_done: f64,
+    files_done: u64,
+    total_files: u64,
+    bytes_done: u64,
+    total_bytes: u64,
+    eta_seconds: Option<u64>,
+    throughput_bps: u64,
+}
+
+impl From<&JobProgress> for ProgressDto {
+    fn from(p: &JobProgress) -> Self {
+        ProgressDto {
+            percent_done: p.percent_done,
+            files_done: p.files_done,
+            total_files: p.total_files,
+            bytes_done: p.bytes_done,
+            total_bytes: p.total_bytes,
+            eta_seconds: p.eta_seconds,
+            throughput_bps: p.throughput_bps,
+        }
+    }
+}
+
+/// A fleet `host` frame's data.
+#[derive(Debug, Serialize)]
+struct HostDto<'a> {
+    host_id: &'a str,
+    status: &'static str,
+}
+
+/// A fleet `job` frame's data.
+#[derive(Debug, Serialize)]
+struct JobDto<'a> {
+    host_id: &'a str,
+    job_id: &'a str,
+    status: JobStatus,
+}
+
+/// The fleet frame for an event, if the fleet stream carries it.
+fn fleet_frame(event: &Event) -> Option<Bytes> {
+    match event {
+        Event::HostOnline { host_id } => Some(json_frame(
+            "host",
+            None,
+            &HostDto {
+                host_id,
+                status: "online",
+            },
+        )),
+        Event::HostOffline { host_id } => Some(json_frame(
+            "host",
+            None,
+            &HostDto {
+                host_id,
+                status: "offline",
+            },
+        )),
+        Event::JobStatus {
+            host_id,
+            job_id,
+            status,
+            ..
+        } => Some(json_frame(
+            "job",
+            None,
+            &JobDto {
+                host_id,
+                job_id,
+                status: *status,
+            },
+        )),
+        _ => None,
+    }
+}
+
+async fn fleet_events(
+    state: web::Data<AppState>,
+    who: Principal,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Viewer)?;
+    let mut events = state
+        .actors
+        .events
+        .send(Subscribe {
+            filter: EventFilter::All,
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("events actor unavailable: {e}")))?;
+    let (tx, rx) = mpsc::channel(OUT_BUFFER);
+    actix_web::rt::spawn(async move {
+        if tx.send(retry()).await.is_err() {
+            return;
+        }
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        loop {
+            let bytes = tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => match fleet_frame(&event) {
+                        Some(bytes) => bytes,
+                        None => continue,
+                    },
+                    None => return,
+                },
+                _ = tick.tick() => keep_alive(),
+            };
+            if tx.send(bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(event_stream(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames have the event name, an optional id, one data line per line and a blank line.
+    #[test]
+    fn frame_format() {
+        let f = frame("log", Some(12), r#"{"seq":12}"#);
+        assert_eq!(&f[..], b"event: log\nid: 12\ndata: {\"seq\":12}\n\n");
+        let f = frame("status", None, "a\nb\r\nc");
+        assert_eq!(&f[..], b"event: status\ndata: a\ndata: b\ndata: c\n\n");
+        assert_eq!(&keep_alive()[..], b": keep-alive\n\n");
+    }
+
+    /// A reconnect's Last-Event-ID wins over after_seq; bad or negative values are 400.
+    #[test]
+    fn resume_points() {
+        assert_eq!(resume_point(None, None).unwrap(), 0);
+        assert_eq!(resume_point(None, Some("7")).unwrap(), 7);
+        assert_eq!(resume_point(Some("12"), Some("7")).unwrap(), 12);
+        assert_eq!(resume_point(Some(" "), Some("7")).unwrap(), 7);
+        assert!(resume_point(Some("abc"), None).is_err());
+        assert!(resume_point(None, Some("-1")).is_err());
+        assert!(resume_point(None, Some("x"))
+            .unwrap_err()
+            .message
+            .starts_with("after_seq:"));
+    }
+
+    /// Log payloads with newlines stay one JSON data line (JSON escapes them).
+    #[test]
+    fn log_frames_are_single_line() {
+        let f = json_frame(
+            "log",
+            Some(3),
+            &LogDto {
+                seq: 3,
+                ts: Time(1_767_323_045_678),
+                stream: "stderr",
+                payload: "line one\nline two",
+            },
+        );
+        let text = std::str::from_utf8(&f).unwrap();
+        assert_eq!(text.matches("data: ").count(), 1, "{text}");
+        assert!(text.contains(r#""payload":"line one\nline two""#));
+        assert!(text.contains(r#""ts":"2026-01-02T03:04:05.678Z""#));
+    }
+
+    /// The fleet stream carries presence and job status, not logs or progress.
+    #[test]
+    fn fleet_frames() {
+        let online = fleet_frame(&Event::HostOnline {
+            host_id: "h1".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            &online[..],
+            b"event: host\ndata: {\"host_id\":\"h1\",\"status\":\"online\"}\n\n"
+        );
+        assert!(fleet_frame(&Event::JobLog {
+            host_id: "h".into(),
+            job_id: "j".into(),
+            seq: 1,
+            ts: chrono::Utc::now(),
+            stream: LogStreamKind::Stdout,
+            payload: "x".into(),
+        })
+        .is_none());
+    }
+}

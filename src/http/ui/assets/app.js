@@ -1,0 +1,586 @@
+// restic-manager web UI: every change goes through the JSON API (with the
+// session's CSRF token from <meta name="csrf-token">), and the job page and
+// presence badges follow Server-Sent Events. No framework, no build step.
+//
+// Markup conventions (rendered by src/http/ui):
+// - <button data-path data-method [data-body] [data-confirm] [data-then]>
+//   calls the API; data-then is "job" (open the new job), "reload",
+//   "remove-row" or "message" (show data-message).
+// - <form data-form="kind" data-path data-method data-then> builds the JSON
+//   body for its kind (see BODY_BUILDERS) and calls the API.
+// - #login-form, #enroll-form, #job-page, [data-presence] have their own
+//   behaviour below.
+(function () {
+  "use strict";
+
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var CSRF = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var TERMINAL = { succeeded: true, failed: true, cancelled: true };
+
+  // ---- helpers -----------------------------------------------------------
+
+  function flash(message, kind) {
+    var el = document.getElementById("flash");
+    if (!el) {
+      return;
+    }
+    el.textContent = message;
+    el.className = "flash flash-" + (kind || "info");
+  }
+
+  // Calls the API; resolves with the parsed JSON (or null), rejects with an
+  // Error carrying the API's message, status and code.
+  function api(method, path, body) {
+    var headers = { Accept: "application/json" };
+    if (method !== "GET") {
+      headers["X-CSRF-Token"] = CSRF;
+    }
+    var init = { method: method, headers: headers, credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (resp) {
+      return resp.text().then(function (text) {
+        var data = null;
+        if (text) {
+          try {
+            data = JSON.parse(text);
+          } catch (e) {
+            data = null;
+          }
+        }
+        if (!resp.ok) {
+          var message = data && data.error && data.error.message
+            ? data.error.message
+            : "request failed (HTTP " + resp.status + ")";
+          var err = new Error(message);
+          err.status = resp.status;
+          err.code = data && data.error ? data.error.code : "";
+          throw err;
+        }
+        return data;
+      });
+    });
+  }
+
+  function lines(text) {
+    return String(text || "")
+      .split(/\r?\n/)
+      .map(function (s) { return s.trim(); })
+      .filter(function (s) { return s.length > 0; });
+  }
+
+  // A number field's value, or undefined when empty.
+  function num(form, name) {
+    var field = form.elements.namedItem(name);
+    if (!field || field.value.trim() === "") {
+      return undefined;
+    }
+    return Number(field.value);
+  }
+
+  function text(form, name) {
+    var field = form.elements.namedItem(name);
+    return field ? field.value : "";
+  }
+
+  // Sets `key` on `obj` only when `value` is not undefined/empty.
+  function put(obj, key, value) {
+    if (value !== undefined && value !== "") {
+      obj[key] = value;
+    }
+    return obj;
+  }
+
+  function formatBytes(n) {
+    var units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if (!(n >= 1024)) {
+      return Math.max(0, Math.round(n || 0)) + " B";
+    }
+    var v = n / 1024;
+    var i = 0;
+    while (v >= 1024 && i + 1 < units.length) {
+      v /= 1024;
+      i += 1;
+    }
+    return (v >= 100 ? v.toFixed(0) : v.toFixed(1)) + " " + units[i];
+  }
+
+  function formatDuration(secs) {
+    secs = Math.max(0, Math.floor(secs));
+    var h = Math.floor(secs / 3600);
+    var m = Math.floor((secs % 3600) / 60);
+    var s = secs % 60;
+    if (h > 0) {
+      return h + "h " + m + "m " + s + "s";
+    }
+    if (m > 0) {
+      return m + "m " + s + "s";
+    }
+    return s + "s";
+  }
+
+  // "2026-01-02T03:04:05.678Z" -> "2026-01-02 03:04:05 UTC"
+  function formatTime(iso) {
+    if (!iso) {
+      return "—";
+    }
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) {
+      return iso;
+    }
+    return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  }
+
+  function badge(kind, label) {
+    var span = document.createElement("span");
+    span.className = "badge badge-" + kind;
+    span.setAttribute("data-badge", kind);
+    span.textContent = label;
+    return span;
+  }
+
+  // What to do after a successful call.
+  function after(el, data) {
+    var then = el.getAttribute("data-then") || "message";
+    if (then === "job" && data && data.id) {
+      window.location.assign("/jobs/" + encodeURIComponent(data.id));
+    } else if (then === "reload") {
+      window.location.reload();
+    } else if (then === "remove-row") {
+      var row = el.closest("tr");
+      if (row) {
+        row.remove();
+      }
+      flash(el.getAttribute("data-message") || "Done.", "ok");
+    } else {
+      flash(el.getAttribute("data-message") || "Done.", "ok");
+    }
+  }
+
+  function busy(el, on) {
+    var buttons = el.tagName === "FORM" ? el.querySelectorAll("button") : [el];
+    Array.prototype.forEach.call(buttons, function (b) {
+      b.disabled = on;
+    });
+  }
+
+  // ---- action buttons ----------------------------------------------------
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (!(target instanceof Element)) {
+      return;
+    }
+    var logout = target.closest("[data-logout]");
+    if (logout) {
+      api("POST", "/api/v1/auth/logout").then(
+        function () { window.location.assign("/login"); },
+        function (err) { flash(err.message, "error"); }
+      );
+      return;
+    }
+    var copy = target.closest("[data-copy]");
+    if (copy) {
+      var source = document.getElementById(copy.getAttribute("data-copy"));
+      if (source && navigator.clipboard) {
+        navigator.clipboard.writeText(source.textContent).then(
+          function () { flash("Copied.", "ok"); },
+          function () { flash("Copy failed; select the text instead.", "error"); }
+        );
+      }
+      return;
+    }
+    var button = target.closest("button[data-path]");
+    if (!button || button.disabled) {
+      return;
+    }
+    var question = button.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      return;
+    }
+    var body;
+    var raw = button.getAttribute("data-body");
+    if (raw) {
+      try {
+        body = JSON.parse(raw);
+      } catch (e) {
+        flash("This button is broken: " + e.message, "error");
+        return;
+      }
+    }
+    busy(button, true);
+    api(button.getAttribute("data-method") || "POST", button.getAttribute("data-path"), body).then(
+      function (data) {
+        busy(button, false);
+        after(button, data);
+      },
+      function (err) {
+        busy(button, false);
+        flash(err.message, "error");
+      }
+    );
+  });
+
+  // ---- forms ---------------------------------------------------------------
+
+  var BODY_BUILDERS = {
+    repository: function (f) {
+      var body = { url: text(f, "url").trim() };
+      put(body, "username", text(f, "username").trim());
+      put(body, "password", text(f, "password"));
+      put(body, "credential", text(f, "credential"));
+      return body;
+    },
+    "source-group": function (f) {
+      var policy = {};
+      ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"]
+        .forEach(function (k) { put(policy, k, num(f, k)); });
+      put(policy, "keep_within", text(f, "keep_within").trim());
+      var body = {
+        name: text(f, "name").trim(),
+        includes: lines(text(f, "includes")),
+        excludes: lines(text(f, "excludes")),
+        retention_policy: Object.keys(policy).length > 0 ? policy : null
+      };
+      put(body, "retry_max", num(f, "retry_max"));
+      put(body, "retry_backoff_seconds", num(f, "retry_backoff_seconds"));
+      return body;
+    },
+    schedule: function (f) {
+      var groups = Array.prototype.filter
+        .call(f.querySelectorAll('input[name="source_groups"]'), function (c) { return c.checked; })
+        .map(function (c) { return c.value; });
+      var enabled = f.querySelector('input[name="enabled"]');
+      return {
+        cron_expr: text(f, "cron_expr").trim(),
+        enabled: enabled ? enabled.checked : true,
+        source_groups: groups
+      };
+    },
+    "user-create": function (f) {
+      return { username: text(f, "username").trim(), password: text(f, "password"), role: text(f, "role") };
+    },
+    "user-role": function (f) {
+      return { role: text(f, "role") };
+    },
+    "user-password": function (f) {
+      return { password: text(f, "password") };
+    }
+  };
+
+  function submitLogin(form) {
+    var error = document.getElementById("login-error");
+    error.textContent = "";
+    busy(form, true);
+    api("POST", "/api/v1/auth/login", {
+      username: text(form, "username"),
+      password: text(form, "password")
+    }).then(
+      function () {
+        window.location.assign(form.getAttribute("data-next") || "/");
+      },
+      function (err) {
+        busy(form, false);
+        if (err.status === 401) {
+          error.textContent = "Wrong user name or password.";
+        } else if (err.status === 429) {
+          error.textContent = "Locked out: " + err.message + ".";
+        } else {
+          error.textContent = err.message;
+        }
+      }
+    );
+  }
+
+  function submitEnrollment(form) {
+    busy(form, true);
+    api("POST", "/api/v1/enrollment-tokens", { ttl_seconds: num(form, "ttl_seconds") }).then(
+      function (data) {
+        busy(form, false);
+        var command = "restic-manager-agent enroll --server " + form.getAttribute("data-server-url") +
+          " --token " + data.token;
+        document.getElementById("enroll-command").textContent = command;
+        document.getElementById("enroll-expires").textContent = formatTime(data.expires_at);
+        document.getElementById("enroll-result").hidden = false;
+        var tbody = document.querySelector("#token-list tbody");
+        if (tbody) {
+          var row = document.createElement("tr");
+          row.setAttribute("data-token-id", data.id);
+          var cells = [data.id, "you", formatTime(new Date().toISOString()), formatTime(data.expires_at)];
+          cells.forEach(function (value, i) {
+            var td = document.createElement("td");
+            if (i === 0) {
+              var code = document.createElement("code");
+              code.textContent = value;
+              td.appendChild(code);
+            } else {
+              td.textContent = value;
+            }
+            row.appendChild(td);
+          });
+          var actions = document.createElement("td");
+          var revoke = document.createElement("button");
+          revoke.type = "button";
+          revoke.textContent = "Revoke";
+          revoke.setAttribute("data-change", "");
+          revoke.setAttribute("data-method", "DELETE");
+          revoke.setAttribute("data-path", "/api/v1/enrollment-tokens/" + encodeURIComponent(data.id));
+          revoke.setAttribute("data-confirm", "Revoke this enrolment token?");
+          revoke.setAttribute("data-then", "remove-row");
+          actions.appendChild(revoke);
+          row.appendChild(actions);
+          tbody.insertBefore(row, tbody.firstChild);
+          var none = document.getElementById("no-tokens");
+          if (none) {
+            none.hidden = true;
+          }
+        }
+      },
+      function (err) {
+        busy(form, false);
+        flash(err.message, "error");
+      }
+    );
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement)) {
+      return;
+    }
+    if (form.id === "login-form") {
+      event.preventDefault();
+      submitLogin(form);
+      return;
+    }
+    if (form.id === "enroll-form") {
+      event.preventDefault();
+      submitEnrollment(form);
+      return;
+    }
+    var kind = form.getAttribute("data-form");
+    if (!kind) {
+      return; // a plain GET form (filters)
+    }
+    event.preventDefault();
+    var build = BODY_BUILDERS[kind];
+    if (!build) {
+      flash("Unknown form " + kind, "error");
+      return;
+    }
+    busy(form, true);
+    api(form.getAttribute("data-method") || "POST", form.getAttribute("data-path"), build(form)).then(
+      function (data) {
+        busy(form, false);
+        after(form, data);
+      },
+      function (err) {
+        busy(form, false);
+        flash(err.message, "error");
+      }
+    );
+  });
+
+  // ---- the job page --------------------------------------------------------
+
+  function setText(id, value) {
+    var el = document.getElementById(id);
+    if (el) {
+      el.textContent = value;
+    }
+  }
+
+  function updateProgress(p) {
+    var section = document.getElementById("job-progress-section");
+    var bar = document.getElementById("job-progress");
+    if (!section || !bar) {
+      return;
+    }
+    section.hidden = false;
+    var percent = Math.max(0, Math.min(100, (p.percent_done || 0) * 100));
+    bar.value = percent;
+    bar.setAttribute("data-updates", String(Number(bar.getAttribute("data-updates") || 0) + 1));
+    setText("progress-percent", percent.toFixed(1) + "%");
+    setText("progress-bytes", formatBytes(p.bytes_done) + " of " + formatBytes(p.total_bytes));
+    setText("progress-files", p.files_done + " of " + p.total_files + " files");
+    setText("progress-throughput", formatBytes(p.throughput_bps) + "/s");
+    setText("progress-eta", p.eta_seconds === null || p.eta_seconds === undefined
+      ? "—" : formatDuration(p.eta_seconds));
+  }
+
+  function appendLine(line) {
+    var log = document.getElementById("job-log");
+    if (!log) {
+      return;
+    }
+    var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    var div = document.createElement("div");
+    div.className = "line line-" + line.stream;
+    div.setAttribute("data-seq", String(line.seq));
+    div.textContent = line.payload;
+    log.appendChild(div);
+    var empty = document.getElementById("job-log-empty");
+    if (empty) {
+      empty.hidden = true;
+    }
+    if (atBottom) {
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  function summaryValue(key, value) {
+    if (typeof value === "number") {
+      if (key.indexOf("bytes") >= 0 || key.indexOf("data_added") === 0 || /_size$/.test(key)) {
+        return formatBytes(value);
+      }
+      if (/duration$/.test(key)) {
+        return value.toFixed(1) + " s";
+      }
+      return String(value);
+    }
+    if (value === null || value === undefined) {
+      return "—";
+    }
+    return typeof value === "string" ? value : JSON.stringify(value);
+  }
+
+  function renderSummary(stats) {
+    var section = document.getElementById("job-summary");
+    var body = document.getElementById("job-summary-body");
+    if (!section || !body || !stats || typeof stats !== "object") {
+      return;
+    }
+    var dl = document.createElement("dl");
+    dl.className = "facts";
+    dl.id = "job-summary-list";
+    Object.keys(stats).forEach(function (key) {
+      if (key === "message_type") {
+        return;
+      }
+      var dt = document.createElement("dt");
+      dt.textContent = key.replace(/_/g, " ");
+      var dd = document.createElement("dd");
+      dd.setAttribute("data-key", key);
+      dd.textContent = summaryValue(key, stats[key]);
+      dl.appendChild(dt);
+      dl.appendChild(dd);
+    });
+    body.replaceChildren(dl);
+    section.hidden = false;
+  }
+
+  function updateStatus(root, st) {
+    root.setAttribute("data-status", st.status);
+    var holder = document.getElementById("job-status");
+    if (holder) {
+      var warned = st.status === "succeeded" && st.warning;
+      holder.replaceChildren(warned ? badge("warning", "succeeded with warnings") : badge(st.status, st.status));
+    }
+    setText("job-started", formatTime(st.started_at));
+    setText("job-finished", formatTime(st.finished_at));
+    if (st.started_at && st.finished_at) {
+      setText("job-duration", formatDuration((new Date(st.finished_at) - new Date(st.started_at)) / 1000));
+    }
+    var error = document.getElementById("job-error");
+    if (error) {
+      error.textContent = st.error || "";
+      error.hidden = !st.error;
+    }
+    var warning = document.getElementById("job-warning");
+    if (warning) {
+      warning.textContent = st.warning || "";
+      warning.hidden = !st.warning;
+    }
+    if (TERMINAL[st.status]) {
+      root.setAttribute("data-terminal", "true");
+      var cancel = document.getElementById("cancel-job");
+      if (cancel) {
+        cancel.remove();
+      }
+      if (st.status === "succeeded") {
+        var bar = document.getElementById("job-progress");
+        if (bar && bar.closest("section") && !bar.closest("section").hidden) {
+          bar.value = 100;
+          setText("progress-percent", "100.0%");
+          setText("progress-eta", "—");
+        }
+      }
+      renderSummary(st.stats);
+    }
+  }
+
+  function followJob(root) {
+    if (root.getAttribute("data-terminal") === "true" || typeof EventSource === "undefined") {
+      return;
+    }
+    var lastSeq = Number(root.getAttribute("data-last-seq") || 0);
+    var source = new EventSource(root.getAttribute("data-events") + "?after_seq=" + lastSeq);
+    source.addEventListener("log", function (ev) {
+      var line = JSON.parse(ev.data);
+      if (line.seq <= lastSeq) {
+        return; // a replay after a reconnect
+      }
+      appendLine(line);
+      lastSeq = line.seq;
+      root.setAttribute("data-last-seq", String(lastSeq));
+    });
+    source.addEventListener("progress", function (ev) {
+      updateProgress(JSON.parse(ev.data));
+    });
+    source.addEventListener("status", function (ev) {
+      var st = JSON.parse(ev.data);
+      updateStatus(root, st);
+      if (TERMINAL[st.status]) {
+        source.close();
+      }
+    });
+    // On an error the browser reconnects by itself, sending Last-Event-ID.
+  }
+
+  // ---- presence badges ---------------------------------------------------
+
+  function followPresence() {
+    if (!document.querySelector("[data-presence]") || typeof EventSource === "undefined") {
+      return;
+    }
+    var source = new EventSource("/api/v1/events");
+    source.addEventListener("host", function (ev) {
+      var h = JSON.parse(ev.data);
+      var online = h.status === "online";
+      var changed = false;
+      document.querySelectorAll("[data-presence]").forEach(function (el) {
+        if (el.getAttribute("data-presence") !== h.host_id) {
+          return;
+        }
+        var was = el.classList.contains("badge-online");
+        if (was !== online) {
+          changed = true;
+        }
+        el.className = "badge badge-" + h.status;
+        el.textContent = h.status;
+      });
+      var on = document.getElementById("hosts-online");
+      var off = document.getElementById("hosts-offline");
+      if (changed && on && off) {
+        on.textContent = String(Number(on.textContent) + (online ? 1 : -1));
+        off.textContent = String(Number(off.textContent) + (online ? -1 : 1));
+      }
+    });
+  }
+
+  function init() {
+    var job = document.getElementById("job-page");
+    if (job) {
+      followJob(job);
+    }
+    followPresence();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

@@ -1,0 +1,127 @@
+//! `GET /hosts?status=online|offline&q=<text>&offset=<n>`: the host list,
+//! filtered by status and searched by name (host name or display name,
+//! case-insensitive), a page of [`PAGE`] hosts at a time.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use maud::html;
+use serde::Deserialize;
+
+use super::dashboard::presence_badge;
+use super::layout::{self, Nav};
+use super::{encode_query_value, format, html_response, PageCtx, UiError};
+use crate::auth::Role;
+use crate::http::error::{with_conn, ApiError};
+use crate::server::AppState;
+use crate::store::{self, hosts::HostFilter};
+
+/// Hosts per page.
+const PAGE: i64 = 100;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HostsQuery {
+    status: Option<String>,
+    q: Option<String>,
+    offset: Option<String>,
+}
+
+pub(super) async fn page(
+    state: web::Data<AppState>,
+    ctx: PageCtx,
+    query: web::Query<HostsQuery>,
+) -> Result<HttpResponse, UiError> {
+    ctx.require(Role::Viewer)?;
+    let HostsQuery { status, q, offset } = query.into_inner();
+    let status = status.filter(|s| !s.is_empty());
+    let online = match status.as_deref() {
+        None => None,
+        Some("online") => Some(true),
+        Some("offline") => Some(false),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "status: expected online or offline, got {other:?}"
+            ))
+            .into())
+        }
+    };
+    let offset = offset
+        .as_deref()
+        .filter(|o| !o.is_empty())
+        .map(|o| o.parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::validation("offset: expected a whole number"))?
+        .unwrap_or(0)
+        .max(0);
+    let q = q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+    let filter = HostFilter {
+        online,
+        query: q.clone(),
+        include_revoked: false,
+        limit: PAGE,
+        offset,
+    };
+    let page = with_conn(&state.pool, move |conn| {
+        Ok(store::hosts::list(conn, &filter)?)
+    })
+    .await?;
+
+    let link = |offset: i64| {
+        let mut url = format!("/hosts?offset={offset}");
+        if let Some(s) = &status {
+            url.push_str(&format!("&status={}", encode_query_value(s)));
+        }
+        if let Some(q) = &q {
+            url.push_str(&format!("&q={}", encode_query_value(q)));
+        }
+        url
+    };
+    let now = ctx.now;
+    let shown = i64::try_from(page.items.len()).unwrap_or(0);
+    let body = html! {
+        form.filters #host-filter method="get" action="/hosts" {
+            label for="filter-status" { "Status" }
+            select #filter-status name="status" {
+                option value="" selected[status.is_none()] { "any" }
+                option value="online" selected[online == Some(true)] { "online" }
+                option value="offline" selected[online == Some(false)] { "offline" }
+            }
+            label for="filter-q" { "Name" }
+            input #filter-q name="q" type="search" value=(q.as_deref().unwrap_or("")) placeholder="host or display name";
+            button type="submit" { "Filter" }
+        }
+        p.muted { (page.total) " hosts match." }
+        table #hosts {
+            thead { tr { th { "Host" } th { "Status" } th { "OS" } th { "Agent" } th { "restic" } th { "Last seen" } th { "Schedules acked" } } }
+            tbody {
+                @for row in &page.items {
+                    @let h = &row.host;
+                    tr data-host-id=(h.id) {
+                        td {
+                            a href={ "/hosts/" (h.id) } { (h.display_name.as_deref().unwrap_or(&h.hostname)) }
+                            @if h.display_name.is_some() { " " span.muted { (h.hostname) } }
+                        }
+                        td { (presence_badge(&h.id, h.online)) }
+                        td { (h.os) "/" (h.arch) }
+                        td { (h.agent_version.as_deref().unwrap_or("—")) }
+                        td { (h.restic_version.as_deref().unwrap_or("—")) }
+                        td { @match h.last_seen_at { Some(at) => time datetime=(format::rfc3339(at)) title=(format::time(at)) { (format::ago(at, now)) }, None => "never" } }
+                        td {
+                            @match &row.schedule {
+                                Some(v) => { (v.acked_version) " / " (v.version) }
+                                None => "—",
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        nav.pager {
+            @if offset > 0 { a href=(link((offset - PAGE).max(0))) { "← Previous" } }
+            @if offset + shown < page.total { a href=(link(offset + PAGE)) { "Next →" } }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout::page(&ctx, Nav::Hosts, "Hosts", body),
+    ))
+}

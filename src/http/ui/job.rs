@@ -1,0 +1,246 @@
+//! `GET /jobs/{id}`: one job. Status, kind, attempt, timings, the
+//! progress bar with throughput and ETA while it runs, the log (the last
+//! [`LOG_TAIL`] stored lines), restic's summary once it is done, and a
+//! cancel button for operators while it is active.
+//!
+//! While the job is active, `app.js` follows `GET /api/v1/jobs/{id}/events`
+//! (Server-Sent Events, `api::events`) from the last rendered log line on
+//! and updates the status, timings, progress and log in place.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use maud::{html, Markup};
+use serde_json::Value;
+
+use super::layout::{self, badge, Nav};
+use super::{format, html_response, PageCtx, UiError};
+use crate::auth::Role;
+use crate::http::api::stored_json;
+use crate::http::error::{with_conn, ApiError};
+use crate::protocol::JobProgress;
+use crate::server::AppState;
+use crate::store::models::{Job, JobLog};
+use crate::store::{self, JobStatus, LogStream};
+
+/// Log lines rendered with the page (the newest ones).
+pub const LOG_TAIL: i64 = 2000;
+
+struct Data {
+    job: Job,
+    host_label: Option<String>,
+    log: Vec<JobLog>,
+}
+
+pub(super) async fn page(
+    state: web::Data<AppState>,
+    ctx: PageCtx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, UiError> {
+    ctx.require(Role::Viewer)?;
+    let id = path.into_inner();
+    let data = with_conn(&state.pool, move |conn| {
+        let job = store::jobs::get(conn, &id)?
+            .ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
+        let host_label =
+            store::hosts::get(conn, &job.host_id)?.map(|h| h.display_name.unwrap_or(h.hostname));
+        let after = (job.last_log_seq - LOG_TAIL).max(0);
+        let log = store::job_logs::list_after(conn, &id, after, LOG_TAIL)?;
+        Ok(Data {
+            job,
+            host_label,
+            log,
+        })
+    })
+    .await?;
+    let progress: Option<JobProgress> = data
+        .job
+        .progress
+        .as_deref()
+        .map(|p| stored_json("jobs.progress", p))
+        .transpose()?;
+    let stats: Option<Value> = data
+        .job
+        .stats
+        .as_deref()
+        .map(|s| stored_json("jobs.stats", s))
+        .transpose()?;
+    let title = format!(
+        "{} job{}",
+        data.job.kind.as_str(),
+        data.job
+            .tag
+            .as_deref()
+            .map(|t| format!(" · {t}"))
+            .unwrap_or_default()
+    );
+    let body = render(&ctx, &data, progress.as_ref(), stats.as_ref());
+    Ok(html_response(
+        StatusCode::OK,
+        layout::page(&ctx, Nav::None, &title, body),
+    ))
+}
+
+/// The badge of a job status (a success with a warning says so).
+fn status_badge(job: &Job) -> Markup {
+    match (job.status, job.warning.is_some()) {
+        (JobStatus::Succeeded, true) => badge("warning", "succeeded with warnings"),
+        (status, _) => badge(status.as_str(), status.as_str()),
+    }
+}
+
+/// A stored time for the timings list (`—` when not reached yet).
+fn when(ms: Option<i64>) -> Markup {
+    match ms {
+        Some(at) => html! { time datetime=(format::rfc3339(at)) { (format::time(at)) } },
+        None => html! { "—" },
+    }
+}
+
+/// One value of restic's summary, written for people: sizes in binary
+/// units, durations in seconds, the rest as JSON text.
+pub fn summary_value(key: &str, value: &Value) -> String {
+    match value {
+        Value::Number(n)
+            if key.contains("bytes") || key.starts_with("data_added") || key.ends_with("_size") =>
+        {
+            n.as_u64()
+                .map(format::bytes)
+                .unwrap_or_else(|| n.to_string())
+        }
+        Value::Number(n) if key.ends_with("duration") => n
+            .as_f64()
+            .map(|s| format!("{s:.1} s"))
+            .unwrap_or_else(|| n.to_string()),
+        Value::String(s) => s.clone(),
+        Value::Null => "—".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn summary(stats: Option<&Value>) -> Markup {
+    html! {
+        @match stats {
+            Some(Value::Object(map)) => {
+                dl.facts #job-summary-list {
+                    @for (key, value) in map {
+                        @if key != "message_type" {
+                            dt { (key.replace('_', " ")) } dd data-key=(key) { (summary_value(key, value)) }
+                        }
+                    }
+                }
+            }
+            Some(other) => pre { (other.to_string()) },
+            None => p.muted { "No summary." },
+        }
+    }
+}
+
+fn render(
+    ctx: &PageCtx,
+    data: &Data,
+    progress: Option<&JobProgress>,
+    stats: Option<&Value>,
+) -> Markup {
+    let job = &data.job;
+    let terminal = job.status.is_terminal();
+    let first_seq = data.log.first().map_or(0, |l| l.seq);
+    let last_seq = data.log.last().map_or(0, |l| l.seq).max(0);
+    html! {
+        div #job-page data-job-id=(job.id) data-status=(job.status.as_str())
+            data-terminal=(if terminal { "true" } else { "false" })
+            data-last-seq=(last_seq)
+            data-events={ "/api/v1/jobs/" (job.id) "/events" } {
+            section #job-facts {
+                dl.facts {
+                    dt { "Status" } dd #job-status { (status_badge(job)) }
+                    dt { "Host" } dd { a href={ "/hosts/" (job.host_id) } { (data.host_label.as_deref().unwrap_or(&job.host_id)) } }
+                    dt { "Kind" } dd #job-kind { (job.kind.as_str()) }
+                    @if let Some(tag) = &job.tag { dt { "Source group" } dd { (tag) } }
+                    dt { "Trigger" } dd { (job.trigger.as_str()) }
+                    dt { "Attempt" } dd #job-attempt {
+                        (job.attempt)
+                        @if let Some(first) = &job.first_attempt_id { " (retry of " a href={ "/jobs/" (first) } { "the first attempt" } ")" }
+                        @if let Some(at) = job.retry_at { " — due " (format::time(at)) }
+                    }
+                    dt { "Created" } dd { (when(Some(job.created_at))) }
+                    dt { "Started" } dd #job-started { (when(job.started_at)) }
+                    dt { "Finished" } dd #job-finished { (when(job.finished_at)) }
+                    dt { "Duration" } dd #job-duration { (format::elapsed(job.started_at, job.finished_at).unwrap_or_else(|| "—".to_owned())) }
+                    @if let Some(code) = job.exit_code { dt { "Exit code" } dd { (code) } }
+                }
+                p #job-error.error hidden[job.error.is_none()] { (job.error.as_deref().unwrap_or("")) }
+                p #job-warning.warning hidden[job.warning.is_none()] { (job.warning.as_deref().unwrap_or("")) }
+                @if ctx.can_operate() && !terminal {
+                    div.actions {
+                        button #cancel-job type="button" data-change data-method="POST"
+                            data-path={ "/api/v1/jobs/" (job.id) "/cancel" }
+                            data-confirm="Cancel this job?" data-then="message" data-message="Cancel requested." { "Cancel job" }
+                    }
+                }
+            }
+            section #job-progress-section hidden[terminal || (progress.is_none() && job.status != JobStatus::Running)] {
+                h2 { "Progress" }
+                progress #job-progress max="100" value=(progress.map_or(0.0, |p| (p.percent_done * 100.0).clamp(0.0, 100.0))) data-updates="0" {}
+                p.progress-text {
+                    span #progress-percent { (progress.map_or("0%".to_owned(), |p| format!("{:.1}%", p.percent_done * 100.0))) }
+                    " · "
+                    span #progress-bytes { (progress.map_or("—".to_owned(), |p| format!("{} of {}", format::bytes(p.bytes_done), format::bytes(p.total_bytes)))) }
+                    " · "
+                    span #progress-files { (progress.map_or("—".to_owned(), |p| format!("{} of {} files", p.files_done, p.total_files))) }
+                    " · "
+                    span #progress-throughput { (progress.map_or("—".to_owned(), |p| format!("{}/s", format::bytes(p.throughput_bps)))) }
+                    " · ETA "
+                    span #progress-eta { (progress.and_then(|p| p.eta_seconds).map_or("—".to_owned(), format::duration_secs)) }
+                }
+            }
+            section #job-summary hidden[stats.is_none()] {
+                h2 { "Summary" }
+                div #job-summary-body { (summary(stats)) }
+            }
+            section #job-log-section {
+                h2 { "Log" }
+                @if first_seq > 1 {
+                    p.muted { "Earlier lines are not shown; the full log is at "
+                        a href={ "/api/v1/jobs/" (job.id) "/logs" } { "/api/v1/jobs/" (job.id) "/logs" } "." }
+                }
+                div #job-log.log role="log" aria-live="polite" {
+                    @for line in &data.log {
+                        div class={ "line line-" (stream_class(line.stream)) } data-seq=(line.seq) { (line.payload) }
+                    }
+                }
+                p.muted #job-log-empty hidden[!data.log.is_empty()] { "No log lines yet." }
+            }
+        }
+    }
+}
+
+fn stream_class(stream: LogStream) -> &'static str {
+    stream.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Summary values: sizes in binary units, durations in seconds, text as is.
+    #[test]
+    fn summary_values() {
+        assert_eq!(summary_value("data_added", &json!(3_001_768)), "2.9 MiB");
+        assert_eq!(
+            summary_value("total_bytes_processed", &json!(1024)),
+            "1.0 KiB"
+        );
+        assert_eq!(summary_value("total_duration", &json!(0.25)), "0.2 s");
+        assert_eq!(summary_value("files_new", &json!(3)), "3");
+        assert_eq!(summary_value("snapshot_id", &json!("f535d3c7")), "f535d3c7");
+        assert_eq!(summary_value("broken_packs", &Value::Null), "—");
+    }
+
+    /// Summary text is escaped, never markup.
+    #[test]
+    fn summary_is_escaped() {
+        let html = summary(Some(&json!({"snapshot_id": "<img src=x>"}))).into_string();
+        assert!(html.contains("&lt;img src=x&gt;"), "{html}");
+    }
+}

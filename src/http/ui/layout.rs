@@ -1,0 +1,140 @@
+//! The frame around every logged-in page: head (style sheet, script, the
+//! session's CSRF token in `<meta name="csrf-token">`), the top bar with
+//! navigation for the user's role and the logout button, a flash area the
+//! script writes API errors and confirmations into, and the page body.
+
+use maud::{html, Markup, DOCTYPE};
+
+use super::{assets, PageCtx};
+
+/// Which navigation entry is the current page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Dashboard,
+    Hosts,
+    Enrollment,
+    Users,
+    Audit,
+    /// A page not in the navigation (a job).
+    None,
+}
+
+/// The `<head>` shared by every page, the login page included.
+pub fn head(title: &str, csrf: Option<&str>) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · restic-manager" }
+            @if let Some(token) = csrf {
+                meta name="csrf-token" content=(token);
+            }
+            link rel="stylesheet" href=(assets::css_url());
+            script src=(assets::js_url()) defer {}
+        }
+    }
+}
+
+/// A full page for `ctx`'s user.
+pub fn page(ctx: &PageCtx, nav: Nav, title: &str, body: Markup) -> Markup {
+    let item = |target: Nav, href: &str, label: &str| {
+        html! {
+            a href=(href) class=(if nav == target { "active" } else { "" }) { (label) }
+        }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title, ctx.csrf.as_deref()))
+            body data-role=(ctx.user.role.as_str()) {
+                header.topbar {
+                    a.brand href="/" { "restic-manager" }
+                    nav {
+                        (item(Nav::Dashboard, "/", "Dashboard"))
+                        (item(Nav::Hosts, "/hosts", "Hosts"))
+                        @if ctx.is_admin() {
+                            (item(Nav::Enrollment, "/enrollment", "Enrolment"))
+                            (item(Nav::Users, "/users", "Users"))
+                        }
+                        (item(Nav::Audit, "/audit", "Audit log"))
+                    }
+                    div.who {
+                        span #current-user { (ctx.user.username) }
+                        " "
+                        span.role { (ctx.user.role.as_str()) }
+                        " "
+                        button #logout type="button" data-logout { "Log out" }
+                    }
+                }
+                main {
+                    div #flash role="status" aria-live="polite" {}
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// A status badge (`online`, `failed`, …) styled by its class.
+pub fn badge(kind: &str, text: &str) -> Markup {
+    html! { span class={ "badge badge-" (kind) } data-badge=(kind) { (text) } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::http::auth::{AuthMethod, Principal};
+
+    fn ctx(role: Role, name: &str) -> PageCtx {
+        PageCtx {
+            user: Principal {
+                user_id: "u1".into(),
+                username: name.into(),
+                role,
+                method: AuthMethod::Session {
+                    session_id: "s1".into(),
+                    csrf_token: "csrf-abc".into(),
+                },
+                source_addr: None,
+            },
+            csrf: Some("csrf-abc".into()),
+            now: 0,
+        }
+    }
+
+    /// The CSRF token is in a meta tag and no script is inline.
+    #[test]
+    fn csrf_meta_and_no_inline_script() {
+        let html = page(
+            &ctx(Role::Admin, "alice"),
+            Nav::Dashboard,
+            "Dashboard",
+            html! {},
+        )
+        .into_string();
+        assert!(html.contains(r#"<meta name="csrf-token" content="csrf-abc">"#));
+        for chunk in html.split("<script").skip(1) {
+            assert!(chunk.starts_with(" src="), "inline script: {chunk}");
+        }
+        assert!(html.contains(r#"href="/users""#));
+    }
+
+    /// Admin-only navigation is hidden from operators and viewers; user names are escaped.
+    #[test]
+    fn navigation_follows_role() {
+        let html = page(
+            &ctx(Role::Viewer, "<i>eve</i>"),
+            Nav::Hosts,
+            "Hosts",
+            html! {},
+        )
+        .into_string();
+        assert!(!html.contains(r#"href="/users""#));
+        assert!(!html.contains(r#"href="/enrollment""#));
+        assert!(html.contains("&lt;i&gt;eve&lt;/i&gt;"));
+        let html = page(&ctx(Role::Operator, "op"), Nav::Hosts, "Hosts", html! {}).into_string();
+        assert!(!html.contains(r#"href="/users""#));
+    }
+}

@@ -1,0 +1,313 @@
+//! The operator web UI: server-rendered HTML pages (maud, escaped by
+//! default) plus one small hand-written script and one style sheet,
+//! embedded in the binary ([`assets`]). No build step.
+//!
+//! Pages read the store directly (read-only, inside `web::block`); every
+//! change is made by `app.js` calling the JSON API with the session's CSRF
+//! token, so business rules and role checks live in one place, the API.
+//! Change controls are only rendered for roles that may use them, and are
+//! marked `data-change` (the browser test checks a viewer sees none).
+//!
+//! Authentication is the API's browser session (`rm_session` cookie,
+//! created by `POST /api/v1/auth/login`): [`PageCtx`] extracts it through
+//! the API's [`Principal`] extractor and turns "not logged in" into a
+//! redirect to `/login?next=<path>`.
+//!
+//! Every HTML answer carries `Cache-Control: no-store` and the security
+//! headers of [`html_response`] (a CSP without inline script, so the CSRF
+//! token reaches the script through a `<meta>` tag).
+//!
+//! # Layout
+//!
+//! - [`layout`]: the page frame (navigation, CSRF meta tag, logout).
+//! - [`assets`]: `app.js` and `app.css` under content-hashed URLs.
+//! - [`format`]: sizes, durations and times as text.
+//! - [`calendar`]: the fleet calendar SVG; [`chart`]: the size-over-time SVG.
+//! - `login`, `dashboard`, `hosts`, `host`, `job`, `enrollment`, `users`,
+//!   `audit`: one module per page.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use maud::{html, Markup, DOCTYPE};
+
+use crate::auth::Role;
+use crate::http::auth::{AuthMethod, Principal};
+use crate::http::error::ApiError;
+
+pub mod assets;
+pub mod calendar;
+pub mod chart;
+pub mod format;
+pub mod layout;
+
+mod audit;
+mod dashboard;
+mod enrollment;
+mod host;
+mod hosts;
+mod job;
+mod login;
+mod users;
+
+#[cfg(test)]
+pub(crate) mod xml_check;
+
+pub use login::safe_next;
+
+/// The Content-Security-Policy of every page: scripts, styles and
+/// connections only from this origin, no inline script or style
+/// attributes, no framing, no plugins.
+pub const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Registers every page and the assets.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::get().to(login::page))
+        .route("/", web::get().to(dashboard::page))
+        .route("/hosts", web::get().to(hosts::page))
+        .route("/hosts/{id}", web::get().to(host::page))
+        .route("/jobs/{id}", web::get().to(job::page))
+        .route("/enrollment", web::get().to(enrollment::page))
+        .route("/users", web::get().to(users::page))
+        .route("/audit", web::get().to(audit::page))
+        .route("/assets/{name}", web::get().to(assets::serve));
+}
+
+/// Adds the security headers every UI answer carries.
+fn secure(builder: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
+    builder
+        .insert_header(("Content-Security-Policy", CSP))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Referrer-Policy", "same-origin"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+}
+
+/// An HTML answer: never cached, with the security headers.
+pub fn html_response(status: StatusCode, markup: Markup) -> HttpResponse {
+    secure(&mut HttpResponse::build(status))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(markup.into_string())
+}
+
+/// A `303 See Other` to a path of this site.
+pub fn redirect(location: &str) -> HttpResponse {
+    let mut builder = HttpResponse::SeeOther();
+    secure(&mut builder).insert_header((header::CACHE_CONTROL, "no-store"));
+    match HeaderValue::from_str(location) {
+        Ok(value) => builder.insert_header((header::LOCATION, value)).finish(),
+        // Callers pass validated, percent-encoded paths; anything else
+        // goes to the dashboard rather than failing.
+        Err(_) => builder.insert_header((header::LOCATION, "/")).finish(),
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters
+/// and `/`).
+pub fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Why a page could not be shown.
+#[derive(Debug)]
+pub enum UiError {
+    /// Not logged in (or the session expired): go to the login page and
+    /// come back to `next` afterwards.
+    LoginRequired { next: String },
+    /// Anything else, with the API's status and message.
+    Api(ApiError),
+}
+
+impl From<ApiError> for UiError {
+    fn from(e: ApiError) -> Self {
+        UiError::Api(e)
+    }
+}
+
+impl std::fmt::Display for UiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UiError::LoginRequired { next } => write!(f, "login required for {next}"),
+            UiError::Api(e) => e.fmt(f),
+        }
+    }
+}
+
+impl ResponseError for UiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            UiError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            UiError::Api(e) => e.status,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            UiError::LoginRequired { next } => {
+                let next = safe_next(Some(next));
+                if next == "/" {
+                    redirect("/login")
+                } else {
+                    redirect(&format!("/login?next={}", encode_query_value(&next)))
+                }
+            }
+            UiError::Api(e) => html_response(e.status, error_page(e)),
+        }
+    }
+}
+
+/// A bare page for an error (it has no user to build navigation for).
+fn error_page(e: &ApiError) -> Markup {
+    let title = e.status.canonical_reason().unwrap_or("Error").to_owned();
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) " · restic-manager" }
+                link rel="stylesheet" href=(assets::css_url());
+            }
+            body {
+                main.narrow {
+                    h1 { (e.status.as_u16()) " " (title) }
+                    p #error-message { (e.message) }
+                    p { a href="/" { "Back to the dashboard" } }
+                }
+            }
+        }
+    }
+}
+
+/// The logged-in user a page is rendered for. Extracting it from a
+/// request without a valid session answers a redirect to the login page.
+#[derive(Debug, Clone)]
+pub struct PageCtx {
+    pub user: Principal,
+    /// The session's CSRF token, rendered into the `<meta>` tag the
+    /// script reads (`None` for an API-token caller).
+    pub csrf: Option<String>,
+    /// The time the page is rendered at (Unix ms).
+    pub now: i64,
+}
+
+impl PageCtx {
+    /// Whether the user may make operator changes (hosts, groups,
+    /// schedules, jobs).
+    pub fn can_operate(&self) -> bool {
+        self.user.role >= Role::Operator
+    }
+
+    /// Whether the user may manage users and enrolment tokens.
+    pub fn is_admin(&self) -> bool {
+        self.user.role >= Role::Admin
+    }
+
+    /// `Ok` if the user has `role`, else a 403 page.
+    pub fn require(&self, role: Role) -> Result<(), UiError> {
+        self.user.require(role).map_err(UiError::Api)
+    }
+}
+
+impl FromRequest for PageCtx {
+    type Error = UiError;
+    type Future = Pin<Box<dyn Future<Output = Result<PageCtx, UiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let next = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+        let principal = Principal::from_request(req, payload);
+        Box::pin(async move {
+            match principal.await {
+                Ok(user) => {
+                    let csrf = match &user.method {
+                        AuthMethod::Session { csrf_token, .. } => Some(csrf_token.clone()),
+                        AuthMethod::ApiToken { .. } => None,
+                    };
+                    Ok(PageCtx {
+                        user,
+                        csrf,
+                        now: crate::store::now_ms(),
+                    })
+                }
+                Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                    Err(UiError::LoginRequired { next })
+                }
+                Err(e) => Err(UiError::Api(e)),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Query values are percent-encoded except unreserved characters and slashes.
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode_query_value("/hosts/abc-1"), "/hosts/abc-1");
+        assert_eq!(
+            encode_query_value("/hosts?status=online&q=a b"),
+            "/hosts%3Fstatus%3Donline%26q%3Da%20b"
+        );
+        assert_eq!(encode_query_value("é"), "%C3%A9");
+    }
+
+    /// An unauthenticated page visit redirects to the login page with the path as `next`.
+    #[test]
+    fn login_required_redirects_with_next() {
+        let resp = UiError::LoginRequired {
+            next: "/hosts?status=offline".to_owned(),
+        }
+        .error_response();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            resp.headers().get(header::LOCATION).unwrap(),
+            "/login?next=/hosts%3Fstatus%3Doffline"
+        );
+        let resp = UiError::LoginRequired {
+            next: "//evil.example/".to_owned(),
+        }
+        .error_response();
+        assert_eq!(resp.headers().get(header::LOCATION).unwrap(), "/login");
+    }
+
+    /// HTML answers are not cached and carry the security headers.
+    #[test]
+    fn html_headers() {
+        let resp = html_response(StatusCode::OK, html! { p { "x" } });
+        let h = resp.headers();
+        assert_eq!(h.get(header::CACHE_CONTROL).unwrap(), "no-store");
+        assert_eq!(h.get("X-Frame-Options").unwrap(), "DENY");
+        assert!(h
+            .get("Content-Security-Policy")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'"));
+        assert!(h.get("Referrer-Policy").is_some());
+    }
+
+    /// Error pages escape the message.
+    #[test]
+    fn error_page_escapes() {
+        let page = error_page(&ApiError::not_found("host <b>x</b>")).into_string();
+        assert!(page.contains("host &lt;b&gt;x&lt;/b&gt; not found"));
+    }
+}
