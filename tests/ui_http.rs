@@ -1,0 +1,484 @@
+//! The web UI over plain HTTP against a real server: redirects to the
+//! login page, the security and cache headers, role-dependent pages,
+//! escaping of agent-reported names, and the job event stream (replay,
+//! live, de-duplication, resume from `Last-Event-ID`, end after the
+//! terminal status) fed by a scripted agent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::agent::{enroll, finished_envelope, log_line, TestAgent};
+use common::server::{spawn_app, TestApp};
+use restic_manager::auth::Role;
+use restic_manager::protocol;
+use serde_json::{json, Value};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A client that does not follow redirects (the tests look at them).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A logged-in browser session: the cookie header and the CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn login(app: &TestApp, username: &str, password: &str) -> Session {
+    let resp = client()
+        .post(app.api("/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "login as {username}");
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("rm_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let body: Value = resp.json().await.unwrap();
+    Session {
+        cookie,
+        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn add_user(app: &TestApp, name: &str, role: Role) -> String {
+    let password = format!("{name}-password-1234");
+    let pool = app.state.pool.clone();
+    let (n, p) = (name.to_owned(), password.clone());
+    actix_web::web::block(move || restic_manager::admin::add_user(&pool, &n, role, &p))
+        .await
+        .unwrap()
+        .unwrap();
+    password
+}
+
+async fn page(app: &TestApp, session: &Session, path: &str) -> reqwest::Response {
+    client()
+        .get(app.url(path))
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Every page sends a visitor without a session to the login page, carrying the path back.
+#[actix_web::test]
+async fn pages_redirect_to_login_with_next() {
+    let app = spawn_app().await;
+    for (path, location) in [
+        ("/", "/login"),
+        (
+            "/hosts?status=offline",
+            "/login?next=/hosts%3Fstatus%3Doffline",
+        ),
+        ("/hosts/abc", "/login?next=/hosts/abc"),
+        ("/jobs/abc", "/login?next=/jobs/abc"),
+        ("/enrollment", "/login?next=/enrollment"),
+        ("/users", "/login?next=/users"),
+        ("/audit", "/login?next=/audit"),
+    ] {
+        let resp = client().get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(resp.headers()["location"], location, "{path}");
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+    }
+    // An expired or forged cookie is the same as none.
+    let resp = client()
+        .get(app.url("/hosts"))
+        .header("cookie", "rm_session=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"], "/login?next=/hosts");
+
+    let login_page = client()
+        .get(app.url("/login?next=%2F%2Fevil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login_page.status(), 200);
+    let headers = login_page.headers().clone();
+    let html = login_page.text().await.unwrap();
+    assert!(html.contains(r#"data-next="/""#), "unsafe next is dropped");
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(headers.contains_key("referrer-policy"));
+    app.stop().await;
+}
+
+/// Logged in, pages render with the session's CSRF token in a meta tag; the login page forwards to next.
+#[actix_web::test]
+async fn logged_in_pages_and_roles() {
+    let app = spawn_app().await;
+    let admin = login(&app, "admin", &app.admin_password).await;
+    for path in ["/", "/hosts", "/enrollment", "/users", "/audit"] {
+        let resp = page(&app, &admin, path).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let html = resp.text().await.unwrap();
+        assert!(
+            html.contains(&format!(
+                r#"<meta name="csrf-token" content="{}">"#,
+                admin.csrf
+            )),
+            "{path}"
+        );
+        assert!(!html.contains("<script>"), "{path}: inline script");
+    }
+    let resp = page(&app, &admin, "/login?next=/audit").await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/audit");
+    let resp = page(&app, &admin, "/hosts/no-such-host").await;
+    assert_eq!(resp.status(), 404);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("host no-such-host not found"));
+
+    // Viewers and operators: no user or enrolment management.
+    let viewer_pw = add_user(&app, "vera", Role::Viewer).await;
+    let operator_pw = add_user(&app, "otto", Role::Operator).await;
+    let viewer = login(&app, "vera", &viewer_pw).await;
+    let operator = login(&app, "otto", &operator_pw).await;
+    for session in [&viewer, &operator] {
+        for path in ["/users", "/enrollment"] {
+            assert_eq!(page(&app, session, path).await.status(), 403, "{path}");
+        }
+        let html = page(&app, session, "/").await.text().await.unwrap();
+        assert!(!html.contains(r#"href="/users""#));
+    }
+    let html = page(&app, &viewer, "/audit").await.text().await.unwrap();
+    assert!(html.contains("login"), "the viewer sees the audit log");
+
+    // The script and style sheet: hashed URLs are cached for good.
+    let html = page(&app, &admin, "/").await.text().await.unwrap();
+    let js = html
+        .split(r#"<script src=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let resp = client().get(app.url(&js)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    app.stop().await;
+}
+
+/// A host name reported by an agent is escaped on every page that shows it; viewers get no change controls.
+#[actix_web::test]
+async fn agent_reported_names_are_escaped() {
+    let app = spawn_app().await;
+    let evil = r#"<script>alert("x")</script>"#;
+    let enrolled = enroll(&app, evil).await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    agent.hello(evil).await;
+    let admin = login(&app, "admin", &app.admin_password).await;
+    for path in ["/", "/hosts", &format!("/hosts/{}", enrolled.host_id)] {
+        let html = page(&app, &admin, path).await.text().await.unwrap();
+        assert!(!html.contains(evil), "{path}: raw host name");
+        assert!(
+            html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;")
+                || html.contains("&lt;script&gt;alert(\"x\")&lt;/script&gt;"),
+            "{path}: escaped host name missing"
+        );
+    }
+    let host_page = format!("/hosts/{}", enrolled.host_id);
+    let html = page(&app, &admin, &host_page).await.text().await.unwrap();
+    assert!(
+        html.contains("data-change"),
+        "the admin gets change controls"
+    );
+    let viewer_pw = add_user(&app, "vic", Role::Viewer).await;
+    let viewer = login(&app, "vic", &viewer_pw).await;
+    for path in ["/", "/hosts", host_page.as_str(), "/audit"] {
+        let html = page(&app, &viewer, path).await.text().await.unwrap();
+        assert!(
+            !html.contains("data-change"),
+            "{path}: change control for a viewer"
+        );
+    }
+    agent.close().await;
+    app.stop().await;
+}
+
+/// One parsed SSE frame.
+#[derive(Debug, Clone, PartialEq)]
+struct Frame {
+    event: String,
+    id: Option<String>,
+    data: Value,
+}
+
+/// Reads an event stream until it ends or `stop` says so.
+struct SseReader {
+    resp: reqwest::Response,
+    buffer: String,
+    ended: bool,
+}
+
+impl SseReader {
+    async fn open(app: &TestApp, path: &str, last_event_id: Option<&str>, auth: Auth<'_>) -> Self {
+        let mut req = client().get(app.api(path));
+        req = match auth {
+            Auth::Token => req.bearer_auth(&app.admin_token),
+            Auth::Cookie(session) => req.header("cookie", &session.cookie),
+        };
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        SseReader {
+            resp,
+            buffer: String::new(),
+            ended: false,
+        }
+    }
+
+    /// The next frame with data (comments and `retry:` are skipped), or
+    /// `None` when the stream ended.
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let raw: String = self.buffer.drain(..end + 2).collect();
+                let mut frame = Frame {
+                    event: String::new(),
+                    id: None,
+                    data: Value::Null,
+                };
+                let mut data = String::new();
+                for line in raw.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        frame.event = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        frame.id = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if frame.event.is_empty() {
+                    continue;
+                }
+                frame.data = serde_json::from_str(&data).unwrap();
+                return Some(frame);
+            }
+            if self.ended {
+                return None;
+            }
+            let chunk = tokio::time::timeout(DEADLINE, self.resp.chunk())
+                .await
+                .expect("an event in time")
+                .unwrap();
+            match chunk {
+                Some(bytes) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                None => self.ended = true,
+            }
+        }
+    }
+
+    /// Frames until one matches `stop` (included).
+    async fn until(&mut self, stop: impl Fn(&Frame) -> bool) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(frame) = self.next().await {
+            let done = stop(&frame);
+            frames.push(frame);
+            if done {
+                return frames;
+            }
+        }
+        panic!("the stream ended before the expected frame: {frames:?}");
+    }
+}
+
+enum Auth<'a> {
+    Token,
+    Cookie(&'a Session),
+}
+
+fn log_seqs(frames: &[Frame]) -> Vec<i64> {
+    frames
+        .iter()
+        .filter(|f| f.event == "log")
+        .map(|f| f.data["seq"].as_i64().unwrap())
+        .collect()
+}
+
+/// The job stream replays stored lines after the resume point, then goes live without duplicates, and ends after the terminal status.
+#[actix_web::test]
+async fn job_event_stream_replays_then_follows_then_ends() {
+    let app = spawn_app().await;
+    let enrolled = enroll(&app, "sse-host").await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    agent.hello("sse-host").await;
+    let created: Value = client()
+        .post(app.api(&format!("/hosts/{}/jobs", enrolled.host_id)))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"kind": "check"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job_id = created["id"].as_str().unwrap().to_owned();
+    let run = agent.expect_command_run().await;
+    assert_eq!(run.job_id, job_id);
+    agent
+        .send(protocol::CommandResult {
+            job_id: job_id.clone(),
+            accepted: true,
+            error: None,
+        })
+        .await;
+    agent
+        .send(protocol::JobStarted {
+            job_id: job_id.clone(),
+            kind: run.kind,
+            started_at: chrono::Utc::now(),
+        })
+        .await;
+    for seq in 1..=3 {
+        agent.send(log_line(&job_id, seq)).await;
+    }
+
+    // A viewer's browser session may read the stream; it resumes after line 1.
+    let viewer_pw = add_user(&app, "val", Role::Viewer).await;
+    let viewer = login(&app, "val", &viewer_pw).await;
+    let path = format!("/jobs/{job_id}/events?after_seq=1");
+    let mut stream = SseReader::open(&app, &path, None, Auth::Cookie(&viewer)).await;
+    let first = stream
+        .until(|f| f.event == "log" && f.data["seq"] == 3)
+        .await;
+    assert_eq!(log_seqs(&first), [2, 3], "{first:?}");
+    let line2 = first.iter().find(|f| f.event == "log").unwrap();
+    assert_eq!(
+        line2.id.as_deref(),
+        Some("2"),
+        "log frames carry their seq as id"
+    );
+    assert_eq!(line2.data["payload"], format!("line 2 of {job_id}"));
+    assert_eq!(line2.data["stream"], "stdout");
+
+    // Live: progress, two new lines, a replayed old line (skipped), the end.
+    agent
+        .send(protocol::JobProgress {
+            job_id: job_id.clone(),
+            percent_done: 0.5,
+            files_done: 1,
+            total_files: 2,
+            bytes_done: 10,
+            total_bytes: 20,
+            eta_seconds: Some(3),
+            throughput_bps: 10,
+        })
+        .await;
+    agent.send(log_line(&job_id, 4)).await;
+    agent.send(log_line(&job_id, 2)).await;
+    agent.send(log_line(&job_id, 5)).await;
+    let finished = finished_envelope(&job_id, protocol::FinishStatus::Succeeded);
+    agent.send_envelope(&finished).await;
+    agent.expect_ack(&finished.id).await;
+
+    let rest = stream
+        .until(|f| f.event == "status" && f.data["status"] == "succeeded")
+        .await;
+    assert_eq!(log_seqs(&rest), [4, 5], "{rest:?}");
+    let progress = rest.iter().find(|f| f.event == "progress").unwrap();
+    assert_eq!(progress.data["percent_done"], 0.5);
+    assert_eq!(progress.data["eta_seconds"], 3);
+    let status = rest.last().unwrap();
+    assert_eq!(status.data["stats"]["files_new"], 3);
+    assert_eq!(status.data["exit_code"], 0);
+    assert!(status.data["finished_at"].is_string());
+    assert_eq!(
+        stream.next().await,
+        None,
+        "the stream ends after the terminal status"
+    );
+
+    // A reconnect with Last-Event-ID resumes after that line, whatever after_seq says.
+    let mut again = SseReader::open(
+        &app,
+        &format!("/jobs/{job_id}/events?after_seq=0"),
+        Some("4"),
+        Auth::Token,
+    )
+    .await;
+    let frames = again.until(|f| f.event == "status").await;
+    assert_eq!(log_seqs(&frames), [5]);
+    assert_eq!(frames.last().unwrap().data["status"], "succeeded");
+    assert_eq!(again.next().await, None);
+
+    // Unknown jobs are 404; no credentials is 401.
+    let resp = client()
+        .get(app.api("/jobs/nope/events"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = client()
+        .get(app.api(&format!("/jobs/{job_id}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    agent.close().await;
+    app.stop().await;
+}
+
+/// The fleet stream reports a host coming online and going offline.
+#[actix_web::test]
+async fn fleet_stream_reports_presence() {
+    let app = spawn_app().await;
+    let enrolled = enroll(&app, "presence-host").await;
+    let mut stream = SseReader::open(&app, "/events", None, Auth::Token).await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    agent.hello("presence-host").await;
+    let frames = stream
+        .until(|f| f.event == "host" && f.data["host_id"] == enrolled.host_id.as_str())
+        .await;
+    assert_eq!(frames.last().unwrap().data["status"], "online");
+    agent.close().await;
+    let frames = stream
+        .until(|f| f.event == "host" && f.data["status"] == "offline")
+        .await;
+    assert_eq!(
+        frames.last().unwrap().data["host_id"],
+        enrolled.host_id.as_str()
+    );
+    app.stop().await;
+}
