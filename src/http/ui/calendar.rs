@@ -28,7 +28,7 @@ const LABEL_WIDTH: u32 = 190;
 /// Height of the day-number header.
 const HEADER: u32 = 18;
 /// Height of the legend under the rows.
-const LEGEND: u32 = 30;
+const LEGEND: u32 = 36;
 /// Characters of a host name shown before it is clipped.
 const LABEL_CHARS: usize = 26;
 
@@ -232,7 +232,7 @@ impl Calendar {
     pub fn render(&self) -> Markup {
         let (width, height) = self.size();
         let step = CELL + GAP;
-        let legend_y = height - LEGEND + 12;
+        let legend_y = height - LEGEND + 22;
         html! {
             svg.calendar xmlns="http://www.w3.org/2000/svg" role="img"
                 width=(width) height=(height) viewBox={ "0 0 " (width) " " (height) }

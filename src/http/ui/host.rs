@@ -344,7 +344,10 @@ fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
                                 td { @for p in &includes { code { (p) } br; } }
                                 td { @for p in &excludes { code { (p) } br; } }
                                 td { (retention_text(policy.as_ref())) }
-                                td { (g.retry_max) " × from " (format::duration_secs(u64::try_from(g.retry_backoff_seconds).unwrap_or(0))) }
+                                td {
+                                    @if g.retry_max == 0 { "none" }
+                                    @else { (g.retry_max) ", first after " (format::duration_secs(u64::try_from(g.retry_backoff_seconds).unwrap_or(0))) }
+                                }
                                 @if ctx.can_operate() {
                                     td.actions {
                                         (job_button(host_id, "backup", Some(&g.name), "Run backup now"))

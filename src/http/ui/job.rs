@@ -147,6 +147,7 @@ fn render(
     let last_seq = data.log.last().map_or(0, |l| l.seq).max(0);
     html! {
         div #job-page data-job-id=(job.id) data-status=(job.status.as_str())
+            data-rendered-status=(job.status.as_str())
             data-terminal=(if terminal { "true" } else { "false" })
             data-last-seq=(last_seq)
             data-events={ "/api/v1/jobs/" (job.id) "/events" } {

@@ -419,6 +419,7 @@
     var div = document.createElement("div");
     div.className = "line line-" + line.stream;
     div.setAttribute("data-seq", String(line.seq));
+    div.setAttribute("data-live", "");
     div.textContent = line.payload;
     log.appendChild(div);
     var empty = document.getElementById("job-log-empty");
@@ -517,6 +518,9 @@
     }
     var lastSeq = Number(root.getAttribute("data-last-seq") || 0);
     var source = new EventSource(root.getAttribute("data-events") + "?after_seq=" + lastSeq);
+    source.addEventListener("open", function () {
+      root.setAttribute("data-stream", "open");
+    });
     source.addEventListener("log", function (ev) {
       var line = JSON.parse(ev.data);
       if (line.seq <= lastSeq) {
@@ -546,6 +550,9 @@
       return;
     }
     var source = new EventSource("/api/v1/events");
+    source.addEventListener("open", function () {
+      document.body.setAttribute("data-live", "open");
+    });
     source.addEventListener("host", function (ev) {
       var h = JSON.parse(ev.data);
       var online = h.status === "online";

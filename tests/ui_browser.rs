@@ -1,0 +1,483 @@
+//! The operator's journey in a real headless Chromium (fantoccini over
+//! chromedriver) against a real server, the real agent daemon in-process
+//! and the real `restic`: log in, create an enrolment token, enrol the
+//! agent with it, see it come online on the dashboard, configure its
+//! repository, a source group and a schedule, run a backup and watch the
+//! job page update live (no reload), find the snapshot and today's green
+//! calendar cell; then, as a viewer, find no change control and have a
+//! change request refused with 403.
+//!
+//! Screenshots of the main pages are saved into a temp folder whose path
+//! is printed (run with `--nocapture` to see it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+#[path = "common/real_agent.rs"]
+mod real_agent;
+#[path = "common/restic.rs"]
+mod restic_repo;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use browser::{
+    fill, screenshot, wait_css, wait_js, wait_path, wait_path_prefix, Browser, DEADLINE,
+};
+use common::server::{spawn_app, TestApp};
+use fantoccini::{Client, Locator};
+use restic_manager::auth::Role;
+use serde_json::{json, Value};
+
+/// Size of the sparse file in the backed-up folder: restic reads and
+/// hashes every byte, so the backup runs for seconds and reports progress
+/// several times, while the disk holds almost nothing.
+const SPARSE_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// A folder for screenshots that outlives the test.
+fn screenshot_dir() -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("restic-manager-ui-screenshots-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    println!("screenshots: {}", dir.display());
+    eprintln!("screenshots: {}", dir.display());
+    dir
+}
+
+/// Logs in through the login form and waits to land on `expect_path`.
+async fn log_in(c: &Client, app: &TestApp, next: &str, user: &str, password: &str) {
+    c.goto(&app.url(next)).await.unwrap();
+    wait_path(c, "/login").await;
+    fill(c, "#username", user).await;
+    fill(c, "#password", password).await;
+    c.find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_path(c, next.split('?').next().unwrap()).await;
+}
+
+/// The text of the element matching `css`.
+async fn text_of(c: &Client, css: &str) -> String {
+    wait_css(c, css).await.text().await.unwrap()
+}
+
+async fn click(c: &Client, css: &str) {
+    wait_css(c, css).await.click().await.unwrap();
+}
+
+/// Waits until the job page shows a terminal status; returns it.
+async fn terminal_status(c: &Client) -> String {
+    wait_js(
+        c,
+        "a terminal job status",
+        "const s = document.getElementById('job-page').getAttribute('data-status');
+         return ['succeeded', 'failed', 'cancelled'].includes(s) ? s : null;",
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_owned()
+}
+
+/// A fetch from the page with the session's CSRF token: `[status, error code]`.
+async fn fetch_from_page(c: &Client, method: &str, path: &str, body: Value) -> Value {
+    c.execute_async(
+        "const [method, path, body, done] = arguments;
+         const csrf = document.querySelector('meta[name=\"csrf-token\"]').content;
+         fetch(path, {method, credentials: 'same-origin',
+                      headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf},
+                      body: body === null ? undefined : JSON.stringify(body)})
+           .then(r => r.text().then(t => {
+               let code = null;
+               try { code = JSON.parse(t).error.code; } catch (e) {}
+               done([r.status, code]);
+           }));",
+        vec![json!(method), json!(path), body],
+    )
+    .await
+    .unwrap()
+}
+
+/// Reloads the page until `css` matches, for server-rendered facts that
+/// arrive asynchronously (the agent's snapshot report).
+async fn reload_until(c: &Client, what: &str, css: &str) {
+    let started = Instant::now();
+    loop {
+        if !c.find_all(Locator::Css(css)).await.unwrap().is_empty() {
+            return;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        c.refresh().await.unwrap();
+    }
+}
+
+/// Every element that could change something, on the current page.
+async fn change_controls(c: &Client) -> Vec<String> {
+    let mut found = Vec::new();
+    for el in c.find_all(Locator::Css("[data-change]")).await.unwrap() {
+        found.push(el.html(false).await.unwrap());
+    }
+    for el in c.find_all(Locator::Css("button")).await.unwrap() {
+        let label = el.text().await.unwrap();
+        if !["Log out", "Filter"].contains(&label.trim()) {
+            found.push(format!("button {label:?}"));
+        }
+    }
+    found
+}
+
+async fn add_user(app: &TestApp, name: &str, role: Role) -> String {
+    let password = format!("{name}-password-1234");
+    let pool = app.state.pool.clone();
+    let (n, p) = (name.to_owned(), password.clone());
+    actix_web::web::block(move || restic_manager::admin::add_user(&pool, &n, role, &p))
+        .await
+        .unwrap()
+        .unwrap();
+    password
+}
+
+/// A folder to back up: two small files (one excluded) and a large sparse one.
+fn source_folder(repo: &restic_repo::TempRepo) -> PathBuf {
+    let dir = repo.source(
+        "documents",
+        &[
+            ("report.txt", "quarterly numbers\n"),
+            ("scratch.tmp", "excluded\n"),
+        ],
+    );
+    let sparse = std::fs::File::create(dir.join("disk.img")).unwrap();
+    sparse.set_len(SPARSE_BYTES).unwrap();
+    dir
+}
+
+/// The whole journey; one test so that the expensive parts (browser, agent, restic) start once.
+#[actix_web::test]
+async fn operator_journey_then_viewer_is_read_only() {
+    restic_repo::require_restic();
+    let app = spawn_app().await;
+    let shots = screenshot_dir();
+    let repo = restic_repo::TempRepo::new();
+    let source = source_folder(&repo);
+    let browser = Browser::start().await;
+    let c = &browser.client;
+
+    // --- Login: a wrong password says so; the right one returns to `next`.
+    c.goto(&app.url("/hosts")).await.unwrap();
+    wait_path(c, "/login").await;
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.query(), Some("next=/hosts"));
+    fill(c, "#username", "admin").await;
+    fill(c, "#password", "not-the-password").await;
+    click(c, "#login-submit").await;
+    wait_js(
+        c,
+        "the wrong-password message",
+        "return document.getElementById('login-error').textContent || null;",
+    )
+    .await;
+    assert_eq!(
+        text_of(c, "#login-error").await,
+        "Wrong user name or password."
+    );
+    screenshot(c, &shots, "01-login-wrong-password").await;
+    fill(c, "#password", &app.admin_password).await;
+    click(c, "#login-submit").await;
+    wait_path(c, "/hosts").await;
+
+    // --- Enrolment: create a token; the page shows the exact command.
+    c.goto(&app.url("/enrollment")).await.unwrap();
+    click(c, "#create-token").await;
+    let command = wait_js(
+        c,
+        "the enrolment command",
+        "return document.getElementById('enroll-command').textContent || null;",
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_owned();
+    let prefix = format!(
+        "restic-manager-agent enroll --server {} --token ",
+        app.base_url
+    );
+    assert!(command.starts_with(&prefix), "{command}");
+    let token = command[prefix.len()..].trim().to_owned();
+    assert!(token.len() >= 32, "{token}");
+    wait_css(c, "#token-list tbody tr").await;
+    screenshot(c, &shots, "02-enrollment").await;
+
+    // --- Enrol the real agent with that token; it shows up offline, then
+    // comes online on the open dashboard without a reload.
+    let enrolled = real_agent::enroll(&app.base_url, &token).await;
+    let host = enrolled.host_id().to_owned();
+    c.goto(&app.url("/")).await.unwrap();
+    let presence = format!("[data-presence=\"{host}\"]");
+    assert_eq!(text_of(c, &presence).await, "offline");
+    wait_css(c, "body[data-live=\"open\"]").await;
+    let agent = enrolled.run();
+    wait_js(
+        c,
+        "the host to come online on the dashboard",
+        &format!(
+            "const b = document.querySelector('[data-presence=\"{host}\"]');
+             return b && b.textContent === 'online';"
+        ),
+    )
+    .await;
+    screenshot(c, &shots, "03-dashboard-online").await;
+
+    // --- Host page: repository, init, source group, schedule.
+    let host_path = format!("/hosts/{host}");
+    c.goto(&app.url(&host_path)).await.unwrap();
+    assert_eq!(text_of(c, "#repo-none").await, "No repository configured.");
+    fill(c, "#repo-url-input", &repo.repo.to_string_lossy()).await;
+    fill(c, "#repo-password", &repo.password).await;
+    click(c, "#repository-form button[type=submit]").await;
+    wait_css(c, "#repo-password-set [data-badge=\"set\"]").await;
+    assert_eq!(text_of(c, "#repo-credential-set").await, "not set");
+    let html = c.source().await.unwrap();
+    assert!(
+        !html.contains(&repo.password),
+        "the page shows the repository password"
+    );
+
+    click(c, "#run-init").await;
+    wait_path_prefix(c, "/jobs/").await;
+    let status = terminal_status(c).await;
+    assert_eq!(
+        status,
+        "succeeded",
+        "init: {}",
+        text_of(c, "#job-page").await
+    );
+
+    c.goto(&app.url(&host_path)).await.unwrap();
+    fill(c, "#g-new-name", "documents").await;
+    fill(c, "#g-new-includes", &source.to_string_lossy()).await;
+    fill(c, "#g-new-excludes", "*.tmp").await;
+    c.find(Locator::Css("#g-new-form input[name=keep_last]"))
+        .await
+        .unwrap()
+        .send_keys("7")
+        .await
+        .unwrap();
+    click(c, "#g-new-form button[type=submit]").await;
+    wait_css(c, "tr[data-group=\"documents\"]").await;
+
+    click(c, "#add-schedule > summary").await;
+    fill(c, "#s-new-cron", "0 3 * * *").await;
+    click(c, "#s-new-form input[name=source_groups][value=documents]").await;
+    click(c, "#s-new-form button[type=submit]").await;
+    wait_css(c, "#schedule-list tbody tr").await;
+    let next_runs = c
+        .find_all(Locator::Css("#schedule-list td.next-runs time"))
+        .await
+        .unwrap();
+    assert_eq!(next_runs.len(), 5, "five next run times");
+    assert!(next_runs[0].text().await.unwrap().ends_with("03:00 UTC"));
+
+    // --- Run a backup and watch it live.
+    click(c, "#run-backup-documents").await;
+    let job_path = wait_path_prefix(c, "/jobs/").await;
+    let job_id = job_path.trim_start_matches("/jobs/").to_owned();
+    let rendered = c
+        .find(Locator::Css("#job-page"))
+        .await
+        .unwrap()
+        .attr("data-rendered-status")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        rendered == "queued" || rendered == "running",
+        "the job page was rendered after the backup ended ({rendered}); make the source larger"
+    );
+    c.execute("window.__rmSamePage = 'yes'; return true;", vec![])
+        .await
+        .unwrap();
+    wait_js(
+        c,
+        "a live progress update",
+        "return Number(document.getElementById('job-progress').getAttribute('data-updates')) >= 1;",
+    )
+    .await;
+    screenshot(c, &shots, "04-job-running").await;
+    let status = terminal_status(c).await;
+    assert_eq!(
+        status,
+        "succeeded",
+        "backup: {}",
+        text_of(c, "#job-page").await
+    );
+    let live = c
+        .execute(
+            "return {
+                same: window.__rmSamePage === 'yes',
+                updates: Number(document.getElementById('job-progress').getAttribute('data-updates')),
+                value: document.getElementById('job-progress').value,
+                liveLines: document.querySelectorAll('#job-log .line[data-live]').length,
+                summary: !document.getElementById('job-summary').hidden,
+                snapshot: (document.querySelector('#job-summary-list [data-key=snapshot_id]') || {}).textContent || null,
+                badge: document.querySelector('#job-status [data-badge]').textContent,
+                cancel: document.getElementById('cancel-job') !== null,
+             };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(live["same"], true, "the page reloaded: {live}");
+    assert!(
+        live["updates"].as_u64().unwrap() >= 2,
+        "progress updates: {live}"
+    );
+    assert_eq!(live["value"], 100.0, "{live}");
+    assert!(
+        live["liveLines"].as_u64().unwrap() >= 1,
+        "live log lines: {live}"
+    );
+    assert_eq!(live["summary"], true, "{live}");
+    assert!(live["snapshot"].is_string(), "{live}");
+    assert_eq!(live["badge"], "succeeded", "{live}");
+    assert_eq!(live["cancel"], false, "{live}");
+    screenshot(c, &shots, "05-job-finished").await;
+
+    // --- The snapshot is listed on the host page.
+    c.goto(&app.url(&host_path)).await.unwrap();
+    reload_until(c, "the snapshot report", "#snapshot-list tr[data-snapshot]").await;
+    let tags = text_of(c, "#snapshot-list tbody tr td.tags").await;
+    assert!(tags.contains("documents"), "{tags}");
+    let paths = text_of(c, "#snapshot-list tbody tr").await;
+    assert!(paths.contains(&*source.to_string_lossy()), "{paths}");
+    screenshot(c, &shots, "06-host").await;
+
+    // --- Today's calendar cell is green.
+    c.goto(&app.url("/")).await.unwrap();
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let cell = wait_css(
+        c,
+        &format!("rect[data-host=\"{host}\"][data-day=\"{today}\"]"),
+    )
+    .await;
+    assert_eq!(
+        cell.attr("data-outcome").await.unwrap().as_deref(),
+        Some("succeeded")
+    );
+    assert_eq!(cell.attr("fill").await.unwrap().as_deref(), Some("#1f9d55"));
+    let row = text_of(c, &format!("#backup-status tr[data-host-id=\"{host}\"]")).await;
+    assert!(
+        row.contains("documents") && row.contains("succeeded"),
+        "{row}"
+    );
+    screenshot(c, &shots, "07-dashboard").await;
+    c.goto(&app.url("/audit")).await.unwrap();
+    wait_css(c, "#audit-list tr[data-action=\"job.create\"]").await;
+    screenshot(c, &shots, "08-audit").await;
+    c.goto(&app.url("/users")).await.unwrap();
+    wait_css(c, "#user-list").await;
+    screenshot(c, &shots, "09-users").await;
+
+    // --- Log out; a locked-out account is told so.
+    click(c, "#logout").await;
+    wait_path(c, "/login").await;
+    let locky_pw = add_user(&app, "locky", Role::Viewer).await;
+    assert_ne!(locky_pw, "wrong");
+    for _ in 0..restic_manager::http::auth::ACCOUNT_MAX_FAILURES {
+        fill(c, "#username", "locky").await;
+        fill(c, "#password", "wrong-password").await;
+        click(c, "#login-submit").await;
+        wait_js(
+            c,
+            "a failed login",
+            "const e = document.getElementById('login-error');
+             const b = document.getElementById('login-submit');
+             return e.textContent !== '' && !b.disabled;",
+        )
+        .await;
+    }
+    fill(c, "#password", "wrong-password").await;
+    click(c, "#login-submit").await;
+    let locked = wait_js(
+        c,
+        "the locked-out message",
+        "const t = document.getElementById('login-error').textContent;
+         return t.startsWith('Locked out') ? t : null;",
+    )
+    .await;
+    assert!(
+        locked.as_str().unwrap().contains("too many failed logins"),
+        "{locked}"
+    );
+
+    // --- A viewer sees everything and can change nothing.
+    let viewer_pw = add_user(&app, "vera", Role::Viewer).await;
+    log_in(c, &app, "/", "vera", &viewer_pw).await;
+    for path in [
+        "/".to_owned(),
+        "/hosts".to_owned(),
+        host_path.clone(),
+        job_path.clone(),
+        "/audit".to_owned(),
+    ] {
+        c.goto(&app.url(&path)).await.unwrap();
+        wait_css(c, "main h1").await;
+        let controls = change_controls(c).await;
+        assert!(
+            controls.is_empty(),
+            "{path}: change controls for a viewer: {controls:?}"
+        );
+    }
+    c.goto(&app.url(&host_path)).await.unwrap();
+    wait_css(c, "#snapshot-list").await;
+    screenshot(c, &shots, "10-host-as-viewer").await;
+    for (method, path, body) in [
+        (
+            "POST",
+            format!("/api/v1/hosts/{host}/jobs"),
+            json!({"kind": "backup", "source_group": "documents"}),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/hosts/{host}/repository"),
+            json!({"url": "/tmp/elsewhere"}),
+        ),
+        ("POST", format!("/api/v1/jobs/{job_id}/cancel"), Value::Null),
+        (
+            "POST",
+            "/api/v1/enrollment-tokens".to_owned(),
+            json!({"ttl_seconds": 3600}),
+        ),
+    ] {
+        let answer = fetch_from_page(c, method, &path, body).await;
+        assert_eq!(answer[0], 403, "{method} {path}: {answer}");
+    }
+    for path in ["/users", "/enrollment"] {
+        c.goto(&app.url(path)).await.unwrap();
+        let message = text_of(c, "#error-message").await;
+        assert!(message.contains("admin role"), "{path}: {message}");
+    }
+
+    browser.close().await;
+    agent.stop().await;
+    app.stop().await;
+    assert_screenshots(&shots);
+}
+
+/// Every screenshot is a PNG file.
+fn assert_screenshots(dir: &Path) {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+        count += 1;
+    }
+    assert!(count >= 10, "{count} screenshots");
+}
