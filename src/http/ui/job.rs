@@ -29,6 +29,9 @@ struct Data {
     job: Job,
     host_label: Option<String>,
     log: Vec<JobLog>,
+    /// Every attempt of this job's first attempt, by number (just this
+    /// job when it was never retried).
+    attempts: Vec<Job>,
 }
 
 pub(super) async fn page(
@@ -45,10 +48,13 @@ pub(super) async fn page(
             store::hosts::get(conn, &job.host_id)?.map(|h| h.display_name.unwrap_or(h.hostname));
         let after = (job.last_log_seq - LOG_TAIL).max(0);
         let log = store::job_logs::list_after(conn, &id, after, LOG_TAIL)?;
+        let first = job.first_attempt_id.clone().unwrap_or_else(|| job.id.clone());
+        let attempts = store::jobs::attempts(conn, &first)?;
         Ok(Data {
             job,
             host_label,
             log,
+            attempts,
         })
     })
     .await?;
@@ -160,8 +166,15 @@ fn render(
                     dt { "Trigger" } dd { (job.trigger.as_str()) }
                     dt { "Attempt" } dd #job-attempt {
                         (job.attempt)
-                        @if let Some(first) = &job.first_attempt_id { " (retry of " a href={ "/jobs/" (first) } { "the first attempt" } ")" }
                         @if let Some(at) = job.retry_at { " — due " (format::time(at)) }
+                        @if data.attempts.len() > 1 {
+                            " — attempts: "
+                            @for (i, a) in data.attempts.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                @if a.id == job.id { strong { "#" (a.attempt) " " (a.status.as_str()) } }
+                                @else { a href={ "/jobs/" (a.id) } { "#" (a.attempt) " " (a.status.as_str()) } }
+                            }
+                        }
                     }
                     dt { "Created" } dd { (when(Some(job.created_at))) }
                     dt { "Started" } dd #job-started { (when(job.started_at)) }

@@ -50,6 +50,11 @@
             data = null;
           }
         }
+        if (resp.status === 401 && path !== "/api/v1/auth/login") {
+          // The session expired: log in again and come back here.
+          window.location.assign("/login?next=" +
+            encodeURIComponent(window.location.pathname + window.location.search));
+        }
         if (!resp.ok) {
           var message = data && data.error && data.error.message
             ? data.error.message
@@ -513,6 +518,10 @@
   }
 
   function followJob(root) {
+    var log = document.getElementById("job-log");
+    if (log) {
+      log.scrollTop = log.scrollHeight;
+    }
     if (root.getAttribute("data-terminal") === "true" || typeof EventSource === "undefined") {
       return;
     }
