@@ -124,7 +124,7 @@ pub fn postgres_pool() -> Option<PgDatabase> {
         let mut admin = diesel::PgConnection::establish(&admin_url).unwrap_or_else(|e| {
             panic!(
                 "cannot reach the test PostgreSQL server {}: {e}",
-                store::redact_url(&admin_url)
+                restic_manager::redact::url(&admin_url)
             )
         });
         admin
