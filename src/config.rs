@@ -34,6 +34,8 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_MISSED_RUN_GRACE_SECONDS: u64 = 600;
 /// Database connections in the pool.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
+/// Time an agent has to say `hello` after connecting (PROTOCOL.md).
+pub const DEFAULT_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Options shared by every server subcommand (global flags).
 #[derive(Debug, Clone, Default, Args)]
@@ -152,7 +154,7 @@ pub struct DatabaseUrl(pub String);
 impl DatabaseUrl {
     /// The URL with any password replaced by `***`, safe to log.
     pub fn redacted(&self) -> String {
-        redact_url(&self.0)
+        crate::redact::url(&self.0)
     }
 }
 
@@ -168,25 +170,6 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host` with `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &authority[..colon],
-            &rest[at..]
-        ),
-        _ => url.to_string(),
-    }
-}
-
 /// Everything the server and the admin commands need, defaults applied.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -198,6 +181,10 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     pub missed_run_grace_seconds: u64,
     pub pool_size: u32,
+    /// How long a new agent session may stay silent before its `hello`
+    /// (PROTOCOL.md: 10 s). Not a flag: the protocol fixes it; tests of the
+    /// deadline shorten it so they need not wait the full 10 s.
+    pub hello_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -280,6 +267,7 @@ impl ServerConfig {
                 .or(file.missed_run_grace_seconds)
                 .unwrap_or(DEFAULT_MISSED_RUN_GRACE_SECONDS),
             pool_size,
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
         })
     }
 
@@ -294,6 +282,7 @@ impl ServerConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             missed_run_grace_seconds: DEFAULT_MISSED_RUN_GRACE_SECONDS,
             pool_size: DEFAULT_POOL_SIZE,
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
         }
     }
 }
@@ -389,7 +378,10 @@ mod tests {
         let url = DatabaseUrl("postgres://rm:s3cret@db:5432/rm".into());
         assert_eq!(url.redacted(), "postgres://rm:***@db:5432/rm");
         assert!(!format!("{url:?} {url}").contains("s3cret"));
-        assert_eq!(redact_url("postgres://rm@db/rm"), "postgres://rm@db/rm");
-        assert_eq!(redact_url("./data/x.db"), "./data/x.db");
+        assert_eq!(
+            crate::redact::url("postgres://rm@db/rm"),
+            "postgres://rm@db/rm"
+        );
+        assert_eq!(crate::redact::url("./data/x.db"), "./data/x.db");
     }
 }

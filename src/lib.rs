@@ -7,6 +7,7 @@
 //! - [`crypto`]: XChaCha20-Poly1305 sealing of secrets at rest and the key file.
 //! - [`auth`]: argon2id passwords, random tokens stored as SHA-256, roles.
 //! - [`config`]: server configuration (flags > `RESTIC_MANAGER_*` env > TOML file).
+//! - [`redact`]: secrets in URLs hidden for logs and errors.
 //! - [`admin`]: the admin commands (users, tokens, migrations, first admin).
 //! - [`server`]: app wiring: store, key, actors, HTTP server, TLS.
 //! - [`actors`]: the server's actors, one per file.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod protocol;
+pub mod redact;
 pub mod server;
 pub mod store;
 

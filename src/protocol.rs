@@ -898,7 +898,10 @@ pub struct ConfigUpdate {
 impl fmt::Debug for ConfigUpdate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfigUpdate")
-            .field("repo_url", &self.repo_url.as_deref().map(redact_url))
+            .field(
+                "repo_url",
+                &self.repo_url.as_deref().map(crate::redact::url),
+            )
             .field("repo_password", &Masked(self.repo_password.as_deref()))
             .field("repo_username", &self.repo_username)
             .field("repo_credential", &Masked(self.repo_credential.as_deref()))
@@ -1209,22 +1212,6 @@ impl fmt::Debug for Masked<'_> {
             Some(_) => f.write_str("Some(\"***\")"),
             None => f.write_str("None"),
         }
-    }
-}
-
-/// A repository URL with the user-info part of its authority masked
-/// (`rest:https://u:p@host/` → `rest:https://***@host/`): restic older than
-/// 0.17 takes REST credentials only in the URL.
-fn redact_url(url: &str) -> Cow<'_, str> {
-    let Some(scheme_end) = url.find("://") else {
-        return Cow::Borrowed(url);
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_len = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_len].rfind('@') {
-        Some(at) => Cow::Owned(format!("{}***{}", &url[..authority_start], &rest[at..])),
-        None => Cow::Borrowed(url),
     }
 }
 
@@ -2463,7 +2450,7 @@ mod tests {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(
-            shown.contains("rest:https://***@backup.example:8000/web"),
+            shown.contains("rest:https://alice:***@backup.example:8000/web"),
             "{shown}"
         );
         assert!(shown.contains("alice"), "{shown}");
@@ -2481,25 +2468,6 @@ mod tests {
         let shown = format!("{request:?} {response:?}");
         assert!(!shown.contains("enrol-secret") && !shown.contains("agent-secret"));
         assert!(shown.contains("web-01") && shown.contains("h1"));
-    }
-
-    /// URL redaction touches only the user-info of URLs that have one.
-    #[test]
-    fn redact_url_cases() {
-        assert_eq!(redact_url("/srv/restic"), "/srv/restic");
-        assert_eq!(
-            redact_url("s3:s3.amazonaws.com/bucket"),
-            "s3:s3.amazonaws.com/bucket"
-        );
-        assert_eq!(
-            redact_url("rest:https://backup.example/a@b"),
-            "rest:https://backup.example/a@b"
-        );
-        assert_eq!(
-            redact_url("rest:http://u:p@h:8000"),
-            "rest:http://***@h:8000"
-        );
-        assert_eq!(redact_url("rest:http://u:p@x@h/r"), "rest:http://***@h/r");
     }
 
     // --- retention policy -------------------------------------------------

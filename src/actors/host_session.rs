@@ -3,7 +3,7 @@
 //!
 //! It owns the socket, the host's job queue (jobs waiting, and the one
 //! `command.run` in flight: one job at a time per host, in creation
-//! order) and the frame-level policy: `hello` within [`HELLO_TIMEOUT`],
+//! order) and the frame-level policy: `hello` within `ServerConfig::hello_timeout`,
 //! protocol version check, bad frames answered with `error` frames and
 //! the session closed (1008) after [`BAD_FRAME_LIMIT`] of them in
 //! [`BAD_FRAME_WINDOW`], frames over the configured size closed with
@@ -28,6 +28,7 @@ use actix_web::web::BytesMut;
 use actix_web_actors::ws;
 
 use super::events::{Event, Publish};
+use super::persistence::Persistence;
 use super::persistence::{
     AppendLog, CommandOutcome, MarkDispatched, MarkSchedulePushed, ReconcileRunning,
     RecordCommandResult, RecordHello, RecordJobFinished, RecordJobStarted, RecordProgress,
@@ -42,8 +43,6 @@ use crate::store::jobs::FinishOutcome;
 use crate::store::models::Job;
 use crate::store::{self, jobs, repositories, schedule_versions, schedules, DbConnection};
 
-/// An agent must say `hello` this soon after the upgrade (else 1008).
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// No frame for this long → the session closes and the host is offline.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(90);
 /// How often the server sends a WebSocket ping.
@@ -248,10 +247,11 @@ impl HostSession {
                     job_id: progress.job_id.clone(),
                     progress: progress.clone(),
                 });
-                self.actors.persistence.do_send(RecordProgress {
+                let msg = RecordProgress {
                     host_id: self.host_id.clone(),
                     payload: progress,
-                });
+                };
+                self.send_buffered(msg, ctx);
             }
             (_, AgentToServer::LogStream(line)) => {
                 self.publish(Event::JobLog {
@@ -262,10 +262,11 @@ impl HostSession {
                     stream: line.stream,
                     payload: line.payload.clone(),
                 });
-                self.actors.persistence.do_send(AppendLog {
+                let msg = AppendLog {
                     host_id: self.host_id.clone(),
                     payload: line,
-                });
+                };
+                self.send_buffered(msg, ctx);
             }
             (_, AgentToServer::JobFinished(finished)) => self.on_job_finished(id, finished, ctx),
             (_, AgentToServer::SnapshotsReport(report)) => self.on_snapshots(id, report, ctx),
@@ -297,6 +298,27 @@ impl HostSession {
                 });
             }
         }
+    }
+
+    /// Hands a high-rate write (log line, progress) to the writer. While
+    /// the writer's backlog is over its bound, the session reads no further
+    /// frame until this one is handled (`ctx.wait`): the agent's socket
+    /// fills and it slows down; nothing is dropped.
+    fn send_buffered<M>(&mut self, msg: M, ctx: &mut ws::WebsocketContext<Self>)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        Persistence: Handler<M>,
+    {
+        if !self.actors.backlog.enter() {
+            self.actors.persistence.do_send(msg);
+            return;
+        }
+        let write = self.actors.persistence.send(msg);
+        ctx.wait(write.into_actor(self).map(|res, act, _| {
+            if let Err(e) = res {
+                tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable");
+            }
+        }));
     }
 
     /// `hello`: register, record, then push config, schedules and jobs.
@@ -646,10 +668,12 @@ impl Actor for HostSession {
         ctx.run_interval(IDLE_CHECK_INTERVAL, |act, ctx| {
             act.check_idle(Instant::now(), ctx);
         });
-        ctx.run_later(HELLO_TIMEOUT, |act, ctx| {
+        let hello_timeout = self.actors.config.hello_timeout;
+        ctx.run_later(hello_timeout, move |act, ctx| {
             if act.phase == Phase::AwaitingHello {
                 tracing::info!(host_id = %act.host_id, "no hello in time");
-                Self::close(ctx, ws::CloseCode::Policy, "hello expected within 10 s");
+                let reason = format!("hello expected within {} s", hello_timeout.as_secs_f32());
+                Self::close(ctx, ws::CloseCode::Policy, &reason);
             }
         });
     }

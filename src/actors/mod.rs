@@ -46,6 +46,8 @@ pub struct Actors {
     pub registry: Addr<Registry>,
     /// The one database writer.
     pub persistence: Addr<Persistence>,
+    /// High-rate messages on their way to `persistence` (back-pressure).
+    pub(crate) backlog: persistence::Backlog,
     /// Fires, retries, retention, missed runs (send it `Tick { now }`).
     pub scheduler: Addr<Scheduler>,
     /// Live events (send it `Subscribe { filter }`).
@@ -61,7 +63,8 @@ pub struct Actors {
 /// Starts every actor; call once, inside the actix system.
 pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Actors {
     let events = Events::default().start();
-    let persistence = Persistence::start(pool.clone());
+    let backlog = persistence::Backlog::default();
+    let persistence = Persistence::start(pool.clone(), backlog.clone());
     let registry = Registry::new(persistence.clone(), events.clone()).start();
     let scheduler = Scheduler::new(
         pool.clone(),
@@ -90,6 +93,7 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
     Actors {
         registry,
         persistence,
+        backlog,
         scheduler,
         events,
         pool,

@@ -20,6 +20,8 @@
 //! never unwrapped.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -65,9 +67,53 @@ impl From<diesel::result::Error> for PersistError {
 /// Result of every low-rate write.
 pub type PersistResult<T> = Result<T, PersistError>;
 
+/// Most high-rate messages (log lines, progress) that may wait in the
+/// writer's mailbox. Past it, sessions stop reading their sockets until
+/// the writer catches up (see [`Backlog`]).
+pub const BACKLOG_LIMIT: usize = 100_000;
+
+/// Count of high-rate messages sent to the writer and not yet handled.
+///
+/// actix's `SyncArbiter` forwards its mailbox into an unbounded queue, so
+/// the bound is kept here: a session increments before sending, the writer
+/// decrements when it has taken the message in. While the count is over
+/// [`BACKLOG_LIMIT`] a session waits for its own message to be handled
+/// before reading its next frame, so TCP back-pressure reaches the agent
+/// and nothing is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    /// Counts one more message; returns true when the writer is over its
+    /// bound and the sender should wait for this one to be handled.
+    pub fn enter(&self) -> bool {
+        self.0.fetch_add(1, Ordering::AcqRel) >= BACKLOG_LIMIT
+    }
+
+    /// Counts one message as handled.
+    fn leave(&self) {
+        // Saturating: a message sent without `enter` must not wrap around.
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Messages waiting now.
+    pub fn len(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The writer. Build it with [`Persistence::start`].
 pub struct Persistence {
     pool: Pool,
+    /// High-rate messages in flight to this writer.
+    backlog: Backlog,
     /// Log lines waiting for the next flush, in arrival order.
     logs: Vec<HostLogLine>,
     /// Latest progress per job: job id → (host id, JSON).
@@ -104,9 +150,10 @@ impl Actor for Persistence {
 impl Persistence {
     /// Starts the writer on its own thread (one: SQLite has one writer, and
     /// one thread keeps per-job ordering trivially).
-    pub fn start(pool: Pool) -> Addr<Persistence> {
+    pub fn start(pool: Pool, backlog: Backlog) -> Addr<Persistence> {
         SyncArbiter::start(1, move || Persistence {
             pool: pool.clone(),
+            backlog: backlog.clone(),
             logs: Vec::new(),
             progress: HashMap::new(),
             touched: HashMap::new(),
@@ -262,6 +309,7 @@ impl Handler<AppendLog> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: AppendLog, _ctx: &mut Self::Context) {
+        self.backlog.leave();
         let Ok(seq) = i64::try_from(msg.payload.seq) else {
             tracing::warn!(host_id = %msg.host_id, job_id = %msg.payload.job_id, "log seq out of range; dropped");
             return;
@@ -294,6 +342,7 @@ impl Handler<RecordProgress> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: RecordProgress, _ctx: &mut Self::Context) {
+        self.backlog.leave();
         match serde_json::to_string(&msg.payload) {
             Ok(json) => {
                 self.progress
@@ -775,6 +824,24 @@ mod tests {
     use crate::store::models::NewHost;
     use crate::store::JobTrigger;
 
+    /// The backlog asks senders to wait only once it is over its bound,
+    /// and handling a message frees a place (never below zero).
+    #[test]
+    fn backlog_bound_asks_senders_to_wait() {
+        let backlog = Backlog::default();
+        for _ in 0..BACKLOG_LIMIT {
+            assert!(!backlog.enter());
+        }
+        assert!(backlog.enter(), "one past the bound must wait");
+        assert_eq!(backlog.len(), BACKLOG_LIMIT + 1);
+        backlog.leave();
+        backlog.leave();
+        assert!(!backlog.enter());
+        let empty = Backlog::default();
+        empty.leave();
+        assert!(empty.is_empty());
+    }
+
     fn host(id: &str, now: i64) -> NewHost {
         NewHost {
             id: id.to_owned(),
@@ -825,7 +892,7 @@ mod tests {
             );
             jobs::insert(&mut c, &new).unwrap()
         };
-        let writer = Persistence::start(pool.clone());
+        let writer = Persistence::start(pool.clone(), Backlog::default());
         for seq in 1..=3 {
             writer.do_send(AppendLog {
                 host_id: "h1".into(),

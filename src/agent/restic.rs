@@ -74,7 +74,10 @@ impl fmt::Debug for RepoSettings {
         f.debug_struct("RepoSettings")
             .field(
                 "url",
-                &self.url.as_ref().map(|url| redact_url(url.expose())),
+                &self
+                    .url
+                    .as_ref()
+                    .map(|url| crate::redact::url(url.expose())),
             )
             .field("password", &self.password)
             .field("username", &self.username)
@@ -119,20 +122,6 @@ impl RepoSettings {
     /// Whether restic can be pointed at the repository (URL and password).
     pub fn is_configured(&self) -> bool {
         self.url.is_some() && self.password.is_some()
-    }
-}
-
-/// A repository URL with the user-info of its authority masked, for logs.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_len = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_len].rfind('@') {
-        Some(at) => format!("{}***{}", &url[..authority_start], &rest[at..]),
-        None => url.to_owned(),
     }
 }
 
@@ -1482,15 +1471,5 @@ mod tests {
             lock_state("61bfd1365e1e8b1ae4c2fb6a0b8f0a2c3b5c3e1d4f5a6b7c8d9e0f1a2b3c4d5e\n"),
             LockState::Locked
         );
-    }
-
-    /// URL redaction hides user-info only.
-    #[test]
-    fn url_redaction() {
-        assert_eq!(
-            redact_url("rest:http://u:p@h:8000/r"),
-            "rest:http://***@h:8000/r"
-        );
-        assert_eq!(redact_url("/srv/repo"), "/srv/repo");
     }
 }

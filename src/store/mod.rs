@@ -67,7 +67,7 @@ pub mod ui_queries;
 pub mod users;
 
 pub use migrations::{revert_all_migrations, run_migrations};
-pub use pool::{connect, redact_url, DbManager, Pool, PooledConn, StoreError};
+pub use pool::{connect, DbManager, Pool, PooledConn, StoreError};
 pub use types::{JobKind, JobStatus, JobTrigger, LogStream, Page, Role, UnknownValue};
 
 /// One database connection, SQLite or PostgreSQL, chosen at run time from

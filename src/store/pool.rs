@@ -86,7 +86,7 @@ impl Target {
     /// Classifies a database URL (see the module documentation).
     fn parse(database_url: &str) -> Result<Target, StoreError> {
         let invalid = |reason| StoreError::InvalidUrl {
-            url: redact_url(database_url),
+            url: crate::redact::url(database_url),
             reason,
         };
         if database_url.trim().is_empty() {
@@ -135,7 +135,7 @@ impl Target {
         match self {
             Target::Sqlite { path } => path.clone(),
             #[cfg(feature = "postgres")]
-            Target::Postgres { url } => redact_url(url),
+            Target::Postgres { url } => crate::redact::url(url),
         }
     }
 
@@ -172,19 +172,9 @@ fn has_url_scheme(s: &str) -> bool {
     }
 }
 
-/// The byte range of a URL's authority (`user:pass@host:port`), if it has
-/// a `scheme://`.
-fn authority_range(url: &str) -> Option<(usize, usize)> {
-    let start = url.find("://")? + 3;
-    let len = url[start..]
-        .find(['/', '?', '#'])
-        .unwrap_or(url.len() - start);
-    Some((start, start + len))
-}
-
 /// The password in a URL's user info, if any (still percent-encoded).
 fn url_password(url: &str) -> Option<&str> {
-    let (start, end) = authority_range(url)?;
+    let (start, end) = crate::redact::authority_range(url)?;
     let authority = &url[start..end];
     let userinfo = &authority[..authority.rfind('@')?];
     let colon = userinfo.find(':')?;
@@ -218,55 +208,6 @@ fn hex_value(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-/// A database URL fit for logs and error messages: the password in the
-/// user info and any `password=` query parameter become `***`. Text that
-/// is not a URL (a SQLite path) is returned unchanged.
-pub fn redact_url(url: &str) -> String {
-    let Some((start, end)) = authority_range(url) else {
-        return url.to_owned();
-    };
-    let authority = &url[start..end];
-    let mut out = String::with_capacity(url.len());
-    out.push_str(&url[..start]);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(&userinfo[..colon]);
-                    out.push_str(":***");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push_str(&authority[at..]);
-        }
-        None => out.push_str(authority),
-    }
-    let rest = &url[end..];
-    match rest.find('?') {
-        Some(q) => {
-            out.push_str(&rest[..=q]);
-            let (query, fragment) = match rest[q + 1..].find('#') {
-                Some(h) => (&rest[q + 1..q + 1 + h], &rest[q + 1 + h..]),
-                None => (&rest[q + 1..], ""),
-            };
-            let params: Vec<String> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
-                        format!("{key}=***")
-                    }
-                    _ => param.to_owned(),
-                })
-                .collect();
-            out.push_str(&params.join("&"));
-            out.push_str(fragment);
-        }
-        None => out.push_str(rest),
-    }
-    out
 }
 
 /// Makes a driver message safe to show: one line, no password.
@@ -432,32 +373,6 @@ pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Passwords in the user info and in the query string are hidden.
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact_url("postgres://alice:s3cret@db.example:5432/rm?sslmode=require"),
-            "postgres://alice:***@db.example:5432/rm?sslmode=require"
-        );
-        assert_eq!(
-            redact_url("postgresql://db/rm?user=bob&password=hunter2#x"),
-            "postgresql://db/rm?user=bob&password=***#x"
-        );
-        assert_eq!(
-            redact_url("postgres://alice@db/rm"),
-            "postgres://alice@db/rm"
-        );
-        assert_eq!(
-            redact_url("data/restic-manager.db"),
-            "data/restic-manager.db"
-        );
-        // An '@' inside the password does not leak its tail.
-        assert_eq!(
-            redact_url("postgres://u:p@ss@host/db"),
-            "postgres://u:***@host/db"
-        );
-    }
 
     /// Driver messages become one line without the password.
     #[test]

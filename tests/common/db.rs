@@ -4,7 +4,8 @@
 //! directory. [`postgres_pool`] gives a pool on a freshly created,
 //! uniquely named PostgreSQL database when `RESTIC_MANAGER_TEST_POSTGRES_URL`
 //! names a server (a URL whose user may `CREATE DATABASE`), and drops that
-//! database when the returned guard goes out of scope.
+//! database when the returned guard goes out of scope. [`postgres_database`]
+//! gives just such a database's URL (for a server under test).
 
 // Test set-up fails loudly: a database that cannot be prepared is a failed test.
 #![allow(clippy::expect_used)]
@@ -105,11 +106,24 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// A pool on a new PostgreSQL database, or `None` when
+/// A freshly created PostgreSQL database for one test: its URL, and a
+/// guard that drops the database when this goes out of scope.
+pub struct PgScratch {
+    pub url: String,
+    guard: DatabaseGuard,
+}
+
+impl PgScratch {
+    /// The name of the database.
+    pub fn name(&self) -> &str {
+        &self.guard.name
+    }
+}
+
+/// A new, empty PostgreSQL database, or `None` when
 /// `RESTIC_MANAGER_TEST_POSTGRES_URL` is unset (or this build has no
-/// PostgreSQL support). Panics if the server is set but unusable: a test
-/// told to use PostgreSQL must not silently skip it.
-pub fn postgres_pool() -> Option<PgDatabase> {
+/// PostgreSQL support). Panics if the server is set but unusable.
+pub fn postgres_database() -> Option<PgScratch> {
     #[cfg(not(feature = "postgres"))]
     {
         None
@@ -124,20 +138,28 @@ pub fn postgres_pool() -> Option<PgDatabase> {
         let mut admin = diesel::PgConnection::establish(&admin_url).unwrap_or_else(|e| {
             panic!(
                 "cannot reach the test PostgreSQL server {}: {e}",
-                store::redact_url(&admin_url)
+                restic_manager::redact::url(&admin_url)
             )
         });
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .expect("create the test database");
         drop(admin);
-        let guard = DatabaseGuard {
-            admin_url: admin_url.clone(),
-            name: name.clone(),
-        };
         let url = with_database(&admin_url, &name);
-        let pool = store::connect(&url, TEST_POOL_SIZE)
-            .unwrap_or_else(|e| panic!("cannot open the test database {name}: {e}"));
-        Some(PgDatabase { pool, guard })
+        Some(PgScratch {
+            url,
+            guard: DatabaseGuard { admin_url, name },
+        })
     }
+}
+
+/// A pool on a new PostgreSQL database, or `None` when
+/// `RESTIC_MANAGER_TEST_POSTGRES_URL` is unset (or this build has no
+/// PostgreSQL support). Panics if the server is set but unusable: a test
+/// told to use PostgreSQL must not silently skip it.
+pub fn postgres_pool() -> Option<PgDatabase> {
+    let PgScratch { url, guard } = postgres_database()?;
+    let pool = store::connect(&url, TEST_POOL_SIZE)
+        .unwrap_or_else(|e| panic!("cannot open the test database {}: {e}", guard.name));
+    Some(PgDatabase { pool, guard })
 }

@@ -1,10 +1,15 @@
 //! `spawn_app()`: a real restic-manager server on 127.0.0.1:0 with a fresh
 //! temp data dir (SQLite database and key file), an admin API token, and a
 //! handle to stop it. Call it inside `#[actix_web::test]`.
+//!
+//! With `RESTIC_MANAGER_TEST_SERVER_BACKEND=postgres` (and
+//! `RESTIC_MANAGER_TEST_POSTGRES_URL` naming a server) every server starts on
+//! a fresh PostgreSQL database instead: `scripts/test` runs the channel and
+//! API suites a second time that way, so both backends see the same tests.
 
 use std::net::SocketAddr;
 
-use restic_manager::config::ServerConfig;
+use restic_manager::config::{DatabaseUrl, ServerConfig};
 use restic_manager::server::{self, AppState};
 
 /// A running test server.
@@ -23,6 +28,8 @@ pub struct TestApp {
     pub handle: actix_web::dev::ServerHandle,
     /// Keeps the data dir alive as long as the app.
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database the server runs on, if any (dropped with the app).
+    pub pg: Option<super::db::PgScratch>,
 }
 
 impl TestApp {
@@ -67,8 +74,33 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = ServerConfig::for_data_dir(dir.path());
+    let pg = server_on_postgres().then(|| {
+        super::db::postgres_database().unwrap_or_else(|| {
+            panic!(
+                "{SERVER_BACKEND_ENV}=postgres needs {} (and the postgres feature)",
+                super::db::POSTGRES_URL_ENV
+            )
+        })
+    });
+    if let Some(pg) = &pg {
+        config.database_url = DatabaseUrl(pg.url.clone());
+    }
     adjust(&mut config);
-    start_in(dir, config).await
+    let mut app = start_in(dir, config).await;
+    app.pg = pg;
+    app
+}
+
+/// Selects the database backend of test servers (`sqlite` by default).
+pub const SERVER_BACKEND_ENV: &str = "RESTIC_MANAGER_TEST_SERVER_BACKEND";
+
+/// True when test servers must run on PostgreSQL.
+fn server_on_postgres() -> bool {
+    match std::env::var(SERVER_BACKEND_ENV).as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("{SERVER_BACKEND_ENV}={other}: expected sqlite or postgres"),
+    }
 }
 
 /// Starts a server on an existing data dir (e.g. to test a restart).
@@ -96,6 +128,7 @@ pub async fn start_in(dir: tempfile::TempDir, config: ServerConfig) -> TestApp {
         admin_token,
         handle,
         dir,
+        pg: None,
     }
 }
 
