@@ -482,3 +482,107 @@ async fn fleet_stream_reports_presence() {
     );
     app.stop().await;
 }
+
+/// Creates a source group and runs one backup of it through a scripted agent, ending in `status`.
+async fn scripted_backup(
+    app: &TestApp,
+    agent: &mut TestAgent,
+    host_id: &str,
+    status: protocol::FinishStatus,
+) -> String {
+    let resp = client()
+        .post(app.api(&format!("/hosts/{host_id}/source-groups")))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"name": "docs", "includes": ["/srv/docs"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let job: Value = client()
+        .post(app.api(&format!("/hosts/{host_id}/jobs")))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"kind": "backup", "source_group": "docs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run = agent.expect_command_run().await;
+    assert_eq!(run.job_id, job["id"].as_str().unwrap());
+    agent.run_job(&run, 2, status).await;
+    run.job_id
+}
+
+/// The dashboard lists the failing host first and colours today's calendar cells by outcome; the job page shows the result.
+#[actix_web::test]
+async fn dashboard_orders_by_severity_and_colours_the_calendar() {
+    let app = spawn_app().await;
+    let good = enroll(&app, "aaa-good").await;
+    let bad = enroll(&app, "zzz-bad").await;
+    let mut good_agent = TestAgent::connect(&app, &good).await.unwrap();
+    good_agent.hello("aaa-good").await;
+    let mut bad_agent = TestAgent::connect(&app, &bad).await.unwrap();
+    bad_agent.hello("zzz-bad").await;
+    let good_job = scripted_backup(
+        &app,
+        &mut good_agent,
+        &good.host_id,
+        protocol::FinishStatus::Succeeded,
+    )
+    .await;
+    let bad_job = scripted_backup(
+        &app,
+        &mut bad_agent,
+        &bad.host_id,
+        protocol::FinishStatus::Failed,
+    )
+    .await;
+
+    let admin = login(&app, "admin", &app.admin_password).await;
+    let html = page(&app, &admin, "/").await.text().await.unwrap();
+    let bad_row = html
+        .find(&format!(
+            r#"<tr data-host-id="{}" data-severity="failed">"#,
+            bad.host_id
+        ))
+        .expect("the failing row");
+    let good_row = html
+        .find(&format!(
+            r#"<tr data-host-id="{}" data-severity="ok">"#,
+            good.host_id
+        ))
+        .expect("the healthy row");
+    assert!(bad_row < good_row, "the failing host comes first");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    for (host, outcome) in [(&good.host_id, "succeeded"), (&bad.host_id, "failed")] {
+        let cell = format!(r#"data-host="{host}" data-day="{today}" data-outcome="{outcome}""#);
+        assert!(html.contains(&cell), "{cell}");
+    }
+    assert!(html.contains(&format!(r#"href="/jobs/{bad_job}""#)));
+
+    let job_html = page(&app, &admin, &format!("/jobs/{good_job}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(job_html.contains(r#"data-terminal="true""#));
+    assert!(
+        job_html.contains(r#"<dd data-key="files_new">3</dd>"#),
+        "the summary"
+    );
+    assert_eq!(
+        job_html.matches(r#"class="line line-stdout""#).count(),
+        2,
+        "both log lines"
+    );
+    let job_html = page(&app, &admin, &format!("/jobs/{bad_job}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(job_html.contains("Fatal: repository is locked"));
+    good_agent.close().await;
+    bad_agent.close().await;
+    app.stop().await;
+}

@@ -48,7 +48,10 @@ pub(super) async fn page(
             store::hosts::get(conn, &job.host_id)?.map(|h| h.display_name.unwrap_or(h.hostname));
         let after = (job.last_log_seq - LOG_TAIL).max(0);
         let log = store::job_logs::list_after(conn, &id, after, LOG_TAIL)?;
-        let first = job.first_attempt_id.clone().unwrap_or_else(|| job.id.clone());
+        let first = job
+            .first_attempt_id
+            .clone()
+            .unwrap_or_else(|| job.id.clone());
         let attempts = store::jobs::attempts(conn, &first)?;
         Ok(Data {
             job,
