@@ -353,11 +353,14 @@ impl JobStream {
         if job.status.is_terminal() {
             return Ok(());
         }
-        if let Some(progress) = job
-            .progress
-            .as_deref()
-            .and_then(|p| serde_json::from_str::<JobProgress>(p).ok())
-        {
+        let progress = job.progress.as_deref().and_then(|p| {
+            stored_json::<JobProgress>("jobs.progress", p)
+                .map_err(
+                    |e| tracing::warn!(job_id = %job.id, error = %e, "unreadable job progress"),
+                )
+                .ok()
+        });
+        if let Some(progress) = progress {
             self.send(json_frame("progress", None, &ProgressDto::from(&progress)))
                 .await?;
         }

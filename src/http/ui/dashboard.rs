@@ -332,25 +332,18 @@ mod tests {
     }
 
     fn job(host: &str, group: &str, status: JobStatus, finished: i64) -> Job {
-        let new = crate::store::models::NewJob::new(
-            format!("j-{host}-{group}"),
-            host.into(),
-            JobKind::Backup,
-            JobTrigger::Schedule,
-            0,
-        );
         Job {
-            id: new.id,
-            host_id: new.host_id,
+            id: format!("j-{host}-{group}"),
+            host_id: host.into(),
             kind: JobKind::Backup,
             status,
             trigger: JobTrigger::Schedule,
             source_group_id: Some(group.into()),
             tag: None,
-            includes: new.includes,
-            excludes: new.excludes,
+            includes: "[]".into(),
+            excludes: "[]".into(),
             retention_policy: None,
-            args: new.args,
+            args: "[]".into(),
             schedule_id: None,
             scheduled_at: None,
             attempt: 1,
