@@ -9,7 +9,8 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, live_host, resource, Time};
+use super::table::Endpoint;
+use super::{audit, live_host, Body, Time};
 use crate::auth::Role;
 use crate::crypto;
 use crate::http::auth::Principal;
@@ -22,12 +23,23 @@ const MAX_URL_LEN: usize = 2048;
 /// Longest user name, password or credential.
 const MAX_SECRET_LEN: usize = 4096;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/hosts/{id}/repository")
-            .route(web::get().to(get))
-            .route(web::put().to(put)),
-    );
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get("/hosts/{id}/repository", |r| r.to(get))
+            .summary("Read a host's repository (secrets only as set / not set)")
+            .role(Role::Viewer)
+            .ok(200, "Repository"),
+        Endpoint::put("/hosts/{id}/repository", |r| r.to(put))
+            .summary("Set a host's repository; pushes config.update to its agent")
+            .describe(
+                "Absent (or null) username, password and credential keep the stored \
+                 values. Secrets are sealed at rest and never returned.",
+            )
+            .role(Role::Operator)
+            .body("RepositoryPut")
+            .ok(200, "Repository")
+            .error(409, "The repository changed during the request; try again."),
+    ]
 }
 
 /// A repository as the API shows it: never a secret, only whether it is set.
@@ -128,7 +140,7 @@ async fn put(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
-    body: web::Json<PutRequest>,
+    body: Body<PutRequest>,
 ) -> Result<web::Json<RepositoryDto>, ApiError> {
     who.require(Role::Operator)?;
     let host_id = path.into_inner();

@@ -13,7 +13,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, audit_as, resource, Time};
+use super::table::{Access, Endpoint};
+use super::{audit, audit_as, Body, Time};
 use crate::auth::{self, Role};
 use crate::http::auth::{
     client_addr, AuthMethod, LoginLimiter, Principal, SESSION_COOKIE, SESSION_TTL,
@@ -31,10 +32,27 @@ const DUMMY_PASSWORD_HASH: &str =
 /// Longest username looked up or written to the audit log.
 const MAX_USERNAME_LEN: usize = 128;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/login").route(web::post().to(login)))
-        .service(resource("/auth/logout").route(web::post().to(logout)))
-        .service(resource("/me").route(web::get().to(me)));
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post("/auth/login", |r| r.to(login))
+            .summary("Log in: sets the session cookie, answers the CSRF token")
+            .describe(
+                "Send the CSRF token back in X-CSRF-Token on every state-changing \
+                 request made with the cookie. Failed logins are rate-limited per \
+                 account and per address.",
+            )
+            .access(Access::Public)
+            .body("LoginRequest")
+            .ok(200, "LoginResponse")
+            .error(401, "Wrong username or password, or a disabled account.")
+            .error(429, "Too many failed logins; try again later."),
+        Endpoint::post("/auth/logout", |r| r.to(logout))
+            .summary("Log out: ends the cookie session")
+            .empty(204, "Logged out."),
+        Endpoint::get("/me", |r| r.to(me))
+            .summary("The current user, its role and (for a cookie session) the CSRF token")
+            .ok(200, "Me"),
+    ]
 }
 
 /// `POST /auth/login` body.
@@ -54,12 +72,16 @@ impl fmt::Debug for LoginRequest {
     }
 }
 
-/// A user as the API shows it.
+/// A user as the API shows it (never the password hash).
 #[derive(Debug, Serialize)]
 pub struct UserDto {
     pub id: String,
     pub username: String,
     pub role: Role,
+    /// A disabled user can neither log in nor use sessions or API tokens.
+    pub disabled: bool,
+    pub created_at: Time,
+    pub updated_at: Time,
     pub last_login_at: Option<Time>,
 }
 
@@ -69,6 +91,9 @@ impl From<&models::User> for UserDto {
             id: u.id.clone(),
             username: u.username.clone(),
             role: u.role.into(),
+            disabled: u.disabled,
+            created_at: Time(u.created_at),
+            updated_at: Time(u.updated_at),
             last_login_at: Time::opt(u.last_login_at),
         }
     }
@@ -125,7 +150,7 @@ async fn login(
     state: web::Data<AppState>,
     limiter: web::Data<LoginLimiter>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: Body<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     let addr = client_addr(&req);

@@ -8,7 +8,8 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, live_host, resource, stored_json, List, Time};
+use super::table::Endpoint;
+use super::{audit, live_host, stored_json, Body, List, PageQuery, Time, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
@@ -29,18 +30,34 @@ const MAX_BACKOFF_SECONDS: u32 = 86_400;
 /// Retry back-off when the request gives none (the column's default).
 const DEFAULT_BACKOFF_SECONDS: u32 = 300;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/hosts/{id}/source-groups")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        resource("/hosts/{id}/source-groups/{gid}")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
-    );
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get("/hosts/{id}/source-groups", |r| r.to(list))
+            .summary("List a host's source groups, by name")
+            .role(Role::Viewer)
+            .paged()
+            .ok(200, "SourceGroupList"),
+        Endpoint::post("/hosts/{id}/source-groups", |r| r.to(create))
+            .summary("Add a source group; bumps the schedule version")
+            .role(Role::Operator)
+            .body("SourceGroupRequest")
+            .ok(201, "SourceGroup")
+            .error(409, "The name is taken on this host."),
+        Endpoint::get("/hosts/{id}/source-groups/{gid}", |r| r.to(get))
+            .summary("Read a source group")
+            .role(Role::Viewer)
+            .ok(200, "SourceGroup"),
+        Endpoint::put("/hosts/{id}/source-groups/{gid}", |r| r.to(update))
+            .summary("Replace a source group; bumps the schedule version")
+            .role(Role::Operator)
+            .body("SourceGroupRequest")
+            .ok(200, "SourceGroup")
+            .error(409, "The name is taken on this host."),
+        Endpoint::delete("/hosts/{id}/source-groups/{gid}", |r| r.to(delete))
+            .summary("Delete a source group; bumps the schedule version")
+            .role(Role::Operator)
+            .empty(204, "Deleted."),
+    ]
 }
 
 /// A source group as the API shows it.
@@ -259,8 +276,10 @@ async fn list(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<List<SourceGroupDto>>, ApiError> {
     who.require(Role::Viewer)?;
+    let (limit, offset) = query.resolve(DEFAULT_LIMIT, store::MAX_PAGE)?;
     let host_id = path.into_inner();
     let rows = with_conn(&state.pool, move |conn| {
         live_host(conn, &host_id)?;
@@ -271,7 +290,7 @@ async fn list(
         .into_iter()
         .map(SourceGroupDto::from_row)
         .collect::<Result<_, _>>()?;
-    Ok(web::Json(List::all(items)))
+    Ok(web::Json(List::slice(items, limit, offset)))
 }
 
 async fn get(
@@ -289,7 +308,7 @@ async fn create(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
-    body: web::Json<GroupRequest>,
+    body: Body<GroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
     let host_id = path.into_inner();
@@ -334,7 +353,7 @@ async fn update(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<(String, String)>,
-    body: web::Json<GroupRequest>,
+    body: Body<GroupRequest>,
 ) -> Result<web::Json<SourceGroupDto>, ApiError> {
     who.require(Role::Operator)?;
     let (host_id, gid) = path.into_inner();
