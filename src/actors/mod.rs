@@ -386,6 +386,12 @@ impl Actors {
             })
             .await
             .map_err(ActorError::mailbox)??;
+        self.push_config(host_id).await
+    }
+
+    /// Pushes `config.update` + `schedule.set` to the host's live session,
+    /// if any (after a change that bumped the version in its own write).
+    pub async fn push_config(&self, host_id: &str) -> Result<(), ActorError> {
         if let Some(session) = self.session(host_id).await? {
             session.do_send(PushConfig);
         }

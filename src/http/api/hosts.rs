@@ -275,15 +275,15 @@ async fn patch(
     .collect();
     let detail = json!({ "fields": changed });
     let patch = body.into_patch()?;
-    let host = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
+    let host = state
+        .actors
+        .write("changing a host", move |conn| {
             live_host(conn, &id)?;
             store::hosts::patch(conn, &id, &patch, store::now_ms())?;
             audit(conn, &who, "host.update", Some(&id), Some(detail))?;
             load(conn, &id)
         })
-    })
-    .await?;
+        .await?;
     Ok(web::Json(host))
 }
 
@@ -297,10 +297,12 @@ async fn revoke(
     let check = id.clone();
     with_conn(&state.pool, move |conn| live_host(conn, &check).map(|_| ())).await?;
     state.actors.revoke_host(&id).await?;
-    with_conn(&state.pool, move |conn| {
-        audit(conn, &who, "host.revoke", Some(&id), None)
-    })
-    .await?;
+    state
+        .actors
+        .write("auditing a host revocation", move |conn| {
+            audit(conn, &who, "host.revoke", Some(&id), None)
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

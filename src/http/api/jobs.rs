@@ -236,16 +236,18 @@ async fn create(
         })
         .await?;
     let job_id = job.id.clone();
-    with_conn(&state.pool, move |conn| {
-        audit(
-            conn,
-            &who,
-            "job.create",
-            Some(&job_id),
-            Some(json!({"host_id": host_id, "kind": kind, "source_group": source_group})),
-        )
-    })
-    .await?;
+    state
+        .actors
+        .write("auditing a job", move |conn| {
+            audit(
+                conn,
+                &who,
+                "job.create",
+                Some(&job_id),
+                Some(json!({"host_id": host_id, "kind": kind, "source_group": source_group})),
+            )
+        })
+        .await?;
     Ok(HttpResponse::Created().json(JobDto::from_row(job)?))
 }
 
@@ -417,16 +419,18 @@ async fn cancel(
         }
     };
     let job_id = id.clone();
-    with_conn(&state.pool, move |conn| {
-        audit(
-            conn,
-            &who,
-            "job.cancel",
-            Some(&job_id),
-            Some(json!({ "outcome": outcome })),
-        )
-    })
-    .await?;
+    state
+        .actors
+        .write("auditing a cancel", move |conn| {
+            audit(
+                conn,
+                &who,
+                "job.cancel",
+                Some(&job_id),
+                Some(json!({ "outcome": outcome })),
+            )
+        })
+        .await?;
     Ok(HttpResponse::Accepted().json(CancelResponse { id, outcome }))
 }
 

@@ -42,6 +42,7 @@ use crate::actors::persistence::PersistError;
 use crate::actors::ActorError;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::server::AppState;
 use crate::store::{self, models::Host, DbConnection};
 
 mod api_tokens;
@@ -329,6 +330,35 @@ pub fn live_host(conn: &mut DbConnection, id: &str) -> Result<Host, ApiError> {
         Some(host) if host.revoked_at.is_none() => Ok(host),
         _ => Err(ApiError::not_found(&format!("host {id}"))),
     }
+}
+
+/// A change to a host's configuration (repository, source groups,
+/// schedules): on the one writer, in one transaction, checks the host is
+/// live, runs `change` (the write and its audit row) and bumps the host's
+/// schedule version; then pushes `config.update` + `schedule.set` to its
+/// live session. The shared shape of every such handler.
+pub async fn change_host_config<T, F>(
+    state: &AppState,
+    host_id: &str,
+    what: &'static str,
+    change: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+{
+    let host = host_id.to_owned();
+    let value = state
+        .actors
+        .write(what, move |conn| {
+            live_host(conn, &host)?;
+            let value = change(conn)?;
+            store::schedule_versions::bump(conn, &host)?;
+            Ok::<_, ApiError>(value)
+        })
+        .await?;
+    state.actors.push_config(host_id).await?;
+    Ok(value)
 }
 
 /// Writes one audit-log row for `who`: `action` (dotted verb) on

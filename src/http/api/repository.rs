@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{audit, live_host, Body, Time};
+use super::{audit, change_host_config, live_host, Body, Time};
 use crate::auth::Role;
 use crate::crypto;
 use crate::http::auth::Principal;
@@ -148,55 +148,51 @@ async fn put(
     body.validate()?;
     let key = state.key.clone();
     let target = host_id.clone();
-    let repo = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            live_host(conn, &target)?;
-            let current = store::repositories::get_for_host(conn, &target)?;
-            let created = current.is_none();
-            let id = current.map_or_else(store::new_id, |r| r.id);
-            let seal = |secret: &str| {
-                crypto::seal_str(&key, secret, id.as_bytes()).map_err(ApiError::internal)
-            };
-            let form = models::RepositoryUpsert {
-                password_sealed: body.password.as_deref().map(seal).transpose()?.map(Some),
-                credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
-                username: body.username.clone().map(Some),
-                url: body.url.trim().to_owned(),
-                id: id.clone(),
-                ..models::RepositoryUpsert::default()
-            };
-            let repo = store::repositories::upsert_for_host(conn, &target, &form, store::now_ms())
-                .map_err(|e| match e {
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::CheckViolation,
-                        _,
-                    ) => ApiError::conflict(
-                        "the host's repository changed during this request; try again",
-                    ),
-                    other => ApiError::from(other),
-                })?
-                .ok_or_else(|| ApiError::not_found(&format!("host {target}")))?;
-            audit(
-                conn,
-                &who,
-                if created {
-                    "repository.create"
-                } else {
-                    "repository.update"
-                },
-                Some(&target),
-                Some(json!({
-                    "repository_id": repo.id,
-                    "password_changed": body.password.is_some(),
-                    "credential_changed": body.credential.is_some(),
-                    "username_changed": body.username.is_some(),
-                })),
-            )?;
-            Ok(repo)
-        })
+    let repo = change_host_config(&state, &host_id, "setting a repository", move |conn| {
+        let current = store::repositories::get_for_host(conn, &target)?;
+        let created = current.is_none();
+        let id = current.map_or_else(store::new_id, |r| r.id);
+        let seal = |secret: &str| {
+            crypto::seal_str(&key, secret, id.as_bytes()).map_err(ApiError::internal)
+        };
+        let form = models::RepositoryUpsert {
+            password_sealed: body.password.as_deref().map(seal).transpose()?.map(Some),
+            credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
+            username: body.username.clone().map(Some),
+            url: body.url.trim().to_owned(),
+            id: id.clone(),
+            ..models::RepositoryUpsert::default()
+        };
+        let repo = store::repositories::upsert_for_host(conn, &target, &form, store::now_ms())
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::CheckViolation,
+                    _,
+                ) => ApiError::conflict(
+                    "the host's repository changed during this request; try again",
+                ),
+                other => ApiError::from(other),
+            })?
+            .ok_or_else(|| ApiError::not_found(&format!("host {target}")))?;
+        audit(
+            conn,
+            &who,
+            if created {
+                "repository.create"
+            } else {
+                "repository.update"
+            },
+            Some(&target),
+            Some(json!({
+                "repository_id": repo.id,
+                "password_changed": body.password.is_some(),
+                "credential_changed": body.credential.is_some(),
+                "username_changed": body.username.is_some(),
+            })),
+        )?;
+        Ok(repo)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(web::Json(RepositoryDto::from(&repo)))
 }
 

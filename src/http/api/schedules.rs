@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{audit, live_host, Body, List, PageQuery, Time, DEFAULT_LIMIT};
+use super::{audit, change_host_config, live_host, Body, List, PageQuery, Time, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
@@ -258,40 +258,36 @@ async fn create(
     let host_id = path.into_inner();
     let (cron_expr, enabled, names) = body.into_inner().validate()?;
     let target = host_id.clone();
-    let row = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            live_host(conn, &target)?;
-            let ids = group_ids(conn, &target, &names)?;
-            let now = store::now_ms();
-            let schedule = store::schedules::insert(
-                conn,
-                &models::NewSchedule {
-                    id: store::new_id(),
-                    host_id: target.clone(),
-                    cron_expr,
-                    enabled,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )?;
-            store::schedules::set_groups(conn, &schedule.id, &ids)?;
-            audit(
-                conn,
-                &who,
-                "schedule.create",
-                Some(&schedule.id),
-                Some(json!({
-                    "host_id": target,
-                    "cron_expr": schedule.cron_expr,
-                    "enabled": schedule.enabled,
-                    "source_groups": names,
-                })),
-            )?;
-            load(conn, &target, &schedule.id)
-        })
+    let row = change_host_config(&state, &host_id, "adding a schedule", move |conn| {
+        let ids = group_ids(conn, &target, &names)?;
+        let now = store::now_ms();
+        let schedule = store::schedules::insert(
+            conn,
+            &models::NewSchedule {
+                id: store::new_id(),
+                host_id: target.clone(),
+                cron_expr,
+                enabled,
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+        store::schedules::set_groups(conn, &schedule.id, &ids)?;
+        audit(
+            conn,
+            &who,
+            "schedule.create",
+            Some(&schedule.id),
+            Some(json!({
+                "host_id": target,
+                "cron_expr": schedule.cron_expr,
+                "enabled": schedule.enabled,
+                "source_groups": names,
+            })),
+        )?;
+        load(conn, &target, &schedule.id)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(HttpResponse::Created().json(ScheduleDto::from_row(row, Utc::now())))
 }
 
@@ -305,33 +301,30 @@ async fn update(
     let (host_id, sid) = path.into_inner();
     let (cron_expr, enabled, names) = body.into_inner().validate()?;
     let target = host_id.clone();
-    let row = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            load(conn, &target, &sid)?;
-            let ids = group_ids(conn, &target, &names)?;
-            let changes = models::ScheduleChanges {
-                cron_expr: Some(cron_expr.clone()),
-                enabled: Some(enabled),
-            };
-            store::schedules::update(conn, &sid, &changes, store::now_ms())?;
-            store::schedules::set_groups(conn, &sid, &ids)?;
-            audit(
-                conn,
-                &who,
-                "schedule.update",
-                Some(&sid),
-                Some(json!({
-                    "host_id": target,
-                    "cron_expr": cron_expr,
-                    "enabled": enabled,
-                    "source_groups": names,
-                })),
-            )?;
-            load(conn, &target, &sid)
-        })
+    let row = change_host_config(&state, &host_id, "changing a schedule", move |conn| {
+        load(conn, &target, &sid)?;
+        let ids = group_ids(conn, &target, &names)?;
+        let changes = models::ScheduleChanges {
+            cron_expr: Some(cron_expr.clone()),
+            enabled: Some(enabled),
+        };
+        store::schedules::update(conn, &sid, &changes, store::now_ms())?;
+        store::schedules::set_groups(conn, &sid, &ids)?;
+        audit(
+            conn,
+            &who,
+            "schedule.update",
+            Some(&sid),
+            Some(json!({
+                "host_id": target,
+                "cron_expr": cron_expr,
+                "enabled": enabled,
+                "source_groups": names,
+            })),
+        )?;
+        load(conn, &target, &sid)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(web::Json(ScheduleDto::from_row(row, Utc::now())))
 }
 
@@ -343,21 +336,18 @@ async fn delete(
     who.require(Role::Operator)?;
     let (host_id, sid) = path.into_inner();
     let target = host_id.clone();
-    with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            let row = load(conn, &target, &sid)?;
-            store::schedules::delete(conn, &sid)?;
-            audit(
-                conn,
-                &who,
-                "schedule.delete",
-                Some(&sid),
-                Some(json!({"host_id": target, "cron_expr": row.schedule.cron_expr})),
-            )
-        })
+    change_host_config(&state, &host_id, "deleting a schedule", move |conn| {
+        let row = load(conn, &target, &sid)?;
+        store::schedules::delete(conn, &sid)?;
+        audit(
+            conn,
+            &who,
+            "schedule.delete",
+            Some(&sid),
+            Some(json!({"host_id": target, "cron_expr": row.schedule.cron_expr})),
+        )
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -159,17 +159,19 @@ async fn login(
 
     if let Err(limited) = limiter.begin(&account, &limiter_addr, Instant::now()) {
         let (actor, source) = (account.clone(), addr.clone());
-        with_conn(&state.pool, move |conn| {
-            audit_as(
-                conn,
-                &actor,
-                source.as_deref(),
-                "login.failed",
-                None,
-                Some(json!({"reason": "rate_limited"})),
-            )
-        })
-        .await?;
+        state
+            .actors
+            .write("auditing a failed login", move |conn| {
+                audit_as(
+                    conn,
+                    &actor,
+                    source.as_deref(),
+                    "login.failed",
+                    None,
+                    Some(json!({"reason": "rate_limited"})),
+                )
+            })
+            .await?;
         return Err(ApiError::rate_limited(format!(
             "too many failed logins; try again in {} seconds",
             limited.retry_after.as_secs().max(1)
@@ -208,17 +210,19 @@ async fn login(
         Ok(user) => user,
         Err(failure) => {
             let source = addr.clone();
-            with_conn(&state.pool, move |conn| {
-                audit_as(
-                    conn,
-                    &account,
-                    source.as_deref(),
-                    "login.failed",
-                    None,
-                    Some(json!({"reason": failure.as_str()})),
-                )
-            })
-            .await?;
+            state
+                .actors
+                .write("auditing a failed login", move |conn| {
+                    audit_as(
+                        conn,
+                        &account,
+                        source.as_deref(),
+                        "login.failed",
+                        None,
+                        Some(json!({"reason": failure.as_str()})),
+                    )
+                })
+                .await?;
             return Err(invalid_credentials());
         }
     };
@@ -239,8 +243,9 @@ async fn login(
         last_seen_at: now,
         source_addr: addr.clone(),
     };
-    let user = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
+    let user = state
+        .actors
+        .write("starting a session", move |conn| {
             let session = store::sessions::insert(conn, &new_session)?;
             store::users::touch_login(conn, &user.id, now)?;
             audit_as(
@@ -256,8 +261,7 @@ async fn login(
                 ..user
             })
         })
-    })
-    .await?;
+        .await?;
 
     let cookie = Cookie::build(SESSION_COOKIE, token)
         .path("/")
@@ -279,19 +283,21 @@ async fn logout(state: web::Data<AppState>, who: Principal) -> Result<HttpRespon
         AuthMethod::Session { session_id, .. } => Some(session_id.clone()),
         AuthMethod::ApiToken { .. } => None,
     };
-    with_conn(&state.pool, move |conn| {
-        if let Some(id) = &session_id {
-            store::sessions::delete(conn, id)?;
-        }
-        audit(
-            conn,
-            &who,
-            "logout",
-            Some(&who.user_id),
-            session_id.map(|id| json!({"session_id": id})),
-        )
-    })
-    .await?;
+    state
+        .actors
+        .write("ending a session", move |conn| {
+            if let Some(id) = &session_id {
+                store::sessions::delete(conn, id)?;
+            }
+            audit(
+                conn,
+                &who,
+                "logout",
+                Some(&who.user_id),
+                session_id.map(|id| json!({"session_id": id})),
+            )
+        })
+        .await?;
     let mut removal = Cookie::build(SESSION_COOKIE, "")
         .path("/")
         .http_only(true)

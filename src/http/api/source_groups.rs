@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{audit, live_host, stored_json, Body, List, PageQuery, Time, DEFAULT_LIMIT};
+use super::{
+    audit, change_host_config, live_host, stored_json, Body, List, PageQuery, Time, DEFAULT_LIMIT,
+};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
@@ -314,38 +316,34 @@ async fn create(
     let host_id = path.into_inner();
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
-    let row = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            live_host(conn, &target)?;
-            let now = store::now_ms();
-            let row = store::source_groups::insert(
-                conn,
-                &models::NewSourceGroup {
-                    id: store::new_id(),
-                    host_id: target.clone(),
-                    name: valid.name.clone(),
-                    includes: valid.includes,
-                    excludes: valid.excludes,
-                    retention_policy: valid.retention_policy,
-                    retry_max: valid.retry_max,
-                    retry_backoff_seconds: valid.retry_backoff_seconds,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )
-            .map_err(name_taken(&valid.name))?;
-            audit(
-                conn,
-                &who,
-                "source_group.create",
-                Some(&row.id),
-                Some(json!({"host_id": target, "name": row.name})),
-            )?;
-            Ok(row)
-        })
+    let row = change_host_config(&state, &host_id, "adding a source group", move |conn| {
+        let now = store::now_ms();
+        let row = store::source_groups::insert(
+            conn,
+            &models::NewSourceGroup {
+                id: store::new_id(),
+                host_id: target.clone(),
+                name: valid.name.clone(),
+                includes: valid.includes,
+                excludes: valid.excludes,
+                retention_policy: valid.retention_policy,
+                retry_max: valid.retry_max,
+                retry_backoff_seconds: valid.retry_backoff_seconds,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .map_err(name_taken(&valid.name))?;
+        audit(
+            conn,
+            &who,
+            "source_group.create",
+            Some(&row.id),
+            Some(json!({"host_id": target, "name": row.name})),
+        )?;
+        Ok(row)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(HttpResponse::Created().json(SourceGroupDto::from_row(row)?))
 }
 
@@ -359,32 +357,29 @@ async fn update(
     let (host_id, gid) = path.into_inner();
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
-    let row = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            group_of(conn, &target, &gid)?;
-            let changes = models::SourceGroupChanges {
-                name: Some(valid.name.clone()),
-                includes: Some(valid.includes),
-                excludes: Some(valid.excludes),
-                retention_policy: Some(valid.retention_policy),
-                retry_max: Some(valid.retry_max),
-                retry_backoff_seconds: Some(valid.retry_backoff_seconds),
-            };
-            let row = store::source_groups::update(conn, &gid, &changes, store::now_ms())
-                .map_err(name_taken(&valid.name))?
-                .ok_or_else(|| ApiError::not_found(&format!("source group {gid}")))?;
-            audit(
-                conn,
-                &who,
-                "source_group.update",
-                Some(&gid),
-                Some(json!({"host_id": target, "name": row.name})),
-            )?;
-            Ok(row)
-        })
+    let row = change_host_config(&state, &host_id, "changing a source group", move |conn| {
+        group_of(conn, &target, &gid)?;
+        let changes = models::SourceGroupChanges {
+            name: Some(valid.name.clone()),
+            includes: Some(valid.includes),
+            excludes: Some(valid.excludes),
+            retention_policy: Some(valid.retention_policy),
+            retry_max: Some(valid.retry_max),
+            retry_backoff_seconds: Some(valid.retry_backoff_seconds),
+        };
+        let row = store::source_groups::update(conn, &gid, &changes, store::now_ms())
+            .map_err(name_taken(&valid.name))?
+            .ok_or_else(|| ApiError::not_found(&format!("source group {gid}")))?;
+        audit(
+            conn,
+            &who,
+            "source_group.update",
+            Some(&gid),
+            Some(json!({"host_id": target, "name": row.name})),
+        )?;
+        Ok(row)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(web::Json(SourceGroupDto::from_row(row)?))
 }
 
@@ -396,21 +391,18 @@ async fn delete(
     who.require(Role::Operator)?;
     let (host_id, gid) = path.into_inner();
     let target = host_id.clone();
-    with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            let group = group_of(conn, &target, &gid)?;
-            store::source_groups::delete(conn, &gid)?;
-            audit(
-                conn,
-                &who,
-                "source_group.delete",
-                Some(&gid),
-                Some(json!({"host_id": target, "name": group.name})),
-            )
-        })
+    change_host_config(&state, &host_id, "deleting a source group", move |conn| {
+        let group = group_of(conn, &target, &gid)?;
+        store::source_groups::delete(conn, &gid)?;
+        audit(
+            conn,
+            &who,
+            "source_group.delete",
+            Some(&gid),
+            Some(json!({"host_id": target, "name": group.name})),
+        )
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
