@@ -17,11 +17,7 @@ use restic_manager::http::api::{self, table::Verb, NO_ROUTE_MESSAGE};
 use serde_json::{json, Value};
 
 async fn document(app: &TestApp) -> Value {
-    let resp = client()
-        .get(app.api("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(app.api("/openapi.json")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers()["content-type"]
         .to_str()
@@ -151,7 +147,8 @@ async fn document_matches_the_served_routes() {
     for (m, path) in &in_doc {
         let (status, body) = probe(&app, method(m), path).await;
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{m} {path}: {body}");
-        let unknown = status == StatusCode::NOT_FOUND && body["error"]["message"] == NO_ROUTE_MESSAGE;
+        let unknown =
+            status == StatusCode::NOT_FOUND && body["error"]["message"] == NO_ROUTE_MESSAGE;
         assert!(!unknown, "{m} {path} is documented but not served");
         if status.is_client_error() || status.is_server_error() {
             assert!(
@@ -170,7 +167,7 @@ async fn document_matches_the_served_routes() {
             if in_doc.contains(&(m.clone(), path.clone())) {
                 continue;
             }
-            let (status, body) = probe(&app, verb.method(), path).await;
+            let (status, body) = probe(&app, method(&m), path).await;
             assert_eq!(
                 status,
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -248,7 +245,8 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), Str
                     return Err(format!("{at}: {text:?} is not one of {values:?}"));
                 }
             }
-            if schema["format"] == "date-time" && chrono::DateTime::parse_from_rfc3339(text).is_err()
+            if schema["format"] == "date-time"
+                && chrono::DateTime::parse_from_rfc3339(text).is_err()
             {
                 return Err(format!("{at}: {text:?} is not RFC 3339"));
             }
@@ -381,9 +379,22 @@ async fn answers_match_their_schemas() {
         ("/jobs?status=done".to_owned(), "Error"),
     ] {
         let (status, body) = get(&app, t, &path).await;
-        assert!(status.is_success() || schema == "Error", "{path}: {status} {body}");
+        assert!(
+            status.is_success() || schema == "Error",
+            "{path}: {status} {body}"
+        );
         conforms(&doc, schema, &body);
     }
     let audit = get(&app, t, "/audit").await;
     assert!(audit.1["total"].as_i64().unwrap() >= 7);
+
+    // The checker does catch mismatches.
+    let user = json!({"$ref": "#/components/schemas/User"});
+    let mut wrong = get(&app, t, "/me").await.1["user"].clone();
+    assert!(check(&doc, &user, &wrong, "User").is_ok());
+    wrong["role"] = json!("root");
+    assert!(check(&doc, &user, &wrong, "User").is_err());
+    wrong["role"] = json!("admin");
+    wrong["password_hash"] = json!("x");
+    assert!(check(&doc, &user, &wrong, "User").is_err());
 }
