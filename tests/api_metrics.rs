@@ -310,3 +310,99 @@ fn parser_refuses_bad_lines() {
         assert!(std::panic::catch_unwind(|| parse(bad)).is_err(), "{bad:?}");
     }
 }
+
+/// The scrape's aggregate queries (hosts online, jobs by kind and status,
+/// last successful backup per host and group) on `pool`.
+fn check_aggregates(pool: &restic_manager::store::Pool) {
+    use restic_manager::store::{self, admin_queries, models, JobKind, JobStatus, JobTrigger};
+    let mut c = pool.get().unwrap();
+    let now = store::now_ms();
+    let mut hosts = Vec::new();
+    for name in ["a", "b"] {
+        let host = store::hosts::insert(
+            &mut c,
+            &models::NewHost {
+                id: store::new_id(),
+                hostname: name.into(),
+                display_name: None,
+                labels: "{}".into(),
+                os: "linux".into(),
+                arch: "amd64".into(),
+                agent_version: None,
+                restic_version: None,
+                boot_time: None,
+                capabilities: "[]".into(),
+                agent_token_hash: restic_manager::auth::hash_token(name),
+                enrolled_at: now,
+                updated_at: now,
+            },
+        )
+        .unwrap();
+        hosts.push(host.id);
+    }
+    store::hosts::set_online(&mut c, &hosts[0], true, now).unwrap();
+    // Host a: two succeeded backups of "etc" (the later counts), one failed of "home", a queued check.
+    let job = |c: &mut store::DbConnection, kind: JobKind, tag: Option<&str>| {
+        let mut new = models::NewJob::new(
+            store::new_id(),
+            hosts[0].clone(),
+            kind,
+            JobTrigger::Manual,
+            now,
+        );
+        new.tag = tag.map(str::to_owned);
+        store::jobs::insert(c, &new).unwrap().id
+    };
+    let finish = |c: &mut store::DbConnection, id: &str, status: JobStatus, at: i64| {
+        let done = models::JobFinish {
+            status,
+            finished_at: at,
+            exit_code: Some(0),
+            error: None,
+            warning: None,
+            stats: None,
+        };
+        store::channel::finish_for_host(c, &hosts[0], id, &done).unwrap();
+    };
+    let first = job(&mut c, JobKind::Backup, Some("etc"));
+    finish(&mut c, &first, JobStatus::Succeeded, now - 5_000);
+    let second = job(&mut c, JobKind::Backup, Some("etc"));
+    finish(&mut c, &second, JobStatus::Succeeded, now - 1_000);
+    let failed = job(&mut c, JobKind::Backup, Some("home"));
+    finish(&mut c, &failed, JobStatus::Failed, now);
+    job(&mut c, JobKind::Check, None);
+
+    assert_eq!(admin_queries::hosts_online(&mut c).unwrap(), 1);
+    let mut jobs = admin_queries::jobs_by_kind_and_status(&mut c).unwrap();
+    jobs.sort_by_key(|(k, s, _)| (k.as_str(), s.as_str()));
+    assert_eq!(
+        jobs,
+        vec![
+            (JobKind::Backup, JobStatus::Failed, 1),
+            (JobKind::Backup, JobStatus::Succeeded, 2),
+            (JobKind::Check, JobStatus::Queued, 1),
+        ]
+    );
+    let last = admin_queries::last_successful_backups(&mut c).unwrap();
+    assert_eq!(
+        last,
+        vec![(hosts[0].clone(), Some("etc".to_owned()), Some(now - 1_000))]
+    );
+    // A revoked host leaves the scrape.
+    store::hosts::revoke(&mut c, &hosts[0], now).unwrap();
+    assert_eq!(admin_queries::hosts_online(&mut c).unwrap(), 0);
+    assert!(admin_queries::last_successful_backups(&mut c)
+        .unwrap()
+        .is_empty());
+}
+
+/// The scrape's aggregate queries give the right numbers on SQLite and, when configured, PostgreSQL.
+#[test]
+fn aggregates_on_both_backends() {
+    let (_dir, pool) = common::db::sqlite_pool();
+    check_aggregates(&pool);
+    if let Some(pg) = common::db::postgres_pool() {
+        check_aggregates(&pg);
+        println!("aggregates_on_both_backends: backend=postgres ok");
+    }
+}

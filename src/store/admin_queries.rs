@@ -103,11 +103,13 @@ pub fn jobs_by_kind_and_status(
         .load(conn)
 }
 
+/// One row of [`last_successful_backups`]: host id, source group name
+/// (the job's tag) and the latest finish time (Unix ms).
+pub type LastBackup = (String, Option<String>, Option<i64>);
+
 /// The latest finish time (Unix ms) of a succeeded backup per host and
 /// source group name (the job's tag), for hosts that are not revoked.
-pub fn last_successful_backups(
-    conn: &mut DbConnection,
-) -> QueryResult<Vec<(String, Option<String>, Option<i64>)>> {
+pub fn last_successful_backups(conn: &mut DbConnection) -> QueryResult<Vec<LastBackup>> {
     jobs::table
         .inner_join(hosts::table)
         .filter(hosts::revoked_at.is_null())
