@@ -88,7 +88,9 @@ pub fn add_user(pool: &Pool, username: &str, role: Role, password: &str) -> anyh
     Ok(())
 }
 
-fn validate_username(username: &str) -> anyhow::Result<()> {
+/// Refuses usernames that are empty, longer than 64 bytes or hold other
+/// characters than ASCII letters, digits, `.`, `_`, `-` and `@`.
+pub fn validate_username(username: &str) -> anyhow::Result<()> {
     let ok = !username.is_empty()
         && username.len() <= 64
         && username
@@ -123,11 +125,61 @@ fn insert_user(
     Ok(())
 }
 
+/// Why a token could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The ttl does not fit in the time columns.
+    #[error("the ttl is too long")]
+    TtlTooLong,
+    /// No random token could be drawn.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The database refused the row.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// `now + ttl` in Unix milliseconds, if it fits.
+fn expiry(now: i64, ttl: Duration) -> Result<i64, TokenError> {
+    let ttl_ms = i64::try_from(ttl.as_millis()).map_err(|_| TokenError::TtlTooLong)?;
+    now.checked_add(ttl_ms).ok_or(TokenError::TtlTooLong)
+}
+
 /// A freshly created enrolment token: the secret (shown once) and its row.
 pub struct CreatedEnrollmentToken {
     pub id: String,
     pub token: String,
     pub expires_at: i64,
+}
+
+/// Creates a one-time enrolment token valid for `ttl`, made by the user
+/// `creator_id` (`None`: the CLI). The one implementation behind
+/// `token create` and `POST /api/v1/enrollment-tokens`; the caller writes
+/// its own audit row (in the same transaction, for the API).
+pub fn insert_enrollment_token(
+    conn: &mut store::DbConnection,
+    ttl: Duration,
+    creator_id: Option<String>,
+) -> Result<CreatedEnrollmentToken, TokenError> {
+    let now = store::now_ms();
+    let expires_at = expiry(now, ttl)?;
+    let token = auth::generate_token()?;
+    let id = store::new_id();
+    store::enrollment::insert(
+        conn,
+        &models::NewEnrollmentToken {
+            id: id.clone(),
+            token_hash: auth::hash_token(&token),
+            created_by: creator_id,
+            created_at: now,
+            expires_at,
+        },
+    )?;
+    Ok(CreatedEnrollmentToken {
+        id,
+        token,
+        expires_at,
+    })
 }
 
 /// `token create`: a one-time enrolment token valid for `ttl`.
@@ -136,29 +188,55 @@ pub fn create_enrollment_token(
     ttl: Duration,
     created_by: &str,
 ) -> anyhow::Result<CreatedEnrollmentToken> {
-    let ttl_ms = i64::try_from(ttl.as_millis()).context("the ttl is too long")?;
-    let token = auth::generate_token()?;
-    let now = store::now_ms();
-    let id = store::new_id();
-    let expires_at = now.saturating_add(ttl_ms);
     let mut conn = pool.get().context("cannot get a database connection")?;
     let creator = store::users::by_username(&mut conn, created_by)?.map(|u| u.id);
-    store::enrollment::insert(
+    let created = insert_enrollment_token(&mut conn, ttl, creator)?;
+    audit(
         &mut conn,
-        &models::NewEnrollmentToken {
-            id: id.clone(),
+        created_by,
+        "enrollment_token.create",
+        Some(&created.id),
+    )?;
+    Ok(created)
+}
+
+/// A freshly created API token: the secret (shown once) and its row.
+pub struct CreatedApiToken {
+    pub token: String,
+    pub row: models::ApiToken,
+}
+
+/// Creates an API token for the user `user_id`, valid for `ttl` (`None`:
+/// until revoked), acting with at most `role` (`None`: the user's role,
+/// whatever it is at each use). The one implementation behind
+/// `api-token create` and `POST /api/v1/api-tokens`; the caller checks the
+/// user and writes its own audit row.
+pub fn insert_api_token(
+    conn: &mut store::DbConnection,
+    user_id: &str,
+    name: &str,
+    ttl: Option<Duration>,
+    role: Option<Role>,
+) -> Result<CreatedApiToken, TokenError> {
+    let now = store::now_ms();
+    let expires_at = ttl.map(|ttl| expiry(now, ttl)).transpose()?;
+    let token = auth::generate_token()?;
+    let mut row = store::api_tokens::insert(
+        conn,
+        &models::NewApiToken {
+            id: store::new_id(),
+            user_id: user_id.to_owned(),
+            name: name.to_owned(),
             token_hash: auth::hash_token(&token),
-            created_by: creator,
             created_at: now,
             expires_at,
         },
     )?;
-    audit(&mut conn, created_by, "enrollment_token.create", Some(&id))?;
-    Ok(CreatedEnrollmentToken {
-        id,
-        token,
-        expires_at,
-    })
+    if let Some(role) = role {
+        row = store::api_tokens::restrict_role(conn, &row.id, role.into())?
+            .ok_or(diesel::result::Error::NotFound)?;
+    }
+    Ok(CreatedApiToken { token, row })
 }
 
 /// `api-token create`: an API token for an existing, enabled user.
@@ -175,28 +253,9 @@ pub fn create_api_token(
     if user.disabled {
         bail!("user {username} is disabled");
     }
-    let now = store::now_ms();
-    let expires_at = match ttl {
-        Some(ttl) => {
-            Some(now.saturating_add(i64::try_from(ttl.as_millis()).context("the ttl is too long")?))
-        }
-        None => None,
-    };
-    let token = auth::generate_token()?;
-    let id = store::new_id();
-    store::api_tokens::insert(
-        &mut conn,
-        &models::NewApiToken {
-            id: id.clone(),
-            user_id: user.id,
-            name: name.to_string(),
-            token_hash: auth::hash_token(&token),
-            created_at: now,
-            expires_at,
-        },
-    )?;
-    audit(&mut conn, "cli", "api_token.create", Some(&id))?;
-    Ok(token)
+    let created = insert_api_token(&mut conn, &user.id, name, ttl, None)?;
+    audit(&mut conn, "cli", "api_token.create", Some(&created.row.id))?;
+    Ok(created.token)
 }
 
 fn audit(

@@ -11,7 +11,8 @@
 //! - [`admin`]: the admin commands (users, tokens, migrations, first admin).
 //! - [`server`]: app wiring: store, key, actors, HTTP server, TLS.
 //! - [`actors`]: the server's actors, one per file.
-//! - [`http`]: actix-web routes: REST API, agent WebSocket upgrade, health.
+//! - [`http`]: actix-web routes: REST API, agent WebSocket upgrade, health, metrics.
+//! - [`metrics`]: in-process counters and the Prometheus text format.
 //! - [`agent`]: the agent daemon.
 
 pub mod actors;
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod redact;
 pub mod server;

@@ -166,14 +166,21 @@ async fn logged_in_pages_and_roles() {
     let viewer = login(&app, "vera", &viewer_pw).await;
     let operator = login(&app, "otto", &operator_pw).await;
     for session in [&viewer, &operator] {
-        for path in ["/users", "/enrollment"] {
+        for path in ["/users", "/enrollment", "/audit"] {
             assert_eq!(page(&app, session, path).await.status(), 403, "{path}");
         }
         let html = page(&app, session, "/").await.text().await.unwrap();
         assert!(!html.contains(r#"href="/users""#));
     }
-    let html = page(&app, &viewer, "/audit").await.text().await.unwrap();
-    assert!(html.contains("login"), "the viewer sees the audit log");
+    let html = page(&app, &admin, "/audit?action=login")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(r#"<tr data-action="login">"#),
+        "the admin sees the logins"
+    );
 
     // The script and style sheet: hashed URLs are cached for good.
     let html = page(&app, &admin, "/").await.text().await.unwrap();
@@ -222,7 +229,7 @@ async fn agent_reported_names_are_escaped() {
     );
     let viewer_pw = add_user(&app, "vic", Role::Viewer).await;
     let viewer = login(&app, "vic", &viewer_pw).await;
-    for path in ["/", "/hosts", host_page.as_str(), "/audit"] {
+    for path in ["/", "/hosts", host_page.as_str()] {
         let html = page(&app, &viewer, path).await.text().await.unwrap();
         assert!(
             !html.contains("data-change"),
@@ -249,8 +256,14 @@ struct SseReader {
 }
 
 impl SseReader {
-    async fn open(app: &TestApp, path: &str, last_event_id: Option<&str>, auth: Auth<'_>) -> Self {
-        let mut req = client().get(app.api(path));
+    /// Opens `url_path` (a path of the server, e.g. `/api/v1/jobs/x/events`).
+    async fn open(
+        app: &TestApp,
+        url_path: &str,
+        last_event_id: Option<&str>,
+        auth: Auth<'_>,
+    ) -> Self {
+        let mut req = client().get(app.url(url_path));
         req = match auth {
             Auth::Token => req.bearer_auth(&app.admin_token),
             Auth::Cookie(session) => req.header("cookie", &session.cookie),
@@ -259,7 +272,7 @@ impl SseReader {
             req = req.header("Last-Event-ID", id);
         }
         let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.status(), 200, "{url_path}");
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         SseReader {
             resp,
@@ -377,7 +390,7 @@ async fn job_event_stream_replays_then_follows_then_ends() {
     // A viewer's browser session may read the stream; it resumes after line 1.
     let viewer_pw = add_user(&app, "val", Role::Viewer).await;
     let viewer = login(&app, "val", &viewer_pw).await;
-    let path = format!("/jobs/{job_id}/events?after_seq=1");
+    let path = format!("/api/v1/jobs/{job_id}/events?after_seq=1");
     let mut stream = SseReader::open(&app, &path, None, Auth::Cookie(&viewer)).await;
     let first = stream
         .until(|f| f.event == "log" && f.data["seq"] == 3)
@@ -432,7 +445,7 @@ async fn job_event_stream_replays_then_follows_then_ends() {
     // A reconnect with Last-Event-ID resumes after that line, whatever after_seq says.
     let mut again = SseReader::open(
         &app,
-        &format!("/jobs/{job_id}/events?after_seq=0"),
+        &format!("/api/v1/jobs/{job_id}/events?after_seq=0"),
         Some("4"),
         Auth::Token,
     )
@@ -460,12 +473,12 @@ async fn job_event_stream_replays_then_follows_then_ends() {
     app.stop().await;
 }
 
-/// The fleet stream reports a host coming online and going offline.
+/// The UI's presence stream reports a host coming online and going offline.
 #[actix_web::test]
-async fn fleet_stream_reports_presence() {
+async fn presence_stream_reports_hosts() {
     let app = spawn_app().await;
     let enrolled = enroll(&app, "presence-host").await;
-    let mut stream = SseReader::open(&app, "/events", None, Auth::Token).await;
+    let mut stream = SseReader::open(&app, "/ui/events", None, Auth::Token).await;
     let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
     agent.hello("presence-host").await;
     let frames = stream

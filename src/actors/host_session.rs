@@ -38,7 +38,8 @@ use super::registry::{Register, Unregister};
 use super::scheduler::{JobCompleted, ScheduleFired};
 use super::{blocking_read, ActorError, Actors};
 use crate::crypto::{self, SecretKey};
-use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent};
+use crate::metrics;
+use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, WireMessage};
 use crate::store::jobs::FinishOutcome;
 use crate::store::models::Job;
 use crate::store::{self, jobs, repositories, schedule_versions, schedules, DbConnection};
@@ -123,7 +124,9 @@ impl HostSession {
     }
 
     fn send(&self, ctx: &mut ws::WebsocketContext<Self>, message: impl Into<ServerToAgent>) {
-        ctx.text(Envelope::new(message.into()).encode());
+        let message = message.into();
+        self.actors.metrics.message_out(message.type_name());
+        ctx.text(Envelope::new(message).encode());
     }
 
     fn ack(
@@ -198,8 +201,12 @@ impl HostSession {
         let now = Instant::now();
         self.last_frame = now;
         match Envelope::<AgentToServer>::decode(text) {
-            Ok(envelope) => self.on_message(envelope, ctx, now),
+            Ok(envelope) => {
+                self.actors.metrics.message_in(envelope.message.type_name());
+                self.on_message(envelope, ctx, now)
+            }
             Err(error) => {
+                self.actors.metrics.message_in(metrics::INVALID_TYPE);
                 let id = protocol::frame_id(text);
                 match protocol::hello_protocol_version(text) {
                     Some(version) if !protocol::is_supported_protocol(version) => {
@@ -461,6 +468,12 @@ impl HostSession {
     }
 
     fn job_terminal(&mut self, job: Job, ctx: &mut ws::WebsocketContext<Self>) {
+        if let (Some(started), Some(finished)) = (job.started_at, job.finished_at) {
+            let ran = u64::try_from(finished.saturating_sub(started)).unwrap_or(0);
+            self.actors
+                .metrics
+                .job_finished(job.kind, Duration::from_millis(ran));
+        }
         self.publish(Event::JobStatus {
             host_id: job.host_id.clone(),
             job_id: job.id.clone(),
@@ -664,6 +677,7 @@ impl Actor for HostSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.actors.metrics.session_opened();
         ctx.run_interval(PING_INTERVAL, |_, ctx| ctx.ping(b""));
         ctx.run_interval(IDLE_CHECK_INTERVAL, |act, ctx| {
             act.check_idle(Instant::now(), ctx);
@@ -688,6 +702,10 @@ impl Actor for HostSession {
         }
         tracing::info!(host_id = %self.host_id, "session ended");
         Running::Stop
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.actors.metrics.session_closed();
     }
 }
 

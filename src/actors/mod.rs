@@ -28,6 +28,7 @@ use actix::prelude::*;
 
 use crate::config::ServerConfig;
 use crate::crypto::SecretKey;
+use crate::metrics::Metrics;
 use crate::protocol;
 use crate::store::{self, models, JobTrigger, Pool};
 
@@ -35,6 +36,7 @@ use events::{Event, Events, Publish};
 use host_session::{CancelJob, DispatchJob, PushConfig, Revoked};
 use persistence::{
     BumpScheduleVersion, CancelQueued, Flush, InsertJob, PersistError, Persistence, RevokeHost,
+    RunWrite,
 };
 use registry::{Lookup, Registry, SweepIdle};
 use scheduler::Scheduler;
@@ -58,13 +60,16 @@ pub struct Actors {
     pub(crate) key: Arc<SecretKey>,
     /// The resolved configuration (frame size limit, grace period).
     pub(crate) config: Arc<ServerConfig>,
+    /// Counters, gauges and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Starts every actor; call once, inside the actix system.
 pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Actors {
+    let metrics = Arc::new(Metrics::new());
     let events = Events::default().start();
     let backlog = persistence::Backlog::default();
-    let persistence = Persistence::start(pool.clone(), backlog.clone());
+    let persistence = Persistence::start(pool.clone(), backlog.clone(), metrics.clone());
     let registry = Registry::new(persistence.clone(), events.clone()).start();
     let scheduler = Scheduler::new(
         pool.clone(),
@@ -99,6 +104,7 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
         pool,
         key,
         config,
+        metrics,
     }
 }
 
@@ -282,6 +288,26 @@ impl Actors {
         Ok(job)
     }
 
+    /// Runs `f` on the one writer ([`Persistence`]) inside one write
+    /// transaction and returns its result: how the REST API writes (its
+    /// reads stay in `web::block`). `what` names the write in logs. A
+    /// closed writer is [`PersistError::Unavailable`].
+    pub async fn write<T, E, F>(&self, what: &'static str, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<PersistError> + From<diesel::result::Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce(&mut store::DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        self.persistence
+            .send(RunWrite::new(what, f))
+            .await
+            .map_err(|e| {
+                E::from(PersistError::Unavailable(format!(
+                    "writer unavailable: {e}"
+                )))
+            })?
+    }
+
     /// Cancels a queued job directly, or asks the agent to stop a running one.
     pub async fn cancel_job(&self, job_id: &str) -> Result<CancelOutcome, ActorError> {
         let id = job_id.to_string();
@@ -364,6 +390,12 @@ impl Actors {
             })
             .await
             .map_err(ActorError::mailbox)??;
+        self.push_config(host_id).await
+    }
+
+    /// Pushes `config.update` + `schedule.set` to the host's live session,
+    /// if any (after a change that bumped the version in its own write).
+    pub async fn push_config(&self, host_id: &str) -> Result<(), ActorError> {
         if let Some(session) = self.session(host_id).await? {
             session.do_send(PushConfig);
         }

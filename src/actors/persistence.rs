@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::metrics::Metrics;
 use crate::protocol;
 use crate::store::channel::{self, HostLogLine};
 use crate::store::jobs::FinishOutcome;
@@ -124,6 +125,10 @@ pub struct Persistence {
     last_touch_write: Instant,
     /// Failed attempts of the current log batch.
     failed_attempts: u32,
+    /// When the oldest line of the current batch was buffered (flush lag).
+    batch_started: Option<Instant>,
+    /// Batch sizes and flush lag for `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
 impl Actor for Persistence {
@@ -150,7 +155,7 @@ impl Actor for Persistence {
 impl Persistence {
     /// Starts the writer on its own thread (one: SQLite has one writer, and
     /// one thread keeps per-job ordering trivially).
-    pub fn start(pool: Pool, backlog: Backlog) -> Addr<Persistence> {
+    pub fn start(pool: Pool, backlog: Backlog, metrics: Arc<Metrics>) -> Addr<Persistence> {
         SyncArbiter::start(1, move || Persistence {
             pool: pool.clone(),
             backlog: backlog.clone(),
@@ -159,6 +164,8 @@ impl Persistence {
             touched: HashMap::new(),
             last_touch_write: Instant::now(),
             failed_attempts: 0,
+            batch_started: None,
+            metrics: metrics.clone(),
         })
     }
 
@@ -197,6 +204,9 @@ impl Persistence {
                     duplicates = outcome.duplicates,
                     "log lines written"
                 );
+                let lag = self.batch_started.take().map(|t| t.elapsed());
+                self.metrics
+                    .batch_written(self.logs.len(), lag.unwrap_or_default());
                 self.logs.clear();
                 self.failed_attempts = 0;
             }
@@ -211,6 +221,7 @@ impl Persistence {
                 if self.failed_attempts >= MAX_FLUSH_ATTEMPTS {
                     tracing::error!(error = %e, lines = self.logs.len(), ?jobs, "dropping log lines after repeated write failures");
                     self.logs.clear();
+                    self.batch_started = None;
                     self.failed_attempts = 0;
                 } else {
                     tracing::warn!(error = %e, lines = self.logs.len(), ?jobs, "writing log lines failed; will retry");
@@ -268,6 +279,58 @@ impl Persistence {
     }
 }
 
+/// A write of the REST API (or another caller outside the agent channel):
+/// `f` runs on the writer's connection inside one write transaction, and
+/// its result (or its error) is the reply. Build it with [`RunWrite::new`]
+/// or use `Actors::write`. `what` names the write in the error log.
+///
+/// The closure must not block on anything but the database (hash passwords
+/// before sending it): every other write waits behind it.
+pub struct RunWrite<T, E> {
+    pub what: &'static str,
+    #[allow(clippy::type_complexity)] // the boxed closure is the message
+    f: Box<dyn FnOnce(&mut store::DbConnection) -> Result<T, E> + Send>,
+}
+
+impl<T, E> RunWrite<T, E> {
+    /// A write named `what` that runs `f` in one transaction.
+    pub fn new(
+        what: &'static str,
+        f: impl FnOnce(&mut store::DbConnection) -> Result<T, E> + Send + 'static,
+    ) -> Self {
+        RunWrite {
+            what,
+            f: Box::new(f),
+        }
+    }
+}
+
+impl<T: 'static, E: 'static> Message for RunWrite<T, E> {
+    type Result = Result<T, E>;
+}
+
+impl<T, E> Handler<RunWrite<T, E>> for Persistence
+where
+    T: Send + 'static,
+    E: From<PersistError> + From<diesel::result::Error> + std::fmt::Display + Send + 'static,
+{
+    type Result = Result<T, E>;
+
+    fn handle(&mut self, msg: RunWrite<T, E>, _ctx: &mut Self::Context) -> Self::Result {
+        // No flush first: these writes do not depend on buffered log lines
+        // or progress, and the next tick writes those anyway.
+        let mut conn = self.conn().map_err(|e| {
+            tracing::error!(error = %e, "{} failed", msg.what);
+            E::from(e)
+        })?;
+        let result = store::write_transaction(&mut conn, msg.f);
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "{} was refused or failed", msg.what);
+        }
+        result
+    }
+}
+
 /// Write what is buffered (sent every [`FLUSH_INTERVAL`]).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -314,6 +377,9 @@ impl Handler<AppendLog> for Persistence {
             tracing::warn!(host_id = %msg.host_id, job_id = %msg.payload.job_id, "log seq out of range; dropped");
             return;
         };
+        if self.logs.is_empty() {
+            self.batch_started = Some(Instant::now());
+        }
         self.logs.push(HostLogLine {
             host_id: msg.host_id,
             line: NewJobLog {
@@ -892,7 +958,7 @@ mod tests {
             );
             jobs::insert(&mut c, &new).unwrap()
         };
-        let writer = Persistence::start(pool.clone(), Backlog::default());
+        let writer = Persistence::start(pool.clone(), Backlog::default(), Arc::new(Metrics::new()));
         for seq in 1..=3 {
             writer.do_send(AppendLog {
                 host_id: "h1".into(),

@@ -13,6 +13,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 
+use super::api::table::{Access, Endpoint};
+use super::api::Body;
 use super::error::{with_conn, ApiError};
 use crate::auth;
 use crate::protocol::{self, EnrollRequest, EnrollResponse};
@@ -22,10 +24,25 @@ use crate::store::{self, audit, hosts, models};
 /// Longest hostname accepted at enrolment.
 const MAX_HOSTNAME_LEN: usize = 253;
 
-/// Registers the agent routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/agent/enroll", web::post().to(enroll))
-        .route("/api/v1/agent/ws", web::get().to(upgrade));
+/// The agent routes, for the API's route table (`api::endpoints`).
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post("/agent/enroll", |r| r.to(enroll))
+            .summary("Enrol a host with a one-time enrolment token")
+            .describe("Answers the agent token once; the server keeps its SHA-256.")
+            .access(Access::Public)
+            .body("EnrollRequest")
+            .ok(200, "EnrollResponse")
+            .error(
+                401,
+                "The enrolment token is unknown, used, revoked or expired.",
+            ),
+        Endpoint::get("/agent/ws", |r| r.to(upgrade))
+            .summary("The agent's WebSocket (PROTOCOL.md), with its agent token")
+            .access(Access::Agent)
+            .empty(101, "Switching to the WebSocket protocol.")
+            .error(401, "The agent token is missing, unknown or revoked."),
+    ]
 }
 
 fn validate(body: &EnrollRequest) -> Result<(), ApiError> {
@@ -61,7 +78,7 @@ fn validate(body: &EnrollRequest) -> Result<(), ApiError> {
 async fn enroll(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<EnrollRequest>,
+    body: Body<EnrollRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     validate(&body)?;
@@ -84,11 +101,13 @@ async fn enroll(
     };
     let token_hash = auth::hash_token(&body.token);
     let source_addr = req.peer_addr().map(|a| a.ip().to_string());
-    let host = with_conn(&state.pool, move |conn| {
-        let Some(host) = hosts::enroll_with_token(conn, &token_hash, &new, now)? else {
-            return Ok(None);
-        };
-        audit::insert(
+    let host = state
+        .actors
+        .write("enrolling a host", move |conn| {
+            let Some(host) = hosts::enroll_with_token(conn, &token_hash, &new, now)? else {
+                return Ok(None);
+            };
+            audit::insert(
             conn,
             &models::NewAuditEntry {
                 id: store::new_id(),
@@ -103,9 +122,9 @@ async fn enroll(
                 source_addr,
             },
         )?;
-        Ok(Some(host))
-    })
-    .await?;
+            Ok::<_, ApiError>(Some(host))
+        })
+        .await?;
     let Some(host) = host else {
         tracing::info!(addr = ?req.peer_addr(), "enrolment with an unknown, used or expired token");
         return Err(ApiError::unauthorized(

@@ -149,33 +149,46 @@ async fn authenticate(
     match presented {
         Presented::Bearer(token) => {
             let hash = hash_token(&token);
-            with_conn(&state.pool, move |conn| {
+            let found = with_conn(&state.pool, move |conn| {
                 let (api_token, user) = store::api_tokens::find_valid(conn, &hash, now)?
                     .ok_or_else(|| {
                         ApiError::unauthorized("invalid, expired or revoked API token")
                     })?;
-                if api_token
+                let touch = api_token
                     .last_used_at
-                    .is_none_or(|at| now - at >= TOUCH_INTERVAL_MS)
-                {
-                    store::api_tokens::touch(conn, &api_token.id, now)?;
-                }
-                Ok(Principal {
+                    .is_none_or(|at| now - at >= TOUCH_INTERVAL_MS);
+                // A token acts with its own role, never above its user's.
+                let user_role: Role = user.role.into();
+                let role = api_token
+                    .role
+                    .map_or(user_role, |cap| user_role.min(cap.into()));
+                let principal = Principal {
                     user_id: user.id,
                     username: user.username,
-                    role: user.role.into(),
+                    role,
                     method: AuthMethod::ApiToken {
-                        token_id: api_token.id,
+                        token_id: api_token.id.clone(),
                     },
                     source_addr,
-                })
+                };
+                Ok((principal, touch.then_some(api_token.id)))
             })
-            .await
+            .await?;
+            if let (_, Some(token_id)) = &found {
+                let token_id = token_id.clone();
+                state
+                    .actors
+                    .write("recording an API token's use", move |conn| {
+                        store::api_tokens::touch(conn, &token_id, now).map_err(ApiError::from)
+                    })
+                    .await?;
+            }
+            Ok(found.0)
         }
         Presented::Cookie { token, csrf } => {
             let hash = hash_token(&token);
             let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
-            with_conn(&state.pool, move |conn| {
+            let found = with_conn(&state.pool, move |conn| {
                 let (session, user) = store::sessions::find_valid(conn, &hash, now)?
                     .ok_or_else(|| ApiError::unauthorized("session expired or invalid"))?;
                 if state_changing {
@@ -188,26 +201,36 @@ async fn authenticate(
                         ));
                     }
                 }
-                if now - session.last_seen_at >= TOUCH_INTERVAL_MS {
-                    store::sessions::touch(
-                        conn,
-                        &session.id,
-                        now,
-                        Some(now.saturating_add(ttl_ms)),
-                    )?;
-                }
-                Ok(Principal {
+                let touch = now - session.last_seen_at >= TOUCH_INTERVAL_MS;
+                let principal = Principal {
                     user_id: user.id,
                     username: user.username,
                     role: user.role.into(),
                     method: AuthMethod::Session {
-                        session_id: session.id,
+                        session_id: session.id.clone(),
                         csrf_token: session.csrf_token,
                     },
                     source_addr,
-                })
+                };
+                Ok((principal, touch.then_some(session.id)))
             })
-            .await
+            .await?;
+            if let (_, Some(session_id)) = &found {
+                let session_id = session_id.clone();
+                state
+                    .actors
+                    .write("sliding a session", move |conn| {
+                        store::sessions::touch(
+                            conn,
+                            &session_id,
+                            now,
+                            Some(now.saturating_add(ttl_ms)),
+                        )
+                        .map_err(ApiError::from)
+                    })
+                    .await?;
+            }
+            Ok(found.0)
         }
     }
 }

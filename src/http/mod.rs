@@ -5,6 +5,7 @@ pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod metrics;
 pub mod ui;
 
 use actix_web::{web, HttpResponse};
@@ -14,13 +15,16 @@ use crate::server::AppState;
 /// Largest JSON body the REST API accepts (larger: 413 `payload_too_large`).
 pub const API_JSON_LIMIT: usize = 1024 * 1024;
 
-/// Registers every route of the server.
+/// Registers every route of the server. The API's JSON 404 for unknown
+/// `/api/v1` paths comes after every API route; paths outside `/api/v1`
+/// are left to the UI (and the app's default service).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .configure(agent::routes);
+        .route("/metrics", web::get().to(metrics::metrics));
     api::routes(cfg);
     ui::routes(cfg);
+    api::unknown_routes(cfg);
 }
 
 /// Liveness: the process answers.

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::models::{ApiToken, NewApiToken, User};
 use super::schema::{api_tokens, users};
+use super::types::Role;
 use super::DbConnection;
 
 /// Creates an API token.
@@ -71,6 +72,20 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
     diesel::delete(api_tokens::table.find(id))
         .execute(conn)
         .map(|n| n == 1)
+}
+
+/// Caps what a token may do at `role` (see [`ApiToken::role`]); `None`
+/// if there is no such token.
+pub fn restrict_role(
+    conn: &mut DbConnection,
+    id: &str,
+    role: Role,
+) -> QueryResult<Option<ApiToken>> {
+    diesel::update(api_tokens::table.find(id))
+        .set(api_tokens::role.eq(Some(role)))
+        .returning(api_tokens::all_columns)
+        .get_result(conn)
+        .optional()
 }
 
 /// Tokens, newest first: all of them, or one user's.

@@ -30,6 +30,8 @@
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
 //! - [`api_queries`]: paged reads the REST API needs (snapshots, stats).
+//! - [`admin_queries`]: reads of the administration API (tokens, users)
+//!   and the aggregates of `/metrics`.
 //! - [`ui_queries`]: read-only overviews for the web UI (dashboard, calendar).
 //! - [`channel`]: the agent channel's host-scoped job writes and the
 //!   scheduler's fire de-duplication.
@@ -44,6 +46,7 @@ use diesel::pg::PgConnection;
 mod migrations;
 mod pool;
 
+pub mod admin_queries;
 pub mod api_queries;
 pub mod api_tokens;
 pub mod audit;

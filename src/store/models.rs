@@ -124,6 +124,9 @@ pub struct ApiToken {
     /// `None`: never expires.
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The most the token may do (it never exceeds its user's current
+    /// role); `None`: the user's role.
+    pub role: Option<Role>,
 }
 
 impl fmt::Debug for ApiToken {
@@ -137,6 +140,7 @@ impl fmt::Debug for ApiToken {
             .field("last_used_at", &self.last_used_at)
             .field("expires_at", &self.expires_at)
             .field("revoked_at", &self.revoked_at)
+            .field("role", &self.role)
             .finish()
     }
 }

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 pub mod agent;
+pub mod api;
 pub mod db;
 pub mod server;

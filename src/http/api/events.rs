@@ -1,9 +1,7 @@
-//! Server-Sent Events: `GET /jobs/{id}/events` (one job's log, progress
-//! and status, live) and `GET /events` (fleet presence and job status
-//! changes, for the dashboard). Both are readable by every role, and fed
-//! by the `Events` actor.
-//!
-//! # The job stream
+//! `GET /jobs/{id}/events`: one job's log, progress and status as
+//! Server-Sent Events, live from the `Events` actor; readable by every
+//! role. The SSE framing helpers here ([`frame`], [`keep_alive`],
+//! [`event_stream`]) also serve the UI's presence stream (`ui::live`).
 //!
 //! 1. `retry: 3000` (the browser's reconnect delay).
 //! 2. The stored log lines after the resume point: the `Last-Event-ID`
@@ -37,12 +35,6 @@
 //! the last log seq it saw. A subscriber the `Events` actor drops as too
 //! slow sees its stream end and resumes from that id.
 //!
-//! # The fleet stream
-//!
-//! `event: host` `{"host_id":"…","status":"online"}` and `event: job`
-//! `{"host_id":"…","job_id":"…","status":"running"}`, plus keep-alives;
-//! no replay (the page was rendered from the database just before).
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,7 +45,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{int_param, resource, stored_json, Time};
+use super::table::Endpoint;
+use super::{int_param, stored_json, Time};
 use crate::actors::events::{Event, EventFilter, Subscribe};
 use crate::actors::persistence::Flush;
 use crate::auth::Role;
@@ -72,9 +65,30 @@ const OUT_BUFFER: usize = 64;
 /// Stored log lines read per query while replaying.
 const REPLAY_PAGE: i64 = 1000;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/jobs/{id}/events").route(web::get().to(job_events)))
-        .service(resource("/events").route(web::get().to(fleet_events)));
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::get("/jobs/{id}/events", |r| r.to(job_events))
+        .summary("Follow a job live: Server-Sent Events of its log, progress and status")
+        .describe(
+            "Answers `text/event-stream`. First the stored log lines after the resume point \
+             (the `Last-Event-ID` header of a reconnecting EventSource, else `after_seq`), \
+             then the job's current `status` (and `progress` while it runs), then live \
+             events until a terminal `status`, after which the stream ends. Frames: \
+             `event: log` with `id: <seq>` and data `{seq, ts, stream, payload}`; \
+             `event: progress` with data `{percent_done, files_done, total_files, \
+             bytes_done, total_bytes, eta_seconds, throughput_bps}`; `event: status` with \
+             data `{status, message, attempt, started_at, finished_at, exit_code, error, \
+             warning, stats}`. A `: keep-alive` comment comes every 15 seconds.",
+        )
+        .role(Role::Viewer)
+        .query(
+            "after_seq",
+            "integer",
+            "Replay stored lines after this seq (default 0); Last-Event-ID wins.",
+        )
+        .empty(
+            200,
+            "A text/event-stream of log, progress and status events.",
+        )]
 }
 
 /// One SSE frame: `event:`, optional `id:`, one `data:` line per line of
@@ -94,7 +108,7 @@ pub fn frame(event: &str, id: Option<i64>, data: &str) -> Bytes {
 }
 
 /// A frame of `value` as JSON.
-fn json_frame<T: Serialize>(event: &str, id: Option<i64>, value: &T) -> Bytes {
+pub fn json_frame<T: Serialize>(event: &str, id: Option<i64>, value: &T) -> Bytes {
     match serde_json::to_string(value) {
         Ok(text) => frame(event, id, &text),
         Err(e) => {
@@ -110,7 +124,7 @@ pub fn keep_alive() -> Bytes {
 }
 
 /// The `retry:` field that sets the browser's reconnect delay.
-fn retry() -> Bytes {
+pub fn retry() -> Bytes {
     Bytes::from(format!("retry: {RETRY_MS}\n\n"))
 }
 
@@ -200,7 +214,7 @@ fn live_stream_name(kind: LogStreamKind) -> &'static str {
 }
 
 /// The answer that carries a stream fed by `rx`.
-fn event_stream(rx: mpsc::Receiver<Bytes>) -> HttpResponse {
+pub fn event_stream(rx: mpsc::Receiver<Bytes>) -> HttpResponse {
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -470,97 +484,6 @@ impl From<&JobProgress> for ProgressDto {
     }
 }
 
-/// A fleet `host` frame's data.
-#[derive(Debug, Serialize)]
-struct HostDto<'a> {
-    host_id: &'a str,
-    status: &'static str,
-}
-
-/// A fleet `job` frame's data.
-#[derive(Debug, Serialize)]
-struct JobDto<'a> {
-    host_id: &'a str,
-    job_id: &'a str,
-    status: JobStatus,
-}
-
-/// The fleet frame for an event, if the fleet stream carries it.
-fn fleet_frame(event: &Event) -> Option<Bytes> {
-    match event {
-        Event::HostOnline { host_id } => Some(json_frame(
-            "host",
-            None,
-            &HostDto {
-                host_id,
-                status: "online",
-            },
-        )),
-        Event::HostOffline { host_id } => Some(json_frame(
-            "host",
-            None,
-            &HostDto {
-                host_id,
-                status: "offline",
-            },
-        )),
-        Event::JobStatus {
-            host_id,
-            job_id,
-            status,
-            ..
-        } => Some(json_frame(
-            "job",
-            None,
-            &JobDto {
-                host_id,
-                job_id,
-                status: *status,
-            },
-        )),
-        _ => None,
-    }
-}
-
-async fn fleet_events(
-    state: web::Data<AppState>,
-    who: Principal,
-) -> Result<HttpResponse, ApiError> {
-    who.require(Role::Viewer)?;
-    let mut events = state
-        .actors
-        .events
-        .send(Subscribe {
-            filter: EventFilter::All,
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("events actor unavailable: {e}")))?;
-    let (tx, rx) = mpsc::channel(OUT_BUFFER);
-    actix_web::rt::spawn(async move {
-        if tx.send(retry()).await.is_err() {
-            return;
-        }
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
-        loop {
-            let bytes = tokio::select! {
-                event = events.recv() => match event {
-                    Some(event) => match fleet_frame(&event) {
-                        Some(bytes) => bytes,
-                        None => continue,
-                    },
-                    None => return,
-                },
-                _ = tick.tick() => keep_alive(),
-            };
-            if tx.send(bytes).await.is_err() {
-                return;
-            }
-        }
-    });
-    Ok(event_stream(rx))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,27 +530,5 @@ mod tests {
         assert_eq!(text.matches("data: ").count(), 1, "{text}");
         assert!(text.contains(r#""payload":"line one\nline two""#));
         assert!(text.contains(r#""ts":"2026-01-02T03:04:05.678Z""#));
-    }
-
-    /// The fleet stream carries presence and job status, not logs or progress.
-    #[test]
-    fn fleet_frames() {
-        let online = fleet_frame(&Event::HostOnline {
-            host_id: "h1".into(),
-        })
-        .unwrap();
-        assert_eq!(
-            &online[..],
-            b"event: host\ndata: {\"host_id\":\"h1\",\"status\":\"online\"}\n\n"
-        );
-        assert!(fleet_frame(&Event::JobLog {
-            host_id: "h".into(),
-            job_id: "j".into(),
-            seq: 1,
-            ts: chrono::Utc::now(),
-            stream: LogStreamKind::Stdout,
-            payload: "x".into(),
-        })
-        .is_none());
     }
 }

@@ -9,7 +9,8 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
-use super::{audit, live_host, resource, stored_json, List, PageQuery, Time, DEFAULT_LIMIT};
+use super::table::Endpoint;
+use super::{audit, live_host, stored_json, Body, List, PageQuery, Time, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
@@ -25,14 +26,37 @@ const MAX_LABEL_KEY_LEN: usize = 63;
 /// Longest label value.
 const MAX_LABEL_VALUE_LEN: usize = 255;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/hosts").route(web::get().to(list)))
-        .service(
-            resource("/hosts/{id}")
-                .route(web::get().to(get))
-                .route(web::patch().to(patch))
-                .route(web::delete().to(revoke)),
-        );
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get("/hosts", |r| r.to(list))
+            .summary("List hosts")
+            .role(Role::Viewer)
+            .query_enum(
+                "status",
+                vec!["online", "offline"],
+                "Only hosts in this state.",
+            )
+            .query(
+                "q",
+                "string",
+                "Only hosts whose hostname or display name contains this text.",
+            )
+            .paged()
+            .ok(200, "HostList"),
+        Endpoint::get("/hosts/{id}", |r| r.to(get))
+            .summary("Read a host")
+            .role(Role::Viewer)
+            .ok(200, "Host"),
+        Endpoint::patch("/hosts/{id}", |r| r.to(patch))
+            .summary("Change a host's display name or labels")
+            .role(Role::Operator)
+            .body("HostPatch")
+            .ok(200, "Host"),
+        Endpoint::delete("/hosts/{id}", |r| r.to(revoke))
+            .summary("Revoke a host: its agent token stops working, its session closes")
+            .role(Role::Admin)
+            .empty(204, "Revoked."),
+    ]
 }
 
 /// A host as the API shows it (API.md's host fields, plus labels and
@@ -237,7 +261,7 @@ async fn patch(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
-    body: web::Json<PatchRequest>,
+    body: Body<PatchRequest>,
 ) -> Result<web::Json<HostDto>, ApiError> {
     who.require(Role::Operator)?;
     let id = path.into_inner();
@@ -251,15 +275,15 @@ async fn patch(
     .collect();
     let detail = json!({ "fields": changed });
     let patch = body.into_patch()?;
-    let host = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
+    let host = state
+        .actors
+        .write("changing a host", move |conn| {
             live_host(conn, &id)?;
             store::hosts::patch(conn, &id, &patch, store::now_ms())?;
             audit(conn, &who, "host.update", Some(&id), Some(detail))?;
             load(conn, &id)
         })
-    })
-    .await?;
+        .await?;
     Ok(web::Json(host))
 }
 
@@ -273,10 +297,12 @@ async fn revoke(
     let check = id.clone();
     with_conn(&state.pool, move |conn| live_host(conn, &check).map(|_| ())).await?;
     state.actors.revoke_host(&id).await?;
-    with_conn(&state.pool, move |conn| {
-        audit(conn, &who, "host.revoke", Some(&id), None)
-    })
-    .await?;
+    state
+        .actors
+        .write("auditing a host revocation", move |conn| {
+            audit(conn, &who, "host.revoke", Some(&id), None)
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -9,8 +9,9 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::table::Endpoint;
 use super::{
-    audit, int_param, live_host, parse_time, resource, stored_json, List, PageQuery, Time,
+    audit, int_param, live_host, parse_time, stored_json, Body, List, PageQuery, Time,
     DEFAULT_LIMIT,
 };
 use crate::actors::{CancelOutcome, NewJobRequest};
@@ -24,12 +25,58 @@ use crate::store::{self, models, JobKind, JobStatus, LogStream};
 /// Log lines per page when the request gives no `limit`.
 const DEFAULT_LOG_LIMIT: i64 = 1000;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/hosts/{id}/jobs").route(web::post().to(create)))
-        .service(resource("/jobs").route(web::get().to(list)))
-        .service(resource("/jobs/{id}").route(web::get().to(get)))
-        .service(resource("/jobs/{id}/logs").route(web::get().to(logs)))
-        .service(resource("/jobs/{id}/cancel").route(web::post().to(cancel)));
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post("/hosts/{id}/jobs", |r| r.to(create))
+            .summary("Run a job now (queued; sent when the host is online)")
+            .describe("source_group is required for backup and forget, refused for the others.")
+            .role(Role::Operator)
+            .body("JobCreate")
+            .ok(201, "Job"),
+        Endpoint::get("/jobs", |r| r.to(list))
+            .summary("List jobs, newest first")
+            .role(Role::Viewer)
+            .query("host_id", "string", "Only this host's jobs.")
+            .query_enum(
+                "status",
+                JobStatus::ALL.iter().map(|s| s.as_str()).collect(),
+                "Only jobs in this status.",
+            )
+            .query_enum(
+                "kind",
+                JobKind::ALL.iter().map(|k| k.as_str()).collect(),
+                "Only jobs of this kind.",
+            )
+            .query_time("since", "Only jobs created at or after this time.")
+            .paged()
+            .ok(200, "JobList"),
+        Endpoint::get("/jobs/{id}", |r| r.to(get))
+            .summary("Read a job: status, attempt, timings, progress, stats, error")
+            .role(Role::Viewer)
+            .ok(200, "Job"),
+        Endpoint::get("/jobs/{id}/logs", |r| r.to(logs))
+            .summary("A job's log lines after a sequence number, in order")
+            .role(Role::Viewer)
+            .query(
+                "after_seq",
+                "integer",
+                "Only lines with a greater seq (default 0).",
+            )
+            .query(
+                "limit",
+                "integer",
+                "Lines per page, 1 to 10000 (default 1000).",
+            )
+            .ok(200, "LogPage"),
+        Endpoint::post("/jobs/{id}/cancel", |r| r.to(cancel))
+            .summary("Cancel a job: a queued one at once, a running one through its agent")
+            .role(Role::Operator)
+            .ok(202, "CancelResult")
+            .error(
+                409,
+                "The job has finished, or its host is offline while it runs.",
+            ),
+    ]
 }
 
 /// A job as the API shows it: status, attempt, timings, progress, stats
@@ -138,7 +185,7 @@ async fn create(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
-    body: web::Json<CreateRequest>,
+    body: Body<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
     let host_id = path.into_inner();
@@ -189,16 +236,18 @@ async fn create(
         })
         .await?;
     let job_id = job.id.clone();
-    with_conn(&state.pool, move |conn| {
-        audit(
-            conn,
-            &who,
-            "job.create",
-            Some(&job_id),
-            Some(json!({"host_id": host_id, "kind": kind, "source_group": source_group})),
-        )
-    })
-    .await?;
+    state
+        .actors
+        .write("auditing a job", move |conn| {
+            audit(
+                conn,
+                &who,
+                "job.create",
+                Some(&job_id),
+                Some(json!({"host_id": host_id, "kind": kind, "source_group": source_group})),
+            )
+        })
+        .await?;
     Ok(HttpResponse::Created().json(JobDto::from_row(job)?))
 }
 
@@ -370,16 +419,18 @@ async fn cancel(
         }
     };
     let job_id = id.clone();
-    with_conn(&state.pool, move |conn| {
-        audit(
-            conn,
-            &who,
-            "job.cancel",
-            Some(&job_id),
-            Some(json!({ "outcome": outcome })),
-        )
-    })
-    .await?;
+    state
+        .actors
+        .write("auditing a cancel", move |conn| {
+            audit(
+                conn,
+                &who,
+                "job.cancel",
+                Some(&job_id),
+                Some(json!({ "outcome": outcome })),
+            )
+        })
+        .await?;
     Ok(HttpResponse::Accepted().json(CancelResponse { id, outcome }))
 }
 

@@ -4,15 +4,22 @@
 use actix_web::web;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_time, resource, List, PageQuery, Time, DEFAULT_LIMIT};
+use super::table::Endpoint;
+use super::{parse_time, List, PageQuery, Time, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::server::AppState;
 use crate::store::{self, models};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/missed-runs").route(web::get().to(list)));
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::get("/missed-runs", |r| r.to(list))
+        .summary("Schedule times that passed without a run, latest first")
+        .role(Role::Viewer)
+        .query("host_id", "string", "Only this host's missed runs.")
+        .query_time("since", "Only runs scheduled at or after this time.")
+        .paged()
+        .ok(200, "MissedRunList")]
 }
 
 /// One missed run as the API shows it.

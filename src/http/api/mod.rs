@@ -2,13 +2,22 @@
 //! resource, each with its own request and response DTOs (store rows are
 //! never serialised directly, and no DTO has a secret field).
 //!
-//! This module holds what they share: [`routes`], list paging
+//! Every route is one [`table::Endpoint`] in its module's `endpoints()`:
+//! [`routes`] registers them and [`openapi`] documents them from the same
+//! table. This module also holds what the resources share: list paging
 //! ([`PageQuery`], [`List`]), RFC 3339 times ([`Time`], [`parse_time`]),
-//! the audit-log writer ([`audit`]), the live-host lookup ([`live_host`])
-//! and the mapping of the actors' errors onto [`ApiError`].
+//! the audit-log writer ([`audit`]), the live-host lookup ([`live_host`]),
+//! the JSON 404 of unknown API paths ([`unknown_routes`]) and the mapping
+//! of the actors' errors onto [`ApiError`].
+//!
+//! Reads run in `web::block` ([`with_conn`](crate::http::error::with_conn));
+//! every write, audit rows included, goes through the one writer
+//! (`Actors::write`), in one transaction with its audit row.
 //!
 //! # Layout
 //!
+//! - `table`: [`table::Endpoint`], the route table's entries and builder.
+//! - `openapi`: `GET /openapi.json`, built from [`endpoints`].
 //! - `session`: `POST /auth/login`, `POST /auth/logout`, `GET /me`.
 //! - `hosts`: `GET /hosts`, `GET/PATCH/DELETE /hosts/{id}`.
 //! - `repository`: `GET/PUT /hosts/{id}/repository`.
@@ -18,27 +27,43 @@
 //! - `jobs`: `POST /hosts/{id}/jobs`, `GET /jobs`, `GET /jobs/{id}`,
 //!   `GET /jobs/{id}/logs`, `POST /jobs/{id}/cancel`.
 //! - `snapshots`, `repo_stats`, `missed_runs`: the read-only reports.
-//! - `events`: Server-Sent Events, `GET /jobs/{id}/events` and `GET /events`.
+//! - `enrollment_tokens`, `users`, `api_tokens`: administration (admin).
+//! - `audit_log`: `GET /audit` (admin).
+//! - `events`: `GET /jobs/{id}/events`, Server-Sent Events of one job.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::web;
+use actix_web::{web, FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::actors::persistence::PersistError;
 use crate::actors::ActorError;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::server::AppState;
 use crate::store::{self, models::Host, DbConnection};
 
-mod events;
+mod api_tokens;
+mod audit_log;
+mod enrollment_tokens;
+pub(crate) mod events;
 mod hosts;
 mod jobs;
 mod missed_runs;
+pub mod openapi;
 mod repo_stats;
 mod repository;
 pub(crate) mod schedules;
 mod session;
 mod snapshots;
 mod source_groups;
+pub mod table;
+mod users;
+
+use table::Endpoint;
 
 /// The path prefix of every route here.
 pub const PREFIX: &str = "/api/v1";
@@ -46,20 +71,69 @@ pub const PREFIX: &str = "/api/v1";
 /// Page size when a list request gives no `limit`.
 pub const DEFAULT_LIMIT: i64 = 50;
 
-/// Registers every management route. Each is a full path rather than a
-/// `/api/v1` scope, so that other modules (the agent channel) can register
-/// their own routes under the same prefix.
+/// Every endpoint of `/api/v1`, in registration order: the one route table
+/// that [`routes`] registers and [`openapi`] documents. A new endpoint is
+/// added to its module's `endpoints()` and nowhere else.
+pub fn endpoints() -> Vec<Endpoint> {
+    [
+        session::endpoints(),
+        crate::http::agent::endpoints(),
+        hosts::endpoints(),
+        repository::endpoints(),
+        source_groups::endpoints(),
+        schedules::endpoints(),
+        jobs::endpoints(),
+        snapshots::endpoints(),
+        repo_stats::endpoints(),
+        missed_runs::endpoints(),
+        events::endpoints(),
+        enrollment_tokens::endpoints(),
+        users::endpoints(),
+        api_tokens::endpoints(),
+        audit_log::endpoints(),
+        openapi::endpoints(),
+    ]
+    .concat()
+}
+
+/// Registers every endpoint of [`endpoints`]: one resource per path (its
+/// other methods get a JSON 405), its methods in table order.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    session::routes(cfg);
-    hosts::routes(cfg);
-    repository::routes(cfg);
-    source_groups::routes(cfg);
-    schedules::routes(cfg);
-    jobs::routes(cfg);
-    snapshots::routes(cfg);
-    repo_stats::routes(cfg);
-    missed_runs::routes(cfg);
-    events::routes(cfg);
+    let all = endpoints();
+    let mut paths: Vec<&'static str> = Vec::new();
+    for e in &all {
+        if !paths.contains(&e.path) {
+            paths.push(e.path);
+        }
+    }
+    for path in paths {
+        let mut res = resource(path);
+        for e in all.iter().filter(|e| e.path == path) {
+            res = res.route((e.register)(web::method(e.verb.method())));
+        }
+        cfg.service(res);
+    }
+}
+
+/// Registers the JSON 404 for every other path under `/api/v1`. It must
+/// be registered after every API route (it matches any path there), and
+/// covers `/api/v1` only: other unknown paths are the UI's.
+pub fn unknown_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource([PREFIX.to_owned(), format!("{PREFIX}/{{tail:.*}}")])
+            .route(web::route().to(unknown_route)),
+    );
+}
+
+/// The `message` of the JSON 404 for a path no API route has.
+pub const NO_ROUTE_MESSAGE: &str = "no such API route; see /api/v1/openapi.json";
+
+async fn unknown_route() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        NO_ROUTE_MESSAGE,
+    ))
 }
 
 /// A resource at `PREFIX + path` whose unknown methods get a JSON 405.
@@ -83,6 +157,63 @@ impl From<ActorError> for ApiError {
             ActorError::Conflict(message) => ApiError::conflict(message),
             ActorError::Internal(cause) => ApiError::internal(cause),
         }
+    }
+}
+
+impl From<PersistError> for ApiError {
+    fn from(e: PersistError) -> Self {
+        match e {
+            PersistError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "database writer unavailable");
+                ApiError::unavailable("database unavailable")
+            }
+            PersistError::Database(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+/// A JSON request body whose errors name the field at fault: `web::Json`
+/// checks the content type and size limit (and maps their errors), then
+/// `serde_path_to_error` decodes, so a wrong type reads
+/// `ttl_seconds: invalid type: string "soon", expected u64`.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T> Body<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Body<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = json.await?.into_inner();
+            serde_path_to_error::deserialize(value)
+                .map(Body)
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    let message = if path == "." {
+                        format!("invalid JSON body: {inner}")
+                    } else {
+                        format!("{path}: {inner}")
+                    };
+                    ApiError::bad_request(message).into()
+                })
+        })
     }
 }
 
@@ -131,10 +262,16 @@ pub struct List<T> {
 }
 
 impl<T> List<T> {
-    /// A complete (unpaged) list.
-    pub fn all(items: Vec<T>) -> Self {
+    /// One page of a list that was loaded whole (the short per-host lists:
+    /// source groups, schedules).
+    pub fn slice(items: Vec<T>, limit: i64, offset: i64) -> Self {
         let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
-        List { items, total }
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(0);
+        List {
+            items: items.into_iter().skip(skip).take(take).collect(),
+            total,
+        }
     }
 }
 
@@ -196,6 +333,35 @@ pub fn live_host(conn: &mut DbConnection, id: &str) -> Result<Host, ApiError> {
         Some(host) if host.revoked_at.is_none() => Ok(host),
         _ => Err(ApiError::not_found(&format!("host {id}"))),
     }
+}
+
+/// A change to a host's configuration (repository, source groups,
+/// schedules): on the one writer, in one transaction, checks the host is
+/// live, runs `change` (the write and its audit row) and bumps the host's
+/// schedule version; then pushes `config.update` + `schedule.set` to its
+/// live session. The shared shape of every such handler.
+pub async fn change_host_config<T, F>(
+    state: &AppState,
+    host_id: &str,
+    what: &'static str,
+    change: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+{
+    let host = host_id.to_owned();
+    let value = state
+        .actors
+        .write(what, move |conn| {
+            live_host(conn, &host)?;
+            let value = change(conn)?;
+            store::schedule_versions::bump(conn, &host)?;
+            Ok::<_, ApiError>(value)
+        })
+        .await?;
+    state.actors.push_config(host_id).await?;
+    Ok(value)
 }
 
 /// Writes one audit-log row for `who`: `action` (dotted verb) on

@@ -5,15 +5,22 @@
 use actix_web::web;
 use serde::{Deserialize, Serialize};
 
-use super::{live_host, parse_time, resource, List, PageQuery, Time};
+use super::table::Endpoint;
+use super::{live_host, parse_time, List, PageQuery, Time};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::server::AppState;
 use crate::store::{self, models};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/hosts/{id}/repo-stats").route(web::get().to(list)));
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::get("/hosts/{id}/repo-stats", |r| r.to(list))
+        .summary("A host's repository statistics, oldest first (a time series)")
+        .role(Role::Viewer)
+        .query_time("since", "Only samples recorded at or after this time.")
+        .query("limit", "integer", "Page size, 1 to 1000 (default 1000).")
+        .query("offset", "integer", "Items to skip (default 0).")
+        .ok(200, "RepoStatsList")]
 }
 
 /// One statistics sample as the API shows it.

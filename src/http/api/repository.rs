@@ -9,7 +9,8 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, live_host, resource, Time};
+use super::table::Endpoint;
+use super::{audit, change_host_config, live_host, Body, Time};
 use crate::auth::Role;
 use crate::crypto;
 use crate::http::auth::Principal;
@@ -22,12 +23,23 @@ const MAX_URL_LEN: usize = 2048;
 /// Longest user name, password or credential.
 const MAX_SECRET_LEN: usize = 4096;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/hosts/{id}/repository")
-            .route(web::get().to(get))
-            .route(web::put().to(put)),
-    );
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get("/hosts/{id}/repository", |r| r.to(get))
+            .summary("Read a host's repository (secrets only as set / not set)")
+            .role(Role::Viewer)
+            .ok(200, "Repository"),
+        Endpoint::put("/hosts/{id}/repository", |r| r.to(put))
+            .summary("Set a host's repository; pushes config.update to its agent")
+            .describe(
+                "Absent (or null) username, password and credential keep the stored \
+                 values. Secrets are sealed at rest and never returned.",
+            )
+            .role(Role::Operator)
+            .body("RepositoryPut")
+            .ok(200, "Repository")
+            .error(409, "The repository changed during the request; try again."),
+    ]
 }
 
 /// A repository as the API shows it: never a secret, only whether it is set.
@@ -128,7 +140,7 @@ async fn put(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
-    body: web::Json<PutRequest>,
+    body: Body<PutRequest>,
 ) -> Result<web::Json<RepositoryDto>, ApiError> {
     who.require(Role::Operator)?;
     let host_id = path.into_inner();
@@ -136,55 +148,51 @@ async fn put(
     body.validate()?;
     let key = state.key.clone();
     let target = host_id.clone();
-    let repo = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            live_host(conn, &target)?;
-            let current = store::repositories::get_for_host(conn, &target)?;
-            let created = current.is_none();
-            let id = current.map_or_else(store::new_id, |r| r.id);
-            let seal = |secret: &str| {
-                crypto::seal_str(&key, secret, id.as_bytes()).map_err(ApiError::internal)
-            };
-            let form = models::RepositoryUpsert {
-                password_sealed: body.password.as_deref().map(seal).transpose()?.map(Some),
-                credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
-                username: body.username.clone().map(Some),
-                url: body.url.trim().to_owned(),
-                id: id.clone(),
-                ..models::RepositoryUpsert::default()
-            };
-            let repo = store::repositories::upsert_for_host(conn, &target, &form, store::now_ms())
-                .map_err(|e| match e {
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::CheckViolation,
-                        _,
-                    ) => ApiError::conflict(
-                        "the host's repository changed during this request; try again",
-                    ),
-                    other => ApiError::from(other),
-                })?
-                .ok_or_else(|| ApiError::not_found(&format!("host {target}")))?;
-            audit(
-                conn,
-                &who,
-                if created {
-                    "repository.create"
-                } else {
-                    "repository.update"
-                },
-                Some(&target),
-                Some(json!({
-                    "repository_id": repo.id,
-                    "password_changed": body.password.is_some(),
-                    "credential_changed": body.credential.is_some(),
-                    "username_changed": body.username.is_some(),
-                })),
-            )?;
-            Ok(repo)
-        })
+    let repo = change_host_config(&state, &host_id, "setting a repository", move |conn| {
+        let current = store::repositories::get_for_host(conn, &target)?;
+        let created = current.is_none();
+        let id = current.map_or_else(store::new_id, |r| r.id);
+        let seal = |secret: &str| {
+            crypto::seal_str(&key, secret, id.as_bytes()).map_err(ApiError::internal)
+        };
+        let form = models::RepositoryUpsert {
+            password_sealed: body.password.as_deref().map(seal).transpose()?.map(Some),
+            credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
+            username: body.username.clone().map(Some),
+            url: body.url.trim().to_owned(),
+            id: id.clone(),
+            ..models::RepositoryUpsert::default()
+        };
+        let repo = store::repositories::upsert_for_host(conn, &target, &form, store::now_ms())
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::CheckViolation,
+                    _,
+                ) => ApiError::conflict(
+                    "the host's repository changed during this request; try again",
+                ),
+                other => ApiError::from(other),
+            })?
+            .ok_or_else(|| ApiError::not_found(&format!("host {target}")))?;
+        audit(
+            conn,
+            &who,
+            if created {
+                "repository.create"
+            } else {
+                "repository.update"
+            },
+            Some(&target),
+            Some(json!({
+                "repository_id": repo.id,
+                "password_changed": body.password.is_some(),
+                "credential_changed": body.credential.is_some(),
+                "username_changed": body.username.is_some(),
+            })),
+        )?;
+        Ok(repo)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(web::Json(RepositoryDto::from(&repo)))
 }
 

@@ -17,7 +17,8 @@ use croner::Cron;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, live_host, resource, List, Time};
+use super::table::Endpoint;
+use super::{audit, change_host_config, live_host, Body, List, PageQuery, Time, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
@@ -29,18 +30,36 @@ pub const NEXT_RUNS: usize = 5;
 /// Longest cron expression accepted.
 const MAX_CRON_LEN: usize = 256;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/hosts/{id}/schedules")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        resource("/hosts/{id}/schedules/{sid}")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
-    );
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get("/hosts/{id}/schedules", |r| r.to(list))
+            .summary("List a host's schedules with their next five runs and a description")
+            .role(Role::Viewer)
+            .paged()
+            .ok(200, "ScheduleList"),
+        Endpoint::post("/hosts/{id}/schedules", |r| r.to(create))
+            .summary("Add a schedule; bumps the version and pushes schedule.set")
+            .describe(
+                "cron_expr has five fields (minute hour day-of-month month day-of-week, \
+                 UTC); a bad one is 400 invalid_cron with the parser's reason.",
+            )
+            .role(Role::Operator)
+            .body("ScheduleRequest")
+            .ok(201, "Schedule"),
+        Endpoint::get("/hosts/{id}/schedules/{sid}", |r| r.to(get))
+            .summary("Read a schedule")
+            .role(Role::Viewer)
+            .ok(200, "Schedule"),
+        Endpoint::put("/hosts/{id}/schedules/{sid}", |r| r.to(update))
+            .summary("Replace a schedule; bumps the version and pushes schedule.set")
+            .role(Role::Operator)
+            .body("ScheduleRequest")
+            .ok(200, "Schedule"),
+        Endpoint::delete("/hosts/{id}/schedules/{sid}", |r| r.to(delete))
+            .summary("Delete a schedule; bumps the version and pushes schedule.set")
+            .role(Role::Operator)
+            .empty(204, "Deleted."),
+    ]
 }
 
 /// Parses a five-field cron expression. Seconds are refused (a backup
@@ -194,8 +213,10 @@ async fn list(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<List<ScheduleDto>>, ApiError> {
     who.require(Role::Viewer)?;
+    let (limit, offset) = query.resolve(DEFAULT_LIMIT, store::MAX_PAGE)?;
     let host_id = path.into_inner();
     let rows = with_conn(&state.pool, move |conn| {
         live_host(conn, &host_id)?;
@@ -203,11 +224,17 @@ async fn list(
     })
     .await?;
     let now = Utc::now();
+    let total = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    let take = usize::try_from(limit).unwrap_or(0);
+    // Only the page's schedules compute their next runs.
     let items = rows
         .into_iter()
+        .skip(skip)
+        .take(take)
         .map(|r| ScheduleDto::from_row(r, now))
         .collect();
-    Ok(web::Json(List::all(items)))
+    Ok(web::Json(List { items, total }))
 }
 
 async fn get(
@@ -225,46 +252,42 @@ async fn create(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
-    body: web::Json<ScheduleRequest>,
+    body: Body<ScheduleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
     let host_id = path.into_inner();
     let (cron_expr, enabled, names) = body.into_inner().validate()?;
     let target = host_id.clone();
-    let row = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            live_host(conn, &target)?;
-            let ids = group_ids(conn, &target, &names)?;
-            let now = store::now_ms();
-            let schedule = store::schedules::insert(
-                conn,
-                &models::NewSchedule {
-                    id: store::new_id(),
-                    host_id: target.clone(),
-                    cron_expr,
-                    enabled,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )?;
-            store::schedules::set_groups(conn, &schedule.id, &ids)?;
-            audit(
-                conn,
-                &who,
-                "schedule.create",
-                Some(&schedule.id),
-                Some(json!({
-                    "host_id": target,
-                    "cron_expr": schedule.cron_expr,
-                    "enabled": schedule.enabled,
-                    "source_groups": names,
-                })),
-            )?;
-            load(conn, &target, &schedule.id)
-        })
+    let row = change_host_config(&state, &host_id, "adding a schedule", move |conn| {
+        let ids = group_ids(conn, &target, &names)?;
+        let now = store::now_ms();
+        let schedule = store::schedules::insert(
+            conn,
+            &models::NewSchedule {
+                id: store::new_id(),
+                host_id: target.clone(),
+                cron_expr,
+                enabled,
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+        store::schedules::set_groups(conn, &schedule.id, &ids)?;
+        audit(
+            conn,
+            &who,
+            "schedule.create",
+            Some(&schedule.id),
+            Some(json!({
+                "host_id": target,
+                "cron_expr": schedule.cron_expr,
+                "enabled": schedule.enabled,
+                "source_groups": names,
+            })),
+        )?;
+        load(conn, &target, &schedule.id)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(HttpResponse::Created().json(ScheduleDto::from_row(row, Utc::now())))
 }
 
@@ -272,39 +295,36 @@ async fn update(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<(String, String)>,
-    body: web::Json<ScheduleRequest>,
+    body: Body<ScheduleRequest>,
 ) -> Result<web::Json<ScheduleDto>, ApiError> {
     who.require(Role::Operator)?;
     let (host_id, sid) = path.into_inner();
     let (cron_expr, enabled, names) = body.into_inner().validate()?;
     let target = host_id.clone();
-    let row = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            load(conn, &target, &sid)?;
-            let ids = group_ids(conn, &target, &names)?;
-            let changes = models::ScheduleChanges {
-                cron_expr: Some(cron_expr.clone()),
-                enabled: Some(enabled),
-            };
-            store::schedules::update(conn, &sid, &changes, store::now_ms())?;
-            store::schedules::set_groups(conn, &sid, &ids)?;
-            audit(
-                conn,
-                &who,
-                "schedule.update",
-                Some(&sid),
-                Some(json!({
-                    "host_id": target,
-                    "cron_expr": cron_expr,
-                    "enabled": enabled,
-                    "source_groups": names,
-                })),
-            )?;
-            load(conn, &target, &sid)
-        })
+    let row = change_host_config(&state, &host_id, "changing a schedule", move |conn| {
+        load(conn, &target, &sid)?;
+        let ids = group_ids(conn, &target, &names)?;
+        let changes = models::ScheduleChanges {
+            cron_expr: Some(cron_expr.clone()),
+            enabled: Some(enabled),
+        };
+        store::schedules::update(conn, &sid, &changes, store::now_ms())?;
+        store::schedules::set_groups(conn, &sid, &ids)?;
+        audit(
+            conn,
+            &who,
+            "schedule.update",
+            Some(&sid),
+            Some(json!({
+                "host_id": target,
+                "cron_expr": cron_expr,
+                "enabled": enabled,
+                "source_groups": names,
+            })),
+        )?;
+        load(conn, &target, &sid)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(web::Json(ScheduleDto::from_row(row, Utc::now())))
 }
 
@@ -316,21 +336,18 @@ async fn delete(
     who.require(Role::Operator)?;
     let (host_id, sid) = path.into_inner();
     let target = host_id.clone();
-    with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            let row = load(conn, &target, &sid)?;
-            store::schedules::delete(conn, &sid)?;
-            audit(
-                conn,
-                &who,
-                "schedule.delete",
-                Some(&sid),
-                Some(json!({"host_id": target, "cron_expr": row.schedule.cron_expr})),
-            )
-        })
+    change_host_config(&state, &host_id, "deleting a schedule", move |conn| {
+        let row = load(conn, &target, &sid)?;
+        store::schedules::delete(conn, &sid)?;
+        audit(
+            conn,
+            &who,
+            "schedule.delete",
+            Some(&sid),
+            Some(json!({"host_id": target, "cron_expr": row.schedule.cron_expr})),
+        )
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

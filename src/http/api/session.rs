@@ -13,7 +13,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, audit_as, resource, Time};
+use super::table::{Access, Endpoint};
+use super::{audit, audit_as, Body, Time};
 use crate::auth::{self, Role};
 use crate::http::auth::{
     client_addr, AuthMethod, LoginLimiter, Principal, SESSION_COOKIE, SESSION_TTL,
@@ -31,10 +32,27 @@ const DUMMY_PASSWORD_HASH: &str =
 /// Longest username looked up or written to the audit log.
 const MAX_USERNAME_LEN: usize = 128;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/login").route(web::post().to(login)))
-        .service(resource("/auth/logout").route(web::post().to(logout)))
-        .service(resource("/me").route(web::get().to(me)));
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post("/auth/login", |r| r.to(login))
+            .summary("Log in: sets the session cookie, answers the CSRF token")
+            .describe(
+                "Send the CSRF token back in X-CSRF-Token on every state-changing \
+                 request made with the cookie. Failed logins are rate-limited per \
+                 account and per address.",
+            )
+            .access(Access::Public)
+            .body("LoginRequest")
+            .ok(200, "LoginResponse")
+            .error(401, "Wrong username or password, or a disabled account.")
+            .error(429, "Too many failed logins; try again later."),
+        Endpoint::post("/auth/logout", |r| r.to(logout))
+            .summary("Log out: ends the cookie session")
+            .empty(204, "Logged out."),
+        Endpoint::get("/me", |r| r.to(me))
+            .summary("The current user, its role and (for a cookie session) the CSRF token")
+            .ok(200, "Me"),
+    ]
 }
 
 /// `POST /auth/login` body.
@@ -54,12 +72,16 @@ impl fmt::Debug for LoginRequest {
     }
 }
 
-/// A user as the API shows it.
+/// A user as the API shows it (never the password hash).
 #[derive(Debug, Serialize)]
 pub struct UserDto {
     pub id: String,
     pub username: String,
     pub role: Role,
+    /// A disabled user can neither log in nor use sessions or API tokens.
+    pub disabled: bool,
+    pub created_at: Time,
+    pub updated_at: Time,
     pub last_login_at: Option<Time>,
 }
 
@@ -69,6 +91,9 @@ impl From<&models::User> for UserDto {
             id: u.id.clone(),
             username: u.username.clone(),
             role: u.role.into(),
+            disabled: u.disabled,
+            created_at: Time(u.created_at),
+            updated_at: Time(u.updated_at),
             last_login_at: Time::opt(u.last_login_at),
         }
     }
@@ -125,7 +150,7 @@ async fn login(
     state: web::Data<AppState>,
     limiter: web::Data<LoginLimiter>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: Body<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     let addr = client_addr(&req);
@@ -134,17 +159,19 @@ async fn login(
 
     if let Err(limited) = limiter.begin(&account, &limiter_addr, Instant::now()) {
         let (actor, source) = (account.clone(), addr.clone());
-        with_conn(&state.pool, move |conn| {
-            audit_as(
-                conn,
-                &actor,
-                source.as_deref(),
-                "login.failed",
-                None,
-                Some(json!({"reason": "rate_limited"})),
-            )
-        })
-        .await?;
+        state
+            .actors
+            .write("auditing a failed login", move |conn| {
+                audit_as(
+                    conn,
+                    &actor,
+                    source.as_deref(),
+                    "login.failed",
+                    None,
+                    Some(json!({"reason": "rate_limited"})),
+                )
+            })
+            .await?;
         return Err(ApiError::rate_limited(format!(
             "too many failed logins; try again in {} seconds",
             limited.retry_after.as_secs().max(1)
@@ -183,17 +210,19 @@ async fn login(
         Ok(user) => user,
         Err(failure) => {
             let source = addr.clone();
-            with_conn(&state.pool, move |conn| {
-                audit_as(
-                    conn,
-                    &account,
-                    source.as_deref(),
-                    "login.failed",
-                    None,
-                    Some(json!({"reason": failure.as_str()})),
-                )
-            })
-            .await?;
+            state
+                .actors
+                .write("auditing a failed login", move |conn| {
+                    audit_as(
+                        conn,
+                        &account,
+                        source.as_deref(),
+                        "login.failed",
+                        None,
+                        Some(json!({"reason": failure.as_str()})),
+                    )
+                })
+                .await?;
             return Err(invalid_credentials());
         }
     };
@@ -214,8 +243,9 @@ async fn login(
         last_seen_at: now,
         source_addr: addr.clone(),
     };
-    let user = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
+    let user = state
+        .actors
+        .write("starting a session", move |conn| {
             let session = store::sessions::insert(conn, &new_session)?;
             store::users::touch_login(conn, &user.id, now)?;
             audit_as(
@@ -231,8 +261,7 @@ async fn login(
                 ..user
             })
         })
-    })
-    .await?;
+        .await?;
 
     let cookie = Cookie::build(SESSION_COOKIE, token)
         .path("/")
@@ -254,19 +283,21 @@ async fn logout(state: web::Data<AppState>, who: Principal) -> Result<HttpRespon
         AuthMethod::Session { session_id, .. } => Some(session_id.clone()),
         AuthMethod::ApiToken { .. } => None,
     };
-    with_conn(&state.pool, move |conn| {
-        if let Some(id) = &session_id {
-            store::sessions::delete(conn, id)?;
-        }
-        audit(
-            conn,
-            &who,
-            "logout",
-            Some(&who.user_id),
-            session_id.map(|id| json!({"session_id": id})),
-        )
-    })
-    .await?;
+    state
+        .actors
+        .write("ending a session", move |conn| {
+            if let Some(id) = &session_id {
+                store::sessions::delete(conn, id)?;
+            }
+            audit(
+                conn,
+                &who,
+                "logout",
+                Some(&who.user_id),
+                session_id.map(|id| json!({"session_id": id})),
+            )
+        })
+        .await?;
     let mut removal = Cookie::build(SESSION_COOKIE, "")
         .path("/")
         .http_only(true)

@@ -5,15 +5,20 @@
 use actix_web::web;
 use serde::{Deserialize, Serialize};
 
-use super::{live_host, resource, stored_json, List, PageQuery, Time, DEFAULT_LIMIT};
+use super::table::Endpoint;
+use super::{live_host, stored_json, List, PageQuery, Time, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::server::AppState;
 use crate::store::{self, models};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/hosts/{id}/snapshots").route(web::get().to(list)));
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::get("/hosts/{id}/snapshots", |r| r.to(list))
+        .summary("A host's snapshots as its agent last reported them, newest first")
+        .role(Role::Viewer)
+        .paged()
+        .ok(200, "SnapshotList")]
 }
 
 /// One snapshot as the API shows it.

@@ -8,7 +8,10 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, live_host, resource, stored_json, List, Time};
+use super::table::Endpoint;
+use super::{
+    audit, change_host_config, live_host, stored_json, Body, List, PageQuery, Time, DEFAULT_LIMIT,
+};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
@@ -29,18 +32,34 @@ const MAX_BACKOFF_SECONDS: u32 = 86_400;
 /// Retry back-off when the request gives none (the column's default).
 const DEFAULT_BACKOFF_SECONDS: u32 = 300;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/hosts/{id}/source-groups")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        resource("/hosts/{id}/source-groups/{gid}")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
-    );
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get("/hosts/{id}/source-groups", |r| r.to(list))
+            .summary("List a host's source groups, by name")
+            .role(Role::Viewer)
+            .paged()
+            .ok(200, "SourceGroupList"),
+        Endpoint::post("/hosts/{id}/source-groups", |r| r.to(create))
+            .summary("Add a source group; bumps the schedule version")
+            .role(Role::Operator)
+            .body("SourceGroupRequest")
+            .ok(201, "SourceGroup")
+            .error(409, "The name is taken on this host."),
+        Endpoint::get("/hosts/{id}/source-groups/{gid}", |r| r.to(get))
+            .summary("Read a source group")
+            .role(Role::Viewer)
+            .ok(200, "SourceGroup"),
+        Endpoint::put("/hosts/{id}/source-groups/{gid}", |r| r.to(update))
+            .summary("Replace a source group; bumps the schedule version")
+            .role(Role::Operator)
+            .body("SourceGroupRequest")
+            .ok(200, "SourceGroup")
+            .error(409, "The name is taken on this host."),
+        Endpoint::delete("/hosts/{id}/source-groups/{gid}", |r| r.to(delete))
+            .summary("Delete a source group; bumps the schedule version")
+            .role(Role::Operator)
+            .empty(204, "Deleted."),
+    ]
 }
 
 /// A source group as the API shows it.
@@ -259,8 +278,10 @@ async fn list(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<List<SourceGroupDto>>, ApiError> {
     who.require(Role::Viewer)?;
+    let (limit, offset) = query.resolve(DEFAULT_LIMIT, store::MAX_PAGE)?;
     let host_id = path.into_inner();
     let rows = with_conn(&state.pool, move |conn| {
         live_host(conn, &host_id)?;
@@ -271,7 +292,7 @@ async fn list(
         .into_iter()
         .map(SourceGroupDto::from_row)
         .collect::<Result<_, _>>()?;
-    Ok(web::Json(List::all(items)))
+    Ok(web::Json(List::slice(items, limit, offset)))
 }
 
 async fn get(
@@ -289,44 +310,40 @@ async fn create(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<String>,
-    body: web::Json<GroupRequest>,
+    body: Body<GroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
     let host_id = path.into_inner();
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
-    let row = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            live_host(conn, &target)?;
-            let now = store::now_ms();
-            let row = store::source_groups::insert(
-                conn,
-                &models::NewSourceGroup {
-                    id: store::new_id(),
-                    host_id: target.clone(),
-                    name: valid.name.clone(),
-                    includes: valid.includes,
-                    excludes: valid.excludes,
-                    retention_policy: valid.retention_policy,
-                    retry_max: valid.retry_max,
-                    retry_backoff_seconds: valid.retry_backoff_seconds,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )
-            .map_err(name_taken(&valid.name))?;
-            audit(
-                conn,
-                &who,
-                "source_group.create",
-                Some(&row.id),
-                Some(json!({"host_id": target, "name": row.name})),
-            )?;
-            Ok(row)
-        })
+    let row = change_host_config(&state, &host_id, "adding a source group", move |conn| {
+        let now = store::now_ms();
+        let row = store::source_groups::insert(
+            conn,
+            &models::NewSourceGroup {
+                id: store::new_id(),
+                host_id: target.clone(),
+                name: valid.name.clone(),
+                includes: valid.includes,
+                excludes: valid.excludes,
+                retention_policy: valid.retention_policy,
+                retry_max: valid.retry_max,
+                retry_backoff_seconds: valid.retry_backoff_seconds,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .map_err(name_taken(&valid.name))?;
+        audit(
+            conn,
+            &who,
+            "source_group.create",
+            Some(&row.id),
+            Some(json!({"host_id": target, "name": row.name})),
+        )?;
+        Ok(row)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(HttpResponse::Created().json(SourceGroupDto::from_row(row)?))
 }
 
@@ -334,38 +351,35 @@ async fn update(
     state: web::Data<AppState>,
     who: Principal,
     path: web::Path<(String, String)>,
-    body: web::Json<GroupRequest>,
+    body: Body<GroupRequest>,
 ) -> Result<web::Json<SourceGroupDto>, ApiError> {
     who.require(Role::Operator)?;
     let (host_id, gid) = path.into_inner();
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
-    let row = with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            group_of(conn, &target, &gid)?;
-            let changes = models::SourceGroupChanges {
-                name: Some(valid.name.clone()),
-                includes: Some(valid.includes),
-                excludes: Some(valid.excludes),
-                retention_policy: Some(valid.retention_policy),
-                retry_max: Some(valid.retry_max),
-                retry_backoff_seconds: Some(valid.retry_backoff_seconds),
-            };
-            let row = store::source_groups::update(conn, &gid, &changes, store::now_ms())
-                .map_err(name_taken(&valid.name))?
-                .ok_or_else(|| ApiError::not_found(&format!("source group {gid}")))?;
-            audit(
-                conn,
-                &who,
-                "source_group.update",
-                Some(&gid),
-                Some(json!({"host_id": target, "name": row.name})),
-            )?;
-            Ok(row)
-        })
+    let row = change_host_config(&state, &host_id, "changing a source group", move |conn| {
+        group_of(conn, &target, &gid)?;
+        let changes = models::SourceGroupChanges {
+            name: Some(valid.name.clone()),
+            includes: Some(valid.includes),
+            excludes: Some(valid.excludes),
+            retention_policy: Some(valid.retention_policy),
+            retry_max: Some(valid.retry_max),
+            retry_backoff_seconds: Some(valid.retry_backoff_seconds),
+        };
+        let row = store::source_groups::update(conn, &gid, &changes, store::now_ms())
+            .map_err(name_taken(&valid.name))?
+            .ok_or_else(|| ApiError::not_found(&format!("source group {gid}")))?;
+        audit(
+            conn,
+            &who,
+            "source_group.update",
+            Some(&gid),
+            Some(json!({"host_id": target, "name": row.name})),
+        )?;
+        Ok(row)
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(web::Json(SourceGroupDto::from_row(row)?))
 }
 
@@ -377,21 +391,18 @@ async fn delete(
     who.require(Role::Operator)?;
     let (host_id, gid) = path.into_inner();
     let target = host_id.clone();
-    with_conn(&state.pool, move |conn| {
-        store::write_transaction(conn, |conn| {
-            let group = group_of(conn, &target, &gid)?;
-            store::source_groups::delete(conn, &gid)?;
-            audit(
-                conn,
-                &who,
-                "source_group.delete",
-                Some(&gid),
-                Some(json!({"host_id": target, "name": group.name})),
-            )
-        })
+    change_host_config(&state, &host_id, "deleting a source group", move |conn| {
+        let group = group_of(conn, &target, &gid)?;
+        store::source_groups::delete(conn, &gid)?;
+        audit(
+            conn,
+            &who,
+            "source_group.delete",
+            Some(&gid),
+            Some(json!({"host_id": target, "name": group.name})),
+        )
     })
     .await?;
-    state.actors.host_config_changed(&host_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

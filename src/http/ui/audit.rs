@@ -1,5 +1,5 @@
-//! `GET /audit?actor=&action=&target=&since=YYYY-MM-DD&offset=`: the audit
-//! log, newest first — who did what, when, from where — filtered by
+//! `GET /audit?actor=&action=&target=&since=YYYY-MM-DD&offset=` (admin, as
+//! `GET /api/v1/audit`): the audit log, newest first — who did what, when, from where — filtered by
 //! actor, action, target and start day, [`PAGE`] entries at a time.
 
 use actix_web::http::StatusCode;
@@ -50,7 +50,7 @@ pub(super) async fn page(
     ctx: PageCtx,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, UiError> {
-    ctx.require(Role::Viewer)?;
+    ctx.require(Role::Admin)?;
     let q = query.into_inner();
     let (actor, action, target, since) = (
         value(q.actor),

@@ -2,7 +2,7 @@
 //! backups and missed runs of the last 24 hours), the last backup result
 //! of every host and source group with failing and missed ones first, and
 //! the fleet calendar. Host badges follow presence live (`app.js`
-//! listens to `GET /api/v1/events`).
+//! listens to `GET /ui/events`).
 
 use std::collections::HashMap;
 

@@ -25,6 +25,7 @@
 //! - [`calendar`]: the fleet calendar SVG; [`chart`]: the size-over-time SVG.
 //! - `login`, `dashboard`, `hosts`, `host`, `job`, `enrollment`, `users`,
 //!   `audit`: one module per page.
+//! - `live`: `GET /ui/events`, the presence stream the badges follow.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,6 +52,7 @@ mod enrollment;
 mod host;
 mod hosts;
 mod job;
+mod live;
 mod login;
 mod users;
 
@@ -76,7 +78,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/enrollment", web::get().to(enrollment::page))
         .route("/users", web::get().to(users::page))
         .route("/audit", web::get().to(audit::page))
-        .route("/assets/{name}", web::get().to(assets::serve));
+        .route("/assets/{name}", web::get().to(assets::serve))
+        .route("/ui/events", web::get().to(live::stream));
 }
 
 /// Adds the security headers every UI answer carries.

@@ -1,6 +1,8 @@
 //! `GET /users` (admin): the user accounts. `app.js` sends the changes to
 //! the API: add a user (`POST /api/v1/users`), change a role, disable or
-//! enable, reset a password (`PATCH /api/v1/users/{id}`).
+//! enable, reset a password (`PATCH /api/v1/users/{id}`), delete
+//! (`DELETE /api/v1/users/{id}`). The API refuses what would leave no
+//! enabled admin, and the page shows its message.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -65,6 +67,9 @@ pub(super) async fn page(
                                 data-then="reload" {
                                 @if u.disabled { "Enable" } @else { "Disable" }
                             }
+                            button type="button" data-change data-method="DELETE" data-path={ "/api/v1/users/" (u.id) }
+                                data-confirm={ "Delete " (u.username) "? Their sessions and API tokens go too." }
+                                data-then="remove-row" data-message="User deleted." { "Delete" }
                             details.edit {
                                 summary { "Reset password" }
                                 form data-change data-form="user-password" data-method="PATCH"

@@ -558,7 +558,7 @@
     if (!document.querySelector("[data-presence]") || typeof EventSource === "undefined") {
       return;
     }
-    var source = new EventSource("/api/v1/events");
+    var source = new EventSource("/ui/events");
     source.addEventListener("open", function () {
       document.body.setAttribute("data-live", "open");
     });

@@ -1,0 +1,32 @@
+//! `GET /metrics`: Prometheus text format 0.0.4, unauthenticated. It shows
+//! counts, times, host ids and source group names only: no hostname, no
+//! secret. The in-process counters come from [`crate::metrics::Metrics`];
+//! hosts online, jobs by kind and status and the last successful backups
+//! are three cheap aggregate queries run at scrape time.
+
+use actix_web::{web, HttpResponse};
+
+use crate::http::error::{with_conn, ApiError};
+use crate::metrics::{render, DbSnapshot};
+use crate::server::AppState;
+use crate::store::admin_queries;
+
+/// The exposition format's content type.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let db = with_conn(&state.pool, |conn| {
+        Ok(DbSnapshot {
+            hosts_online: admin_queries::hosts_online(conn)?,
+            jobs: admin_queries::jobs_by_kind_and_status(conn)?,
+            last_backups: admin_queries::last_successful_backups(conn)?
+                .into_iter()
+                .filter_map(|(host, group, at)| Some((host, group.unwrap_or_default(), at?)))
+                .collect(),
+        })
+    })
+    .await?;
+    let text = render(&state.actors.metrics, &db);
+    Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(text))
+}

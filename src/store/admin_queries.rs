@@ -1,0 +1,122 @@
+//! Reads the administration API and `/metrics` need beyond the per-table
+//! modules: pages of usable enrolment tokens and of API tokens, the
+//! usernames behind a set of user ids, the count of enabled admins (the
+//! last one may not be removed), and the cheap aggregates `/metrics`
+//! exposes (hosts online, jobs by kind and status, last successful backup
+//! per host and source group).
+
+use std::collections::HashMap;
+
+use diesel::dsl::{count_star, max};
+use diesel::prelude::*;
+
+use super::models::{ApiToken, EnrollmentToken, User};
+use super::schema::{api_tokens, enrollment_tokens as et, hosts, jobs, users};
+use super::types::{JobKind, JobStatus, Page, Role};
+use super::{clamp_limit, DbConnection, MAX_PAGE};
+
+/// Enrolment tokens still usable at `now` (unused, unrevoked, unexpired),
+/// newest first, one page of them.
+pub fn usable_enrollment_tokens(
+    conn: &mut DbConnection,
+    now: i64,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Page<EnrollmentToken>> {
+    let usable = || {
+        et::table
+            .filter(et::used_at.is_null())
+            .filter(et::revoked_at.is_null())
+            .filter(et::expires_at.gt(now))
+    };
+    let items = usable()
+        .order((et::created_at.desc(), et::id.desc()))
+        .limit(clamp_limit(limit, MAX_PAGE))
+        .offset(offset.max(0))
+        .select(EnrollmentToken::as_select())
+        .load(conn)?;
+    let total = usable().count().get_result(conn)?;
+    Ok(Page { items, total })
+}
+
+/// API tokens that are not revoked (expired ones included), newest
+/// first, with their users, one page of them.
+pub fn active_api_tokens(
+    conn: &mut DbConnection,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Page<(ApiToken, User)>> {
+    let items = api_tokens::table
+        .inner_join(users::table)
+        .filter(api_tokens::revoked_at.is_null())
+        .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
+        .limit(clamp_limit(limit, MAX_PAGE))
+        .offset(offset.max(0))
+        .select((ApiToken::as_select(), User::as_select()))
+        .load(conn)?;
+    let total = api_tokens::table
+        .filter(api_tokens::revoked_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(Page { items, total })
+}
+
+/// Username of each of these user ids that exists.
+pub fn usernames(conn: &mut DbConnection, ids: &[String]) -> QueryResult<HashMap<String, String>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String)> = users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::username))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// How many enabled users have the admin role.
+pub fn enabled_admins(conn: &mut DbConnection) -> QueryResult<i64> {
+    users::table
+        .filter(users::role.eq(Role::Admin))
+        .filter(users::disabled.eq(false))
+        .count()
+        .get_result(conn)
+}
+
+/// Hosts (not revoked) whose agent is connected.
+pub fn hosts_online(conn: &mut DbConnection) -> QueryResult<i64> {
+    hosts::table
+        .filter(hosts::online.eq(true))
+        .filter(hosts::revoked_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+/// How many jobs there are of each kind and status (pairs with none are
+/// absent).
+pub fn jobs_by_kind_and_status(
+    conn: &mut DbConnection,
+) -> QueryResult<Vec<(JobKind, JobStatus, i64)>> {
+    jobs::table
+        .group_by((jobs::kind, jobs::status))
+        .select((jobs::kind, jobs::status, count_star()))
+        .order((jobs::kind.asc(), jobs::status.asc()))
+        .load(conn)
+}
+
+/// One row of [`last_successful_backups`]: host id, source group name
+/// (the job's tag) and the latest finish time (Unix ms).
+pub type LastBackup = (String, Option<String>, Option<i64>);
+
+/// The latest finish time (Unix ms) of a succeeded backup per host and
+/// source group name (the job's tag), for hosts that are not revoked.
+pub fn last_successful_backups(conn: &mut DbConnection) -> QueryResult<Vec<LastBackup>> {
+    jobs::table
+        .inner_join(hosts::table)
+        .filter(hosts::revoked_at.is_null())
+        .filter(jobs::kind.eq(JobKind::Backup))
+        .filter(jobs::status.eq(JobStatus::Succeeded))
+        .group_by((jobs::host_id, jobs::tag))
+        .select((jobs::host_id, jobs::tag, max(jobs::finished_at)))
+        .order((jobs::host_id.asc(), jobs::tag.asc()))
+        .load(conn)
+}

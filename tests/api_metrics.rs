@@ -1,0 +1,408 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+//! `/metrics` end to end: a scripted agent enrols, connects and runs a
+//! backup; the scrape (unauthenticated) parses as Prometheus text format
+//! 0.0.4 and shows the host online, the session, the messages in and out,
+//! the job by kind and status, its duration, the last successful backup of
+//! its group and the persistence batch — and no hostname.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::agent::{enroll, eventually, TestAgent};
+use common::api::call;
+use common::server::{client, spawn_app, TestApp};
+use reqwest::{Method, StatusCode};
+use restic_manager::protocol;
+use serde_json::json;
+
+/// One sample: metric name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
+/// Parses exposition text, failing on any line that is not a HELP or TYPE
+/// comment or a `name{labels} value` sample, or a sample whose family has
+/// no TYPE before it.
+fn parse(text: &str) -> Vec<Sample> {
+    let mut typed: BTreeMap<String, String> = BTreeMap::new();
+    let mut helped = BTreeSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect("HELP name text");
+            assert!(valid_name(name) && !help.is_empty(), "bad HELP: {line}");
+            helped.insert(name.to_owned());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(valid_name(name), "bad TYPE: {line}");
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&kind),
+                "bad TYPE: {line}"
+            );
+            assert!(
+                typed.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "TYPE twice: {line}"
+            );
+            continue;
+        }
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "bad line: {line:?}"
+        );
+        let (series, value) = line.rsplit_once(' ').expect("name value");
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            other => other
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad value: {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (
+                name,
+                parse_labels(rest.strip_suffix('}').expect("labels end with }")),
+            ),
+            None => (series, BTreeMap::new()),
+        };
+        assert!(valid_name(name), "bad name: {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix)
+                    .filter(|f| typed.get(*f).map(String::as_str) == Some("histogram"))
+            })
+            .unwrap_or(name);
+        assert!(typed.contains_key(family), "no TYPE before {line}");
+        assert!(helped.contains(family), "no HELP for {line}");
+        samples.push((name.to_owned(), labels, value));
+    }
+    samples
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// `a="x",b="y\"z"` → {a: x, b: y"z}.
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").expect("label=\"value\"");
+        assert!(valid_name(key), "bad label name {key}");
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            let (i, c) = chars.next().expect("closing quote");
+            match c {
+                '\\' => match chars.next().expect("escape").1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                '"' => break i,
+                other => value.push(other),
+            }
+        };
+        labels.insert(key.to_owned(), value);
+        rest = after[end + 1..]
+            .strip_prefix(',')
+            .unwrap_or(&after[end + 1..]);
+    }
+    labels
+}
+
+/// The value of the sample `name` whose labels include `want`.
+fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|(n, labels, _)| {
+            n == name
+                && want
+                    .iter()
+                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .unwrap_or_else(|| panic!("no sample {name} {want:?}"))
+        .2
+}
+
+async fn scrape(app: &TestApp) -> (String, Vec<Sample>) {
+    let resp = client().get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = resp.text().await.unwrap();
+    let samples = parse(&text);
+    (text, samples)
+}
+
+/// After an agent connected and ran a backup, the scrape shows it all in valid exposition format; after it leaves, the gauges drop.
+#[actix_web::test]
+async fn scrape_after_an_agent_ran_a_job() {
+    let app = spawn_app().await;
+    let (_, before) = scrape(&app).await;
+    assert_eq!(value(&before, "restic_manager_hosts_online", &[]), 0.0);
+    assert_eq!(
+        value(&before, "restic_manager_websocket_sessions", &[]),
+        0.0
+    );
+
+    let hostname = "metrics-secret-hostname";
+    let enrolled = enroll(&app, hostname).await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.expect("connect");
+    agent.hello(hostname).await;
+    let host = enrolled.host_id.clone();
+    let t = &app.admin_token;
+    let group = call(
+        &app,
+        t,
+        Method::POST,
+        &format!("/hosts/{host}/source-groups"),
+        Some(json!({"name": "etc", "includes": ["/etc"]})),
+    )
+    .await;
+    assert_eq!(group.0, StatusCode::CREATED, "{}", group.1);
+    let job = call(
+        &app,
+        t,
+        Method::POST,
+        &format!("/hosts/{host}/jobs"),
+        Some(json!({"kind": "backup", "source_group": "etc"})),
+    )
+    .await;
+    assert_eq!(job.0, StatusCode::CREATED, "{}", job.1);
+    let run = agent.expect_command_run().await;
+    agent
+        .run_job(&run, 5, protocol::FinishStatus::Succeeded)
+        .await;
+
+    let (text, samples) = eventually("the finished job in the scrape", || {
+        let app = &app;
+        async move {
+            let (text, samples) = scrape(app).await;
+            let done = value(
+                &samples,
+                "restic_manager_jobs",
+                &[("kind", "backup"), ("status", "succeeded")],
+            );
+            (done == 1.0).then_some((text, samples))
+        }
+    })
+    .await;
+    assert!(!text.contains(hostname), "the hostname leaked");
+    assert_eq!(value(&samples, "restic_manager_hosts_online", &[]), 1.0);
+    assert_eq!(
+        value(&samples, "restic_manager_websocket_sessions", &[]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "restic_manager_jobs",
+            &[("kind", "backup"), ("status", "queued")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "restic_manager_job_duration_seconds_count",
+            &[("kind", "backup")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "restic_manager_job_duration_seconds_bucket",
+            &[("kind", "backup"), ("le", "+Inf")]
+        ),
+        1.0
+    );
+    let last = value(
+        &samples,
+        "restic_manager_last_successful_backup_timestamp_seconds",
+        &[("host_id", host.as_str()), ("group", "etc")],
+    );
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!((now - last).abs() < 120.0, "{last} vs {now}");
+    let received = |t: &str| {
+        value(
+            &samples,
+            "restic_manager_messages_received_total",
+            &[("type", t)],
+        )
+    };
+    assert_eq!(received("hello"), 1.0);
+    assert_eq!(received("log.stream"), 5.0);
+    assert_eq!(received("job.started"), 1.0);
+    assert_eq!(received("job.finished"), 1.0);
+    assert_eq!(received("invalid"), 0.0);
+    let sent = |t: &str| {
+        value(
+            &samples,
+            "restic_manager_messages_sent_total",
+            &[("type", t)],
+        )
+    };
+    assert_eq!(sent("command.run"), 1.0);
+    assert!(sent("config.update") >= 2.0, "hello and the group change");
+    assert!(sent("schedule.set") >= 2.0);
+    assert!(sent("ack") >= 1.0);
+    let batches = value(&samples, "restic_manager_persistence_batch_rows_count", &[]);
+    let rows = value(&samples, "restic_manager_persistence_batch_rows_sum", &[]);
+    assert!(batches >= 1.0, "{batches}");
+    assert_eq!(rows, 5.0, "every line was written in some batch");
+    assert_eq!(
+        value(
+            &samples,
+            "restic_manager_persistence_flush_lag_seconds_count",
+            &[]
+        ),
+        batches
+    );
+
+    // A frame that does not decode counts as invalid.
+    agent.send_text("{not json").await;
+    agent.expect_error().await;
+    let (_, after) = scrape(&app).await;
+    assert_eq!(
+        value(
+            &after,
+            "restic_manager_messages_received_total",
+            &[("type", "invalid")]
+        ),
+        1.0
+    );
+
+    agent.close().await;
+    eventually("the session gone from the scrape", || {
+        let app = &app;
+        async move {
+            let (_, samples) = scrape(app).await;
+            let gone = value(&samples, "restic_manager_websocket_sessions", &[]) == 0.0
+                && value(&samples, "restic_manager_hosts_online", &[]) == 0.0;
+            gone.then_some(())
+        }
+    })
+    .await;
+}
+
+/// The parser used above refuses what is not exposition format.
+#[test]
+fn parser_refuses_bad_lines() {
+    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\",y=\"q\\\"\"} 3\n";
+    let samples = parse(good);
+    assert_eq!(samples[0].1["y"], "q\"");
+    for bad in [
+        "a_total 1\n",
+        "# TYPE a counter\n# HELP a A.\na one\n",
+        "# HELP a A.\n# TYPE a counter\n1a 2\n",
+        "# HELP a A.\n# TYPE a summary\na 2\n",
+    ] {
+        assert!(std::panic::catch_unwind(|| parse(bad)).is_err(), "{bad:?}");
+    }
+}
+
+/// The scrape's aggregate queries (hosts online, jobs by kind and status,
+/// last successful backup per host and group) on `pool`.
+fn check_aggregates(pool: &restic_manager::store::Pool) {
+    use restic_manager::store::{self, admin_queries, models, JobKind, JobStatus, JobTrigger};
+    let mut c = pool.get().unwrap();
+    let now = store::now_ms();
+    let mut hosts = Vec::new();
+    for name in ["a", "b"] {
+        let host = store::hosts::insert(
+            &mut c,
+            &models::NewHost {
+                id: store::new_id(),
+                hostname: name.into(),
+                display_name: None,
+                labels: "{}".into(),
+                os: "linux".into(),
+                arch: "amd64".into(),
+                agent_version: None,
+                restic_version: None,
+                boot_time: None,
+                capabilities: "[]".into(),
+                agent_token_hash: restic_manager::auth::hash_token(name),
+                enrolled_at: now,
+                updated_at: now,
+            },
+        )
+        .unwrap();
+        hosts.push(host.id);
+    }
+    store::hosts::set_online(&mut c, &hosts[0], true, now).unwrap();
+    // Host a: two succeeded backups of "etc" (the later counts), one failed of "home", a queued check.
+    let job = |c: &mut store::DbConnection, kind: JobKind, tag: Option<&str>| {
+        let mut new = models::NewJob::new(
+            store::new_id(),
+            hosts[0].clone(),
+            kind,
+            JobTrigger::Manual,
+            now,
+        );
+        new.tag = tag.map(str::to_owned);
+        store::jobs::insert(c, &new).unwrap().id
+    };
+    let finish = |c: &mut store::DbConnection, id: &str, status: JobStatus, at: i64| {
+        let done = models::JobFinish {
+            status,
+            finished_at: at,
+            exit_code: Some(0),
+            error: None,
+            warning: None,
+            stats: None,
+        };
+        store::channel::finish_for_host(c, &hosts[0], id, &done).unwrap();
+    };
+    let first = job(&mut c, JobKind::Backup, Some("etc"));
+    finish(&mut c, &first, JobStatus::Succeeded, now - 5_000);
+    let second = job(&mut c, JobKind::Backup, Some("etc"));
+    finish(&mut c, &second, JobStatus::Succeeded, now - 1_000);
+    let failed = job(&mut c, JobKind::Backup, Some("home"));
+    finish(&mut c, &failed, JobStatus::Failed, now);
+    job(&mut c, JobKind::Check, None);
+
+    assert_eq!(admin_queries::hosts_online(&mut c).unwrap(), 1);
+    let mut jobs = admin_queries::jobs_by_kind_and_status(&mut c).unwrap();
+    jobs.sort_by_key(|(k, s, _)| (k.as_str(), s.as_str()));
+    assert_eq!(
+        jobs,
+        vec![
+            (JobKind::Backup, JobStatus::Failed, 1),
+            (JobKind::Backup, JobStatus::Succeeded, 2),
+            (JobKind::Check, JobStatus::Queued, 1),
+        ]
+    );
+    let last = admin_queries::last_successful_backups(&mut c).unwrap();
+    assert_eq!(
+        last,
+        vec![(hosts[0].clone(), Some("etc".to_owned()), Some(now - 1_000))]
+    );
+    // A revoked host leaves the scrape.
+    store::hosts::revoke(&mut c, &hosts[0], now).unwrap();
+    assert_eq!(admin_queries::hosts_online(&mut c).unwrap(), 0);
+    assert!(admin_queries::last_successful_backups(&mut c)
+        .unwrap()
+        .is_empty());
+}
+
+/// The scrape's aggregate queries give the right numbers on SQLite and, when configured, PostgreSQL.
+#[test]
+fn aggregates_on_both_backends() {
+    let (_dir, pool) = common::db::sqlite_pool();
+    check_aggregates(&pool);
+    if let Some(pg) = common::db::postgres_pool() {
+        check_aggregates(&pg);
+        println!("aggregates_on_both_backends: backend=postgres ok");
+    }
+}

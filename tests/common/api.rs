@@ -1,0 +1,163 @@
+//! REST API test helpers: bearer-token calls that parse the JSON answer,
+//! API.md error assertions, users with tokens, hosts written straight to
+//! the store, audit rows, and a cookie "browser" from a real login.
+
+use reqwest::{Method, StatusCode};
+use restic_manager::auth::Role;
+use restic_manager::store::{self, models};
+use serde_json::{json, Value};
+
+use super::server::{client, TestApp};
+
+/// Runs a blocking store closure on the app's pool.
+pub async fn db<T: Send + 'static>(
+    app: &TestApp,
+    f: impl FnOnce(&mut store::DbConnection) -> T + Send + 'static,
+) -> T {
+    let pool = app.state.pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().unwrap();
+        f(&mut conn)
+    })
+    .await
+    .unwrap()
+}
+
+/// Creates a host directly in the store; returns its id.
+pub async fn create_host(app: &TestApp, hostname: &str) -> String {
+    let hostname = hostname.to_owned();
+    db(app, move |conn| {
+        let now = store::now_ms();
+        store::hosts::insert(
+            conn,
+            &models::NewHost {
+                id: store::new_id(),
+                hostname,
+                display_name: None,
+                labels: "{}".into(),
+                os: "linux".into(),
+                arch: "amd64".into(),
+                agent_version: Some("0.1.0".into()),
+                restic_version: Some("0.17.3".into()),
+                boot_time: None,
+                capabilities: "[]".into(),
+                agent_token_hash: restic_manager::auth::hash_token(&store::new_id()),
+                enrolled_at: now,
+                updated_at: now,
+            },
+        )
+        .unwrap()
+        .id
+    })
+    .await
+}
+
+/// Creates a user with this role and password, and an API token for it.
+pub async fn user_with_token(app: &TestApp, username: &str, role: Role, password: &str) -> String {
+    let pool = app.state.pool.clone();
+    let (username, password) = (username.to_owned(), password.to_owned());
+    actix_web::web::block(move || {
+        restic_manager::admin::add_user(&pool, &username, role, &password).unwrap();
+        restic_manager::admin::create_api_token(&pool, &username, "tests", None).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Sends a request with a bearer token and an optional JSON body; returns
+/// the status and the parsed body (`Value::Null` when empty).
+pub async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = client().request(method, app.api(path)).bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, value)
+}
+
+pub async fn get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
+    call(app, token, Method::GET, path, None).await
+}
+
+/// Asserts an API.md error body with this status and code; returns its message.
+pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) -> String {
+    assert_eq!(got.0, status, "body: {}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "body: {}", got.1);
+    got.1["error"]["message"].as_str().unwrap().to_owned()
+}
+
+/// Audit rows with this action, oldest first.
+pub async fn audit_rows(app: &TestApp, action: &str) -> Vec<models::AuditEntry> {
+    let action = action.to_owned();
+    db(app, move |conn| {
+        let mut rows = store::audit::list(
+            conn,
+            &store::audit::AuditFilter {
+                action: Some(action),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .items;
+        rows.reverse();
+        rows
+    })
+    .await
+}
+
+/// A browser: the session cookie from a login and its CSRF token.
+pub struct Browser {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Browser {
+    /// A request carrying the session cookie (and no CSRF header).
+    pub fn request(&self, app: &TestApp, method: Method, path: &str) -> reqwest::RequestBuilder {
+        client()
+            .request(method, app.api(path))
+            .header("Cookie", &self.cookie)
+    }
+
+    pub fn get(&self, app: &TestApp, path: &str) -> reqwest::RequestBuilder {
+        self.request(app, Method::GET, path)
+    }
+
+    pub fn post(&self, app: &TestApp, path: &str) -> reqwest::RequestBuilder {
+        self.request(app, Method::POST, path)
+    }
+
+    pub fn patch(&self, app: &TestApp, path: &str) -> reqwest::RequestBuilder {
+        self.request(app, Method::PATCH, path)
+    }
+}
+
+/// Logs in as `username`; returns the browser's cookie and CSRF token.
+pub async fn login(app: &TestApp, username: &str, password: &str) -> Browser {
+    let resp = client()
+        .post(app.api("/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let set_cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    Browser { cookie, csrf }
+}
