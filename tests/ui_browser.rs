@@ -288,6 +288,16 @@ async fn operator_journey_then_viewer_is_read_only() {
     assert_eq!(next_runs.len(), 5, "five next run times");
     assert!(next_runs[0].text().await.unwrap().ends_with("03:00 UTC"));
 
+    click(c, "#rename-host > summary").await;
+    fill(c, "#display-name", "web-01 <primary>").await;
+    click(c, "#host-name-form button[type=submit]").await;
+    wait_js(
+        c,
+        "the new display name",
+        "return document.querySelector('main h1').textContent === 'web-01 <primary>';",
+    )
+    .await;
+
     // --- Run a backup and watch it live.
     click(c, "#run-backup-documents").await;
     let job_path = wait_path_prefix(c, "/jobs/").await;

@@ -5,7 +5,8 @@
 //! snapshots, repository statistics with the size-over-time chart, and
 //! missed runs. Operators also get the forms and buttons: repository
 //! settings, add/edit/delete groups and schedules, run backup now and
-//! forget per group, init, prune, check and unlock.
+//! forget per group, init, prune, check and unlock, the display name;
+//! admins can revoke the host.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -218,6 +219,25 @@ fn facts(ctx: &PageCtx, data: &Data) -> Markup {
                         }
                         None => "—",
                     }
+                }
+            }
+            @if ctx.can_operate() {
+                details.edit #rename-host {
+                    summary { "Change the display name" }
+                    form #host-name-form data-change data-form="host-name" data-method="PATCH"
+                        data-path=(api_path(&host.id, "")) data-then="reload" {
+                        label for="display-name" { "Display name (empty: show the host name)" }
+                        input #display-name name="display_name" type="text" maxlength="255"
+                            value=(host.display_name.as_deref().unwrap_or(""));
+                        button type="submit" { "Save name" }
+                    }
+                }
+            }
+            @if ctx.is_admin() {
+                div.actions {
+                    button #revoke-host type="button" data-change data-method="DELETE" data-path=(api_path(&host.id, ""))
+                        data-confirm={ "Revoke " (host.hostname) "? Its agent token stops working at once." }
+                        data-then="go" data-href="/hosts" { "Revoke host" }
                 }
             }
         }

@@ -5,7 +5,7 @@
 // Markup conventions (rendered by src/http/ui):
 // - <button data-path data-method [data-body] [data-confirm] [data-then]>
 //   calls the API; data-then is "job" (open the new job), "reload",
-//   "remove-row" or "message" (show data-message).
+//   "go" (open data-href), "remove-row" or "message" (show data-message).
 // - <form data-form="kind" data-path data-method data-then> builds the JSON
 //   body for its kind (see BODY_BUILDERS) and calls the API.
 // - #login-form, #enroll-form, #job-page, [data-presence] have their own
@@ -151,6 +151,8 @@
     var then = el.getAttribute("data-then") || "message";
     if (then === "job" && data && data.id) {
       window.location.assign("/jobs/" + encodeURIComponent(data.id));
+    } else if (then === "go") {
+      window.location.assign(el.getAttribute("data-href") || "/");
     } else if (then === "reload") {
       window.location.reload();
     } else if (then === "remove-row") {
@@ -263,6 +265,10 @@
         enabled: enabled ? enabled.checked : true,
         source_groups: groups
       };
+    },
+    "host-name": function (f) {
+      var name = text(f, "display_name").trim();
+      return { display_name: name === "" ? null : name };
     },
     "user-create": function (f) {
       return { username: text(f, "username").trim(), password: text(f, "password"), role: text(f, "role") };
