@@ -870,6 +870,36 @@ mod tests {
         }
     }
 
+    /// A `RunWrite` commits what its closure wrote when it returns Ok and
+    /// rolls all of it back when it returns Err; the reply is the closure's.
+    #[actix_web::test]
+    async fn run_write_is_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = store::connect(&url, 4).unwrap();
+        let writer = Persistence::start(pool.clone(), Arc::new(Metrics::new()));
+        let now = store::now_ms();
+        let failed: Result<(), PersistError> = writer
+            .send(RunWrite::new("a failing write", move |c| {
+                hosts::insert(c, &host("h1", now))?;
+                Err(PersistError::Database("refused after the insert".into()))
+            }))
+            .await
+            .unwrap();
+        assert!(failed.is_err());
+        let mut c = pool.get().unwrap();
+        assert!(hosts::get(&mut c, "h1").unwrap().is_none(), "rolled back");
+        let written: Result<String, PersistError> = writer
+            .send(RunWrite::new("a write", move |c| {
+                let h = hosts::insert(c, &host("h2", now))?;
+                Ok(h.id)
+            }))
+            .await
+            .unwrap();
+        assert_eq!(written.unwrap(), "h2");
+        assert!(hosts::get(&mut c, "h2").unwrap().is_some(), "committed");
+    }
+
     /// A job's buffered log lines are durable when its `job.finished` is
     /// acknowledged; lines a host sends for another host's job are dropped,
     /// and another host cannot finish the job.
