@@ -1,8 +1,8 @@
-//! `Persistence`: the one writer of the agent channel's data, on a
+//! `Persistence`: the one writer of the database, on a
 //! `SyncArbiter` thread of its own (diesel is blocking; no actor's event
 //! loop ever waits on the database).
 //!
-//! Two kinds of writes:
+//! Three kinds of writes:
 //!
 //! - **High rate** (log lines, progress, heartbeats' last-seen): sent with
 //!   `do_send`, buffered, and written as one transaction per [`Flush`]
@@ -12,12 +12,15 @@
 //! - **Low rate** (hello, job state changes, snapshots, stats, schedule
 //!   bookkeeping, new jobs): typed messages whose reply comes once the
 //!   write is durable, so the session can `ack` only then.
+//! - **The REST API's writes** ([`RunWrite`], through `Actors::write`): a
+//!   closure run in one write transaction, its result the reply, so that
+//!   every write of the server goes through this one actor.
 //!
 //! Ordering: every low-rate message first writes what is buffered, and the
 //! mailbox is FIFO, so a job's `job.finished` is written after the log
 //! lines its session sent before it. A database error is logged with the
 //! host and job ids and returned to the caller; the pool connection is
-//! never unwrapped.
+//! never unwrapped. Each log batch's size and flush lag go to `Metrics`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
