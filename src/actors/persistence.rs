@@ -946,7 +946,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("t.db").display().to_string();
         let pool = store::connect(&url, 4).unwrap();
-        let writer = Persistence::start(pool.clone(), Arc::new(Metrics::new()));
+        let writer = Persistence::start(pool.clone(), Backlog::default(), Arc::new(Metrics::new()));
         let now = store::now_ms();
         let failed: Result<(), PersistError> = writer
             .send(RunWrite::new("a failing write", move |c| {
