@@ -802,3 +802,41 @@ async fn unknown_api_paths_are_json_404() {
     let text = outside.text().await.unwrap();
     assert!(!text.contains("no such API route"), "{text}");
 }
+
+/// With the browser's session cookie, admin changes need the CSRF token (403 csrf_failed without it) and then work; reads do not need it.
+#[actix_web::test]
+async fn cookie_admin_changes_need_csrf() {
+    let app = spawn_app().await;
+    let browser = login(&app, "admin", &app.admin_password).await;
+    let body = json!({"username": "henry", "password": "henry-password", "role": "viewer"});
+    let refused = browser
+        .post(&app, "/users")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "csrf_failed");
+    let created = browser
+        .post(&app, "/users")
+        .header("X-CSRF-Token", &browser.csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let token = browser
+        .post(&app, "/enrollment-tokens")
+        .header("X-CSRF-Token", &browser.csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::CREATED);
+    let list = browser.get(&app, "/users").send().await.unwrap();
+    assert_eq!(list.status(), StatusCode::OK);
+    let rows = audit_rows(&app, "user.create").await;
+    let by_browser: Vec<_> = rows.iter().filter(|r| r.actor == "admin").collect();
+    assert_eq!(by_browser.len(), 1);
+}

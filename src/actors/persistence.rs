@@ -1,8 +1,8 @@
-//! `Persistence`: the one writer of the agent channel's data, on a
+//! `Persistence`: the one writer of the database, on a
 //! `SyncArbiter` thread of its own (diesel is blocking; no actor's event
 //! loop ever waits on the database).
 //!
-//! Two kinds of writes:
+//! Three kinds of writes:
 //!
 //! - **High rate** (log lines, progress, heartbeats' last-seen): sent with
 //!   `do_send`, buffered, and written as one transaction per [`Flush`]
@@ -12,12 +12,15 @@
 //! - **Low rate** (hello, job state changes, snapshots, stats, schedule
 //!   bookkeeping, new jobs): typed messages whose reply comes once the
 //!   write is durable, so the session can `ack` only then.
+//! - **The REST API's writes** ([`RunWrite`], through `Actors::write`): a
+//!   closure run in one write transaction, its result the reply, so that
+//!   every write of the server goes through this one actor.
 //!
 //! Ordering: every low-rate message first writes what is buffered, and the
 //! mailbox is FIFO, so a job's `job.finished` is written after the log
 //! lines its session sent before it. A database error is logged with the
 //! host and job ids and returned to the caller; the pool connection is
-//! never unwrapped.
+//! never unwrapped. Each log batch's size and flush lag go to `Metrics`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -934,6 +937,36 @@ mod tests {
             stream: protocol::LogStreamKind::Stdout,
             payload: format!("line {seq}"),
         }
+    }
+
+    /// A `RunWrite` commits what its closure wrote when it returns Ok and
+    /// rolls all of it back when it returns Err; the reply is the closure's.
+    #[actix_web::test]
+    async fn run_write_is_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = store::connect(&url, 4).unwrap();
+        let writer = Persistence::start(pool.clone(), Backlog::default(), Arc::new(Metrics::new()));
+        let now = store::now_ms();
+        let failed: Result<(), PersistError> = writer
+            .send(RunWrite::new("a failing write", move |c| {
+                hosts::insert(c, &host("h1", now))?;
+                Err(PersistError::Database("refused after the insert".into()))
+            }))
+            .await
+            .unwrap();
+        assert!(failed.is_err());
+        let mut c = pool.get().unwrap();
+        assert!(hosts::get(&mut c, "h1").unwrap().is_none(), "rolled back");
+        let written: Result<String, PersistError> = writer
+            .send(RunWrite::new("a write", move |c| {
+                let h = hosts::insert(c, &host("h2", now))?;
+                Ok(h.id)
+            }))
+            .await
+            .unwrap();
+        assert_eq!(written.unwrap(), "h2");
+        assert!(hosts::get(&mut c, "h2").unwrap().is_some(), "committed");
     }
 
     /// A job's buffered log lines are durable when its `job.finished` is

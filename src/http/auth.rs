@@ -6,7 +6,10 @@
 //! SHA-256; revoked or expired tokens fail) or the browser's session cookie
 //! ([`SESSION_COOKIE`]); a cookie session must also send its CSRF token in
 //! [`CSRF_HEADER`] on every state-changing request (any method but GET,
-//! HEAD and OPTIONS). No credentials, an unknown, expired or revoked one, or
+//! HEAD and OPTIONS). An API token made with a role acts with the lower of
+//! that role and its user's current one. Its "last used" time and a
+//! session's sliding expiry are written through the one writer
+//! (`Actors::write`). No credentials, an unknown, expired or revoked one, or
 //! a disabled user is 401; a missing or wrong CSRF token is 403. Handlers
 //! then ask [`Principal::require`] for the role they need (403 `forbidden`).
 //!
@@ -149,7 +152,7 @@ async fn authenticate(
     match presented {
         Presented::Bearer(token) => {
             let hash = hash_token(&token);
-            let found = with_conn(&state.pool, move |conn| {
+            let (principal, touch) = with_conn(&state.pool, move |conn| {
                 let (api_token, user) = store::api_tokens::find_valid(conn, &hash, now)?
                     .ok_or_else(|| {
                         ApiError::unauthorized("invalid, expired or revoked API token")
@@ -174,8 +177,7 @@ async fn authenticate(
                 Ok((principal, touch.then_some(api_token.id)))
             })
             .await?;
-            if let (_, Some(token_id)) = &found {
-                let token_id = token_id.clone();
+            if let Some(token_id) = touch {
                 state
                     .actors
                     .write("recording an API token's use", move |conn| {
@@ -183,12 +185,12 @@ async fn authenticate(
                     })
                     .await?;
             }
-            Ok(found.0)
+            Ok(principal)
         }
         Presented::Cookie { token, csrf } => {
             let hash = hash_token(&token);
             let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
-            let found = with_conn(&state.pool, move |conn| {
+            let (principal, touch) = with_conn(&state.pool, move |conn| {
                 let (session, user) = store::sessions::find_valid(conn, &hash, now)?
                     .ok_or_else(|| ApiError::unauthorized("session expired or invalid"))?;
                 if state_changing {
@@ -215,8 +217,7 @@ async fn authenticate(
                 Ok((principal, touch.then_some(session.id)))
             })
             .await?;
-            if let (_, Some(session_id)) = &found {
-                let session_id = session_id.clone();
+            if let Some(session_id) = touch {
                 state
                     .actors
                     .write("sliding a session", move |conn| {
@@ -230,7 +231,7 @@ async fn authenticate(
                     })
                     .await?;
             }
-            Ok(found.0)
+            Ok(principal)
         }
     }
 }

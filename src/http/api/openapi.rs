@@ -189,6 +189,11 @@ fn operation(e: &Endpoint) -> Value {
                 "content".into(),
                 json!({"application/json": {"schema": reference(schema)}}),
             );
+        } else if let Some(media) = a.media {
+            answer.insert(
+                "content".into(),
+                json!({ media: {"schema": {"type": "string"}} }),
+            );
         }
         responses.insert(a.status.to_string(), Value::Object(answer));
     }
@@ -834,6 +839,14 @@ mod tests {
             }
         }
         assert_eq!(ids.len(), endpoints.len());
+    }
+
+    /// A Server-Sent Events answer is documented with its media type.
+    #[test]
+    fn event_stream_answers() {
+        let e = Endpoint::get("/jobs/{id}/events", |r| r).event_stream("Live events.");
+        let op = operation(&e);
+        assert!(op["responses"]["200"]["content"]["text/event-stream"].is_object());
     }
 
     /// Operation ids are derived from the method and path.

@@ -89,8 +89,10 @@ pub struct Param {
 pub struct Answer {
     pub status: u16,
     pub description: &'static str,
-    /// Component schema of the JSON body; `None`: no body.
+    /// Component schema of the JSON body; `None`: no JSON body.
     pub schema: Option<&'static str>,
+    /// A non-JSON body's media type (`text/event-stream`).
+    pub media: Option<&'static str>,
 }
 
 /// Builds the actix route from a method-guarded `web::Route`.
@@ -244,6 +246,7 @@ impl Endpoint {
             status,
             description: "Success.",
             schema: Some(schema),
+            media: None,
         });
         self
     }
@@ -254,6 +257,18 @@ impl Endpoint {
             status,
             description,
             schema: None,
+            media: None,
+        });
+        self
+    }
+
+    /// A 200 answer that is a Server-Sent Events stream.
+    pub fn event_stream(mut self, description: &'static str) -> Self {
+        self.answers.push(Answer {
+            status: 200,
+            description,
+            schema: None,
+            media: Some("text/event-stream"),
         });
         self
     }
@@ -265,6 +280,7 @@ impl Endpoint {
             status,
             description,
             schema: Some("Error"),
+            media: None,
         });
         self
     }
