@@ -85,10 +85,7 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             "integer",
             "Replay stored lines after this seq (default 0); Last-Event-ID wins.",
         )
-        .empty(
-            200,
-            "A text/event-stream of log, progress and status events.",
-        )]
+        .event_stream("Log, progress and status events.")]
 }
 
 /// One SSE frame: `event:`, optional `id:`, one `data:` line per line of
