@@ -74,6 +74,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
             )
             .app_data(web::QueryConfig::default().error_handler(http::error::query_error_handler))
             .configure(http::routes)
+            .default_service(web::to(http::ui::not_found))
     })
     .shutdown_timeout(10);
     let http_server = match &config.tls {

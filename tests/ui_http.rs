@@ -599,3 +599,28 @@ async fn dashboard_orders_by_severity_and_colours_the_calendar() {
     bad_agent.close().await;
     app.stop().await;
 }
+
+/// An unknown page is an HTML 404 with the page headers; an unknown API
+/// path stays a JSON 404 in the API's error shape.
+#[actix_web::test]
+async fn unknown_paths_get_a_404_in_their_own_format() {
+    let app = spawn_app().await;
+    let resp = client().get(app.url("/no-such-page")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    assert!(resp.text().await.unwrap().contains("page not found"));
+
+    let resp = client()
+        .get(app.api("/no-such-thing"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}

@@ -99,6 +99,10 @@ pub enum EventFilter {
     Host(String),
     /// Events about one job.
     Job(String),
+    /// The fleet's state changes: hosts going online/offline, job status
+    /// changes and missed runs — no log lines or progress, so a dashboard
+    /// on a busy fleet is not dropped as a slow reader.
+    Fleet,
 }
 
 impl EventFilter {
@@ -108,6 +112,9 @@ impl EventFilter {
             EventFilter::All => true,
             EventFilter::Host(host_id) => event.host_id() == host_id,
             EventFilter::Job(job_id) => event.job_id() == Some(job_id.as_str()),
+            EventFilter::Fleet => {
+                !matches!(event, Event::JobLog { .. } | Event::JobProgress { .. })
+            }
         }
     }
 }
@@ -268,6 +275,27 @@ mod tests {
             job_id: "j1".into(),
             status: JobStatus::Running,
             message: None,
+        }));
+    }
+
+    /// The fleet filter passes presence and status, not logs or progress.
+    #[test]
+    fn fleet_filter() {
+        let filter = EventFilter::Fleet;
+        assert!(filter.matches(&online("h")));
+        assert!(filter.matches(&Event::JobStatus {
+            host_id: "h".into(),
+            job_id: "j1".into(),
+            status: JobStatus::Failed,
+            message: None,
+        }));
+        assert!(!filter.matches(&Event::JobLog {
+            host_id: "h".into(),
+            job_id: "j1".into(),
+            seq: 1,
+            ts: chrono::Utc::now(),
+            stream: protocol::LogStreamKind::Stdout,
+            payload: "x".into(),
         }));
     }
 }

@@ -87,7 +87,7 @@ pub(super) async fn stream(
         .actors
         .events
         .send(Subscribe {
-            filter: EventFilter::All,
+            filter: EventFilter::Fleet,
         })
         .await
         .map_err(|e| ApiError::internal(format!("events actor unavailable: {e}")))?;

@@ -82,6 +82,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ui/events", web::get().to(live::stream));
 }
 
+/// Any path no route serves (outside `/api/v1`, whose unknown paths get
+/// JSON): an HTML 404 page, with the same headers as every page.
+pub async fn not_found() -> HttpResponse {
+    let e = ApiError::not_found("page");
+    html_response(e.status, error_page(&e))
+}
+
 /// Adds the security headers every UI answer carries.
 fn secure(builder: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
     builder
