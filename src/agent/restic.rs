@@ -368,6 +368,13 @@ impl ResticHost {
         )
     }
 
+    /// `restic unlock`: removes stale locks only (those older than 30
+    /// minutes, or made on this host by a process that no longer exists),
+    /// never the lock of a restic that still runs.
+    pub fn unlock_stale(&self, repo: &RepoSettings) -> Result<Invocation, BuildError> {
+        self.with_repo(strings(&["unlock"]), repo)
+    }
+
     /// `restic list locks` (no lock of its own, or it would see itself).
     pub fn list_locks(&self, repo: &RepoSettings) -> Result<Invocation, BuildError> {
         self.with_repo(strings(&["list", "locks", "--no-lock"]), repo)
