@@ -694,10 +694,17 @@ pub struct OutputDigest {
     summary: Option<Map<String, Value>>,
     exit_error: Option<String>,
     fatal: Option<String>,
+    /// 0.14's lock failure ("unable to create lock in backend: repository
+    /// is already locked by PID …"), which restic follows with three lines
+    /// of detail ending in advice; the job's error names the holder.
+    lock_failure: Option<String>,
     last_stderr: Option<String>,
     item_errors: Vec<String>,
     item_error_count: usize,
 }
+
+/// How restic 0.14 starts the message of a lock it could not take.
+const LOCK_FAILURE_PREFIX: &str = "unable to create lock";
 
 /// Item errors quoted in a job's warning; the rest are counted.
 const QUOTED_ITEM_ERRORS: usize = 3;
@@ -728,6 +735,9 @@ impl OutputDigest {
                 if text.starts_with("Fatal:") {
                     self.fatal = Some(text.to_owned());
                 }
+                if text.starts_with(LOCK_FAILURE_PREFIX) {
+                    self.lock_failure = Some(text.to_owned());
+                }
                 self.last_stderr = Some(text.to_owned());
             }
             _ => {}
@@ -741,8 +751,8 @@ impl OutputDigest {
 
     /// `job.finished.error` for a run that exited with `exit_code`: `None`
     /// on a clean success, the warning for exit 3, the best error text
-    /// otherwise (0.18's `exit_error`, else the `Fatal:` line, else the last
-    /// stderr line, else the bare exit code).
+    /// otherwise (0.18's `exit_error`, else the `Fatal:` line, else a lock
+    /// failure, else the last stderr line, else the bare exit code).
     pub fn error_text(&self, exit_code: i32) -> Option<String> {
         match exit_code {
             0 => None,
@@ -769,6 +779,7 @@ impl OutputDigest {
                 self.exit_error
                     .clone()
                     .or_else(|| self.fatal.clone())
+                    .or_else(|| self.lock_failure.clone())
                     .or_else(|| self.last_stderr.clone())
                     .unwrap_or_else(|| format!("restic exited with code {code}")),
             ),
@@ -1332,7 +1343,7 @@ mod tests {
         }
         assert_eq!(
             lock.error_text(1).unwrap(),
-            "the `unlock` command can be used to remove stale locks"
+            "unable to create lock in backend: repository is already locked by PID 11522 on vm by root (UID 0, GID 0)"
         );
 
         let mut v18 = OutputDigest::default();

@@ -1,6 +1,8 @@
 //! `spawn_app()`: a real restic-manager server on 127.0.0.1:0 with a fresh
 //! temp data dir (SQLite database and key file), an admin API token, and a
-//! handle to stop it. Call it inside `#[actix_web::test]`.
+//! handle to stop it. Call it inside `#[actix_web::test]`. A stopped server
+//! can be started again on the same data dir and port
+//! ([`TestApp::start_again`]), as an operator restarting the service would.
 
 use std::net::SocketAddr;
 
@@ -55,6 +57,18 @@ impl TestApp {
     /// Stops the server gracefully and waits for it.
     pub async fn stop(&self) {
         self.handle.stop(true).await;
+    }
+
+    /// Starts a new server on this (stopped) server's data dir and port:
+    /// same database, key file and admin account; a fresh API token.
+    pub async fn start_again(self) -> TestApp {
+        let mut config = self.config.clone();
+        config.listen = self.addr;
+        let admin_password = self.admin_password.clone();
+        let mut app = start_in(self.dir, config).await;
+        assert_eq!(app.addr, self.addr, "restarted on the same port");
+        app.admin_password = admin_password;
+        app
     }
 }
 
