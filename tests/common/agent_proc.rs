@@ -16,9 +16,15 @@ use restic_manager::agent::{AgentConfig, HooksConfig};
 
 use super::server::TestApp;
 
-/// The agent binary built by cargo for this test run.
-pub fn agent_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_restic-manager-agent")
+/// The agent binary: the one cargo built for this test run, unless
+/// `RESTIC_MANAGER_AGENT_BINARY` names another (a copy taken right after
+/// the build when several checkouts share one target directory, where
+/// another checkout's build can replace `target/debug/restic-manager-agent`
+/// between this build and the run).
+pub fn agent_binary() -> PathBuf {
+    std::env::var_os("RESTIC_MANAGER_AGENT_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_restic-manager-agent")))
 }
 
 /// An enrolled agent (config and state directory), not yet running.
@@ -80,6 +86,7 @@ impl EnrolledAgent {
             .arg("--state-dir")
             .arg(&self.state_dir)
             .env("RESTIC_MANAGER_LOG", "restic_manager=debug,info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -140,6 +147,14 @@ fn json_files(dir: &Path) -> Vec<String> {
     entries
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        // The agent's atomic writes go through `.tmp-*` files.
+        .filter(|path| {
+            !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(restic_manager::agent::platform::TEMP_PREFIX)
+        })
         // A file renamed away between listing and reading is skipped.
         .filter_map(|path| std::fs::read_to_string(path).ok())
         .collect()
