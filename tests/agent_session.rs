@@ -535,7 +535,8 @@ async fn cancel_after_reconnect() {
 
 /// An agent killed mid-backup reports the job `failed` ("agent restarted
 /// during the job") after its restart, answers a re-sent command.run from
-/// its journal, and a following unlock clears restic's stale lock.
+/// its journal, and clears the killed restic's stale lock by itself
+/// (`restic unlock` before its next job, here an unlock job).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_and_restart_recovery() {
     captured_logs();
@@ -560,6 +561,10 @@ async fn kill_and_restart_recovery() {
     }
     agent.kill().await;
     drop(conn);
+    assert!(
+        !repo.lock_files().is_empty(),
+        "the killed restic left its lock"
+    );
     let record = Journal::open(state.path())
         .unwrap()
         .job("job-crash")
@@ -594,14 +599,14 @@ async fn kill_and_restart_recovery() {
         "{later:?}"
     );
 
-    assert!(
-        !repo.lock_files().is_empty(),
-        "the killed restic left its lock"
-    );
     conn.send(run("job-unlock", JobKind::Unlock)).await;
     let (_, finished) = conn.until_finished("job-unlock").await;
     assert_eq!(finished_of(&finished).status, FinishStatus::Succeeded);
     assert!(repo.lock_files().is_empty());
+    assert!(
+        logs_text().contains("stale repository locks removed"),
+        "the agent's own clean-up ran"
+    );
     agent.shutdown().await.unwrap();
 }
 

@@ -7,75 +7,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use restic_manager::agent::{self, EnrollOptions, Secret};
-use serde_json::{json, Value};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-async fn get(app: &common::server::TestApp, path: &str) -> Value {
-    let resp = common::server::client()
-        .get(app.api(path))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
-    resp.json().await.unwrap()
-}
-
-async fn send(
-    app: &common::server::TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Value,
-) -> Value {
-    let resp = common::server::client()
-        .request(method.clone(), app.api(path))
-        .bearer_auth(&app.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// Polls `check` until it yields a value (the agent works asynchronously;
-/// there is no event to await from outside the server).
-async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn run_job(app: &common::server::TestApp, host: &str, body: Value) -> Value {
-    let job = send(
-        app,
-        reqwest::Method::POST,
-        &format!("/hosts/{host}/jobs"),
-        body,
-    )
-    .await;
-    let id = job["id"].as_str().unwrap().to_string();
-    wait_for("job to finish", async || {
-        let job = get(app, &format!("/jobs/{id}")).await;
-        matches!(
-            job["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        )
-        .then_some(job)
-    })
-    .await
-}
+use common::daemon::{self, InProcessAgent};
+use common::e2e::{get, post, put, run_job, wait_for, wait_online};
+use serde_json::json;
 
 /// Enrol → online → repository → init → source group → backup now → the
 /// snapshot is listed with the group's tag, and restic itself sees it.
@@ -90,34 +24,13 @@ async fn enrol_init_backup_and_see_the_snapshot() {
     let repo = work.path().join("repo");
     let password = "e2e-repo-password-1234";
 
-    let token = app.enrollment_token().await;
-    let mut config = agent::enroll(&EnrollOptions {
-        server_url: app.base_url.clone(),
-        token: Secret::new(token),
-        config_path: work.path().join("agent.toml"),
-        ca_file: None,
-        force: false,
-        allow_insecure: false,
-    })
-    .await
-    .unwrap();
-    config.state_dir = work.path().join("state");
+    let config = daemon::enroll(&app, work.path()).await;
     let host = config.host_id.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = actix_web::rt::spawn(agent::run(config, async move {
-        // Err: the sender was dropped, which also means stop.
-        let _ = stopped.await;
-    }));
+    let agent = InProcessAgent::start(config);
+    wait_online(&app, &host).await;
 
-    wait_for("host online", async || {
-        let h = get(&app, &format!("/hosts/{host}")).await;
-        (h["status"] == "online").then_some(())
-    })
-    .await;
-
-    send(
+    put(
         &app,
-        reqwest::Method::PUT,
         &format!("/hosts/{host}/repository"),
         json!({"url": repo.to_string_lossy(), "password": password}),
     )
@@ -125,9 +38,8 @@ async fn enrol_init_backup_and_see_the_snapshot() {
     let init = run_job(&app, &host, json!({"kind": "init"})).await;
     assert_eq!(init["status"], "succeeded", "{init}");
 
-    send(
+    post(
         &app,
-        reqwest::Method::POST,
         &format!("/hosts/{host}/source-groups"),
         json!({"name": "documents", "includes": [source.to_string_lossy()], "excludes": ["*.tmp"]}),
     )
@@ -176,7 +88,6 @@ async fn enrol_init_backup_and_see_the_snapshot() {
     assert!(listing.contains("report.txt"));
     assert!(!listing.contains("scratch.tmp"));
 
-    stop.send(()).unwrap();
-    daemon.await.unwrap().unwrap();
+    agent.stop().await;
     app.stop().await;
 }

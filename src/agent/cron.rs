@@ -19,6 +19,11 @@
 //!
 //! Cron expressions are evaluated in UTC, like the server's missed-run
 //! detection, so both sides agree on when a schedule was due.
+//!
+//! The daemon reads the schedule's "now" from a [`Clock`]: the system
+//! clock in production, a shifted one in end-to-end tests, which thereby
+//! see a real `* * * * *` schedule fire within seconds instead of waiting
+//! for the next wall-clock minute.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +39,22 @@ use crate::protocol::{ScheduleFire, ScheduleSet, ScheduleSpec};
 /// Longest the agent sleeps between two schedule checks, so that a clock
 /// change or a suspend/resume is noticed within this time.
 pub const MAX_SLEEP_SECONDS: i64 = 60;
+
+/// The time source of the local schedule.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
 
 /// Why a `schedule.set` was not applied, or the table not saved.
 #[derive(Debug, thiserror::Error)]

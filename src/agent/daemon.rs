@@ -17,6 +17,13 @@
 //! spawned task), so dropping [`run`] drops restic with it (`kill_on_drop`),
 //! which is what an in-process "kill" in tests relies on.
 //!
+//! After a real crash (`kill -9`, power loss) the restic of the running job
+//! may outlive the agent, or die holding its repository lock. The job's
+//! journal record names restic's process, so the restarted agent first
+//! stops that restic if it still runs (SIGINT, SIGKILL after the grace
+//! period), then, once the repository settings arrive and before any other
+//! job, runs `restic unlock` to remove the stale lock.
+//!
 //! Ordering rules from PROTOCOL.md that this file implements:
 //! `command.run` is journaled before `command.result {accepted: true}`;
 //! after `hello` the outbox is replayed, then pending schedule fires are
@@ -26,6 +33,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -38,9 +46,9 @@ use tracing::Instrument;
 
 use super::config::AgentConfig;
 use super::connection::{self, Backoff, ConnectError, WsStream};
-use super::cron::CronTable;
+use super::cron::{Clock, CronTable, SystemClock};
 use super::journal::{JobRecord, JobState, Journal, JournalError, EXIT_CODE_NOT_RUN};
-use super::platform::{self, StateLock};
+use super::platform::{self, OrphanOutcome, ProcessIdentity, StateLock};
 use super::restic::{self, RepoSettings, ResticHost, ResticVersion};
 use super::runner::{self, sleep_until_opt, JobPlan, LogSink, StopReason, CANCELLED_ERROR};
 use crate::protocol::{
@@ -57,6 +65,17 @@ pub const REPORT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Longest `restic version` may take.
 pub const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Time a restic left running by a crashed agent gets to exit after SIGINT
+/// before its process group is killed.
+pub const ORPHAN_GRACE: Duration = runner::CANCEL_GRACE;
+
+/// Longest wait for a stopped leftover restic to be reaped by init (until
+/// then restic counts its lock as held, so `restic unlock` would keep it).
+pub const ORPHAN_REAP_WAIT: Duration = Duration::from_secs(30);
+
+/// Longest the stale-lock cleanup (`restic unlock`) may run.
+pub const UNLOCK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Finished, acknowledged jobs older than this are dropped from the journal.
 pub const JOURNAL_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(14);
@@ -101,9 +120,19 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
+    run_with_clock(config, Arc::new(SystemClock), shutdown).await
+}
+
+/// [`run`] with the local schedule reading the time from `clock` (tests
+/// shift it to make a cron time come within seconds).
+pub async fn run_with_clock(
+    config: AgentConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
     let span = tracing::info_span!("agent", host_id = %config.host_id);
     async move {
-        let mut daemon = Daemon::open(config)?;
+        let mut daemon = Daemon::open(config, clock)?;
         daemon.main_loop(shutdown).await;
         Ok(())
     }
@@ -115,6 +144,10 @@ pub async fn run(
 enum Done {
     Job(JobFinished),
     Reports(Reports),
+    /// Leftover restic processes of a crashed run were dealt with.
+    OrphansStopped,
+    /// `restic unlock` ran; whether it succeeded.
+    Unlocked(bool),
 }
 
 /// What the report commands after a backup or forget produced.
@@ -133,6 +166,10 @@ enum Busy {
     },
     /// The reports after a job.
     Reports { work: BoxFuture<'static, Reports> },
+    /// Stopping the restic processes a crashed run left behind.
+    StopOrphans { work: BoxFuture<'static, ()> },
+    /// The stale-lock cleanup after a crash.
+    Unlock { work: BoxFuture<'static, bool> },
 }
 
 /// The live connection.
@@ -148,6 +185,14 @@ struct Daemon {
     config: AgentConfig,
     journal: Journal,
     cron: CronTable,
+    /// The local schedule's time source.
+    clock: Arc<dyn Clock>,
+    /// Restic processes of jobs interrupted by a crash (job id, process),
+    /// to stop before anything else runs.
+    orphans: Vec<(String, ProcessIdentity)>,
+    /// Whether `restic unlock` is due before the next job (a crash may
+    /// have left a stale lock); tried once per start.
+    unlock_due: bool,
     /// Repository settings from `config.update`; memory only.
     repo: RepoSettings,
     /// Whether a `config.update` arrived since start: recovered jobs wait
@@ -169,7 +214,7 @@ struct Daemon {
 impl Daemon {
     /// Locks the state directory, opens and repairs the journal, loads the
     /// schedule, and queues the jobs accepted but not started before.
-    fn open(config: AgentConfig) -> Result<Self, AgentError> {
+    fn open(config: AgentConfig, clock: Arc<dyn Clock>) -> Result<Self, AgentError> {
         let state_dir = config.state_dir.clone();
         let dir_error = |source| AgentError::StateDir {
             path: state_dir.clone(),
@@ -179,7 +224,14 @@ impl Daemon {
         let lock = StateLock::acquire(&state_dir.join("agent.lock")).map_err(dir_error)?;
         let journal = Journal::open(&state_dir)?;
         let now = Utc::now();
-        let queue: VecDeque<JobRecord> = journal.recover(now)?.into();
+        let recovery = journal.recover(now)?;
+        let queue: VecDeque<JobRecord> = recovery.queued.into();
+        let orphans: Vec<(String, ProcessIdentity)> = recovery
+            .interrupted
+            .into_iter()
+            .filter_map(|job| Some((job.job_id, job.restic?)))
+            .collect();
+        let unlock_due = journal.unlock_needed();
         match journal.prune(now - JOURNAL_RETENTION) {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "old finished jobs pruned from the journal"),
@@ -187,7 +239,7 @@ impl Daemon {
         }
         let mut cron = CronTable::load(&state_dir);
         // Times that passed while the agent was down fire once, now.
-        cron.tick(now);
+        cron.tick(clock.now());
         if !queue.is_empty() {
             tracing::info!(
                 count = queue.len(),
@@ -200,6 +252,9 @@ impl Daemon {
             config,
             journal,
             cron,
+            clock,
+            orphans,
+            unlock_due,
             repo: RepoSettings::default(),
             config_received: false,
             restic,
@@ -220,7 +275,7 @@ impl Daemon {
         self.connecting = Some(self.connect_attempt());
         loop {
             self.start_next_work().await;
-            let now = Utc::now();
+            let now = self.clock.now();
             let cron_wake = self.cron.next_wake(now);
             let cron_sleep = (cron_wake - now).to_std().unwrap_or(Duration::ZERO);
             tokio::select! {
@@ -451,7 +506,7 @@ impl Daemon {
     }
 
     async fn on_schedule_set(&mut self, set: &ScheduleSet) {
-        let now = Utc::now();
+        let now = self.clock.now();
         match self.cron.apply(set, now) {
             Ok(()) => {
                 tracing::info!(
@@ -559,10 +614,24 @@ impl Daemon {
 
     // --- jobs -------------------------------------------------------------
 
-    /// Starts the next queued job when nothing runs. Jobs recovered from
-    /// the journal wait for the first `config.update` (the repository
-    /// password is not stored on disk).
+    /// Starts the next work when nothing runs: first the clean-up after a
+    /// crash (stop leftover restic processes, then `restic unlock`), then
+    /// the queued jobs. Unlock and jobs wait for the first `config.update`
+    /// (the repository password is not stored on disk).
     async fn start_next_work(&mut self) {
+        if self.busy.is_some() {
+            return;
+        }
+        if !self.orphans.is_empty() {
+            self.start_stopping_orphans();
+            return;
+        }
+        if self.unlock_due && self.config_received {
+            self.start_unlock();
+            if self.busy.is_some() {
+                return;
+            }
+        }
         while self.busy.is_none() && self.config_received {
             let Some(mut record) = self.queue.pop_front() else {
                 return;
@@ -578,6 +647,7 @@ impl Daemon {
             };
             record.state = JobState::Running {
                 started_at: Utc::now(),
+                restic: None,
             };
             if let Err(err) = self.journal.put_job(&record) {
                 tracing::error!(job_id = %record.job_id(), "cannot journal the job start: {err}");
@@ -597,15 +667,85 @@ impl Daemon {
             let mut sink = LogSink::new(record.job_id(), self.live_tx.clone());
             let span = tracing::info_span!("job", job_id = %record.job_id(), kind = %record.kind());
             tracing::info!(job_id = %record.job_id(), kind = %record.kind(), "job started");
-            let work = async move { runner::run_job(plan, &mut sink, &mut stop_rx).await }
-                .instrument(span)
-                .boxed();
+            let journal = self.journal.clone();
+            let mut running = record.clone();
+            let mut on_spawn = move |pid: u32| {
+                let Some(process) = platform::process_identity(pid) else {
+                    return; // exited already, or not identifiable on this platform
+                };
+                if let Err(err) = journal.record_restic(&mut running, process) {
+                    tracing::warn!(job_id = %running.job_id(), "cannot journal restic's process: {err}");
+                }
+            };
+            let work = async move {
+                runner::run_job_observed(plan, &mut sink, &mut stop_rx, &mut on_spawn).await
+            }
+            .instrument(span)
+            .boxed();
             self.busy = Some(Busy::Job {
                 record: Box::new(record),
                 stop,
                 work,
             });
         }
+    }
+
+    /// Stops the restic processes that jobs interrupted by a crash left
+    /// running (they are not children of this process).
+    fn start_stopping_orphans(&mut self) {
+        let orphans = std::mem::take(&mut self.orphans);
+        let work = async move {
+            for (job_id, process) in orphans {
+                let outcome =
+                    platform::stop_orphan(&process, ORPHAN_GRACE, ORPHAN_REAP_WAIT).await;
+                let pid = process.pid;
+                match outcome {
+                    OrphanOutcome::AlreadyGone => {
+                        tracing::info!(job_id = %job_id, pid, "restic of the interrupted job is no longer running");
+                    }
+                    OrphanOutcome::Interrupted => {
+                        tracing::warn!(job_id = %job_id, pid, "restic left running by the previous agent process was interrupted");
+                    }
+                    OrphanOutcome::Killed => {
+                        tracing::warn!(job_id = %job_id, pid, "restic left running by the previous agent process ignored SIGINT and was killed");
+                    }
+                    OrphanOutcome::StillThere => {
+                        tracing::error!(job_id = %job_id, pid, "restic left running by the previous agent process could not be stopped; its lock may stay");
+                    }
+                }
+            }
+        }
+        .in_current_span()
+        .boxed();
+        self.busy = Some(Busy::StopOrphans { work });
+    }
+
+    /// Starts `restic unlock` (stale locks only). Tried once per start; the
+    /// durable mark is cleared only when it succeeds.
+    fn start_unlock(&mut self) {
+        self.unlock_due = false;
+        let invocation = match self.restic.unlock_stale(&self.repo) {
+            Ok(invocation) => invocation,
+            Err(err) => {
+                tracing::warn!("stale-lock cleanup skipped: {err}");
+                return;
+            }
+        };
+        tracing::info!(
+            "removing stale repository locks left by the interrupted job (restic unlock)"
+        );
+        let work = async move {
+            match runner::capture(&invocation, UNLOCK_TIMEOUT).await {
+                Ok(_) => true,
+                Err(err) => {
+                    tracing::warn!("restic unlock failed: {err}");
+                    false
+                }
+            }
+        }
+        .in_current_span()
+        .boxed();
+        self.busy = Some(Busy::Unlock { work });
     }
 
     /// Ends a job that never ran restic (refused at start, cancelled while
@@ -660,6 +800,15 @@ impl Daemon {
                 }
             }
             (Done::Reports(reports), _) => self.on_reports(reports).await,
+            (Done::OrphansStopped, _) => {}
+            (Done::Unlocked(unlocked), _) => {
+                if unlocked {
+                    tracing::info!("stale repository locks removed");
+                    if let Err(err) = self.journal.set_unlock_needed(false) {
+                        tracing::warn!("cannot clear the unlock mark: {err}");
+                    }
+                }
+            }
             (Done::Job(finished), _) => {
                 tracing::error!(job_id = %finished.job_id, "job ended without its record; reporting it");
                 self.send_live(AgentToServer::from(finished)).await;
@@ -716,7 +865,7 @@ impl Daemon {
     // --- schedule ---------------------------------------------------------
 
     async fn on_cron_tick(&mut self) {
-        let fires = self.cron.tick(Utc::now());
+        let fires = self.cron.tick(self.clock.now());
         for fire in &fires {
             tracing::info!(schedule_id = %fire.schedule_id, scheduled_at = %fire.scheduled_at, "schedule due");
         }
@@ -752,6 +901,14 @@ impl Daemon {
     /// the next backup); queued jobs stay in the journal.
     async fn stop(&mut self) {
         tracing::info!("shutting down");
+        if let Some(Busy::StopOrphans { work }) = self
+            .busy
+            .take_if(|busy| matches!(busy, Busy::StopOrphans { .. }))
+        {
+            // Bounded by the grace period and the reap wait; the leftover
+            // processes are known only to this run, so finish the job.
+            work.await;
+        }
         if let Some(Busy::Job {
             record,
             stop,
@@ -882,6 +1039,11 @@ async fn busy_done(busy: &mut Option<Busy>) -> Done {
     match busy {
         Some(Busy::Job { work, .. }) => Done::Job(work.await),
         Some(Busy::Reports { work }) => Done::Reports(work.await),
+        Some(Busy::StopOrphans { work }) => {
+            work.await;
+            Done::OrphansStopped
+        }
+        Some(Busy::Unlock { work }) => Done::Unlocked(work.await),
         None => std::future::pending().await,
     }
 }

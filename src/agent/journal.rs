@@ -19,6 +19,11 @@
 //!   finished `failed` ("agent restarted during the job"); a finished,
 //!   unacknowledged job whose outbox entry was lost to a crash between the
 //!   two writes gets it back.
+//! - A `Running` job also records its restic process once started
+//!   ([`Journal::record_restic`]): after a crash the restarted agent stops
+//!   that restic if it still runs, and `<state_dir>/unlock-needed` (written
+//!   by [`Journal::recover`], removed once `restic unlock` succeeded) makes
+//!   it clear the stale lock a killed restic leaves behind.
 //!
 //! File names are hashes, so ids from the server never reach a path. The
 //! file operations are synchronous: each writes a few hundred bytes and
@@ -31,7 +36,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::platform;
+use super::platform::{self, ProcessIdentity};
 use crate::protocol::{AgentToServer, CommandRun, Envelope, FinishStatus, JobFinished, JobKind};
 
 /// The error of a job that was running when the agent stopped or died.
@@ -70,6 +75,10 @@ pub enum JobState {
     Running {
         /// When it started.
         started_at: DateTime<Utc>,
+        /// Restic's process once it runs (absent before, and where the
+        /// platform cannot identify a process across restarts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restic: Option<ProcessIdentity>,
     },
     /// Ended; `finished` is what `job.finished` carries.
     Finished {
@@ -136,11 +145,33 @@ struct OutboxEntry {
     frame: String,
 }
 
-/// The job journal and outbox of one state directory.
-#[derive(Debug)]
+/// A job that was running when the previous agent process died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupted {
+    /// The job.
+    pub job_id: String,
+    /// Its restic process, if it had started and could be recorded.
+    pub restic: Option<ProcessIdentity>,
+}
+
+/// What [`Journal::recover`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recovery {
+    /// Jobs accepted but not started, in acceptance order: to be run.
+    pub queued: Vec<JobRecord>,
+    /// Jobs that were running: now finished `failed`, their restic maybe
+    /// still alive.
+    pub interrupted: Vec<Interrupted>,
+}
+
+/// The job journal and outbox of one state directory. Cloning gives a
+/// second handle on the same files (the daemon and its running job).
+#[derive(Debug, Clone)]
 pub struct Journal {
     jobs_dir: PathBuf,
     outbox_dir: PathBuf,
+    /// `<state_dir>/unlock-needed`: present while a stale-lock cleanup is due.
+    unlock_marker: PathBuf,
 }
 
 impl Journal {
@@ -150,6 +181,7 @@ impl Journal {
         let journal = Self {
             jobs_dir: state_dir.join("jobs"),
             outbox_dir: state_dir.join("outbox"),
+            unlock_marker: state_dir.join("unlock-needed"),
         };
         for dir in [&journal.jobs_dir, &journal.outbox_dir] {
             std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
@@ -295,17 +327,38 @@ impl Journal {
         Ok(Some(envelope.message))
     }
 
+    /// Records the restic process of a running job, so that an agent
+    /// restarted after a crash can find it. Does nothing for a job that is
+    /// not `Running`.
+    pub fn record_restic(
+        &self,
+        record: &mut JobRecord,
+        process: ProcessIdentity,
+    ) -> Result<(), JournalError> {
+        let JobState::Running { restic, .. } = &mut record.state else {
+            return Ok(());
+        };
+        *restic = Some(process);
+        self.put_job(record)
+    }
+
     /// Start-up repair. Jobs found running are finished `failed` with
-    /// [`RESTARTED_ERROR`]; finished, unacknowledged jobs whose envelope
-    /// is missing from the outbox get it back. Returns the jobs still
-    /// queued, in acceptance order, to be run.
-    pub fn recover(&self, now: DateTime<Utc>) -> Result<Vec<JobRecord>, JournalError> {
-        let mut queued = Vec::new();
+    /// [`RESTARTED_ERROR`] and listed as interrupted (after the durable
+    /// unlock-needed mark is set: their restic may have left a lock);
+    /// finished, unacknowledged jobs whose envelope is missing from the
+    /// outbox get it back.
+    pub fn recover(&self, now: DateTime<Utc>) -> Result<Recovery, JournalError> {
+        let mut recovery = Recovery::default();
         for record in self.jobs()? {
             match &record.state {
-                JobState::Queued => queued.push(record),
-                JobState::Running { .. } => {
+                JobState::Queued => recovery.queued.push(record),
+                JobState::Running { restic, .. } => {
                     tracing::warn!(job_id = %record.job_id(), "job was running when the agent stopped; reporting it failed");
+                    self.set_unlock_needed(true)?;
+                    recovery.interrupted.push(Interrupted {
+                        job_id: record.job_id().to_owned(),
+                        restic: *restic,
+                    });
                     let finished = JobFinished {
                         job_id: record.job_id().to_owned(),
                         status: FinishStatus::Failed,
@@ -330,7 +383,30 @@ impl Journal {
                 JobState::Finished { .. } => {}
             }
         }
-        Ok(queued)
+        Ok(recovery)
+    }
+
+    /// Whether a stale-lock cleanup (`restic unlock`) is due because a
+    /// job's restic may have been killed holding its lock.
+    pub fn unlock_needed(&self) -> bool {
+        self.unlock_marker.exists()
+    }
+
+    /// Sets or clears the durable unlock-needed mark.
+    pub fn set_unlock_needed(&self, needed: bool) -> Result<(), JournalError> {
+        let path = &self.unlock_marker;
+        if needed {
+            platform::write_private_file_atomically(path, b"restic unlock is due\n")
+                .map_err(|source| io_error(path, source))
+        } else {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(source) => return Err(io_error(path, source)),
+            }
+            let dir = path.parent().unwrap_or(Path::new("."));
+            platform::sync_dir(dir).map_err(|source| io_error(dir, source))
+        }
     }
 
     /// Deletes acknowledged finished jobs that ended before `before`.
@@ -486,7 +562,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(dir.path()).unwrap();
         let mut record = JobRecord::queued(command("j1", JobKind::Backup), ts(0));
-        record.state = JobState::Running { started_at: ts(1) };
+        record.state = JobState::Running {
+            started_at: ts(1),
+            restic: None,
+        };
         journal.put_job(&record).unwrap();
         let job_env = journal.finish_job(record, finished("j1", ts(5))).unwrap();
         let report = Envelope::new(AgentToServer::from(SnapshotsReport {
@@ -522,16 +601,26 @@ mod tests {
         assert_eq!(ids, vec![report.id]);
     }
 
-    /// A job left running by a crash is reported failed on recovery; a
-    /// queued one is handed back to run; recovery is idempotent.
+    /// A job left running by a crash is reported failed on recovery and
+    /// listed with its restic process, with the unlock mark set; a queued
+    /// one is handed back to run; recovery is idempotent.
     #[test]
     fn recovery_after_crash() {
         let dir = tempfile::tempdir().unwrap();
+        let process = ProcessIdentity {
+            pid: 4242,
+            boot_time: 1_700_000_000,
+            start_ticks: 987_654,
+        };
         {
             let journal = Journal::open(dir.path()).unwrap();
             let mut running = JobRecord::queued(command("run1", JobKind::Backup), ts(0));
-            running.state = JobState::Running { started_at: ts(1) };
+            running.state = JobState::Running {
+                started_at: ts(1),
+                restic: None,
+            };
             journal.put_job(&running).unwrap();
+            journal.record_restic(&mut running, process).unwrap();
             journal
                 .put_job(&JobRecord::queued(command("q1", JobKind::Check), ts(2)))
                 .unwrap();
@@ -539,9 +628,18 @@ mod tests {
             std::fs::write(dir.path().join("jobs").join(".tmp-x.json"), b"{").unwrap();
         }
         let journal = Journal::open(dir.path()).unwrap();
-        let queued = journal.recover(ts(10)).unwrap();
-        assert_eq!(queued.len(), 1);
-        assert_eq!(queued[0].job_id(), "q1");
+        assert!(!journal.unlock_needed());
+        let recovery = journal.recover(ts(10)).unwrap();
+        assert_eq!(recovery.queued.len(), 1);
+        assert_eq!(recovery.queued[0].job_id(), "q1");
+        assert_eq!(
+            recovery.interrupted,
+            vec![Interrupted {
+                job_id: "run1".to_owned(),
+                restic: Some(process),
+            }]
+        );
+        assert!(journal.unlock_needed());
         let outbox = journal.outbox().unwrap();
         assert_eq!(outbox.len(), 1);
         let AgentToServer::JobFinished(report) = &outbox[0].message else {
@@ -553,10 +651,40 @@ mod tests {
         assert_eq!(report.exit_code, EXIT_CODE_NOT_RUN);
         assert!(!dir.path().join("jobs").join(".tmp-x.json").exists());
 
-        // Recovering again changes nothing and sends nothing twice.
+        // Recovering again changes nothing and sends nothing twice; the
+        // unlock mark stays until cleared.
         let again = Journal::open(dir.path()).unwrap();
-        assert_eq!(again.recover(ts(20)).unwrap().len(), 1);
+        let recovery = again.recover(ts(20)).unwrap();
+        assert_eq!(recovery.queued.len(), 1);
+        assert!(recovery.interrupted.is_empty());
         assert_eq!(again.outbox().unwrap(), outbox);
+        assert!(again.unlock_needed());
+        again.set_unlock_needed(false).unwrap();
+        again.set_unlock_needed(false).unwrap();
+        assert!(!Journal::open(dir.path()).unwrap().unlock_needed());
+    }
+
+    /// Recording a process is only possible for a running job, and a
+    /// running record written before this field existed still reads.
+    #[test]
+    fn restic_process_is_recorded_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let process = ProcessIdentity {
+            pid: 7,
+            boot_time: 1,
+            start_ticks: 2,
+        };
+        let mut queued = JobRecord::queued(command("q", JobKind::Backup), ts(0));
+        journal.record_restic(&mut queued, process).unwrap();
+        assert_eq!(queued.state, JobState::Queued);
+
+        let old = r#"{"format":1,"command":{"job_id":"r","kind":"check"},"accepted_at":"2027-01-15T08:00:00Z","state":"running","started_at":"2027-01-15T08:00:01Z"}"#;
+        let record: JobRecord = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            record.state,
+            JobState::Running { restic: None, .. }
+        ));
     }
 
     /// A crash between writing the finished record and its outbox entry is

@@ -42,5 +42,5 @@ pub mod runner;
 pub mod tls;
 
 pub use config::{AgentConfig, HooksConfig, Secret};
-pub use daemon::{run, AgentError};
+pub use daemon::{run, run_with_clock, AgentError};
 pub use enroll::{enroll, EnrollError, EnrollOptions};

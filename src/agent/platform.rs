@@ -1,13 +1,16 @@
 //! Everything that differs between Unix and Windows, and the only place with
 //! `cfg(unix)` / `cfg(windows)` code in the agent: signals to restic, default
 //! paths, boot time, host name, OS and architecture names, durable file
-//! writes, the state-directory lock, shutdown signals and the Windows
-//! service entry point.
+//! writes, the state-directory lock, shutdown signals, finding and stopping
+//! a restic left running by a crashed agent ([`ProcessIdentity`],
+//! [`stop_orphan`]) and the Windows service entry point.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::{ARCH_AMD64, ARCH_ARM64, OS_LINUX, OS_WINDOWS};
 
@@ -180,6 +183,192 @@ pub fn interrupt(child: &mut tokio::process::Child) -> io::Result<()> {
     #[cfg(not(unix))]
     {
         child.start_kill()
+    }
+}
+
+/// Puts a child in a process group of its own (Unix), so that a restic
+/// left behind by a crashed agent can be stopped with everything it
+/// started (an `ssh` or `rclone` backend), and a Ctrl-C on the agent's
+/// terminal reaches the agent only, which then stops restic itself.
+pub fn own_process_group(command: &mut tokio::process::Command) {
+    #[cfg(unix)]
+    command.process_group(0);
+    #[cfg(not(unix))]
+    let _ = command;
+}
+
+/// A process as recorded in the job journal, precise enough to be found
+/// again after the agent restarts without ever mistaking a recycled pid
+/// for it: the pid, the boot it ran in, and its start time within that
+/// boot (Linux `/proc/<pid>/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    /// The process id (also its process group id: see [`own_process_group`]).
+    pub pid: u32,
+    /// The host's boot time, Unix seconds.
+    pub boot_time: i64,
+    /// The process's start time in clock ticks after boot.
+    pub start_ticks: u64,
+}
+
+/// Where a recorded process stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// It runs.
+    Running,
+    /// It exited but its parent (after a crash: init) has not reaped it
+    /// yet; restic still counts its lock as held until then.
+    Zombie,
+    /// It is gone (or the pid now belongs to another process).
+    Gone,
+}
+
+/// The identity of the running process `pid`; `None` when it is gone or
+/// the platform cannot tell one process from a later one with the same pid
+/// (only Linux can: elsewhere nothing is recorded and nothing is killed).
+pub fn process_identity(pid: u32) -> Option<ProcessIdentity> {
+    #[cfg(target_os = "linux")]
+    {
+        let boot_time = boot_time()?.timestamp();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, start_ticks) = parse_proc_pid_stat(&stat)?;
+        Some(ProcessIdentity {
+            pid,
+            boot_time,
+            start_ticks,
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// Whether the process `identity` names still runs.
+pub fn process_state(identity: &ProcessIdentity) -> ProcessState {
+    #[cfg(target_os = "linux")]
+    {
+        if boot_time().map(|boot| boot.timestamp()) != Some(identity.boot_time) {
+            return ProcessState::Gone;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", identity.pid)) else {
+            return ProcessState::Gone;
+        };
+        match parse_proc_pid_stat(&stat) {
+            Some((_, start)) if start != identity.start_ticks => ProcessState::Gone,
+            Some(('Z' | 'X', _)) => ProcessState::Zombie,
+            Some(_) => ProcessState::Running,
+            None => ProcessState::Gone,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = identity;
+        ProcessState::Gone
+    }
+}
+
+/// The state letter and start time (field 22) of a `/proc/<pid>/stat`
+/// text. The command name (field 2) may hold spaces and parentheses, so
+/// fields are counted from its closing parenthesis.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_proc_pid_stat(stat: &str) -> Option<(char, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field 3 is the state; field 22 is 19 fields after it.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// How a process left running by a crashed agent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrphanOutcome {
+    /// It was no longer running.
+    AlreadyGone,
+    /// It stopped after SIGINT (restic then removes its own lock).
+    Interrupted,
+    /// It ignored SIGINT for the grace period and was killed.
+    Killed,
+    /// It could not be stopped, or is still not reaped: its lock may stay.
+    StillThere,
+}
+
+/// Stops a restic left running by a previous agent process: SIGINT (restic
+/// removes its lock and exits), SIGKILL to its process group after
+/// `grace`, then waits up to `reap_wait` for it to be reaped, because
+/// until then `restic unlock` considers its lock live. Polls every 100 ms;
+/// the process is not this agent's child, so it cannot be waited for.
+pub async fn stop_orphan(
+    identity: &ProcessIdentity,
+    grace: Duration,
+    reap_wait: Duration,
+) -> OrphanOutcome {
+    const POLL: Duration = Duration::from_millis(100);
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut outcome = match process_state(identity) {
+        ProcessState::Gone => return OrphanOutcome::AlreadyGone,
+        ProcessState::Zombie => OrphanOutcome::AlreadyGone,
+        ProcessState::Running => {
+            if let Err(err) = signal_orphan(identity, false) {
+                tracing::warn!(
+                    pid = identity.pid,
+                    "cannot interrupt the leftover restic: {err}"
+                );
+            }
+            OrphanOutcome::Interrupted
+        }
+    };
+    while process_state(identity) == ProcessState::Running {
+        if tokio::time::Instant::now() >= deadline {
+            if let Err(err) = signal_orphan(identity, true) {
+                tracing::warn!(pid = identity.pid, "cannot kill the leftover restic: {err}");
+            }
+            outcome = OrphanOutcome::Killed;
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let reaped_by = tokio::time::Instant::now() + reap_wait;
+    while process_state(identity) != ProcessState::Gone {
+        if tokio::time::Instant::now() >= reaped_by {
+            return OrphanOutcome::StillThere;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    outcome
+}
+
+/// SIGINT to the process, or SIGKILL to its whole process group (falling
+/// back to the process alone if it leads no group).
+fn signal_orphan(identity: &ProcessIdentity, kill: bool) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use nix::sys::signal::{self, Signal};
+        use nix::unistd::Pid;
+        let pid = i32::try_from(identity.pid).map_err(|_| io::Error::other("pid out of range"))?;
+        let pid = Pid::from_raw(pid);
+        let result = if kill {
+            match signal::killpg(pid, Signal::SIGKILL) {
+                Err(nix::errno::Errno::ESRCH) => signal::kill(pid, Signal::SIGKILL),
+                other => other,
+            }
+        } else {
+            signal::kill(pid, Signal::SIGINT)
+        };
+        match result {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(errno) => Err(io::Error::from(errno)),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (identity, kill);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "stopping a process by id is not built for this platform",
+        ))
     }
 }
 
@@ -418,6 +607,70 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         drop(first);
         StateLock::acquire(&path).unwrap();
+    }
+
+    /// The state and start time are read after the command name, even a
+    /// name with spaces and parentheses.
+    #[test]
+    fn proc_pid_stat_parses() {
+        let stat = "4242 (rest ic) (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    10 5 0 0 20 0 12 0 987654 1234567 890 18446744073709551615";
+        assert_eq!(parse_proc_pid_stat(stat), Some(('S', 987_654)));
+        assert_eq!(parse_proc_pid_stat("1 (init) Z 0"), None);
+        assert_eq!(parse_proc_pid_stat("garbage"), None);
+    }
+
+    /// A child is found by its identity while it runs, seen as a zombie
+    /// once it exited unreaped, and gone once reaped; a made-up start time
+    /// never matches.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_identity_follows_a_child() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let identity = process_identity(child.id()).unwrap();
+        assert_eq!(process_state(&identity), ProcessState::Running);
+        let other = ProcessIdentity {
+            start_ticks: identity.start_ticks + 1,
+            ..identity
+        };
+        assert_eq!(process_state(&other), ProcessState::Gone);
+        child.kill().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while process_state(&identity) == ProcessState::Running {
+            assert!(std::time::Instant::now() < deadline, "still running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(process_state(&identity), ProcessState::Zombie);
+        child.wait().unwrap();
+        assert_eq!(process_state(&identity), ProcessState::Gone);
+    }
+
+    /// A leftover process that ignores SIGINT is killed after the grace
+    /// period, with the whole process group it leads.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn orphan_ignoring_sigint_is_killed() {
+        let mut command = tokio::process::Command::new("sh");
+        command.args(["-c", "trap '' INT; sleep 30 & wait"]);
+        own_process_group(&mut command);
+        let mut child = command.spawn().unwrap();
+        let identity = process_identity(child.id().unwrap()).unwrap();
+        // Reap concurrently, as init does for a real orphan.
+        let reaper = tokio::spawn(async move { child.wait().await });
+        let outcome = stop_orphan(
+            &identity,
+            Duration::from_millis(300),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(outcome, OrphanOutcome::Killed);
+        assert_eq!(process_state(&identity), ProcessState::Gone);
+        reaper.await.unwrap().unwrap();
+        let gone = stop_orphan(&identity, Duration::ZERO, Duration::ZERO).await;
+        assert_eq!(gone, OrphanOutcome::AlreadyGone);
     }
 
     /// Exit codes and signal deaths map to shell-style numbers.

@@ -357,6 +357,13 @@ impl ResticHost {
         )
     }
 
+    /// `restic unlock`: removes stale locks only (those older than 30
+    /// minutes, or made on this host by a process that no longer exists),
+    /// never the lock of a restic that still runs.
+    pub fn unlock_stale(&self, repo: &RepoSettings) -> Result<Invocation, BuildError> {
+        self.with_repo(strings(&["unlock"]), repo)
+    }
+
     /// `restic list locks` (no lock of its own, or it would see itself).
     pub fn list_locks(&self, repo: &RepoSettings) -> Result<Invocation, BuildError> {
         self.with_repo(strings(&["list", "locks", "--no-lock"]), repo)
@@ -676,10 +683,17 @@ pub struct OutputDigest {
     summary: Option<Map<String, Value>>,
     exit_error: Option<String>,
     fatal: Option<String>,
+    /// 0.14's lock failure ("unable to create lock in backend: repository
+    /// is already locked by PID …"), which restic follows with three lines
+    /// of detail ending in advice; the job's error names the holder.
+    lock_failure: Option<String>,
     last_stderr: Option<String>,
     item_errors: Vec<String>,
     item_error_count: usize,
 }
+
+/// How restic 0.14 starts the message of a lock it could not take.
+const LOCK_FAILURE_PREFIX: &str = "unable to create lock";
 
 /// Item errors quoted in a job's warning; the rest are counted.
 const QUOTED_ITEM_ERRORS: usize = 3;
@@ -710,6 +724,9 @@ impl OutputDigest {
                 if text.starts_with("Fatal:") {
                     self.fatal = Some(text.to_owned());
                 }
+                if text.starts_with(LOCK_FAILURE_PREFIX) {
+                    self.lock_failure = Some(text.to_owned());
+                }
                 self.last_stderr = Some(text.to_owned());
             }
             _ => {}
@@ -723,8 +740,8 @@ impl OutputDigest {
 
     /// `job.finished.error` for a run that exited with `exit_code`: `None`
     /// on a clean success, the warning for exit 3, the best error text
-    /// otherwise (0.18's `exit_error`, else the `Fatal:` line, else the last
-    /// stderr line, else the bare exit code).
+    /// otherwise (0.18's `exit_error`, else the `Fatal:` line, else a lock
+    /// failure, else the last stderr line, else the bare exit code).
     pub fn error_text(&self, exit_code: i32) -> Option<String> {
         match exit_code {
             0 => None,
@@ -751,6 +768,7 @@ impl OutputDigest {
                 self.exit_error
                     .clone()
                     .or_else(|| self.fatal.clone())
+                    .or_else(|| self.lock_failure.clone())
                     .or_else(|| self.last_stderr.clone())
                     .unwrap_or_else(|| format!("restic exited with code {code}")),
             ),
@@ -1314,7 +1332,7 @@ mod tests {
         }
         assert_eq!(
             lock.error_text(1).unwrap(),
-            "the `unlock` command can be used to remove stale locks"
+            "unable to create lock in backend: repository is already locked by PID 11522 on vm by root (UID 0, GID 0)"
         );
 
         let mut v18 = OutputDigest::default();

@@ -245,6 +245,18 @@ pub struct JobPlan {
 /// Runs a job to its end and returns its `job.finished` payload. Sends
 /// `job.started`, `log.stream` and `job.progress` through `sink`.
 pub async fn run_job(plan: JobPlan, sink: &mut LogSink, stop: &mut StopSignal) -> JobFinished {
+    run_job_observed(plan, sink, stop, &mut |_| {}).await
+}
+
+/// [`run_job`], calling `on_spawn` with restic's pid right after it
+/// started and before any of its output is read (the daemon journals it, so
+/// that a restarted agent can stop a restic its crash left behind).
+pub async fn run_job_observed(
+    plan: JobPlan,
+    sink: &mut LogSink,
+    stop: &mut StopSignal,
+    on_spawn: &mut (dyn FnMut(u32) + Send),
+) -> JobFinished {
     let kind = plan.command.kind;
     sink.send(AgentToServer::from(JobStarted {
         job_id: sink.job_id().to_owned(),
@@ -289,7 +301,7 @@ pub async fn run_job(plan: JobPlan, sink: &mut LogSink, stop: &mut StopSignal) -
         }
     }
 
-    let (exit_code, digest, stopped) = run_restic(&plan, sink, stop).await;
+    let (exit_code, digest, stopped) = run_restic(&plan, sink, stop, on_spawn).await;
 
     let (status, mut error) = match stopped {
         Some(reason) => {
@@ -388,6 +400,7 @@ async fn run_restic(
     plan: &JobPlan,
     sink: &mut LogSink,
     stop: &mut StopSignal,
+    on_spawn: &mut (dyn FnMut(u32) + Send),
 ) -> (Result<i32, String>, OutputDigest, Option<StopReason>) {
     let mut digest = OutputDigest::default();
     let mut command = plan.invocation.command();
@@ -396,6 +409,7 @@ async fn run_restic(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    platform::own_process_group(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
@@ -407,6 +421,9 @@ async fn run_restic(
             return (Err(message), digest, None);
         }
     };
+    if let Some(pid) = child.id() {
+        on_spawn(pid);
+    }
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         let message = "restic started without output pipes".to_owned();
         return (Err(message), digest, None);

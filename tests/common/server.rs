@@ -6,6 +6,9 @@
 //! `RESTIC_MANAGER_TEST_POSTGRES_URL` naming a server) every server starts on
 //! a fresh PostgreSQL database instead: `scripts/test` runs the channel and
 //! API suites a second time that way, so both backends see the same tests.
+//!
+//! A stopped server can be started again on the same data dir and port
+//! ([`TestApp::start_again`]), as an operator restarting the service would.
 
 use std::net::SocketAddr;
 
@@ -62,6 +65,18 @@ impl TestApp {
     /// Stops the server gracefully and waits for it.
     pub async fn stop(&self) {
         self.handle.stop(true).await;
+    }
+
+    /// Starts a new server on this (stopped) server's data dir and port:
+    /// same database, key file and admin account; a fresh API token.
+    pub async fn start_again(self) -> TestApp {
+        let mut config = self.config.clone();
+        config.listen = self.addr;
+        let admin_password = self.admin_password.clone();
+        let mut app = start_in(self.dir, config).await;
+        assert_eq!(app.addr, self.addr, "restarted on the same port");
+        app.admin_password = admin_password;
+        app
     }
 }
 

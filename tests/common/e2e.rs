@@ -1,0 +1,145 @@
+//! The REST API as the end-to-end tests drive it (real agent, real restic): authenticated `GET` and
+//! JSON requests as the test server's admin, polling with a deadline
+//! (`wait_for`), and jobs run to their end (`run_job`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::server::{client, TestApp};
+
+/// How long a test waits for anything the agent does asynchronously.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Time between two polls of [`wait_for`].
+const POLL: Duration = Duration::from_millis(50);
+
+/// `GET /api/v1{path}` as admin; asserts a 2xx answer.
+pub async fn get(app: &TestApp, path: &str) -> Value {
+    let resp = client()
+        .get(app.api(path))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "GET {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A JSON request as admin; asserts a 2xx answer and returns its body
+/// (`Null` when empty).
+pub async fn send(app: &TestApp, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let resp = client()
+        .request(method.clone(), app.api(path))
+        .bearer_auth(&app.admin_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// `POST` with a JSON body (see [`send`]).
+pub async fn post(app: &TestApp, path: &str, body: Value) -> Value {
+    send(app, reqwest::Method::POST, path, body).await
+}
+
+/// `PUT` with a JSON body (see [`send`]).
+pub async fn put(app: &TestApp, path: &str, body: Value) -> Value {
+    send(app, reqwest::Method::PUT, path, body).await
+}
+
+/// Polls `check` until it yields a value, failing after [`DEADLINE`].
+/// The agent works asynchronously and the server offers no event to await
+/// from outside but its API, so the API is polled.
+pub async fn wait_for<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    wait_for_within(what, DEADLINE, check).await
+}
+
+/// [`wait_for`] with its own deadline.
+pub async fn wait_for_within<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        actix_web::rt::time::sleep(POLL).await;
+    }
+}
+
+/// Whether a job status is terminal.
+pub fn is_terminal(job: &Value) -> bool {
+    matches!(
+        job["status"].as_str(),
+        Some("succeeded" | "failed" | "cancelled")
+    )
+}
+
+/// Waits until host `host` is online.
+pub async fn wait_online(app: &TestApp, host: &str) {
+    wait_for("host online", async || {
+        let h = get(app, &format!("/hosts/{host}")).await;
+        (h["status"] == "online").then_some(())
+    })
+    .await;
+}
+
+/// Creates a job (`POST /hosts/{host}/jobs`) and returns its id.
+pub async fn start_job(app: &TestApp, host: &str, body: Value) -> String {
+    let job = post(app, &format!("/hosts/{host}/jobs"), body).await;
+    job["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits until job `id` is terminal and returns it.
+pub async fn wait_job(app: &TestApp, id: &str) -> Value {
+    wait_for(&format!("job {id} to finish"), async || {
+        let job = get(app, &format!("/jobs/{id}")).await;
+        is_terminal(&job).then_some(job)
+    })
+    .await
+}
+
+/// Creates a job and waits for its end.
+pub async fn run_job(app: &TestApp, host: &str, body: Value) -> Value {
+    let id = start_job(app, host, body).await;
+    wait_job(app, &id).await
+}
+
+/// Every job of `host`, newest first.
+pub async fn host_jobs(app: &TestApp, host: &str) -> Vec<Value> {
+    get(app, &format!("/jobs?host_id={host}&limit=200")).await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The stored log lines of job `id`, asserting that their `seq` numbers
+/// are strictly increasing (so none is stored twice).
+pub async fn job_logs(app: &TestApp, id: &str) -> Vec<Value> {
+    let logs = get(app, &format!("/jobs/{id}/logs?limit=10000")).await;
+    let items = logs["items"].as_array().unwrap().clone();
+    let seqs: Vec<u64> = items.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "log seqs of job {id} not strictly increasing: {seqs:?}"
+    );
+    items
+}
+
+/// The host's snapshot projection (`GET /hosts/{host}/snapshots`).
+pub async fn snapshots(app: &TestApp, host: &str) -> Vec<Value> {
+    get(app, &format!("/hosts/{host}/snapshots")).await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
