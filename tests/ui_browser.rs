@@ -12,13 +12,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-#[path = "common/browser.rs"]
-mod browser;
 mod common;
-#[path = "common/real_agent.rs"]
-mod real_agent;
-#[path = "common/restic.rs"]
-mod restic_repo;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,6 +20,9 @@ use std::time::Instant;
 use browser::{
     fill, screenshot, wait_css, wait_js, wait_path, wait_path_prefix, Browser, DEADLINE,
 };
+use common::browser;
+use common::daemon::{self, InProcessAgent};
+use common::restic as restic_repo;
 use common::server::{spawn_app, TestApp};
 use fantoccini::{Client, Locator};
 use restic_manager::auth::Role;
@@ -220,13 +217,14 @@ async fn operator_journey_then_viewer_is_read_only() {
 
     // --- Enrol the real agent with that token; it shows up offline, then
     // comes online on the open dashboard without a reload.
-    let enrolled = real_agent::enroll(&app.base_url, &token).await;
-    let host = enrolled.host_id().to_owned();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let agent_config = daemon::enroll_with(&app.base_url, &token, agent_dir.path()).await;
+    let host = agent_config.host_id.clone();
     c.goto(&app.url("/")).await.unwrap();
     let presence = format!("[data-presence=\"{host}\"]");
     assert_eq!(text_of(c, &presence).await, "offline");
     wait_css(c, "body[data-live=\"open\"]").await;
-    let agent = enrolled.run();
+    let agent = InProcessAgent::start(agent_config);
     wait_js(
         c,
         "the host to come online on the dashboard",

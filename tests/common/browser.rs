@@ -4,9 +4,6 @@
 //! on `/usr/bin/chromium` (`CHROMIUM` overrides) with a fresh profile in a
 //! temp dir. Helpers wait on DOM conditions with a deadline — never a
 //! fixed sleep — and save screenshots.
-//!
-//! Include it from a test crate with
-//! `#[path = "common/browser.rs"] mod browser;`.
 
 #![allow(dead_code)] // each test crate uses a different subset
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test

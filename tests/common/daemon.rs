@@ -16,9 +16,15 @@ use super::server::TestApp;
 /// `dir/agent.toml` and its state directory is `dir/state`.
 pub async fn enroll(app: &TestApp, dir: &Path) -> AgentConfig {
     let token = app.enrollment_token().await;
+    enroll_with(&app.base_url, &token, dir).await
+}
+
+/// Enrols a new host with `token` (e.g. one an operator created in the
+/// UI) against `server_url`; files as [`enroll`] places them.
+pub async fn enroll_with(server_url: &str, token: &str, dir: &Path) -> AgentConfig {
     let mut config = agent::enroll(&EnrollOptions {
-        server_url: app.base_url.clone(),
-        token: Secret::new(token),
+        server_url: server_url.to_owned(),
+        token: Secret::new(token.to_owned()),
         config_path: dir.join("agent.toml"),
         ca_file: None,
         force: false,

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod agent_proc;
 pub mod api;
+pub mod browser;
 pub mod daemon;
 pub mod db;
 pub mod e2e;
