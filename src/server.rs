@@ -1,5 +1,6 @@
 //! App wiring: opens the store and key, builds the actors once, and runs the
-//! actix-web server (plain or rustls TLS) until SIGINT/SIGTERM.
+//! actix-web server (plain or rustls TLS) until SIGINT/SIGTERM, then stops
+//! it gracefully ([`shutdown`]).
 //!
 //! [`start`] binds the listener first so tests can ask for port 0 and read
 //! the real address back; `serve_blocking` is what `restic-manager serve` runs.
@@ -76,6 +77,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
             .configure(http::routes)
             .default_service(web::to(http::ui::not_found))
     })
+    // Signals are ours (serve_blocking): agent sessions must be closed
+    // before the graceful stop, or it waits out the timeout on them.
+    .disable_signals()
     .shutdown_timeout(10);
     let http_server = match &config.tls {
         Some(tls) => http_server.listen_rustls_0_23(listener, load_tls(tls)?)?,
@@ -107,10 +111,65 @@ pub fn serve_blocking(config: ServerConfig) -> anyhow::Result<()> {
         };
         tracing::info!(addr = %started.addr, "restic-manager listening on {scheme}://{}", started.addr);
         println!("listening on {scheme}://{}", started.addr);
-        started.server.await.context("server failed")?;
+        let handle = started.server.handle();
+        let server = actix_web::rt::spawn(started.server);
+        let signal = wait_for_stop_signal().await;
+        tracing::info!(signal, "stopping");
+        shutdown(&started.state, &handle).await;
+        server
+            .await
+            .context("server task failed")?
+            .context("server failed")?;
         tracing::info!("shut down cleanly");
         Ok(())
     })
+}
+
+/// Stops a running server gracefully: it accepts no new connection, every
+/// agent session is closed with 1001 (agents reconnect to the next start),
+/// buffered writes are flushed, and in-flight requests are drained.
+pub async fn shutdown(state: &AppState, handle: &actix_web::dev::ServerHandle) {
+    // `stop` stops accepting at once; the returned future completes when
+    // the remaining connections are done.
+    let stopped = handle.stop(true);
+    match state.actors.close_all_sessions().await {
+        Ok(n) => tracing::info!(sessions = n, "agent sessions closed"),
+        Err(e) => tracing::warn!(error = %e, "cannot close agent sessions"),
+    }
+    stopped.await;
+}
+
+/// Waits for SIGINT (Ctrl-C) or, on Unix, SIGTERM; returns its name.
+async fn wait_for_stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = ctrl_c() => "SIGINT",
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+                ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// Completes on Ctrl-C; never, if Ctrl-C cannot be watched (the server
+/// must not stop because a signal handler failed to install).
+async fn ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot watch Ctrl-C");
+        std::future::pending::<()>().await;
+    }
 }
 
 /// rustls 0.23 needs a process-wide crypto provider; we use ring.

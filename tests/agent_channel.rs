@@ -1403,3 +1403,25 @@ async fn burst_of_a_thousand_agents_lands_every_line_once() {
     );
     join_all(agents.into_iter().map(TestAgent::close)).await;
 }
+
+/// A graceful server stop closes every agent session with 1001 ("server
+/// shutting down") and does not wait out the 10 s shutdown timeout on them.
+#[actix_web::test]
+async fn graceful_stop_closes_sessions_with_1001() {
+    let app = spawn_app().await;
+    let (_, mut first) = online_agent(&app, "stop-01").await;
+    let (_, mut second) = online_agent(&app, "stop-02").await;
+    let started = std::time::Instant::now();
+    let ((), (a, b)) = tokio::join!(app.stop(), async {
+        (first.expect_close().await, second.expect_close().await)
+    });
+    for (code, reason) in [a, b] {
+        assert_eq!(code, Some(1001));
+        assert_eq!(reason, "server shutting down");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "stop took {:?}",
+        started.elapsed()
+    );
+}

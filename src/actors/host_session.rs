@@ -857,6 +857,21 @@ impl Handler<Revoked> for HostSession {
     }
 }
 
+/// The server is shutting down: close with 1001 (going away) so the agent
+/// reconnects to the next server, and the graceful stop does not wait for
+/// the connection to time out.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShuttingDown;
+
+impl Handler<ShuttingDown> for HostSession {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ShuttingDown, ctx: &mut Self::Context) {
+        Self::close(ctx, ws::CloseCode::Away, "server shutting down");
+    }
+}
+
 /// Check the heartbeat deadline against `now` (tests pass a later time).
 #[derive(Message)]
 #[rtype(result = "()")]

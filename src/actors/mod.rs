@@ -435,6 +435,22 @@ impl Actors {
             .map_err(ActorError::mailbox)
     }
 
+    /// Closes every agent session with 1001 (server shutting down), then
+    /// makes everything buffered durable; returns how many sessions were
+    /// told. Part of a graceful stop.
+    pub async fn close_all_sessions(&self) -> Result<usize, ActorError> {
+        let told = self
+            .registry
+            .send(registry::CloseAll)
+            .await
+            .map_err(ActorError::mailbox)?;
+        self.persistence
+            .send(persistence::FlushAll)
+            .await
+            .map_err(ActorError::mailbox)?;
+        Ok(told)
+    }
+
     async fn session(
         &self,
         host_id: &str,

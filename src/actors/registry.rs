@@ -14,7 +14,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::events::{Event, Events, Publish};
-use super::host_session::{CheckIdle, HostSession, Superseded};
+use super::host_session::{CheckIdle, HostSession, ShuttingDown, Superseded};
 use super::persistence::{MarkOffline, Persistence};
 
 /// The session directory.
@@ -140,6 +140,23 @@ impl Handler<SweepIdle> for Registry {
     fn handle(&mut self, msg: SweepIdle, _ctx: &mut Self::Context) -> usize {
         for (_, addr) in self.sessions.values() {
             addr.do_send(CheckIdle { now: msg.now });
+        }
+        self.sessions.len()
+    }
+}
+
+/// The server is stopping: every registered session closes with 1001.
+/// Replies with the number of sessions told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll;
+
+impl Handler<CloseAll> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: CloseAll, _ctx: &mut Self::Context) -> usize {
+        for (_, addr) in self.sessions.values() {
+            addr.do_send(ShuttingDown);
         }
         self.sessions.len()
     }

@@ -64,7 +64,7 @@ impl TestApp {
 
     /// Stops the server gracefully and waits for it.
     pub async fn stop(&self) {
-        self.handle.stop(true).await;
+        restic_manager::server::shutdown(&self.state, &self.handle).await;
     }
 
     /// Starts a new server on this (stopped) server's data dir and port:
