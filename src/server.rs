@@ -46,6 +46,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
     let key = SecretKey::load_or_create(&config.key_file)
         .with_context(|| format!("cannot use key file {}", config.key_file.display()))?;
     let initial_admin_password = admin::bootstrap_admin(&pool)?;
+    // Everything that can fail on bad input (a busy port, unreadable TLS
+    // files) is checked before the actors start: an error after that would
+    // drop their running system and panic instead of being one error line.
+    let listener = TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let tls = config.tls.as_ref().map(load_tls).transpose()?;
 
     let key = Arc::new(key);
     let config_arc = Arc::new(config.clone());
@@ -56,9 +63,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
         config: config_arc,
         actors,
     };
-    let listener = TcpListener::bind(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
 
     let app_state = state.clone();
     // One login limiter for every worker: per-worker counters would multiply the limits.
@@ -76,8 +80,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
             .configure(http::routes)
     })
     .shutdown_timeout(10);
-    let http_server = match &config.tls {
-        Some(tls) => http_server.listen_rustls_0_23(listener, load_tls(tls)?)?,
+    let http_server = match tls {
+        Some(tls) => http_server.listen_rustls_0_23(listener, tls)?,
         None => http_server.listen(listener)?,
     };
     Ok(Started {

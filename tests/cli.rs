@@ -240,3 +240,44 @@ mod plain_http {
             .unwrap_or_default()
     }
 }
+
+/// `serve` on a port that is already taken, or with a TLS certificate that
+/// cannot be read, fails with one error line and exit status 1, not a panic
+/// of the half-started actors.
+#[test]
+fn serve_startup_failures_are_one_line_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let missing = dir.path().join("missing.pem");
+    let cases: [(Vec<String>, &str); 2] = [
+        (vec!["--listen".into(), addr.clone()], addr.as_str()),
+        (
+            vec![
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--tls-cert".into(),
+                missing.display().to_string(),
+                "--tls-key".into(),
+                missing.display().to_string(),
+            ],
+            "missing.pem",
+        ),
+    ];
+    for (args, named) in cases {
+        let out = bin()
+            .arg("serve")
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(named), "{err}");
+    }
+}
+
