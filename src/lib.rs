@@ -30,8 +30,15 @@ pub mod store;
 
 /// Starts tracing to stderr, filtered by `RESTIC_MANAGER_LOG` (default `info`).
 pub fn init_tracing() {
+    init_tracing_with_default("info");
+}
+
+/// Starts tracing to stderr, filtered by `RESTIC_MANAGER_LOG`, else by
+/// `default` (a tracing filter such as `warn`). The one-shot admin commands
+/// use `warn`, so that their errors are one line on stderr.
+pub fn init_tracing_with_default(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RESTIC_MANAGER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Err only if a subscriber is already set (tests): keep that one.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

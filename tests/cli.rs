@@ -281,3 +281,36 @@ fn serve_startup_failures_are_one_line_not_a_panic() {
     }
 }
 
+/// Without `RESTIC_MANAGER_LOG` the admin commands log only warnings: a
+/// success prints its result and nothing on stderr, and an error is one
+/// line on stderr (README), not preceded by the store's info lines.
+#[test]
+fn admin_commands_are_quiet_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = |args: &[&str]| {
+        bin()
+            .env_remove("RESTIC_MANAGER_LOG")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = quiet(&["migrate"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
+
+    let out = quiet(&["token", "create", "--ttl", "1h"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim().len(), 64);
+
+    let out = quiet(&["api-token", "create", "--username", "nobody"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("nobody"),
+        "{err}"
+    );
+}
