@@ -401,6 +401,7 @@ pub fn schemas() -> Map<String, Value> {
         "Me",
         object(vec![
             ("user!", reference("User")),
+            ("role!", role()),
             ("auth!", one_of(vec!["session", "api_token"])),
             (
                 "csrf_token",
