@@ -8,6 +8,7 @@ mod common;
 use common::api::*;
 use common::server::spawn_app;
 use reqwest::{Method, StatusCode};
+use restic_manager::store::{self, models};
 use serde_json::json;
 
 /// `GET /me` answers "current user and role": the role the request acts
@@ -52,5 +53,57 @@ async fn me_names_the_role_the_request_acts_with() {
         .unwrap();
     assert_eq!(me["role"], "admin");
     assert_eq!(me["auth"], "session");
+}
+
+/// `GET /jobs/{id}/logs` is a list like every other: `{items, total}`,
+/// where `total` counts the lines after `after_seq` whatever the `limit`.
+#[actix_web::test]
+async fn job_logs_answer_the_list_shape_with_a_total() {
+    let app = spawn_app().await;
+    let host = create_host(&app, "web").await;
+    let (status, job) = call(
+        &app,
+        &app.admin_token,
+        Method::POST,
+        &format!("/hosts/{host}/jobs"),
+        Some(json!({"kind": "check"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job_id = id.clone();
+    db(&app, move |conn| {
+        let lines: Vec<models::NewJobLog> = (1..=12)
+            .map(|seq| models::NewJobLog {
+                job_id: job_id.clone(),
+                seq,
+                ts: store::now_ms(),
+                stream: store::LogStream::Stdout,
+                payload: format!("line {seq}"),
+            })
+            .collect();
+        store::job_logs::insert_batch(conn, &lines).unwrap();
+    })
+    .await;
+
+    let (status, page) = get(&app, &app.admin_token, &format!("/jobs/{id}/logs?limit=5")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"].as_array().unwrap().len(), 5);
+    assert_eq!(page["total"], 12, "{page}");
+    let (_, rest) = get(
+        &app,
+        &app.admin_token,
+        &format!("/jobs/{id}/logs?after_seq=10&limit=1"),
+    )
+    .await;
+    assert_eq!(rest["items"][0]["seq"], 11);
+    assert_eq!(rest["total"], 2, "{rest}");
+    let (_, none) = get(
+        &app,
+        &app.admin_token,
+        &format!("/jobs/{id}/logs?after_seq=12"),
+    )
+    .await;
+    assert_eq!(none, json!({"items": [], "total": 0}));
 }
 

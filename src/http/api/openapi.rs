@@ -640,7 +640,10 @@ pub fn schemas() -> Map<String, Value> {
     );
     add(
         "LogPage",
-        object(vec![("items!", array(reference("LogLine")))]),
+        object(vec![
+            ("items!", array(reference("LogLine"))),
+            ("total!", integer()),
+        ]),
     );
     add(
         "CancelResult",
