@@ -8,6 +8,7 @@ mod common;
 use common::api::*;
 use common::server::spawn_app;
 use reqwest::{Method, StatusCode};
+use restic_manager::auth::Role;
 use restic_manager::store::{self, models};
 use serde_json::json;
 
@@ -107,3 +108,34 @@ async fn job_logs_answer_the_list_shape_with_a_total() {
     assert_eq!(none, json!({"items": [], "total": 0}));
 }
 
+/// A schedule's `next_runs` are its cron times, on whole seconds
+/// (`…T02:00:00.000Z`), not the cron time plus the request's fraction of
+/// a second.
+#[actix_web::test]
+async fn schedule_next_runs_are_cron_times() {
+    let app = spawn_app().await;
+    let operator = user_with_token(&app, "olga", Role::Operator, "olga-password-1").await;
+    let host = create_host(&app, "web").await;
+    let (status, group) = call(
+        &app,
+        &operator,
+        Method::POST,
+        &format!("/hosts/{host}/source-groups"),
+        Some(json!({"name": "etc", "includes": ["/etc"], "excludes": []})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let body = json!({"cron_expr": "30 2 * * *", "enabled": true, "source_groups": ["etc"]});
+    let path = format!("/hosts/{host}/schedules");
+    let (status, created) = call(&app, &operator, Method::POST, &path, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, listed) = get(&app, &operator, &path).await;
+    for schedule in [&created, &listed["items"][0]] {
+        let runs = schedule["next_runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 5, "{schedule}");
+        for run in runs {
+            let text = run.as_str().unwrap();
+            assert!(text.ends_with("T02:30:00.000Z"), "{text}");
+        }
+    }
+}
