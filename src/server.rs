@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use crate::actors::{self, Actors};
 use crate::config::{ServerConfig, TlsFiles};
-use crate::crypto::SecretKey;
+use crate::crypto::{CryptoError, SecretKey};
 use crate::store::Pool;
 use crate::{admin, http};
 
@@ -42,17 +42,29 @@ pub struct Started {
 /// awaited (or spawned) to run. Must be called inside an actix system.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
     install_crypto_provider();
-    let pool = admin::open_store(&config)?;
-    let key = SecretKey::load_or_create(&config.key_file)
-        .with_context(|| format!("cannot use key file {}", config.key_file.display()))?;
-    let initial_admin_password = admin::bootstrap_admin(&pool)?;
     // Everything that can fail on bad input (a busy port, unreadable TLS
-    // files) is checked before the actors start: an error after that would
-    // drop their running system and panic instead of being one error line.
+    // files, an unusable key file) is checked first: before the actors
+    // start, since an error after that would drop their running system and
+    // panic, and before anything is logged, so that the error is the one
+    // line on stderr that README promises.
     let listener = TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
+    let key_context = || format!("cannot use key file {}", config.key_file.display());
+    let existing_key = match SecretKey::load(&config.key_file) {
+        Ok(key) => Some(key),
+        Err(CryptoError::KeyFileMissing { .. }) => None,
+        Err(e) => return Err(e).with_context(key_context),
+    };
+
+    let pool = admin::open_store(&config)?;
+    let key = match existing_key {
+        Some(key) => key,
+        // First start: created once the store is known to open.
+        None => SecretKey::load_or_create(&config.key_file).with_context(key_context)?,
+    };
+    let initial_admin_password = admin::bootstrap_admin(&pool)?;
 
     let key = Arc::new(key);
     let config_arc = Arc::new(config.clone());

@@ -314,3 +314,43 @@ fn admin_commands_are_quiet_by_default() {
         "{err}"
     );
 }
+
+/// `serve` at its default log level (info, no `RESTIC_MANAGER_LOG`): an
+/// unusable key file or a busy port is still one line on stderr, because
+/// both are checked before the server logs anything.
+#[test]
+fn serve_startup_errors_are_one_line_at_the_default_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("bad.key");
+    std::fs::write(&key, b"short").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let cases: [(Vec<String>, &str); 2] = [
+        (
+            vec![
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--key-file".into(),
+                key.display().to_string(),
+            ],
+            "bad.key",
+        ),
+        (vec!["--listen".into(), addr.clone()], addr.as_str()),
+    ];
+    for (args, named) in cases {
+        let out = bin()
+            .env_remove("RESTIC_MANAGER_LOG")
+            .arg("serve")
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(named), "{err}");
+    }
+}
+
