@@ -96,7 +96,7 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = restic_manager::parse_cli();
     // The server logs what it does; the one-shot admin commands print their
     // result and say nothing else unless something is wrong (README: an
     // error is one line on stderr), so their default level is `warn`.

@@ -354,3 +354,31 @@ fn serve_startup_errors_are_one_line_at_the_default_log_level() {
     }
 }
 
+/// A bad flag, a missing argument or a bad value is one line on stderr
+/// (not clap's usage block) and a non-zero exit, for both binaries;
+/// `--help` still prints the whole help on stdout.
+#[test]
+fn usage_errors_are_one_line() {
+    let agent = || Command::new(env!("CARGO_BIN_EXE_restic-manager-agent"));
+    let cases: [(Command, &[&str], &str); 5] = [
+        (bin(), &["serve", "--bogus"], "--bogus"),
+        (bin(), &["user", "add", "--role", "king"], "king"),
+        (bin(), &["api-token", "create"], "--username"),
+        (bin(), &["token", "create", "--ttl", "soon"], "soon"),
+        (agent(), &["enroll", "--server", "http://x"], "--token"),
+    ];
+    for (mut command, args, named) in cases {
+        let out = command
+            .env_remove("RESTIC_MANAGER_ENROLL_TOKEN")
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(named), "{err}");
+    }
+    let help = bin().args(["token", "create", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8(help.stdout).unwrap().contains("--ttl"));
+}
