@@ -96,8 +96,14 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    restic_manager::init_tracing();
+    let cli: Cli = restic_manager::parse_cli();
+    // The server logs what it does; the one-shot admin commands print their
+    // result and say nothing else unless something is wrong (README: an
+    // error is one line on stderr), so their default level is `warn`.
+    match cli.command {
+        Command::Serve(_) => restic_manager::init_tracing(),
+        _ => restic_manager::init_tracing_with_default("warn"),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use crate::actors::{self, Actors};
 use crate::config::{ServerConfig, TlsFiles};
-use crate::crypto::SecretKey;
+use crate::crypto::{CryptoError, SecretKey};
 use crate::store::Pool;
 use crate::{admin, http};
 
@@ -43,9 +43,28 @@ pub struct Started {
 /// awaited (or spawned) to run. Must be called inside an actix system.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
     install_crypto_provider();
+    // Everything that can fail on bad input (a busy port, unreadable TLS
+    // files, an unusable key file) is checked first: before the actors
+    // start, since an error after that would drop their running system and
+    // panic, and before anything is logged, so that the error is the one
+    // line on stderr that README promises.
+    let listener = TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let tls = config.tls.as_ref().map(load_tls).transpose()?;
+    let key_context = || format!("cannot use key file {}", config.key_file.display());
+    let existing_key = match SecretKey::load(&config.key_file) {
+        Ok(key) => Some(key),
+        Err(CryptoError::KeyFileMissing { .. }) => None,
+        Err(e) => return Err(e).with_context(key_context),
+    };
+
     let pool = admin::open_store(&config)?;
-    let key = SecretKey::load_or_create(&config.key_file)
-        .with_context(|| format!("cannot use key file {}", config.key_file.display()))?;
+    let key = match existing_key {
+        Some(key) => key,
+        // First start: created once the store is known to open.
+        None => SecretKey::load_or_create(&config.key_file).with_context(key_context)?,
+    };
     let initial_admin_password = admin::bootstrap_admin(&pool)?;
 
     let key = Arc::new(key);
@@ -57,9 +76,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
         config: config_arc,
         actors,
     };
-    let listener = TcpListener::bind(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
 
     let app_state = state.clone();
     // One login limiter for every worker: per-worker counters would multiply the limits.
@@ -81,8 +97,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
     // before the graceful stop, or it waits out the timeout on them.
     .disable_signals()
     .shutdown_timeout(10);
-    let http_server = match &config.tls {
-        Some(tls) => http_server.listen_rustls_0_23(listener, load_tls(tls)?)?,
+    let http_server = match tls {
+        Some(tls) => http_server.listen_rustls_0_23(listener, tls)?,
         None => http_server.listen(listener)?,
     };
     Ok(Started {

@@ -240,3 +240,145 @@ mod plain_http {
             .unwrap_or_default()
     }
 }
+
+/// `serve` on a port that is already taken, or with a TLS certificate that
+/// cannot be read, fails with one error line and exit status 1, not a panic
+/// of the half-started actors.
+#[test]
+fn serve_startup_failures_are_one_line_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let missing = dir.path().join("missing.pem");
+    let cases: [(Vec<String>, &str); 2] = [
+        (vec!["--listen".into(), addr.clone()], addr.as_str()),
+        (
+            vec![
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--tls-cert".into(),
+                missing.display().to_string(),
+                "--tls-key".into(),
+                missing.display().to_string(),
+            ],
+            "missing.pem",
+        ),
+    ];
+    for (args, named) in cases {
+        let out = bin()
+            .arg("serve")
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(named), "{err}");
+    }
+}
+
+/// Without `RESTIC_MANAGER_LOG` the admin commands log only warnings: a
+/// success prints its result and nothing on stderr, and an error is one
+/// line on stderr (README), not preceded by the store's info lines.
+#[test]
+fn admin_commands_are_quiet_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = |args: &[&str]| {
+        bin()
+            .env_remove("RESTIC_MANAGER_LOG")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = quiet(&["migrate"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
+
+    let out = quiet(&["token", "create", "--ttl", "1h"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim().len(), 64);
+
+    let out = quiet(&["api-token", "create", "--username", "nobody"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("nobody"),
+        "{err}"
+    );
+}
+
+/// `serve` at its default log level (info, no `RESTIC_MANAGER_LOG`): an
+/// unusable key file or a busy port is still one line on stderr, because
+/// both are checked before the server logs anything.
+#[test]
+fn serve_startup_errors_are_one_line_at_the_default_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("bad.key");
+    std::fs::write(&key, b"short").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let cases: [(Vec<String>, &str); 2] = [
+        (
+            vec![
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--key-file".into(),
+                key.display().to_string(),
+            ],
+            "bad.key",
+        ),
+        (vec!["--listen".into(), addr.clone()], addr.as_str()),
+    ];
+    for (args, named) in cases {
+        let out = bin()
+            .env_remove("RESTIC_MANAGER_LOG")
+            .arg("serve")
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(named), "{err}");
+    }
+}
+
+/// A bad flag, a missing argument or a bad value is one line on stderr
+/// (not clap's usage block) and a non-zero exit, for both binaries;
+/// `--help` still prints the whole help on stdout.
+#[test]
+fn usage_errors_are_one_line() {
+    let agent = || Command::new(env!("CARGO_BIN_EXE_restic-manager-agent"));
+    let cases: [(Command, &[&str], &str); 5] = [
+        (bin(), &["serve", "--bogus"], "--bogus"),
+        (bin(), &["user", "add", "--role", "king"], "king"),
+        (bin(), &["api-token", "create"], "--username"),
+        (bin(), &["token", "create", "--ttl", "soon"], "soon"),
+        (agent(), &["enroll", "--server", "http://x"], "--token"),
+    ];
+    for (mut command, args, named) in cases {
+        let out = command
+            .env_remove("RESTIC_MANAGER_ENROLL_TOKEN")
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(named), "{err}");
+    }
+    let help = bin().args(["token", "create", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8(help.stdout).unwrap().contains("--ttl"));
+}

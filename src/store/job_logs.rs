@@ -114,3 +114,13 @@ pub fn list_after(
         .select(JobLog::as_select())
         .load(conn)
 }
+
+/// How many of the job's lines have `seq > after_seq` (the `total` of a
+/// page of [`list_after`], whatever its limit).
+pub fn count_after(conn: &mut DbConnection, job_id: &str, after_seq: i64) -> QueryResult<i64> {
+    job_logs::table
+        .filter(job_logs::job_id.eq(job_id))
+        .filter(job_logs::seq.gt(after_seq))
+        .count()
+        .get_result(conn)
+}

@@ -344,10 +344,12 @@ struct LogLineDto {
     payload: String,
 }
 
-/// `GET /jobs/{id}/logs` answer (API.md: `{items: [...]}`).
+/// `GET /jobs/{id}/logs` answer: API.md's list shape, `{items, total}`.
 #[derive(Debug, Serialize)]
 struct LogsResponse {
     items: Vec<LogLineDto>,
+    /// Lines after `after_seq`, ignoring `limit`.
+    total: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,12 +375,15 @@ async fn logs(
         offset: None,
     }
     .resolve(DEFAULT_LOG_LIMIT, store::job_logs::MAX_LOG_PAGE)?;
-    let lines = with_conn(&state.pool, move |conn| {
+    let (lines, total) = with_conn(&state.pool, move |conn| {
         load_job(conn, &id)?;
-        Ok(store::job_logs::list_after(conn, &id, after_seq, limit)?)
+        let lines = store::job_logs::list_after(conn, &id, after_seq, limit)?;
+        let total = store::job_logs::count_after(conn, &id, after_seq)?;
+        Ok((lines, total))
     })
     .await?;
     Ok(web::Json(LogsResponse {
+        total,
         items: lines
             .into_iter()
             .map(|l| LogLineDto {

@@ -401,6 +401,7 @@ pub fn schemas() -> Map<String, Value> {
         "Me",
         object(vec![
             ("user!", reference("User")),
+            ("role!", role()),
             ("auth!", one_of(vec!["session", "api_token"])),
             (
                 "csrf_token",
@@ -639,7 +640,10 @@ pub fn schemas() -> Map<String, Value> {
     );
     add(
         "LogPage",
-        object(vec![("items!", array(reference("LogLine")))]),
+        object(vec![
+            ("items!", array(reference("LogLine"))),
+            ("total!", integer()),
+        ]),
     );
     add(
         "CancelResult",

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use serde::{Deserialize, Serialize};
@@ -87,9 +87,11 @@ pub fn parse_cron(expr: &str) -> Result<Cron, ApiError> {
     Ok(cron)
 }
 
-/// The next `n` times `cron` fires after `now` (UTC).
+/// The next `n` times `cron` fires after `now` (UTC), on whole seconds:
+/// croner keeps the start's fraction of a second, which is no part of a
+/// cron time.
 pub fn next_runs(cron: &Cron, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
-    cron.iter_after(now).take(n).collect()
+    cron.iter_after(now.trunc_subsecs(0)).take(n).collect()
 }
 
 /// A schedule as the API shows it.
@@ -369,6 +371,28 @@ mod tests {
         let text = cron.describe();
         assert!(!text.is_empty());
         assert!(text.contains('2'), "{text}");
+    }
+
+    /// A request at 12:00:00.283 lists the runs at 02:00:00.000, not 02:00:00.283; one at 02:00:00.5 starts the next day.
+    #[test]
+    fn next_runs_are_whole_seconds() {
+        let cron = parse_cron("0 2 * * *").unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+            + chrono::Duration::milliseconds(283);
+        let runs = next_runs(&cron, now, 2);
+        assert_eq!(
+            runs,
+            [
+                Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).unwrap(),
+                Utc.with_ymd_and_hms(2026, 3, 3, 2, 0, 0).unwrap()
+            ]
+        );
+        let at_fire = Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).unwrap()
+            + chrono::Duration::milliseconds(500);
+        assert_eq!(
+            next_runs(&cron, at_fire, 1),
+            [Utc.with_ymd_and_hms(2026, 3, 3, 2, 0, 0).unwrap()]
+        );
     }
 
     /// Bad expressions are 400 invalid_cron with croner's reason; seconds and never-matching dates are refused.

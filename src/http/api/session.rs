@@ -107,10 +107,13 @@ struct LoginResponse {
     csrf_token: String,
 }
 
-/// `GET /me` answer.
+/// `GET /me` answer (API.md: "current user and role").
 #[derive(Debug, Serialize)]
 struct MeResponse {
     user: UserDto,
+    /// The role this request acts with: the user's role, or less for an
+    /// API token created with a lower role cap.
+    role: Role,
     /// `"session"` or `"api_token"`.
     auth: &'static str,
     /// The session's CSRF token (cookie sessions only).
@@ -320,6 +323,7 @@ async fn me(state: web::Data<AppState>, who: Principal) -> Result<web::Json<MeRe
     };
     Ok(web::Json(MeResponse {
         user: UserDto::from(&user),
+        role: who.role,
         auth,
         csrf_token,
     }))
