@@ -1174,7 +1174,9 @@ async fn missed_run_is_recorded() {
 
     // Two cron times after the schedule was made: the agent fires the first only.
     let cron: croner::Cron = "0 2 * * *".parse().unwrap();
-    let t1 = cron.find_next_occurrence(&Utc::now(), false).unwrap();
+    // Cron times are whole seconds (croner would carry now's fraction).
+    let now = chrono::Timelike::with_nanosecond(&Utc::now(), 0).unwrap();
+    let t1 = cron.find_next_occurrence(&now, false).unwrap();
     let t2 = cron.find_next_occurrence(&t1, false).unwrap();
     agent
         .send(protocol::ScheduleFire {
@@ -1424,4 +1426,24 @@ async fn graceful_stop_closes_sessions_with_1001() {
         "stop took {:?}",
         started.elapsed()
     );
+}
+
+/// Unknown message types (a newer agent) are answered with `unknown_type`
+/// and never count as bad frames: twenty of them do not close the session.
+#[actix_web::test]
+async fn unknown_types_never_close_the_session() {
+    let app = spawn_app().await;
+    let (enrolled, mut agent) = online_agent(&app, "newer-01").await;
+    for i in 0..20 {
+        agent
+            .send_text(&format!(
+                r#"{{"type":"discovery.report","id":"d{i}","data":{{}}}}"#
+            ))
+            .await;
+        let error = agent.expect_error().await;
+        assert_eq!(error.code, "unknown_type");
+        assert_eq!(error.correlation_id, Some(format!("d{i}")));
+    }
+    let job = run_now(&app, &enrolled.host_id, protocol::JobKind::Check, None).await;
+    assert_eq!(agent.expect_command_run().await.job_id, job.id);
 }

@@ -500,8 +500,9 @@ async fn every_operation_refuses_lower_roles() {
             }
         }
     }
-    // 10 operator changes (x1) and 13 admin operations (x2) at the time of writing.
-    assert!(refused >= 36, "only {refused} refusals checked");
+    // 10 operator changes (x1) and 12 admin operations (x2) at the time of
+    // writing (the audit log is readable by every role).
+    assert!(refused >= 34, "only {refused} refusals checked");
     // Nothing was changed by a refused request: no audit row names either user.
     let rows = db(&app, |c| {
         restic_manager::store::audit::list(

@@ -212,6 +212,11 @@ impl HostSession {
                     Some(version) if !protocol::is_supported_protocol(version) => {
                         self.unsupported_protocol(ctx, version, id)
                     }
+                    // An unknown type is a newer agent's message, not a bad
+                    // frame: answered, not counted towards the 1008 close.
+                    _ if matches!(error, protocol::DecodeError::UnknownType(_)) => {
+                        self.send(ctx, ErrorFrame::from_decode_error(&error, id))
+                    }
                     _ => self.bad_frame(ctx, ErrorFrame::from_decode_error(&error, id), now),
                 }
             }

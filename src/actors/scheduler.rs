@@ -192,7 +192,12 @@ pub fn cron_times_between(
     limit: usize,
 ) -> Result<Vec<i64>, String> {
     let cron = croner::Cron::from_str(cron_expr).map_err(|e| e.to_string())?;
-    let Some(start) = Utc.timestamp_millis_opt(from).single() else {
+    // Whole seconds: croner carries the start's fraction of a second into
+    // every time it yields, and cron times are on the second.
+    let Some(start) = Utc
+        .timestamp_millis_opt(from - from.rem_euclid(1000))
+        .single()
+    else {
         return Ok(Vec::new());
     };
     let mut times = Vec::new();

@@ -50,7 +50,7 @@ pub(super) async fn page(
     ctx: PageCtx,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, UiError> {
-    ctx.require(Role::Admin)?;
+    ctx.require(Role::Viewer)?;
     let q = query.into_inner();
     let (actor, action, target, since) = (
         value(q.actor),

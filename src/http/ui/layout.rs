@@ -55,8 +55,8 @@ pub fn page(ctx: &PageCtx, nav: Nav, title: &str, body: Markup) -> Markup {
                         @if ctx.is_admin() {
                             (item(Nav::Enrollment, "/enrollment", "Enrolment"))
                             (item(Nav::Users, "/users", "Users"))
-                            (item(Nav::Audit, "/audit", "Audit log"))
                         }
+                        (item(Nav::Audit, "/audit", "Audit log"))
                     }
                     div.who {
                         span #current-user { (ctx.user.username) }
@@ -121,7 +121,7 @@ mod tests {
         assert!(html.contains(r#"href="/users""#));
     }
 
-    /// Admin-only navigation is hidden from operators and viewers; user names are escaped.
+    /// Admin-only navigation (users, enrolment) is hidden from operators and viewers; user names are escaped.
     #[test]
     fn navigation_follows_role() {
         let html = page(
@@ -133,7 +133,10 @@ mod tests {
         .into_string();
         assert!(!html.contains(r#"href="/users""#));
         assert!(!html.contains(r#"href="/enrollment""#));
-        assert!(!html.contains(r#"href="/audit""#));
+        assert!(
+            html.contains(r#"href="/audit""#),
+            "the audit log is readable by all"
+        );
         assert!(html.contains("&lt;i&gt;eve&lt;/i&gt;"));
         let html = page(&ctx(Role::Operator, "op"), Nav::Hosts, "Hosts", html! {}).into_string();
         assert!(!html.contains(r#"href="/users""#));
