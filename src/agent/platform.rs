@@ -1210,11 +1210,22 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn orphan_ignoring_sigint_is_killed() {
+        use tokio::io::AsyncBufReadExt;
         let mut command = tokio::process::Command::new("sh");
-        command.args(["-c", "trap '' INT; sleep 30 & wait"]);
+        command
+            .args(["-c", "trap '' INT; echo ready; sleep 30 & wait"])
+            .stdout(std::process::Stdio::piped());
         own_process_group(&mut command);
         let mut child = command.spawn().unwrap();
         let identity = process_identity(child.id().unwrap()).unwrap();
+        // SIGINT only once the trap is set (before it, sh would die of it).
+        let stdout = child.stdout.take().unwrap();
+        let mut ready = String::new();
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut ready)
+            .await
+            .unwrap();
+        assert_eq!(ready, "ready\n");
         // Reap concurrently, as init does for a real orphan.
         let reaper = tokio::spawn(async move { child.wait().await });
         let outcome = stop_orphan(
