@@ -3,7 +3,9 @@
 //! paths, boot time, host name, OS and architecture names, durable file
 //! writes, the state-directory lock, shutdown signals, finding and stopping
 //! a restic left running by a crashed agent ([`ProcessIdentity`],
-//! [`stop_orphan`]) and the Windows service entry point.
+//! [`stop_orphan`]), and on Windows the native service (`service`: SCM
+//! entry point, install, uninstall), its log file ([`RotatingLogFile`]) and
+//! the ACL that stands in for mode 0600 (`protect_agent_files`).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use crate::protocol::{ARCH_AMD64, ARCH_ARM64, OS_LINUX, OS_WINDOWS};
 pub fn default_config_path() -> PathBuf {
     #[cfg(windows)]
     {
-        program_data().join("restic-manager").join("agent.toml")
+        default_agent_dir().join("agent.toml")
     }
     #[cfg(not(windows))]
     {
@@ -30,7 +32,7 @@ pub fn default_config_path() -> PathBuf {
 pub fn default_state_dir() -> PathBuf {
     #[cfg(windows)]
     {
-        program_data().join("restic-manager").join("state")
+        default_agent_dir().join("state")
     }
     #[cfg(not(windows))]
     {
@@ -406,8 +408,9 @@ pub fn default_hook_shell() -> &'static str {
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new
-/// content: a temp file beside it (mode 0600 on Unix), fsync, rename over
-/// `path`, fsync of the directory.
+/// content: a temp file beside it (mode 0600 on Unix; on Windows it takes
+/// the directory's inherited ACL, which `service install` restricts through
+/// `protect_agent_files`), fsync, rename over `path`, fsync of the directory.
 pub fn write_private_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

@@ -1,6 +1,8 @@
 //! `restic-manager-agent`: parses the command line, starts tracing and calls
 //! into [`restic_manager::agent`]. Errors are one line on stderr and a
-//! non-zero exit status.
+//! non-zero exit status. On Windows, `service install|uninstall|run` hands
+//! over to `agent::platform::service`, which runs the same daemon under the
+//! Service Control Manager.
 
 use std::future::Future;
 use std::path::PathBuf;
