@@ -1,0 +1,179 @@
+//! `logs`: N agents connected; --writers of them each get a run-now job
+//! and stream --lines log lines of --line-bytes as fast as their sockets
+//! take them (as restic's `--json` output would, without its pauses).
+//! Measured: lines persisted per second (all lines, from the first line
+//! sent to the last line readable through the API), the agents' send
+//! rate, and the lag from a line's send to it being readable with
+//! `GET /jobs/{id}/logs` (sampled every 100 ms on a random writer), and
+//! the server's peak RSS while it ingests.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::Ctx;
+use crate::agent::{JobBehaviour, Rng};
+use crate::fleet::Shared;
+use crate::report::{summarize, Report};
+
+/// How often the lag sampler starts a sample.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// How often a sample polls the API.
+const SAMPLE_POLL: Duration = Duration::from_millis(5);
+
+/// One lag sample: a writer's latest flushed line, polled until readable.
+async fn sample(api: crate::api::Api, job_id: String, seq: u64, sent: Instant) -> Option<Duration> {
+    let deadline = sent + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match api.log_line_visible(&job_id, seq).await {
+            Ok(true) => return Some(sent.elapsed()),
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("lag sample: {e:#}");
+                return None;
+            }
+        }
+        tokio::time::sleep(SAMPLE_POLL).await;
+    }
+    None
+}
+
+/// Samples lag until `done`; returns the samples.
+async fn sampler(
+    api: crate::api::Api,
+    shared: Arc<Shared>,
+    writers: usize,
+    done: Arc<AtomicBool>,
+) -> Vec<Duration> {
+    let mut rng = Rng::new(42);
+    let mut tasks = Vec::new();
+    while !done.load(Ordering::Relaxed) {
+        tokio::time::sleep(SAMPLE_EVERY).await;
+        let slot = &shared.slots[rng.below(writers)];
+        let job = slot.stream_job.lock().ok().and_then(|j| j.clone());
+        let seq = slot.stream_seq.load(Ordering::Relaxed);
+        let sent = Instant::now();
+        if let (Some(job), true) = (job, seq > 0) {
+            tasks.push(tokio::spawn(sample(api.clone(), job, seq, sent)));
+        }
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        if let Ok(Some(lag)) = task.await {
+            samples.push(lag);
+        }
+    }
+    samples
+}
+
+pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
+    let n = ctx.hosts.len();
+    let writers = (ctx.opts.writers as usize).min(n);
+    let lines = ctx.opts.lines;
+    let total = writers as u64 * lines;
+    let fleet = ctx
+        .connect_all(JobBehaviour::Stream {
+            lines,
+            line_bytes: ctx.opts.line_bytes as usize,
+        })
+        .await?;
+    let done = Arc::new(AtomicBool::new(false));
+    let lag = tokio::spawn(sampler(
+        ctx.api.clone(),
+        fleet.shared.clone(),
+        writers,
+        done.clone(),
+    ));
+    let peak_rss = {
+        let pid = ctx.pid();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while !done.load(Ordering::Relaxed) {
+                if let Some(rss) = pid.and_then(|p| crate::procstats::rss_kib(p).ok()) {
+                    peak = peak.max(rss);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            peak
+        })
+    };
+    eprintln!("{writers} writers x {lines} lines");
+    let api = ctx.api.clone();
+    let writer_hosts: Vec<String> = ctx.hosts[..writers]
+        .iter()
+        .map(|h| h.host_id.clone())
+        .collect();
+    let start = Instant::now();
+    let job_ids = ctx
+        .for_each_limited(writer_hosts, move |host_id| {
+            let api = api.clone();
+            async move { api.run_now(&host_id, "check").await }
+        })
+        .await?;
+    let shared = fleet.shared.clone();
+    fleet
+        .wait_for("every line sent", ctx.opts.timeout * 4, |s| {
+            s.lines_sent.load(Ordering::Relaxed) >= total
+        })
+        .await
+        .with_context(|| format!("{} lines sent", shared.lines_sent.load(Ordering::Relaxed)))?;
+    let since_start = |us: u64| shared.instant_at(us).saturating_duration_since(start);
+    let first_line = since_start(shared.first_line_us.load(Ordering::Relaxed));
+    let all_sent = since_start(shared.last_line_us.load(Ordering::Relaxed));
+    let wanted: HashSet<String> = job_ids.iter().cloned().collect();
+    let mut persisted = 0u64;
+    let mut all_visible = None;
+    while start.elapsed() < all_sent + ctx.opts.timeout {
+        let jobs = ctx.api.all_jobs("check").await?;
+        persisted = jobs
+            .iter()
+            .filter(|j| wanted.contains(&j.id))
+            .map(|j| j.last_log_seq.max(0) as u64)
+            .sum();
+        if persisted >= total {
+            all_visible = Some(start.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut lags = lag.await.context("the lag sampler panicked")?;
+    let peak_rss = peak_rss.await.context("the RSS sampler panicked")?;
+    let succeeded = ctx
+        .api
+        .all_jobs("check")
+        .await?
+        .iter()
+        .filter(|j| wanted.contains(&j.id) && j.status == "succeeded")
+        .count();
+
+    let mut report = Report::new("logs", n);
+    report.int("writers", writers as u64).int("lines", total);
+    match all_visible {
+        Some(visible) => {
+            let window = visible.saturating_sub(first_line).as_secs_f64().max(1e-9);
+            report
+                .seconds("seconds", visible.saturating_sub(first_line))
+                .float("lines_per_sec", total as f64 / window, 0);
+        }
+        None => {
+            report.text("seconds", "timeout");
+        }
+    }
+    let send_window = all_sent.saturating_sub(first_line).as_secs_f64().max(1e-9);
+    report
+        .float("send_lines_per_sec", total as f64 / send_window, 0)
+        .int("persisted", persisted)
+        .int("lost", total.saturating_sub(persisted))
+        .int("jobs_succeeded", succeeded as u64)
+        .latency("lag", summarize(&mut lags).as_ref());
+    if peak_rss > 0 {
+        report.float("peak_rss_mib", peak_rss as f64 / 1024.0, 1);
+    }
+    fleet.stop().await;
+    Ok(report)
+}
