@@ -583,6 +583,7 @@ impl Agent {
         {
             let job = self.jobs.swap_remove(at);
             self.record_result(&job, protocol::FinishStatus::Succeeded);
+            self.shared.results_offline.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -104,16 +104,14 @@ fn lines(jobs: &[(String, String)], per_job: u64, bytes: usize) -> Vec<HostLogLi
     out
 }
 
-fn raw_insert(conn: &mut DbConnection, batch: &[HostLogLine]) -> anyhow::Result<()> {
+fn raw_insert(conn: &mut DbConnection, batch: &[NewJobLog]) -> anyhow::Result<()> {
     let DbConnection::Sqlite(sqlite) = conn else {
         bail!("the baseline runs on SQLite");
     };
-    let rows: Vec<&NewJobLog> = batch.iter().map(|l| &l.line).collect();
     sqlite.transaction(|c| -> QueryResult<()> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<NewJobLog> = chunk.iter().map(|l| (*l).clone()).collect();
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
             diesel::insert_into(schema::job_logs::table)
-                .values(&values)
+                .values(chunk)
                 .execute(c)?;
         }
         Ok(())
@@ -121,10 +119,13 @@ fn raw_insert(conn: &mut DbConnection, batch: &[HostLogLine]) -> anyhow::Result<
     Ok(())
 }
 
-fn measure(
+/// Inserts the lines (prepared by `prepare`, untimed) in batches with
+/// `insert`; returns lines per second.
+fn measure<T>(
     opts: &Options,
     label: &str,
-    insert: impl Fn(&mut DbConnection, &[HostLogLine]) -> anyhow::Result<()>,
+    prepare: impl Fn(Vec<HostLogLine>) -> Vec<T>,
+    insert: impl Fn(&mut DbConnection, &[T]) -> anyhow::Result<()>,
 ) -> anyhow::Result<f64> {
     let dir = TempDir(
         std::env::temp_dir().join(format!("restic-manager-baseline-{}", uuid::Uuid::new_v4())),
@@ -133,7 +134,7 @@ fn measure(
         .with_context(|| format!("cannot create {}", dir.0.display()))?;
     let writers = opts.writers as usize;
     let (pool, jobs) = fresh_db(&dir.0, writers)?;
-    let all = lines(&jobs, opts.lines, opts.line_bytes as usize);
+    let all = prepare(lines(&jobs, opts.lines, opts.line_bytes as usize));
     let mut conn = pool.get()?;
     let start = Instant::now();
     for batch in all.chunks(opts.batch as usize) {
@@ -151,11 +152,21 @@ fn measure(
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let opts = opts.clone();
     tokio::task::spawn_blocking(move || {
-        let raw = measure(&opts, "raw inserts", raw_insert)?;
-        let server_path = measure(&opts, "server store path", |conn, batch| {
-            channel::insert_logs_for_hosts(conn, batch)?;
-            Ok(())
-        })?;
+        let raw = measure(
+            &opts,
+            "raw inserts",
+            |lines| lines.into_iter().map(|l| l.line).collect(),
+            raw_insert,
+        )?;
+        let server_path = measure(
+            &opts,
+            "server store path",
+            |lines| lines,
+            |conn, batch| {
+                channel::insert_logs_for_hosts(conn, batch)?;
+                Ok(())
+            },
+        )?;
         let mut report = Report::new("baseline-sqlite", opts.agents as usize);
         report
             .int("writers", u64::from(opts.writers))

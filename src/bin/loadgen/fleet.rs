@@ -98,6 +98,8 @@ pub struct Shared {
     /// `job.finished` results created, and how many the server acked.
     pub results_created: AtomicU64,
     pub results_acked: AtomicU64,
+    /// Results created while the agent had no connection (outbox only).
+    pub results_offline: AtomicU64,
     /// When set, each `command.run` is recorded with its arrival time.
     pub record_runs: AtomicBool,
     pub runs: Mutex<Vec<(String, Instant)>>,
@@ -122,6 +124,7 @@ impl Shared {
             last_line_us: AtomicU64::new(0),
             results_created: AtomicU64::new(0),
             results_acked: AtomicU64::new(0),
+            results_offline: AtomicU64::new(0),
             record_runs: AtomicBool::new(false),
             runs: Mutex::new(Vec::new()),
             first_online: Mutex::new(Vec::new()),

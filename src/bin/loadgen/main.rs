@@ -172,7 +172,7 @@ pub struct Options {
     #[arg(long, default_value_t = 1000)]
     pub jobs: u32,
     /// `reconnect`: how long a job runs on the agent.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub hold: Duration,
     /// `reconnect`: how the server is stopped.
     #[arg(long, value_enum, default_value_t = StopSignal::Kill)]

@@ -58,7 +58,6 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
     .await
     .context("stop panicked")?;
     let shutdown = shutdown?;
-    let outbox_at_stop = fleet.shared.outbox_total();
     tokio::time::sleep(ctx.opts.down).await;
     let (server, started) = tokio::task::spawn_blocking(move || {
         let mut server = server;
@@ -80,7 +79,6 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         eprintln!("{e:#}");
     }
     let server_back = ctx.wait_server_online(n, up_at).await;
-    let outbox_peak = outbox_at_stop.max(fleet.shared.outbox_total());
 
     // Results drain, then the jobs are read back.
     let drained = fleet
@@ -125,7 +123,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         .int("jobs_succeeded", succeeded)
         .int("jobs_failed", failed)
         .int("jobs_lost", (jobs as u64).saturating_sub(succeeded))
-        .int("outbox_at_stop", outbox_peak as u64)
+        .int(
+            "results_offline",
+            fleet.shared.results_offline.load(Ordering::Relaxed),
+        )
         .int("results_lost", fleet.shared.outbox_total() as u64)
         .int(
             "connect_errors",
