@@ -9,7 +9,8 @@
 //! - answers `command.run` with `command.result`, `job.started`, then runs
 //!   the job as the scenario says ([`JobBehaviour`]) and reports
 //!   `job.finished`, kept in an outbox until the server's `ack` and sent
-//!   again after every reconnection; a repeated `command.run` of a job it
+//!   again right after `hello` on every reconnection (before any
+//!   heartbeat, as the real agent does); a repeated `command.run` of a job it
 //!   knows is accepted again and not run twice;
 //! - reconnects after a lost connection with PROTOCOL.md's back-off (1 s
 //!   doubling to 60 s, ±20 % jitter, reset after a session of a minute).
@@ -349,6 +350,14 @@ impl Agent {
         if Self::send(ws, hello).await.is_err() {
             return End::Lost;
         }
+        // Like the real agent: the outbox right after `hello`, before any
+        // heartbeat, so the server never takes a result still in the outbox
+        // for a lost job.
+        for (_, frame) in &self.outbox {
+            if ws.send(Message::text(frame.clone())).await.is_err() {
+                return End::Lost;
+            }
+        }
         if !self.config.expect_greeting {
             self.went_online();
         }
@@ -415,11 +424,6 @@ impl Agent {
                     .fetch_max(set.version, Ordering::Relaxed);
                 if !self.greeted {
                     self.went_online();
-                    for (_, frame) in &self.outbox {
-                        ws.send(Message::text(frame.clone()))
-                            .await
-                            .context("resend")?;
-                    }
                 }
                 Ok(())
             }

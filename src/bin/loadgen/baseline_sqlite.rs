@@ -3,8 +3,10 @@
 //! --lines, --line-bytes each, interleaved across jobs as concurrent
 //! streams arrive) are inserted into a fresh database made by the same
 //! `store::connect` (same migrations, same `job_logs` schema, same
-//! pragmas: WAL, synchronous NORMAL), --batch rows per transaction, as
-//! raw multi-row INSERTs of 500 rows — nothing else.
+//! pragmas: WAL, synchronous NORMAL), --batch rows per transaction,
+//! twice: as multi-row INSERTs of 500 rows, and as single-row INSERTs
+//! through one prepared statement — nothing else. The faster of the two
+//! is the storage limit (`lines_per_sec`).
 //!
 //! For the diagnosis it also times the server's own store call on the
 //! same lines and batches (`store::channel::insert_logs_for_hosts`:
@@ -14,6 +16,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use restic_manager::store::channel::{self, HostLogLine};
@@ -104,14 +107,60 @@ fn lines(jobs: &[(String, String)], per_job: u64, bytes: usize) -> Vec<HostLogLi
     out
 }
 
-fn raw_insert(conn: &mut DbConnection, batch: &[NewJobLog]) -> anyhow::Result<()> {
-    let DbConnection::Sqlite(sqlite) = conn else {
-        bail!("the baseline runs on SQLite");
-    };
-    sqlite.transaction(|c| -> QueryResult<()> {
+/// A `job_logs` row for raw inserts. `treat_none_as_default_value =
+/// false` makes diesel send a slice as one multi-row `INSERT … VALUES
+/// (…), (…)` on SQLite instead of one statement per row.
+#[derive(Insertable)]
+#[diesel(table_name = schema::job_logs, treat_none_as_default_value = false)]
+struct RawRow {
+    job_id: String,
+    seq: i64,
+    ts: i64,
+    stream: LogStream,
+    payload: String,
+}
+
+fn raw_rows(lines: Vec<HostLogLine>) -> Vec<RawRow> {
+    lines
+        .into_iter()
+        .map(|l| RawRow {
+            job_id: l.line.job_id,
+            seq: l.line.seq,
+            ts: l.line.ts,
+            stream: l.line.stream,
+            payload: l.line.payload,
+        })
+        .collect()
+}
+
+fn sqlite(conn: &mut DbConnection) -> anyhow::Result<&mut diesel::SqliteConnection> {
+    match conn {
+        DbConnection::Sqlite(sqlite) => Ok(sqlite),
+        #[allow(unreachable_patterns)]
+        _ => bail!("the baseline runs on SQLite"),
+    }
+}
+
+/// One transaction of multi-row INSERTs of 500 rows.
+fn multirow_insert(conn: &mut DbConnection, batch: &[RawRow]) -> anyhow::Result<()> {
+    sqlite(conn)?.transaction(|c| -> QueryResult<()> {
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
             diesel::insert_into(schema::job_logs::table)
                 .values(chunk)
+                .execute(c)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// One transaction of single-row INSERTs through one cached prepared
+/// statement (SQLite's classic fastest bulk load).
+fn prepared_insert(conn: &mut DbConnection, batch: &[RawRow]) -> anyhow::Result<()> {
+    sqlite(conn)?.transaction(|c| -> QueryResult<()> {
+        for row in batch {
+            diesel::insert_into(schema::job_logs::table)
+                .values(row)
                 .execute(c)?;
         }
         Ok(())
@@ -136,6 +185,11 @@ fn measure<T>(
     let (pool, jobs) = fresh_db(&dir.0, writers)?;
     let all = prepare(lines(&jobs, opts.lines, opts.line_bytes as usize));
     let mut conn = pool.get()?;
+    for pragma in &opts.pragma {
+        sqlite(&mut conn)?
+            .batch_execute(&format!("PRAGMA {pragma};"))
+            .with_context(|| format!("PRAGMA {pragma}"))?;
+    }
     let start = Instant::now();
     for batch in all.chunks(opts.batch as usize) {
         insert(&mut conn, batch)?;
@@ -152,11 +206,12 @@ fn measure<T>(
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let opts = opts.clone();
     tokio::task::spawn_blocking(move || {
-        let raw = measure(
+        let multirow = measure(&opts, "multi-row inserts", raw_rows, multirow_insert)?;
+        let prepared = measure(
             &opts,
-            "raw inserts",
-            |lines| lines.into_iter().map(|l| l.line).collect(),
-            raw_insert,
+            "prepared single-row inserts",
+            raw_rows,
+            prepared_insert,
         )?;
         let server_path = measure(
             &opts,
@@ -173,7 +228,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             .int("lines", u64::from(opts.writers) * opts.lines)
             .int("line_bytes", u64::from(opts.line_bytes))
             .int("batch", u64::from(opts.batch))
-            .float("lines_per_sec", raw, 0)
+            .float("lines_per_sec", multirow.max(prepared), 0)
+            .float("multirow_lines_per_sec", multirow, 0)
+            .float("prepared_lines_per_sec", prepared, 0)
             .float("store_path_lines_per_sec", server_path, 0);
         Ok(report)
     })

@@ -165,6 +165,10 @@ pub struct Options {
     /// `baseline-sqlite`: rows per transaction.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
+    /// `baseline-sqlite`: an extra `PRAGMA` for the baseline's connection
+    /// (repeatable), e.g. `wal_autocheckpoint=10000`, to try storage settings.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub pragma: Vec<String>,
     /// REST requests in flight at once during setup and `fanout`.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub api_concurrency: u32,

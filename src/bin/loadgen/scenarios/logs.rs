@@ -4,7 +4,8 @@
 //! Measured: lines persisted per second (all lines, from the first line
 //! sent to the last line readable through the API), the agents' send
 //! rate, and the lag from a line's send to it being readable with
-//! `GET /jobs/{id}/logs` (sampled every 100 ms on a random writer), and
+//! `GET /jobs/{id}/logs` (two samplers, each taking a random writer's
+//! latest flushed line and polling every 10 ms until it shows), and
 //! the server's peak RSS while it ingests.
 
 use std::collections::HashSet;
@@ -17,18 +18,23 @@ use anyhow::Context;
 use super::Ctx;
 use crate::agent::{JobBehaviour, Rng};
 use crate::fleet::Shared;
+use crate::procstats::CpuMeter;
 use crate::report::{summarize, Report};
 
-/// How often the lag sampler starts a sample.
+/// Lag samplers running at once: each waits for its line to show before
+/// taking the next sample, so the probing load stays small and fixed.
+const SAMPLERS: usize = 2;
+/// Pause between two samples of one sampler.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// How often a sample polls the API.
-const SAMPLE_POLL: Duration = Duration::from_millis(5);
+const SAMPLE_POLL: Duration = Duration::from_millis(10);
+/// A line not readable after this long counts as a failed sample.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One lag sample: a writer's latest flushed line, polled until readable.
-async fn sample(api: crate::api::Api, job_id: String, seq: u64, sent: Instant) -> Option<Duration> {
-    let deadline = sent + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        match api.log_line_visible(&job_id, seq).await {
+async fn sample(api: &crate::api::Api, job_id: &str, seq: u64, sent: Instant) -> Option<Duration> {
+    while sent.elapsed() < SAMPLE_TIMEOUT {
+        match api.log_line_visible(job_id, seq).await {
             Ok(true) => return Some(sent.elapsed()),
             Ok(false) => {}
             Err(e) => {
@@ -41,15 +47,16 @@ async fn sample(api: crate::api::Api, job_id: String, seq: u64, sent: Instant) -
     None
 }
 
-/// Samples lag until `done`; returns the samples.
+/// Takes lag samples on random writers until `done`.
 async fn sampler(
     api: crate::api::Api,
     shared: Arc<Shared>,
     writers: usize,
+    seed: u64,
     done: Arc<AtomicBool>,
 ) -> Vec<Duration> {
-    let mut rng = Rng::new(42);
-    let mut tasks = Vec::new();
+    let mut rng = Rng::new(seed);
+    let mut samples = Vec::new();
     while !done.load(Ordering::Relaxed) {
         tokio::time::sleep(SAMPLE_EVERY).await;
         let slot = &shared.slots[rng.below(writers)];
@@ -57,13 +64,9 @@ async fn sampler(
         let seq = slot.stream_seq.load(Ordering::Relaxed);
         let sent = Instant::now();
         if let (Some(job), true) = (job, seq > 0) {
-            tasks.push(tokio::spawn(sample(api.clone(), job, seq, sent)));
-        }
-    }
-    let mut samples = Vec::new();
-    for task in tasks {
-        if let Ok(Some(lag)) = task.await {
-            samples.push(lag);
+            if let Some(lag) = sample(&api, &job, seq, sent).await {
+                samples.push(lag);
+            }
         }
     }
     samples
@@ -81,12 +84,17 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         })
         .await?;
     let done = Arc::new(AtomicBool::new(false));
-    let lag = tokio::spawn(sampler(
-        ctx.api.clone(),
-        fleet.shared.clone(),
-        writers,
-        done.clone(),
-    ));
+    let samplers: Vec<_> = (0..SAMPLERS)
+        .map(|i| {
+            tokio::spawn(sampler(
+                ctx.api.clone(),
+                fleet.shared.clone(),
+                writers,
+                i as u64 + 42,
+                done.clone(),
+            ))
+        })
+        .collect();
     let peak_rss = {
         let pid = ctx.pid();
         let done = done.clone();
@@ -107,6 +115,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         .iter()
         .map(|h| h.host_id.clone())
         .collect();
+    let server_cpu = ctx.pid().map(CpuMeter::start).transpose()?;
+    let own_cpu = CpuMeter::start(std::process::id())?;
     let start = Instant::now();
     let job_ids = ctx
         .for_each_limited(writer_hosts, move |host_id| {
@@ -140,8 +150,13 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let server_cpu = server_cpu.map(|c| c.percent()).transpose()?;
+    let own_cpu = own_cpu.percent()?;
     done.store(true, Ordering::Relaxed);
-    let mut lags = lag.await.context("the lag sampler panicked")?;
+    let mut lags = Vec::new();
+    for sampler in samplers {
+        lags.extend(sampler.await.context("a lag sampler panicked")?);
+    }
     let peak_rss = peak_rss.await.context("the RSS sampler panicked")?;
     let succeeded = ctx
         .api
@@ -171,6 +186,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         .int("lost", total.saturating_sub(persisted))
         .int("jobs_succeeded", succeeded as u64)
         .latency("lag", summarize(&mut lags).as_ref());
+    if let Some(cpu) = server_cpu {
+        report.float("server_cpu_pct", cpu, 1);
+    }
+    report.float("loadgen_cpu_pct", own_cpu, 1);
     if peak_rss > 0 {
         report.float("peak_rss_mib", peak_rss as f64 / 1024.0, 1);
     }
