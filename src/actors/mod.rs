@@ -21,6 +21,7 @@ pub mod persistence;
 pub mod registry;
 pub mod scheduler;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,12 +57,20 @@ pub struct Actors {
     pub(crate) key: Arc<SecretKey>,
     /// The resolved configuration (frame size limit, grace period).
     pub(crate) config: Arc<ServerConfig>,
+    /// Log lines handed to `persistence` and not yet written (sessions
+    /// pause reading while it is high).
+    pub(crate) log_backlog: Arc<AtomicUsize>,
+    /// How many live-event subscribers `events` has.
+    pub(crate) event_listeners: Arc<AtomicUsize>,
 }
 
 /// Starts every actor; call once, inside the actix system.
 pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Actors {
-    let events = Events::default().start();
-    let persistence = Persistence::start(pool.clone());
+    let events = Events::default();
+    let event_listeners = events.listeners();
+    let events = events.start();
+    let log_backlog = Arc::new(AtomicUsize::new(0));
+    let persistence = Persistence::start_with_backlog(pool.clone(), log_backlog.clone());
     let registry = Registry::new(persistence.clone(), events.clone()).start();
     let scheduler = Scheduler::new(
         pool.clone(),
@@ -95,6 +104,8 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
         pool,
         key,
         config,
+        log_backlog,
+        event_listeners,
     }
 }
 
@@ -198,6 +209,12 @@ pub(crate) async fn hand_to_session(
 }
 
 impl Actors {
+    /// Whether anyone receives live events (else high-rate ones are not
+    /// built).
+    pub(crate) fn has_event_listeners(&self) -> bool {
+        self.event_listeners.load(Ordering::Relaxed) > 0
+    }
+
     /// The largest WebSocket frame (and message) an agent may send.
     pub fn max_frame_bytes(&self) -> usize {
         self.config.max_frame_bytes

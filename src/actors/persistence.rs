@@ -7,7 +7,9 @@
 //! - **High rate** (log lines, progress, heartbeats' last-seen): sent with
 //!   `do_send`, buffered, and written as one transaction per [`Flush`]
 //!   tick (every [`FLUSH_INTERVAL`]) or as soon as [`FLUSH_MAX_ROWS`] lines
-//!   wait. Progress is coalesced to the latest per job, last-seen to one
+//!   wait. Sessions send log lines in batches ([`AppendLogs`]) and count
+//!   them into a shared backlog that this actor counts down as it writes;
+//!   sessions stop reading while it is high, so the mailbox stays bounded. Progress is coalesced to the latest per job, last-seen to one
 //!   update per tick.
 //! - **Low rate** (hello, job state changes, snapshots, stats, schedule
 //!   bookkeeping, new jobs): typed messages whose reply comes once the
@@ -20,6 +22,8 @@
 //! never unwrapped.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -78,6 +82,11 @@ pub struct Persistence {
     last_touch_write: Instant,
     /// Failed attempts of the current log batch.
     failed_attempts: u32,
+    /// Log lines sent to this actor and not yet written or dropped,
+    /// shared with the sessions: they count lines in before sending
+    /// [`AppendLogs`], this actor counts them out, and a session pauses
+    /// reading its socket while the count is high (back-pressure).
+    log_backlog: Arc<AtomicUsize>,
 }
 
 impl Actor for Persistence {
@@ -105,6 +114,12 @@ impl Persistence {
     /// Starts the writer on its own thread (one: SQLite has one writer, and
     /// one thread keeps per-job ordering trivially).
     pub fn start(pool: Pool) -> Addr<Persistence> {
+        Self::start_with_backlog(pool, Arc::default())
+    }
+
+    /// [`Persistence::start`] with the log-line backlog counter the
+    /// sessions share (see [`AppendLogs`]).
+    pub fn start_with_backlog(pool: Pool, log_backlog: Arc<AtomicUsize>) -> Addr<Persistence> {
         SyncArbiter::start(1, move || Persistence {
             pool: pool.clone(),
             logs: Vec::new(),
@@ -112,7 +127,37 @@ impl Persistence {
             touched: HashMap::new(),
             last_touch_write: Instant::now(),
             failed_attempts: 0,
+            log_backlog: log_backlog.clone(),
         })
+    }
+
+    /// Lines left the backlog (written, or dropped).
+    fn backlog_done(&self, lines: usize) {
+        // fetch_update never fails with a closure that always returns Some.
+        let _ = self
+            .log_backlog
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(lines))
+            });
+    }
+
+    /// Buffers one line (seq checked); returns false if it was dropped.
+    fn buffer_line(&mut self, host_id: String, line: protocol::LogStream) -> bool {
+        let Ok(seq) = i64::try_from(line.seq) else {
+            tracing::warn!(host_id = %host_id, job_id = %line.job_id, "log seq out of range; dropped");
+            return false;
+        };
+        self.logs.push(HostLogLine {
+            host_id,
+            line: NewJobLog {
+                job_id: line.job_id,
+                seq,
+                ts: line.ts.timestamp_millis(),
+                stream: line.stream.into(),
+                payload: line.payload,
+            },
+        });
+        true
     }
 
     fn conn(&self) -> PersistResult<store::PooledConn> {
@@ -150,6 +195,7 @@ impl Persistence {
                     duplicates = outcome.duplicates,
                     "log lines written"
                 );
+                self.backlog_done(self.logs.len());
                 self.logs.clear();
                 self.failed_attempts = 0;
             }
@@ -163,6 +209,7 @@ impl Persistence {
                     .collect();
                 if self.failed_attempts >= MAX_FLUSH_ATTEMPTS {
                     tracing::error!(error = %e, lines = self.logs.len(), ?jobs, "dropping log lines after repeated write failures");
+                    self.backlog_done(self.logs.len());
                     self.logs.clear();
                     self.failed_attempts = 0;
                 } else {
@@ -250,7 +297,8 @@ impl Handler<FlushAll> for Persistence {
     }
 }
 
-/// `log.stream` from a host's session (buffered).
+/// One `log.stream` line (buffered). Counted into the backlog here, on
+/// arrival; sessions send [`AppendLogs`].
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AppendLog {
@@ -262,20 +310,38 @@ impl Handler<AppendLog> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: AppendLog, _ctx: &mut Self::Context) {
-        let Ok(seq) = i64::try_from(msg.payload.seq) else {
-            tracing::warn!(host_id = %msg.host_id, job_id = %msg.payload.job_id, "log seq out of range; dropped");
-            return;
-        };
-        self.logs.push(HostLogLine {
-            host_id: msg.host_id,
-            line: NewJobLog {
-                job_id: msg.payload.job_id,
-                seq,
-                ts: msg.payload.ts.timestamp_millis(),
-                stream: msg.payload.stream.into(),
-                payload: msg.payload.payload,
-            },
-        });
+        if self.buffer_line(msg.host_id, msg.payload) {
+            self.log_backlog.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.logs.len() >= FLUSH_MAX_ROWS {
+            self.flush_logs();
+        }
+    }
+}
+
+/// `log.stream` lines a session collected (buffered). One message per
+/// batch rather than per line: each message crosses two threads (the
+/// `SyncArbiter`'s forwarder, then this one). The sender has already
+/// counted `lines.len()` into the backlog.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AppendLogs {
+    pub host_id: String,
+    pub lines: Vec<protocol::LogStream>,
+}
+
+impl Handler<AppendLogs> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: AppendLogs, _ctx: &mut Self::Context) {
+        let AppendLogs { host_id, lines } = msg;
+        let mut dropped = 0;
+        for line in lines {
+            if !self.buffer_line(host_id.clone(), line) {
+                dropped += 1;
+            }
+        }
+        self.backlog_done(dropped);
         if self.logs.len() >= FLUSH_MAX_ROWS {
             self.flush_logs();
         }
@@ -801,6 +867,50 @@ mod tests {
             stream: protocol::LogStreamKind::Stdout,
             payload: format!("line {seq}"),
         }
+    }
+
+    /// Batched lines are counted out of the shared backlog once written,
+    /// and so are lines dropped for a bad seq; single lines count
+    /// themselves in and out.
+    #[actix_web::test]
+    async fn backlog_counts_down_as_lines_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = store::connect(&url, 4).unwrap();
+        let now = store::now_ms();
+        let job = {
+            let mut c = pool.get().unwrap();
+            hosts::insert(&mut c, &host("h1", now)).unwrap();
+            let new = NewJob::new(
+                store::new_id(),
+                "h1".into(),
+                crate::store::JobKind::Check,
+                JobTrigger::Manual,
+                now,
+            );
+            jobs::insert(&mut c, &new).unwrap()
+        };
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let writer = Persistence::start_with_backlog(pool.clone(), backlog.clone());
+        let mut lines: Vec<_> = (1..=3).map(|seq| line(&job.id, seq)).collect();
+        lines.push(line(&job.id, u64::MAX));
+        backlog.fetch_add(lines.len(), Ordering::Relaxed);
+        writer.do_send(AppendLogs {
+            host_id: "h1".into(),
+            lines,
+        });
+        writer.do_send(AppendLog {
+            host_id: "h1".into(),
+            payload: line(&job.id, 4),
+        });
+        writer.send(FlushAll).await.unwrap();
+        assert_eq!(backlog.load(Ordering::Relaxed), 0);
+        let mut c = pool.get().unwrap();
+        let stored = crate::store::job_logs::list_after(&mut c, &job.id, 0, 100).unwrap();
+        assert_eq!(
+            stored.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
     }
 
     /// A job's buffered log lines are durable when its `job.finished` is
