@@ -58,9 +58,14 @@ const READ_BUFFER: usize = 4 * 1024;
 pub enum JobBehaviour {
     /// Finish at once (`succeeded`).
     Instant,
-    /// Stream `lines` log lines of about `line_bytes` each as fast as the
-    /// socket takes them, then finish.
-    Stream { lines: u64, line_bytes: usize },
+    /// Stream `lines` log lines of about `line_bytes` each, `per_second`
+    /// lines a second or (`None`) as fast as the socket takes them, then
+    /// finish.
+    Stream {
+        lines: u64,
+        line_bytes: usize,
+        per_second: Option<f64>,
+    },
     /// Run for this long, then finish, connected or not (a result made
     /// while disconnected waits in the outbox).
     Hold(Duration),
@@ -93,6 +98,8 @@ type Ws = WebSocketStream<TcpStream>;
 /// A job the agent has accepted and not finished.
 struct RunningJob {
     id: String,
+    /// When the agent took it.
+    started: Instant,
     /// Hold: when it ends.
     ends_at: Option<Instant>,
     /// Stream: next line number.
@@ -366,7 +373,11 @@ impl Agent {
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let streaming = self.greeted && self.jobs.iter().any(|j| j.ends_at.is_none());
+            let next_line = if self.greeted {
+                self.next_line_due()
+            } else {
+                None
+            };
             let next_end = self.jobs.iter().filter_map(|j| j.ends_at).min();
             let result = tokio::select! {
                 biased;
@@ -378,7 +389,7 @@ impl Agent {
                 },
                 _ = heartbeat.tick() => self.heartbeat(ws).await,
                 _ = sleep_until_opt(next_end), if next_end.is_some() => self.finish_due_jobs(ws).await,
-                _ = std::future::ready(()), if streaming => self.stream_chunk(ws).await,
+                _ = sleep_until_opt(next_line), if next_line.is_some() => self.stream_chunk(ws).await,
             };
             if result.is_err() {
                 return End::Lost;
@@ -490,6 +501,7 @@ impl Agent {
         .await?;
         let mut job = RunningJob {
             id: run.job_id,
+            started: Instant::now(),
             ends_at: None,
             next_seq: 1,
         };
@@ -518,17 +530,42 @@ impl Agent {
         self.outbox.iter().any(|(_, frame)| frame.contains(job_id))
     }
 
-    /// Sends the next chunk of the streaming job's lines; finishes it
+    /// When the streaming job's next line is due (now, unpaced).
+    fn next_line_due(&self) -> Option<Instant> {
+        let JobBehaviour::Stream { per_second, .. } = self.config.jobs else {
+            return None;
+        };
+        let job = self.jobs.iter().find(|j| j.ends_at.is_none())?;
+        Some(match per_second {
+            Some(rate) => job.started + Duration::from_secs_f64((job.next_seq - 1) as f64 / rate),
+            None => Instant::now(),
+        })
+    }
+
+    /// Sends the streaming job's due lines (at most a chunk); finishes it
     /// after its last line.
     async fn stream_chunk(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
-        let JobBehaviour::Stream { lines, line_bytes } = self.config.jobs else {
+        let JobBehaviour::Stream {
+            lines,
+            line_bytes,
+            per_second,
+        } = self.config.jobs
+        else {
             return Ok(());
         };
         let Some(at) = self.jobs.iter().position(|j| j.ends_at.is_none()) else {
             return Ok(());
         };
         let first = self.jobs[at].next_seq;
-        let last = (first + STREAM_CHUNK - 1).min(lines);
+        let due = match per_second {
+            // Lines due by now (at least the one that woke us).
+            Some(rate) => {
+                let elapsed = self.jobs[at].started.elapsed().as_secs_f64();
+                ((elapsed * rate) as u64 + 1).max(first)
+            }
+            None => u64::MAX,
+        };
+        let last = (first + STREAM_CHUNK - 1).min(lines).min(due);
         for seq in first..=last {
             let line = protocol::LogStream {
                 job_id: self.jobs[at].id.clone(),
@@ -627,8 +664,12 @@ impl Agent {
     }
 }
 
+/// Sleeps until `at` (at once if it has passed); never without one.
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
+        // A passed deadline returns at once, without a trip through the
+        // timer (unpaced streaming asks for "now" per chunk).
+        Some(at) if at <= Instant::now() => {}
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }

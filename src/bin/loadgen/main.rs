@@ -159,11 +159,15 @@ pub struct Options {
     /// `logs`, `baseline-sqlite`: lines per job.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub lines: u64,
+    /// `logs`: lines per second per writer (default: as fast as allowed).
+    #[arg(long, value_parser = parse_rate)]
+    pub line_rate: Option<f64>,
     /// `logs`, `baseline-sqlite`: bytes per line payload.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(64..=65536))]
     pub line_bytes: u32,
-    /// `baseline-sqlite`: rows per transaction.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// `baseline-sqlite`: rows per transaction (default: the server's
+    /// largest log batch, `FLUSH_MAX_ROWS`).
+    #[arg(long, default_value_t = restic_manager::actors::persistence::FLUSH_MAX_ROWS as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
     /// `baseline-sqlite`: an extra `PRAGMA` for the baseline's connection
     /// (repeatable), e.g. `wal_autocheckpoint=10000`, to try storage settings.

@@ -1,6 +1,8 @@
 //! `logs`: N agents connected; --writers of them each get a run-now job
 //! and stream --lines log lines of --line-bytes as fast as their sockets
-//! take them (as restic's `--json` output would, without its pauses).
+//! take them (as restic's `--json` output would, without its pauses), or
+//! --line-rate lines a second each (a load below the limit, where lag
+//! is not queueing).
 //! Measured: lines persisted per second (all lines, from the first line
 //! sent to the last line readable through the API), the agents' send
 //! rate, and the lag from a line's send to it being readable with
@@ -81,6 +83,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         .connect_all(JobBehaviour::Stream {
             lines,
             line_bytes: ctx.opts.line_bytes as usize,
+            per_second: ctx.opts.line_rate,
         })
         .await?;
     let done = Arc::new(AtomicBool::new(false));
@@ -168,6 +171,9 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
 
     let mut report = Report::new("logs", n);
     report.int("writers", writers as u64).int("lines", total);
+    if let Some(rate) = ctx.opts.line_rate {
+        report.float("offered_lines_per_sec", rate * writers as f64, 0);
+    }
     match all_visible {
         Some(visible) => {
             let window = visible.saturating_sub(first_line).as_secs_f64().max(1e-9);
