@@ -4,16 +4,17 @@
 //!
 //! Two kinds of writes:
 //!
-//! - **High rate** (log lines, progress, heartbeats' last-seen): sent with
-//!   `do_send`, buffered, and written as one transaction per [`Flush`]
-//!   tick (every [`FLUSH_INTERVAL`]) or as soon as [`FLUSH_MAX_ROWS`] lines
-//!   wait. Sessions send log lines in batches ([`AppendLogs`]) and count
-//!   them into a shared backlog that this actor counts down as it writes;
-//!   sessions stop reading while it is high, so the mailbox stays bounded. Progress is coalesced to the latest per job, last-seen to one
-//!   update per tick.
-//! - **Low rate** (hello, job state changes, snapshots, stats, schedule
-//!   bookkeeping, new jobs): typed messages whose reply comes once the
-//!   write is durable, so the session can `ack` only then.
+//! - **High rate** (log lines, progress, heartbeats' last-seen, schedule
+//!   pushes and acks): sent with `do_send`, buffered, and written as one
+//!   transaction per [`Flush`] tick (every [`FLUSH_INTERVAL`]) or as soon
+//!   as [`FLUSH_MAX_ROWS`] lines wait. Progress is coalesced to the latest
+//!   per job, last-seen to one update per tick. Sessions send log lines
+//!   in batches ([`AppendLogs`]) and count them into a shared backlog that
+//!   this actor counts down as it writes; sessions stop reading while it
+//!   is high, so the mailbox stays bounded.
+//! - **Low rate** (hello, job state changes, snapshots, stats, version
+//!   bumps, new jobs): typed messages whose reply comes once the write is
+//!   durable, so the session can `ack` only then.
 //!
 //! Ordering: every low-rate message first writes what is buffered, and the
 //! mailbox is FIFO, so a job's `job.finished` is written after the log
@@ -86,6 +87,9 @@ pub struct Persistence {
     last_touch_write: Instant,
     /// Failed attempts of the current log batch.
     failed_attempts: u32,
+    /// Schedule pushes and acks waiting for the next flush, in arrival
+    /// order.
+    schedule_marks: Vec<ScheduleMark>,
     /// Log lines sent to this actor and not yet written or dropped,
     /// shared with the sessions: they count lines in before sending
     /// [`AppendLogs`], this actor counts them out, and a session pauses
@@ -131,6 +135,7 @@ impl Persistence {
             touched: HashMap::new(),
             last_touch_write: Instant::now(),
             failed_attempts: 0,
+            schedule_marks: Vec::new(),
             log_backlog: log_backlog.clone(),
         })
     }
@@ -170,10 +175,12 @@ impl Persistence {
             .map_err(|e| PersistError::Unavailable(e.to_string()))
     }
 
-    /// Writes buffered lines and progress (and last-seen when due).
+    /// Writes buffered lines, progress and schedule bookkeeping (and
+    /// last-seen when due).
     fn flush(&mut self) {
         self.flush_logs();
         self.flush_progress();
+        self.flush_schedule_marks();
         if !self.touched.is_empty() && self.last_touch_write.elapsed() >= TOUCH_INTERVAL {
             self.flush_touched();
         }
@@ -241,6 +248,37 @@ impl Persistence {
         }
     }
 
+    fn flush_schedule_marks(&mut self) {
+        if self.schedule_marks.is_empty() {
+            return;
+        }
+        let marks = std::mem::take(&mut self.schedule_marks);
+        let result = self.conn().and_then(|mut c| {
+            Ok(store::write_transaction(&mut c, |c| {
+                for mark in &marks {
+                    match mark {
+                        ScheduleMark::Pushed {
+                            host_id,
+                            version,
+                            now,
+                        } => schedule_versions::mark_pushed(c, host_id, *version, *now)?,
+                        ScheduleMark::Acked {
+                            host_id,
+                            version,
+                            now,
+                        } => schedule_versions::ack(c, host_id, *version, *now)?,
+                    };
+                }
+                Ok::<_, diesel::result::Error>(())
+            })?)
+        });
+        if let Err(e) = result {
+            // Bookkeeping only: a host whose ack is not recorded is sent
+            // its schedules again at its next hello.
+            tracing::warn!(error = %e, marks = marks.len(), "writing schedule pushes and acks failed");
+        }
+    }
+
     fn flush_touched(&mut self) {
         let Some(now) = self.touched.values().copied().max() else {
             return;
@@ -297,6 +335,7 @@ impl Handler<FlushAll> for Persistence {
     fn handle(&mut self, _msg: FlushAll, _ctx: &mut Self::Context) {
         self.flush_logs();
         self.flush_progress();
+        self.flush_schedule_marks();
         self.flush_touched();
     }
 }
@@ -744,9 +783,26 @@ impl Handler<StoreRepoStats> for Persistence {
     }
 }
 
-/// `schedule.set` with `version` went out to the host.
+/// A schedule push or ack, buffered until the next flush: every hello
+/// and every schedule change makes one of each per host, and one
+/// transaction per tick for all of them replaces two per host.
+enum ScheduleMark {
+    Pushed {
+        host_id: String,
+        version: i64,
+        now: i64,
+    },
+    Acked {
+        host_id: String,
+        version: i64,
+        now: i64,
+    },
+}
+
+/// `schedule.set` with `version` went out to the host (buffered; written
+/// with the next flush, before any later low-rate write).
 #[derive(Message)]
-#[rtype(result = "PersistResult<bool>")]
+#[rtype(result = "()")]
 pub struct MarkSchedulePushed {
     pub host_id: String,
     pub version: i64,
@@ -754,19 +810,23 @@ pub struct MarkSchedulePushed {
 }
 
 impl Handler<MarkSchedulePushed> for Persistence {
-    type Result = PersistResult<bool>;
+    type Result = ();
 
-    fn handle(&mut self, msg: MarkSchedulePushed, _ctx: &mut Self::Context) -> Self::Result {
-        self.write("recording a schedule push", &msg.host_id, None, |c| {
-            schedule_versions::mark_pushed(c, &msg.host_id, msg.version, msg.now)
-        })
+    fn handle(&mut self, msg: MarkSchedulePushed, _ctx: &mut Self::Context) {
+        self.schedule_marks.push(ScheduleMark::Pushed {
+            host_id: msg.host_id,
+            version: msg.version,
+            now: msg.now,
+        });
     }
 }
 
-/// `schedule.ack`: the host applied `version`. Replies whether it was the
-/// current version (an older one is not recorded).
+/// `schedule.ack`: the host applied `version` (buffered like
+/// [`MarkSchedulePushed`]). Recorded only if it is still the host's
+/// current version when written; the buffer keeps arrival order and is
+/// written before any later version bump.
 #[derive(Message)]
-#[rtype(result = "PersistResult<bool>")]
+#[rtype(result = "()")]
 pub struct RecordScheduleAck {
     pub host_id: String,
     pub version: i64,
@@ -774,12 +834,14 @@ pub struct RecordScheduleAck {
 }
 
 impl Handler<RecordScheduleAck> for Persistence {
-    type Result = PersistResult<bool>;
+    type Result = ();
 
-    fn handle(&mut self, msg: RecordScheduleAck, _ctx: &mut Self::Context) -> Self::Result {
-        self.write("recording a schedule ack", &msg.host_id, None, |c| {
-            schedule_versions::ack(c, &msg.host_id, msg.version, msg.now)
-        })
+    fn handle(&mut self, msg: RecordScheduleAck, _ctx: &mut Self::Context) {
+        self.schedule_marks.push(ScheduleMark::Acked {
+            host_id: msg.host_id,
+            version: msg.version,
+            now: msg.now,
+        });
     }
 }
 
@@ -915,6 +977,53 @@ mod tests {
             stored.iter().map(|l| l.seq).collect::<Vec<_>>(),
             vec![1, 2, 3, 4]
         );
+    }
+
+    /// Buffered schedule pushes and acks land with the next flush, in
+    /// order with version bumps: a late ack of an older version is not
+    /// recorded.
+    #[actix_web::test]
+    async fn schedule_marks_are_buffered_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = store::connect(&url, 4).unwrap();
+        let now = store::now_ms();
+        hosts::insert(&mut pool.get().unwrap(), &host("h1", now)).unwrap();
+        let writer = Persistence::start(pool.clone());
+        let mark = |version| MarkSchedulePushed {
+            host_id: "h1".into(),
+            version,
+            now,
+        };
+        let ack = |version| RecordScheduleAck {
+            host_id: "h1".into(),
+            version,
+            now,
+        };
+        writer.do_send(mark(1));
+        writer.do_send(ack(1));
+        let bumped = writer
+            .send(BumpScheduleVersion {
+                host_id: "h1".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bumped, 2);
+        writer.do_send(ack(1));
+        writer.send(FlushAll).await.unwrap();
+        let versions = |pool: &Pool| {
+            schedule_versions::get(&mut pool.get().unwrap(), "h1")
+                .unwrap()
+                .unwrap()
+        };
+        let v = versions(&pool);
+        assert_eq!((v.version, v.pushed_version, v.acked_version), (2, 1, 1));
+        writer.do_send(mark(2));
+        writer.do_send(ack(2));
+        writer.send(FlushAll).await.unwrap();
+        let v = versions(&pool);
+        assert_eq!((v.version, v.pushed_version, v.acked_version), (2, 2, 2));
     }
 
     /// A job's buffered log lines are durable when its `job.finished` is

@@ -262,7 +262,14 @@ where
                 };
                 this.frame_left = this.frame_left.saturating_sub(n);
                 this.gave = true;
-                return Poll::Ready(Some(Ok(this.buf.split_to(n).freeze())));
+                let piece = if n == this.buf.len() {
+                    // Hand the whole buffer over: an idle session keeps
+                    // no allocation here.
+                    std::mem::take(&mut this.buf)
+                } else {
+                    this.buf.split_to(n)
+                };
+                return Poll::Ready(Some(Ok(piece.freeze())));
             }
             if this.ended {
                 return Poll::Ready(None);
