@@ -74,10 +74,35 @@ impl Drop for BareServer {
     }
 }
 
-fn start_bare_server() -> anyhow::Result<(BareServer, SocketAddr)> {
+/// Which bare server to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BareKind {
+    /// tokio-tungstenite (`baseline-ws`).
+    Tungstenite,
+    /// actix-web + `actix_web_actors` (`baseline-actix`).
+    Actix,
+}
+
+impl BareKind {
+    fn scenario(self) -> &'static str {
+        match self {
+            BareKind::Tungstenite => "baseline-ws",
+            BareKind::Actix => "baseline-actix",
+        }
+    }
+
+    fn server_command(self) -> &'static str {
+        match self {
+            BareKind::Tungstenite => "baseline-ws-server",
+            BareKind::Actix => "baseline-actix-server",
+        }
+    }
+}
+
+fn start_bare_server(kind: BareKind) -> anyhow::Result<(BareServer, SocketAddr)> {
     let me = std::env::current_exe().context("cannot find this executable")?;
     let mut child = Command::new(me)
-        .args(["baseline-ws-server", "--listen", "127.0.0.1:0"])
+        .args([kind.server_command(), "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -97,8 +122,14 @@ fn start_bare_server() -> anyhow::Result<(BareServer, SocketAddr)> {
 }
 
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
+    measure_bare(opts, BareKind::Tungstenite).await
+}
+
+/// Starts a bare server, connects the agents, and measures it like
+/// `connect` (time, RSS per agent) and `idle` (CPU over --duration).
+pub async fn measure_bare(opts: &Options, kind: BareKind) -> anyhow::Result<Report> {
     let n = opts.agents as usize;
-    let (server, addr) = tokio::task::spawn_blocking(start_bare_server)
+    let (server, addr) = tokio::task::spawn_blocking(move || start_bare_server(kind))
         .await
         .context("start panicked")??;
     let pid = server.0.id();
@@ -131,7 +162,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     eprintln!("idle for {:?}", opts.duration);
     tokio::time::sleep(opts.duration).await;
 
-    let mut report = Report::new("baseline-ws", n);
+    let mut report = Report::new(kind.scenario(), n);
     report.int("online", fleet.online() as u64);
     match online {
         Ok(d) => report.seconds("seconds", d),

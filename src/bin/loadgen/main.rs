@@ -18,12 +18,15 @@
 //! - [`agent`]: one simulated agent (WebSocket client, PROTOCOL.md).
 //! - [`fleet`]: N agents, their shared counters, source addresses.
 //! - [`scenarios`]: `connect`, `idle`, `dispatch`, `fanout`, `logs`, `reconnect`.
-//! - [`baseline_ws`], [`baseline_sqlite`]: the bare limits we compare with.
+//! - [`baseline_ws`], [`baseline_actix`], [`baseline_sqlite`]: the bare
+//!   limits we compare with.
 
 #[cfg(target_os = "linux")]
 mod agent;
 #[cfg(target_os = "linux")]
 mod api;
+#[cfg(target_os = "linux")]
+mod baseline_actix;
 #[cfg(target_os = "linux")]
 mod baseline_sqlite;
 #[cfg(target_os = "linux")]
@@ -66,12 +69,18 @@ pub enum Scenario {
     /// A bare tokio-tungstenite server (no actors, no database) holding
     /// the same N idle connections, measured like `connect` and `idle`.
     BaselineWs,
+    /// actix-web + actix_web_actors with an actor that ignores frames:
+    /// the floor of our transport stack, measured like `baseline-ws`.
+    BaselineActix,
     /// Raw batched SQLite inserts of the `logs` scenario's lines into the
     /// same `job_logs` schema.
     BaselineSqlite,
     /// The bare server process of `baseline-ws` (started by it).
     #[value(hide = true)]
     BaselineWsServer,
+    /// The bare server process of `baseline-actix` (started by it).
+    #[value(hide = true)]
+    BaselineActixServer,
 }
 
 impl Scenario {
@@ -85,8 +94,10 @@ impl Scenario {
             Scenario::Logs => "logs",
             Scenario::Reconnect => "reconnect",
             Scenario::BaselineWs => "baseline-ws",
+            Scenario::BaselineActix => "baseline-actix",
             Scenario::BaselineSqlite => "baseline-sqlite",
             Scenario::BaselineWsServer => "baseline-ws-server",
+            Scenario::BaselineActixServer => "baseline-actix-server",
         }
     }
 }
@@ -221,8 +232,13 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 #[cfg(target_os = "linux")]
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if cli.scenario == Scenario::BaselineWsServer {
-        return match baseline_ws::serve(cli.options.listen) {
+    let bare = match cli.scenario {
+        Scenario::BaselineWsServer => Some(baseline_ws::serve(cli.options.listen)),
+        Scenario::BaselineActixServer => Some(baseline_actix::serve(cli.options.listen)),
+        _ => None,
+    };
+    if let Some(result) = bare {
+        return match result {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");

@@ -31,7 +31,7 @@ use crate::api::Api;
 use crate::fleet::{parse_hosts_file, Credentials, Fleet};
 use crate::report::Report;
 use crate::server::OwnServer;
-use crate::{baseline_sqlite, baseline_ws, procstats, Options, Scenario};
+use crate::{baseline_actix, baseline_sqlite, baseline_ws, procstats, Options, Scenario};
 
 /// Pause before reading memory, so that allocations of the step before
 /// settle.
@@ -58,8 +58,11 @@ pub async fn run(scenario: Scenario, opts: Options) -> anyhow::Result<Report> {
     );
     let mut report = match scenario {
         Scenario::BaselineWs => baseline_ws::run(&opts).await?,
+        Scenario::BaselineActix => baseline_actix::run(&opts).await?,
         Scenario::BaselineSqlite => baseline_sqlite::run(&opts).await?,
-        Scenario::BaselineWsServer => bail!("baseline-ws-server is started by baseline-ws"),
+        Scenario::BaselineWsServer | Scenario::BaselineActixServer => {
+            bail!("the bare servers are started by their baselines")
+        }
         _ => {
             let mut ctx = Ctx::open(opts).await?;
             let report = match scenario {
