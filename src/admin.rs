@@ -1,5 +1,5 @@
 //! The admin commands behind the CLI (`user add`, `token create`,
-//! `api-token create`, `migrate`) and the first-start bootstrap of the
+//! `api-token create`, `host bulk-enroll`, `migrate`) and the first-start bootstrap of the
 //! `admin` account. Each is a plain blocking function over the pool so the
 //! binary stays thin and tests can call them directly.
 
@@ -258,6 +258,124 @@ pub fn create_api_token(
     Ok(created.token)
 }
 
+/// Most hosts one `host bulk-enroll` creates.
+pub const MAX_BULK_ENROLL: usize = 1_000_000;
+
+/// A host made by [`bulk_enroll`]: its id and its agent token (a secret,
+/// shown once: only its SHA-256 is stored).
+pub struct BulkEnrolled {
+    pub host_id: String,
+    pub agent_token: String,
+}
+
+/// `host bulk-enroll`: creates `count` hosts named `{prefix}-{n}` (Linux,
+/// amd64, offline, no repository) in one transaction, each with its own
+/// agent token, and one audit entry for the lot. For provisioning a fleet
+/// (or a load test) without spending one enrolment token per host; the
+/// agents then connect with the tokens directly, as after `enroll`.
+pub fn bulk_enroll(
+    pool: &Pool,
+    count: usize,
+    hostname_prefix: &str,
+) -> anyhow::Result<Vec<BulkEnrolled>> {
+    if count == 0 || count > MAX_BULK_ENROLL {
+        bail!("the count must be between 1 and {MAX_BULK_ENROLL}");
+    }
+    let prefix = hostname_prefix.trim();
+    if prefix.is_empty() || prefix.len() > 200 || prefix.chars().any(char::is_control) {
+        bail!("the hostname prefix must be 1 to 200 characters without control characters");
+    }
+    let now = store::now_ms();
+    let mut enrolled = Vec::with_capacity(count);
+    let mut rows = Vec::with_capacity(count);
+    for n in 1..=count {
+        let agent_token = auth::generate_token()?;
+        let host_id = store::new_id();
+        rows.push(models::NewHost {
+            id: host_id.clone(),
+            hostname: format!("{prefix}-{n}"),
+            display_name: None,
+            labels: "{}".to_string(),
+            os: crate::protocol::OS_LINUX.to_string(),
+            arch: crate::protocol::ARCH_AMD64.to_string(),
+            agent_version: None,
+            restic_version: None,
+            boot_time: None,
+            capabilities: "[]".to_string(),
+            agent_token_hash: auth::hash_token(&agent_token),
+            enrolled_at: now,
+            updated_at: now,
+        });
+        enrolled.push(BulkEnrolled {
+            host_id,
+            agent_token,
+        });
+    }
+    let mut conn = pool.get().context("cannot get a database connection")?;
+    store::write_transaction(&mut conn, |conn| -> anyhow::Result<()> {
+        for row in &rows {
+            store::hosts::insert(conn, row)?;
+        }
+        store::audit::insert(
+            conn,
+            &models::NewAuditEntry {
+                id: store::new_id(),
+                at: now,
+                actor: "cli".to_string(),
+                action: "host.bulk_enroll".to_string(),
+                target: None,
+                detail: Some(
+                    serde_json::json!({"count": count, "hostname_prefix": prefix}).to_string(),
+                ),
+                source_addr: Some("cli".to_string()),
+            },
+        )?;
+        Ok(())
+    })?;
+    Ok(enrolled)
+}
+
+/// `host bulk-enroll` to a file: creates `path` first (new, readable by
+/// its owner only: it holds secrets; an existing file is an error, so no
+/// tokens are lost to a typo), then the hosts, then writes one
+/// `host_id<TAB>agent_token` line per host. If the hosts cannot be
+/// created, the empty file is removed again.
+pub fn bulk_enroll_to_file(
+    pool: &Pool,
+    count: usize,
+    hostname_prefix: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let hosts = match bulk_enroll(pool, count, hostname_prefix) {
+        Ok(hosts) => hosts,
+        Err(e) => {
+            if let Err(remove) = std::fs::remove_file(path) {
+                tracing::warn!(path = %path.display(), error = %remove, "cannot remove the empty output file");
+            }
+            return Err(e);
+        }
+    };
+    let mut out = std::io::BufWriter::new(file);
+    for host in &hosts {
+        writeln!(out, "{}\t{}", host.host_id, host.agent_token)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 fn audit(
     conn: &mut store::DbConnection,
     actor: &str,
@@ -277,4 +395,54 @@ fn audit(
         },
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `host bulk-enroll`: every host gets its own token, stored only as
+    /// a hash that finds the host; the file holds one line per host and is
+    /// private; a second run refuses to overwrite it; one audit entry.
+    #[test]
+    fn bulk_enroll_writes_private_tokens_that_authenticate() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = store::connect(&dir.path().join("t.db").display().to_string(), 2).unwrap();
+        let out = dir.path().join("hosts.tsv");
+        bulk_enroll_to_file(&pool, 3, "lg", &out).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<(&str, &str)> = text.lines().map(|l| l.split_once('\t').unwrap()).collect();
+        assert_eq!(lines.len(), 3);
+        let mut conn = pool.get().unwrap();
+        for (host_id, token) in &lines {
+            let host = store::hosts::find_by_agent_token(&mut conn, &auth::hash_token(token))
+                .unwrap()
+                .unwrap();
+            assert_eq!(&host.id, host_id);
+            assert!(host.hostname.starts_with("lg-"));
+            assert!(store::schedule_versions::get(&mut conn, host_id)
+                .unwrap()
+                .is_some());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = bulk_enroll_to_file(&pool, 1, "lg", &out).unwrap_err();
+        assert!(again.to_string().contains("cannot create"), "{again}");
+        let audit = store::audit::list(
+            &mut conn,
+            &store::audit::AuditFilter {
+                action: Some("host.bulk_enroll".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(audit.total, 1);
+        assert!(bulk_enroll(&pool, 0, "lg").is_err());
+        assert!(bulk_enroll(&pool, 1, " ").is_err());
+    }
 }

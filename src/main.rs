@@ -40,8 +40,30 @@ enum Command {
     /// Manage API tokens for automation.
     #[command(name = "api-token", subcommand)]
     ApiToken(ApiTokenCommand),
+    /// Manage hosts.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Apply database migrations and exit.
     Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+enum HostCommand {
+    /// Create COUNT hosts at once and write `host_id<TAB>agent_token` lines
+    /// to a new file readable by its owner only (fleet provisioning, load
+    /// tests); the agents connect with these tokens without enrolling.
+    #[command(name = "bulk-enroll")]
+    BulkEnroll {
+        /// How many hosts to create.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=admin::MAX_BULK_ENROLL as i64))]
+        count: u32,
+        /// The file to create (it must not exist).
+        #[arg(long, value_name = "FILE")]
+        output: std::path::PathBuf,
+        /// Hostnames are PREFIX-1 … PREFIX-COUNT.
+        #[arg(long, default_value = "host")]
+        hostname_prefix: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +164,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = admin::open_store(&config)?;
             let token = admin::create_enrollment_token(&pool, ttl, "cli")?;
             println!("{}", token.token);
+            Ok(())
+        }
+        Command::Host(HostCommand::BulkEnroll {
+            count,
+            output,
+            hostname_prefix,
+        }) => {
+            let pool = admin::open_store(&config)?;
+            let count = usize::try_from(count).context("the count is too large")?;
+            admin::bulk_enroll_to_file(&pool, count, &hostname_prefix, &output)?;
+            eprintln!("{count} hosts enrolled; tokens in {}", output.display());
             Ok(())
         }
         Command::ApiToken(ApiTokenCommand::Create {

@@ -8,6 +8,7 @@
 //! fleet wait or memory grow. Nothing here is durable; the database is the
 //! record, events are only a live view of it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -130,6 +131,23 @@ pub struct Events {
     /// Live subscribers; a full or closed one is removed on the next
     /// publish that concerns it.
     subscribers: Vec<Subscriber>,
+    /// `subscribers.len()`, readable from other threads: sessions skip
+    /// building high-rate events (log lines, progress) nobody receives.
+    /// It may lag behind a subscriber that went away (it is updated when
+    /// the list is), never behind one that came.
+    listeners: Arc<AtomicUsize>,
+}
+
+impl Events {
+    /// The subscriber count, shared (see the field's documentation).
+    pub fn listeners(&self) -> Arc<AtomicUsize> {
+        self.listeners.clone()
+    }
+
+    fn count_listeners(&self) {
+        self.listeners
+            .store(self.subscribers.len(), Ordering::Relaxed);
+    }
 }
 
 impl Actor for Events {
@@ -162,6 +180,7 @@ impl Handler<Subscribe> for Events {
             filter: msg.filter,
             tx,
         });
+        self.count_listeners();
         MessageResult(rx)
     }
 }
@@ -192,6 +211,7 @@ impl Handler<Publish> for Events {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
+        self.count_listeners();
     }
 }
 
@@ -205,6 +225,7 @@ impl Handler<CountSubscribers> for Events {
 
     fn handle(&mut self, _msg: CountSubscribers, _ctx: &mut Self::Context) -> usize {
         self.subscribers.retain(|s| !s.tx.is_closed());
+        self.count_listeners();
         self.subscribers.len()
     }
 }
@@ -263,6 +284,26 @@ mod tests {
             received += 1;
         }
         assert_eq!(received, SUBSCRIBER_BUFFER);
+    }
+
+    /// The shared listener count follows subscribers in and out, so
+    /// sessions can skip events nobody would receive.
+    #[actix_web::test]
+    async fn listener_count_follows_subscribers() {
+        let actor = Events::default();
+        let listeners = actor.listeners();
+        let events = actor.start();
+        assert_eq!(listeners.load(Ordering::Relaxed), 0);
+        let rx = events
+            .send(Subscribe {
+                filter: EventFilter::All,
+            })
+            .await
+            .unwrap();
+        assert_eq!(listeners.load(Ordering::Relaxed), 1);
+        drop(rx);
+        events.send(Publish(online("h"))).await.unwrap();
+        assert_eq!(listeners.load(Ordering::Relaxed), 0);
     }
 
     /// The job filter matches job events only.

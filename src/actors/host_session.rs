@@ -16,8 +16,12 @@
 //! (repository secrets opened with the server key, never logged) and
 //! `schedule.set`, then the host's queued jobs. Everything the agent
 //! reports goes to [`Persistence`]; `job.finished` and `snapshots.report`
-//! are acked only once the write is durable. This file and
-//! `src/http/agent.rs` are the only users of `actix_web_actors`.
+//! are acked only once the write is durable. Log lines go in batches
+//! ([`LOG_BATCH_LINES`], or after [`LOG_BATCH_LINGER`]), always before
+//! the session's next other write; while Persistence is
+//! [`LOG_BACKLOG_HIGH`] lines behind, sessions stop reading their
+//! sockets. This file and `src/http/agent.rs` are the only users of
+//! `actix_web_actors`.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,9 +32,8 @@ use actix_web::web::BytesMut;
 use actix_web_actors::ws;
 
 use super::events::{Event, Publish};
-use super::persistence::Persistence;
 use super::persistence::{
-    AppendLog, CommandOutcome, MarkDispatched, MarkSchedulePushed, ReconcileRunning,
+    AppendLogs, CommandOutcome, MarkDispatched, MarkSchedulePushed, ReconcileRunning,
     RecordCommandResult, RecordHello, RecordJobFinished, RecordJobStarted, RecordProgress,
     RecordScheduleAck, ReplaceSnapshots, StoreRepoStats, Touch,
 };
@@ -61,6 +64,18 @@ pub const CLOSE_REVOKED: u16 = 4001;
 /// Job ids remembered as finished in this session (guards re-dispatch of
 /// a job whose report raced with the queue load); cleared past this.
 const MAX_REMEMBERED_FINISHED: usize = 10_000;
+/// Log lines a session collects before handing them to Persistence in
+/// one message (one message per line cost two thread hops per line).
+pub const LOG_BATCH_LINES: usize = 256;
+/// How long a partial batch of log lines waits for more.
+pub const LOG_BATCH_LINGER: Duration = Duration::from_millis(5);
+/// Log lines waiting for Persistence above which sessions stop reading
+/// their sockets (TCP back-pressure on the agents) …
+pub const LOG_BACKLOG_HIGH: usize = 50_000;
+/// … until the backlog is down to this.
+pub const LOG_BACKLOG_LOW: usize = 25_000;
+/// How often a paused session looks at the backlog again.
+const LOG_BACKLOG_POLL: Duration = Duration::from_millis(5);
 
 /// Session serials: a registry entry is removed only by its own session.
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -102,6 +117,10 @@ pub struct HostSession {
     finished: HashSet<String>,
     /// Whether this session registered (and must unregister).
     registered: bool,
+    /// Log lines not yet handed to Persistence, in arrival order.
+    logs: Vec<protocol::LogStream>,
+    /// Whether a linger timer will hand `logs` over.
+    logs_timer: bool,
 }
 
 impl HostSession {
@@ -120,6 +139,8 @@ impl HostSession {
             in_flight: None,
             finished: HashSet::new(),
             registered: false,
+            logs: Vec::new(),
+            logs_timer: false,
         }
     }
 
@@ -230,6 +251,11 @@ impl HostSession {
         now: Instant,
     ) {
         let Envelope { id, message } = envelope;
+        if !matches!(message, AgentToServer::LogStream(_)) {
+            // Lines go to Persistence before anything else this session
+            // sends there, so a job's lines are written before its end.
+            self.send_logs();
+        }
         match (self.phase, message) {
             (Phase::AwaitingHello, AgentToServer::Hello(hello)) => {
                 if protocol::is_supported_protocol(hello.protocol_version) {
@@ -254,32 +280,19 @@ impl HostSession {
             (_, AgentToServer::CommandResult(result)) => self.on_command_result(result, ctx),
             (_, AgentToServer::JobStarted(started)) => self.on_job_started(started, ctx),
             (_, AgentToServer::JobProgress(progress)) => {
-                self.publish(Event::JobProgress {
-                    host_id: self.host_id.clone(),
-                    job_id: progress.job_id.clone(),
-                    progress: progress.clone(),
-                });
-                let msg = RecordProgress {
+                if self.actors.has_event_listeners() {
+                    self.publish(Event::JobProgress {
+                        host_id: self.host_id.clone(),
+                        job_id: progress.job_id.clone(),
+                        progress: progress.clone(),
+                    });
+                }
+                self.actors.persistence.do_send(RecordProgress {
                     host_id: self.host_id.clone(),
                     payload: progress,
-                };
-                self.send_buffered(msg, ctx);
-            }
-            (_, AgentToServer::LogStream(line)) => {
-                self.publish(Event::JobLog {
-                    host_id: self.host_id.clone(),
-                    job_id: line.job_id.clone(),
-                    seq: line.seq,
-                    ts: line.ts,
-                    stream: line.stream,
-                    payload: line.payload.clone(),
                 });
-                let msg = AppendLog {
-                    host_id: self.host_id.clone(),
-                    payload: line,
-                };
-                self.send_buffered(msg, ctx);
             }
+            (_, AgentToServer::LogStream(line)) => self.on_log(line, ctx),
             (_, AgentToServer::JobFinished(finished)) => self.on_job_finished(id, finished, ctx),
             (_, AgentToServer::SnapshotsReport(report)) => self.on_snapshots(id, report, ctx),
             (_, AgentToServer::RepoStats(stats)) => {
@@ -312,25 +325,65 @@ impl HostSession {
         }
     }
 
-    /// Hands a high-rate write (log line, progress) to the writer. While
-    /// the writer's backlog is over its bound, the session reads no further
-    /// frame until this one is handled (`ctx.wait`): the agent's socket
-    /// fills and it slows down; nothing is dropped.
-    fn send_buffered<M>(&mut self, msg: M, ctx: &mut ws::WebsocketContext<Self>)
-    where
-        M: Message<Result = ()> + Send + 'static,
-        Persistence: Handler<M>,
-    {
-        if !self.actors.backlog.enter() {
-            self.actors.persistence.do_send(msg);
+    /// `log.stream`: published live (if anyone listens) and collected;
+    /// a full batch goes to Persistence at once, a partial one after
+    /// [`LOG_BATCH_LINGER`].
+    fn on_log(&mut self, line: protocol::LogStream, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.actors.has_event_listeners() {
+            self.publish(Event::JobLog {
+                host_id: self.host_id.clone(),
+                job_id: line.job_id.clone(),
+                seq: line.seq,
+                ts: line.ts,
+                stream: line.stream,
+                payload: line.payload.clone(),
+            });
+        }
+        self.logs.push(line);
+        if self.logs.len() >= LOG_BATCH_LINES {
+            self.send_logs();
+            self.pause_if_backlogged(ctx);
+        } else if !self.logs_timer {
+            self.logs_timer = true;
+            ctx.run_later(LOG_BATCH_LINGER, |act, ctx| {
+                act.logs_timer = false;
+                act.send_logs();
+                act.pause_if_backlogged(ctx);
+            });
+        }
+    }
+
+    /// Hands the collected log lines to Persistence, counting them into
+    /// the shared backlog first.
+    fn send_logs(&mut self) {
+        if self.logs.is_empty() {
             return;
         }
-        let write = self.actors.persistence.send(msg);
-        ctx.wait(write.into_actor(self).map(|res, act, _| {
-            if let Err(e) = res {
-                tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable");
+        let lines = std::mem::take(&mut self.logs);
+        self.actors
+            .log_backlog
+            .fetch_add(lines.len(), Ordering::Relaxed);
+        self.actors.persistence.do_send(AppendLogs {
+            host_id: self.host_id.clone(),
+            lines,
+        });
+    }
+
+    /// While Persistence is [`LOG_BACKLOG_HIGH`] lines behind, this
+    /// session handles nothing (so reads nothing from its socket) until
+    /// the backlog is down to [`LOG_BACKLOG_LOW`]: memory stays bounded
+    /// and the agents slow down instead.
+    fn pause_if_backlogged(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.actors.log_backlog.load(Ordering::Relaxed) < LOG_BACKLOG_HIGH {
+            return;
+        }
+        let backlog = self.actors.log_backlog.clone();
+        let wait = async move {
+            while backlog.load(Ordering::Relaxed) > LOG_BACKLOG_LOW {
+                tokio::time::sleep(LOG_BACKLOG_POLL).await;
             }
-        }));
+        };
+        ctx.wait(wait.into_actor(self));
     }
 
     /// `hello`: register, record, then push config, schedules and jobs.
@@ -698,6 +751,7 @@ impl Actor for HostSession {
     }
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
+        self.send_logs();
         if self.registered {
             self.actors.registry.do_send(Unregister {
                 host_id: self.host_id.clone(),

@@ -21,6 +21,7 @@ pub mod persistence;
 pub mod registry;
 pub mod scheduler;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +49,6 @@ pub struct Actors {
     pub registry: Addr<Registry>,
     /// The one database writer.
     pub persistence: Addr<Persistence>,
-    /// High-rate messages on their way to `persistence` (back-pressure).
-    pub(crate) backlog: persistence::Backlog,
     /// Fires, retries, retention, missed runs (send it `Tick { now }`).
     pub scheduler: Addr<Scheduler>,
     /// Live events (send it `Subscribe { filter }`).
@@ -62,14 +61,22 @@ pub struct Actors {
     pub(crate) config: Arc<ServerConfig>,
     /// Counters, gauges and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Log lines handed to `persistence` and not yet written (sessions
+    /// pause reading while it is high).
+    pub(crate) log_backlog: Arc<AtomicUsize>,
+    /// How many live-event subscribers `events` has.
+    pub(crate) event_listeners: Arc<AtomicUsize>,
 }
 
 /// Starts every actor; call once, inside the actix system.
 pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Actors {
     let metrics = Arc::new(Metrics::new());
-    let events = Events::default().start();
-    let backlog = persistence::Backlog::default();
-    let persistence = Persistence::start(pool.clone(), backlog.clone(), metrics.clone());
+    let events = Events::default();
+    let event_listeners = events.listeners();
+    let events = events.start();
+    let log_backlog = Arc::new(AtomicUsize::new(0));
+    let persistence =
+        Persistence::start_with_backlog(pool.clone(), log_backlog.clone(), metrics.clone());
     let registry = Registry::new(persistence.clone(), events.clone()).start();
     let scheduler = Scheduler::new(
         pool.clone(),
@@ -98,13 +105,14 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
     Actors {
         registry,
         persistence,
-        backlog,
         scheduler,
         events,
         pool,
         key,
         config,
         metrics,
+        log_backlog,
+        event_listeners,
     }
 }
 
@@ -208,6 +216,12 @@ pub(crate) async fn hand_to_session(
 }
 
 impl Actors {
+    /// Whether anyone receives live events (else high-rate ones are not
+    /// built).
+    pub(crate) fn has_event_listeners(&self) -> bool {
+        self.event_listeners.load(Ordering::Relaxed) > 0
+    }
+
     /// The largest WebSocket frame (and message) an agent may send.
     pub fn max_frame_bytes(&self) -> usize {
         self.config.max_frame_bytes

@@ -4,14 +4,17 @@
 //!
 //! Three kinds of writes:
 //!
-//! - **High rate** (log lines, progress, heartbeats' last-seen): sent with
-//!   `do_send`, buffered, and written as one transaction per [`Flush`]
-//!   tick (every [`FLUSH_INTERVAL`]) or as soon as [`FLUSH_MAX_ROWS`] lines
-//!   wait. Progress is coalesced to the latest per job, last-seen to one
-//!   update per tick.
-//! - **Low rate** (hello, job state changes, snapshots, stats, schedule
-//!   bookkeeping, new jobs): typed messages whose reply comes once the
-//!   write is durable, so the session can `ack` only then.
+//! - **High rate** (log lines, progress, heartbeats' last-seen, schedule
+//!   pushes and acks): sent with `do_send`, buffered, and written as one
+//!   transaction per [`Flush`] tick (every [`FLUSH_INTERVAL`]) or as soon
+//!   as [`FLUSH_MAX_ROWS`] lines wait. Progress is coalesced to the latest
+//!   per job, last-seen to one update per tick. Sessions send log lines
+//!   in batches ([`AppendLogs`]) and count them into a shared backlog that
+//!   this actor counts down as it writes; sessions stop reading while it
+//!   is high, so the mailbox stays bounded.
+//! - **Low rate** (hello, job state changes, snapshots, stats, version
+//!   bumps, new jobs): typed messages whose reply comes once the write is
+//!   durable, so the session can `ack` only then.
 //! - **The REST API's writes** ([`RunWrite`], through `Actors::write`): a
 //!   closure run in one write transaction, its result the reply, so that
 //!   every write of the server goes through this one actor.
@@ -43,7 +46,11 @@ use crate::store::{JobStatus, Pool};
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Buffered log lines that trigger a write without waiting for the tick.
-pub const FLUSH_MAX_ROWS: usize = 2_000;
+/// Each write also checks the jobs' owners and raises each job's
+/// `last_log_seq`, so larger batches cost less per line (BENCHMARKS.md:
+/// the store path took 105k lines/s in batches of 2,000, 150k in batches
+/// of 10,000); at 100k lines/s a batch is 100 ms of lines.
+pub const FLUSH_MAX_ROWS: usize = 10_000;
 
 /// How often heartbeats' last-seen times are written (coalesced per host).
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -71,53 +78,9 @@ impl From<diesel::result::Error> for PersistError {
 /// Result of every low-rate write.
 pub type PersistResult<T> = Result<T, PersistError>;
 
-/// Most high-rate messages (log lines, progress) that may wait in the
-/// writer's mailbox. Past it, sessions stop reading their sockets until
-/// the writer catches up (see [`Backlog`]).
-pub const BACKLOG_LIMIT: usize = 100_000;
-
-/// Count of high-rate messages sent to the writer and not yet handled.
-///
-/// actix's `SyncArbiter` forwards its mailbox into an unbounded queue, so
-/// the bound is kept here: a session increments before sending, the writer
-/// decrements when it has taken the message in. While the count is over
-/// [`BACKLOG_LIMIT`] a session waits for its own message to be handled
-/// before reading its next frame, so TCP back-pressure reaches the agent
-/// and nothing is dropped.
-#[derive(Debug, Clone, Default)]
-pub struct Backlog(Arc<AtomicUsize>);
-
-impl Backlog {
-    /// Counts one more message; returns true when the writer is over its
-    /// bound and the sender should wait for this one to be handled.
-    pub fn enter(&self) -> bool {
-        self.0.fetch_add(1, Ordering::AcqRel) >= BACKLOG_LIMIT
-    }
-
-    /// Counts one message as handled.
-    fn leave(&self) {
-        // Saturating: a message sent without `enter` must not wrap around.
-        let _ = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-    }
-
-    /// Messages waiting now.
-    pub fn len(&self) -> usize {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// The writer. Build it with [`Persistence::start`].
 pub struct Persistence {
     pool: Pool,
-    /// High-rate messages in flight to this writer.
-    backlog: Backlog,
     /// Log lines waiting for the next flush, in arrival order.
     logs: Vec<HostLogLine>,
     /// Latest progress per job: job id → (host id, JSON).
@@ -132,6 +95,14 @@ pub struct Persistence {
     batch_started: Option<Instant>,
     /// Batch sizes and flush lag for `/metrics`.
     metrics: Arc<Metrics>,
+    /// Schedule pushes and acks waiting for the next flush, in arrival
+    /// order.
+    schedule_marks: Vec<ScheduleMark>,
+    /// Log lines sent to this actor and not yet written or dropped,
+    /// shared with the sessions: they count lines in before sending
+    /// [`AppendLogs`], this actor counts them out, and a session pauses
+    /// reading its socket while the count is high (back-pressure).
+    log_backlog: Arc<AtomicUsize>,
 }
 
 impl Actor for Persistence {
@@ -158,10 +129,19 @@ impl Actor for Persistence {
 impl Persistence {
     /// Starts the writer on its own thread (one: SQLite has one writer, and
     /// one thread keeps per-job ordering trivially).
-    pub fn start(pool: Pool, backlog: Backlog, metrics: Arc<Metrics>) -> Addr<Persistence> {
+    pub fn start(pool: Pool, metrics: Arc<Metrics>) -> Addr<Persistence> {
+        Self::start_with_backlog(pool, Arc::default(), metrics)
+    }
+
+    /// [`Persistence::start`] with the log-line backlog counter the
+    /// sessions share (see [`AppendLogs`]).
+    pub fn start_with_backlog(
+        pool: Pool,
+        log_backlog: Arc<AtomicUsize>,
+        metrics: Arc<Metrics>,
+    ) -> Addr<Persistence> {
         SyncArbiter::start(1, move || Persistence {
             pool: pool.clone(),
-            backlog: backlog.clone(),
             logs: Vec::new(),
             progress: HashMap::new(),
             touched: HashMap::new(),
@@ -169,7 +149,41 @@ impl Persistence {
             failed_attempts: 0,
             batch_started: None,
             metrics: metrics.clone(),
+            schedule_marks: Vec::new(),
+            log_backlog: log_backlog.clone(),
         })
+    }
+
+    /// Lines left the backlog (written, or dropped).
+    fn backlog_done(&self, lines: usize) {
+        // fetch_update never fails with a closure that always returns Some.
+        let _ = self
+            .log_backlog
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(lines))
+            });
+    }
+
+    /// Buffers one line (seq checked); returns false if it was dropped.
+    fn buffer_line(&mut self, host_id: String, line: protocol::LogStream) -> bool {
+        let Ok(seq) = i64::try_from(line.seq) else {
+            tracing::warn!(host_id = %host_id, job_id = %line.job_id, "log seq out of range; dropped");
+            return false;
+        };
+        if self.logs.is_empty() {
+            self.batch_started = Some(Instant::now());
+        }
+        self.logs.push(HostLogLine {
+            host_id,
+            line: NewJobLog {
+                job_id: line.job_id,
+                seq,
+                ts: line.ts.timestamp_millis(),
+                stream: line.stream.into(),
+                payload: line.payload,
+            },
+        });
+        true
     }
 
     fn conn(&self) -> PersistResult<store::PooledConn> {
@@ -178,10 +192,12 @@ impl Persistence {
             .map_err(|e| PersistError::Unavailable(e.to_string()))
     }
 
-    /// Writes buffered lines and progress (and last-seen when due).
+    /// Writes buffered lines, progress and schedule bookkeeping (and
+    /// last-seen when due).
     fn flush(&mut self) {
         self.flush_logs();
         self.flush_progress();
+        self.flush_schedule_marks();
         if !self.touched.is_empty() && self.last_touch_write.elapsed() >= TOUCH_INTERVAL {
             self.flush_touched();
         }
@@ -210,6 +226,7 @@ impl Persistence {
                 let lag = self.batch_started.take().map(|t| t.elapsed());
                 self.metrics
                     .batch_written(self.logs.len(), lag.unwrap_or_default());
+                self.backlog_done(self.logs.len());
                 self.logs.clear();
                 self.failed_attempts = 0;
             }
@@ -223,6 +240,7 @@ impl Persistence {
                     .collect();
                 if self.failed_attempts >= MAX_FLUSH_ATTEMPTS {
                     tracing::error!(error = %e, lines = self.logs.len(), ?jobs, "dropping log lines after repeated write failures");
+                    self.backlog_done(self.logs.len());
                     self.logs.clear();
                     self.batch_started = None;
                     self.failed_attempts = 0;
@@ -248,6 +266,37 @@ impl Persistence {
         if let Err(e) = result {
             // Progress is a live view; the next report replaces it anyway.
             tracing::warn!(error = %e, jobs = updates.len(), "writing job progress failed");
+        }
+    }
+
+    fn flush_schedule_marks(&mut self) {
+        if self.schedule_marks.is_empty() {
+            return;
+        }
+        let marks = std::mem::take(&mut self.schedule_marks);
+        let result = self.conn().and_then(|mut c| {
+            Ok(store::write_transaction(&mut c, |c| {
+                for mark in &marks {
+                    match mark {
+                        ScheduleMark::Pushed {
+                            host_id,
+                            version,
+                            now,
+                        } => schedule_versions::mark_pushed(c, host_id, *version, *now)?,
+                        ScheduleMark::Acked {
+                            host_id,
+                            version,
+                            now,
+                        } => schedule_versions::ack(c, host_id, *version, *now)?,
+                    };
+                }
+                Ok::<_, diesel::result::Error>(())
+            })?)
+        });
+        if let Err(e) = result {
+            // Bookkeeping only: a host whose ack is not recorded is sent
+            // its schedules again at its next hello.
+            tracing::warn!(error = %e, marks = marks.len(), "writing schedule pushes and acks failed");
         }
     }
 
@@ -359,11 +408,13 @@ impl Handler<FlushAll> for Persistence {
     fn handle(&mut self, _msg: FlushAll, _ctx: &mut Self::Context) {
         self.flush_logs();
         self.flush_progress();
+        self.flush_schedule_marks();
         self.flush_touched();
     }
 }
 
-/// `log.stream` from a host's session (buffered).
+/// One `log.stream` line (buffered). Counted into the backlog here, on
+/// arrival; sessions send [`AppendLogs`].
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AppendLog {
@@ -375,24 +426,38 @@ impl Handler<AppendLog> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: AppendLog, _ctx: &mut Self::Context) {
-        self.backlog.leave();
-        let Ok(seq) = i64::try_from(msg.payload.seq) else {
-            tracing::warn!(host_id = %msg.host_id, job_id = %msg.payload.job_id, "log seq out of range; dropped");
-            return;
-        };
-        if self.logs.is_empty() {
-            self.batch_started = Some(Instant::now());
+        if self.buffer_line(msg.host_id, msg.payload) {
+            self.log_backlog.fetch_add(1, Ordering::Relaxed);
         }
-        self.logs.push(HostLogLine {
-            host_id: msg.host_id,
-            line: NewJobLog {
-                job_id: msg.payload.job_id,
-                seq,
-                ts: msg.payload.ts.timestamp_millis(),
-                stream: msg.payload.stream.into(),
-                payload: msg.payload.payload,
-            },
-        });
+        if self.logs.len() >= FLUSH_MAX_ROWS {
+            self.flush_logs();
+        }
+    }
+}
+
+/// `log.stream` lines a session collected (buffered). One message per
+/// batch rather than per line: each message crosses two threads (the
+/// `SyncArbiter`'s forwarder, then this one). The sender has already
+/// counted `lines.len()` into the backlog.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AppendLogs {
+    pub host_id: String,
+    pub lines: Vec<protocol::LogStream>,
+}
+
+impl Handler<AppendLogs> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: AppendLogs, _ctx: &mut Self::Context) {
+        let AppendLogs { host_id, lines } = msg;
+        let mut dropped = 0;
+        for line in lines {
+            if !self.buffer_line(host_id.clone(), line) {
+                dropped += 1;
+            }
+        }
+        self.backlog_done(dropped);
         if self.logs.len() >= FLUSH_MAX_ROWS {
             self.flush_logs();
         }
@@ -411,7 +476,6 @@ impl Handler<RecordProgress> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: RecordProgress, _ctx: &mut Self::Context) {
-        self.backlog.leave();
         match serde_json::to_string(&msg.payload) {
             Ok(json) => {
                 self.progress
@@ -792,9 +856,26 @@ impl Handler<StoreRepoStats> for Persistence {
     }
 }
 
-/// `schedule.set` with `version` went out to the host.
+/// A schedule push or ack, buffered until the next flush: every hello
+/// and every schedule change makes one of each per host, and one
+/// transaction per tick for all of them replaces two per host.
+enum ScheduleMark {
+    Pushed {
+        host_id: String,
+        version: i64,
+        now: i64,
+    },
+    Acked {
+        host_id: String,
+        version: i64,
+        now: i64,
+    },
+}
+
+/// `schedule.set` with `version` went out to the host (buffered; written
+/// with the next flush, before any later low-rate write).
 #[derive(Message)]
-#[rtype(result = "PersistResult<bool>")]
+#[rtype(result = "()")]
 pub struct MarkSchedulePushed {
     pub host_id: String,
     pub version: i64,
@@ -802,19 +883,23 @@ pub struct MarkSchedulePushed {
 }
 
 impl Handler<MarkSchedulePushed> for Persistence {
-    type Result = PersistResult<bool>;
+    type Result = ();
 
-    fn handle(&mut self, msg: MarkSchedulePushed, _ctx: &mut Self::Context) -> Self::Result {
-        self.write("recording a schedule push", &msg.host_id, None, |c| {
-            schedule_versions::mark_pushed(c, &msg.host_id, msg.version, msg.now)
-        })
+    fn handle(&mut self, msg: MarkSchedulePushed, _ctx: &mut Self::Context) {
+        self.schedule_marks.push(ScheduleMark::Pushed {
+            host_id: msg.host_id,
+            version: msg.version,
+            now: msg.now,
+        });
     }
 }
 
-/// `schedule.ack`: the host applied `version`. Replies whether it was the
-/// current version (an older one is not recorded).
+/// `schedule.ack`: the host applied `version` (buffered like
+/// [`MarkSchedulePushed`]). Recorded only if it is still the host's
+/// current version when written; the buffer keeps arrival order and is
+/// written before any later version bump.
 #[derive(Message)]
-#[rtype(result = "PersistResult<bool>")]
+#[rtype(result = "()")]
 pub struct RecordScheduleAck {
     pub host_id: String,
     pub version: i64,
@@ -822,12 +907,14 @@ pub struct RecordScheduleAck {
 }
 
 impl Handler<RecordScheduleAck> for Persistence {
-    type Result = PersistResult<bool>;
+    type Result = ();
 
-    fn handle(&mut self, msg: RecordScheduleAck, _ctx: &mut Self::Context) -> Self::Result {
-        self.write("recording a schedule ack", &msg.host_id, None, |c| {
-            schedule_versions::ack(c, &msg.host_id, msg.version, msg.now)
-        })
+    fn handle(&mut self, msg: RecordScheduleAck, _ctx: &mut Self::Context) {
+        self.schedule_marks.push(ScheduleMark::Acked {
+            host_id: msg.host_id,
+            version: msg.version,
+            now: msg.now,
+        });
     }
 }
 
@@ -893,24 +980,6 @@ mod tests {
     use crate::store::models::NewHost;
     use crate::store::JobTrigger;
 
-    /// The backlog asks senders to wait only once it is over its bound,
-    /// and handling a message frees a place (never below zero).
-    #[test]
-    fn backlog_bound_asks_senders_to_wait() {
-        let backlog = Backlog::default();
-        for _ in 0..BACKLOG_LIMIT {
-            assert!(!backlog.enter());
-        }
-        assert!(backlog.enter(), "one past the bound must wait");
-        assert_eq!(backlog.len(), BACKLOG_LIMIT + 1);
-        backlog.leave();
-        backlog.leave();
-        assert!(!backlog.enter());
-        let empty = Backlog::default();
-        empty.leave();
-        assert!(empty.is_empty());
-    }
-
     fn host(id: &str, now: i64) -> NewHost {
         NewHost {
             id: id.to_owned(),
@@ -946,7 +1015,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("t.db").display().to_string();
         let pool = store::connect(&url, 4).unwrap();
-        let writer = Persistence::start(pool.clone(), Backlog::default(), Arc::new(Metrics::new()));
+        let writer = Persistence::start(pool.clone(), Arc::new(Metrics::new()));
         let now = store::now_ms();
         let failed: Result<(), PersistError> = writer
             .send(RunWrite::new("a failing write", move |c| {
@@ -967,6 +1036,101 @@ mod tests {
             .unwrap();
         assert_eq!(written.unwrap(), "h2");
         assert!(hosts::get(&mut c, "h2").unwrap().is_some(), "committed");
+    }
+
+    /// Batched lines are counted out of the shared backlog once written,
+    /// and so are lines dropped for a bad seq; single lines count
+    /// themselves in and out.
+    #[actix_web::test]
+    async fn backlog_counts_down_as_lines_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = store::connect(&url, 4).unwrap();
+        let now = store::now_ms();
+        let job = {
+            let mut c = pool.get().unwrap();
+            hosts::insert(&mut c, &host("h1", now)).unwrap();
+            let new = NewJob::new(
+                store::new_id(),
+                "h1".into(),
+                crate::store::JobKind::Check,
+                JobTrigger::Manual,
+                now,
+            );
+            jobs::insert(&mut c, &new).unwrap()
+        };
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let writer = Persistence::start_with_backlog(
+            pool.clone(),
+            backlog.clone(),
+            Arc::new(Metrics::new()),
+        );
+        let mut lines: Vec<_> = (1..=3).map(|seq| line(&job.id, seq)).collect();
+        lines.push(line(&job.id, u64::MAX));
+        backlog.fetch_add(lines.len(), Ordering::Relaxed);
+        writer.do_send(AppendLogs {
+            host_id: "h1".into(),
+            lines,
+        });
+        writer.do_send(AppendLog {
+            host_id: "h1".into(),
+            payload: line(&job.id, 4),
+        });
+        writer.send(FlushAll).await.unwrap();
+        assert_eq!(backlog.load(Ordering::Relaxed), 0);
+        let mut c = pool.get().unwrap();
+        let stored = crate::store::job_logs::list_after(&mut c, &job.id, 0, 100).unwrap();
+        assert_eq!(
+            stored.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+    }
+
+    /// Buffered schedule pushes and acks land with the next flush, in
+    /// order with version bumps: a late ack of an older version is not
+    /// recorded.
+    #[actix_web::test]
+    async fn schedule_marks_are_buffered_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = store::connect(&url, 4).unwrap();
+        let now = store::now_ms();
+        hosts::insert(&mut pool.get().unwrap(), &host("h1", now)).unwrap();
+        let writer = Persistence::start(pool.clone(), Arc::new(Metrics::new()));
+        let mark = |version| MarkSchedulePushed {
+            host_id: "h1".into(),
+            version,
+            now,
+        };
+        let ack = |version| RecordScheduleAck {
+            host_id: "h1".into(),
+            version,
+            now,
+        };
+        writer.do_send(mark(1));
+        writer.do_send(ack(1));
+        let bumped = writer
+            .send(BumpScheduleVersion {
+                host_id: "h1".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bumped, 2);
+        writer.do_send(ack(1));
+        writer.send(FlushAll).await.unwrap();
+        let versions = |pool: &Pool| {
+            schedule_versions::get(&mut pool.get().unwrap(), "h1")
+                .unwrap()
+                .unwrap()
+        };
+        let v = versions(&pool);
+        assert_eq!((v.version, v.pushed_version, v.acked_version), (2, 1, 1));
+        writer.do_send(mark(2));
+        writer.do_send(ack(2));
+        writer.send(FlushAll).await.unwrap();
+        let v = versions(&pool);
+        assert_eq!((v.version, v.pushed_version, v.acked_version), (2, 2, 2));
     }
 
     /// A job's buffered log lines are durable when its `job.finished` is
@@ -991,7 +1155,7 @@ mod tests {
             );
             jobs::insert(&mut c, &new).unwrap()
         };
-        let writer = Persistence::start(pool.clone(), Backlog::default(), Arc::new(Metrics::new()));
+        let writer = Persistence::start(pool.clone(), Arc::new(Metrics::new()));
         for seq in 1..=3 {
             writer.do_send(AppendLog {
                 host_id: "h1".into(),

@@ -149,12 +149,13 @@ pub fn insert_logs_for_hosts(
         let mut foreign = 0;
         for l in lines {
             if owner.get(&l.line.job_id) == Some(&l.host_id) {
-                keep.push(l.line.clone());
+                keep.push(&l.line);
             } else {
                 foreign += 1;
             }
         }
-        let mut outcome = job_logs::insert_batch(conn, &keep)?;
+        // The jobs exist (just looked up): no second lookup, no copies.
+        let mut outcome = job_logs::insert_known(conn, &keep)?;
         outcome.unknown_job += foreign;
         Ok(outcome)
     })

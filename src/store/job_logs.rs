@@ -60,41 +60,51 @@ pub fn insert_batch(conn: &mut DbConnection, lines: &[NewJobLog]) -> QueryResult
         }
         let (keep, unknown): (Vec<&NewJobLog>, Vec<&NewJobLog>) =
             lines.iter().partition(|l| known.contains(&l.job_id));
+        let mut outcome = insert_known(conn, &keep)?;
+        outcome.unknown_job = unknown.len();
+        Ok(outcome)
+    })
+}
 
-        let rows: Vec<Row<'_>> = keep
-            .iter()
-            .map(|l| Row {
-                job_id: &l.job_id,
-                seq: l.seq,
-                ts: l.ts,
-                stream: l.stream,
-                payload: &l.payload,
-            })
-            .collect();
-        let mut inserted = 0;
-        for chunk in rows.chunks(INSERT_CHUNK_ROWS) {
-            // ON CONFLICT DO NOTHING: not expressible on the multi-backend.
-            inserted += per_backend!(&mut *conn, |c| diesel::insert_into(job_logs::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .execute(c))?;
-        }
-
-        let mut max_seq: BTreeMap<&str, i64> = BTreeMap::new();
-        for line in &keep {
-            let entry = max_seq.entry(line.job_id.as_str()).or_insert(line.seq);
-            *entry = (*entry).max(line.seq);
-        }
-        for (job_id, seq) in max_seq {
-            diesel::update(jobs::table.find(job_id).filter(jobs::last_log_seq.lt(seq)))
-                .set(jobs::last_log_seq.eq(seq))
-                .execute(conn)?;
-        }
-        Ok(LogBatchOutcome {
-            inserted,
-            duplicates: keep.len() - inserted,
-            unknown_job: unknown.len(),
+/// [`insert_batch`] for lines whose jobs the caller has checked exist
+/// (no lookup); call inside a write transaction.
+pub(crate) fn insert_known(
+    conn: &mut DbConnection,
+    keep: &[&NewJobLog],
+) -> QueryResult<LogBatchOutcome> {
+    let rows: Vec<Row<'_>> = keep
+        .iter()
+        .map(|l| Row {
+            job_id: &l.job_id,
+            seq: l.seq,
+            ts: l.ts,
+            stream: l.stream,
+            payload: &l.payload,
         })
+        .collect();
+    let mut inserted = 0;
+    for chunk in rows.chunks(INSERT_CHUNK_ROWS) {
+        // ON CONFLICT DO NOTHING: not expressible on the multi-backend.
+        inserted += per_backend!(&mut *conn, |c| diesel::insert_into(job_logs::table)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+    }
+
+    let mut max_seq: BTreeMap<&str, i64> = BTreeMap::new();
+    for line in keep {
+        let entry = max_seq.entry(line.job_id.as_str()).or_insert(line.seq);
+        *entry = (*entry).max(line.seq);
+    }
+    for (job_id, seq) in max_seq {
+        diesel::update(jobs::table.find(job_id).filter(jobs::last_log_seq.lt(seq)))
+            .set(jobs::last_log_seq.eq(seq))
+            .execute(conn)?;
+    }
+    Ok(LogBatchOutcome {
+        inserted,
+        duplicates: keep.len() - inserted,
+        unknown_job: 0,
     })
 }
 

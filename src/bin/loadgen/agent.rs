@@ -1,0 +1,722 @@
+//! One simulated agent: a real WebSocket client speaking PROTOCOL.md
+//! through `restic_manager::protocol`, with the behaviour of the real
+//! agent that the server's costs depend on, and nothing that needs restic:
+//!
+//! - connects from its own loopback source address with its agent token,
+//!   says `hello`, answers `schedule.set` with `schedule.ack`, sends a
+//!   `heartbeat` (with `active_job_ids`) every heartbeat interval, first
+//!   at a random offset so a fleet's heartbeats spread out;
+//! - answers `command.run` with `command.result`, `job.started`, then runs
+//!   the job as the scenario says ([`JobBehaviour`]) and reports
+//!   `job.finished`, kept in an outbox until the server's `ack` and sent
+//!   again right after `hello` on every reconnection (before any
+//!   heartbeat, as the real agent does); a repeated `command.run` of a job it
+//!   knows is accepted again and not run twice;
+//! - reconnects after a lost connection with PROTOCOL.md's back-off (1 s
+//!   doubling to 60 s, ±20 % jitter, reset after a session of a minute).
+//!
+//! Per-agent memory stays small: the socket's buffers are 4 KiB and the
+//! state is a few strings.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use restic_manager::protocol::{self, AgentToServer, Envelope, LogStreamKind, ServerToAgent};
+
+use crate::fleet::{Credentials, Shared};
+
+/// Give up a connection attempt (TCP + upgrade) after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// First reconnection delay; doubles per failure.
+const BACKOFF_START: Duration = Duration::from_secs(1);
+/// Longest reconnection delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A session that lasted this long resets the back-off.
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+/// Log lines written to the socket before each flush.
+const STREAM_CHUNK: u64 = 32;
+/// Finished job ids remembered for de-duplicating a repeated `command.run`.
+const REMEMBERED_JOBS: usize = 16;
+/// Socket buffer sizes: small, so that thousands of agents fit.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// What an agent does with a job it accepted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum JobBehaviour {
+    /// Finish at once (`succeeded`).
+    Instant,
+    /// Stream `lines` log lines of about `line_bytes` each, `per_second`
+    /// lines a second or (`None`) as fast as the socket takes them, then
+    /// finish.
+    Stream {
+        lines: u64,
+        line_bytes: usize,
+        per_second: Option<f64>,
+    },
+    /// Run for this long, then finish, connected or not (a result made
+    /// while disconnected waits in the outbox).
+    Hold(Duration),
+}
+
+/// How every agent of a fleet behaves.
+pub struct AgentConfig {
+    /// `ws://host:port/api/v1/agent/ws`.
+    pub ws_url: String,
+    /// The server's address (TCP connect target).
+    pub server: SocketAddr,
+    /// Whether the server greets (`config.update` + `schedule.set`); the
+    /// bare baseline does not, so an agent is online once `hello` is out.
+    pub expect_greeting: bool,
+    pub heartbeat: Duration,
+    pub jobs: JobBehaviour,
+    /// Reconnect after a lost connection.
+    pub reconnect: bool,
+}
+
+/// The WebSocket settings of agents (and of the bare baseline server).
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// A job the agent has accepted and not finished.
+struct RunningJob {
+    id: String,
+    /// When the agent took it.
+    started: Instant,
+    /// Hold: when it ends.
+    ends_at: Option<Instant>,
+    /// Stream: next line number.
+    next_seq: u64,
+}
+
+/// How a session ended.
+enum End {
+    /// The scenario asked the agents to stop.
+    Stop,
+    /// The connection broke or the server closed it.
+    Lost,
+}
+
+/// A small xorshift generator: jitter and random choices need no
+/// cryptographic quality, only to differ between agents.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        // xorshift needs a non-zero state.
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// A uniform number in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A uniform index below `n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.unit() * n as f64) as usize).min(n.saturating_sub(1))
+    }
+}
+
+/// Reconnection delays (PROTOCOL.md "Connection lifecycle" step 5).
+pub struct Backoff {
+    next: Duration,
+    rng: Rng,
+}
+
+impl Backoff {
+    /// Starts at one second; `seed` varies the jitter between agents.
+    pub fn new(seed: u64) -> Self {
+        Backoff {
+            next: BACKOFF_START,
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// A uniform number in [0, 1) from the jitter generator.
+    pub fn random(&mut self) -> f64 {
+        self.rng.unit()
+    }
+
+    /// The next delay (±20 % around the current step), doubling the step.
+    pub fn next_delay(&mut self) -> Duration {
+        let jitter = 0.8 + 0.4 * self.random();
+        let delay = self.next.mul_f64(jitter);
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        delay
+    }
+
+    /// After a long enough session.
+    pub fn reset(&mut self) {
+        self.next = BACKOFF_START;
+    }
+}
+
+/// One agent.
+struct Agent {
+    index: usize,
+    hosts: Arc<Vec<Credentials>>,
+    source: Ipv4Addr,
+    config: Arc<AgentConfig>,
+    shared: Arc<Shared>,
+    jobs: Vec<RunningJob>,
+    /// Ids of jobs finished lately.
+    done: VecDeque<String>,
+    /// `job.finished` frames not acked yet: (envelope id, frame).
+    outbox: Vec<(String, String)>,
+    /// Greeted on the current connection.
+    greeted: bool,
+    /// Held until the first greeting (first connections only).
+    gate: Option<OwnedSemaphorePermit>,
+    /// When the first connection attempt began.
+    first_attempt: Option<Instant>,
+    backoff: Backoff,
+}
+
+/// Runs agent `index` until the scenario stops the fleet.
+pub async fn run(
+    index: usize,
+    hosts: Arc<Vec<Credentials>>,
+    source: Ipv4Addr,
+    config: Arc<AgentConfig>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut agent = Agent {
+        index,
+        hosts,
+        source,
+        config,
+        shared,
+        jobs: Vec::new(),
+        done: VecDeque::new(),
+        outbox: Vec::new(),
+        greeted: false,
+        gate: None,
+        first_attempt: None,
+        backoff: Backoff::new(index as u64 + 1),
+    };
+    agent.main_loop(&mut stop).await;
+}
+
+impl Agent {
+    fn creds(&self) -> &Credentials {
+        &self.hosts[self.index]
+    }
+
+    fn slot(&self) -> &crate::fleet::Slot {
+        &self.shared.slots[self.index]
+    }
+
+    async fn main_loop(&mut self, stop: &mut watch::Receiver<bool>) {
+        let gate = self.shared.connect_gate.clone();
+        self.gate = tokio::select! {
+            permit = gate.acquire_owned() => permit.ok(),
+            _ = stop.changed() => return,
+        };
+        self.first_attempt = Some(Instant::now());
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            self.finish_due_jobs_offline();
+            match self.connect().await {
+                Ok(mut ws) => {
+                    let began = Instant::now();
+                    let end = self.session(&mut ws, stop).await;
+                    self.went_offline();
+                    match end {
+                        End::Stop => {
+                            // Best effort: the process is winding down.
+                            let _ = ws.close(None).await;
+                            return;
+                        }
+                        End::Lost => {
+                            self.shared.sessions_lost.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if began.elapsed() >= BACKOFF_RESET_AFTER {
+                        self.backoff.reset();
+                    }
+                }
+                Err(_) => {
+                    self.shared.connect_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // A first connection that failed gives its place to another.
+            self.gate = None;
+            if !self.config.reconnect {
+                return;
+            }
+            let delay = self.backoff.next_delay();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Ws> {
+        let socket = TcpSocket::new_v4().context("socket")?;
+        socket
+            .bind(SocketAddr::new(self.source.into(), 0))
+            .with_context(|| format!("bind {}", self.source))?;
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(self.config.server))
+            .await
+            .context("connect timed out")?
+            .context("connect")?;
+        stream.set_nodelay(true).context("nodelay")?;
+        let mut request = self
+            .config
+            .ws_url
+            .as_str()
+            .into_client_request()
+            .context("request")?;
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.creds().token)
+                .parse()
+                .context("token header")?,
+        );
+        let (ws, _) = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config())),
+        )
+        .await
+        .context("upgrade timed out")?
+        .context("upgrade")?;
+        Ok(ws)
+    }
+
+    async fn send(ws: &mut Ws, message: impl Into<AgentToServer>) -> anyhow::Result<()> {
+        let text = Envelope::new(message.into()).encode();
+        ws.send(Message::text(text)).await.context("send")
+    }
+
+    fn went_online(&mut self) {
+        if self.greeted {
+            return;
+        }
+        self.greeted = true;
+        let slot = self.slot();
+        slot.online.store(true, Ordering::Relaxed);
+        slot.sessions.fetch_add(1, Ordering::Relaxed);
+        self.shared.online.fetch_add(1, Ordering::Relaxed);
+        if self.gate.take().is_some() {
+            if let Some(first) = self.first_attempt {
+                let took = first.elapsed();
+                match self.shared.first_online.lock() {
+                    Ok(mut v) => v.push(took),
+                    Err(poisoned) => poisoned.into_inner().push(took),
+                }
+            }
+        }
+    }
+
+    fn went_offline(&mut self) {
+        if !self.greeted {
+            return;
+        }
+        self.greeted = false;
+        self.slot().online.store(false, Ordering::Relaxed);
+        self.shared.online.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn session(&mut self, ws: &mut Ws, stop: &mut watch::Receiver<bool>) -> End {
+        let hello = protocol::Hello {
+            protocol_version: protocol::PROTOCOL_VERSION,
+            agent_version: "0.1.0-loadgen".to_owned(),
+            restic_version: "0.14.0".to_owned(),
+            hostname: format!("loadgen-{}", self.index + 1),
+            os: protocol::OS_LINUX.to_owned(),
+            arch: protocol::ARCH_AMD64.to_owned(),
+            boot_time: None,
+            capabilities: vec!["active_job_ids".to_owned()],
+            last_known_config_version: None,
+        };
+        if Self::send(ws, hello).await.is_err() {
+            return End::Lost;
+        }
+        // Like the real agent: the outbox right after `hello`, before any
+        // heartbeat, so the server never takes a result still in the outbox
+        // for a lost job.
+        for (_, frame) in &self.outbox {
+            if ws.send(Message::text(frame.clone())).await.is_err() {
+                return End::Lost;
+            }
+        }
+        if !self.config.expect_greeting {
+            self.went_online();
+        }
+        let period = self.config.heartbeat;
+        let offset = period.mul_f64(self.backoff.random());
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_line = if self.greeted {
+                self.next_line_due()
+            } else {
+                None
+            };
+            let next_end = self.jobs.iter().filter_map(|j| j.ends_at).min();
+            let result = tokio::select! {
+                biased;
+                _ = stop.changed() => return End::Stop,
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), ws).await,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return End::Lost,
+                    Some(Ok(_)) => Ok(()),
+                },
+                _ = heartbeat.tick() => self.heartbeat(ws).await,
+                _ = sleep_until_opt(next_end), if next_end.is_some() => self.finish_due_jobs(ws).await,
+                _ = sleep_until_opt(next_line), if next_line.is_some() => self.stream_chunk(ws).await,
+            };
+            if result.is_err() {
+                return End::Lost;
+            }
+        }
+    }
+
+    async fn heartbeat(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
+        let active = self.jobs.iter().map(|j| j.id.clone()).collect();
+        Self::send(
+            ws,
+            protocol::Heartbeat {
+                sent_at: Utc::now(),
+                active_job_ids: Some(active),
+                metrics: Default::default(),
+            },
+        )
+        .await
+    }
+
+    async fn on_text(&mut self, text: &str, ws: &mut Ws) -> anyhow::Result<()> {
+        let envelope = match Envelope::<ServerToAgent>::decode(text) {
+            Ok(envelope) => envelope,
+            Err(e) => bail!("undecodable frame from the server: {e}"),
+        };
+        match envelope.message {
+            ServerToAgent::ConfigUpdate(_) | ServerToAgent::AgentUpdateAvailable(_) => Ok(()),
+            ServerToAgent::ScheduleSet(set) => {
+                let now = self.shared.now_us();
+                let slot = self.slot();
+                slot.schedule_version.store(set.version, Ordering::Relaxed);
+                slot.schedule_at_us.store(now, Ordering::Relaxed);
+                Self::send(
+                    ws,
+                    protocol::ScheduleAck {
+                        version: set.version,
+                        applied_at: Utc::now(),
+                    },
+                )
+                .await?;
+                self.slot()
+                    .acked_version
+                    .fetch_max(set.version, Ordering::Relaxed);
+                if !self.greeted {
+                    self.went_online();
+                }
+                Ok(())
+            }
+            ServerToAgent::CommandRun(run) => self.on_run(run, ws).await,
+            ServerToAgent::CommandCancel(cancel) => {
+                if let Some(at) = self.jobs.iter().position(|j| j.id == cancel.job_id) {
+                    let job = self.jobs.swap_remove(at);
+                    self.finish(job, protocol::FinishStatus::Cancelled, Some(ws))
+                        .await?;
+                }
+                Ok(())
+            }
+            ServerToAgent::Ack(ack) => {
+                if let Some(at) = self
+                    .outbox
+                    .iter()
+                    .position(|(id, _)| *id == ack.correlation_id)
+                {
+                    self.outbox.swap_remove(at);
+                    self.slot().outbox.fetch_sub(1, Ordering::Relaxed);
+                    self.shared.results_acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            ServerToAgent::Error(_) => {
+                self.shared.error_frames.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_run(&mut self, run: protocol::CommandRun, ws: &mut Ws) -> anyhow::Result<()> {
+        self.shared.runs_received.fetch_add(1, Ordering::Relaxed);
+        if self.shared.record_runs.load(Ordering::Relaxed) {
+            let at = Instant::now();
+            match self.shared.runs.lock() {
+                Ok(mut runs) => runs.push((run.job_id.clone(), at)),
+                Err(poisoned) => poisoned.into_inner().push((run.job_id.clone(), at)),
+            }
+        }
+        let known = self.jobs.iter().any(|j| j.id == run.job_id)
+            || self.done.contains(&run.job_id)
+            || self.outbox_has(&run.job_id);
+        Self::send(
+            ws,
+            protocol::CommandResult {
+                job_id: run.job_id.clone(),
+                accepted: true,
+                error: None,
+            },
+        )
+        .await?;
+        if known {
+            return Ok(());
+        }
+        Self::send(
+            ws,
+            protocol::JobStarted {
+                job_id: run.job_id.clone(),
+                kind: run.kind,
+                started_at: Utc::now(),
+            },
+        )
+        .await?;
+        let mut job = RunningJob {
+            id: run.job_id,
+            started: Instant::now(),
+            ends_at: None,
+            next_seq: 1,
+        };
+        match self.config.jobs {
+            JobBehaviour::Instant => {
+                self.finish(job, protocol::FinishStatus::Succeeded, Some(ws))
+                    .await?
+            }
+            JobBehaviour::Hold(d) => {
+                job.ends_at = Some(Instant::now() + d);
+                self.jobs.push(job);
+            }
+            JobBehaviour::Stream { .. } => {
+                if let Ok(mut current) = self.slot().stream_job.lock() {
+                    *current = Some(job.id.clone());
+                }
+                self.slot().stream_seq.store(0, Ordering::Relaxed);
+                self.jobs.push(job);
+            }
+        }
+        Ok(())
+    }
+
+    fn outbox_has(&self, job_id: &str) -> bool {
+        // Frames are small JSON; the job id appears once in each.
+        self.outbox.iter().any(|(_, frame)| frame.contains(job_id))
+    }
+
+    /// When the streaming job's next line is due (now, unpaced).
+    fn next_line_due(&self) -> Option<Instant> {
+        let JobBehaviour::Stream { per_second, .. } = self.config.jobs else {
+            return None;
+        };
+        let job = self.jobs.iter().find(|j| j.ends_at.is_none())?;
+        Some(match per_second {
+            Some(rate) => job.started + Duration::from_secs_f64((job.next_seq - 1) as f64 / rate),
+            None => Instant::now(),
+        })
+    }
+
+    /// Sends the streaming job's due lines (at most a chunk); finishes it
+    /// after its last line.
+    async fn stream_chunk(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
+        let JobBehaviour::Stream {
+            lines,
+            line_bytes,
+            per_second,
+        } = self.config.jobs
+        else {
+            return Ok(());
+        };
+        let Some(at) = self.jobs.iter().position(|j| j.ends_at.is_none()) else {
+            return Ok(());
+        };
+        let first = self.jobs[at].next_seq;
+        let due = match per_second {
+            // Lines due by now (at least the one that woke us).
+            Some(rate) => {
+                let elapsed = self.jobs[at].started.elapsed().as_secs_f64();
+                ((elapsed * rate) as u64 + 1).max(first)
+            }
+            None => u64::MAX,
+        };
+        let last = (first + STREAM_CHUNK - 1).min(lines).min(due);
+        for seq in first..=last {
+            let line = protocol::LogStream {
+                job_id: self.jobs[at].id.clone(),
+                seq,
+                ts: Utc::now(),
+                stream: LogStreamKind::Stdout,
+                payload: log_payload(seq, lines, line_bytes),
+            };
+            let text = Envelope::new(AgentToServer::LogStream(line)).encode();
+            ws.feed(Message::text(text)).await.context("feed")?;
+        }
+        ws.flush().await.context("flush")?;
+        let sent = last + 1 - first;
+        self.jobs[at].next_seq = last + 1;
+        self.slot().stream_seq.store(last, Ordering::Relaxed);
+        self.shared.lines_sent.fetch_add(sent, Ordering::Relaxed);
+        let now = self.shared.now_us().max(1);
+        // Err: an earlier flush set it first, which is what we want.
+        let _ = self.shared.first_line_us.compare_exchange(
+            0,
+            now,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        self.shared.last_line_us.fetch_max(now, Ordering::Relaxed);
+        if last >= lines {
+            let job = self.jobs.swap_remove(at);
+            self.finish(job, protocol::FinishStatus::Succeeded, Some(ws))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn finish_due_jobs(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
+        let now = Instant::now();
+        while let Some(at) = self
+            .jobs
+            .iter()
+            .position(|j| j.ends_at.is_some_and(|t| t <= now))
+        {
+            let job = self.jobs.swap_remove(at);
+            self.finish(job, protocol::FinishStatus::Succeeded, Some(ws))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Held jobs that ended while there was no connection: their results
+    /// go to the outbox (sent after the next greeting).
+    fn finish_due_jobs_offline(&mut self) {
+        let now = Instant::now();
+        while let Some(at) = self
+            .jobs
+            .iter()
+            .position(|j| j.ends_at.is_some_and(|t| t <= now))
+        {
+            let job = self.jobs.swap_remove(at);
+            self.record_result(&job, protocol::FinishStatus::Succeeded);
+            self.shared.results_offline.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Puts the job's `job.finished` in the outbox; returns the frame.
+    fn record_result(&mut self, job: &RunningJob, status: protocol::FinishStatus) -> String {
+        let finished = protocol::JobFinished {
+            job_id: job.id.clone(),
+            status,
+            exit_code: 0,
+            finished_at: Utc::now(),
+            stats: None,
+            error: None,
+        };
+        let envelope = Envelope::new(AgentToServer::JobFinished(finished));
+        let frame = envelope.encode();
+        self.outbox.push((envelope.id, frame.clone()));
+        self.slot().outbox.fetch_add(1, Ordering::Relaxed);
+        self.shared.results_created.fetch_add(1, Ordering::Relaxed);
+        if self.done.len() >= REMEMBERED_JOBS {
+            self.done.pop_front();
+        }
+        self.done.push_back(job.id.clone());
+        frame
+    }
+
+    async fn finish(
+        &mut self,
+        job: RunningJob,
+        status: protocol::FinishStatus,
+        ws: Option<&mut Ws>,
+    ) -> anyhow::Result<()> {
+        let frame = self.record_result(&job, status);
+        if let Some(ws) = ws {
+            ws.send(Message::text(frame)).await.context("send")?;
+        }
+        Ok(())
+    }
+}
+
+/// Sleeps until `at` (at once if it has passed); never without one.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        // A passed deadline returns at once, without a trip through the
+        // timer (unpaced streaming asks for "now" per chunk).
+        Some(at) if at <= Instant::now() => {}
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A log line of about `bytes` bytes shaped like restic's `--json` status
+/// output (what a backup streams most).
+pub fn log_payload(seq: u64, total: u64, bytes: usize) -> String {
+    let percent = seq as f64 / total.max(1) as f64;
+    let mut line = format!(
+        "{{\"message_type\":\"status\",\"seconds_elapsed\":{},\"percent_done\":{percent:.4},\"total_files\":{total},\"files_done\":{seq},\"total_bytes\":{},\"bytes_done\":{},\"current_files\":[\"/home/user/",
+        seq / 10,
+        total * 4096,
+        seq * 4096
+    );
+    let tail = "\"]}";
+    while line.len() + tail.len() < bytes {
+        line.push('x');
+    }
+    line.push_str(tail);
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Back-off: 1 s ±20 %, doubling to 60 s ±20 %, back to 1 s on reset.
+    #[test]
+    fn backoff_doubles_with_jitter_and_resets() {
+        let mut b = Backoff::new(7);
+        let secs: Vec<f64> = (0..10).map(|_| b.next_delay().as_secs_f64()).collect();
+        let steps = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0, 60.0];
+        for (got, step) in secs.iter().zip(steps) {
+            assert!(*got >= step * 0.8 && *got <= step * 1.2, "{got} vs {step}");
+        }
+        b.reset();
+        let first = b.next_delay().as_secs_f64();
+        assert!((0.8..=1.2).contains(&first), "{first}");
+    }
+
+    /// Log payloads have the requested size and stay valid JSON.
+    #[test]
+    fn log_payload_has_the_requested_size() {
+        let line = log_payload(5, 100, 200);
+        assert_eq!(line.len(), 200);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["files_done"], 5);
+    }
+}

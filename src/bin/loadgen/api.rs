@@ -1,0 +1,217 @@
+//! The REST calls the scenarios make (API.md), as an automation client
+//! with `Authorization: Bearer <api token>`: run-now, source groups and
+//! schedules, and the reads that tell when the server has recorded
+//! something (hosts online, acked schedule versions, jobs, log lines).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Largest page the API returns (`store::MAX_PAGE`).
+pub const PAGE: usize = 1000;
+
+/// A REST client for one server.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    /// `http://host:port/api/v1`.
+    base: String,
+    token: String,
+}
+
+/// The list envelope: `{"items": [...], "total": N}`.
+#[derive(Deserialize)]
+struct List<T> {
+    items: Vec<T>,
+    #[serde(default)]
+    total: Option<u64>,
+}
+
+/// The fields of a host the scenarios look at.
+#[derive(Debug, Deserialize)]
+pub struct HostView {
+    pub id: String,
+    pub schedule_version: i64,
+    pub acked_schedule_version: i64,
+}
+
+/// The fields of a job the scenarios look at.
+#[derive(Debug, Deserialize)]
+pub struct JobView {
+    pub id: String,
+    pub status: String,
+    pub last_log_seq: i64,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+impl Api {
+    /// A client for the server at `server` (`http://host:port`).
+    pub fn new(server: &str, token: &str) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Api {
+            client,
+            base: format!("{}/api/v1", server.trim_end_matches('/')),
+            token: token.to_owned(),
+        })
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("{what}: request failed"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            bail!("{what}: HTTP {status}: {body}");
+        }
+        Ok(response)
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self
+            .send(self.client.get(format!("{}{path}", self.base)), path)
+            .await?;
+        response
+            .json()
+            .await
+            .with_context(|| format!("{path}: unexpected answer"))
+    }
+
+    /// `POST /hosts/{id}/jobs`: a run-now job; returns its id.
+    pub async fn run_now(&self, host_id: &str, kind: &str) -> anyhow::Result<String> {
+        let url = format!("{}/hosts/{host_id}/jobs", self.base);
+        let response = self
+            .send(
+                self.client.post(url).json(&json!({ "kind": kind })),
+                "run now",
+            )
+            .await?;
+        Ok(response
+            .json::<Created>()
+            .await
+            .context("run now: answer")?
+            .id)
+    }
+
+    /// `POST /hosts/{id}/source-groups`.
+    pub async fn create_source_group(&self, host_id: &str, name: &str) -> anyhow::Result<()> {
+        let url = format!("{}/hosts/{host_id}/source-groups", self.base);
+        let body = json!({
+            "name": name,
+            "includes": ["/etc", "/home"],
+            "excludes": ["*.tmp"],
+            "retention_policy": {"keep_daily": 7, "keep_weekly": 4},
+        });
+        self.send(self.client.post(url).json(&body), "create source group")
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /hosts/{id}/schedules`; returns the schedule id.
+    pub async fn create_schedule(
+        &self,
+        host_id: &str,
+        cron_expr: &str,
+        group: &str,
+    ) -> anyhow::Result<String> {
+        let url = format!("{}/hosts/{host_id}/schedules", self.base);
+        let body = json!({"cron_expr": cron_expr, "enabled": true, "source_groups": [group]});
+        let response = self
+            .send(self.client.post(url).json(&body), "create schedule")
+            .await?;
+        Ok(response
+            .json::<Created>()
+            .await
+            .context("create schedule: answer")?
+            .id)
+    }
+
+    /// `PUT /hosts/{id}/schedules/{sid}`.
+    pub async fn update_schedule(
+        &self,
+        host_id: &str,
+        schedule_id: &str,
+        cron_expr: &str,
+        group: &str,
+    ) -> anyhow::Result<()> {
+        let url = format!("{}/hosts/{host_id}/schedules/{schedule_id}", self.base);
+        let body = json!({"cron_expr": cron_expr, "enabled": true, "source_groups": [group]});
+        self.send(self.client.put(url).json(&body), "update schedule")
+            .await?;
+        Ok(())
+    }
+
+    /// How many hosts the server shows with `status` (`online`/`offline`).
+    pub async fn count_hosts(&self, status: &str) -> anyhow::Result<u64> {
+        let list: List<HostView> = self.get(&format!("/hosts?status={status}&limit=1")).await?;
+        list.total.context("the host list has no total")
+    }
+
+    /// Every host, a page at a time.
+    pub async fn all_hosts(&self) -> anyhow::Result<Vec<HostView>> {
+        let mut hosts = Vec::new();
+        loop {
+            let page: List<HostView> = self
+                .get(&format!("/hosts?limit={PAGE}&offset={}", hosts.len()))
+                .await?;
+            let got = page.items.len();
+            hosts.extend(page.items);
+            if got < PAGE {
+                return Ok(hosts);
+            }
+        }
+    }
+
+    /// How many jobs have `status`.
+    pub async fn count_jobs(&self, status: &str) -> anyhow::Result<u64> {
+        let list: List<JobView> = self.get(&format!("/jobs?status={status}&limit=1")).await?;
+        list.total.context("the job list has no total")
+    }
+
+    /// Every job of `kind`, a page at a time.
+    pub async fn all_jobs(&self, kind: &str) -> anyhow::Result<Vec<JobView>> {
+        let mut jobs = Vec::new();
+        loop {
+            let page: List<JobView> = self
+                .get(&format!(
+                    "/jobs?kind={kind}&limit={PAGE}&offset={}",
+                    jobs.len()
+                ))
+                .await?;
+            let got = page.items.len();
+            jobs.extend(page.items);
+            if got < PAGE {
+                return Ok(jobs);
+            }
+        }
+    }
+
+    /// Whether log line `seq` of the job can be read through the API.
+    pub async fn log_line_visible(&self, job_id: &str, seq: u64) -> anyhow::Result<bool> {
+        #[derive(Deserialize)]
+        struct Line {
+            seq: u64,
+        }
+        let after = seq.saturating_sub(1);
+        let lines: List<Line> = self
+            .get(&format!("/jobs/{job_id}/logs?after_seq={after}&limit=1"))
+            .await?;
+        Ok(lines.items.first().is_some_and(|l| l.seq == seq))
+    }
+}

@@ -1,0 +1,332 @@
+//! `restic-manager-loadgen`: simulated agents and benchmarks for one
+//! restic-manager server node (issue 6; figures in BENCHMARKS.md).
+//!
+//! `restic-manager-loadgen <scenario> --agents N` starts its own server
+//! (the `restic-manager` binary next to this one, a fresh temporary data
+//! directory with SQLite, a random port) unless `--server URL --api-token
+//! T --hosts FILE` points it at a running one, runs the scenario with N
+//! simulated agents in this process, and prints one line of `key=value`
+//! figures starting with `scenario=<name> agents=<N>`. Progress goes to
+//! stderr.
+//!
+//! # Layout
+//!
+//! - [`report`]: percentiles and the output line (pure).
+//! - [`procstats`]: RSS, CPU and descriptors from `/proc`; `RLIMIT_NOFILE`.
+//! - [`server`]: the server child process and its setup (admin commands).
+//! - [`api`]: the REST calls the scenarios make.
+//! - [`agent`]: one simulated agent (WebSocket client, PROTOCOL.md).
+//! - [`fleet`]: N agents, their shared counters, source addresses.
+//! - [`scenarios`]: `connect`, `idle`, `dispatch`, `fanout`, `logs`, `reconnect`.
+//! - [`baseline_ws`], [`baseline_actix`], [`baseline_sqlite`]: the bare
+//!   limits we compare with.
+
+#[cfg(target_os = "linux")]
+mod agent;
+#[cfg(target_os = "linux")]
+mod api;
+#[cfg(target_os = "linux")]
+mod baseline_actix;
+#[cfg(target_os = "linux")]
+mod baseline_sqlite;
+#[cfg(target_os = "linux")]
+mod baseline_ws;
+#[cfg(target_os = "linux")]
+mod fleet;
+#[cfg(target_os = "linux")]
+mod procstats;
+mod report;
+#[cfg(target_os = "linux")]
+mod scenarios;
+#[cfg(target_os = "linux")]
+mod server;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+
+/// The scenarios and baselines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// N agents connect and say hello: time until all are online, server
+    /// RSS per connected agent.
+    Connect,
+    /// N agents heartbeat for --duration: server CPU %.
+    Idle,
+    /// Run-now at --rate per second for --duration on random hosts:
+    /// latency from the API call to `command.run` at the agent.
+    Dispatch,
+    /// Change every host's schedule: time until every agent got
+    /// `schedule.set` and the server recorded every `schedule.ack`.
+    Fanout,
+    /// --writers agents stream --lines log lines each as fast as allowed:
+    /// lines persisted per second, send-to-visible lag.
+    Logs,
+    /// Restart the server with N agents connected and --jobs jobs running:
+    /// time until all are back, jobs and results lost.
+    Reconnect,
+    /// A bare tokio-tungstenite server (no actors, no database) holding
+    /// the same N idle connections, measured like `connect` and `idle`.
+    BaselineWs,
+    /// actix-web + actix_web_actors with an actor that ignores frames:
+    /// the floor of our transport stack, measured like `baseline-ws`.
+    BaselineActix,
+    /// Raw batched SQLite inserts of the `logs` scenario's lines into the
+    /// same `job_logs` schema.
+    BaselineSqlite,
+    /// The bare server process of `baseline-ws` (started by it).
+    #[value(hide = true)]
+    BaselineWsServer,
+    /// The bare server process of `baseline-actix` (started by it).
+    #[value(hide = true)]
+    BaselineActixServer,
+}
+
+impl Scenario {
+    /// The name printed as `scenario=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Connect => "connect",
+            Scenario::Idle => "idle",
+            Scenario::Dispatch => "dispatch",
+            Scenario::Fanout => "fanout",
+            Scenario::Logs => "logs",
+            Scenario::Reconnect => "reconnect",
+            Scenario::BaselineWs => "baseline-ws",
+            Scenario::BaselineActix => "baseline-actix",
+            Scenario::BaselineSqlite => "baseline-sqlite",
+            Scenario::BaselineWsServer => "baseline-ws-server",
+            Scenario::BaselineActixServer => "baseline-actix-server",
+        }
+    }
+}
+
+/// How `reconnect` stops the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StopSignal {
+    /// SIGKILL: a crash; nothing is flushed.
+    Kill,
+    /// SIGTERM: a clean stop (actix drains for up to 10 s).
+    Term,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "restic-manager-loadgen",
+    version,
+    about = "Simulated agents and benchmarks for a restic-manager server"
+)]
+pub struct Cli {
+    /// What to run.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// Everything a scenario may be tuned with.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Simulated agents (connected hosts).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub agents: u32,
+    /// A running server (`http://host:port`) instead of starting one.
+    #[arg(long, requires_all = ["api_token", "hosts"], value_name = "URL")]
+    pub server: Option<String>,
+    /// API token (admin or operator) for --server.
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_LOADGEN_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub api_token: Option<String>,
+    /// Agent credentials for --server: the file `restic-manager host
+    /// bulk-enroll --output` wrote on that server.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// The pid of --server, to read its memory and CPU (else not measured).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Loopback source addresses to spread agents over (127.0.0.1…).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=250))]
+    pub source_addresses: u32,
+    /// First connections in progress at once.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_concurrency: u32,
+    /// Agent heartbeat interval.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// Measuring window of `idle`, `dispatch` and `baseline-ws`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// `dispatch`: run-now requests per second.
+    #[arg(long, default_value_t = 200.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// `logs`, `baseline-sqlite`: agents streaming a job's log.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub writers: u32,
+    /// `logs`, `baseline-sqlite`: lines per job.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lines: u64,
+    /// `logs`: lines per second per writer (default: as fast as allowed).
+    #[arg(long, value_parser = parse_rate)]
+    pub line_rate: Option<f64>,
+    /// `logs`, `baseline-sqlite`: bytes per line payload.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(64..=65536))]
+    pub line_bytes: u32,
+    /// `baseline-sqlite`: rows per transaction (default: the server's
+    /// largest log batch, `FLUSH_MAX_ROWS`).
+    #[arg(long, default_value_t = restic_manager::actors::persistence::FLUSH_MAX_ROWS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// `baseline-sqlite`: an extra `PRAGMA` for the baseline's connection
+    /// (repeatable), e.g. `wal_autocheckpoint=10000`, to try storage settings.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub pragma: Vec<String>,
+    /// REST requests in flight at once during setup and `fanout`.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub api_concurrency: u32,
+    /// `reconnect`: jobs running when the server stops.
+    #[arg(long, default_value_t = 1000)]
+    pub jobs: u32,
+    /// `reconnect`: how long a job runs on the agent.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub hold: Duration,
+    /// `reconnect`: how the server is stopped.
+    #[arg(long, value_enum, default_value_t = StopSignal::Kill)]
+    pub signal: StopSignal,
+    /// `reconnect`: how long the server stays down.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub down: Duration,
+    /// Longest wait for any condition before the scenario gives up.
+    #[arg(long, default_value = "180s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Keep the temporary data directory (database, server.log).
+    #[arg(long)]
+    pub keep_data: bool,
+    /// `RESTIC_MANAGER_LOG` of the started server.
+    #[arg(long, default_value = "info")]
+    pub server_log: String,
+    /// `baseline-ws-server`: where to listen.
+    #[arg(long, hide = true, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err("the duration must be positive".into());
+    }
+    Ok(d)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|e| format!("invalid rate {s:?}: {e}"))?;
+    if !(rate > 0.0 && rate <= 100_000.0) {
+        return Err("the rate must be above 0 and at most 100000 per second".into());
+    }
+    Ok(rate)
+}
+
+#[cfg(target_os = "linux")]
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let bare = match cli.scenario {
+        Scenario::BaselineWsServer => Some(baseline_ws::serve(cli.options.listen)),
+        Scenario::BaselineActixServer => Some(baseline_actix::serve(cli.options.listen)),
+        _ => None,
+    };
+    if let Some(result) = bare {
+        return match result {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(scenarios::run(cli.scenario, cli.options)) {
+        Ok(report) => {
+            println!("{}", report.line());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() -> std::process::ExitCode {
+    eprintln!("restic-manager-loadgen reads /proc and runs on Linux only");
+    std::process::ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("restic-manager-loadgen").chain(args.iter().copied()))
+    }
+
+    /// A scenario and its options parse; defaults fill the rest.
+    #[test]
+    fn parses_scenario_and_options() {
+        let cli = parse(&[
+            "dispatch",
+            "--agents",
+            "10000",
+            "--rate",
+            "200",
+            "--duration",
+            "20s",
+        ])
+        .unwrap();
+        assert_eq!(cli.scenario, Scenario::Dispatch);
+        assert_eq!(cli.scenario.name(), "dispatch");
+        assert_eq!(cli.options.agents, 10_000);
+        assert_eq!(cli.options.rate, 200.0);
+        assert_eq!(cli.options.duration, Duration::from_secs(20));
+        assert_eq!(cli.options.heartbeat, Duration::from_secs(30));
+        assert_eq!(cli.options.signal, StopSignal::Kill);
+        let b = parse(&["baseline-sqlite", "--writers", "10", "--lines", "5"]).unwrap();
+        assert_eq!(b.scenario, Scenario::BaselineSqlite);
+        assert_eq!(b.scenario.name(), "baseline-sqlite");
+    }
+
+    /// Bad input is refused with clap's error, never a panic: an unknown
+    /// scenario, zero agents, a zero duration, a negative rate, and
+    /// --server without its token and hosts file.
+    #[test]
+    fn refuses_bad_arguments() {
+        assert!(parse(&["stampede"]).is_err());
+        assert!(parse(&["connect", "--agents", "0"]).is_err());
+        assert!(parse(&["idle", "--duration", "0s"]).is_err());
+        assert!(parse(&["dispatch", "--rate", "-3"]).is_err());
+        assert!(parse(&["connect", "--server", "http://127.0.0.1:8080"]).is_err());
+        let ok = parse(&[
+            "connect",
+            "--server",
+            "http://127.0.0.1:8080",
+            "--api-token",
+            "t",
+            "--hosts",
+            "hosts.tsv",
+        ])
+        .unwrap();
+        assert_eq!(ok.options.server.as_deref(), Some("http://127.0.0.1:8080"));
+    }
+}

@@ -1,0 +1,54 @@
+//! `connect`: N agents connect and say `hello` at once (through the
+//! first-connection gate); the time until all are online — greeted, as
+//! the agents see it, and shown online by the REST API — and the server's
+//! RSS per connected agent (RSS after minus RSS before, over N).
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::{add_memory, Ctx, SETTLE};
+use crate::agent::JobBehaviour;
+use crate::procstats;
+use crate::report::{summarize, Report};
+
+pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
+    let n = ctx.hosts.len();
+    tokio::time::sleep(SETTLE).await;
+    let before = ctx.rss_kib();
+    let start = Instant::now();
+    let fleet = ctx.launch(JobBehaviour::Instant);
+    let agents_online = fleet.wait_online(n, ctx.opts.timeout).await;
+    if let Err(e) = &agents_online {
+        eprintln!("{e:#}");
+    }
+    let server_online = ctx.wait_server_online(n, start).await;
+    let online = ctx.api.count_hosts("online").await?;
+    tokio::time::sleep(SETTLE).await;
+    let after = ctx.rss_kib();
+
+    let mut report = Report::new("connect", n);
+    report.int("online", online);
+    match (agents_online.as_ref().ok(), server_online) {
+        (Some(agents), Some(server)) => {
+            report.seconds("seconds", server.max(*agents));
+        }
+        _ => {
+            report.text("seconds", "timeout");
+        }
+    }
+    if let Ok(d) = &agents_online {
+        report.seconds("agents_seconds", *d);
+    }
+    add_memory(&mut report, before, after, n);
+    let mut latencies = fleet.shared.first_online_latencies();
+    report.latency("online", summarize(&mut latencies).as_ref());
+    report.int(
+        "connect_errors",
+        fleet.shared.connect_errors.load(Ordering::Relaxed),
+    );
+    if let Some(fds) = ctx.pid().and_then(|p| procstats::open_fds(p).ok()) {
+        report.int("server_fds", fds as u64);
+    }
+    fleet.stop().await;
+    Ok(report)
+}
