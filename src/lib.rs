@@ -40,9 +40,12 @@ pub fn init_tracing_with_default(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RESTIC_MANAGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Err only if a subscriber is already set (tests): keep that one.
+    // Colours only on a terminal: journald, log files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 

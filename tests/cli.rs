@@ -382,3 +382,20 @@ fn usage_errors_are_one_line() {
     assert!(help.status.success());
     assert!(String::from_utf8(help.stdout).unwrap().contains("--ttl"));
 }
+
+/// Logs written to a pipe or file (journald, a log file) are plain text:
+/// no terminal colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .env("RESTIC_MANAGER_LOG", "info")
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("database ready"), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour codes in {err:?}");
+}
