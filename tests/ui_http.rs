@@ -11,6 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::agent::{enroll, finished_envelope, log_line, TestAgent};
+use common::api::{login, Browser};
 use common::server::{spawn_app, TestApp};
 use restic_manager::auth::Role;
 use restic_manager::protocol;
@@ -28,36 +29,6 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// A logged-in browser session: the cookie header and the CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-async fn login(app: &TestApp, username: &str, password: &str) -> Session {
-    let resp = client()
-        .post(app.api("/auth/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "login as {username}");
-    let cookie = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("rm_session="))
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_owned();
-    let body: Value = resp.json().await.unwrap();
-    Session {
-        cookie,
-        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
-    }
-}
-
 async fn add_user(app: &TestApp, name: &str, role: Role) -> String {
     let password = format!("{name}-password-1234");
     let pool = app.state.pool.clone();
@@ -69,7 +40,7 @@ async fn add_user(app: &TestApp, name: &str, role: Role) -> String {
     password
 }
 
-async fn page(app: &TestApp, session: &Session, path: &str) -> reqwest::Response {
+async fn page(app: &TestApp, session: &Browser, path: &str) -> reqwest::Response {
     client()
         .get(app.url(path))
         .header("cookie", &session.cookie)
@@ -340,7 +311,7 @@ impl SseReader {
 
 enum Auth<'a> {
     Token,
-    Cookie(&'a Session),
+    Cookie(&'a Browser),
 }
 
 fn log_seqs(frames: &[Frame]) -> Vec<i64> {

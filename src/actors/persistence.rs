@@ -413,28 +413,6 @@ impl Handler<FlushAll> for Persistence {
     }
 }
 
-/// One `log.stream` line (buffered). Counted into the backlog here, on
-/// arrival; sessions send [`AppendLogs`].
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AppendLog {
-    pub host_id: String,
-    pub payload: protocol::LogStream,
-}
-
-impl Handler<AppendLog> for Persistence {
-    type Result = ();
-
-    fn handle(&mut self, msg: AppendLog, _ctx: &mut Self::Context) {
-        if self.buffer_line(msg.host_id, msg.payload) {
-            self.log_backlog.fetch_add(1, Ordering::Relaxed);
-        }
-        if self.logs.len() >= FLUSH_MAX_ROWS {
-            self.flush_logs();
-        }
-    }
-}
-
 /// `log.stream` lines a session collected (buffered). One message per
 /// batch rather than per line: each message crosses two threads (the
 /// `SyncArbiter`'s forwarder, then this one). The sender has already
@@ -1039,8 +1017,7 @@ mod tests {
     }
 
     /// Batched lines are counted out of the shared backlog once written,
-    /// and so are lines dropped for a bad seq; single lines count
-    /// themselves in and out.
+    /// and so are lines dropped for a bad seq.
     #[actix_web::test]
     async fn backlog_counts_down_as_lines_are_written() {
         let dir = tempfile::tempdir().unwrap();
@@ -1072,9 +1049,10 @@ mod tests {
             host_id: "h1".into(),
             lines,
         });
-        writer.do_send(AppendLog {
+        backlog.fetch_add(1, Ordering::Relaxed);
+        writer.do_send(AppendLogs {
             host_id: "h1".into(),
-            payload: line(&job.id, 4),
+            lines: vec![line(&job.id, 4)],
         });
         writer.send(FlushAll).await.unwrap();
         assert_eq!(backlog.load(Ordering::Relaxed), 0);
@@ -1156,15 +1134,13 @@ mod tests {
             jobs::insert(&mut c, &new).unwrap()
         };
         let writer = Persistence::start(pool.clone(), Arc::new(Metrics::new()));
-        for seq in 1..=3 {
-            writer.do_send(AppendLog {
-                host_id: "h1".into(),
-                payload: line(&job.id, seq),
-            });
-        }
-        writer.do_send(AppendLog {
+        writer.do_send(AppendLogs {
+            host_id: "h1".into(),
+            lines: (1..=3).map(|seq| line(&job.id, seq)).collect(),
+        });
+        writer.do_send(AppendLogs {
             host_id: "h2".into(),
-            payload: line(&job.id, 4),
+            lines: vec![line(&job.id, 4)],
         });
         let report = protocol::JobFinished {
             job_id: job.id.clone(),

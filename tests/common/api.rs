@@ -155,8 +155,15 @@ pub async fn login(app: &TestApp, username: &str, password: &str) -> Browser {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let set_cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap();
-    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("rm_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
     let body: Value = resp.json().await.unwrap();
     let csrf = body["csrf_token"].as_str().unwrap().to_owned();
     Browser { cookie, csrf }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::server::{client, TestApp};
+use super::server::TestApp;
 
 /// How long a test waits for anything the agent does asynchronously.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -16,32 +16,18 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// `GET /api/v1{path}` as admin; asserts a 2xx answer.
 pub async fn get(app: &TestApp, path: &str) -> Value {
-    let resp = client()
-        .get(app.api(path))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "GET {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap()
+    let (status, body) = super::api::get(app, &app.admin_token, path).await;
+    assert!(status.is_success(), "GET {path}: {status} {body}");
+    body
 }
 
 /// A JSON request as admin; asserts a 2xx answer and returns its body
 /// (`Null` when empty).
 pub async fn send(app: &TestApp, method: reqwest::Method, path: &str, body: Value) -> Value {
-    let resp = client()
-        .request(method.clone(), app.api(path))
-        .bearer_auth(&app.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    let (status, answer) =
+        super::api::call(app, &app.admin_token, method.clone(), path, Some(body)).await;
+    assert!(status.is_success(), "{method} {path}: {status} {answer}");
+    answer
 }
 
 /// `POST` with a JSON body (see [`send`]).
