@@ -74,8 +74,6 @@ pub const LOG_BATCH_LINGER: Duration = Duration::from_millis(5);
 pub const LOG_BACKLOG_HIGH: usize = 50_000;
 /// … until the backlog is down to this.
 pub const LOG_BACKLOG_LOW: usize = 25_000;
-/// How often a paused session looks at the backlog again.
-const LOG_BACKLOG_POLL: Duration = Duration::from_millis(5);
 
 /// Session serials: a registry entry is removed only by its own session.
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -360,9 +358,7 @@ impl HostSession {
             return;
         }
         let lines = std::mem::take(&mut self.logs);
-        self.actors
-            .log_backlog
-            .fetch_add(lines.len(), Ordering::Relaxed);
+        self.actors.log_backlog.add(lines.len());
         self.actors.persistence.do_send(AppendLogs {
             host_id: self.host_id.clone(),
             lines,
@@ -374,15 +370,11 @@ impl HostSession {
     /// the backlog is down to [`LOG_BACKLOG_LOW`]: memory stays bounded
     /// and the agents slow down instead.
     fn pause_if_backlogged(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.actors.log_backlog.load(Ordering::Relaxed) < LOG_BACKLOG_HIGH {
+        if self.actors.log_backlog.len() < LOG_BACKLOG_HIGH {
             return;
         }
         let backlog = self.actors.log_backlog.clone();
-        let wait = async move {
-            while backlog.load(Ordering::Relaxed) > LOG_BACKLOG_LOW {
-                tokio::time::sleep(LOG_BACKLOG_POLL).await;
-            }
-        };
+        let wait = async move { backlog.wait_down_to(LOG_BACKLOG_LOW).await };
         ctx.wait(wait.into_actor(self));
     }
 

@@ -63,7 +63,7 @@ pub struct Actors {
     pub metrics: Arc<Metrics>,
     /// Log lines handed to `persistence` and not yet written (sessions
     /// pause reading while it is high).
-    pub(crate) log_backlog: Arc<AtomicUsize>,
+    pub(crate) log_backlog: Arc<persistence::LogBacklog>,
     /// How many live-event subscribers `events` has.
     pub(crate) event_listeners: Arc<AtomicUsize>,
 }
@@ -74,7 +74,7 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
     let events = Events::default();
     let event_listeners = events.listeners();
     let events = events.start();
-    let log_backlog = Arc::new(AtomicUsize::new(0));
+    let log_backlog = Arc::new(persistence::LogBacklog::default());
     let persistence =
         Persistence::start_with_backlog(pool.clone(), log_backlog.clone(), metrics.clone());
     let registry = Registry::new(persistence.clone(), events.clone()).start();

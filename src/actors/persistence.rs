@@ -78,6 +78,65 @@ impl From<diesel::result::Error> for PersistError {
 /// Result of every low-rate write.
 pub type PersistResult<T> = Result<T, PersistError>;
 
+/// Log lines sent to the writer and not yet written or dropped, shared by
+/// the sessions and the writer: a session counts lines in ([`add`]) before
+/// sending [`AppendLogs`], the writer counts them out as it writes or
+/// drops them, and a session pauses reading its socket while the count is
+/// high, resuming when [`wait_down_to`] returns (back-pressure).
+///
+/// [`add`]: LogBacklog::add
+/// [`wait_down_to`]: LogBacklog::wait_down_to
+#[derive(Debug, Default)]
+pub struct LogBacklog {
+    lines: AtomicUsize,
+    /// Woken each time the writer counts lines out.
+    drained: tokio::sync::Notify,
+}
+
+impl LogBacklog {
+    /// Lines waiting now.
+    pub fn len(&self) -> usize {
+        self.lines.load(Ordering::Relaxed)
+    }
+
+    /// True when no line waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `lines` more are on their way to the writer.
+    pub fn add(&self, lines: usize) {
+        self.lines.fetch_add(lines, Ordering::Relaxed);
+    }
+
+    /// `lines` left the backlog (written, or dropped); wakes the waiters.
+    fn done(&self, lines: usize) {
+        // fetch_update never fails with a closure that always returns Some.
+        let _ = self
+            .lines
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(lines))
+            });
+        self.drained.notify_waiters();
+    }
+
+    /// Returns once at most `low` lines wait: woken by the writer, never
+    /// polling.
+    pub async fn wait_down_to(&self, low: usize) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a wake-up between the two
+            // is not lost.
+            drained.as_mut().enable();
+            if self.len() <= low {
+                return;
+            }
+            drained.await;
+        }
+    }
+}
+
 /// The writer. Build it with [`Persistence::start`].
 pub struct Persistence {
     pool: Pool,
@@ -98,11 +157,8 @@ pub struct Persistence {
     /// Schedule pushes and acks waiting for the next flush, in arrival
     /// order.
     schedule_marks: Vec<ScheduleMark>,
-    /// Log lines sent to this actor and not yet written or dropped,
-    /// shared with the sessions: they count lines in before sending
-    /// [`AppendLogs`], this actor counts them out, and a session pauses
-    /// reading its socket while the count is high (back-pressure).
-    log_backlog: Arc<AtomicUsize>,
+    /// Log lines on their way here, shared with the sessions.
+    log_backlog: Arc<LogBacklog>,
 }
 
 impl Actor for Persistence {
@@ -137,7 +193,7 @@ impl Persistence {
     /// sessions share (see [`AppendLogs`]).
     pub fn start_with_backlog(
         pool: Pool,
-        log_backlog: Arc<AtomicUsize>,
+        log_backlog: Arc<LogBacklog>,
         metrics: Arc<Metrics>,
     ) -> Addr<Persistence> {
         SyncArbiter::start(1, move || Persistence {
@@ -156,12 +212,7 @@ impl Persistence {
 
     /// Lines left the backlog (written, or dropped).
     fn backlog_done(&self, lines: usize) {
-        // fetch_update never fails with a closure that always returns Some.
-        let _ = self
-            .log_backlog
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(lines))
-            });
+        self.log_backlog.done(lines);
     }
 
     /// Buffers one line (seq checked); returns false if it was dropped.
@@ -1016,6 +1067,30 @@ mod tests {
         assert!(hosts::get(&mut c, "h2").unwrap().is_some(), "committed");
     }
 
+    /// A paused session's wait ends when the writer counts lines out to
+    /// the low mark (woken, not polled), and at once if already there.
+    #[tokio::test]
+    async fn backlog_wait_is_woken_by_the_writer() {
+        let backlog = Arc::new(LogBacklog::default());
+        backlog.add(10);
+        let waiter = tokio::spawn({
+            let backlog = backlog.clone();
+            async move { backlog.wait_down_to(4).await }
+        });
+        tokio::task::yield_now().await;
+        backlog.done(3);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "7 lines still wait");
+        backlog.done(3);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+        backlog.wait_down_to(4).await;
+        backlog.done(100);
+        assert!(backlog.is_empty(), "never below zero");
+    }
+
     /// Batched lines are counted out of the shared backlog once written,
     /// and so are lines dropped for a bad seq.
     #[actix_web::test]
@@ -1036,7 +1111,7 @@ mod tests {
             );
             jobs::insert(&mut c, &new).unwrap()
         };
-        let backlog = Arc::new(AtomicUsize::new(0));
+        let backlog = Arc::new(LogBacklog::default());
         let writer = Persistence::start_with_backlog(
             pool.clone(),
             backlog.clone(),
@@ -1044,18 +1119,18 @@ mod tests {
         );
         let mut lines: Vec<_> = (1..=3).map(|seq| line(&job.id, seq)).collect();
         lines.push(line(&job.id, u64::MAX));
-        backlog.fetch_add(lines.len(), Ordering::Relaxed);
+        backlog.add(lines.len());
         writer.do_send(AppendLogs {
             host_id: "h1".into(),
             lines,
         });
-        backlog.fetch_add(1, Ordering::Relaxed);
+        backlog.add(1);
         writer.do_send(AppendLogs {
             host_id: "h1".into(),
             lines: vec![line(&job.id, 4)],
         });
         writer.send(FlushAll).await.unwrap();
-        assert_eq!(backlog.load(Ordering::Relaxed), 0);
+        assert_eq!(backlog.len(), 0);
         let mut c = pool.get().unwrap();
         let stored = crate::store::job_logs::list_after(&mut c, &job.id, 0, 100).unwrap();
         assert_eq!(
