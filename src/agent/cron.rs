@@ -26,10 +26,11 @@
 //! see a real `* * * * *` schedule fire within seconds instead of waiting
 //! for the next wall-clock minute.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::platform;
 use crate::cron::CronExpr;
