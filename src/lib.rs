@@ -8,6 +8,7 @@
 //! - [`auth`]: argon2id passwords, random tokens stored as SHA-256, roles.
 //! - [`config`]: server configuration (flags > `RESTIC_MANAGER_*` env > TOML file).
 //! - [`redact`]: secrets in URLs hidden for logs and errors.
+//! - [`cron`]: the one cron dialect (API, UI, scheduler, agent) and its time math.
 //! - [`admin`]: the admin commands (users, tokens, migrations, first admin).
 //! - [`server`]: app wiring: store, key, actors, HTTP server, TLS.
 //! - [`actors`]: the server's actors, one per file.
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod agent;
 pub mod auth;
 pub mod config;
+pub mod cron;
 pub mod crypto;
 pub mod http;
 pub mod metrics;

@@ -20,16 +20,16 @@
 //! time every [`TICK_INTERVAL`].
 
 use std::collections::HashSet;
-use std::str::FromStr;
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use super::events::{Event, Events, Publish};
 use super::persistence::{InsertFireJobs, InsertJob, Persistence, RecordMissedRun};
 use super::registry::Registry;
 use super::{blocking_read, hand_to_session, ActorError};
+use crate::cron::{CronExpr, InvalidCron};
 use crate::protocol;
 use crate::store::models::{Job, NewJob, NewMissedRun, SourceGroup};
 use crate::store::{self, channel, jobs, schedules, source_groups};
@@ -190,25 +190,17 @@ pub fn cron_times_between(
     from: i64,
     to: i64,
     limit: usize,
-) -> Result<Vec<i64>, String> {
-    let cron = croner::Cron::from_str(cron_expr).map_err(|e| e.to_string())?;
-    // Whole seconds: croner carries the start's fraction of a second into
-    // every time it yields, and cron times are on the second.
-    let Some(start) = Utc
-        .timestamp_millis_opt(from - from.rem_euclid(1000))
-        .single()
-    else {
+) -> Result<Vec<i64>, InvalidCron> {
+    let cron = CronExpr::parse(cron_expr)?;
+    let Some(from) = DateTime::from_timestamp_millis(from) else {
         return Ok(Vec::new());
     };
-    let mut times = Vec::new();
-    for at in cron.iter_after(start) {
-        let ms = at.timestamp_millis();
-        if ms > to || times.len() >= limit {
-            break;
-        }
-        times.push(ms);
-    }
-    Ok(times)
+    Ok(cron
+        .times_after(from)
+        .map(|at| at.timestamp_millis())
+        .take_while(|ms| *ms <= to)
+        .take(limit)
+        .collect())
 }
 
 /// A host's agent fired one of its schedules.

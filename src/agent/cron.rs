@@ -17,8 +17,9 @@
 //!   fires) is saved to `<state_dir>/schedule.json` on every change, so an
 //!   agent restarted after a due time still fires it once.
 //!
-//! Cron expressions are evaluated in UTC, like the server's missed-run
-//! detection, so both sides agree on when a schedule was due.
+//! Expressions are parsed and evaluated by [`crate::cron`], the dialect
+//! the server's API accepted them in and its missed-run detection uses, so
+//! both sides agree on when a schedule was due.
 //!
 //! The daemon reads the schedule's "now" from a [`Clock`]: the system
 //! clock in production, a shifted one in end-to-end tests, which thereby
@@ -27,13 +28,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use chrono::{DateTime, SubsecRound, Utc};
-use croner::Cron;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::platform;
+use crate::cron::CronExpr;
 use crate::protocol::{ScheduleFire, ScheduleSet, ScheduleSpec};
 
 /// Longest the agent sleeps between two schedule checks, so that a clock
@@ -66,7 +66,7 @@ pub enum CronError {
         id: String,
         /// The expression.
         expr: String,
-        /// croner's reason.
+        /// Why it is not in the dialect.
         reason: String,
     },
     /// Two schedules share an id.
@@ -89,7 +89,7 @@ pub enum CronError {
 #[derive(Debug, Clone)]
 struct Entry {
     spec: ScheduleSpec,
-    cron: Cron,
+    cron: CronExpr,
     /// Cron times up to and including this instant have been handled.
     last_checked: DateTime<Utc>,
 }
@@ -227,16 +227,13 @@ impl CronTable {
     /// pending fires when connected and clears them with
     /// [`take_pending`](Self::take_pending).
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<ScheduleFire> {
-        // croner keeps the sub-second part of its start time: cron times
-        // are whole seconds.
-        let now = now.trunc_subsecs(0);
         let mut fires = Vec::new();
         for entry in &mut self.entries {
             if now <= entry.last_checked {
                 continue; // clock went back: never fire a handled time twice
             }
             if entry.spec.enabled {
-                if let Ok(due) = entry.cron.find_previous_occurrence(&now, true) {
+                if let Some(due) = entry.cron.latest_up_to(now) {
                     if due > entry.last_checked {
                         fires.push(ScheduleFire {
                             schedule_id: entry.spec.id.clone(),
@@ -302,12 +299,11 @@ impl CronTable {
     /// cron time of an enabled schedule, but no later than
     /// [`MAX_SLEEP_SECONDS`] from `now`.
     pub fn next_wake(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let now = now.trunc_subsecs(0);
         let cap = now + chrono::Duration::seconds(MAX_SLEEP_SECONDS);
         self.entries
             .iter()
             .filter(|entry| entry.spec.enabled)
-            .filter_map(|entry| entry.cron.find_next_occurrence(&now, false).ok())
+            .filter_map(|entry| entry.cron.next_after(now))
             .fold(cap, DateTime::min)
     }
 
@@ -341,8 +337,8 @@ impl Default for CronTable {
     }
 }
 
-fn parse(spec: &ScheduleSpec) -> Result<Cron, CronError> {
-    Cron::from_str(&spec.cron_expr).map_err(|err| CronError::BadExpression {
+fn parse(spec: &ScheduleSpec) -> Result<CronExpr, CronError> {
+    CronExpr::parse(&spec.cron_expr).map_err(|err| CronError::BadExpression {
         id: spec.id.clone(),
         expr: spec.cron_expr.chars().take(100).collect(),
         reason: err.to_string(),

@@ -49,19 +49,20 @@ use super::connection::{self, Backoff, ConnectError, WsStream};
 use super::cron::{Clock, CronTable, SystemClock};
 use super::journal::{JobRecord, JobState, Journal, JournalError, EXIT_CODE_NOT_RUN};
 use super::platform::{self, OrphanOutcome, ProcessIdentity, StateLock};
+use super::process::{LogSink, StopReason};
+use super::reports::{collect_reports, Reports};
+// Re-exported: its home was this file.
+pub use super::reports::REPORT_TIMEOUT;
 use super::restic::{self, RepoSettings, ResticHost, ResticVersion};
-use super::runner::{self, sleep_until_opt, JobPlan, LogSink, StopReason, CANCELLED_ERROR};
+use super::runner::{self, sleep_until_opt, JobPlan, CANCELLED_ERROR};
 use crate::protocol::{
     AgentToServer, CommandCancel, CommandResult, CommandRun, ConfigUpdate, Envelope, FinishStatus,
-    Heartbeat, Hello, JobFinished, JobKind, RepoStats, ScheduleAck, ScheduleSet, ServerToAgent,
-    SnapshotsReport, PROTOCOL_VERSION,
+    Heartbeat, Hello, JobFinished, JobKind, ScheduleAck, ScheduleSet, ServerToAgent,
+    PROTOCOL_VERSION,
 };
 
 /// Time between two heartbeats.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Longest a report command (snapshots, stats, list locks) may run.
-pub const REPORT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Longest `restic version` may take.
 pub const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
@@ -148,12 +149,6 @@ enum Done {
     OrphansStopped,
     /// `restic unlock` ran; whether it succeeded.
     Unlocked(bool),
-}
-
-/// What the report commands after a backup or forget produced.
-struct Reports {
-    snapshots: Option<SnapshotsReport>,
-    stats: Option<RepoStats>,
 }
 
 /// The restic work in flight.
@@ -934,78 +929,6 @@ impl Daemon {
         }
         tracing::info!("stopped");
     }
-}
-
-/// Runs the report commands after a successful backup or forget.
-async fn collect_reports(
-    restic: &ResticHost,
-    repo: &RepoSettings,
-    last_check: Option<(chrono::DateTime<Utc>, FinishStatus)>,
-) -> Reports {
-    let snapshots = match report_output(restic.snapshots(repo)).await {
-        Some(stdout) => match restic::parse_snapshots(&stdout) {
-            Ok(snapshots) => Some(SnapshotsReport { snapshots }),
-            Err(err) => {
-                tracing::warn!("cannot parse `restic snapshots`: {err}");
-                None
-            }
-        },
-        None => None,
-    };
-    let raw = report_output(restic.stats(repo, "raw-data"))
-        .await
-        .and_then(|stdout| parse_stats_logged(&stdout));
-    let restore = report_output(restic.stats(repo, "restore-size"))
-        .await
-        .and_then(|stdout| parse_stats_logged(&stdout));
-    let locks = report_output(restic.list_locks(repo)).await;
-    let stats = match (raw, locks) {
-        (Some(raw), Some(locks)) => Some(RepoStats {
-            size_bytes: raw.total_size,
-            snapshot_count: raw
-                .snapshots_count
-                .or_else(|| {
-                    snapshots
-                        .as_ref()
-                        .map(|report| report.snapshots.len() as u64)
-                })
-                .unwrap_or(0),
-            dedup_ratio: restic::dedup_ratio(
-                restore.as_ref().map_or(raw.total_size, |r| r.total_size),
-                raw.total_size,
-            ),
-            last_check_at: last_check.map(|(at, _)| at),
-            last_check_status: last_check.map(|(_, status)| status.to_string()),
-            lock_state: restic::lock_state(&locks),
-        }),
-        _ => None,
-    };
-    Reports { snapshots, stats }
-}
-
-async fn report_output(
-    invocation: Result<restic::Invocation, restic::BuildError>,
-) -> Option<String> {
-    let invocation = match invocation {
-        Ok(invocation) => invocation,
-        Err(err) => {
-            tracing::warn!("report skipped: {err}");
-            return None;
-        }
-    };
-    match runner::capture(&invocation, REPORT_TIMEOUT).await {
-        Ok(output) => Some(output.stdout),
-        Err(err) => {
-            tracing::warn!(args = ?invocation.args, "report command failed: {err}");
-            None
-        }
-    }
-}
-
-fn parse_stats_logged(stdout: &str) -> Option<restic::RepoStatsOutput> {
-    restic::parse_stats(stdout)
-        .map_err(|err| tracing::warn!("cannot parse `restic stats`: {err}"))
-        .ok()
 }
 
 // --- select! helpers: a missing source never fires ---------------------------

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::protocol::LogStreamKind;
 
 use super::platform;
-use super::runner::{stop_requested, LineReader, LogSink, StopReason, StopSignal};
+use super::process::{stop_requested, LineReader, LogSink, StopReason, StopSignal};
 
 /// Which hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

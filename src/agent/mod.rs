@@ -22,9 +22,11 @@
 //! - [`daemon`]: the running agent: state, event loop, protocol handling.
 //! - [`connection`]: WebSocket URL, TLS, upgrade, back-off.
 //! - [`tls`]: the rustls client config (web PKI + optional CA file).
-//! - [`cron`]: the local schedule (croner), missed fires, persistence.
+//! - [`cron`]: the local schedule ([`crate::cron`]), missed fires, persistence.
 //! - [`journal`]: crash-safe job journal and outbox.
+//! - [`reports`]: snapshot list and repository stats after a job.
 //! - [`runner`]: runs one job (hooks, restic, log lines, progress, cancel).
+//! - [`process`]: what a job's child processes share: stop request, log sink, line reader.
 //! - [`hooks`]: pre/post hooks under the configured shell.
 //! - [`restic`]: restic arguments, credential environment, output parsers.
 //! - [`platform`]: everything that differs between Unix and Windows.
@@ -37,6 +39,8 @@ pub mod enroll;
 pub mod hooks;
 pub mod journal;
 pub mod platform;
+pub mod process;
+pub mod reports;
 pub mod restic;
 pub mod runner;
 pub mod tls;

@@ -1,8 +1,8 @@
 //! A host's cron schedules: `GET/POST /hosts/{id}/schedules` and
 //! `GET/PUT/DELETE /hosts/{id}/schedules/{sid}`. `cron_expr` is a
 //! five-field cron expression (minute hour day-of-month month day-of-week,
-//! UTC) checked with croner: an invalid one is 400 `invalid_cron` with
-//! croner's reason. `source_groups` names groups that must exist on the
+//! UTC) in the dialect of [`crate::cron`]: an invalid one is 400
+//! `invalid_cron` with the reason. `source_groups` names groups that must exist on the
 //! host. Every schedule is shown with its next five run times and croner's
 //! English description. Changes need the operator role, are audited, and
 //! tell the actors (`host_config_changed`: version bump, `schedule.set`).
@@ -11,24 +11,18 @@ use std::collections::BTreeSet;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, SubsecRound, Utc};
-use croner::parser::{CronParser, Seconds};
-use croner::Cron;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
 use super::{audit, change_host_config, live_host, Body, List, PageQuery, Time, DEFAULT_LIMIT};
 use crate::auth::Role;
+use crate::cron::{CronExpr, NEXT_RUNS};
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::server::AppState;
 use crate::store::{self, models, DbConnection};
-
-/// How many upcoming run times a schedule shows.
-pub const NEXT_RUNS: usize = 5;
-/// Longest cron expression accepted.
-const MAX_CRON_LEN: usize = 256;
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -62,36 +56,16 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Parses a five-field cron expression. Seconds are refused (a backup
-/// schedule has minute resolution, and missed-run detection works in
-/// minutes); the agent's croner accepts everything accepted here. An
-/// expression that never matches a date is refused too.
-pub fn parse_cron(expr: &str) -> Result<Cron, ApiError> {
-    let invalid = |reason: String| {
+/// Parses a cron expression of the API (the dialect of [`crate::cron`]);
+/// an invalid one is 400 `invalid_cron` with the reason.
+fn parse_cron(expr: &str) -> Result<CronExpr, ApiError> {
+    CronExpr::parse(expr).map_err(|reason| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_cron",
             format!("cron_expr: {reason}"),
         )
-    };
-    if expr.len() > MAX_CRON_LEN {
-        return Err(invalid(format!("longer than {MAX_CRON_LEN} characters")));
-    }
-    let cron = CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .build()
-        .parse(expr)
-        .map_err(|e| invalid(e.to_string()))?;
-    cron.find_next_occurrence(&Utc::now(), false)
-        .map_err(|e| invalid(format!("the expression never matches a date ({e})")))?;
-    Ok(cron)
-}
-
-/// The next `n` times `cron` fires after `now` (UTC), on whole seconds:
-/// croner keeps the start's fraction of a second, which is no part of a
-/// cron time.
-pub fn next_runs(cron: &Cron, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
-    cron.iter_after(now.trunc_subsecs(0)).take(n).collect()
+    })
 }
 
 /// A schedule as the API shows it.
@@ -119,7 +93,7 @@ impl ScheduleDto {
         let (description, next) = match parse_cron(&schedule.cron_expr) {
             Ok(cron) => {
                 let next = if schedule.enabled {
-                    next_runs(&cron, now, NEXT_RUNS)
+                    cron.next_runs(now, NEXT_RUNS)
                         .into_iter()
                         .map(|t| Time(t.timestamp_millis()))
                         .collect()
@@ -356,46 +330,8 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
-    /// A daily 02:00 schedule fires at 02:00 UTC on the next five days and is described in English.
-    #[test]
-    fn next_runs_and_description() {
-        let cron = parse_cron("0 2 * * *").unwrap();
-        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
-        let runs = next_runs(&cron, now, NEXT_RUNS);
-        let expected: Vec<_> = (2..=6)
-            .map(|d| Utc.with_ymd_and_hms(2026, 3, d, 2, 0, 0).unwrap())
-            .collect();
-        assert_eq!(runs, expected);
-        let text = cron.describe();
-        assert!(!text.is_empty());
-        assert!(text.contains('2'), "{text}");
-    }
-
-    /// A request at 12:00:00.283 lists the runs at 02:00:00.000, not 02:00:00.283; one at 02:00:00.5 starts the next day.
-    #[test]
-    fn next_runs_are_whole_seconds() {
-        let cron = parse_cron("0 2 * * *").unwrap();
-        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
-            + chrono::Duration::milliseconds(283);
-        let runs = next_runs(&cron, now, 2);
-        assert_eq!(
-            runs,
-            [
-                Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).unwrap(),
-                Utc.with_ymd_and_hms(2026, 3, 3, 2, 0, 0).unwrap()
-            ]
-        );
-        let at_fire = Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).unwrap()
-            + chrono::Duration::milliseconds(500);
-        assert_eq!(
-            next_runs(&cron, at_fire, 1),
-            [Utc.with_ymd_and_hms(2026, 3, 3, 2, 0, 0).unwrap()]
-        );
-    }
-
-    /// Bad expressions are 400 invalid_cron with croner's reason; seconds and never-matching dates are refused.
+    /// Bad expressions are 400 invalid_cron with the reason; seconds and never-matching dates are refused.
     #[test]
     fn invalid_expressions() {
         for expr in [

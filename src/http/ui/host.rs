@@ -1,7 +1,7 @@
 //! `GET /hosts/{id}`: one host. Versions, last seen, schedule version
 //! (current, pushed, acknowledged), the repository (secrets only as "set"
 //! / "not set"), source groups, schedules (croner's description and the
-//! next five runs, from the API's own cron functions), recent jobs,
+//! next five runs, from [`crate::cron`]), recent jobs,
 //! snapshots, repository statistics with the size-over-time chart, and
 //! missed runs. Operators also get the forms and buttons: repository
 //! settings, add/edit/delete groups and schedules, run backup now and
@@ -19,7 +19,7 @@ use super::dashboard::{outcome_badge, presence_badge};
 use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
-use crate::http::api::schedules::{next_runs, parse_cron, NEXT_RUNS};
+use crate::cron::{CronExpr, NEXT_RUNS};
 use crate::http::api::{live_host, stored_json};
 use crate::http::error::{with_conn, ApiError};
 use crate::protocol::RetentionPolicy;
@@ -429,16 +429,16 @@ fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
 
 /// croner's description and the next runs of a schedule.
 fn cron_info(s: &ScheduleWithGroups, now: DateTime<Utc>) -> (String, Vec<DateTime<Utc>>) {
-    match parse_cron(&s.schedule.cron_expr) {
+    match CronExpr::parse(&s.schedule.cron_expr) {
         Ok(cron) => {
             let next = if s.schedule.enabled {
-                next_runs(&cron, now, NEXT_RUNS)
+                cron.next_runs(now, NEXT_RUNS)
             } else {
                 Vec::new()
             };
             (cron.describe(), next)
         }
-        Err(e) => (format!("invalid: {}", e.message), Vec::new()),
+        Err(e) => (format!("invalid: cron_expr: {e}"), Vec::new()),
     }
 }
 
