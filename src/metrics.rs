@@ -1,23 +1,62 @@
-//! In-process metrics and their Prometheus text exposition (format
-//! 0.0.4), hand-written over atomics (no metrics crate).
+//! In-process metrics and the `/metrics` exposition, on the Prometheus
+//! org's `prometheus-client` crate.
 //!
 //! [`Metrics`] is built once by `actors::start` and shared through `Arc`
 //! (`Actors::metrics`, so also `AppState::actors`): the host sessions count
 //! WebSocket sessions and messages in and out by wire type and observe job
 //! durations; the persistence actor observes its log batch sizes and
-//! flush lag. Everything else `/metrics` shows (hosts online, jobs by kind
-//! and status, last successful backup per host and group) is read from
-//! the database at scrape time and passed to [`render`] as a [`DbSnapshot`].
+//! flush lag. Each of those is an atomic update on a handle taken once at
+//! start (a message counter is found by a scan of its few wire types, as
+//! before, never through the registry's map); a histogram observation takes
+//! the histogram's own uncontended lock, once per finished job or written
+//! batch, never per message. Everything else `/metrics` shows (hosts
+//! online, jobs by kind and status, last successful backup per host and
+//! group) is read from the database at scrape time and encoded by
+//! [`DbSnapshot`]'s `Collector` impl.
+//!
+//! # Exposition format
+//!
+//! `prometheus-client` writes the OpenMetrics 1.0 text format only, so
+//! `/metrics` is served as [`CONTENT_TYPE`]
+//! (`application/openmetrics-text; version=1.0.0`) and ends with `# EOF`;
+//! Prometheus chooses its parser by that content type. Every sample keeps
+//! the name and labels of the earlier hand-written 0.0.4 text:
+//!
+//! - counters are registered under their family name
+//!   (`restic_manager_messages_received`, which `# HELP` and `# TYPE` show,
+//!   as OpenMetrics asks) and the encoder appends `_total` to each sample,
+//!   so the series is still `restic_manager_messages_received_total{type=…}`;
+//! - no metric is registered with a unit (the `_seconds` is part of the
+//!   name), so there are no `# UNIT` lines and no doubled suffixes;
+//! - histogram bucket bounds are written as floats (`le="60.0"`, was
+//!   `le="60"`): OpenMetrics' canonical form, and what Prometheus 3 stores
+//!   whichever format it scraped. Sample values are formatted by the crate
+//!   too (`1767323045.0` for a whole-second gauge).
 //!
 //! Labels carry only host ids, source group names, job kinds and statuses
 //! and message types: no hostname, no secret.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::fmt::{self, Write as _};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    text, DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use crate::protocol::{AgentToServer, ServerToAgent};
 use crate::store::{JobKind, JobStatus};
+
+/// The prefix of every metric name.
+pub const PREFIX: &str = "restic_manager";
+/// The content type `/metrics` is served with (see the module doc).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds (seconds) of the job duration histogram's buckets.
 pub const JOB_DURATION_BUCKETS: &[f64] = &[
@@ -31,138 +70,62 @@ pub const FLUSH_LAG_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 /// The `type` label of frames that did not decode.
 pub const INVALID_TYPE: &str = "invalid";
 
-/// A histogram with fixed buckets: per-bucket counts (rendered
-/// cumulatively), the count and the sum of observations.
+/// A label set of one `name="value"` pair (`type`, `kind`).
+type OneLabel = [(&'static str, &'static str); 1];
+
+/// Counters for a closed set of `type` labels (the message types of one
+/// direction), each handle shared with the registered family.
 #[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    /// Observations per bucket; the last one is `+Inf`.
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// The sum, as `f64` bits.
-    sum: AtomicU64,
-}
+struct TypeCounters(Vec<(&'static str, Counter)>);
 
-impl Histogram {
-    /// An empty histogram with these (ascending) upper bounds.
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum: AtomicU64::new(0f64.to_bits()),
-        }
+impl TypeCounters {
+    /// Registers the family `name` with one counter per label, all shown
+    /// from the start (at 0).
+    fn register(
+        registry: &mut Registry,
+        name: &str,
+        help: &str,
+        labels: Vec<&'static str>,
+    ) -> Self {
+        let family = Family::<OneLabel, Counter>::default();
+        let counters = labels
+            .into_iter()
+            .map(|label| {
+                let counter = Counter::clone(&family.get_or_create(&[("type", label)]));
+                (label, counter)
+            })
+            .collect();
+        registry.register(name, help, family);
+        TypeCounters(counters)
     }
 
-    /// Records one observation. NaN is ignored.
-    pub fn observe(&self, value: f64) {
-        if value.is_nan() {
-            return;
-        }
-        let index = self
-            .bounds
-            .iter()
-            .position(|bound| value <= *bound)
-            .unwrap_or(self.bounds.len());
-        if let Some(bucket) = self.buckets.get(index) {
-            bucket.fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let mut current = self.sum.load(Ordering::Relaxed);
-        loop {
-            let next = (f64::from_bits(current) + value).to_bits();
-            match self.sum.compare_exchange_weak(
-                current,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(seen) => current = seen,
-            }
-        }
-    }
-
-    /// How many observations there were.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// The sum of the observations.
-    pub fn sum(&self) -> f64 {
-        f64::from_bits(self.sum.load(Ordering::Relaxed))
-    }
-
-    /// Writes `name_bucket`, `name_sum` and `name_count` with `labels`
-    /// (`key="value"` pairs, already escaped, may be empty).
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        // `writeln!` into a String cannot fail; the results are ignored.
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0u64;
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let le = self
-                .bounds
-                .get(i)
-                .map_or_else(|| "+Inf".to_owned(), |b| format_float(*b));
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {}", format_float(self.sum()));
-        let _ = writeln!(out, "{name}_count{braces} {}", self.count());
-    }
-}
-
-/// Counters for a closed set of labels (the message types of one direction).
-#[derive(Debug)]
-struct LabelledCounters {
-    labels: Vec<&'static str>,
-    counts: Vec<AtomicU64>,
-}
-
-impl LabelledCounters {
-    fn new(labels: Vec<&'static str>) -> Self {
-        let counts = labels.iter().map(|_| AtomicU64::new(0)).collect();
-        LabelledCounters { labels, counts }
+    fn find(&self, label: &str) -> Option<&Counter> {
+        self.0.iter().find(|(l, _)| *l == label).map(|(_, c)| c)
     }
 
     /// Adds one to `label`; an unknown label counts as the last one.
     fn inc(&self, label: &str) {
-        let index = self
-            .labels
-            .iter()
-            .position(|l| *l == label)
-            .unwrap_or(self.labels.len().saturating_sub(1));
-        if let Some(counter) = self.counts.get(index) {
-            counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = self.find(label).or(self.0.last().map(|(_, c)| c)) {
+            counter.inc();
         }
     }
 
     fn get(&self, label: &str) -> u64 {
-        self.labels
-            .iter()
-            .position(|l| *l == label)
-            .and_then(|i| self.counts.get(i))
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        self.find(label).map_or(0, Counter::get)
     }
 }
 
 /// The server's in-process metrics. Cheap to update from any thread.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Every family below, registered once; [`render`] encodes it.
+    registry: Registry,
     /// Open agent WebSocket sessions (upgraded, not yet stopped).
-    ws_sessions: AtomicI64,
+    ws_sessions: Gauge,
     /// Frames received from agents by wire type (and [`INVALID_TYPE`]).
-    messages_in: LabelledCounters,
+    messages_in: TypeCounters,
     /// Frames sent to agents by wire type.
-    messages_out: LabelledCounters,
+    messages_out: TypeCounters,
     /// Run time (started → finished) of jobs that finished, per kind.
     job_duration: Vec<(JobKind, Histogram)>,
     /// Log lines written per persistence batch.
@@ -177,36 +140,91 @@ impl Default for Metrics {
     }
 }
 
+fn job_duration_histogram() -> Histogram {
+    Histogram::new(JOB_DURATION_BUCKETS.iter().copied())
+}
+
 impl Metrics {
     pub fn new() -> Self {
+        // The registry appends the full stop to each help text.
+        let mut registry = Registry::with_prefix(PREFIX);
+
+        let durations = Family::<OneLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            job_duration_histogram,
+        );
+        let job_duration = JobKind::ALL
+            .iter()
+            .map(|kind| {
+                let histogram =
+                    Histogram::clone(&durations.get_or_create(&[("kind", kind.as_str())]));
+                (*kind, histogram)
+            })
+            .collect();
+        registry.register(
+            "job_duration_seconds",
+            "Run time of jobs that finished since the server started, by kind",
+            durations,
+        );
+
+        let ws_sessions = Gauge::default();
+        registry.register(
+            "websocket_sessions",
+            "Open agent WebSocket sessions",
+            ws_sessions.clone(),
+        );
+
         let mut incoming: Vec<&'static str> = AgentToServer::TYPES.to_vec();
         incoming.push(INVALID_TYPE);
+        let messages_in = TypeCounters::register(
+            &mut registry,
+            "messages_received",
+            "Frames received from agents by message type (invalid: did not decode)",
+            incoming,
+        );
+        let messages_out = TypeCounters::register(
+            &mut registry,
+            "messages_sent",
+            "Frames sent to agents by message type",
+            ServerToAgent::TYPES.to_vec(),
+        );
+
+        let batch_rows = Histogram::new(BATCH_SIZE_BUCKETS.iter().copied());
+        registry.register(
+            "persistence_batch_rows",
+            "Log lines written per persistence batch",
+            batch_rows.clone(),
+        );
+        let flush_lag = Histogram::new(FLUSH_LAG_BUCKETS.iter().copied());
+        registry.register(
+            "persistence_flush_lag_seconds",
+            "Time from a batch's first buffered log line to its durable write",
+            flush_lag.clone(),
+        );
+
         Metrics {
-            ws_sessions: AtomicI64::new(0),
-            messages_in: LabelledCounters::new(incoming),
-            messages_out: LabelledCounters::new(ServerToAgent::TYPES.to_vec()),
-            job_duration: JobKind::ALL
-                .iter()
-                .map(|k| (*k, Histogram::new(JOB_DURATION_BUCKETS)))
-                .collect(),
-            batch_rows: Histogram::new(BATCH_SIZE_BUCKETS),
-            flush_lag: Histogram::new(FLUSH_LAG_BUCKETS),
+            registry,
+            ws_sessions,
+            messages_in,
+            messages_out,
+            job_duration,
+            batch_rows,
+            flush_lag,
         }
     }
 
     /// A session was upgraded.
     pub fn session_opened(&self) {
-        self.ws_sessions.fetch_add(1, Ordering::Relaxed);
+        self.ws_sessions.inc();
     }
 
     /// A session stopped.
     pub fn session_closed(&self) {
-        self.ws_sessions.fetch_sub(1, Ordering::Relaxed);
+        self.ws_sessions.dec();
     }
 
     /// Open sessions now.
     pub fn ws_sessions(&self) -> i64 {
-        self.ws_sessions.load(Ordering::Relaxed)
+        self.ws_sessions.get()
     }
 
     /// A frame of this wire type arrived (`INVALID_TYPE`: it did not decode).
@@ -244,7 +262,27 @@ impl Metrics {
     }
 }
 
-/// What `/metrics` reads from the database at scrape time.
+/// A label value from the database, written with the text format's
+/// escapes (`\\`, `\"`, `\n`): the crate writes label values as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Escaped<'a>(&'a str);
+
+impl EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `/metrics` reads from the database at scrape time; its `Collector`
+/// impl encodes it as three gauge families.
 #[derive(Debug, Clone, Default)]
 pub struct DbSnapshot {
     pub hosts_online: i64,
@@ -255,176 +293,65 @@ pub struct DbSnapshot {
     pub last_backups: Vec<(String, String, i64)>,
 }
 
-/// Escapes a label value (backslash, double quote, newline).
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+impl Collector for DbSnapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        // A collector's help is written as given, full stop included.
+        let hosts = ConstGauge::new(self.hosts_online);
+        hosts.encode(encoder.encode_descriptor(
+            "hosts_online",
+            "Hosts whose agent is connected.",
+            None,
+            hosts.metric_type(),
+        )?)?;
 
-/// A float as Prometheus writes it (`+Inf`, integers without a fraction).
-fn format_float(value: f64) -> String {
-    if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else if value.is_nan() {
-        "NaN".to_owned()
-    } else {
-        format!("{value}")
-    }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    // `writeln!` into a String cannot fail; the results are ignored.
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// The exposition text of `metrics` and `db`.
-pub fn render(metrics: &Metrics, db: &DbSnapshot) -> String {
-    // `writeln!` into a String cannot fail; the results are ignored.
-    let mut out = String::with_capacity(8 * 1024);
-
-    let name = "restic_manager_hosts_online";
-    header(&mut out, name, "gauge", "Hosts whose agent is connected.");
-    let _ = writeln!(out, "{name} {}", db.hosts_online);
-
-    let name = "restic_manager_jobs";
-    header(
-        &mut out,
-        name,
-        "gauge",
-        "Jobs in the database by kind and status.",
-    );
-    for kind in JobKind::ALL {
-        for status in JobStatus::ALL {
-            let n = db
-                .jobs
-                .iter()
-                .find(|(k, s, _)| k == kind && s == status)
-                .map_or(0, |(_, _, n)| *n);
-            let _ = writeln!(out, "{name}{{kind=\"{kind}\",status=\"{status}\"}} {n}");
+        let mut jobs = encoder.encode_descriptor(
+            "jobs",
+            "Jobs in the database by kind and status.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for kind in JobKind::ALL {
+            for status in JobStatus::ALL {
+                let n = self
+                    .jobs
+                    .iter()
+                    .find(|(k, s, _)| k == kind && s == status)
+                    .map_or(0, |(_, _, n)| *n);
+                let labels = [("kind", kind.as_str()), ("status", status.as_str())];
+                ConstGauge::new(n).encode(jobs.encode_family(&labels)?)?;
+            }
         }
+
+        let mut last = encoder.encode_descriptor(
+            "last_successful_backup_timestamp_seconds",
+            "Unix time of the latest succeeded backup per host and source group.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (host_id, group, at_ms) in &self.last_backups {
+            let labels = [("host_id", Escaped(host_id)), ("group", Escaped(group))];
+            ConstGauge::new(*at_ms as f64 / 1000.0).encode(last.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
+}
 
-    let name = "restic_manager_job_duration_seconds";
-    header(
-        &mut out,
-        name,
-        "histogram",
-        "Run time of jobs that finished since the server started, by kind.",
-    );
-    for (kind, h) in &metrics.job_duration {
-        h.render(&mut out, name, &format!("kind=\"{kind}\""));
-    }
-
-    let name = "restic_manager_last_successful_backup_timestamp_seconds";
-    header(
-        &mut out,
-        name,
-        "gauge",
-        "Unix time of the latest succeeded backup per host and source group.",
-    );
-    for (host_id, group, at_ms) in &db.last_backups {
-        let _ = writeln!(
-            out,
-            "{name}{{host_id=\"{}\",group=\"{}\"}} {}",
-            escape(host_id),
-            escape(group),
-            format_float(*at_ms as f64 / 1000.0)
-        );
-    }
-
-    let name = "restic_manager_websocket_sessions";
-    header(&mut out, name, "gauge", "Open agent WebSocket sessions.");
-    let _ = writeln!(out, "{name} {}", metrics.ws_sessions());
-
-    let name = "restic_manager_messages_received_total";
-    header(
-        &mut out,
-        name,
-        "counter",
-        "Frames received from agents by message type (invalid: did not decode).",
-    );
-    for (label, count) in metrics
-        .messages_in
-        .labels
-        .iter()
-        .zip(&metrics.messages_in.counts)
-    {
-        let _ = writeln!(
-            out,
-            "{name}{{type=\"{label}\"}} {}",
-            count.load(Ordering::Relaxed)
-        );
-    }
-
-    let name = "restic_manager_messages_sent_total";
-    header(
-        &mut out,
-        name,
-        "counter",
-        "Frames sent to agents by message type.",
-    );
-    for (label, count) in metrics
-        .messages_out
-        .labels
-        .iter()
-        .zip(&metrics.messages_out.counts)
-    {
-        let _ = writeln!(
-            out,
-            "{name}{{type=\"{label}\"}} {}",
-            count.load(Ordering::Relaxed)
-        );
-    }
-
-    let name = "restic_manager_persistence_batch_rows";
-    header(
-        &mut out,
-        name,
-        "histogram",
-        "Log lines written per persistence batch.",
-    );
-    metrics.batch_rows.render(&mut out, name, "");
-
-    let name = "restic_manager_persistence_flush_lag_seconds";
-    header(
-        &mut out,
-        name,
-        "histogram",
-        "Time from a batch's first buffered log line to its durable write.",
-    );
-    metrics.flush_lag.render(&mut out, name, "");
-    out
+/// The exposition text of `metrics` and `db`: the database's families,
+/// the in-process ones, then `# EOF`. Writing to a `String` does not fail;
+/// the error is the encoder's signature.
+pub fn render(metrics: &Metrics, db: DbSnapshot) -> Result<String, fmt::Error> {
+    let mut scrape = Registry::with_prefix(PREFIX);
+    scrape.register_collector(Box::new(db));
+    let mut out = String::with_capacity(8 * 1024);
+    text::encode_registry(&mut out, &scrape)?;
+    text::encode_registry(&mut out, &metrics.registry)?;
+    text::encode_eof(&mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Buckets render cumulatively with +Inf, then sum and count.
-    #[test]
-    fn histogram_renders_cumulative_buckets() {
-        let h = Histogram::new(&[1.0, 10.0]);
-        for v in [0.5, 2.0, 3.0, 100.0] {
-            h.observe(v);
-        }
-        h.observe(f64::NAN);
-        let mut out = String::new();
-        h.render(&mut out, "x", "k=\"v\"");
-        assert_eq!(
-            out,
-            "x_bucket{k=\"v\",le=\"1\"} 1\nx_bucket{k=\"v\",le=\"10\"} 3\n\
-             x_bucket{k=\"v\",le=\"+Inf\"} 4\nx_sum{k=\"v\"} 105.5\nx_count{k=\"v\"} 4\n"
-        );
-        let mut out = String::new();
-        Histogram::new(&[1.0]).render(&mut out, "y", "");
-        assert!(
-            out.contains("y_bucket{le=\"+Inf\"} 0\ny_sum 0\ny_count 0\n"),
-            "{out}"
-        );
-    }
 
     /// Message counters count known types by name and anything else as invalid.
     #[test]
@@ -441,48 +368,73 @@ mod tests {
         assert_eq!(m.messages_out("ack"), 0);
     }
 
-    /// The rendered text has HELP and TYPE for every family, zeros for missing job pairs, and escaped labels.
+    /// Sessions count up and down.
+    #[test]
+    fn session_gauge() {
+        let m = Metrics::new();
+        m.session_opened();
+        m.session_opened();
+        m.session_closed();
+        assert_eq!(m.ws_sessions(), 1);
+    }
+
+    /// The text has HELP and TYPE for every family under today's names, zeros for missing job pairs, cumulative buckets, `_total` counter samples, escaped labels and the closing `# EOF`.
     #[test]
     fn render_families_and_escaping() {
         let m = Metrics::new();
         m.session_opened();
+        m.message_in("hello");
         m.job_finished(JobKind::Backup, Duration::from_secs(42));
+        m.job_finished(JobKind::Backup, Duration::from_secs(2));
         m.batch_written(120, Duration::from_millis(30));
         let db = DbSnapshot {
             hosts_online: 2,
             jobs: vec![(JobKind::Backup, JobStatus::Succeeded, 3)],
-            last_backups: vec![("h1".into(), "we\"ird".into(), 1_767_323_045_678)],
+            last_backups: vec![("h1".into(), "we\"i\\r\nd".into(), 1_767_323_045_678)],
         };
-        let text = render(&m, &db);
-        assert!(text.contains("restic_manager_hosts_online 2\n"));
-        assert!(text.contains("restic_manager_jobs{kind=\"backup\",status=\"succeeded\"} 3\n"));
-        assert!(text.contains("restic_manager_jobs{kind=\"prune\",status=\"failed\"} 0\n"));
-        assert!(text
-            .contains("restic_manager_job_duration_seconds_bucket{kind=\"backup\",le=\"60\"} 1\n"));
-        assert!(text.contains(
-            "restic_manager_last_successful_backup_timestamp_seconds{host_id=\"h1\",group=\"we\\\"ird\"} 1767323045.678\n"
-        ));
-        assert!(text.contains("restic_manager_websocket_sessions 1\n"));
-        assert!(text.contains("restic_manager_persistence_batch_rows_bucket{le=\"500\"} 1\n"));
-        for family in [
-            "hosts_online",
-            "jobs",
-            "job_duration_seconds",
-            "last_successful_backup_timestamp_seconds",
-            "websocket_sessions",
-            "messages_received_total",
-            "messages_sent_total",
-            "persistence_batch_rows",
-            "persistence_flush_lag_seconds",
+        let text = render(&m, db).unwrap();
+        for line in [
+            "restic_manager_hosts_online 2\n",
+            "restic_manager_jobs{kind=\"backup\",status=\"succeeded\"} 3\n",
+            "restic_manager_jobs{kind=\"prune\",status=\"failed\"} 0\n",
+            "restic_manager_job_duration_seconds_bucket{le=\"1.0\",kind=\"backup\"} 0\n",
+            "restic_manager_job_duration_seconds_bucket{le=\"5.0\",kind=\"backup\"} 1\n",
+            "restic_manager_job_duration_seconds_bucket{le=\"60.0\",kind=\"backup\"} 2\n",
+            "restic_manager_job_duration_seconds_bucket{le=\"+Inf\",kind=\"backup\"} 2\n",
+            "restic_manager_job_duration_seconds_sum{kind=\"backup\"} 44.0\n",
+            "restic_manager_job_duration_seconds_count{kind=\"backup\"} 2\n",
+            "restic_manager_job_duration_seconds_count{kind=\"check\"} 0\n",
+            "restic_manager_last_successful_backup_timestamp_seconds{host_id=\"h1\",group=\"we\\\"i\\\\r\\nd\"} 1767323045.678\n",
+            "restic_manager_websocket_sessions 1\n",
+            "restic_manager_messages_received_total{type=\"hello\"} 1\n",
+            "restic_manager_messages_received_total{type=\"invalid\"} 0\n",
+            "restic_manager_messages_sent_total{type=\"command.run\"} 0\n",
+            "restic_manager_persistence_batch_rows_bucket{le=\"500.0\"} 1\n",
+            "restic_manager_persistence_flush_lag_seconds_count 1\n",
         ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+        assert!(text.ends_with("\n# EOF\n"), "{text}");
+        for (family, kind) in [
+            ("hosts_online", "gauge"),
+            ("jobs", "gauge"),
+            ("job_duration_seconds", "histogram"),
+            ("last_successful_backup_timestamp_seconds", "gauge"),
+            ("websocket_sessions", "gauge"),
+            ("messages_received", "counter"),
+            ("messages_sent", "counter"),
+            ("persistence_batch_rows", "histogram"),
+            ("persistence_flush_lag_seconds", "histogram"),
+        ] {
+            let help = format!("# HELP restic_manager_{family} ");
+            let at = text.find(&help).unwrap_or_else(|| panic!("no {help}"));
+            let line = text[at..].lines().next().unwrap_or_default();
+            assert!(line.ends_with('.') && !line.ends_with(".."), "{line}");
             assert!(
-                text.contains(&format!("# TYPE restic_manager_{family} ")),
-                "{family}"
-            );
-            assert!(
-                text.contains(&format!("# HELP restic_manager_{family} ")),
+                text.contains(&format!("# TYPE restic_manager_{family} {kind}\n")),
                 "{family}"
             );
         }
+        assert!(!text.contains("# UNIT"), "{text}");
     }
 }

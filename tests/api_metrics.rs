@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 //! `/metrics` end to end: a scripted agent enrols, connects and runs a
-//! backup; the scrape (unauthenticated) parses as Prometheus text format
-//! 0.0.4 and shows the host online, the session, the messages in and out,
+//! backup; the scrape (unauthenticated) parses as the OpenMetrics text
+//! format and shows the host online, the session, the messages in and out,
 //! the job by kind and status, its duration, the last successful backup of
 //! its group and the persistence batch — and no hostname.
 
@@ -19,14 +19,19 @@ use serde_json::json;
 /// One sample: metric name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);
 
-/// Parses exposition text, failing on any line that is not a HELP or TYPE
-/// comment or a `name{labels} value` sample, or a sample whose family has
-/// no TYPE before it.
+/// Parses OpenMetrics text, failing on any line that is not a HELP or TYPE
+/// comment or a `name{labels} value` sample, on a sample whose family has
+/// no TYPE before it (a counter's samples end in `_total`, a histogram's in
+/// `_bucket`, `_sum` or `_count`), and on text that does not end with the
+/// one `# EOF` line.
 fn parse(text: &str) -> Vec<Sample> {
     let mut typed: BTreeMap<String, String> = BTreeMap::new();
     let mut helped = BTreeSet::new();
     let mut samples = Vec::new();
-    for line in text.lines() {
+    let body = text
+        .strip_suffix("# EOF\n")
+        .unwrap_or_else(|| panic!("no closing # EOF: {text:?}"));
+    for line in body.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let (name, help) = rest.split_once(' ').expect("HELP name text");
             assert!(valid_name(name) && !help.is_empty(), "bad HELP: {line}");
@@ -66,13 +71,22 @@ fn parse(text: &str) -> Vec<Sample> {
             None => (series, BTreeMap::new()),
         };
         assert!(valid_name(name), "bad name: {line}");
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|suffix| {
-                name.strip_suffix(suffix)
-                    .filter(|f| typed.get(*f).map(String::as_str) == Some("histogram"))
-            })
-            .unwrap_or(name);
+        let family = [
+            ("_total", "counter"),
+            ("_bucket", "histogram"),
+            ("_sum", "histogram"),
+            ("_count", "histogram"),
+        ]
+        .iter()
+        .find_map(|(suffix, kind)| {
+            name.strip_suffix(suffix)
+                .filter(|f| typed.get(*f).map(String::as_str) == Some(*kind))
+        })
+        .unwrap_or(name);
+        assert!(
+            typed.get(family).map(String::as_str) != Some("counter") || family != name,
+            "counter sample without _total: {line}"
+        );
         assert!(typed.contains_key(family), "no TYPE before {line}");
         assert!(helped.contains(family), "no HELP for {line}");
         samples.push((name.to_owned(), labels, value));
@@ -135,7 +149,7 @@ async fn scrape(app: &TestApp) -> (String, Vec<Sample>) {
     assert_eq!(resp.status(), StatusCode::OK);
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
         "{content_type}"
     );
     let text = resp.text().await.unwrap();
@@ -298,14 +312,18 @@ async fn scrape_after_an_agent_ran_a_job() {
 /// The parser used above refuses what is not exposition format.
 #[test]
 fn parser_refuses_bad_lines() {
-    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\",y=\"q\\\"\"} 3\n";
+    let good = "# HELP a A.\n# TYPE a counter\na_total{x=\"1\",y=\"q\\\"\"} 3\n# EOF\n";
     let samples = parse(good);
+    assert_eq!(samples[0].0, "a_total");
     assert_eq!(samples[0].1["y"], "q\"");
     for bad in [
-        "a_total 1\n",
-        "# TYPE a counter\n# HELP a A.\na one\n",
-        "# HELP a A.\n# TYPE a counter\n1a 2\n",
-        "# HELP a A.\n# TYPE a summary\na 2\n",
+        "a_total 1\n# EOF\n",
+        "# HELP a A.\n# TYPE a counter\na_total 1\n",
+        "# HELP a A.\n# TYPE a counter\na 1\n# EOF\n",
+        "# TYPE a counter\n# HELP a A.\na_total one\n# EOF\n",
+        "# HELP a A.\n# TYPE a counter\n1a 2\n# EOF\n",
+        "# HELP a A.\n# TYPE a summary\na 2\n# EOF\n",
+        "# HELP a A.\n# TYPE a gauge\na 2\n# EOF\na 3\n",
     ] {
         assert!(std::panic::catch_unwind(|| parse(bad)).is_err(), "{bad:?}");
     }

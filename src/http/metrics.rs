@@ -1,4 +1,5 @@
-//! `GET /metrics`: Prometheus text format 0.0.4, unauthenticated. It shows
+//! `GET /metrics`: the OpenMetrics text format (which Prometheus scrapes;
+//! why not 0.0.4 is in [`crate::metrics`]), unauthenticated. It shows
 //! counts, times, host ids and source group names only: no hostname, no
 //! secret. The in-process counters come from [`crate::metrics::Metrics`];
 //! hosts online, jobs by kind and status and the last successful backups
@@ -7,12 +8,9 @@
 use actix_web::{web, HttpResponse};
 
 use crate::http::error::{with_conn, ApiError};
-use crate::metrics::{render, DbSnapshot};
+use crate::metrics::{render, DbSnapshot, CONTENT_TYPE};
 use crate::server::AppState;
 use crate::store::admin_queries;
-
-/// The exposition format's content type.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /metrics`.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -27,6 +25,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         })
     })
     .await?;
-    let text = render(&state.actors.metrics, &db);
+    let text = render(&state.actors.metrics, db)
+        .map_err(|e| ApiError::internal(format!("encoding the metrics: {e}")))?;
     Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(text))
 }
