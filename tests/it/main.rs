@@ -24,6 +24,7 @@ mod api_metrics;
 mod api_openapi;
 mod cli;
 mod conformance;
+mod docs;
 mod e2e_backup;
 mod e2e_faults;
 mod e2e_jobs;
