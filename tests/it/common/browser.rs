@@ -5,7 +5,6 @@
 //! temp dir. Helpers wait on DOM conditions with a deadline — never a
 //! fixed sleep — and save screenshots.
 
-#![allow(dead_code)] // each test crate uses a different subset
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::net::TcpListener;

@@ -72,7 +72,6 @@ pub enum Incoming {
 
 /// One scripted agent connection.
 pub struct TestAgent {
-    pub host_id: String,
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
@@ -97,10 +96,7 @@ impl TestAgent {
         enrolled: &Enrolled,
     ) -> Result<TestAgent, tungstenite::Error> {
         let (ws, _) = tokio_tungstenite::connect_async(request(app, &enrolled.token)).await?;
-        Ok(TestAgent {
-            host_id: enrolled.host_id.clone(),
-            ws,
-        })
+        Ok(TestAgent { ws })
     }
 
     /// Connects from a chosen local address (127.0.0.x spreads many
@@ -123,10 +119,7 @@ impl TestAgent {
             MaybeTlsStream::Plain(stream),
         )
         .await?;
-        Ok(TestAgent {
-            host_id: enrolled.host_id.clone(),
-            ws,
-        })
+        Ok(TestAgent { ws })
     }
 
     /// Sends a message under a fresh id; returns the id.

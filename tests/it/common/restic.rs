@@ -2,11 +2,7 @@
 //! path, its password, source folders to back up, and helpers that run the
 //! real `restic` (0.14 from Debian in CI; `RESTIC_BINARY` overrides) to set
 //! up or inspect a repository behind the agent's back.
-//!
-//! Include it from a test crate with
-//! `#[path = "common/restic.rs"] mod restic_repo;`.
 
-#![allow(dead_code)] // each test crate uses a different subset
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Write;

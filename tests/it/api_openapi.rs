@@ -6,12 +6,10 @@
 //! other methods on documented paths are 405, and real answers validate
 //! against the documented schemas.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::api::*;
-use common::server::{client, spawn_app, TestApp};
+use crate::common::api::*;
+use crate::common::server::{client, spawn_app, TestApp};
 use reqwest::{Method, StatusCode};
 use restic_manager::http::api::{self, table::Verb, NO_ROUTE_MESSAGE};
 use serde_json::{json, Value};

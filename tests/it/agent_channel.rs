@@ -1,19 +1,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 //! The agent channel end to end: a real server on 127.0.0.1:0, scripted
-//! agents over real TCP WebSockets (`tests/common/agent.rs`), and the
+//! agents over real TCP WebSockets (`tests/it/common/agent.rs`), and the
 //! database checked after every step. Time-dependent behaviour (heartbeat
 //! timeout, retry back-off, missed runs) is driven with a fake `now`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
-use common::agent::{
+use crate::common::agent::{
     db, enroll, eventually, finished_envelope, hello, job_when, log_line, Enrolled, Incoming,
     TestAgent,
 };
-use common::server::{client, spawn_app, spawn_app_with, TestApp};
+use crate::common::server::{client, spawn_app, spawn_app_with, TestApp};
+use chrono::{TimeZone, Utc};
 use restic_manager::actors::scheduler::Tick;
 use restic_manager::actors::{CancelOutcome, NewJobRequest};
 use restic_manager::protocol::{self, FinishStatus, ServerToAgent};

@@ -12,18 +12,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::common::browser;
+use crate::common::daemon::{self, InProcessAgent};
+use crate::common::restic as restic_repo;
+use crate::common::server::{spawn_app, TestApp};
 use browser::{
     fill, screenshot, wait_css, wait_js, wait_path, wait_path_prefix, Browser, DEADLINE,
 };
-use common::browser;
-use common::daemon::{self, InProcessAgent};
-use common::restic as restic_repo;
-use common::server::{spawn_app, TestApp};
 use fantoccini::{Client, Locator};
 use restic_manager::auth::Role;
 use serde_json::{json, Value};
@@ -134,7 +132,7 @@ async fn change_controls(c: &Client) -> Vec<String> {
 /// Creates a user through the API (as an admin's automation would).
 async fn add_user(app: &TestApp, name: &str, role: Role) -> String {
     let password = format!("{name}-password-1234");
-    let resp = common::server::client()
+    let resp = crate::common::server::client()
         .post(app.api("/users"))
         .bearer_auth(&app.admin_token)
         .json(&json!({"username": name, "password": password, "role": role.as_str()}))

@@ -4,10 +4,8 @@
 //! rate limit), hosts, repository secrets, source groups, schedules, jobs,
 //! snapshots, repo stats and missed runs, and the audit log they write.
 
-mod common;
-
-use common::api::*;
-use common::server::{client, spawn_app, TestApp};
+use crate::common::api::*;
+use crate::common::server::{client, spawn_app, TestApp};
 use reqwest::{Method, StatusCode};
 use restic_manager::auth::Role;
 use restic_manager::store::{self, models};

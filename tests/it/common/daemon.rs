@@ -68,7 +68,6 @@ impl Clock for ShiftedClock {
 
 /// A running in-process agent.
 pub struct InProcessAgent {
-    pub host_id: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), AgentError>>,
 }
@@ -81,14 +80,12 @@ impl InProcessAgent {
 
     /// Runs the agent with `clock` driving its local schedule.
     pub fn start_with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> Self {
-        let host_id = config.host_id.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = actix_web::rt::spawn(agent::run_with_clock(config, clock, async move {
             // Err: the sender was dropped, which also means stop.
             let _ = stopped.await;
         }));
         Self {
-            host_id,
             stop: Some(stop),
             task,
         }

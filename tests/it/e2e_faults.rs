@@ -9,20 +9,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::agent_proc::{self, is_acked, processes_with_arg, EnrolledAgent};
-use common::e2e::{
+use crate::common::agent_proc::{self, is_acked, processes_with_arg, EnrolledAgent};
+use crate::common::e2e::{
     get, host_jobs, job_logs, post, put, run_job, snapshots, start_job, wait_for, wait_job,
     wait_online,
 };
-use common::off_thread;
-use common::proxy::TcpProxy;
-use common::restic::TempRepo;
-use common::server::{spawn_app, TestApp};
+use crate::common::off_thread;
+use crate::common::proxy::TcpProxy;
+use crate::common::restic::TempRepo;
+use crate::common::server::{spawn_app, TestApp};
 use restic_manager::agent::journal::{JobState, RESTARTED_ERROR};
 use restic_manager::agent::HooksConfig;
 use restic_manager::protocol::JobKind;

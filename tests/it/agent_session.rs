@@ -7,13 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-#[path = "common/restic.rs"]
-mod restic_repo;
+use crate::common::restic as restic_repo;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
@@ -33,43 +32,45 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::{header, StatusCode};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tracing::instrument::WithSubscriber;
+use tracing::Dispatch;
 
 /// How long a test waits for one expected frame.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 
 // --- log capture ---------------------------------------------------------------
 
-/// Everything the agent logged in this test binary (all tests share it).
-fn captured_logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    let logs = LOGS.get_or_init(|| Mutex::new(Vec::new()));
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        let subscriber = tracing_subscriber::fmt()
+/// What one agent logged. Each [`RunningAgent`] gets its own subscriber,
+/// attached to the agent's task (the agent is one task): the tests share
+/// one process, so a global subscriber would mix their logs.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn dispatch(&self) -> Dispatch {
+        let logs = self.clone();
+        tracing_subscriber::fmt()
             .with_env_filter("info,restic_manager=trace")
             .with_ansi(false)
-            .with_writer(|| LogWriter)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber per binary");
-    });
-    logs
+            .with_writer(move || logs.clone())
+            .finish()
+            .into()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }
 
-struct LogWriter;
-
-impl Write for LogWriter {
+impl Write for Logs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        captured_logs().lock().unwrap().extend_from_slice(buf);
+        self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn logs_text() -> String {
-    String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned()
 }
 
 // --- the test server --------------------------------------------------------------
@@ -240,16 +241,24 @@ impl Conn {
 struct RunningAgent {
     handle: JoinHandle<Result<(), AgentError>>,
     stop: oneshot::Sender<()>,
+    logs: Logs,
 }
 
 impl RunningAgent {
     fn start(config: AgentConfig) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(agent::run(config, async {
+        let logs = Logs::default();
+        let run = agent::run(config, async {
             // Err means the test dropped the sender: stop as well.
             let _ = stopped.await;
-        }));
-        Self { handle, stop }
+        });
+        let handle = tokio::spawn(run.with_subscriber(logs.dispatch()));
+        Self { handle, stop, logs }
+    }
+
+    /// Everything this agent logged so far.
+    fn logs(&self) -> Logs {
+        self.logs.clone()
     }
 
     /// Asks for a clean stop and waits for `run` to return.
@@ -308,7 +317,6 @@ fn finished_of(envelope: &Envelope<AgentToServer>) -> &JobFinished {
 /// hello, with the same envelope id, until the server acks it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_is_replayed_until_acked() {
-    captured_logs();
     let token = "agent-token-outbox";
     let mut server = TestServer::start(token).await;
     let state = tempfile::tempdir().unwrap();
@@ -373,7 +381,6 @@ async fn outbox_is_replayed_until_acked() {
 /// from the journal without running again; no secret reaches the logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_flow_with_real_restic() {
-    captured_logs();
     let token = "agent-token-flow-5b1e";
     let mut server = TestServer::start(token).await;
     let state = tempfile::tempdir().unwrap();
@@ -473,9 +480,10 @@ async fn command_flow_with_real_restic() {
         "the job ran twice: {later:?}"
     );
     assert_eq!(repo.snapshots().len(), 1);
+    let logs = agent.logs();
     agent.shutdown().await.unwrap();
 
-    let logs = logs_text();
+    let logs = logs.text();
     assert!(logs.contains("job-b1"), "the capture works");
     assert!(
         !logs.contains(&repo.password),
@@ -489,7 +497,6 @@ async fn command_flow_with_real_restic() {
 /// connection ends it `cancelled`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_after_reconnect() {
-    captured_logs();
     let token = "agent-token-cancel";
     let mut server = TestServer::start(token).await;
     let state = tempfile::tempdir().unwrap();
@@ -539,7 +546,6 @@ async fn cancel_after_reconnect() {
 /// (`restic unlock` before its next job, here an unlock job).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_and_restart_recovery() {
-    captured_logs();
     let token = "agent-token-restart";
     let mut server = TestServer::start(token).await;
     let state = tempfile::tempdir().unwrap();
@@ -604,7 +610,10 @@ async fn kill_and_restart_recovery() {
     assert_eq!(finished_of(&finished).status, FinishStatus::Succeeded);
     assert!(repo.lock_files().is_empty());
     assert!(
-        logs_text().contains("stale repository locks removed"),
+        agent
+            .logs()
+            .text()
+            .contains("stale repository locks removed"),
         "the agent's own clean-up ran"
     );
     agent.shutdown().await.unwrap();
@@ -614,7 +623,6 @@ async fn kill_and_restart_recovery() {
 /// after hello, with its original scheduled_at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_fire_is_sent_on_connect() {
-    captured_logs();
     let token = "agent-token-cron";
     let mut server = TestServer::start(token).await;
     let state = tempfile::tempdir().unwrap();
@@ -654,7 +662,6 @@ async fn missed_fire_is_sent_on_connect() {
 /// failed ("agent stopped during the job") and returns cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_a_job() {
-    captured_logs();
     let token = "agent-token-stop";
     let mut server = TestServer::start(token).await;
     let state = tempfile::tempdir().unwrap();
@@ -688,7 +695,6 @@ async fn shutdown_during_a_job() {
 /// makes command.run refused with a reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals() {
-    captured_logs();
     let mut server = TestServer::start("the-right-token").await;
     let state = tempfile::tempdir().unwrap();
     let agent = RunningAgent::start(config(&server, "a-wrong-token", state.path()));

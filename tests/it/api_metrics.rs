@@ -5,13 +5,11 @@
 //! the job by kind and status, its duration, the last successful backup of
 //! its group and the persistence batch — and no hostname.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::agent::{enroll, eventually, TestAgent};
-use common::api::call;
-use common::server::{client, spawn_app, TestApp};
+use crate::common::agent::{enroll, eventually, TestAgent};
+use crate::common::api::call;
+use crate::common::server::{client, spawn_app, TestApp};
 use reqwest::{Method, StatusCode};
 use restic_manager::protocol;
 use serde_json::json;
@@ -417,9 +415,9 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
 /// The scrape's aggregate queries give the right numbers on SQLite and, when configured, PostgreSQL.
 #[test]
 fn aggregates_on_both_backends() {
-    let (_dir, pool) = common::db::sqlite_pool();
+    let (_dir, pool) = crate::common::db::sqlite_pool();
     check_aggregates(&pool);
-    if let Some(pg) = common::db::postgres_pool() {
+    if let Some(pg) = crate::common::db::postgres_pool() {
         check_aggregates(&pg);
         println!("aggregates_on_both_backends: backend=postgres ok");
     }

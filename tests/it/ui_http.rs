@@ -6,13 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::time::Duration;
 
-use common::agent::{enroll, finished_envelope, log_line, TestAgent};
-use common::api::{login, Browser};
-use common::server::{spawn_app, TestApp};
+use crate::common::agent::{enroll, finished_envelope, log_line, TestAgent};
+use crate::common::api::{login, Browser};
+use crate::common::server::{spawn_app, TestApp};
 use restic_manager::auth::Role;
 use restic_manager::protocol;
 use serde_json::{json, Value};

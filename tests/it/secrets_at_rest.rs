@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use restic_manager::crypto::{self, SecretKey};
 use restic_manager::store::{self, hosts, models, repositories};
 
@@ -13,7 +11,7 @@ use restic_manager::store::{self, hosts, models, repositories};
 /// round-trips through the store with the key file created on first use.
 #[test]
 fn sealed_repository_password_is_not_in_the_database_file() {
-    let (dir, pool) = common::db::sqlite_pool();
+    let (dir, pool) = crate::common::db::sqlite_pool();
     let key = SecretKey::load_or_create(&dir.path().join("secret.key")).unwrap();
     let password = "correct-horse-battery-staple-4711";
     let credential = "s3-secret-access-key-0815";

@@ -5,17 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::daemon::{self, InProcessAgent};
-use common::e2e::{get, post, put, run_job, wait_for, wait_online};
+use crate::common::daemon::{self, InProcessAgent};
+use crate::common::e2e::{get, post, put, run_job, wait_for, wait_online};
 use serde_json::json;
 
 /// Enrol → online → repository → init → source group → backup now → the
 /// snapshot is listed with the group's tag, and restic itself sees it.
 #[actix_web::test]
 async fn enrol_init_backup_and_see_the_snapshot() {
-    let app = common::server::spawn_app().await;
+    let app = crate::common::server::spawn_app().await;
     let work = tempfile::tempdir().unwrap();
     let source = work.path().join("documents");
     std::fs::create_dir_all(&source).unwrap();

@@ -3,10 +3,8 @@
 //! deviated from it: the real server over HTTP, driven as a stranger who
 //! read only the document would drive it.
 
-mod common;
-
-use common::api::*;
-use common::server::spawn_app;
+use crate::common::api::*;
+use crate::common::server::spawn_app;
 use reqwest::{Method, StatusCode};
 use restic_manager::auth::Role;
 use restic_manager::store::{self, models};

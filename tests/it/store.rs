@@ -12,8 +12,6 @@
 // fail the test loudly (clippy's test allowance covers only `#[test]` bodies).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
@@ -23,7 +21,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Text};
 
-use common::db;
+use crate::common::db;
 use restic_manager::store::models::*;
 use restic_manager::store::{
     self, api_tokens, audit, enrollment, hosts, job_logs, jobs, missed_runs, repo_stats,

@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-#[path = "common/restic.rs"]
-mod restic_repo;
+use crate::common::restic as restic_repo;
 
 use std::path::Path;
 use std::time::Duration;

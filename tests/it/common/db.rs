@@ -37,7 +37,7 @@ pub fn sqlite_pool() -> (TempDir, Pool) {
 pub struct PgDatabase {
     // Field order matters: the pool closes before the guard drops the database.
     pool: Pool,
-    guard: DatabaseGuard,
+    _guard: DatabaseGuard,
 }
 
 impl Deref for PgDatabase {
@@ -45,13 +45,6 @@ impl Deref for PgDatabase {
 
     fn deref(&self) -> &Pool {
         &self.pool
-    }
-}
-
-impl PgDatabase {
-    /// The name of the database created for this test.
-    pub fn name(&self) -> &str {
-        &self.guard.name
     }
 }
 
@@ -113,13 +106,6 @@ pub struct PgScratch {
     guard: DatabaseGuard,
 }
 
-impl PgScratch {
-    /// The name of the database.
-    pub fn name(&self) -> &str {
-        &self.guard.name
-    }
-}
-
 /// A new, empty PostgreSQL database, or `None` when
 /// `RESTIC_MANAGER_TEST_POSTGRES_URL` is unset (or this build has no
 /// PostgreSQL support). Panics if the server is set but unusable.
@@ -161,5 +147,8 @@ pub fn postgres_pool() -> Option<PgDatabase> {
     let PgScratch { url, guard } = postgres_database()?;
     let pool = store::connect(&url, TEST_POOL_SIZE)
         .unwrap_or_else(|e| panic!("cannot open the test database {}: {e}", guard.name));
-    Some(PgDatabase { pool, guard })
+    Some(PgDatabase {
+        pool,
+        _guard: guard,
+    })
 }

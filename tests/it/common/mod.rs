@@ -1,8 +1,7 @@
 //! Helpers shared by the end-to-end tests: test databases, a real server on
 //! a random port, the REST API, scripted agents, the real agent in-process
 //! or as a process, a TCP proxy that can cut connections, and temp restic
-//! repositories (`restic.rs`, included by path where needed).
-#![allow(dead_code)]
+//! repositories.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 pub mod agent;

@@ -4,10 +4,8 @@
 //! the field, 401/403 per role, 404, 409, pagination, the audit rows each
 //! change writes, and that no answer holds a secret or a hash.
 
-mod common;
-
-use common::api::*;
-use common::server::{client, spawn_app, TestApp};
+use crate::common::api::*;
+use crate::common::server::{client, spawn_app, TestApp};
 use reqwest::{Method, StatusCode};
 use restic_manager::auth::Role;
 use restic_manager::store;

@@ -6,22 +6,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Timelike, Utc};
-use common::agent_proc::processes_with_arg;
-use common::daemon::{self, InProcessAgent, ShiftedClock};
-use common::e2e::{
+use crate::common::agent_proc::processes_with_arg;
+use crate::common::daemon::{self, InProcessAgent, ShiftedClock};
+use crate::common::e2e::{
     get, host_jobs, job_logs, post, put, run_job, snapshots, start_job, wait_for, wait_for_within,
     wait_job, wait_online,
 };
-use common::off_thread;
-use common::restic::TempRepo;
-use common::server::{spawn_app, TestApp};
+use crate::common::off_thread;
+use crate::common::restic::TempRepo;
+use crate::common::server::{spawn_app, TestApp};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use serde_json::{json, Value};
 
 /// A server, an initialised repository set on one enrolled host, and
@@ -351,7 +349,7 @@ async fn cancel_a_long_backup() {
     let running = wait_for("the backup to run and report progress", async || {
         let job = get(&fx.app, &format!("/jobs/{id}")).await;
         assert!(
-            !common::e2e::is_terminal(&job),
+            !crate::common::e2e::is_terminal(&job),
             "ended before the cancel: {job}"
         );
         (job["status"] == "running" && job["progress"].is_object()).then_some(job)

@@ -1,0 +1,34 @@
+//! Every integration test of restic-manager in one crate, so that the
+//! library, actix and diesel are linked into one test binary instead of
+//! one per file. Each module below was a test binary of its own; `common`
+//! holds their shared helpers. One module runs alone with its name as the
+//! filter: `cargo test --test it -- store::`.
+//!
+//! The modules share one process and run on parallel threads, so none may
+//! change process-wide state: no `std::env::set_var` (pass settings
+//! explicitly), no global tracing subscriber (`agent_session` gives each
+//! agent its own), no change of the working directory, and no fixed port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+mod agent_channel;
+mod agent_enroll;
+mod agent_restic;
+mod agent_session;
+mod agent_tls;
+mod api;
+mod api_admin;
+mod api_metrics;
+mod api_openapi;
+mod cli;
+mod conformance;
+mod docs;
+mod e2e_backup;
+mod e2e_faults;
+mod e2e_jobs;
+mod secrets_at_rest;
+mod store;
+mod ui_browser;
+mod ui_http;
