@@ -17,7 +17,7 @@ use crate::admin::{self, TokenError};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, models};
 
 /// Token life when the request gives none (as `token create`).

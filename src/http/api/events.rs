@@ -52,8 +52,8 @@ use crate::actors::persistence::Flush;
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
+use crate::http::AppState;
 use crate::protocol::{JobProgress, LogStreamKind};
-use crate::server::AppState;
 use crate::store::{self, models, JobStatus, LogStream};
 
 /// Time between keep-alive comments on an idle stream.

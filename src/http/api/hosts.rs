@@ -14,7 +14,7 @@ use super::{audit, live_host, stored_json, Body, List, PageQuery, Time, DEFAULT_
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, hosts::HostWithVersion, models};
 
 /// Longest display name.

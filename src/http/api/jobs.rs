@@ -18,8 +18,8 @@ use crate::actors::{CancelOutcome, NewJobRequest};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
+use crate::http::AppState;
 use crate::protocol::{self, RetentionPolicy};
-use crate::server::AppState;
 use crate::store::{self, models, JobKind, JobStatus, LogStream};
 
 /// Log lines per page when the request gives no `limit`.

@@ -9,7 +9,7 @@ use super::{parse_time, List, PageQuery, Time, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, models};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {

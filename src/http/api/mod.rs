@@ -43,7 +43,7 @@ use crate::actors::persistence::PersistError;
 use crate::actors::ActorError;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, models::Host, DbConnection};
 
 mod api_tokens;

@@ -10,7 +10,7 @@ use super::{live_host, parse_time, List, PageQuery, Time};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, models};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {

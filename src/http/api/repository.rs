@@ -15,7 +15,7 @@ use crate::auth::Role;
 use crate::crypto;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, models};
 
 /// Longest repository URL.

@@ -21,7 +21,7 @@ use crate::auth::Role;
 use crate::cron::{CronExpr, NEXT_RUNS};
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, models, DbConnection};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {

@@ -20,7 +20,7 @@ use crate::http::auth::{
     client_addr, AuthMethod, LoginLimiter, Principal, SESSION_COOKIE, SESSION_TTL,
 };
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, models};
 
 /// An argon2id hash (same parameters as `auth::hash_password`) of a random

@@ -15,8 +15,8 @@ use super::{
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
+use crate::http::AppState;
 use crate::protocol::RetentionPolicy;
-use crate::server::AppState;
 use crate::store::{self, models, DbConnection};
 
 /// Longest group name (it is also the restic tag of its snapshots).

@@ -24,7 +24,7 @@ use crate::admin;
 use crate::auth::{self, Role};
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, models, DbConnection};
 
 /// Longest password accepted (argon2 takes any length; this bounds the work).

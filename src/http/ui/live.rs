@@ -18,7 +18,7 @@ use crate::auth::Role;
 use crate::http::api::events::{event_stream, json_frame, keep_alive, retry, KEEP_ALIVE};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::JobStatus;
 
 /// Frames buffered toward one client before the stream task waits.
