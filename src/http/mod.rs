@@ -5,7 +5,9 @@ pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod metrics;
+pub mod sse;
 pub mod state;
 pub mod ui;
 

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{audit, Body, List, PageQuery, Time, DEFAULT_LIMIT};
+use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::admin::{self, TokenError};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
+use crate::http::extract::{Body, Time};
 use crate::http::AppState;
 use crate::store::{self, models};
 

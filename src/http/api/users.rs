@@ -19,11 +19,12 @@ use serde_json::json;
 
 use super::session::UserDto;
 use super::table::Endpoint;
-use super::{audit, Body, List, PageQuery, DEFAULT_LIMIT};
+use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::admin;
 use crate::auth::{self, Role};
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
+use crate::http::extract::Body;
 use crate::http::AppState;
 use crate::store::{self, models, DbConnection};
 
