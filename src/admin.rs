@@ -1,7 +1,9 @@
 //! The admin commands behind the CLI (`user add`, `token create`,
 //! `api-token create`, `host bulk-enroll`, `migrate`) and the first-start bootstrap of the
 //! `admin` account. Each is a plain blocking function over the pool so the
-//! binary stays thin and tests can call them directly.
+//! binary stays thin and tests can call them directly. The rules they share
+//! with the REST API live apart: account rules in [`crate::auth`], token
+//! issuance in [`crate::tokens`].
 
 use std::time::Duration;
 
@@ -10,13 +12,12 @@ use anyhow::{bail, Context};
 use crate::auth::{self, Role};
 use crate::config::ServerConfig;
 use crate::store::{self, models, Pool};
+use crate::tokens;
 
 /// Environment variable that sets the first admin's password.
 pub const ADMIN_PASSWORD_ENV: &str = "RESTIC_MANAGER_ADMIN_PASSWORD";
 /// Name of the account created on first start.
 pub const INITIAL_ADMIN: &str = "admin";
-/// Shortest password accepted for an account.
-pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// Opens the database of `config` (running migrations), with one clear
 /// error naming the URL (password redacted) when it cannot.
@@ -29,14 +30,6 @@ pub fn open_store(config: &ServerConfig) -> anyhow::Result<Pool> {
 pub fn migrate(pool: &Pool) -> anyhow::Result<usize> {
     let mut conn = pool.get().context("cannot get a database connection")?;
     Ok(store::run_migrations(&mut conn)?)
-}
-
-/// Refuses passwords that are too short to protect an admin console.
-pub fn check_password_policy(password: &str) -> anyhow::Result<()> {
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        bail!("the password must have at least {MIN_PASSWORD_LEN} characters");
-    }
-    Ok(())
 }
 
 /// On a database without users, creates `admin` with the password from
@@ -61,7 +54,7 @@ pub fn bootstrap_admin_with(
     }
     let (password, generated) = match env_password {
         Some(p) => {
-            check_password_policy(&p)
+            auth::check_password_policy(&p)
                 .with_context(|| format!("{ADMIN_PASSWORD_ENV} is unusable"))?;
             (p, false)
         }
@@ -77,28 +70,14 @@ pub fn bootstrap_admin_with(
 
 /// `user add`: a new account; a taken username is a clear error.
 pub fn add_user(pool: &Pool, username: &str, role: Role, password: &str) -> anyhow::Result<()> {
-    validate_username(username)?;
-    check_password_policy(password)?;
+    auth::validate_username(username)?;
+    auth::check_password_policy(password)?;
     let mut conn = pool.get().context("cannot get a database connection")?;
     if store::users::by_username(&mut conn, username)?.is_some() {
         bail!("user {username} exists already");
     }
     insert_user(&mut conn, username, role, password)?;
     audit(&mut conn, "cli", "user.create", Some(username))?;
-    Ok(())
-}
-
-/// Refuses usernames that are empty, longer than 64 bytes or hold other
-/// characters than ASCII letters, digits, `.`, `_`, `-` and `@`.
-pub fn validate_username(username: &str) -> anyhow::Result<()> {
-    let ok = !username.is_empty()
-        && username.len() <= 64
-        && username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if !ok {
-        bail!("invalid username {username:?}: use 1-64 letters, digits, '.', '_', '-' or '@'");
-    }
     Ok(())
 }
 
@@ -125,72 +104,15 @@ fn insert_user(
     Ok(())
 }
 
-/// Why a token could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The ttl does not fit in the time columns.
-    #[error("the ttl is too long")]
-    TtlTooLong,
-    /// No random token could be drawn.
-    #[error(transparent)]
-    Auth(#[from] auth::AuthError),
-    /// The database refused the row.
-    #[error(transparent)]
-    Db(#[from] diesel::result::Error),
-}
-
-/// `now + ttl` in Unix milliseconds, if it fits.
-fn expiry(now: i64, ttl: Duration) -> Result<i64, TokenError> {
-    let ttl_ms = i64::try_from(ttl.as_millis()).map_err(|_| TokenError::TtlTooLong)?;
-    now.checked_add(ttl_ms).ok_or(TokenError::TtlTooLong)
-}
-
-/// A freshly created enrolment token: the secret (shown once) and its row.
-pub struct CreatedEnrollmentToken {
-    pub id: String,
-    pub token: String,
-    pub expires_at: i64,
-}
-
-/// Creates a one-time enrolment token valid for `ttl`, made by the user
-/// `creator_id` (`None`: the CLI). The one implementation behind
-/// `token create` and `POST /api/v1/enrollment-tokens`; the caller writes
-/// its own audit row (in the same transaction, for the API).
-pub fn insert_enrollment_token(
-    conn: &mut store::DbConnection,
-    ttl: Duration,
-    creator_id: Option<String>,
-) -> Result<CreatedEnrollmentToken, TokenError> {
-    let now = store::now_ms();
-    let expires_at = expiry(now, ttl)?;
-    let token = auth::generate_token()?;
-    let id = store::new_id();
-    store::enrollment::insert(
-        conn,
-        &models::NewEnrollmentToken {
-            id: id.clone(),
-            token_hash: auth::hash_token(&token),
-            created_by: creator_id,
-            created_at: now,
-            expires_at,
-        },
-    )?;
-    Ok(CreatedEnrollmentToken {
-        id,
-        token,
-        expires_at,
-    })
-}
-
 /// `token create`: a one-time enrolment token valid for `ttl`.
 pub fn create_enrollment_token(
     pool: &Pool,
     ttl: Duration,
     created_by: &str,
-) -> anyhow::Result<CreatedEnrollmentToken> {
+) -> anyhow::Result<tokens::CreatedEnrollmentToken> {
     let mut conn = pool.get().context("cannot get a database connection")?;
     let creator = store::users::by_username(&mut conn, created_by)?.map(|u| u.id);
-    let created = insert_enrollment_token(&mut conn, ttl, creator)?;
+    let created = tokens::insert_enrollment_token(&mut conn, ttl, creator)?;
     audit(
         &mut conn,
         created_by,
@@ -198,45 +120,6 @@ pub fn create_enrollment_token(
         Some(&created.id),
     )?;
     Ok(created)
-}
-
-/// A freshly created API token: the secret (shown once) and its row.
-pub struct CreatedApiToken {
-    pub token: String,
-    pub row: models::ApiToken,
-}
-
-/// Creates an API token for the user `user_id`, valid for `ttl` (`None`:
-/// until revoked), acting with at most `role` (`None`: the user's role,
-/// whatever it is at each use). The one implementation behind
-/// `api-token create` and `POST /api/v1/api-tokens`; the caller checks the
-/// user and writes its own audit row.
-pub fn insert_api_token(
-    conn: &mut store::DbConnection,
-    user_id: &str,
-    name: &str,
-    ttl: Option<Duration>,
-    role: Option<Role>,
-) -> Result<CreatedApiToken, TokenError> {
-    let now = store::now_ms();
-    let expires_at = ttl.map(|ttl| expiry(now, ttl)).transpose()?;
-    let token = auth::generate_token()?;
-    let mut row = store::api_tokens::insert(
-        conn,
-        &models::NewApiToken {
-            id: store::new_id(),
-            user_id: user_id.to_owned(),
-            name: name.to_owned(),
-            token_hash: auth::hash_token(&token),
-            created_at: now,
-            expires_at,
-        },
-    )?;
-    if let Some(role) = role {
-        row = store::api_tokens::restrict_role(conn, &row.id, role.into())?
-            .ok_or(diesel::result::Error::NotFound)?;
-    }
-    Ok(CreatedApiToken { token, row })
 }
 
 /// `api-token create`: an API token for an existing, enabled user.
@@ -253,7 +136,7 @@ pub fn create_api_token(
     if user.disabled {
         bail!("user {username} is disabled");
     }
-    let created = insert_api_token(&mut conn, &user.id, name, ttl, None)?;
+    let created = tokens::insert_api_token(&mut conn, &user.id, name, ttl, None)?;
     audit(&mut conn, "cli", "api_token.create", Some(&created.row.id))?;
     Ok(created.token)
 }

@@ -16,6 +16,10 @@
 //!   table of its own kind, so the prefix would add nothing to the check.
 //! - **Roles**: [`Role::Viewer`] < [`Role::Operator`] < [`Role::Admin`],
 //!   each allowed everything the lower ones are.
+//! - **Accounts**: a username is 1 to 64 ASCII letters, digits, `.`, `_`,
+//!   `-` or `@` ([`validate_username`]); a password has at least
+//!   [`MIN_PASSWORD_LEN`] characters ([`check_password_policy`]). The CLI
+//!   and the REST API both apply them; a refusal is a [`PolicyError`].
 //!
 //! Hashing a password costs about 64 MiB of memory and tens of
 //! milliseconds of CPU: callers on an async runtime run [`hash_password`]
@@ -41,6 +45,9 @@ pub const ARGON2_OUTPUT_LEN: usize = 32;
 pub const TOKEN_BYTES: usize = 32;
 /// Length of a token as text (hex of [`TOKEN_BYTES`]).
 pub const TOKEN_LEN: usize = TOKEN_BYTES * 2;
+
+/// Shortest password accepted for an account.
+pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// Length of a password made by [`generate_password`].
 pub const GENERATED_PASSWORD_LEN: usize = 24;
@@ -75,6 +82,46 @@ pub enum AuthError {
         /// The text that was given.
         given: String,
     },
+}
+
+/// A username or password the account rules refuse. The messages are
+/// shown to the operator as they are (the CLI) or after the field name
+/// (the REST API's 400 `validation_failed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The password is shorter than [`MIN_PASSWORD_LEN`] characters.
+    #[error("the password must have at least {MIN_PASSWORD_LEN} characters")]
+    PasswordTooShort,
+    /// The username breaks [`validate_username`]'s rule.
+    #[error("invalid username {given:?}: use 1-64 letters, digits, '.', '_', '-' or '@'")]
+    InvalidUsername {
+        /// The text that was given.
+        given: String,
+    },
+}
+
+/// Refuses passwords that are too short to protect an admin console.
+pub fn check_password_policy(password: &str) -> Result<(), PolicyError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(PolicyError::PasswordTooShort);
+    }
+    Ok(())
+}
+
+/// Refuses usernames that are empty, longer than 64 bytes or hold other
+/// characters than ASCII letters, digits, `.`, `_`, `-` and `@`.
+pub fn validate_username(username: &str) -> Result<(), PolicyError> {
+    let ok = !username.is_empty()
+        && username.len() <= 64
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if !ok {
+        return Err(PolicyError::InvalidUsername {
+            given: username.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The argon2id hasher with this server's parameters.
@@ -239,6 +286,25 @@ impl FromStr for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Account rules: a short password or a bad username is refused with
+    /// the message the CLI prints and the API shows after the field name.
+    #[test]
+    fn account_rules() {
+        assert_eq!(
+            check_password_policy("1234567").unwrap_err().to_string(),
+            "the password must have at least 8 characters"
+        );
+        assert!(check_password_policy("12345678").is_ok());
+        assert!(validate_username("ops.admin@site-1_a").is_ok());
+        for bad in ["", "a b", "é", &"x".repeat(65)] {
+            assert!(validate_username(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            validate_username("a b").unwrap_err().to_string(),
+            "invalid username \"a b\": use 1-64 letters, digits, '.', '_', '-' or '@'"
+        );
+    }
     use std::collections::HashSet;
 
     /// The right password verifies against its own hash.

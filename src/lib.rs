@@ -5,10 +5,12 @@
 //! - [`protocol`]: the agent ⇄ server wire protocol (PROTOCOL.md), serde types only.
 //! - [`store`]: diesel schema, migrations and typed queries (SQLite and PostgreSQL).
 //! - [`crypto`]: XChaCha20-Poly1305 sealing of secrets at rest and the key file.
-//! - [`auth`]: argon2id passwords, random tokens stored as SHA-256, roles.
+//! - [`auth`]: argon2id passwords, random tokens stored as SHA-256, roles,
+//!   username and password rules.
 //! - [`config`]: server configuration (flags > `RESTIC_MANAGER_*` env > TOML file).
 //! - [`redact`]: secrets in URLs hidden for logs and errors.
 //! - [`cron`]: the one cron dialect (API, UI, scheduler, agent) and its time math.
+//! - [`tokens`]: issuing enrolment and API tokens, for the CLI and the REST API.
 //! - [`admin`]: the admin commands (users, tokens, migrations, first admin).
 //! - [`server`]: app wiring: store, key, actors, HTTP server, TLS.
 //! - [`actors`]: the server's actors, one per file.
@@ -29,6 +31,7 @@ pub mod protocol;
 pub mod redact;
 pub mod server;
 pub mod store;
+pub mod tokens;
 
 /// Starts tracing to stderr, filtered by `RESTIC_MANAGER_LOG` (default `info`).
 pub fn init_tracing() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use restic_manager::auth::Role;
+use restic_manager::auth::{self, Role};
 use restic_manager::config::{CommonArgs, ServeArgs, ServerConfig};
 use restic_manager::{admin, server};
 
@@ -211,6 +211,6 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         }
         first
     };
-    admin::check_password_policy(&password)?;
+    auth::check_password_policy(&password)?;
     Ok(password)
 }

@@ -11,24 +11,11 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
-use crate::actors::{self, Actors};
+use crate::actors;
 use crate::config::{ServerConfig, TlsFiles};
 use crate::crypto::{CryptoError, SecretKey};
-use crate::store::Pool;
+use crate::http::AppState;
 use crate::{admin, http};
-
-/// Shared state of the HTTP handlers; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// Connection pool; readers use it inside `web::block`.
-    pub pool: Pool,
-    /// Key that seals repository secrets at rest.
-    pub key: Arc<SecretKey>,
-    /// The resolved configuration.
-    pub config: Arc<ServerConfig>,
-    /// Handles to the actors (sessions, scheduler, persistence, events).
-    pub actors: Actors,
-}
 
 /// A started server: its address, a handle to stop it, and the first admin's
 /// password if this start created the account.

@@ -26,11 +26,11 @@ use actix_web_actors::ws;
 use futures_util::Stream;
 
 use super::api::table::{Access, Endpoint};
-use super::api::Body;
 use super::error::{with_conn, ApiError};
+use super::extract::Body;
 use crate::auth;
+use crate::http::AppState;
 use crate::protocol::{self, EnrollRequest, EnrollResponse};
-use crate::server::AppState;
 use crate::store::{self, audit, hosts, models};
 
 /// Longest hostname accepted at enrolment.

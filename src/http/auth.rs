@@ -30,7 +30,7 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::{hash_token, Role};
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store;
 
 /// Name of the browser session cookie (HttpOnly, SameSite=Strict, Secure

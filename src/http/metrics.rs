@@ -8,8 +8,8 @@
 use actix_web::{web, HttpResponse};
 
 use crate::http::error::{with_conn, ApiError};
+use crate::http::AppState;
 use crate::metrics::{render, DbSnapshot, CONTENT_TYPE};
-use crate::server::AppState;
 use crate::store::admin_queries;
 
 /// `GET /metrics`.

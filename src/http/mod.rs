@@ -5,12 +5,15 @@ pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod metrics;
+pub mod sse;
+pub mod state;
 pub mod ui;
 
-use actix_web::{web, HttpResponse};
+pub use state::AppState;
 
-use crate::server::AppState;
+use actix_web::{web, HttpResponse};
 
 /// Largest JSON body the REST API accepts (larger: 413 `payload_too_large`).
 pub const API_JSON_LIMIT: usize = 1024 * 1024;

@@ -1,6 +1,6 @@
 //! API tokens for automation (admin only, API.md: "admin manages API
 //! tokens"): `POST /api-tokens` makes a token for the calling user
-//! (`admin::insert_api_token`, the same code as
+//! (`tokens::insert_api_token`, the same code as
 //! `restic-manager api-token create`) and answers it once;
 //! `GET /api-tokens` lists every user's tokens that are not revoked (never
 //! the secret or its hash); `DELETE /api-tokens/{id}` revokes one.
@@ -17,13 +17,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{audit, Body, List, PageQuery, Time, DEFAULT_LIMIT};
-use crate::admin;
+use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::extract::{Body, Time};
+use crate::http::AppState;
 use crate::store::{self, models};
+use crate::tokens;
 
 /// Longest token name.
 pub const MAX_NAME_LEN: usize = 100;
@@ -158,7 +159,7 @@ async fn create(
     let created = state
         .actors
         .write("creating an API token", move |conn| {
-            let created = admin::insert_api_token(
+            let created = tokens::insert_api_token(
                 conn,
                 &who.user_id,
                 &name,

@@ -1,5 +1,5 @@
 //! Enrolment tokens (admin only): `POST /enrollment-tokens` creates a
-//! one-time token (`admin::insert_enrollment_token`, the same code as
+//! one-time token (`tokens::insert_enrollment_token`, the same code as
 //! `restic-manager token create`) and answers it once;
 //! `GET /enrollment-tokens` lists the usable ones (unused, unrevoked,
 //! unexpired; never the secret); `DELETE /enrollment-tokens/{id}` revokes
@@ -12,13 +12,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{audit, Body, List, PageQuery, Time, DEFAULT_LIMIT};
-use crate::admin::{self, TokenError};
+use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::extract::{Body, Time};
+use crate::http::AppState;
 use crate::store::{self, models};
+use crate::tokens::{self, TokenError};
 
 /// Token life when the request gives none (as `token create`).
 pub const DEFAULT_TTL_SECONDS: u64 = 24 * 60 * 60;
@@ -100,7 +101,7 @@ async fn create(
     let created = state
         .actors
         .write("creating an enrolment token", move |conn| {
-            let created = admin::insert_enrollment_token(
+            let created = tokens::insert_enrollment_token(
                 conn,
                 Duration::from_secs(ttl),
                 Some(who.user_id.clone()),

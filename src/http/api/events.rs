@@ -1,7 +1,7 @@
 //! `GET /jobs/{id}/events`: one job's log, progress and status as
 //! Server-Sent Events, live from the `Events` actor; readable by every
-//! role. The SSE framing helpers here ([`frame`], [`keep_alive`],
-//! [`event_stream`]) also serve the UI's presence stream (`ui::live`).
+//! role. The SSE framing is `http::sse`'s, shared with the UI's presence
+//! stream (`ui::live`).
 //!
 //! 1. `retry: 3000` (the browser's reconnect delay).
 //! 2. The stored log lines after the resume point: the `Last-Event-ID`
@@ -13,7 +13,7 @@
 //! 4. Live events: `log` (a line whose seq is not above the last one sent
 //!    is a replay and skipped; a gap is filled from the database first),
 //!    `progress`, `status`. A `: keep-alive` comment every
-//!    [`KEEP_ALIVE`] keeps proxies from closing an idle stream.
+//!    [`KEEP_ALIVE`](crate::http::sse::KEEP_ALIVE) keeps proxies from closing an idle stream.
 //! 5. After a terminal status (sent after a last catch-up of stored lines)
 //!    the stream ends; the page closes its `EventSource` on it.
 //!
@@ -36,9 +36,7 @@
 //! slow sees its stream end and resumes from that id.
 //!
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -46,22 +44,17 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::table::Endpoint;
-use super::{int_param, stored_json, Time};
 use crate::actors::events::{Event, EventFilter, Subscribe};
 use crate::actors::persistence::Flush;
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
+use crate::http::extract::{int_param, stored_json, Time};
+use crate::http::sse::{self, event_stream, json_frame, keep_alive, retry, OUT_BUFFER};
+use crate::http::AppState;
 use crate::protocol::{JobProgress, LogStreamKind};
-use crate::server::AppState;
 use crate::store::{self, models, JobStatus, LogStream};
 
-/// Time between keep-alive comments on an idle stream.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// The reconnect delay sent to the browser, in milliseconds.
-pub const RETRY_MS: u64 = 3000;
-/// Frames buffered toward one client before the stream task waits.
-const OUT_BUFFER: usize = 64;
 /// Stored log lines read per query while replaying.
 const REPLAY_PAGE: i64 = 1000;
 
@@ -86,43 +79,6 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             "Replay stored lines after this seq (default 0); Last-Event-ID wins.",
         )
         .event_stream("Log, progress and status events.")]
-}
-
-/// One SSE frame: `event:`, optional `id:`, one `data:` line per line of
-/// `data`, and the blank line that ends it.
-pub fn frame(event: &str, id: Option<i64>, data: &str) -> Bytes {
-    let mut out = format!("event: {event}\n");
-    if let Some(id) = id {
-        out.push_str(&format!("id: {id}\n"));
-    }
-    for line in data.split('\n') {
-        out.push_str("data: ");
-        out.push_str(line.strip_suffix('\r').unwrap_or(line));
-        out.push('\n');
-    }
-    out.push('\n');
-    Bytes::from(out)
-}
-
-/// A frame of `value` as JSON.
-pub fn json_frame<T: Serialize>(event: &str, id: Option<i64>, value: &T) -> Bytes {
-    match serde_json::to_string(value) {
-        Ok(text) => frame(event, id, &text),
-        Err(e) => {
-            tracing::error!(error = %e, event, "cannot encode an event");
-            keep_alive()
-        }
-    }
-}
-
-/// A comment line: ignored by the browser, keeps the connection busy.
-pub fn keep_alive() -> Bytes {
-    Bytes::from_static(b": keep-alive\n\n")
-}
-
-/// The `retry:` field that sets the browser's reconnect delay.
-pub fn retry() -> Bytes {
-    Bytes::from(format!("retry: {RETRY_MS}\n\n"))
 }
 
 /// Where a job stream resumes: the `Last-Event-ID` header (a reconnect)
@@ -208,21 +164,6 @@ fn stored_line(line: &models::JobLog) -> Bytes {
 
 fn live_stream_name(kind: LogStreamKind) -> &'static str {
     LogStream::from(kind).as_str()
-}
-
-/// The answer that carries a stream fed by `rx`.
-pub fn event_stream(rx: mpsc::Receiver<Bytes>) -> HttpResponse {
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|bytes| (Ok::<Bytes, std::convert::Infallible>(bytes), rx))
-    });
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        // Tells nginx-style proxies not to buffer the stream.
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -375,8 +316,7 @@ impl JobStream {
             self.send(json_frame("progress", None, &ProgressDto::from(&progress)))
                 .await?;
         }
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        let mut tick = sse::keep_alive_interval();
         loop {
             tokio::select! {
                 event = events.recv() => {
@@ -484,16 +424,6 @@ impl From<&JobProgress> for ProgressDto {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Frames have the event name, an optional id, one data line per line and a blank line.
-    #[test]
-    fn frame_format() {
-        let f = frame("log", Some(12), r#"{"seq":12}"#);
-        assert_eq!(&f[..], b"event: log\nid: 12\ndata: {\"seq\":12}\n\n");
-        let f = frame("status", None, "a\nb\r\nc");
-        assert_eq!(&f[..], b"event: status\ndata: a\ndata: b\ndata: c\n\n");
-        assert_eq!(&keep_alive()[..], b": keep-alive\n\n");
-    }
 
     /// A reconnect's Last-Event-ID wins over after_seq; bad or negative values are 400.
     #[test]

@@ -10,11 +10,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{audit, live_host, stored_json, Body, List, PageQuery, Time, DEFAULT_LIMIT};
+use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::extract::{live_host, stored_json, Body, Time};
+use crate::http::AppState;
 use crate::store::{self, hosts::HostWithVersion, models};
 
 /// Longest display name.

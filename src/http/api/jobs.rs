@@ -10,16 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::table::Endpoint;
-use super::{
-    audit, int_param, live_host, parse_time, stored_json, Body, List, PageQuery, Time,
-    DEFAULT_LIMIT,
-};
+use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::actors::{CancelOutcome, NewJobRequest};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
+use crate::http::extract::{int_param, live_host, parse_time, stored_json, Body, Time};
+use crate::http::AppState;
 use crate::protocol::{self, RetentionPolicy};
-use crate::server::AppState;
 use crate::store::{self, models, JobKind, JobStatus, LogStream};
 
 /// Log lines per page when the request gives no `limit`.

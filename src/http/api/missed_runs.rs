@@ -5,11 +5,12 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 
 use super::table::Endpoint;
-use super::{parse_time, List, PageQuery, Time, DEFAULT_LIMIT};
+use super::{List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::extract::{parse_time, Time};
+use crate::http::AppState;
 use crate::store::{self, models};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {

@@ -5,10 +5,12 @@
 //! Every route is one [`table::Endpoint`] in its module's `endpoints()`:
 //! [`routes`] registers them and [`openapi`] documents them from the same
 //! table. This module also holds what the resources share: list paging
-//! ([`PageQuery`], [`List`]), RFC 3339 times ([`Time`], [`parse_time`]),
-//! the audit-log writer ([`audit`]), the live-host lookup ([`live_host`]),
-//! the JSON 404 of unknown API paths ([`unknown_routes`]) and the mapping
-//! of the actors' errors onto [`ApiError`].
+//! ([`PageQuery`], [`List`]), the audit-log writer ([`audit`]), host
+//! configuration changes ([`change_host_config`]), the JSON 404 of unknown
+//! API paths ([`unknown_routes`]) and the mapping of the actors' errors
+//! onto [`ApiError`]. What the UI shares with the API (the JSON body,
+//! query parameters, RFC 3339 times, stored JSON, the live-host lookup) is
+//! in [`crate::http::extract`].
 //!
 //! Reads run in `web::block` ([`with_conn`](crate::http::error::with_conn));
 //! every write, audit rows included, goes through the one writer
@@ -31,25 +33,22 @@
 //! - `audit_log`: `GET /audit` (admin).
 //! - `events`: `GET /jobs/{id}/events`, Server-Sent Events of one job.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest};
-use serde::{Deserialize, Serialize, Serializer};
+use actix_web::web;
+use serde::{Deserialize, Serialize};
 
 use crate::actors::persistence::PersistError;
 use crate::actors::ActorError;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::server::AppState;
-use crate::store::{self, models::Host, DbConnection};
+use crate::http::extract::{int_param, live_host};
+use crate::http::AppState;
+use crate::store::{self, DbConnection};
 
 mod api_tokens;
 mod audit_log;
 mod enrollment_tokens;
-pub(crate) mod events;
+mod events;
 mod hosts;
 mod jobs;
 mod missed_runs;
@@ -172,67 +171,12 @@ impl From<PersistError> for ApiError {
     }
 }
 
-/// A JSON request body whose errors name the field at fault: `web::Json`
-/// checks the content type and size limit (and maps their errors), then
-/// `serde_path_to_error` decodes, so a wrong type reads
-/// `ttl_seconds: invalid type: string "soon", expected u64`.
-#[derive(Debug)]
-pub struct Body<T>(pub T);
-
-impl<T> Body<T> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> std::ops::Deref for Body<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
-    type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = web::Json::<serde_json::Value>::from_request(req, payload);
-        Box::pin(async move {
-            let value = json.await?.into_inner();
-            serde_path_to_error::deserialize(value)
-                .map(Body)
-                .map_err(|e| {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner();
-                    let message = if path == "." {
-                        format!("invalid JSON body: {inner}")
-                    } else {
-                        format!("{path}: {inner}")
-                    };
-                    ApiError::bad_request(message).into()
-                })
-        })
-    }
-}
-
 /// `?limit=&offset=` of a list request, as text so that a bad value is a
 /// 400 that names the parameter.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PageQuery {
     pub limit: Option<String>,
     pub offset: Option<String>,
-}
-
-/// Parses an integer query parameter; the error names it.
-pub fn int_param(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
-    match text.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::validation(format!("{name}: expected a whole number, got {text:?}"))
-        }),
-    }
 }
 
 impl PageQuery {
@@ -272,66 +216,6 @@ impl<T> List<T> {
             items: items.into_iter().skip(skip).take(take).collect(),
             total,
         }
-    }
-}
-
-/// A stored time (Unix milliseconds UTC) that serialises as RFC 3339 UTC
-/// with milliseconds: `"2026-01-02T03:04:05.678Z"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Time(pub i64);
-
-impl Time {
-    /// `Some(Time)` of an optional stored time.
-    pub fn opt(ms: Option<i64>) -> Option<Time> {
-        ms.map(Time)
-    }
-
-    fn to_rfc3339(self) -> Option<String> {
-        chrono::DateTime::from_timestamp_millis(self.0)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    }
-}
-
-impl Serialize for Time {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.to_rfc3339() {
-            Some(text) => serializer.serialize_str(&text),
-            None => Err(serde::ser::Error::custom(format!(
-                "time {} ms is out of range",
-                self.0
-            ))),
-        }
-    }
-}
-
-/// Parses an RFC 3339 query parameter (`since`) to Unix milliseconds;
-/// the error names the parameter.
-pub fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| {
-            ApiError::validation(format!(
-                "{name}: expected an RFC 3339 time such as 2026-01-02T03:04:05Z ({e})"
-            ))
-        })
-}
-
-/// Parses a stored JSON column; a bad value is an internal error (the
-/// server wrote it), never shown to the client.
-pub fn stored_json<T: serde::de::DeserializeOwned>(
-    column: &str,
-    text: &str,
-) -> Result<T, ApiError> {
-    serde_json::from_str(text)
-        .map_err(|e| ApiError::internal(format!("stored {column} is not valid JSON: {e}")))
-}
-
-/// The host with this id, unless it does not exist or is revoked (both
-/// 404: a revoked host is gone from the API).
-pub fn live_host(conn: &mut DbConnection, id: &str) -> Result<Host, ApiError> {
-    match store::hosts::get(conn, id)? {
-        Some(host) if host.revoked_at.is_none() => Ok(host),
-        _ => Err(ApiError::not_found(&format!("host {id}"))),
     }
 }
 
@@ -411,30 +295,6 @@ pub fn audit_as(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Times serialise as RFC 3339 UTC with milliseconds and a Z.
-    #[test]
-    fn time_is_rfc3339_utc() {
-        let json = serde_json::to_string(&Time(1_767_323_045_678)).unwrap();
-        assert_eq!(json, "\"2026-01-02T03:04:05.678Z\"");
-        assert!(serde_json::to_string(&Time(i64::MAX)).is_err());
-    }
-
-    /// `since` parses RFC 3339 with any offset; other text is a 400 naming the parameter.
-    #[test]
-    fn parse_since() {
-        assert_eq!(
-            parse_time("since", "2026-01-02T03:04:05.678Z").unwrap(),
-            1_767_323_045_678
-        );
-        assert_eq!(
-            parse_time("since", "2026-01-02T04:04:05.678+01:00").unwrap(),
-            1_767_323_045_678
-        );
-        let err = parse_time("since", "yesterday").unwrap_err();
-        assert_eq!(err.status, StatusCode::BAD_REQUEST);
-        assert!(err.message.starts_with("since:"), "{}", err.message);
-    }
 
     /// Limits outside 1..=max and negative offsets are refused; defaults apply.
     #[test]

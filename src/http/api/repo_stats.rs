@@ -6,11 +6,12 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 
 use super::table::Endpoint;
-use super::{live_host, parse_time, List, PageQuery, Time};
+use super::{List, PageQuery};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::extract::{live_host, parse_time, Time};
+use crate::http::AppState;
 use crate::store::{self, models};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {

@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{audit, change_host_config, live_host, Body, Time};
+use super::{audit, change_host_config};
 use crate::auth::Role;
 use crate::crypto;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::extract::{live_host, Body, Time};
+use crate::http::AppState;
 use crate::store::{self, models};
 
 /// Longest repository URL.

@@ -16,12 +16,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{audit, change_host_config, live_host, Body, List, PageQuery, Time, DEFAULT_LIMIT};
+use super::{audit, change_host_config, List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::cron::{CronExpr, NEXT_RUNS};
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::extract::{live_host, Body, Time};
+use crate::http::AppState;
 use crate::store::{self, models, DbConnection};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {

@@ -14,13 +14,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::{Access, Endpoint};
-use super::{audit, audit_as, Body, Time};
+use super::{audit, audit_as};
 use crate::auth::{self, Role};
 use crate::http::auth::{
     client_addr, AuthMethod, LoginLimiter, Principal, SESSION_COOKIE, SESSION_TTL,
 };
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::extract::{Body, Time};
+use crate::http::AppState;
 use crate::store::{self, models};
 
 /// An argon2id hash (same parameters as `auth::hash_password`) of a random

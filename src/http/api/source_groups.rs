@@ -9,14 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
-use super::{
-    audit, change_host_config, live_host, stored_json, Body, List, PageQuery, Time, DEFAULT_LIMIT,
-};
+use super::{audit, change_host_config, List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
+use crate::http::extract::{live_host, stored_json, Body, Time};
+use crate::http::AppState;
 use crate::protocol::RetentionPolicy;
-use crate::server::AppState;
 use crate::store::{self, models, DbConnection};
 
 /// Longest group name (it is also the restic tag of its snapshots).

@@ -1,8 +1,8 @@
 //! User management (admin only): `GET/POST /users`,
 //! `GET/PATCH/DELETE /users/{id}`.
 //!
-//! A new user needs a valid username (`admin::validate_username`) and a
-//! password that passes `admin::check_password_policy`; passwords are
+//! A new user needs a valid username (`auth::validate_username`) and a
+//! password that passes `auth::check_password_policy`; passwords are
 //! hashed with argon2id off the async threads (`web::block`) before the
 //! write. `PATCH` changes the role, disables or re-enables the account, or
 //! resets the password; a reset or a disable ends the user's sessions.
@@ -19,12 +19,12 @@ use serde_json::json;
 
 use super::session::UserDto;
 use super::table::Endpoint;
-use super::{audit, Body, List, PageQuery, DEFAULT_LIMIT};
-use crate::admin;
-use crate::auth::{self, Role};
+use super::{audit, List, PageQuery, DEFAULT_LIMIT};
+use crate::auth::{self, PolicyError, Role};
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::extract::Body;
+use crate::http::AppState;
 use crate::store::{self, models, DbConnection};
 
 /// Longest password accepted (argon2 takes any length; this bounds the work).
@@ -111,10 +111,21 @@ fn parse_role(text: &str) -> Result<Role, ApiError> {
         .map_err(|e| ApiError::validation(format!("role: {e}")))
 }
 
+/// A refused username or password: 400 `validation_failed`, the message
+/// after the field's name.
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> Self {
+        let field = match e {
+            PolicyError::PasswordTooShort => "password",
+            PolicyError::InvalidUsername { .. } => "username",
+        };
+        ApiError::validation(format!("{field}: {e}"))
+    }
+}
+
 /// Checks a new password against the policy; the error names the field.
 fn check_password(password: &str) -> Result<(), ApiError> {
-    admin::check_password_policy(password)
-        .map_err(|e| ApiError::validation(format!("password: {e}")))?;
+    auth::check_password_policy(password)?;
     if password.chars().count() > MAX_PASSWORD_LEN {
         return Err(ApiError::validation(format!(
             "password: at most {MAX_PASSWORD_LEN} characters"
@@ -190,8 +201,7 @@ async fn create(
         role,
     } = body.into_inner();
     let username = username.trim().to_owned();
-    admin::validate_username(&username)
-        .map_err(|e| ApiError::validation(format!("username: {e}")))?;
+    auth::validate_username(&username)?;
     let role = parse_role(&role)?;
     check_password(&password)?;
     let password_hash = hash(password).await?;

@@ -12,7 +12,7 @@ use super::layout::{self, Nav};
 use super::{encode_query_value, format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::{self, audit::AuditFilter};
 
 /// Entries per page.

@@ -15,7 +15,7 @@ use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::with_conn;
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store::models::{Job, MissedRun, SourceGroup};
 use crate::store::ui_queries::{self, BackupOutcome, HostBrief};
 use crate::store::{JobKind, JobStatus};

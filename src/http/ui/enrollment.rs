@@ -15,7 +15,7 @@ use super::layout::{self, Nav};
 use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::with_conn;
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store;
 
 /// Lifetimes offered for a new token, in seconds, with their labels.

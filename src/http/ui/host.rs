@@ -20,10 +20,10 @@ use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::cron::{CronExpr, NEXT_RUNS};
-use crate::http::api::{live_host, stored_json};
 use crate::http::error::{with_conn, ApiError};
+use crate::http::extract::{live_host, stored_json};
+use crate::http::AppState;
 use crate::protocol::RetentionPolicy;
-use crate::server::AppState;
 use crate::store::hosts::HostWithVersion;
 use crate::store::models::{
     Job, MissedRun, RepoStats, Repository, ScheduleWithGroups, Snapshot, SourceGroup,

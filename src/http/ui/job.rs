@@ -15,10 +15,10 @@ use serde_json::Value;
 use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
-use crate::http::api::stored_json;
 use crate::http::error::{with_conn, ApiError};
+use crate::http::extract::stored_json;
+use crate::http::AppState;
 use crate::protocol::JobProgress;
-use crate::server::AppState;
 use crate::store::models::{Job, JobLog};
 use crate::store::{self, JobStatus, LogStream};
 

@@ -6,7 +6,7 @@
 //!
 //! Frames: `event: host` `{"host_id":"…","status":"online"}` and
 //! `event: job` `{"host_id":"…","job_id":"…","status":"running"}`, plus a
-//! `: keep-alive` comment every [`KEEP_ALIVE`].
+//! `: keep-alive` comment every [`KEEP_ALIVE`](crate::http::sse::KEEP_ALIVE).
 
 use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
@@ -15,14 +15,11 @@ use tokio::sync::mpsc;
 
 use crate::actors::events::{Event, EventFilter, Subscribe};
 use crate::auth::Role;
-use crate::http::api::events::{event_stream, json_frame, keep_alive, retry, KEEP_ALIVE};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::server::AppState;
+use crate::http::sse::{self, event_stream, json_frame, keep_alive, retry, OUT_BUFFER};
+use crate::http::AppState;
 use crate::store::JobStatus;
-
-/// Frames buffered toward one client before the stream task waits.
-const OUT_BUFFER: usize = 64;
 
 /// A `host` frame's data.
 #[derive(Debug, Serialize)]
@@ -96,8 +93,7 @@ pub(super) async fn stream(
         if tx.send(retry()).await.is_err() {
             return;
         }
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        let mut tick = sse::keep_alive_interval();
         loop {
             let bytes = tokio::select! {
                 event = events.recv() => match event {

@@ -12,7 +12,7 @@ use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::with_conn;
-use crate::server::AppState;
+use crate::http::AppState;
 use crate::store;
 
 pub(super) async fn page(

@@ -13,7 +13,8 @@
 use std::net::SocketAddr;
 
 use restic_manager::config::{DatabaseUrl, ServerConfig};
-use restic_manager::server::{self, AppState};
+use restic_manager::http::AppState;
+use restic_manager::server;
 
 /// A running test server.
 pub struct TestApp {
