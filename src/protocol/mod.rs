@@ -1,0 +1,174 @@
+//! The agent ⇄ server wire protocol (`shared/PROTOCOL.md`, version 1), shared
+//! by the server and the agent.
+//!
+//! This module owns the JSON shape of every WebSocket frame and of the HTTP
+//! enrolment bodies, and nothing else: no I/O, no state, no policy. A frame is
+//! an [`Envelope`] `{"type": .., "id": .., "data": {..}}`; its `message` is an
+//! [`AgentToServer`] or a [`ServerToAgent`] value, one variant per wire type,
+//! each wrapping one payload struct whose field names are the wire names.
+//!
+//! ```text
+//! let frame = Envelope::new(AgentToServer::from(heartbeat)).encode();
+//! let envelope = Envelope::<AgentToServer>::decode(&text)?;   // DecodeError names the problem
+//! ```
+//!
+//! Decoding runs in two steps so that errors are precise and the hot path is
+//! cheap (`log.stream` frames arrive at 100k/s at scale): first the envelope
+//! (`type`, `id`, and `data` kept as borrowed raw JSON), then the payload for
+//! that type only. Failures are typed ([`DecodeError`]) and map onto the
+//! `error` frame codes of PROTOCOL.md ([`DecodeError::code`]); a failing
+//! payload is parsed a second time, on the error path only, to name the field
+//! at fault (`schedules[0].enabled: invalid type ..`). Unknown fields are
+//! ignored everywhere (new optional fields never bump [`PROTOCOL_VERSION`]);
+//! nothing here panics on any input.
+//!
+//! Secrets (`repo_password`, `repo_credential`, enrolment and agent tokens)
+//! travel in these types, so their `Debug` output masks them, and decode
+//! errors never echo the value of a secret field.
+//!
+//! # Layout
+//!
+//! - `envelope.rs`: [`Envelope`], [`WireMessage`], [`frame_id`] and
+//!   [`hello_protocol_version`]: the frame around every message, encoding and
+//!   the first decoding step.
+//! - `decode.rs`: [`DecodeError`] and the payload decoding step that names
+//!   the field at fault without echoing secrets.
+//! - `enums.rs`: the wire enums ([`JobKind`], [`JobStatus`], [`FinishStatus`],
+//!   [`LogStreamKind`], [`LockState`]) and [`UnknownVariant`].
+//! - `retention.rs`: [`RetentionPolicy`] and its validation.
+//! - `agent_messages.rs`: the payloads an agent sends (`hello` … `schedule.fire`).
+//! - `server_messages.rs`: the payloads a server sends (`config.update` … `error`).
+//! - `messages.rs`: one enum per direction, [`AgentToServer`] and
+//!   [`ServerToAgent`], tying each wire `type` to its payload.
+//! - `enroll.rs`: the HTTP enrolment bodies [`EnrollRequest`] and
+//!   [`EnrollResponse`].
+//!
+//! Each file carries the literal-JSON (golden) tests of what it defines.
+
+use std::fmt;
+
+mod agent_messages;
+mod decode;
+mod enroll;
+mod enums;
+mod envelope;
+mod messages;
+mod retention;
+mod server_messages;
+#[cfg(test)]
+mod testing;
+
+pub use agent_messages::{
+    CommandResult, Heartbeat, Hello, JobFinished, JobProgress, JobStarted, LogStream, RepoStats,
+    ScheduleAck, ScheduleFire, SnapshotInfo, SnapshotsReport,
+};
+pub use decode::DecodeError;
+pub use enroll::{EnrollRequest, EnrollResponse};
+pub use enums::{FinishStatus, JobKind, JobStatus, LockState, LogStreamKind, UnknownVariant};
+pub use envelope::{frame_id, hello_protocol_version, Envelope, WireMessage};
+pub use messages::{AgentToServer, ServerToAgent};
+pub use retention::{InvalidRetention, RetentionPolicy};
+pub use server_messages::{
+    Ack, AgentUpdateAvailable, CommandCancel, CommandRun, ConfigUpdate, ErrorFrame, ScheduleSet,
+    ScheduleSpec, SourceGroupSpec,
+};
+
+/// The protocol version this build speaks; sent in `hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Every `protocol_version` a server of this build accepts in `hello`.
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[u32] = &[1];
+
+/// `error.code` for a frame whose `type` is unknown; the connection stays up.
+pub const ERROR_UNKNOWN_TYPE: &str = "unknown_type";
+
+/// `error.code` for a frame that is not JSON, lacks `type`/`id`, or whose
+/// `data` does not match its type's shape.
+pub const ERROR_BAD_FRAME: &str = "bad_frame";
+
+/// `error.code` for a `hello` whose `protocol_version` is not supported; the
+/// frame carries `supported` and the server then closes with 1008.
+pub const ERROR_UNSUPPORTED_PROTOCOL: &str = "unsupported_protocol";
+
+/// `hello.os` spelling for Linux hosts.
+pub const OS_LINUX: &str = "linux";
+/// `hello.os` spelling for Windows hosts.
+pub const OS_WINDOWS: &str = "windows";
+/// `hello.arch` spelling for x86-64 hosts.
+pub const ARCH_AMD64: &str = "amd64";
+/// `hello.arch` spelling for 64-bit ARM hosts.
+pub const ARCH_ARM64: &str = "arm64";
+
+/// Whether a server of this build accepts `hello.protocol_version = version`.
+pub fn is_supported_protocol(version: u32) -> bool {
+    SUPPORTED_PROTOCOL_VERSIONS.contains(&version)
+}
+
+/// A fresh envelope id: a random UUID v4 in its hyphenated text form.
+pub fn new_message_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `Debug` of an optional secret: `Some("***")` or `None`.
+struct Masked<'a>(Option<&'a str>);
+
+impl fmt::Debug for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("Some(\"***\")"),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Protocol version 1 is supported; others are not.
+    #[test]
+    fn supported_protocol_versions() {
+        assert!(is_supported_protocol(PROTOCOL_VERSION));
+        assert!(!is_supported_protocol(0));
+        assert!(!is_supported_protocol(2));
+        let frame = ErrorFrame::unsupported_protocol(2, Some("h".to_owned()));
+        assert_eq!(frame.code, ERROR_UNSUPPORTED_PROTOCOL);
+        assert_eq!(frame.supported, Some(vec![1]));
+    }
+
+    /// `Debug` of config and enrolment bodies never shows secrets or URL
+    /// credentials.
+    #[test]
+    fn debug_masks_secrets() {
+        let config = ConfigUpdate {
+            repo_url: Some("rest:https://alice:hunter2@backup.example:8000/web".to_owned()),
+            repo_password: Some("repo-pass-123".to_owned()),
+            repo_username: Some("alice".to_owned()),
+            repo_credential: Some("cred-456".to_owned()),
+            hook_shell: None,
+        };
+        let shown = format!("{:?}", Envelope::with_id("x", ServerToAgent::from(config)));
+        for secret in ["hunter2", "repo-pass-123", "cred-456"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("rest:https://alice:***@backup.example:8000/web"),
+            "{shown}"
+        );
+        assert!(shown.contains("alice"), "{shown}");
+
+        let request = EnrollRequest {
+            token: "enrol-secret".to_owned(),
+            hostname: "web-01".to_owned(),
+            os: OS_LINUX.to_owned(),
+            arch: ARCH_AMD64.to_owned(),
+        };
+        let response = EnrollResponse {
+            host_id: "h1".to_owned(),
+            agent_token: "agent-secret".to_owned(),
+        };
+        let shown = format!("{request:?} {response:?}");
+        assert!(!shown.contains("enrol-secret") && !shown.contains("agent-secret"));
+        assert!(shown.contains("web-01") && shown.contains("h1"));
+    }
+}
