@@ -245,7 +245,11 @@ async fn hello_pushes_config_and_schedules_and_ack_is_recorded() {
         })
         .await;
     assert_eq!(bumped.unwrap(), 2);
-    app.state.actors.push_config(&enrolled.host_id).await.unwrap();
+    app.state
+        .actors
+        .push_config(&enrolled.host_id)
+        .await
+        .unwrap();
     let (set, _) = agent
         .wait_for(|m| match m {
             ServerToAgent::ScheduleSet(set) => Some(set.clone()),

@@ -94,10 +94,14 @@ async fn crash_after_finish(
         .send(ArmFailpoint(Failpoint::AfterFinishCommit { reached }))
         .await
         .unwrap();
-    agent.send_envelope(&finished_envelope(&job.id, status)).await;
+    agent
+        .send_envelope(&finished_envelope(&job.id, status))
+        .await;
     let committed = crashed.await.expect("the failpoint fired");
     assert!(committed.outcome.applied(), "the finish committed");
-    let follow_up = committed.follow_up.expect("the follow-up committed with it");
+    let follow_up = committed
+        .follow_up
+        .expect("the follow-up committed with it");
 
     // What the crash left in the database: the finish and the follow-up.
     let id = follow_up.id.clone();
@@ -133,7 +137,10 @@ async fn retry_survives_a_crash_after_the_finish_commit() {
     assert_eq!(retry.first_attempt_id.as_deref(), Some(job.id.as_str()));
 
     let run = agent.expect_command_run().await;
-    assert_eq!(run.job_id, retry.id, "the retry is dispatched after the restart");
+    assert_eq!(
+        run.job_id, retry.id,
+        "the retry is dispatched after the restart"
+    );
     assert_eq!(run.kind, protocol::JobKind::Backup);
     let first = job_when(&app, &job.id, "first attempt failed", |j| {
         j.status == JobStatus::Failed
@@ -157,10 +164,16 @@ async fn forget_survives_a_crash_after_the_finish_commit() {
 
     let (app, mut agent, forget) =
         crash_after_finish(app, &enrolled, agent, &job, FinishStatus::Succeeded).await;
-    assert_eq!((forget.kind, forget.trigger), (JobKind::Forget, JobTrigger::Retention));
+    assert_eq!(
+        (forget.kind, forget.trigger),
+        (JobKind::Forget, JobTrigger::Retention)
+    );
 
     let run = agent.expect_command_run().await;
-    assert_eq!(run.job_id, forget.id, "the forget is dispatched after the restart");
+    assert_eq!(
+        run.job_id, forget.id,
+        "the forget is dispatched after the restart"
+    );
     assert_eq!(run.tag.as_deref(), Some("etc"));
     assert_eq!(run.retention_policy.unwrap().keep_last, Some(3));
 

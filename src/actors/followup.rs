@@ -256,7 +256,10 @@ mod tests {
     fn what_follows_a_finished_job() {
         let g = group(1, 0);
         let retry = follow_up(&failed_job(1, None), Some(&g), 9).unwrap();
-        assert_eq!((retry.kind, retry.trigger), (JobKind::Backup, JobTrigger::Retry));
+        assert_eq!(
+            (retry.kind, retry.trigger),
+            (JobKind::Backup, JobTrigger::Retry)
+        );
         assert_eq!(retry.retry_at, Some(9), "back-off 0: due at once");
         let ok = finished_job(JobStatus::Succeeded, 1, None);
         let forget = follow_up(&ok, Some(&g), 9).unwrap();

@@ -53,7 +53,7 @@ use actix_web_actors::ws;
 
 use super::events::{Event, Publish};
 use super::persistence::{
-    MarkSchedulePushed, RecordHello, RecordProgress, RecordScheduleAck, StoreRepoStats, Touch,
+    MarkSchedulePushed, RecordHello, RecordProgress, RecordScheduleAck, StoreRepoStats,
 };
 use super::registry::{Register, Unregister};
 use super::scheduler::ScheduleFired;

@@ -190,7 +190,12 @@ fn run_now_job(
                 "source_group: {name:?} has no retention policy to forget with"
             ))
         })?;
-        return Ok(followup::forget_job(&group, &policy, JobTrigger::Manual, now));
+        return Ok(followup::forget_job(
+            &group,
+            &policy,
+            JobTrigger::Manual,
+            now,
+        ));
     }
     Ok(followup::backup_job(&group, JobTrigger::Manual, now))
 }
@@ -255,7 +260,11 @@ where
 
 /// Publishes a queued job and hands it to the host's live session, if
 /// any. Returns whether a session took it.
-pub(crate) fn hand_to_session(sessions: &Directory, events: &Addr<Events>, job: &models::Job) -> bool {
+pub(crate) fn hand_to_session(
+    sessions: &Directory,
+    events: &Addr<Events>,
+    job: &models::Job,
+) -> bool {
     events.do_send(Publish(Event::JobStatus {
         host_id: job.host_id.clone(),
         job_id: job.id.clone(),

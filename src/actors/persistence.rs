@@ -58,11 +58,11 @@ mod run_write;
 #[cfg(test)]
 mod tests;
 
-pub use buffer::{
-    AppendLogs, Flush, FlushAll, LogBacklog, MarkSchedulePushed, RecordProgress,
-    RecordScheduleAck, Touch,
-};
 use buffer::ScheduleMark;
+pub use buffer::{
+    AppendLogs, Flush, FlushAll, LogBacklog, MarkSchedulePushed, RecordProgress, RecordScheduleAck,
+    Touch,
+};
 pub use host_writes::{
     MarkOffline, RecordHello, RecordMissedRun, ReplaceSnapshots, RevokeHost, StoreRepoStats,
 };
@@ -218,4 +218,3 @@ impl Persistence {
         result
     }
 }
-

@@ -152,7 +152,10 @@ mod tests {
         assert_eq!(f.push(Item::FirstText(b("he"))), Ok(Assembled::More));
         assert!(f.in_progress());
         assert_eq!(f.push(Item::Continue(b("ll"))), Ok(Assembled::More));
-        assert_eq!(f.push(Item::Last(b("o"))), Ok(Assembled::Text("hello".into())));
+        assert_eq!(
+            f.push(Item::Last(b("o"))),
+            Ok(Assembled::Text("hello".into()))
+        );
         assert!(!f.in_progress());
         assert_eq!(f.push(Item::FirstBinary(b("x"))), Ok(Assembled::More));
         assert_eq!(f.push(Item::Last(b("y"))), Ok(Assembled::Binary));
@@ -162,12 +165,19 @@ mod tests {
     #[test]
     fn refusals() {
         let mut f = Fragments::new(4);
-        assert_eq!(f.push(Item::Continue(b("a"))), Err(FragmentError::OutOfOrder));
+        assert_eq!(
+            f.push(Item::Continue(b("a"))),
+            Err(FragmentError::OutOfOrder)
+        );
         f.push(Item::FirstText(b("ab"))).unwrap();
-        assert_eq!(f.push(Item::FirstText(b("c"))), Err(FragmentError::OutOfOrder));
+        assert_eq!(
+            f.push(Item::FirstText(b("c"))),
+            Err(FragmentError::OutOfOrder)
+        );
         f.push(Item::FirstText(b("abc"))).unwrap();
         assert_eq!(f.push(Item::Last(b("de"))), Err(FragmentError::TooLarge));
-        f.push(Item::FirstText(Bytes::from_static(&[0xff]))).unwrap();
+        f.push(Item::FirstText(Bytes::from_static(&[0xff])))
+            .unwrap();
         assert_eq!(
             f.push(Item::Last(Bytes::new())),
             Err(FragmentError::NotUtf8)
@@ -180,8 +190,17 @@ mod tests {
         let start = Instant::now();
         let mut bad = BadFrames::new(3, Duration::from_secs(60));
         assert!(!bad.record(start));
-        assert!(!bad.record(start + Duration::from_secs(1)));
-        assert!(!bad.record(start + Duration::from_secs(61)), "the first expired");
-        assert!(bad.record(start + Duration::from_secs(62)));
+        assert!(!bad.record(start + Duration::from_secs(10)));
+        assert!(
+            bad.record(start + Duration::from_secs(20)),
+            "three in a minute"
+        );
+        let mut bad = BadFrames::new(3, Duration::from_secs(60));
+        assert!(!bad.record(start));
+        assert!(!bad.record(start + Duration::from_secs(10)));
+        assert!(
+            !bad.record(start + Duration::from_secs(70)),
+            "the first two expired"
+        );
     }
 }

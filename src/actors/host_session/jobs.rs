@@ -15,12 +15,12 @@ use crate::actors::events::Event;
 use crate::actors::followup;
 use crate::actors::persistence::{
     CommandOutcome, Finished, MarkDispatched, ReconcileRunning, RecordCommandResult,
-    RecordJobFinished, RecordJobStarted, ReplaceSnapshots,
+    RecordJobFinished, RecordJobStarted, ReplaceSnapshots, Touch,
 };
 use crate::protocol;
+use crate::store;
 use crate::store::jobs::FinishOutcome;
 use crate::store::models::Job;
-use crate::store;
 
 impl HostSession {
     /// Sends the next queued job if none is in flight.
@@ -50,7 +50,11 @@ impl HostSession {
     /// A job became terminal here (applied once), with the job created to
     /// follow it in the same write: publish both, queue the follow-up when
     /// it is due now, free the slot.
-    pub(super) fn job_terminal(&mut self, finished: Finished, ctx: &mut ws::WebsocketContext<Self>) {
+    pub(super) fn job_terminal(
+        &mut self,
+        finished: Finished,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         let Finished { outcome, follow_up } = finished;
         let job = match outcome {
             FinishOutcome::Applied(job) => job,
@@ -217,5 +221,4 @@ impl HostSession {
             Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
         }));
     }
-
 }

@@ -16,7 +16,11 @@ impl HostSession {
     /// `log.stream`: published live (if anyone listens) and collected;
     /// a full batch goes to Persistence at once, a partial one after
     /// [`LOG_BATCH_LINGER`].
-    pub(super) fn on_log(&mut self, line: protocol::LogStream, ctx: &mut ws::WebsocketContext<Self>) {
+    pub(super) fn on_log(
+        &mut self,
+        line: protocol::LogStream,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         if self.actors.has_event_listeners() {
             self.publish(Event::JobLog {
                 host_id: self.host_id.clone(),
@@ -67,5 +71,4 @@ impl HostSession {
         let wait = async move { backlog.wait_down_to(LOG_BACKLOG_LOW).await };
         ctx.wait(wait.into_actor(self));
     }
-
 }

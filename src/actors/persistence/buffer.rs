@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS, TOUCH_INTERVAL};
+use super::{Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS};
 use crate::protocol;
 use crate::store::channel::{self, HostLogLine};
 use crate::store::models::NewJobLog;
@@ -48,7 +48,7 @@ impl LogBacklog {
     }
 
     /// `lines` left the backlog (written, or dropped); wakes the waiters.
-    fn done(&self, lines: usize) {
+    pub(super) fn done(&self, lines: usize) {
         // fetch_update never fails with a closure that always returns Some.
         let _ = self
             .lines
@@ -103,8 +103,7 @@ impl Persistence {
         true
     }
 
-
-    fn flush_logs(&mut self) {
+    pub(super) fn flush_logs(&mut self) {
         if self.logs.is_empty() {
             return;
         }
@@ -152,7 +151,7 @@ impl Persistence {
         }
     }
 
-    fn flush_progress(&mut self) {
+    pub(super) fn flush_progress(&mut self) {
         if self.progress.is_empty() {
             return;
         }
@@ -170,7 +169,7 @@ impl Persistence {
         }
     }
 
-    fn flush_schedule_marks(&mut self) {
+    pub(super) fn flush_schedule_marks(&mut self) {
         if self.schedule_marks.is_empty() {
             return;
         }
@@ -201,7 +200,7 @@ impl Persistence {
         }
     }
 
-    fn flush_touched(&mut self) {
+    pub(super) fn flush_touched(&mut self) {
         let Some(now) = self.touched.values().copied().max() else {
             return;
         };
@@ -376,4 +375,3 @@ impl Handler<RecordScheduleAck> for Persistence {
         });
     }
 }
-

@@ -171,4 +171,3 @@ impl Handler<RecordMissedRun> for Persistence {
         })
     }
 }
-

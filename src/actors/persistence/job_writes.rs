@@ -109,8 +109,14 @@ impl Handler<RecordCommandResult> for Persistence {
             warning: None,
             stats: None,
         };
-        self.finish_job("recording a refused job", &msg.host_id, &job_id, &finish, msg.now)
-            .map(|finished| CommandOutcome::Refused(Box::new(finished)))
+        self.finish_job(
+            "recording a refused job",
+            &msg.host_id,
+            &job_id,
+            &finish,
+            msg.now,
+        )
+        .map(|finished| CommandOutcome::Refused(Box::new(finished)))
     }
 }
 
@@ -227,7 +233,11 @@ impl Persistence {
             finish_with_follow_up(c, host_id, job_id, finish, now)
         })?;
         if let Some(Failpoint::AfterFinishCommit { reached }) = self.failpoint.take() {
-            tracing::warn!(host_id, job_id, "failpoint: the writer plays dead after the finish commit");
+            tracing::warn!(
+                host_id,
+                job_id,
+                "failpoint: the writer plays dead after the finish commit"
+            );
             // The test may have stopped listening; the crash happens anyway.
             let _ = reached.send(finished.clone());
             return Err(PersistError::Unavailable(
@@ -306,7 +316,6 @@ impl Handler<CancelQueued> for Persistence {
         })
     }
 }
-
 
 /// A crash to simulate, for crash tests: armed with [`ArmFailpoint`] on
 /// one server's writer (never by the server itself, nor by any setting),

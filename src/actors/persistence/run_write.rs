@@ -57,4 +57,3 @@ where
         result
     }
 }
-

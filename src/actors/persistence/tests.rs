@@ -110,11 +110,8 @@ async fn backlog_counts_down_as_lines_are_written() {
         jobs::insert(&mut c, &new).unwrap()
     };
     let backlog = Arc::new(LogBacklog::default());
-    let writer = Persistence::start_with_backlog(
-        pool.clone(),
-        backlog.clone(),
-        Arc::new(Metrics::new()),
-    );
+    let writer =
+        Persistence::start_with_backlog(pool.clone(), backlog.clone(), Arc::new(Metrics::new()));
     let mut lines: Vec<_> = (1..=3).map(|seq| line(&job.id, seq)).collect();
     lines.push(line(&job.id, u64::MAX));
     backlog.add(lines.len());
@@ -261,7 +258,6 @@ async fn finish_is_written_after_buffered_lines_and_hosts_are_isolated() {
     );
 }
 
-
 /// A backup's end and its follow-up commit together: a failure creates
 /// the retry (due after the back-off), a success the retention forget; a
 /// repeated report creates nothing more.
@@ -290,12 +286,13 @@ async fn finishing_a_backup_creates_its_follow_up_in_the_same_write() {
             },
         )
         .unwrap();
-        let backup = || {
-            crate::actors::followup::backup_job(&group, JobTrigger::Manual, now)
-        };
+        let backup = || crate::actors::followup::backup_job(&group, JobTrigger::Manual, now);
         let a: NewJob = backup();
         let b: NewJob = backup();
-        (jobs::insert(&mut c, &a).unwrap(), jobs::insert(&mut c, &b).unwrap())
+        (
+            jobs::insert(&mut c, &a).unwrap(),
+            jobs::insert(&mut c, &b).unwrap(),
+        )
     };
     let writer = Persistence::start(pool.clone(), Arc::new(Metrics::new()));
     let report = |job_id: &str, status| protocol::JobFinished {
@@ -318,7 +315,10 @@ async fn finishing_a_backup_creates_its_follow_up_in_the_same_write() {
         .unwrap();
     assert!(first.outcome.applied());
     let retry = first.follow_up.expect("a retry");
-    assert_eq!((retry.kind, retry.trigger), (JobKind::Backup, JobTrigger::Retry));
+    assert_eq!(
+        (retry.kind, retry.trigger),
+        (JobKind::Backup, JobTrigger::Retry)
+    );
     assert_eq!(retry.first_attempt_id.as_deref(), Some(failed.id.as_str()));
     assert_eq!(retry.retry_at, Some(now + 60_000));
     let again = writer
@@ -335,7 +335,10 @@ async fn finishing_a_backup_creates_its_follow_up_in_the_same_write() {
         .unwrap()
         .unwrap();
     let forget = ok.follow_up.expect("a forget");
-    assert_eq!((forget.kind, forget.trigger), (JobKind::Forget, JobTrigger::Retention));
+    assert_eq!(
+        (forget.kind, forget.trigger),
+        (JobKind::Forget, JobTrigger::Retention)
+    );
     assert_eq!(forget.status, JobStatus::Queued);
     let mut c = pool.get().unwrap();
     let stored = jobs::get(&mut c, &forget.id).unwrap().expect("stored");
