@@ -146,21 +146,6 @@ impl Handler<Unregister> for Registry {
     }
 }
 
-/// The live session of a host, if any.
-#[derive(Message)]
-#[rtype(result = "Option<Addr<HostSession>>")]
-pub struct Lookup {
-    pub host_id: String,
-}
-
-impl Handler<Lookup> for Registry {
-    type Result = Option<Addr<HostSession>>;
-
-    fn handle(&mut self, msg: Lookup, _ctx: &mut Self::Context) -> Self::Result {
-        self.sessions.get(&msg.host_id)
-    }
-}
-
 /// How many hosts have a live session (presence count).
 #[derive(Message)]
 #[rtype(result = "usize")]
