@@ -22,30 +22,59 @@
 //! [`LOG_BACKLOG_HIGH`] lines behind, sessions stop reading their
 //! sockets. This file and `src/http/agent.rs` are the only users of
 //! `actix_web_actors`.
+//!
+//! A `job.finished` (or a refused `command.run`, or a job the agent lost)
+//! goes to the writer once; its reply carries the finished job and the
+//! job created to follow it (retry, retention `forget`) in the same
+//! transaction. The session publishes both and queues the follow-up
+//! itself when it is due now; a retry with a back-off waits in the
+//! database for the scheduler's tick.
+//!
+//! # Layout
+//!
+//! - this file: the actor, the frame dispatch and the lifecycle (hello,
+//!   greeting, configuration push, heartbeat deadline).
+//! - `messages`: what other actors send a session ([`DispatchJob`],
+//!   [`CancelJob`], [`PushConfig`], the closes).
+//! - `jobs`: dispatching the queue and the agent's job reports.
+//! - `job_queue`: the pure job queue ([`JobQueue`], [`QueuedJob`]).
+//! - `logs`: log batching and the back-pressure pause.
+//! - `frames`: fragment assembly and the bad-frame window.
+//! - `greeting`: what is loaded for `hello` and for a configuration push.
+//!
+//! The submodules are parts of this actor (each an `impl HostSession`),
+//! so `actix_web_actors` stays inside the session.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::web::BytesMut;
 use actix_web_actors::ws;
 
 use super::events::{Event, Publish};
 use super::persistence::{
-    AppendLogs, CommandOutcome, MarkDispatched, MarkSchedulePushed, ReconcileRunning,
-    RecordCommandResult, RecordHello, RecordJobFinished, RecordJobStarted, RecordProgress,
-    RecordScheduleAck, ReplaceSnapshots, StoreRepoStats, Touch,
+    MarkSchedulePushed, RecordHello, RecordProgress, RecordScheduleAck, StoreRepoStats,
 };
 use super::registry::{Register, Unregister};
-use super::scheduler::{JobCompleted, ScheduleFired};
+use super::scheduler::ScheduleFired;
 use super::{blocking_read, ActorError, Actors};
-use crate::crypto::{self, SecretKey};
 use crate::metrics;
 use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, WireMessage};
-use crate::store::jobs::FinishOutcome;
-use crate::store::models::Job;
-use crate::store::{self, jobs, repositories, schedule_versions, schedules, DbConnection};
+use crate::store;
+
+mod frames;
+mod greeting;
+mod job_queue;
+mod jobs;
+mod logs;
+mod messages;
+
+use frames::{Assembled, BadFrames, FragmentError, Fragments};
+pub use greeting::{load_config, load_greeting, Greeting, HostConfig};
+pub use job_queue::{command_run, JobQueue, QueuedJob};
+pub use messages::{
+    CancelJob, CheckIdle, DispatchJob, PushConfig, Revoked, ShuttingDown, Superseded,
+};
 
 /// No frame for this long → the session closes and the host is offline.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -61,9 +90,6 @@ pub const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
 pub const CLOSE_SUPERSEDED: u16 = 4000;
 /// Close code for a session whose host was revoked.
 pub const CLOSE_REVOKED: u16 = 4001;
-/// Job ids remembered as finished in this session (guards re-dispatch of
-/// a job whose report raced with the queue load); cleared past this.
-const MAX_REMEMBERED_FINISHED: usize = 10_000;
 /// Log lines a session collects before handing them to Persistence in
 /// one message (one message per line cost two thread hops per line).
 pub const LOG_BATCH_LINES: usize = 256;
@@ -89,12 +115,6 @@ enum Phase {
     Ready,
 }
 
-/// A fragmented message being assembled.
-struct Partial {
-    text: bool,
-    buf: BytesMut,
-}
-
 /// One agent connection.
 pub struct HostSession {
     host_id: String,
@@ -104,15 +124,15 @@ pub struct HostSession {
     phase: Phase,
     /// When the last frame arrived (the heartbeat deadline's base).
     last_frame: Instant,
-    /// Times of recent bad frames, oldest first.
-    bad_frames: VecDeque<Instant>,
-    partial: Option<Partial>,
-    /// Jobs waiting to go out, in creation order.
-    queue: VecDeque<Job>,
-    /// The job whose `command.run` is out and not finished.
-    in_flight: Option<String>,
-    /// Jobs that became terminal during this session.
-    finished: HashSet<String>,
+    /// Recent bad frames (the 1008 close).
+    bad_frames: BadFrames,
+    /// A fragmented message being assembled.
+    fragments: Fragments,
+    /// Jobs waiting, the one in flight, the ones finished here.
+    queue: JobQueue,
+    /// The newest `schedule.set` version sent (an older push that arrives
+    /// late is not sent over it).
+    pushed_version: u64,
     /// Whether this session registered (and must unregister).
     registered: bool,
     /// Log lines not yet handed to Persistence, in arrival order.
@@ -131,11 +151,10 @@ impl HostSession {
             max_frame_bytes,
             phase: Phase::AwaitingHello,
             last_frame: Instant::now(),
-            bad_frames: VecDeque::new(),
-            partial: None,
-            queue: VecDeque::new(),
-            in_flight: None,
-            finished: HashSet::new(),
+            bad_frames: BadFrames::new(BAD_FRAME_LIMIT, BAD_FRAME_WINDOW),
+            fragments: Fragments::new(max_frame_bytes),
+            queue: JobQueue::default(),
+            pushed_version: 0,
             registered: false,
             logs: Vec::new(),
             logs_timer: false,
@@ -181,15 +200,7 @@ impl HostSession {
     fn bad_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: ErrorFrame, now: Instant) {
         tracing::debug!(host_id = %self.host_id, code = %frame.code, detail = %frame.detail, "bad frame");
         self.send(ctx, frame);
-        while let Some(first) = self.bad_frames.front() {
-            if now.saturating_duration_since(*first) >= BAD_FRAME_WINDOW {
-                self.bad_frames.pop_front();
-            } else {
-                break;
-            }
-        }
-        self.bad_frames.push_back(now);
-        if self.bad_frames.len() >= BAD_FRAME_LIMIT {
+        if self.bad_frames.record(now) {
             tracing::warn!(host_id = %self.host_id, "too many bad frames; closing the session");
             Self::close(ctx, ws::CloseCode::Policy, "too many bad frames");
         }
@@ -323,61 +334,6 @@ impl HostSession {
         }
     }
 
-    /// `log.stream`: published live (if anyone listens) and collected;
-    /// a full batch goes to Persistence at once, a partial one after
-    /// [`LOG_BATCH_LINGER`].
-    fn on_log(&mut self, line: protocol::LogStream, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.actors.has_event_listeners() {
-            self.publish(Event::JobLog {
-                host_id: self.host_id.clone(),
-                job_id: line.job_id.clone(),
-                seq: line.seq,
-                ts: line.ts,
-                stream: line.stream,
-                payload: line.payload.clone(),
-            });
-        }
-        self.logs.push(line);
-        if self.logs.len() >= LOG_BATCH_LINES {
-            self.send_logs();
-            self.pause_if_backlogged(ctx);
-        } else if !self.logs_timer {
-            self.logs_timer = true;
-            ctx.run_later(LOG_BATCH_LINGER, |act, ctx| {
-                act.logs_timer = false;
-                act.send_logs();
-                act.pause_if_backlogged(ctx);
-            });
-        }
-    }
-
-    /// Hands the collected log lines to Persistence, counting them into
-    /// the shared backlog first.
-    fn send_logs(&mut self) {
-        if self.logs.is_empty() {
-            return;
-        }
-        let lines = std::mem::take(&mut self.logs);
-        self.actors.log_backlog.add(lines.len());
-        self.actors.persistence.do_send(AppendLogs {
-            host_id: self.host_id.clone(),
-            lines,
-        });
-    }
-
-    /// While Persistence is [`LOG_BACKLOG_HIGH`] lines behind, this
-    /// session handles nothing (so reads nothing from its socket) until
-    /// the backlog is down to [`LOG_BACKLOG_LOW`]: memory stays bounded
-    /// and the agents slow down instead.
-    fn pause_if_backlogged(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.actors.log_backlog.len() < LOG_BACKLOG_HIGH {
-            return;
-        }
-        let backlog = self.actors.log_backlog.clone();
-        let wait = async move { backlog.wait_down_to(LOG_BACKLOG_LOW).await };
-        ctx.wait(wait.into_actor(self));
-    }
-
     /// `hello`: register, record, then push config, schedules and jobs.
     fn greet(&mut self, hello: protocol::Hello, ctx: &mut ws::WebsocketContext<Self>) {
         self.phase = Phase::Greeting;
@@ -445,20 +401,23 @@ impl HostSession {
         self.publish(Event::HostOnline {
             host_id: self.host_id.clone(),
         });
-        self.push_config(greeting.config, greeting.schedules, ctx);
+        self.push_config(greeting.config, ctx);
         for job in greeting.queued {
-            self.enqueue(job);
+            self.queue.enqueue(job);
         }
         self.phase = Phase::Ready;
         self.dispatch_next(ctx);
     }
 
-    fn push_config(
-        &mut self,
-        config: protocol::ConfigUpdate,
-        schedules: protocol::ScheduleSet,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
+    /// Sends `config.update` and `schedule.set`, unless a newer version
+    /// went out already.
+    fn push_config(&mut self, config: HostConfig, ctx: &mut ws::WebsocketContext<Self>) {
+        let HostConfig { config, schedules } = config;
+        if schedules.version < self.pushed_version {
+            tracing::debug!(host_id = %self.host_id, version = schedules.version, "an older configuration is not pushed");
+            return;
+        }
+        self.pushed_version = schedules.version;
         let version = i64::try_from(schedules.version).unwrap_or(i64::MAX);
         self.send(ctx, config);
         self.send(ctx, schedules);
@@ -469,245 +428,26 @@ impl HostSession {
         });
     }
 
-    /// Adds a job to the queue unless it is known already.
-    fn enqueue(&mut self, job: Job) {
-        if job.host_id != self.host_id
-            || self.finished.contains(&job.id)
-            || self.in_flight.as_deref() == Some(job.id.as_str())
-            || self.queue.iter().any(|j| j.id == job.id)
-        {
-            return;
-        }
-        let at = self
-            .queue
-            .iter()
-            .position(|j| (j.created_at, &j.id) > (job.created_at, &job.id))
-            .unwrap_or(self.queue.len());
-        self.queue.insert(at, job);
-    }
-
-    /// Sends the next queued job if none is in flight.
-    fn dispatch_next(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.phase != Phase::Ready || self.in_flight.is_some() {
-            return;
-        }
-        let Some(job) = self.queue.pop_front() else {
-            return;
-        };
-        tracing::info!(host_id = %self.host_id, job_id = %job.id, kind = %job.kind, "dispatching job");
-        self.send(ctx, command_run(&job));
-        self.in_flight = Some(job.id.clone());
-        self.actors.persistence.do_send(MarkDispatched {
-            host_id: self.host_id.clone(),
-            job_id: job.id,
-            now: store::now_ms(),
-        });
-    }
-
-    /// A job of this host is over (for whatever reason): free the slot.
-    fn job_done(&mut self, job_id: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.finished.len() >= MAX_REMEMBERED_FINISHED {
-            self.finished.clear();
-        }
-        self.finished.insert(job_id.to_owned());
-        self.queue.retain(|j| j.id != job_id);
-        if self.in_flight.as_deref() == Some(job_id) {
-            self.in_flight = None;
-        }
-        self.dispatch_next(ctx);
-    }
-
-    fn job_terminal(&mut self, job: Job, ctx: &mut ws::WebsocketContext<Self>) {
-        if let (Some(started), Some(finished)) = (job.started_at, job.finished_at) {
-            let ran = u64::try_from(finished.saturating_sub(started)).unwrap_or(0);
-            self.actors
-                .metrics
-                .job_finished(job.kind, Duration::from_millis(ran));
-        }
-        self.publish(Event::JobStatus {
-            host_id: job.host_id.clone(),
-            job_id: job.id.clone(),
-            status: job.status,
-            message: job.error.clone().or_else(|| job.warning.clone()),
-        });
-        let job_id = job.id.clone();
-        self.actors.scheduler.do_send(JobCompleted {
-            job,
-            now: store::now_ms(),
-        });
-        self.job_done(&job_id, ctx);
-    }
-
-    fn on_heartbeat(
-        &mut self,
-        heartbeat: protocol::Heartbeat,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        let now = store::now_ms();
-        self.actors.persistence.do_send(Touch {
-            host_id: self.host_id.clone(),
-            now,
-        });
-        let Some(active_job_ids) = heartbeat.active_job_ids else {
-            return;
-        };
-        let reconcile = self.actors.persistence.send(ReconcileRunning {
-            host_id: self.host_id.clone(),
-            active_job_ids,
-            now,
-        });
-        ctx.spawn(reconcile.into_actor(self).map(|result, act, ctx| match result {
-            Ok(Ok(lost)) => {
-                for job in lost {
-                    tracing::warn!(host_id = %act.host_id, job_id = %job.id, "agent lost a running job");
-                    act.job_terminal(job, ctx);
-                }
-            }
-            Ok(Err(_)) => {} // logged by the writer
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
-        }));
-    }
-
-    fn on_command_result(
-        &mut self,
-        result: protocol::CommandResult,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        let job_id = result.job_id.clone();
-        let write = self.actors.persistence.send(RecordCommandResult {
-            host_id: self.host_id.clone(),
-            payload: result,
-            now: store::now_ms(),
-        });
-        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
-            Ok(Ok(CommandOutcome::Accepted)) => {}
-            Ok(Ok(CommandOutcome::Refused(outcome))) => match *outcome {
-                FinishOutcome::Applied(job) => act.job_terminal(job, ctx),
-                FinishOutcome::AlreadyFinished(_) | FinishOutcome::NotFound => act.job_done(&job_id, ctx),
-            },
-            Ok(Err(_)) => {}
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
-        }));
-    }
-
-    fn on_job_started(
-        &mut self,
-        started: protocol::JobStarted,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        let job_id = started.job_id.clone();
-        let write = self.actors.persistence.send(RecordJobStarted {
-            host_id: self.host_id.clone(),
-            payload: started,
-        });
-        ctx.spawn(write.into_actor(self).map(move |outcome, act, _ctx| match outcome {
-            Ok(Ok(true)) => act.publish(Event::JobStatus {
-                host_id: act.host_id.clone(),
-                job_id,
-                status: store::JobStatus::Running,
-                message: None,
-            }),
-            Ok(_) => {}
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
-        }));
-    }
-
-    fn on_job_finished(
-        &mut self,
-        id: String,
-        finished: protocol::JobFinished,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        let job_id = finished.job_id.clone();
-        let write = self.actors.persistence.send(RecordJobFinished {
-            host_id: self.host_id.clone(),
-            payload: finished,
-        });
-        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
-            Ok(Ok(FinishOutcome::Applied(job))) => {
-                act.ack(ctx, id, true, None);
-                act.job_terminal(job, ctx);
-            }
-            Ok(Ok(FinishOutcome::AlreadyFinished(_))) => {
-                act.ack(ctx, id, true, None);
-                act.job_done(&job_id, ctx);
-            }
-            Ok(Ok(FinishOutcome::NotFound)) => {
-                tracing::warn!(host_id = %act.host_id, job_id = %job_id, "job.finished for an unknown job");
-                act.ack(ctx, id, false, Some(format!("unknown job {job_id}")));
-            }
-            // Not acked: the agent keeps it in its outbox and re-sends it
-            // after the next reconnect.
-            Ok(Err(_)) => {}
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
-        }));
-    }
-
-    fn on_snapshots(
-        &mut self,
-        id: String,
-        report: protocol::SnapshotsReport,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        let write = self.actors.persistence.send(ReplaceSnapshots {
-            host_id: self.host_id.clone(),
-            payload: report,
-            now: store::now_ms(),
-        });
-        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
-            Ok(Ok(_)) => act.ack(ctx, id, true, None),
-            Ok(Err(_)) => {}
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
-        }));
-    }
-
     /// A fragment of a fragmented message.
     fn on_continuation(
         &mut self,
         item: actix_http::ws::Item,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        let (text, bytes, last) = match item {
-            actix_http::ws::Item::FirstText(bytes) => (Some(true), bytes, false),
-            actix_http::ws::Item::FirstBinary(bytes) => (Some(false), bytes, false),
-            actix_http::ws::Item::Continue(bytes) => (None, bytes, false),
-            actix_http::ws::Item::Last(bytes) => (None, bytes, true),
-        };
-        match (text, self.partial.as_mut()) {
-            (Some(text), None) => {
-                self.partial = Some(Partial {
-                    text,
-                    buf: BytesMut::from(&bytes[..]),
-                });
-            }
-            (None, Some(partial)) => partial.buf.extend_from_slice(&bytes),
-            _ => {
+        match self.fragments.push(item) {
+            Ok(Assembled::More) => {}
+            Ok(Assembled::Text(text)) => self.on_text(&text, ctx),
+            Ok(Assembled::Binary) => self.on_binary(ctx),
+            Err(FragmentError::OutOfOrder) => {
                 tracing::info!(host_id = %self.host_id, "fragments out of order");
                 Self::close(ctx, ws::CloseCode::Protocol, "fragments out of order");
-                return;
             }
-        }
-        if self
-            .partial
-            .as_ref()
-            .is_some_and(|p| p.buf.len() > self.max_frame_bytes)
-        {
-            Self::close(ctx, ws::CloseCode::Size, "message too large");
-            return;
-        }
-        if !last {
-            return;
-        }
-        let Some(partial) = self.partial.take() else {
-            return;
-        };
-        if partial.text {
-            match std::str::from_utf8(&partial.buf) {
-                Ok(text) => self.on_text(text, ctx),
-                Err(_) => Self::close(ctx, ws::CloseCode::Invalid, "text message is not UTF-8"),
+            Err(FragmentError::TooLarge) => {
+                Self::close(ctx, ws::CloseCode::Size, "message too large")
             }
-        } else {
-            self.on_binary(ctx);
+            Err(FragmentError::NotUtf8) => {
+                Self::close(ctx, ws::CloseCode::Invalid, "text message is not UTF-8")
+            }
         }
     }
 
@@ -773,7 +513,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for HostSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         match item {
             Ok(ws::Message::Text(text)) => {
-                if self.partial.is_some() {
+                if self.fragments.in_progress() {
                     Self::close(
                         ctx,
                         ws::CloseCode::Protocol,
@@ -801,249 +541,4 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for HostSession {
             }
         }
     }
-}
-
-/// Queue a job for this host (from run-now, a fire, a retry, a forget).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct DispatchJob {
-    pub job: Job,
-}
-
-impl Handler<DispatchJob> for HostSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: DispatchJob, ctx: &mut Self::Context) {
-        self.enqueue(msg.job);
-        self.dispatch_next(ctx);
-    }
-}
-
-/// Stop a job: drop it from the queue and send `command.cancel` when the
-/// agent may have it. `already_cancelled`: the row is cancelled already
-/// (it was queued), so the slot is free at once. Replies whether
-/// `command.cancel` went out.
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct CancelJob {
-    pub job_id: String,
-    pub already_cancelled: bool,
-}
-
-impl Handler<CancelJob> for HostSession {
-    type Result = bool;
-
-    fn handle(&mut self, msg: CancelJob, ctx: &mut Self::Context) -> bool {
-        self.queue.retain(|j| j.id != msg.job_id);
-        let in_flight = self.in_flight.as_deref() == Some(msg.job_id.as_str());
-        let send = self.phase == Phase::Ready && (in_flight || !msg.already_cancelled);
-        if send {
-            self.send(
-                ctx,
-                protocol::CommandCancel {
-                    job_id: msg.job_id.clone(),
-                },
-            );
-        }
-        if msg.already_cancelled {
-            self.job_done(&msg.job_id, ctx);
-        }
-        send
-    }
-}
-
-/// The host's configuration changed: reload and push `config.update` and
-/// `schedule.set`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PushConfig;
-
-impl Handler<PushConfig> for HostSession {
-    type Result = ();
-
-    fn handle(&mut self, _msg: PushConfig, ctx: &mut Self::Context) {
-        if self.phase == Phase::AwaitingHello {
-            return; // the hello will push the current version
-        }
-        let pool = self.actors.pool.clone();
-        let key = self.actors.key.clone();
-        let host_id = self.host_id.clone();
-        let load = async move {
-            blocking_read(&pool, move |c| {
-                load_greeting(c, &key, &host_id, store::now_ms())
-            })
-            .await
-        };
-        ctx.spawn(load.into_actor(self).map(|result, act, ctx| match result {
-            Ok(greeting) => act.push_config(greeting.config, greeting.schedules, ctx),
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "cannot load the host's configuration"),
-        }));
-    }
-}
-
-/// A newer session of the same host took over: close with 4000.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Superseded;
-
-impl Handler<Superseded> for HostSession {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Superseded, ctx: &mut Self::Context) {
-        self.registered = false;
-        Self::close(ctx, ws::CloseCode::Other(CLOSE_SUPERSEDED), "superseded");
-    }
-}
-
-/// The host was revoked: close with 4001.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Revoked;
-
-impl Handler<Revoked> for HostSession {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Revoked, ctx: &mut Self::Context) {
-        Self::close(ctx, ws::CloseCode::Other(CLOSE_REVOKED), "revoked");
-    }
-}
-
-/// The server is shutting down: close with 1001 (going away) so the agent
-/// reconnects to the next server, and the graceful stop does not wait for
-/// the connection to time out.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ShuttingDown;
-
-impl Handler<ShuttingDown> for HostSession {
-    type Result = ();
-
-    fn handle(&mut self, _msg: ShuttingDown, ctx: &mut Self::Context) {
-        Self::close(ctx, ws::CloseCode::Away, "server shutting down");
-    }
-}
-
-/// Check the heartbeat deadline against `now` (tests pass a later time).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CheckIdle {
-    pub now: Instant,
-}
-
-impl Handler<CheckIdle> for HostSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: CheckIdle, ctx: &mut Self::Context) {
-        self.check_idle(msg.now, ctx);
-    }
-}
-
-/// What a session sends after `hello` (and after a config change).
-pub struct Greeting {
-    pub config: protocol::ConfigUpdate,
-    pub schedules: protocol::ScheduleSet,
-    /// Queued jobs due at the load time, in creation order.
-    pub queued: Vec<Job>,
-}
-
-fn json_list(text: &str, what: &str, job_or_group: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, id = job_or_group, "stored {what} is not a JSON list");
-        Vec::new()
-    })
-}
-
-/// The stored retention policy; one that does not parse is logged and
-/// left out (the agent then keeps everything, the safe side).
-fn retention(text: Option<&str>, id: &str) -> Option<protocol::RetentionPolicy> {
-    let text = text?;
-    serde_json::from_str(text)
-        .map_err(|e| tracing::warn!(error = %e, id, "stored retention policy does not parse"))
-        .ok()
-}
-
-/// The `command.run` of a job row.
-pub fn command_run(job: &Job) -> protocol::CommandRun {
-    protocol::CommandRun {
-        job_id: job.id.clone(),
-        kind: job.kind.into(),
-        args: json_list(&job.args, "args", &job.id),
-        includes: json_list(&job.includes, "includes", &job.id),
-        excludes: json_list(&job.excludes, "excludes", &job.id),
-        tag: job.tag.clone(),
-        retention_policy: retention(job.retention_policy.as_deref(), &job.id),
-    }
-}
-
-/// Opens one sealed secret; a failure is logged (never the value) and the
-/// field is left out, which tells the agent to keep what it has.
-fn open_secret(
-    key: &SecretKey,
-    sealed: Option<&[u8]>,
-    repository_id: &str,
-    what: &str,
-) -> Option<String> {
-    let sealed = sealed?;
-    match crypto::open_string(key, sealed, repository_id.as_bytes()) {
-        Ok(secret) => Some(secret),
-        Err(e) => {
-            tracing::error!(repository_id, error = %e, "cannot open the repository {what}");
-            None
-        }
-    }
-}
-
-/// Loads the host's `config.update`, `schedule.set` and queued jobs.
-/// Blocking: call inside `web::block`.
-pub fn load_greeting(
-    conn: &mut DbConnection,
-    key: &SecretKey,
-    host_id: &str,
-    now: i64,
-) -> diesel::QueryResult<Greeting> {
-    let config = match repositories::get_for_host(conn, host_id)? {
-        Some(repo) => protocol::ConfigUpdate {
-            repo_url: Some(repo.url.clone()),
-            repo_password: open_secret(key, repo.password_sealed.as_deref(), &repo.id, "password"),
-            repo_username: repo.username.clone(),
-            repo_credential: open_secret(
-                key,
-                repo.credential_sealed.as_deref(),
-                &repo.id,
-                "credential",
-            ),
-            hook_shell: repo.hook_shell.clone(),
-        },
-        None => protocol::ConfigUpdate::default(),
-    };
-    let version = schedule_versions::get(conn, host_id)?.map_or(1, |v| v.version);
-    let schedules = schedules::list_with_groups_for_host(conn, host_id)?
-        .into_iter()
-        .map(|s| protocol::ScheduleSpec {
-            id: s.schedule.id.clone(),
-            cron_expr: s.schedule.cron_expr.clone(),
-            enabled: s.schedule.enabled,
-            source_groups: s
-                .groups
-                .iter()
-                .map(|g| protocol::SourceGroupSpec {
-                    name: g.name.clone(),
-                    includes: json_list(&g.includes, "includes", &g.id),
-                    excludes: json_list(&g.excludes, "excludes", &g.id),
-                    retention_policy: retention(g.retention_policy.as_deref(), &g.id),
-                    retry_max: u32::try_from(g.retry_max).unwrap_or(0),
-                    retry_backoff_seconds: u32::try_from(g.retry_backoff_seconds).unwrap_or(0),
-                })
-                .collect(),
-        })
-        .collect();
-    let queued = jobs::queued_for_host(conn, host_id, now)?;
-    Ok(Greeting {
-        config,
-        schedules: protocol::ScheduleSet {
-            version: u64::try_from(version).unwrap_or(0),
-            schedules,
-        },
-        queued,
-    })
 }

@@ -5,17 +5,21 @@
 //!
 //! - [`host_session`]: `HostSession`, one per connected agent (WebSocket).
 //! - [`registry`]: `Registry`, host id → live session.
-//! - [`scheduler`]: `Scheduler`, fires → jobs, retries, retention, missed runs.
+//! - [`scheduler`]: `Scheduler`, fires → jobs, due retries, missed runs.
+//! - [`followup`]: the pure rules of what job follows what (retry with
+//!   back-off, retention `forget`), applied by the writer.
 //! - [`persistence`]: `Persistence`, the one writer, on a `SyncArbiter`.
 //! - [`events`]: `Events`, live fan-out to UI subscribers.
 //!
 //! [`start`] builds them once (inside the actix system, outside
 //! `HttpServer::new`) and returns the cloneable [`Actors`]. Its methods
-//! are what REST handlers call: create and cancel jobs, push a changed
-//! configuration, revoke a host. Reads run in `web::block` with a pooled
-//! connection; writes go through [`persistence::Persistence`].
+//! are what REST handlers call: create (run now) and cancel jobs, push a
+//! changed configuration, revoke a host. Reads run in `web::block` with a
+//! pooled connection; writes go through [`persistence::Persistence`], a
+//! run-now in one transaction with its validation and its audit row.
 
 pub mod events;
+pub mod followup;
 pub mod host_session;
 pub mod persistence;
 pub mod registry;
@@ -35,11 +39,8 @@ use crate::store::{self, models, JobTrigger, Pool};
 
 use events::{Event, Events, Publish};
 use host_session::{CancelJob, DispatchJob, PushConfig, Revoked};
-use persistence::{
-    BumpScheduleVersion, CancelQueued, Flush, InsertJob, PersistError, Persistence, RevokeHost,
-    RunWrite,
-};
-use registry::{Lookup, Registry, SweepIdle};
+use persistence::{CancelQueued, Flush, PersistError, Persistence, RevokeHost, RunWrite};
+use registry::{Directory, Registry, SweepIdle};
 use scheduler::Scheduler;
 
 /// Handles to the server's actors, built once in the app wiring.
@@ -47,6 +48,8 @@ use scheduler::Scheduler;
 pub struct Actors {
     /// Host id → live session.
     pub registry: Addr<Registry>,
+    /// The registry's map, read in place (no round trip).
+    pub(crate) sessions: Directory,
     /// The one database writer.
     pub persistence: Addr<Persistence>,
     /// Fires, retries, retention, missed runs (send it `Tick { now }`).
@@ -77,11 +80,13 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
     let log_backlog = Arc::new(persistence::LogBacklog::default());
     let persistence =
         Persistence::start_with_backlog(pool.clone(), log_backlog.clone(), metrics.clone());
-    let registry = Registry::new(persistence.clone(), events.clone()).start();
+    let registry = Registry::new(persistence.clone(), events.clone());
+    let sessions = registry.directory();
+    let registry = registry.start();
     let scheduler = Scheduler::new(
         pool.clone(),
         persistence.clone(),
-        registry.clone(),
+        sessions.clone(),
         events.clone(),
         Duration::from_secs(config.missed_run_grace_seconds),
     )
@@ -104,6 +109,7 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
 
     Actors {
         registry,
+        sessions,
         persistence,
         scheduler,
         events,
@@ -120,10 +126,78 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
 pub struct NewJobRequest {
     pub host_id: String,
     pub kind: protocol::JobKind,
-    /// Source group name; required for backup.
+    /// Source group name; required for backup and forget, refused for
+    /// the others.
     pub source_group: Option<String>,
     /// Username (or `agent:<id>`) for the audit trail.
     pub requested_by: String,
+    /// The requester's address, for the audit trail.
+    pub source_addr: Option<String>,
+}
+
+/// Whether a kind runs on one source group (backup its paths, forget with
+/// its retention policy and tag); the others act on the whole repository.
+pub fn needs_group(kind: protocol::JobKind) -> bool {
+    matches!(kind, protocol::JobKind::Backup | protocol::JobKind::Forget)
+}
+
+/// Checks a run-now request against the database and builds its job:
+/// the host must exist and not be revoked, the source group must be given
+/// exactly for the kinds that need one and exist on the host, and a
+/// forget needs the group's retention policy. Run inside the transaction
+/// that inserts the job.
+fn run_now_job(
+    conn: &mut store::DbConnection,
+    req: &NewJobRequest,
+    now: i64,
+) -> Result<models::NewJob, ActorError> {
+    let kind = req.kind;
+    match (&req.source_group, needs_group(kind)) {
+        (None, true) => {
+            return Err(ActorError::Invalid(format!(
+                "source_group: required for a {kind} job"
+            )))
+        }
+        (Some(_), false) => {
+            return Err(ActorError::Invalid(format!(
+                "source_group: a {kind} job acts on the whole repository; omit source_group"
+            )))
+        }
+        _ => {}
+    }
+    let host_id = &req.host_id;
+    match store::hosts::get(conn, host_id)? {
+        Some(host) if host.revoked_at.is_none() => {}
+        _ => return Err(ActorError::NotFound(format!("host {host_id}"))),
+    }
+    let Some(name) = &req.source_group else {
+        return Ok(models::NewJob::new(
+            store::new_id(),
+            host_id.clone(),
+            kind.into(),
+            JobTrigger::Manual,
+            now,
+        ));
+    };
+    let group = store::source_groups::by_name(conn, host_id, name)?.ok_or_else(|| {
+        ActorError::Invalid(format!(
+            "source_group: no source group named {name:?} on this host"
+        ))
+    })?;
+    if kind == protocol::JobKind::Forget {
+        let policy = followup::group_retention(&group).ok_or_else(|| {
+            ActorError::Invalid(format!(
+                "source_group: {name:?} has no retention policy to forget with"
+            ))
+        })?;
+        return Ok(followup::forget_job(
+            &group,
+            &policy,
+            JobTrigger::Manual,
+            now,
+        ));
+    }
+    Ok(followup::backup_job(&group, JobTrigger::Manual, now))
 }
 
 /// Why an actor request failed.
@@ -186,10 +260,10 @@ where
 
 /// Publishes a queued job and hands it to the host's live session, if
 /// any. Returns whether a session took it.
-pub(crate) async fn hand_to_session(
-    registry: &Addr<Registry>,
+pub(crate) fn hand_to_session(
+    sessions: &Directory,
     events: &Addr<Events>,
-    job: models::Job,
+    job: &models::Job,
 ) -> bool {
     events.do_send(Publish(Event::JobStatus {
         host_id: job.host_id.clone(),
@@ -197,21 +271,12 @@ pub(crate) async fn hand_to_session(
         status: job.status,
         message: None,
     }));
-    match registry
-        .send(Lookup {
-            host_id: job.host_id.clone(),
-        })
-        .await
-    {
-        Ok(Some(session)) => {
-            session.do_send(DispatchJob { job });
+    match sessions.get(&job.host_id) {
+        Some(session) => {
+            session.do_send(DispatchJob::of(job));
             true
         }
-        Ok(None) => false,
-        Err(e) => {
-            tracing::error!(error = %e, job_id = %job.id, "registry unavailable");
-            false
-        }
+        None => false,
     }
 }
 
@@ -233,72 +298,37 @@ impl Actors {
         host_session::HostSession::new(host_id, self.clone(), self.config.max_frame_bytes)
     }
 
-    /// Writes a queued job row and hands it to the live session, if any.
+    /// Run now: one write validates the request ([`run_now_job`]), inserts
+    /// the queued job and its `job.create` audit row; then the job goes to
+    /// the host's live session, if any.
     pub async fn create_job(&self, req: NewJobRequest) -> Result<models::Job, ActorError> {
-        let now = store::now_ms();
-        let host_id = req.host_id.clone();
-        let group_name = req.source_group.clone();
-        let kind = req.kind;
-        let new = blocking_read(&self.pool, move |conn| {
-            let Some(host) = store::hosts::get(conn, &host_id)? else {
-                return Ok(Err(ActorError::NotFound(format!("host {host_id}"))));
-            };
-            if host.revoked_at.is_some() {
-                return Ok(Err(ActorError::Conflict(format!(
-                    "host {host_id} is revoked"
-                ))));
-            }
-            let mut new = models::NewJob::new(
-                store::new_id(),
-                host_id.clone(),
-                kind.into(),
-                JobTrigger::Manual,
-                now,
-            );
-            match &group_name {
-                Some(name) => {
-                    let Some(group) = store::source_groups::by_name(conn, &host_id, name)? else {
-                        return Ok(Err(ActorError::NotFound(format!("source group {name}"))));
-                    };
-                    if kind == protocol::JobKind::Forget {
-                        let Some(policy) = scheduler::group_retention(&group) else {
-                            return Ok(Err(ActorError::Invalid(format!(
-                                "source group {name} has no retention policy to forget with"
-                            ))));
-                        };
-                        new = scheduler::forget_job(&group, &policy, now);
-                        new.trigger = JobTrigger::Manual;
-                    } else {
-                        new.source_group_id = Some(group.id.clone());
-                        new.tag = Some(group.name.clone());
-                        new.includes = group.includes.clone();
-                        new.excludes = group.excludes.clone();
-                        new.retention_policy = group.retention_policy.clone();
-                    }
-                }
-                None if kind == protocol::JobKind::Backup => {
-                    return Ok(Err(ActorError::Invalid(
-                        "source_group is required for a backup".into(),
-                    )));
-                }
-                None if kind == protocol::JobKind::Forget => {
-                    return Ok(Err(ActorError::Invalid(
-                        "source_group is required for a forget (its tag and retention policy)"
-                            .into(),
-                    )));
-                }
-                None => {}
-            }
-            Ok(Ok(new))
-        })
-        .await??;
         let job = self
-            .persistence
-            .send(InsertJob { new })
-            .await
-            .map_err(ActorError::mailbox)??;
-        tracing::info!(host_id = %job.host_id, job_id = %job.id, kind = %job.kind, requested_by = %req.requested_by, "job created");
-        hand_to_session(&self.registry, &self.events, job.clone()).await;
+            .write("creating a job", move |conn| {
+                let now = store::now_ms();
+                let new = run_now_job(conn, &req, now)?;
+                let job = store::jobs::insert(conn, &new)?;
+                let detail = serde_json::json!({
+                    "host_id": req.host_id,
+                    "kind": req.kind,
+                    "source_group": req.source_group,
+                });
+                store::audit::insert(
+                    conn,
+                    &models::NewAuditEntry {
+                        id: store::new_id(),
+                        at: now,
+                        actor: req.requested_by.clone(),
+                        action: "job.create".to_owned(),
+                        target: Some(job.id.clone()),
+                        detail: Some(detail.to_string()),
+                        source_addr: req.source_addr.clone(),
+                    },
+                )?;
+                tracing::info!(host_id = %job.host_id, job_id = %job.id, kind = %job.kind, requested_by = %req.requested_by, "job created");
+                Ok::<_, ActorError>(job)
+            })
+            .await?;
+        hand_to_session(&self.sessions, &self.events, &job);
         Ok(job)
     }
 
@@ -331,13 +361,7 @@ impl Actors {
         if job.status.is_terminal() {
             return Ok(CancelOutcome::AlreadyFinished);
         }
-        let session = self
-            .registry
-            .send(Lookup {
-                host_id: job.host_id.clone(),
-            })
-            .await
-            .map_err(ActorError::mailbox)?;
+        let session = self.sessions.get(&job.host_id);
         if job.status == store::JobStatus::Queued {
             let cancelled = self
                 .persistence
@@ -387,32 +411,20 @@ impl Actors {
         Ok(CancelOutcome::CancelRequested)
     }
 
-    /// After a change to a host's repository, groups or schedules: bumps
-    /// the schedule version and pushes `config.update` + `schedule.set` to
-    /// the live session.
-    pub async fn host_config_changed(&self, host_id: &str) -> Result<(), ActorError> {
-        let id = host_id.to_string();
-        let exists = blocking_read(&self.pool, move |conn| store::hosts::get(conn, &id))
-            .await?
-            .is_some();
-        if !exists {
-            return Err(ActorError::NotFound(format!("host {host_id}")));
-        }
-        self.persistence
-            .send(BumpScheduleVersion {
-                host_id: host_id.to_string(),
-            })
-            .await
-            .map_err(ActorError::mailbox)??;
-        self.push_config(host_id).await
-    }
-
-    /// Pushes `config.update` + `schedule.set` to the host's live session,
-    /// if any (after a change that bumped the version in its own write).
+    /// Pushes the host's current `config.update` + `schedule.set` to its
+    /// live session, if any (after a change that bumped the version in
+    /// its own write): loaded here, sent as [`PushConfig`].
     pub async fn push_config(&self, host_id: &str) -> Result<(), ActorError> {
-        if let Some(session) = self.session(host_id).await? {
-            session.do_send(PushConfig);
-        }
+        let Some(session) = self.session(host_id).await? else {
+            return Ok(());
+        };
+        let key = self.key.clone();
+        let id = host_id.to_owned();
+        let config = blocking_read(&self.pool, move |conn| {
+            host_session::load_config(conn, &key, &id)
+        })
+        .await?;
+        session.do_send(PushConfig(config));
         Ok(())
     }
 
@@ -469,11 +481,6 @@ impl Actors {
         &self,
         host_id: &str,
     ) -> Result<Option<Addr<host_session::HostSession>>, ActorError> {
-        self.registry
-            .send(Lookup {
-                host_id: host_id.to_string(),
-            })
-            .await
-            .map_err(ActorError::mailbox)
+        Ok(self.sessions.get(host_id))
     }
 }

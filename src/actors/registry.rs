@@ -7,8 +7,14 @@
 //! longer matches, so it cannot mark the host offline under the new one.
 //! Presence is decided here: only the current session's end marks the
 //! host offline.
+//!
+//! The map itself is a [`Directory`]: only this actor changes it, and
+//! anyone holding a clone (`Actors`, the scheduler) reads it in place, so
+//! finding a host's session costs a read lock, not a round trip through
+//! this actor's mailbox (a thread hop on the system arbiter per run-now).
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -17,10 +23,46 @@ use super::events::{Event, Events, Publish};
 use super::host_session::{CheckIdle, HostSession, ShuttingDown, Superseded};
 use super::persistence::{MarkOffline, Persistence};
 
-/// The session directory.
+/// Host id → (session serial, session address), shared read-only with
+/// whoever needs a host's session; written only by the [`Registry`].
+/// Lock sections are a map lookup or update, never an await.
+#[derive(Clone, Default)]
+pub struct Directory(Arc<RwLock<HashMap<String, (u64, Addr<HostSession>)>>>);
+
+impl Directory {
+    /// The live session of a host, if any.
+    pub fn get(&self, host_id: &str) -> Option<Addr<HostSession>> {
+        // A panic elsewhere cannot leave the map half-changed (each change
+        // is one insert or remove), so a poisoned lock is still good.
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(host_id).map(|(_, addr)| addr.clone())
+    }
+
+    /// How many hosts have a live session.
+    pub fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// True when no host has a live session.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (u64, Addr<HostSession>)>> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every live session's address.
+    fn all(&self) -> Vec<Addr<HostSession>> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.values().map(|(_, addr)| addr.clone()).collect()
+    }
+}
+
+/// The session directory's owner.
 pub struct Registry {
     /// host id → (session serial, session address).
-    sessions: HashMap<String, (u64, Addr<HostSession>)>,
+    sessions: Directory,
     persistence: Addr<Persistence>,
     events: Addr<Events>,
 }
@@ -28,10 +70,15 @@ pub struct Registry {
 impl Registry {
     pub fn new(persistence: Addr<Persistence>, events: Addr<Events>) -> Self {
         Registry {
-            sessions: HashMap::new(),
+            sessions: Directory::default(),
             persistence,
             events,
         }
+    }
+
+    /// A reader's handle on the map this registry keeps.
+    pub fn directory(&self) -> Directory {
+        self.sessions.clone()
     }
 }
 
@@ -52,10 +99,11 @@ impl Handler<Register> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Register, _ctx: &mut Self::Context) {
-        if let Some((old_serial, old)) = self
+        let replaced = self
             .sessions
-            .insert(msg.host_id.clone(), (msg.serial, msg.addr))
-        {
+            .map()
+            .insert(msg.host_id.clone(), (msg.serial, msg.addr));
+        if let Some((old_serial, old)) = replaced {
             if old_serial != msg.serial {
                 tracing::info!(host_id = %msg.host_id, "a new session supersedes the old one");
                 old.do_send(Superseded);
@@ -77,12 +125,15 @@ impl Handler<Unregister> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Unregister, _ctx: &mut Self::Context) {
-        let current =
-            matches!(self.sessions.get(&msg.host_id), Some((serial, _)) if *serial == msg.serial);
-        if !current {
-            return;
+        {
+            let mut map = self.sessions.map();
+            let current =
+                matches!(map.get(&msg.host_id), Some((serial, _)) if *serial == msg.serial);
+            if !current {
+                return;
+            }
+            map.remove(&msg.host_id);
         }
-        self.sessions.remove(&msg.host_id);
         // Sent from here, before any later Register of this host is
         // handled, so the new session's hello write comes after it.
         self.persistence.do_send(MarkOffline {
@@ -92,23 +143,6 @@ impl Handler<Unregister> for Registry {
         self.events.do_send(Publish(Event::HostOffline {
             host_id: msg.host_id,
         }));
-    }
-}
-
-/// The live session of a host, if any.
-#[derive(Message)]
-#[rtype(result = "Option<Addr<HostSession>>")]
-pub struct Lookup {
-    pub host_id: String,
-}
-
-impl Handler<Lookup> for Registry {
-    type Result = Option<Addr<HostSession>>;
-
-    fn handle(&mut self, msg: Lookup, _ctx: &mut Self::Context) -> Self::Result {
-        self.sessions
-            .get(&msg.host_id)
-            .map(|(_, addr)| addr.clone())
     }
 }
 
@@ -138,10 +172,11 @@ impl Handler<SweepIdle> for Registry {
     type Result = usize;
 
     fn handle(&mut self, msg: SweepIdle, _ctx: &mut Self::Context) -> usize {
-        for (_, addr) in self.sessions.values() {
+        let sessions = self.sessions.all();
+        for addr in &sessions {
             addr.do_send(CheckIdle { now: msg.now });
         }
-        self.sessions.len()
+        sessions.len()
     }
 }
 
@@ -155,9 +190,10 @@ impl Handler<CloseAll> for Registry {
     type Result = usize;
 
     fn handle(&mut self, _msg: CloseAll, _ctx: &mut Self::Context) -> usize {
-        for (_, addr) in self.sessions.values() {
+        let sessions = self.sessions.all();
+        for addr in &sessions {
             addr.do_send(ShuttingDown);
         }
-        self.sessions.len()
+        sessions.len()
     }
 }

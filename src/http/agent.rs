@@ -11,11 +11,15 @@
 //! users of `actix_web_actors`.
 //!
 //! The socket's bytes reach the session through [`FramePaced`], which
-//! hands over one WebSocket frame per read: `actix_web_actors`' frame
-//! stream otherwise pulls everything the connection has received before
-//! decoding one frame, so an agent that sends faster than its session
-//! works grows the server's memory without bound and the session's
-//! back-pressure pause (see `HostSession`) never reaches the TCP socket.
+//! hands over one WebSocket frame per read. It is still needed:
+//! `actix_web_actors` 4.3.1 (the last release; the crate is deprecated)
+//! has its frame stream (`WsStream::poll_next`) pull from the payload in
+//! a loop until it is `Pending`, appending every chunk to an unbounded
+//! buffer, before it decodes one frame. Without pacing, an agent that
+//! sends faster than its session works grows the server's memory without
+//! bound and the session's back-pressure pause (see `HostSession`) never
+//! reaches the TCP socket. It goes away with the move to `actix-ws` (or
+//! any transport that decodes from a bounded read buffer).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -125,6 +125,7 @@ async fn run_now(
             kind,
             source_group: group.map(str::to_owned),
             requested_by: "admin".to_owned(),
+            source_addr: None,
         })
         .await
         .expect("job created")
@@ -233,9 +234,18 @@ async fn hello_pushes_config_and_schedules_and_ack_is_recorded() {
 
     // A configuration change bumps the version and pushes both again.
     add_group(&app, &enrolled.host_id, "home", None, 0, 0).await;
+    let host_id = enrolled.host_id.clone();
+    let bumped: Result<i64, restic_manager::actors::ActorError> = app
+        .state
+        .actors
+        .write("bumping the version", move |c| {
+            Ok(store::schedule_versions::bump(c, &host_id)?)
+        })
+        .await;
+    assert_eq!(bumped.unwrap(), 2);
     app.state
         .actors
-        .host_config_changed(&enrolled.host_id)
+        .push_config(&enrolled.host_id)
         .await
         .unwrap();
     let (set, _) = agent

@@ -1,4 +1,5 @@
-//! Jobs: `POST /hosts/{id}/jobs` (run now, through `Actors::create_job`),
+//! Jobs: `POST /hosts/{id}/jobs` (run now, through `Actors::create_job`:
+//! checked, inserted and audited in one write, then sent),
 //! `GET /jobs` (`?host_id=&status=&kind=&since=&limit=&offset=`, newest
 //! first), `GET /jobs/{id}`, `GET /jobs/{id}/logs` (`?after_seq=&limit=`)
 //! and `POST /jobs/{id}/cancel` (through `Actors::cancel_job`). Running and
@@ -173,12 +174,8 @@ fn parse_kind(text: &str) -> Result<protocol::JobKind, ApiError> {
     })
 }
 
-/// Whether a kind runs on one source group (backup its paths, forget with
-/// its retention policy and tag); the others act on the whole repository.
-fn needs_group(kind: protocol::JobKind) -> bool {
-    matches!(kind, protocol::JobKind::Backup | protocol::JobKind::Forget)
-}
-
+/// `POST /hosts/{id}/jobs`: one writer call checks the request, inserts
+/// the job and its audit row (`Actors::create_job`), then it is sent.
 async fn create(
     state: web::Data<AppState>,
     who: Principal,
@@ -186,64 +183,16 @@ async fn create(
     body: Body<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
-    let host_id = path.into_inner();
     let CreateRequest { kind, source_group } = body.into_inner();
     let kind = parse_kind(kind.trim())?;
-    match (&source_group, needs_group(kind)) {
-        (None, true) => {
-            return Err(ApiError::validation(format!(
-                "source_group: required for a {kind} job"
-            )))
-        }
-        (Some(_), false) => {
-            return Err(ApiError::validation(format!(
-                "source_group: a {kind} job acts on the whole repository; omit source_group"
-            )))
-        }
-        _ => {}
-    }
-    {
-        let host_id = host_id.clone();
-        let group = source_group.clone();
-        with_conn(&state.pool, move |conn| {
-            live_host(conn, &host_id)?;
-            if let Some(name) = &group {
-                let found =
-                    store::source_groups::by_name(conn, &host_id, name)?.ok_or_else(|| {
-                        ApiError::validation(format!(
-                            "source_group: no source group named {name:?} on this host"
-                        ))
-                    })?;
-                if kind == protocol::JobKind::Forget && found.retention_policy.is_none() {
-                    return Err(ApiError::validation(format!(
-                        "source_group: {name:?} has no retention policy to forget with"
-                    )));
-                }
-            }
-            Ok(())
-        })
-        .await?;
-    }
     let job = state
         .actors
         .create_job(NewJobRequest {
-            host_id: host_id.clone(),
+            host_id: path.into_inner(),
             kind,
-            source_group: source_group.clone(),
+            source_group,
             requested_by: who.username.clone(),
-        })
-        .await?;
-    let job_id = job.id.clone();
-    state
-        .actors
-        .write("auditing a job", move |conn| {
-            audit(
-                conn,
-                &who,
-                "job.create",
-                Some(&job_id),
-                Some(json!({"host_id": host_id, "kind": kind, "source_group": source_group})),
-            )
+            source_addr: who.source_addr.clone(),
         })
         .await?;
     Ok(HttpResponse::Created().json(JobDto::from_row(job)?))
@@ -450,9 +399,6 @@ mod tests {
         assert!(err
             .message
             .contains("backup, init, forget, prune, check, unlock"));
-        assert!(needs_group(protocol::JobKind::Backup));
-        assert!(needs_group(protocol::JobKind::Forget));
-        assert!(!needs_group(protocol::JobKind::Prune));
     }
 
     /// Job list filters: bad status, kind or since are 400 naming the parameter; empty ones are ignored.

@@ -2,8 +2,8 @@
 //! `PUT /hosts/{id}/repository` (operator). The password and credential
 //! are write-only: they are sealed with `crypto::seal_str` bound to the
 //! repository's id before they reach the store, and reads only say whether
-//! they are set. A change tells the actors (`host_config_changed`), which
-//! push `config.update` to the live session.
+//! they are set. A change goes through `change_host_config` (version bump
+//! in the same write), which pushes `config.update` to the live session.
 
 use actix_web::web;
 use serde::{Deserialize, Serialize};

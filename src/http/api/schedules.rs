@@ -5,7 +5,7 @@
 //! `invalid_cron` with the reason. `source_groups` names groups that must exist on the
 //! host. Every schedule is shown with its next five run times and croner's
 //! English description. Changes need the operator role, are audited, and
-//! tell the actors (`host_config_changed`: version bump, `schedule.set`).
+//! go through `change_host_config` (version bump, `schedule.set`).
 
 use std::collections::BTreeSet;
 

@@ -1,8 +1,8 @@
 //! A host's source groups (what it backs up, how long it keeps it, how it
 //! retries): `GET/POST /hosts/{id}/source-groups` and
 //! `GET/PUT/DELETE /hosts/{id}/source-groups/{gid}`. Changes need the
-//! operator role, are audited, and tell the actors
-//! (`host_config_changed`: the schedule version is bumped and pushed).
+//! operator role, are audited, and go through `change_host_config` (the
+//! schedule version is bumped in the same write, then pushed).
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,110 @@
+//! What a session sends after `hello`, loaded from the database: the
+//! host's `config.update` (repository secrets opened with the server key,
+//! never logged), its `schedule.set` and its queued jobs. The REST API's
+//! configuration changes build the same [`HostConfig`] with
+//! [`load_config`] and hand it to the live session (`PushConfig`).
+//! Blocking: call inside `web::block`.
+
+use super::job_queue::{json_list, retention, QueuedJob};
+use crate::crypto::{self, SecretKey};
+use crate::protocol;
+use crate::store::{jobs, repositories, schedule_versions, schedules, DbConnection};
+
+/// A host's configuration as the agent receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostConfig {
+    pub config: protocol::ConfigUpdate,
+    pub schedules: protocol::ScheduleSet,
+}
+
+/// What a session sends after `hello`.
+#[derive(Debug, Clone)]
+pub struct Greeting {
+    pub config: HostConfig,
+    /// Queued jobs due at the load time, in creation order.
+    pub queued: Vec<QueuedJob>,
+}
+
+/// Opens one sealed secret; a failure is logged (never the value) and the
+/// field is left out, which tells the agent to keep what it has.
+fn open_secret(
+    key: &SecretKey,
+    sealed: Option<&[u8]>,
+    repository_id: &str,
+    what: &str,
+) -> Option<String> {
+    let sealed = sealed?;
+    match crypto::open_string(key, sealed, repository_id.as_bytes()) {
+        Ok(secret) => Some(secret),
+        Err(e) => {
+            tracing::error!(repository_id, error = %e, "cannot open the repository {what}");
+            None
+        }
+    }
+}
+
+/// Loads the host's `config.update` and `schedule.set`.
+pub fn load_config(
+    conn: &mut DbConnection,
+    key: &SecretKey,
+    host_id: &str,
+) -> diesel::QueryResult<HostConfig> {
+    let config = match repositories::get_for_host(conn, host_id)? {
+        Some(repo) => protocol::ConfigUpdate {
+            repo_url: Some(repo.url.clone()),
+            repo_password: open_secret(key, repo.password_sealed.as_deref(), &repo.id, "password"),
+            repo_username: repo.username.clone(),
+            repo_credential: open_secret(
+                key,
+                repo.credential_sealed.as_deref(),
+                &repo.id,
+                "credential",
+            ),
+            hook_shell: repo.hook_shell.clone(),
+        },
+        None => protocol::ConfigUpdate::default(),
+    };
+    let version = schedule_versions::get(conn, host_id)?.map_or(1, |v| v.version);
+    let schedules = schedules::list_with_groups_for_host(conn, host_id)?
+        .into_iter()
+        .map(|s| protocol::ScheduleSpec {
+            id: s.schedule.id.clone(),
+            cron_expr: s.schedule.cron_expr.clone(),
+            enabled: s.schedule.enabled,
+            source_groups: s
+                .groups
+                .iter()
+                .map(|g| protocol::SourceGroupSpec {
+                    name: g.name.clone(),
+                    includes: json_list(&g.includes, "includes", &g.id),
+                    excludes: json_list(&g.excludes, "excludes", &g.id),
+                    retention_policy: retention(g.retention_policy.as_deref(), &g.id),
+                    retry_max: u32::try_from(g.retry_max).unwrap_or(0),
+                    retry_backoff_seconds: u32::try_from(g.retry_backoff_seconds).unwrap_or(0),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(HostConfig {
+        config,
+        schedules: protocol::ScheduleSet {
+            version: u64::try_from(version).unwrap_or(0),
+            schedules,
+        },
+    })
+}
+
+/// Loads the host's configuration and its jobs due at `now`.
+pub fn load_greeting(
+    conn: &mut DbConnection,
+    key: &SecretKey,
+    host_id: &str,
+    now: i64,
+) -> diesel::QueryResult<Greeting> {
+    let config = load_config(conn, key, host_id)?;
+    let queued = jobs::queued_for_host(conn, host_id, now)?
+        .iter()
+        .map(QueuedJob::of)
+        .collect();
+    Ok(Greeting { config, queued })
+}

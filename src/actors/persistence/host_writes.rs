@@ -1,0 +1,173 @@
+//! The writer's host writes: `hello`, a session's end, revocation, and
+//! what a host reports about its repository (snapshots, stats), plus the
+//! missed runs the scheduler detects. Each replies once durable.
+
+use actix::prelude::*;
+
+use super::{PersistResult, Persistence};
+use crate::protocol;
+use crate::store::models::{Host, HostHello, NewMissedRun, NewRepoStats, NewSnapshot};
+use crate::store::{self, hosts, missed_runs, repo_stats, snapshots};
+
+/// `hello`: the reported facts, online, last seen. `None` if the host is
+/// gone or revoked.
+#[derive(Message)]
+#[rtype(result = "PersistResult<Option<Host>>")]
+pub struct RecordHello {
+    pub host_id: String,
+    pub payload: protocol::Hello,
+    pub now: i64,
+}
+
+impl Handler<RecordHello> for Persistence {
+    type Result = PersistResult<Option<Host>>;
+
+    fn handle(&mut self, msg: RecordHello, _ctx: &mut Self::Context) -> Self::Result {
+        let hello = HostHello {
+            hostname: msg.payload.hostname,
+            os: msg.payload.os,
+            arch: msg.payload.arch,
+            agent_version: Some(msg.payload.agent_version),
+            restic_version: Some(msg.payload.restic_version),
+            boot_time: msg.payload.boot_time.map(|t| t.timestamp_millis()),
+            // A list of strings always encodes; `None` would keep the old value.
+            capabilities: serde_json::to_string(&msg.payload.capabilities).ok(),
+        };
+        self.write("recording hello", &msg.host_id, None, |c| {
+            hosts::update_from_hello(c, &msg.host_id, &hello, msg.now)
+        })
+    }
+}
+
+/// The host's session ended (sent by the registry for the current session
+/// only, so a superseded session never marks its host offline).
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct MarkOffline {
+    pub host_id: String,
+    pub now: i64,
+}
+
+impl Handler<MarkOffline> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: MarkOffline, _ctx: &mut Self::Context) -> Self::Result {
+        self.touched.remove(&msg.host_id);
+        self.write("marking offline", &msg.host_id, None, |c| {
+            hosts::set_online(c, &msg.host_id, false, msg.now)
+        })
+    }
+}
+
+/// `snapshots.report`: replaces the host's snapshot projection.
+#[derive(Message)]
+#[rtype(result = "PersistResult<usize>")]
+pub struct ReplaceSnapshots {
+    pub host_id: String,
+    pub payload: protocol::SnapshotsReport,
+    pub now: i64,
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// A counter for a BIGINT column; a value past `i64::MAX` is stored as
+/// unknown rather than wrapped.
+fn to_i64(value: Option<u64>) -> Option<i64> {
+    value.and_then(|v| i64::try_from(v).ok())
+}
+
+impl Handler<ReplaceSnapshots> for Persistence {
+    type Result = PersistResult<usize>;
+
+    fn handle(&mut self, msg: ReplaceSnapshots, _ctx: &mut Self::Context) -> Self::Result {
+        let rows: Vec<NewSnapshot> = msg
+            .payload
+            .snapshots
+            .iter()
+            .map(|s| NewSnapshot {
+                snapshot_id: s.id.clone(),
+                short_id: s.short_id.clone(),
+                time: s.time.timestamp_millis(),
+                hostname: s.hostname.clone(),
+                paths: json_list(&s.paths),
+                tags: json_list(&s.tags),
+                size_bytes: to_i64(s.size_bytes),
+                file_count: to_i64(s.file_count),
+            })
+            .collect();
+        self.write("replacing snapshots", &msg.host_id, None, |c| {
+            snapshots::replace_for_host(c, &msg.host_id, &rows, msg.now)
+        })
+    }
+}
+
+/// `repo.stats`: one sample of the time series.
+#[derive(Message)]
+#[rtype(result = "PersistResult<()>")]
+pub struct StoreRepoStats {
+    pub host_id: String,
+    pub payload: protocol::RepoStats,
+    pub now: i64,
+}
+
+impl Handler<StoreRepoStats> for Persistence {
+    type Result = PersistResult<()>;
+
+    fn handle(&mut self, msg: StoreRepoStats, _ctx: &mut Self::Context) -> Self::Result {
+        let p = &msg.payload;
+        let row = NewRepoStats {
+            id: store::new_id(),
+            host_id: msg.host_id.clone(),
+            recorded_at: msg.now,
+            size_bytes: to_i64(Some(p.size_bytes)),
+            snapshot_count: to_i64(Some(p.snapshot_count)),
+            dedup_ratio: Some(p.dedup_ratio),
+            last_check_at: p.last_check_at.map(|t| t.timestamp_millis()),
+            last_check_status: p.last_check_status.clone(),
+            lock_state: Some(p.lock_state.as_str().to_owned()),
+        };
+        self.write("storing repository stats", &msg.host_id, None, |c| {
+            repo_stats::insert(c, &row).map(|_| ())
+        })
+    }
+}
+
+/// Revoke a host's token. Replies false if it did not exist or was
+/// already revoked.
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct RevokeHost {
+    pub host_id: String,
+    pub now: i64,
+}
+
+impl Handler<RevokeHost> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: RevokeHost, _ctx: &mut Self::Context) -> Self::Result {
+        self.write("revoking a host", &msg.host_id, None, |c| {
+            hosts::revoke(c, &msg.host_id, msg.now)
+        })
+    }
+}
+
+/// A schedule time passed without a fire. Replies true if this call
+/// recorded it (false: already known).
+#[derive(Message)]
+#[rtype(result = "PersistResult<bool>")]
+pub struct RecordMissedRun {
+    pub missed: NewMissedRun,
+}
+
+impl Handler<RecordMissedRun> for Persistence {
+    type Result = PersistResult<bool>;
+
+    fn handle(&mut self, msg: RecordMissedRun, _ctx: &mut Self::Context) -> Self::Result {
+        let host_id = msg.missed.host_id.clone();
+        self.write("recording a missed run", &host_id, None, |c| {
+            missed_runs::insert_ignore(c, &msg.missed)
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! [`RunWrite`]: the REST API's writes on the one writer, a closure run
+//! in one write transaction whose result is the reply.
+
+use actix::prelude::*;
+
+use super::{PersistError, Persistence};
+use crate::store;
+
+/// A write of the REST API (or another caller outside the agent channel):
+/// `f` runs on the writer's connection inside one write transaction, and
+/// its result (or its error) is the reply. Build it with [`RunWrite::new`]
+/// or use `Actors::write`. `what` names the write in the error log.
+///
+/// The closure must not block on anything but the database (hash passwords
+/// before sending it): every other write waits behind it.
+pub struct RunWrite<T, E> {
+    pub what: &'static str,
+    #[allow(clippy::type_complexity)] // the boxed closure is the message
+    f: Box<dyn FnOnce(&mut store::DbConnection) -> Result<T, E> + Send>,
+}
+
+impl<T, E> RunWrite<T, E> {
+    /// A write named `what` that runs `f` in one transaction.
+    pub fn new(
+        what: &'static str,
+        f: impl FnOnce(&mut store::DbConnection) -> Result<T, E> + Send + 'static,
+    ) -> Self {
+        RunWrite {
+            what,
+            f: Box::new(f),
+        }
+    }
+}
+
+impl<T: 'static, E: 'static> Message for RunWrite<T, E> {
+    type Result = Result<T, E>;
+}
+
+impl<T, E> Handler<RunWrite<T, E>> for Persistence
+where
+    T: Send + 'static,
+    E: From<PersistError> + From<diesel::result::Error> + std::fmt::Display + Send + 'static,
+{
+    type Result = Result<T, E>;
+
+    fn handle(&mut self, msg: RunWrite<T, E>, _ctx: &mut Self::Context) -> Self::Result {
+        // No flush first: these writes do not depend on buffered log lines
+        // or progress, and the next tick writes those anyway.
+        let mut conn = self.conn().map_err(|e| {
+            tracing::error!(error = %e, "{} failed", msg.what);
+            E::from(e)
+        })?;
+        let result = store::write_transaction(&mut conn, msg.f);
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "{} was refused or failed", msg.what);
+        }
+        result
+    }
+}
