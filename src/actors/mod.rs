@@ -8,6 +8,7 @@
 //! - [`scheduler`]: `Scheduler`, fires → jobs, retries, retention, missed runs.
 //! - [`persistence`]: `Persistence`, the one writer, on a `SyncArbiter`.
 //! - [`events`]: `Events`, live fan-out to UI subscribers.
+//! - [`log_retention`]: prunes old job logs, a small batch per writer turn.
 //!
 //! [`start`] builds them once (inside the actix system, outside
 //! `HttpServer::new`) and returns the cloneable [`Actors`]. Its methods
@@ -17,6 +18,7 @@
 
 pub mod events;
 pub mod host_session;
+pub mod log_retention;
 pub mod persistence;
 pub mod registry;
 pub mod scheduler;
@@ -101,6 +103,8 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
             }
         }
     });
+
+    log_retention::start(persistence.clone(), config.log_retention_days);
 
     Actors {
         registry,
