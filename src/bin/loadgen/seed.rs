@@ -119,9 +119,12 @@ impl Dialect {
 }
 
 fn exec(conn: &mut DbConnection, sql: &str) -> anyhow::Result<usize> {
-    diesel::sql_query(sql)
-        .execute(conn)
-        .with_context(|| format!("seeding failed: {}", sql.chars().take(120).collect::<String>()))
+    diesel::sql_query(sql).execute(conn).with_context(|| {
+        format!(
+            "seeding failed: {}",
+            sql.chars().take(120).collect::<String>()
+        )
+    })
 }
 
 /// Fills an empty, migrated database; returns what was made.
@@ -317,7 +320,7 @@ fn seed_logs(conn: &mut DbConnection, d: &Dialect, plan: &Plan) -> anyhow::Resul
             &format!(
                 "INSERT INTO job_logs (job_id, seq, ts, stream, payload) \
                  WITH RECURSIVE {sn} \
-                 SELECT '{id}', s, {t0} + {big} * {step} + 200 + s / 100, 'stdout', {payload} \
+                 SELECT '{id}', s, {t0} + CAST({big} AS BIGINT) * {step} + 200 + s / 100, 'stdout', {payload} \
                  FROM sn",
                 id = job_id(big),
                 payload = payload(&big.to_string(), "s"),
@@ -380,7 +383,9 @@ mod tests {
         let lines = 200 + (199 * 9);
         assert_eq!(count(&mut conn, "job_logs"), lines);
         assert_eq!(seeded.big_job_lines, 200);
-        let big = store::jobs::get(&mut conn, &seeded.big_job).unwrap().unwrap();
+        let big = store::jobs::get(&mut conn, &seeded.big_job)
+            .unwrap()
+            .unwrap();
         assert_eq!(big.last_log_seq, 200);
         let last = store::job_logs::list_after(&mut conn, &seeded.big_job, 190, 100).unwrap();
         assert_eq!(last.len(), 10);

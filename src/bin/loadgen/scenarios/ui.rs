@@ -64,7 +64,10 @@ fn targets(plan: &Plan, seeded: &Seeded) -> Vec<Target> {
         Target {
             name: "jobs_by_host",
             path: Box::new(move |r| {
-                format!("/api/v1/jobs?host_id={}", seed::host_id(r.below(hosts) as u64))
+                format!(
+                    "/api/v1/jobs?host_id={}",
+                    seed::host_id(r.below(hosts) as u64)
+                )
             }),
         },
         fixed("jobs_by_status", "/api/v1/jobs?status=failed".to_owned()),
@@ -148,6 +151,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         .int("hosts", plan.hosts)
         .int("jobs", plan.jobs)
         .int("log_lines", plan.log_lines)
+        .int("long_log_lines", seeded.big_job_lines)
+        .int("lines_per_job", seeded.lines_per_job)
         .seconds("seed_seconds", seed_time);
     let outcome = measure(&api, opts, &plan, &seeded, &mut report).await;
     // Dropping stops the server and removes its data directory: blocking.
