@@ -11,6 +11,7 @@
 //! `RESTIC_MANAGER_KEY_FILE`, `RESTIC_MANAGER_LISTEN`, `RESTIC_MANAGER_TLS_CERT`,
 //! `RESTIC_MANAGER_TLS_KEY`, `RESTIC_MANAGER_MAX_FRAME_BYTES`,
 //! `RESTIC_MANAGER_MISSED_RUN_GRACE_SECONDS`, `RESTIC_MANAGER_POOL_SIZE`,
+//! `RESTIC_MANAGER_LOG_RETENTION_DAYS`,
 //! and, at first start only, `RESTIC_MANAGER_ADMIN_PASSWORD`.
 
 use std::fmt;
@@ -34,6 +35,8 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_MISSED_RUN_GRACE_SECONDS: u64 = 600;
 /// Database connections in the pool.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
+/// Days a finished job's log lines are kept (0: forever).
+pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 90;
 /// Time an agent has to say `hello` after connecting (PROTOCOL.md).
 pub const DEFAULT_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -109,6 +112,9 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "RESTIC_MANAGER_POOL_SIZE", value_name = "N")]
     pub pool_size: Option<u32>,
+    /// Days to keep the log lines of finished jobs (0: keep forever; default 90).
+    #[arg(long, env = "RESTIC_MANAGER_LOG_RETENTION_DAYS", value_name = "DAYS")]
+    pub log_retention_days: Option<u32>,
 }
 
 /// The TOML file: every key optional, same names as the flags (snake case).
@@ -124,6 +130,7 @@ pub struct FileConfig {
     pub max_frame_bytes: Option<usize>,
     pub missed_run_grace_seconds: Option<u64>,
     pub pool_size: Option<u32>,
+    pub log_retention_days: Option<u32>,
 }
 
 /// Errors while assembling the configuration.
@@ -181,6 +188,8 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     pub missed_run_grace_seconds: u64,
     pub pool_size: u32,
+    /// Days the log lines of a finished job are kept; 0 keeps them forever.
+    pub log_retention_days: u32,
     /// How long a new agent session may stay silent before its `hello`
     /// (PROTOCOL.md: 10 s). Not a flag: the protocol fixes it; tests of the
     /// deadline shorten it so they need not wait the full 10 s.
@@ -267,6 +276,10 @@ impl ServerConfig {
                 .or(file.missed_run_grace_seconds)
                 .unwrap_or(DEFAULT_MISSED_RUN_GRACE_SECONDS),
             pool_size,
+            log_retention_days: serve
+                .log_retention_days
+                .or(file.log_retention_days)
+                .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
         })
     }
@@ -282,6 +295,7 @@ impl ServerConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             missed_run_grace_seconds: DEFAULT_MISSED_RUN_GRACE_SECONDS,
             pool_size: DEFAULT_POOL_SIZE,
+            log_retention_days: DEFAULT_LOG_RETENTION_DAYS,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
         }
     }
@@ -319,6 +333,7 @@ mod tests {
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
         assert!(cfg.tls.is_none());
         assert_eq!(cfg.max_frame_bytes, 8 * 1024 * 1024);
+        assert_eq!(cfg.log_retention_days, 90);
     }
 
     /// The TOML file fills unset values; flags (and env, via clap) win over it.
@@ -328,7 +343,7 @@ mod tests {
         let path = dir.path().join("rm.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/srv/rm\"\nlisten = \"0.0.0.0:9000\"\npool_size = 3\n",
+            "data_dir = \"/srv/rm\"\nlisten = \"0.0.0.0:9000\"\npool_size = 3\nlog_retention_days = 7\n",
         )
         .unwrap();
         let common = CommonArgs {
@@ -344,6 +359,18 @@ mod tests {
         assert_eq!(cfg.database_url.0, "/srv/rm/restic-manager.db");
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(cfg.pool_size, 3);
+        assert_eq!(cfg.log_retention_days, 7);
+        let zero = ServeArgs {
+            log_retention_days: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            ServerConfig::resolve(&common, &zero)
+                .unwrap()
+                .log_retention_days,
+            0,
+            "the flag wins over the file"
+        );
     }
 
     /// A typo in the config file is an error naming the file, not ignored.

@@ -10,6 +10,7 @@
 //!   back-off, retention `forget`), applied by the writer.
 //! - [`persistence`]: `Persistence`, the one writer, on a `SyncArbiter`.
 //! - [`events`]: `Events`, live fan-out to UI subscribers.
+//! - [`log_retention`]: prunes old job logs, a small batch per writer turn.
 //!
 //! [`start`] builds them once (inside the actix system, outside
 //! `HttpServer::new`) and returns the cloneable [`Actors`]. Its methods
@@ -21,6 +22,7 @@
 pub mod events;
 pub mod followup;
 pub mod host_session;
+pub mod log_retention;
 pub mod persistence;
 pub mod registry;
 pub mod scheduler;
@@ -106,6 +108,8 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
             }
         }
     });
+
+    log_retention::start(persistence.clone(), config.log_retention_days);
 
     Actors {
         registry,

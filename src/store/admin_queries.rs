@@ -3,15 +3,16 @@
 //! usernames behind a set of user ids, the count of enabled admins (the
 //! last one may not be removed), and the cheap aggregates `/metrics`
 //! exposes (hosts online, jobs by kind and status, last successful backup
-//! per host and source group).
+//! per host and source group). The job figures come from the summary rows
+//! that triggers keep (`job_counts`, `backup_latest`), so a scrape reads a
+//! few rows per host, never the jobs table.
 
 use std::collections::HashMap;
 
-use diesel::dsl::{count_star, max};
 use diesel::prelude::*;
 
 use super::models::{ApiToken, EnrollmentToken, User};
-use super::schema::{api_tokens, enrollment_tokens as et, hosts, jobs, users};
+use super::schema::{api_tokens, backup_latest, enrollment_tokens as et, hosts, job_counts, users};
 use super::types::{JobKind, JobStatus, Page, Role};
 use super::{clamp_limit, DbConnection, MAX_PAGE};
 
@@ -92,14 +93,14 @@ pub fn hosts_online(conn: &mut DbConnection) -> QueryResult<i64> {
 }
 
 /// How many jobs there are of each kind and status (pairs with none are
-/// absent).
+/// absent), from the `job_counts` summary rows.
 pub fn jobs_by_kind_and_status(
     conn: &mut DbConnection,
 ) -> QueryResult<Vec<(JobKind, JobStatus, i64)>> {
-    jobs::table
-        .group_by((jobs::kind, jobs::status))
-        .select((jobs::kind, jobs::status, count_star()))
-        .order((jobs::kind.asc(), jobs::status.asc()))
+    job_counts::table
+        .filter(job_counts::n.gt(0))
+        .select((job_counts::kind, job_counts::status, job_counts::n))
+        .order((job_counts::kind.asc(), job_counts::status.asc()))
         .load(conn)
 }
 
@@ -108,15 +109,18 @@ pub fn jobs_by_kind_and_status(
 pub type LastBackup = (String, Option<String>, Option<i64>);
 
 /// The latest finish time (Unix ms) of a succeeded backup per host and
-/// source group name (the job's tag), for hosts that are not revoked.
+/// source group (named by its latest job's tag), for hosts that are not
+/// revoked, from the `backup_latest` summary rows.
 pub fn last_successful_backups(conn: &mut DbConnection) -> QueryResult<Vec<LastBackup>> {
-    jobs::table
+    backup_latest::table
         .inner_join(hosts::table)
         .filter(hosts::revoked_at.is_null())
-        .filter(jobs::kind.eq(JobKind::Backup))
-        .filter(jobs::status.eq(JobStatus::Succeeded))
-        .group_by((jobs::host_id, jobs::tag))
-        .select((jobs::host_id, jobs::tag, max(jobs::finished_at)))
-        .order((jobs::host_id.asc(), jobs::tag.asc()))
+        .filter(backup_latest::last_success_at.is_not_null())
+        .select((
+            backup_latest::host_id,
+            backup_latest::tag,
+            backup_latest::last_success_at,
+        ))
+        .order((backup_latest::host_id.asc(), backup_latest::tag.asc()))
         .load(conn)
 }

@@ -4,6 +4,13 @@
 //!
 //! Every host has a `host_schedule_version` row from the moment it is
 //! created (version 1, nothing pushed or acked).
+//!
+//! Lists are in natural order of the host name (`web-2` before `web-10`):
+//! `hosts.sort_key` holds [`natural_key`] of the hostname, written with
+//! every insert and `hello` and filled in at start for rows that lack it
+//! ([`fill_sort_keys`]), so a page of 10,000 hosts is one index range on
+//! both backends. `hosts.last_backup_at` and the `host_labels` rows are
+//! kept by triggers (migration `fleet_summary`).
 
 use std::collections::HashMap;
 
@@ -11,14 +18,57 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
 use super::models::{Host, HostHello, HostPatch, HostScheduleVersion, NewHost};
-use super::schema::{host_schedule_version as hsv, hosts, repositories};
-use super::types::Page;
+use super::schema::{
+    backup_latest, host_labels, host_schedule_version as hsv, hosts, missed_runs, repositories,
+};
+use super::types::{JobStatus, Page};
 use super::{clamp_limit, enrollment, write_transaction, DbConnection, MAX_PAGE};
 
 diesel::define_sql_function! {
     /// SQL `lower()`, for case-insensitive search on both backends.
     fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
+
+/// The columns of [`Host`] in its field order: what writes return (the
+/// table also has the sort key and last backup time, which `Host` leaves
+/// out).
+const HOST_COLUMNS: (
+    hosts::id,
+    hosts::hostname,
+    hosts::display_name,
+    hosts::labels,
+    hosts::os,
+    hosts::arch,
+    hosts::agent_version,
+    hosts::restic_version,
+    hosts::boot_time,
+    hosts::capabilities,
+    hosts::agent_token_hash,
+    hosts::repository_id,
+    hosts::online,
+    hosts::last_seen_at,
+    hosts::enrolled_at,
+    hosts::updated_at,
+    hosts::revoked_at,
+) = (
+    hosts::id,
+    hosts::hostname,
+    hosts::display_name,
+    hosts::labels,
+    hosts::os,
+    hosts::arch,
+    hosts::agent_version,
+    hosts::restic_version,
+    hosts::boot_time,
+    hosts::capabilities,
+    hosts::agent_token_hash,
+    hosts::repository_id,
+    hosts::online,
+    hosts::last_seen_at,
+    hosts::enrolled_at,
+    hosts::updated_at,
+    hosts::revoked_at,
+);
 
 /// Which hosts [`list`] returns.
 #[derive(Debug, Clone, Default)]
@@ -27,10 +77,66 @@ pub struct HostFilter {
     pub online: Option<bool>,
     /// Case-insensitive substring of the hostname or display name.
     pub query: Option<String>,
+    /// Only hosts with this label (`key`, `value`).
+    pub label: Option<(String, String)>,
+    /// Only hosts in this backup state.
+    pub health: Option<Health>,
     /// Revoked hosts are left out unless this is set.
     pub include_revoked: bool,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// A host's backup state as the dashboard sorts it (a host may be in
+/// several); each is also a filter of the host list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// The latest backup of one of its source groups failed.
+    Failed,
+    /// A scheduled run was missed at or after `since` (Unix ms).
+    Missed { since: i64 },
+    /// No backup ever succeeded.
+    Never,
+    /// Its newest successful backup finished before `before` (Unix ms).
+    Stale { before: i64 },
+    /// Online, a success at or after `stale_before`, no failed group, no
+    /// run missed since `missed_since`.
+    Healthy {
+        missed_since: i64,
+        stale_before: i64,
+    },
+}
+
+/// Parses a label filter written `key=value`; `None` when there is no
+/// `=` or the key is empty.
+pub fn parse_label_filter(text: &str) -> Option<(String, String)> {
+    let (key, value) = text.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty()).then(|| (key.to_owned(), value.trim().to_owned()))
+}
+
+/// The natural-order sort key of a host name: lower-cased, every run of
+/// digits written as its length (three digits) and the number without
+/// leading zeros, so that comparing keys byte by byte compares the names
+/// as people do (`web-2` < `web-10` < `Web-11`).
+pub fn natural_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len() + 8);
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut digits = String::from(c);
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                digits.push(d);
+            }
+            let number = digits.trim_start_matches('0');
+            let number = if number.is_empty() { "0" } else { number };
+            key.push_str(&format!("{:03}", number.len().min(999)));
+            key.push_str(number);
+        } else {
+            key.extend(c.to_lowercase());
+        }
+    }
+    key
 }
 
 /// A host with its schedule versions (the API's host object).
@@ -55,8 +161,8 @@ pub fn insert(conn: &mut DbConnection, new: &NewHost) -> QueryResult<Host> {
 
 fn insert_in_tx(conn: &mut DbConnection, new: &NewHost) -> QueryResult<Host> {
     let host: Host = diesel::insert_into(hosts::table)
-        .values(new)
-        .returning(hosts::all_columns)
+        .values((new, hosts::sort_key.eq(natural_key(&new.hostname))))
+        .returning(HOST_COLUMNS)
         .get_result(conn)?;
     diesel::insert_into(hsv::table)
         .values(hsv::host_id.eq(&host.id))
@@ -136,13 +242,26 @@ fn like_pattern(query: &str) -> String {
     pattern
 }
 
-fn filtered<'a>(filter: &HostFilter) -> hosts::BoxedQuery<'a, super::MultiBackend> {
+pub(crate) fn filtered<'a>(filter: &HostFilter) -> hosts::BoxedQuery<'a, super::MultiBackend> {
     let mut query = hosts::table.into_boxed();
     if !filter.include_revoked {
         query = query.filter(hosts::revoked_at.is_null());
     }
     if let Some(online) = filter.online {
         query = query.filter(hosts::online.eq(online));
+    }
+    if let Some((key, value)) = &filter.label {
+        query = query.filter(
+            hosts::id.eq_any(
+                host_labels::table
+                    .filter(host_labels::key.eq(key.clone()))
+                    .filter(host_labels::value.eq(value.clone()))
+                    .select(host_labels::host_id),
+            ),
+        );
+    }
+    if let Some(health) = filter.health {
+        query = with_health(query, health);
     }
     if let Some(text) = filter.query.as_deref().filter(|q| !q.is_empty()) {
         let pattern = like_pattern(text);
@@ -156,11 +275,73 @@ fn filtered<'a>(filter: &HostFilter) -> hosts::BoxedQuery<'a, super::MultiBacken
     query
 }
 
-/// Hosts matching the filter, ordered by hostname, with their schedule
-/// versions, and the total that match.
+fn with_health<'a>(
+    query: hosts::BoxedQuery<'a, super::MultiBackend>,
+    health: Health,
+) -> hosts::BoxedQuery<'a, super::MultiBackend> {
+    // The subqueries are spelled out per arm: a boxed subquery cannot be
+    // handed to the concrete backends behind `MultiBackend`.
+    match health {
+        Health::Failed => query.filter(
+            hosts::id.eq_any(
+                backup_latest::table
+                    .filter(backup_latest::status.eq(JobStatus::Failed))
+                    .select(backup_latest::host_id),
+            ),
+        ),
+        Health::Missed { since } => query.filter(
+            hosts::id.eq_any(
+                missed_runs::table
+                    .filter(missed_runs::scheduled_at.ge(since))
+                    .select(missed_runs::host_id),
+            ),
+        ),
+        Health::Never => query.filter(hosts::last_backup_at.is_null()),
+        Health::Stale { before } => query.filter(hosts::last_backup_at.lt(before)),
+        Health::Healthy {
+            missed_since,
+            stale_before,
+        } => query
+            .filter(hosts::online.eq(true))
+            .filter(hosts::last_backup_at.ge(stale_before))
+            .filter(
+                hosts::id.ne_all(
+                    backup_latest::table
+                        .filter(backup_latest::status.eq(JobStatus::Failed))
+                        .select(backup_latest::host_id),
+                ),
+            )
+            .filter(
+                hosts::id.ne_all(
+                    missed_runs::table
+                        .filter(missed_runs::scheduled_at.ge(missed_since))
+                        .select(missed_runs::host_id),
+                ),
+            ),
+    }
+}
+
+/// How many hosts match the filter (its limit and offset aside).
+pub fn count(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<i64> {
+    filtered(filter).count().get_result(conn)
+}
+
+/// The hosts matching the filter, in natural order of their names, one
+/// page of them (no total, no schedule versions).
+pub fn page(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Vec<Host>> {
+    filtered(filter)
+        .order((hosts::sort_key.asc(), hosts::id.asc()))
+        .limit(clamp_limit(filter.limit, MAX_PAGE))
+        .offset(filter.offset.max(0))
+        .select(Host::as_select())
+        .load(conn)
+}
+
+/// Hosts matching the filter in natural order of their names, with their
+/// schedule versions, and the total that match.
 pub fn list(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Page<HostWithVersion>> {
     let hosts: Vec<Host> = filtered(filter)
-        .order((hosts::hostname.asc(), hosts::id.asc()))
+        .order((hosts::sort_key.asc(), hosts::id.asc()))
         .limit(clamp_limit(filter.limit, MAX_PAGE))
         .offset(filter.offset.max(0))
         .select(Host::as_select())
@@ -195,11 +376,12 @@ pub fn update_from_hello(
     diesel::update(hosts::table.find(id).filter(hosts::revoked_at.is_null()))
         .set((
             hello,
+            hosts::sort_key.eq(natural_key(&hello.hostname)),
             hosts::online.eq(true),
             hosts::last_seen_at.eq(now),
             hosts::updated_at.eq(now),
         ))
-        .returning(hosts::all_columns)
+        .returning(HOST_COLUMNS)
         .get_result(conn)
         .optional()
 }
@@ -263,9 +445,38 @@ pub fn patch(
 ) -> QueryResult<Option<Host>> {
     diesel::update(hosts::table.find(id))
         .set((patch, hosts::updated_at.eq(now)))
-        .returning(hosts::all_columns)
+        .returning(HOST_COLUMNS)
         .get_result(conn)
         .optional()
+}
+
+/// Rows [`fill_sort_keys`] updates per transaction.
+const SORT_KEY_BATCH: i64 = 1000;
+
+/// Writes the sort key of every host that has none (rows from before the
+/// key existed, or bulk-loaded); returns how many were filled. Runs at
+/// start, in batches of [`SORT_KEY_BATCH`] hosts per transaction.
+pub fn fill_sort_keys(conn: &mut DbConnection) -> QueryResult<usize> {
+    let mut filled = 0;
+    loop {
+        let done = write_transaction(conn, |conn| {
+            let rows: Vec<(String, String)> = hosts::table
+                .filter(hosts::sort_key.is_null())
+                .select((hosts::id, hosts::hostname))
+                .limit(SORT_KEY_BATCH)
+                .load(conn)?;
+            for (id, hostname) in &rows {
+                diesel::update(hosts::table.find(id))
+                    .set(hosts::sort_key.eq(natural_key(hostname)))
+                    .execute(conn)?;
+            }
+            QueryResult::Ok(rows.len())
+        })?;
+        filled += done;
+        if done < SORT_KEY_BATCH as usize {
+            return Ok(filled);
+        }
+    }
 }
 
 /// Online / offline counts of non-revoked hosts (for `/metrics`).
@@ -316,7 +527,26 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::like_pattern;
+    use super::{like_pattern, natural_key};
+
+    /// Natural order: numbers compare by value, letters without case, and
+    /// leading zeros do not matter.
+    #[test]
+    fn natural_keys_order_numbers_by_value() {
+        let mut names = vec![
+            "web-10", "web-2", "Web-11", "db-1", "web-2a", "web-02b", "web", "web-1000", "web-100",
+        ];
+        names.sort_by_key(|n| natural_key(n));
+        assert_eq!(
+            names,
+            [
+                "db-1", "web", "web-2", "web-2a", "web-02b", "web-10", "Web-11", "web-100",
+                "web-1000"
+            ]
+        );
+        assert_eq!(natural_key("a007"), natural_key("a7"));
+        assert_eq!(natural_key("x0"), "x0010");
+    }
 
     /// Search text is lower-cased and its LIKE wildcards are escaped.
     #[test]

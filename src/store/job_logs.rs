@@ -3,13 +3,18 @@
 //! writes one tick's lines in one call); duplicates from at-least-once
 //! delivery are skipped by the primary key, and each job's
 //! `last_log_seq` follows the highest seq stored.
+//!
+//! Retention: [`prune_batch`] deletes a bounded number of lines of jobs
+//! that finished before a cutoff, walking finished jobs in finish order
+//! from a cursor row (`log_prune_cursor`), so each call is small and the
+//! next one goes on where it stopped.
 
 use std::collections::{BTreeMap, HashSet};
 
 use diesel::prelude::*;
 
 use super::models::{JobLog, NewJobLog};
-use super::schema::{job_logs, jobs};
+use super::schema::{job_logs, jobs, log_prune_cursor};
 use super::types::LogStream;
 use super::{clamp_limit, per_backend, write_transaction, DbConnection, INSERT_CHUNK_ROWS};
 
@@ -133,4 +138,200 @@ pub fn count_after(conn: &mut DbConnection, job_id: &str, after_seq: i64) -> Que
         .filter(job_logs::seq.gt(after_seq))
         .count()
         .get_result(conn)
+}
+
+/// What one [`prune_batch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PruneOutcome {
+    /// Log lines deleted.
+    pub lines: usize,
+    /// Jobs whose logs are now gone entirely.
+    pub jobs: usize,
+    /// True when nothing older than the cutoff is left to prune.
+    pub done: bool,
+}
+
+/// Finished jobs looked at per query of [`prune_batch`].
+const PRUNE_JOBS_PER_QUERY: i64 = 500;
+
+/// Deletes at most `budget` log lines (and looks at most `budget` jobs)
+/// of jobs that finished before `cutoff` (Unix ms), oldest first, in one
+/// write transaction, going on from where the previous call stopped.
+/// Call it again while the outcome is not `done`.
+pub fn prune_batch(conn: &mut DbConnection, cutoff: i64, budget: i64) -> QueryResult<PruneOutcome> {
+    let budget = budget.max(1);
+    write_transaction(conn, |conn| {
+        let (mut at, mut after): (i64, String) = log_prune_cursor::table
+            .find(1)
+            .select((log_prune_cursor::finished_at, log_prune_cursor::job_id))
+            .first(conn)?;
+        let mut outcome = PruneOutcome::default();
+        let mut left = budget;
+        let mut looked = 0;
+        'walk: loop {
+            let next: Vec<(String, Option<i64>)> = jobs::table
+                .filter(jobs::finished_at.lt(cutoff))
+                .filter(
+                    jobs::finished_at
+                        .gt(at)
+                        .or(jobs::finished_at.eq(at).and(jobs::id.gt(&after))),
+                )
+                .order((jobs::finished_at.asc(), jobs::id.asc()))
+                .select((jobs::id, jobs::finished_at))
+                .limit(PRUNE_JOBS_PER_QUERY.min(budget))
+                .load(conn)?;
+            if next.is_empty() {
+                outcome.done = true;
+                break;
+            }
+            for (id, finished_at) in next {
+                let seqs: Vec<i64> = job_logs::table
+                    .filter(job_logs::job_id.eq(&id))
+                    .order(job_logs::seq.asc())
+                    .select(job_logs::seq)
+                    .limit(left)
+                    .load(conn)?;
+                if let Some(last) = seqs.last() {
+                    let deleted = diesel::delete(
+                        job_logs::table
+                            .filter(job_logs::job_id.eq(&id))
+                            .filter(job_logs::seq.le(last)),
+                    )
+                    .execute(conn)?;
+                    outcome.lines += deleted;
+                    left -= i64::try_from(deleted).unwrap_or(left);
+                }
+                if left <= 0 {
+                    // The budget is spent; this job may have more lines,
+                    // so the cursor stays before it.
+                    break 'walk;
+                }
+                at = finished_at.unwrap_or(at);
+                after = id;
+                outcome.jobs += 1;
+                looked += 1;
+                if looked >= budget {
+                    break 'walk;
+                }
+            }
+        }
+        diesel::update(log_prune_cursor::table.find(1))
+            .set((
+                log_prune_cursor::finished_at.eq(at),
+                log_prune_cursor::job_id.eq(&after),
+            ))
+            .execute(conn)?;
+        Ok(outcome)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::models::{JobFinish, NewHost, NewJob};
+    use crate::store::{connect, hosts, jobs as job_store, JobKind, JobStatus, JobTrigger};
+
+    const DAY: i64 = 86_400_000;
+
+    /// A job on `host` finished at `at` with `lines` log lines.
+    fn job_with_log(conn: &mut DbConnection, host: &str, at: i64, lines: i64) -> String {
+        let id = crate::store::new_id();
+        job_store::insert(
+            conn,
+            &NewJob::new(
+                id.clone(),
+                host.into(),
+                JobKind::Check,
+                JobTrigger::Manual,
+                at - 10,
+            ),
+        )
+        .unwrap();
+        let log: Vec<NewJobLog> = (1..=lines)
+            .map(|seq| NewJobLog {
+                job_id: id.clone(),
+                seq,
+                ts: at - 5,
+                stream: LogStream::Stdout,
+                payload: format!("line {seq}"),
+            })
+            .collect();
+        insert_batch(conn, &log).unwrap();
+        let finish = JobFinish {
+            status: JobStatus::Succeeded,
+            finished_at: at,
+            exit_code: Some(0),
+            error: None,
+            warning: None,
+            stats: None,
+        };
+        job_store::finish(conn, &id, &finish).unwrap();
+        id
+    }
+
+    /// Retention deletes the logs of jobs finished before the cutoff (a
+    /// fake "now": the cutoff is passed in), at most the budget per call,
+    /// goes on where it stopped, and leaves newer jobs' logs alone.
+    #[test]
+    fn prune_batch_respects_cutoff_and_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(dir.path().join("t.db").to_str().unwrap(), 1).unwrap();
+        let conn = &mut pool.get().unwrap();
+        let host = crate::store::new_id();
+        hosts::insert(
+            conn,
+            &NewHost {
+                id: host.clone(),
+                hostname: "h".into(),
+                display_name: None,
+                labels: "{}".into(),
+                os: "linux".into(),
+                arch: "x86_64".into(),
+                agent_version: None,
+                restic_version: None,
+                boot_time: None,
+                capabilities: "[]".into(),
+                agent_token_hash: "hash".into(),
+                enrolled_at: 0,
+                updated_at: 0,
+            },
+        )
+        .unwrap();
+        let now = 200 * DAY;
+        let old_a = job_with_log(conn, &host, now - 100 * DAY, 7);
+        let old_b = job_with_log(conn, &host, now - 95 * DAY, 5);
+        let fresh = job_with_log(conn, &host, now - DAY, 4);
+        let cutoff = now - 90 * DAY;
+
+        let first = prune_batch(conn, cutoff, 4).unwrap();
+        assert_eq!((first.lines, first.jobs, first.done), (4, 0, false));
+        assert_eq!(
+            count_after(conn, &old_a, 0).unwrap(),
+            3,
+            "the oldest lines go first"
+        );
+        let second = prune_batch(conn, cutoff, 4).unwrap();
+        assert_eq!((second.lines, second.done), (4, false));
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if prune_batch(conn, cutoff, 4).unwrap().done {
+                break;
+            }
+            assert!(rounds < 10, "pruning never finished");
+        }
+        assert_eq!(count_after(conn, &old_a, 0).unwrap(), 0);
+        assert_eq!(count_after(conn, &old_b, 0).unwrap(), 0);
+        assert_eq!(count_after(conn, &fresh, 0).unwrap(), 4, "newer logs stay");
+        let again = prune_batch(conn, cutoff, 4).unwrap();
+        assert_eq!((again.lines, again.done), (0, true));
+        // The jobs themselves stay, with their last seq.
+        assert_eq!(
+            job_store::get(conn, &old_a).unwrap().unwrap().last_log_seq,
+            7
+        );
+        // Later, the fresh job ages past the cutoff too.
+        let later = prune_batch(conn, now + 90 * DAY, 100).unwrap();
+        assert_eq!((later.lines, later.done), (4, true));
+    }
 }

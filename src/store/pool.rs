@@ -365,10 +365,13 @@ pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
             .on_acquire(&mut first)
             .map_err(|e| manager.connect_error(&e))?;
         let applied = super::run_migrations(&mut first)?;
+        // Hosts from before the natural sort key (or bulk-loaded) get theirs.
+        let sort_keys = super::hosts::fill_sort_keys(&mut first)?;
         tracing::info!(
             database = %manager.target.display(),
             backend = super::backend_name(&first),
             migrations_applied = applied,
+            sort_keys_filled = sort_keys,
             "database ready"
         );
     }

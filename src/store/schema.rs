@@ -79,6 +79,19 @@ diesel::table! {
         enrolled_at -> BigInt,
         updated_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        /// Natural-order key of `hostname` (`hosts::natural_key`).
+        sort_key -> Nullable<Text>,
+        /// Finish time of the newest succeeded backup (kept by a trigger).
+        last_backup_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// `hosts.labels` as rows (kept by a trigger), for the label filter.
+    host_labels (host_id, key) {
+        host_id -> Text,
+        key -> Text,
+        value -> Text,
     }
 }
 
@@ -182,6 +195,51 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Jobs per kind and status (kept by triggers on `jobs`).
+    job_counts (kind, status) {
+        kind -> Text,
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Jobs that ended, per hour (`finished_at / 3_600_000`), kind and
+    /// status (kept by triggers on `jobs`).
+    job_outcomes_hourly (hour, kind, status) {
+        hour -> BigInt,
+        kind -> Text,
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The latest finished backup per host and source group, and the
+    /// newest success among them (kept by triggers on `jobs`).
+    backup_latest (host_id, source_group_id) {
+        host_id -> Text,
+        source_group_id -> Text,
+        job_id -> Text,
+        status -> Text,
+        warning -> Bool,
+        finished_at -> Nullable<BigInt>,
+        tag -> Nullable<Text>,
+        last_success_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// How far log retention has got: every job that finished before
+    /// (`finished_at`, `job_id`) has had its log pruned. One row (id 1).
+    log_prune_cursor (id) {
+        id -> Integer,
+        finished_at -> BigInt,
+        job_id -> Text,
+    }
+}
+
+diesel::table! {
     snapshots (host_id, snapshot_id) {
         host_id -> Text,
         snapshot_id -> Text,
@@ -245,6 +303,9 @@ diesel::joinable!(job_logs -> jobs (job_id));
 diesel::joinable!(snapshots -> hosts (host_id));
 diesel::joinable!(repo_stats -> hosts (host_id));
 diesel::joinable!(missed_runs -> hosts (host_id));
+diesel::joinable!(host_labels -> hosts (host_id));
+diesel::joinable!(backup_latest -> hosts (host_id));
+diesel::joinable!(backup_latest -> source_groups (source_group_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -263,4 +324,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     repo_stats,
     missed_runs,
     audit_log,
+    host_labels,
+    job_counts,
+    job_outcomes_hourly,
+    backup_latest,
+    log_prune_cursor,
 );

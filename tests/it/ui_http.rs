@@ -595,3 +595,203 @@ async fn unknown_paths_get_a_404_in_their_own_format() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+/// Writes `n` hosts named `fleet-1` … `fleet-n` straight into the store:
+/// every third one offline with no backup; of the others every fifth one
+/// with a failed latest backup, the rest with a fresh successful backup.
+async fn seed_fleet(app: &TestApp, n: usize) {
+    use restic_manager::store::models::{JobFinish, NewHost, NewJob, NewSourceGroup};
+    use restic_manager::store::{self, JobKind, JobStatus, JobTrigger};
+    let pool = app.state.pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().unwrap();
+        let now = store::now_ms();
+        store::write_transaction(&mut conn, |c| {
+            for i in 1..=n {
+                let id = store::new_id();
+                store::hosts::insert(
+                    c,
+                    &NewHost {
+                        id: id.clone(),
+                        hostname: format!("fleet-{i}"),
+                        display_name: None,
+                        labels: "{}".into(),
+                        os: "linux".into(),
+                        arch: "x86_64".into(),
+                        agent_version: None,
+                        restic_version: None,
+                        boot_time: None,
+                        capabilities: "[]".into(),
+                        agent_token_hash: format!("seed-{id}"),
+                        enrolled_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                if i % 3 == 0 {
+                    continue;
+                }
+                store::hosts::set_online(c, &id, true, now)?;
+                let group = store::new_id();
+                store::source_groups::insert(
+                    c,
+                    &NewSourceGroup {
+                        id: group.clone(),
+                        host_id: id.clone(),
+                        name: "system".into(),
+                        includes: "[]".into(),
+                        excludes: "[]".into(),
+                        retention_policy: None,
+                        retry_max: 0,
+                        retry_backoff_seconds: 300,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                let job = store::jobs::insert(
+                    c,
+                    &NewJob {
+                        source_group_id: Some(group),
+                        tag: Some("system".into()),
+                        ..NewJob::new(
+                            store::new_id(),
+                            id,
+                            JobKind::Backup,
+                            JobTrigger::Schedule,
+                            now,
+                        )
+                    },
+                )?;
+                let status = if i % 5 == 0 {
+                    JobStatus::Failed
+                } else {
+                    JobStatus::Succeeded
+                };
+                store::jobs::finish(
+                    c,
+                    &job.id,
+                    &JobFinish {
+                        status,
+                        finished_at: now,
+                        exit_code: Some(0),
+                        error: None,
+                        warning: None,
+                        stats: None,
+                    },
+                )?;
+            }
+            diesel::QueryResult::Ok(())
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// With thousands of hosts the dashboard stays under 200 KB: each state
+/// that needs attention shows its first rows, worst state first, and
+/// links to the rest; the healthy hosts are a count and a link.
+#[actix_web::test]
+async fn dashboard_is_bounded_and_puts_attention_first() {
+    let app = spawn_app().await;
+    seed_fleet(&app, 3000).await;
+    let admin = login(&app, "admin", &app.admin_password).await;
+    let html = page(&app, &admin, "/").await.text().await.unwrap();
+    assert!(
+        html.len() < 200 * 1024,
+        "the dashboard is {} bytes",
+        html.len()
+    );
+    // Every third host is offline and never backed up; of the rest, every
+    // fifth failed (400, never backed up either); 1,600 are healthy.
+    for (state, count) in [("failed", 400), ("offline", 1000), ("never", 1400)] {
+        let more = count - 25;
+        assert!(
+            html.contains(&format!(
+                r#"<a href="/hosts?status={state}">and {more} more →</a>"#
+            )),
+            "{state}: no link to the {more} more"
+        );
+    }
+    assert!(html.contains(r#"href="/hosts?status=healthy""#));
+    let first = |severity: &str| {
+        html.find(&format!(r#"data-severity="{severity}""#))
+            .unwrap_or_else(|| panic!("no {severity} row"))
+    };
+    assert!(first("failed") < first("offline"));
+    assert!(first("offline") < first("never"));
+    assert!(first("never") < first("ok"));
+    // Failed rows are in natural order of the host names.
+    let failed_start = first("failed");
+    let fleet_5 = html[failed_start..].find(">fleet-5<").unwrap();
+    let fleet_10 = html[failed_start..].find(">fleet-10<").unwrap();
+    assert!(fleet_5 < fleet_10, "fleet-5 sorts before fleet-10");
+
+    // The links lead to the filtered host list, natural order, paged.
+    let list = page(&app, &admin, "/hosts?status=failed")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("400 hosts match."), "the failed filter");
+    let names: Vec<&str> = list
+        .split(r#"<tr data-host-id=""#)
+        .skip(1)
+        .filter_map(|row| row.split("\">").nth(1)?.split('<').next())
+        .take(3)
+        .collect();
+    assert_eq!(names, ["fleet-5", "fleet-10", "fleet-20"]);
+}
+
+/// The host list filters by label (UI and API) and sorts names naturally.
+#[actix_web::test]
+async fn host_list_filters_by_label_in_natural_order() {
+    let app = spawn_app().await;
+    let admin = login(&app, "admin", &app.admin_password).await;
+    for name in ["web-10", "web-2", "web-1"] {
+        let host = enroll(&app, name).await;
+        let labels = if name == "web-2" {
+            json!({"env": "dev"})
+        } else {
+            json!({"env": "prod"})
+        };
+        let resp = client()
+            .patch(app.api(&format!("/hosts/{}", host.host_id)))
+            .header("cookie", &admin.cookie)
+            .header("x-csrf-token", &admin.csrf)
+            .json(&json!({ "labels": labels }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let all: Value = page(&app, &admin, "/api/v1/hosts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web-1", "web-2", "web-10"]);
+    let prod: Value = page(&app, &admin, "/api/v1/hosts?label=env%3Dprod")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prod["total"], 2);
+    assert_eq!(prod["items"][1]["hostname"], "web-10");
+    let html = page(&app, &admin, "/hosts?label=env%3Ddev")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("1 hosts match.") && html.contains(">web-2<"),
+        "{html}"
+    );
+    let bad = page(&app, &admin, "/api/v1/hosts?label=nokey").await;
+    assert_eq!(bad.status(), 400);
+}

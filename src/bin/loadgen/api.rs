@@ -18,6 +18,8 @@ pub struct Api {
     client: reqwest::Client,
     /// `http://host:port/api/v1`.
     base: String,
+    /// `http://host:port`.
+    root: String,
     token: String,
 }
 
@@ -61,6 +63,7 @@ impl Api {
         Ok(Api {
             client,
             base: format!("{}/api/v1", server.trim_end_matches('/')),
+            root: server.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         })
     }
@@ -91,6 +94,20 @@ impl Api {
             .json()
             .await
             .with_context(|| format!("{path}: unexpected answer"))
+    }
+
+    /// `GET <path>` from the server's root (a page, `/metrics` or an API
+    /// route) with the token; returns the body's size in bytes once it
+    /// has been read to the end.
+    pub async fn fetch(&self, path: &str) -> anyhow::Result<usize> {
+        let response = self
+            .send(self.client.get(format!("{}{path}", self.root)), path)
+            .await?;
+        let body = response
+            .bytes()
+            .await
+            .with_context(|| format!("{path}: body"))?;
+        Ok(body.len())
     }
 
     /// `POST /hosts/{id}/jobs`: a run-now job; returns its id.

@@ -17,7 +17,10 @@
 //! - [`api`]: the REST calls the scenarios make.
 //! - [`agent`]: one simulated agent (WebSocket client, PROTOCOL.md).
 //! - [`fleet`]: N agents, their shared counters, source addresses.
-//! - [`scenarios`]: `connect`, `idle`, `dispatch`, `fanout`, `logs`, `reconnect`.
+//! - [`scenarios`]: `connect`, `idle`, `dispatch`, `fanout`, `logs`,
+//!   `reconnect`, `ui`.
+//! - [`seed`]: the `ui` scenario's hosts, jobs and log lines, written
+//!   straight into the database.
 //! - [`baseline_ws`], [`baseline_actix`], [`baseline_sqlite`]: the bare
 //!   limits we compare with.
 
@@ -38,6 +41,8 @@ mod procstats;
 mod report;
 #[cfg(target_os = "linux")]
 mod scenarios;
+#[cfg(target_os = "linux")]
+mod seed;
 #[cfg(target_os = "linux")]
 mod server;
 
@@ -66,6 +71,11 @@ pub enum Scenario {
     /// Restart the server with N agents connected and --jobs jobs running:
     /// time until all are back, jobs and results lost.
     Reconnect,
+    /// Seed --seed-hosts hosts, --seed-jobs jobs and --log-lines log lines
+    /// into the database (not measured), then time the dashboard, host
+    /// and job lists and pages, a long log's first and last page, and
+    /// `/metrics`: p50 / p99 per page.
+    Ui,
     /// A bare tokio-tungstenite server (no actors, no database) holding
     /// the same N idle connections, measured like `connect` and `idle`.
     BaselineWs,
@@ -93,6 +103,7 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Logs => "logs",
             Scenario::Reconnect => "reconnect",
+            Scenario::Ui => "ui",
             Scenario::BaselineWs => "baseline-ws",
             Scenario::BaselineActix => "baseline-actix",
             Scenario::BaselineSqlite => "baseline-sqlite",
@@ -205,6 +216,24 @@ pub struct Options {
     /// Keep the temporary data directory (database, server.log).
     #[arg(long)]
     pub keep_data: bool,
+    /// The started server's database (`postgres://…`, e.g. from
+    /// `scripts/pg-throwaway start DIR`; it must be empty). Default: SQLite
+    /// in the temporary data directory.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// `ui`: hosts seeded into the database.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seed_hosts: u64,
+    /// `ui`: jobs seeded into the database.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub seed_jobs: u64,
+    /// `ui`: log lines seeded into the database (a tenth of them in one job).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub log_lines: u64,
+    /// `ui`: requests per page (sequential; a page stops early after
+    /// --duration).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests: u32,
     /// `RESTIC_MANAGER_LOG` of the started server.
     #[arg(long, default_value = "info")]
     pub server_log: String,

@@ -39,6 +39,9 @@ pub struct OwnServer {
     keep_data: bool,
     /// `RESTIC_MANAGER_LOG` for the server.
     log_filter: String,
+    /// `--database-url` for the server and its admin commands (default:
+    /// SQLite in the data directory).
+    database_url: Option<String>,
 }
 
 impl OwnServer {
@@ -48,6 +51,7 @@ impl OwnServer {
         agents: usize,
         keep_data: bool,
         log_filter: &str,
+        database_url: Option<&str>,
     ) -> anyhow::Result<(OwnServer, Vec<Credentials>)> {
         let bin = server_binary()?;
         let data_dir =
@@ -62,6 +66,7 @@ impl OwnServer {
             api_token: String::new(),
             keep_data,
             log_filter: log_filter.to_owned(),
+            database_url: database_url.map(str::to_owned),
         };
         let password = restic_manager::auth::generate_password()
             .map_err(|e| anyhow::anyhow!("cannot generate a password: {e}"))?;
@@ -122,11 +127,31 @@ impl OwnServer {
         &self.data_dir
     }
 
+    /// The database the server uses: `--database-url`, or the SQLite file
+    /// in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            self.data_dir
+                .join(restic_manager::config::DEFAULT_DB_FILE)
+                .display()
+                .to_string()
+        })
+    }
+
+    /// `--data-dir DIR [--database-url URL]`, before any subcommand.
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.bin);
+        command.arg("--data-dir").arg(&self.data_dir);
+        if let Some(url) = &self.database_url {
+            command.arg("--database-url").arg(url);
+        }
+        command
+    }
+
     /// Runs one admin command on the data directory; returns its stdout.
     fn admin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
-        let mut child = Command::new(&self.bin)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
+        let mut child = self
+            .command()
             .args(args)
             .env("RESTIC_MANAGER_LOG", "warn")
             .stdin(if stdin.is_some() {
@@ -169,9 +194,8 @@ impl OwnServer {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let mut child = Command::new(&self.bin)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
+        let mut child = self
+            .command()
             .args(["serve", "--listen", &listen])
             .env("RESTIC_MANAGER_LOG", &self.log_filter)
             .stdin(Stdio::null())

@@ -1,4 +1,5 @@
-//! Hosts: `GET /hosts` (`?status=online|offline&q=&limit=&offset=`),
+//! Hosts: `GET /hosts` (`?status=online|offline&label=key=value&q=&limit=&offset=`,
+//! in natural order of the host names),
 //! `GET /hosts/{id}`, `PATCH /hosts/{id}` (display name, labels; operator)
 //! and `DELETE /hosts/{id}` (revoke: the agent token stops working and the
 //! live session closes; admin). Revoked hosts are gone from these routes.
@@ -41,6 +42,11 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
                 "q",
                 "string",
                 "Only hosts whose hostname or display name contains this text.",
+            )
+            .query(
+                "label",
+                "string",
+                "Only hosts with this label, written key=value.",
             )
             .paged()
             .ok(200, "HostList"),
@@ -107,6 +113,7 @@ impl HostDto {
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    label: Option<String>,
     q: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
@@ -120,10 +127,19 @@ async fn list(
     who.require(Role::Viewer)?;
     let ListQuery {
         status,
+        label,
         q,
         limit,
         offset,
     } = query.into_inner();
+    let label = label
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            store::hosts::parse_label_filter(&l).ok_or_else(|| {
+                ApiError::validation(format!("label: expected key=value, got {l:?}"))
+            })
+        })
+        .transpose()?;
     let online = match status.as_deref() {
         None | Some("") => None,
         Some("online") => Some(true),
@@ -138,9 +154,11 @@ async fn list(
     let filter = store::hosts::HostFilter {
         online,
         query: q.filter(|q| !q.trim().is_empty()),
+        label,
         include_revoked: false,
         limit,
         offset,
+        ..Default::default()
     };
     let page = with_conn(&state.pool, move |conn| {
         Ok(store::hosts::list(conn, &filter)?)

@@ -1,8 +1,15 @@
 //! `GET /`: the fleet dashboard. Counters (hosts online and offline,
-//! backups and missed runs of the last 24 hours), the last backup result
-//! of every host and source group with failing and missed ones first, and
-//! the fleet calendar. Host badges follow presence live (`app.js`
+//! backups and missed runs of the last 24 hours), then what needs
+//! attention first — failed backups, missed runs, offline hosts, hosts
+//! never backed up, stale backups — each capped at [`ROWS_PER_STATE`] rows
+//! with an "and N more" link to the host list filtered by that state, then
+//! the healthy rest as a count with a short sample, and the fleet calendar
+//! of the most urgent hosts. Host badges follow presence live (`app.js`
 //! listens to `GET /ui/events`).
+//!
+//! Every figure comes from summary rows or a capped, indexed page (see
+//! `store::ui_queries`), so the page costs the same and stays under
+//! 200 KB whether the fleet has ten hosts or ten thousand.
 
 use std::collections::HashMap;
 
@@ -16,135 +23,128 @@ use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::with_conn;
 use crate::http::AppState;
-use crate::store::models::{Job, MissedRun, SourceGroup};
-use crate::store::ui_queries::{self, BackupOutcome, HostBrief};
+use crate::store::hosts::{Health, HostFilter};
+use crate::store::models::Job;
+use crate::store::ui_queries::{self, HostBrief, LatestResult};
 use crate::store::{JobKind, JobStatus};
 
-/// Rows of the status table shown; the hosts page lists everything.
-const MAX_ROWS: usize = 500;
-/// Hosts in the calendar (the worst first).
-const CALENDAR_HOSTS: usize = 100;
-/// A missed run this recent marks its host in the status table.
-const MISSED_RECENT_MS: i64 = 7 * 86_400_000;
+/// Rows shown per state that needs attention; the rest is a link.
+pub const ROWS_PER_STATE: i64 = 25;
+/// Healthy hosts shown as a sample.
+const HEALTHY_ROWS: i64 = 10;
+/// Hosts in the calendar (the most urgent first).
+const CALENDAR_HOSTS: usize = 20;
 const DAY_MS: i64 = 86_400_000;
+/// A run missed this recently marks its host.
+pub const MISSED_WINDOW_MS: i64 = DAY_MS;
+/// A host whose newest successful backup is older than this is stale.
+pub const STALE_AFTER_MS: i64 = 3 * DAY_MS;
 
-/// How bad a status row is; lower sorts first.
+/// A host state on the dashboard, worst first; each is also a filter of
+/// the host list (`/hosts?status=…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Severity {
+pub(super) enum Severity {
     Failed,
     Missed,
-    Warning,
+    Offline,
     Never,
+    Stale,
     Ok,
 }
 
 impl Severity {
-    fn as_str(self) -> &'static str {
+    pub(super) const ALL: [Severity; 6] = [
+        Severity::Failed,
+        Severity::Missed,
+        Severity::Offline,
+        Severity::Never,
+        Severity::Stale,
+        Severity::Ok,
+    ];
+
+    /// The `data-severity` value, and the `status` of the host list.
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Severity::Failed => "failed",
             Severity::Missed => "missed",
-            Severity::Warning => "warning",
+            Severity::Offline => "offline",
             Severity::Never => "never",
-            Severity::Ok => "ok",
+            Severity::Stale => "stale",
+            Severity::Ok => "healthy",
         }
     }
-}
 
-/// One row: a host and one of its source groups (or none).
-struct StatusRow<'a> {
-    host: &'a HostBrief,
-    group: Option<&'a SourceGroup>,
-    last: Option<&'a Job>,
-    /// Missed runs of the host in the last week after this group's last result.
-    missed: usize,
-    severity: Severity,
-}
-
-fn severity(last: Option<&Job>, missed: usize) -> Severity {
-    match last {
-        Some(job) if job.status == JobStatus::Failed => Severity::Failed,
-        _ if missed > 0 => Severity::Missed,
-        Some(job) if job.status == JobStatus::Cancelled || job.warning.is_some() => {
-            Severity::Warning
+    fn title(self) -> &'static str {
+        match self {
+            Severity::Failed => "Latest backup failed",
+            Severity::Missed => "Missed a scheduled run in the last 24 h",
+            Severity::Offline => "Offline",
+            Severity::Never => "Never backed up",
+            Severity::Stale => "No successful backup for 3 days",
+            Severity::Ok => "Healthy",
         }
-        Some(_) => Severity::Ok,
-        None => Severity::Never,
     }
-}
 
-/// Builds the status rows, worst first, then by host name and group name.
-fn status_rows<'a>(
-    hosts: &'a [HostBrief],
-    groups: &'a [SourceGroup],
-    latest: &'a [Job],
-    missed: &'a [MissedRun],
-    now: i64,
-) -> Vec<StatusRow<'a>> {
-    let mut groups_of: HashMap<&str, Vec<&SourceGroup>> = HashMap::new();
-    for g in groups {
-        groups_of.entry(g.host_id.as_str()).or_default().push(g);
-    }
-    let latest_of: HashMap<(&str, &str), &Job> = latest
-        .iter()
-        .filter_map(|j| Some(((j.host_id.as_str(), j.source_group_id.as_deref()?), j)))
-        .collect();
-    let mut missed_of: HashMap<&str, Vec<i64>> = HashMap::new();
-    for m in missed
-        .iter()
-        .filter(|m| m.scheduled_at >= now - MISSED_RECENT_MS)
-    {
-        missed_of
-            .entry(m.host_id.as_str())
-            .or_default()
-            .push(m.scheduled_at);
-    }
-    let mut rows = Vec::new();
-    for host in hosts {
-        let host_missed = missed_of.get(host.id.as_str());
-        let missed_after = |since: Option<i64>| {
-            host_missed.map_or(0, |times| {
-                times
-                    .iter()
-                    .filter(|t| since.is_none_or(|s| **t > s))
-                    .count()
-            })
+    /// The host-list filter of this state at `now`.
+    pub(super) fn filter(self, now: i64) -> HostFilter {
+        let (online, health) = match self {
+            Severity::Failed => (None, Some(Health::Failed)),
+            Severity::Missed => (
+                None,
+                Some(Health::Missed {
+                    since: now - MISSED_WINDOW_MS,
+                }),
+            ),
+            Severity::Offline => (Some(false), None),
+            Severity::Never => (None, Some(Health::Never)),
+            Severity::Stale => (
+                None,
+                Some(Health::Stale {
+                    before: now - STALE_AFTER_MS,
+                }),
+            ),
+            Severity::Ok => (
+                None,
+                Some(Health::Healthy {
+                    missed_since: now - MISSED_WINDOW_MS,
+                    stale_before: now - STALE_AFTER_MS,
+                }),
+            ),
         };
-        match groups_of.get(host.id.as_str()) {
-            None => {
-                let missed = missed_after(None);
-                rows.push(StatusRow {
-                    host,
-                    group: None,
-                    last: None,
-                    missed,
-                    severity: severity(None, missed),
-                });
-            }
-            Some(list) => {
-                for group in list {
-                    let last = latest_of
-                        .get(&(host.id.as_str(), group.id.as_str()))
-                        .copied();
-                    let missed = missed_after(last.and_then(|j| j.finished_at));
-                    rows.push(StatusRow {
-                        host,
-                        group: Some(group),
-                        last,
-                        missed,
-                        severity: severity(last, missed),
-                    });
-                }
-            }
+        HostFilter {
+            online,
+            health,
+            ..HostFilter::default()
         }
     }
-    rows.sort_by(|a, b| {
-        (a.severity, &a.host.hostname, a.group.map(|g| &g.name)).cmp(&(
-            b.severity,
-            &b.host.hostname,
-            b.group.map(|g| &g.name),
-        ))
-    });
-    rows
+
+    /// Parses a host-list `status` value.
+    pub(super) fn parse(text: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// One row: a host, and one of its source groups' latest result (or none).
+struct Row {
+    host: HostBrief,
+    result: Option<LatestResult>,
+}
+
+/// The hosts in one state: how many, and the first rows.
+struct Section {
+    severity: Severity,
+    /// Hosts in this state.
+    count: i64,
+    rows: Vec<Row>,
+}
+
+impl Section {
+    /// Hosts in this state that the rows do not show.
+    fn more(&self) -> i64 {
+        let mut shown: Vec<&str> = self.rows.iter().map(|r| r.host.id.as_str()).collect();
+        shown.dedup();
+        self.count - i64::try_from(shown.len()).unwrap_or(0)
+    }
 }
 
 /// The name a host is shown by.
@@ -154,7 +154,11 @@ pub(super) fn host_label(host: &HostBrief) -> &str {
 
 /// The badge of a finished job's outcome.
 pub(super) fn outcome_badge(job: &Job) -> Markup {
-    match (job.status, job.warning.is_some()) {
+    result_badge(job.status, job.warning.is_some())
+}
+
+fn result_badge(status: JobStatus, warning: bool) -> Markup {
+    match (status, warning) {
         (JobStatus::Succeeded, true) => badge("warning", "succeeded with warnings"),
         (status, _) => badge(status.as_str(), status.as_str()),
     }
@@ -162,13 +166,75 @@ pub(super) fn outcome_badge(job: &Job) -> Markup {
 
 /// Everything the dashboard shows, read in one blocking call.
 struct Data {
-    hosts: Vec<HostBrief>,
-    groups: Vec<SourceGroup>,
-    latest: Vec<Job>,
-    missed: Vec<MissedRun>,
-    outcomes: Vec<BackupOutcome>,
+    hosts: i64,
+    online: i64,
+    sections: Vec<Section>,
     calendar_hosts: Vec<(String, String)>,
+    outcomes: Vec<ui_queries::BackupOutcome>,
+    missed: Vec<(String, i64)>,
     last_day: (i64, i64, i64),
+    missed_day: i64,
+}
+
+/// Reads the sections: per state its count and first rows; healthy hosts
+/// with every group's latest result.
+fn sections(conn: &mut crate::store::DbConnection, now: i64) -> diesel::QueryResult<Vec<Section>> {
+    let mut out = Vec::new();
+    for severity in Severity::ALL {
+        let filter = severity.filter(now);
+        let count = crate::store::hosts::count(conn, &filter)?;
+        let rows = if count == 0 {
+            Vec::new()
+        } else if severity == Severity::Failed {
+            ui_queries::failed_results(conn, ROWS_PER_STATE)?
+                .into_iter()
+                .map(|(host, result)| Row {
+                    host,
+                    result: Some(result),
+                })
+                .collect()
+        } else {
+            let limit = if severity == Severity::Ok {
+                HEALTHY_ROWS
+            } else {
+                ROWS_PER_STATE
+            };
+            let hosts = ui_queries::hosts_brief(conn, &HostFilter { limit, ..filter })?;
+            if severity == Severity::Ok {
+                let ids: Vec<String> = hosts.iter().map(|h| h.id.clone()).collect();
+                let mut results: HashMap<String, Vec<LatestResult>> = HashMap::new();
+                for r in ui_queries::latest_results(conn, &ids)? {
+                    results.entry(r.host_id.clone()).or_default().push(r);
+                }
+                let mut rows = Vec::new();
+                for host in hosts {
+                    let mine = results.remove(&host.id).unwrap_or_default();
+                    if mine.is_empty() {
+                        rows.push(Row { host, result: None });
+                        continue;
+                    }
+                    for result in mine {
+                        rows.push(Row {
+                            host: host.clone(),
+                            result: Some(result),
+                        });
+                    }
+                }
+                rows
+            } else {
+                hosts
+                    .into_iter()
+                    .map(|host| Row { host, result: None })
+                    .collect()
+            }
+        };
+        out.push(Section {
+            severity,
+            count,
+            rows,
+        });
+    }
+    Ok(out)
 }
 
 pub(super) async fn page(
@@ -179,63 +245,61 @@ pub(super) async fn page(
     let now = ctx.now;
     let (first_day, window_start) = calendar::window(now);
     let data = with_conn(&state.pool, move |conn| {
-        let hosts = ui_queries::hosts_brief(conn)?;
-        let groups = ui_queries::all_source_groups(conn)?;
-        let latest = ui_queries::latest_backup_results(conn)?;
-        let ids: Vec<String> = hosts.iter().map(|h| h.id.clone()).collect();
-        let missed = ui_queries::missed_runs_since(conn, &ids, window_start)?;
-        // The calendar shows the worst hosts first, like the table.
+        let (hosts, online) = ui_queries::host_counts(conn)?;
+        let sections = sections(conn, now)?;
+        // The calendar shows the most urgent hosts first, like the table.
         let mut calendar_hosts: Vec<(String, String)> = Vec::new();
-        for row in status_rows(&hosts, &groups, &latest, &missed, now) {
+        for row in sections.iter().flat_map(|s| &s.rows) {
             if calendar_hosts.len() >= CALENDAR_HOSTS {
                 break;
             }
             if !calendar_hosts.iter().any(|(id, _)| *id == row.host.id) {
-                calendar_hosts.push((row.host.id.clone(), host_label(row.host).to_owned()));
+                calendar_hosts.push((row.host.id.clone(), host_label(&row.host).to_owned()));
             }
         }
-        let calendar_ids: Vec<String> = calendar_hosts.iter().map(|(id, _)| id.clone()).collect();
-        let outcomes = ui_queries::backup_outcomes_since(conn, &calendar_ids, window_start)?;
-        let last_day = ui_queries::job_outcome_counts_since(conn, JobKind::Backup, now - DAY_MS)?;
+        let ids: Vec<String> = calendar_hosts.iter().map(|(id, _)| id.clone()).collect();
+        let outcomes = ui_queries::backup_outcomes_since(conn, &ids, window_start)?;
+        let missed = ui_queries::missed_runs_since(conn, &ids, window_start)?
+            .into_iter()
+            .map(|m| (m.host_id, m.scheduled_at))
+            .collect();
         Ok(Data {
             hosts,
-            groups,
-            latest,
-            missed,
-            outcomes,
+            online,
+            sections,
             calendar_hosts,
-            last_day,
+            outcomes,
+            missed,
+            last_day: ui_queries::job_outcome_counts_since(conn, JobKind::Backup, now - DAY_MS)?,
+            missed_day: ui_queries::missed_run_count_since(conn, now - DAY_MS)?,
         })
     })
     .await?;
 
-    let online = data.hosts.iter().filter(|h| h.online).count();
-    let offline = data.hosts.len() - online;
-    let missed_day = data
-        .missed
-        .iter()
-        .filter(|m| m.scheduled_at >= now - DAY_MS)
-        .count();
-    let rows = status_rows(&data.hosts, &data.groups, &data.latest, &data.missed, now);
-    let missed_pairs: Vec<(String, i64)> = data
-        .missed
-        .iter()
-        .map(|m| (m.host_id.clone(), m.scheduled_at))
-        .collect();
     let cal = Calendar::build(
         first_day,
         &data.calendar_hosts,
         &data.outcomes,
-        &missed_pairs,
+        &data.missed,
     );
     let (succeeded, failed, cancelled) = data.last_day;
-
+    let attention: Vec<&Section> = data
+        .sections
+        .iter()
+        .filter(|s| s.severity != Severity::Ok && s.count > 0)
+        .collect();
+    let healthy = data.sections.iter().find(|s| s.severity == Severity::Ok);
     let body = html! {
         section.cards {
             div.card #card-hosts {
                 h2 { "Hosts" }
-                p.big { (data.hosts.len()) }
-                p { span #hosts-online { (online) } " online · " span #hosts-offline { (offline) } " offline" }
+                p.big { (data.hosts) }
+                p { span #hosts-online { (data.online) } " online · " span #hosts-offline { (data.hosts - data.online) } " offline" }
+            }
+            div.card #card-healthy {
+                h2 { "Healthy" }
+                p.big { (healthy.map_or(0, |s| s.count)) }
+                p { a href="/hosts?status=healthy" { "Healthy hosts →" } }
             }
             div.card {
                 h2 { "Backups, last 24 h" }
@@ -244,43 +308,35 @@ pub(super) async fn page(
             }
             div.card {
                 h2 { "Missed runs, last 24 h" }
-                p.big { (missed_day) }
+                p.big { (data.missed_day) }
             }
         }
         section {
-            h2 { "Last backup per host and source group" }
-            @if rows.is_empty() {
+            h2 { "Backup status" }
+            @if data.hosts == 0 {
                 p.muted { "No hosts yet. " @if ctx.is_admin() { a href="/enrollment" { "Enrol a host" } "." } }
             } @else {
-                table #backup-status {
-                    thead { tr { th { "Host" } th { "Status" } th { "Source group" } th { "Last result" } th { "Finished" } th { "Missed runs" } } }
-                    tbody {
-                        @for row in rows.iter().take(MAX_ROWS) {
-                            tr data-host-id=(row.host.id) data-severity=(row.severity.as_str()) {
-                                td { a href={ "/hosts/" (row.host.id) } { (host_label(row.host)) } }
-                                td { (presence_badge(&row.host.id, row.host.online)) }
-                                td { @match row.group { Some(g) => (g.name), None => span.muted { "no source groups" } } }
-                                td {
-                                    @match row.last {
-                                        Some(job) => a href={ "/jobs/" (job.id) } { (outcome_badge(job)) },
-                                        None => span.muted { @if row.group.is_some() { "never run" } @else { "—" } },
-                                    }
-                                }
-                                td { @if let Some(at) = row.last.and_then(|j| j.finished_at) { time datetime=(format::rfc3339(at)) title=(format::time(at)) { (format::ago(at, now)) } } }
-                                td { @if row.missed > 0 { (badge("missed", &row.missed.to_string())) } }
-                            }
+                @if attention.is_empty() {
+                    p #all-healthy { "Nothing needs attention." }
+                } @else {
+                    ul.attention #attention-summary {
+                        @for s in &attention {
+                            li { a href={ "/hosts?status=" (s.severity.as_str()) } { (s.severity.title()) ": " (s.count) } }
                         }
                     }
                 }
-                @if rows.len() > MAX_ROWS {
-                    p.muted { "Showing the " (MAX_ROWS) " most urgent of " (rows.len()) " rows. " a href="/hosts" { "All hosts" } }
+                table #backup-status {
+                    thead { tr { th { "Host" } th { "Status" } th { "Source group" } th { "Last result" } th { "Finished" } th { "Note" } } }
+                    @for s in data.sections.iter().filter(|s| s.count > 0) {
+                        (section_rows(s, now))
+                    }
                 }
             }
         }
         section {
             h2 { "Fleet calendar" }
             p.muted { "Worst backup outcome per host and day, last " (calendar::DAYS) " days (UTC)"
-                @if data.hosts.len() > CALENDAR_HOSTS { ", the " (CALENDAR_HOSTS) " most urgent hosts" } "." }
+                @if data.hosts > CALENDAR_HOSTS as i64 { ", the " (CALENDAR_HOSTS) " most urgent hosts" } "." }
             div.calendar-wrap { (cal.render()) }
         }
     };
@@ -288,6 +344,59 @@ pub(super) async fn page(
         StatusCode::OK,
         layout::page(&ctx, Nav::Dashboard, "Dashboard", body),
     ))
+}
+
+/// One state's rows of the status table, headed by its name and count,
+/// closed by a link to the rest.
+fn section_rows(s: &Section, now: i64) -> Markup {
+    let more = s.more();
+    let severity = s.severity.as_str();
+    html! {
+        tbody data-state=(severity) {
+            tr.state { th colspan="6" { (s.severity.title()) " · " (s.count) @if s.count == 1 { " host" } @else { " hosts" } } }
+            @for row in &s.rows {
+                tr data-host-id=(row.host.id) data-severity=(if s.severity == Severity::Ok { "ok" } else { severity }) {
+                    td { a href={ "/hosts/" (row.host.id) } { (host_label(&row.host)) } }
+                    td { (presence_badge(&row.host.id, row.host.online)) }
+                    td { @match &row.result { Some(r) => (r.group), None => span.muted { "—" } } }
+                    td {
+                        @match &row.result {
+                            Some(r) => a href={ "/jobs/" (r.job_id) } { (result_badge(r.status, r.warning)) },
+                            None => span.muted { "—" },
+                        }
+                    }
+                    td { @if let Some(at) = row.result.as_ref().and_then(|r| r.finished_at) { (ago(at, now)) } }
+                    td { (note(s.severity, &row.host, now)) }
+                }
+            }
+            @if more > 0 {
+                tr.more { td colspan="6" { a href={ "/hosts?status=" (severity) } { "and " (more) " more →" } } }
+            }
+        }
+    }
+}
+
+fn ago(at: i64, now: i64) -> Markup {
+    html! { time datetime=(format::rfc3339(at)) title=(format::time(at)) { (format::ago(at, now)) } }
+}
+
+/// What the row's state says about the host.
+fn note(severity: Severity, host: &HostBrief, now: i64) -> Markup {
+    html! {
+        @match severity {
+            Severity::Missed => (badge("missed", "missed a run")),
+            Severity::Offline => {
+                "last seen "
+                @match host.last_seen_at { Some(at) => (ago(at, now)), None => "never" }
+            }
+            Severity::Never => span.muted { "never backed up" },
+            Severity::Stale => {
+                "last backup "
+                @match host.last_backup_at { Some(at) => (ago(at, now)), None => "never" }
+            }
+            Severity::Failed | Severity::Ok => {}
+        }
+    }
 }
 
 /// A host's online/offline badge; `app.js` updates it on presence events.
@@ -303,118 +412,51 @@ pub(super) fn presence_badge(host_id: &str, online: bool) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::models::Job;
-    use crate::store::JobTrigger;
 
-    fn host(id: &str, name: &str) -> HostBrief {
-        HostBrief {
+    /// Every state round-trips through its host-list `status` value, and
+    /// the states are ordered worst first.
+    #[test]
+    fn states_parse_and_order() {
+        for s in Severity::ALL {
+            assert_eq!(Severity::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Severity::parse("online"), None);
+        assert!(Severity::Failed < Severity::Missed && Severity::Stale < Severity::Ok);
+        let f = Severity::Stale.filter(10 * DAY_MS);
+        assert_eq!(f.health, Some(Health::Stale { before: 7 * DAY_MS }));
+        assert_eq!(Severity::Offline.filter(0).online, Some(false));
+    }
+
+    /// "and N more" counts hosts, not rows: a host with two failing groups
+    /// is one host.
+    #[test]
+    fn more_counts_hosts() {
+        let host = |id: &str| HostBrief {
             id: id.into(),
-            hostname: name.into(),
+            hostname: id.into(),
             display_name: None,
             online: true,
             last_seen_at: None,
-        }
-    }
-
-    fn group(id: &str, host: &str, name: &str) -> SourceGroup {
-        SourceGroup {
-            id: id.into(),
-            host_id: host.into(),
-            name: name.into(),
-            includes: "[]".into(),
-            excludes: "[]".into(),
-            retention_policy: None,
-            retry_max: 0,
-            retry_backoff_seconds: 300,
-            created_at: 0,
-            updated_at: 0,
-        }
-    }
-
-    fn job(host: &str, group: &str, status: JobStatus, finished: i64) -> Job {
-        Job {
-            id: format!("j-{host}-{group}"),
-            host_id: host.into(),
-            kind: JobKind::Backup,
-            status,
-            trigger: JobTrigger::Schedule,
-            source_group_id: Some(group.into()),
-            tag: None,
-            includes: "[]".into(),
-            excludes: "[]".into(),
-            retention_policy: None,
-            args: "[]".into(),
-            schedule_id: None,
-            scheduled_at: None,
-            attempt: 1,
-            first_attempt_id: None,
-            retry_at: None,
-            created_at: 0,
-            dispatched_at: None,
-            accepted_at: None,
-            started_at: None,
-            finished_at: Some(finished),
-            exit_code: None,
-            error: None,
-            warning: None,
-            stats: None,
-            progress: None,
-            last_log_seq: 0,
-        }
-    }
-
-    /// Failing rows come first, then missed, warnings, never-run and healthy ones.
-    #[test]
-    fn failing_and_missed_first() {
-        let now = 100 * DAY_MS;
-        let hosts = vec![
-            host("a", "alpha"),
-            host("b", "bravo"),
-            host("c", "charlie"),
-            host("d", "delta"),
-        ];
-        let groups = vec![
-            group("ga", "a", "docs"),
-            group("gb", "b", "docs"),
-            group("gc", "c", "docs"),
-        ];
-        let latest = vec![
-            job("a", "ga", JobStatus::Succeeded, now - 1000),
-            job("b", "gb", JobStatus::Succeeded, now - DAY_MS),
-            job("c", "gc", JobStatus::Failed, now - 1000),
-        ];
-        // bravo missed a run after its last backup; alpha's miss is older than its backup.
-        let missed = vec![
-            MissedRun {
-                id: "m1".into(),
-                host_id: "b".into(),
-                schedule_id: "s".into(),
-                scheduled_at: now - 1000,
-                detected_at: now,
-            },
-            MissedRun {
-                id: "m2".into(),
-                host_id: "a".into(),
-                schedule_id: "s".into(),
-                scheduled_at: now - DAY_MS,
-                detected_at: now,
-            },
-        ];
-        let rows = status_rows(&hosts, &groups, &latest, &missed, now);
-        let order: Vec<(&str, Severity)> = rows
-            .iter()
-            .map(|r| (r.host.hostname.as_str(), r.severity))
-            .collect();
-        assert_eq!(
-            order,
-            [
-                ("charlie", Severity::Failed),
-                ("bravo", Severity::Missed),
-                ("delta", Severity::Never),
-                ("alpha", Severity::Ok),
-            ]
-        );
-        assert_eq!(rows[1].missed, 1);
-        assert_eq!(rows[3].missed, 0);
+            last_backup_at: None,
+        };
+        let s = Section {
+            severity: Severity::Failed,
+            count: 5,
+            rows: vec![
+                Row {
+                    host: host("a"),
+                    result: None,
+                },
+                Row {
+                    host: host("a"),
+                    result: None,
+                },
+                Row {
+                    host: host("b"),
+                    result: None,
+                },
+            ],
+        };
+        assert_eq!(s.more(), 3);
     }
 }

@@ -1,13 +1,16 @@
-//! `GET /hosts?status=online|offline&q=<text>&offset=<n>`: the host list,
-//! filtered by status and searched by name (host name or display name,
-//! case-insensitive), a page of [`PAGE`] hosts at a time.
+//! `GET /hosts?status=<state>&label=<key>=<value>&q=<text>&offset=<n>`:
+//! the host list in natural order of the host names, filtered by presence
+//! (`online`, `offline`) or by the dashboard's backup states (`failed`,
+//! `missed`, `never`, `stale`, `healthy`), by one label, and searched by
+//! name (host name or display name, case-insensitive), a page of [`PAGE`]
+//! hosts at a time.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use maud::html;
 use serde::Deserialize;
 
-use super::dashboard::presence_badge;
+use super::dashboard::{presence_badge, Severity};
 use super::layout::{self, Nav};
 use super::{encode_query_value, format, html_response, PageCtx, UiError};
 use crate::auth::Role;
@@ -21,8 +24,15 @@ const PAGE: i64 = 100;
 #[derive(Debug, Deserialize)]
 pub(super) struct HostsQuery {
     status: Option<String>,
+    label: Option<String>,
     q: Option<String>,
     offset: Option<String>,
+}
+
+/// Parses a `key=value` label filter.
+fn parse_label(text: &str) -> Result<(String, String), ApiError> {
+    store::hosts::parse_label_filter(text)
+        .ok_or_else(|| ApiError::validation(format!("label: expected key=value, got {text:?}")))
 }
 
 pub(super) async fn page(
@@ -31,19 +41,31 @@ pub(super) async fn page(
     query: web::Query<HostsQuery>,
 ) -> Result<HttpResponse, UiError> {
     ctx.require(Role::Viewer)?;
-    let HostsQuery { status, q, offset } = query.into_inner();
+    let HostsQuery {
+        status,
+        label,
+        q,
+        offset,
+    } = query.into_inner();
     let status = status.filter(|s| !s.is_empty());
-    let online = match status.as_deref() {
-        None => None,
-        Some("online") => Some(true),
-        Some("offline") => Some(false),
-        Some(other) => {
-            return Err(ApiError::validation(format!(
-                "status: expected online or offline, got {other:?}"
-            ))
-            .into())
-        }
+    let base = match status.as_deref() {
+        None => HostFilter::default(),
+        Some("online") => HostFilter {
+            online: Some(true),
+            ..HostFilter::default()
+        },
+        Some(other) => match Severity::parse(other) {
+            Some(severity) => severity.filter(ctx.now),
+            None => {
+                return Err(ApiError::validation(format!(
+                    "status: expected online, offline, failed, missed, never, stale or healthy, got {other:?}"
+                ))
+                .into())
+            }
+        },
     };
+    let label = label.filter(|l| !l.trim().is_empty());
+    let label_filter = label.as_deref().map(parse_label).transpose()?;
     let offset = offset
         .as_deref()
         .filter(|o| !o.is_empty())
@@ -54,11 +76,12 @@ pub(super) async fn page(
         .max(0);
     let q = q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
     let filter = HostFilter {
-        online,
         query: q.clone(),
+        label: label_filter,
         include_revoked: false,
         limit: PAGE,
         offset,
+        ..base
     };
     let page = with_conn(&state.pool, move |conn| {
         Ok(store::hosts::list(conn, &filter)?)
@@ -69,6 +92,9 @@ pub(super) async fn page(
         let mut url = format!("/hosts?offset={offset}");
         if let Some(s) = &status {
             url.push_str(&format!("&status={}", encode_query_value(s)));
+        }
+        if let Some(l) = &label {
+            url.push_str(&format!("&label={}", encode_query_value(l)));
         }
         if let Some(q) = &q {
             url.push_str(&format!("&q={}", encode_query_value(q)));
@@ -82,9 +108,13 @@ pub(super) async fn page(
             label for="filter-status" { "Status" }
             select #filter-status name="status" {
                 option value="" selected[status.is_none()] { "any" }
-                option value="online" selected[online == Some(true)] { "online" }
-                option value="offline" selected[online == Some(false)] { "offline" }
+                option value="online" selected[status.as_deref() == Some("online")] { "online" }
+                @for s in Severity::ALL {
+                    option value=(s.as_str()) selected[status.as_deref() == Some(s.as_str())] { (s.as_str()) }
+                }
             }
+            label for="filter-label" { "Label" }
+            input #filter-label name="label" type="text" value=(label.as_deref().unwrap_or("")) placeholder="key=value";
             label for="filter-q" { "Name" }
             input #filter-q name="q" type="search" value=(q.as_deref().unwrap_or("")) placeholder="host or display name";
             button type="submit" { "Filter" }

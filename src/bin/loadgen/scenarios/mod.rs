@@ -11,6 +11,7 @@
 //! - [`fanout`]: schedule change → every ack recorded.
 //! - [`logs`]: log ingestion rate and lag.
 //! - [`reconnect`]: restart with agents connected; nothing lost.
+//! - [`ui`]: page and API latencies over a seeded fleet-sized database.
 
 mod connect;
 mod dispatch;
@@ -18,6 +19,7 @@ mod fanout;
 mod idle;
 mod logs;
 mod reconnect;
+mod ui;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -60,6 +62,7 @@ pub async fn run(scenario: Scenario, opts: Options) -> anyhow::Result<Report> {
         Scenario::BaselineWs => baseline_ws::run(&opts).await?,
         Scenario::BaselineActix => baseline_actix::run(&opts).await?,
         Scenario::BaselineSqlite => baseline_sqlite::run(&opts).await?,
+        Scenario::Ui => ui::run(&opts).await?,
         Scenario::BaselineWsServer | Scenario::BaselineActixServer => {
             bail!("the bare servers are started by their baselines")
         }
@@ -114,11 +117,13 @@ impl Ctx {
             None => {
                 let keep = opts.keep_data;
                 let log = opts.server_log.clone();
+                let url = opts.database_url.clone();
                 let setup = Instant::now();
-                let (mut server, hosts) =
-                    tokio::task::spawn_blocking(move || OwnServer::prepare(agents, keep, &log))
-                        .await
-                        .context("setup panicked")??;
+                let (mut server, hosts) = tokio::task::spawn_blocking(move || {
+                    OwnServer::prepare(agents, keep, &log, url.as_deref())
+                })
+                .await
+                .context("setup panicked")??;
                 let addr = tokio::task::spawn_blocking(move || {
                     let addr = server.start();
                     (server, addr)

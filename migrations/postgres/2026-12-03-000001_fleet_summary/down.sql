@@ -1,0 +1,15 @@
+DROP INDEX jobs_status_created_at;
+DROP TABLE log_prune_cursor;
+DROP INDEX jobs_finished_at;
+DROP TRIGGER jobs_summaries ON jobs;
+DROP FUNCTION jobs_summaries();
+DROP TRIGGER hosts_labels_rows ON hosts;
+DROP FUNCTION hosts_labels_rows();
+DROP TABLE backup_latest;
+DROP TABLE job_outcomes_hourly;
+DROP TABLE job_counts;
+DROP TABLE host_labels;
+DROP INDEX hosts_last_backup_at;
+ALTER TABLE hosts DROP COLUMN last_backup_at;
+DROP INDEX hosts_sort_key;
+ALTER TABLE hosts DROP COLUMN sort_key;
