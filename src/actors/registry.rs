@@ -27,7 +27,10 @@ use super::persistence::{MarkOffline, Persistence};
 /// whoever needs a host's session; written only by the [`Registry`].
 /// Lock sections are a map lookup or update, never an await.
 #[derive(Clone, Default)]
-pub struct Directory(Arc<RwLock<HashMap<String, (u64, Addr<HostSession>)>>>);
+pub struct Directory(Arc<RwLock<Sessions>>);
+
+/// Host id → (session serial, session address).
+type Sessions = HashMap<String, (u64, Addr<HostSession>)>;
 
 impl Directory {
     /// The live session of a host, if any.

@@ -29,10 +29,8 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
-/// The columns of [`Host`] in its field order: what writes return (the
-/// table also has the sort key and last backup time, which `Host` leaves
-/// out).
-const HOST_COLUMNS: (
+/// The column tuple of [`HOST_COLUMNS`].
+type HostColumns = (
     hosts::id,
     hosts::hostname,
     hosts::display_name,
@@ -50,7 +48,12 @@ const HOST_COLUMNS: (
     hosts::enrolled_at,
     hosts::updated_at,
     hosts::revoked_at,
-) = (
+);
+
+/// The columns of [`Host`] in its field order: what writes return (the
+/// table also has the sort key and last backup time, which `Host` leaves
+/// out).
+const HOST_COLUMNS: HostColumns = (
     hosts::id,
     hosts::hostname,
     hosts::display_name,

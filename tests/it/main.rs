@@ -28,6 +28,7 @@ mod docs;
 mod e2e_backup;
 mod e2e_faults;
 mod e2e_jobs;
+mod job_followup;
 mod secrets_at_rest;
 mod store;
 mod ui_browser;

@@ -105,7 +105,7 @@ impl JobQueue {
 
     /// The next job to send, if none is in flight; it is in flight from
     /// now on.
-    pub fn next(&mut self) -> Option<QueuedJob> {
+    pub fn take_next(&mut self) -> Option<QueuedJob> {
         if self.in_flight.is_some() {
             return None;
         }
@@ -166,7 +166,7 @@ mod tests {
 
     fn ids(queue: &mut JobQueue) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some(j) = queue.next() {
+        while let Some(j) = queue.take_next() {
             out.push(j.id().to_owned());
             queue.done(&out[out.len() - 1].clone());
         }
@@ -195,13 +195,13 @@ mod tests {
         let mut q = JobQueue::default();
         q.enqueue(job("a", 1));
         q.enqueue(job("b", 2));
-        assert_eq!(q.next().map(|j| j.run.job_id), Some("a".into()));
+        assert_eq!(q.take_next().map(|j| j.run.job_id), Some("a".into()));
         assert_eq!(q.in_flight(), Some("a"));
-        assert_eq!(q.next(), None);
+        assert_eq!(q.take_next(), None);
         assert!(!q.enqueue(job("a", 1)), "in flight");
         q.done("a");
         assert!(!q.enqueue(job("a", 1)), "finished here");
-        assert_eq!(q.next().map(|j| j.run.job_id), Some("b".into()));
+        assert_eq!(q.take_next().map(|j| j.run.job_id), Some("b".into()));
     }
 
     /// Cancelling drops a waiting job; for the job in flight it says so
@@ -211,14 +211,14 @@ mod tests {
         let mut q = JobQueue::default();
         q.enqueue(job("a", 1));
         q.enqueue(job("b", 2));
-        q.next();
+        q.take_next();
         assert!(!q.cancel("b"));
         assert_eq!(q.waiting(), 0);
         assert!(q.cancel("a"));
         assert_eq!(q.in_flight(), Some("a"));
         q.done("a");
         assert_eq!(q.in_flight(), None);
-        assert_eq!(q.next(), None);
+        assert_eq!(q.take_next(), None);
     }
 
     /// A job done while waiting (cancelled before it went out) leaves

@@ -28,7 +28,7 @@ impl HostSession {
         if self.phase != Phase::Ready {
             return;
         }
-        let Some(job) = self.queue.next() else {
+        let Some(job) = self.queue.take_next() else {
             return;
         };
         tracing::info!(host_id = %self.host_id, job_id = %job.id(), kind = %job.run.kind, "dispatching job");

@@ -287,8 +287,8 @@ fn seed_logs(conn: &mut DbConnection, d: &Dialect, plan: &Plan) -> anyhow::Resul
     let step = plan.step_ms();
     let t0 = plan.t0();
     let job = d.id("00000000-0000-7000-9000-", "j");
-    if per > 0 {
-        let jobs_per_statement = (LINES_PER_STATEMENT / per).max(1);
+    if let Some(jobs_per_statement) = LINES_PER_STATEMENT.checked_div(per) {
+        let jobs_per_statement = jobs_per_statement.max(1);
         let mut from = 0;
         while from < plan.jobs {
             let to = (from + jobs_per_statement).min(plan.jobs) - 1;

@@ -16,7 +16,7 @@ use crate::actors::{CancelOutcome, NewJobRequest};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{int_param, live_host, parse_time, stored_json, Body, Time};
+use crate::http::extract::{int_param, parse_time, stored_json, Body, Time};
 use crate::http::AppState;
 use crate::protocol::{self, RetentionPolicy};
 use crate::store::{self, models, JobKind, JobStatus, LogStream};

@@ -7,7 +7,10 @@
 pub fn assert_well_formed(doc: &str) {
     if let Err(e) = roxmltree::Document::parse(doc) {
         let at = e.pos();
-        let line = doc.lines().nth((at.row as usize).saturating_sub(1)).unwrap_or("");
+        let line = doc
+            .lines()
+            .nth((at.row as usize).saturating_sub(1))
+            .unwrap_or("");
         panic!("not well-formed: {e}\n…{line}…");
     }
 }

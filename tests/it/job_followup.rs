@@ -8,10 +8,8 @@
 //! and the scheduler, so dying there lost it for good (the agent's
 //! re-sent `job.finished` finds the job finished and creates nothing).
 
-mod common;
-
-use common::agent::{db, enroll, finished_envelope, job_when, Enrolled, TestAgent};
-use common::server::{spawn_app, TestApp};
+use crate::common::agent::{db, enroll, finished_envelope, job_when, Enrolled, TestAgent};
+use crate::common::server::{spawn_app, TestApp};
 use restic_manager::actors::persistence::{ArmFailpoint, Failpoint};
 use restic_manager::actors::NewJobRequest;
 use restic_manager::protocol::{self, FinishStatus};
