@@ -1,4 +1,4 @@
-//! The agent ⇄ server wire protocol (`shared/PROTOCOL.md`, version 1), shared
+//! The agent ⇄ server wire protocol (`docs/PROTOCOL.md`, version 1), shared
 //! by the server and the agent.
 //!
 //! This module owns the JSON shape of every WebSocket frame and of the HTTP

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
-//! End-to-end tests of the management REST API (shared/API.md) over real
+//! End-to-end tests of the management REST API (docs/API.md) over real
 //! TCP: authentication (API tokens, session cookie + CSRF, roles, login
 //! rate limit), hosts, repository secrets, source groups, schedules, jobs,
 //! snapshots, repo stats and missed runs, and the audit log they write.

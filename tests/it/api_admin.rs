@@ -661,7 +661,7 @@ async fn api_token_errors() {
 // Audit log and the rest
 // ---------------------------------------------------------------------------
 
-/// GET /audit lists newest first with actor, action, target, time and address; filters by actor, action and since; pages; admin only.
+/// GET /audit lists newest first with actor, action, target, time and address; filters by actor, action and since; pages; readable by every role.
 #[actix_web::test]
 async fn audit_log_reads_and_filters() {
     let app = spawn_app().await;

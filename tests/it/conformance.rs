@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
-//! Black-box conformance with shared/API.md, pinned where our server once
+//! Black-box conformance with docs/API.md, pinned where our server once
 //! deviated from it: the real server over HTTP, driven as a stranger who
 //! read only the document would drive it.
 

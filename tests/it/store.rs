@@ -270,7 +270,7 @@ fn migrations_go_up_down_and_up_again() {
         let mut conn = pool.get().unwrap();
         let c = &mut *conn;
         assert_eq!(store::backend_name(c), backend);
-        assert_eq!(app_table_count(c), 16, "{backend}: tables after connect");
+        assert_eq!(app_table_count(c), 21, "{backend}: tables after connect");
         assert_eq!(store::run_migrations(c).unwrap(), 0, "nothing pending");
 
         let reverted = store::revert_all_migrations(c).unwrap();
@@ -278,7 +278,7 @@ fn migrations_go_up_down_and_up_again() {
         assert_eq!(app_table_count(c), 0, "{backend}: tables left after revert");
 
         assert_eq!(store::run_migrations(c).unwrap(), reverted);
-        assert_eq!(app_table_count(c), 16);
+        assert_eq!(app_table_count(c), 21);
         add_user(c, "after-remigration", Role::Admin);
         assert_eq!(users::count(c).unwrap(), 1);
     });

@@ -25,9 +25,7 @@ use crate::store::{self, models};
 pub(super) fn endpoints() -> Vec<Endpoint> {
     vec![Endpoint::get("/audit", |r| r.to(list))
         .summary("The audit log, newest first")
-        .describe(
-            "Every change, login and failed login. Admins only: it names accounts and addresses.",
-        )
+        .describe("Every change, login and failed login, newest first. Readable by every role.")
         .role(Role::Viewer)
         .query(
             "actor",

@@ -1,4 +1,4 @@
-//! The management REST API under `/api/v1` (shared/API.md): one module per
+//! The management REST API under `/api/v1` (docs/API.md): one module per
 //! resource, each with its own request and response DTOs (store rows are
 //! never serialised directly, and no DTO has a secret field).
 //!
