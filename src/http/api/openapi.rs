@@ -323,8 +323,8 @@ pub fn schemas() -> Map<String, Value> {
     s.insert(name.to_owned(), closed(me));
     // The created token is the token's fields (`#[serde(flatten)]`) plus the secret.
     let mut created = s["ApiToken"].clone();
-    created["properties"]["token"] =
-        json!({"type": "string", "description": "The API token; shown only here."});
+    created["description"] = json!("A new API token: its fields and the token, shown only here.");
+    created["properties"]["token"] = json!({"type": "string", "description": "The API token."});
     if let Some(required) = created["required"].as_array_mut() {
         required.push(json!("token"));
     }
@@ -403,7 +403,22 @@ pub fn schemas() -> Map<String, Value> {
     if let Value::Object(written) = written {
         s.extend(written);
     }
+    s.values_mut().for_each(plain_links);
     s
+}
+
+/// Descriptions come from doc comments: `[`X`]` (a rustdoc link) reads `X`.
+fn plain_links(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(text)) = map.get_mut("description") {
+                *text = text.replace("[`", "`").replace("`]", "`");
+            }
+            map.values_mut().for_each(plain_links);
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain_links),
+        _ => {}
+    }
 }
 
 // Field schemas for `#[schema(schema_with = ...)]`: text fields that hold
@@ -548,6 +563,34 @@ mod tests {
         let e = Endpoint::get("/jobs/{id}/events", |r| r).event_stream("Live events.");
         let op = operation(&e);
         assert!(op["responses"]["200"]["content"]["text/event-stream"].is_object());
+    }
+
+    /// The documented token lifetimes are the bounds the handlers enforce.
+    #[test]
+    fn ttl_bounds_match_the_handlers() {
+        use super::super::{api_tokens, enrollment_tokens};
+        let s = schemas();
+        for (schema, min, max) in [
+            (
+                "EnrollmentTokenCreate",
+                enrollment_tokens::MIN_TTL_SECONDS,
+                enrollment_tokens::MAX_TTL_SECONDS,
+            ),
+            (
+                "ApiTokenCreate",
+                api_tokens::MIN_TTL_SECONDS,
+                api_tokens::MAX_TTL_SECONDS,
+            ),
+        ] {
+            let ttl = &s[schema]["properties"]["ttl_seconds"];
+            assert_eq!(ttl["minimum"].as_u64(), Some(min), "{schema}");
+            assert_eq!(ttl["maximum"].as_u64(), Some(max), "{schema}");
+        }
+        let ttl = &s["EnrollmentTokenCreate"]["properties"]["ttl_seconds"];
+        assert_eq!(
+            ttl["default"].as_u64(),
+            Some(enrollment_tokens::DEFAULT_TTL_SECONDS)
+        );
     }
 
     /// Operation ids are derived from the method and path.
