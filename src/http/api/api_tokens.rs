@@ -58,26 +58,35 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// `POST /api-tokens` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+#[schema(as = ApiTokenCreate)]
+pub(super) struct CreateRequest {
+    /// 1-100 characters.
     name: String,
+    #[schema(minimum = 60, maximum = 157_680_000)]
     ttl_seconds: Option<u64>,
+    #[schema(schema_with = super::openapi::role)]
     role: Option<String>,
 }
 
 /// An API token as the API lists it (no secret).
-#[derive(Debug, Serialize)]
-struct ApiTokenDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ApiToken)]
+pub(super) struct ApiTokenDto {
     id: String,
     name: String,
     user_id: String,
     username: String,
     /// The cap the token was made with; `null`: its user's role.
+    #[schema(schema_with = super::openapi::role_or_null)]
     role: Option<Role>,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_used_at: Option<Time>,
     /// `null`: never expires.
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Time>,
     expired: bool,
 }

@@ -45,14 +45,17 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// One audit entry as the API shows it.
-#[derive(Debug, Serialize)]
-struct AuditEntryDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
+pub(super) struct AuditEntryDto {
     id: String,
+    #[schema(value_type = String, format = DateTime)]
     at: Time,
     actor: String,
     action: String,
     target: Option<String>,
     /// What changed (never a secret).
+    #[schema(value_type = Option<Object>)]
     detail: Option<Value>,
     source_addr: Option<String>,
 }

@@ -52,25 +52,33 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// `POST /enrollment-tokens` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+#[schema(as = EnrollmentTokenCreate)]
+pub(super) struct CreateRequest {
+    #[schema(minimum = 60, maximum = 2_592_000, default = 86_400)]
     ttl_seconds: Option<u64>,
 }
 
 /// The answer to a create: the only time the token is shown.
-#[derive(Serialize)]
-struct CreatedDto {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EnrollmentTokenCreated)]
+pub(super) struct CreatedDto {
     id: String,
+    /// The one-time token; shown only here.
     token: String,
+    #[schema(value_type = String, format = DateTime)]
     expires_at: Time,
 }
 
 /// A usable enrolment token as the API lists it (no secret).
-#[derive(Debug, Serialize)]
-struct EnrollmentTokenDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = EnrollmentToken)]
+pub(super) struct EnrollmentTokenDto {
     id: String,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Time,
+    #[schema(value_type = String, format = DateTime)]
     expires_at: Time,
     /// Username of its creator; `null` for the CLI or a deleted user.
     created_by: Option<String>,

@@ -68,7 +68,8 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 
 /// A host as the API shows it (API.md's host fields, plus labels and
 /// enrolment time).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Host)]
 pub struct HostDto {
     pub id: String,
     pub hostname: String,
@@ -78,9 +79,11 @@ pub struct HostDto {
     pub arch: String,
     pub agent_version: Option<String>,
     pub restic_version: Option<String>,
-    /// `"online"` or `"offline"`.
+    #[schema(schema_with = super::openapi::host_status)]
     pub status: &'static str,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen: Option<Time>,
+    #[schema(value_type = String, format = DateTime)]
     pub enrolled_at: Time,
     /// The current version of the host's schedule list.
     pub schedule_version: i64,
@@ -206,9 +209,11 @@ where
 
 /// `PATCH /hosts/{id}` body: absent fields are left as they are;
 /// `display_name: null` clears the display name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchRequest {
+#[schema(as = HostPatch)]
+pub(super) struct PatchRequest {
+    /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
     display_name: Option<Option<String>>,
     labels: Option<BTreeMap<String, String>>,

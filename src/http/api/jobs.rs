@@ -80,13 +80,16 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 
 /// A job as the API shows it: status, attempt, timings, progress, stats
 /// and error.
-#[derive(Debug, Serialize)]
-struct JobDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
+pub(super) struct JobDto {
     id: String,
     host_id: String,
+    #[schema(schema_with = super::openapi::job_kind)]
     kind: JobKind,
+    #[schema(schema_with = super::openapi::job_status)]
     status: JobStatus,
-    /// `manual`, `schedule`, `retry` or `retention`.
+    #[schema(schema_with = super::openapi::job_trigger)]
     trigger: store::JobTrigger,
     source_group_id: Option<String>,
     /// The restic tag (the source group's name for backup and forget).
@@ -95,21 +98,30 @@ struct JobDto {
     excludes: Vec<String>,
     retention_policy: Option<RetentionPolicy>,
     schedule_id: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     scheduled_at: Option<Time>,
     attempt: i32,
     first_attempt_id: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     retry_at: Option<Time>,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
     dispatched_at: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     accepted_at: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     started_at: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     finished_at: Option<Time>,
     exit_code: Option<i32>,
     error: Option<String>,
     warning: Option<String>,
     /// The latest `job.progress` payload.
+    #[schema(value_type = Option<Object>)]
     progress: Option<Value>,
     /// restic's summary of the finished run.
+    #[schema(value_type = Option<Object>)]
     stats: Option<Value>,
     /// The highest log line number stored (0: none).
     last_log_seq: i64,
@@ -156,10 +168,13 @@ impl JobDto {
 }
 
 /// `POST /hosts/{id}/jobs` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+#[schema(as = JobCreate)]
+pub(super) struct CreateRequest {
+    #[schema(schema_with = super::openapi::job_kind)]
     kind: String,
+    /// Group name; required for backup and forget.
     source_group: Option<String>,
 }
 
@@ -283,17 +298,22 @@ async fn get(
 }
 
 /// One log line as the API shows it.
-#[derive(Debug, Serialize)]
-struct LogLineDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = LogLine)]
+pub(super) struct LogLineDto {
     seq: i64,
+    #[schema(value_type = String, format = DateTime)]
     ts: Time,
+    #[schema(schema_with = super::openapi::log_stream)]
     stream: LogStream,
     payload: String,
 }
 
 /// `GET /jobs/{id}/logs` answer: API.md's list shape, `{items, total}`.
-#[derive(Debug, Serialize)]
-struct LogsResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = LogPage)]
+pub(super) struct LogsResponse {
+    #[schema(value_type = Vec<LogLine>)]
     items: Vec<LogLineDto>,
     /// Lines after `after_seq`, ignoring `limit`.
     total: i64,
@@ -344,11 +364,13 @@ async fn logs(
 }
 
 /// `POST /jobs/{id}/cancel` answer.
-#[derive(Debug, Serialize)]
-struct CancelResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CancelResult)]
+pub(super) struct CancelResponse {
     id: String,
     /// `cancelled` (it was still queued) or `cancel_requested` (the agent
     /// was asked to stop it; its final status follows).
+    #[schema(schema_with = super::openapi::cancel_outcome)]
     outcome: &'static str,
 }
 

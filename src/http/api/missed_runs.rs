@@ -24,14 +24,17 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// One missed run as the API shows it.
-#[derive(Debug, Serialize)]
-struct MissedRunDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MissedRun)]
+pub(super) struct MissedRunDto {
     id: String,
     host_id: String,
     schedule_id: String,
     /// The cron time that passed without a fire.
+    #[schema(value_type = String, format = DateTime)]
     scheduled_at: Time,
     /// When the server noticed.
+    #[schema(value_type = String, format = DateTime)]
     detected_at: Time,
 }
 

@@ -7,19 +7,24 @@
 //! body, the success answers and the error answers every endpoint of its
 //! kind can give (400 with a body or query, 401 and 403 when
 //! authenticated, 404 with path parameters, 413/415 with a body), all with
-//! the `Error` schema. The component schemas below are written by hand
-//! next to each other; enum values come from the Rust enums, and
-//! `tests/api_openapi.rs` checks real answers against them.
+//! the `Error` schema. The component schemas are derived from the request
+//! and answer types (`#[derive(utoipa::ToSchema)]`, named with
+//! `#[schema(as = ...)]`); enum values come from the Rust enums through the
+//! `schema_with` functions below, and `tests/api_openapi.rs` checks real
+//! answers against them.
 
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType};
+use utoipa::ToSchema;
 
 use super::table::{Access, Endpoint, Verb};
 use super::PREFIX;
 use crate::auth::Role;
 use crate::http::auth::{CSRF_HEADER, SESSION_COOKIE};
+use crate::protocol::{self, LockState};
 use crate::store::{JobKind, JobStatus, JobTrigger, LogStream};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
@@ -245,527 +250,234 @@ fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-fn string() -> Value {
-    json!({"type": "string"})
+/// A derived schema as JSON.
+fn derived<'s, T: ToSchema<'s>>() -> (&'s str, Value) {
+    let (name, schema) = T::schema();
+    (name, serde_json::to_value(schema).unwrap_or(Value::Null))
 }
 
-fn text(description: &str) -> Value {
-    json!({"type": "string", "description": description})
+/// An answer carries every field (`null` when unset) and nothing else;
+/// utoipa leaves `Option` fields out of `required`.
+fn answer(mut schema: Value) -> Value {
+    let names: Vec<Value> = schema["properties"]
+        .as_object()
+        .map(|p| p.keys().map(|k| json!(k)).collect())
+        .unwrap_or_default();
+    schema["required"] = Value::Array(names);
+    closed(schema)
 }
 
-fn integer() -> Value {
-    json!({"type": "integer", "format": "int64"})
-}
-
-fn number() -> Value {
-    json!({"type": "number", "format": "double"})
-}
-
-fn boolean() -> Value {
-    json!({"type": "boolean"})
-}
-
-fn time() -> Value {
-    json!({"type": "string", "format": "date-time"})
-}
-
-fn secret(description: &str) -> Value {
-    json!({"type": "string", "writeOnly": true, "description": description})
-}
-
-fn one_of(values: Vec<&str>) -> Value {
-    json!({"type": "string", "enum": values})
-}
-
-fn array(items: Value) -> Value {
-    json!({"type": "array", "items": items})
-}
-
-fn any_object() -> Value {
-    json!({"type": "object", "additionalProperties": true})
-}
-
-/// `schema` that may also be `null`.
-fn nullable(schema: Value) -> Value {
-    match schema {
-        Value::Object(mut map) if !map.contains_key("$ref") => {
-            map.insert("nullable".into(), json!(true));
-            Value::Object(map)
-        }
-        other => json!({"allOf": [other], "nullable": true}),
-    }
-}
-
-/// An object with these properties; `!` after a name marks it required.
-/// Answers mark every field required (they are always present, `null`
-/// when unset); request bodies mark the ones they need.
-fn object(fields: Vec<(&str, Value)>) -> Value {
-    let mut properties = Map::new();
-    let mut required = Vec::new();
-    for (name, schema) in fields {
-        let name = match name.strip_suffix('!') {
-            Some(name) => {
-                required.push(name.to_owned());
-                name
-            }
-            None => name,
-        };
-        properties.insert(name.to_owned(), schema);
-    }
-    let mut schema = Map::new();
-    schema.insert("type".into(), json!("object"));
-    schema.insert("properties".into(), Value::Object(properties));
-    if !required.is_empty() {
-        schema.insert("required".into(), json!(required));
-    }
-    schema.insert("additionalProperties".into(), json!(false));
-    Value::Object(schema)
+/// No fields but the documented ones (requests get this from
+/// `#[serde(deny_unknown_fields)]`).
+fn closed(mut schema: Value) -> Value {
+    schema["additionalProperties"] = json!(false);
+    schema
 }
 
 /// `{"items": [item], "total": N}`.
 fn list_of(item: &str) -> Value {
-    object(vec![
-        ("items!", array(reference(item))),
-        ("total!", integer()),
-    ])
+    json!({
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": reference(item)},
+            "total": {"type": "integer", "format": "int64"},
+        },
+        "required": ["items", "total"],
+        "additionalProperties": false,
+    })
 }
 
-fn names<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> Vec<&'static str> {
-    all.iter().map(|v| name(*v)).collect()
-}
-
-/// Every component schema, by name.
+/// Every component schema, by name: derived from the request and answer
+/// types, except the error body (`http::error`), the enrolment messages
+/// (`protocol`, which depends on serde alone and is shared with the agent)
+/// and the list envelopes.
 pub fn schemas() -> Map<String, Value> {
-    let role = || one_of(names(&Role::ALL, Role::as_str));
-    let job_kind = || one_of(names(JobKind::ALL, JobKind::as_str));
-    let job_status = || one_of(names(JobStatus::ALL, JobStatus::as_str));
-    let strings = || array(string());
-    let retention = || nullable(reference("RetentionPolicy"));
-    let keep = || json!({"type": "integer", "minimum": 0});
+    use super::{api_tokens, enrollment_tokens, hosts, jobs, missed_runs, repo_stats};
+    use super::{repository, schedules, session, snapshots, source_groups, users};
 
     let mut s = Map::new();
-    let mut add = |name: &str, schema: Value| {
-        s.insert(name.to_owned(), schema);
-    };
+    let answers = [
+        derived::<session::UserDto>(),
+        derived::<session::LoginResponse>(),
+        derived::<hosts::HostDto>(),
+        derived::<repository::RepositoryDto>(),
+        derived::<source_groups::SourceGroupDto>(),
+        derived::<schedules::ScheduleDto>(),
+        derived::<jobs::JobDto>(),
+        derived::<jobs::LogLineDto>(),
+        derived::<jobs::LogsResponse>(),
+        derived::<jobs::CancelResponse>(),
+        derived::<snapshots::SnapshotDto>(),
+        derived::<repo_stats::RepoStatsDto>(),
+        derived::<missed_runs::MissedRunDto>(),
+        derived::<enrollment_tokens::CreatedDto>(),
+        derived::<enrollment_tokens::EnrollmentTokenDto>(),
+        derived::<api_tokens::ApiTokenDto>(),
+        derived::<super::audit_log::AuditEntryDto>(),
+    ];
+    for (name, schema) in answers {
+        s.insert(name.to_owned(), answer(schema));
+    }
+    // `csrf_token` is left out for API tokens.
+    let (name, me) = derived::<session::MeResponse>();
+    s.insert(name.to_owned(), closed(me));
+    // The created token is the token's fields (`#[serde(flatten)]`) plus the secret.
+    let mut created = s["ApiToken"].clone();
+    created["description"] = json!("A new API token: its fields and the token, shown only here.");
+    created["properties"]["token"] = json!({"type": "string", "description": "The API token."});
+    if let Some(required) = created["required"].as_array_mut() {
+        required.push(json!("token"));
+    }
+    s.insert("ApiTokenCreated".to_owned(), created);
 
-    add(
-        "Error",
-        object(vec![(
-            "error!",
-            object(vec![
-                (
-                    "code!",
-                    text("A snake_case code such as not_found or validation_failed."),
-                ),
-                (
-                    "message!",
-                    text("A sentence for humans; names the field at fault."),
-                ),
-            ]),
-        )]),
-    );
-    add("OpenApiDocument", any_object());
+    let requests = [
+        derived::<session::LoginRequest>(),
+        derived::<users::CreateRequest>(),
+        derived::<users::PatchRequest>(),
+        derived::<hosts::PatchRequest>(),
+        derived::<repository::PutRequest>(),
+        derived::<source_groups::RetentionBody>(),
+        derived::<source_groups::GroupRequest>(),
+        derived::<schedules::ScheduleRequest>(),
+        derived::<jobs::CreateRequest>(),
+        derived::<enrollment_tokens::CreateRequest>(),
+        derived::<api_tokens::CreateRequest>(),
+    ];
+    s.extend(requests.map(|(name, schema)| (name.to_owned(), schema)));
 
-    // Sessions and users.
-    add(
-        "LoginRequest",
-        object(vec![
-            ("username!", string()),
-            ("password!", secret("The password.")),
-        ]),
-    );
-    add(
-        "User",
-        object(vec![
-            ("id!", string()),
-            ("username!", string()),
-            ("role!", role()),
-            ("disabled!", boolean()),
-            ("created_at!", time()),
-            ("updated_at!", time()),
-            ("last_login_at!", nullable(time())),
-        ]),
-    );
-    add("UserList", list_of("User"));
-    add(
-        "LoginResponse",
-        object(vec![
-            ("user!", reference("User")),
-            (
-                "csrf_token!",
-                text("Send it in X-CSRF-Token on state-changing requests."),
-            ),
-        ]),
-    );
-    add(
-        "Me",
-        object(vec![
-            ("user!", reference("User")),
-            ("role!", role()),
-            ("auth!", one_of(vec!["session", "api_token"])),
-            (
-                "csrf_token",
-                text("The session's CSRF token (cookie sessions only)."),
-            ),
-        ]),
-    );
-    add(
-        "UserCreate",
-        object(vec![
-            (
-                "username!",
-                text("1-64 letters, digits, '.', '_', '-' or '@'."),
-            ),
-            ("password!", secret("At least 8 characters.")),
-            ("role!", role()),
-        ]),
-    );
-    add(
-        "UserPatch",
-        object(vec![
-            ("role", role()),
-            ("disabled", boolean()),
-            (
-                "password",
-                secret("A new password; ends the user's sessions."),
-            ),
-        ]),
-    );
+    for (list, item) in [
+        ("UserList", "User"),
+        ("HostList", "Host"),
+        ("SourceGroupList", "SourceGroup"),
+        ("ScheduleList", "Schedule"),
+        ("JobList", "Job"),
+        ("SnapshotList", "Snapshot"),
+        ("RepoStatsList", "RepoStats"),
+        ("MissedRunList", "MissedRun"),
+        ("EnrollmentTokenList", "EnrollmentToken"),
+        ("ApiTokenList", "ApiToken"),
+        ("AuditList", "AuditEntry"),
+    ] {
+        s.insert(list.to_owned(), list_of(item));
+    }
 
-    // Agent enrolment.
-    add(
-        "EnrollRequest",
-        object(vec![
-            ("token!", secret("The one-time enrolment token.")),
-            ("hostname!", string()),
-            ("os!", one_of(vec!["linux", "windows"])),
-            ("arch!", one_of(vec!["amd64", "arm64"])),
-        ]),
-    );
-    add(
-        "EnrollResponse",
-        object(vec![
-            ("host_id!", string()),
-            ("agent_token!", text("The agent's token; shown once.")),
-        ]),
-    );
-
-    // Hosts.
-    let labels = || json!({"type": "object", "additionalProperties": {"type": "string"}});
-    add(
-        "Host",
-        object(vec![
-            ("id!", string()),
-            ("hostname!", string()),
-            ("display_name!", nullable(string())),
-            ("labels!", labels()),
-            ("os!", string()),
-            ("arch!", string()),
-            ("agent_version!", nullable(string())),
-            ("restic_version!", nullable(string())),
-            ("status!", one_of(vec!["online", "offline"])),
-            ("last_seen!", nullable(time())),
-            ("enrolled_at!", time()),
-            ("schedule_version!", integer()),
-            ("acked_schedule_version!", integer()),
-        ]),
-    );
-    add("HostList", list_of("Host"));
-    add(
-        "HostPatch",
-        object(vec![
-            ("display_name", nullable(text("null clears it."))),
-            ("labels", labels()),
-        ]),
-    );
-    add(
-        "Repository",
-        object(vec![
-            ("url!", string()),
-            ("username!", nullable(string())),
-            ("password_set!", boolean()),
-            ("credential_set!", boolean()),
-            ("updated_at!", time()),
-        ]),
-    );
-    add(
-        "RepositoryPut",
-        object(vec![
-            ("url!", string()),
-            ("username", nullable(string())),
-            (
-                "password",
-                nullable(secret("The repository password; absent keeps it.")),
-            ),
-            (
-                "credential",
-                nullable(secret("The backend credential; absent keeps it.")),
-            ),
-        ]),
-    );
-
-    // Source groups and schedules.
-    add(
-        "RetentionPolicy",
-        object(vec![
-            ("keep_last", keep()),
-            ("keep_hourly", keep()),
-            ("keep_daily", keep()),
-            ("keep_weekly", keep()),
-            ("keep_monthly", keep()),
-            ("keep_yearly", keep()),
-            (
-                "keep_within",
-                text("A restic duration such as 30d or 1y2m."),
-            ),
-        ]),
-    );
-    add(
-        "SourceGroup",
-        object(vec![
-            ("id!", string()),
-            ("host_id!", string()),
-            ("name!", string()),
-            ("includes!", strings()),
-            ("excludes!", strings()),
-            ("retention_policy!", retention()),
-            ("retry_max!", integer()),
-            ("retry_backoff_seconds!", integer()),
-            ("created_at!", time()),
-            ("updated_at!", time()),
-        ]),
-    );
-    add("SourceGroupList", list_of("SourceGroup"));
-    add(
-        "SourceGroupRequest",
-        object(vec![
-            (
-                "name!",
-                text("1-64 letters, digits, '.', '_' or '-'; the snapshots' tag."),
-            ),
-            ("includes!", strings()),
-            ("excludes", strings()),
-            ("retention_policy", retention()),
-            (
-                "retry_max",
-                json!({"type": "integer", "minimum": 0, "maximum": 10}),
-            ),
-            (
-                "retry_backoff_seconds",
-                json!({"type": "integer", "minimum": 1, "maximum": 86400}),
-            ),
-        ]),
-    );
-    add(
-        "Schedule",
-        object(vec![
-            ("id!", string()),
-            ("host_id!", string()),
-            ("cron_expr!", string()),
-            ("enabled!", boolean()),
-            ("source_groups!", strings()),
-            ("description!", string()),
-            ("next_runs!", array(time())),
-            ("created_at!", time()),
-            ("updated_at!", time()),
-        ]),
-    );
-    add("ScheduleList", list_of("Schedule"));
-    add(
-        "ScheduleRequest",
-        object(vec![
-            (
-                "cron_expr!",
-                text("Five fields, UTC: minute hour day-of-month month day-of-week."),
-            ),
-            ("enabled", boolean()),
-            ("source_groups!", strings()),
-        ]),
-    );
-
-    // Jobs.
-    add(
-        "JobCreate",
-        object(vec![
-            ("kind!", job_kind()),
-            (
-                "source_group",
-                text("Group name; required for backup and forget."),
-            ),
-        ]),
-    );
-    add(
-        "Job",
-        object(vec![
-            ("id!", string()),
-            ("host_id!", string()),
-            ("kind!", job_kind()),
-            ("status!", job_status()),
-            (
-                "trigger!",
-                one_of(names(JobTrigger::ALL, JobTrigger::as_str)),
-            ),
-            ("source_group_id!", nullable(string())),
-            ("tag!", nullable(string())),
-            ("includes!", strings()),
-            ("excludes!", strings()),
-            ("retention_policy!", retention()),
-            ("schedule_id!", nullable(string())),
-            ("scheduled_at!", nullable(time())),
-            ("attempt!", integer()),
-            ("first_attempt_id!", nullable(string())),
-            ("retry_at!", nullable(time())),
-            ("created_at!", time()),
-            ("dispatched_at!", nullable(time())),
-            ("accepted_at!", nullable(time())),
-            ("started_at!", nullable(time())),
-            ("finished_at!", nullable(time())),
-            ("exit_code!", nullable(integer())),
-            ("error!", nullable(string())),
-            ("warning!", nullable(string())),
-            ("progress!", nullable(any_object())),
-            ("stats!", nullable(any_object())),
-            ("last_log_seq!", integer()),
-        ]),
-    );
-    add("JobList", list_of("Job"));
-    add(
-        "LogLine",
-        object(vec![
-            ("seq!", integer()),
-            ("ts!", time()),
-            ("stream!", one_of(names(LogStream::ALL, LogStream::as_str))),
-            ("payload!", string()),
-        ]),
-    );
-    add(
-        "LogPage",
-        object(vec![
-            ("items!", array(reference("LogLine"))),
-            ("total!", integer()),
-        ]),
-    );
-    add(
-        "CancelResult",
-        object(vec![
-            ("id!", string()),
-            ("outcome!", one_of(vec!["cancelled", "cancel_requested"])),
-        ]),
-    );
-
-    // Reports.
-    add(
-        "Snapshot",
-        object(vec![
-            ("id!", string()),
-            ("short_id!", string()),
-            ("time!", time()),
-            ("hostname!", string()),
-            ("paths!", strings()),
-            ("tags!", strings()),
-            ("size_bytes!", nullable(integer())),
-            ("file_count!", nullable(integer())),
-            ("reported_at!", time()),
-        ]),
-    );
-    add("SnapshotList", list_of("Snapshot"));
-    add(
-        "RepoStats",
-        object(vec![
-            ("recorded_at!", time()),
-            ("size_bytes!", nullable(integer())),
-            ("snapshot_count!", nullable(integer())),
-            ("dedup_ratio!", nullable(number())),
-            ("last_check_at!", nullable(time())),
-            ("last_check_status!", nullable(string())),
-            ("lock_state!", nullable(one_of(vec!["locked", "unlocked"]))),
-        ]),
-    );
-    add("RepoStatsList", list_of("RepoStats"));
-    add(
-        "MissedRun",
-        object(vec![
-            ("id!", string()),
-            ("host_id!", string()),
-            ("schedule_id!", string()),
-            ("scheduled_at!", time()),
-            ("detected_at!", time()),
-        ]),
-    );
-    add("MissedRunList", list_of("MissedRun"));
-
-    // Administration.
-    add(
-        "EnrollmentTokenCreate",
-        object(vec![(
-            "ttl_seconds",
-            json!({"type": "integer", "minimum": 60, "maximum": 2_592_000, "default": 86_400}),
-        )]),
-    );
-    add(
-        "EnrollmentTokenCreated",
-        object(vec![
-            ("id!", string()),
-            ("token!", text("The one-time token; shown only here.")),
-            ("expires_at!", time()),
-        ]),
-    );
-    add(
-        "EnrollmentToken",
-        object(vec![
-            ("id!", string()),
-            ("created_at!", time()),
-            ("expires_at!", time()),
-            (
-                "created_by!",
-                nullable(text("Username of the creator; null for the CLI.")),
-            ),
-        ]),
-    );
-    add("EnrollmentTokenList", list_of("EnrollmentToken"));
-    let token_fields = || {
-        vec![
-            ("id!", string()),
-            ("name!", string()),
-            ("user_id!", string()),
-            ("username!", string()),
-            ("role!", nullable(role())),
-            ("created_at!", time()),
-            ("last_used_at!", nullable(time())),
-            ("expires_at!", nullable(time())),
-            ("expired!", boolean()),
-        ]
-    };
-    add(
-        "ApiTokenCreate",
-        object(vec![
-            ("name!", text("1-100 characters.")),
-            (
-                "ttl_seconds",
-                json!({"type": "integer", "minimum": 60, "maximum": 157_680_000}),
-            ),
-            ("role", role()),
-        ]),
-    );
-    add("ApiToken", object(token_fields()));
-    add("ApiTokenList", list_of("ApiToken"));
-    let mut created = token_fields();
-    created.push(("token!", text("The API token; shown only here.")));
-    add("ApiTokenCreated", object(created));
-    add(
-        "AuditEntry",
-        object(vec![
-            ("id!", string()),
-            ("at!", time()),
-            ("actor!", string()),
-            ("action!", string()),
-            ("target!", nullable(string())),
-            ("detail!", nullable(any_object())),
-            ("source_addr!", nullable(string())),
-        ]),
-    );
-    add("AuditList", list_of("AuditEntry"));
+    let string = json!({"type": "string"});
+    let text = |description: &str| json!({"type": "string", "description": description});
+    let written = json!({
+        "Error": {
+            "type": "object",
+            "properties": {"error": {
+                "type": "object",
+                "properties": {
+                    "code": text("A snake_case code such as not_found or validation_failed."),
+                    "message": text("A sentence for humans; names the field at fault."),
+                },
+                "required": ["code", "message"],
+                "additionalProperties": false,
+            }},
+            "required": ["error"],
+            "additionalProperties": false,
+        },
+        "OpenApiDocument": {"type": "object", "additionalProperties": true},
+        "EnrollRequest": {
+            "type": "object",
+            "properties": {
+                "token": {"type": "string", "writeOnly": true, "description": "The one-time enrolment token."},
+                "hostname": string,
+                "os": {"type": "string", "enum": [protocol::OS_LINUX, protocol::OS_WINDOWS]},
+                "arch": {"type": "string", "enum": [protocol::ARCH_AMD64, protocol::ARCH_ARM64]},
+            },
+            "required": ["token", "hostname", "os", "arch"],
+            "additionalProperties": false,
+        },
+        "EnrollResponse": {
+            "type": "object",
+            "properties": {
+                "host_id": string,
+                "agent_token": text("The agent's token; shown once."),
+            },
+            "required": ["host_id", "agent_token"],
+            "additionalProperties": false,
+        },
+    });
+    if let Value::Object(written) = written {
+        s.extend(written);
+    }
+    s.values_mut().for_each(plain_links);
     s
+}
+
+/// Descriptions come from doc comments: `[`X`]` (a rustdoc link) reads `X`.
+fn plain_links(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(text)) = map.get_mut("description") {
+                *text = text.replace("[`", "`").replace("`]", "`");
+            }
+            map.values_mut().for_each(plain_links);
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain_links),
+        _ => {}
+    }
+}
+
+// Field schemas for `#[schema(schema_with = ...)]`: text fields that hold
+// one of a fixed set of values.
+
+fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::String)
+        .enum_values(Some(values))
+        .build()
+}
+
+fn or_null(mut schema: Object) -> Object {
+    schema.nullable = true;
+    schema
+}
+
+pub(super) fn role() -> Object {
+    one_of(Role::ALL.map(Role::as_str))
+}
+
+pub(super) fn role_or_null() -> Object {
+    or_null(role())
+}
+
+pub(super) fn job_kind() -> Object {
+    one_of(JobKind::ALL.iter().map(|k| k.as_str()))
+}
+
+pub(super) fn job_status() -> Object {
+    one_of(JobStatus::ALL.iter().map(|s| s.as_str()))
+}
+
+pub(super) fn job_trigger() -> Object {
+    one_of(JobTrigger::ALL.iter().map(|t| t.as_str()))
+}
+
+pub(super) fn log_stream() -> Object {
+    one_of(LogStream::ALL.iter().map(|l| l.as_str()))
+}
+
+/// `Host.status`.
+pub(super) fn host_status() -> Object {
+    one_of(["online", "offline"])
+}
+
+/// `Me.auth`.
+pub(super) fn auth_kind() -> Object {
+    one_of(["session", "api_token"])
+}
+
+/// `CancelResult.outcome`.
+pub(super) fn cancel_outcome() -> Object {
+    one_of(["cancelled", "cancel_requested"])
+}
+
+/// `RepoStats.lock_state`.
+pub(super) fn lock_state_or_null() -> Object {
+    or_null(one_of(LockState::ALL.iter().map(|l| l.as_str())))
 }
 
 #[cfg(test)]
@@ -851,6 +563,34 @@ mod tests {
         let e = Endpoint::get("/jobs/{id}/events", |r| r).event_stream("Live events.");
         let op = operation(&e);
         assert!(op["responses"]["200"]["content"]["text/event-stream"].is_object());
+    }
+
+    /// The documented token lifetimes are the bounds the handlers enforce.
+    #[test]
+    fn ttl_bounds_match_the_handlers() {
+        use super::super::{api_tokens, enrollment_tokens};
+        let s = schemas();
+        for (schema, min, max) in [
+            (
+                "EnrollmentTokenCreate",
+                enrollment_tokens::MIN_TTL_SECONDS,
+                enrollment_tokens::MAX_TTL_SECONDS,
+            ),
+            (
+                "ApiTokenCreate",
+                api_tokens::MIN_TTL_SECONDS,
+                api_tokens::MAX_TTL_SECONDS,
+            ),
+        ] {
+            let ttl = &s[schema]["properties"]["ttl_seconds"];
+            assert_eq!(ttl["minimum"].as_u64(), Some(min), "{schema}");
+            assert_eq!(ttl["maximum"].as_u64(), Some(max), "{schema}");
+        }
+        let ttl = &s["EnrollmentTokenCreate"]["properties"]["ttl_seconds"];
+        assert_eq!(
+            ttl["default"].as_u64(),
+            Some(enrollment_tokens::DEFAULT_TTL_SECONDS)
+        );
     }
 
     /// Operation ids are derived from the method and path.

@@ -25,15 +25,18 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// One statistics sample as the API shows it.
-#[derive(Debug, Serialize)]
-struct RepoStatsDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RepoStats)]
+pub(super) struct RepoStatsDto {
+    #[schema(value_type = String, format = DateTime)]
     recorded_at: Time,
     size_bytes: Option<i64>,
     snapshot_count: Option<i64>,
     dedup_ratio: Option<f64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_check_at: Option<Time>,
     last_check_status: Option<String>,
-    /// `locked` or `unlocked`.
+    #[schema(schema_with = super::openapi::lock_state_or_null)]
     lock_state: Option<String>,
 }
 

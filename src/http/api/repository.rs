@@ -44,12 +44,14 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// A repository as the API shows it: never a secret, only whether it is set.
-#[derive(Debug, Serialize)]
-struct RepositoryDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Repository)]
+pub(super) struct RepositoryDto {
     url: String,
     username: Option<String>,
     password_set: bool,
     credential_set: bool,
+    #[schema(value_type = String, format = DateTime)]
     updated_at: Time,
 }
 
@@ -67,12 +69,17 @@ impl From<&models::Repository> for RepositoryDto {
 
 /// `PUT /hosts/{id}/repository` body. `url` is required; an absent (or
 /// null) `username`, `password` or `credential` keeps the stored value.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PutRequest {
+#[schema(as = RepositoryPut)]
+pub(super) struct PutRequest {
     url: String,
     username: Option<String>,
+    /// The repository password; absent keeps it.
+    #[schema(write_only)]
     password: Option<String>,
+    /// The backend credential; absent keeps it.
+    #[schema(write_only)]
     credential: Option<String>,
 }
 

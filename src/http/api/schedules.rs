@@ -70,8 +70,9 @@ fn parse_cron(expr: &str) -> Result<CronExpr, ApiError> {
 }
 
 /// A schedule as the API shows it.
-#[derive(Debug, Serialize)]
-struct ScheduleDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Schedule)]
+pub(super) struct ScheduleDto {
     id: String,
     host_id: String,
     cron_expr: String,
@@ -81,8 +82,11 @@ struct ScheduleDto {
     /// croner's English description of `cron_expr`.
     description: String,
     /// The next [`NEXT_RUNS`] run times (UTC); empty when disabled.
+    #[schema(value_type = Vec<String>, format = DateTime)]
     next_runs: Vec<Time>,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Time,
+    #[schema(value_type = String, format = DateTime)]
     updated_at: Time,
 }
 
@@ -123,9 +127,10 @@ impl ScheduleDto {
 }
 
 /// `POST` and `PUT` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ScheduleRequest {
+pub(super) struct ScheduleRequest {
+    /// Five fields, UTC: minute hour day-of-month month day-of-week.
     cron_expr: String,
     #[serde(default = "enabled_by_default")]
     enabled: bool,

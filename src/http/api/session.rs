@@ -57,10 +57,11 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// `POST /auth/login` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(super) struct LoginRequest {
     username: String,
+    #[schema(write_only)]
     password: String,
 }
 
@@ -74,15 +75,20 @@ impl fmt::Debug for LoginRequest {
 }
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserDto {
     pub id: String,
     pub username: String,
+    #[schema(schema_with = super::openapi::role)]
     pub role: Role,
     /// A disabled user can neither log in nor use sessions or API tokens.
     pub disabled: bool,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_login_at: Option<Time>,
 }
 
@@ -101,24 +107,29 @@ impl From<&models::User> for UserDto {
 }
 
 /// `POST /auth/login` answer.
-#[derive(Debug, Serialize)]
-struct LoginResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct LoginResponse {
+    #[schema(value_type = User)]
     user: UserDto,
     /// Send it back in `X-CSRF-Token` on every state-changing request.
     csrf_token: String,
 }
 
 /// `GET /me` answer (API.md: "current user and role").
-#[derive(Debug, Serialize)]
-struct MeResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Me)]
+pub(super) struct MeResponse {
+    #[schema(value_type = User)]
     user: UserDto,
     /// The role this request acts with: the user's role, or less for an
     /// API token created with a lower role cap.
+    #[schema(schema_with = super::openapi::role)]
     role: Role,
-    /// `"session"` or `"api_token"`.
+    #[schema(schema_with = super::openapi::auth_kind)]
     auth: &'static str,
     /// The session's CSRF token (cookie sessions only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     csrf_token: Option<String>,
 }
 

@@ -23,11 +23,13 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// One snapshot as the API shows it.
-#[derive(Debug, Serialize)]
-struct SnapshotDto {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Snapshot)]
+pub(super) struct SnapshotDto {
     /// restic's full snapshot id.
     id: String,
     short_id: String,
+    #[schema(value_type = String, format = DateTime)]
     time: Time,
     hostname: String,
     paths: Vec<String>,
@@ -35,6 +37,7 @@ struct SnapshotDto {
     size_bytes: Option<i64>,
     file_count: Option<i64>,
     /// When the report that listed it arrived.
+    #[schema(value_type = String, format = DateTime)]
     reported_at: Time,
 }
 

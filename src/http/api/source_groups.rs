@@ -62,7 +62,8 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// A source group as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SourceGroup)]
 pub struct SourceGroupDto {
     pub id: String,
     pub host_id: String,
@@ -73,7 +74,9 @@ pub struct SourceGroupDto {
     pub retention_policy: Option<RetentionPolicy>,
     pub retry_max: i32,
     pub retry_backoff_seconds: i32,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Time,
 }
 
@@ -101,15 +104,17 @@ impl SourceGroupDto {
 /// The retention policy as a request gives it: the fields of
 /// [`RetentionPolicy`], but an unknown key (a typo such as `keep_dayly`)
 /// is refused instead of silently keeping everything.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RetentionBody {
+#[schema(as = RetentionPolicy)]
+pub(super) struct RetentionBody {
     keep_last: Option<u32>,
     keep_hourly: Option<u32>,
     keep_daily: Option<u32>,
     keep_weekly: Option<u32>,
     keep_monthly: Option<u32>,
     keep_yearly: Option<u32>,
+    /// A restic duration such as 30d or 1y2m.
     keep_within: Option<String>,
 }
 
@@ -129,18 +134,23 @@ impl From<RetentionBody> for RetentionPolicy {
 
 /// `POST` and `PUT` body (PUT replaces every field; omitted optional
 /// fields take their defaults).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GroupRequest {
+#[schema(as = SourceGroupRequest)]
+pub(super) struct GroupRequest {
+    /// 1-64 letters, digits, '.', '_' or '-'; the snapshots' tag.
     name: String,
     includes: Vec<String>,
     #[serde(default)]
     excludes: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Option<RetentionPolicy>)]
     retention_policy: Option<RetentionBody>,
     #[serde(default)]
+    #[schema(maximum = 10)]
     retry_max: Option<u32>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86400)]
     retry_backoff_seconds: Option<u32>,
 }
 

@@ -67,11 +67,16 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// `POST /users` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+#[schema(as = UserCreate)]
+pub(super) struct CreateRequest {
+    /// 1-64 letters, digits, '.', '_', '-' or '@'.
     username: String,
+    /// At least 8 characters.
+    #[schema(write_only)]
     password: String,
+    #[schema(schema_with = super::openapi::role)]
     role: String,
 }
 
@@ -86,11 +91,15 @@ impl std::fmt::Debug for CreateRequest {
 }
 
 /// `PATCH /users/{id}` body: absent fields are left as they are.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchRequest {
+#[schema(as = UserPatch)]
+pub(super) struct PatchRequest {
+    #[schema(schema_with = super::openapi::role)]
     role: Option<String>,
     disabled: Option<bool>,
+    /// A new password; ends the user's sessions.
+    #[schema(write_only)]
     password: Option<String>,
 }
 
