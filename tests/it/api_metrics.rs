@@ -358,6 +358,28 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
     }
     store::hosts::set_online(&mut c, &hosts[0], true, now).unwrap();
     // Host a: two succeeded backups of "etc" (the later counts), one failed of "home", a queued check.
+    // A backup always belongs to a source group (the API refuses one
+    // without); the last-success summary is kept per host and group.
+    let mut group_ids = std::collections::HashMap::new();
+    for name in ["etc", "home"] {
+        let group = store::source_groups::insert(
+            &mut c,
+            &models::NewSourceGroup {
+                id: store::new_id(),
+                host_id: hosts[0].clone(),
+                name: name.into(),
+                includes: "[\"/etc\"]".into(),
+                excludes: "[]".into(),
+                retention_policy: None,
+                retry_max: 0,
+                retry_backoff_seconds: 60,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .unwrap();
+        group_ids.insert(name, group.id);
+    }
     let job = |c: &mut store::DbConnection, kind: JobKind, tag: Option<&str>| {
         let mut new = models::NewJob::new(
             store::new_id(),
@@ -367,6 +389,7 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
             now,
         );
         new.tag = tag.map(str::to_owned);
+        new.source_group_id = tag.map(|t| group_ids[t].clone());
         store::jobs::insert(c, &new).unwrap().id
     };
     let finish = |c: &mut store::DbConnection, id: &str, status: JobStatus, at: i64| {

@@ -736,7 +736,8 @@ async fn dashboard_is_bounded_and_puts_attention_first() {
     let names: Vec<&str> = list
         .split(r#"<tr data-host-id=""#)
         .skip(1)
-        .filter_map(|row| row.split("\">").nth(1)?.split('<').next())
+        // Each row's first cell links the host by its name.
+        .filter_map(|row| row.split("</a>").next()?.rsplit('>').next())
         .take(3)
         .collect();
     assert_eq!(names, ["fleet-5", "fleet-10", "fleet-20"]);
