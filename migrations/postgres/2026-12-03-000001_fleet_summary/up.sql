@@ -159,3 +159,6 @@ INSERT INTO log_prune_cursor (id, finished_at, job_id) VALUES (1, 0, '');
 
 -- The job list filtered by status, newest first.
 CREATE INDEX jobs_status_created_at ON jobs (status, created_at, id);
+-- The job list by host and status: without it the planner walks the
+-- status index above for a host filter too.
+CREATE INDEX jobs_host_status_created_at ON jobs (host_id, status, created_at, id);

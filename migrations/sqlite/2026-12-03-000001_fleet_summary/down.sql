@@ -1,3 +1,4 @@
+DROP INDEX jobs_host_status_created_at;
 DROP INDEX jobs_status_created_at;
 DROP TABLE log_prune_cursor;
 DROP INDEX jobs_finished_at;
