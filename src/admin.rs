@@ -199,19 +199,14 @@ pub fn bulk_enroll(
         for row in &rows {
             store::hosts::insert(conn, row)?;
         }
-        store::audit::insert(
+        store::audit::record(
             conn,
-            &models::NewAuditEntry {
-                id: store::new_id(),
-                at: now,
-                actor: "cli".to_string(),
-                action: "host.bulk_enroll".to_string(),
-                target: None,
-                detail: Some(
-                    serde_json::json!({"count": count, "hostname_prefix": prefix}).to_string(),
-                ),
-                source_addr: Some("cli".to_string()),
-            },
+            now,
+            "cli",
+            Some("cli"),
+            "host.bulk_enroll",
+            None,
+            Some(serde_json::json!({"count": count, "hostname_prefix": prefix})),
         )?;
         Ok(())
     })?;
@@ -265,17 +260,14 @@ fn audit(
     action: &str,
     target: Option<&str>,
 ) -> anyhow::Result<()> {
-    store::audit::insert(
+    store::audit::record(
         conn,
-        &models::NewAuditEntry {
-            id: store::new_id(),
-            at: store::now_ms(),
-            actor: actor.to_string(),
-            action: action.to_string(),
-            target: target.map(str::to_string),
-            detail: None,
-            source_addr: Some("cli".to_string()),
-        },
+        store::now_ms(),
+        actor,
+        Some("cli"),
+        action,
+        target,
+        None,
     )?;
     Ok(())
 }

@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use super::host_session;
 use crate::protocol;
 use crate::store::models::{Job, NewJob, SourceGroup};
 use crate::store::{self, JobKind, JobStatus, JobTrigger};
@@ -24,15 +25,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The stored retention policy, if it is set and not empty.
 pub fn group_retention(group: &SourceGroup) -> Option<protocol::RetentionPolicy> {
-    let text = group.retention_policy.as_deref()?;
-    match serde_json::from_str::<protocol::RetentionPolicy>(text) {
-        Ok(policy) if !policy.is_empty() => Some(policy),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::warn!(error = %e, group_id = %group.id, "stored retention policy does not parse");
-            None
-        }
-    }
+    host_session::retention(group.retention_policy.as_deref(), &group.id)
+        .filter(|policy| !policy.is_empty())
 }
 
 /// A first-attempt backup job of `group`.

@@ -316,17 +316,14 @@ impl Actors {
                     "kind": req.kind,
                     "source_group": req.source_group,
                 });
-                store::audit::insert(
+                store::audit::record(
                     conn,
-                    &models::NewAuditEntry {
-                        id: store::new_id(),
-                        at: now,
-                        actor: req.requested_by.clone(),
-                        action: "job.create".to_owned(),
-                        target: Some(job.id.clone()),
-                        detail: Some(detail.to_string()),
-                        source_addr: req.source_addr.clone(),
-                    },
+                    now,
+                    &req.requested_by,
+                    req.source_addr.as_deref(),
+                    "job.create",
+                    Some(&job.id),
+                    Some(detail),
                 )?;
                 tracing::info!(host_id = %job.host_id, job_id = %job.id, kind = %job.kind, requested_by = %req.requested_by, "job created");
                 Ok::<_, ActorError>(job)

@@ -123,21 +123,15 @@ async fn enroll(
             let Some(host) = hosts::enroll_with_token(conn, &token_hash, &new, now)? else {
                 return Ok(None);
             };
-            audit::insert(
-            conn,
-            &models::NewAuditEntry {
-                id: store::new_id(),
-                at: now,
-                actor: format!("agent:{}", host.id),
-                action: "host.enroll".to_owned(),
-                target: Some(host.id.clone()),
-                detail: Some(
-                    serde_json::json!({"hostname": host.hostname, "os": host.os, "arch": host.arch})
-                        .to_string(),
-                ),
-                source_addr,
-            },
-        )?;
+            audit::record(
+                conn,
+                now,
+                &format!("agent:{}", host.id),
+                source_addr.as_deref(),
+                "host.enroll",
+                Some(&host.id),
+                Some(serde_json::json!({"hostname": host.hostname, "os": host.os, "arch": host.arch})),
+            )?;
             Ok::<_, ApiError>(Some(host))
         })
         .await?;

@@ -30,6 +30,33 @@ pub fn insert(conn: &mut DbConnection, new: &NewAuditEntry) -> QueryResult<Audit
         .get_result(conn)
 }
 
+/// Writes the audit entry of `actor` (from `source_addr`) doing `action`
+/// to `target` at `at` (Unix ms), with optional JSON details: the one way
+/// every layer (REST handlers, the job flow, enrolment, the CLI) audits.
+pub fn record(
+    conn: &mut DbConnection,
+    at: i64,
+    actor: &str,
+    source_addr: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<serde_json::Value>,
+) -> QueryResult<()> {
+    insert(
+        conn,
+        &NewAuditEntry {
+            id: super::new_id(),
+            at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            detail: detail.map(|d| d.to_string()),
+            source_addr: source_addr.map(str::to_owned),
+        },
+    )?;
+    Ok(())
+}
+
 fn filtered<'a>(filter: &'a AuditFilter) -> audit_log::BoxedQuery<'a, super::MultiBackend> {
     let mut query = audit_log::table.into_boxed();
     if let Some(actor) = &filter.actor {

@@ -277,17 +277,14 @@ pub fn audit_as(
     target: Option<&str>,
     detail: Option<serde_json::Value>,
 ) -> Result<(), ApiError> {
-    store::audit::insert(
+    store::audit::record(
         conn,
-        &store::models::NewAuditEntry {
-            id: store::new_id(),
-            at: store::now_ms(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target: target.map(str::to_owned),
-            detail: detail.map(|d| d.to_string()),
-            source_addr: source_addr.map(str::to_owned),
-        },
+        store::now_ms(),
+        actor,
+        source_addr,
+        action,
+        target,
+        detail,
     )?;
     Ok(())
 }
