@@ -193,6 +193,8 @@ mod tests {
             stats: None,
             progress: None,
             last_log_seq: 0,
+            snapshot_id: None,
+            params: None,
         }
     }
 

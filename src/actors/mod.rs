@@ -156,6 +156,14 @@ fn run_now_job(
     now: i64,
 ) -> Result<models::NewJob, ActorError> {
     let kind = req.kind;
+    if matches!(
+        kind,
+        protocol::JobKind::Restore | protocol::JobKind::Catalog
+    ) {
+        return Err(ActorError::Invalid(format!(
+            "kind: {kind} jobs cannot be created through this request yet"
+        )));
+    }
     match (&req.source_group, needs_group(kind)) {
         (None, true) => {
             return Err(ActorError::Invalid(format!(

@@ -520,6 +520,7 @@ mod tests {
             excludes: Vec::new(),
             tag: Some("etc".to_owned()),
             retention_policy: None,
+            snapshot_id: None,
         }
     }
 

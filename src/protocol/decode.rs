@@ -182,10 +182,10 @@ mod tests {
     #[test]
     fn unknown_enum_value_names_the_field() {
         let (_, detail) = bad_data_detail(decode_s2a(
-            r#"{"type":"command.run","id":"x","data":{"job_id":"j","kind":"restore"}}"#,
+            r#"{"type":"command.run","id":"x","data":{"job_id":"j","kind":"defrag"}}"#,
         ));
         assert!(
-            detail.starts_with("kind: unknown variant `restore`"),
+            detail.starts_with("kind: unknown variant `defrag`"),
             "{detail}"
         );
         assert!(detail.contains("`backup`"), "{detail}");

@@ -79,6 +79,12 @@ wire_enum! {
         Check = "check",
         /// `restic unlock`.
         Unlock = "unlock",
+        /// `restic restore` of a snapshot (or some of its paths) into a
+        /// target folder.
+        Restore = "restore",
+        /// `restic ls --json` of one snapshot, streamed into the server's
+        /// catalog so browsing never touches the repository.
+        Catalog = "catalog",
     }
 }
 
@@ -170,7 +176,7 @@ mod tests {
         let kinds: Vec<_> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(
             kinds,
-            ["backup", "init", "forget", "prune", "check", "unlock"]
+            ["backup", "init", "forget", "prune", "check", "unlock", "restore", "catalog"]
         );
         let statuses: Vec<_> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(

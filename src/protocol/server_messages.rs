@@ -114,6 +114,9 @@ pub struct CommandRun {
     /// Forget: what to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_policy: Option<RetentionPolicy>,
+    /// Restore, catalog: the snapshot (restic's full id) the job reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
 }
 
 /// `command.cancel`: stop a job.
@@ -272,6 +275,7 @@ mod tests {
                 excludes: vec!["*.tmp".to_owned()],
                 tag: Some("etc".to_owned()),
                 retention_policy: None,
+                snapshot_id: None,
             }),
         );
     }
@@ -299,6 +303,7 @@ mod tests {
                     keep_yearly: Some(2),
                     keep_within: Some("30d".to_owned()),
                 }),
+                snapshot_id: None,
             }),
         );
         golden_s2a(
@@ -312,6 +317,7 @@ mod tests {
                 excludes: vec![],
                 tag: None,
                 retention_policy: None,
+                snapshot_id: None,
             }),
         );
     }

@@ -506,6 +506,11 @@ pub struct Job {
     pub progress: Option<String>,
     /// The highest log seq stored for this job (0: none).
     pub last_log_seq: i64,
+    /// Restore and catalog: the snapshot the job reads.
+    pub snapshot_id: Option<String>,
+    /// JSON object of the kind's own parameters (restore: paths, target,
+    /// overwrite, verify, source host), `None` for kinds without any.
+    pub params: Option<String>,
 }
 
 /// A job to create; it starts `queued`.
@@ -531,6 +536,10 @@ pub struct NewJob {
     pub first_attempt_id: Option<String>,
     pub retry_at: Option<i64>,
     pub created_at: i64,
+    /// Restore and catalog: the snapshot the job reads.
+    pub snapshot_id: Option<String>,
+    /// JSON object of the kind's own parameters (see [`Job::params`]).
+    pub params: Option<String>,
 }
 
 impl NewJob {
@@ -560,6 +569,8 @@ impl NewJob {
             first_attempt_id: None,
             retry_at: None,
             created_at,
+            snapshot_id: None,
+            params: None,
         }
     }
 }

@@ -181,6 +181,8 @@ diesel::table! {
         stats -> Nullable<Text>,
         progress -> Nullable<Text>,
         last_log_seq -> BigInt,
+        snapshot_id -> Nullable<Text>,
+        params -> Nullable<Text>,
     }
 }
 

@@ -127,6 +127,10 @@ text_enum! {
         Check => "check",
         /// `restic unlock`.
         Unlock => "unlock",
+        /// `restic restore` into a target folder.
+        Restore => "restore",
+        /// `restic ls` of one snapshot into the catalog.
+        Catalog => "catalog",
     }
 }
 
@@ -226,7 +230,9 @@ same_values!(
         Forget,
         Prune,
         Check,
-        Unlock
+        Unlock,
+        Restore,
+        Catalog
     }
 );
 same_values!(

@@ -63,6 +63,7 @@ fn command(job_id: &str, kind: JobKind) -> CommandRun {
         excludes: Vec::new(),
         tag: None,
         retention_policy: None,
+        snapshot_id: None,
     }
 }
 

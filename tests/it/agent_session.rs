@@ -293,6 +293,7 @@ fn run(job_id: &str, kind: JobKind) -> CommandRun {
         excludes: Vec::new(),
         tag: None,
         retention_policy: None,
+        snapshot_id: None,
     }
 }
 

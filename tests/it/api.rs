@@ -1167,7 +1167,7 @@ async fn run_now_errors() {
     let post = |body: Value| call(&app, &app.admin_token, Method::POST, &path, Some(body));
     let cases = [
         (json!({"kind": "backup"}), "source_group:"),
-        (json!({"kind": "restore"}), "kind:"),
+        (json!({"kind": "defrag"}), "kind:"),
         (
             json!({"kind": "backup", "source_group": "nope"}),
             "source_group:",

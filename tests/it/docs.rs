@@ -241,6 +241,7 @@ fn server_messages() -> Vec<ServerToAgent> {
             excludes: vec!["*.tmp".to_owned()],
             tag: some("etc"),
             retention_policy: Some(full_retention()),
+            snapshot_id: None,
         }
         .into(),
         CommandCancel { job_id: id() }.into(),

@@ -52,6 +52,7 @@ pub fn command_run(job: &Job) -> protocol::CommandRun {
         excludes: json_list(&job.excludes, "excludes", &job.id),
         tag: job.tag.clone(),
         retention_policy: retention(job.retention_policy.as_deref(), &job.id),
+        snapshot_id: job.snapshot_id.clone(),
     }
 }
 
@@ -160,6 +161,7 @@ mod tests {
                 excludes: Vec::new(),
                 tag: None,
                 retention_policy: None,
+                snapshot_id: None,
             },
         }
     }

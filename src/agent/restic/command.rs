@@ -105,6 +105,10 @@ pub enum BuildError {
     /// A retention policy restic would refuse.
     #[error(transparent)]
     BadRetention(#[from] crate::protocol::InvalidRetention),
+    /// A kind this agent does not run yet (restore and catalog are being
+    /// built; until then they are refused in `command.result`, not run).
+    #[error("this agent cannot run {0} jobs yet")]
+    NotYet(JobKind),
     /// An extra argument outside the allow-list for the kind.
     #[error("argument {arg:?} is not allowed for {kind} jobs")]
     ArgNotAllowed {
@@ -194,6 +198,7 @@ impl ResticHost {
             JobKind::Init | JobKind::Prune | JobKind::Check | JobKind::Unlock => {
                 push_extra_args(&mut args, run)?;
             }
+            JobKind::Restore | JobKind::Catalog => return Err(BuildError::NotYet(run.kind)),
         }
         self.with_repo(args, repo)
     }
@@ -320,6 +325,7 @@ fn allowed_flags(kind: JobKind) -> &'static [&'static str] {
         ],
         JobKind::Check => &["--read-data", "--read-data-subset=", "--with-cache"],
         JobKind::Unlock => &["--remove-all"],
+        JobKind::Restore | JobKind::Catalog => &[],
     }
 }
 
@@ -394,6 +400,7 @@ mod tests {
             excludes: Vec::new(),
             tag: None,
             retention_policy: None,
+            snapshot_id: None,
         }
     }
 

@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn kinds() {
         assert_eq!(parse_kind("backup").unwrap(), protocol::JobKind::Backup);
-        let err = parse_kind("restore").unwrap_err();
+        let err = parse_kind("defrag").unwrap_err();
         assert!(err.message.starts_with("kind:"), "{}", err.message);
         assert!(err
             .message
@@ -445,7 +445,7 @@ mod tests {
         assert_eq!((f.status, f.kind, f.since), (None, None, None));
         for (query, field) in [
             (q("done", "", ""), "status:"),
-            (q("", "restore", ""), "kind:"),
+            (q("", "defrag", ""), "kind:"),
             (q("", "", "today"), "since:"),
         ] {
             let err = query.into_filter().unwrap_err();

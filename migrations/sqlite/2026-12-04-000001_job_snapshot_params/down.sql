@@ -1,0 +1,2 @@
+ALTER TABLE jobs DROP COLUMN params;
+ALTER TABLE jobs DROP COLUMN snapshot_id;
