@@ -65,7 +65,7 @@ pub fn hello(hostname: &str) -> protocol::Hello {
 #[derive(Debug)]
 pub enum Incoming {
     /// A decoded frame.
-    Message(Envelope<ServerToAgent>),
+    Message(Box<Envelope<ServerToAgent>>),
     /// The server closed: code and reason (no code: the TCP stream ended).
     Closed(Option<u16>, String),
 }
@@ -180,7 +180,7 @@ impl TestAgent {
                 Some(Ok(Message::Text(text))) => {
                     let envelope = Envelope::<ServerToAgent>::decode(text.as_str())
                         .unwrap_or_else(|e| panic!("server frame does not decode: {e}: {text}"));
-                    return Incoming::Message(envelope);
+                    return Incoming::Message(Box::new(envelope));
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return match frame {
@@ -197,7 +197,7 @@ impl TestAgent {
     /// The next frame, which must be a message.
     pub async fn expect_message(&mut self) -> Envelope<ServerToAgent> {
         match self.recv().await {
-            Incoming::Message(envelope) => envelope,
+            Incoming::Message(envelope) => *envelope,
             Incoming::Closed(code, reason) => {
                 panic!("expected a message, the server closed: {code:?} {reason}")
             }
