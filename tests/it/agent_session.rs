@@ -674,8 +674,14 @@ async fn shutdown_during_a_job() {
     conn.hello().await;
     conn.configure(&repo).await;
     conn.send(backup_of("job-stop", &source, "big")).await;
+    // Wait for restic's first progress line, not just job.started: by then
+    // it holds its lock and has registered it for removal on SIGINT. A
+    // SIGINT that lands while restic is still writing its lock file (the
+    // window right after spawn, wide when the machine is busy) can leave
+    // that lock behind — restic's race, cleaned up by the agent's stale
+    // unlock on its next start, but not what this test is about.
     loop {
-        if let AgentToServer::JobStarted(_) = conn.recv().await.message {
+        if let AgentToServer::JobProgress(_) = conn.recv().await.message {
             break;
         }
     }
