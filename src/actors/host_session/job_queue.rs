@@ -46,7 +46,7 @@ impl QueuedJob {
 pub fn command_run(job: &Job) -> protocol::CommandRun {
     protocol::CommandRun {
         job_id: job.id.clone(),
-        kind: job.kind.into(),
+        kind: job.kind,
         args: json_list(&job.args, "args", &job.id),
         includes: json_list(&job.includes, "includes", &job.id),
         excludes: json_list(&job.excludes, "excludes", &job.id),

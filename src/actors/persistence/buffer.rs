@@ -96,7 +96,7 @@ impl Persistence {
                 job_id: line.job_id,
                 seq,
                 ts: line.ts.timestamp_millis(),
-                stream: line.stream.into(),
+                stream: line.stream,
                 payload: line.payload,
             },
         });

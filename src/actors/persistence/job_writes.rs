@@ -167,7 +167,7 @@ pub struct Finished {
 /// The row change a `job.finished` makes. A `succeeded` report with an
 /// `error` (restic exit 3) keeps it as a warning.
 pub fn finish_from_report(report: &protocol::JobFinished) -> JobFinish {
-    let status: JobStatus = protocol::JobStatus::from(report.status).into();
+    let status: JobStatus = protocol::JobStatus::from(report.status);
     let (error, warning) = match report.status {
         protocol::FinishStatus::Succeeded => (None, report.error.clone()),
         _ => (report.error.clone(), None),

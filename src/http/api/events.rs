@@ -53,7 +53,7 @@ use crate::http::extract::{int_param, stored_json, Time};
 use crate::http::sse::{self, event_stream, json_frame, keep_alive, retry, OUT_BUFFER};
 use crate::http::AppState;
 use crate::protocol::{JobProgress, LogStreamKind};
-use crate::store::{self, models, JobStatus, LogStream};
+use crate::store::{self, models, JobStatus};
 
 /// Stored log lines read per query while replaying.
 const REPLAY_PAGE: i64 = 1000;
@@ -163,7 +163,7 @@ fn stored_line(line: &models::JobLog) -> Bytes {
 }
 
 fn live_stream_name(kind: LogStreamKind) -> &'static str {
-    LogStream::from(kind).as_str()
+    kind.as_str()
 }
 
 #[derive(Debug, Deserialize)]

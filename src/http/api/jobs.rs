@@ -237,9 +237,7 @@ impl ListQuery {
                 })
             })
             .transpose()?;
-        let kind = nonempty(self.kind)
-            .map(|k| parse_kind(&k).map(JobKind::from))
-            .transpose()?;
+        let kind = nonempty(self.kind).map(|k| parse_kind(&k)).transpose()?;
         let since = nonempty(self.since)
             .map(|s| parse_time("since", &s))
             .transpose()?;
