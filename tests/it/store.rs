@@ -2035,3 +2035,83 @@ fn new_ids_are_unique() {
     let ids: HashSet<String> = (0..10_000).map(|_| store::new_id()).collect();
     assert_eq!(ids.len(), 10_000);
 }
+
+/// A job status, kind or log stream in the database that no variant knows
+/// (written by hand, or by a newer server) is a deserialisation error naming
+/// the value, never a panic.
+#[test]
+fn unknown_enum_values_in_the_database_are_clear_errors() {
+    for_each_backend(
+        "unknown_enum_values_in_the_database_are_clear_errors",
+        |pool, backend| {
+            let c = &mut pool.get().unwrap();
+            let host = add_host(c, "web-1");
+            let job = add_job(c, &host.id, JobKind::Check, NOW);
+            job_logs::insert_batch(c, &[log_line(&job.id, 1)]).unwrap();
+            let set = |c: &mut DbConnection, sql: String| {
+                diesel::sql_query(sql).execute(c).unwrap();
+            };
+
+            set(
+                c,
+                format!("UPDATE jobs SET status = 'bogus' WHERE id = '{}'", job.id),
+            );
+            let err = jobs::get(c, &job.id).unwrap_err();
+            assert!(
+                matches!(err, DieselError::DeserializationError(_)),
+                "{backend}: {err:?}"
+            );
+            assert!(
+                error_chain(&err).contains("unknown job status \"bogus\""),
+                "{backend}: {}",
+                error_chain(&err)
+            );
+
+            set(
+                c,
+                format!(
+                    "UPDATE jobs SET status = 'queued', kind = 'Backup' WHERE id = '{}'",
+                    job.id
+                ),
+            );
+            let err = jobs::get(c, &job.id).unwrap_err();
+            assert!(
+                error_chain(&err).contains("unknown job kind \"Backup\""),
+                "{backend}: {}",
+                error_chain(&err)
+            );
+
+            set(
+                c,
+                format!(
+                    "UPDATE job_logs SET stream = 'stdin' WHERE job_id = '{}'",
+                    job.id
+                ),
+            );
+            use restic_manager::store::schema::job_logs as logs;
+            let err = logs::table
+                .select(logs::stream)
+                .filter(logs::job_id.eq(&job.id))
+                .load::<LogStream>(c)
+                .unwrap_err();
+            assert!(
+                error_chain(&err).contains("unknown log stream \"stdin\""),
+                "{backend}: {}",
+                error_chain(&err)
+            );
+        },
+    );
+}
+
+/// An error and its sources, one per line: diesel names the field on top
+/// and the value in the source.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(source) = next {
+        text.push('\n');
+        text.push_str(&source.to_string());
+        next = source.source();
+    }
+    text
+}
