@@ -178,12 +178,7 @@ pub fn finish_from_report(report: &protocol::JobFinished) -> JobFinish {
         exit_code: Some(report.exit_code),
         error,
         warning,
-        // A JSON map always encodes; were it ever to fail, the job still
-        // finishes, without its summary.
-        stats: report
-            .stats
-            .as_ref()
-            .and_then(|s| serde_json::to_string(s).ok()),
+        stats: report.stats.clone().map(serde_json::Value::Object),
     }
 }
 
