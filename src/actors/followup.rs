@@ -14,7 +14,6 @@
 
 use std::time::Duration;
 
-use super::host_session;
 use crate::protocol;
 use crate::store::models::{Job, NewJob, SourceGroup};
 use crate::store::{self, JobKind, JobStatus, JobTrigger};
@@ -25,7 +24,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The stored retention policy, if it is set and not empty.
 pub fn group_retention(group: &SourceGroup) -> Option<protocol::RetentionPolicy> {
-    host_session::retention(group.retention_policy.as_deref(), &group.id)
+    group
+        .retention_policy
+        .clone()
         .filter(|policy| !policy.is_empty())
 }
 
@@ -58,8 +59,7 @@ pub fn forget_job(
     NewJob {
         source_group_id: Some(group.id.clone()),
         tag: Some(group.name.clone()),
-        // Ints and a string always encode.
-        retention_policy: serde_json::to_string(policy).ok(),
+        retention_policy: Some(policy.clone()),
         ..NewJob::new(
             store::new_id(),
             group.host_id.clone(),
@@ -154,9 +154,9 @@ mod tests {
             id: "g1".into(),
             host_id: "h1".into(),
             name: "etc".into(),
-            includes: r#"["/etc"]"#.into(),
-            excludes: "[]".into(),
-            retention_policy: Some(r#"{"keep_daily":7}"#.into()),
+            includes: vec!["/etc".to_owned()],
+            excludes: Vec::new(),
+            retention_policy: Some(serde_json::from_str(r#"{"keep_daily":7}"#).unwrap()),
             retry_max,
             retry_backoff_seconds: backoff,
             created_at: 0,
@@ -173,10 +173,10 @@ mod tests {
             trigger: JobTrigger::Schedule,
             source_group_id: Some("g1".into()),
             tag: Some("etc".into()),
-            includes: r#"["/etc"]"#.into(),
-            excludes: "[]".into(),
+            includes: vec!["/etc".to_owned()],
+            excludes: Vec::new(),
             retention_policy: None,
-            args: "[]".into(),
+            args: Vec::new(),
             schedule_id: Some("s1".into()),
             scheduled_at: Some(1_000),
             attempt,
@@ -239,9 +239,9 @@ mod tests {
         assert_eq!(job.kind, JobKind::Forget);
         assert_eq!(job.trigger, JobTrigger::Retention);
         assert_eq!(job.tag.as_deref(), Some("etc"));
-        assert_eq!(job.retention_policy.as_deref(), Some(r#"{"keep_daily":7}"#));
+        assert_eq!(job.retention_policy, Some(policy));
         let mut empty = g.clone();
-        empty.retention_policy = Some("{}".into());
+        empty.retention_policy = Some(protocol::RetentionPolicy::default());
         assert!(group_retention(&empty).is_none());
     }
 

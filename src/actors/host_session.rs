@@ -71,7 +71,7 @@ mod messages;
 
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
 pub use greeting::{load_config, load_greeting, Greeting, HostConfig};
-pub use job_queue::{command_run, retention, JobQueue, QueuedJob};
+pub use job_queue::{command_run, JobQueue, QueuedJob};
 pub use messages::{
     CancelJob, CheckIdle, DispatchJob, PushConfig, Revoked, ShuttingDown, Superseded,
 };

@@ -186,7 +186,7 @@ fn run_now_job(
         return Ok(models::NewJob::new(
             store::new_id(),
             host_id.clone(),
-            kind.into(),
+            kind,
             JobTrigger::Manual,
             now,
         ));

@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::metrics::Metrics;
+use crate::protocol;
 use crate::store::channel::HostLogLine;
 use crate::store::{self, hosts, Pool};
 
@@ -114,8 +115,8 @@ pub struct Persistence {
     pool: Pool,
     /// Log lines waiting for the next flush, in arrival order.
     logs: Vec<HostLogLine>,
-    /// Latest progress per job: job id → (host id, JSON).
-    progress: HashMap<String, (String, String)>,
+    /// Latest progress per job: job id → (host id, report).
+    progress: HashMap<String, (String, protocol::JobProgress)>,
     /// Hosts seen since the last last-seen write, with the latest time.
     touched: HashMap<String, i64>,
     /// When last-seen times were last written.

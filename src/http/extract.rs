@@ -1,8 +1,8 @@
 //! What the handlers of the REST API, the UI and the agent routes share to
 //! read a request and the rows behind it: the JSON body extractor
 //! ([`Body`]), query parameters ([`int_param`], RFC 3339 [`parse_time`]),
-//! stored times as RFC 3339 ([`Time`]), stored JSON columns
-//! ([`stored_json`]) and the live-host lookup ([`live_host`]).
+//! stored times as RFC 3339 ([`Time`]) and the live-host lookup
+//! ([`live_host`]). (Stored JSON columns arrive typed: `store::Json`.)
 //!
 //! Every error is an [`ApiError`] whose message names the field or
 //! parameter at fault.
@@ -111,16 +111,6 @@ pub fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
                 "{name}: expected an RFC 3339 time such as 2026-01-02T03:04:05Z ({e})"
             ))
         })
-}
-
-/// Parses a stored JSON column; a bad value is an internal error (the
-/// server wrote it), never shown to the client.
-pub fn stored_json<T: serde::de::DeserializeOwned>(
-    column: &str,
-    text: &str,
-) -> Result<T, ApiError> {
-    serde_json::from_str(text)
-        .map_err(|e| ApiError::internal(format!("stored {column} is not valid JSON: {e}")))
 }
 
 /// The host with this id, unless it does not exist or is revoked (both

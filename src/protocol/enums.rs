@@ -1,5 +1,9 @@
 //! The closed sets of strings on the wire (job kind, job status, finish
 //! status, log stream, lock state), each spelled once by `wire_enum!`.
+//!
+//! Job kind, job status and log stream are also what the store keeps in its
+//! TEXT columns: `store::types` gives these same enums their diesel
+//! conversions, so this module stays serde-only.
 
 use std::fmt;
 use std::str::FromStr;
@@ -92,23 +96,30 @@ wire_enum! {
     /// The lifecycle state of a job (server side; the agent reports the
     /// terminal ones with [`FinishStatus`]).
     pub enum JobStatus ("job status") {
-        /// Created, not yet running on the agent.
+        /// Created, not yet started by the agent (it may be dispatched and
+        /// accepted already: see the job's `dispatched_at` / `accepted_at`).
         Queued = "queued",
         /// `job.started` received.
         Running = "running",
         /// Finished well (restic exit 0, or 3 with a warning in `error`).
         Succeeded = "succeeded",
-        /// Finished badly, or lost by the agent.
+        /// Finished badly, refused, or lost by the agent.
         Failed = "failed",
-        /// Stopped on request.
+        /// Stopped on request (queued or running).
         Cancelled = "cancelled",
     }
 }
 
 impl JobStatus {
-    /// Whether no further transition can happen.
+    /// The statuses a job never leaves.
+    pub const TERMINAL: &'static [Self] = &[Self::Succeeded, Self::Failed, Self::Cancelled];
+    /// The statuses a job can still leave.
+    pub const ACTIVE: &'static [Self] = &[Self::Queued, Self::Running];
+
+    /// Whether no further transition can happen (succeeded, failed,
+    /// cancelled).
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+        Self::TERMINAL.contains(&self)
     }
 }
 

@@ -25,7 +25,7 @@ pub struct AuditFilter {
 /// Writes an audit entry.
 pub fn insert(conn: &mut DbConnection, new: &NewAuditEntry) -> QueryResult<AuditEntry> {
     diesel::insert_into(audit_log::table)
-        .values(new)
+        .values(new.clone())
         .returning(audit_log::all_columns)
         .get_result(conn)
 }
@@ -50,7 +50,7 @@ pub fn record(
             actor: actor.to_owned(),
             action: action.to_owned(),
             target: target.map(str::to_owned),
-            detail: detail.map(|d| d.to_string()),
+            detail,
             source_addr: source_addr.map(str::to_owned),
         },
     )?;

@@ -14,10 +14,12 @@ use diesel::prelude::*;
 
 use super::job_logs::{self, LogBatchOutcome};
 use super::jobs::{self, FinishOutcome};
+use super::json::Json;
 use super::models::{Job, JobFinish, NewJob, NewJobLog};
 use super::schema::jobs as jobs_table;
 use super::types::JobStatus;
 use super::{write_transaction, DbConnection, INSERT_CHUNK_ROWS};
+use crate::protocol::JobProgress;
 
 /// The error of a job the agent no longer knows (PROTOCOL.md "Delivery
 /// guarantees").
@@ -90,26 +92,26 @@ pub fn mark_accepted_for_host(
     .map(|n| n == 1)
 }
 
-/// The latest `job.progress` (JSON) of each job, for jobs of the given
-/// host that are still active, in one transaction. Returns how many rows
-/// changed.
+/// The latest `job.progress` of each job (with the host whose session
+/// sent it), for jobs of that host that are still active, in one
+/// transaction. Returns how many rows changed.
 pub fn update_progress_batch(
     conn: &mut DbConnection,
-    updates: &[(String, String, String)],
+    updates: &[(String, JobProgress)],
 ) -> QueryResult<usize> {
     if updates.is_empty() {
         return Ok(0);
     }
     write_transaction(conn, |conn| {
         let mut changed = 0;
-        for (host_id, job_id, progress) in updates {
+        for (host_id, progress) in updates {
             changed += diesel::update(
                 jobs_table::table
-                    .find(job_id)
+                    .find(&progress.job_id)
                     .filter(jobs_table::host_id.eq(host_id))
                     .filter(jobs_table::status.eq_any(JobStatus::ACTIVE)),
             )
-            .set(jobs_table::progress.eq(progress))
+            .set(jobs_table::progress.eq(Json(Some(progress.clone()))))
             .execute(conn)?;
         }
         Ok(changed)

@@ -164,7 +164,7 @@ pub fn insert(conn: &mut DbConnection, new: &NewHost) -> QueryResult<Host> {
 
 fn insert_in_tx(conn: &mut DbConnection, new: &NewHost) -> QueryResult<Host> {
     let host: Host = diesel::insert_into(hosts::table)
-        .values((new, hosts::sort_key.eq(natural_key(&new.hostname))))
+        .values((new.clone(), hosts::sort_key.eq(natural_key(&new.hostname))))
         .returning(HOST_COLUMNS)
         .get_result(conn)?;
     diesel::insert_into(hsv::table)
@@ -378,7 +378,7 @@ pub fn update_from_hello(
 ) -> QueryResult<Option<Host>> {
     diesel::update(hosts::table.find(id).filter(hosts::revoked_at.is_null()))
         .set((
-            hello,
+            hello.clone(),
             hosts::sort_key.eq(natural_key(&hello.hostname)),
             hosts::online.eq(true),
             hosts::last_seen_at.eq(now),
@@ -447,7 +447,7 @@ pub fn patch(
     now: i64,
 ) -> QueryResult<Option<Host>> {
     diesel::update(hosts::table.find(id))
-        .set((patch, hosts::updated_at.eq(now)))
+        .set((patch.clone(), hosts::updated_at.eq(now)))
         .returning(HOST_COLUMNS)
         .get_result(conn)
         .optional()

@@ -11,10 +11,12 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
+use super::json::Json;
 use super::models::{Job, JobFinish, NewJob};
 use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
 use super::{clamp_limit, DbConnection, MAX_PAGE};
+use crate::protocol::JobProgress;
 
 /// Which jobs [`list`] returns.
 #[derive(Debug, Clone, Default)]
@@ -52,7 +54,7 @@ impl FinishOutcome {
 /// Creates a job in status `queued`.
 pub fn insert(conn: &mut DbConnection, new: &NewJob) -> QueryResult<Job> {
     diesel::insert_into(jobs::table)
-        .values((new, jobs::status.eq(JobStatus::Queued)))
+        .values((new.clone(), jobs::status.eq(JobStatus::Queued)))
         .returning(jobs::all_columns)
         .get_result(conn)
 }
@@ -211,15 +213,15 @@ pub fn mark_started(conn: &mut DbConnection, id: &str, started_at: i64) -> Query
     .map(|n| n == 1)
 }
 
-/// Keeps the latest `job.progress` (JSON). Only while the job is active;
-/// false otherwise.
-pub fn update_progress(conn: &mut DbConnection, id: &str, progress: &str) -> QueryResult<bool> {
+/// Keeps the latest `job.progress` (of the job it names). Only while the
+/// job is active; false otherwise.
+pub fn update_progress(conn: &mut DbConnection, progress: &JobProgress) -> QueryResult<bool> {
     diesel::update(
         jobs::table
-            .find(id)
+            .find(&progress.job_id)
             .filter(jobs::status.eq_any(JobStatus::ACTIVE)),
     )
-    .set(jobs::progress.eq(progress))
+    .set(jobs::progress.eq(Json(Some(progress.clone()))))
     .execute(conn)
     .map(|n| n == 1)
 }
@@ -244,7 +246,7 @@ pub fn finish(conn: &mut DbConnection, id: &str, finish: &JobFinish) -> QueryRes
             .find(id)
             .filter(jobs::status.eq_any(JobStatus::ACTIVE)),
     )
-    .set((finish, jobs::retry_at.eq(None::<i64>)))
+    .set((finish.clone(), jobs::retry_at.eq(None::<i64>)))
     .returning(jobs::all_columns)
     .get_result::<Job>(conn)
     .optional()?;

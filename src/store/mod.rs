@@ -13,8 +13,9 @@
 //!
 //! Conventions: ids are UUID v7 text ([`new_id`]); times are Unix
 //! milliseconds UTC ([`now_ms`]); JSON columns (lists, retention policy,
-//! stats, labels, progress, audit detail) are `String`s of JSON that the
-//! store never parses; token columns hold the hex SHA-256 of a token;
+//! stats, labels, progress, audit detail) are TEXT that rows read and
+//! write as typed values through [`Json`]; token columns hold the hex
+//! SHA-256 of a token;
 //! sealed secrets are stored as the bytes the caller gives.
 //!
 //! # Layout
@@ -23,6 +24,7 @@
 //! - `migrations`: the two embedded migration sets, [`run_migrations`].
 //! - [`schema`]: the hand-written diesel schema, portable across backends.
 //! - [`types`]: TEXT-backed enums ([`Role`], [`JobStatus`], …) and [`Page`].
+//! - [`json`]: [`Json`], the column type of every JSON column.
 //! - [`models`]: row structs and their insert / update forms.
 //! - [`users`], [`sessions`], [`api_tokens`], [`enrollment`], [`hosts`],
 //!   [`repositories`], [`source_groups`], [`schedules`],
@@ -55,6 +57,7 @@ pub mod enrollment;
 pub mod hosts;
 pub mod job_logs;
 pub mod jobs;
+pub mod json;
 pub mod missed_runs;
 pub mod models;
 pub mod repo_stats;
@@ -69,6 +72,7 @@ pub mod types;
 pub mod ui_queries;
 pub mod users;
 
+pub use json::Json;
 pub use migrations::{revert_all_migrations, run_migrations};
 pub use pool::{connect, DbManager, Pool, PooledConn, StoreError};
 pub use types::{JobKind, JobStatus, JobTrigger, LogStream, Page, Role, UnknownValue};

@@ -9,16 +9,20 @@
 //! `Serialize`: the HTTP layer builds its own answers and chooses what to
 //! show.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use diesel::prelude::*;
+use serde_json::Value;
 
+use super::json::Json;
 use super::schema::{
     api_tokens, audit_log, enrollment_tokens, host_schedule_version, hosts, job_logs, jobs,
     missed_runs, repo_stats, repositories, schedule_source_groups, schedules, sessions, snapshots,
     source_groups, users,
 };
 use super::types::{JobKind, JobStatus, JobTrigger, LogStream, Role};
+use crate::protocol::{JobProgress, RetentionPolicy};
 
 /// How a redacted field prints in `Debug`.
 const REDACTED: &str = "***";
@@ -262,15 +266,17 @@ pub struct Host {
     pub id: String,
     pub hostname: String,
     pub display_name: Option<String>,
-    /// JSON object of labels.
-    pub labels: String,
+    /// The operator's labels (a JSON object in the column).
+    #[diesel(deserialize_as = Json<BTreeMap<String, String>>)]
+    pub labels: BTreeMap<String, String>,
     pub os: String,
     pub arch: String,
     pub agent_version: Option<String>,
     pub restic_version: Option<String>,
     pub boot_time: Option<i64>,
-    /// JSON list of the agent's capabilities.
-    pub capabilities: String,
+    /// The agent's capabilities (a JSON list in the column).
+    #[diesel(deserialize_as = Json<Vec<String>>)]
+    pub capabilities: Vec<String>,
     /// SHA-256 (hex) of the agent token.
     pub agent_token_hash: String,
     pub repository_id: Option<String>,
@@ -313,15 +319,15 @@ pub struct NewHost {
     pub id: String,
     pub hostname: String,
     pub display_name: Option<String>,
-    /// JSON object; `"{}"` for none.
-    pub labels: String,
+    #[diesel(serialize_as = Json<BTreeMap<String, String>>)]
+    pub labels: BTreeMap<String, String>,
     pub os: String,
     pub arch: String,
     pub agent_version: Option<String>,
     pub restic_version: Option<String>,
     pub boot_time: Option<i64>,
-    /// JSON list; `"[]"` for none.
-    pub capabilities: String,
+    #[diesel(serialize_as = Json<Vec<String>>)]
+    pub capabilities: Vec<String>,
     pub agent_token_hash: String,
     pub enrolled_at: i64,
     pub updated_at: i64,
@@ -337,8 +343,8 @@ pub struct HostHello {
     pub agent_version: Option<String>,
     pub restic_version: Option<String>,
     pub boot_time: Option<i64>,
-    /// JSON list.
-    pub capabilities: Option<String>,
+    #[diesel(serialize_as = Json<Vec<String>>)]
+    pub capabilities: Option<Vec<String>>,
 }
 
 /// An operator's change to a host (`PATCH /hosts/{id}`).
@@ -347,8 +353,8 @@ pub struct HostHello {
 pub struct HostPatch {
     /// `Some(None)` clears the display name.
     pub display_name: Option<Option<String>>,
-    /// JSON object.
-    pub labels: Option<String>,
+    #[diesel(serialize_as = Json<BTreeMap<String, String>>)]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// A named set of paths a host backs up, with its retention and retries.
@@ -359,12 +365,15 @@ pub struct SourceGroup {
     pub host_id: String,
     /// Unique per host; also the restic tag of its snapshots.
     pub name: String,
-    /// JSON list of paths.
-    pub includes: String,
-    /// JSON list of patterns.
-    pub excludes: String,
-    /// JSON retention policy object, or `None` for "keep everything".
-    pub retention_policy: Option<String>,
+    /// Paths to back up.
+    #[diesel(deserialize_as = Json<Vec<String>>)]
+    pub includes: Vec<String>,
+    /// Patterns to leave out.
+    #[diesel(deserialize_as = Json<Vec<String>>)]
+    pub excludes: Vec<String>,
+    /// `None`: keep everything.
+    #[diesel(deserialize_as = Json<Option<RetentionPolicy>>)]
+    pub retention_policy: Option<RetentionPolicy>,
     pub retry_max: i32,
     pub retry_backoff_seconds: i32,
     pub created_at: i64,
@@ -378,9 +387,12 @@ pub struct NewSourceGroup {
     pub id: String,
     pub host_id: String,
     pub name: String,
-    pub includes: String,
-    pub excludes: String,
-    pub retention_policy: Option<String>,
+    #[diesel(serialize_as = Json<Vec<String>>)]
+    pub includes: Vec<String>,
+    #[diesel(serialize_as = Json<Vec<String>>)]
+    pub excludes: Vec<String>,
+    #[diesel(serialize_as = Json<Option<RetentionPolicy>>)]
+    pub retention_policy: Option<RetentionPolicy>,
     pub retry_max: i32,
     pub retry_backoff_seconds: i32,
     pub created_at: i64,
@@ -392,9 +404,13 @@ pub struct NewSourceGroup {
 #[diesel(table_name = source_groups)]
 pub struct SourceGroupChanges {
     pub name: Option<String>,
-    pub includes: Option<String>,
-    pub excludes: Option<String>,
-    pub retention_policy: Option<Option<String>>,
+    #[diesel(serialize_as = Json<Vec<String>>)]
+    pub includes: Option<Vec<String>>,
+    #[diesel(serialize_as = Json<Vec<String>>)]
+    pub excludes: Option<Vec<String>>,
+    /// `Some(None)` removes the policy.
+    #[diesel(serialize_as = Json<Option<RetentionPolicy>>)]
+    pub retention_policy: Option<Option<RetentionPolicy>>,
     pub retry_max: Option<i32>,
     pub retry_backoff_seconds: Option<i32>,
 }
@@ -475,14 +491,16 @@ pub struct Job {
     pub source_group_id: Option<String>,
     /// The restic tag (the source group's name for backups and forgets).
     pub tag: Option<String>,
-    /// JSON list.
-    pub includes: String,
-    /// JSON list.
-    pub excludes: String,
-    /// JSON retention policy (forget jobs).
-    pub retention_policy: Option<String>,
-    /// JSON list of extra restic arguments.
-    pub args: String,
+    #[diesel(deserialize_as = Json<Vec<String>>)]
+    pub includes: Vec<String>,
+    #[diesel(deserialize_as = Json<Vec<String>>)]
+    pub excludes: Vec<String>,
+    /// The retention policy (forget jobs).
+    #[diesel(deserialize_as = Json<Option<RetentionPolicy>>)]
+    pub retention_policy: Option<RetentionPolicy>,
+    /// Extra restic arguments.
+    #[diesel(deserialize_as = Json<Vec<String>>)]
+    pub args: Vec<String>,
     pub schedule_id: Option<String>,
     /// The cron time a scheduled job was fired for.
     pub scheduled_at: Option<i64>,
@@ -500,10 +518,12 @@ pub struct Job {
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub warning: Option<String>,
-    /// JSON restic summary.
-    pub stats: Option<String>,
-    /// JSON of the latest `job.progress`.
-    pub progress: Option<String>,
+    /// restic's summary, as the agent reported it.
+    #[diesel(deserialize_as = Json<Option<Value>>)]
+    pub stats: Option<Value>,
+    /// The latest `job.progress`.
+    #[diesel(deserialize_as = Json<Option<JobProgress>>)]
+    pub progress: Option<JobProgress>,
     /// The highest log seq stored for this job (0: none).
     pub last_log_seq: i64,
     /// Restore and catalog: the snapshot the job reads.
@@ -523,13 +543,14 @@ pub struct NewJob {
     pub trigger: JobTrigger,
     pub source_group_id: Option<String>,
     pub tag: Option<String>,
-    /// JSON list; `"[]"` for none.
-    pub includes: String,
-    /// JSON list; `"[]"` for none.
-    pub excludes: String,
-    pub retention_policy: Option<String>,
-    /// JSON list; `"[]"` for none.
-    pub args: String,
+    #[diesel(serialize_as = Json<Vec<String>>)]
+    pub includes: Vec<String>,
+    #[diesel(serialize_as = Json<Vec<String>>)]
+    pub excludes: Vec<String>,
+    #[diesel(serialize_as = Json<Option<RetentionPolicy>>)]
+    pub retention_policy: Option<RetentionPolicy>,
+    #[diesel(serialize_as = Json<Vec<String>>)]
+    pub args: Vec<String>,
     pub schedule_id: Option<String>,
     pub scheduled_at: Option<i64>,
     pub attempt: i32,
@@ -559,10 +580,10 @@ impl NewJob {
             trigger,
             source_group_id: None,
             tag: None,
-            includes: "[]".to_owned(),
-            excludes: "[]".to_owned(),
+            includes: Vec::new(),
+            excludes: Vec::new(),
             retention_policy: None,
-            args: "[]".to_owned(),
+            args: Vec::new(),
             schedule_id: None,
             scheduled_at: None,
             attempt: 1,
@@ -585,8 +606,9 @@ pub struct JobFinish {
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub warning: Option<String>,
-    /// JSON restic summary.
-    pub stats: Option<String>,
+    /// restic's summary.
+    #[diesel(treat_none_as_null = true, serialize_as = Json<Option<Value>>)]
+    pub stats: Option<Value>,
 }
 
 /// One stored log line of a job.
@@ -620,10 +642,10 @@ pub struct Snapshot {
     pub short_id: String,
     pub time: i64,
     pub hostname: String,
-    /// JSON list.
-    pub paths: String,
-    /// JSON list.
-    pub tags: String,
+    #[diesel(deserialize_as = Json<Vec<String>>)]
+    pub paths: Vec<String>,
+    #[diesel(deserialize_as = Json<Vec<String>>)]
+    pub tags: Vec<String>,
     pub size_bytes: Option<i64>,
     pub file_count: Option<i64>,
     /// When the report that listed it arrived.
@@ -637,8 +659,8 @@ pub struct NewSnapshot {
     pub short_id: String,
     pub time: i64,
     pub hostname: String,
-    pub paths: String,
-    pub tags: String,
+    pub paths: Vec<String>,
+    pub tags: Vec<String>,
     pub size_bytes: Option<i64>,
     pub file_count: Option<i64>,
 }
@@ -687,8 +709,12 @@ pub struct AuditEntry {
     /// Dotted verb, e.g. `host.revoke`, `login.failed`.
     pub action: String,
     pub target: Option<String>,
-    /// JSON object with details (never a secret).
-    pub detail: Option<String>,
+    /// Details (a JSON object; never a secret).
+    #[diesel(
+        deserialize_as = Json<Option<Value>>,
+        serialize_as = Json<Option<Value>>
+    )]
+    pub detail: Option<Value>,
     pub source_addr: Option<String>,
 }
 

@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 
+use super::json::Json;
 use super::models::{NewSnapshot, Snapshot};
 use super::schema::snapshots;
 use super::{per_backend, write_transaction, DbConnection, INSERT_CHUNK_ROWS};
@@ -17,8 +18,8 @@ struct Row<'a> {
     short_id: &'a str,
     time: i64,
     hostname: &'a str,
-    paths: &'a str,
-    tags: &'a str,
+    paths: Json<&'a [String]>,
+    tags: Json<&'a [String]>,
     size_bytes: Option<i64>,
     file_count: Option<i64>,
     reported_at: i64,
@@ -44,8 +45,8 @@ pub fn replace_for_host(
                 short_id: &s.short_id,
                 time: s.time,
                 hostname: &s.hostname,
-                paths: &s.paths,
-                tags: &s.tags,
+                paths: Json(&s.paths),
+                tags: Json(&s.tags),
                 size_bytes: s.size_bytes,
                 file_count: s.file_count,
                 reported_at,

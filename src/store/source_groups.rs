@@ -13,7 +13,7 @@ use super::DbConnection;
 /// Creates a source group.
 pub fn insert(conn: &mut DbConnection, new: &NewSourceGroup) -> QueryResult<SourceGroup> {
     diesel::insert_into(sg::table)
-        .values(new)
+        .values(new.clone())
         .returning(sg::all_columns)
         .get_result(conn)
 }
@@ -72,7 +72,7 @@ pub fn update(
     now: i64,
 ) -> QueryResult<Option<SourceGroup>> {
     diesel::update(sg::table.find(id))
-        .set((changes, sg::updated_at.eq(now)))
+        .set((changes.clone(), sg::updated_at.eq(now)))
         .returning(sg::all_columns)
         .get_result(conn)
         .optional()

@@ -1,36 +1,113 @@
 //! The closed sets of values the store keeps in TEXT columns (user role,
-//! job kind, status and trigger, log stream), as Rust enums that read and
-//! write themselves through diesel, plus [`Page`], the shape of every
-//! paginated list.
+//! job kind, status and trigger, log stream), read and written through
+//! diesel, plus [`Page`], the shape of every paginated list.
 //!
-//! Each enum spells its values exactly as PROTOCOL.md and API.md do
-//! (`as_str`, `FromStr`, `Display` and serde agree), so converting to and
-//! from the wire types is a string match. A value in the database that no
-//! variant knows is a deserialisation error naming the value, never a
-//! panic.
+//! Job kind, job status and log stream are the protocol's own enums
+//! ([`crate::protocol::JobKind`], [`crate::protocol::JobStatus`],
+//! [`crate::protocol::LogStreamKind`], re-exported here as [`JobKind`],
+//! [`JobStatus`] and [`LogStream`]): the store stores their wire spelling, so
+//! there is one definition and no conversion. The role and trigger exist
+//! only here. A value in the database that no variant knows is a
+//! deserialisation error naming the value, never a panic.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use diesel::backend::Backend;
-use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::deserialize::{self, FromSql, Queryable};
+use diesel::dsl::AsExprOf;
 use diesel::expression::AsExpression;
 use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::Text;
+use diesel::sql_types::{Nullable, SingleValue, Text};
 use serde::{Deserialize, Serialize};
 
-/// A value that is not one of an enum's spellings.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} {value:?}")]
-pub struct UnknownValue {
-    /// Which set was being parsed ("role", "job status", …).
-    pub what: &'static str,
-    /// The text that matched no variant.
-    pub value: String,
+pub use crate::protocol::{JobKind, JobStatus, LogStreamKind as LogStream};
+
+/// A value that is not one of an enum's spellings (the protocol's error,
+/// so that every TEXT enum fails the same way).
+pub use crate::protocol::UnknownVariant as UnknownValue;
+
+/// Makes enums with `as_str` and `FromStr` TEXT columns: bound as their
+/// spelling (`AsExpression`, `ToSql`) and read back by parsing it
+/// (`FromSql`, `Queryable`), which is what `#[derive(AsExpression,
+/// FromSqlRow)]` would generate, written out for the protocol's enums,
+/// which carry no diesel attributes.
+macro_rules! text_column {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl AsExpression<Text> for $ty {
+            type Expression = AsExprOf<Cow<'static, str>, Text>;
+
+            fn as_expression(self) -> Self::Expression {
+                AsExpression::<Text>::as_expression(Cow::Borrowed(self.as_str()))
+            }
+        }
+
+        impl AsExpression<Nullable<Text>> for $ty {
+            type Expression = AsExprOf<Cow<'static, str>, Nullable<Text>>;
+
+            fn as_expression(self) -> Self::Expression {
+                AsExpression::<Nullable<Text>>::as_expression(Cow::Borrowed(self.as_str()))
+            }
+        }
+
+        impl AsExpression<Text> for &$ty {
+            type Expression = AsExprOf<Cow<'static, str>, Text>;
+
+            fn as_expression(self) -> Self::Expression {
+                AsExpression::<Text>::as_expression(Cow::Borrowed(self.as_str()))
+            }
+        }
+
+        impl AsExpression<Nullable<Text>> for &$ty {
+            type Expression = AsExprOf<Cow<'static, str>, Nullable<Text>>;
+
+            fn as_expression(self) -> Self::Expression {
+                AsExpression::<Nullable<Text>>::as_expression(Cow::Borrowed(self.as_str()))
+            }
+        }
+
+        impl<DB> ToSql<Text, DB> for $ty
+        where
+            DB: Backend,
+            str: ToSql<Text, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+                self.as_str().to_sql(out)
+            }
+        }
+
+        impl<DB> FromSql<Text, DB> for $ty
+        where
+            DB: Backend,
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                let text = String::from_sql(bytes)?;
+                Ok(text.parse::<$ty>()?)
+            }
+        }
+
+        impl<DB, ST> Queryable<ST, DB> for $ty
+        where
+            DB: Backend,
+            ST: SingleValue,
+            Self: FromSql<ST, DB>,
+        {
+            type Row = Self;
+
+            fn build(row: Self) -> deserialize::Result<Self> {
+                Ok(row)
+            }
+        }
+    )+};
 }
 
-/// Declares a TEXT-backed enum with its spellings, parsing, display, serde
-/// and diesel conversions, so that every enum here behaves the same way.
+text_column!(JobKind, JobStatus, LogStream, Role, JobTrigger);
+
+/// Declares a store-only TEXT enum with its spellings, parsing, display and
+/// serde (the diesel side comes from `text_column!`), the way
+/// `protocol::wire_enum!` declares the wire's.
 macro_rules! text_enum {
     (
         $(#[$meta:meta])*
@@ -39,11 +116,7 @@ macro_rules! text_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize,
-            AsExpression, FromSqlRow,
-        )]
-        #[diesel(sql_type = Text)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),+
         }
@@ -76,27 +149,6 @@ macro_rules! text_enum {
                 }
             }
         }
-
-        impl<DB> ToSql<Text, DB> for $name
-        where
-            DB: Backend,
-            str: ToSql<Text, DB>,
-        {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
-                self.as_str().to_sql(out)
-            }
-        }
-
-        impl<DB> FromSql<Text, DB> for $name
-        where
-            DB: Backend,
-            String: FromSql<Text, DB>,
-        {
-            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
-                let text = String::from_sql(bytes)?;
-                Ok(text.parse::<$name>()?)
-            }
-        }
     };
 }
 
@@ -109,61 +161,6 @@ text_enum! {
         Operator => "operator",
         /// Read only.
         Viewer => "viewer",
-    }
-}
-
-text_enum! {
-    /// What a job runs (PROTOCOL.md `command.run` `kind`).
-    JobKind, "job kind" {
-        /// `restic backup`.
-        Backup => "backup",
-        /// `restic init`.
-        Init => "init",
-        /// `restic forget` with a retention policy.
-        Forget => "forget",
-        /// `restic prune`.
-        Prune => "prune",
-        /// `restic check`.
-        Check => "check",
-        /// `restic unlock`.
-        Unlock => "unlock",
-        /// `restic restore` into a target folder.
-        Restore => "restore",
-        /// `restic ls` of one snapshot into the catalog.
-        Catalog => "catalog",
-    }
-}
-
-text_enum! {
-    /// Where a job is in its life (PROTOCOL.md job statuses).
-    JobStatus, "job status" {
-        /// Created, not yet started by the agent (it may be dispatched and
-        /// accepted already: see the job's `dispatched_at` / `accepted_at`).
-        Queued => "queued",
-        /// The agent reported `job.started`.
-        Running => "running",
-        /// Finished well (restic exit 0, or 3 with a warning).
-        Succeeded => "succeeded",
-        /// Finished badly, refused, or lost.
-        Failed => "failed",
-        /// Cancelled by an operator (queued or running).
-        Cancelled => "cancelled",
-    }
-}
-
-impl JobStatus {
-    /// The statuses a job never leaves.
-    pub const TERMINAL: &'static [JobStatus] = &[
-        JobStatus::Succeeded,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-    ];
-    /// The statuses a job can still leave.
-    pub const ACTIVE: &'static [JobStatus] = &[JobStatus::Queued, JobStatus::Running];
-
-    /// True for `succeeded`, `failed` and `cancelled`.
-    pub fn is_terminal(self) -> bool {
-        Self::TERMINAL.contains(&self)
     }
 }
 
@@ -181,78 +178,28 @@ text_enum! {
     }
 }
 
-text_enum! {
-    /// Which stream a job log line came from (PROTOCOL.md `log.stream`).
-    LogStream, "log stream" {
-        /// restic's standard output.
-        Stdout => "stdout",
-        /// restic's standard error.
-        Stderr => "stderr",
-        /// An event the agent itself logged about the job.
-        Event => "event",
+/// Exhaustive conversions between the store's role and auth's: a variant
+/// added on one side only fails to compile here.
+impl From<crate::auth::Role> for Role {
+    fn from(role: crate::auth::Role) -> Self {
+        use crate::auth::Role as A;
+        match role {
+            A::Admin => Role::Admin,
+            A::Operator => Role::Operator,
+            A::Viewer => Role::Viewer,
+        }
     }
 }
 
-/// Exhaustive conversions between a store enum and the protocol's or auth's
-/// enum of the same values: the store keeps its own TEXT-backed copies (the
-/// protocol module stays serde-only), and a variant added on one side only
-/// fails to compile here.
-macro_rules! same_values {
-    ($store:ident, $other:path { $($variant:ident),+ $(,)? }) => {
-        impl From<$other> for $store {
-            fn from(v: $other) -> Self {
-                use $other as O;
-                match v { $(O::$variant => $store::$variant),+ }
-            }
+impl From<Role> for crate::auth::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Admin => Self::Admin,
+            Role::Operator => Self::Operator,
+            Role::Viewer => Self::Viewer,
         }
-        impl From<$store> for $other {
-            fn from(v: $store) -> Self {
-                use $other as O;
-                match v { $($store::$variant => O::$variant),+ }
-            }
-        }
-    };
+    }
 }
-
-same_values!(
-    Role,
-    crate::auth::Role {
-        Admin,
-        Operator,
-        Viewer
-    }
-);
-same_values!(
-    JobKind,
-    crate::protocol::JobKind {
-        Backup,
-        Init,
-        Forget,
-        Prune,
-        Check,
-        Unlock,
-        Restore,
-        Catalog
-    }
-);
-same_values!(
-    JobStatus,
-    crate::protocol::JobStatus {
-        Queued,
-        Running,
-        Succeeded,
-        Failed,
-        Cancelled
-    }
-);
-same_values!(
-    LogStream,
-    crate::protocol::LogStreamKind {
-        Stdout,
-        Stderr,
-        Event
-    }
-);
 
 /// One page of a list, with the number of rows the filter matches in all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

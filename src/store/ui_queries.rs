@@ -265,13 +265,13 @@ mod tests {
                 id: id.clone(),
                 hostname: name.into(),
                 display_name: None,
-                labels: labels.into(),
+                labels: serde_json::from_str(labels).unwrap(),
                 os: "linux".into(),
                 arch: "x86_64".into(),
                 agent_version: None,
                 restic_version: None,
                 boot_time: None,
-                capabilities: "[]".into(),
+                capabilities: Vec::new(),
                 agent_token_hash: format!("hash-{id}"),
                 enrolled_at: 0,
                 updated_at: 0,
@@ -289,8 +289,8 @@ mod tests {
                 id: id.clone(),
                 host_id: host.into(),
                 name: name.into(),
-                includes: "[]".into(),
-                excludes: "[]".into(),
+                includes: Vec::new(),
+                excludes: Vec::new(),
                 retention_policy: None,
                 retry_max: 0,
                 retry_backoff_seconds: 300,
@@ -398,7 +398,7 @@ mod tests {
             .id
             .clone();
         let patch = crate::store::models::HostPatch {
-            labels: Some("{\"env\":\"dev\"}".into()),
+            labels: Some([("env".to_owned(), "dev".to_owned())].into()),
             ..Default::default()
         };
         hosts::patch(c, &web10, &patch, NOW).unwrap().unwrap();

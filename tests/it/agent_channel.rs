@@ -33,9 +33,9 @@ async fn add_group(
         id: store::new_id(),
         host_id: host_id.to_owned(),
         name: name.to_owned(),
-        includes: format!(r#"["/srv/{name}"]"#),
-        excludes: r#"["*.tmp"]"#.to_owned(),
-        retention_policy: retention.map(str::to_owned),
+        includes: vec![format!("/srv/{name}")],
+        excludes: vec!["*.tmp".to_owned()],
+        retention_policy: retention.map(|r| serde_json::from_str(r).unwrap()),
         retry_max,
         retry_backoff_seconds: backoff,
         created_at: store::now_ms(),
@@ -464,8 +464,8 @@ async fn run_now_goes_through_its_states_and_replays_apply_once() {
     .unwrap();
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.exit_code, Some(0));
-    assert!(done.stats.as_deref().unwrap().contains("files_new"));
-    assert!(done.progress.as_deref().unwrap().contains("0.25"));
+    assert!(done.stats.as_ref().unwrap().get("files_new").is_some());
+    assert_eq!(done.progress.as_ref().unwrap().percent_done, 0.25);
     assert_eq!(done.last_log_seq, 5);
     assert_eq!(log_count(&app, &job.id).await, 5);
 
@@ -1326,13 +1326,13 @@ async fn burst_of_a_thousand_agents_lands_every_line_once() {
                     id: store::new_id(),
                     hostname: format!("burst-{i:04}"),
                     display_name: None,
-                    labels: "{}".into(),
+                    labels: Default::default(),
                     os: "linux".into(),
                     arch: "amd64".into(),
                     agent_version: None,
                     restic_version: None,
                     boot_time: None,
-                    capabilities: "[]".into(),
+                    capabilities: Vec::new(),
                     agent_token_hash: auth::hash_token(&token),
                     enrolled_at: now,
                     updated_at: now,

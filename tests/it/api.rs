@@ -176,7 +176,7 @@ async fn login_failures_are_401_and_audited() {
     let reasons: Vec<(String, String)> = failed
         .iter()
         .map(|r| {
-            let detail: Value = serde_json::from_str(r.detail.as_deref().unwrap()).unwrap();
+            let detail: Value = r.detail.clone().unwrap();
             (
                 r.actor.clone(),
                 detail["reason"].as_str().unwrap().to_owned(),
@@ -235,8 +235,9 @@ async fn login_rate_limited_per_account() {
     assert_eq!(failed.len(), 6);
     assert!(failed[5]
         .detail
-        .as_deref()
+        .as_ref()
         .unwrap()
+        .to_string()
         .contains("rate_limited"));
     // API tokens are not affected by the login limit.
     let (status, _) = get(&app, &app.admin_token, "/me").await;
@@ -704,7 +705,7 @@ async fn repository_secrets_are_write_only_and_sealed() {
 
     let audits = audit_rows(&app, "repository.create").await;
     assert_eq!(audits.len(), 1);
-    let detail = audits[0].detail.as_deref().unwrap();
+    let detail = audits[0].detail.as_ref().unwrap().to_string();
     assert!(detail.contains("\"password_changed\":true"), "{detail}");
     assert!(!detail.contains(password));
     assert_eq!(audit_rows(&app, "repository.update").await.len(), 1);
@@ -1253,7 +1254,8 @@ async fn job_list_filters_and_pagination() {
     // The first job finished with stats; the second reports progress.
     let (first, second) = (ids[0].clone(), ids[1].clone());
     db(&app, move |conn| {
-        store::jobs::update_progress(conn, &second, r#"{"percent_done":0.5}"#).unwrap();
+        let progress = serde_json::from_value(json!({"job_id": second, "percent_done": 0.5}));
+        store::jobs::update_progress(conn, &progress.unwrap()).unwrap();
         store::jobs::finish(
             conn,
             &first,
@@ -1263,7 +1265,7 @@ async fn job_list_filters_and_pagination() {
                 exit_code: Some(0),
                 error: None,
                 warning: None,
-                stats: Some(r#"{"files_new":3,"data_added":1024}"#.into()),
+                stats: Some(json!({"files_new": 3, "data_added": 1024})),
             },
         )
         .unwrap();
@@ -1301,7 +1303,8 @@ async fn job_list_filters_and_pagination() {
     assert_eq!(done["items"][0]["exit_code"], 0);
     assert!(done["items"][0]["finished_at"].is_string());
     let (_, running) = get(&app, &app.admin_token, &format!("/jobs/{}", ids[1])).await;
-    assert_eq!(running["progress"], json!({"percent_done": 0.5}));
+    assert_eq!(running["progress"]["job_id"], ids[1].as_str());
+    assert_eq!(running["progress"]["percent_done"], 0.5);
     let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let (status, none) = get(
         &app,
@@ -1463,8 +1466,8 @@ async fn snapshots_list() {
                 short_id: format!("{i}aaaaaaa"),
                 time: 1_767_225_600_000 + i * 86_400_000,
                 hostname: "web".into(),
-                paths: r#"["/etc"]"#.into(),
-                tags: r#"["etc"]"#.into(),
+                paths: vec!["/etc".to_owned()],
+                tags: vec!["etc".to_owned()],
                 size_bytes: Some(1000 + i),
                 file_count: Some(10),
             })

@@ -135,7 +135,12 @@ async fn enrollment_token_lifecycle() {
     assert_eq!(revokes.len(), 1);
     assert_eq!(revokes[0].target.as_deref(), Some(default_id.as_str()));
     for row in creates.iter().chain(&revokes) {
-        assert!(!row.detail.clone().unwrap_or_default().contains(&token));
+        assert!(!row
+            .detail
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default()
+            .contains(&token));
     }
 }
 
@@ -328,18 +333,22 @@ async fn user_lifecycle() {
     assert_eq!(create[0].actor, "admin");
     let updates = audit_rows(&app, "user.update").await;
     assert_eq!(updates.len(), 4);
-    let detail: Value = serde_json::from_str(updates[0].detail.as_deref().unwrap()).unwrap();
+    let detail: Value = updates[0].detail.clone().unwrap();
     assert_eq!(
         detail["role"],
         json!({"from": "viewer", "to": "operator"}),
         "{detail}"
     );
-    let reset: Value = serde_json::from_str(updates[3].detail.as_deref().unwrap()).unwrap();
+    let reset: Value = updates[3].detail.clone().unwrap();
     assert_eq!(reset["password_reset"], true);
     assert_eq!(reset["sessions_ended"], 1);
     assert_eq!(audit_rows(&app, "user.delete").await.len(), 1);
     for row in create.iter().chain(&updates) {
-        let detail = row.detail.clone().unwrap_or_default();
+        let detail = row
+            .detail
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default();
         assert!(
             !detail.contains("password\":\"") && !detail.contains("second-password"),
             "{detail}"
@@ -610,7 +619,11 @@ async fn api_token_lifecycle() {
     let revokes = audit_rows(&app, "api_token.revoke").await;
     assert_eq!(revokes.len(), 1);
     for row in creates.iter().chain(&revokes) {
-        let detail = row.detail.clone().unwrap_or_default();
+        let detail = row
+            .detail
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default();
         assert!(!detail.contains(&token) && !detail.contains(&viewer_token));
     }
 }

@@ -26,9 +26,9 @@ async fn add_group(
         id: store::new_id(),
         host_id: host_id.to_owned(),
         name: "etc".to_owned(),
-        includes: r#"["/etc"]"#.to_owned(),
-        excludes: "[]".to_owned(),
-        retention_policy: retention.map(str::to_owned),
+        includes: vec!["/etc".to_owned()],
+        excludes: Vec::new(),
+        retention_policy: retention.map(|r| serde_json::from_str(r).unwrap()),
         retry_max,
         // No back-off: the retry is due as soon as it exists.
         retry_backoff_seconds: 0,

@@ -21,13 +21,30 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Text};
 
+use serde_json::json;
+
 use crate::common::db;
+use restic_manager::protocol::{JobProgress, RetentionPolicy};
 use restic_manager::store::models::*;
 use restic_manager::store::{
     self, api_tokens, audit, enrollment, hosts, job_logs, jobs, missed_runs, repo_stats,
     repositories, schedule_versions, schedules, sessions, snapshots, source_groups, users,
     DbConnection, JobKind, JobStatus, JobTrigger, LogStream, Pool, Role, StoreError,
 };
+
+/// A `job.progress` of `job_id` at `percent_done`.
+fn progress(job_id: &str, percent_done: f64) -> JobProgress {
+    JobProgress {
+        job_id: job_id.to_owned(),
+        percent_done,
+        files_done: 1,
+        total_files: 2,
+        bytes_done: 10,
+        total_bytes: 20,
+        eta_seconds: None,
+        throughput_bps: 0,
+    }
+}
 
 /// A fixed "now" so that expiry and ordering do not depend on the clock.
 const NOW: i64 = 1_750_000_000_000;
@@ -107,13 +124,13 @@ fn new_host(hostname: &str) -> NewHost {
         id: store::new_id(),
         hostname: hostname.to_owned(),
         display_name: None,
-        labels: "{}".to_owned(),
+        labels: Default::default(),
         os: "linux".to_owned(),
         arch: "amd64".to_owned(),
         agent_version: None,
         restic_version: None,
         boot_time: None,
-        capabilities: "[]".to_owned(),
+        capabilities: Vec::new(),
         agent_token_hash: format!("agent-{}", store::new_id()),
         enrolled_at: NOW,
         updated_at: NOW,
@@ -131,9 +148,12 @@ fn add_group(c: &mut DbConnection, host_id: &str, name: &str) -> SourceGroup {
             id: store::new_id(),
             host_id: host_id.to_owned(),
             name: name.to_owned(),
-            includes: format!("[\"/{name}\"]"),
-            excludes: "[\"*.tmp\"]".to_owned(),
-            retention_policy: Some("{\"keep_daily\":7}".to_owned()),
+            includes: vec![format!("/{name}")],
+            excludes: vec!["*.tmp".to_owned()],
+            retention_policy: Some(RetentionPolicy {
+                keep_daily: Some(7),
+                ..RetentionPolicy::default()
+            }),
             retry_max: 2,
             retry_backoff_seconds: 300,
             created_at: NOW,
@@ -179,7 +199,7 @@ fn finished(status: JobStatus, at: i64) -> JobFinish {
         exit_code: Some(if status == JobStatus::Succeeded { 0 } else { 1 }),
         error: (status == JobStatus::Failed).then(|| "boom".to_owned()),
         warning: None,
-        stats: Some("{\"files_new\":3}".to_owned()),
+        stats: Some(json!({"files_new": 3})),
     }
 }
 
@@ -713,7 +733,7 @@ fn hosts_queries() {
             agent_version: Some("0.1.0".to_owned()),
             restic_version: Some("0.14.0".to_owned()),
             boot_time: Some(NOW - 3_600_000),
-            capabilities: Some("[\"outbox\"]".to_owned()),
+            capabilities: Some(vec!["outbox".to_owned()]),
         };
         let updated = hosts::update_from_hello(c, &web.id, &hello, NOW + 10)
             .unwrap()
@@ -721,7 +741,7 @@ fn hosts_queries() {
         assert_eq!(updated.hostname, "web-01.example");
         assert_eq!(updated.arch, "arm64");
         assert_eq!(updated.restic_version.as_deref(), Some("0.14.0"));
-        assert_eq!(updated.capabilities, "[\"outbox\"]");
+        assert_eq!(updated.capabilities, ["outbox"]);
         assert!(updated.online);
         assert_eq!(updated.last_seen_at, Some(NOW + 10));
 
@@ -780,7 +800,7 @@ fn hosts_queries() {
             &db_host.id,
             &HostPatch {
                 display_name: Some(Some("Primary DB".to_owned())),
-                labels: Some("{\"env\":\"prod\"}".to_owned()),
+                labels: Some([("env".to_owned(), "prod".to_owned())].into()),
             },
             NOW + 20,
         )
@@ -804,7 +824,7 @@ fn hosts_queries() {
         .unwrap()
         .unwrap();
         assert_eq!(cleared.display_name, None);
-        assert_eq!(cleared.labels, "{\"env\":\"prod\"}");
+        assert_eq!(cleared.labels["env"], "prod");
 
         assert!(hosts::set_online(c, &db_host.id, true, NOW + 30).unwrap());
         assert_eq!(
@@ -973,8 +993,8 @@ fn source_groups_queries() {
                 id: store::new_id(),
                 host_id: a.id.clone(),
                 name: "etc".to_owned(),
-                includes: "[]".to_owned(),
-                excludes: "[]".to_owned(),
+                includes: Vec::new(),
+                excludes: Vec::new(),
                 retention_policy: None,
                 retry_max: 0,
                 retry_backoff_seconds: 60,
@@ -1012,7 +1032,7 @@ fn source_groups_queries() {
             c,
             &home.id,
             &SourceGroupChanges {
-                excludes: Some("[\"cache\"]".to_owned()),
+                excludes: Some(vec!["cache".to_owned()]),
                 retention_policy: Some(None),
                 retry_max: Some(5),
                 ..Default::default()
@@ -1021,7 +1041,7 @@ fn source_groups_queries() {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(changed.excludes, "[\"cache\"]");
+        assert_eq!(changed.excludes, ["cache"]);
         assert_eq!(changed.retention_policy, None);
         assert_eq!(changed.retry_max, 5);
         assert_eq!(changed.includes, home.includes);
@@ -1188,7 +1208,7 @@ fn schedule_versions_queries() {
         // still bumps: a missing row counts as 0.
         let bare = new_host("bare");
         diesel::insert_into(store::schema::hosts::table)
-            .values(&bare)
+            .values(bare.clone())
             .execute(c)
             .unwrap();
         assert_eq!(schedule_versions::bump(c, &bare.id).unwrap(), 1);
@@ -1213,7 +1233,7 @@ fn jobs_queries() {
             &NewJob {
                 source_group_id: Some(group.id.clone()),
                 tag: Some("etc".to_owned()),
-                includes: "[\"/etc\"]".to_owned(),
+                includes: vec!["/etc".to_owned()],
                 ..NewJob::new(
                     store::new_id(),
                     host.id.clone(),
@@ -1282,7 +1302,7 @@ fn jobs_queries() {
             !jobs::mark_started(c, &first.id, NOW + 9).unwrap(),
             "started once"
         );
-        assert!(jobs::update_progress(c, &first.id, "{\"percent_done\":0.5}").unwrap());
+        assert!(jobs::update_progress(c, &progress(&first.id, 0.5)).unwrap());
         let running = jobs::running_for_host(c, &host.id).unwrap();
         assert_eq!(running.len(), 1);
         let job = &running[0];
@@ -1291,7 +1311,7 @@ fn jobs_queries() {
             (job.dispatched_at, job.accepted_at, job.started_at),
             (Some(NOW + 5), Some(NOW + 6), Some(NOW + 8))
         );
-        assert_eq!(job.progress.as_deref(), Some("{\"percent_done\":0.5}"));
+        assert_eq!(job.progress, Some(progress(&first.id, 0.5)));
         assert_eq!(queued(c, NOW), vec![second.id.clone()]);
 
         // A dispatched retry is no longer "due".
@@ -1302,7 +1322,7 @@ fn jobs_queries() {
 
         // Finishing is in finish_is_idempotent; here: progress after the end.
         jobs::finish(c, &first.id, &finished(JobStatus::Succeeded, NOW + 20)).unwrap();
-        assert!(!jobs::update_progress(c, &first.id, "{}").unwrap());
+        assert!(!jobs::update_progress(c, &progress(&first.id, 0.9)).unwrap());
         assert!(!jobs::mark_dispatched(c, &first.id, NOW + 21).unwrap());
 
         // Listing: filters, newest first, totals with paging.
@@ -1597,8 +1617,8 @@ fn snap(id: &str, time: i64) -> NewSnapshot {
         short_id: id.to_owned(),
         time,
         hostname: "web".to_owned(),
-        paths: "[\"/etc\"]".to_owned(),
-        tags: "[\"etc\"]".to_owned(),
+        paths: vec!["/etc".to_owned()],
+        tags: vec!["etc".to_owned()],
         size_bytes: Some(1024),
         file_count: None,
     }
@@ -1773,11 +1793,11 @@ fn audit_log_queries() {
             actor: actor.to_owned(),
             action: action.to_owned(),
             target: target.map(str::to_owned),
-            detail: Some("{\"k\":1}".to_owned()),
+            detail: Some(json!({"k": 1})),
             source_addr: Some("198.51.100.7".to_owned()),
         };
         let first = audit::insert(c, &entry(NOW, "admin", "login", None)).unwrap();
-        assert_eq!(first.detail.as_deref(), Some("{\"k\":1}"));
+        assert_eq!(first.detail, Some(json!({"k": 1})));
         audit::insert(c, &entry(NOW + 1, "admin", "host.revoke", Some("h1"))).unwrap();
         audit::insert(c, &entry(NOW + 2, "bob", "login.failed", None)).unwrap();
         audit::insert(c, &entry(NOW + 3, "admin", "host.patch", Some("h1"))).unwrap();
@@ -2034,4 +2054,175 @@ fn shared_repository_survives_one_host_delete() {
 fn new_ids_are_unique() {
     let ids: HashSet<String> = (0..10_000).map(|_| store::new_id()).collect();
     assert_eq!(ids.len(), 10_000);
+}
+
+/// A job status, kind or log stream in the database that no variant knows
+/// (written by hand, or by a newer server) is a deserialisation error naming
+/// the value, never a panic.
+#[test]
+fn unknown_enum_values_in_the_database_are_clear_errors() {
+    for_each_backend(
+        "unknown_enum_values_in_the_database_are_clear_errors",
+        |pool, backend| {
+            let c = &mut pool.get().unwrap();
+            let host = add_host(c, "web-1");
+            let job = add_job(c, &host.id, JobKind::Check, NOW);
+            job_logs::insert_batch(c, &[log_line(&job.id, 1)]).unwrap();
+
+            execute(
+                c,
+                format!("UPDATE jobs SET status = 'bogus' WHERE id = '{}'", job.id),
+            );
+            let err = jobs::get(c, &job.id).unwrap_err();
+            assert!(
+                matches!(err, DieselError::DeserializationError(_)),
+                "{backend}: {err:?}"
+            );
+            assert!(
+                error_chain(&err).contains("unknown job status \"bogus\""),
+                "{backend}: {}",
+                error_chain(&err)
+            );
+
+            execute(
+                c,
+                format!(
+                    "UPDATE jobs SET status = 'queued', kind = 'Backup' WHERE id = '{}'",
+                    job.id
+                ),
+            );
+            let err = jobs::get(c, &job.id).unwrap_err();
+            assert!(
+                error_chain(&err).contains("unknown job kind \"Backup\""),
+                "{backend}: {}",
+                error_chain(&err)
+            );
+
+            execute(
+                c,
+                format!(
+                    "UPDATE job_logs SET stream = 'stdin' WHERE job_id = '{}'",
+                    job.id
+                ),
+            );
+            use restic_manager::store::schema::job_logs as logs;
+            let err = logs::table
+                .select(logs::stream)
+                .filter(logs::job_id.eq(&job.id))
+                .load::<LogStream>(c)
+                .unwrap_err();
+            assert!(
+                error_chain(&err).contains("unknown log stream \"stdin\""),
+                "{backend}: {}",
+                error_chain(&err)
+            );
+        },
+    );
+}
+
+/// Runs raw SQL: how these tests store what the server itself never
+/// would write.
+fn execute(c: &mut DbConnection, sql: String) {
+    diesel::sql_query(sql).execute(c).unwrap();
+}
+
+/// An error and its sources, one per line: diesel names the field on top
+/// and the value in the source.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(source) = next {
+        text.push('\n');
+        text.push_str(&source.to_string());
+        next = source.source();
+    }
+    text
+}
+
+/// JSON columns read back as the values written (lists, a policy, a label
+/// map, NULL for none), stored as plain JSON text; a stored value that is
+/// not JSON of the column's type is a deserialisation error naming the
+/// column and the type, never a panic.
+#[test]
+fn json_columns_round_trip_and_malformed_values_are_clear_errors() {
+    for_each_backend(
+        "json_columns_round_trip_and_malformed_values_are_clear_errors",
+        |pool, backend| {
+            let c = &mut pool.get().unwrap();
+            let host = add_host(c, "web-1");
+            let group = add_group(c, &host.id, "etc");
+            let read = source_groups::get(c, &group.id).unwrap().unwrap();
+            assert_eq!(read.includes, ["/etc"], "{backend}");
+            assert_eq!(read.excludes, ["*.tmp"], "{backend}");
+            assert_eq!(read.retention_policy.unwrap().keep_daily, Some(7));
+            let job = add_job(c, &host.id, JobKind::Check, NOW);
+            assert_eq!(
+                (job.retention_policy, job.stats, job.progress),
+                (None, None, None)
+            );
+
+            use restic_manager::store::schema::source_groups as sg;
+            let text: (String, Option<String>) = sg::table
+                .find(&group.id)
+                .select((sg::includes, sg::retention_policy))
+                .first(c)
+                .unwrap();
+            assert_eq!(
+                text,
+                (
+                    r#"["/etc"]"#.to_owned(),
+                    Some(r#"{"keep_daily":7}"#.to_owned())
+                ),
+                "{backend}: plain JSON text, as the triggers and loadgen's seed expect"
+            );
+            let null: Option<String> = restic_manager::store::schema::jobs::table
+                .find(&job.id)
+                .select(restic_manager::store::schema::jobs::retention_policy)
+                .first(c)
+                .unwrap();
+            assert_eq!(null, None, "{backend}: no policy is SQL NULL, not \"null\"");
+
+            execute(
+                c,
+                format!(
+                    "UPDATE source_groups SET includes = 'not json' WHERE id = '{}'",
+                    group.id
+                ),
+            );
+            let err = source_groups::get(c, &group.id).unwrap_err();
+            assert!(
+                matches!(err, DieselError::DeserializationError(_)),
+                "{backend}: {err:?}"
+            );
+            let chain = error_chain(&err);
+            assert!(chain.contains("'includes'"), "{backend}: {chain}");
+            assert!(
+                chain.contains("Vec<alloc::string::String>"),
+                "{backend}: {chain}"
+            );
+
+            execute(
+                c,
+                format!(
+                    "UPDATE source_groups SET includes = '[]', \
+                     retention_policy = '{{\"keep_daily\":\"seven\"}}' WHERE id = '{}'",
+                    group.id
+                ),
+            );
+            let chain = error_chain(&source_groups::get(c, &group.id).unwrap_err());
+            assert!(chain.contains("'retention_policy'"), "{backend}: {chain}");
+            assert!(chain.contains("RetentionPolicy"), "{backend}: {chain}");
+
+            execute(
+                c,
+                format!(
+                    "UPDATE hosts SET labels = '{{\"env\":1}}' WHERE id = '{}'",
+                    host.id
+                ),
+            );
+            let chain = error_chain(&hosts::get(c, &host.id).unwrap_err());
+            assert!(chain.contains("'labels'"), "{backend}: {chain}");
+            assert!(chain.contains("BTreeMap"), "{backend}: {chain}");
+        },
+    );
 }

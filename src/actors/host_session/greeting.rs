@@ -5,7 +5,7 @@
 //! [`load_config`] and hand it to the live session (`PushConfig`).
 //! Blocking: call inside `web::block`.
 
-use super::job_queue::{json_list, retention, QueuedJob};
+use super::job_queue::QueuedJob;
 use crate::crypto::{self, SecretKey};
 use crate::protocol;
 use crate::store::{jobs, repositories, schedule_versions, schedules, DbConnection};
@@ -76,9 +76,9 @@ pub fn load_config(
                 .iter()
                 .map(|g| protocol::SourceGroupSpec {
                     name: g.name.clone(),
-                    includes: json_list(&g.includes, "includes", &g.id),
-                    excludes: json_list(&g.excludes, "excludes", &g.id),
-                    retention_policy: retention(g.retention_policy.as_deref(), &g.id),
+                    includes: g.includes.clone(),
+                    excludes: g.excludes.clone(),
+                    retention_policy: g.retention_policy.clone(),
                     retry_max: u32::try_from(g.retry_max).unwrap_or(0),
                     retry_backoff_seconds: u32::try_from(g.retry_backoff_seconds).unwrap_or(0),
                 })

@@ -46,31 +46,14 @@ impl QueuedJob {
 pub fn command_run(job: &Job) -> protocol::CommandRun {
     protocol::CommandRun {
         job_id: job.id.clone(),
-        kind: job.kind.into(),
-        args: json_list(&job.args, "args", &job.id),
-        includes: json_list(&job.includes, "includes", &job.id),
-        excludes: json_list(&job.excludes, "excludes", &job.id),
+        kind: job.kind,
+        args: job.args.clone(),
+        includes: job.includes.clone(),
+        excludes: job.excludes.clone(),
         tag: job.tag.clone(),
-        retention_policy: retention(job.retention_policy.as_deref(), &job.id),
+        retention_policy: job.retention_policy.clone(),
         snapshot_id: job.snapshot_id.clone(),
     }
-}
-
-/// A stored JSON list; one that does not parse is logged and empty.
-pub fn json_list(text: &str, what: &str, id: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, id, "stored {what} is not a JSON list");
-        Vec::new()
-    })
-}
-
-/// The stored retention policy; one that does not parse is logged and
-/// left out (the agent then keeps everything, the safe side).
-pub fn retention(text: Option<&str>, id: &str) -> Option<protocol::RetentionPolicy> {
-    let text = text?;
-    serde_json::from_str(text)
-        .map_err(|e| tracing::warn!(error = %e, id, "stored retention policy does not parse"))
-        .ok()
 }
 
 /// The queue.

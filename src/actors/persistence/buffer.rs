@@ -96,7 +96,7 @@ impl Persistence {
                 job_id: line.job_id,
                 seq,
                 ts: line.ts.timestamp_millis(),
-                stream: line.stream.into(),
+                stream: line.stream,
                 payload: line.payload,
             },
         });
@@ -155,11 +155,8 @@ impl Persistence {
         if self.progress.is_empty() {
             return;
         }
-        let updates: Vec<(String, String, String)> = self
-            .progress
-            .drain()
-            .map(|(job, (host, json))| (host, job, json))
-            .collect();
+        let updates: Vec<(String, protocol::JobProgress)> =
+            self.progress.drain().map(|(_, update)| update).collect();
         let result = self
             .conn()
             .and_then(|mut c| Ok(channel::update_progress_batch(&mut c, &updates)?));
@@ -286,15 +283,8 @@ impl Handler<RecordProgress> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: RecordProgress, _ctx: &mut Self::Context) {
-        match serde_json::to_string(&msg.payload) {
-            Ok(json) => {
-                self.progress
-                    .insert(msg.payload.job_id, (msg.host_id, json));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, job_id = %msg.payload.job_id, "cannot encode progress")
-            }
-        }
+        self.progress
+            .insert(msg.payload.job_id.clone(), (msg.host_id, msg.payload));
     }
 }
 

@@ -30,8 +30,7 @@ impl Handler<RecordHello> for Persistence {
             agent_version: Some(msg.payload.agent_version),
             restic_version: Some(msg.payload.restic_version),
             boot_time: msg.payload.boot_time.map(|t| t.timestamp_millis()),
-            // A list of strings always encodes; `None` would keep the old value.
-            capabilities: serde_json::to_string(&msg.payload.capabilities).ok(),
+            capabilities: Some(msg.payload.capabilities),
         };
         self.write("recording hello", &msg.host_id, None, |c| {
             hosts::update_from_hello(c, &msg.host_id, &hello, msg.now)
@@ -68,10 +67,6 @@ pub struct ReplaceSnapshots {
     pub now: i64,
 }
 
-fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
-}
-
 /// A counter for a BIGINT column; a value past `i64::MAX` is stored as
 /// unknown rather than wrapped.
 fn to_i64(value: Option<u64>) -> Option<i64> {
@@ -91,8 +86,8 @@ impl Handler<ReplaceSnapshots> for Persistence {
                 short_id: s.short_id.clone(),
                 time: s.time.timestamp_millis(),
                 hostname: s.hostname.clone(),
-                paths: json_list(&s.paths),
-                tags: json_list(&s.tags),
+                paths: s.paths.clone(),
+                tags: s.tags.clone(),
                 size_bytes: to_i64(s.size_bytes),
                 file_count: to_i64(s.file_count),
             })

@@ -167,7 +167,7 @@ pub struct Finished {
 /// The row change a `job.finished` makes. A `succeeded` report with an
 /// `error` (restic exit 3) keeps it as a warning.
 pub fn finish_from_report(report: &protocol::JobFinished) -> JobFinish {
-    let status: JobStatus = protocol::JobStatus::from(report.status).into();
+    let status: JobStatus = protocol::JobStatus::from(report.status);
     let (error, warning) = match report.status {
         protocol::FinishStatus::Succeeded => (None, report.error.clone()),
         _ => (report.error.clone(), None),
@@ -178,12 +178,7 @@ pub fn finish_from_report(report: &protocol::JobFinished) -> JobFinish {
         exit_code: Some(report.exit_code),
         error,
         warning,
-        // A JSON map always encodes; were it ever to fail, the job still
-        // finishes, without its summary.
-        stats: report
-            .stats
-            .as_ref()
-            .and_then(|s| serde_json::to_string(s).ok()),
+        stats: report.stats.clone().map(serde_json::Value::Object),
     }
 }
 

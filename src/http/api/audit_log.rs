@@ -18,7 +18,7 @@ use super::{List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{parse_time, stored_json, Time};
+use crate::http::extract::{parse_time, Time};
 use crate::http::AppState;
 use crate::store::{self, models};
 
@@ -61,20 +61,16 @@ pub(super) struct AuditEntryDto {
 }
 
 impl AuditEntryDto {
-    fn from_row(e: models::AuditEntry) -> Result<Self, ApiError> {
-        Ok(AuditEntryDto {
-            detail: e
-                .detail
-                .as_deref()
-                .map(|d| stored_json("audit_log.detail", d))
-                .transpose()?,
+    fn from_row(e: models::AuditEntry) -> Self {
+        AuditEntryDto {
+            detail: e.detail,
             id: e.id,
             at: Time(e.at),
             actor: e.actor,
             action: e.action,
             target: e.target,
             source_addr: e.source_addr,
-        })
+        }
     }
 }
 
@@ -127,7 +123,7 @@ async fn list(
         .items
         .into_iter()
         .map(AuditEntryDto::from_row)
-        .collect::<Result<_, _>>()?;
+        .collect();
     Ok(web::Json(List {
         items,
         total: page.total,

@@ -49,11 +49,11 @@ use crate::actors::persistence::Flush;
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{int_param, stored_json, Time};
+use crate::http::extract::{int_param, Time};
 use crate::http::sse::{self, event_stream, json_frame, keep_alive, retry, OUT_BUFFER};
 use crate::http::AppState;
 use crate::protocol::{JobProgress, LogStreamKind};
-use crate::store::{self, models, JobStatus, LogStream};
+use crate::store::{self, models, JobStatus};
 
 /// Stored log lines read per query while replaying.
 const REPLAY_PAGE: i64 = 1000;
@@ -130,11 +130,7 @@ struct StatusDto {
 
 impl StatusDto {
     fn from_job(job: &models::Job) -> StatusDto {
-        let stats = job.stats.as_deref().and_then(|s| {
-            stored_json::<Value>("jobs.stats", s)
-                .map_err(|e| tracing::warn!(job_id = %job.id, error = %e, "unreadable job stats"))
-                .ok()
-        });
+        let stats = job.stats.clone();
         StatusDto {
             status: job.status,
             message: job.error.clone().or_else(|| job.warning.clone()),
@@ -163,7 +159,7 @@ fn stored_line(line: &models::JobLog) -> Bytes {
 }
 
 fn live_stream_name(kind: LogStreamKind) -> &'static str {
-    LogStream::from(kind).as_str()
+    kind.as_str()
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,14 +301,7 @@ impl JobStream {
         if job.status.is_terminal() {
             return Ok(());
         }
-        let progress = job.progress.as_deref().and_then(|p| {
-            stored_json::<JobProgress>("jobs.progress", p)
-                .map_err(
-                    |e| tracing::warn!(job_id = %job.id, error = %e, "unreadable job progress"),
-                )
-                .ok()
-        });
-        if let Some(progress) = progress {
+        if let Some(progress) = job.progress.clone() {
             self.send(json_frame("progress", None, &ProgressDto::from(&progress)))
                 .await?;
         }

@@ -15,7 +15,7 @@ use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{live_host, stored_json, Body, Time};
+use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
 use crate::store::{self, hosts::HostWithVersion, models};
 
@@ -92,11 +92,10 @@ pub struct HostDto {
 }
 
 impl HostDto {
-    fn from_row(row: HostWithVersion) -> Result<Self, ApiError> {
+    fn from_row(row: HostWithVersion) -> Self {
         let HostWithVersion { host, schedule } = row;
-        let labels = stored_json("hosts.labels", &host.labels)?;
-        Ok(HostDto {
-            labels,
+        HostDto {
+            labels: host.labels,
             status: if host.online { "online" } else { "offline" },
             last_seen: Time::opt(host.last_seen_at),
             enrolled_at: Time(host.enrolled_at),
@@ -109,7 +108,7 @@ impl HostDto {
             arch: host.arch,
             agent_version: host.agent_version,
             restic_version: host.restic_version,
-        })
+        }
     }
 }
 
@@ -167,11 +166,7 @@ async fn list(
         Ok(store::hosts::list(conn, &filter)?)
     })
     .await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(HostDto::from_row)
-        .collect::<Result<_, _>>()?;
+    let items = page.items.into_iter().map(HostDto::from_row).collect();
     Ok(web::Json(List {
         items,
         total: page.total,
@@ -183,7 +178,7 @@ fn load(conn: &mut store::DbConnection, id: &str) -> Result<HostDto, ApiError> {
     live_host(conn, id)?;
     let row = store::hosts::get_with_version(conn, id)?
         .ok_or_else(|| ApiError::not_found(&format!("host {id}")))?;
-    HostDto::from_row(row)
+    Ok(HostDto::from_row(row))
 }
 
 async fn get(
@@ -238,16 +233,10 @@ impl PatchRequest {
             }
             other => other,
         };
-        let labels = match self.labels {
-            Some(labels) => {
-                validate_labels(&labels)?;
-                Some(
-                    serde_json::to_string(&labels)
-                        .map_err(|e| ApiError::internal(format!("labels to JSON: {e}")))?,
-                )
-            }
-            None => None,
-        };
+        if let Some(labels) = &self.labels {
+            validate_labels(labels)?;
+        }
+        let labels = self.labels;
         Ok(models::HostPatch {
             display_name,
             labels,

@@ -16,7 +16,7 @@ use crate::actors::{CancelOutcome, NewJobRequest};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{int_param, parse_time, stored_json, Body, Time};
+use crate::http::extract::{int_param, parse_time, Body, Time};
 use crate::http::AppState;
 use crate::protocol::{self, RetentionPolicy};
 use crate::store::{self, models, JobKind, JobStatus, LogStream};
@@ -119,7 +119,7 @@ pub(super) struct JobDto {
     warning: Option<String>,
     /// The latest `job.progress` payload.
     #[schema(value_type = Option<Object>)]
-    progress: Option<Value>,
+    progress: Option<protocol::JobProgress>,
     /// restic's summary of the finished run.
     #[schema(value_type = Option<Object>)]
     stats: Option<Value>,
@@ -128,20 +128,13 @@ pub(super) struct JobDto {
 }
 
 impl JobDto {
-    fn from_row(j: models::Job) -> Result<Self, ApiError> {
-        let json_opt = |column: &str, text: Option<&str>| -> Result<Option<Value>, ApiError> {
-            text.map(|t| stored_json(column, t)).transpose()
-        };
-        Ok(JobDto {
-            includes: stored_json("jobs.includes", &j.includes)?,
-            excludes: stored_json("jobs.excludes", &j.excludes)?,
-            retention_policy: j
-                .retention_policy
-                .as_deref()
-                .map(|p| stored_json("jobs.retention_policy", p))
-                .transpose()?,
-            progress: json_opt("jobs.progress", j.progress.as_deref())?,
-            stats: json_opt("jobs.stats", j.stats.as_deref())?,
+    fn from_row(j: models::Job) -> Self {
+        JobDto {
+            includes: j.includes,
+            excludes: j.excludes,
+            retention_policy: j.retention_policy,
+            progress: j.progress,
+            stats: j.stats,
             id: j.id,
             host_id: j.host_id,
             kind: j.kind,
@@ -163,7 +156,7 @@ impl JobDto {
             error: j.error,
             warning: j.warning,
             last_log_seq: j.last_log_seq,
-        })
+        }
     }
 }
 
@@ -210,7 +203,7 @@ async fn create(
             source_addr: who.source_addr.clone(),
         })
         .await?;
-    Ok(HttpResponse::Created().json(JobDto::from_row(job)?))
+    Ok(HttpResponse::Created().json(JobDto::from_row(job)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,9 +230,7 @@ impl ListQuery {
                 })
             })
             .transpose()?;
-        let kind = nonempty(self.kind)
-            .map(|k| parse_kind(&k).map(JobKind::from))
-            .transpose()?;
+        let kind = nonempty(self.kind).map(|k| parse_kind(&k)).transpose()?;
         let since = nonempty(self.since)
             .map(|s| parse_time("since", &s))
             .transpose()?;
@@ -271,11 +262,7 @@ async fn list(
         Ok(store::jobs::list(conn, &filter)?)
     })
     .await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(JobDto::from_row)
-        .collect::<Result<_, _>>()?;
+    let items = page.items.into_iter().map(JobDto::from_row).collect();
     Ok(web::Json(List {
         items,
         total: page.total,
@@ -294,7 +281,7 @@ async fn get(
     who.require(Role::Viewer)?;
     let id = path.into_inner();
     let job = with_conn(&state.pool, move |conn| load_job(conn, &id)).await?;
-    Ok(web::Json(JobDto::from_row(job)?))
+    Ok(web::Json(JobDto::from_row(job)))
 }
 
 /// One log line as the API shows it.

@@ -10,7 +10,7 @@ use super::{List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{live_host, stored_json, Time};
+use crate::http::extract::{live_host, Time};
 use crate::http::AppState;
 use crate::store::{self, models};
 
@@ -42,10 +42,10 @@ pub(super) struct SnapshotDto {
 }
 
 impl SnapshotDto {
-    fn from_row(s: models::Snapshot) -> Result<Self, ApiError> {
-        Ok(SnapshotDto {
-            paths: stored_json("snapshots.paths", &s.paths)?,
-            tags: stored_json("snapshots.tags", &s.tags)?,
+    fn from_row(s: models::Snapshot) -> Self {
+        SnapshotDto {
+            paths: s.paths,
+            tags: s.tags,
             id: s.snapshot_id,
             short_id: s.short_id,
             time: Time(s.time),
@@ -53,7 +53,7 @@ impl SnapshotDto {
             size_bytes: s.size_bytes,
             file_count: s.file_count,
             reported_at: Time(s.reported_at),
-        })
+        }
     }
 }
 
@@ -80,11 +80,7 @@ async fn list(
         )?)
     })
     .await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(SnapshotDto::from_row)
-        .collect::<Result<_, _>>()?;
+    let items = page.items.into_iter().map(SnapshotDto::from_row).collect();
     Ok(web::Json(List {
         items,
         total: page.total,

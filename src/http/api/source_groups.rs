@@ -13,7 +13,7 @@ use super::{audit, change_host_config, List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{live_host, stored_json, Body, Time};
+use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
 use crate::protocol::RetentionPolicy;
 use crate::store::{self, models, DbConnection};
@@ -81,15 +81,11 @@ pub struct SourceGroupDto {
 }
 
 impl SourceGroupDto {
-    pub fn from_row(g: models::SourceGroup) -> Result<Self, ApiError> {
-        Ok(SourceGroupDto {
-            includes: stored_json("source_groups.includes", &g.includes)?,
-            excludes: stored_json("source_groups.excludes", &g.excludes)?,
-            retention_policy: g
-                .retention_policy
-                .as_deref()
-                .map(|p| stored_json("source_groups.retention_policy", p))
-                .transpose()?,
+    pub fn from_row(g: models::SourceGroup) -> Self {
+        SourceGroupDto {
+            includes: g.includes,
+            excludes: g.excludes,
+            retention_policy: g.retention_policy,
             id: g.id,
             host_id: g.host_id,
             name: g.name,
@@ -97,7 +93,7 @@ impl SourceGroupDto {
             retry_backoff_seconds: g.retry_backoff_seconds,
             created_at: Time(g.created_at),
             updated_at: Time(g.updated_at),
-        })
+        }
     }
 }
 
@@ -154,12 +150,12 @@ pub(super) struct GroupRequest {
     retry_backoff_seconds: Option<u32>,
 }
 
-/// A request that passed validation, with its JSON columns encoded.
+/// A request that passed validation.
 struct ValidGroup {
     name: String,
-    includes: String,
-    excludes: String,
-    retention_policy: Option<String>,
+    includes: Vec<String>,
+    excludes: Vec<String>,
+    retention_policy: Option<RetentionPolicy>,
     retry_max: i32,
     retry_backoff_seconds: i32,
 }
@@ -225,7 +221,7 @@ impl GroupRequest {
                 policy
                     .validate()
                     .map_err(|e| ApiError::validation(format!("retention_policy: {e}")))?;
-                Some(to_json(&policy)?)
+                Some(policy)
             }
         };
         let retry_max = self.retry_max.unwrap_or(0);
@@ -244,18 +240,14 @@ impl GroupRequest {
         }
         Ok(ValidGroup {
             name,
-            includes: to_json(&self.includes)?,
-            excludes: to_json(&self.excludes)?,
+            includes: self.includes,
+            excludes: self.excludes,
             retention_policy,
             // Both are bounded above, so they fit.
             retry_max: i32::try_from(retry_max).map_err(ApiError::internal)?,
             retry_backoff_seconds: i32::try_from(backoff).map_err(ApiError::internal)?,
         })
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
-    serde_json::to_string(value).map_err(ApiError::internal)
 }
 
 /// A unique-name violation becomes 409 naming the group; anything else
@@ -297,10 +289,7 @@ async fn list(
         Ok(store::source_groups::list_for_host(conn, &host_id)?)
     })
     .await?;
-    let items = rows
-        .into_iter()
-        .map(SourceGroupDto::from_row)
-        .collect::<Result<_, _>>()?;
+    let items = rows.into_iter().map(SourceGroupDto::from_row).collect();
     Ok(web::Json(List::slice(items, limit, offset)))
 }
 
@@ -312,7 +301,7 @@ async fn get(
     who.require(Role::Viewer)?;
     let (host_id, gid) = path.into_inner();
     let row = with_conn(&state.pool, move |conn| group_of(conn, &host_id, &gid)).await?;
-    Ok(web::Json(SourceGroupDto::from_row(row)?))
+    Ok(web::Json(SourceGroupDto::from_row(row)))
 }
 
 async fn create(
@@ -353,7 +342,7 @@ async fn create(
         Ok(row)
     })
     .await?;
-    Ok(HttpResponse::Created().json(SourceGroupDto::from_row(row)?))
+    Ok(HttpResponse::Created().json(SourceGroupDto::from_row(row)))
 }
 
 async fn update(
@@ -389,7 +378,7 @@ async fn update(
         Ok(row)
     })
     .await?;
-    Ok(web::Json(SourceGroupDto::from_row(row)?))
+    Ok(web::Json(SourceGroupDto::from_row(row)))
 }
 
 async fn delete(
@@ -425,20 +414,24 @@ mod tests {
             .validate()
     }
 
-    /// A full request validates and encodes its JSON columns; defaults apply to omitted fields.
+    /// A full request validates; defaults apply to omitted fields.
     #[test]
-    fn valid_group_encodes_columns() {
+    fn valid_group_keeps_the_request() {
         let v = request(json!({
             "name": "etc",
             "includes": ["/etc"],
             "retention_policy": {"keep_daily": 7, "keep_within": "30d"}
         }))
         .unwrap();
-        assert_eq!(v.includes, r#"["/etc"]"#);
-        assert_eq!(v.excludes, "[]");
+        assert_eq!(v.includes, ["/etc"]);
+        assert!(v.excludes.is_empty());
         assert_eq!(
-            v.retention_policy.as_deref(),
-            Some(r#"{"keep_daily":7,"keep_within":"30d"}"#)
+            v.retention_policy,
+            Some(RetentionPolicy {
+                keep_daily: Some(7),
+                keep_within: Some("30d".to_owned()),
+                ..RetentionPolicy::default()
+            })
         );
         assert_eq!((v.retry_max, v.retry_backoff_seconds), (0, 300));
     }

@@ -21,7 +21,7 @@ use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::cron::{CronExpr, NEXT_RUNS};
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{live_host, stored_json};
+use crate::http::extract::live_host;
 use crate::http::AppState;
 use crate::protocol::RetentionPolicy;
 use crate::store::hosts::HostWithVersion;
@@ -41,54 +41,14 @@ const HISTORY_MS: i64 = 90 * 86_400_000;
 /// Missed runs listed.
 const MISSED_RUNS: i64 = 20;
 
-/// A source group with its JSON columns decoded.
-struct GroupView {
-    row: SourceGroup,
-    includes: Vec<String>,
-    excludes: Vec<String>,
-    policy: Option<RetentionPolicy>,
-}
-
-impl GroupView {
-    fn new(row: SourceGroup) -> Result<Self, ApiError> {
-        Ok(GroupView {
-            includes: stored_json("source_groups.includes", &row.includes)?,
-            excludes: stored_json("source_groups.excludes", &row.excludes)?,
-            policy: row
-                .retention_policy
-                .as_deref()
-                .map(|p| stored_json("source_groups.retention_policy", p))
-                .transpose()?,
-            row,
-        })
-    }
-}
-
-/// A snapshot with its JSON columns decoded.
-struct SnapshotView {
-    row: Snapshot,
-    paths: Vec<String>,
-    tags: Vec<String>,
-}
-
-impl SnapshotView {
-    fn new(row: Snapshot) -> Result<Self, ApiError> {
-        Ok(SnapshotView {
-            paths: stored_json("snapshots.paths", &row.paths)?,
-            tags: stored_json("snapshots.tags", &row.tags)?,
-            row,
-        })
-    }
-}
-
 /// Everything the page shows, read in one blocking call.
 struct Data {
     host: HostWithVersion,
     repository: Option<Repository>,
-    groups: Vec<GroupView>,
+    groups: Vec<SourceGroup>,
     schedules: Vec<ScheduleWithGroups>,
     jobs: Vec<Job>,
-    snapshots: Vec<SnapshotView>,
+    snapshots: Vec<Snapshot>,
     snapshot_total: i64,
     stats: Vec<RepoStats>,
     missed: Vec<MissedRun>,
@@ -128,18 +88,11 @@ pub(super) async fn page(
         .items;
         Ok(Data {
             repository: store::repositories::get_for_host(conn, &id)?,
-            groups: store::source_groups::list_for_host(conn, &id)?
-                .into_iter()
-                .map(GroupView::new)
-                .collect::<Result<_, _>>()?,
+            groups: store::source_groups::list_for_host(conn, &id)?,
             schedules: store::schedules::list_with_groups_for_host(conn, &id)?,
             stats: store::repo_stats::list_for_host(conn, &id, Some(since), STATS_SAMPLES)?,
             snapshot_total: snapshots.total,
-            snapshots: snapshots
-                .items
-                .into_iter()
-                .map(SnapshotView::new)
-                .collect::<Result<_, _>>()?,
+            snapshots: snapshots.items,
             jobs,
             missed,
             host,
@@ -325,12 +278,12 @@ fn retention_text(policy: Option<&RetentionPolicy>) -> String {
 }
 
 /// The add / edit form of a source group.
-fn group_form(host_id: &str, group: Option<&GroupView>) -> Markup {
+fn group_form(host_id: &str, group: Option<&SourceGroup>) -> Markup {
     let (method, path, prefix) = match group {
         Some(g) => (
             "PUT",
-            api_path(host_id, &format!("/source-groups/{}", g.row.id)),
-            format!("g-{}", g.row.id),
+            api_path(host_id, &format!("/source-groups/{}", g.id)),
+            format!("g-{}", g.id),
         ),
         None => (
             "POST",
@@ -338,7 +291,7 @@ fn group_form(host_id: &str, group: Option<&GroupView>) -> Markup {
             "g-new".to_owned(),
         ),
     };
-    let policy = group.and_then(|g| g.policy.as_ref());
+    let policy = group.and_then(|g| g.retention_policy.as_ref());
     let keep = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
     let field = |name: &str| format!("{prefix}-{name}");
     html! {
@@ -346,7 +299,7 @@ fn group_form(host_id: &str, group: Option<&GroupView>) -> Markup {
             id=(format!("{prefix}-form")) {
             label for=(field("name")) { "Name (also the restic tag)" }
             input id=(field("name")) name="name" type="text" required pattern="[A-Za-z0-9._-]{1,64}"
-                value=(group.map_or("", |g| g.row.name.as_str()));
+                value=(group.map_or("", |g| g.name.as_str()));
             label for=(field("includes")) { "Paths to back up, one per line" }
             textarea id=(field("includes")) name="includes" rows="3" required { (group.map(|g| g.includes.join("\n")).unwrap_or_default()) }
             label for=(field("excludes")) { "Exclude patterns, one per line" }
@@ -369,8 +322,8 @@ fn group_form(host_id: &str, group: Option<&GroupView>) -> Markup {
             }
             fieldset {
                 legend { "Retries of a failed backup" }
-                label { "at most " input name="retry_max" type="number" min="0" max="10" value=(group.map_or(String::new(), |g| g.row.retry_max.to_string())); }
-                label { "first back-off, seconds " input name="retry_backoff_seconds" type="number" min="0" value=(group.map_or(String::new(), |g| g.row.retry_backoff_seconds.to_string())); }
+                label { "at most " input name="retry_max" type="number" min="0" max="10" value=(group.map_or(String::new(), |g| g.retry_max.to_string())); }
+                label { "first back-off, seconds " input name="retry_backoff_seconds" type="number" min="0" value=(group.map_or(String::new(), |g| g.retry_backoff_seconds.to_string())); }
             }
             button type="submit" { @if group.is_some() { "Save source group" } @else { "Add source group" } }
         }
@@ -388,13 +341,12 @@ fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
                 table #groups {
                     thead { tr { th { "Name" } th { "Paths" } th { "Excludes" } th { "Retention" } th { "Retries" } @if ctx.can_operate() { th { "Actions" } } } }
                     tbody {
-                        @for view in &data.groups {
-                            @let g = &view.row;
+                        @for g in &data.groups {
                             tr data-group=(g.name) {
                                 td { strong { (g.name) } }
-                                td { @for p in &view.includes { code { (p) } br; } }
-                                td { @for p in &view.excludes { code { (p) } br; } }
-                                td { (retention_text(view.policy.as_ref())) }
+                                td { @for p in &g.includes { code { (p) } br; } }
+                                td { @for p in &g.excludes { code { (p) } br; } }
+                                td { (retention_text(g.retention_policy.as_ref())) }
                                 td {
                                     @if g.retry_max == 0 { "none" }
                                     @else { (g.retry_max) ", first after " (format::duration_secs(u64::try_from(g.retry_backoff_seconds).unwrap_or(0))) }
@@ -402,13 +354,13 @@ fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
                                 @if ctx.can_operate() {
                                     td.actions {
                                         (job_button(host_id, "backup", Some(&g.name), "Run backup now"))
-                                        @if view.policy.is_some() { (job_button(host_id, "forget", Some(&g.name), "Forget")) }
+                                        @if g.retention_policy.is_some() { (job_button(host_id, "forget", Some(&g.name), "Forget")) }
                                         button type="button" data-change data-method="DELETE"
                                             data-path=(api_path(host_id, &format!("/source-groups/{}", g.id)))
                                             data-confirm={ "Delete source group " (g.name) "?" } data-then="reload" { "Delete" }
                                         details.edit {
                                             summary { "Edit" }
-                                            (group_form(host_id, Some(view)))
+                                            (group_form(host_id, Some(g)))
                                         }
                                     }
                                 }
@@ -442,7 +394,7 @@ fn cron_info(s: &ScheduleWithGroups, now: DateTime<Utc>) -> (String, Vec<DateTim
     }
 }
 
-fn schedule_form(host_id: &str, groups: &[GroupView], s: Option<&ScheduleWithGroups>) -> Markup {
+fn schedule_form(host_id: &str, groups: &[SourceGroup], s: Option<&ScheduleWithGroups>) -> Markup {
     let (method, path, prefix) = match s {
         Some(s) => (
             "PUT",
@@ -461,7 +413,7 @@ fn schedule_form(host_id: &str, groups: &[GroupView], s: Option<&ScheduleWithGro
             fieldset {
                 legend { "Source groups" }
                 @if groups.is_empty() { p.muted { "Add a source group first." } }
-                @for g in groups.iter().map(|g| &g.row) {
+                @for g in groups {
                     label.inline { input type="checkbox" name="source_groups" value=(g.name) checked[chosen(&g.name)]; " " (g.name) }
                 }
             }
@@ -562,13 +514,12 @@ fn snapshots_section(data: &Data) -> Markup {
                 table #snapshot-list {
                     thead { tr { th { "ID" } th { "Time" } th { "Paths" } th { "Tags" } th { "Size" } th { "Files" } } }
                     tbody {
-                        @for view in &data.snapshots {
-                            @let s = &view.row;
+                        @for s in &data.snapshots {
                             tr data-snapshot=(s.short_id) {
                                 td { code title=(s.snapshot_id) { (s.short_id) } }
                                 td { (format::time(s.time)) }
-                                td { @for p in &view.paths { code { (p) } br; } }
-                                td.tags { @for t in &view.tags { span.tag { (t) } " " } }
+                                td { @for p in &s.paths { code { (p) } br; } }
+                                td.tags { @for t in &s.tags { span.tag { (t) } " " } }
                                 td { (s.size_bytes.map(format::bytes_i64).unwrap_or_else(|| "—".to_owned())) }
                                 td { (s.file_count.map(|n| n.to_string()).unwrap_or_else(|| "—".to_owned())) }
                             }

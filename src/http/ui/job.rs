@@ -16,7 +16,6 @@ use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::stored_json;
 use crate::http::AppState;
 use crate::protocol::JobProgress;
 use crate::store::models::{Job, JobLog};
@@ -61,18 +60,8 @@ pub(super) async fn page(
         })
     })
     .await?;
-    let progress: Option<JobProgress> = data
-        .job
-        .progress
-        .as_deref()
-        .map(|p| stored_json("jobs.progress", p))
-        .transpose()?;
-    let stats: Option<Value> = data
-        .job
-        .stats
-        .as_deref()
-        .map(|s| stored_json("jobs.stats", s))
-        .transpose()?;
+    let progress: Option<JobProgress> = data.job.progress.clone();
+    let stats: Option<Value> = data.job.stats.clone();
     let title = format!(
         "{} job{}",
         data.job.kind.as_str(),
