@@ -1319,7 +1319,7 @@ async fn job_list_filters_and_pagination() {
 
     for (query, field) in [
         ("status=done", "status"),
-        ("kind=restore", "kind"),
+        ("kind=defrag", "kind"),
         ("since=yesterday", "since"),
         ("limit=5000", "limit"),
     ] {
