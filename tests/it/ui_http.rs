@@ -741,6 +741,28 @@ async fn seed_fleet(app: &TestApp, n: usize) {
     seed_hosts(app, hosts).await;
 }
 
+/// The dashboard as the admin sees it, checked to be under 200 KB.
+async fn dashboard_under_the_cap(app: &TestApp) -> String {
+    let admin = login(app, "admin", &app.admin_password).await;
+    let html = page(app, &admin, "/").await.text().await.unwrap();
+    assert!(
+        html.len() < 200 * 1024,
+        "the dashboard is {} bytes",
+        html.len()
+    );
+    html
+}
+
+/// The state's "and N more" link to the filtered host list.
+fn assert_more_link(html: &str, state: &str, more: usize) {
+    assert!(
+        html.contains(&format!(
+            r#"<a href="/hosts?status={state}">and {more} more →</a>"#
+        )),
+        "{state}: no link to the {more} more"
+    );
+}
+
 /// With thousands of hosts the dashboard stays under 200 KB: each state
 /// that needs attention shows its first rows, worst state first, and
 /// links to the rest; the healthy hosts are a count and a link.
@@ -748,23 +770,11 @@ async fn seed_fleet(app: &TestApp, n: usize) {
 async fn dashboard_is_bounded_and_puts_attention_first() {
     let app = spawn_app().await;
     seed_fleet(&app, 3000).await;
-    let admin = login(&app, "admin", &app.admin_password).await;
-    let html = page(&app, &admin, "/").await.text().await.unwrap();
-    assert!(
-        html.len() < 200 * 1024,
-        "the dashboard is {} bytes",
-        html.len()
-    );
+    let html = dashboard_under_the_cap(&app).await;
     // Every third host is offline and never backed up; of the rest, every
     // fifth failed (400, never backed up either); 1,600 are healthy.
     for (state, count) in [("failed", 400), ("offline", 1000), ("never", 1400)] {
-        let more = count - 25;
-        assert!(
-            html.contains(&format!(
-                r#"<a href="/hosts?status={state}">and {more} more →</a>"#
-            )),
-            "{state}: no link to the {more} more"
-        );
+        assert_more_link(&html, state, count - 25);
     }
     assert!(html.contains(r#"href="/hosts?status=healthy""#));
     let first = |severity: &str| {
@@ -781,6 +791,7 @@ async fn dashboard_is_bounded_and_puts_attention_first() {
     assert!(fleet_5 < fleet_10, "fleet-5 sorts before fleet-10");
 
     // The links lead to the filtered host list, natural order, paged.
+    let admin = login(&app, "admin", &app.admin_password).await;
     let list = page(&app, &admin, "/hosts?status=failed")
         .await
         .text()
@@ -911,13 +922,7 @@ async fn dashboard_size_is_bounded_in_every_state() {
         });
     }
     seed_hosts(&app, hosts).await;
-    let admin = login(&app, "admin", &app.admin_password).await;
-    let html = page(&app, &admin, "/").await.text().await.unwrap();
-    assert!(
-        html.len() < 200 * 1024,
-        "the dashboard is {} bytes",
-        html.len()
-    );
+    let html = dashboard_under_the_cap(&app).await;
     // Failed hosts show a row per failed group (two each); the others one
     // row per host.
     for (state, rows, more) in [
@@ -932,18 +937,10 @@ async fn dashboard_size_is_bounded_in_every_state() {
             rows,
             "{state} rows"
         );
-        assert!(
-            html.contains(&format!(
-                r#"<a href="/hosts?status={state}">and {more} more →</a>"#
-            )),
-            "{state}: no link to the {more} more"
-        );
+        assert_more_link(&html, state, more);
     }
     assert_eq!(html.matches(r#"data-severity="ok""#).count(), 10);
-    assert!(html.contains(&format!(
-        r#"<a href="/hosts?status=healthy">and {} more →</a>"#,
-        PER_STATE - 1
-    )));
+    assert_more_link(&html, "healthy", PER_STATE - 1);
     assert!(
         !html.contains(&"&lt;&amp;&quot;&gt;".repeat(20)),
         "long names are clipped"
