@@ -18,8 +18,8 @@
 //! one statement every update walks all earlier versions of its row (none
 //! can be pruned before the statement ends), so a statement's time grows
 //! with the square of its rows: 20,000 jobs took 7 s, 40,000 took 29 s,
-//! and the million of the `ui` scenario would take hours. With the trigger
-//! off, 100,000 jobs take 6 s. Round trips were never the cost, so `COPY`
+//! and the million of the `ui` scenario about half an hour. With the
+//! trigger off, 100,000 jobs take 6 s. Round trips were never the cost, so `COPY`
 //! would not help (it fires the same trigger). SQLite keeps the trigger:
 //! it updates rows in place. PostgreSQL is vacuumed and analysed at the
 //! end, as autovacuum would have done to a database that grew slowly.
