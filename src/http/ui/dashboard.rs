@@ -17,7 +17,7 @@
 //! filled and every name as long as allowed and made of characters that
 //! HTML escapes, it is about 150 KB, under the 200 KB the issue sets (the
 //! `dashboard_size_is_bounded_in_every_state` integration test seeds that
-//! fleet); with ordinary names it is about 100 KB.
+//! fleet); with ordinary names it is 113 KB at 10,000 hosts (loadgen `ui`).
 
 use std::collections::HashMap;
 
