@@ -3,7 +3,7 @@
 //! points to its repository through `hosts.repository_id`, so that several
 //! hosts may later share one.
 //!
-//! Secrets arrive sealed by `crypto.rs` (associated data: the repository
+//! Secrets arrive sealed by `crypto` (associated data: the repository
 //! id) and are stored as the exact bytes given; this module never sees a
 //! plaintext secret.
 

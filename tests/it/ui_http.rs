@@ -596,25 +596,38 @@ async fn unknown_paths_get_a_404_in_their_own_format() {
     assert_eq!(body["error"]["code"], "not_found");
 }
 
-/// Writes `n` hosts named `fleet-1` … `fleet-n` straight into the store:
-/// every third one offline with no backup; of the others every fifth one
-/// with a failed latest backup, the rest with a fresh successful backup.
-async fn seed_fleet(app: &TestApp, n: usize) {
-    use restic_manager::store::models::{JobFinish, NewHost, NewJob, NewSourceGroup};
-    use restic_manager::store::{self, JobKind, JobStatus, JobTrigger};
+/// One host to write straight into the store.
+struct SeedHost {
+    hostname: String,
+    display_name: Option<String>,
+    online: bool,
+    /// One source group per entry, named `name`, whose only backup ended
+    /// with `status` at `finished_at`; none: never backed up.
+    groups: Vec<(String, restic_manager::store::JobStatus, i64)>,
+    /// Whether the host missed a scheduled run an hour ago.
+    missed: bool,
+}
+
+/// Writes `hosts` straight into the store in one transaction (no agents,
+/// no API: fast enough for thousands of hosts).
+async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
+    use restic_manager::store::models::{
+        JobFinish, NewHost, NewJob, NewMissedRun, NewSchedule, NewSourceGroup,
+    };
+    use restic_manager::store::{self, JobKind, JobTrigger};
     let pool = app.state.pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get().unwrap();
         let now = store::now_ms();
         store::write_transaction(&mut conn, |c| {
-            for i in 1..=n {
+            for seed in hosts {
                 let id = store::new_id();
                 store::hosts::insert(
                     c,
                     &NewHost {
                         id: id.clone(),
-                        hostname: format!("fleet-{i}"),
-                        display_name: None,
+                        hostname: seed.hostname,
+                        display_name: seed.display_name,
                         labels: Default::default(),
                         os: "linux".into(),
                         arch: "x86_64".into(),
@@ -627,57 +640,76 @@ async fn seed_fleet(app: &TestApp, n: usize) {
                         updated_at: now,
                     },
                 )?;
-                if i % 3 == 0 {
-                    continue;
+                if seed.online {
+                    store::hosts::set_online(c, &id, true, now)?;
                 }
-                store::hosts::set_online(c, &id, true, now)?;
-                let group = store::new_id();
-                store::source_groups::insert(
-                    c,
-                    &NewSourceGroup {
-                        id: group.clone(),
-                        host_id: id.clone(),
-                        name: "system".into(),
-                        includes: Vec::new(),
-                        excludes: Vec::new(),
-                        retention_policy: None,
-                        retry_max: 0,
-                        retry_backoff_seconds: 300,
-                        created_at: now,
-                        updated_at: now,
-                    },
-                )?;
-                let job = store::jobs::insert(
-                    c,
-                    &NewJob {
-                        source_group_id: Some(group),
-                        tag: Some("system".into()),
-                        ..NewJob::new(
-                            store::new_id(),
-                            id,
-                            JobKind::Backup,
-                            JobTrigger::Schedule,
-                            now,
-                        )
-                    },
-                )?;
-                let status = if i % 5 == 0 {
-                    JobStatus::Failed
-                } else {
-                    JobStatus::Succeeded
-                };
-                store::jobs::finish(
-                    c,
-                    &job.id,
-                    &JobFinish {
-                        status,
-                        finished_at: now,
-                        exit_code: Some(0),
-                        error: None,
-                        warning: None,
-                        stats: None,
-                    },
-                )?;
+                for (name, status, finished_at) in seed.groups {
+                    let group = store::new_id();
+                    store::source_groups::insert(
+                        c,
+                        &NewSourceGroup {
+                            id: group.clone(),
+                            host_id: id.clone(),
+                            name: name.clone(),
+                            includes: Vec::new(),
+                            excludes: Vec::new(),
+                            retention_policy: None,
+                            retry_max: 0,
+                            retry_backoff_seconds: 300,
+                            created_at: now,
+                            updated_at: now,
+                        },
+                    )?;
+                    let job = store::jobs::insert(
+                        c,
+                        &NewJob {
+                            source_group_id: Some(group),
+                            tag: Some(name),
+                            ..NewJob::new(
+                                store::new_id(),
+                                id.clone(),
+                                JobKind::Backup,
+                                JobTrigger::Schedule,
+                                finished_at,
+                            )
+                        },
+                    )?;
+                    store::jobs::finish(
+                        c,
+                        &job.id,
+                        &JobFinish {
+                            status,
+                            finished_at,
+                            exit_code: Some(0),
+                            error: None,
+                            warning: None,
+                            stats: None,
+                        },
+                    )?;
+                }
+                if seed.missed {
+                    let schedule = store::schedules::insert(
+                        c,
+                        &NewSchedule {
+                            id: store::new_id(),
+                            host_id: id.clone(),
+                            cron_expr: "0 2 * * *".into(),
+                            enabled: true,
+                            created_at: now,
+                            updated_at: now,
+                        },
+                    )?;
+                    store::missed_runs::insert_ignore(
+                        c,
+                        &NewMissedRun {
+                            id: store::new_id(),
+                            host_id: id,
+                            schedule_id: schedule.id,
+                            scheduled_at: now - 3_600_000,
+                            detected_at: now,
+                        },
+                    )?;
+                }
             }
             diesel::QueryResult::Ok(())
         })
@@ -687,6 +719,50 @@ async fn seed_fleet(app: &TestApp, n: usize) {
     .unwrap();
 }
 
+/// Writes `n` hosts named `fleet-1` … `fleet-n`: every third one offline
+/// with no backup; of the others every fifth one with a failed latest
+/// backup, the rest with a fresh successful backup.
+async fn seed_fleet(app: &TestApp, n: usize) {
+    use restic_manager::store::JobStatus;
+    let now = restic_manager::store::now_ms();
+    let hosts = (1..=n)
+        .map(|i| SeedHost {
+            hostname: format!("fleet-{i}"),
+            display_name: None,
+            online: i % 3 != 0,
+            groups: match (i % 3, i % 5) {
+                (0, _) => Vec::new(),
+                (_, 0) => vec![("system".into(), JobStatus::Failed, now)],
+                _ => vec![("system".into(), JobStatus::Succeeded, now)],
+            },
+            missed: false,
+        })
+        .collect();
+    seed_hosts(app, hosts).await;
+}
+
+/// The dashboard as the admin sees it, checked to be under 200 KB.
+async fn dashboard_under_the_cap(app: &TestApp) -> String {
+    let admin = login(app, "admin", &app.admin_password).await;
+    let html = page(app, &admin, "/").await.text().await.unwrap();
+    assert!(
+        html.len() < 200 * 1024,
+        "the dashboard is {} bytes",
+        html.len()
+    );
+    html
+}
+
+/// The state's "and N more" link to the filtered host list.
+fn assert_more_link(html: &str, state: &str, more: usize) {
+    assert!(
+        html.contains(&format!(
+            r#"<a href="/hosts?status={state}">and {more} more →</a>"#
+        )),
+        "{state}: no link to the {more} more"
+    );
+}
+
 /// With thousands of hosts the dashboard stays under 200 KB: each state
 /// that needs attention shows its first rows, worst state first, and
 /// links to the rest; the healthy hosts are a count and a link.
@@ -694,23 +770,11 @@ async fn seed_fleet(app: &TestApp, n: usize) {
 async fn dashboard_is_bounded_and_puts_attention_first() {
     let app = spawn_app().await;
     seed_fleet(&app, 3000).await;
-    let admin = login(&app, "admin", &app.admin_password).await;
-    let html = page(&app, &admin, "/").await.text().await.unwrap();
-    assert!(
-        html.len() < 200 * 1024,
-        "the dashboard is {} bytes",
-        html.len()
-    );
+    let html = dashboard_under_the_cap(&app).await;
     // Every third host is offline and never backed up; of the rest, every
     // fifth failed (400, never backed up either); 1,600 are healthy.
     for (state, count) in [("failed", 400), ("offline", 1000), ("never", 1400)] {
-        let more = count - 25;
-        assert!(
-            html.contains(&format!(
-                r#"<a href="/hosts?status={state}">and {more} more →</a>"#
-            )),
-            "{state}: no link to the {more} more"
-        );
+        assert_more_link(&html, state, count - 25);
     }
     assert!(html.contains(r#"href="/hosts?status=healthy""#));
     let first = |severity: &str| {
@@ -727,6 +791,7 @@ async fn dashboard_is_bounded_and_puts_attention_first() {
     assert!(fleet_5 < fleet_10, "fleet-5 sorts before fleet-10");
 
     // The links lead to the filtered host list, natural order, paged.
+    let admin = login(&app, "admin", &app.admin_password).await;
     let list = page(&app, &admin, "/hosts?status=failed")
         .await
         .text()
@@ -795,4 +860,89 @@ async fn host_list_filters_by_label_in_natural_order() {
     );
     let bad = page(&app, &admin, "/api/v1/hosts?label=nokey").await;
     assert_eq!(bad.status(), 400);
+}
+
+/// The dashboard's size does not depend on the fleet: with many hosts in
+/// every state, several source groups each and the longest names full of
+/// characters that HTML escapes, each state shows at most its first rows
+/// (a healthy host's many groups included) and the page stays under
+/// 200 KB; without the bounds it would be several times that.
+#[actix_web::test]
+async fn dashboard_size_is_bounded_in_every_state() {
+    use restic_manager::store::JobStatus::{Failed, Succeeded};
+    const PER_STATE: usize = 80;
+    let app = spawn_app().await;
+    let now = restic_manager::store::now_ms();
+    let days_ago = |d: i64| now - d * 86_400_000;
+    // A 64-character group name (the API's longest) and a 255-character
+    // display name that escapes to several times its length.
+    let groups = |n: usize, status: &[restic_manager::store::JobStatus], at: i64| {
+        (0..n)
+            .map(|g| {
+                (
+                    format!("{g:02}{}", "g".repeat(62)),
+                    status[g % status.len()],
+                    at,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let long = |state: &str, i: usize| format!("{state}-{i:03}-{}", "<&\">".repeat(60));
+    let mut hosts = Vec::new();
+    for i in 0..PER_STATE {
+        let host = |state: &str| SeedHost {
+            hostname: long(state, i),
+            display_name: (i % 2 == 0).then(|| long(state, i)),
+            online: true,
+            groups: Vec::new(),
+            missed: false,
+        };
+        hosts.push(SeedHost {
+            groups: groups(3, &[Failed, Succeeded], now),
+            ..host("failed")
+        });
+        hosts.push(SeedHost {
+            groups: groups(3, &[Succeeded], now),
+            missed: true,
+            ..host("missed")
+        });
+        hosts.push(SeedHost {
+            online: false,
+            groups: groups(3, &[Succeeded], now),
+            ..host("offline")
+        });
+        hosts.push(host("never"));
+        hosts.push(SeedHost {
+            groups: groups(3, &[Succeeded], days_ago(5)),
+            ..host("stale")
+        });
+        hosts.push(SeedHost {
+            groups: groups(40, &[Succeeded], now),
+            ..host("healthy")
+        });
+    }
+    seed_hosts(&app, hosts).await;
+    let html = dashboard_under_the_cap(&app).await;
+    // Failed hosts show a row per failed group (two each); the others one
+    // row per host.
+    for (state, rows, more) in [
+        ("failed", 25, PER_STATE - 13),
+        ("missed", 25, PER_STATE - 25),
+        ("offline", 25, PER_STATE - 25),
+        ("never", 25, PER_STATE - 25),
+        ("stale", 25, PER_STATE - 25),
+    ] {
+        assert_eq!(
+            html.matches(&format!(r#"data-severity="{state}""#)).count(),
+            rows,
+            "{state} rows"
+        );
+        assert_more_link(&html, state, more);
+    }
+    assert_eq!(html.matches(r#"data-severity="ok""#).count(), 10);
+    assert_more_link(&html, "healthy", PER_STATE - 1);
+    assert!(
+        !html.contains(&"&lt;&amp;&quot;&gt;".repeat(20)),
+        "long names are clipped"
+    );
 }

@@ -31,6 +31,8 @@ const HEADER: u32 = 18;
 const LEGEND: u32 = 36;
 /// Characters of a host name shown before it is clipped.
 const LABEL_CHARS: usize = 26;
+/// Characters of a host name in its label's tooltip.
+const TITLE_CHARS: usize = 64;
 
 /// A day's outcome, from harmless to worst (the derive orders them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -228,7 +230,9 @@ impl Calendar {
 
     /// The calendar as an inline `<svg>`. Every cell is a `rect` with
     /// `data-host`, `data-day` (YYYY-MM-DD) and `data-outcome`, and a
-    /// `<title>` tooltip naming the host, the day and the counts.
+    /// `<title>` tooltip naming the day and the counts (the host is the
+    /// row's label). A cell is a fixed number of bytes, whatever the host
+    /// is called: the dashboard's size depends on it.
     pub fn render(&self) -> Markup {
         let (width, height) = self.size();
         let step = CELL + GAP;
@@ -253,18 +257,18 @@ impl Calendar {
                     @let y = HEADER + r as u32 * step;
                     a href={ "/hosts/" (row.host_id) } {
                         text.host x="0" y=(y + CELL - 3) font-size="12" {
-                            title { (row.label) }
+                            title { (format::clip(&row.label, TITLE_CHARS)) }
                             (format::clip(&row.label, LABEL_CHARS))
                         }
                     }
                     @for (d, counts) in row.days.iter().enumerate() {
                         @let day = self.first_day + Duration::days(d as i64);
                         @let outcome = counts.outcome();
-                        rect class={ "cell cell-" (outcome.as_str()) }
-                            x=(LABEL_WIDTH + d as u32 * step) y=(y) width=(CELL) height=(CELL) rx="2"
+                        // Rounded by the style sheet (`rx`), to keep cells short.
+                        rect x=(LABEL_WIDTH + d as u32 * step) y=(y) width=(CELL) height=(CELL)
                             fill=(outcome.fill())
                             data-host=(row.host_id) data-day=(day.format("%Y-%m-%d")) data-outcome=(outcome.as_str()) {
-                            title { (row.label) " — " (day.format("%Y-%m-%d")) ": " (outcome.as_str()) " (" (counts.summary()) ")" }
+                            title { (day.format("%Y-%m-%d")) ": " (counts.summary()) }
                         }
                     }
                 }
@@ -379,7 +383,9 @@ mod tests {
             .render()
             .into_string();
         assert_well_formed(&svg);
-        assert_eq!(svg.matches("<rect class=\"cell ").count(), DAYS);
+        assert_eq!(svg.matches("<rect x=").count(), DAYS + Outcome::ALL.len());
+        assert_eq!(svg.matches("data-day=").count(), DAYS);
+        assert!(svg.contains("<title>2026-03-30: 1 succeeded</title>"));
         assert!(svg.contains(
             "fill=\"#1f9d55\" data-host=\"h1\" data-day=\"2026-03-30\" data-outcome=\"succeeded\""
         ));

@@ -17,6 +17,12 @@
 //!
 //! Per-agent memory stays small: the socket's buffers are 4 KiB and the
 //! state is a few strings.
+//!
+//! # Layout
+//!
+//! - this module: the connection, the session loop and the server's frames;
+//! - [`jobs`]: running the jobs the server sends;
+//! - [`backoff`]: reconnection delays and the random generator.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -34,22 +40,21 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use restic_manager::protocol::{self, AgentToServer, Envelope, LogStreamKind, ServerToAgent};
+use restic_manager::protocol::{self, AgentToServer, Envelope, ServerToAgent};
 
 use crate::fleet::{Credentials, Shared};
 
+mod backoff;
+mod jobs;
+
+pub use backoff::{Backoff, Rng};
+pub use jobs::log_payload;
+use jobs::RunningJob;
+
 /// Give up a connection attempt (TCP + upgrade) after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// First reconnection delay; doubles per failure.
-const BACKOFF_START: Duration = Duration::from_secs(1);
-/// Longest reconnection delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// A session that lasted this long resets the back-off.
 const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
-/// Log lines written to the socket before each flush.
-const STREAM_CHUNK: u64 = 32;
-/// Finished job ids remembered for de-duplicating a repeated `command.run`.
-const REMEMBERED_JOBS: usize = 16;
 /// Socket buffer sizes: small, so that thousands of agents fit.
 const READ_BUFFER: usize = 4 * 1024;
 
@@ -95,81 +100,12 @@ pub fn ws_config() -> WebSocketConfig {
 
 type Ws = WebSocketStream<TcpStream>;
 
-/// A job the agent has accepted and not finished.
-struct RunningJob {
-    id: String,
-    /// When the agent took it.
-    started: Instant,
-    /// Hold: when it ends.
-    ends_at: Option<Instant>,
-    /// Stream: next line number.
-    next_seq: u64,
-}
-
 /// How a session ended.
 enum End {
     /// The scenario asked the agents to stop.
     Stop,
     /// The connection broke or the server closed it.
     Lost,
-}
-
-/// A small xorshift generator: jitter and random choices need no
-/// cryptographic quality, only to differ between agents.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        // xorshift needs a non-zero state.
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// A uniform number in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A uniform index below `n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.unit() * n as f64) as usize).min(n.saturating_sub(1))
-    }
-}
-
-/// Reconnection delays (PROTOCOL.md "Connection lifecycle" step 5).
-pub struct Backoff {
-    next: Duration,
-    rng: Rng,
-}
-
-impl Backoff {
-    /// Starts at one second; `seed` varies the jitter between agents.
-    pub fn new(seed: u64) -> Self {
-        Backoff {
-            next: BACKOFF_START,
-            rng: Rng::new(seed),
-        }
-    }
-
-    /// A uniform number in [0, 1) from the jitter generator.
-    pub fn random(&mut self) -> f64 {
-        self.rng.unit()
-    }
-
-    /// The next delay (±20 % around the current step), doubling the step.
-    pub fn next_delay(&mut self) -> Duration {
-        let jitter = 0.8 + 0.4 * self.random();
-        let delay = self.next.mul_f64(jitter);
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        delay
-    }
-
-    /// After a long enough session.
-    pub fn reset(&mut self) {
-        self.next = BACKOFF_START;
-    }
 }
 
 /// One agent.
@@ -465,203 +401,6 @@ impl Agent {
             }
         }
     }
-
-    async fn on_run(&mut self, run: protocol::CommandRun, ws: &mut Ws) -> anyhow::Result<()> {
-        self.shared.runs_received.fetch_add(1, Ordering::Relaxed);
-        if self.shared.record_runs.load(Ordering::Relaxed) {
-            let at = Instant::now();
-            match self.shared.runs.lock() {
-                Ok(mut runs) => runs.push((run.job_id.clone(), at)),
-                Err(poisoned) => poisoned.into_inner().push((run.job_id.clone(), at)),
-            }
-        }
-        let known = self.jobs.iter().any(|j| j.id == run.job_id)
-            || self.done.contains(&run.job_id)
-            || self.outbox_has(&run.job_id);
-        Self::send(
-            ws,
-            protocol::CommandResult {
-                job_id: run.job_id.clone(),
-                accepted: true,
-                error: None,
-            },
-        )
-        .await?;
-        if known {
-            return Ok(());
-        }
-        Self::send(
-            ws,
-            protocol::JobStarted {
-                job_id: run.job_id.clone(),
-                kind: run.kind,
-                started_at: Utc::now(),
-            },
-        )
-        .await?;
-        let mut job = RunningJob {
-            id: run.job_id,
-            started: Instant::now(),
-            ends_at: None,
-            next_seq: 1,
-        };
-        match self.config.jobs {
-            JobBehaviour::Instant => {
-                self.finish(job, protocol::FinishStatus::Succeeded, Some(ws))
-                    .await?
-            }
-            JobBehaviour::Hold(d) => {
-                job.ends_at = Some(Instant::now() + d);
-                self.jobs.push(job);
-            }
-            JobBehaviour::Stream { .. } => {
-                if let Ok(mut current) = self.slot().stream_job.lock() {
-                    *current = Some(job.id.clone());
-                }
-                self.slot().stream_seq.store(0, Ordering::Relaxed);
-                self.jobs.push(job);
-            }
-        }
-        Ok(())
-    }
-
-    fn outbox_has(&self, job_id: &str) -> bool {
-        // Frames are small JSON; the job id appears once in each.
-        self.outbox.iter().any(|(_, frame)| frame.contains(job_id))
-    }
-
-    /// When the streaming job's next line is due (now, unpaced).
-    fn next_line_due(&self) -> Option<Instant> {
-        let JobBehaviour::Stream { per_second, .. } = self.config.jobs else {
-            return None;
-        };
-        let job = self.jobs.iter().find(|j| j.ends_at.is_none())?;
-        Some(match per_second {
-            Some(rate) => job.started + Duration::from_secs_f64((job.next_seq - 1) as f64 / rate),
-            None => Instant::now(),
-        })
-    }
-
-    /// Sends the streaming job's due lines (at most a chunk); finishes it
-    /// after its last line.
-    async fn stream_chunk(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
-        let JobBehaviour::Stream {
-            lines,
-            line_bytes,
-            per_second,
-        } = self.config.jobs
-        else {
-            return Ok(());
-        };
-        let Some(at) = self.jobs.iter().position(|j| j.ends_at.is_none()) else {
-            return Ok(());
-        };
-        let first = self.jobs[at].next_seq;
-        let due = match per_second {
-            // Lines due by now (at least the one that woke us).
-            Some(rate) => {
-                let elapsed = self.jobs[at].started.elapsed().as_secs_f64();
-                ((elapsed * rate) as u64 + 1).max(first)
-            }
-            None => u64::MAX,
-        };
-        let last = (first + STREAM_CHUNK - 1).min(lines).min(due);
-        for seq in first..=last {
-            let line = protocol::LogStream {
-                job_id: self.jobs[at].id.clone(),
-                seq,
-                ts: Utc::now(),
-                stream: LogStreamKind::Stdout,
-                payload: log_payload(seq, lines, line_bytes),
-            };
-            let text = Envelope::new(AgentToServer::LogStream(line)).encode();
-            ws.feed(Message::text(text)).await.context("feed")?;
-        }
-        ws.flush().await.context("flush")?;
-        let sent = last + 1 - first;
-        self.jobs[at].next_seq = last + 1;
-        self.slot().stream_seq.store(last, Ordering::Relaxed);
-        self.shared.lines_sent.fetch_add(sent, Ordering::Relaxed);
-        let now = self.shared.now_us().max(1);
-        // Err: an earlier flush set it first, which is what we want.
-        let _ = self.shared.first_line_us.compare_exchange(
-            0,
-            now,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-        self.shared.last_line_us.fetch_max(now, Ordering::Relaxed);
-        if last >= lines {
-            let job = self.jobs.swap_remove(at);
-            self.finish(job, protocol::FinishStatus::Succeeded, Some(ws))
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn finish_due_jobs(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
-        let now = Instant::now();
-        while let Some(at) = self
-            .jobs
-            .iter()
-            .position(|j| j.ends_at.is_some_and(|t| t <= now))
-        {
-            let job = self.jobs.swap_remove(at);
-            self.finish(job, protocol::FinishStatus::Succeeded, Some(ws))
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Held jobs that ended while there was no connection: their results
-    /// go to the outbox (sent after the next greeting).
-    fn finish_due_jobs_offline(&mut self) {
-        let now = Instant::now();
-        while let Some(at) = self
-            .jobs
-            .iter()
-            .position(|j| j.ends_at.is_some_and(|t| t <= now))
-        {
-            let job = self.jobs.swap_remove(at);
-            self.record_result(&job, protocol::FinishStatus::Succeeded);
-            self.shared.results_offline.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Puts the job's `job.finished` in the outbox; returns the frame.
-    fn record_result(&mut self, job: &RunningJob, status: protocol::FinishStatus) -> String {
-        let finished = protocol::JobFinished {
-            job_id: job.id.clone(),
-            status,
-            exit_code: 0,
-            finished_at: Utc::now(),
-            stats: None,
-            error: None,
-        };
-        let envelope = Envelope::new(AgentToServer::JobFinished(finished));
-        let frame = envelope.encode();
-        self.outbox.push((envelope.id, frame.clone()));
-        self.slot().outbox.fetch_add(1, Ordering::Relaxed);
-        self.shared.results_created.fetch_add(1, Ordering::Relaxed);
-        if self.done.len() >= REMEMBERED_JOBS {
-            self.done.pop_front();
-        }
-        self.done.push_back(job.id.clone());
-        frame
-    }
-
-    async fn finish(
-        &mut self,
-        job: RunningJob,
-        status: protocol::FinishStatus,
-        ws: Option<&mut Ws>,
-    ) -> anyhow::Result<()> {
-        let frame = self.record_result(&job, status);
-        if let Some(ws) = ws {
-            ws.send(Message::text(frame)).await.context("send")?;
-        }
-        Ok(())
-    }
 }
 
 /// Sleeps until `at` (at once if it has passed); never without one.
@@ -672,51 +411,5 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) if at <= Instant::now() => {}
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// A log line of about `bytes` bytes shaped like restic's `--json` status
-/// output (what a backup streams most).
-pub fn log_payload(seq: u64, total: u64, bytes: usize) -> String {
-    let percent = seq as f64 / total.max(1) as f64;
-    let mut line = format!(
-        "{{\"message_type\":\"status\",\"seconds_elapsed\":{},\"percent_done\":{percent:.4},\"total_files\":{total},\"files_done\":{seq},\"total_bytes\":{},\"bytes_done\":{},\"current_files\":[\"/home/user/",
-        seq / 10,
-        total * 4096,
-        seq * 4096
-    );
-    let tail = "\"]}";
-    while line.len() + tail.len() < bytes {
-        line.push('x');
-    }
-    line.push_str(tail);
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Back-off: 1 s ±20 %, doubling to 60 s ±20 %, back to 1 s on reset.
-    #[test]
-    fn backoff_doubles_with_jitter_and_resets() {
-        let mut b = Backoff::new(7);
-        let secs: Vec<f64> = (0..10).map(|_| b.next_delay().as_secs_f64()).collect();
-        let steps = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0, 60.0];
-        for (got, step) in secs.iter().zip(steps) {
-            assert!(*got >= step * 0.8 && *got <= step * 1.2, "{got} vs {step}");
-        }
-        b.reset();
-        let first = b.next_delay().as_secs_f64();
-        assert!((0.8..=1.2).contains(&first), "{first}");
-    }
-
-    /// Log payloads have the requested size and stay valid JSON.
-    #[test]
-    fn log_payload_has_the_requested_size() {
-        let line = log_payload(5, 100, 200);
-        assert_eq!(line.len(), 200);
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["files_done"], 5);
     }
 }

@@ -28,16 +28,23 @@
 //! File names are hashes, so ids from the server never reach a path. The
 //! file operations are synchronous: each writes a few hundred bytes and
 //! fsyncs once, well below what would stall the agent's event loop.
+//!
+//! The records are in [`record`], the file helpers in `files`.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::platform::{self, ProcessIdentity};
-use crate::protocol::{AgentToServer, CommandRun, Envelope, FinishStatus, JobFinished, JobKind};
+use crate::protocol::{AgentToServer, Envelope, FinishStatus, JobFinished, JobKind};
+
+mod files;
+pub mod record;
+
+use files::{decode_envelope, decode_file, file_name, io_error, read_dir};
+pub use record::{Interrupted, JobRecord, JobState, Recovery};
+use record::{OutboxEntry, FORMAT};
 
 /// The error of a job that was running when the agent stopped or died.
 pub const RESTARTED_ERROR: &str = "agent restarted during the job";
@@ -45,9 +52,6 @@ pub const RESTARTED_ERROR: &str = "agent restarted during the job";
 /// `exit_code` reported for a job whose restic never ran or never ended
 /// under the agent's watch.
 pub const EXIT_CODE_NOT_RUN: i32 = -1;
-
-/// Version of the on-disk format of [`JobRecord`] and [`OutboxEntry`].
-const FORMAT: u32 = 1;
 
 /// Why the journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -63,105 +67,6 @@ pub enum JournalError {
     /// A record could not be encoded.
     #[error("journal encoding: {0}")]
     Encode(#[from] serde_json::Error),
-}
-
-/// Where a journaled job stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum JobState {
-    /// Accepted (`command.result` sent or about to be), not started.
-    Queued,
-    /// Restic (or the pre hook) was started.
-    Running {
-        /// When it started.
-        started_at: DateTime<Utc>,
-        /// Restic's process once it runs (absent before, and where the
-        /// platform cannot identify a process across restarts).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        restic: Option<ProcessIdentity>,
-    },
-    /// Ended; `finished` is what `job.finished` carries.
-    Finished {
-        /// The `job.finished` payload.
-        finished: JobFinished,
-        /// The id of the `job.finished` envelope in the outbox.
-        envelope_id: String,
-        /// Whether the server acknowledged it.
-        acked: bool,
-    },
-}
-
-/// One job as the agent remembers it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobRecord {
-    /// On-disk format version.
-    pub format: u32,
-    /// The `command.run` as received (it holds no secret).
-    pub command: CommandRun,
-    /// When the agent accepted it.
-    pub accepted_at: DateTime<Utc>,
-    /// Where it stands.
-    #[serde(flatten)]
-    pub state: JobState,
-}
-
-impl JobRecord {
-    /// A freshly accepted job.
-    pub fn queued(command: CommandRun, accepted_at: DateTime<Utc>) -> Self {
-        Self {
-            format: FORMAT,
-            command,
-            accepted_at,
-            state: JobState::Queued,
-        }
-    }
-
-    /// The job id.
-    pub fn job_id(&self) -> &str {
-        &self.command.job_id
-    }
-
-    /// The job's kind.
-    pub fn kind(&self) -> JobKind {
-        self.command.kind
-    }
-
-    /// The `job.finished` payload, if the job ended.
-    pub fn finished(&self) -> Option<&JobFinished> {
-        match &self.state {
-            JobState::Finished { finished, .. } => Some(finished),
-            _ => None,
-        }
-    }
-}
-
-/// One message waiting for the server's `ack`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OutboxEntry {
-    format: u32,
-    /// When it was queued (replay order).
-    created_at: DateTime<Utc>,
-    /// The envelope as sent on the wire (`Envelope::encode`).
-    frame: String,
-}
-
-/// A job that was running when the previous agent process died.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interrupted {
-    /// The job.
-    pub job_id: String,
-    /// Its restic process, if it had started and could be recorded.
-    pub restic: Option<ProcessIdentity>,
-}
-
-/// What [`Journal::recover`] found.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Recovery {
-    /// Jobs accepted but not started, in acceptance order: to be run.
-    pub queued: Vec<JobRecord>,
-    /// Jobs that were running: now finished `failed`, their restic maybe
-    /// still alive.
-    pub interrupted: Vec<Interrupted>,
 }
 
 /// The job journal and outbox of one state directory. Cloning gives a
@@ -454,61 +359,10 @@ impl Journal {
     }
 }
 
-/// `<sha256 hex of id>.json`: ids come from the network and never name a
-/// path directly.
-fn file_name(id: &str) -> String {
-    format!("{}.json", hex::encode(Sha256::digest(id.as_bytes())))
-}
-
-fn io_error(path: &Path, source: io::Error) -> JournalError {
-    JournalError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-/// The `*.json` files of `dir`.
-fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|source| io_error(dir, source))? {
-        let entry = entry.map_err(|source| io_error(dir, source))?;
-        paths.push(entry.path());
-    }
-    Ok(paths)
-}
-
-/// Decodes one entry file; a file that does not decode is moved aside
-/// (`*.corrupt`) and logged, never fatal.
-fn decode_file<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Option<T> {
-    if path.extension().and_then(|ext| ext.to_str()) != Some("json") {
-        return None;
-    }
-    match serde_json::from_slice(bytes) {
-        Ok(value) => Some(value),
-        Err(err) => {
-            tracing::error!(path = %path.display(), "unreadable journal entry moved aside: {err}");
-            let aside = path.with_extension("corrupt");
-            if let Err(err) = std::fs::rename(path, &aside) {
-                tracing::error!(path = %path.display(), "cannot move it aside: {err}");
-            }
-            None
-        }
-    }
-}
-
-fn decode_envelope(path: &Path, frame: &str) -> Option<Envelope<AgentToServer>> {
-    match Envelope::<AgentToServer>::decode(frame) {
-        Ok(envelope) => Some(envelope),
-        Err(err) => {
-            tracing::error!(path = %path.display(), "outbox entry does not decode: {err}");
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::CommandRun;
     use crate::protocol::{JobKind, SnapshotsReport};
 
     fn command(job_id: &str, kind: JobKind) -> CommandRun {

@@ -1,0 +1,276 @@
+//! `GET /hosts/{id}`: one host. Versions, last seen, schedule version
+//! (current, pushed, acknowledged), the repository (secrets only as "set"
+//! / "not set"), source groups, schedules (croner's description and the
+//! next five runs, from [`crate::cron`]), recent jobs,
+//! snapshots, repository statistics with the size-over-time chart, and
+//! missed runs. Operators also get the forms and buttons: repository
+//! settings, add/edit/delete groups and schedules, run backup now and
+//! forget per group, init, prune, check and unlock, the display name;
+//! admins can revoke the host.
+//!
+//! The page's sections: [`groups`] (source groups and schedules) and
+//! [`history`] (jobs, snapshots, statistics, missed runs); the facts and
+//! the repository are here.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use maud::{html, Markup};
+use serde_json::json;
+
+use super::dashboard::presence_badge;
+use super::layout::{self, badge, Nav};
+use super::{format, html_response, PageCtx, UiError};
+use crate::auth::Role;
+use crate::http::error::{with_conn, ApiError};
+use crate::http::extract::live_host;
+use crate::http::AppState;
+use crate::store;
+use crate::store::hosts::HostWithVersion;
+use crate::store::models::{
+    Job, MissedRun, RepoStats, Repository, ScheduleWithGroups, Snapshot, SourceGroup,
+};
+
+mod groups;
+mod history;
+
+use groups::{groups_section, schedules_section};
+use history::{jobs_section, missed_section, snapshots_section, stats_section};
+
+/// Recent jobs listed.
+const RECENT_JOBS: i64 = 25;
+/// Snapshots listed.
+const SNAPSHOTS: i64 = 200;
+/// Repository statistics samples charted.
+const STATS_SAMPLES: i64 = 1000;
+/// How far back the chart and the missed runs go.
+const HISTORY_MS: i64 = 90 * 86_400_000;
+/// Missed runs listed.
+const MISSED_RUNS: i64 = 20;
+
+/// Everything the page shows, read in one blocking call.
+struct Data {
+    host: HostWithVersion,
+    repository: Option<Repository>,
+    groups: Vec<SourceGroup>,
+    schedules: Vec<ScheduleWithGroups>,
+    jobs: Vec<Job>,
+    snapshots: Vec<Snapshot>,
+    snapshot_total: i64,
+    stats: Vec<RepoStats>,
+    missed: Vec<MissedRun>,
+}
+
+pub(super) async fn page(
+    state: web::Data<AppState>,
+    ctx: PageCtx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, UiError> {
+    ctx.require(Role::Viewer)?;
+    let id = path.into_inner();
+    let since = ctx.now - HISTORY_MS;
+    let data = with_conn(&state.pool, move |conn| {
+        live_host(conn, &id)?;
+        let host = store::hosts::get_with_version(conn, &id)?
+            .ok_or_else(|| ApiError::not_found(&format!("host {id}")))?;
+        let jobs = store::jobs::list(
+            conn,
+            &store::jobs::JobFilter {
+                host_id: Some(id.clone()),
+                limit: RECENT_JOBS,
+                ..Default::default()
+            },
+        )?
+        .items;
+        let snapshots = store::api_queries::snapshots_page(conn, &id, SNAPSHOTS, 0)?;
+        let missed = store::missed_runs::list(
+            conn,
+            &store::missed_runs::MissedRunFilter {
+                host_id: Some(id.clone()),
+                since: Some(since),
+                limit: MISSED_RUNS,
+                ..Default::default()
+            },
+        )?
+        .items;
+        Ok(Data {
+            repository: store::repositories::get_for_host(conn, &id)?,
+            groups: store::source_groups::list_for_host(conn, &id)?,
+            schedules: store::schedules::list_with_groups_for_host(conn, &id)?,
+            stats: store::repo_stats::list_for_host(conn, &id, Some(since), STATS_SAMPLES)?,
+            snapshot_total: snapshots.total,
+            snapshots: snapshots.items,
+            jobs,
+            missed,
+            host,
+        })
+    })
+    .await?;
+
+    let host = &data.host.host;
+    let title = host.display_name.as_deref().unwrap_or(&host.hostname);
+    let body = html! {
+        div #host-page data-host-id=(host.id) {
+            (facts(&ctx, &data))
+            (repository_section(&ctx, &data))
+            (groups_section(&ctx, &data))
+            (schedules_section(&ctx, &data))
+            (jobs_section(&ctx, &data.jobs))
+            (snapshots_section(&data))
+            (stats_section(&data.stats))
+            (missed_section(&data))
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout::page(&ctx, Nav::Hosts, title, body),
+    ))
+}
+
+/// `/api/v1/hosts/{id}` + `rest`.
+fn api_path(host_id: &str, rest: &str) -> String {
+    format!("/api/v1/hosts/{host_id}{rest}")
+}
+
+/// A button that creates a job of `kind` (on `group`, if given) and
+/// opens its page.
+fn job_button(host_id: &str, kind: &str, group: Option<&str>, label: &str) -> Markup {
+    let body = match group {
+        Some(g) => json!({"kind": kind, "source_group": g}),
+        None => json!({"kind": kind}),
+    };
+    let id = match group {
+        Some(g) => format!("run-{kind}-{g}"),
+        None => format!("run-{kind}"),
+    };
+    html! {
+        button type="button" id=(id) data-change data-method="POST"
+            data-path=(api_path(host_id, "/jobs")) data-body=(body.to_string()) data-then="job" {
+            (label)
+        }
+    }
+}
+
+fn facts(ctx: &PageCtx, data: &Data) -> Markup {
+    let host = &data.host.host;
+    let version = data.host.schedule.as_ref();
+    html! {
+        section #host-facts {
+            dl.facts {
+                dt { "Status" } dd { (presence_badge(&host.id, host.online)) }
+                dt { "Host name" } dd #host-hostname { (host.hostname) }
+                @if let Some(name) = &host.display_name { dt { "Display name" } dd { (name) } }
+                dt { "OS" } dd { (host.os) "/" (host.arch) }
+                dt { "Agent version" } dd { (host.agent_version.as_deref().unwrap_or("—")) }
+                dt { "restic version" } dd { (host.restic_version.as_deref().unwrap_or("—")) }
+                dt { "Last seen" } dd {
+                    @match host.last_seen_at {
+                        Some(at) => { time datetime=(format::rfc3339(at)) { (format::time(at)) } " (" (format::ago(at, ctx.now)) ")" }
+                        None => "never",
+                    }
+                }
+                dt { "Enrolled" } dd { (format::time(host.enrolled_at)) }
+                dt { "Schedule version" } dd #schedule-version {
+                    @match version {
+                        Some(v) => {
+                            "current " (v.version) " · pushed " (v.pushed_version) " · acknowledged " (v.acked_version) " "
+                            @if v.acked_version >= v.version { (badge("succeeded", "agent up to date")) }
+                            @else { (badge("warning", "waiting for the agent")) }
+                        }
+                        None => "—",
+                    }
+                }
+            }
+            @if ctx.can_operate() {
+                details.edit #rename-host {
+                    summary { "Change the display name" }
+                    form #host-name-form data-change data-form="host-name" data-method="PATCH"
+                        data-path=(api_path(&host.id, "")) data-then="reload" {
+                        label for="display-name" { "Display name (empty: show the host name)" }
+                        input #display-name name="display_name" type="text" maxlength="255"
+                            value=(host.display_name.as_deref().unwrap_or(""));
+                        button type="submit" { "Save name" }
+                    }
+                }
+            }
+            @if ctx.is_admin() {
+                div.actions {
+                    button #revoke-host type="button" data-change data-method="DELETE" data-path=(api_path(&host.id, ""))
+                        data-confirm={ "Revoke " (host.hostname) "? Its agent token stops working at once." }
+                        data-then="go" data-href="/hosts" { "Revoke host" }
+                }
+            }
+        }
+    }
+}
+
+fn set_or_not(set: bool) -> Markup {
+    if set {
+        badge("set", "set")
+    } else {
+        badge("not-set", "not set")
+    }
+}
+
+fn repository_section(ctx: &PageCtx, data: &Data) -> Markup {
+    let host_id = &data.host.host.id;
+    let repo = data.repository.as_ref();
+    html! {
+        section #repository {
+            h2 { "Repository" }
+            @match repo {
+                Some(r) => {
+                    dl.facts {
+                        dt { "URL" } dd #repo-url { code { (r.url) } }
+                        dt { "User name" } dd { (r.username.as_deref().unwrap_or("—")) }
+                        dt { "Password" } dd #repo-password-set { (set_or_not(r.password_set())) }
+                        dt { "Credential" } dd #repo-credential-set { (set_or_not(r.credential_set())) }
+                        dt { "Changed" } dd { (format::time(r.updated_at)) }
+                    }
+                }
+                None => p.muted #repo-none { "No repository configured." },
+            }
+            @if ctx.can_operate() {
+                div.actions {
+                    (job_button(host_id, "init", None, "Init repository"))
+                    (job_button(host_id, "prune", None, "Prune"))
+                    (job_button(host_id, "check", None, "Check"))
+                    (job_button(host_id, "unlock", None, "Unlock"))
+                }
+                details.edit open[repo.is_none()] {
+                    summary { @if repo.is_some() { "Change repository settings" } @else { "Configure the repository" } }
+                    form #repository-form data-change data-form="repository" data-method="PUT"
+                        data-path=(api_path(host_id, "/repository")) data-then="reload" {
+                        label for="repo-url-input" { "URL" }
+                        input #repo-url-input name="url" type="text" required value=(repo.map_or("", |r| r.url.as_str()))
+                            placeholder="/srv/restic or s3:https://…";
+                        label for="repo-username" { "User name (optional)" }
+                        input #repo-username name="username" type="text" autocomplete="off" value=(repo.and_then(|r| r.username.as_deref()).unwrap_or(""));
+                        label for="repo-password" { "Password" @if repo.is_some_and(|r| r.password_set()) { " (leave empty to keep)" } }
+                        input #repo-password name="password" type="password" autocomplete="new-password";
+                        label for="repo-credential" { "Credential (optional; leave empty to keep)" }
+                        input #repo-credential name="credential" type="password" autocomplete="new-password";
+                        button type="submit" { "Save repository" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_buttons() {
+        let html = job_button("h1", "backup", Some("docs"), "Run backup now").into_string();
+        assert!(
+            html.contains(r#"data-path="/api/v1/hosts/h1/jobs""#),
+            "{html}"
+        );
+        assert!(html.contains(
+            r#"data-body="{&quot;kind&quot;:&quot;backup&quot;,&quot;source_group&quot;:&quot;docs&quot;}""#
+        ));
+        assert!(html.contains("data-change"));
+    }
+}
