@@ -612,7 +612,7 @@ async fn seed_fleet(app: &TestApp, n: usize) {
                 store::hosts::insert(
                     c,
                     &NewHost {
-                        id: id.clone(),
+                        id: id.clone().into(),
                         hostname: format!("fleet-{i}"),
                         display_name: None,
                         labels: Default::default(),
@@ -635,8 +635,8 @@ async fn seed_fleet(app: &TestApp, n: usize) {
                 store::source_groups::insert(
                     c,
                     &NewSourceGroup {
-                        id: group.clone(),
-                        host_id: id.clone(),
+                        id: group.clone().into(),
+                        host_id: id.clone().into(),
                         name: "system".into(),
                         includes: Vec::new(),
                         excludes: Vec::new(),
@@ -650,7 +650,7 @@ async fn seed_fleet(app: &TestApp, n: usize) {
                 let job = store::jobs::insert(
                     c,
                     &NewJob {
-                        source_group_id: Some(group),
+                        source_group_id: Some(group.into()),
                         tag: Some("system".into()),
                         ..NewJob::new(
                             store::new_id(),
