@@ -175,7 +175,7 @@ pub fn bulk_enroll(
         let agent_token = auth::generate_token()?;
         let host_id = store::new_id();
         rows.push(models::NewHost {
-            id: host_id.clone(),
+            id: host_id.clone().into(),
             hostname: format!("{prefix}-{n}"),
             display_name: None,
             labels: Default::default(),

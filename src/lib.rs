@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`protocol`]: the agent ⇄ server wire protocol (PROTOCOL.md), serde types only.
+//! - [`ids`]: typed ids ([`ids::HostId`], [`ids::JobId`], …) the server passes around.
 //! - [`store`]: diesel schema, migrations and typed queries (SQLite and PostgreSQL).
 //! - [`crypto`]: XChaCha20-Poly1305 sealing of secrets at rest and the key file.
 //! - [`auth`]: argon2id passwords, random tokens stored as SHA-256, roles,
@@ -26,6 +27,7 @@ pub mod config;
 pub mod cron;
 pub mod crypto;
 pub mod http;
+pub mod ids;
 pub mod metrics;
 pub mod protocol;
 pub mod redact;

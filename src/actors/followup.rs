@@ -166,7 +166,7 @@ mod tests {
 
     fn finished_job(status: JobStatus, attempt: i32, first: Option<&str>) -> Job {
         Job {
-            id: format!("j{attempt}"),
+            id: format!("j{attempt}").into(),
             host_id: "h1".into(),
             kind: JobKind::Backup,
             status,
@@ -180,7 +180,7 @@ mod tests {
             schedule_id: Some("s1".into()),
             scheduled_at: Some(1_000),
             attempt,
-            first_attempt_id: first.map(str::to_owned),
+            first_attempt_id: first.map(str::to_owned).map(Into::into),
             retry_at: None,
             created_at: 0,
             dispatched_at: None,

@@ -278,8 +278,8 @@ pub(crate) fn hand_to_session(
     job: &models::Job,
 ) -> bool {
     events.do_send(Publish(Event::JobStatus {
-        host_id: job.host_id.clone(),
-        job_id: job.id.clone(),
+        host_id: job.host_id.to_string(),
+        job_id: job.id.to_string(),
         status: job.status,
         message: None,
     }));
@@ -375,21 +375,21 @@ impl Actors {
             let cancelled = self
                 .persistence
                 .send(CancelQueued {
-                    job_id: job.id.clone(),
+                    job_id: job.id.to_string(),
                     now: store::now_ms(),
                 })
                 .await
                 .map_err(ActorError::mailbox)??;
             if let Some(cancelled) = cancelled {
                 self.events.do_send(Publish(Event::JobStatus {
-                    host_id: cancelled.host_id.clone(),
-                    job_id: cancelled.id.clone(),
+                    host_id: cancelled.host_id.to_string(),
+                    job_id: cancelled.id.to_string(),
                     status: cancelled.status,
                     message: cancelled.error.clone(),
                 }));
                 if let Some(session) = &session {
                     session.do_send(CancelJob {
-                        job_id: cancelled.id,
+                        job_id: cancelled.id.into(),
                         already_cancelled: true,
                     });
                 }
@@ -412,7 +412,7 @@ impl Actors {
         };
         session
             .send(CancelJob {
-                job_id: job.id.clone(),
+                job_id: job.id.to_string(),
                 already_cancelled: false,
             })
             .await

@@ -155,7 +155,7 @@ impl Handler<ScheduleFired> for Scheduler {
             let created = persistence
                 .send(InsertFireJobs {
                     host_id: msg.host_id.clone(),
-                    schedule_id: schedule.id.clone(),
+                    schedule_id: schedule.id.to_string(),
                     scheduled_at,
                     jobs: new_jobs,
                 })
@@ -249,11 +249,11 @@ impl Handler<Tick> for Scheduler {
                         continue;
                     }
                     for at in times {
-                        if !fired.contains(&(schedule.id.clone(), at.div_euclid(60_000))) {
+                        if !fired.contains(&(schedule.id.to_string(), at.div_euclid(60_000))) {
                             misses.push(NewMissedRun {
                                 id: store::new_id(),
-                                host_id: schedule.host_id.clone(),
-                                schedule_id: schedule.id.clone(),
+                                host_id: schedule.host_id.to_string(),
+                                schedule_id: schedule.id.to_string(),
                                 scheduled_at: at,
                                 detected_at: now,
                             });

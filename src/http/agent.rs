@@ -101,7 +101,7 @@ async fn enroll(
     let agent_token = auth::generate_token().map_err(ApiError::internal)?;
     let now = store::now_ms();
     let new = models::NewHost {
-        id: store::new_id(),
+        id: store::new_id().into(),
         hostname: body.hostname.trim().to_owned(),
         display_name: None,
         labels: Default::default(),
@@ -143,7 +143,7 @@ async fn enroll(
     };
     tracing::info!(host_id = %host.id, hostname = %host.hostname, "host enrolled");
     Ok(HttpResponse::Ok().json(EnrollResponse {
-        host_id: host.id,
+        host_id: host.id.into(),
         agent_token,
     }))
 }
@@ -184,9 +184,13 @@ async fn upgrade(
         return Err(ApiError::unauthorized("the agent token is unknown or revoked").into());
     };
     let actors = &state.actors;
-    ws::WsResponseBuilder::new(actors.new_session(host.id), &req, FramePaced::new(stream))
-        .frame_size(actors.max_frame_bytes())
-        .start()
+    ws::WsResponseBuilder::new(
+        actors.new_session(host.id.into()),
+        &req,
+        FramePaced::new(stream),
+    )
+    .frame_size(actors.max_frame_bytes())
+    .start()
 }
 
 /// The wire length of the WebSocket frame that starts `buf` (header and

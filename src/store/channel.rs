@@ -19,6 +19,7 @@ use super::models::{Job, JobFinish, NewJob, NewJobLog};
 use super::schema::jobs as jobs_table;
 use super::types::JobStatus;
 use super::{write_transaction, DbConnection, INSERT_CHUNK_ROWS};
+use crate::ids::SourceGroupId;
 use crate::protocol::JobProgress;
 
 /// The error of a job the agent no longer knows (PROTOCOL.md "Delivery
@@ -150,7 +151,7 @@ pub fn insert_logs_for_hosts(
         let mut keep = Vec::with_capacity(lines.len());
         let mut foreign = 0;
         for l in lines {
-            if owner.get(&l.line.job_id) == Some(&l.host_id) {
+            if owner.get(l.line.job_id.as_str()) == Some(&l.host_id) {
                 keep.push(&l.line);
             } else {
                 foreign += 1;
@@ -230,7 +231,7 @@ pub fn insert_fire_jobs(
     new_jobs: &[NewJob],
 ) -> QueryResult<Vec<Job>> {
     write_transaction(conn, |conn| {
-        let existing: HashSet<Option<String>> =
+        let existing: HashSet<Option<SourceGroupId>> =
             jobs::for_schedule_run(conn, schedule_id, scheduled_at)?
                 .into_iter()
                 .map(|job| job.source_group_id)

@@ -23,6 +23,7 @@ use super::schema::{
 };
 use super::types::{JobStatus, Page};
 use super::{clamp_limit, enrollment, write_transaction, DbConnection, MAX_PAGE};
+use crate::ids::HostId;
 
 diesel::define_sql_function! {
     /// SQL `lower()`, for case-insensitive search on both backends.
@@ -351,7 +352,7 @@ pub fn list(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Page<Ho
         .load(conn)?;
     let total = filtered(filter).count().get_result(conn)?;
     let ids: Vec<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
-    let mut versions: HashMap<String, HostScheduleVersion> = hsv::table
+    let mut versions: HashMap<HostId, HostScheduleVersion> = hsv::table
         .filter(hsv::host_id.eq_any(&ids))
         .select(HostScheduleVersion::as_select())
         .load(conn)?

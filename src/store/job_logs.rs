@@ -63,8 +63,9 @@ pub fn insert_batch(conn: &mut DbConnection, lines: &[NewJobLog]) -> QueryResult
                 .load(conn)?;
             known.extend(found);
         }
-        let (keep, unknown): (Vec<&NewJobLog>, Vec<&NewJobLog>) =
-            lines.iter().partition(|l| known.contains(&l.job_id));
+        let (keep, unknown): (Vec<&NewJobLog>, Vec<&NewJobLog>) = lines
+            .iter()
+            .partition(|l| known.contains(l.job_id.as_str()));
         let mut outcome = insert_known(conn, &keep)?;
         outcome.unknown_job = unknown.len();
         Ok(outcome)
@@ -240,7 +241,7 @@ mod tests {
             conn,
             &NewJob::new(
                 id.clone(),
-                host.into(),
+                host,
                 JobKind::Check,
                 JobTrigger::Manual,
                 at - 10,
@@ -249,7 +250,7 @@ mod tests {
         .unwrap();
         let log: Vec<NewJobLog> = (1..=lines)
             .map(|seq| NewJobLog {
-                job_id: id.clone(),
+                job_id: id.clone().into(),
                 seq,
                 ts: at - 5,
                 stream: LogStream::Stdout,
@@ -281,7 +282,7 @@ mod tests {
         hosts::insert(
             conn,
             &NewHost {
-                id: host.clone(),
+                id: host.clone().into(),
                 hostname: "h".into(),
                 display_name: None,
                 labels: Default::default(),

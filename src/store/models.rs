@@ -22,6 +22,7 @@ use super::schema::{
     source_groups, users,
 };
 use super::types::{JobKind, JobStatus, JobTrigger, LogStream, Role};
+use crate::ids::{HostId, JobId, ScheduleId, SourceGroupId};
 use crate::protocol::{JobProgress, RetentionPolicy};
 
 /// How a redacted field prints in `Debug`.
@@ -263,7 +264,7 @@ pub struct RepositoryUpsert {
 #[derive(Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = hosts)]
 pub struct Host {
-    pub id: String,
+    pub id: HostId,
     pub hostname: String,
     pub display_name: Option<String>,
     /// The operator's labels (a JSON object in the column).
@@ -316,7 +317,7 @@ impl fmt::Debug for Host {
 #[derive(Clone, Insertable)]
 #[diesel(table_name = hosts)]
 pub struct NewHost {
-    pub id: String,
+    pub id: HostId,
     pub hostname: String,
     pub display_name: Option<String>,
     #[diesel(serialize_as = Json<BTreeMap<String, String>>)]
@@ -361,8 +362,8 @@ pub struct HostPatch {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = source_groups)]
 pub struct SourceGroup {
-    pub id: String,
-    pub host_id: String,
+    pub id: SourceGroupId,
+    pub host_id: HostId,
     /// Unique per host; also the restic tag of its snapshots.
     pub name: String,
     /// Paths to back up.
@@ -384,8 +385,8 @@ pub struct SourceGroup {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = source_groups)]
 pub struct NewSourceGroup {
-    pub id: String,
-    pub host_id: String,
+    pub id: SourceGroupId,
+    pub host_id: HostId,
     pub name: String,
     #[diesel(serialize_as = Json<Vec<String>>)]
     pub includes: Vec<String>,
@@ -419,8 +420,8 @@ pub struct SourceGroupChanges {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = schedules)]
 pub struct Schedule {
-    pub id: String,
-    pub host_id: String,
+    pub id: ScheduleId,
+    pub host_id: HostId,
     pub cron_expr: String,
     pub enabled: bool,
     pub created_at: i64,
@@ -431,8 +432,8 @@ pub struct Schedule {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = schedules)]
 pub struct NewSchedule {
-    pub id: String,
-    pub host_id: String,
+    pub id: ScheduleId,
+    pub host_id: HostId,
     pub cron_expr: String,
     pub enabled: bool,
     pub created_at: i64,
@@ -451,8 +452,8 @@ pub struct ScheduleChanges {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = schedule_source_groups)]
 pub struct ScheduleSourceGroup {
-    pub schedule_id: String,
-    pub source_group_id: String,
+    pub schedule_id: ScheduleId,
+    pub source_group_id: SourceGroupId,
 }
 
 /// A schedule with the source groups it runs (the `schedule.set` shape).
@@ -468,7 +469,7 @@ pub struct ScheduleWithGroups {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = host_schedule_version, primary_key(host_id))]
 pub struct HostScheduleVersion {
-    pub host_id: String,
+    pub host_id: HostId,
     /// The current version; every change bumps it (starts at 1).
     pub version: i64,
     /// The last version sent in `schedule.set` (0: never).
@@ -483,12 +484,12 @@ pub struct HostScheduleVersion {
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = jobs)]
 pub struct Job {
-    pub id: String,
-    pub host_id: String,
+    pub id: JobId,
+    pub host_id: HostId,
     pub kind: JobKind,
     pub status: JobStatus,
     pub trigger: JobTrigger,
-    pub source_group_id: Option<String>,
+    pub source_group_id: Option<SourceGroupId>,
     /// The restic tag (the source group's name for backups and forgets).
     pub tag: Option<String>,
     #[diesel(deserialize_as = Json<Vec<String>>)]
@@ -501,13 +502,13 @@ pub struct Job {
     /// Extra restic arguments.
     #[diesel(deserialize_as = Json<Vec<String>>)]
     pub args: Vec<String>,
-    pub schedule_id: Option<String>,
+    pub schedule_id: Option<ScheduleId>,
     /// The cron time a scheduled job was fired for.
     pub scheduled_at: Option<i64>,
     /// 1 for a first attempt, n for the (n−1)th retry.
     pub attempt: i32,
     /// For retries: the job that failed first.
-    pub first_attempt_id: Option<String>,
+    pub first_attempt_id: Option<JobId>,
     /// For a pending retry: when it becomes due.
     pub retry_at: Option<i64>,
     pub created_at: i64,
@@ -537,11 +538,11 @@ pub struct Job {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = jobs)]
 pub struct NewJob {
-    pub id: String,
-    pub host_id: String,
+    pub id: JobId,
+    pub host_id: HostId,
     pub kind: JobKind,
     pub trigger: JobTrigger,
-    pub source_group_id: Option<String>,
+    pub source_group_id: Option<SourceGroupId>,
     pub tag: Option<String>,
     #[diesel(serialize_as = Json<Vec<String>>)]
     pub includes: Vec<String>,
@@ -551,10 +552,10 @@ pub struct NewJob {
     pub retention_policy: Option<RetentionPolicy>,
     #[diesel(serialize_as = Json<Vec<String>>)]
     pub args: Vec<String>,
-    pub schedule_id: Option<String>,
+    pub schedule_id: Option<ScheduleId>,
     pub scheduled_at: Option<i64>,
     pub attempt: i32,
-    pub first_attempt_id: Option<String>,
+    pub first_attempt_id: Option<JobId>,
     pub retry_at: Option<i64>,
     pub created_at: i64,
     /// Restore and catalog: the snapshot the job reads.
@@ -567,15 +568,15 @@ impl NewJob {
     /// A first-attempt job with empty lists, to be completed with struct
     /// update syntax: `NewJob { tag: Some(..), ..NewJob::new(id, host, kind, trigger, now) }`.
     pub fn new(
-        id: String,
-        host_id: String,
+        id: impl Into<JobId>,
+        host_id: impl Into<HostId>,
         kind: JobKind,
         trigger: JobTrigger,
         created_at: i64,
     ) -> NewJob {
         NewJob {
-            id,
-            host_id,
+            id: id.into(),
+            host_id: host_id.into(),
             kind,
             trigger,
             source_group_id: None,
@@ -615,7 +616,7 @@ pub struct JobFinish {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = job_logs)]
 pub struct JobLog {
-    pub job_id: String,
+    pub job_id: JobId,
     pub seq: i64,
     pub ts: i64,
     pub stream: LogStream,
@@ -626,7 +627,7 @@ pub struct JobLog {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = job_logs)]
 pub struct NewJobLog {
-    pub job_id: String,
+    pub job_id: JobId,
     pub seq: i64,
     pub ts: i64,
     pub stream: LogStream,

@@ -12,6 +12,7 @@ use super::models::{
 };
 use super::schema::{hosts, schedule_source_groups as ssg, schedules, source_groups as sg};
 use super::{per_backend, write_transaction, DbConnection, INSERT_CHUNK_ROWS};
+use crate::ids::ScheduleId;
 
 /// Creates a schedule (without groups: see [`set_groups`]).
 pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
@@ -124,8 +125,8 @@ pub fn set_groups(
         let links: Vec<ScheduleSourceGroup> = wanted
             .iter()
             .map(|g| ScheduleSourceGroup {
-                schedule_id: schedule_id.to_owned(),
-                source_group_id: (*g).to_owned(),
+                schedule_id: schedule_id.to_owned().into(),
+                source_group_id: (*g).to_owned().into(),
             })
             .collect();
         for chunk in links.chunks(INSERT_CHUNK_ROWS) {
@@ -155,14 +156,14 @@ pub fn list_with_groups_for_host(
     host_id: &str,
 ) -> QueryResult<Vec<ScheduleWithGroups>> {
     let schedules = list_for_host(conn, host_id)?;
-    let links: Vec<(String, SourceGroup)> = ssg::table
+    let links: Vec<(ScheduleId, SourceGroup)> = ssg::table
         .inner_join(sg::table)
         .inner_join(schedules::table)
         .filter(schedules::host_id.eq(host_id))
         .order(sg::name.asc())
         .select((ssg::schedule_id, SourceGroup::as_select()))
         .load(conn)?;
-    let mut by_schedule: HashMap<String, Vec<SourceGroup>> = HashMap::new();
+    let mut by_schedule: HashMap<ScheduleId, Vec<SourceGroup>> = HashMap::new();
     for (schedule_id, group) in links {
         by_schedule.entry(schedule_id).or_default().push(group);
     }

@@ -262,7 +262,7 @@ mod tests {
         hosts::insert(
             c,
             &NewHost {
-                id: id.clone(),
+                id: id.clone().into(),
                 hostname: name.into(),
                 display_name: None,
                 labels: serde_json::from_str(labels).unwrap(),
@@ -286,7 +286,7 @@ mod tests {
         source_groups::insert(
             c,
             &NewSourceGroup {
-                id: id.clone(),
+                id: id.clone().into(),
                 host_id: host.into(),
                 name: name.into(),
                 includes: Vec::new(),
@@ -311,7 +311,7 @@ mod tests {
                 tag: Some("docs".into()),
                 ..NewJob::new(
                     crate::store::new_id(),
-                    host.into(),
+                    host,
                     JobKind::Backup,
                     JobTrigger::Manual,
                     at - 1000,
@@ -329,7 +329,7 @@ mod tests {
             stats: None,
         };
         assert!(job_store::finish(c, &job.id, &finish).unwrap().applied());
-        job.id
+        job.id.into()
     }
 
     fn names(c: &mut DbConnection, filter: HostFilter) -> Vec<String> {

@@ -30,8 +30,8 @@ async fn add_group(
     backoff: i32,
 ) -> models::SourceGroup {
     let new = models::NewSourceGroup {
-        id: store::new_id(),
-        host_id: host_id.to_owned(),
+        id: store::new_id().into(),
+        host_id: host_id.to_owned().into(),
         name: name.to_owned(),
         includes: vec![format!("/srv/{name}")],
         excludes: vec!["*.tmp".to_owned()],
@@ -52,14 +52,14 @@ async fn add_schedule(
     groups: &[&models::SourceGroup],
 ) -> models::Schedule {
     let new = models::NewSchedule {
-        id: store::new_id(),
-        host_id: host_id.to_owned(),
+        id: store::new_id().into(),
+        host_id: host_id.to_owned().into(),
         cron_expr: cron.to_owned(),
         enabled: true,
         created_at: store::now_ms(),
         updated_at: store::now_ms(),
     };
-    let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    let ids: Vec<String> = groups.iter().map(|g| g.id.to_string()).collect();
     db(app, move |c| {
         let schedule = store::schedules::insert(c, &new)?;
         store::schedules::set_groups(c, &schedule.id, &ids)?;
@@ -418,14 +418,14 @@ async fn run_now_goes_through_its_states_and_replays_apply_once() {
 
     agent
         .send(protocol::CommandResult {
-            job_id: job.id.clone(),
+            job_id: job.id.to_string(),
             accepted: true,
             error: None,
         })
         .await;
     agent
         .send(protocol::JobStarted {
-            job_id: job.id.clone(),
+            job_id: job.id.to_string(),
             kind: run.kind,
             started_at: Utc::now(),
         })
@@ -434,7 +434,7 @@ async fn run_now_goes_through_its_states_and_replays_apply_once() {
     assert!(running.accepted_at.is_some());
     agent
         .send(protocol::JobProgress {
-            job_id: job.id.clone(),
+            job_id: job.id.to_string(),
             percent_done: 0.25,
             files_done: 5,
             total_files: 20,
@@ -542,14 +542,14 @@ async fn reconnect_resends_queued_jobs_and_outbox_replay_lands_once() {
     assert_eq!(run1.job_id, job1.id);
     agent
         .send(protocol::CommandResult {
-            job_id: job1.id.clone(),
+            job_id: job1.id.to_string(),
             accepted: true,
             error: None,
         })
         .await;
     agent
         .send(protocol::JobStarted {
-            job_id: job1.id.clone(),
+            job_id: job1.id.to_string(),
             kind: run1.kind,
             started_at: Utc::now(),
         })
@@ -601,14 +601,14 @@ async fn reconnect_resends_queued_jobs_and_outbox_replay_lands_once() {
     );
     agent
         .send(protocol::CommandResult {
-            job_id: job2.id.clone(),
+            job_id: job2.id.to_string(),
             accepted: true,
             error: None,
         })
         .await;
     agent
         .send(protocol::JobStarted {
-            job_id: job2.id.clone(),
+            job_id: job2.id.to_string(),
             kind: again.kind,
             started_at: Utc::now(),
         })
@@ -650,7 +650,7 @@ async fn refusal_and_cancel() {
     assert_eq!(run.job_id, refused.id);
     agent
         .send(protocol::CommandResult {
-            job_id: refused.id.clone(),
+            job_id: refused.id.to_string(),
             accepted: false,
             error: Some("restic not found".into()),
         })
@@ -665,7 +665,7 @@ async fn refusal_and_cancel() {
     assert_eq!(run.job_id, waiting.id);
     agent
         .send(protocol::JobStarted {
-            job_id: waiting.id.clone(),
+            job_id: waiting.id.to_string(),
             kind: run.kind,
             started_at: Utc::now(),
         })
@@ -960,7 +960,7 @@ async fn schedule_fire_creates_one_job_per_group_once() {
     let schedule = add_schedule(&app, &enrolled.host_id, "0 2 * * *", &[&etc, &home]).await;
     let scheduled_at = Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap();
     let fire = protocol::ScheduleFire {
-        schedule_id: schedule.id.clone(),
+        schedule_id: schedule.id.to_string(),
         scheduled_at,
     };
     agent.send(fire.clone()).await;
@@ -1188,7 +1188,7 @@ async fn missed_run_is_recorded() {
     let t2 = cron.find_next_occurrence(&t1, false).unwrap();
     agent
         .send(protocol::ScheduleFire {
-            schedule_id: schedule.id.clone(),
+            schedule_id: schedule.id.to_string(),
             scheduled_at: t1,
         })
         .await;
@@ -1323,7 +1323,7 @@ async fn burst_of_a_thousand_agents_lands_every_line_once() {
             let host = store::hosts::insert(
                 c,
                 &models::NewHost {
-                    id: store::new_id(),
+                    id: store::new_id().into(),
                     hostname: format!("burst-{i:04}"),
                     display_name: None,
                     labels: Default::default(),
@@ -1339,7 +1339,7 @@ async fn burst_of_a_thousand_agents_lands_every_line_once() {
                 },
             )?;
             out.push(Enrolled {
-                host_id: host.id,
+                host_id: host.id.into(),
                 token,
             });
         }

@@ -1353,7 +1353,7 @@ async fn job_logs_pagination() {
     db(&app, move |conn| {
         let lines: Vec<models::NewJobLog> = (1..=25)
             .map(|seq| models::NewJobLog {
-                job_id: job_id.clone(),
+                job_id: job_id.clone().into(),
                 seq,
                 ts: store::now_ms(),
                 stream: if seq % 2 == 0 {

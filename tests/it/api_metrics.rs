@@ -338,7 +338,7 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
         let host = store::hosts::insert(
             &mut c,
             &models::NewHost {
-                id: store::new_id(),
+                id: store::new_id().into(),
                 hostname: name.into(),
                 display_name: None,
                 labels: Default::default(),
@@ -365,7 +365,7 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
         let group = store::source_groups::insert(
             &mut c,
             &models::NewSourceGroup {
-                id: store::new_id(),
+                id: store::new_id().into(),
                 host_id: hosts[0].clone(),
                 name: name.into(),
                 includes: vec!["/etc".to_owned()],
@@ -425,7 +425,11 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
     let last = admin_queries::last_successful_backups(&mut c).unwrap();
     assert_eq!(
         last,
-        vec![(hosts[0].clone(), Some("etc".to_owned()), Some(now - 1_000))]
+        vec![(
+            hosts[0].to_string(),
+            Some("etc".to_owned()),
+            Some(now - 1_000)
+        )]
     );
     // A revoked host leaves the scrape.
     store::hosts::revoke(&mut c, &hosts[0], now).unwrap();

@@ -74,7 +74,7 @@ async fn job_logs_answer_the_list_shape_with_a_total() {
     db(&app, move |conn| {
         let lines: Vec<models::NewJobLog> = (1..=12)
             .map(|seq| models::NewJobLog {
-                job_id: job_id.clone(),
+                job_id: job_id.clone().into(),
                 seq,
                 ts: store::now_ms(),
                 stream: store::LogStream::Stdout,

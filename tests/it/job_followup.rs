@@ -23,8 +23,8 @@ async fn add_group(
     retry_max: i32,
 ) -> models::SourceGroup {
     let new = models::NewSourceGroup {
-        id: store::new_id(),
-        host_id: host_id.to_owned(),
+        id: store::new_id().into(),
+        host_id: host_id.to_owned().into(),
         name: "etc".to_owned(),
         includes: vec!["/etc".to_owned()],
         excludes: Vec::new(),
@@ -56,14 +56,14 @@ async fn started_backup(app: &TestApp, agent: &mut TestAgent, host_id: &str) -> 
     assert_eq!(run.job_id, job.id);
     agent
         .send(protocol::CommandResult {
-            job_id: job.id.clone(),
+            job_id: job.id.to_string(),
             accepted: true,
             error: None,
         })
         .await;
     agent
         .send(protocol::JobStarted {
-            job_id: job.id.clone(),
+            job_id: job.id.to_string(),
             kind: run.kind,
             started_at: chrono::Utc::now(),
         })

@@ -20,7 +20,7 @@ fn sealed_repository_password_is_not_in_the_database_file() {
     let host = hosts::insert(
         &mut conn,
         &models::NewHost {
-            id: store::new_id(),
+            id: store::new_id().into(),
             hostname: "web-01".into(),
             display_name: None,
             labels: Default::default(),

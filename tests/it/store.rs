@@ -24,6 +24,7 @@ use diesel::sql_types::{BigInt, Text};
 use serde_json::json;
 
 use crate::common::db;
+use restic_manager::ids::{JobId, ScheduleId};
 use restic_manager::protocol::{JobProgress, RetentionPolicy};
 use restic_manager::store::models::*;
 use restic_manager::store::{
@@ -121,7 +122,7 @@ fn add_user(c: &mut DbConnection, username: &str, role: Role) -> User {
 
 fn new_host(hostname: &str) -> NewHost {
     NewHost {
-        id: store::new_id(),
+        id: store::new_id().into(),
         hostname: hostname.to_owned(),
         display_name: None,
         labels: Default::default(),
@@ -145,8 +146,8 @@ fn add_group(c: &mut DbConnection, host_id: &str, name: &str) -> SourceGroup {
     source_groups::insert(
         c,
         &NewSourceGroup {
-            id: store::new_id(),
-            host_id: host_id.to_owned(),
+            id: store::new_id().into(),
+            host_id: host_id.to_owned().into(),
             name: name.to_owned(),
             includes: vec![format!("/{name}")],
             excludes: vec!["*.tmp".to_owned()],
@@ -167,8 +168,8 @@ fn add_schedule(c: &mut DbConnection, host_id: &str, cron: &str, enabled: bool) 
     schedules::insert(
         c,
         &NewSchedule {
-            id: store::new_id(),
-            host_id: host_id.to_owned(),
+            id: store::new_id().into(),
+            host_id: host_id.to_owned().into(),
             cron_expr: cron.to_owned(),
             enabled,
             created_at: NOW,
@@ -205,7 +206,7 @@ fn finished(status: JobStatus, at: i64) -> JobFinish {
 
 fn log_line(job_id: &str, seq: i64) -> NewJobLog {
     NewJobLog {
-        job_id: job_id.to_owned(),
+        job_id: job_id.to_owned().into(),
         seq,
         ts: NOW + seq,
         stream: if seq % 2 == 0 {
@@ -835,7 +836,8 @@ fn hosts_queries() {
             }
         );
         assert_eq!(
-            hosts::touch_last_seen(c, &[web.id.clone(), db_host.id.clone()], NOW + 40).unwrap(),
+            hosts::touch_last_seen(c, &[web.id.to_string(), db_host.id.to_string()], NOW + 40)
+                .unwrap(),
             2
         );
         assert_eq!(
@@ -990,7 +992,7 @@ fn source_groups_queries() {
         let dup = source_groups::insert(
             c,
             &NewSourceGroup {
-                id: store::new_id(),
+                id: store::new_id().into(),
                 host_id: a.id.clone(),
                 name: "etc".to_owned(),
                 includes: Vec::new(),
@@ -1092,7 +1094,7 @@ fn schedules_queries() {
         schedules::set_groups(
             c,
             &nightly.id,
-            &[home.id.clone(), etc.id.clone(), etc.id.clone()],
+            &[home.id.to_string(), etc.id.to_string(), etc.id.to_string()],
         )
         .unwrap();
         let names: Vec<String> = schedules::groups_of(c, &nightly.id)
@@ -1103,8 +1105,7 @@ fn schedules_queries() {
         assert_eq!(names, vec!["etc", "home"]);
 
         // A group of another host is refused and nothing changes.
-        let err =
-            schedules::set_groups(c, &nightly.id, std::slice::from_ref(&foreign.id)).unwrap_err();
+        let err = schedules::set_groups(c, &nightly.id, &[foreign.id.to_string()]).unwrap_err();
         assert!(
             is_db_error(&err, DatabaseErrorKind::ForeignKeyViolation),
             "{err:?}"
@@ -1113,7 +1114,7 @@ fn schedules_queries() {
         let missing = schedules::set_groups(c, "no-such-schedule", &[]).unwrap_err();
         assert!(matches!(missing, DieselError::NotFound));
 
-        schedules::set_groups(c, &weekly.id, std::slice::from_ref(&etc.id)).unwrap();
+        schedules::set_groups(c, &weekly.id, &[etc.id.to_string()]).unwrap();
         let canonical = schedules::list_with_groups_for_host(c, &host.id).unwrap();
         assert_eq!(canonical.len(), 2);
         assert_eq!(canonical[0].schedule.id, nightly.id);
@@ -1126,7 +1127,7 @@ fn schedules_queries() {
             schedules::get_for_host(c, &other.id, &weekly.id).unwrap(),
             None
         );
-        let enabled: Vec<String> = schedules::list_enabled(c)
+        let enabled: Vec<ScheduleId> = schedules::list_enabled(c)
             .unwrap()
             .into_iter()
             .map(|s| s.id)
@@ -1266,7 +1267,7 @@ fn jobs_queries() {
         .unwrap();
         let elsewhere = add_job(c, &other.id, JobKind::Prune, NOW + 3);
 
-        let queued = |c: &mut DbConnection, now: i64| -> Vec<String> {
+        let queued = |c: &mut DbConnection, now: i64| -> Vec<JobId> {
             jobs::queued_for_host(c, &host.id, now)
                 .unwrap()
                 .into_iter()
@@ -1349,7 +1350,7 @@ fn jobs_queries() {
         };
         assert_eq!(
             list(jobs::JobFilter {
-                host_id: Some(host.id.clone()),
+                host_id: Some(host.id.to_string()),
                 kind: Some(JobKind::Backup),
                 ..Default::default()
             }),
@@ -1364,7 +1365,7 @@ fn jobs_queries() {
         );
         assert_eq!(
             list(jobs::JobFilter {
-                source_group_id: Some(group.id.clone()),
+                source_group_id: Some(group.id.to_string()),
                 ..Default::default()
             }),
             vec![first.id.clone()]
@@ -1576,7 +1577,7 @@ fn job_logs_are_stored_once() {
 #[test]
 fn concurrent_log_writers_all_land() {
     for_each_backend("concurrent_log_writers_all_land", |pool, _| {
-        let job_ids: Vec<String> = {
+        let job_ids: Vec<JobId> = {
             let mut conn = pool.get().unwrap();
             let host = add_host(&mut conn, "busy");
             (0..4)
@@ -1694,7 +1695,7 @@ fn repo_stats_queries() {
                 c,
                 &NewRepoStats {
                     id: store::new_id(),
-                    host_id: host.id.clone(),
+                    host_id: host.id.to_string(),
                     recorded_at: NOW + i * MINUTE,
                     size_bytes: Some(1_000 * (i + 1)),
                     snapshot_count: Some(i),
@@ -1759,7 +1760,7 @@ fn missed_runs_are_recorded_once() {
         let for_host = missed_runs::list(
             c,
             &missed_runs::MissedRunFilter {
-                host_id: Some(host.id.clone()),
+                host_id: Some(host.id.to_string()),
                 since: Some(NOW + 1),
                 limit: 10,
                 ..Default::default()
@@ -1770,7 +1771,7 @@ fn missed_runs_are_recorded_once() {
         let by_schedule = missed_runs::list(
             c,
             &missed_runs::MissedRunFilter {
-                schedule_id: Some(s2.id.clone()),
+                schedule_id: Some(s2.id.to_string()),
                 limit: 10,
                 ..Default::default()
             },
@@ -1883,7 +1884,12 @@ fn deletes_cascade() {
         let group = add_group(c, &host.id, "etc");
         let kept_group = add_group(c, &host.id, "home");
         let schedule = add_schedule(c, &host.id, "0 2 * * *", true);
-        schedules::set_groups(c, &schedule.id, &[group.id.clone(), kept_group.id.clone()]).unwrap();
+        schedules::set_groups(
+            c,
+            &schedule.id,
+            &[group.id.to_string(), kept_group.id.to_string()],
+        )
+        .unwrap();
         let job = jobs::insert(
             c,
             &NewJob {
@@ -1905,7 +1911,7 @@ fn deletes_cascade() {
             c,
             &NewRepoStats {
                 id: store::new_id(),
-                host_id: host.id.clone(),
+                host_id: host.id.to_string(),
                 recorded_at: NOW,
                 size_bytes: None,
                 snapshot_count: None,
@@ -1920,8 +1926,8 @@ fn deletes_cascade() {
             c,
             &NewMissedRun {
                 id: store::new_id(),
-                host_id: host.id.clone(),
-                schedule_id: schedule.id.clone(),
+                host_id: host.id.to_string(),
+                schedule_id: schedule.id.to_string(),
                 scheduled_at: NOW,
                 detected_at: NOW,
             },

@@ -625,7 +625,7 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                 store::hosts::insert(
                     c,
                     &NewHost {
-                        id: id.clone(),
+                        id: id.clone().into(),
                         hostname: seed.hostname,
                         display_name: seed.display_name,
                         labels: Default::default(),
@@ -648,8 +648,8 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                     store::source_groups::insert(
                         c,
                         &NewSourceGroup {
-                            id: group.clone(),
-                            host_id: id.clone(),
+                            id: group.clone().into(),
+                            host_id: id.clone().into(),
                             name: name.clone(),
                             includes: Vec::new(),
                             excludes: Vec::new(),
@@ -663,7 +663,7 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                     let job = store::jobs::insert(
                         c,
                         &NewJob {
-                            source_group_id: Some(group),
+                            source_group_id: Some(group.into()),
                             tag: Some(name),
                             ..NewJob::new(
                                 store::new_id(),
@@ -691,8 +691,8 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                     let schedule = store::schedules::insert(
                         c,
                         &NewSchedule {
-                            id: store::new_id(),
-                            host_id: id.clone(),
+                            id: store::new_id().into(),
+                            host_id: id.clone().into(),
                             cron_expr: "0 2 * * *".into(),
                             enabled: true,
                             created_at: now,
@@ -704,7 +704,7 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                         &NewMissedRun {
                             id: store::new_id(),
                             host_id: id,
-                            schedule_id: schedule.id,
+                            schedule_id: schedule.id.into(),
                             scheduled_at: now - 3_600_000,
                             detected_at: now,
                         },

@@ -68,7 +68,7 @@ pub fn load_config(
     let schedules = schedules::list_with_groups_for_host(conn, host_id)?
         .into_iter()
         .map(|s| protocol::ScheduleSpec {
-            id: s.schedule.id.clone(),
+            id: s.schedule.id.to_string(),
             cron_expr: s.schedule.cron_expr.clone(),
             enabled: s.schedule.enabled,
             source_groups: s

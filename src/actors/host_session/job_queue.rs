@@ -45,7 +45,7 @@ impl QueuedJob {
 /// The `command.run` of a job row.
 pub fn command_run(job: &Job) -> protocol::CommandRun {
     protocol::CommandRun {
-        job_id: job.id.clone(),
+        job_id: job.id.to_string(),
         kind: job.kind,
         args: job.args.clone(),
         includes: job.includes.clone(),

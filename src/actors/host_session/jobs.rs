@@ -68,8 +68,8 @@ impl HostSession {
                 .job_finished(job.kind, Duration::from_millis(ran));
         }
         self.publish(Event::JobStatus {
-            host_id: job.host_id.clone(),
-            job_id: job.id.clone(),
+            host_id: job.host_id.to_string(),
+            job_id: job.id.to_string(),
             status: job.status,
             message: job.error.clone().or_else(|| job.warning.clone()),
         });
@@ -90,8 +90,8 @@ impl HostSession {
             "follow-up job created"
         );
         self.publish(Event::JobStatus {
-            host_id: next.host_id.clone(),
-            job_id: next.id.clone(),
+            host_id: next.host_id.to_string(),
+            job_id: next.id.to_string(),
             status: next.status,
             message: None,
         });

@@ -93,7 +93,7 @@ impl Persistence {
         self.logs.push(HostLogLine {
             host_id,
             line: NewJobLog {
-                job_id: line.job_id,
+                job_id: line.job_id.into(),
                 seq,
                 ts: line.ts.timestamp_millis(),
                 stream: line.stream,

@@ -2,6 +2,7 @@
 //! backlog, and finishing a job with its follow-up.
 
 use super::*;
+use crate::ids::HostId;
 use crate::protocol;
 use crate::store::jobs::{self, FinishOutcome};
 use crate::store::models::{NewHost, NewJob, NewSourceGroup};
@@ -9,7 +10,7 @@ use crate::store::{schedule_versions, source_groups, JobKind, JobStatus, JobTrig
 
 fn host(id: &str, now: i64) -> NewHost {
     NewHost {
-        id: id.to_owned(),
+        id: id.into(),
         hostname: id.to_owned(),
         display_name: None,
         labels: Default::default(),
@@ -54,7 +55,7 @@ async fn run_write_is_one_transaction() {
     assert!(failed.is_err());
     let mut c = pool.get().unwrap();
     assert!(hosts::get(&mut c, "h1").unwrap().is_none(), "rolled back");
-    let written: Result<String, PersistError> = writer
+    let written: Result<HostId, PersistError> = writer
         .send(RunWrite::new("a write", move |c| {
             let h = hosts::insert(c, &host("h2", now))?;
             Ok(h.id)
@@ -102,7 +103,7 @@ async fn backlog_counts_down_as_lines_are_written() {
         hosts::insert(&mut c, &host("h1", now)).unwrap();
         let new = NewJob::new(
             store::new_id(),
-            "h1".into(),
+            "h1",
             crate::store::JobKind::Check,
             JobTrigger::Manual,
             now,
@@ -197,7 +198,7 @@ async fn finish_is_written_after_buffered_lines_and_hosts_are_isolated() {
         hosts::insert(&mut c, &host("h2", now)).unwrap();
         let new = NewJob::new(
             store::new_id(),
-            "h1".into(),
+            "h1",
             crate::store::JobKind::Check,
             JobTrigger::Manual,
             now,
@@ -214,7 +215,7 @@ async fn finish_is_written_after_buffered_lines_and_hosts_are_isolated() {
         lines: vec![line(&job.id, 4)],
     });
     let report = protocol::JobFinished {
-        job_id: job.id.clone(),
+        job_id: job.id.to_string(),
         status: protocol::FinishStatus::Succeeded,
         exit_code: 3,
         finished_at: chrono::Utc::now(),
@@ -359,7 +360,7 @@ async fn failpoint_fires_after_the_commit() {
         hosts::insert(&mut c, &host("h1", now)).unwrap();
         let new = NewJob::new(
             store::new_id(),
-            "h1".into(),
+            "h1",
             JobKind::Check,
             JobTrigger::Manual,
             now,
@@ -376,7 +377,7 @@ async fn failpoint_fires_after_the_commit() {
         .send(RecordJobFinished {
             host_id: "h1".into(),
             payload: protocol::JobFinished {
-                job_id: job.id.clone(),
+                job_id: job.id.to_string(),
                 status: protocol::FinishStatus::Succeeded,
                 exit_code: 0,
                 finished_at: chrono::Utc::now(),

@@ -55,7 +55,7 @@ fn fresh_db(
         store::hosts::insert(
             &mut conn,
             &NewHost {
-                id: host_id.clone(),
+                id: host_id.clone().into(),
                 hostname: format!("baseline-{i}"),
                 display_name: None,
                 labels: Default::default(),
@@ -80,7 +80,7 @@ fn fresh_db(
                 now,
             ),
         )?;
-        jobs.push((job.id, host_id));
+        jobs.push((job.id.into(), host_id));
     }
     drop(conn);
     Ok((pool, jobs))
@@ -95,7 +95,7 @@ fn lines(jobs: &[(String, String)], per_job: u64, bytes: usize) -> Vec<HostLogLi
             out.push(HostLogLine {
                 host_id: host_id.clone(),
                 line: NewJobLog {
-                    job_id: job_id.clone(),
+                    job_id: job_id.clone().into(),
                     seq: seq as i64,
                     ts,
                     stream: LogStream::Stdout,
@@ -124,7 +124,7 @@ fn raw_rows(lines: Vec<HostLogLine>) -> Vec<RawRow> {
     lines
         .into_iter()
         .map(|l| RawRow {
-            job_id: l.line.job_id,
+            job_id: l.line.job_id.into(),
             seq: l.line.seq,
             ts: l.line.ts,
             stream: l.line.stream,

@@ -101,7 +101,7 @@ impl HostDto {
             enrolled_at: Time(host.enrolled_at),
             schedule_version: schedule.as_ref().map_or(0, |s| s.version),
             acked_schedule_version: schedule.as_ref().map_or(0, |s| s.acked_version),
-            id: host.id,
+            id: host.id.into(),
             hostname: host.hostname,
             display_name: host.display_name,
             os: host.os,

@@ -113,8 +113,8 @@ impl ScheduleDto {
             }
         };
         ScheduleDto {
-            id: schedule.id,
-            host_id: schedule.host_id,
+            id: schedule.id.into(),
+            host_id: schedule.host_id.into(),
             cron_expr: schedule.cron_expr,
             enabled: schedule.enabled,
             source_groups: groups.into_iter().map(|g| g.name).collect(),
@@ -168,7 +168,7 @@ fn group_ids(
         .iter()
         .map(|name| {
             store::source_groups::by_name(conn, host_id, name)?
-                .map(|g| g.id)
+                .map(|g| g.id.into())
                 .ok_or_else(|| {
                     ApiError::validation(format!(
                         "source_groups: no source group named {name:?} on this host"
@@ -246,8 +246,8 @@ async fn create(
         let schedule = store::schedules::insert(
             conn,
             &models::NewSchedule {
-                id: store::new_id(),
-                host_id: target.clone(),
+                id: store::new_id().into(),
+                host_id: target.clone().into(),
                 cron_expr,
                 enabled,
                 created_at: now,

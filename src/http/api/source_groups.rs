@@ -86,8 +86,8 @@ impl SourceGroupDto {
             includes: g.includes,
             excludes: g.excludes,
             retention_policy: g.retention_policy,
-            id: g.id,
-            host_id: g.host_id,
+            id: g.id.into(),
+            host_id: g.host_id.into(),
             name: g.name,
             retry_max: g.retry_max,
             retry_backoff_seconds: g.retry_backoff_seconds,
@@ -319,8 +319,8 @@ async fn create(
         let row = store::source_groups::insert(
             conn,
             &models::NewSourceGroup {
-                id: store::new_id(),
-                host_id: target.clone(),
+                id: store::new_id().into(),
+                host_id: target.clone().into(),
                 name: valid.name.clone(),
                 includes: valid.includes,
                 excludes: valid.excludes,

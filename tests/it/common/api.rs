@@ -31,7 +31,7 @@ pub async fn create_host(app: &TestApp, hostname: &str) -> String {
         store::hosts::insert(
             conn,
             &models::NewHost {
-                id: store::new_id(),
+                id: store::new_id().into(),
                 hostname,
                 display_name: None,
                 labels: Default::default(),
@@ -48,6 +48,7 @@ pub async fn create_host(app: &TestApp, hostname: &str) -> String {
         )
         .unwrap()
         .id
+        .into_string()
     })
     .await
 }

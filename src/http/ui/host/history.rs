@@ -113,7 +113,7 @@ pub(super) fn missed_section(data: &Data) -> Markup {
             } @else {
                 ul {
                     @for m in &data.missed {
-                        @let cron = data.schedules.iter().find(|s| s.schedule.id == m.schedule_id).map(|s| s.schedule.cron_expr.as_str());
+                        @let cron = data.schedules.iter().find(|s| s.schedule.id.as_str() == m.schedule_id).map(|s| s.schedule.cron_expr.as_str());
                         li { (badge("missed", "missed")) " " (format::time(m.scheduled_at))
                             @if let Some(c) = cron { " — schedule " code { (c) } } }
                     }
