@@ -31,5 +31,6 @@ mod e2e_jobs;
 mod job_followup;
 mod secrets_at_rest;
 mod store;
+mod store_catalog;
 mod ui_browser;
 mod ui_http;

@@ -30,7 +30,7 @@ use restic_manager::store::{
 };
 
 /// A fixed "now" so that expiry and ordering do not depend on the clock.
-const NOW: i64 = 1_750_000_000_000;
+pub(crate) const NOW: i64 = 1_750_000_000_000;
 const MINUTE: i64 = 60_000;
 
 // ---------------------------------------------------------------- harness
@@ -56,7 +56,7 @@ fn postgres_required() -> bool {
 
 /// Runs `scenario` on a fresh SQLite database and, when configured, on a
 /// fresh PostgreSQL database, reporting each run.
-fn for_each_backend(test: &str, scenario: impl Fn(&Pool, &str)) {
+pub(crate) fn for_each_backend(test: &str, scenario: impl Fn(&Pool, &str)) {
     let (_dir, pool) = db::sqlite_pool();
     scenario(&pool, "sqlite");
     announce(&format!("store test {test}: backend=sqlite ok"));
@@ -120,7 +120,7 @@ fn new_host(hostname: &str) -> NewHost {
     }
 }
 
-fn add_host(c: &mut DbConnection, hostname: &str) -> Host {
+pub(crate) fn add_host(c: &mut DbConnection, hostname: &str) -> Host {
     hosts::insert(c, &new_host(hostname)).unwrap()
 }
 
