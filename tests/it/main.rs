@@ -20,6 +20,7 @@ mod agent_session;
 mod agent_tls;
 mod api;
 mod api_admin;
+mod api_catalog;
 mod api_metrics;
 mod api_openapi;
 mod cli;
