@@ -399,6 +399,34 @@ mod tests {
         );
     }
 
+    /// `--catalog-keep` defaults to 3; 0 is refused naming the setting.
+    #[test]
+    fn catalog_keep() {
+        let common = CommonArgs::default();
+        let cfg = ServerConfig::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(cfg.catalog_keep, 3);
+        assert_eq!(cfg.live_list_timeout, std::time::Duration::from_secs(60));
+        let five = ServeArgs {
+            catalog_keep: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(
+            ServerConfig::resolve(&common, &five).unwrap().catalog_keep,
+            5
+        );
+        let zero = ServeArgs {
+            catalog_keep: Some(0),
+            ..Default::default()
+        };
+        let err = ServerConfig::resolve(&common, &zero)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("catalog_keep") && err.contains("at least 1"),
+            "{err}"
+        );
+    }
+
     /// A typo in the config file is an error naming the file, not ignored.
     #[test]
     fn unknown_key_in_file_is_an_error() {
