@@ -11,7 +11,7 @@
 //! `RESTIC_MANAGER_KEY_FILE`, `RESTIC_MANAGER_LISTEN`, `RESTIC_MANAGER_TLS_CERT`,
 //! `RESTIC_MANAGER_TLS_KEY`, `RESTIC_MANAGER_MAX_FRAME_BYTES`,
 //! `RESTIC_MANAGER_MISSED_RUN_GRACE_SECONDS`, `RESTIC_MANAGER_POOL_SIZE`,
-//! `RESTIC_MANAGER_LOG_RETENTION_DAYS`,
+//! `RESTIC_MANAGER_LOG_RETENTION_DAYS`, `RESTIC_MANAGER_CATALOG_KEEP`,
 //! and, at first start only, `RESTIC_MANAGER_ADMIN_PASSWORD`.
 
 use std::fmt;
@@ -39,6 +39,8 @@ pub const DEFAULT_POOL_SIZE: u32 = 8;
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 90;
 /// Time an agent has to say `hello` after connecting (PROTOCOL.md).
 pub const DEFAULT_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Time a browse waits for an agent's live listing (API.md: then 504).
+pub const DEFAULT_LIVE_LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Options shared by every server subcommand (global flags).
 #[derive(Debug, Clone, Default, Args)]
@@ -115,6 +117,9 @@ pub struct ServeArgs {
     /// Days to keep the log lines of finished jobs (0: keep forever; default 90).
     #[arg(long, env = "RESTIC_MANAGER_LOG_RETENTION_DAYS", value_name = "DAYS")]
     pub log_retention_days: Option<u32>,
+    /// Newest snapshots kept in the catalog per host and source group (default 3).
+    #[arg(long, env = "RESTIC_MANAGER_CATALOG_KEEP", value_name = "N")]
+    pub catalog_keep: Option<usize>,
 }
 
 /// The TOML file: every key optional, same names as the flags (snake case).
@@ -131,6 +136,7 @@ pub struct FileConfig {
     pub missed_run_grace_seconds: Option<u64>,
     pub pool_size: Option<u32>,
     pub log_retention_days: Option<u32>,
+    pub catalog_keep: Option<usize>,
 }
 
 /// Errors while assembling the configuration.
@@ -194,6 +200,12 @@ pub struct ServerConfig {
     /// (PROTOCOL.md: 10 s). Not a flag: the protocol fixes it; tests of the
     /// deadline shorten it so they need not wait the full 10 s.
     pub hello_timeout: std::time::Duration,
+    /// Newest snapshots kept in the catalog per host and source group.
+    pub catalog_keep: usize,
+    /// How long a browse of a snapshot that is not catalogued waits for
+    /// the agent's live listing (API.md: 60 s, then 504). Not a flag;
+    /// tests of the deadline shorten it.
+    pub live_list_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -264,6 +276,16 @@ impl ServerConfig {
                 message: "must be at least 1".into(),
             });
         }
+        let catalog_keep = serve
+            .catalog_keep
+            .or(file.catalog_keep)
+            .unwrap_or(crate::store::catalog::DEFAULT_KEEP);
+        if catalog_keep == 0 {
+            return Err(ConfigError::Invalid {
+                name: "catalog_keep",
+                message: "must be at least 1".into(),
+            });
+        }
         Ok(ServerConfig {
             data_dir,
             database_url: DatabaseUrl(database_url),
@@ -281,6 +303,8 @@ impl ServerConfig {
                 .or(file.log_retention_days)
                 .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            catalog_keep,
+            live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
         })
     }
 
@@ -297,6 +321,8 @@ impl ServerConfig {
             pool_size: DEFAULT_POOL_SIZE,
             log_retention_days: DEFAULT_LOG_RETENTION_DAYS,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            catalog_keep: crate::store::catalog::DEFAULT_KEEP,
+            live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
         }
     }
 }
@@ -370,6 +396,34 @@ mod tests {
                 .log_retention_days,
             0,
             "the flag wins over the file"
+        );
+    }
+
+    /// `--catalog-keep` defaults to 3; 0 is refused naming the setting.
+    #[test]
+    fn catalog_keep() {
+        let common = CommonArgs::default();
+        let cfg = ServerConfig::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(cfg.catalog_keep, 3);
+        assert_eq!(cfg.live_list_timeout, std::time::Duration::from_secs(60));
+        let five = ServeArgs {
+            catalog_keep: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(
+            ServerConfig::resolve(&common, &five).unwrap().catalog_keep,
+            5
+        );
+        let zero = ServeArgs {
+            catalog_keep: Some(0),
+            ..Default::default()
+        };
+        let err = ServerConfig::resolve(&common, &zero)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("catalog_keep") && err.contains("at least 1"),
+            "{err}"
         );
     }
 

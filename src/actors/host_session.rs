@@ -41,6 +41,9 @@
 //! - `logs`: log batching and the back-pressure pause.
 //! - `frames`: fragment assembly and the bad-frame window.
 //! - `greeting`: what is loaded for `hello` and for a configuration push.
+//! - `catalog`: `catalog.chunk`s to the writer, queued `catalog` jobs and
+//!   their yielding to other work.
+//! - `live_listing`: [`ListDirectory`], a live `catalog.list` for the API.
 //!
 //! The submodules are parts of this actor (each an `impl HostSession`),
 //! so `actix_web_actors` stays inside the session.
@@ -62,16 +65,19 @@ use crate::metrics;
 use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, WireMessage};
 use crate::store;
 
+mod catalog;
 mod frames;
 mod greeting;
 mod job_queue;
 mod jobs;
+mod live_listing;
 mod logs;
 mod messages;
 
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
 pub use greeting::{load_config, load_greeting, Greeting, HostConfig};
 pub use job_queue::{command_run, JobQueue, QueuedJob};
+pub use live_listing::{ListDirectory, ListingError, ListingReply, PendingListings};
 pub use messages::{
     CancelJob, CheckIdle, DispatchJob, PushConfig, Revoked, ShuttingDown, Superseded,
 };
@@ -139,6 +145,8 @@ pub struct HostSession {
     logs: Vec<protocol::LogStream>,
     /// Whether a linger timer will hand `logs` over.
     logs_timer: bool,
+    /// Live directory listings waiting for the agent's answer.
+    listings: PendingListings,
 }
 
 impl HostSession {
@@ -158,6 +166,7 @@ impl HostSession {
             registered: false,
             logs: Vec::new(),
             logs_timer: false,
+            listings: PendingListings::default(),
         }
     }
 
@@ -324,6 +333,8 @@ impl HostSession {
                     now: store::now_ms(),
                 });
             }
+            (_, AgentToServer::CatalogChunk(chunk)) => self.on_catalog_chunk(chunk, ctx),
+            (_, AgentToServer::CatalogListing(listing)) => self.listings.on_listing(listing),
             (_, AgentToServer::ScheduleFire(fire)) => {
                 self.actors.scheduler.do_send(ScheduleFired {
                     host_id: self.host_id.clone(),

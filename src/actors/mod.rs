@@ -110,6 +110,9 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
     });
 
     log_retention::start(persistence.clone(), config.log_retention_days);
+    persistence.do_send(persistence::ConfigureCatalog {
+        keep: config.catalog_keep,
+    });
 
     Actors {
         registry,
@@ -156,13 +159,15 @@ fn run_now_job(
     now: i64,
 ) -> Result<models::NewJob, ActorError> {
     let kind = req.kind;
-    if matches!(
-        kind,
-        protocol::JobKind::Restore | protocol::JobKind::Catalog
-    ) {
+    if kind == protocol::JobKind::Restore {
         return Err(ActorError::Invalid(format!(
             "kind: {kind} jobs cannot be created through this request yet"
         )));
+    }
+    if kind == protocol::JobKind::Catalog {
+        return Err(ActorError::Invalid(
+            "kind: catalog jobs are queued by the server for each new snapshot a host reports; they cannot be run on request".to_owned(),
+        ));
     }
     match (&req.source_group, needs_group(kind)) {
         (None, true) => {

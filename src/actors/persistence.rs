@@ -36,6 +36,8 @@
 //!   the follow-up, cancelling.
 //! - `hosts`: host rows and the host's reports (hello, offline, revoke,
 //!   snapshots, repository stats, missed runs).
+//! - `catalog_writes`: the snapshot catalog: buffered `catalog.chunk`s,
+//!   a `catalog` job's completion, re-queueing one that yielded.
 //! - `run_write`: [`RunWrite`], the REST API's closures.
 //!
 //! A new message goes in the file of the table it writes, as one
@@ -53,6 +55,7 @@ use crate::store::channel::HostLogLine;
 use crate::store::{self, hosts, Pool};
 
 mod buffer;
+mod catalog_writes;
 mod host_writes;
 mod job_writes;
 mod run_write;
@@ -64,8 +67,10 @@ pub use buffer::{
     AppendLogs, Flush, FlushAll, LogBacklog, MarkSchedulePushed, RecordProgress, RecordScheduleAck,
     Touch,
 };
+pub use catalog_writes::{AppendCatalog, ConfigureCatalog, YieldCatalog};
 pub use host_writes::{
-    MarkOffline, RecordHello, RecordMissedRun, ReplaceSnapshots, RevokeHost, StoreRepoStats,
+    MarkOffline, RecordHello, RecordMissedRun, ReplaceSnapshots, RevokeHost, SnapshotsReplaced,
+    StoreRepoStats,
 };
 pub use job_writes::{
     finish_from_report, ArmFailpoint, CancelQueued, CommandOutcome, Failpoint, Finished,
@@ -134,6 +139,14 @@ pub struct Persistence {
     log_backlog: Arc<LogBacklog>,
     /// A crash to simulate (crash tests arm it with [`ArmFailpoint`]).
     failpoint: Option<Failpoint>,
+    /// `catalog.chunk`s waiting for the next flush, in arrival order.
+    catalog: Vec<crate::store::catalog::ingest::Chunk>,
+    /// Entries in `catalog` (counted in the shared backlog too).
+    catalog_buffered: usize,
+    /// Failed attempts of the current catalog batch.
+    catalog_attempts: u32,
+    /// `--catalog-keep`: catalogued snapshots per host and source group.
+    catalog_keep: usize,
 }
 
 impl Actor for Persistence {
@@ -183,6 +196,10 @@ impl Persistence {
             schedule_marks: Vec::new(),
             log_backlog: log_backlog.clone(),
             failpoint: None,
+            catalog: Vec::new(),
+            catalog_buffered: 0,
+            catalog_attempts: 0,
+            catalog_keep: crate::store::catalog::DEFAULT_KEEP,
         })
     }
 
@@ -196,6 +213,7 @@ impl Persistence {
     /// last-seen when due).
     fn flush(&mut self) {
         self.flush_logs();
+        self.flush_catalog();
         self.flush_progress();
         self.flush_schedule_marks();
         if !self.touched.is_empty() && self.last_touch_write.elapsed() >= TOUCH_INTERVAL {

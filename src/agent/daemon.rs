@@ -44,6 +44,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
+use super::catalog;
 use super::config::AgentConfig;
 use super::connection::{self, Backoff, ConnectError, WsStream};
 use super::cron::{Clock, CronTable, SystemClock};
@@ -56,8 +57,8 @@ pub use super::reports::REPORT_TIMEOUT;
 use super::restic::{self, RepoSettings, ResticHost, ResticVersion};
 use super::runner::{self, sleep_until_opt, JobPlan, CANCELLED_ERROR};
 use crate::protocol::{
-    AgentToServer, CommandCancel, CommandResult, CommandRun, ConfigUpdate, Envelope, FinishStatus,
-    Heartbeat, Hello, JobFinished, JobKind, ScheduleAck, ScheduleSet, ServerToAgent,
+    AgentToServer, CatalogList, CommandCancel, CommandResult, CommandRun, ConfigUpdate, Envelope,
+    FinishStatus, Heartbeat, Hello, JobFinished, JobKind, ScheduleAck, ScheduleSet, ServerToAgent,
     PROTOCOL_VERSION,
 };
 
@@ -202,6 +203,9 @@ struct Daemon {
     connecting: Option<Connecting>,
     retry_at: Option<Instant>,
     backoff: Backoff,
+    /// Live directory listings (`catalog.list`) running beside the job;
+    /// dropping the set (the daemon) stops their restic.
+    listings: tokio::task::JoinSet<()>,
     /// Held for the daemon's lifetime: one agent per state directory.
     _lock: StateLock,
 }
@@ -261,6 +265,7 @@ impl Daemon {
             connecting: None,
             retry_at: None,
             backoff: Backoff::new(),
+            listings: tokio::task::JoinSet::new(),
             _lock: lock,
         })
     }
@@ -468,6 +473,7 @@ impl Daemon {
             ServerToAgent::ScheduleSet(set) => self.on_schedule_set(&set).await,
             ServerToAgent::CommandRun(run) => self.on_command_run(run).await,
             ServerToAgent::CommandCancel(cancel) => self.on_command_cancel(cancel).await,
+            ServerToAgent::CatalogList(request) => self.on_catalog_list(request),
             ServerToAgent::AgentUpdateAvailable(update) => tracing::info!(
                 latest_version = %update.latest_version,
                 package_url = %update.package_url,
@@ -492,6 +498,26 @@ impl Daemon {
                 error.detail
             ),
         }
+    }
+
+    /// `catalog.list`: one folder of a snapshot, listed now by a restic
+    /// of its own (read-only, no lock) beside whatever job runs; the
+    /// answer goes out as `catalog.listing` frames.
+    fn on_catalog_list(&mut self, request: CatalogList) {
+        while self.listings.try_join_next().is_some() {}
+        let invocation = if self.listings.len() >= catalog::MAX_LIVE_LISTINGS {
+            Err(format!(
+                "{} live listings are running on this host; try again",
+                catalog::MAX_LIVE_LISTINGS
+            ))
+        } else {
+            self.restic
+                .ls_dir(&self.repo, &request.snapshot_id, &request.path)
+                .map_err(|e| e.to_string())
+        };
+        let tx = self.live_tx.clone();
+        self.listings
+            .spawn(catalog::list_dir(request, invocation, tx).in_current_span());
     }
 
     fn on_config_update(&mut self, update: &ConfigUpdate) {

@@ -25,12 +25,15 @@
 //! - [`cron`]: the local schedule ([`crate::cron`]), missed fires, persistence.
 //! - [`journal`]: crash-safe job journal and outbox.
 //! - [`reports`]: snapshot list and repository stats after a job.
+//! - [`catalog`]: `restic ls --json` read as it prints, sent in bounded
+//!   chunks (a `catalog` job's `catalog.chunk`s, a live `catalog.listing`).
 //! - [`runner`]: runs one job (hooks, restic, log lines, progress, cancel).
 //! - [`process`]: what a job's child processes share: stop request, log sink, line reader.
 //! - [`hooks`]: pre/post hooks under the configured shell.
 //! - [`restic`]: restic arguments, credential environment, output parsers.
 //! - [`platform`]: everything that differs between Unix and Windows.
 
+pub mod catalog;
 pub mod config;
 pub mod connection;
 pub mod cron;

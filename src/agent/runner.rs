@@ -7,6 +7,9 @@
 //!   most two per second ([`ProgressThrottle`]).
 //! - A stop request ([`StopReason`]) interrupts restic (SIGINT, so it
 //!   removes its lock), then kills it after [`CANCEL_GRACE`].
+//! - A `catalog` job's stdout is not logged: it is the listing, sent as
+//!   `catalog.chunk`s ([`CatalogStream`]); its `job.finished` stats hold
+//!   the number of entries listed.
 //! - The result is the `job.finished` payload; the caller makes it durable.
 //!
 //! The daemon runs one job at a time; this module does not know about
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::watch;
 
+use super::catalog::CatalogStream;
 use super::config::HooksConfig;
 use super::hooks::{self, HookOutcome, HookPhase};
 use super::journal::EXIT_CODE_NOT_RUN;
@@ -31,7 +35,7 @@ pub use super::process::{LogSink, StopReason, StopSignal, MAX_LINE_BYTES};
 use super::restic::{self, Invocation, OutputDigest, OutputLine};
 use crate::protocol::{
     AgentToServer, CommandRun, FinishStatus, JobFinished, JobKind, JobProgress, JobStarted,
-    LogStreamKind,
+    LogStreamKind, ENTRIES_STAT,
 };
 
 /// Time restic gets to exit after SIGINT before it is killed.
@@ -150,9 +154,12 @@ pub async fn run_job_observed(
         }
     }
 
-    let (exit_code, digest, stopped) = run_restic(&plan, sink, stop, on_spawn).await;
+    let mut catalog = (kind == JobKind::Catalog)
+        .then(|| CatalogStream::new(plan.command.snapshot_id.clone().unwrap_or_default()));
+    let (exit_code, digest, stopped) =
+        run_restic(&plan, sink, stop, on_spawn, catalog.as_mut()).await;
 
-    let (status, mut error) = match stopped {
+    let (mut status, mut error) = match stopped {
         Some(reason) => {
             let (status, error) = stopped_outcome(reason);
             (status, Some(error.to_owned()))
@@ -162,6 +169,17 @@ pub async fn run_job_observed(
             Err(ref message) => (FinishStatus::Failed, Some(message.clone())),
         },
     };
+    let mut catalog_stats = None;
+    if let Some(catalog) = catalog.as_mut() {
+        match catalog.finish(sink).await {
+            Ok(entries) => catalog_stats = Some(entries),
+            Err(reason) if status == FinishStatus::Succeeded => {
+                status = FinishStatus::Failed;
+                error = Some(reason);
+            }
+            Err(_) => {}
+        }
+    }
     let exit_code = exit_code.unwrap_or(EXIT_CODE_NOT_RUN);
 
     if let (true, Some(script)) = (hooks_apply, plan.hooks.post.as_deref()) {
@@ -193,6 +211,11 @@ pub async fn run_job_observed(
     }
     let stats = if kind == JobKind::Backup && status != FinishStatus::Cancelled {
         digest.summary().cloned()
+    } else if let (Some(entries), FinishStatus::Succeeded) = (catalog_stats, status) {
+        // How many entries were listed: the server checks it stored them all.
+        let mut stats = serde_json::Map::new();
+        stats.insert(ENTRIES_STAT.to_owned(), entries.into());
+        Some(stats)
     } else {
         None
     };
@@ -250,6 +273,7 @@ async fn run_restic(
     sink: &mut LogSink,
     stop: &mut StopSignal,
     on_spawn: &mut (dyn FnMut(u32) + Send),
+    mut catalog: Option<&mut CatalogStream>,
 ) -> (Result<i32, String>, OutputDigest, Option<StopReason>) {
     let mut digest = OutputDigest::default();
     let mut command = plan.invocation.command();
@@ -287,6 +311,12 @@ async fn run_restic(
     while out_open || err_open {
         tokio::select! {
             line = out.next_line(), if out_open => match line {
+                // A catalog job's stdout is the listing: chunks, not log lines.
+                Some(line) if catalog.is_some() => {
+                    if let Some(catalog) = catalog.as_mut() {
+                        catalog.line(&line, sink).await;
+                    }
+                }
                 Some(line) => {
                     let parsed = restic::parse_line(&line);
                     if let OutputLine::Status(status) = &parsed {

@@ -85,6 +85,10 @@ wire_messages! {
         ScheduleAck(ScheduleAck) = "schedule.ack",
         /// `schedule.fire`
         ScheduleFire(ScheduleFire) = "schedule.fire",
+        /// `catalog.chunk`
+        CatalogChunk(CatalogChunk) = "catalog.chunk",
+        /// `catalog.listing`
+        CatalogListing(CatalogListing) = "catalog.listing",
     }
 }
 
@@ -105,6 +109,8 @@ wire_messages! {
         Ack(Ack) = "ack",
         /// `error`
         Error(ErrorFrame) = "error",
+        /// `catalog.list`
+        CatalogList(CatalogList) = "catalog.list",
     }
 }
 
@@ -119,7 +125,7 @@ mod tests {
 
     // --- wire spellings ----------------------------------------------------
 
-    /// The eleven agent→server type names are spelled exactly as PROTOCOL.md.
+    /// The agent→server type names are spelled exactly as PROTOCOL.md.
     #[test]
     fn agent_to_server_type_names_are_pinned() {
         assert_eq!(
@@ -136,11 +142,13 @@ mod tests {
                 "repo.stats",
                 "schedule.ack",
                 "schedule.fire",
+                "catalog.chunk",
+                "catalog.listing",
             ]
         );
     }
 
-    /// The seven server→agent type names are spelled exactly as PROTOCOL.md.
+    /// The server→agent type names are spelled exactly as PROTOCOL.md.
     #[test]
     fn server_to_agent_type_names_are_pinned() {
         assert_eq!(
@@ -153,6 +161,7 @@ mod tests {
                 "agent.update_available",
                 "ack",
                 "error",
+                "catalog.list",
             ]
         );
     }

@@ -38,6 +38,8 @@
 //! - `retention.rs`: [`RetentionPolicy`] and its validation.
 //! - `agent_messages.rs`: the payloads an agent sends (`hello` … `schedule.fire`).
 //! - `server_messages.rs`: the payloads a server sends (`config.update` … `error`).
+//! - `catalog.rs`: the snapshot catalog's payloads (`catalog.chunk`,
+//!   `catalog.list`, `catalog.listing`) and their chunk bounds.
 //! - `messages.rs`: one enum per direction, [`AgentToServer`] and
 //!   [`ServerToAgent`], tying each wire `type` to its payload.
 //! - `enroll.rs`: the HTTP enrolment bodies [`EnrollRequest`] and
@@ -48,6 +50,7 @@
 use std::fmt;
 
 mod agent_messages;
+mod catalog;
 mod decode;
 mod enroll;
 mod enums;
@@ -61,6 +64,10 @@ mod testing;
 pub use agent_messages::{
     CommandResult, Heartbeat, Hello, JobFinished, JobProgress, JobStarted, LogStream, RepoStats,
     ScheduleAck, ScheduleFire, SnapshotInfo, SnapshotsReport,
+};
+pub use catalog::{
+    dir_key, CatalogChunk, CatalogEntry, CatalogList, CatalogListing, CHUNK_MAX_BYTES,
+    CHUNK_MAX_ENTRIES, ENTRIES_STAT,
 };
 pub use decode::DecodeError;
 pub use enroll::{EnrollRequest, EnrollResponse};

@@ -31,6 +31,8 @@
 //!   [`schedule_versions`], [`jobs`], [`job_logs`], [`snapshots`],
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
+//! - [`catalog`]: the snapshot catalog (entries, folder browsing, path
+//!   search, `--catalog-keep`).
 //! - [`api_queries`]: paged reads the REST API needs (snapshots, stats).
 //! - [`admin_queries`]: reads of the administration API (tokens, users)
 //!   and the aggregates of `/metrics`.
@@ -52,6 +54,7 @@ pub mod admin_queries;
 pub mod api_queries;
 pub mod api_tokens;
 pub mod audit;
+pub mod catalog;
 pub mod channel;
 pub mod enrollment;
 pub mod hosts;

@@ -175,6 +175,8 @@ text_enum! {
         Retry => "retry",
         /// The retention `forget` that follows a successful backup.
         Retention => "retention",
+        /// A `catalog` job for a snapshot a `snapshots.report` listed.
+        Snapshot => "snapshot",
     }
 }
 

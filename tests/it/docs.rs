@@ -19,11 +19,11 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use restic_manager::http::api::endpoints;
 use restic_manager::protocol::{
-    Ack, AgentToServer, AgentUpdateAvailable, CommandCancel, CommandResult, CommandRun,
-    ConfigUpdate, ErrorFrame, FinishStatus, Heartbeat, Hello, JobFinished, JobKind, JobProgress,
-    JobStarted, LockState, LogStream, LogStreamKind, RepoStats, RetentionPolicy, ScheduleAck,
-    ScheduleFire, ScheduleSet, ScheduleSpec, ServerToAgent, SnapshotInfo, SnapshotsReport,
-    SourceGroupSpec, WireMessage,
+    Ack, AgentToServer, AgentUpdateAvailable, CatalogChunk, CatalogEntry, CatalogList,
+    CatalogListing, CommandCancel, CommandResult, CommandRun, ConfigUpdate, ErrorFrame,
+    FinishStatus, Heartbeat, Hello, JobFinished, JobKind, JobProgress, JobStarted, LockState,
+    LogStream, LogStreamKind, RepoStats, RetentionPolicy, ScheduleAck, ScheduleFire, ScheduleSet,
+    ScheduleSpec, ServerToAgent, SnapshotInfo, SnapshotsReport, SourceGroupSpec, WireMessage,
 };
 use serde_json::{json, Map, Value};
 
@@ -200,7 +200,32 @@ fn agent_messages() -> Vec<AgentToServer> {
             scheduled_at: at(),
         }
         .into(),
+        CatalogChunk {
+            job_id: id(),
+            snapshot_id: "f535d3c7aa".to_owned(),
+            seq: 1,
+            entries: vec![catalog_entry()],
+        }
+        .into(),
+        CatalogListing {
+            request_id: "r-1".to_owned(),
+            entries: vec![catalog_entry()],
+            done: true,
+            error: Some("snapshot f535d3c7aa not found".to_owned()),
+        }
+        .into(),
     ]
+}
+
+/// A snapshot node with every optional field set.
+fn catalog_entry() -> CatalogEntry {
+    CatalogEntry {
+        path: "/etc/hosts".to_owned(),
+        kind: "file".to_owned(),
+        size: Some(220),
+        mtime: Some(at()),
+        mode: Some(420),
+    }
 }
 
 /// One message of every server → agent type, every optional field set.
@@ -262,6 +287,12 @@ fn server_messages() -> Vec<ServerToAgent> {
             detail: "protocol_version 2".to_owned(),
             correlation_id: some("9f1c"),
             supported: Some(vec![1]),
+        }
+        .into(),
+        CatalogList {
+            request_id: "r-1".to_owned(),
+            snapshot_id: "f535d3c7aa".to_owned(),
+            path: "/etc".to_owned(),
         }
         .into(),
     ]

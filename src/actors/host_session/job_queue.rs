@@ -3,6 +3,11 @@
 //! host), and the ids of jobs that ended during the session (so a late
 //! copy of a finished job is not sent again). Pure data: no actor, no
 //! socket, no database; the session decides when to send.
+//!
+//! `catalog` jobs are low priority: one goes out only when no other job
+//! waits, and one in flight yields ([`JobQueue::to_yield`]) as soon as
+//! another job is waiting, so a catalog never delays a backup, restore
+//! or maintenance job.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -56,6 +61,17 @@ pub fn command_run(job: &Job) -> protocol::CommandRun {
     }
 }
 
+/// A `catalog` job in flight: asked to yield or not yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Yield {
+    Running,
+    Asked,
+}
+
+fn is_catalog(job: &QueuedJob) -> bool {
+    job.run.kind == protocol::JobKind::Catalog
+}
+
 /// The queue.
 #[derive(Debug, Default)]
 pub struct JobQueue {
@@ -63,6 +79,9 @@ pub struct JobQueue {
     waiting: VecDeque<QueuedJob>,
     /// The job whose `command.run` is out and not finished.
     in_flight: Option<String>,
+    /// Whether the job in flight is a `catalog` job that may yield, and
+    /// whether it was told to already.
+    in_flight_catalog: Option<Yield>,
     /// Jobs that became terminal during this session.
     finished: HashSet<String>,
 }
@@ -88,14 +107,33 @@ impl JobQueue {
     }
 
     /// The next job to send, if none is in flight; it is in flight from
-    /// now on.
+    /// now on. The oldest job that is not a `catalog` job goes first; a
+    /// `catalog` job only when nothing else waits.
     pub fn take_next(&mut self) -> Option<QueuedJob> {
         if self.in_flight.is_some() {
             return None;
         }
-        let job = self.waiting.pop_front()?;
+        let at = self
+            .waiting
+            .iter()
+            .position(|j| !is_catalog(j))
+            .unwrap_or(0);
+        let job = self.waiting.remove(at)?;
         self.in_flight = Some(job.id().to_owned());
+        self.in_flight_catalog = is_catalog(&job).then_some(Yield::Running);
         Some(job)
+    }
+
+    /// The `catalog` job in flight, when another job waits and it has not
+    /// been asked to yield yet; from now on it counts as asked.
+    pub fn to_yield(&mut self) -> Option<String> {
+        if self.in_flight_catalog != Some(Yield::Running)
+            || !self.waiting.iter().any(|j| !is_catalog(j))
+        {
+            return None;
+        }
+        self.in_flight_catalog = Some(Yield::Asked);
+        self.in_flight.clone()
     }
 
     /// A job is over (for whatever reason): remembered as finished, out
@@ -108,6 +146,7 @@ impl JobQueue {
         self.waiting.retain(|j| j.id() != job_id);
         if self.in_flight.as_deref() == Some(job_id) {
             self.in_flight = None;
+            self.in_flight_catalog = None;
         }
     }
 
@@ -134,11 +173,19 @@ mod tests {
     use super::*;
 
     fn job(id: &str, created_at: i64) -> QueuedJob {
+        job_of(id, created_at, protocol::JobKind::Check)
+    }
+
+    fn catalog(id: &str, created_at: i64) -> QueuedJob {
+        job_of(id, created_at, protocol::JobKind::Catalog)
+    }
+
+    fn job_of(id: &str, created_at: i64, kind: protocol::JobKind) -> QueuedJob {
         QueuedJob {
             created_at,
             run: protocol::CommandRun {
                 job_id: id.to_owned(),
-                kind: protocol::JobKind::Check,
+                kind,
                 args: Vec::new(),
                 includes: Vec::new(),
                 excludes: Vec::new(),
@@ -215,6 +262,38 @@ mod tests {
         q.enqueue(job("b", 2));
         q.done("a");
         assert_eq!(ids(&mut q), vec!["b"]);
+    }
+
+    /// A `catalog` job goes out only when nothing else waits, however old
+    /// it is; among themselves catalog jobs keep creation order.
+    #[test]
+    fn catalog_jobs_go_last() {
+        let mut q = JobQueue::default();
+        q.enqueue(catalog("c1", 1));
+        q.enqueue(job("b", 5));
+        q.enqueue(catalog("c2", 2));
+        q.enqueue(job("a", 9));
+        assert_eq!(ids(&mut q), vec!["b", "a", "c1", "c2"]);
+    }
+
+    /// A `catalog` job in flight yields once another job waits, and is
+    /// asked only once; other kinds never yield.
+    #[test]
+    fn catalog_yields_to_other_work() {
+        let mut q = JobQueue::default();
+        q.enqueue(catalog("c", 1));
+        assert_eq!(q.take_next().map(|j| j.run.job_id), Some("c".into()));
+        assert_eq!(q.to_yield(), None, "nothing waits");
+        q.enqueue(catalog("c2", 2));
+        assert_eq!(q.to_yield(), None, "another catalog job does not preempt");
+        q.enqueue(job("backup", 3));
+        assert_eq!(q.to_yield(), Some("c".to_owned()));
+        assert_eq!(q.to_yield(), None, "asked once");
+        assert_eq!(q.take_next(), None, "the slot stays taken until it ends");
+        q.done("c");
+        assert_eq!(q.take_next().map(|j| j.run.job_id), Some("backup".into()));
+        q.enqueue(job("check", 4));
+        assert_eq!(q.to_yield(), None, "a backup in flight never yields");
     }
 
     /// The memory of finished ids is bounded.

@@ -28,6 +28,7 @@ impl HostSession {
         if self.phase != Phase::Ready {
             return;
         }
+        self.yield_catalog_if_needed(ctx);
         let Some(job) = self.queue.take_next() else {
             return;
         };
@@ -216,7 +217,11 @@ impl HostSession {
             now: store::now_ms(),
         });
         ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
-            Ok(Ok(_)) => act.ack(ctx, id, true, None),
+            Ok(Ok(replaced)) => {
+                act.ack(ctx, id, true, None);
+                act.queue_catalog_jobs(replaced.catalog_jobs);
+                act.dispatch_next(ctx);
+            }
             Ok(Err(_)) => {}
             Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
         }));

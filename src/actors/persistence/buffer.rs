@@ -77,7 +77,7 @@ impl LogBacklog {
 
 impl Persistence {
     /// Lines left the backlog (written, or dropped).
-    fn backlog_done(&self, lines: usize) {
+    pub(super) fn backlog_done(&self, lines: usize) {
         self.log_backlog.done(lines);
     }
 
@@ -236,6 +236,7 @@ impl Handler<FlushAll> for Persistence {
 
     fn handle(&mut self, _msg: FlushAll, _ctx: &mut Self::Context) {
         self.flush_logs();
+        self.flush_catalog();
         self.flush_progress();
         self.flush_schedule_marks();
         self.flush_touched();

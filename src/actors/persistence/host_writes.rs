@@ -6,8 +6,8 @@ use actix::prelude::*;
 
 use super::{PersistResult, Persistence};
 use crate::protocol;
-use crate::store::models::{Host, HostHello, NewMissedRun, NewRepoStats, NewSnapshot};
-use crate::store::{self, hosts, missed_runs, repo_stats, snapshots};
+use crate::store::models::{Host, HostHello, Job, NewMissedRun, NewRepoStats, NewSnapshot};
+use crate::store::{self, catalog, hosts, missed_runs, repo_stats, snapshots};
 
 /// `hello`: the reported facts, online, last seen. `None` if the host is
 /// gone or revoked.
@@ -58,9 +58,11 @@ impl Handler<MarkOffline> for Persistence {
     }
 }
 
-/// `snapshots.report`: replaces the host's snapshot projection.
+/// `snapshots.report`: replaces the host's snapshot projection and, in
+/// the same transaction, applies it to the catalog (forgotten snapshots
+/// leave it, new ones get a `catalog` job).
 #[derive(Message)]
-#[rtype(result = "PersistResult<usize>")]
+#[rtype(result = "PersistResult<SnapshotsReplaced>")]
 pub struct ReplaceSnapshots {
     pub host_id: String,
     pub payload: protocol::SnapshotsReport,
@@ -73,8 +75,17 @@ fn to_i64(value: Option<u64>) -> Option<i64> {
     value.and_then(|v| i64::try_from(v).ok())
 }
 
+/// What a `snapshots.report` stored and changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotsReplaced {
+    /// Snapshots stored.
+    pub stored: usize,
+    /// `catalog` jobs queued for snapshots not catalogued yet.
+    pub catalog_jobs: Vec<Job>,
+}
+
 impl Handler<ReplaceSnapshots> for Persistence {
-    type Result = PersistResult<usize>;
+    type Result = PersistResult<SnapshotsReplaced>;
 
     fn handle(&mut self, msg: ReplaceSnapshots, _ctx: &mut Self::Context) -> Self::Result {
         let rows: Vec<NewSnapshot> = msg
@@ -92,8 +103,19 @@ impl Handler<ReplaceSnapshots> for Persistence {
                 file_count: to_i64(s.file_count),
             })
             .collect();
+        let keep = self.catalog_keep;
         self.write("replacing snapshots", &msg.host_id, None, |c| {
-            snapshots::replace_for_host(c, &msg.host_id, &rows, msg.now)
+            store::write_transaction(c, |c| {
+                let stored = snapshots::replace_for_host(c, &msg.host_id, &rows, msg.now)?;
+                let catalog = catalog::lifecycle::after_report(c, &msg.host_id, keep, msg.now)?;
+                if !catalog.dropped.is_empty() {
+                    tracing::info!(host_id = %msg.host_id, dropped = catalog.dropped.len(), "catalogs of forgotten snapshots dropped");
+                }
+                Ok(SnapshotsReplaced {
+                    stored,
+                    catalog_jobs: catalog.jobs,
+                })
+            })
         })
     }
 }

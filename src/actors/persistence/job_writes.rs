@@ -202,11 +202,15 @@ fn finish_with_follow_up(
     job_id: &str,
     finish: &JobFinish,
     now: i64,
+    catalog_keep: usize,
 ) -> QueryResult<Finished> {
     store::write_transaction(conn, |c| {
         let outcome = channel::finish_for_host(c, host_id, job_id, finish)?;
         let follow_up = match &outcome {
-            FinishOutcome::Applied(job) => insert_follow_up(c, job, now)?,
+            FinishOutcome::Applied(job) => {
+                super::catalog_writes::complete_job(c, job, finish, catalog_keep, now)?;
+                insert_follow_up(c, job, now)?
+            }
             _ => None,
         };
         Ok(Finished { outcome, follow_up })
@@ -224,8 +228,9 @@ impl Persistence {
         finish: &JobFinish,
         now: i64,
     ) -> PersistResult<Finished> {
+        let keep = self.catalog_keep;
         let finished = self.write(what, host_id, Some(job_id), |c| {
-            finish_with_follow_up(c, host_id, job_id, finish, now)
+            finish_with_follow_up(c, host_id, job_id, finish, now, keep)
         })?;
         if let Some(Failpoint::AfterFinishCommit { reached }) = self.failpoint.take() {
             tracing::warn!(

@@ -105,10 +105,16 @@ pub enum BuildError {
     /// A retention policy restic would refuse.
     #[error(transparent)]
     BadRetention(#[from] crate::protocol::InvalidRetention),
-    /// A kind this agent does not run yet (restore and catalog are being
-    /// built; until then they are refused in `command.result`, not run).
+    /// A kind this agent does not run yet (restore is being built; until
+    /// then it is refused in `command.result`, not run).
     #[error("this agent cannot run {0} jobs yet")]
     NotYet(JobKind),
+    /// A snapshot id that is not restic's hexadecimal id (or none).
+    #[error("snapshot_id {0:?} is not a restic snapshot id (8 to 64 hexadecimal digits)")]
+    BadSnapshotId(String),
+    /// A directory to list that is not an absolute path.
+    #[error("path {0:?} must be absolute and contain no NUL")]
+    BadPath(String),
     /// An extra argument outside the allow-list for the kind.
     #[error("argument {arg:?} is not allowed for {kind} jobs")]
     ArgNotAllowed {
@@ -198,9 +204,35 @@ impl ResticHost {
             JobKind::Init | JobKind::Prune | JobKind::Check | JobKind::Unlock => {
                 push_extra_args(&mut args, run)?;
             }
-            JobKind::Restore | JobKind::Catalog => return Err(BuildError::NotYet(run.kind)),
+            JobKind::Catalog => {
+                // `restic ls --json -- <snapshot>`: every node, streamed.
+                let snapshot = checked_snapshot_id(run.snapshot_id.as_deref().unwrap_or(""))?;
+                push_extra_args(&mut args, run)?;
+                args[0] = "ls".to_owned();
+                args.push("--".to_owned());
+                args.push(snapshot);
+            }
+            JobKind::Restore => return Err(BuildError::NotYet(run.kind)),
         }
         self.with_repo(args, repo)
+    }
+
+    /// `restic ls --json --no-lock <snapshot> <dir>`: one folder, for a
+    /// live listing (no lock: it only reads, and may run beside a job).
+    pub fn ls_dir(
+        &self,
+        repo: &RepoSettings,
+        snapshot_id: &str,
+        dir: &str,
+    ) -> Result<Invocation, BuildError> {
+        let snapshot = checked_snapshot_id(snapshot_id)?;
+        if !dir.starts_with('/') || dir.contains('\0') {
+            return Err(BuildError::BadPath(dir.chars().take(100).collect()));
+        }
+        self.with_repo(
+            strings(&["ls", "--json", "--no-lock", "--", &snapshot, dir]),
+            repo,
+        )
     }
 
     /// `restic snapshots --json` (no lock: it only reads).
@@ -292,6 +324,16 @@ impl ResticHost {
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+/// A snapshot id as restic prints it (full or short): hexadecimal only,
+/// so it can never be read as a flag.
+fn checked_snapshot_id(id: &str) -> Result<String, BuildError> {
+    if (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id.to_owned())
+    } else {
+        Err(BuildError::BadSnapshotId(id.chars().take(100).collect()))
+    }
 }
 
 fn checked_tag(tag: &str) -> Result<String, BuildError> {

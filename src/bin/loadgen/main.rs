@@ -76,6 +76,10 @@ pub enum Scenario {
     /// and job lists and pages, a long log's first and last page, and
     /// `/metrics`: p50 / p99 per page.
     Ui,
+    /// One snapshot of --catalog-entries entries into the catalog as the
+    /// writer stores them (--batch per transaction): entries per second,
+    /// then p50 / p99 of a 10,000-entry folder page and of a search.
+    Catalog,
     /// A bare tokio-tungstenite server (no actors, no database) holding
     /// the same N idle connections, measured like `connect` and `idle`.
     BaselineWs,
@@ -104,6 +108,7 @@ impl Scenario {
             Scenario::Logs => "logs",
             Scenario::Reconnect => "reconnect",
             Scenario::Ui => "ui",
+            Scenario::Catalog => "catalog",
             Scenario::BaselineWs => "baseline-ws",
             Scenario::BaselineActix => "baseline-actix",
             Scenario::BaselineSqlite => "baseline-sqlite",
@@ -234,6 +239,9 @@ pub struct Options {
     /// --duration).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub requests: u32,
+    /// `catalog`: entries of the catalogued snapshot.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub catalog_entries: u64,
     /// `RESTIC_MANAGER_LOG` of the started server.
     #[arg(long, default_value = "info")]
     pub server_log: String,

@@ -308,6 +308,8 @@ pub fn schemas() -> Map<String, Value> {
         derived::<jobs::LogsResponse>(),
         derived::<jobs::CancelResponse>(),
         derived::<snapshots::SnapshotDto>(),
+        derived::<super::catalog::TreeEntryDto>(),
+        derived::<super::catalog::HitDto>(),
         derived::<repo_stats::RepoStatsDto>(),
         derived::<missed_runs::MissedRunDto>(),
         derived::<enrollment_tokens::CreatedDto>(),
@@ -357,9 +359,20 @@ pub fn schemas() -> Map<String, Value> {
         ("EnrollmentTokenList", "EnrollmentToken"),
         ("ApiTokenList", "ApiToken"),
         ("AuditList", "AuditEntry"),
+        ("CatalogSearchResult", "CatalogHit"),
     ] {
         s.insert(list.to_owned(), list_of(item));
     }
+    // A folder page is a list with whether it comes from the catalog.
+    let mut tree = list_of("TreeEntry");
+    tree["properties"]["catalogued"] = json!({
+        "type": "boolean",
+        "description": "From a complete catalog (false: listed live by the agent, or its cache).",
+    });
+    if let Some(required) = tree["required"].as_array_mut() {
+        required.push(json!("catalogued"));
+    }
+    s.insert("SnapshotTree".to_owned(), tree);
 
     let string = json!({"type": "string"});
     let text = |description: &str| json!({"type": "string", "description": description});

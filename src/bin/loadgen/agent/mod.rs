@@ -399,6 +399,16 @@ impl Agent {
                 self.shared.error_frames.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
+            // Simulated hosts have no repository to list.
+            ServerToAgent::CatalogList(list) => {
+                let answer = protocol::CatalogListing {
+                    request_id: list.request_id,
+                    entries: Vec::new(),
+                    done: true,
+                    error: Some("a simulated host has no repository".to_owned()),
+                };
+                Self::send(ws, answer).await
+            }
         }
     }
 }

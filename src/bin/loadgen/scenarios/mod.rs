@@ -12,7 +12,10 @@
 //! - [`logs`]: log ingestion rate and lag.
 //! - [`reconnect`]: restart with agents connected; nothing lost.
 //! - [`ui`]: page and API latencies over a seeded fleet-sized database.
+//! - [`catalog`]: snapshot catalog ingest rate, folder browse and search
+//!   latencies (store path).
 
+mod catalog;
 mod connect;
 mod dispatch;
 mod fanout;
@@ -63,6 +66,7 @@ pub async fn run(scenario: Scenario, opts: Options) -> anyhow::Result<Report> {
         Scenario::BaselineActix => baseline_actix::run(&opts).await?,
         Scenario::BaselineSqlite => baseline_sqlite::run(&opts).await?,
         Scenario::Ui => ui::run(&opts).await?,
+        Scenario::Catalog => catalog::run(&opts)?,
         Scenario::BaselineWsServer | Scenario::BaselineActixServer => {
             bail!("the bare servers are started by their baselines")
         }
