@@ -39,6 +39,8 @@
 //! - `jobs`: dispatching the queue and the agent's job reports.
 //! - `job_queue`: the pure job queue ([`JobQueue`], [`QueuedJob`]).
 //! - `logs`: log batching and the back-pressure pause.
+//! - `downloads`: relaying snapshot downloads between the agent and HTTP
+//!   responses ([`StartDownload`], credits, cancel, the cut).
 //! - `frames`: fragment assembly and the bad-frame window.
 //! - `greeting`: what is loaded for `hello` and for a configuration push.
 //!
@@ -62,6 +64,7 @@ use crate::metrics;
 use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, WireMessage};
 use crate::store;
 
+mod downloads;
 mod frames;
 mod greeting;
 mod job_queue;
@@ -69,6 +72,10 @@ mod jobs;
 mod logs;
 mod messages;
 
+pub use downloads::{
+    CancelDownload, DownloadEnd, DownloadOutcome, GrantCredit, ReadyReply, StartDownload,
+    StartRefused, DOWNLOAD_WINDOW,
+};
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
 pub use greeting::{load_config, load_greeting, Greeting, HostConfig};
 pub use job_queue::{command_run, retention, JobQueue, QueuedJob};
@@ -139,6 +146,8 @@ pub struct HostSession {
     logs: Vec<protocol::LogStream>,
     /// Whether a linger timer will hand `logs` over.
     logs_timer: bool,
+    /// Snapshot downloads relayed to HTTP responses.
+    relays: downloads::Relays,
 }
 
 impl HostSession {
@@ -158,6 +167,7 @@ impl HostSession {
             registered: false,
             logs: Vec::new(),
             logs_timer: false,
+            relays: downloads::Relays::default(),
         }
     }
 
@@ -324,6 +334,8 @@ impl HostSession {
                     now: store::now_ms(),
                 });
             }
+            (_, AgentToServer::DownloadReady(ready)) => self.on_download_ready(ready, ctx),
+            (_, AgentToServer::DownloadEnd(end)) => self.on_download_end(end),
             (_, AgentToServer::ScheduleFire(fire)) => {
                 self.actors.scheduler.do_send(ScheduleFired {
                     host_id: self.host_id.clone(),
@@ -437,7 +449,7 @@ impl HostSession {
         match self.fragments.push(item) {
             Ok(Assembled::More) => {}
             Ok(Assembled::Text(text)) => self.on_text(&text, ctx),
-            Ok(Assembled::Binary) => self.on_binary(ctx),
+            Ok(Assembled::Binary(frame)) => self.on_download_data(frame, ctx),
             Err(FragmentError::OutOfOrder) => {
                 tracing::info!(host_id = %self.host_id, "fragments out of order");
                 Self::close(ctx, ws::CloseCode::Protocol, "fragments out of order");
@@ -449,17 +461,6 @@ impl HostSession {
                 Self::close(ctx, ws::CloseCode::Invalid, "text message is not UTF-8")
             }
         }
-    }
-
-    fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let now = Instant::now();
-        self.last_frame = now;
-        let frame = Self::bad(
-            protocol::ERROR_BAD_FRAME,
-            "binary frames are not part of the protocol; send JSON text frames",
-            None,
-        );
-        self.bad_frame(ctx, frame, now);
     }
 }
 
@@ -484,6 +485,7 @@ impl Actor for HostSession {
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         self.send_logs();
+        self.relays.agent_gone();
         if self.registered {
             self.actors.registry.do_send(Unregister {
                 host_id: self.host_id.clone(),
@@ -523,7 +525,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for HostSession {
                 }
                 self.on_text(&text, ctx);
             }
-            Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
+            Ok(ws::Message::Binary(frame)) => self.on_download_data(frame, ctx),
             Ok(ws::Message::Continuation(item)) => self.on_continuation(item, ctx),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}

@@ -47,6 +47,7 @@ use tracing::Instrument;
 use super::config::AgentConfig;
 use super::connection::{self, Backoff, ConnectError, WsStream};
 use super::cron::{Clock, CronTable, SystemClock};
+use super::download::{DownloadEvent, Downloads, Outgoing};
 use super::journal::{JobRecord, JobState, Journal, JournalError, EXIT_CODE_NOT_RUN};
 use super::platform::{self, OrphanOutcome, ProcessIdentity, StateLock};
 use super::process::{LogSink, StopReason};
@@ -196,6 +197,8 @@ struct Daemon {
     restic: ResticHost,
     queue: VecDeque<JobRecord>,
     busy: Option<Busy>,
+    /// Snapshot downloads streaming to the server (beside the job).
+    downloads: Downloads,
     live_tx: mpsc::Sender<AgentToServer>,
     live_rx: mpsc::Receiver<AgentToServer>,
     link: Option<Link>,
@@ -255,6 +258,7 @@ impl Daemon {
             restic,
             queue,
             busy: None,
+            downloads: Downloads::default(),
             live_tx,
             live_rx,
             link: None,
@@ -295,6 +299,7 @@ impl Daemon {
                 },
                 Some(message) = self.live_rx.recv() => self.send_live(message).await,
                 done = busy_done(&mut self.busy) => self.on_work_done(done).await,
+                event = self.downloads.next() => self.on_download_event(event).await,
                 () = tokio::time::sleep(cron_sleep) => self.on_cron_tick().await,
             }
         }
@@ -383,6 +388,8 @@ impl Daemon {
         let Some(link) = self.link.take() else {
             return;
         };
+        // The server forgot this connection's downloads: stop their restic.
+        self.downloads.cancel_all();
         let lasted = link.since.elapsed();
         self.backoff.session_ended(lasted);
         let delay = self.backoff.next_delay(connection::jitter_unit());
@@ -485,6 +492,11 @@ impl Daemon {
                     tracing::error!("cannot record an ack: {err}");
                 }
             }
+            ServerToAgent::DownloadStart(start) => {
+                self.downloads.start(start, &self.restic, &self.repo);
+            }
+            ServerToAgent::DownloadCredit(credit) => self.downloads.credit(&credit),
+            ServerToAgent::DownloadCancel(cancel) => self.downloads.cancel(&cancel.download_id),
             ServerToAgent::Error(error) => tracing::warn!(
                 code = %error.code,
                 correlation_id = error.correlation_id.as_deref().unwrap_or(""),
@@ -605,6 +617,27 @@ impl Daemon {
             return;
         }
         tracing::info!(job_id = %cancel.job_id, "cancel for a job that is not running or queued; ignored");
+    }
+
+    // --- downloads --------------------------------------------------------
+
+    /// A download's message or data frame goes out (dropped when offline:
+    /// the server has forgotten the download then); an ended one is gone.
+    async fn on_download_event(&mut self, event: DownloadEvent) {
+        match event {
+            DownloadEvent::Send(Outgoing::Message(message)) => self.send_live(message).await,
+            DownloadEvent::Send(Outgoing::Data(frame)) => {
+                let Some(link) = self.link.as_mut() else {
+                    return;
+                };
+                if let Err(err) = connection::send_binary(&mut link.ws, frame).await {
+                    self.disconnect(&format!("send failed: {err}"));
+                }
+            }
+            DownloadEvent::Done(download_id) => {
+                tracing::info!(download_id = %download_id, "download ended");
+            }
+        }
     }
 
     // --- jobs -------------------------------------------------------------
@@ -922,6 +955,7 @@ impl Daemon {
             self.record_finished(*record, finished).await;
         }
         self.drain_live().await;
+        self.downloads.shutdown().await;
         if let Some(mut link) = self.link.take() {
             let close = link.ws.close(None);
             // A server that does not answer the close is not waited for.

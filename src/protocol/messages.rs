@@ -85,6 +85,10 @@ wire_messages! {
         ScheduleAck(ScheduleAck) = "schedule.ack",
         /// `schedule.fire`
         ScheduleFire(ScheduleFire) = "schedule.fire",
+        /// `download.ready`
+        DownloadReady(DownloadReady) = "download.ready",
+        /// `download.end`
+        DownloadEnd(DownloadEnd) = "download.end",
     }
 }
 
@@ -105,6 +109,12 @@ wire_messages! {
         Ack(Ack) = "ack",
         /// `error`
         Error(ErrorFrame) = "error",
+        /// `download.start`
+        DownloadStart(DownloadStart) = "download.start",
+        /// `download.credit`
+        DownloadCredit(DownloadCredit) = "download.credit",
+        /// `download.cancel`
+        DownloadCancel(DownloadCancel) = "download.cancel",
     }
 }
 
@@ -119,7 +129,7 @@ mod tests {
 
     // --- wire spellings ----------------------------------------------------
 
-    /// The eleven agent→server type names are spelled exactly as PROTOCOL.md.
+    /// The agent→server type names are spelled exactly as PROTOCOL.md.
     #[test]
     fn agent_to_server_type_names_are_pinned() {
         assert_eq!(
@@ -136,11 +146,13 @@ mod tests {
                 "repo.stats",
                 "schedule.ack",
                 "schedule.fire",
+                "download.ready",
+                "download.end",
             ]
         );
     }
 
-    /// The seven server→agent type names are spelled exactly as PROTOCOL.md.
+    /// The server→agent type names are spelled exactly as PROTOCOL.md.
     #[test]
     fn server_to_agent_type_names_are_pinned() {
         assert_eq!(
@@ -153,6 +165,9 @@ mod tests {
                 "agent.update_available",
                 "ack",
                 "error",
+                "download.start",
+                "download.credit",
+                "download.cancel",
             ]
         );
     }

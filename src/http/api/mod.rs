@@ -29,6 +29,8 @@
 //! - `jobs`: `POST /hosts/{id}/jobs`, `GET /jobs`, `GET /jobs/{id}`,
 //!   `GET /jobs/{id}/logs`, `POST /jobs/{id}/cancel`.
 //! - `snapshots`, `repo_stats`, `missed_runs`: the read-only reports.
+//! - `downloads`: `GET /hosts/{id}/snapshots/{snapshot_id}/download`, a
+//!   file or folder of a snapshot streamed from the agent.
 //! - `enrollment_tokens`, `users`, `api_tokens`: administration (admin).
 //! - `audit_log`: `GET /audit` (admin).
 //! - `events`: `GET /jobs/{id}/events`, Server-Sent Events of one job.
@@ -47,6 +49,7 @@ use crate::store::{self, DbConnection};
 
 mod api_tokens;
 mod audit_log;
+mod downloads;
 mod enrollment_tokens;
 mod events;
 mod hosts;
@@ -83,6 +86,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         schedules::endpoints(),
         jobs::endpoints(),
         snapshots::endpoints(),
+        downloads::endpoints(),
         repo_stats::endpoints(),
         missed_runs::endpoints(),
         events::endpoints(),
