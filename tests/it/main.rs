@@ -26,6 +26,7 @@ mod cli;
 mod conformance;
 mod docs;
 mod e2e_backup;
+mod e2e_download;
 mod e2e_faults;
 mod e2e_jobs;
 mod job_followup;
