@@ -20,10 +20,11 @@ use chrono::{DateTime, Utc};
 use restic_manager::http::api::endpoints;
 use restic_manager::protocol::{
     Ack, AgentToServer, AgentUpdateAvailable, CommandCancel, CommandResult, CommandRun,
-    ConfigUpdate, ErrorFrame, FinishStatus, Heartbeat, Hello, JobFinished, JobKind, JobProgress,
-    JobStarted, LockState, LogStream, LogStreamKind, RepoStats, RetentionPolicy, ScheduleAck,
-    ScheduleFire, ScheduleSet, ScheduleSpec, ServerToAgent, SnapshotInfo, SnapshotsReport,
-    SourceGroupSpec, WireMessage,
+    ConfigUpdate, DownloadCancel, DownloadCredit, DownloadEnd, DownloadErrorCode, DownloadReady,
+    DownloadStart, DownloadType, ErrorFrame, FinishStatus, Heartbeat, Hello, JobFinished, JobKind,
+    JobProgress, JobStarted, LockState, LogStream, LogStreamKind, RepoStats, RetentionPolicy,
+    ScheduleAck, ScheduleFire, ScheduleSet, ScheduleSpec, ServerToAgent, SnapshotInfo,
+    SnapshotsReport, SourceGroupSpec, WireMessage,
 };
 use serde_json::{json, Map, Value};
 
@@ -200,6 +201,19 @@ fn agent_messages() -> Vec<AgentToServer> {
             scheduled_at: at(),
         }
         .into(),
+        DownloadReady {
+            download_id: "dl-1".to_owned(),
+            kind: DownloadType::File,
+            size: Some(6),
+        }
+        .into(),
+        DownloadEnd {
+            download_id: "dl-1".to_owned(),
+            bytes: 6,
+            code: Some(DownloadErrorCode::Failed),
+            error: Some("restic failed".to_owned()),
+        }
+        .into(),
     ]
 }
 
@@ -262,6 +276,22 @@ fn server_messages() -> Vec<ServerToAgent> {
             detail: "protocol_version 2".to_owned(),
             correlation_id: some("9f1c"),
             supported: Some(vec![1]),
+        }
+        .into(),
+        DownloadStart {
+            download_id: "dl-1".to_owned(),
+            snapshot_id: "f535d3c7aa".to_owned(),
+            path: "/etc".to_owned(),
+            window: 32,
+        }
+        .into(),
+        DownloadCredit {
+            download_id: "dl-1".to_owned(),
+            chunks: 16,
+        }
+        .into(),
+        DownloadCancel {
+            download_id: "dl-1".to_owned(),
         }
         .into(),
     ]
