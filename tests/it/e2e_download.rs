@@ -173,8 +173,8 @@ fn dump_processes(snapshot_id: &str) -> Vec<u32> {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_dump = args.iter().any(|a| *a == b"dump");
-        if is_dump && args.iter().any(|a| *a == snapshot_id.as_bytes()) {
+        let is_dump = args.contains(&&b"dump"[..]);
+        if is_dump && args.contains(&snapshot_id.as_bytes()) {
             found.push(pid);
         }
     }
