@@ -6,6 +6,8 @@
 //!
 //! - the [`Journal`] (jobs and outbox on disk) and the [`CronTable`];
 //! - the repository settings from `config.update` (memory only);
+//! - the snapshot downloads streaming beside it ([`Downloads`]: each its
+//!   own `restic dump`, read only as fast as the server grants credits);
 //! - the job queue and the one piece of restic work in flight
 //!   ([`Busy`]: a job, or the snapshot/stats reports after one) — jobs run
 //!   one at a time, in acceptance order, because restic locks the
@@ -93,6 +95,7 @@ pub const UNKNOWN_RESTIC_VERSION: &str = "unknown";
 pub const CAPABILITIES: &[&str] = &[
     "active_job_ids",
     "cancel",
+    "download",
     "durable_outbox",
     "hooks",
     "local_cron",

@@ -200,6 +200,7 @@ impl Downloads {
                 self.running.remove(&id);
                 DownloadEvent::Done(id)
             }
+            else => std::future::pending().await,
         }
     }
 

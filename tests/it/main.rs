@@ -25,6 +25,7 @@ mod api_openapi;
 mod cli;
 mod conformance;
 mod docs;
+mod download_channel;
 mod e2e_backup;
 mod e2e_download;
 mod e2e_faults;

@@ -57,6 +57,10 @@ use crate::store;
 /// `restic dump` load the repository index first).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The `hello.capabilities` entry of an agent that answers `download.start`
+/// (an older one would leave the request waiting for [`READY_TIMEOUT`]).
+pub const DOWNLOAD_CAPABILITY: &str = "download";
+
 pub(super) fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::get("/hosts/{id}/snapshots/{snapshot_id}/download", |r| {
@@ -87,7 +91,11 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             404,
             "The host, the snapshot (of this host) or the path in it does not exist.",
         )
-        .error(409, "`host_offline`: the host's agent is not connected.")
+        .error(
+            409,
+            "`host_offline`: the host's agent is not connected; `agent_unsupported`: it is too \
+         old to stream downloads.",
+        )
         .error(
             502,
             "`agent_error`: restic failed on the agent before the first byte.",
@@ -229,10 +237,13 @@ async fn download(
     let (host_id, snapshot) = params.into_inner();
     let path = download_path(query.path.as_deref())?;
     let (host, wanted) = (host_id.clone(), snapshot.clone());
-    let snapshot = with_conn(&state.pool, move |conn| {
-        live_host(conn, &host)?;
-        store::snapshots::find_for_host(conn, &host, &wanted)?
-            .ok_or_else(|| ApiError::not_found(&format!("snapshot {wanted} of host {host}")))
+    let (snapshot, capable) = with_conn(&state.pool, move |conn| {
+        let capable = live_host(conn, &host)?
+            .capabilities
+            .contains(&format!("\"{DOWNLOAD_CAPABILITY}\""));
+        let snapshot = store::snapshots::find_for_host(conn, &host, &wanted)?
+            .ok_or_else(|| ApiError::not_found(&format!("snapshot {wanted} of host {host}")))?;
+        Ok((snapshot, capable))
     })
     .await?;
     let session = state
@@ -240,6 +251,13 @@ async fn download(
         .sessions
         .get(&host_id)
         .ok_or_else(|| host_offline(&host_id))?;
+    if !capable {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "agent_unsupported",
+            format!("the agent of host {host_id} cannot stream downloads; update it"),
+        ));
+    }
 
     let download_id = store::new_id();
     let audit = AuditInfo {
