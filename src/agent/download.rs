@@ -36,7 +36,6 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, ChildStdout};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -44,8 +43,11 @@ use tokio_tungstenite::tungstenite::Bytes;
 
 use super::platform;
 use super::process::LineReader;
-use super::restic::{Invocation, RepoSettings, ResticHost};
+use super::restic::{RepoSettings, ResticHost};
 use super::runner::CANCEL_GRACE;
+use probe::probe_path;
+
+mod probe;
 use crate::protocol::{
     data_frame_header, AgentToServer, DownloadCredit, DownloadEnd, DownloadErrorCode,
     DownloadReady, DownloadStart, DownloadType, DOWNLOAD_CHUNK_BYTES,
@@ -62,7 +64,7 @@ pub const MAX_CREDITS: usize = 1024;
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// restic's last stderr lines kept for `download.end.error`.
-const STDERR_LINES: usize = 8;
+pub(super) const STDERR_LINES: usize = 8;
 
 /// Outgoing items buffered between the downloads and the socket.
 const OUT_BUFFER: usize = 16;
@@ -236,24 +238,8 @@ fn check_request(start: &DownloadStart) -> Result<(), String> {
     Ok(())
 }
 
-/// One `restic ls --json` line, as much as the probe needs (0.14 tags
-/// lines with `struct_type`, 0.17+ also with `message_type`).
-#[derive(Deserialize)]
-struct LsLine {
-    #[serde(default)]
-    struct_type: Option<String>,
-    #[serde(default)]
-    message_type: Option<String>,
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    size: Option<u64>,
-}
-
 /// Why a download did not stream.
-type Failure = (DownloadErrorCode, String);
+pub(super) type Failure = (DownloadErrorCode, String);
 
 /// One running download.
 struct Download {
@@ -470,101 +456,6 @@ async fn fill<R: AsyncRead + Unpin>(
         }
     }
     Ok(false)
-}
-
-/// What `path` is in the snapshot, from `restic ls`'s first entry.
-async fn probe_path(
-    probe: &Invocation,
-    path: &str,
-    snapshot_id: &str,
-) -> Result<(DownloadType, Option<u64>), Failure> {
-    let failed = |error: String| (DownloadErrorCode::Failed, error);
-    let mut command = probe.command();
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    platform::own_process_group(&mut command);
-    let mut child = command
-        .spawn()
-        .map_err(|err| failed(format!("cannot start restic: {err}")))?;
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(failed("restic started without output pipes".to_owned()));
-    };
-    let mut lines = LineReader::new(stdout);
-    let mut errors = LineReader::new(stderr);
-    let read = async {
-        let mut first = None;
-        while let Some(line) = lines.next_line().await {
-            let Ok(entry) = serde_json::from_str::<LsLine>(&line) else {
-                continue;
-            };
-            let tag = entry
-                .message_type
-                .as_deref()
-                .or(entry.struct_type.as_deref());
-            if tag == Some("node") {
-                first = Some(entry);
-                break;
-            }
-        }
-        let mut tail = VecDeque::new();
-        if first.is_none() {
-            while let Some(line) = errors.next_line().await {
-                if tail.len() == STDERR_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        }
-        (first, Vec::from(tail).join("\n"))
-    };
-    let (first, stderr_text) = tokio::time::timeout(PROBE_TIMEOUT, read)
-        .await
-        .map_err(|_| failed(format!("restic ls took longer than {PROBE_TIMEOUT:?}")))?;
-    let not_found = || {
-        let short: String = snapshot_id.chars().take(8).collect();
-        (
-            DownloadErrorCode::NotFound,
-            format!("path {path:?} not found in snapshot {short}"),
-        )
-    };
-    let Some(entry) = first else {
-        let status = child
-            .wait()
-            .await
-            .map_err(|err| failed(format!("cannot wait for restic: {err}")))?;
-        if status.success() {
-            return Err(not_found());
-        }
-        let code = platform::exit_code(status);
-        return Err(failed(if stderr_text.is_empty() {
-            format!("restic ls exited with code {code}")
-        } else {
-            stderr_text
-        }));
-    };
-    // The rest of the listing (a folder's children) is not needed.
-    if let Err(err) = platform::kill_group(&mut child) {
-        tracing::debug!("cannot stop restic ls: {err}");
-    }
-    // Reap it; it was just killed, so this is quick.
-    let _ = child.wait().await;
-    if entry.path.as_deref() != Some(path) {
-        return Err(not_found());
-    }
-    match entry.kind.as_deref() {
-        Some("dir") => Ok((DownloadType::Dir, None)),
-        Some("file") => Ok((DownloadType::File, entry.size)),
-        other => Err((
-            DownloadErrorCode::Unsupported,
-            format!(
-                "path {path:?} is a {}; only files and folders can be downloaded",
-                other.unwrap_or("special file")
-            ),
-        )),
-    }
 }
 
 /// Stops a cancelled dump: SIGINT (restic removes its lock) while its
