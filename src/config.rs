@@ -37,6 +37,8 @@ pub const DEFAULT_MISSED_RUN_GRACE_SECONDS: u64 = 600;
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 /// Days a finished job's log lines are kept (0: forever).
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 90;
+/// Default `--max-download-bytes`: 10 GiB.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 /// Time an agent has to say `hello` after connecting (PROTOCOL.md).
 pub const DEFAULT_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Time a browse waits for an agent's live listing (API.md: then 504).
@@ -120,6 +122,9 @@ pub struct ServeArgs {
     /// Newest snapshots kept in the catalog per host and source group (default 3).
     #[arg(long, env = "RESTIC_MANAGER_CATALOG_KEEP", value_name = "N")]
     pub catalog_keep: Option<usize>,
+    /// Largest snapshot download relayed, in bytes; a longer one is cut (default 10 GiB).
+    #[arg(long, env = "RESTIC_MANAGER_MAX_DOWNLOAD_BYTES", value_name = "BYTES")]
+    pub max_download_bytes: Option<u64>,
 }
 
 /// The TOML file: every key optional, same names as the flags (snake case).
@@ -137,6 +142,7 @@ pub struct FileConfig {
     pub pool_size: Option<u32>,
     pub log_retention_days: Option<u32>,
     pub catalog_keep: Option<usize>,
+    pub max_download_bytes: Option<u64>,
 }
 
 /// Errors while assembling the configuration.
@@ -196,6 +202,8 @@ pub struct ServerConfig {
     pub pool_size: u32,
     /// Days the log lines of a finished job are kept; 0 keeps them forever.
     pub log_retention_days: u32,
+    /// Bytes a snapshot download may stream; past it the stream is cut.
+    pub max_download_bytes: u64,
     /// How long a new agent session may stay silent before its `hello`
     /// (PROTOCOL.md: 10 s). Not a flag: the protocol fixes it; tests of the
     /// deadline shorten it so they need not wait the full 10 s.
@@ -302,6 +310,10 @@ impl ServerConfig {
                 .log_retention_days
                 .or(file.log_retention_days)
                 .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
+            max_download_bytes: serve
+                .max_download_bytes
+                .or(file.max_download_bytes)
+                .unwrap_or(DEFAULT_MAX_DOWNLOAD_BYTES),
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             catalog_keep,
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
@@ -320,6 +332,7 @@ impl ServerConfig {
             missed_run_grace_seconds: DEFAULT_MISSED_RUN_GRACE_SECONDS,
             pool_size: DEFAULT_POOL_SIZE,
             log_retention_days: DEFAULT_LOG_RETENTION_DAYS,
+            max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             catalog_keep: crate::store::catalog::DEFAULT_KEEP,
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,

@@ -39,6 +39,8 @@
 //! - `jobs`: dispatching the queue and the agent's job reports.
 //! - `job_queue`: the pure job queue ([`JobQueue`], [`QueuedJob`]).
 //! - `logs`: log batching and the back-pressure pause.
+//! - `downloads`: relaying snapshot downloads between the agent and HTTP
+//!   responses ([`StartDownload`], credits, cancel, the cut).
 //! - `frames`: fragment assembly and the bad-frame window.
 //! - `greeting`: what is loaded for `hello` and for a configuration push.
 //! - `catalog`: `catalog.chunk`s to the writer, queued `catalog` jobs and
@@ -66,6 +68,7 @@ use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, 
 use crate::store;
 
 mod catalog;
+mod downloads;
 mod frames;
 mod greeting;
 mod job_queue;
@@ -74,6 +77,10 @@ mod live_listing;
 mod logs;
 mod messages;
 
+pub use downloads::{
+    CancelDownload, DownloadEnd, DownloadOutcome, GrantCredit, ReadyReply, StartDownload,
+    StartRefused, DOWNLOAD_WINDOW,
+};
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
 pub use greeting::{load_config, load_greeting, Greeting, HostConfig};
 pub use job_queue::{command_run, JobQueue, QueuedJob};
@@ -147,6 +154,8 @@ pub struct HostSession {
     logs_timer: bool,
     /// Live directory listings waiting for the agent's answer.
     listings: PendingListings,
+    /// Snapshot downloads relayed to HTTP responses.
+    relays: downloads::Relays,
 }
 
 impl HostSession {
@@ -167,6 +176,7 @@ impl HostSession {
             logs: Vec::new(),
             logs_timer: false,
             listings: PendingListings::default(),
+            relays: downloads::Relays::default(),
         }
     }
 
@@ -335,6 +345,8 @@ impl HostSession {
             }
             (_, AgentToServer::CatalogChunk(chunk)) => self.on_catalog_chunk(chunk, ctx),
             (_, AgentToServer::CatalogListing(listing)) => self.listings.on_listing(listing),
+            (_, AgentToServer::DownloadReady(ready)) => self.on_download_ready(ready, ctx),
+            (_, AgentToServer::DownloadEnd(end)) => self.on_download_end(end),
             (_, AgentToServer::ScheduleFire(fire)) => {
                 self.actors.scheduler.do_send(ScheduleFired {
                     host_id: self.host_id.clone(),
@@ -448,7 +460,7 @@ impl HostSession {
         match self.fragments.push(item) {
             Ok(Assembled::More) => {}
             Ok(Assembled::Text(text)) => self.on_text(&text, ctx),
-            Ok(Assembled::Binary) => self.on_binary(ctx),
+            Ok(Assembled::Binary(frame)) => self.on_download_data(frame, ctx),
             Err(FragmentError::OutOfOrder) => {
                 tracing::info!(host_id = %self.host_id, "fragments out of order");
                 Self::close(ctx, ws::CloseCode::Protocol, "fragments out of order");
@@ -460,17 +472,6 @@ impl HostSession {
                 Self::close(ctx, ws::CloseCode::Invalid, "text message is not UTF-8")
             }
         }
-    }
-
-    fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let now = Instant::now();
-        self.last_frame = now;
-        let frame = Self::bad(
-            protocol::ERROR_BAD_FRAME,
-            "binary frames are not part of the protocol; send JSON text frames",
-            None,
-        );
-        self.bad_frame(ctx, frame, now);
     }
 }
 
@@ -495,6 +496,7 @@ impl Actor for HostSession {
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         self.send_logs();
+        self.relays.agent_gone();
         if self.registered {
             self.actors.registry.do_send(Unregister {
                 host_id: self.host_id.clone(),
@@ -534,7 +536,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for HostSession {
                 }
                 self.on_text(&text, ctx);
             }
-            Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
+            Ok(ws::Message::Binary(frame)) => self.on_download_data(frame, ctx),
             Ok(ws::Message::Continuation(item)) => self.on_continuation(item, ctx),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}

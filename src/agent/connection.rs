@@ -213,6 +213,17 @@ pub async fn send(
     }
 }
 
+/// Sends one binary frame (a download's data) with the same time limit.
+pub async fn send_binary(
+    ws: &mut WsStream,
+    frame: tokio_tungstenite::tungstenite::Bytes,
+) -> Result<(), ConnectError> {
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Binary(frame))).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ConnectError::Timeout(SEND_TIMEOUT)),
+    }
+}
+
 /// The delay before reconnect attempt number `attempt` (0 for the first
 /// retry): `BACKOFF_INITIAL × 2^attempt` capped at `BACKOFF_MAX`, scaled by
 /// a jitter factor in `[0.8, 1.2)` taken from `unit` (a random number in

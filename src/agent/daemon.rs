@@ -6,6 +6,8 @@
 //!
 //! - the [`Journal`] (jobs and outbox on disk) and the [`CronTable`];
 //! - the repository settings from `config.update` (memory only);
+//! - the snapshot downloads streaming beside it ([`Downloads`]: each its
+//!   own `restic dump`, read only as fast as the server grants credits);
 //! - the job queue and the one piece of restic work in flight
 //!   ([`Busy`]: a job, or the snapshot/stats reports after one) — jobs run
 //!   one at a time, in acceptance order, because restic locks the
@@ -48,6 +50,7 @@ use super::catalog;
 use super::config::AgentConfig;
 use super::connection::{self, Backoff, ConnectError, WsStream};
 use super::cron::{Clock, CronTable, SystemClock};
+use super::download::{DownloadEvent, Downloads, Outgoing};
 use super::journal::{JobRecord, JobState, Journal, JournalError, EXIT_CODE_NOT_RUN};
 use super::platform::{self, OrphanOutcome, ProcessIdentity, StateLock};
 use super::process::{LogSink, StopReason};
@@ -93,6 +96,7 @@ pub const UNKNOWN_RESTIC_VERSION: &str = "unknown";
 pub const CAPABILITIES: &[&str] = &[
     "active_job_ids",
     "cancel",
+    "download",
     "durable_outbox",
     "hooks",
     "local_cron",
@@ -197,6 +201,8 @@ struct Daemon {
     restic: ResticHost,
     queue: VecDeque<JobRecord>,
     busy: Option<Busy>,
+    /// Snapshot downloads streaming to the server (beside the job).
+    downloads: Downloads,
     live_tx: mpsc::Sender<AgentToServer>,
     live_rx: mpsc::Receiver<AgentToServer>,
     link: Option<Link>,
@@ -259,6 +265,7 @@ impl Daemon {
             restic,
             queue,
             busy: None,
+            downloads: Downloads::default(),
             live_tx,
             live_rx,
             link: None,
@@ -300,6 +307,7 @@ impl Daemon {
                 },
                 Some(message) = self.live_rx.recv() => self.send_live(message).await,
                 done = busy_done(&mut self.busy) => self.on_work_done(done).await,
+                event = self.downloads.next() => self.on_download_event(event).await,
                 () = tokio::time::sleep(cron_sleep) => self.on_cron_tick().await,
             }
         }
@@ -388,6 +396,8 @@ impl Daemon {
         let Some(link) = self.link.take() else {
             return;
         };
+        // The server forgot this connection's downloads: stop their restic.
+        self.downloads.cancel_all();
         let lasted = link.since.elapsed();
         self.backoff.session_ended(lasted);
         let delay = self.backoff.next_delay(connection::jitter_unit());
@@ -491,6 +501,11 @@ impl Daemon {
                     tracing::error!("cannot record an ack: {err}");
                 }
             }
+            ServerToAgent::DownloadStart(start) => {
+                self.downloads.start(start, &self.restic, &self.repo);
+            }
+            ServerToAgent::DownloadCredit(credit) => self.downloads.credit(&credit),
+            ServerToAgent::DownloadCancel(cancel) => self.downloads.cancel(&cancel.download_id),
             ServerToAgent::Error(error) => tracing::warn!(
                 code = %error.code,
                 correlation_id = error.correlation_id.as_deref().unwrap_or(""),
@@ -631,6 +646,27 @@ impl Daemon {
             return;
         }
         tracing::info!(job_id = %cancel.job_id, "cancel for a job that is not running or queued; ignored");
+    }
+
+    // --- downloads --------------------------------------------------------
+
+    /// A download's message or data frame goes out (dropped when offline:
+    /// the server has forgotten the download then); an ended one is gone.
+    async fn on_download_event(&mut self, event: DownloadEvent) {
+        match event {
+            DownloadEvent::Send(Outgoing::Message(message)) => self.send_live(message).await,
+            DownloadEvent::Send(Outgoing::Data(frame)) => {
+                let Some(link) = self.link.as_mut() else {
+                    return;
+                };
+                if let Err(err) = connection::send_binary(&mut link.ws, frame).await {
+                    self.disconnect(&format!("send failed: {err}"));
+                }
+            }
+            DownloadEvent::Done(download_id) => {
+                tracing::info!(download_id = %download_id, "download ended");
+            }
+        }
     }
 
     // --- jobs -------------------------------------------------------------
@@ -948,6 +984,7 @@ impl Daemon {
             self.record_finished(*record, finished).await;
         }
         self.drain_live().await;
+        self.downloads.shutdown().await;
         if let Some(mut link) = self.link.take() {
             let close = link.ws.close(None);
             // A server that does not answer the close is not waited for.

@@ -20,6 +20,7 @@
 //! - [`config`]: `agent.toml` (server, identity, state dir, restic, hooks).
 //! - [`enroll`]: the enrolment exchange that writes `agent.toml`.
 //! - [`daemon`]: the running agent: state, event loop, protocol handling.
+//! - [`download`]: snapshot downloads: `restic dump` streamed under credits.
 //! - [`connection`]: WebSocket URL, TLS, upgrade, back-off.
 //! - [`tls`]: the rustls client config (web PKI + optional CA file).
 //! - [`cron`]: the local schedule ([`crate::cron`]), missed fires, persistence.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod connection;
 pub mod cron;
 pub mod daemon;
+pub mod download;
 pub mod enroll;
 pub mod hooks;
 pub mod journal;

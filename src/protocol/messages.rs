@@ -89,6 +89,10 @@ wire_messages! {
         CatalogChunk(CatalogChunk) = "catalog.chunk",
         /// `catalog.listing`
         CatalogListing(CatalogListing) = "catalog.listing",
+        /// `download.ready`
+        DownloadReady(DownloadReady) = "download.ready",
+        /// `download.end`
+        DownloadEnd(DownloadEnd) = "download.end",
     }
 }
 
@@ -111,6 +115,12 @@ wire_messages! {
         Error(ErrorFrame) = "error",
         /// `catalog.list`
         CatalogList(CatalogList) = "catalog.list",
+        /// `download.start`
+        DownloadStart(DownloadStart) = "download.start",
+        /// `download.credit`
+        DownloadCredit(DownloadCredit) = "download.credit",
+        /// `download.cancel`
+        DownloadCancel(DownloadCancel) = "download.cancel",
     }
 }
 
@@ -144,6 +154,8 @@ mod tests {
                 "schedule.fire",
                 "catalog.chunk",
                 "catalog.listing",
+                "download.ready",
+                "download.end",
             ]
         );
     }
@@ -162,6 +174,9 @@ mod tests {
                 "ack",
                 "error",
                 "catalog.list",
+                "download.start",
+                "download.credit",
+                "download.cancel",
             ]
         );
     }

@@ -42,6 +42,8 @@
 //!   `catalog.list`, `catalog.listing`) and their chunk bounds.
 //! - `messages.rs`: one enum per direction, [`AgentToServer`] and
 //!   [`ServerToAgent`], tying each wire `type` to its payload.
+//! - `downloads.rs`: the download stream's messages and its binary data
+//!   frame ([`parse_data_frame`]).
 //! - `enroll.rs`: the HTTP enrolment bodies [`EnrollRequest`] and
 //!   [`EnrollResponse`].
 //!
@@ -52,6 +54,7 @@ use std::fmt;
 mod agent_messages;
 mod catalog;
 mod decode;
+mod downloads;
 mod enroll;
 mod enums;
 mod envelope;
@@ -70,6 +73,11 @@ pub use catalog::{
     CHUNK_MAX_ENTRIES, ENTRIES_STAT,
 };
 pub use decode::DecodeError;
+pub use downloads::{
+    data_frame_header, parse_data_frame, DataFrameError, DownloadCancel, DownloadCredit,
+    DownloadEnd, DownloadErrorCode, DownloadReady, DownloadStart, DownloadType, DATA_FRAME_KIND,
+    DOWNLOAD_CHUNK_BYTES,
+};
 pub use enroll::{EnrollRequest, EnrollResponse};
 pub use enums::{FinishStatus, JobKind, JobStatus, LockState, LogStreamKind, UnknownVariant};
 pub use envelope::{frame_id, hello_protocol_version, Envelope, WireMessage};

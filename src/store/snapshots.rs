@@ -72,3 +72,22 @@ pub fn list_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<
         .select(Snapshot::as_select())
         .load(conn)
 }
+
+/// The host's snapshot `id`: restic's full id, or its short id when that
+/// names exactly one of the host's snapshots.
+pub fn find_for_host(
+    conn: &mut DbConnection,
+    host_id: &str,
+    id: &str,
+) -> QueryResult<Option<Snapshot>> {
+    let mut found: Vec<Snapshot> = snapshots::table
+        .filter(snapshots::host_id.eq(host_id))
+        .filter(snapshots::snapshot_id.eq(id).or(snapshots::short_id.eq(id)))
+        .select(Snapshot::as_select())
+        .limit(3)
+        .load(conn)?;
+    if let Some(at) = found.iter().position(|s| s.snapshot_id == id) {
+        return Ok(Some(found.swap_remove(at)));
+    }
+    Ok((found.len() == 1).then(|| found.swap_remove(0)))
+}

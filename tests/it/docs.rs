@@ -20,10 +20,12 @@ use chrono::{DateTime, Utc};
 use restic_manager::http::api::endpoints;
 use restic_manager::protocol::{
     Ack, AgentToServer, AgentUpdateAvailable, CatalogChunk, CatalogEntry, CatalogList,
-    CatalogListing, CommandCancel, CommandResult, CommandRun, ConfigUpdate, ErrorFrame,
-    FinishStatus, Heartbeat, Hello, JobFinished, JobKind, JobProgress, JobStarted, LockState,
-    LogStream, LogStreamKind, RepoStats, RetentionPolicy, ScheduleAck, ScheduleFire, ScheduleSet,
-    ScheduleSpec, ServerToAgent, SnapshotInfo, SnapshotsReport, SourceGroupSpec, WireMessage,
+    CatalogListing, CommandCancel, CommandResult, CommandRun, ConfigUpdate, DownloadCancel,
+    DownloadCredit, DownloadEnd, DownloadErrorCode, DownloadReady, DownloadStart, DownloadType,
+    ErrorFrame, FinishStatus, Heartbeat, Hello, JobFinished, JobKind, JobProgress, JobStarted,
+    LockState, LogStream, LogStreamKind, RepoStats, RetentionPolicy, ScheduleAck, ScheduleFire,
+    ScheduleSet, ScheduleSpec, ServerToAgent, SnapshotInfo, SnapshotsReport, SourceGroupSpec,
+    WireMessage,
 };
 use serde_json::{json, Map, Value};
 
@@ -214,6 +216,19 @@ fn agent_messages() -> Vec<AgentToServer> {
             error: Some("snapshot f535d3c7aa not found".to_owned()),
         }
         .into(),
+        DownloadReady {
+            download_id: "dl-1".to_owned(),
+            kind: DownloadType::File,
+            size: Some(6),
+        }
+        .into(),
+        DownloadEnd {
+            download_id: "dl-1".to_owned(),
+            bytes: 6,
+            code: Some(DownloadErrorCode::Failed),
+            error: Some("restic failed".to_owned()),
+        }
+        .into(),
     ]
 }
 
@@ -293,6 +308,22 @@ fn server_messages() -> Vec<ServerToAgent> {
             request_id: "r-1".to_owned(),
             snapshot_id: "f535d3c7aa".to_owned(),
             path: "/etc".to_owned(),
+        }
+        .into(),
+        DownloadStart {
+            download_id: "dl-1".to_owned(),
+            snapshot_id: "f535d3c7aa".to_owned(),
+            path: "/etc".to_owned(),
+            window: 32,
+        }
+        .into(),
+        DownloadCredit {
+            download_id: "dl-1".to_owned(),
+            chunks: 16,
+        }
+        .into(),
+        DownloadCancel {
+            download_id: "dl-1".to_owned(),
         }
         .into(),
     ]

@@ -1687,6 +1687,43 @@ fn snapshots_are_replaced_per_report() {
     });
 }
 
+/// A host's snapshot is found by its full id or its short id, never
+/// another host's, and an ambiguous short id finds nothing.
+#[test]
+fn snapshots_are_found_per_host() {
+    for_each_backend("snapshots_are_found_per_host", |pool, _| {
+        let mut conn = pool.get().unwrap();
+        let c = &mut *conn;
+        let host = add_host(c, "web");
+        let other = add_host(c, "other");
+        snapshots::replace_for_host(c, &other.id, &[snap("ffff0000", NOW)], NOW).unwrap();
+        let mut twin = snap("dddd0000", NOW - 2);
+        twin.snapshot_id = format!("dddd0000{}", "1".repeat(56));
+        let report = [snap("aaaa0000", NOW - 1), snap("dddd0000", NOW), twin];
+        snapshots::replace_for_host(c, &host.id, &report, NOW).unwrap();
+        let full = format!("aaaa0000{}", "0".repeat(56));
+        let by_full = snapshots::find_for_host(c, &host.id, &full)
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_full.short_id, "aaaa0000");
+        let by_short = snapshots::find_for_host(c, &host.id, "aaaa0000")
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_short.snapshot_id, full);
+        assert!(snapshots::find_for_host(c, &host.id, "ffff0000")
+            .unwrap()
+            .is_none());
+        assert!(snapshots::find_for_host(c, &host.id, "dddd0000")
+            .unwrap()
+            .is_none());
+        let exact = format!("dddd0000{}", "1".repeat(56));
+        let found = snapshots::find_for_host(c, &host.id, &exact)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.snapshot_id, exact);
+    });
+}
+
 /// Repository stats: a time series per host, since / limit, latest.
 #[test]
 fn repo_stats_queries() {

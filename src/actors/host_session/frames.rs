@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use actix_http::ws::Item;
-use actix_web::web::BytesMut;
+use actix_web::web::{Bytes, BytesMut};
 
 /// Why a fragmented message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +29,8 @@ pub enum Assembled {
     More,
     /// A complete text message.
     Text(String),
-    /// A complete binary message (not part of the protocol).
-    Binary,
+    /// A complete binary message (a download's data frame).
+    Binary(Bytes),
 }
 
 /// A fragmented message being assembled.
@@ -97,7 +97,7 @@ impl Fragments {
             return Ok(Assembled::More);
         };
         if !partial.text {
-            return Ok(Assembled::Binary);
+            return Ok(Assembled::Binary(partial.buf.freeze()));
         }
         String::from_utf8(partial.buf.to_vec())
             .map(Assembled::Text)
@@ -139,7 +139,6 @@ impl BadFrames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::web::Bytes;
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
@@ -158,7 +157,7 @@ mod tests {
         );
         assert!(!f.in_progress());
         assert_eq!(f.push(Item::FirstBinary(b("x"))), Ok(Assembled::More));
-        assert_eq!(f.push(Item::Last(b("y"))), Ok(Assembled::Binary));
+        assert_eq!(f.push(Item::Last(b("y"))), Ok(Assembled::Binary(b("xy"))));
     }
 
     /// Fragments out of order, past the limit, or not UTF-8 are refused.

@@ -37,6 +37,6 @@ pub use host::{default_agent_dir, default_service_log_path};
 pub use log_file::{RotatingLogFile, RotatingLogWriter, SERVICE_LOG_MAX_BYTES};
 pub use metrics::metrics;
 pub use signals::{
-    exit_code, interrupt, own_process_group, process_identity, process_state, shutdown_signal,
-    stop_orphan, OrphanOutcome, ProcessIdentity, ProcessState,
+    exit_code, interrupt, kill_group, own_process_group, process_identity, process_state,
+    shutdown_signal, stop_orphan, OrphanOutcome, ProcessIdentity, ProcessState,
 };

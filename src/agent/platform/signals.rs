@@ -32,6 +32,29 @@ pub fn interrupt(child: &mut tokio::process::Child) -> io::Result<()> {
     }
 }
 
+/// Kills a child started with [`own_process_group`] together with its
+/// process group (SIGKILL to the group on Unix, so an `ssh` or `rclone`
+/// backend it started goes too; TerminateProcess elsewhere).
+pub fn kill_group(child: &mut tokio::process::Child) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use nix::sys::signal::{killpg, Signal};
+        use nix::unistd::Pid;
+        if let Some(pid) = child.id() {
+            let pid = i32::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+            match killpg(Pid::from_raw(pid), Signal::SIGKILL) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(errno) => return Err(io::Error::from(errno)),
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        child.start_kill()
+    }
+}
+
 /// Puts a child in a process group of its own, so that a Ctrl-C on the
 /// agent's terminal reaches the agent only, which then stops restic itself;
 /// on Unix also so that a restic left behind by a crashed agent can be

@@ -255,6 +255,35 @@ impl ResticHost {
         self.with_repo(strings(&["unlock"]), repo)
     }
 
+    /// `restic ls --json --no-lock <snapshot> <path>`: the entry at `path`
+    /// first (a download asks whether it is a file or a folder).
+    pub fn ls_path(
+        &self,
+        repo: &RepoSettings,
+        snapshot_id: &str,
+        path: &str,
+    ) -> Result<Invocation, BuildError> {
+        let args = strings(&["ls", "--json", "--no-lock", "--", snapshot_id, path]);
+        self.with_repo(args, repo)
+    }
+
+    /// `restic dump <snapshot> <path>`, with `--archive tar` for a folder
+    /// (a file is printed as itself). It takes restic's shared lock.
+    pub fn dump(
+        &self,
+        repo: &RepoSettings,
+        snapshot_id: &str,
+        path: &str,
+        folder: bool,
+    ) -> Result<Invocation, BuildError> {
+        let mut args = strings(&["dump"]);
+        if folder {
+            args.extend(strings(&["--archive", "tar"]));
+        }
+        args.extend(strings(&["--", snapshot_id, path]));
+        self.with_repo(args, repo)
+    }
+
     /// `restic list locks` (no lock of its own, or it would see itself).
     pub fn list_locks(&self, repo: &RepoSettings) -> Result<Invocation, BuildError> {
         self.with_repo(strings(&["list", "locks", "--no-lock"]), repo)

@@ -31,6 +31,8 @@
 //! - `snapshots`, `repo_stats`, `missed_runs`: the read-only reports.
 //! - `catalog`: a snapshot's folders (`/hosts/{id}/snapshots/{sid}/tree`)
 //!   and the fleet-wide path search (`/catalog/search`).
+//! - `downloads`: `GET /hosts/{id}/snapshots/{snapshot_id}/download`, a
+//!   file or folder of a snapshot streamed from the agent.
 //! - `enrollment_tokens`, `users`, `api_tokens`: administration (admin).
 //! - `audit_log`: `GET /audit` (admin).
 //! - `events`: `GET /jobs/{id}/events`, Server-Sent Events of one job.
@@ -50,6 +52,7 @@ use crate::store::{self, DbConnection};
 mod api_tokens;
 mod audit_log;
 mod catalog;
+mod downloads;
 mod enrollment_tokens;
 mod events;
 mod hosts;
@@ -87,6 +90,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         jobs::endpoints(),
         snapshots::endpoints(),
         catalog::endpoints(),
+        downloads::endpoints(),
         repo_stats::endpoints(),
         missed_runs::endpoints(),
         events::endpoints(),

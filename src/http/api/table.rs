@@ -273,6 +273,17 @@ impl Endpoint {
         self
     }
 
+    /// A success answer whose body is a byte stream of `media`.
+    pub fn stream(mut self, status: u16, media: &'static str, description: &'static str) -> Self {
+        self.answers.push(Answer {
+            status,
+            description,
+            schema: None,
+            media: Some(media),
+        });
+        self
+    }
+
     /// An error answer (body: the `Error` schema) besides the ones every
     /// endpoint of its kind has (see `openapi`).
     pub fn error(mut self, status: u16, description: &'static str) -> Self {

@@ -352,7 +352,11 @@ impl Agent {
             Err(e) => bail!("undecodable frame from the server: {e}"),
         };
         match envelope.message {
-            ServerToAgent::ConfigUpdate(_) | ServerToAgent::AgentUpdateAvailable(_) => Ok(()),
+            ServerToAgent::ConfigUpdate(_)
+            | ServerToAgent::AgentUpdateAvailable(_)
+            | ServerToAgent::DownloadStart(_)
+            | ServerToAgent::DownloadCredit(_)
+            | ServerToAgent::DownloadCancel(_) => Ok(()),
             ServerToAgent::ScheduleSet(set) => {
                 let now = self.shared.now_us();
                 let slot = self.slot();
