@@ -70,7 +70,7 @@ mod logs;
 mod messages;
 
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
-pub use greeting::{load_config, load_greeting, Greeting, HostConfig};
+pub use greeting::{load_config, load_greeting, load_repository, Greeting, HostConfig};
 pub use job_queue::{command_run, JobQueue, QueuedJob};
 pub use messages::{
     CancelJob, CheckIdle, DispatchJob, PushConfig, Revoked, ShuttingDown, Superseded,

@@ -3,8 +3,8 @@
 //!
 //! - Every output line becomes a `log.stream` with the job's own `seq`
 //!   (from 1, strictly increasing, shared by hooks, restic and agent
-//!   events); restic's backup status lines also become `job.progress`, at
-//!   most two per second ([`ProgressThrottle`]).
+//!   events); restic's status lines (backup, and restore from 0.16) also
+//!   become `job.progress`, at most two per second ([`ProgressThrottle`]).
 //! - A stop request ([`StopReason`]) interrupts restic (SIGINT, so it
 //!   removes its lock), then kills it after [`CANCEL_GRACE`].
 //! - The result is the `job.finished` payload; the caller makes it durable.
@@ -191,10 +191,11 @@ pub async fn run_job_observed(
             });
         }
     }
-    let stats = if kind == JobKind::Backup && status != FinishStatus::Cancelled {
-        digest.summary().cloned()
-    } else {
-        None
+    let stats = match kind {
+        _ if status == FinishStatus::Cancelled => None,
+        JobKind::Backup => digest.summary().cloned(),
+        JobKind::Restore => super::restore::stats(&plan.command, &digest, exit_code).await,
+        _ => None,
     };
     finished(sink, status, exit_code, stats, error)
 }
@@ -293,6 +294,9 @@ async fn run_restic(
                         if let Some(progress) = throttle.offer(status.to_progress(sink.job_id()), Instant::now()) {
                             sink.send(AgentToServer::from(progress)).await;
                         }
+                    }
+                    if matches!(parsed, OutputLine::Text) {
+                        digest.stdout_text(&line);
                     }
                     digest.stdout(&parsed);
                     sink.line(LogStreamKind::Stdout, line).await;

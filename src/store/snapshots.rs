@@ -64,6 +64,22 @@ pub fn replace_for_host(
     })
 }
 
+/// The host's snapshots whose full id or short id is `id` (at most two:
+/// two rows mean a short id shared by two snapshots).
+pub fn find_for_host(
+    conn: &mut DbConnection,
+    host_id: &str,
+    id: &str,
+) -> QueryResult<Vec<Snapshot>> {
+    snapshots::table
+        .filter(snapshots::host_id.eq(host_id))
+        .filter(snapshots::snapshot_id.eq(id).or(snapshots::short_id.eq(id)))
+        .order(snapshots::snapshot_id.asc())
+        .limit(2)
+        .select(Snapshot::as_select())
+        .load(conn)
+}
+
 /// The host's snapshots, newest first.
 pub fn list_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<Snapshot>> {
     snapshots::table

@@ -242,6 +242,7 @@ fn server_messages() -> Vec<ServerToAgent> {
             tag: some("etc"),
             retention_policy: Some(full_retention()),
             snapshot_id: None,
+            restore: None,
         }
         .into(),
         CommandCancel { job_id: id() }.into(),

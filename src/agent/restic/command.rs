@@ -1,5 +1,5 @@
 //! The `restic` command lines the agent runs, built without running them:
-//! the argument lists of the six job kinds and of the report commands, and
+//! the argument lists of the job kinds (restore's in `restore`) and of the report commands, and
 //! the environment that carries credentials (never argv) with inherited
 //! variables that could redirect restic scrubbed.
 
@@ -105,8 +105,12 @@ pub enum BuildError {
     /// A retention policy restic would refuse.
     #[error(transparent)]
     BadRetention(#[from] crate::protocol::InvalidRetention),
-    /// A kind this agent does not run yet (restore and catalog are being
-    /// built; until then they are refused in `command.result`, not run).
+    /// A restore that cannot run here (bad parameters, or an overwrite
+    /// mode this restic lacks).
+    #[error(transparent)]
+    Restore(#[from] super::restore::RestoreError),
+    /// A kind this agent does not run yet (catalog is being built; until
+    /// then it is refused in `command.result`, not run).
     #[error("this agent cannot run {0} jobs yet")]
     NotYet(JobKind),
     /// An extra argument outside the allow-list for the kind.
@@ -198,7 +202,11 @@ impl ResticHost {
             JobKind::Init | JobKind::Prune | JobKind::Check | JobKind::Unlock => {
                 push_extra_args(&mut args, run)?;
             }
-            JobKind::Restore | JobKind::Catalog => return Err(BuildError::NotYet(run.kind)),
+            JobKind::Restore => {
+                push_extra_args(&mut args, run)?;
+                args.extend(super::restore::restore_args(run, self.version.as_ref())?);
+            }
+            JobKind::Catalog => return Err(BuildError::NotYet(run.kind)),
         }
         self.with_repo(args, repo)
     }
@@ -401,6 +409,7 @@ mod tests {
             tag: None,
             retention_policy: None,
             snapshot_id: None,
+            restore: None,
         }
     }
 
