@@ -85,11 +85,6 @@ impl SourceRepos {
         }
     }
 
-    /// How many are held.
-    pub fn len(&self) -> usize {
-        self.by_job.len()
-    }
-
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.by_job.is_empty()
@@ -177,14 +172,14 @@ mod tests {
             tag: None,
             retention_policy: None,
             snapshot_id: Some("abcd1234".to_owned()),
-            restore: Some(RestoreSpec {
+            restore: Some(Box::new(RestoreSpec {
                 paths: Vec::new(),
                 target: "/tmp/r".to_owned(),
                 overwrite: RestoreOverwrite::Always,
                 verify: false,
                 source_host_id: source.map(str::to_owned),
                 repository,
-            }),
+            })),
         }
     }
 

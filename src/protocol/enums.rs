@@ -96,8 +96,10 @@ wire_enum! {
     /// What a restore does with a file that exists in the target already
     /// (restic's `--overwrite`, 0.17 and later; older restic always
     /// overwrites).
+    #[derive(Default)]
     pub enum RestoreOverwrite ("overwrite mode") {
         /// Always write the snapshot's file (restic's default).
+        #[default]
         Always = "always",
         /// Write it when its content differs.
         IfChanged = "if-changed",

@@ -41,12 +41,6 @@ pub struct RestoreSpec {
     pub repository: Option<ConfigUpdate>,
 }
 
-impl Default for RestoreOverwrite {
-    fn default() -> Self {
-        RestoreOverwrite::Always
-    }
-}
-
 /// A restore request that must not run; `Display` starts with the field
 /// (`"paths[1]: …"`), the way the REST API names fields.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -118,9 +118,10 @@ pub struct CommandRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
     /// Restore: what, where and how (with another host's repository
-    /// settings when the snapshot is that host's).
+    /// settings when the snapshot is that host's). Boxed: most jobs have
+    /// none, and it would double the size of every `command.run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restore: Option<RestoreSpec>,
+    pub restore: Option<Box<RestoreSpec>>,
 }
 
 /// `command.cancel`: stop a job.

@@ -21,9 +21,9 @@ use restic_manager::http::api::endpoints;
 use restic_manager::protocol::{
     Ack, AgentToServer, AgentUpdateAvailable, CommandCancel, CommandResult, CommandRun,
     ConfigUpdate, ErrorFrame, FinishStatus, Heartbeat, Hello, JobFinished, JobKind, JobProgress,
-    JobStarted, LockState, LogStream, LogStreamKind, RepoStats, RetentionPolicy, ScheduleAck,
-    ScheduleFire, ScheduleSet, ScheduleSpec, ServerToAgent, SnapshotInfo, SnapshotsReport,
-    SourceGroupSpec, WireMessage,
+    JobStarted, LockState, LogStream, LogStreamKind, RepoStats, RestoreOverwrite, RestoreSpec,
+    RetentionPolicy, ScheduleAck, ScheduleFire, ScheduleSet, ScheduleSpec, ServerToAgent,
+    SnapshotInfo, SnapshotsReport, SourceGroupSpec, WireMessage,
 };
 use serde_json::{json, Map, Value};
 
@@ -243,6 +243,31 @@ fn server_messages() -> Vec<ServerToAgent> {
             retention_policy: Some(full_retention()),
             snapshot_id: None,
             restore: None,
+        }
+        .into(),
+        CommandRun {
+            job_id: id(),
+            kind: JobKind::Restore,
+            args: Vec::new(),
+            includes: Vec::new(),
+            excludes: Vec::new(),
+            tag: None,
+            retention_policy: None,
+            snapshot_id: some("af4db64e47b173d8"),
+            restore: Some(Box::new(RestoreSpec {
+                paths: vec!["/etc/nginx".to_owned()],
+                target: "/tmp/restore-1".to_owned(),
+                overwrite: RestoreOverwrite::IfNewer,
+                verify: true,
+                source_host_id: some("host-2"),
+                repository: Some(ConfigUpdate {
+                    repo_url: some("/srv/repo"),
+                    repo_password: some("pw"),
+                    repo_username: some("u"),
+                    repo_credential: some("c"),
+                    hook_shell: None,
+                }),
+            })),
         }
         .into(),
         CommandCancel { job_id: id() }.into(),

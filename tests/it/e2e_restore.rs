@@ -9,13 +9,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use restic_manager::agent::restic::{parse_version, OVERWRITE_SINCE};
 use serde_json::{json, Value};
 
 use crate::common::daemon::{self, InProcessAgent};
 use crate::common::e2e::{get, post, put, run_job, snapshots, wait_for, wait_online};
-use crate::common::restic::restic_binary;
+use crate::common::off_thread;
+use crate::common::restic::{restic_binary, TempRepo};
 
 /// `target` + the absolute `path` (restic restores a snapshot's path
 /// under the target with its full path).
@@ -39,7 +41,7 @@ fn all_bytes(dir: &Path) -> Vec<u8> {
     out
 }
 
-fn restic_minor_at_least(needed: (u32, u32, u32)) -> bool {
+fn restic_at_least(needed: (u32, u32, u32)) -> bool {
     let out = std::process::Command::new(restic_binary())
         .arg("version")
         .output()
@@ -67,23 +69,25 @@ async fn restore_same_host_and_from_another_hosts_repository() {
     }
     let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(source.join("sub/big.bin"), &big).unwrap();
-    let repo = work.path().join("repo");
-    let password = format!("restore-e2e-{}", uuid::Uuid::new_v4().simple());
+    // The repository is made by restic itself (init through the agent is
+    // covered by e2e_backup); its password is unique, to grep for.
+    let repo = Arc::new(TempRepo::new());
+    let init = repo.clone();
+    off_thread(move || init.init()).await;
+    let password = repo.password.clone();
 
     let first_dir = work.path().join("first");
     std::fs::create_dir_all(&first_dir).unwrap();
     let config = daemon::enroll(&app, &first_dir).await;
     let host = config.host_id.clone();
-    let agent = InProcessAgent::start(config);
-    wait_online(&app, &host).await;
     put(
         &app,
         &format!("/hosts/{host}/repository"),
-        json!({"url": repo.to_string_lossy(), "password": password}),
+        json!({"url": repo.repo.to_string_lossy(), "password": password}),
     )
     .await;
-    let init = run_job(&app, &host, json!({"kind": "init"})).await;
-    assert_eq!(init["status"], "succeeded", "{init}");
+    let agent = InProcessAgent::start(config);
+    wait_online(&app, &host).await;
     post(
         &app,
         &format!("/hosts/{host}/source-groups"),
@@ -154,7 +158,7 @@ async fn restore_same_host_and_from_another_hosts_repository() {
                "paths": [picked[0].to_string_lossy()], "overwrite": "if-newer"}),
     )
     .await;
-    if restic_minor_at_least(OVERWRITE_SINCE) {
+    if restic_at_least(OVERWRITE_SINCE) {
         assert_eq!(newer["status"], "succeeded", "{newer}");
     } else {
         assert_eq!(newer["status"], "failed", "{newer}");

@@ -63,7 +63,7 @@ pub fn command_run(job: &Job) -> protocol::CommandRun {
 /// the job.
 ///
 /// [`RestoreSpec`]: protocol::RestoreSpec
-fn restore_spec(job: &Job) -> Option<protocol::RestoreSpec> {
+fn restore_spec(job: &Job) -> Option<Box<protocol::RestoreSpec>> {
     if job.kind != protocol::JobKind::Restore {
         return None;
     }

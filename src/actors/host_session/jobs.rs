@@ -1,7 +1,8 @@
 //! The session's half of a job's life: sending the queue's next
-//! `command.run`, and the agent's reports on it (`command.result`,
-//! `job.started`, `job.finished`, the heartbeat's `active_job_ids`, and
-//! `snapshots.report` after a job). A job's end comes back from the
+//! `command.run` (a restore from another host's repository first gets
+//! that repository's settings, read off the event loop), and the agent's
+//! reports on it (`command.result`, `job.started`, `job.finished`, the
+//! heartbeat's `active_job_ids`, and `snapshots.report` after a job). A job's end comes back from the
 //! writer with its follow-up (one transaction); the follow-up is
 //! published and, when due now, queued here.
 

@@ -170,7 +170,7 @@ mod tests {
             tag: None,
             retention_policy: None,
             snapshot_id: Some("af4db64e47b173d8".to_owned()),
-            restore: Some(spec),
+            restore: Some(Box::new(spec)),
         }
     }
 
