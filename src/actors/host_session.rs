@@ -82,7 +82,7 @@ pub use downloads::{
     StartRefused, DOWNLOAD_WINDOW,
 };
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
-pub use greeting::{load_config, load_greeting, Greeting, HostConfig};
+pub use greeting::{load_config, load_greeting, load_repository, Greeting, HostConfig};
 pub use job_queue::{command_run, JobQueue, QueuedJob};
 pub use live_listing::{ListDirectory, ListingError, ListingReply, PendingListings};
 pub use messages::{

@@ -11,6 +11,7 @@
 //! - [`persistence`]: `Persistence`, the one writer, on a `SyncArbiter`.
 //! - [`events`]: `Events`, live fan-out to UI subscribers.
 //! - [`log_retention`]: prunes old job logs, a small batch per writer turn.
+//! - [`restore`]: the checks of a restore request and its audit detail.
 //!
 //! [`start`] builds them once (inside the actix system, outside
 //! `HttpServer::new`) and returns the cloneable [`Actors`]. Its methods
@@ -25,6 +26,7 @@ pub mod host_session;
 pub mod log_retention;
 pub mod persistence;
 pub mod registry;
+pub mod restore;
 pub mod scheduler;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -140,6 +142,9 @@ pub struct NewJobRequest {
     pub requested_by: String,
     /// The requester's address, for the audit trail.
     pub source_addr: Option<String>,
+    /// A restore's parameters: required for `restore`, refused for the
+    /// other kinds.
+    pub restore: Option<restore::RestoreRequest>,
 }
 
 /// Whether a kind runs on one source group (backup its paths, forget with
@@ -159,15 +164,23 @@ fn run_now_job(
     now: i64,
 ) -> Result<models::NewJob, ActorError> {
     let kind = req.kind;
-    if kind == protocol::JobKind::Restore {
-        return Err(ActorError::Invalid(format!(
-            "kind: {kind} jobs cannot be created through this request yet"
-        )));
-    }
     if kind == protocol::JobKind::Catalog {
         return Err(ActorError::Invalid(
             "kind: catalog jobs are queued by the server for each new snapshot a host reports; they cannot be run on request".to_owned(),
         ));
+    }
+    match (&req.restore, kind == protocol::JobKind::Restore) {
+        (None, true) => {
+            return Err(ActorError::Invalid(
+                "target: required for a restore job".to_owned(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(ActorError::Invalid(format!(
+                "snapshot_id: only a restore job reads a snapshot, not a {kind} job"
+            )))
+        }
+        _ => {}
     }
     match (&req.source_group, needs_group(kind)) {
         (None, true) => {
@@ -186,6 +199,9 @@ fn run_now_job(
     match store::hosts::get(conn, host_id)? {
         Some(host) if host.revoked_at.is_none() => {}
         _ => return Err(ActorError::NotFound(format!("host {host_id}"))),
+    }
+    if let Some(restore) = &req.restore {
+        return restore::restore_job(conn, host_id, restore, now);
     }
     let Some(name) = &req.source_group else {
         return Ok(models::NewJob::new(
@@ -324,11 +340,14 @@ impl Actors {
                 let now = store::now_ms();
                 let new = run_now_job(conn, &req, now)?;
                 let job = store::jobs::insert(conn, &new)?;
-                let detail = serde_json::json!({
-                    "host_id": req.host_id,
-                    "kind": req.kind,
-                    "source_group": req.source_group,
-                });
+                let detail = match &req.restore {
+                    Some(restore) => restore::audit_detail(&req.host_id, &job, restore),
+                    None => serde_json::json!({
+                        "host_id": req.host_id,
+                        "kind": req.kind,
+                        "source_group": req.source_group,
+                    }),
+                };
                 store::audit::record(
                     conn,
                     now,

@@ -5,7 +5,8 @@
 //! State and who owns it (all here, nothing shared):
 //!
 //! - the [`Journal`] (jobs and outbox on disk) and the [`CronTable`];
-//! - the repository settings from `config.update` (memory only);
+//! - the repository settings from `config.update`, and those of other
+//!   hosts' repositories that accepted restores read (memory only);
 //! - the snapshot downloads streaming beside it ([`Downloads`]: each its
 //!   own `restic dump`, read only as fast as the server grants credits);
 //! - the job queue and the one piece of restic work in flight
@@ -58,6 +59,7 @@ use super::reports::{collect_reports, Reports};
 // Re-exported: its home was this file.
 pub use super::reports::REPORT_TIMEOUT;
 use super::restic::{self, RepoSettings, ResticHost, ResticVersion};
+use super::restore::SourceRepos;
 use super::runner::{self, sleep_until_opt, JobPlan, CANCELLED_ERROR};
 use crate::protocol::{
     AgentToServer, CatalogList, CommandCancel, CommandResult, CommandRun, ConfigUpdate, Envelope,
@@ -195,6 +197,8 @@ struct Daemon {
     unlock_due: bool,
     /// Repository settings from `config.update`; memory only.
     repo: RepoSettings,
+    /// Other hosts' repositories that accepted restores read; memory only.
+    source_repos: SourceRepos,
     /// Whether a `config.update` arrived since start: recovered jobs wait
     /// for it (the password is not kept on disk).
     config_received: bool,
@@ -261,6 +265,7 @@ impl Daemon {
             orphans,
             unlock_due,
             repo: RepoSettings::default(),
+            source_repos: SourceRepos::default(),
             config_received: false,
             restic,
             queue,
@@ -561,7 +566,7 @@ impl Daemon {
         }
     }
 
-    async fn on_command_run(&mut self, run: CommandRun) {
+    async fn on_command_run(&mut self, mut run: CommandRun) {
         let job_id = run.job_id.clone();
         match self.journal.job(&job_id) {
             Ok(Some(record)) => {
@@ -593,7 +598,12 @@ impl Daemon {
                 return;
             }
         }
-        if let Err(err) = self.restic.job(&run, &self.repo) {
+        // Another host's repository settings never reach the journal.
+        let source = match SourceRepos::take_from(&mut run) {
+            Ok(source) => source,
+            Err(err) => return self.refuse(job_id, err.to_string()).await,
+        };
+        if let Err(err) = self.restic.job(&run, source.as_ref().unwrap_or(&self.repo)) {
             tracing::warn!(job_id = %job_id, kind = %run.kind, "command.run refused: {err}");
             self.refuse(job_id, err.to_string()).await;
             return;
@@ -606,6 +616,9 @@ impl Daemon {
             return;
         }
         tracing::info!(job_id = %job_id, kind = %record.kind(), "job accepted");
+        if let Some(source) = source {
+            self.source_repos.insert(&job_id, source);
+        }
         self.queue.push_back(record);
         self.send_live(AgentToServer::from(CommandResult {
             job_id,
@@ -693,12 +706,19 @@ impl Daemon {
             let Some(mut record) = self.queue.pop_front() else {
                 return;
             };
-            let invocation = match self.restic.job(&record.command, &self.repo) {
+            let invocation = match self
+                .source_repos
+                .for_start(&record.command, &self.repo)
+                .map_err(|err| err.to_string())
+                .and_then(|repo| {
+                    self.restic
+                        .job(&record.command, &repo)
+                        .map_err(|err| err.to_string())
+                }) {
                 Ok(invocation) => invocation,
                 Err(err) => {
                     tracing::warn!(job_id = %record.job_id(), "job cannot run: {err}");
-                    self.finish(record, FinishStatus::Failed, err.to_string())
-                        .await;
+                    self.finish(record, FinishStatus::Failed, err).await;
                     continue;
                 }
             };
@@ -808,6 +828,7 @@ impl Daemon {
     /// Ends a job that never ran restic (refused at start, cancelled while
     /// queued).
     async fn finish(&mut self, record: JobRecord, status: FinishStatus, error: String) {
+        self.source_repos.forget(record.job_id());
         let finished = JobFinished {
             job_id: record.job_id().to_owned(),
             status,

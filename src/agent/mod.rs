@@ -32,6 +32,7 @@
 //! - [`process`]: what a job's child processes share: stop request, log sink, line reader.
 //! - [`hooks`]: pre/post hooks under the configured shell.
 //! - [`restic`]: restic arguments, credential environment, output parsers.
+//! - [`restore`]: restore jobs' source repositories (memory only) and stats.
 //! - [`platform`]: everything that differs between Unix and Windows.
 
 pub mod catalog;
@@ -47,6 +48,7 @@ pub mod platform;
 pub mod process;
 pub mod reports;
 pub mod restic;
+pub mod restore;
 pub mod runner;
 pub mod tls;
 

@@ -3,8 +3,8 @@
 //!
 //! - Every output line becomes a `log.stream` with the job's own `seq`
 //!   (from 1, strictly increasing, shared by hooks, restic and agent
-//!   events); restic's backup status lines also become `job.progress`, at
-//!   most two per second ([`ProgressThrottle`]).
+//!   events); restic's status lines (backup, and restore from 0.16) also
+//!   become `job.progress`, at most two per second ([`ProgressThrottle`]).
 //! - A stop request ([`StopReason`]) interrupts restic (SIGINT, so it
 //!   removes its lock), then kills it after [`CANCEL_GRACE`].
 //! - A `catalog` job's stdout is not logged: it is the listing, sent as
@@ -209,15 +209,17 @@ pub async fn run_job_observed(
             });
         }
     }
-    let stats = if kind == JobKind::Backup && status != FinishStatus::Cancelled {
-        digest.summary().cloned()
-    } else if let (Some(entries), FinishStatus::Succeeded) = (catalog_stats, status) {
+    let stats = match kind {
+        _ if status == FinishStatus::Cancelled => None,
+        JobKind::Backup => digest.summary().cloned(),
+        JobKind::Restore => super::restore::stats(&plan.command, &digest, exit_code).await,
         // How many entries were listed: the server checks it stored them all.
-        let mut stats = serde_json::Map::new();
-        stats.insert(ENTRIES_STAT.to_owned(), entries.into());
-        Some(stats)
-    } else {
-        None
+        JobKind::Catalog if status == FinishStatus::Succeeded => catalog_stats.map(|entries| {
+            let mut stats = serde_json::Map::new();
+            stats.insert(ENTRIES_STAT.to_owned(), entries.into());
+            stats
+        }),
+        _ => None,
     };
     finished(sink, status, exit_code, stats, error)
 }
@@ -323,6 +325,9 @@ async fn run_restic(
                         if let Some(progress) = throttle.offer(status.to_progress(sink.job_id()), Instant::now()) {
                             sink.send(AgentToServer::from(progress)).await;
                         }
+                    }
+                    if matches!(parsed, OutputLine::Text) {
+                        digest.stdout_text(&line);
                     }
                     digest.stdout(&parsed);
                     sink.line(LogStreamKind::Stdout, line).await;

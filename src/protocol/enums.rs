@@ -93,6 +93,24 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// What a restore does with a file that exists in the target already
+    /// (restic's `--overwrite`, 0.17 and later; older restic always
+    /// overwrites).
+    #[derive(Default)]
+    pub enum RestoreOverwrite ("overwrite mode") {
+        /// Always write the snapshot's file (restic's default).
+        #[default]
+        Always = "always",
+        /// Write it when its content differs.
+        IfChanged = "if-changed",
+        /// Write it when the snapshot's copy is newer.
+        IfNewer = "if-newer",
+        /// Never overwrite an existing file.
+        Never = "never",
+    }
+}
+
+wire_enum! {
     /// The lifecycle state of a job (server side; the agent reports the
     /// terminal ones with [`FinishStatus`]).
     pub enum JobStatus ("job status") {

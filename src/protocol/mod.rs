@@ -36,6 +36,7 @@
 //! - `enums.rs`: the wire enums ([`JobKind`], [`JobStatus`], [`FinishStatus`],
 //!   [`LogStreamKind`], [`LockState`]) and [`UnknownVariant`].
 //! - `retention.rs`: [`RetentionPolicy`] and its validation.
+//! - `restore.rs`: [`RestoreSpec`] (`command.run.restore`) and its checks.
 //! - `agent_messages.rs`: the payloads an agent sends (`hello` … `schedule.fire`).
 //! - `server_messages.rs`: the payloads a server sends (`config.update` … `error`).
 //! - `catalog.rs`: the snapshot catalog's payloads (`catalog.chunk`,
@@ -59,6 +60,7 @@ mod enroll;
 mod enums;
 mod envelope;
 mod messages;
+mod restore;
 mod retention;
 mod server_messages;
 #[cfg(test)]
@@ -79,9 +81,12 @@ pub use downloads::{
     DOWNLOAD_CHUNK_BYTES,
 };
 pub use enroll::{EnrollRequest, EnrollResponse};
-pub use enums::{FinishStatus, JobKind, JobStatus, LockState, LogStreamKind, UnknownVariant};
+pub use enums::{
+    FinishStatus, JobKind, JobStatus, LockState, LogStreamKind, RestoreOverwrite, UnknownVariant,
+};
 pub use envelope::{frame_id, hello_protocol_version, Envelope, WireMessage};
 pub use messages::{AgentToServer, ServerToAgent};
+pub use restore::{check_target, InvalidRestore, RestoreSpec};
 pub use retention::{InvalidRetention, RetentionPolicy};
 pub use server_messages::{
     Ack, AgentUpdateAvailable, CommandCancel, CommandRun, ConfigUpdate, ErrorFrame, ScheduleSet,

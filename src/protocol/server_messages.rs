@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DecodeError, JobKind, Masked, RetentionPolicy, ERROR_UNSUPPORTED_PROTOCOL,
+    DecodeError, JobKind, Masked, RestoreSpec, RetentionPolicy, ERROR_UNSUPPORTED_PROTOCOL,
     SUPPORTED_PROTOCOL_VERSIONS,
 };
 
@@ -117,6 +117,11 @@ pub struct CommandRun {
     /// Restore, catalog: the snapshot (restic's full id) the job reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    /// Restore: what, where and how (with another host's repository
+    /// settings when the snapshot is that host's). Boxed: most jobs have
+    /// none, and it would double the size of every `command.run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Box<RestoreSpec>>,
 }
 
 /// `command.cancel`: stop a job.
@@ -276,6 +281,7 @@ mod tests {
                 tag: Some("etc".to_owned()),
                 retention_policy: None,
                 snapshot_id: None,
+                restore: None,
             }),
         );
     }
@@ -304,6 +310,7 @@ mod tests {
                     keep_within: Some("30d".to_owned()),
                 }),
                 snapshot_id: None,
+                restore: None,
             }),
         );
         golden_s2a(
@@ -318,6 +325,7 @@ mod tests {
                 tag: None,
                 retention_policy: None,
                 snapshot_id: None,
+                restore: None,
             }),
         );
     }

@@ -64,6 +64,22 @@ pub fn replace_for_host(
     })
 }
 
+/// The host's snapshots whose full id or short id is `id` (at most three:
+/// several rows mean a short id shared by several snapshots).
+pub fn matching_for_host(
+    conn: &mut DbConnection,
+    host_id: &str,
+    id: &str,
+) -> QueryResult<Vec<Snapshot>> {
+    snapshots::table
+        .filter(snapshots::host_id.eq(host_id))
+        .filter(snapshots::snapshot_id.eq(id).or(snapshots::short_id.eq(id)))
+        .order(snapshots::snapshot_id.asc())
+        .limit(3)
+        .select(Snapshot::as_select())
+        .load(conn)
+}
+
 /// The host's snapshots, newest first.
 pub fn list_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<Snapshot>> {
     snapshots::table
@@ -80,12 +96,7 @@ pub fn find_for_host(
     host_id: &str,
     id: &str,
 ) -> QueryResult<Option<Snapshot>> {
-    let mut found: Vec<Snapshot> = snapshots::table
-        .filter(snapshots::host_id.eq(host_id))
-        .filter(snapshots::snapshot_id.eq(id).or(snapshots::short_id.eq(id)))
-        .select(Snapshot::as_select())
-        .limit(3)
-        .load(conn)?;
+    let mut found = matching_for_host(conn, host_id, id)?;
     if let Some(at) = found.iter().position(|s| s.snapshot_id == id) {
         return Ok(Some(found.swap_remove(at)));
     }

@@ -126,6 +126,7 @@ async fn run_now(
             source_group: group.map(str::to_owned),
             requested_by: "admin".to_owned(),
             source_addr: None,
+            restore: None,
         })
         .await
         .expect("job created")

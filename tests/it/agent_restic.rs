@@ -64,6 +64,7 @@ fn command(job_id: &str, kind: JobKind) -> CommandRun {
         tag: None,
         retention_policy: None,
         snapshot_id: None,
+        restore: None,
     }
 }
 

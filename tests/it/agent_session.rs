@@ -294,6 +294,7 @@ fn run(job_id: &str, kind: JobKind) -> CommandRun {
         tag: None,
         retention_policy: None,
         snapshot_id: None,
+        restore: None,
     }
 }
 

@@ -23,9 +23,9 @@ use restic_manager::protocol::{
     CatalogListing, CommandCancel, CommandResult, CommandRun, ConfigUpdate, DownloadCancel,
     DownloadCredit, DownloadEnd, DownloadErrorCode, DownloadReady, DownloadStart, DownloadType,
     ErrorFrame, FinishStatus, Heartbeat, Hello, JobFinished, JobKind, JobProgress, JobStarted,
-    LockState, LogStream, LogStreamKind, RepoStats, RetentionPolicy, ScheduleAck, ScheduleFire,
-    ScheduleSet, ScheduleSpec, ServerToAgent, SnapshotInfo, SnapshotsReport, SourceGroupSpec,
-    WireMessage,
+    LockState, LogStream, LogStreamKind, RepoStats, RestoreOverwrite, RestoreSpec, RetentionPolicy,
+    ScheduleAck, ScheduleFire, ScheduleSet, ScheduleSpec, ServerToAgent, SnapshotInfo,
+    SnapshotsReport, SourceGroupSpec, WireMessage,
 };
 use serde_json::{json, Map, Value};
 
@@ -282,6 +282,32 @@ fn server_messages() -> Vec<ServerToAgent> {
             tag: some("etc"),
             retention_policy: Some(full_retention()),
             snapshot_id: None,
+            restore: None,
+        }
+        .into(),
+        CommandRun {
+            job_id: id(),
+            kind: JobKind::Restore,
+            args: Vec::new(),
+            includes: Vec::new(),
+            excludes: Vec::new(),
+            tag: None,
+            retention_policy: None,
+            snapshot_id: some("af4db64e47b173d8"),
+            restore: Some(Box::new(RestoreSpec {
+                paths: vec!["/etc/nginx".to_owned()],
+                target: "/tmp/restore-1".to_owned(),
+                overwrite: RestoreOverwrite::IfNewer,
+                verify: true,
+                source_host_id: some("host-2"),
+                repository: Some(ConfigUpdate {
+                    repo_url: some("/srv/repo"),
+                    repo_password: some("pw"),
+                    repo_username: some("u"),
+                    repo_credential: some("c"),
+                    hook_shell: None,
+                }),
+            })),
         }
         .into(),
         CommandCancel { job_id: id() }.into(),

@@ -49,6 +49,7 @@ async fn started_backup(app: &TestApp, agent: &mut TestAgent, host_id: &str) -> 
             source_group: Some("etc".to_owned()),
             requested_by: "admin".to_owned(),
             source_addr: None,
+            restore: None,
         })
         .await
         .expect("job created");

@@ -43,14 +43,16 @@ fn open_secret(
     }
 }
 
-/// Loads the host's `config.update` and `schedule.set`.
-pub fn load_config(
+/// The host's repository settings as `config.update` carries them
+/// (secrets opened), or `None` when the host has no repository. Also what
+/// a restore from this host's repository is sent with.
+pub fn load_repository(
     conn: &mut DbConnection,
     key: &SecretKey,
     host_id: &str,
-) -> diesel::QueryResult<HostConfig> {
-    let config = match repositories::get_for_host(conn, host_id)? {
-        Some(repo) => protocol::ConfigUpdate {
+) -> diesel::QueryResult<Option<protocol::ConfigUpdate>> {
+    Ok(
+        repositories::get_for_host(conn, host_id)?.map(|repo| protocol::ConfigUpdate {
             repo_url: Some(repo.url.clone()),
             repo_password: open_secret(key, repo.password_sealed.as_deref(), &repo.id, "password"),
             repo_username: repo.username.clone(),
@@ -61,9 +63,17 @@ pub fn load_config(
                 "credential",
             ),
             hook_shell: repo.hook_shell.clone(),
-        },
-        None => protocol::ConfigUpdate::default(),
-    };
+        }),
+    )
+}
+
+/// Loads the host's `config.update` and `schedule.set`.
+pub fn load_config(
+    conn: &mut DbConnection,
+    key: &SecretKey,
+    host_id: &str,
+) -> diesel::QueryResult<HostConfig> {
+    let config = load_repository(conn, key, host_id)?.unwrap_or_default();
     let version = schedule_versions::get(conn, host_id)?.map_or(1, |v| v.version);
     let schedules = schedules::list_with_groups_for_host(conn, host_id)?
         .into_iter()

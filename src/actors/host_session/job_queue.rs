@@ -58,7 +58,26 @@ pub fn command_run(job: &Job) -> protocol::CommandRun {
         tag: job.tag.clone(),
         retention_policy: job.retention_policy.clone(),
         snapshot_id: job.snapshot_id.clone(),
+        restore: restore_spec(job),
     }
+}
+
+/// A restore job's stored parameters (`jobs.params`, a [`RestoreSpec`]
+/// without repository settings, which are added when the job is sent);
+/// ones that do not parse are logged and left out, and the agent refuses
+/// the job.
+///
+/// [`RestoreSpec`]: protocol::RestoreSpec
+fn restore_spec(job: &Job) -> Option<Box<protocol::RestoreSpec>> {
+    if job.kind != protocol::JobKind::Restore {
+        return None;
+    }
+    let text = job.params.as_deref()?;
+    serde_json::from_str(text)
+        .map_err(
+            |e| tracing::warn!(error = %e, id = %job.id, "stored restore parameters do not parse"),
+        )
+        .ok()
 }
 
 /// A `catalog` job in flight: asked to yield or not yet.
@@ -192,6 +211,7 @@ mod tests {
                 tag: None,
                 retention_policy: None,
                 snapshot_id: None,
+                restore: None,
             },
         }
     }

@@ -1,7 +1,8 @@
 //! The session's half of a job's life: sending the queue's next
-//! `command.run`, and the agent's reports on it (`command.result`,
-//! `job.started`, `job.finished`, the heartbeat's `active_job_ids`, and
-//! `snapshots.report` after a job). A job's end comes back from the
+//! `command.run` (a restore from another host's repository first gets
+//! that repository's settings, read off the event loop), and the agent's
+//! reports on it (`command.result`, `job.started`, `job.finished`, the
+//! heartbeat's `active_job_ids`, and `snapshots.report` after a job). A job's end comes back from the
 //! writer with its follow-up (one transaction); the follow-up is
 //! published and, when due now, queued here.
 
@@ -10,7 +11,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web_actors::ws;
 
-use super::{HostSession, Phase, QueuedJob};
+use super::{load_repository, HostSession, Phase, QueuedJob};
+use crate::actors::blocking_read;
 use crate::actors::events::Event;
 use crate::actors::followup;
 use crate::actors::persistence::{
@@ -22,6 +24,10 @@ use crate::store;
 use crate::store::jobs::FinishOutcome;
 use crate::store::models::Job;
 
+/// `exit_code` of a job the server failed before sending it (restic never
+/// ran), as the agent reports a job it could not start.
+const UNSENT_EXIT_CODE: i32 = -1;
+
 impl HostSession {
     /// Sends the next queued job if none is in flight.
     pub(super) fn dispatch_next(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -32,6 +38,18 @@ impl HostSession {
         let Some(job) = self.queue.take_next() else {
             return;
         };
+        let source = job
+            .run
+            .restore
+            .as_ref()
+            .and_then(|restore| restore.source_host_id.clone());
+        match source {
+            Some(source) => self.send_with_source_repository(job, source, ctx),
+            None => self.send_job(job, ctx),
+        }
+    }
+
+    fn send_job(&mut self, job: QueuedJob, ctx: &mut ws::WebsocketContext<Self>) {
         tracing::info!(host_id = %self.host_id, job_id = %job.id(), kind = %job.run.kind, "dispatching job");
         let job_id = job.run.job_id.clone();
         self.send(ctx, job.run);
@@ -40,6 +58,74 @@ impl HostSession {
             job_id,
             now: store::now_ms(),
         });
+    }
+
+    /// A restore from another host's repository: that repository's
+    /// settings are read (secrets opened) off the event loop, added to the
+    /// `command.run` and sent; they are never stored with the job. The job
+    /// holds the in-flight slot meanwhile; if it was cancelled in between,
+    /// nothing is sent. Without usable settings the job fails here.
+    fn send_with_source_repository(
+        &mut self,
+        mut job: QueuedJob,
+        source: String,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let pool = self.actors.pool.clone();
+        let key = self.actors.key.clone();
+        let host = source.clone();
+        let load = async move {
+            blocking_read(&pool, move |conn| load_repository(conn, &key, &host)).await
+        };
+        ctx.spawn(load.into_actor(self).map(move |loaded, act, ctx| {
+            if act.queue.in_flight() != Some(job.id()) {
+                return; // cancelled while the settings were read
+            }
+            let failure = match loaded {
+                Ok(Some(repository))
+                    if repository.repo_url.is_some() && repository.repo_password.is_some() =>
+                {
+                    if let Some(restore) = job.run.restore.as_mut() {
+                        restore.repository = Some(repository);
+                    }
+                    return act.send_job(job, ctx);
+                }
+                Ok(_) => format!(
+                    "the repository of source host {source} is not configured or its password cannot be opened"
+                ),
+                Err(e) => {
+                    tracing::error!(host_id = %act.host_id, job_id = %job.id(), error = %e, "cannot read the source repository");
+                    format!("cannot read the repository of source host {source}: {e}")
+                }
+            };
+            act.fail_unsent(job.id().to_owned(), failure, ctx);
+        }));
+    }
+
+    /// Fails a job the server could not send (its `job.finished` is
+    /// written as if the agent had reported it).
+    fn fail_unsent(&mut self, job_id: String, error: String, ctx: &mut ws::WebsocketContext<Self>) {
+        tracing::warn!(host_id = %self.host_id, job_id = %job_id, error = %error, "job not sent");
+        let write = self.actors.persistence.send(RecordJobFinished {
+            host_id: self.host_id.clone(),
+            payload: protocol::JobFinished {
+                job_id: job_id.clone(),
+                status: protocol::FinishStatus::Failed,
+                exit_code: UNSENT_EXIT_CODE,
+                finished_at: chrono::Utc::now(),
+                stats: None,
+                error: Some(error),
+            },
+            now: store::now_ms(),
+        });
+        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
+            Ok(Ok(finished)) => act.job_terminal(finished, ctx),
+            Ok(Err(_)) => act.job_done(&job_id, ctx), // logged by the writer
+            Err(e) => {
+                tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable");
+                act.job_done(&job_id, ctx);
+            }
+        }));
     }
 
     /// A job of this host is over (for whatever reason): free the slot.

@@ -375,6 +375,7 @@ mod tests {
             tag: Some("etc".to_owned()),
             retention_policy: None,
             snapshot_id: None,
+            restore: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The `restic` command lines the agent runs, built without running them:
-//! the argument lists of the six job kinds and of the report commands, and
+//! the argument lists of the job kinds (restore's in `restore`) and of the report commands, and
 //! the environment that carries credentials (never argv) with inherited
 //! variables that could redirect restic scrubbed.
 
@@ -105,10 +105,10 @@ pub enum BuildError {
     /// A retention policy restic would refuse.
     #[error(transparent)]
     BadRetention(#[from] crate::protocol::InvalidRetention),
-    /// A kind this agent does not run yet (restore is being built; until
-    /// then it is refused in `command.result`, not run).
-    #[error("this agent cannot run {0} jobs yet")]
-    NotYet(JobKind),
+    /// A restore that cannot run here (bad parameters, or an overwrite
+    /// mode this restic lacks).
+    #[error(transparent)]
+    Restore(#[from] super::restore::RestoreError),
     /// A snapshot id that is not restic's hexadecimal id (or none).
     #[error("snapshot_id {0:?} is not a restic snapshot id (8 to 64 hexadecimal digits)")]
     BadSnapshotId(String),
@@ -212,7 +212,10 @@ impl ResticHost {
                 args.push("--".to_owned());
                 args.push(snapshot);
             }
-            JobKind::Restore => return Err(BuildError::NotYet(run.kind)),
+            JobKind::Restore => {
+                push_extra_args(&mut args, run)?;
+                args.extend(super::restore::restore_args(run, self.version.as_ref())?);
+            }
         }
         self.with_repo(args, repo)
     }
@@ -472,6 +475,7 @@ mod tests {
             tag: None,
             retention_policy: None,
             snapshot_id: None,
+            restore: None,
         }
     }
 

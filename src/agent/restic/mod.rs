@@ -16,10 +16,12 @@
 //! - `output`: `--json` lines by message type ([`OutputLine`]), the run's
 //!   [`OutputDigest`], exit codes.
 //! - `reports`: snapshot list, stats and lock list parsers.
+//! - `restore`: restore's arguments, 0.14's header line, restore stats.
 
 mod command;
 mod output;
 mod reports;
+mod restore;
 mod settings;
 mod version;
 
@@ -28,5 +30,6 @@ pub use output::{finish_status, parse_line, BackupStatus, OutputDigest, OutputLi
 pub use reports::{
     dedup_ratio, lock_state, parse_snapshots, parse_stats, ParseError, RepoStatsOutput,
 };
+pub use restore::{header_paths, restore_stats, Counted, RestoreError, OVERWRITE_SINCE};
 pub use settings::RepoSettings;
 pub use version::{parse_version, ResticVersion};

@@ -46,7 +46,9 @@ pub enum OutputLine {
     Text,
 }
 
-/// A backup `status` line. Every field may be absent (restic omits zeros).
+/// A backup `status` line, or a restore one (0.16 and later, whose
+/// `files_restored` / `bytes_restored` are read as done). Every field may
+/// be absent (restic omits zeros).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct BackupStatus {
     /// Seconds since the backup started.
@@ -62,13 +64,13 @@ pub struct BackupStatus {
     #[serde(default)]
     pub total_files: u64,
     /// Files processed so far.
-    #[serde(default)]
+    #[serde(default, alias = "files_restored")]
     pub files_done: u64,
     /// Bytes found so far.
     #[serde(default)]
     pub total_bytes: u64,
     /// Bytes processed so far.
-    #[serde(default)]
+    #[serde(default, alias = "bytes_restored")]
     pub bytes_done: u64,
 }
 
@@ -174,7 +176,14 @@ pub struct OutputDigest {
     last_stderr: Option<String>,
     item_errors: Vec<String>,
     item_error_count: usize,
+    /// 0.14 restore's per-file errors ("ignoring error for …", text).
+    ignored_errors: usize,
+    /// The first plain-text stdout line (0.14 restore's header).
+    first_text: Option<String>,
 }
+
+/// How restic 0.14's restore reports a file it could not restore.
+const IGNORED_ERROR_PREFIX: &str = "ignoring error for ";
 
 /// How restic 0.14 starts the message of a lock it could not take.
 const LOCK_FAILURE_PREFIX: &str = "unable to create lock";
@@ -188,6 +197,25 @@ impl OutputDigest {
         if let OutputLine::Summary(summary) = line {
             self.summary = Some(summary.clone());
         }
+    }
+
+    /// Takes a raw stdout line that parsed as [`OutputLine::Text`]; the
+    /// first is kept.
+    pub fn stdout_text(&mut self, raw: &str) {
+        if self.first_text.is_none() && !raw.trim().is_empty() {
+            self.first_text = Some(raw.to_owned());
+        }
+    }
+
+    /// The first plain-text stdout line, if any.
+    pub fn first_text(&self) -> Option<&str> {
+        self.first_text.as_deref()
+    }
+
+    /// Per-item errors: JSON `error` lines, and 0.14 restore's
+    /// "ignoring error for …" lines.
+    pub fn errors(&self) -> usize {
+        self.item_error_count + self.ignored_errors
     }
 
     /// Takes a stderr line and its parsed form.
@@ -207,6 +235,9 @@ impl OutputDigest {
                 }
                 if text.starts_with("Fatal:") {
                     self.fatal = Some(text.to_owned());
+                }
+                if text.starts_with(IGNORED_ERROR_PREFIX) {
+                    self.ignored_errors += 1;
                 }
                 if text.starts_with(LOCK_FAILURE_PREFIX) {
                     self.lock_failure = Some(text.to_owned());
@@ -339,6 +370,35 @@ mod tests {
         };
         assert_eq!(v18["snapshot_id"].as_str().unwrap().len(), 64);
         assert_eq!(v18["data_added_packed"], 3001916);
+    }
+
+    /// Restore output: 0.16+ status lines become progress (restored
+    /// counts as done), JSON error lines and 0.14's "ignoring error for"
+    /// text lines are counted, 0.14's header line is kept.
+    #[test]
+    fn restore_lines() {
+        let OutputLine::Status(status) = parse_line(
+            r#"{"message_type":"status","seconds_elapsed":2,"percent_done":0.5,"total_files":4,"files_restored":2,"total_bytes":2000,"bytes_restored":1000}"#,
+        ) else {
+            panic!("not a status")
+        };
+        let progress = status.to_progress("j");
+        assert_eq!((progress.files_done, progress.bytes_done), (2, 1000));
+        assert_eq!(progress.throughput_bps, 500);
+        let mut digest = OutputDigest::default();
+        let header = "restoring <Snapshot 9b8cd4d5 of [/srv/data] at 2026-11-23 04:10:01 +0000 UTC by root@hostA> to /r";
+        digest.stdout_text(header);
+        digest.stdout_text("verifying files in /r");
+        assert_eq!(digest.first_text(), Some(header));
+        for line in [
+            "ignoring error for /srv/data/a: open /r/srv/data/a: permission denied",
+            r#"{"message_type":"error","error":{"message":"write failed"},"during":"restore","item":"/srv/data/b"}"#,
+            "Fatal: There were 2 errors",
+        ] {
+            digest.stderr(line, &parse_line(line));
+        }
+        assert_eq!(digest.errors(), 2);
+        assert_eq!(digest.error_text(1).unwrap(), "Fatal: There were 2 errors");
     }
 
     /// Exit 3 on 0.14: the item error and the text warning make the message.

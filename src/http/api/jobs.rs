@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::table::Endpoint;
 use super::{audit, List, PageQuery, DEFAULT_LIMIT};
+use crate::actors::restore::RestoreRequest;
 use crate::actors::{CancelOutcome, NewJobRequest};
 use crate::auth::Role;
 use crate::http::auth::Principal;
@@ -28,7 +29,13 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::post("/hosts/{id}/jobs", |r| r.to(create))
             .summary("Run a job now (queued; sent when the host is online)")
-            .describe("source_group is required for backup and forget, refused for the others.")
+            .describe(
+                "source_group is required for backup and forget, refused for the others. \
+                 A restore takes snapshot_id (full or short id as the snapshots list shows it), \
+                 target (absolute; \"/\" restores in place), and optionally source_host_id \
+                 (another host whose repository holds the snapshot), paths (absolute paths \
+                 inside the snapshot; none = all of it), overwrite and verify.",
+            )
             .role(Role::Operator)
             .body("JobCreate")
             .ok(201, "Job"),
@@ -125,6 +132,12 @@ pub(super) struct JobDto {
     stats: Option<Value>,
     /// The highest log line number stored (0: none).
     last_log_seq: i64,
+    /// Restore (and catalog): the snapshot read, by its full id.
+    snapshot_id: Option<String>,
+    /// The kind's own parameters (restore: paths, target, overwrite,
+    /// verify, source_host_id).
+    #[schema(value_type = Option<Object>)]
+    params: Option<Value>,
 }
 
 impl JobDto {
@@ -135,6 +148,8 @@ impl JobDto {
             retention_policy: j.retention_policy,
             progress: j.progress,
             stats: j.stats,
+            params: stored_params(&j.id, j.params.as_deref()),
+            snapshot_id: j.snapshot_id,
             id: j.id.into(),
             host_id: j.host_id.into(),
             kind: j.kind,
@@ -160,6 +175,15 @@ impl JobDto {
     }
 }
 
+/// `jobs.params` as JSON; text that does not parse (never written so) is
+/// logged and shown as absent rather than failing the whole answer.
+fn stored_params(id: &str, text: Option<&str>) -> Option<Value> {
+    let text = text?;
+    serde_json::from_str(text)
+        .map_err(|e| tracing::warn!(job_id = id, error = %e, "stored job params do not parse"))
+        .ok()
+}
+
 /// `POST /hosts/{id}/jobs` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +193,68 @@ pub(super) struct CreateRequest {
     kind: String,
     /// Group name; required for backup and forget.
     source_group: Option<String>,
+    /// Restore: the snapshot, its full id or its short id.
+    snapshot_id: Option<String>,
+    /// Restore: the host whose repository holds the snapshot (default:
+    /// this host).
+    source_host_id: Option<String>,
+    /// Restore: absolute paths inside the snapshot (empty or absent: all).
+    paths: Option<Vec<String>>,
+    /// Restore: the absolute folder restored into; "/" restores in place.
+    target: Option<String>,
+    /// Restore: what to do with existing files (default "always").
+    #[schema(schema_with = super::openapi::restore_overwrite)]
+    overwrite: Option<String>,
+    /// Restore: read the restored files back and compare them.
+    verify: Option<bool>,
+}
+
+impl CreateRequest {
+    /// The restore parameters: required (snapshot and target) for a
+    /// restore, refused (400 naming the field) for any other kind.
+    fn restore(&mut self, kind: protocol::JobKind) -> Result<Option<RestoreRequest>, ApiError> {
+        if kind != protocol::JobKind::Restore {
+            let given = [
+                ("snapshot_id", self.snapshot_id.is_some()),
+                ("source_host_id", self.source_host_id.is_some()),
+                ("paths", self.paths.is_some()),
+                ("target", self.target.is_some()),
+                ("overwrite", self.overwrite.is_some()),
+                ("verify", self.verify.is_some()),
+            ];
+            if let Some((field, _)) = given.iter().find(|(_, given)| *given) {
+                return Err(ApiError::validation(format!(
+                    "{field}: only a restore job takes it, not a {kind} job"
+                )));
+            }
+            return Ok(None);
+        }
+        let required = |value: Option<String>, field: &str| {
+            value
+                .ok_or_else(|| ApiError::validation(format!("{field}: required for a restore job")))
+        };
+        let overwrite = match self.overwrite.take() {
+            None => protocol::RestoreOverwrite::default(),
+            Some(text) => text.parse().map_err(|_| {
+                let valid: Vec<&str> = protocol::RestoreOverwrite::ALL
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect();
+                ApiError::validation(format!(
+                    "overwrite: unknown overwrite mode {text:?}; expected one of {}",
+                    valid.join(", ")
+                ))
+            })?,
+        };
+        Ok(Some(RestoreRequest {
+            snapshot_id: required(self.snapshot_id.take(), "snapshot_id")?,
+            source_host_id: self.source_host_id.take().filter(|id| !id.is_empty()),
+            paths: self.paths.take().unwrap_or_default(),
+            target: required(self.target.take(), "target")?,
+            overwrite,
+            verify: self.verify.unwrap_or(false),
+        }))
+    }
 }
 
 /// Parses a job kind; the error lists the valid ones.
@@ -191,16 +277,18 @@ async fn create(
     body: Body<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
-    let CreateRequest { kind, source_group } = body.into_inner();
-    let kind = parse_kind(kind.trim())?;
+    let mut request = body.into_inner();
+    let kind = parse_kind(request.kind.trim())?;
+    let restore = request.restore(kind)?;
     let job = state
         .actors
         .create_job(NewJobRequest {
             host_id: path.into_inner(),
             kind,
-            source_group,
+            source_group: request.source_group,
             requested_by: who.username.clone(),
             source_addr: who.source_addr.clone(),
+            restore,
         })
         .await?;
     Ok(HttpResponse::Created().json(JobDto::from_row(job)))
