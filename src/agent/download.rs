@@ -44,7 +44,7 @@ use tokio_tungstenite::tungstenite::Bytes;
 use super::platform;
 use super::process::LineReader;
 use super::restic::{RepoSettings, ResticHost};
-use super::runner::CANCEL_GRACE;
+use super::runner::{self, CANCEL_GRACE};
 use probe::probe_path;
 
 mod probe;
@@ -324,7 +324,7 @@ impl Download {
             .kill_on_drop(true);
         platform::own_process_group(&mut command);
         let mut child = command.spawn().map_err(|err| {
-            let error = format!("cannot start restic ({}): {err}", dump.program.display());
+            let error = runner::spawn_error(&dump.program, &err);
             (0, (DownloadErrorCode::Failed, error))
         })?;
         let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {

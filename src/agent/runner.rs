@@ -288,10 +288,7 @@ async fn run_restic(
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
-            let message = format!(
-                "cannot start restic ({}): {err}",
-                plan.invocation.program.display()
-            );
+            let message = spawn_error(&plan.invocation.program, &err);
             sink.event(message.clone()).await;
             return (Err(message), digest, None);
         }
@@ -458,6 +455,20 @@ pub async fn capture(invocation: &Invocation, limit: Duration) -> Result<Capture
     Ok(captured)
 }
 
+/// Why restic could not start, for the job's error: "restic not found" and
+/// where it was looked for when the program is missing (not installed, or
+/// a wrong `restic_binary`/`--restic`), the OS error otherwise.
+pub fn spawn_error(program: &std::path::Path, err: &std::io::Error) -> String {
+    if err.kind() == std::io::ErrorKind::NotFound {
+        format!(
+            "restic not found ({}): install restic, or set restic_binary in agent.toml (or --restic)",
+            program.display()
+        )
+    } else {
+        format!("cannot start restic ({}): {err}", program.display())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +484,25 @@ mod tests {
             eta_seconds: None,
             throughput_bps: 0,
         }
+    }
+
+    /// A missing restic says "restic not found" and where it was looked
+    /// for; any other failure to start keeps the OS error.
+    #[test]
+    fn spawn_errors_name_a_missing_restic() {
+        let program = std::path::Path::new("restic");
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let message = spawn_error(program, &missing);
+        assert!(
+            message.starts_with("restic not found (restic): "),
+            "{message}"
+        );
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let message = spawn_error(program, &denied);
+        assert!(
+            message.starts_with("cannot start restic (restic): "),
+            "{message}"
+        );
     }
 
     /// At most one progress per 500 ms; the held-back latest is flushed.

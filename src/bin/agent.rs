@@ -1,5 +1,5 @@
 //! `restic-manager-agent`: parses the command line, starts tracing and calls
-//! into [`restic_manager::agent`]. Errors are one line on stderr and a
+//! into [`restic_manager_agent::agent`]. Errors are one line on stderr and a
 //! non-zero exit status. On Windows, `service install|uninstall|run` hands
 //! over to `agent::platform::service`, which runs the same daemon under the
 //! Service Control Manager.
@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use restic_manager::agent::{self, platform, AgentConfig, EnrollOptions, Secret};
+use restic_manager_agent::agent::{self, platform, AgentConfig, EnrollOptions, Secret};
 
 /// The restic-manager agent: runs restic on this host for the server.
 #[derive(Debug, Parser)]
@@ -87,14 +87,14 @@ enum ServiceCommand {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = restic_manager::parse_cli();
+    let cli: Cli = restic_manager_agent::parse_cli();
     let result = match cli.command {
         Command::Enroll(args) => {
-            restic_manager::init_tracing();
+            restic_manager_agent::init_tracing();
             block_on(enroll(args))
         }
         Command::Run(args) => {
-            restic_manager::init_tracing();
+            restic_manager_agent::init_tracing();
             block_on(run(args, Box::pin(platform::shutdown_signal())))
         }
         #[cfg(windows)]
@@ -176,7 +176,7 @@ fn service(command: ServiceCommand) -> Result<(), String> {
                 .map_err(|err| err.to_string())
         }
         ServiceCommand::Install(args) => {
-            restic_manager::init_tracing();
+            restic_manager_agent::init_tracing();
             let absolute = |path: &std::path::Path| {
                 std::path::absolute(path)
                     .map_err(|err| format!("cannot resolve {}: {err}", path.display()))
@@ -222,7 +222,7 @@ fn service(command: ServiceCommand) -> Result<(), String> {
             Ok(())
         }
         ServiceCommand::Uninstall => {
-            restic_manager::init_tracing();
+            restic_manager_agent::init_tracing();
             service::uninstall().map_err(|err| err.to_string())?;
             println!("service {SERVICE_NAME} removed");
             Ok(())

@@ -63,7 +63,7 @@ fn http_server(
 }
 
 fn agent(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_restic-manager-agent"))
+    Command::new(crate::common::agent_proc::agent_binary())
         .args(args)
         .env("RESTIC_MANAGER_LOG", "warn")
         .output()

@@ -359,7 +359,7 @@ fn serve_startup_errors_are_one_line_at_the_default_log_level() {
 /// `--help` still prints the whole help on stdout.
 #[test]
 fn usage_errors_are_one_line() {
-    let agent = || Command::new(env!("CARGO_BIN_EXE_restic-manager-agent"));
+    let agent = || Command::new(crate::common::agent_proc::agent_binary());
     let cases: [(Command, &[&str], &str); 5] = [
         (bin(), &["serve", "--bogus"], "--bogus"),
         (bin(), &["user", "add", "--role", "king"], "king"),

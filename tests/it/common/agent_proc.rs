@@ -16,15 +16,56 @@ use restic_manager::agent::{AgentConfig, HooksConfig};
 
 use super::server::TestApp;
 
-/// The agent binary: the one cargo built for this test run, unless
-/// `RESTIC_MANAGER_AGENT_BINARY` names another (a copy taken right after
-/// the build when several checkouts share one target directory, where
-/// another checkout's build can replace `target/debug/restic-manager-agent`
+/// The agent binary: `restic-manager-agent` built for this test run,
+/// unless `RESTIC_MANAGER_AGENT_BINARY` names another (a copy taken right
+/// after the build when several checkouts share one target directory,
+/// where another checkout's build can replace `target/debug/restic-manager-agent`
 /// between this build and the run).
+///
+/// The agent is its own package of the workspace (`agent/`), and cargo
+/// gives a test `CARGO_BIN_EXE_*` only for its own package's binaries; so
+/// the first call runs `cargo build --bin restic-manager-agent` (in the
+/// profile of this test binary, a no-op when it is up to date) and takes
+/// the path cargo reports. A test that spawns the agent therefore never
+/// runs a stale one, whatever `cargo test` filter built this binary.
 pub fn agent_binary() -> PathBuf {
-    std::env::var_os("RESTIC_MANAGER_AGENT_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_restic-manager-agent")))
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| match std::env::var_os("RESTIC_MANAGER_AGENT_BINARY") {
+            Some(path) => PathBuf::from(path),
+            None => build_agent(),
+        })
+        .clone()
+}
+
+/// Builds the agent binary with the cargo that builds these tests, in
+/// their profile, and returns the executable cargo reports.
+fn build_agent() -> PathBuf {
+    let mut command = std::process::Command::new(env!("CARGO"));
+    command.args([
+        "build",
+        "--manifest-path",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        "--bin",
+        "restic-manager-agent",
+        "--message-format",
+        "json-render-diagnostics",
+    ]);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let output = command.stderr(Stdio::inherit()).output().unwrap();
+    assert!(
+        output.status.success(),
+        "cargo build --bin restic-manager-agent failed ({})",
+        output.status
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "restic-manager-agent")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reports the restic-manager-agent executable")
 }
 
 /// An enrolled agent (config and state directory), not yet running.
