@@ -40,3 +40,4 @@ mod store;
 mod store_catalog;
 mod ui_browser;
 mod ui_http;
+mod ui_snapshot;
