@@ -19,10 +19,10 @@ use crate::common::agent::{enroll, job_when, Enrolled, TestAgent};
 use crate::common::api::{assert_error, call, get, user_with_token};
 use crate::common::server::{spawn_app, spawn_app_with, TestApp};
 
-const SNAP: &str = "a50085c3c3a8ae1afed2b4395d4ea9e2f19255e3401531a40aae20cb6f1b20f6";
+pub(crate) const SNAP: &str = "a50085c3c3a8ae1afed2b4395d4ea9e2f19255e3401531a40aae20cb6f1b20f6";
 const OTHER: &str = "b50085c3c3a8ae1afed2b4395d4ea9e2f19255e3401531a40aae20cb6f1b20f6";
 
-fn entry(path: &str, kind: &str, size: Option<u64>) -> CatalogEntry {
+pub(crate) fn entry(path: &str, kind: &str, size: Option<u64>) -> CatalogEntry {
     CatalogEntry {
         path: path.to_owned(),
         kind: kind.to_owned(),
@@ -32,7 +32,7 @@ fn entry(path: &str, kind: &str, size: Option<u64>) -> CatalogEntry {
     }
 }
 
-fn info(id: &str, hours_ago: i64) -> SnapshotInfo {
+pub(crate) fn info(id: &str, hours_ago: i64) -> SnapshotInfo {
     SnapshotInfo {
         id: id.to_owned(),
         short_id: id[..8].to_owned(),
@@ -47,7 +47,7 @@ fn info(id: &str, hours_ago: i64) -> SnapshotInfo {
 
 /// A connected scripted agent that reported one snapshot; returns the
 /// `catalog` job the server sent for it.
-async fn agent_with_snapshot(app: &TestApp) -> (Enrolled, TestAgent, CommandRun) {
+pub(crate) async fn agent_with_snapshot(app: &TestApp) -> (Enrolled, TestAgent, CommandRun) {
     let enrolled = enroll(app, "web-01").await;
     let mut agent = TestAgent::connect(app, &enrolled).await.unwrap();
     agent.hello("web-01").await;
@@ -84,7 +84,7 @@ fn get_later(
 }
 
 /// The next `catalog.list` the agent receives.
-async fn next_list(agent: &mut TestAgent) -> protocol::CatalogList {
+pub(crate) async fn next_list(agent: &mut TestAgent) -> protocol::CatalogList {
     agent
         .wait_for(|m| match m {
             ServerToAgent::CatalogList(list) => Some(list.clone()),
@@ -96,7 +96,7 @@ async fn next_list(agent: &mut TestAgent) -> protocol::CatalogList {
 
 /// Runs a `catalog` job on the scripted agent: accepted, started, the
 /// entries in chunks of two, finished with their count.
-async fn run_catalog(agent: &mut TestAgent, run: &CommandRun, entries: &[CatalogEntry]) {
+pub(crate) async fn run_catalog(agent: &mut TestAgent, run: &CommandRun, entries: &[CatalogEntry]) {
     agent
         .send(protocol::CommandResult {
             job_id: run.job_id.clone(),

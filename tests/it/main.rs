@@ -40,4 +40,5 @@ mod store;
 mod store_catalog;
 mod ui_browser;
 mod ui_http;
+mod ui_snapshot;
 mod windows_agent;

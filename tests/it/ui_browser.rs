@@ -4,8 +4,10 @@
 //! agent with it, see it come online on the dashboard, configure its
 //! repository, a source group and a schedule, run a backup and watch the
 //! job page update live (no reload), find the snapshot and today's green
-//! calendar cell; then, as a viewer, find no change control and have a
-//! change request refused with 403.
+//! calendar cell; open the snapshot in the file browser, select two files
+//! and restore them into another folder (bytes checked on disk), download
+//! their folder as a tar (entries checked); then, as a viewer, find no
+//! change control and have a change request refused with 403.
 //!
 //! Screenshots of the main pages are saved into a temp folder whose path
 //! is printed (run with `--nocapture` to see it).
@@ -20,7 +22,8 @@ use crate::common::daemon::{self, InProcessAgent};
 use crate::common::restic as restic_repo;
 use crate::common::server::{spawn_app, TestApp};
 use browser::{
-    fill, screenshot, wait_css, wait_js, wait_path, wait_path_prefix, Browser, DEADLINE,
+    fill, screenshot, wait_css, wait_download, wait_js, wait_path, wait_path_prefix, Browser,
+    DEADLINE,
 };
 use fantoccini::{Client, Locator};
 use restic_manager::auth::Role;
@@ -143,13 +146,24 @@ async fn add_user(app: &TestApp, name: &str, role: Role) -> String {
     password
 }
 
-/// A folder to back up: two small files (one excluded) and a large sparse one.
+/// The files of the `letters` subfolder, restored and downloaded.
+const LETTERS: [(&str, &str); 3] = [
+    ("letters/to-alice.txt", "Dear Alice,\n"),
+    ("letters/to-bob.txt", "Dear Bob, the numbers are in.\n"),
+    ("letters/to-carol.txt", "Dear Carol,\n"),
+];
+
+/// A folder to back up: small files (one excluded), a `letters`
+/// subfolder, and a large sparse one.
 fn source_folder(repo: &restic_repo::TempRepo) -> PathBuf {
     let dir = repo.source(
         "documents",
         &[
             ("report.txt", "quarterly numbers\n"),
             ("scratch.tmp", "excluded\n"),
+            LETTERS[0],
+            LETTERS[1],
+            LETTERS[2],
         ],
     );
     let sparse = std::fs::File::create(dir.join("disk.img")).unwrap();
@@ -368,6 +382,9 @@ async fn operator_journey_then_viewer_is_read_only() {
     assert!(paths.contains(&*source.to_string_lossy()), "{paths}");
     screenshot(c, &shots, "06-host").await;
 
+    // --- Browse the snapshot, restore two files, download their folder.
+    let snapshot_path = browse_restore_download(c, &browser, &app, &shots, &source).await;
+
     // --- Today's calendar cell is green.
     c.goto(&app.url("/")).await.unwrap();
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
@@ -434,6 +451,7 @@ async fn operator_journey_then_viewer_is_read_only() {
         "/hosts".to_owned(),
         host_path.clone(),
         job_path.clone(),
+        snapshot_path.clone(),
     ] {
         c.goto(&app.url(&path)).await.unwrap();
         wait_css(c, "main h1").await;
@@ -480,6 +498,109 @@ async fn operator_journey_then_viewer_is_read_only() {
     agent.stop().await;
     app.stop().await;
     assert_screenshots(&shots);
+}
+
+/// From the host page: open the snapshot, wait for its catalog, open the
+/// `letters` folder, select two files and restore them into a new folder
+/// (checked byte for byte on disk, the third file not restored), then
+/// download the folder (the tar's entries checked). Returns the snapshot
+/// page's path.
+async fn browse_restore_download(
+    c: &Client,
+    browser: &Browser,
+    app: &TestApp,
+    shots: &Path,
+    source: &Path,
+) -> String {
+    click(c, "#snapshot-list a.snapshot-link").await;
+    let snapshot_path = wait_path_prefix(c, "/hosts/").await;
+    assert!(snapshot_path.contains("/snapshots/"), "{snapshot_path}");
+    // The page follows the catalog job and reloads when it is done.
+    wait_css(c, "#catalog-state[data-state=\"complete\"]").await;
+    let folder = source.to_string_lossy().into_owned();
+    c.goto(&app.url(&format!(
+        "{snapshot_path}?path={}",
+        restic_manager::http::ui::encode_query_value(&folder)
+    )))
+    .await
+    .unwrap();
+    let letters = format!("{folder}/letters");
+    click(c, &format!("tr[data-entry=\"{letters}\"] a.dir")).await;
+    wait_css(c, &format!("#breadcrumb strong[data-crumb=\"{letters}\"]")).await;
+    let picked = [LETTERS[0], LETTERS[1]];
+    for (name, _) in picked {
+        click(c, &format!("input.select-entry[value=\"{folder}/{name}\"]")).await;
+    }
+    wait_css(c, "#snapshot-page[data-selected=\"2\"]").await;
+    assert_eq!(text_of(c, "#selection-count").await, "2");
+    screenshot(c, shots, "06a-snapshot-browser").await;
+
+    // Restore the two files into a new folder on the same host.
+    let target = tempfile::tempdir().unwrap();
+    let target_dir = target.path().join("restored");
+    click(c, "#restore-open").await;
+    wait_js(
+        c,
+        "the restore dialog",
+        "return document.getElementById('restore-dialog').open;",
+    )
+    .await;
+    fill(c, "#restore-target", &target_dir.to_string_lossy()).await;
+    click(c, "#restore-verify").await;
+    screenshot(c, shots, "06b-restore-dialog").await;
+    click(c, "#restore-submit").await;
+    wait_path_prefix(c, "/jobs/").await;
+    assert_eq!(text_of(c, "#job-kind").await, "restore");
+    let status = terminal_status(c).await;
+    assert_eq!(
+        status,
+        "succeeded",
+        "restore: {}",
+        text_of(c, "#job-page").await
+    );
+    let paths = text_of(c, "#job-restore-paths").await;
+    assert!(
+        paths.contains("to-alice.txt") && paths.contains("to-bob.txt"),
+        "{paths}"
+    );
+    screenshot(c, shots, "06c-restore-finished").await;
+    // restic restores the paths under the target with their full path.
+    let restored = target_dir.join(source.strip_prefix("/").unwrap());
+    for (name, content) in picked {
+        assert_eq!(
+            std::fs::read_to_string(restored.join(name)).unwrap(),
+            content,
+            "{name}"
+        );
+    }
+    assert!(
+        !restored.join(LETTERS[2].0).exists(),
+        "an unselected file was restored"
+    );
+
+    // Download the folder as a tar.
+    c.back().await.unwrap();
+    wait_css(c, &format!("#breadcrumb strong[data-crumb=\"{letters}\"]")).await;
+    click(c, "#download-folder").await;
+    let tar = wait_download(browser.downloads.path(), "letters.tar").await;
+    let saved = target.path().join("letters.tar");
+    std::fs::write(&saved, &tar).unwrap();
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert!(listing.status.success(), "tar -tf failed");
+    let names = String::from_utf8(listing.stdout).unwrap();
+    for (name, _) in LETTERS {
+        assert!(
+            names
+                .lines()
+                .any(|l| l.trim_end_matches('/').ends_with(name)),
+            "{name} not in the tar: {names}"
+        );
+    }
+    snapshot_path
 }
 
 /// Every screenshot is a PNG file.

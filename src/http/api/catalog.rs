@@ -128,7 +128,7 @@ struct TreeQuery {
 
 /// `path`: absolute, no NUL, no `.` or `..` segment; a trailing `/` is
 /// dropped. Absent: `/`.
-fn parse_dir(path: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn parse_dir(path: Option<&str>) -> Result<String, ApiError> {
     let Some(path) = path else {
         return Ok("/".to_owned());
     };
@@ -187,8 +187,29 @@ async fn tree(
     } = query.into_inner();
     let dir = parse_dir(path.as_deref())?;
     let (limit, offset) = PageQuery { limit, offset }.resolve(DEFAULT_LIMIT, store::MAX_PAGE)?;
-    let key = dir_key(&dir);
-    let (host, key_read) = (host_id.clone(), key.clone());
+    let (page, catalogued) = folder(&state, &host_id, &snapshot, &dir, limit, offset).await?;
+    Ok(web::Json(TreeDto {
+        items: page.items.into_iter().map(TreeEntryDto::of).collect(),
+        total: page.total,
+        catalogued,
+    }))
+}
+
+/// One page of the folder `dir` (checked by [`parse_dir`]) of a host's
+/// snapshot (full or short id), and whether it comes from a complete
+/// catalog: from the database when catalogued or cached, else listed
+/// live by the agent (and cached). The tree route and the UI's snapshot
+/// page share it.
+pub(crate) async fn folder(
+    state: &AppState,
+    host_id: &str,
+    snapshot: &str,
+    dir: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Page<Entry>, bool), ApiError> {
+    let key = dir_key(dir);
+    let (host, key_read, snapshot) = (host_id.to_owned(), key.clone(), snapshot.to_owned());
     let stored = with_conn(&state.pool, move |conn| {
         live_host(conn, &host)?;
         let full_id = snapshot_of(conn, &host, &snapshot)?;
@@ -209,19 +230,14 @@ async fn tree(
         })
     })
     .await?;
-    let (page, catalogued) = match stored {
+    Ok(match stored {
         Stored::Page { page, catalogued } => (page, catalogued),
         Stored::Live(full_id) => {
-            let entries = list_live(&state, &host_id, &full_id, &dir).await?;
-            cache(&state, &host_id, &full_id, &key, &entries).await;
+            let entries = list_live(state, host_id, &full_id, dir).await?;
+            cache(state, host_id, &full_id, &key, &entries).await;
             (live_page(entries, limit, offset), false)
         }
-    };
-    Ok(web::Json(TreeDto {
-        items: page.items.into_iter().map(TreeEntryDto::of).collect(),
-        total: page.total,
-        catalogued,
-    }))
+    })
 }
 
 /// Asks the host's agent for one folder, within the configured time.

@@ -51,8 +51,8 @@ use crate::store::{self, DbConnection};
 
 mod api_tokens;
 mod audit_log;
-mod catalog;
-mod downloads;
+pub(crate) mod catalog;
+pub(crate) mod downloads;
 mod enrollment_tokens;
 mod events;
 mod hosts;

@@ -1,5 +1,7 @@
-//! The UI's two static files, `app.js` and `app.css`, compiled into the
-//! binary with `include_str!` and served at `/assets/<name>`.
+//! The UI's static files, `app.js`, `browse.js` (the snapshot page's file
+//! browser, selection and Restore dialog; loaded by that page only) and
+//! `app.css`, compiled into the binary with `include_str!` and served at
+//! `/assets/<name>`.
 //!
 //! Pages link them as `/assets/app.js?v=<hash>` where the hash is the
 //! first 16 hex digits of the file's SHA-256: a request naming the current
@@ -14,6 +16,8 @@ use sha2::{Digest, Sha256};
 
 /// The script: actions through the JSON API, live job updates.
 pub const APP_JS: &str = include_str!("assets/app.js");
+/// The snapshot page's script (needs `app.js`'s `window.RM`).
+pub const BROWSE_JS: &str = include_str!("assets/browse.js");
 /// The style sheet.
 pub const APP_CSS: &str = include_str!("assets/app.css");
 
@@ -29,11 +33,17 @@ fn content_hash(text: &str) -> String {
 }
 
 static JS_HASH: LazyLock<String> = LazyLock::new(|| content_hash(APP_JS));
+static BROWSE_JS_HASH: LazyLock<String> = LazyLock::new(|| content_hash(BROWSE_JS));
 static CSS_HASH: LazyLock<String> = LazyLock::new(|| content_hash(APP_CSS));
 
 /// The URL pages load the script from.
 pub fn js_url() -> String {
     format!("/assets/app.js?v={}", *JS_HASH)
+}
+
+/// The URL the snapshot page loads its script from.
+pub fn browse_js_url() -> String {
+    format!("/assets/browse.js?v={}", *BROWSE_JS_HASH)
 }
 
 /// The URL pages load the style sheet from.
@@ -54,6 +64,11 @@ pub(super) async fn serve(
 ) -> HttpResponse {
     let (body, content_type, hash) = match name.as_str() {
         "app.js" => (APP_JS, "text/javascript; charset=utf-8", JS_HASH.as_str()),
+        "browse.js" => (
+            BROWSE_JS,
+            "text/javascript; charset=utf-8",
+            BROWSE_JS_HASH.as_str(),
+        ),
         "app.css" => (APP_CSS, "text/css; charset=utf-8", CSS_HASH.as_str()),
         _ => {
             return HttpResponse::NotFound()

@@ -1,7 +1,9 @@
 //! `GET /jobs/{id}`: one job. Status, kind, attempt, timings, the
 //! progress bar with throughput and ETA while it runs, the log (the last
 //! [`LOG_TAIL`] stored lines), restic's summary once it is done, and a
-//! cancel button for operators while it is active.
+//! cancel button for operators while it is active. A restore also shows
+//! what it restores (snapshot, source host, paths, target, overwrite
+//! mode, verify); a catalog job links its snapshot.
 //!
 //! While the job is active, `app.js` follows `GET /api/v1/jobs/{id}/events`
 //! (Server-Sent Events, `api::events`) from the last rendered log line on
@@ -13,13 +15,13 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 use super::layout::{self, badge, Nav};
-use super::{format, html_response, PageCtx, UiError};
+use super::{encode_query_value, format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
-use crate::protocol::JobProgress;
+use crate::protocol::{JobProgress, RestoreSpec};
 use crate::store::models::{Job, JobLog};
-use crate::store::{self, JobStatus, LogStream};
+use crate::store::{self, JobKind, JobStatus, LogStream};
 
 /// Log lines rendered with the page (the newest ones).
 pub const LOG_TAIL: i64 = 2000;
@@ -155,6 +157,7 @@ fn render(
                     dt { "Host" } dd { a href={ "/hosts/" (job.host_id) } { (data.host_label.as_deref().unwrap_or(&job.host_id)) } }
                     dt { "Kind" } dd #job-kind { (job.kind.as_str()) }
                     @if let Some(tag) = &job.tag { dt { "Source group" } dd { (tag) } }
+                    (restore_facts(job))
                     dt { "Trigger" } dd { (job.trigger.as_str()) }
                     dt { "Attempt" } dd #job-attempt {
                         (job.attempt)
@@ -216,6 +219,42 @@ fn render(
                 }
                 p.muted #job-log-empty hidden[!data.log.is_empty()] { "No log lines yet." }
             }
+        }
+    }
+}
+
+/// A restore's parameters (and the snapshot a restore or catalog job
+/// reads, linked to its page on the host whose repository holds it).
+fn restore_facts(job: &Job) -> Markup {
+    let spec = match job.kind {
+        JobKind::Restore => job
+            .params
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<RestoreSpec>(p).ok()),
+        _ => None,
+    };
+    let source = spec
+        .as_ref()
+        .and_then(|s| s.source_host_id.clone())
+        .unwrap_or_else(|| job.host_id.to_string());
+    html! {
+        @if let Some(snapshot) = &job.snapshot_id {
+            dt { "Snapshot" } dd #job-snapshot {
+                a href={ "/hosts/" (encode_query_value(&source)) "/snapshots/" (encode_query_value(snapshot)) } {
+                    code title=(snapshot) { (snapshot.get(..8).unwrap_or(snapshot)) } }
+            }
+        }
+        @if let Some(spec) = &spec {
+            @if let Some(from) = &spec.source_host_id {
+                dt { "From host" } dd { a href={ "/hosts/" (encode_query_value(from)) } { (from) } }
+            }
+            dt { "Paths" } dd #job-restore-paths {
+                @if spec.paths.is_empty() { "the whole snapshot" }
+                @for p in &spec.paths { code { (p) } br; }
+            }
+            dt { "Target" } dd #job-restore-target { code { (spec.target) } }
+            dt { "Existing files" } dd { (spec.overwrite.as_str()) }
+            dt { "Verify" } dd { (if spec.verify { "yes" } else { "no" }) }
         }
     }
 }

@@ -58,6 +58,10 @@ pub fn page(ctx: &PageCtx, nav: Nav, title: &str, body: Markup) -> Markup {
                         }
                         (item(Nav::Audit, "/audit", "Audit log"))
                     }
+                    form.topsearch #top-search method="get" action="/search" role="search" {
+                        input #top-search-q name="q" type="search" placeholder="Search files…"
+                            aria-label="Search files in the catalogued snapshots";
+                    }
                     div.who {
                         span #current-user { (ctx.user.username) }
                         " "

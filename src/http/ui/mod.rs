@@ -23,8 +23,9 @@
 //! - [`assets`]: `app.js` and `app.css` under content-hashed URLs.
 //! - [`format`]: sizes, durations and times as text.
 //! - [`calendar`]: the fleet calendar SVG; [`chart`]: the size-over-time SVG.
-//! - `login`, `dashboard`, `hosts`, `host`, `job`, `enrollment`, `users`,
-//!   `audit`: one module per page.
+//! - `login`, `dashboard`, `hosts`, `host`, `snapshot` (the file browser
+//!   and the Restore dialog), `search` (the fleet-wide catalog search),
+//!   `job`, `enrollment`, `users`, `audit`: one module per page.
 //! - `live`: `GET /ui/events`, the presence stream the badges follow.
 
 use std::future::Future;
@@ -54,6 +55,8 @@ mod hosts;
 mod job;
 mod live;
 mod login;
+mod search;
+mod snapshot;
 mod users;
 
 #[cfg(test)]
@@ -74,6 +77,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(dashboard::page))
         .route("/hosts", web::get().to(hosts::page))
         .route("/hosts/{id}", web::get().to(host::page))
+        .route(
+            "/hosts/{id}/snapshots/{snapshot_id}",
+            web::get().to(snapshot::page),
+        )
+        .route("/search", web::get().to(search::page))
         .route("/jobs/{id}", web::get().to(job::page))
         .route("/enrollment", web::get().to(enrollment::page))
         .route("/users", web::get().to(users::page))

@@ -2,7 +2,8 @@
 //! `chromedriver` (Debian's `chromium-driver`; `CHROMEDRIVER` overrides
 //! `/usr/bin/chromedriver`) on a free port and opens a fantoccini session
 //! on `/usr/bin/chromium` (`CHROMIUM` overrides) with a fresh profile in a
-//! temp dir. Helpers wait on DOM conditions with a deadline — never a
+//! temp dir; downloads land in [`Browser::downloads`]. Helpers wait on DOM
+//! conditions (and on a finished download) with a deadline — never a
 //! fixed sleep — and save screenshots.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
@@ -57,6 +58,8 @@ pub struct Browser {
     driver: Driver,
     /// The browser profile (`--user-data-dir`), removed at the end.
     _profile: TempDir,
+    /// Where downloads are saved.
+    pub downloads: TempDir,
 }
 
 impl Browser {
@@ -111,11 +114,19 @@ impl Browser {
             "--window-size=1400,1000".to_owned(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        let downloads = tempfile::Builder::new()
+            .prefix("rm-downloads-")
+            .tempdir()
+            .unwrap();
+        let prefs = json!({
+            "download.default_directory": downloads.path().to_string_lossy(),
+            "download.prompt_for_download": false,
+        });
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".to_owned(), json!("chrome"));
         caps.insert(
             "goog:chromeOptions".to_owned(),
-            json!({"binary": chromium_binary(), "args": args}),
+            json!({"binary": chromium_binary(), "args": args, "prefs": prefs}),
         );
         let client = ClientBuilder::native()
             .capabilities(caps)
@@ -126,6 +137,7 @@ impl Browser {
             client,
             driver,
             _profile: profile,
+            downloads,
         }
     }
 
@@ -209,4 +221,27 @@ pub async fn fill(client: &Client, css: &str, value: &str) {
 pub async fn screenshot(client: &Client, dir: &Path, name: &str) {
     let png = client.screenshot().await.unwrap();
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits until the browser finished downloading `name` into `dir` (the
+/// file exists and Chromium's `.crdownload` part is gone); returns its bytes.
+pub async fn wait_download(dir: &Path, name: &str) -> Vec<u8> {
+    let path = dir.join(name);
+    let partial = dir.join(format!("{name}.crdownload"));
+    let started = Instant::now();
+    loop {
+        if path.is_file() && !partial.exists() {
+            return std::fs::read(&path).unwrap();
+        }
+        let present: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no download {name} within {DEADLINE:?}; the folder holds {present:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }

@@ -592,6 +592,9 @@
     });
   }
 
+  // For page scripts loaded after this one (browse.js).
+  window.RM = { api: api, flash: flash };
+
   function init() {
     var job = document.getElementById("job-page");
     if (job) {

@@ -56,7 +56,7 @@ pub(super) fn snapshots_section(data: &Data) -> Markup {
                     tbody {
                         @for s in &data.snapshots {
                             tr data-snapshot=(s.short_id) {
-                                td { code title=(s.snapshot_id) { (s.short_id) } }
+                                td { a.snapshot-link href={ "/hosts/" (s.host_id) "/snapshots/" (s.snapshot_id) } { code title=(s.snapshot_id) { (s.short_id) } } }
                                 td { (format::time(s.time)) }
                                 td { @for p in &s.paths { code { (p) } br; } }
                                 td.tags { @for t in &s.tags { span.tag { (t) } " " } }
