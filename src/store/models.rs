@@ -23,7 +23,7 @@ use super::schema::{
 };
 use super::types::{JobKind, JobStatus, JobTrigger, LogStream, Role};
 use crate::ids::{HostId, JobId, ScheduleId, SourceGroupId};
-use crate::protocol::{JobProgress, RetentionPolicy};
+use crate::protocol::{JobProgress, RestoreSpec, RetentionPolicy};
 
 /// How a redacted field prints in `Debug`.
 const REDACTED: &str = "***";
@@ -529,9 +529,12 @@ pub struct Job {
     pub last_log_seq: i64,
     /// Restore and catalog: the snapshot the job reads.
     pub snapshot_id: Option<String>,
-    /// JSON object of the kind's own parameters (restore: paths, target,
-    /// overwrite, verify, source host), `None` for kinds without any.
-    pub params: Option<String>,
+    /// The kind's own parameters, stored as JSON: a restore's paths,
+    /// target, overwrite, verify and source host (without repository
+    /// settings, which are added when the job is sent); `None` for kinds
+    /// without any.
+    #[diesel(deserialize_as = Json<Option<RestoreSpec>>)]
+    pub params: Option<RestoreSpec>,
 }
 
 /// A job to create; it starts `queued`.
@@ -560,8 +563,9 @@ pub struct NewJob {
     pub created_at: i64,
     /// Restore and catalog: the snapshot the job reads.
     pub snapshot_id: Option<String>,
-    /// JSON object of the kind's own parameters (see [`Job::params`]).
-    pub params: Option<String>,
+    /// The kind's own parameters (see [`Job::params`]).
+    #[diesel(serialize_as = Json<Option<RestoreSpec>>)]
+    pub params: Option<RestoreSpec>,
 }
 
 impl NewJob {
