@@ -289,6 +289,14 @@ pub struct Host {
     pub revoked_at: Option<i64>,
 }
 
+impl Host {
+    /// Whether the agent announced `capability` in its last `hello`
+    /// (`protocol::CAPABILITY_*`).
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Host")

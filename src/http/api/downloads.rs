@@ -50,16 +50,12 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::live_host;
 use crate::http::AppState;
-use crate::protocol::{DownloadErrorCode, DownloadType};
+use crate::protocol::{self, DownloadErrorCode, DownloadType};
 use crate::store;
 
 /// Longest wait for the agent's first answer (`restic ls` and the start of
 /// `restic dump` load the repository index first).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The `hello.capabilities` entry of an agent that answers `download.start`
-/// (an older one would leave the request waiting for [`READY_TIMEOUT`]).
-pub const DOWNLOAD_CAPABILITY: &str = "download";
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -229,10 +225,7 @@ async fn download(
     let path = download_path(query.path.as_deref())?;
     let (host, wanted) = (host_id.clone(), snapshot.clone());
     let (snapshot, capable) = with_conn(&state.pool, move |conn| {
-        let capable = live_host(conn, &host)?
-            .capabilities
-            .iter()
-            .any(|c| c == DOWNLOAD_CAPABILITY);
+        let capable = live_host(conn, &host)?.has_capability(protocol::CAPABILITY_DOWNLOAD);
         let snapshot = store::snapshots::find_for_host(conn, &host, &wanted)?
             .ok_or_else(|| ApiError::not_found(&format!("snapshot {wanted} of host {host}")))?;
         Ok((snapshot, capable))
