@@ -75,7 +75,9 @@ impl ApiError {
         Self::new(
             StatusCode::CONFLICT,
             "host_offline",
-            format!("host {host_id} is offline: {needs_agent} needs its agent connected"),
+            format!(
+                "host {host_id} is offline, its agent is not connected: {needs_agent} needs it"
+            ),
         )
     }
 
