@@ -342,6 +342,34 @@ pub struct NewHost {
     pub updated_at: i64,
 }
 
+impl NewHost {
+    /// A Linux amd64 host that has reported nothing yet, enrolled `now`;
+    /// complete it with struct update syntax:
+    /// `NewHost { arch: .., ..NewHost::new(id, hostname, token_hash, now) }`.
+    pub fn new(
+        id: impl Into<HostId>,
+        hostname: impl Into<String>,
+        agent_token_hash: impl Into<String>,
+        now: i64,
+    ) -> NewHost {
+        NewHost {
+            id: id.into(),
+            hostname: hostname.into(),
+            display_name: None,
+            labels: BTreeMap::new(),
+            os: crate::protocol::OS_LINUX.to_owned(),
+            arch: crate::protocol::ARCH_AMD64.to_owned(),
+            agent_version: None,
+            restic_version: None,
+            boot_time: None,
+            capabilities: Vec::new(),
+            agent_token_hash: agent_token_hash.into(),
+            enrolled_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// What a `hello` updates on the host row (`None`: keep the stored value).
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = hosts)]
