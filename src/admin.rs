@@ -174,21 +174,12 @@ pub fn bulk_enroll(
     for n in 1..=count {
         let agent_token = auth::generate_token()?;
         let host_id = store::new_id();
-        rows.push(models::NewHost {
-            id: host_id.clone().into(),
-            hostname: format!("{prefix}-{n}"),
-            display_name: None,
-            labels: Default::default(),
-            os: crate::protocol::OS_LINUX.to_string(),
-            arch: crate::protocol::ARCH_AMD64.to_string(),
-            agent_version: None,
-            restic_version: None,
-            boot_time: None,
-            capabilities: Vec::new(),
-            agent_token_hash: auth::hash_token(&agent_token),
-            enrolled_at: now,
-            updated_at: now,
-        });
+        rows.push(models::NewHost::new(
+            host_id.clone(),
+            format!("{prefix}-{n}"),
+            auth::hash_token(&agent_token),
+            now,
+        ));
         enrolled.push(BulkEnrolled {
             host_id,
             agent_token,

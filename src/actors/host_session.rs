@@ -76,6 +76,7 @@ mod jobs;
 mod live_listing;
 mod logs;
 mod messages;
+mod requests;
 
 pub use downloads::{
     CancelDownload, DownloadEnd, DownloadOutcome, GrantCredit, ReadyReply, StartDownload,
@@ -88,6 +89,7 @@ pub use live_listing::{ListDirectory, ListingError, ListingReply, PendingListing
 pub use messages::{
     CancelJob, CheckIdle, DispatchJob, PushConfig, Revoked, ShuttingDown, Superseded,
 };
+pub use requests::{ask, AskError, Reply};
 
 /// No frame for this long → the session closes and the host is offline.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(90);

@@ -91,8 +91,6 @@ pub(super) fn restore_job(
             )))
         }
     };
-    let params = serde_json::to_string(&spec)
-        .map_err(|e| ActorError::Internal(format!("encoding restore parameters: {e}")))?;
     let mut job = models::NewJob::new(
         store::new_id(),
         host_id.to_owned(),
@@ -101,7 +99,7 @@ pub(super) fn restore_job(
         now,
     );
     job.snapshot_id = Some(snapshot.snapshot_id.clone());
-    job.params = Some(params);
+    job.params = Some(spec);
     Ok(job)
 }
 

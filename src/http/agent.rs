@@ -101,19 +101,14 @@ async fn enroll(
     let agent_token = auth::generate_token().map_err(ApiError::internal)?;
     let now = store::now_ms();
     let new = models::NewHost {
-        id: store::new_id().into(),
-        hostname: body.hostname.trim().to_owned(),
-        display_name: None,
-        labels: Default::default(),
         os: body.os.clone(),
         arch: body.arch.clone(),
-        agent_version: None,
-        restic_version: None,
-        boot_time: None,
-        capabilities: Vec::new(),
-        agent_token_hash: auth::hash_token(&agent_token),
-        enrolled_at: now,
-        updated_at: now,
+        ..models::NewHost::new(
+            store::new_id(),
+            body.hostname.trim(),
+            auth::hash_token(&agent_token),
+            now,
+        )
     };
     let token_hash = auth::hash_token(&body.token);
     let source_addr = req.peer_addr().map(|a| a.ip().to_string());

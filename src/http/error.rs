@@ -69,6 +69,23 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// 409 `host_offline`: the host's agent is not connected, and
+    /// `needs_agent` (what was asked) cannot be done without it.
+    pub fn host_offline(host_id: &str, needs_agent: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "host_offline",
+            format!(
+                "host {host_id} is offline, its agent is not connected: {needs_agent} needs it"
+            ),
+        )
+    }
+
+    /// 504 `agent_timeout`: the agent did not answer in time.
+    pub fn agent_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "agent_timeout", message)
+    }
+
     /// 429 `rate_limited`.
     pub fn rate_limited(message: impl Into<String>) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)

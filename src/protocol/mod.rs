@@ -119,6 +119,10 @@ pub const ARCH_AMD64: &str = "amd64";
 /// `hello.arch` spelling for 64-bit ARM hosts.
 pub const ARCH_ARM64: &str = "arm64";
 
+/// The `hello.capabilities` entry of an agent that answers
+/// `download.start` (an older one would leave the request unanswered).
+pub const CAPABILITY_DOWNLOAD: &str = "download";
+
 /// Whether a server of this build accepts `hello.protocol_version = version`.
 pub fn is_supported_protocol(version: u32) -> bool {
     SUPPORTED_PROTOCOL_VERSIONS.contains(&version)

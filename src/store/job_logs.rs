@@ -282,19 +282,8 @@ mod tests {
         hosts::insert(
             conn,
             &NewHost {
-                id: host.clone().into(),
-                hostname: "h".into(),
-                display_name: None,
-                labels: Default::default(),
-                os: "linux".into(),
                 arch: "x86_64".into(),
-                agent_version: None,
-                restic_version: None,
-                boot_time: None,
-                capabilities: Vec::new(),
-                agent_token_hash: "hash".into(),
-                enrolled_at: 0,
-                updated_at: 0,
+                ..NewHost::new(host.clone(), "h", "hash", 0)
             },
         )
         .unwrap();

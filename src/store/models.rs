@@ -23,7 +23,7 @@ use super::schema::{
 };
 use super::types::{JobKind, JobStatus, JobTrigger, LogStream, Role};
 use crate::ids::{HostId, JobId, ScheduleId, SourceGroupId};
-use crate::protocol::{JobProgress, RetentionPolicy};
+use crate::protocol::{JobProgress, RestoreSpec, RetentionPolicy};
 
 /// How a redacted field prints in `Debug`.
 const REDACTED: &str = "***";
@@ -289,6 +289,14 @@ pub struct Host {
     pub revoked_at: Option<i64>,
 }
 
+impl Host {
+    /// Whether the agent announced `capability` in its last `hello`
+    /// (`protocol::CAPABILITY_*`).
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Host")
@@ -332,6 +340,34 @@ pub struct NewHost {
     pub agent_token_hash: String,
     pub enrolled_at: i64,
     pub updated_at: i64,
+}
+
+impl NewHost {
+    /// A Linux amd64 host that has reported nothing yet, enrolled `now`;
+    /// complete it with struct update syntax:
+    /// `NewHost { arch: .., ..NewHost::new(id, hostname, token_hash, now) }`.
+    pub fn new(
+        id: impl Into<HostId>,
+        hostname: impl Into<String>,
+        agent_token_hash: impl Into<String>,
+        now: i64,
+    ) -> NewHost {
+        NewHost {
+            id: id.into(),
+            hostname: hostname.into(),
+            display_name: None,
+            labels: BTreeMap::new(),
+            os: crate::protocol::OS_LINUX.to_owned(),
+            arch: crate::protocol::ARCH_AMD64.to_owned(),
+            agent_version: None,
+            restic_version: None,
+            boot_time: None,
+            capabilities: Vec::new(),
+            agent_token_hash: agent_token_hash.into(),
+            enrolled_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// What a `hello` updates on the host row (`None`: keep the stored value).
@@ -529,9 +565,12 @@ pub struct Job {
     pub last_log_seq: i64,
     /// Restore and catalog: the snapshot the job reads.
     pub snapshot_id: Option<String>,
-    /// JSON object of the kind's own parameters (restore: paths, target,
-    /// overwrite, verify, source host), `None` for kinds without any.
-    pub params: Option<String>,
+    /// The kind's own parameters, stored as JSON: a restore's paths,
+    /// target, overwrite, verify and source host (without repository
+    /// settings, which are added when the job is sent); `None` for kinds
+    /// without any.
+    #[diesel(deserialize_as = Json<Option<RestoreSpec>>)]
+    pub params: Option<RestoreSpec>,
 }
 
 /// A job to create; it starts `queued`.
@@ -560,8 +599,9 @@ pub struct NewJob {
     pub created_at: i64,
     /// Restore and catalog: the snapshot the job reads.
     pub snapshot_id: Option<String>,
-    /// JSON object of the kind's own parameters (see [`Job::params`]).
-    pub params: Option<String>,
+    /// The kind's own parameters (see [`Job::params`]).
+    #[diesel(serialize_as = Json<Option<RestoreSpec>>)]
+    pub params: Option<RestoreSpec>,
 }
 
 impl NewJob {

@@ -262,19 +262,9 @@ mod tests {
         hosts::insert(
             c,
             &NewHost {
-                id: id.clone().into(),
-                hostname: name.into(),
-                display_name: None,
                 labels: serde_json::from_str(labels).unwrap(),
-                os: "linux".into(),
                 arch: "x86_64".into(),
-                agent_version: None,
-                restic_version: None,
-                boot_time: None,
-                capabilities: Vec::new(),
-                agent_token_hash: format!("hash-{id}"),
-                enrolled_at: 0,
-                updated_at: 0,
+                ..NewHost::new(id.clone(), name, format!("hash-{id}"), 0)
             },
         )
         .unwrap();

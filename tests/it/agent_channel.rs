@@ -1323,21 +1323,12 @@ async fn burst_of_a_thousand_agents_lands_every_line_once() {
             let token = auth::generate_token().expect("token");
             let host = store::hosts::insert(
                 c,
-                &models::NewHost {
-                    id: store::new_id().into(),
-                    hostname: format!("burst-{i:04}"),
-                    display_name: None,
-                    labels: Default::default(),
-                    os: "linux".into(),
-                    arch: "amd64".into(),
-                    agent_version: None,
-                    restic_version: None,
-                    boot_time: None,
-                    capabilities: Vec::new(),
-                    agent_token_hash: auth::hash_token(&token),
-                    enrolled_at: now,
-                    updated_at: now,
-                },
+                &models::NewHost::new(
+                    store::new_id(),
+                    format!("burst-{i:04}"),
+                    auth::hash_token(&token),
+                    now,
+                ),
             )?;
             out.push(Enrolled {
                 host_id: host.id.into(),

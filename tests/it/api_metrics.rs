@@ -337,21 +337,12 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
     for name in ["a", "b"] {
         let host = store::hosts::insert(
             &mut c,
-            &models::NewHost {
-                id: store::new_id().into(),
-                hostname: name.into(),
-                display_name: None,
-                labels: Default::default(),
-                os: "linux".into(),
-                arch: "amd64".into(),
-                agent_version: None,
-                restic_version: None,
-                boot_time: None,
-                capabilities: Vec::new(),
-                agent_token_hash: restic_manager::auth::hash_token(name),
-                enrolled_at: now,
-                updated_at: now,
-            },
+            &models::NewHost::new(
+                store::new_id(),
+                name,
+                restic_manager::auth::hash_token(name),
+                now,
+            ),
         )
         .unwrap();
         hosts.push(host.id);

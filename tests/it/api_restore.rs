@@ -204,10 +204,17 @@ async fn cross_host_restore_carries_the_source_repository() {
     assert_eq!(repository.repo_url.as_deref(), Some("/srv/source-repo"));
     assert_eq!(repository.repo_password.as_deref(), Some(password));
     let id = run.job_id.clone();
-    let row = db(&app, move |conn| {
-        store::jobs::get(conn, &id).unwrap().unwrap()
+    let (row, stored) = db(&app, move |conn| {
+        use diesel::prelude::*;
+        let stored: Option<String> = store::schema::jobs::table
+            .find(&id)
+            .select(store::schema::jobs::params)
+            .get_result(conn)
+            .unwrap();
+        (store::jobs::get(conn, &id).unwrap().unwrap(), stored)
     })
     .await;
-    assert!(!row.params.unwrap().contains(password));
+    assert!(row.params.unwrap().repository.is_none());
+    assert!(!stored.unwrap().contains(password));
     agent.close().await;
 }

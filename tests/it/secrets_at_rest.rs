@@ -19,21 +19,7 @@ fn sealed_repository_password_is_not_in_the_database_file() {
     let now = store::now_ms();
     let host = hosts::insert(
         &mut conn,
-        &models::NewHost {
-            id: store::new_id().into(),
-            hostname: "web-01".into(),
-            display_name: None,
-            labels: Default::default(),
-            os: "linux".into(),
-            arch: "amd64".into(),
-            agent_version: None,
-            restic_version: None,
-            boot_time: None,
-            capabilities: Vec::new(),
-            agent_token_hash: "0".repeat(64),
-            enrolled_at: now,
-            updated_at: now,
-        },
+        &models::NewHost::new(store::new_id(), "web-01", "0".repeat(64), now),
     )
     .unwrap();
     let repo_id = store::new_id();

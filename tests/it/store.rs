@@ -121,21 +121,12 @@ fn add_user(c: &mut DbConnection, username: &str, role: Role) -> User {
 }
 
 fn new_host(hostname: &str) -> NewHost {
-    NewHost {
-        id: store::new_id().into(),
-        hostname: hostname.to_owned(),
-        display_name: None,
-        labels: Default::default(),
-        os: "linux".to_owned(),
-        arch: "amd64".to_owned(),
-        agent_version: None,
-        restic_version: None,
-        boot_time: None,
-        capabilities: Vec::new(),
-        agent_token_hash: format!("agent-{}", store::new_id()),
-        enrolled_at: NOW,
-        updated_at: NOW,
-    }
+    NewHost::new(
+        store::new_id(),
+        hostname,
+        format!("agent-{}", store::new_id()),
+        NOW,
+    )
 }
 
 pub(crate) fn add_host(c: &mut DbConnection, hostname: &str) -> Host {

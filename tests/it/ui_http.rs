@@ -625,19 +625,9 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                 store::hosts::insert(
                     c,
                     &NewHost {
-                        id: id.clone().into(),
-                        hostname: seed.hostname,
                         display_name: seed.display_name,
-                        labels: Default::default(),
-                        os: "linux".into(),
                         arch: "x86_64".into(),
-                        agent_version: None,
-                        restic_version: None,
-                        boot_time: None,
-                        capabilities: Vec::new(),
-                        agent_token_hash: format!("seed-{id}"),
-                        enrolled_at: now,
-                        updated_at: now,
+                        ..NewHost::new(id.clone(), seed.hostname, format!("seed-{id}"), now)
                     },
                 )?;
                 if seed.online {

@@ -17,14 +17,14 @@
 //! So the server holds at most [`DOWNLOAD_WINDOW`] × 64 KiB (2 MiB) of
 //! data per download, however slow the client.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use actix::prelude::*;
 use actix_web::web::Bytes;
 use actix_web_actors::ws;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
+use super::requests::{InFlight, Reply, Waiting};
 use super::{HostSession, Phase};
 use crate::protocol::{self, DownloadErrorCode};
 
@@ -75,7 +75,7 @@ pub struct StartDownload {
     /// Capacity [`DOWNLOAD_WINDOW`].
     pub sink: mpsc::Sender<Bytes>,
     pub end: DownloadEnd,
-    pub ready: oneshot::Sender<ReadyReply>,
+    pub ready: Reply<ReadyReply>,
 }
 
 /// The HTTP client took `chunks` data frames: the agent may send as many.
@@ -98,19 +98,23 @@ struct Relay {
     sink: mpsc::Sender<Bytes>,
     end: DownloadEnd,
     /// Until `download.ready` (or the end) answers it.
-    ready: Option<oneshot::Sender<ReadyReply>>,
+    ready: Option<Reply<ReadyReply>>,
     bytes: u64,
     limit: u64,
 }
 
+/// A download ends explicitly ([`CancelDownload`], `download.end`, the
+/// session's end), never by being forgotten: the agent must be told.
+impl Waiting for Relay {}
+
 /// The session's downloads by id.
 #[derive(Default)]
-pub struct Relays(HashMap<String, Relay>);
+pub struct Relays(InFlight<Relay>);
 
 impl Relays {
     /// Ends every download: the agent's connection is gone.
     pub fn agent_gone(&mut self) {
-        for (_, relay) in self.0.drain() {
+        for relay in self.0.drain() {
             if let Some(ready) = relay.ready {
                 // Err: the HTTP side stopped waiting; nothing to tell.
                 let _ = ready.send(Err(StartRefused::Offline));
@@ -238,23 +242,30 @@ impl Handler<StartDownload> for HostSession {
             let _ = msg.ready.send(Err(StartRefused::Offline));
             return;
         }
+        let relay = Relay {
+            sink: msg.sink,
+            end: msg.end,
+            ready: Some(msg.ready),
+            bytes: 0,
+            limit: msg.limit,
+        };
+        if let Err(relay) = self.relays.0.insert(msg.download_id.clone(), relay) {
+            // Not with today's unbounded relays; answered all the same.
+            if let Some(ready) = relay.ready {
+                let _ = ready.send(Err(StartRefused::Agent {
+                    code: DownloadErrorCode::Failed,
+                    error: "too many downloads in flight on this host".to_owned(),
+                }));
+            }
+            return;
+        }
         self.send(
             ctx,
             protocol::DownloadStart {
-                download_id: msg.download_id.clone(),
+                download_id: msg.download_id,
                 snapshot_id: msg.snapshot_id,
                 path: msg.path,
                 window: DOWNLOAD_WINDOW,
-            },
-        );
-        self.relays.0.insert(
-            msg.download_id,
-            Relay {
-                sink: msg.sink,
-                end: msg.end,
-                ready: Some(msg.ready),
-                bytes: 0,
-                limit: msg.limit,
             },
         );
     }
@@ -264,7 +275,7 @@ impl Handler<GrantCredit> for HostSession {
     type Result = ();
 
     fn handle(&mut self, msg: GrantCredit, ctx: &mut Self::Context) {
-        if self.relays.0.contains_key(&msg.download_id) {
+        if self.relays.0.contains(&msg.download_id) {
             self.send(
                 ctx,
                 protocol::DownloadCredit {

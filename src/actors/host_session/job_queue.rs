@@ -63,21 +63,14 @@ pub fn command_run(job: &Job) -> protocol::CommandRun {
 }
 
 /// A restore job's stored parameters (`jobs.params`, a [`RestoreSpec`]
-/// without repository settings, which are added when the job is sent);
-/// ones that do not parse are logged and left out, and the agent refuses
-/// the job.
+/// without repository settings, which are added when the job is sent).
 ///
 /// [`RestoreSpec`]: protocol::RestoreSpec
 fn restore_spec(job: &Job) -> Option<Box<protocol::RestoreSpec>> {
     if job.kind != protocol::JobKind::Restore {
         return None;
     }
-    let text = job.params.as_deref()?;
-    serde_json::from_str(text)
-        .map_err(
-            |e| tracing::warn!(error = %e, id = %job.id, "stored restore parameters do not parse"),
-        )
-        .ok()
+    job.params.clone().map(Box::new)
 }
 
 /// A `catalog` job in flight: asked to yield or not yet.

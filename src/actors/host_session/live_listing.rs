@@ -8,13 +8,12 @@
 //! [`MAX_LIVE_ENTRIES`] entries per listing. A requester that gave up
 //! (its channel closed after the API's deadline) is forgotten at the next
 //! frame of its listing; a session that ends drops every channel, which
-//! the requester sees as the host going offline.
-
-use std::collections::HashMap;
+//! the requester sees as the host going offline. The plumbing (requests
+//! by id, waiting with a deadline) is [`super::requests`].
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 
+use super::requests::{InFlight, Reply, Waiting};
 use super::{HostSession, Phase};
 use crate::protocol::{self, CatalogEntry, CatalogListing};
 
@@ -43,36 +42,41 @@ pub enum ListingError {
 }
 
 /// Where a listing's answer goes.
-pub type ListingReply = oneshot::Sender<Result<Vec<CatalogEntry>, ListingError>>;
+pub type ListingReply = Reply<Result<Vec<CatalogEntry>, ListingError>>;
 
 struct Pending {
     reply: ListingReply,
     entries: Vec<CatalogEntry>,
 }
 
+impl Waiting for Pending {
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
 /// The session's listings in flight, by request id.
-#[derive(Default)]
-pub struct PendingListings {
-    pending: HashMap<String, Pending>,
+pub struct PendingListings(InFlight<Pending>);
+
+impl Default for PendingListings {
+    fn default() -> Self {
+        Self(InFlight::with_limit(MAX_PENDING_LISTINGS))
+    }
 }
 
 impl PendingListings {
     /// Registers a listing; returns its request id, or gives the reply
     /// back with the error when too many are in flight.
     pub fn start(&mut self, reply: ListingReply) -> Result<String, (ListingReply, ListingError)> {
-        self.pending.retain(|_, p| !p.reply.is_closed());
-        if self.pending.len() >= MAX_PENDING_LISTINGS {
-            return Err((reply, ListingError::Busy));
-        }
         let request_id = protocol::new_message_id();
-        self.pending.insert(
-            request_id.clone(),
-            Pending {
-                reply,
-                entries: Vec::new(),
-            },
-        );
-        Ok(request_id)
+        let pending = Pending {
+            reply,
+            entries: Vec::new(),
+        };
+        match self.0.insert(request_id.clone(), pending) {
+            Ok(()) => Ok(request_id),
+            Err(pending) => Err((pending.reply, ListingError::Busy)),
+        }
     }
 
     /// One `catalog.listing` frame: gathered, and answered when done (or
@@ -85,13 +89,9 @@ impl PendingListings {
             done,
             error,
         } = listing;
-        let Some(pending) = self.pending.get_mut(&request_id) else {
+        let Some(pending) = self.0.get_mut(&request_id) else {
             return;
         };
-        if pending.reply.is_closed() {
-            self.pending.remove(&request_id);
-            return;
-        }
         let outcome = if let Some(error) = error {
             Some(Err(ListingError::Agent(error)))
         } else if pending.entries.len() + entries.len() > MAX_LIVE_ENTRIES {
@@ -101,7 +101,7 @@ impl PendingListings {
             done.then(|| Ok(std::mem::take(&mut pending.entries)))
         };
         if let Some(outcome) = outcome {
-            if let Some(pending) = self.pending.remove(&request_id) {
+            if let Some(pending) = self.0.remove(&request_id) {
                 // The requester may have given up just now; nothing to do.
                 let _ = pending.reply.send(outcome);
             }
@@ -110,12 +110,12 @@ impl PendingListings {
 
     /// Listings in flight.
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.0.len()
     }
 
     /// Whether none is in flight.
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.0.is_empty()
     }
 }
 
@@ -160,6 +160,8 @@ impl Handler<ListDirectory> for HostSession {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::oneshot;
+
     use super::*;
 
     fn entry(path: &str) -> CatalogEntry {

@@ -9,21 +9,7 @@ use crate::store::models::{NewHost, NewJob, NewSourceGroup};
 use crate::store::{schedule_versions, source_groups, JobKind, JobStatus, JobTrigger};
 
 fn host(id: &str, now: i64) -> NewHost {
-    NewHost {
-        id: id.into(),
-        hostname: id.to_owned(),
-        display_name: None,
-        labels: Default::default(),
-        os: "linux".into(),
-        arch: "amd64".into(),
-        agent_version: None,
-        restic_version: None,
-        boot_time: None,
-        capabilities: Vec::new(),
-        agent_token_hash: format!("hash-{id}"),
-        enrolled_at: now,
-        updated_at: now,
-    }
+    NewHost::new(id, id, format!("hash-{id}"), now)
 }
 
 fn line(job_id: &str, seq: u64) -> protocol::LogStream {

@@ -16,11 +16,10 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use super::table::Endpoint;
 use super::{PageQuery, DEFAULT_LIMIT};
-use crate::actors::host_session::{ListDirectory, ListingError};
+use crate::actors::host_session::{ask, AskError, ListDirectory, ListingError};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
@@ -247,47 +246,34 @@ async fn list_live(
     snapshot_id: &str,
     dir: &str,
 ) -> Result<Vec<CatalogEntry>, ApiError> {
-    let offline = || {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "host_offline",
-            format!("host {host_id} is not connected, and this snapshot is not catalogued yet"),
-        )
-    };
+    let offline =
+        || ApiError::host_offline(host_id, "listing a snapshot that is not catalogued yet");
     let session = state.actors.sessions.get(host_id).ok_or_else(offline)?;
-    let (reply, answer) = oneshot::channel();
-    session
-        .send(ListDirectory {
-            snapshot_id: snapshot_id.to_owned(),
-            path: dir.to_owned(),
-            reply,
-        })
-        .await
-        .map_err(|_| offline())?;
     let timeout = state.config.live_list_timeout;
-    match tokio::time::timeout(timeout, answer).await {
-        Err(_) => Err(ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "agent_timeout",
-            format!(
-                "the agent of host {host_id} did not list {dir} within {} s; try again, or wait for the snapshot to be catalogued",
-                timeout.as_secs()
-            ),
-        )),
-        // The session ended before answering.
-        Ok(Err(_)) | Ok(Ok(Err(ListingError::Offline))) => Err(offline()),
-        Ok(Ok(Err(ListingError::Busy))) => Err(ApiError::unavailable(ListingError::Busy.to_string())),
-        Ok(Ok(Err(error @ ListingError::TooLarge))) => Err(ApiError::new(
+    let answer = ask(&session, timeout, |reply| ListDirectory {
+        snapshot_id: snapshot_id.to_owned(),
+        path: dir.to_owned(),
+        reply,
+    })
+    .await;
+    match answer {
+        Err(AskError::Timeout) => Err(ApiError::agent_timeout(format!(
+            "the agent of host {host_id} did not list {dir} within {} s; try again, or wait for the snapshot to be catalogued",
+            timeout.as_secs()
+        ))),
+        Err(AskError::Offline) | Ok(Err(ListingError::Offline)) => Err(offline()),
+        Ok(Err(ListingError::Busy)) => Err(ApiError::unavailable(ListingError::Busy.to_string())),
+        Ok(Err(error @ ListingError::TooLarge)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "folder_too_large",
             error.to_string(),
         )),
-        Ok(Ok(Err(ListingError::Agent(message)))) => Err(ApiError::new(
+        Ok(Err(ListingError::Agent(message))) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "agent_error",
             format!("the agent could not list {dir}: {message}"),
         )),
-        Ok(Ok(Ok(entries))) => Ok(entries),
+        Ok(Ok(entries)) => Ok(entries),
     }
 }
 

@@ -36,13 +36,13 @@ use actix_web::HttpResponse;
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::audit_as;
 use super::table::Endpoint;
 use crate::actors::host_session::{
-    CancelDownload, DownloadEnd, DownloadOutcome, GrantCredit, HostSession, StartDownload,
-    StartRefused, DOWNLOAD_WINDOW,
+    ask, AskError, CancelDownload, DownloadEnd, DownloadOutcome, GrantCredit, HostSession,
+    StartDownload, StartRefused, DOWNLOAD_WINDOW,
 };
 use crate::actors::persistence::{Persistence, RunWrite};
 use crate::auth::Role;
@@ -50,16 +50,12 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::live_host;
 use crate::http::AppState;
-use crate::protocol::{DownloadErrorCode, DownloadType};
+use crate::protocol::{self, DownloadErrorCode, DownloadType};
 use crate::store;
 
 /// Longest wait for the agent's first answer (`restic ls` and the start of
 /// `restic dump` load the repository index first).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The `hello.capabilities` entry of an agent that answers `download.start`
-/// (an older one would leave the request waiting for [`READY_TIMEOUT`]).
-pub const DOWNLOAD_CAPABILITY: &str = "download";
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -177,15 +173,6 @@ fn disposition(path: &str, kind: DownloadType, short_id: &str) -> ContentDisposi
     }
 }
 
-/// 409 `host_offline`.
-fn host_offline(host_id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "host_offline",
-        format!("host {host_id} is offline: a download needs its agent connected"),
-    )
-}
-
 /// Who asked for a download and what, for its audit rows.
 #[derive(Clone)]
 struct AuditInfo {
@@ -238,10 +225,7 @@ async fn download(
     let path = download_path(query.path.as_deref())?;
     let (host, wanted) = (host_id.clone(), snapshot.clone());
     let (snapshot, capable) = with_conn(&state.pool, move |conn| {
-        let capable = live_host(conn, &host)?
-            .capabilities
-            .iter()
-            .any(|c| c == DOWNLOAD_CAPABILITY);
+        let capable = live_host(conn, &host)?.has_capability(protocol::CAPABILITY_DOWNLOAD);
         let snapshot = store::snapshots::find_for_host(conn, &host, &wanted)?
             .ok_or_else(|| ApiError::not_found(&format!("snapshot {wanted} of host {host}")))?;
         Ok((snapshot, capable))
@@ -251,7 +235,7 @@ async fn download(
         .actors
         .sessions
         .get(&host_id)
-        .ok_or_else(|| host_offline(&host_id))?;
+        .ok_or_else(|| ApiError::host_offline(&host_id, "a download"))?;
     if !capable {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -294,27 +278,23 @@ async fn download(
 
     let (sink, chunks) = mpsc::channel(DOWNLOAD_WINDOW as usize);
     let end = DownloadEnd::default();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let start = StartDownload {
+    let answer = ask(&session, READY_TIMEOUT, |ready| StartDownload {
         download_id: download_id.clone(),
         snapshot_id: snapshot.snapshot_id.clone(),
         path: path.clone(),
         limit: state.actors.config.max_download_bytes,
         sink,
         end: end.clone(),
-        ready: ready_tx,
-    };
-    if session.send(start).await.is_err() {
-        audit.end("refused", 0, Some("host offline"));
-        return Err(host_offline(&host_id));
-    }
+        ready,
+    })
+    .await;
     let refused = |audit: &AuditInfo, error: ApiError| {
         audit.end("refused", 0, Some(&error.message));
         Err(error)
     };
-    let ready = match tokio::time::timeout(READY_TIMEOUT, ready_rx).await {
-        Ok(Ok(Ok(ready))) => ready,
-        Ok(Ok(Err(StartRefused::Agent { code, error }))) => {
+    let ready = match answer {
+        Ok(Ok(ready)) => ready,
+        Ok(Err(StartRefused::Agent { code, error })) => {
             let error = match code {
                 DownloadErrorCode::NotFound => {
                     ApiError::new(StatusCode::NOT_FOUND, "not_found", error)
@@ -328,21 +308,17 @@ async fn download(
             };
             return refused(&audit, error);
         }
-        Ok(Ok(Err(StartRefused::Offline)) | Err(_)) => {
-            return refused(&audit, host_offline(&host_id));
+        Ok(Err(StartRefused::Offline)) | Err(AskError::Offline) => {
+            return refused(&audit, ApiError::host_offline(&host_id, "a download"));
         }
-        Err(_elapsed) => {
+        Err(AskError::Timeout) => {
             session.do_send(CancelDownload {
                 download_id: download_id.clone(),
             });
-            let error = ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "agent_timeout",
-                format!(
-                    "the agent did not start the download within {} s",
-                    READY_TIMEOUT.as_secs()
-                ),
-            );
+            let error = ApiError::agent_timeout(format!(
+                "the agent did not start the download within {} s",
+                READY_TIMEOUT.as_secs()
+            ));
             return refused(&audit, error);
         }
     };

@@ -137,7 +137,7 @@ pub(super) struct JobDto {
     /// The kind's own parameters (restore: paths, target, overwrite,
     /// verify, source_host_id).
     #[schema(value_type = Option<Object>)]
-    params: Option<Value>,
+    params: Option<protocol::RestoreSpec>,
 }
 
 impl JobDto {
@@ -148,7 +148,7 @@ impl JobDto {
             retention_policy: j.retention_policy,
             progress: j.progress,
             stats: j.stats,
-            params: stored_params(&j.id, j.params.as_deref()),
+            params: j.params,
             snapshot_id: j.snapshot_id,
             id: j.id.into(),
             host_id: j.host_id.into(),
@@ -173,15 +173,6 @@ impl JobDto {
             last_log_seq: j.last_log_seq,
         }
     }
-}
-
-/// `jobs.params` as JSON; text that does not parse (never written so) is
-/// logged and shown as absent rather than failing the whole answer.
-fn stored_params(id: &str, text: Option<&str>) -> Option<Value> {
-    let text = text?;
-    serde_json::from_str(text)
-        .map_err(|e| tracing::warn!(job_id = id, error = %e, "stored job params do not parse"))
-        .ok()
 }
 
 /// `POST /hosts/{id}/jobs` body.

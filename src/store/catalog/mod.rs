@@ -34,6 +34,7 @@
 
 use diesel::prelude::*;
 
+use super::json::Json;
 use super::DbConnection;
 pub use crate::protocol::dir_key;
 
@@ -208,15 +209,13 @@ fn insert_row(
         + 1;
     // The snapshot's time and group, from the host's last report (a
     // snapshot not listed there is still catalogued, timeless).
-    let listed: Option<(i64, String)> = snapshots::table
+    let listed: Option<(i64, Json<Vec<String>>)> = snapshots::table
         .filter(snapshots::host_id.eq(host_id))
         .filter(snapshots::snapshot_id.eq(snapshot_id))
         .select((snapshots::time, snapshots::tags))
         .first(conn)
         .optional()?;
-    let (snapshot_time, tags) = listed.unwrap_or((0, "[]".to_owned()));
-    // A tag list that does not parse leaves the snapshot without a group.
-    let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+    let (snapshot_time, Json(tags)) = listed.unwrap_or_default();
     let source_group = lifecycle::group_of(&tags);
     diesel::insert_into(catalog_snapshots::table)
         .values((

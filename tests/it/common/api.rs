@@ -31,19 +31,14 @@ pub async fn create_host(app: &TestApp, hostname: &str) -> String {
         store::hosts::insert(
             conn,
             &models::NewHost {
-                id: store::new_id().into(),
-                hostname,
-                display_name: None,
-                labels: Default::default(),
-                os: "linux".into(),
-                arch: "amd64".into(),
                 agent_version: Some("0.1.0".into()),
                 restic_version: Some("0.17.3".into()),
-                boot_time: None,
-                capabilities: Vec::new(),
-                agent_token_hash: restic_manager::auth::hash_token(&store::new_id()),
-                enrolled_at: now,
-                updated_at: now,
+                ..models::NewHost::new(
+                    store::new_id(),
+                    hostname,
+                    restic_manager::auth::hash_token(&store::new_id()),
+                    now,
+                )
             },
         )
         .unwrap()
