@@ -19,7 +19,7 @@ use super::{encode_query_value, format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
-use crate::protocol::{JobProgress, RestoreSpec};
+use crate::protocol::JobProgress;
 use crate::store::models::{Job, JobLog};
 use crate::store::{self, JobKind, JobStatus, LogStream};
 
@@ -227,10 +227,7 @@ fn render(
 /// reads, linked to its page on the host whose repository holds it).
 fn restore_facts(job: &Job) -> Markup {
     let spec = match job.kind {
-        JobKind::Restore => job
-            .params
-            .as_deref()
-            .and_then(|p| serde_json::from_str::<RestoreSpec>(p).ok()),
+        JobKind::Restore => job.params.as_ref(),
         _ => None,
     };
     let source = spec

@@ -36,7 +36,6 @@ use super::layout::{self, badge, Nav};
 use super::{encode_query_value, format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::api::catalog::{folder, parse_dir};
-use crate::http::api::downloads::DOWNLOAD_CAPABILITY;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::live_host;
 use crate::http::AppState;
@@ -236,7 +235,7 @@ pub(super) fn folder_url(
 fn download_blocker(host: &Host) -> Option<&'static str> {
     if !host.online {
         Some("The host is offline: downloads stream from its agent, so they work once it reconnects.")
-    } else if !host.capabilities.iter().any(|c| c == DOWNLOAD_CAPABILITY) {
+    } else if !host.has_capability(crate::protocol::CAPABILITY_DOWNLOAD) {
         Some("The host's agent is too old to stream downloads; update it.")
     } else {
         None
