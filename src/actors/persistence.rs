@@ -212,12 +212,24 @@ impl Persistence {
     /// Writes buffered lines, progress and schedule bookkeeping (and
     /// last-seen when due).
     fn flush(&mut self) {
+        let t = Instant::now();
         self.flush_logs();
+        turn_took("flush logs", t);
+        let t = Instant::now();
         self.flush_catalog();
+        turn_took("flush catalog", t);
+        let t = Instant::now();
         self.flush_progress();
+        turn_took("flush progress", t);
+        let t = Instant::now();
         self.flush_schedule_marks();
+        turn_took("flush schedule marks", t);
         if !self.touched.is_empty() && self.last_touch_write.elapsed() >= TOUCH_INTERVAL {
+            let t = Instant::now();
+            let n = self.touched.len();
             self.flush_touched();
+            tracing::debug!(hosts = n, ms = t.elapsed().as_secs_f64() * 1e3, "touch flush");
+            turn_took("flush touched", t);
         }
     }
 
@@ -230,10 +242,23 @@ impl Persistence {
         f: impl FnOnce(&mut store::DbConnection) -> diesel::QueryResult<T>,
     ) -> PersistResult<T> {
         self.flush();
+        let t = Instant::now();
         let result = self.conn().and_then(|mut c| Ok(f(&mut c)?));
+        turn_took(what, t);
         if let Err(e) = &result {
             tracing::error!(error = %e, host_id, job_id, "{what} failed");
         }
         result
     }
 }
+
+/// Logs (debug) a writer turn that took longer than [`SLOW_TURN`].
+pub(crate) fn turn_took(what: &str, started: Instant) {
+    let took = started.elapsed();
+    if took >= SLOW_TURN {
+        tracing::debug!(what, ms = took.as_secs_f64() * 1e3, "slow writer turn");
+    }
+}
+
+/// A writer turn longer than this is logged (debug).
+const SLOW_TURN: Duration = Duration::from_millis(10);
