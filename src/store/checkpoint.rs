@@ -16,9 +16,10 @@
 //!    (SQLite restarts it at the first write after a checkpoint that
 //!    copied *every* frame, and frames keep arriving while the thread
 //!    works), so once the WAL holds [`TAIL_FRAMES`] frames the thread
-//!    raises [`Checkpointer::tail_wanted`], and the writer, between two
-//!    of its own writes, runs [`checkpoint_tail`]: a passive checkpoint
-//!    of the few frames the thread could not copy, after which its next
+//!    catches up with a few more passes (each shorter than the one
+//!    before) and raises [`Checkpointer::tail_wanted`]; the writer, on
+//!    its next flush tick, runs [`checkpoint_tail`]: a passive checkpoint
+//!    of the few frames that arrived meanwhile, after which its next
 //!    write restarts the WAL from the beginning.
 //!
 //! Durability is unchanged: a commit is durable once it is in the WAL
@@ -40,8 +41,8 @@ use super::{DbConnection, Pool};
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// WAL frames (pages) from which the writer is asked to copy the last
-/// few itself so that the WAL starts over (32 MiB at 4 KiB pages).
-pub const TAIL_FRAMES: i64 = 8192;
+/// few itself so that the WAL starts over (128 MiB at 4 KiB pages).
+pub const TAIL_FRAMES: i64 = 32_768;
 
 /// What one passive checkpoint did: `PRAGMA wal_checkpoint`'s row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::QueryableByName)]
@@ -109,7 +110,7 @@ impl Checkpointer {
                     Err(RecvTimeoutError::Timeout) => false,
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
                 };
-                if !run_once(&pool, &wanted) || last {
+                if !run_once(&pool, &wanted, TAIL_FRAMES) || last {
                     break;
                 }
             })?;
@@ -138,31 +139,53 @@ impl Drop for Checkpointer {
 }
 
 /// One pass of the thread; false when there is nothing to do on this
-/// backend (PostgreSQL), which ends the thread.
-fn run_once(pool: &Pool, tail_wanted: &AtomicBool) -> bool {
+/// backend (PostgreSQL), which ends the thread. A WAL of `tail_frames`
+/// frames or more is caught up
+/// with further passes (each copies only what arrived during the one
+/// before, so they get shorter) before the writer is asked for the last
+/// few frames.
+fn run_once(pool: &Pool, tail_wanted: &AtomicBool, tail_frames: i64) -> bool {
     let started = Instant::now();
-    let outcome = pool
-        .get()
-        .map_err(|e| e.to_string())
-        .and_then(|mut conn| checkpoint_passive(&mut conn).map_err(|e| e.to_string()));
-    match outcome {
-        Ok(None) => false,
-        Ok(Some(outcome)) => {
-            if i64::from(outcome.log) >= TAIL_FRAMES {
-                tail_wanted.store(true, Ordering::Release);
-            }
-            tracing::trace!(
-                ?outcome,
-                ms = started.elapsed().as_secs_f64() * 1e3,
-                "WAL checkpointed"
-            );
-            true
-        }
+    let mut outcome = match pass(pool) {
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => return false,
         Err(e) => {
             tracing::warn!(error = %e, "checkpointing the WAL failed; trying again");
-            true
+            return true;
         }
+    };
+    if i64::from(outcome.log) >= tail_frames {
+        for _ in 0..CATCH_UP_PASSES {
+            let before = outcome.log;
+            match pass(pool) {
+                Ok(Some(next)) => outcome = next,
+                Ok(None) | Err(_) => break,
+            }
+            if i64::from(outcome.log - before) <= SMALL_TAIL_FRAMES {
+                break;
+            }
+        }
+        tail_wanted.store(true, Ordering::Release);
     }
+    tracing::trace!(
+        ?outcome,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "WAL checkpointed"
+    );
+    true
+}
+
+/// Passes after the first that catch a long WAL up.
+const CATCH_UP_PASSES: usize = 4;
+
+/// Frames arrived during a catch-up pass below which the writer can copy
+/// the rest in a few milliseconds.
+const SMALL_TAIL_FRAMES: i64 = 256;
+
+/// One passive checkpoint on a pooled connection.
+fn pass(pool: &Pool) -> Result<Option<CheckpointOutcome>, String> {
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    checkpoint_passive(&mut conn).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -209,7 +232,7 @@ mod tests {
         assert_eq!(again.log, again.checkpointed);
     }
 
-    /// A long WAL asks the writer for its tail; after the writer's tail
+    /// A long WAL (here: 200 frames) asks the writer for its tail; after the writer's tail
     /// checkpoint the next write starts the WAL over.
     #[test]
     fn a_long_wal_starts_over_after_the_writers_tail() {
@@ -220,11 +243,11 @@ mod tests {
         let wanted = AtomicBool::new(false);
         // A small WAL: no request.
         write_rows(&mut conn, 10);
-        assert!(run_once(&pool, &wanted));
+        assert!(run_once(&pool, &wanted, 200));
         assert!(!wanted.load(Ordering::Acquire));
-        // Over TAIL_FRAMES (1 KiB rows, 4 KiB pages): the writer is asked.
-        write_rows(&mut conn, TAIL_FRAMES as usize * 4 + 100);
-        assert!(run_once(&pool, &wanted));
+        // Over 200 frames (1 KiB rows, 4 KiB pages): the writer is asked.
+        write_rows(&mut conn, 1000);
+        assert!(run_once(&pool, &wanted, 200));
         assert!(wanted.load(Ordering::Acquire));
         checkpoint_tail(&mut conn, &wanted);
         assert!(!wanted.load(Ordering::Acquire));

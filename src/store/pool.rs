@@ -40,9 +40,13 @@ const SQLITE_BUSY_TIMEOUT_MS: u32 = 5000;
 /// 256 MiB of WAL.
 const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 65_536;
 
-/// A WAL file larger than this is truncated back to it after a
-/// checkpoint, so one burst does not leave a huge file behind.
-const SQLITE_JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+/// A WAL file larger than this is truncated back to it when the WAL
+/// starts over, so one burst does not leave a huge file behind. The
+/// truncation runs in the write that starts the WAL over: at 64 MiB, a
+/// 160 MiB WAL made that write take 120 ms (BENCHMARKS.md, "dispatch"),
+/// so the limit sits above the WAL the checkpoint thread lets grow
+/// (`store::checkpoint::TAIL_FRAMES`, 128 MiB, plus its catch-up).
+const SQLITE_JOURNAL_SIZE_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Why the store could not be opened or migrated. Every message is one line
 /// and names the database URL without its password.
