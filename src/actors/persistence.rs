@@ -52,6 +52,7 @@ use actix::prelude::*;
 use crate::metrics::Metrics;
 use crate::protocol;
 use crate::store::channel::HostLogLine;
+use crate::store::checkpoint::{checkpoint_tail, Checkpointer, CHECKPOINT_INTERVAL};
 use crate::store::{self, hosts, Pool};
 
 mod buffer;
@@ -147,12 +148,20 @@ pub struct Persistence {
     catalog_attempts: u32,
     /// `--catalog-keep`: catalogued snapshots per host and source group.
     catalog_keep: usize,
+    /// The WAL checkpoint thread (SQLite), started with the actor and
+    /// stopped (after a last checkpoint) when it is dropped.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl Actor for Persistence {
     type Context = SyncContext<Self>;
 
     fn started(&mut self, _ctx: &mut Self::Context) {
+        // Checkpoints off the writer's latency path (`store::checkpoint`).
+        match Checkpointer::start(self.pool.clone(), CHECKPOINT_INTERVAL) {
+            Ok(checkpointer) => self.checkpointer = Some(checkpointer),
+            Err(e) => tracing::error!(error = %e, "cannot start the WAL checkpoint thread"),
+        }
         // No session survives a restart: whatever was online is not.
         match self
             .conn()
@@ -166,6 +175,8 @@ impl Actor for Persistence {
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         self.flush();
+        // Stops the thread after its last checkpoint.
+        self.checkpointer = None;
         Running::Stop
     }
 }
@@ -200,6 +211,7 @@ impl Persistence {
             catalog_buffered: 0,
             catalog_attempts: 0,
             catalog_keep: crate::store::catalog::DEFAULT_KEEP,
+            checkpointer: None,
         })
     }
 
@@ -212,13 +224,50 @@ impl Persistence {
     /// Writes buffered lines, progress and schedule bookkeeping (and
     /// last-seen when due).
     fn flush(&mut self) {
+        let t = Instant::now();
         self.flush_logs();
+        turn_took("flush logs", t);
+        let t = Instant::now();
         self.flush_catalog();
+        turn_took("flush catalog", t);
+        let t = Instant::now();
         self.flush_progress();
+        turn_took("flush progress", t);
+        let t = Instant::now();
         self.flush_schedule_marks();
+        turn_took("flush schedule marks", t);
         if !self.touched.is_empty() && self.last_touch_write.elapsed() >= TOUCH_INTERVAL {
+            let t = Instant::now();
+            let n = self.touched.len();
             self.flush_touched();
+            tracing::debug!(
+                hosts = n,
+                ms = t.elapsed().as_secs_f64() * 1e3,
+                "touch flush"
+            );
+            turn_took("flush touched", t);
         }
+    }
+
+    /// Copies the WAL's last frames when the checkpoint thread asks
+    /// (`store::checkpoint`); on the [`Flush`] tick only, so that no
+    /// agent's or operator's write waits for it.
+    fn checkpoint_tail_if_wanted(&mut self) {
+        let Some(checkpointer) = &self.checkpointer else {
+            return;
+        };
+        if !checkpointer
+            .tail_wanted()
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
+        let t = Instant::now();
+        match self.conn() {
+            Ok(mut c) => checkpoint_tail(&mut c, checkpointer.tail_wanted()),
+            Err(e) => tracing::warn!(error = %e, "cannot checkpoint the WAL's tail"),
+        }
+        turn_took("WAL tail checkpoint", t);
     }
 
     /// Flushes, then runs one low-rate write with a pooled connection.
@@ -230,10 +279,23 @@ impl Persistence {
         f: impl FnOnce(&mut store::DbConnection) -> diesel::QueryResult<T>,
     ) -> PersistResult<T> {
         self.flush();
+        let t = Instant::now();
         let result = self.conn().and_then(|mut c| Ok(f(&mut c)?));
+        turn_took(what, t);
         if let Err(e) = &result {
             tracing::error!(error = %e, host_id, job_id, "{what} failed");
         }
         result
     }
 }
+
+/// Logs (debug) a writer turn that took longer than [`SLOW_TURN`].
+pub(crate) fn turn_took(what: &str, started: Instant) {
+    let took = started.elapsed();
+    if took >= SLOW_TURN {
+        tracing::debug!(what, ms = took.as_secs_f64() * 1e3, "slow writer turn");
+    }
+}
+
+/// A writer turn longer than this is logged (debug).
+const SLOW_TURN: Duration = Duration::from_millis(10);

@@ -141,6 +141,20 @@ pub fn count_after(conn: &mut DbConnection, job_id: &str, after_seq: i64) -> Que
         .get_result(conn)
 }
 
+/// The `total` of a page of [`list_after`] without counting the rows
+/// (a count walks every line after `after_seq`: 270 ms for a 1M-line log
+/// on PostgreSQL). A page shorter than `limit` reached the end, so its
+/// length is the total; otherwise the lines from the page's first seq
+/// up to the job's `last_log_seq` are counted by their seqs, which an
+/// agent numbers one by one from 1 (lines it lost would be counted).
+pub fn page_total(page: &[JobLog], limit: i64, last_log_seq: i64) -> i64 {
+    let len = page.len() as i64;
+    match page.first() {
+        Some(first) if len >= limit => (last_log_seq - first.seq + 1).max(len),
+        _ => len,
+    }
+}
+
 /// What one [`prune_batch`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PruneOutcome {
@@ -233,6 +247,29 @@ mod tests {
     use crate::store::{connect, hosts, jobs as job_store, JobKind, JobStatus, JobTrigger};
 
     const DAY: i64 = 86_400_000;
+
+    fn lines(seqs: std::ops::RangeInclusive<i64>) -> Vec<JobLog> {
+        seqs.map(|seq| JobLog {
+            job_id: "j".to_owned().into(),
+            seq,
+            ts: 0,
+            stream: LogStream::Stdout,
+            payload: String::new(),
+        })
+        .collect()
+    }
+
+    /// A short page is its own total; a full one counts up to the job's
+    /// last seq from its first line (a pruned start is not counted).
+    #[test]
+    fn page_total_without_counting() {
+        assert_eq!(page_total(&[], 10, 0), 0);
+        assert_eq!(page_total(&[], 10, 500), 0, "every line pruned");
+        assert_eq!(page_total(&lines(21..=25), 10, 25), 5);
+        assert_eq!(page_total(&lines(1..=5), 5, 12), 12);
+        assert_eq!(page_total(&lines(11..=11), 1, 12), 2);
+        assert_eq!(page_total(&lines(401..=410), 10, 1000), 600);
+    }
 
     /// A job on `host` finished at `at` with `lines` log lines.
     fn job_with_log(conn: &mut DbConnection, host: &str, at: i64, lines: i64) -> String {

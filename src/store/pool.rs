@@ -31,17 +31,22 @@ pub type PooledConn = r2d2::PooledConnection<DbManager>;
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5000;
 
 /// WAL pages after which a commit checkpoints the WAL into the database
-/// (SQLite's default is 1000, about 4 MiB). Each checkpoint fsyncs the
-/// WAL and the database file, inline in the committing writer; at the
-/// default, log ingestion spent most of its time in those fsyncs
-/// (BENCHMARKS.md: raw batched inserts 106k lines/s at 1000 pages, 162k
-/// at 4096, 195k at 8192, no better at 16384). 8192 pages is 32 MiB of
-/// WAL between checkpoints.
-const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 8192;
+/// itself (SQLite's default is 1000, about 4 MiB). Each such checkpoint
+/// fsyncs the WAL and the database file inline in the committing writer:
+/// at 8,192 pages that stalled a write for 110–260 ms about every second
+/// under 200 run-nows/s. The server checkpoints on a thread of its own
+/// instead (`store::checkpoint`), so this is only the safety net of a
+/// process without it (admin commands, bulk seeding): 65,536 pages is
+/// 256 MiB of WAL.
+const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 65_536;
 
-/// A WAL file larger than this is truncated back to it after a
-/// checkpoint, so one burst does not leave a huge file behind.
-const SQLITE_JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+/// A WAL file larger than this is truncated back to it when the WAL
+/// starts over, so one burst does not leave a huge file behind. The
+/// truncation runs in the write that starts the WAL over: at 64 MiB, a
+/// 160 MiB WAL made that write take 120 ms (BENCHMARKS.md, "dispatch"),
+/// so the limit sits above the WAL the checkpoint thread lets grow
+/// (`store::checkpoint::TAIL_FRAMES`, 128 MiB, plus its catch-up).
+const SQLITE_JOURNAL_SIZE_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Why the store could not be opened or migrated. Every message is one line
 /// and names the database URL without its password.
@@ -456,8 +461,9 @@ mod tests {
         );
     }
 
-    /// Every pooled SQLite connection checkpoints the WAL every
-    /// [`SQLITE_WAL_AUTOCHECKPOINT_PAGES`] pages, not SQLite's 1000.
+    /// Every pooled SQLite connection checkpoints the WAL by itself only
+    /// after [`SQLITE_WAL_AUTOCHECKPOINT_PAGES`] pages, not SQLite's 1000
+    /// (the server's checkpoints run on `store::checkpoint`'s thread).
     #[test]
     fn sqlite_connections_checkpoint_less_often() {
         use diesel::sql_types::Integer;

@@ -222,6 +222,7 @@ impl Handler<Flush> for Persistence {
 
     fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) {
         self.flush();
+        self.checkpoint_tail_if_wanted();
     }
 }
 

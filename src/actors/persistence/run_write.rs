@@ -50,7 +50,9 @@ where
             tracing::error!(error = %e, "{} failed", msg.what);
             E::from(e)
         })?;
+        let t = std::time::Instant::now();
         let result = store::write_transaction(&mut conn, msg.f);
+        super::turn_took(msg.what, t);
         if let Err(e) = &result {
             tracing::debug!(error = %e, "{} was refused or failed", msg.what);
         }

@@ -409,9 +409,9 @@ async fn logs(
     }
     .resolve(DEFAULT_LOG_LIMIT, store::job_logs::MAX_LOG_PAGE)?;
     let (lines, total) = with_conn(&state.pool, move |conn| {
-        load_job(conn, &id)?;
+        let job = load_job(conn, &id)?;
         let lines = store::job_logs::list_after(conn, &id, after_seq, limit)?;
-        let total = store::job_logs::count_after(conn, &id, after_seq)?;
+        let total = store::job_logs::page_total(&lines, limit, job.last_log_seq);
         Ok((lines, total))
     })
     .await?;
