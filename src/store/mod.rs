@@ -56,6 +56,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod catalog;
 pub mod channel;
+pub mod drills;
 pub mod enrollment;
 pub mod hosts;
 pub mod job_logs;

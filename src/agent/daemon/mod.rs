@@ -101,6 +101,7 @@ pub const CAPABILITIES: &[&str] = &[
     "active_job_ids",
     "cancel",
     "download",
+    "drill",
     "durable_outbox",
     "hooks",
     "local_cron",

@@ -141,8 +141,33 @@ impl ResticHost {
                 push_extra_args(&mut args, run)?;
                 args.extend(super::restore::restore_args(run, self.version.as_ref())?);
             }
+            JobKind::Drill => {
+                push_extra_args(&mut args, run)?;
+                args[0] = "restore".to_owned();
+                let target = self.drill_dir(&run.job_id)?;
+                let target = target.to_string_lossy();
+                args.extend(super::restore::drill_args(
+                    run,
+                    &target,
+                    self.version.as_ref(),
+                )?);
+            }
         }
         self.with_repo(args, repo)
+    }
+
+    /// The private folder a drill job restores into: `drills/<job id>`
+    /// beside the cache, inside the agent's state directory.
+    pub fn drill_dir(&self, job_id: &str) -> Result<PathBuf, BuildError> {
+        let safe = !job_id.is_empty()
+            && job_id.len() <= 64
+            && job_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !safe {
+            return Err(BuildError::BadPath(job_id.chars().take(100).collect()));
+        }
+        Ok(self.cache_dir.with_file_name("drills").join(job_id))
     }
 
     /// `restic ls --json --no-lock <snapshot> <dir>`: one folder, for a
@@ -263,7 +288,7 @@ fn allowed_flags(kind: JobKind) -> &'static [&'static str] {
         ],
         JobKind::Check => &["--read-data", "--read-data-subset=", "--with-cache"],
         JobKind::Unlock => &["--remove-all"],
-        JobKind::Restore | JobKind::Catalog => &[],
+        JobKind::Restore | JobKind::Catalog | JobKind::Drill => &[],
     }
 }
 
@@ -306,6 +331,7 @@ mod tests {
             retention_policy: None,
             snapshot_id: None,
             restore: None,
+            drill: None,
         }
     }
 
