@@ -12,6 +12,7 @@
 //! - [`events`]: `Events`, live fan-out to UI subscribers.
 //! - [`log_retention`]: prunes old job logs, a small batch per writer turn.
 //! - [`restore`]: the checks of a restore request and its audit detail.
+//! - [`drill`]: a restore drill's options and its sampled job.
 //!
 //! [`start`] builds them once (inside the actix system, outside
 //! `HttpServer::new`) and returns the cloneable [`Actors`]. Its methods
@@ -20,6 +21,7 @@
 //! pooled connection; writes go through [`persistence::Persistence`], a
 //! run-now in one transaction with its validation and its audit row.
 
+pub mod drill;
 pub mod events;
 pub mod followup;
 pub mod host_session;
@@ -145,6 +147,9 @@ pub struct NewJobRequest {
     /// A restore's parameters: required for `restore`, refused for the
     /// other kinds.
     pub restore: Option<restore::RestoreRequest>,
+    /// A drill's options (`drill_sample_files`, `drill_sample_bytes`);
+    /// refused (by the API) for the other kinds.
+    pub drill: Option<drill::DrillOptions>,
 }
 
 /// Whether a kind runs on one source group (backup its paths, forget with
@@ -181,6 +186,21 @@ fn run_now_job(
             )))
         }
         _ => {}
+    }
+    if kind == protocol::JobKind::Drill {
+        let host_id = &req.host_id;
+        match store::hosts::get(conn, host_id)? {
+            Some(host) if host.revoked_at.is_none() => {}
+            _ => return Err(ActorError::NotFound(format!("host {host_id}"))),
+        }
+        return drill::drill_job(
+            conn,
+            host_id,
+            req.source_group.as_deref(),
+            &req.drill.unwrap_or_default(),
+            JobTrigger::Manual,
+            now,
+        );
     }
     match (&req.source_group, needs_group(kind)) {
         (None, true) => {
@@ -342,6 +362,9 @@ impl Actors {
                 let job = store::jobs::insert(conn, &new)?;
                 let detail = match &req.restore {
                     Some(restore) => restore::audit_detail(&req.host_id, &job, restore),
+                    None if job.kind == protocol::JobKind::Drill => {
+                        drill::audit_detail(&req.host_id, &job)
+                    }
                     None => serde_json::json!({
                         "host_id": req.host_id,
                         "kind": req.kind,

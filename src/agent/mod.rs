@@ -33,6 +33,7 @@
 //! - [`hooks`]: pre/post hooks under the configured shell.
 //! - [`restic`]: restic arguments, credential environment, output parsers.
 //! - [`restore`]: restore jobs' source repositories (memory only) and stats.
+//! - [`drill`]: restore drills' private folder and size comparison.
 //! - [`platform`]: everything that differs between Unix and Windows.
 
 pub mod catalog;
@@ -41,6 +42,7 @@ pub mod connection;
 pub mod cron;
 pub mod daemon;
 pub mod download;
+pub mod drill;
 pub mod enroll;
 pub mod hooks;
 pub mod journal;

@@ -180,6 +180,7 @@ mod tests {
                 source_host_id: source.map(str::to_owned),
                 repository,
             })),
+            drill: None,
         }
     }
 

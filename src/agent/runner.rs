@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use super::catalog::CatalogStream;
 use super::config::HooksConfig;
+use super::drill;
 use super::hooks::{self, HookOutcome, HookPhase};
 use super::journal::EXIT_CODE_NOT_RUN;
 use super::platform;
@@ -156,6 +157,22 @@ pub async fn run_job_observed(
 
     let mut catalog = (kind == JobKind::Catalog)
         .then(|| CatalogStream::new(plan.command.snapshot_id.clone().unwrap_or_default()));
+    let drill_started = std::time::Instant::now();
+    let drill_dir = (kind == JobKind::Drill)
+        .then(|| drill::target_of(&plan.invocation))
+        .flatten();
+    if let Some(dir) = &drill_dir {
+        if let Err(err) = drill::prepare(dir.clone()).await {
+            drill::remove(dir.clone()).await;
+            return finished(
+                sink,
+                FinishStatus::Failed,
+                EXIT_CODE_NOT_RUN,
+                None,
+                Some(format!("drill: cannot create its private folder: {err}")),
+            );
+        }
+    }
     let (exit_code, digest, stopped) =
         run_restic(&plan, sink, stop, on_spawn, catalog.as_mut()).await;
 
@@ -181,6 +198,27 @@ pub async fn run_job_observed(
         }
     }
     let exit_code = exit_code.unwrap_or(EXIT_CODE_NOT_RUN);
+    let mut drill_stats = None;
+    if let Some(dir) = drill_dir {
+        if let (FinishStatus::Succeeded, Some(spec)) = (status, plan.command.drill.as_deref()) {
+            let mismatches = drill::compare(spec, &dir).await;
+            let (stats, failure) = drill::stats(spec, &mismatches, drill_started.elapsed());
+            if failure.is_some() {
+                status = FinishStatus::Failed;
+                error = failure;
+            }
+            drill_stats = Some(stats);
+        } else if status != FinishStatus::Cancelled {
+            // restic failed (a damaged pack, a --verify mismatch): the
+            // drill fails with restic's words.
+            error = Some(format!(
+                "drill failed: the restore did not complete: {}",
+                error.unwrap_or_else(|| format!("restic exited with {exit_code}"))
+            ));
+            status = FinishStatus::Failed;
+        }
+        drill::remove(dir).await;
+    }
 
     if let (true, Some(script)) = (hooks_apply, plan.hooks.post.as_deref()) {
         // The post hook runs whatever happened (it usually cleans up), with
@@ -213,6 +251,7 @@ pub async fn run_job_observed(
         _ if status == FinishStatus::Cancelled => None,
         JobKind::Backup => digest.summary().cloned(),
         JobKind::Restore => super::restore::stats(&plan.command, &digest, exit_code).await,
+        JobKind::Drill => drill_stats,
         // How many entries were listed: the server checks it stored them all.
         JobKind::Catalog if status == FinishStatus::Succeeded => catalog_stats.map(|entries| {
             let mut stats = serde_json::Map::new();

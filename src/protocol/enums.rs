@@ -89,6 +89,10 @@ wire_enum! {
         /// `restic ls --json` of one snapshot, streamed into the server's
         /// catalog so browsing never touches the repository.
         Catalog = "catalog",
+        /// `restic restore --verify` of a sample of one snapshot into a
+        /// private temporary folder, each file's size compared with the
+        /// catalog's (a restore drill).
+        Drill = "drill",
     }
 }
 

@@ -37,6 +37,7 @@
 //!   [`LogStreamKind`], [`LockState`]) and [`UnknownVariant`].
 //! - `retention.rs`: [`RetentionPolicy`] and its validation.
 //! - `restore.rs`: [`RestoreSpec`] (`command.run.restore`) and its checks.
+//! - `drill.rs`: [`DrillSpec`] (`command.run.drill`) and a drill's stats.
 //! - `agent_messages.rs`: the payloads an agent sends (`hello` … `schedule.fire`).
 //! - `server_messages.rs`: the payloads a server sends (`config.update` … `error`).
 //! - `catalog.rs`: the snapshot catalog's payloads (`catalog.chunk`,
@@ -56,6 +57,7 @@ mod agent_messages;
 mod catalog;
 mod decode;
 mod downloads;
+mod drill;
 mod enroll;
 mod enums;
 mod envelope;
@@ -79,6 +81,10 @@ pub use downloads::{
     data_frame_header, parse_data_frame, DataFrameError, DownloadCancel, DownloadCredit,
     DownloadEnd, DownloadErrorCode, DownloadReady, DownloadStart, DownloadType, DATA_FRAME_KIND,
     DOWNLOAD_CHUNK_BYTES,
+};
+pub use drill::{
+    DrillFile, DrillSpec, DRILL_BYTES_STAT, DRILL_DURATION_STAT, DRILL_FILES_STAT,
+    DRILL_MISMATCHES_STAT,
 };
 pub use enroll::{EnrollRequest, EnrollResponse};
 pub use enums::{

@@ -6,8 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DecodeError, JobKind, Masked, RestoreSpec, RetentionPolicy, ERROR_UNSUPPORTED_PROTOCOL,
-    SUPPORTED_PROTOCOL_VERSIONS,
+    DecodeError, DrillSpec, JobKind, Masked, RestoreSpec, RetentionPolicy,
+    ERROR_UNSUPPORTED_PROTOCOL, SUPPORTED_PROTOCOL_VERSIONS,
 };
 
 /// `config.update`: per-host repository settings. An absent field means
@@ -122,6 +122,10 @@ pub struct CommandRun {
     /// none, and it would double the size of every `command.run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<Box<RestoreSpec>>,
+    /// Drill: the sample of `snapshot_id` to restore and the catalog's
+    /// size of each file. Boxed like `restore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<Box<DrillSpec>>,
 }
 
 /// `command.cancel`: stop a job.
@@ -282,6 +286,7 @@ mod tests {
                 retention_policy: None,
                 snapshot_id: None,
                 restore: None,
+                drill: None,
             }),
         );
     }
@@ -311,6 +316,7 @@ mod tests {
                 }),
                 snapshot_id: None,
                 restore: None,
+                drill: None,
             }),
         );
         golden_s2a(
@@ -326,6 +332,7 @@ mod tests {
                 retention_policy: None,
                 snapshot_id: None,
                 restore: None,
+                drill: None,
             }),
         );
     }

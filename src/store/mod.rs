@@ -57,6 +57,7 @@ pub mod audit;
 pub mod catalog;
 pub mod channel;
 pub mod checkpoint;
+pub mod drills;
 pub mod enrollment;
 pub mod hosts;
 pub mod job_logs;

@@ -127,6 +127,7 @@ async fn run_now(
             requested_by: "admin".to_owned(),
             source_addr: None,
             restore: None,
+            drill: None,
         })
         .await
         .expect("job created")

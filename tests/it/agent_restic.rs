@@ -65,6 +65,7 @@ fn command(job_id: &str, kind: JobKind) -> CommandRun {
         retention_policy: None,
         snapshot_id: None,
         restore: None,
+        drill: None,
     }
 }
 

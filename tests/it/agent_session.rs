@@ -295,6 +295,7 @@ fn run(job_id: &str, kind: JobKind) -> CommandRun {
         retention_policy: None,
         snapshot_id: None,
         restore: None,
+        drill: None,
     }
 }
 

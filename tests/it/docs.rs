@@ -283,6 +283,7 @@ fn server_messages() -> Vec<ServerToAgent> {
             retention_policy: Some(full_retention()),
             snapshot_id: None,
             restore: None,
+            drill: None,
         }
         .into(),
         CommandRun {
@@ -307,6 +308,25 @@ fn server_messages() -> Vec<ServerToAgent> {
                     repo_credential: some("c"),
                     hook_shell: None,
                 }),
+            })),
+            drill: None,
+        }
+        .into(),
+        CommandRun {
+            job_id: id(),
+            kind: JobKind::Drill,
+            args: Vec::new(),
+            includes: Vec::new(),
+            excludes: Vec::new(),
+            tag: some("web"),
+            retention_policy: None,
+            snapshot_id: some("af4db64e47b173d8"),
+            restore: None,
+            drill: Some(Box::new(restic_manager::protocol::DrillSpec {
+                files: vec![restic_manager::protocol::DrillFile {
+                    path: "/etc/hosts".to_owned(),
+                    size: 220,
+                }],
             })),
         }
         .into(),

@@ -50,6 +50,7 @@ async fn started_backup(app: &TestApp, agent: &mut TestAgent, host_id: &str) -> 
             requested_by: "admin".to_owned(),
             source_addr: None,
             restore: None,
+            drill: None,
         })
         .await
         .expect("job created");

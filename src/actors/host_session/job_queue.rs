@@ -59,6 +59,7 @@ pub fn command_run(job: &Job) -> protocol::CommandRun {
         retention_policy: job.retention_policy.clone(),
         snapshot_id: job.snapshot_id.clone(),
         restore: restore_spec(job),
+        drill: drill_spec(job),
     }
 }
 
@@ -71,6 +72,20 @@ fn restore_spec(job: &Job) -> Option<Box<protocol::RestoreSpec>> {
         return None;
     }
     job.params.clone().map(Box::new)
+}
+
+/// A drill job's stored sample (`jobs.params`, a [`DrillSpec`]); one that
+/// does not parse is logged and left out, and the agent refuses the job.
+///
+/// [`DrillSpec`]: protocol::DrillSpec
+fn drill_spec(job: &Job) -> Option<Box<protocol::DrillSpec>> {
+    if job.kind != protocol::JobKind::Drill {
+        return None;
+    }
+    let text = job.params.as_deref()?;
+    serde_json::from_str(text)
+        .map_err(|e| tracing::warn!(error = %e, id = %job.id, "stored drill sample does not parse"))
+        .ok()
 }
 
 /// A `catalog` job in flight: asked to yield or not yet.
@@ -205,6 +220,7 @@ mod tests {
                 retention_policy: None,
                 snapshot_id: None,
                 restore: None,
+                drill: None,
             },
         }
     }

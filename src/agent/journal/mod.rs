@@ -376,6 +376,7 @@ mod tests {
             retention_policy: None,
             snapshot_id: None,
             restore: None,
+            drill: None,
         }
     }
 

@@ -1,88 +1,13 @@
 //! The `restic` command lines the agent runs, built without running them:
-//! the argument lists of the job kinds (restore's in `restore`) and of the report commands, and
-//! the environment that carries credentials (never argv) with inherited
-//! variables that could redirect restic scrubbed.
+//! the argument lists of the job kinds (restore's in `restore`) and of the
+//! report commands, validated against what the server may ask for. The
+//! environment each run gets is `invocation`'s.
 
-use std::ffi::OsString;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::invocation::{Invocation, SCRUBBED_ENV};
 use super::{RepoSettings, ResticVersion};
-use crate::agent::config::Secret;
 use crate::protocol::{CommandRun, JobKind};
-
-/// Progress frames restic prints per second with `--json` (`RESTIC_PROGRESS_FPS`):
-/// matched to the at-most-2-per-second `job.progress` rate.
-pub const PROGRESS_FPS: &str = "2";
-
-/// Environment variables removed from restic's environment: inherited from
-/// the agent's own, they could point restic at another repository or
-/// password source than the one the server configured.
-const SCRUBBED_ENV: &[&str] = &[
-    "RESTIC_REPOSITORY",
-    "RESTIC_REPOSITORY_FILE",
-    "RESTIC_PASSWORD",
-    "RESTIC_PASSWORD_FILE",
-    "RESTIC_PASSWORD_COMMAND",
-    "RESTIC_KEY_HINT",
-    "RESTIC_REST_USERNAME",
-    "RESTIC_REST_PASSWORD",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "B2_ACCOUNT_ID",
-    "B2_ACCOUNT_KEY",
-    "AZURE_ACCOUNT_NAME",
-    "AZURE_ACCOUNT_KEY",
-];
-
-/// One restic run: program, arguments (never a secret) and environment
-/// (credentials). `Debug` shows the variable names, not their values.
-#[derive(Clone)]
-pub struct Invocation {
-    /// The restic executable.
-    pub program: PathBuf,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// Variables set for it (values may be secrets).
-    pub env: Vec<(&'static str, Secret)>,
-    /// Variables removed from the inherited environment.
-    pub env_remove: &'static [&'static str],
-}
-
-impl fmt::Debug for Invocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.env.iter().map(|(name, _)| *name).collect();
-        f.debug_struct("Invocation")
-            .field("program", &self.program)
-            .field("args", &self.args)
-            .field("env", &names)
-            .finish()
-    }
-}
-
-impl Invocation {
-    /// A `tokio::process::Command` for this run (stdio not yet set).
-    pub fn command(&self) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.program);
-        command.args(&self.args);
-        for name in self.env_remove {
-            command.env_remove(name);
-        }
-        for (name, value) in &self.env {
-            command.env(name, OsString::from(value.expose()));
-        }
-        command
-    }
-
-    /// The value of an environment variable of this run (tests, checks).
-    pub fn env_value(&self, name: &str) -> Option<&str> {
-        self.env
-            .iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.expose())
-    }
-}
 
 /// What a job cannot be built from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,8 +141,33 @@ impl ResticHost {
                 push_extra_args(&mut args, run)?;
                 args.extend(super::restore::restore_args(run, self.version.as_ref())?);
             }
+            JobKind::Drill => {
+                push_extra_args(&mut args, run)?;
+                args[0] = "restore".to_owned();
+                let target = self.drill_dir(&run.job_id)?;
+                let target = target.to_string_lossy();
+                args.extend(super::restore::drill_args(
+                    run,
+                    &target,
+                    self.version.as_ref(),
+                )?);
+            }
         }
         self.with_repo(args, repo)
+    }
+
+    /// The private folder a drill job restores into: `drills/<job id>`
+    /// beside the cache, inside the agent's state directory.
+    pub fn drill_dir(&self, job_id: &str) -> Result<PathBuf, BuildError> {
+        let safe = !job_id.is_empty()
+            && job_id.len() <= 64
+            && job_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !safe {
+            return Err(BuildError::BadPath(job_id.chars().take(100).collect()));
+        }
+        Ok(self.cache_dir.with_file_name("drills").join(job_id))
     }
 
     /// `restic ls --json --no-lock <snapshot> <dir>`: one folder, for a
@@ -291,67 +241,6 @@ impl ResticHost {
     pub fn list_locks(&self, repo: &RepoSettings) -> Result<Invocation, BuildError> {
         self.with_repo(strings(&["list", "locks", "--no-lock"]), repo)
     }
-
-    /// Adds the repository environment to `args`.
-    fn with_repo(&self, args: Vec<String>, repo: &RepoSettings) -> Result<Invocation, BuildError> {
-        let (Some(url), Some(password)) = (&repo.url, &repo.password) else {
-            return Err(BuildError::NotConfigured);
-        };
-        let mut env = vec![
-            ("RESTIC_PASSWORD", password.clone()),
-            ("RESTIC_PROGRESS_FPS", Secret::new(PROGRESS_FPS)),
-            (
-                "RESTIC_CACHE_DIR",
-                Secret::new(self.cache_dir.to_string_lossy()),
-            ),
-        ];
-        let mut repository = url.clone();
-        let backend = url.expose().split(':').next().unwrap_or_default();
-        if let (Some(username), Some(credential)) = (&repo.username, &repo.credential) {
-            let credential = credential.clone();
-            let username = Secret::new(username.as_str());
-            match backend {
-                "rest" => {
-                    let env_supported = self
-                        .version
-                        .as_ref()
-                        .is_none_or(ResticVersion::has_rest_credential_env);
-                    if env_supported {
-                        env.push(("RESTIC_REST_USERNAME", username));
-                        env.push(("RESTIC_REST_PASSWORD", credential));
-                    } else {
-                        // restic < 0.17 reads REST credentials only from the
-                        // URL; it goes through the environment, never argv.
-                        repository = Secret::new(rest_url_with_credentials(
-                            url.expose(),
-                            username.expose(),
-                            credential.expose(),
-                        ));
-                    }
-                }
-                "s3" => {
-                    env.push(("AWS_ACCESS_KEY_ID", username));
-                    env.push(("AWS_SECRET_ACCESS_KEY", credential));
-                }
-                "b2" => {
-                    env.push(("B2_ACCOUNT_ID", username));
-                    env.push(("B2_ACCOUNT_KEY", credential));
-                }
-                "azure" => {
-                    env.push(("AZURE_ACCOUNT_NAME", username));
-                    env.push(("AZURE_ACCOUNT_KEY", credential));
-                }
-                _ => {}
-            }
-        }
-        env.insert(0, ("RESTIC_REPOSITORY", repository));
-        Ok(Invocation {
-            program: self.binary.clone(),
-            args,
-            env,
-            env_remove: SCRUBBED_ENV,
-        })
-    }
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -399,7 +288,7 @@ fn allowed_flags(kind: JobKind) -> &'static [&'static str] {
         ],
         JobKind::Check => &["--read-data", "--read-data-subset=", "--with-cache"],
         JobKind::Unlock => &["--remove-all"],
-        JobKind::Restore | JobKind::Catalog => &[],
+        JobKind::Restore | JobKind::Catalog | JobKind::Drill => &[],
     }
 }
 
@@ -421,45 +310,11 @@ fn push_extra_args(args: &mut Vec<String>, run: &CommandRun) -> Result<(), Build
     Ok(())
 }
 
-/// `rest:https://host/path` with `user:password@` inserted into the
-/// authority (percent-encoded), for restic < 0.17.
-fn rest_url_with_credentials(url: &str, username: &str, password: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_len = rest.find('/').unwrap_or(rest.len());
-    if rest[..authority_len].contains('@') {
-        return url.to_owned(); // the URL already carries credentials
-    }
-    format!(
-        "{}{}:{}@{}",
-        &url[..authority_start],
-        percent_encode_userinfo(username),
-        percent_encode_userinfo(password),
-        rest
-    )
-}
-
-fn percent_encode_userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::parse_version;
     use super::super::settings::tests::repo;
     use super::*;
-    use crate::protocol::{ConfigUpdate, RetentionPolicy};
+    use crate::protocol::RetentionPolicy;
 
     fn host() -> ResticHost {
         ResticHost::new("/usr/bin/restic", Path::new("/var/lib/rm"))
@@ -476,25 +331,8 @@ mod tests {
             retention_policy: None,
             snapshot_id: None,
             restore: None,
+            drill: None,
         }
-    }
-
-    /// Debug of the settings and of an invocation shows no secret.
-    #[test]
-    fn debug_hides_secrets() {
-        let mut settings = repo();
-        settings.apply(&ConfigUpdate {
-            repo_url: Some("rest:https://u:urlpass@h/r".to_owned()),
-            repo_credential: Some("cred-secret".to_owned()),
-            repo_username: Some("u".to_owned()),
-            ..ConfigUpdate::default()
-        });
-        let invocation = host().job(&run(JobKind::Check), &settings).unwrap();
-        let shown = format!("{settings:?} {invocation:?}");
-        for secret in ["pw-123", "urlpass", "cred-secret"] {
-            assert!(!shown.contains(secret), "{shown}");
-        }
-        assert!(shown.contains("RESTIC_PASSWORD"));
     }
 
     /// A backup passes tag, excludes and includes as arguments and the
@@ -636,44 +474,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    /// REST credentials go to RESTIC_REST_* on restic ≥ 0.17 (or unknown),
-    /// into the URL (environment only) before; S3 keys to AWS_*.
-    #[test]
-    fn backend_credentials() {
-        let mut settings = repo();
-        settings.apply(&ConfigUpdate {
-            repo_url: Some("rest:https://backup.example:8000/web".to_owned()),
-            repo_username: Some("alice".to_owned()),
-            repo_credential: Some("p@ss:w/rd".to_owned()),
-            ..ConfigUpdate::default()
-        });
-        let mut restic = host();
-        let modern = restic.job(&run(JobKind::Check), &settings).unwrap();
-        assert_eq!(modern.env_value("RESTIC_REST_USERNAME"), Some("alice"));
-        assert_eq!(modern.env_value("RESTIC_REST_PASSWORD"), Some("p@ss:w/rd"));
-        assert_eq!(
-            modern.env_value("RESTIC_REPOSITORY"),
-            Some("rest:https://backup.example:8000/web")
-        );
-
-        restic.version = parse_version("restic 0.14.0 compiled with go1.19.8 on linux/amd64");
-        let old = restic.job(&run(JobKind::Check), &settings).unwrap();
-        assert_eq!(old.env_value("RESTIC_REST_USERNAME"), None);
-        assert_eq!(
-            old.env_value("RESTIC_REPOSITORY"),
-            Some("rest:https://alice:p%40ss%3Aw%2Frd@backup.example:8000/web")
-        );
-        assert!(!old.args.iter().any(|arg| arg.contains("alice")));
-
-        settings.apply(&ConfigUpdate {
-            repo_url: Some("s3:s3.amazonaws.com/bucket".to_owned()),
-            ..ConfigUpdate::default()
-        });
-        let s3 = restic.job(&run(JobKind::Check), &settings).unwrap();
-        assert_eq!(s3.env_value("AWS_ACCESS_KEY_ID"), Some("alice"));
-        assert_eq!(s3.env_value("AWS_SECRET_ACCESS_KEY"), Some("p@ss:w/rd"));
     }
 
     /// Report commands read without locking.

@@ -12,20 +12,24 @@
 //!
 //! - `settings`: the repository settings of `config.update` ([`RepoSettings`]).
 //! - `version`: `restic version` parsed ([`ResticVersion`]).
-//! - `command`: argument lists and environment ([`ResticHost`], [`Invocation`]).
+//! - `command`: argument lists of the job kinds and reports ([`ResticHost`]).
+//! - `invocation`: one run as a value and its repository environment
+//!   ([`Invocation`]).
 //! - `output`: `--json` lines by message type ([`OutputLine`]), the run's
 //!   [`OutputDigest`], exit codes.
 //! - `reports`: snapshot list, stats and lock list parsers.
 //! - `restore`: restore's arguments, 0.14's header line, restore stats.
 
 mod command;
+mod invocation;
 mod output;
 mod reports;
 mod restore;
 mod settings;
 mod version;
 
-pub use command::{BuildError, Invocation, ResticHost, PROGRESS_FPS};
+pub use command::{BuildError, ResticHost};
+pub use invocation::{Invocation, PROGRESS_FPS};
 pub use output::{finish_status, parse_line, BackupStatus, OutputDigest, OutputLine, EXIT_PARTIAL};
 pub use reports::{
     dedup_ratio, lock_state, parse_snapshots, parse_stats, ParseError, RepoStatsOutput,

@@ -25,7 +25,9 @@ pub const OVERWRITE_SINCE: (u32, u32, u32) = (0, 17, 0);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestoreError {
     /// No `restore` object.
-    #[error("a restore job needs its restore parameters (target, paths)")]
+    #[error(
+        "a restore job needs its restore parameters (target, paths); a drill its sample of files"
+    )]
     NoSpec,
     /// No snapshot id, or one that is not hexadecimal.
     #[error("snapshot_id {0:?} is not a restic snapshot id")]
@@ -74,6 +76,31 @@ pub fn restore_args(
     }
     args.push(snapshot.to_owned());
     Ok(args)
+}
+
+/// The arguments after `restore --json` for a drill (`run.drill`):
+/// the sampled files as `--include`s, `--verify`, into `target` (the
+/// agent's private drill folder). The same checks as a restore's apply.
+pub fn drill_args(
+    run: &CommandRun,
+    target: &str,
+    version: Option<&ResticVersion>,
+) -> Result<Vec<String>, RestoreError> {
+    let drill = run.drill.as_ref().ok_or(RestoreError::NoSpec)?;
+    if drill.files.is_empty() {
+        return Err(RestoreError::NoSpec);
+    }
+    let mut as_restore = run.clone();
+    as_restore.drill = None;
+    as_restore.restore = Some(Box::new(RestoreSpec {
+        paths: drill.files.iter().map(|file| file.path.clone()).collect(),
+        target: target.to_owned(),
+        overwrite: RestoreOverwrite::Always,
+        verify: true,
+        source_host_id: None,
+        repository: None,
+    }));
+    restore_args(&as_restore, version)
 }
 
 /// A path as an `--include` pattern matching only itself: restic matches
@@ -171,6 +198,7 @@ mod tests {
             retention_policy: None,
             snapshot_id: Some("af4db64e47b173d8".to_owned()),
             restore: Some(Box::new(spec)),
+            drill: None,
         }
     }
 
@@ -282,5 +310,39 @@ mod tests {
         assert_eq!(stats["errors"], 2);
         assert_eq!(stats["verified"], false);
         assert_eq!(stats["counted_by"], "target");
+    }
+
+    /// A drill restores its sample with --verify into the given folder;
+    /// one without files is refused.
+    #[test]
+    fn drill_arguments() {
+        let mut command = run(RestoreSpec {
+            paths: Vec::new(),
+            target: "/unused".to_owned(),
+            overwrite: RestoreOverwrite::Always,
+            verify: false,
+            source_host_id: None,
+            repository: None,
+        });
+        command.kind = JobKind::Drill;
+        command.restore = None;
+        command.drill = Some(Box::new(crate::protocol::DrillSpec {
+            files: vec![crate::protocol::DrillFile {
+                path: "/d/a*.txt".to_owned(),
+                size: 3,
+            }],
+        }));
+        let args = drill_args(&command, "/var/lib/rm/drills/j", None).unwrap();
+        assert_eq!(
+            args,
+            [
+                "--target=/var/lib/rm/drills/j",
+                "--include=/d/a\\*.txt",
+                "--verify",
+                "af4db64e47b173d8"
+            ]
+        );
+        command.drill = Some(Box::new(crate::protocol::DrillSpec { files: Vec::new() }));
+        assert_eq!(drill_args(&command, "/t", None), Err(RestoreError::NoSpec));
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::table::Endpoint;
 use super::{audit, List, PageQuery, DEFAULT_LIMIT};
+use crate::actors::drill::DrillOptions;
 use crate::actors::restore::RestoreRequest;
 use crate::actors::{CancelOutcome, NewJobRequest};
 use crate::auth::Role;
@@ -34,7 +35,10 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
                  A restore takes snapshot_id (full or short id as the snapshots list shows it), \
                  target (absolute; \"/\" restores in place), and optionally source_host_id \
                  (another host whose repository holds the snapshot), paths (absolute paths \
-                 inside the snapshot; none = all of it), overwrite and verify.",
+                 inside the snapshot; none = all of it), overwrite and verify. \
+                 A drill takes source_group (optional: default the group drilled least recently), \
+                 drill_sample_files and drill_sample_bytes; it needs a catalogued snapshot (409 \
+                 without one).",
             )
             .role(Role::Operator)
             .body("JobCreate")
@@ -198,6 +202,10 @@ pub(super) struct CreateRequest {
     overwrite: Option<String>,
     /// Restore: read the restored files back and compare them.
     verify: Option<bool>,
+    /// Drill: at most this many files (1 to 10000; default 100).
+    drill_sample_files: Option<i64>,
+    /// Drill: at most this many bytes (default 268435456, 256 MiB).
+    drill_sample_bytes: Option<i64>,
 }
 
 impl CreateRequest {
@@ -248,6 +256,30 @@ impl CreateRequest {
     }
 }
 
+impl CreateRequest {
+    /// A drill's options; refused (400 naming the field) for other kinds.
+    fn drill(&self, kind: protocol::JobKind) -> Result<Option<DrillOptions>, ApiError> {
+        let options = DrillOptions {
+            sample_files: self.drill_sample_files,
+            sample_bytes: self.drill_sample_bytes,
+        };
+        if kind == protocol::JobKind::Drill {
+            options.resolve()?;
+            return Ok(Some(options));
+        }
+        let given = [
+            ("drill_sample_files", options.sample_files.is_some()),
+            ("drill_sample_bytes", options.sample_bytes.is_some()),
+        ];
+        match given.iter().find(|(_, given)| *given) {
+            Some((field, _)) => Err(ApiError::validation(format!(
+                "{field}: only a drill job takes it, not a {kind} job"
+            ))),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Parses a job kind; the error lists the valid ones.
 fn parse_kind(text: &str) -> Result<protocol::JobKind, ApiError> {
     text.parse::<protocol::JobKind>().map_err(|_| {
@@ -271,6 +303,7 @@ async fn create(
     let mut request = body.into_inner();
     let kind = parse_kind(request.kind.trim())?;
     let restore = request.restore(kind)?;
+    let drill = request.drill(kind)?;
     let job = state
         .actors
         .create_job(NewJobRequest {
@@ -280,6 +313,7 @@ async fn create(
             requested_by: who.username.clone(),
             source_addr: who.source_addr.clone(),
             restore,
+            drill,
         })
         .await?;
     Ok(HttpResponse::Created().json(JobDto::from_row(job)))
