@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::ActorError;
 use crate::protocol::DrillSpec;
+use crate::store::job_params::JobParams;
 use crate::store::{self, drills, models, JobKind, JobTrigger};
 
 /// `drill_sample_files` and `drill_sample_bytes` as given (run-now body or
@@ -94,8 +95,6 @@ pub(super) fn drill_job(
     let spec = DrillSpec {
         files: sample.files,
     };
-    let params = serde_json::to_string(&spec)
-        .map_err(|e| ActorError::Internal(format!("encoding the drill sample: {e}")))?;
     let mut job = models::NewJob::new(
         store::new_id(),
         host_id.to_owned(),
@@ -105,7 +104,7 @@ pub(super) fn drill_job(
     );
     job.snapshot_id = Some(sample.snapshot_id);
     job.tag = Some(sample.source_group);
-    job.params = Some(params);
+    job.params = Some(JobParams::Drill(spec));
     Ok(job)
 }
 
@@ -113,8 +112,8 @@ pub(super) fn drill_job(
 pub(super) fn audit_detail(host_id: &str, job: &models::Job) -> Value {
     let files = job
         .params
-        .as_deref()
-        .and_then(|text| serde_json::from_str::<DrillSpec>(text).ok())
+        .as_ref()
+        .and_then(JobParams::drill)
         .map_or(0, |spec| spec.files.len());
     json!({
         "host_id": host_id,

@@ -99,7 +99,7 @@ pub(super) fn restore_job(
         now,
     );
     job.snapshot_id = Some(snapshot.snapshot_id.clone());
-    job.params = Some(spec);
+    job.params = Some(store::job_params::JobParams::Restore(spec));
     Ok(job)
 }
 

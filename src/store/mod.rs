@@ -61,6 +61,7 @@ pub mod drills;
 pub mod enrollment;
 pub mod hosts;
 pub mod job_logs;
+pub mod job_params;
 pub mod jobs;
 pub mod json;
 pub mod missed_runs;

@@ -15,6 +15,7 @@ use std::fmt;
 use diesel::prelude::*;
 use serde_json::Value;
 
+use super::job_params::JobParams;
 use super::json::Json;
 use super::schema::{
     api_tokens, audit_log, enrollment_tokens, host_schedule_version, hosts, job_logs, jobs,
@@ -23,7 +24,7 @@ use super::schema::{
 };
 use super::types::{JobKind, JobStatus, JobTrigger, LogStream, Role};
 use crate::ids::{HostId, JobId, ScheduleId, SourceGroupId};
-use crate::protocol::{JobProgress, RestoreSpec, RetentionPolicy};
+use crate::protocol::{JobProgress, RetentionPolicy};
 
 /// How a redacted field prints in `Debug`.
 const REDACTED: &str = "***";
@@ -565,12 +566,10 @@ pub struct Job {
     pub last_log_seq: i64,
     /// Restore and catalog: the snapshot the job reads.
     pub snapshot_id: Option<String>,
-    /// The kind's own parameters, stored as JSON: a restore's paths,
-    /// target, overwrite, verify and source host (without repository
-    /// settings, which are added when the job is sent); `None` for kinds
-    /// without any.
-    #[diesel(deserialize_as = Json<Option<RestoreSpec>>)]
-    pub params: Option<RestoreSpec>,
+    /// The kind's own parameters, stored as JSON (see [`JobParams`]): a
+    /// restore's spec or a drill's sample; `None` for kinds without any.
+    #[diesel(deserialize_as = Json<Option<JobParams>>)]
+    pub params: Option<JobParams>,
 }
 
 /// A job to create; it starts `queued`.
@@ -600,8 +599,8 @@ pub struct NewJob {
     /// Restore and catalog: the snapshot the job reads.
     pub snapshot_id: Option<String>,
     /// The kind's own parameters (see [`Job::params`]).
-    #[diesel(serialize_as = Json<Option<RestoreSpec>>)]
-    pub params: Option<RestoreSpec>,
+    #[diesel(serialize_as = Json<Option<JobParams>>)]
+    pub params: Option<JobParams>,
 }
 
 impl NewJob {

@@ -214,7 +214,7 @@ async fn cross_host_restore_carries_the_source_repository() {
         (store::jobs::get(conn, &id).unwrap().unwrap(), stored)
     })
     .await;
-    assert!(row.params.unwrap().repository.is_none());
+    assert!(row.params.unwrap().restore().unwrap().repository.is_none());
     assert!(!stored.unwrap().contains(password));
     agent.close().await;
 }

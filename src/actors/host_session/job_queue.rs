@@ -12,6 +12,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use crate::protocol;
+use crate::store::job_params::JobParams;
 use crate::store::models::Job;
 
 /// Job ids remembered as finished in this session (guards re-dispatch of
@@ -71,21 +72,26 @@ fn restore_spec(job: &Job) -> Option<Box<protocol::RestoreSpec>> {
     if job.kind != protocol::JobKind::Restore {
         return None;
     }
-    job.params.clone().map(Box::new)
+    job.params
+        .as_ref()
+        .and_then(JobParams::restore)
+        .cloned()
+        .map(Box::new)
 }
 
-/// A drill job's stored sample (`jobs.params`, a [`DrillSpec`]); one that
-/// does not parse is logged and left out, and the agent refuses the job.
+/// A drill job's stored sample (`jobs.params`, a [`DrillSpec`]); without
+/// one the agent refuses the job.
 ///
 /// [`DrillSpec`]: protocol::DrillSpec
 fn drill_spec(job: &Job) -> Option<Box<protocol::DrillSpec>> {
     if job.kind != protocol::JobKind::Drill {
         return None;
     }
-    let text = job.params.as_deref()?;
-    serde_json::from_str(text)
-        .map_err(|e| tracing::warn!(error = %e, id = %job.id, "stored drill sample does not parse"))
-        .ok()
+    job.params
+        .as_ref()
+        .and_then(JobParams::drill)
+        .cloned()
+        .map(Box::new)
 }
 
 /// A `catalog` job in flight: asked to yield or not yet.

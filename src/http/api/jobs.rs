@@ -21,6 +21,7 @@ use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{int_param, parse_time, Body, Time};
 use crate::http::AppState;
 use crate::protocol::{self, RetentionPolicy};
+use crate::store::job_params::JobParams;
 use crate::store::{self, models, JobKind, JobStatus, LogStream};
 
 /// Log lines per page when the request gives no `limit`.
@@ -139,9 +140,9 @@ pub(super) struct JobDto {
     /// Restore (and catalog): the snapshot read, by its full id.
     snapshot_id: Option<String>,
     /// The kind's own parameters (restore: paths, target, overwrite,
-    /// verify, source_host_id).
+    /// verify, source_host_id; drill: the sampled files and their sizes).
     #[schema(value_type = Option<Object>)]
-    params: Option<protocol::RestoreSpec>,
+    params: Option<JobParams>,
 }
 
 impl JobDto {

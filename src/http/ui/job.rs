@@ -20,6 +20,7 @@ use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
 use crate::protocol::JobProgress;
+use crate::store::job_params::JobParams;
 use crate::store::models::{Job, JobLog};
 use crate::store::{self, JobKind, JobStatus, LogStream};
 
@@ -227,7 +228,7 @@ fn render(
 /// reads, linked to its page on the host whose repository holds it).
 fn restore_facts(job: &Job) -> Markup {
     let spec = match job.kind {
-        JobKind::Restore => job.params.as_ref(),
+        JobKind::Restore => job.params.as_ref().and_then(JobParams::restore),
         _ => None,
     };
     let source = spec
