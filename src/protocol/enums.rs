@@ -209,7 +209,10 @@ mod tests {
         let kinds: Vec<_> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(
             kinds,
-            ["backup", "init", "forget", "prune", "check", "unlock", "restore", "catalog"]
+            [
+                "backup", "init", "forget", "prune", "check", "unlock", "restore", "catalog",
+                "drill"
+            ]
         );
         let statuses: Vec<_> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(
