@@ -31,6 +31,7 @@ mod download_channel;
 mod e2e_backup;
 mod e2e_catalog;
 mod e2e_download;
+mod e2e_drill;
 mod e2e_faults;
 mod e2e_jobs;
 mod e2e_restore;
