@@ -121,9 +121,18 @@ async fn drill_succeeds_rotates_and_fails_on_a_damaged_pack() {
     // Bad options name their field and queue nothing.
     let jobs_before = host_jobs(&app, &host).await.len();
     for (body, field) in [
-        (json!({"kind": "drill", "drill_sample_files": 0}), "drill_sample_files"),
-        (json!({"kind": "drill", "drill_sample_bytes": -5}), "drill_sample_bytes"),
-        (json!({"kind": "backup", "source_group": "documents", "drill_sample_files": 3}), "drill_sample_files"),
+        (
+            json!({"kind": "drill", "drill_sample_files": 0}),
+            "drill_sample_files",
+        ),
+        (
+            json!({"kind": "drill", "drill_sample_bytes": -5}),
+            "drill_sample_bytes",
+        ),
+        (
+            json!({"kind": "backup", "source_group": "documents", "drill_sample_files": 3}),
+            "drill_sample_files",
+        ),
     ] {
         let (status, answer) = run_now(&app, &host, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
@@ -156,14 +165,20 @@ async fn drill_succeeds_rotates_and_fails_on_a_damaged_pack() {
         let name = Path::new(path).file_name().unwrap().to_string_lossy();
         let i: usize = name["file-".len().."file-".len() + 3].parse().unwrap();
         let on_disk = std::fs::metadata(source.join(&*name)).unwrap().len();
-        assert_eq!(on_disk, (format!("drill sample {i}\n").len() * (i + 1)) as u64);
+        assert_eq!(
+            on_disk,
+            (format!("drill sample {i}\n").len() * (i + 1)) as u64
+        );
     }
     // The private folder is gone again.
     let leftovers: Vec<_> = walk_files(&state)
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("file-"))
         .collect();
-    assert!(leftovers.is_empty(), "restored files left behind: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "restored files left behind: {leftovers:?}"
+    );
 
     // The next drill samples other files.
     let second = run_job(

@@ -289,7 +289,10 @@ fn migrations_go_up_down_and_up_again() {
         // Every table the migrations make (counted, so a new migration's
         // table needs no edit here); the same set comes back below.
         let tables = app_table_count(c);
-        assert!(tables >= 25, "{backend}: only {tables} tables after connect");
+        assert!(
+            tables >= 25,
+            "{backend}: only {tables} tables after connect"
+        );
         assert_eq!(store::run_migrations(c).unwrap(), 0, "nothing pending");
 
         let reverted = store::revert_all_migrations(c).unwrap();
