@@ -95,7 +95,7 @@ fn insert_user(
             id: store::new_id(),
             username: username.to_string(),
             password_hash: hash,
-            role: role.into(),
+            role,
             disabled: false,
             created_at: now,
             updated_at: now,

@@ -101,7 +101,7 @@ pub fn insert_api_token(
         },
     )?;
     if let Some(role) = role {
-        row = store::api_tokens::restrict_role(conn, &row.id, role.into())?
+        row = store::api_tokens::restrict_role(conn, &row.id, role)?
             .ok_or(diesel::result::Error::NotFound)?;
     }
     Ok(CreatedApiToken { token, row })

@@ -160,10 +160,7 @@ async fn authenticate(
                     .last_used_at
                     .is_none_or(|at| now - at >= TOUCH_INTERVAL_MS);
                 // A token acts with its own role, never above its user's.
-                let user_role: Role = user.role.into();
-                let role = api_token
-                    .role
-                    .map_or(user_role, |cap| user_role.min(cap.into()));
+                let role = api_token.role.map_or(user.role, |cap| user.role.min(cap));
                 let principal = Principal {
                     user_id: user.id,
                     username: user.username,
@@ -206,7 +203,7 @@ async fn authenticate(
                 let principal = Principal {
                     user_id: user.id,
                     username: user.username,
-                    role: user.role.into(),
+                    role: user.role,
                     method: AuthMethod::Session {
                         session_id: session.id.clone(),
                         csrf_token: session.csrf_token,

@@ -2100,9 +2100,9 @@ fn new_ids_are_unique() {
     assert_eq!(ids.len(), 10_000);
 }
 
-/// A job status, kind or log stream in the database that no variant knows
-/// (written by hand, or by a newer server) is a deserialisation error naming
-/// the value, never a panic.
+/// A job status, kind, log stream or user role in the database that no
+/// variant knows (written by hand, or by a newer server) is a
+/// deserialisation error naming the value, never a panic.
 #[test]
 fn unknown_enum_values_in_the_database_are_clear_errors() {
     for_each_backend(
@@ -2157,6 +2157,22 @@ fn unknown_enum_values_in_the_database_are_clear_errors() {
                 .unwrap_err();
             assert!(
                 error_chain(&err).contains("unknown log stream \"stdin\""),
+                "{backend}: {}",
+                error_chain(&err)
+            );
+
+            let user = add_user(c, "ann", Role::Operator);
+            assert_eq!(
+                users::by_id(c, &user.id).unwrap().map(|u| u.role),
+                Some(Role::Operator)
+            );
+            execute(
+                c,
+                format!("UPDATE users SET role = 'root' WHERE id = '{}'", user.id),
+            );
+            let err = users::by_id(c, &user.id).unwrap_err();
+            assert!(
+                error_chain(&err).contains("unknown role \"root\""),
                 "{backend}: {}",
                 error_chain(&err)
             );

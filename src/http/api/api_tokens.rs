@@ -99,7 +99,7 @@ impl ApiTokenDto {
             name: t.name,
             user_id: t.user_id,
             username,
-            role: t.role.map(Role::from),
+            role: t.role,
             created_at: Time(t.created_at),
             last_used_at: Time::opt(t.last_used_at),
             expires_at: Time::opt(t.expires_at),

@@ -97,7 +97,7 @@ impl From<&models::User> for UserDto {
         UserDto {
             id: u.id.clone(),
             username: u.username.clone(),
-            role: u.role.into(),
+            role: u.role,
             disabled: u.disabled,
             created_at: Time(u.created_at),
             updated_at: Time(u.updated_at),

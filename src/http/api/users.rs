@@ -166,7 +166,7 @@ fn load(conn: &mut DbConnection, id: &str) -> Result<models::User, ApiError> {
 
 /// Whether `user` is an enabled admin and no other enabled admin exists.
 fn is_last_admin(conn: &mut DbConnection, user: &models::User) -> Result<bool, ApiError> {
-    let admin = Role::from(user.role) == Role::Admin && !user.disabled;
+    let admin = user.role == Role::Admin && !user.disabled;
     Ok(admin && store::admin_queries::enabled_admins(conn)? <= 1)
 }
 
@@ -227,7 +227,7 @@ async fn create(
                     id: store::new_id(),
                     username: username.clone(),
                     password_hash,
-                    role: role.into(),
+                    role,
                     disabled: false,
                     created_at: now,
                     updated_at: now,
@@ -299,11 +299,8 @@ async fn patch(
             let now = store::now_ms();
             let mut detail = serde_json::Map::new();
             if let Some(role) = role {
-                store::users::update_role(conn, &id, role.into(), now)?;
-                detail.insert(
-                    "role".into(),
-                    json!({"from": Role::from(before.role), "to": role}),
-                );
+                store::users::update_role(conn, &id, role, now)?;
+                detail.insert("role".into(), json!({"from": before.role, "to": role}));
             }
             if let Some(disabled) = disabled {
                 store::users::set_disabled(conn, &id, disabled, now)?;

@@ -46,7 +46,7 @@ pub(super) async fn page(
             thead { tr { th { "User" } th { "Role" } th { "State" } th { "Last login" } th { "Actions" } } }
             tbody {
                 @for u in &users.items {
-                    @let role: Role = u.role.into();
+                    @let role = u.role;
                     tr data-user-id=(u.id) data-username=(u.username) {
                         td { (u.username) @if u.id == ctx.user.user_id { " " span.muted { "(you)" } } }
                         td {
