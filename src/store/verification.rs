@@ -218,7 +218,11 @@ pub fn last_verified_restores(conn: &mut DbConnection) -> QueryResult<Vec<LastDr
             ),
         )
         .group_by((jobs::host_id, jobs::tag))
-        .select((jobs::host_id, jobs::tag, diesel::dsl::max(jobs::finished_at)))
+        .select((
+            jobs::host_id,
+            jobs::tag,
+            diesel::dsl::max(jobs::finished_at),
+        ))
         .order((jobs::host_id.asc(), jobs::tag.asc()))
         .load(conn)?;
     Ok(rows
