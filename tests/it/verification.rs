@@ -32,8 +32,7 @@ fn finished_job(
     host: &str,
     kind: JobKind,
     tag: Option<&str>,
-    status: JobStatus,
-    at: i64,
+    (status, at): (JobStatus, i64),
     stats: Option<Value>,
     error: Option<&str>,
 ) -> String {
@@ -170,8 +169,7 @@ fn check_store(pool: &store::Pool) {
         &a,
         JobKind::Drill,
         Some("etc"),
-        JobStatus::Succeeded,
-        now - 5_000,
+        (JobStatus::Succeeded, now - 5_000),
         None,
         None,
     );
@@ -180,8 +178,7 @@ fn check_store(pool: &store::Pool) {
         &a,
         JobKind::Drill,
         Some("etc"),
-        JobStatus::Succeeded,
-        now - 3_000,
+        (JobStatus::Succeeded, now - 3_000),
         None,
         None,
     );
@@ -190,8 +187,7 @@ fn check_store(pool: &store::Pool) {
         &a,
         JobKind::Drill,
         Some("home"),
-        JobStatus::Succeeded,
-        now - 4_000,
+        (JobStatus::Succeeded, now - 4_000),
         None,
         None,
     );
@@ -200,8 +196,7 @@ fn check_store(pool: &store::Pool) {
         &a,
         JobKind::Backup,
         Some("etc"),
-        JobStatus::Succeeded,
-        now,
+        (JobStatus::Succeeded, now),
         None,
         None,
     );
@@ -210,8 +205,7 @@ fn check_store(pool: &store::Pool) {
         &a,
         JobKind::Drill,
         Some("etc"),
-        JobStatus::Failed,
-        now - 1_000,
+        (JobStatus::Failed, now - 1_000),
         None,
         Some("1 file mismatched"),
     );
@@ -335,8 +329,7 @@ async fn metrics_and_host_page() {
             &h,
             JobKind::Drill,
             Some("etc"),
-            JobStatus::Succeeded,
-            at,
+            (JobStatus::Succeeded, at),
             Some(json!({"files": 12, "bytes": 3_670_016, "mismatches": 0, "duration_ms": 900})),
             None,
         );
@@ -384,8 +377,7 @@ async fn metrics_and_host_page() {
             &h,
             JobKind::Drill,
             Some("etc"),
-            JobStatus::Failed,
-            at + 60_000,
+            (JobStatus::Failed, at + 60_000),
             Some(json!({"files": 12, "bytes": 100, "mismatches": 1, "duration_ms": 900})),
             Some("1 restored file differs from the catalog"),
         );
