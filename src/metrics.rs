@@ -11,7 +11,8 @@
 //! the histogram's own uncontended lock, once per finished job or written
 //! batch, never per message. Everything else `/metrics` shows (hosts
 //! online, jobs by kind and status, last successful backup per host and
-//! group) is read from the database at scrape time and encoded by
+//! group) (and the newest succeeded drill per host and group, and each host's
+//! check coverage) is read from the database at scrape time and encoded by
 //! [`DbSnapshot`]'s `Collector` impl.
 //!
 //! # Exposition format
@@ -291,6 +292,11 @@ pub struct DbSnapshot {
     /// (host id, source group name, finish time in Unix ms) of the latest
     /// succeeded backup.
     pub last_backups: Vec<(String, String, i64)>,
+    /// (host id, source group name, finish time in Unix ms) of the newest
+    /// succeeded restore drill.
+    pub last_drills: Vec<(String, String, i64)>,
+    /// (host id, fraction of the data read by the last n rotating checks).
+    pub check_coverage: Vec<(String, f64)>,
 }
 
 impl Collector for DbSnapshot {
@@ -331,6 +337,31 @@ impl Collector for DbSnapshot {
         for (host_id, group, at_ms) in &self.last_backups {
             let labels = [("host_id", Escaped(host_id)), ("group", Escaped(group))];
             ConstGauge::new(*at_ms as f64 / 1000.0).encode(last.encode_family(&labels)?)?;
+        }
+
+        let mut drills = encoder.encode_descriptor(
+            "last_verified_restore_timestamp_seconds",
+            "Unix time of the newest succeeded restore drill per host and source group.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (host_id, group, at_ms) in &self.last_drills {
+            let labels = [
+                ("host_id", Escaped(host_id)),
+                ("source_group", Escaped(group)),
+            ];
+            ConstGauge::new(*at_ms as f64 / 1000.0).encode(drills.encode_family(&labels)?)?;
+        }
+
+        let mut coverage = encoder.encode_descriptor(
+            "check_coverage_ratio",
+            "Fraction of the repository's data subsets read by the host's last n rotating checks.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (host_id, ratio) in &self.check_coverage {
+            let labels = [("host_id", Escaped(host_id))];
+            ConstGauge::new(*ratio).encode(coverage.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -391,6 +422,8 @@ mod tests {
             hosts_online: 2,
             jobs: vec![(JobKind::Backup, JobStatus::Succeeded, 3)],
             last_backups: vec![("h1".into(), "we\"i\\r\nd".into(), 1_767_323_045_678)],
+            last_drills: vec![("h1".into(), "etc".into(), 1_767_323_045_000)],
+            check_coverage: vec![("h1".into(), 0.5)],
         };
         let text = render(&m, db).unwrap();
         for line in [
@@ -405,6 +438,8 @@ mod tests {
             "restic_manager_job_duration_seconds_count{kind=\"backup\"} 2\n",
             "restic_manager_job_duration_seconds_count{kind=\"check\"} 0\n",
             "restic_manager_last_successful_backup_timestamp_seconds{host_id=\"h1\",group=\"we\\\"i\\\\r\\nd\"} 1767323045.678\n",
+            "restic_manager_last_verified_restore_timestamp_seconds{host_id=\"h1\",source_group=\"etc\"} 1767323045.0\n",
+            "restic_manager_check_coverage_ratio{host_id=\"h1\"} 0.5\n",
             "restic_manager_websocket_sessions 1\n",
             "restic_manager_messages_received_total{type=\"hello\"} 1\n",
             "restic_manager_messages_received_total{type=\"invalid\"} 0\n",
@@ -420,6 +455,8 @@ mod tests {
             ("jobs", "gauge"),
             ("job_duration_seconds", "histogram"),
             ("last_successful_backup_timestamp_seconds", "gauge"),
+            ("last_verified_restore_timestamp_seconds", "gauge"),
+            ("check_coverage_ratio", "gauge"),
             ("websocket_sessions", "gauge"),
             ("messages_received", "counter"),
             ("messages_sent", "counter"),

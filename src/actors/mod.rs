@@ -224,13 +224,18 @@ fn run_now_job(
         return restore::restore_job(conn, host_id, restore, now);
     }
     let Some(name) = &req.source_group else {
-        return Ok(models::NewJob::new(
+        let mut job = models::NewJob::new(
             store::new_id(),
             host_id.clone(),
             kind,
             JobTrigger::Manual,
             now,
-        ));
+        );
+        if kind == protocol::JobKind::Check {
+            // Schedules fire backups only, so every check rotates.
+            job.args = check_rotation_args(conn, &job, now)?;
+        }
+        return Ok(job);
     };
     let group = store::source_groups::by_name(conn, host_id, name)?.ok_or_else(|| {
         ActorError::Invalid(format!(
@@ -251,6 +256,19 @@ fn run_now_job(
         ));
     }
     Ok(followup::backup_job(&group, JobTrigger::Manual, now))
+}
+
+/// A check job reads the host's next subset of the repository's data
+/// (`--read-data-subset=k/n`, issue 11 §4); the rotation advances in the
+/// transaction that inserts the job.
+fn check_rotation_args(
+    conn: &mut store::DbConnection,
+    job: &models::NewJob,
+    now: i64,
+) -> Result<Vec<String>, ActorError> {
+    use store::verification::{rotate_check, subset_arg, DEFAULT_CHECK_SUBSETS};
+    let (k, n) = rotate_check(conn, &job.host_id, &job.id, DEFAULT_CHECK_SUBSETS, now)?;
+    Ok(vec![subset_arg(k, n)])
 }
 
 /// Why an actor request failed.

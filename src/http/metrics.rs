@@ -2,15 +2,16 @@
 //! why not 0.0.4 is in [`crate::metrics`]), unauthenticated. It shows
 //! counts, times, host ids and source group names only: no hostname, no
 //! secret. The in-process counters come from [`crate::metrics::Metrics`];
-//! hosts online, jobs by kind and status and the last successful backups
-//! are three cheap aggregate queries run at scrape time.
+//! hosts online, jobs by kind and status, the last successful backups,
+//! the last verified restores and the check coverage are cheap aggregate
+//! queries (summary rows and indexes) run at scrape time.
 
 use actix_web::{web, HttpResponse};
 
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
 use crate::metrics::{render, DbSnapshot, CONTENT_TYPE};
-use crate::store::admin_queries;
+use crate::store::{admin_queries, verification};
 
 /// `GET /metrics`.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -21,6 +22,14 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             last_backups: admin_queries::last_successful_backups(conn)?
                 .into_iter()
                 .filter_map(|(host, group, at)| Some((host, group.unwrap_or_default(), at?)))
+                .collect(),
+            last_drills: verification::last_verified_restores(conn)?,
+            check_coverage: verification::check_coverage(conn, None)?
+                .into_iter()
+                .map(|c| {
+                    let ratio = c.ratio();
+                    (c.host_id, ratio)
+                })
                 .collect(),
         })
     })

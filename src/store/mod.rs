@@ -77,6 +77,7 @@ pub mod source_groups;
 pub mod types;
 pub mod ui_queries;
 pub mod users;
+pub mod verification;
 
 pub use json::Json;
 pub use migrations::{revert_all_migrations, run_migrations};

@@ -42,4 +42,5 @@ mod store_catalog;
 mod ui_browser;
 mod ui_http;
 mod ui_snapshot;
+mod verification;
 mod windows_agent;

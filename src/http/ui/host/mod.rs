@@ -9,7 +9,8 @@
 //! admins can revoke the host.
 //!
 //! The page's sections: [`groups`] (source groups and schedules) and
-//! [`history`] (jobs, snapshots, statistics, missed runs); the facts and
+//! [`history`] (jobs, snapshots, statistics, missed runs), [`verify`]
+//! (the last restore drill and the check coverage); the facts and
 //! the repository are here.
 
 use actix_web::http::StatusCode;
@@ -32,9 +33,11 @@ use crate::store::models::{
 
 mod groups;
 mod history;
+mod verify;
 
 use groups::{groups_section, schedules_section};
 use history::{jobs_section, missed_section, snapshots_section, stats_section};
+use verify::{verification_section, Verification};
 
 /// Recent jobs listed.
 const RECENT_JOBS: i64 = 25;
@@ -58,6 +61,7 @@ struct Data {
     snapshot_total: i64,
     stats: Vec<RepoStats>,
     missed: Vec<MissedRun>,
+    verification: Verification,
 }
 
 pub(super) async fn page(
@@ -93,6 +97,7 @@ pub(super) async fn page(
         )?
         .items;
         Ok(Data {
+            verification: verify::load(conn, &id)?,
             repository: store::repositories::get_for_host(conn, &id)?,
             groups: store::source_groups::list_for_host(conn, &id)?,
             schedules: store::schedules::list_with_groups_for_host(conn, &id)?,
@@ -116,6 +121,7 @@ pub(super) async fn page(
             (schedules_section(&ctx, &data))
             (jobs_section(&ctx, &data.jobs))
             (snapshots_section(&data))
+            (verification_section(&ctx, &data))
             (stats_section(&data.stats))
             (missed_section(&data))
         }

@@ -1,0 +1,284 @@
+//! Verification (issue 11 §4), store side: the newest restore drills per
+//! host and source group, and the check rotation that makes successive
+//! checks read different parts of a repository's data.
+//!
+//! - Drills are jobs of kind `drill` whose `tag` is the source group; the
+//!   reads here go through the index `jobs_kind_status_host_tag_finished`
+//!   (migration `verification`), so `/metrics` walks the succeeded drills
+//!   only, never every job.
+//! - Table `check_rotation`: per host (one repository per host) the number
+//!   of subsets `n`, the subset `k` (1-based) the next rotating check reads
+//!   with `--read-data-subset=k/n`, and how many rotating checks were
+//!   issued. Table `check_runs`: the last `n` rotating checks of each host
+//!   with the subset each reads; a run whose job succeeded counts as read.
+//!   Both are written in the transaction that inserts the check job.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use diesel::prelude::*;
+
+use super::models::Job;
+use super::schema::{hosts, jobs};
+use super::{DbConnection, JobKind, JobStatus};
+
+/// Subsets a repository's data is split into when nothing else is set.
+pub const DEFAULT_CHECK_SUBSETS: i64 = 30;
+
+diesel::table! {
+    check_rotation (host_id) {
+        host_id -> Text,
+        subsets -> BigInt,
+        next_subset -> BigInt,
+        runs -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    check_runs (host_id, run) {
+        host_id -> Text,
+        run -> BigInt,
+        subset -> BigInt,
+        subsets -> BigInt,
+        job_id -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(check_runs, jobs);
+diesel::allow_tables_to_appear_in_same_query!(check_runs, check_rotation);
+diesel::allow_tables_to_appear_in_same_query!(check_rotation, jobs);
+
+/// The subset read after `k` of `n` (1-based, wrapping after `n`). An
+/// out-of-range `k` (after `n` changed) starts over at 1.
+pub fn subset_after(k: i64, n: i64) -> i64 {
+    if n <= 0 || k < 1 || k >= n {
+        1
+    } else {
+        k + 1
+    }
+}
+
+/// restic's flag for subset `k` of `n`.
+pub fn subset_arg(k: i64, n: i64) -> String {
+    format!("--read-data-subset={k}/{n}")
+}
+
+/// A rotating check of `host_id` is being created as job `job_id`: takes
+/// the host's next subset of `n` (1 at first, or when `n` changed),
+/// advances the rotation and records the run (keeping the last `n`).
+/// Returns `(k, n)`.
+pub fn rotate_check(
+    conn: &mut DbConnection,
+    host_id: &str,
+    job_id: &str,
+    n: i64,
+    now: i64,
+) -> QueryResult<(i64, i64)> {
+    let n = n.max(1);
+    let row: Option<(i64, i64, i64)> = check_rotation::table
+        .find(host_id)
+        .select((
+            check_rotation::subsets,
+            check_rotation::next_subset,
+            check_rotation::runs,
+        ))
+        .first(conn)
+        .optional()?;
+    let (k, run) = match row {
+        Some((subsets, next, runs)) if subsets == n && (1..=n).contains(&next) => (next, runs + 1),
+        Some((_, _, runs)) => (1, runs + 1),
+        None => (1, 1),
+    };
+    let next = subset_after(k, n);
+    // Update, else insert: the one writer runs this (no upsert on the
+    // multi-backend connection).
+    let updated = diesel::update(check_rotation::table.find(host_id))
+        .set((
+            check_rotation::subsets.eq(n),
+            check_rotation::next_subset.eq(next),
+            check_rotation::runs.eq(run),
+            check_rotation::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(check_rotation::table)
+            .values((
+                check_rotation::host_id.eq(host_id),
+                check_rotation::subsets.eq(n),
+                check_rotation::next_subset.eq(next),
+                check_rotation::runs.eq(run),
+                check_rotation::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    diesel::insert_into(check_runs::table)
+        .values((
+            check_runs::host_id.eq(host_id),
+            check_runs::run.eq(run),
+            check_runs::subset.eq(k),
+            check_runs::subsets.eq(n),
+            check_runs::job_id.eq(job_id),
+        ))
+        .execute(conn)?;
+    diesel::delete(
+        check_runs::table
+            .filter(check_runs::host_id.eq(host_id))
+            .filter(check_runs::run.le(run - n)),
+    )
+    .execute(conn)?;
+    Ok((k, n))
+}
+
+/// How much of a host's data its last `subsets` rotating checks read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    pub host_id: String,
+    /// Distinct subsets read by succeeded checks among the last runs.
+    pub read: i64,
+    /// The rotation's `n` (0: no rotating check yet).
+    pub subsets: i64,
+}
+
+impl Coverage {
+    /// `read / subsets`, 0 without a rotation.
+    pub fn ratio(&self) -> f64 {
+        if self.subsets <= 0 {
+            0.0
+        } else {
+            self.read as f64 / self.subsets as f64
+        }
+    }
+}
+
+/// The check coverage of every live host (or of `host_id` only), by host
+/// id; a host without a rotating check reads 0 of 0. One read of the live
+/// hosts, one of the rotations and one of the kept runs (at most `n` per
+/// host) joined to their jobs by primary key.
+pub fn check_coverage(
+    conn: &mut DbConnection,
+    host_id: Option<&str>,
+) -> QueryResult<Vec<Coverage>> {
+    let mut live = hosts::table
+        .filter(hosts::revoked_at.is_null())
+        .select(hosts::id)
+        .into_boxed();
+    let mut rotations = check_rotation::table
+        .select((check_rotation::host_id, check_rotation::subsets))
+        .into_boxed();
+    let mut runs = check_runs::table
+        .inner_join(jobs::table.on(jobs::id.eq(check_runs::job_id)))
+        .inner_join(
+            check_rotation::table.on(check_rotation::host_id
+                .eq(check_runs::host_id)
+                .and(check_rotation::subsets.eq(check_runs::subsets))),
+        )
+        .filter(jobs::status.eq(JobStatus::Succeeded))
+        .select((check_runs::host_id, check_runs::subset))
+        .into_boxed();
+    if let Some(id) = host_id {
+        live = live.filter(hosts::id.eq(id.to_owned()));
+        rotations = rotations.filter(check_rotation::host_id.eq(id.to_owned()));
+        runs = runs.filter(check_runs::host_id.eq(id.to_owned()));
+    }
+    let live: Vec<String> = live.load(conn)?;
+    let rotations: BTreeMap<String, i64> = rotations.load(conn)?.into_iter().collect();
+    let mut read: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for (host, subset) in runs.load::<(String, i64)>(conn)? {
+        read.entry(host).or_default().insert(subset);
+    }
+    let mut out: Vec<Coverage> = live
+        .into_iter()
+        .map(|host_id| Coverage {
+            read: read.get(&host_id).map_or(0, |s| s.len() as i64),
+            subsets: rotations.get(&host_id).copied().unwrap_or(0),
+            host_id,
+        })
+        .collect();
+    out.sort_by(|a, b| a.host_id.cmp(&b.host_id));
+    Ok(out)
+}
+
+/// One row of [`last_verified_restores`]: host id, source group (the
+/// drill's tag) and the finish time (Unix ms).
+pub type LastDrill = (String, String, i64);
+
+/// The finish time of the newest succeeded drill per live host and source
+/// group, by host and group.
+pub fn last_verified_restores(conn: &mut DbConnection) -> QueryResult<Vec<LastDrill>> {
+    let rows: Vec<(String, Option<String>, Option<i64>)> = jobs::table
+        .filter(jobs::kind.eq(JobKind::Drill))
+        .filter(jobs::status.eq(JobStatus::Succeeded))
+        .filter(jobs::tag.is_not_null())
+        .filter(jobs::finished_at.is_not_null())
+        .filter(
+            jobs::host_id.eq_any(
+                hosts::table
+                    .filter(hosts::revoked_at.is_null())
+                    .select(hosts::id),
+            ),
+        )
+        .group_by((jobs::host_id, jobs::tag))
+        .select((
+            jobs::host_id,
+            jobs::tag,
+            diesel::dsl::max(jobs::finished_at),
+        ))
+        .order((jobs::host_id.asc(), jobs::tag.asc()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(host, tag, at)| Some((host, tag?, at?)))
+        .collect())
+}
+
+/// The newest drill of a host that succeeded or failed (the host page's
+/// "Last verified restore").
+pub fn latest_drill(conn: &mut DbConnection, host_id: &str) -> QueryResult<Option<Job>> {
+    jobs::table
+        .filter(jobs::kind.eq(JobKind::Drill))
+        .filter(jobs::status.eq_any([JobStatus::Succeeded, JobStatus::Failed]))
+        .filter(jobs::host_id.eq(host_id))
+        .filter(jobs::finished_at.is_not_null())
+        .order((jobs::finished_at.desc(), jobs::id.desc()))
+        .select(Job::as_select())
+        .first(conn)
+        .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// k advances by one and wraps after n; n runs read every subset once.
+    #[test]
+    fn rotation_covers_every_subset() {
+        assert_eq!(subset_after(1, 30), 2);
+        assert_eq!(subset_after(29, 30), 30);
+        assert_eq!(subset_after(30, 30), 1);
+        assert_eq!(subset_after(31, 30), 1, "n shrank: start over");
+        assert_eq!(subset_after(0, 30), 1);
+        assert_eq!(subset_after(1, 1), 1);
+        assert_eq!(subset_after(5, 0), 1);
+        let mut k = 1;
+        let mut seen = BTreeSet::new();
+        for _ in 0..7 {
+            seen.insert(k);
+            k = subset_after(k, 7);
+        }
+        assert_eq!(seen, (1..=7).collect());
+        assert_eq!(k, 1, "the eighth run starts the next cycle");
+        assert_eq!(subset_arg(3, 30), "--read-data-subset=3/30");
+    }
+
+    /// The ratio is read over n, 0 without a rotation.
+    #[test]
+    fn coverage_ratio() {
+        let c = |read, subsets| Coverage {
+            host_id: "h".into(),
+            read,
+            subsets,
+        };
+        assert_eq!(c(15, 30).ratio(), 0.5);
+        assert_eq!(c(0, 0).ratio(), 0.0);
+    }
+}
