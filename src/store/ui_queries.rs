@@ -50,9 +50,9 @@ pub struct LatestResult {
     pub finished_at: Option<i64>,
 }
 
-/// One finished backup, reduced to what the calendar colours by.
+/// One finished backup or drill, reduced to what the calendar colours by.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
-pub struct BackupOutcome {
+pub struct JobOutcome {
     pub host_id: String,
     /// When it finished (Unix ms); `None` never occurs for a terminal job
     /// written by the server, but the column is nullable.
@@ -177,19 +177,21 @@ pub fn missed_run_count_since(conn: &mut DbConnection, since: i64) -> QueryResul
         .get_result(conn)
 }
 
-/// The finished backups of these hosts that finished at or after `since`
-/// (Unix ms), oldest first.
-pub fn backup_outcomes_since(
+/// The finished jobs of `kind` (backups for the calendar, drills for its
+/// verified view) of these hosts that finished at or after `since` (Unix
+/// ms), oldest first.
+pub fn outcomes_since(
     conn: &mut DbConnection,
     host_ids: &[String],
+    kind: JobKind,
     since: i64,
-) -> QueryResult<Vec<BackupOutcome>> {
+) -> QueryResult<Vec<JobOutcome>> {
     let mut out = Vec::new();
     for chunk in host_ids.chunks(IDS_PER_QUERY) {
         out.extend(
             jobs::table
                 .filter(jobs::host_id.eq_any(chunk))
-                .filter(jobs::kind.eq(JobKind::Backup))
+                .filter(jobs::kind.eq(kind))
                 .filter(jobs::status.eq_any(JobStatus::TERMINAL))
                 .filter(jobs::finished_at.ge(since))
                 .order((jobs::finished_at.asc(), jobs::id.asc()))
@@ -199,7 +201,7 @@ pub fn backup_outcomes_since(
                     jobs::status,
                     jobs::warning,
                 ))
-                .load::<BackupOutcome>(conn)?,
+                .load::<JobOutcome>(conn)?,
         );
     }
     Ok(out)

@@ -401,3 +401,67 @@ async fn metrics_and_host_page() {
         .unwrap();
     assert!(metrics.contains(&drill), "{metrics}");
 }
+
+/// The dashboard's calendar has a verified view: per host and day, a
+/// succeeded drill is green, a failed one red, none grey; the backups view
+/// stays the default, and an unknown view is a 400 naming the parameter.
+#[actix_web::test]
+async fn calendar_verified_view() {
+    let app = spawn_app().await;
+    let verified = create_host(&app, "drill-ok").await;
+    let broken = create_host(&app, "drill-bad").await;
+    let browser = login(&app, "admin", &app.admin_password).await;
+    let (v, b) = (verified.clone(), broken.clone());
+    db(&app, move |c| {
+        let now = store::now_ms();
+        for (host, status, at) in [
+            (&v, JobStatus::Succeeded, now),
+            (&b, JobStatus::Succeeded, now - 1),
+            (&b, JobStatus::Failed, now),
+        ] {
+            let stats = None;
+            finished_job(
+                c,
+                host,
+                JobKind::Drill,
+                Some("etc"),
+                (status, at),
+                stats,
+                None,
+            );
+        }
+    })
+    .await;
+    let page = |path: &'static str| {
+        let request = browser.page(&app, path);
+        async move {
+            let resp = request.send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let cell = |host: &str, outcome: &str| {
+        format!(r#"data-host="{host}" data-day="{today}" data-outcome="{outcome}""#)
+    };
+
+    let (status, html) = page("/?calendar=verified").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&cell(&verified, "succeeded")), "{html}");
+    assert!(html.contains(&cell(&broken, "failed")), "{html}");
+    assert!(html.contains("Restore drill outcomes of the last 30 days"));
+    assert!(html.contains(r#"href="/?calendar=backups#fleet-calendar""#));
+
+    // The default view counts backups: these hosts have none today.
+    let (status, html) = page("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&cell(&verified, "none")), "{html}");
+    assert!(html.contains(&cell(&broken, "none")), "{html}");
+    assert!(html.contains(r#"href="/?calendar=verified#fleet-calendar""#));
+
+    let (status, html) = page("/?calendar=drills").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        html.contains("calendar: expected backups or verified"),
+        "{html}"
+    );
+}

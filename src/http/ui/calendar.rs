@@ -1,6 +1,7 @@
 //! The fleet calendar on the dashboard: one row per host, one cell per UTC
 //! day for the last [`DAYS`] days, each cell coloured by that day's worst
-//! backup outcome, drawn as SVG on the server.
+//! outcome, drawn as SVG on the server. Two [`View`]s: backups (the
+//! default) and verified (restore drills: succeeded, failed or none).
 //!
 //! [`Calendar::build`] turns the finished backups and missed runs of the
 //! window into per-day counts; [`DayCounts::outcome`] picks the worst
@@ -13,7 +14,7 @@ use chrono::{DateTime, Duration, NaiveDate};
 use maud::{html, Markup};
 
 use super::format;
-use crate::store::ui_queries::BackupOutcome;
+use crate::store::ui_queries::JobOutcome;
 use crate::store::JobStatus;
 
 /// Days the calendar shows, today included.
@@ -33,6 +34,51 @@ const LEGEND: u32 = 36;
 const LABEL_CHARS: usize = 26;
 /// Characters of a host name in its label's tooltip.
 const TITLE_CHARS: usize = 64;
+
+/// What the calendar counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Backups and missed runs.
+    #[default]
+    Backups,
+    /// Restore drills: did a restore of the host's data succeed that day?
+    Verified,
+}
+
+impl View {
+    /// The `calendar=` query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            View::Backups => "backups",
+            View::Verified => "verified",
+        }
+    }
+
+    /// Parses a `calendar=` query value.
+    pub fn parse(text: &str) -> Option<View> {
+        [View::Backups, View::Verified]
+            .into_iter()
+            .find(|v| v.as_str() == text)
+    }
+
+    /// The outcomes this view can show, in legend order.
+    fn legend(self) -> &'static [Outcome] {
+        match self {
+            View::Backups => &Outcome::ALL,
+            View::Verified => &[Outcome::Succeeded, Outcome::Failed, Outcome::None],
+        }
+    }
+
+    /// The legend's word for an outcome.
+    fn legend_word(self, outcome: Outcome) -> &'static str {
+        match (self, outcome) {
+            (View::Verified, Outcome::Succeeded) => "verified",
+            (View::Verified, Outcome::Failed) => "drill failed",
+            (View::Verified, Outcome::None) => "no drill",
+            (_, outcome) => outcome.as_str(),
+        }
+    }
+}
 
 /// A day's outcome, from harmless to worst (the derive orders them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -119,8 +165,9 @@ impl DayCounts {
         *slot = slot.saturating_add(1);
     }
 
-    /// "2 succeeded, 1 failed" (or "no backups").
-    fn summary(&self) -> String {
+    /// "2 succeeded, 1 failed" (or "no backups"; drills: "1 drill
+    /// succeeded" or "no drill").
+    fn summary(&self, view: View) -> String {
         let parts: Vec<String> = [
             (self.succeeded, "succeeded"),
             (self.warning, "with warnings"),
@@ -132,11 +179,20 @@ impl DayCounts {
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
-        if parts.is_empty() {
-            "no backups".to_owned()
-        } else {
-            parts.join(", ")
+        match (view, parts.is_empty()) {
+            (View::Backups, true) => "no backups".to_owned(),
+            (View::Backups, false) => parts.join(", "),
+            (View::Verified, true) => "no drill".to_owned(),
+            (View::Verified, false) => {
+                let drills = if self.total() == 1 { "drill" } else { "drills" };
+                format!("{drills}: {}", parts.join(", "))
+            }
         }
+    }
+
+    /// Every event counted.
+    fn total(&self) -> u32 {
+        self.succeeded + self.warning + self.failed + self.cancelled + self.missed
     }
 }
 
@@ -155,6 +211,7 @@ pub struct CalendarRow {
 pub struct Calendar {
     /// The UTC day of the first column.
     pub first_day: NaiveDate,
+    pub view: View,
     pub rows: Vec<CalendarRow>,
 }
 
@@ -176,13 +233,15 @@ pub fn window(now: i64) -> (NaiveDate, i64) {
 }
 
 impl Calendar {
-    /// Counts `backups` and `missed` (host id, scheduled time in Unix ms)
-    /// into one row per host of `hosts` (id, label), in the given order.
-    /// Events of other hosts or outside the window are ignored.
+    /// Counts `backups` (in the verified view: drills) and `missed` (host
+    /// id, scheduled time in Unix ms) into one row per host of `hosts` (id,
+    /// label), in the given order. Events of other hosts or outside the
+    /// window are ignored.
     pub fn build(
         first_day: NaiveDate,
+        view: View,
         hosts: &[(String, String)],
-        backups: &[BackupOutcome],
+        backups: &[JobOutcome],
         missed: &[(String, i64)],
     ) -> Calendar {
         let mut rows: Vec<CalendarRow> = hosts
@@ -217,7 +276,11 @@ impl Calendar {
                 day.missed = day.missed.saturating_add(1);
             }
         }
-        Calendar { first_day, rows }
+        Calendar {
+            first_day,
+            view,
+            rows,
+        }
     }
 
     /// The SVG's width and height.
@@ -240,7 +303,8 @@ impl Calendar {
         html! {
             svg.calendar xmlns="http://www.w3.org/2000/svg" role="img"
                 width=(width) height=(height) viewBox={ "0 0 " (width) " " (height) }
-                aria-label={ "Backup outcomes of the last " (DAYS) " days, one row per host" } {
+                aria-label={ (match self.view { View::Backups => "Backup", View::Verified => "Restore drill" })
+                    " outcomes of the last " (DAYS) " days, one row per host" } {
                 // Day-of-month header: every day, the first of a month in bold.
                 @for d in 0..DAYS {
                     @let day = self.first_day + Duration::days(d as i64);
@@ -268,14 +332,14 @@ impl Calendar {
                         rect x=(LABEL_WIDTH + d as u32 * step) y=(y) width=(CELL) height=(CELL)
                             fill=(outcome.fill())
                             data-host=(row.host_id) data-day=(day.format("%Y-%m-%d")) data-outcome=(outcome.as_str()) {
-                            title { (day.format("%Y-%m-%d")) ": " (counts.summary()) }
+                            title { (day.format("%Y-%m-%d")) ": " (counts.summary(self.view)) }
                         }
                     }
                 }
-                @for (i, outcome) in Outcome::ALL.iter().enumerate() {
+                @for (i, outcome) in self.view.legend().iter().enumerate() {
                     @let x = i as u32 * 110;
                     rect x=(x) y=(legend_y - 10) width="12" height="12" rx="2" fill=(outcome.fill()) {}
-                    text x=(x + 16) y=(legend_y) font-size="11" { (outcome.as_str()) }
+                    text x=(x + 16) y=(legend_y) font-size="11" { (self.view.legend_word(*outcome)) }
                 }
             }
         }
@@ -294,8 +358,8 @@ mod tests {
             .timestamp_millis()
     }
 
-    fn backup(host: &str, at: i64, status: JobStatus, warning: bool) -> BackupOutcome {
-        BackupOutcome {
+    fn backup(host: &str, at: i64, status: JobStatus, warning: bool) -> JobOutcome {
+        JobOutcome {
             host_id: host.to_owned(),
             finished_at: Some(at),
             status,
@@ -351,7 +415,7 @@ mod tests {
             backup("h9", ms(today, 2), JobStatus::Failed, false),
         ];
         let missed = vec![("h2".to_owned(), ms(today, 1))];
-        let cal = Calendar::build(first, &hosts, &backups, &missed);
+        let cal = Calendar::build(first, View::Backups, &hosts, &backups, &missed);
         assert_eq!(cal.rows.len(), 2);
         let h1 = &cal.rows[0];
         assert_eq!(h1.days.len(), DAYS);
@@ -379,7 +443,7 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 3, 30).unwrap();
         let hosts = vec![("h1".to_owned(), "web-01".to_owned())];
         let backups = vec![backup("h1", ms(today, 2), JobStatus::Succeeded, false)];
-        let svg = Calendar::build(first, &hosts, &backups, &[])
+        let svg = Calendar::build(first, View::Backups, &hosts, &backups, &[])
             .render()
             .into_string();
         assert_well_formed(&svg);
@@ -390,7 +454,9 @@ mod tests {
             "fill=\"#1f9d55\" data-host=\"h1\" data-day=\"2026-03-30\" data-outcome=\"succeeded\""
         ));
         assert_eq!(svg.matches("data-outcome=\"none\"").count(), DAYS - 1);
-        let empty = Calendar::build(first, &[], &[], &[]).render().into_string();
+        let empty = Calendar::build(first, View::Backups, &[], &[], &[])
+            .render()
+            .into_string();
         assert_well_formed(&empty);
         assert!(empty.contains("No hosts enrolled yet."));
     }
@@ -400,12 +466,47 @@ mod tests {
     fn host_names_are_escaped() {
         let (first, _) = window(0);
         let hosts = vec![("h\"1".to_owned(), "<script>alert(1)</script>&co".to_owned())];
-        let svg = Calendar::build(first, &hosts, &[], &[])
+        let svg = Calendar::build(first, View::Backups, &hosts, &[], &[])
             .render()
             .into_string();
         assert!(!svg.contains("<script>"), "{svg}");
         assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;&amp;co"));
         assert!(svg.contains("data-host=\"h&quot;1\""));
         assert_well_formed(&svg);
+    }
+
+    /// The verified view counts drills: a day with a failed drill is red,
+    /// one with a succeeded drill green, and the legend and tooltips speak
+    /// of drills.
+    #[test]
+    fn verified_view_counts_drills() {
+        let now = ms(NaiveDate::from_ymd_opt(2026, 3, 30).unwrap(), 15);
+        let (first, _) = window(now);
+        let today = NaiveDate::from_ymd_opt(2026, 3, 30).unwrap();
+        let day5 = NaiveDate::from_ymd_opt(2026, 3, 5).unwrap();
+        let hosts = vec![("h1".to_owned(), "web-01".to_owned())];
+        let drills = vec![
+            backup("h1", ms(today, 2), JobStatus::Succeeded, false),
+            backup("h1", ms(day5, 2), JobStatus::Failed, false),
+        ];
+        let cal = Calendar::build(first, View::Verified, &hosts, &drills, &[]);
+        assert_eq!(cal.rows[0].days[DAYS - 1].outcome(), Outcome::Succeeded);
+        assert_eq!(cal.rows[0].days[4].outcome(), Outcome::Failed);
+        let svg = cal.render().into_string();
+        assert_well_formed(&svg);
+        assert!(
+            svg.contains("<title>2026-03-30: drill: 1 succeeded</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("<title>2026-03-29: no drill</title>"), "{svg}");
+        assert!(svg.contains(">verified</text>") && svg.contains(">drill failed</text>"));
+        assert!(
+            !svg.contains(">missed</text>"),
+            "no missed runs in the verified legend"
+        );
+        assert!(svg.contains("Restore drill outcomes of the last 30 days"));
+        assert_eq!(View::parse("verified"), Some(View::Verified));
+        assert_eq!(View::parse("backups"), Some(View::Backups));
+        assert_eq!(View::parse("drills"), None);
     }
 }

@@ -4,7 +4,8 @@
 //! never backed up, stale backups — each capped at [`ROWS_PER_STATE`] rows
 //! with an "and N more" link to the host list filtered by that state, then
 //! the healthy rest as a count with a short sample, and the fleet calendar
-//! of the most urgent hosts. Host badges follow presence live (`app.js`
+//! of the most urgent hosts (`?calendar=verified` shows restore drills
+//! instead of backups). Host badges follow presence live (`app.js`
 //! listens to `GET /ui/events`).
 //!
 //! Every figure comes from summary rows or a capped, indexed page (see
@@ -25,11 +26,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use maud::{html, Markup};
 
-use super::calendar::{self, Calendar};
+use super::calendar::{self, Calendar, View};
 use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
-use crate::http::error::with_conn;
+use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
 use crate::store::hosts::{Health, HostFilter};
 use crate::store::models::Job;
@@ -181,7 +182,7 @@ struct Data {
     online: i64,
     sections: Vec<Section>,
     calendar_hosts: Vec<(String, String)>,
-    outcomes: Vec<ui_queries::BackupOutcome>,
+    outcomes: Vec<ui_queries::JobOutcome>,
     missed: Vec<(String, i64)>,
     last_day: (i64, i64, i64),
     missed_day: i64,
@@ -250,11 +251,26 @@ fn sections(conn: &mut crate::store::DbConnection, now: i64) -> diesel::QueryRes
     Ok(out)
 }
 
+/// The dashboard's query: which calendar view.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct DashboardQuery {
+    calendar: Option<String>,
+}
+
 pub(super) async fn page(
     state: web::Data<AppState>,
     ctx: PageCtx,
+    query: web::Query<DashboardQuery>,
 ) -> Result<HttpResponse, UiError> {
     ctx.require(Role::Viewer)?;
+    let view = match query.into_inner().calendar.filter(|c| !c.is_empty()) {
+        None => View::Backups,
+        Some(text) => View::parse(&text).ok_or_else(|| {
+            ApiError::validation(format!(
+                "calendar: expected backups or verified, got {text:?}"
+            ))
+        })?,
+    };
     let now = ctx.now;
     let (first_day, window_start) = calendar::window(now);
     let data = with_conn(&state.pool, move |conn| {
@@ -271,11 +287,19 @@ pub(super) async fn page(
             }
         }
         let ids: Vec<String> = calendar_hosts.iter().map(|(id, _)| id.clone()).collect();
-        let outcomes = ui_queries::backup_outcomes_since(conn, &ids, window_start)?;
-        let missed = ui_queries::missed_runs_since(conn, &ids, window_start)?
-            .into_iter()
-            .map(|m| (m.host_id, m.scheduled_at))
-            .collect();
+        let (outcomes, missed) = match view {
+            View::Backups => (
+                ui_queries::outcomes_since(conn, &ids, JobKind::Backup, window_start)?,
+                ui_queries::missed_runs_since(conn, &ids, window_start)?
+                    .into_iter()
+                    .map(|m| (m.host_id, m.scheduled_at))
+                    .collect(),
+            ),
+            View::Verified => (
+                ui_queries::outcomes_since(conn, &ids, JobKind::Drill, window_start)?,
+                Vec::new(),
+            ),
+        };
         Ok(Data {
             hosts,
             online,
@@ -291,6 +315,7 @@ pub(super) async fn page(
 
     let cal = Calendar::build(
         first_day,
+        view,
         &data.calendar_hosts,
         &data.outcomes,
         &data.missed,
@@ -347,8 +372,23 @@ pub(super) async fn page(
             }
         }
         section {
-            h2 { "Fleet calendar" }
-            p.muted { "Worst backup outcome per host and day, last " (calendar::DAYS) " days (UTC)"
+            h2 #fleet-calendar { "Fleet calendar" }
+            p.calendar-views {
+                @for v in [View::Backups, View::Verified] {
+                    @if v == view {
+                        strong aria-current="page" { (v.as_str()) }
+                    } @else {
+                        a href={ "/?calendar=" (v.as_str()) "#fleet-calendar" } { (v.as_str()) }
+                    }
+                    " "
+                }
+            }
+            p.muted {
+                @match view {
+                    View::Backups => { "Worst backup outcome per host and day" },
+                    View::Verified => { "Restore drills per host and day (a failed drill outweighs a succeeded one)" },
+                }
+                ", last " (calendar::DAYS) " days (UTC)"
                 @if data.hosts > CALENDAR_HOSTS as i64 { ", the " (CALENDAR_HOSTS) " most urgent hosts" } "." }
             div.calendar-wrap { (cal.render()) }
         }

@@ -133,6 +133,11 @@ impl Browser {
         self.request(app, Method::GET, path)
     }
 
+    /// A GET of a web UI page (`path` under the server's root, not the API).
+    pub fn page(&self, app: &TestApp, path: &str) -> reqwest::RequestBuilder {
+        client().get(app.url(path)).header("Cookie", &self.cookie)
+    }
+
     pub fn post(&self, app: &TestApp, path: &str) -> reqwest::RequestBuilder {
         self.request(app, Method::POST, path)
     }
