@@ -15,7 +15,7 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::api::call;
+use crate::common::api::{call, login};
 use crate::common::daemon::{self, InProcessAgent};
 use crate::common::e2e::{host_jobs, post, put, run_job, wait_for, wait_online};
 use crate::common::off_thread;
@@ -216,6 +216,27 @@ async fn drill_succeeds_rotates_and_fails_on_a_damaged_pack() {
     assert!(
         damaged["error"].as_str().is_some_and(|e| !e.is_empty()),
         "a failed drill says why: {damaged}"
+    );
+    // The host page says so: its last verified restore is the failed drill.
+    let browser = login(&app, "admin", &app.admin_password).await;
+    let html = browser
+        .page(&app, &format!("/hosts/{host}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(r#"id="last-drill" data-status="failed""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            r#"href="/jobs/{}""#,
+            damaged["id"].as_str().unwrap()
+        )),
+        "the line links the failed drill"
     );
     agent.stop().await;
 }
