@@ -136,7 +136,13 @@ async fn logged_in_pages_and_roles() {
     let operator = login(&app, "otto", &operator_pw).await;
     for session in [&viewer, &operator] {
         for path in ["/users", "/enrollment"] {
-            assert_eq!(page(&app, session, path).await.status(), 403, "{path}");
+            let resp = page(&app, session, path).await;
+            assert_eq!(resp.status(), 403, "{path}");
+            // A full page: the navigation and logout stay, with the reason.
+            let html = resp.text().await.unwrap();
+            assert!(html.contains(r#"href="/hosts""#), "{path}: no navigation");
+            assert!(html.contains(r#"id="logout""#), "{path}: no logout");
+            assert!(html.contains("admin role"), "{path}: no reason");
         }
         // The audit log is read-only: every role reads it.
         assert_eq!(page(&app, session, "/audit").await.status(), 200);
@@ -845,7 +851,7 @@ async fn host_list_filters_by_label_in_natural_order() {
         .await
         .unwrap();
     assert!(
-        html.contains("1 hosts match.") && html.contains(">web-2<"),
+        html.contains("1 host matches.") && html.contains(">web-2<"),
         "{html}"
     );
     let bad = page(&app, &admin, "/api/v1/hosts?label=nokey").await;

@@ -49,7 +49,7 @@ pub(super) fn snapshots_section(data: &Data) -> Markup {
             @if data.snapshots.is_empty() {
                 p.muted #no-snapshots { "No snapshots reported yet." }
             } @else {
-                p.muted { (data.snapshot_total) " snapshots in the agent's last report"
+                p.muted { (format::plural(data.snapshot_total, "snapshot", "snapshots")) " in the agent's last report"
                     @if data.snapshot_total > SNAPSHOTS { ", the newest " (SNAPSHOTS) " shown" } "." }
                 table #snapshot-list {
                     thead { tr { th { "ID" } th { "Time" } th { "Paths" } th { "Tags" } th { "Size" } th { "Files" } } }

@@ -200,7 +200,7 @@ fn facts(ctx: &PageCtx, data: &Data) -> Markup {
             }
             @if ctx.is_admin() {
                 div.actions {
-                    button #revoke-host type="button" data-change data-method="DELETE" data-path=(api_path(&host.id, ""))
+                    button #revoke-host.danger type="button" data-change data-method="DELETE" data-path=(api_path(&host.id, ""))
                         data-confirm={ "Revoke " (host.hostname) "? Its agent token stops working at once." }
                         data-then="go" data-href="/hosts" { "Revoke host" }
                 }

@@ -65,7 +65,7 @@ fn drill_line(ctx: &PageCtx, job: &Job) -> Markup {
                 time datetime=(format::rfc3339(at)) title=(format::ago(at, ctx.now)) { (format::time(at)) }
             }
             @if let Some(group) = &job.tag { " (" (group) ")" }
-            ", " (files) " files, " (mib(bytes)) ", "
+            ", " (format::plural(files, "file", "files")) ", " (mib(bytes)) ", "
             @if job.status == JobStatus::Succeeded {
                 (badge("succeeded", "OK"))
             } @else {
@@ -93,7 +93,7 @@ pub(super) fn verification_section(ctx: &PageCtx, data: &Data) -> Markup {
             }
             p #check-coverage data-read=(c.read) data-subsets=(c.subsets) {
                 @if c.subsets > 0 {
-                    "Data read by check: " (c.read) " of " (c.subsets) " subsets in the last " (c.subsets) " runs"
+                    "Data read by check: " (c.read) " of " (format::plural(c.subsets, "subset", "subsets")) " in the last " (format::plural(c.subsets, "run", "runs"))
                 } @else {
                     "Data read by check: no check run yet (each check reads the next of "
                     (verification::DEFAULT_CHECK_SUBSETS) " subsets)"
