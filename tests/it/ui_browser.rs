@@ -252,6 +252,28 @@ async fn operator_journey_then_viewer_is_read_only() {
     let host_path = format!("/hosts/{host}");
     c.goto(&app.url(&host_path)).await.unwrap();
     assert_eq!(text_of(c, "#repo-none").await, "No repository configured.");
+    let before = c
+        .execute(
+            "const b = document.getElementById('run-init');
+             return {disabled: b.disabled, title: b.title,
+                     next: document.querySelector('#first-steps li.next').dataset.step};",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        before["disabled"], true,
+        "init before a repository: {before}"
+    );
+    assert!(
+        before["title"]
+            .as_str()
+            .unwrap()
+            .contains("Configure the repository"),
+        "{before}"
+    );
+    assert_eq!(before["next"], "1", "{before}");
+    screenshot(c, &shots, "03a-new-host").await;
     fill(c, "#repo-url-input", &repo.repo.to_string_lossy()).await;
     fill(c, "#repo-password", &repo.password).await;
     click(c, "#repository-form button[type=submit]").await;
@@ -263,6 +285,17 @@ async fn operator_journey_then_viewer_is_read_only() {
         "the page shows the repository password"
     );
 
+    assert!(
+        !c.execute(
+            "return document.getElementById('run-init').disabled;",
+            vec![]
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap(),
+        "init stays disabled with a repository"
+    );
     click(c, "#run-init").await;
     wait_path_prefix(c, "/jobs/").await;
     let status = terminal_status(c).await;

@@ -204,6 +204,27 @@ async fn agent_reported_names_are_escaped() {
         html.contains("data-change"),
         "the admin gets change controls"
     );
+    // A new host: the first steps are listed, and what needs a repository
+    // is disabled, saying why, until one is configured.
+    assert!(html.contains(r#"id="first-steps""#), "no first steps");
+    for id in [
+        "run-init",
+        "run-prune",
+        "run-check",
+        "run-unlock",
+        "run-drill",
+    ] {
+        let button = html
+            .split(&format!(r#"id="{id}""#))
+            .nth(1)
+            .and_then(|rest| rest.split('>').next())
+            .unwrap_or_else(|| panic!("no {id}"));
+        assert!(button.contains(" disabled"), "{id} enabled: {button}");
+        assert!(
+            button.contains("title=\"Configure the repository first"),
+            "{id}: {button}"
+        );
+    }
     let viewer_pw = add_user(&app, "vic", Role::Viewer).await;
     let viewer = login(&app, "vic", &viewer_pw).await;
     for path in ["/", "/hosts", host_page.as_str()] {

@@ -7,7 +7,7 @@
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::{job_button, Data};
+use super::{job_button, Data, NEEDS_REPOSITORY};
 use crate::http::ui::layout::badge;
 use crate::http::ui::{format, PageCtx};
 use crate::protocol::{DRILL_BYTES_STAT, DRILL_FILES_STAT, DRILL_MISMATCHES_STAT};
@@ -77,6 +77,17 @@ fn drill_line(ctx: &PageCtx, job: &Job) -> Markup {
     }
 }
 
+/// Why a drill cannot run yet: it restores a sample of a snapshot.
+fn drill_blocked(data: &Data) -> Option<&'static str> {
+    if data.repository.is_none() {
+        Some(NEEDS_REPOSITORY)
+    } else if data.snapshots.is_empty() {
+        Some("A drill restores a sample of the newest snapshot: run a backup first.")
+    } else {
+        None
+    }
+}
+
 pub(super) fn verification_section(ctx: &PageCtx, data: &Data) -> Markup {
     let host_id = &data.host.host.id;
     let v = &data.verification;
@@ -101,7 +112,7 @@ pub(super) fn verification_section(ctx: &PageCtx, data: &Data) -> Markup {
             }
             @if ctx.can_operate() {
                 div.actions {
-                    (job_button(host_id, "drill", None, "Run drill now"))
+                    (job_button(host_id, "drill", None, "Run drill now", drill_blocked(data)))
                 }
             }
         }
