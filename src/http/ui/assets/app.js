@@ -403,22 +403,61 @@
     }
   }
 
-  function updateProgress(p) {
+  // A count with its noun ("1 file", "2 files"); format::plural on the server.
+  function plural(n, one, many) {
+    return n + " " + (n === 1 ? one : many);
+  }
+
+  // A throughput; "—" until something was measured.
+  function throughput(bps) {
+    return bps > 0 ? formatBytes(bps) + "/s" : "—";
+  }
+
+  // A backup summary's final figures, or null; job.rs final_figures.
+  function finalFigures(stats) {
+    if (!stats || typeof stats.total_bytes_processed !== "number" ||
+        typeof stats.total_files_processed !== "number") {
+      return null;
+    }
+    var bytes = stats.total_bytes_processed;
+    var secs = typeof stats.total_duration === "number" ? stats.total_duration : 0;
+    return {
+      percent: 100,
+      bytes: formatBytes(bytes) + " of " + formatBytes(bytes),
+      files: stats.total_files_processed + " of " + plural(stats.total_files_processed, "file", "files"),
+      throughput: throughput(secs > 0 ? Math.floor(bytes / secs) : 0),
+      eta: "—"
+    };
+  }
+
+  function showFigures(f) {
     var section = document.getElementById("job-progress-section");
     var bar = document.getElementById("job-progress");
     if (!section || !bar) {
       return;
     }
     section.hidden = false;
-    var percent = Math.max(0, Math.min(100, (p.percent_done || 0) * 100));
-    bar.value = percent;
+    bar.value = f.percent;
+    setText("progress-percent", f.percent.toFixed(1) + "%");
+    setText("progress-bytes", f.bytes);
+    setText("progress-files", f.files);
+    setText("progress-throughput", f.throughput);
+    setText("progress-eta", f.eta);
+  }
+
+  function updateProgress(p) {
+    var bar = document.getElementById("job-progress");
+    if (!bar) {
+      return;
+    }
+    showFigures({
+      percent: Math.max(0, Math.min(100, (p.percent_done || 0) * 100)),
+      bytes: formatBytes(p.bytes_done) + " of " + formatBytes(p.total_bytes),
+      files: p.files_done + " of " + plural(p.total_files, "file", "files"),
+      throughput: throughput(p.throughput_bps),
+      eta: p.eta_seconds === null || p.eta_seconds === undefined ? "—" : formatDuration(p.eta_seconds)
+    });
     bar.setAttribute("data-updates", String(Number(bar.getAttribute("data-updates") || 0) + 1));
-    setText("progress-percent", percent.toFixed(1) + "%");
-    setText("progress-bytes", formatBytes(p.bytes_done) + " of " + formatBytes(p.total_bytes));
-    setText("progress-files", p.files_done + " of " + p.total_files + " files");
-    setText("progress-throughput", formatBytes(p.throughput_bps) + "/s");
-    setText("progress-eta", p.eta_seconds === null || p.eta_seconds === undefined
-      ? "—" : formatDuration(p.eta_seconds));
   }
 
   function appendLine(line) {
@@ -511,13 +550,20 @@
       if (cancel) {
         cancel.remove();
       }
-      if (st.status === "succeeded") {
-        var bar = document.getElementById("job-progress");
-        if (bar && bar.closest("section") && !bar.closest("section").hidden) {
+      // As the server renders a finished job (job.rs progress_figures):
+      // a success shows its summary's final figures, or its last progress
+      // completed; no ETA once the job ended.
+      var bar = document.getElementById("job-progress");
+      var shown = bar && bar.closest("section") && !bar.closest("section").hidden;
+      var final = st.status === "succeeded" ? finalFigures(st.stats) : null;
+      if (final) {
+        showFigures(final);
+      } else if (shown) {
+        if (st.status === "succeeded") {
           bar.value = 100;
           setText("progress-percent", "100.0%");
-          setText("progress-eta", "—");
         }
+        setText("progress-eta", "—");
       }
       renderSummary(st.stats);
     }
