@@ -583,7 +583,9 @@ async fn dashboard_orders_by_severity_and_colours_the_calendar() {
         "the summary"
     );
     assert_eq!(
-        job_html.matches(r#"class="line line-stdout""#).count(),
+        job_html
+            .matches(r#"class="line line-stdout kind-text""#)
+            .count(),
         2,
         "both log lines"
     );

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::format::{self, plural};
 use super::layout::{self, badge, Nav};
+use super::log_lines;
 use super::{encode_query_value, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
@@ -23,7 +24,7 @@ use crate::http::AppState;
 use crate::protocol::JobProgress;
 use crate::store::job_params::JobParams;
 use crate::store::models::{Job, JobLog};
-use crate::store::{self, JobKind, JobStatus, LogStream};
+use crate::store::{self, JobKind, JobStatus};
 
 /// Log lines rendered with the page (the newest ones).
 pub const LOG_TAIL: i64 = 2000;
@@ -302,10 +303,12 @@ fn render(
                     p.muted { "Earlier lines are not shown; the full log is at "
                         a href={ "/api/v1/jobs/" (job.id) "/logs" } { "/api/v1/jobs/" (job.id) "/logs" } "." }
                 }
+                // A checkbox, not a button: it changes nothing but the view
+                // (CSS shows the raw lines when it is checked).
+                input #log-raw-toggle.toggle type="checkbox";
+                label.toggle for="log-raw-toggle" { "Show the raw lines" }
                 div #job-log.log role="log" aria-live="polite" {
-                    @for line in &data.log {
-                        div class={ "line line-" (stream_class(line.stream)) } data-seq=(line.seq) { (line.payload) }
-                    }
+                    @for line in &data.log { (log_line(line)) }
                 }
                 p.muted #job-log-empty hidden[!data.log.is_empty()] { "No log lines yet." }
             }
@@ -346,8 +349,20 @@ fn restore_facts(job: &Job) -> Markup {
     }
 }
 
-fn stream_class(stream: LogStream) -> &'static str {
-    stream.as_str()
+/// One stored log line: restic's JSON as text for people with the raw
+/// line beside it (hidden until asked for), anything else as printed.
+/// `app.js` `lineElement` builds the same for live lines.
+fn log_line(line: &JobLog) -> Markup {
+    let shown = log_lines::show(line.stream, &line.payload);
+    let kind = shown.kind.as_str();
+    html! {
+        div class={ "line line-" (line.stream.as_str()) " kind-" (kind) } data-seq=(line.seq) data-kind=(kind) {
+            @match &shown.text {
+                Some(text) => { span.human { (text) } span.raw { (line.payload) } }
+                None => (line.payload),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 //!   and the Restore dialog), `search` (the fleet-wide catalog search),
 //!   `job`, `enrollment`, `users`, `audit`: one module per page.
 //! - `live`: `GET /ui/events`, the presence stream the badges follow.
+//! - `log_lines`: restic's JSON log lines as text for people (the job page).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,6 +55,7 @@ mod host;
 mod hosts;
 mod job;
 mod live;
+mod log_lines;
 mod login;
 mod search;
 mod snapshot;
