@@ -60,8 +60,8 @@ pub(super) fn snapshots_section(data: &Data) -> Markup {
                                 td { (format::time(s.time)) }
                                 td { @for p in &s.paths { code { (p) } br; } }
                                 td.tags { @for t in &s.tags { span.tag { (t) } " " } }
-                                td { (s.size_bytes.map(format::bytes_i64).unwrap_or_else(|| "—".to_owned())) }
-                                td { (s.file_count.map(|n| n.to_string()).unwrap_or_else(|| "—".to_owned())) }
+                                td.size { (s.size_bytes.map(format::bytes_i64).unwrap_or_else(|| "—".to_owned())) }
+                                td.files { (s.file_count.map(|n| n.to_string()).unwrap_or_else(|| "—".to_owned())) }
                             }
                         }
                     }
