@@ -419,6 +419,13 @@ async fn operator_journey_then_viewer_is_read_only() {
         finished["log"], reloaded["log"],
         "live and reloaded log differ"
     );
+    c.execute(
+        "document.getElementById('job-log-section').scrollIntoView(); return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(c, &shots, "05a-job-log").await;
     click(c, "label[for=log-raw-toggle]").await;
     let raw = c
         .execute(
@@ -431,6 +438,7 @@ async fn operator_journey_then_viewer_is_read_only() {
         raw.as_str().unwrap().contains("\"message_type\""),
         "raw lines one click away"
     );
+    screenshot(c, &shots, "05b-job-log-raw").await;
 
     // --- The snapshot is listed on the host page.
     c.goto(&app.url(&host_path)).await.unwrap();
