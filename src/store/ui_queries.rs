@@ -14,7 +14,9 @@ use diesel::prelude::*;
 
 use super::hosts::{filtered, HostFilter};
 use super::models::{Job, MissedRun};
-use super::schema::{backup_latest, hosts, job_outcomes_hourly, jobs, missed_runs, source_groups};
+use super::schema::{
+    backup_latest, hosts, job_outcomes_hourly, jobs, missed_runs, source_groups, users,
+};
 use super::types::{JobKind, JobStatus};
 use super::{clamp_limit, DbConnection, MAX_PAGE};
 
@@ -236,6 +238,42 @@ pub fn active_jobs_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResu
         .order((jobs::created_at.asc(), jobs::id.asc()))
         .select(Job::as_select())
         .load(conn)
+}
+
+/// What an audit target id names, when it is a host or a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetName {
+    /// A host: its display name, else its host name.
+    Host(String),
+    /// A user: the user name.
+    User(String),
+}
+
+/// The hosts and users among `ids` (audit targets), by id; ids of other
+/// things (jobs, schedules, tokens) are simply absent. Bounded by the
+/// caller's list (one audit page).
+pub fn target_names(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, TargetName>> {
+    let mut names = std::collections::HashMap::new();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let found: Vec<(String, String, Option<String>)> = hosts::table
+            .filter(hosts::id.eq_any(chunk))
+            .select((hosts::id, hosts::hostname, hosts::display_name))
+            .load(conn)?;
+        for (id, hostname, display) in found {
+            names.insert(id, TargetName::Host(display.unwrap_or(hostname)));
+        }
+        let found: Vec<(String, String)> = users::table
+            .filter(users::id.eq_any(chunk))
+            .select((users::id, users::username))
+            .load(conn)?;
+        for (id, username) in found {
+            names.insert(id, TargetName::User(username));
+        }
+    }
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -1721,6 +1721,65 @@ fn snapshots_are_found_per_host() {
     });
 }
 
+/// restic < 0.17 reports snapshots without size or file count: they come
+/// from the summary of the backup job that made each one (short or full
+/// id), then stay across reports; figures restic gave are kept.
+#[test]
+fn snapshot_sizes_come_from_backup_summaries() {
+    for_each_backend("snapshot_sizes_come_from_backup_summaries", |pool, _| {
+        let mut conn = pool.get().unwrap();
+        let c = &mut *conn;
+        let host = add_host(c, "web");
+        let other = add_host(c, "other");
+        let summary = |id: &str, bytes: u64, files: u64| JobFinish {
+            stats: Some(json!({"message_type": "summary", "snapshot_id": id,
+                "total_bytes_processed": bytes, "total_files_processed": files})),
+            ..finished(JobStatus::Succeeded, NOW)
+        };
+        let full_b = format!("bbbb0000{}", "0".repeat(56));
+        for (h, id, bytes, files) in [
+            (&host.id, "aaaa0000", 3_000_012, 3), // restic 0.14: the short id
+            (&host.id, full_b.as_str(), 7, 1),    // 0.17+: the full id
+            (&other.id, "cccc0000", 99, 99),      // another host's backup
+        ] {
+            let job = add_job(c, h, JobKind::Backup, NOW - 10);
+            jobs::finish(c, &job.id, &summary(id, bytes, files)).unwrap();
+        }
+        let bare = |id: &str| NewSnapshot {
+            size_bytes: None,
+            ..snap(id, NOW - 5)
+        };
+        let mut given = snap("dddd0000", NOW - 5);
+        given.file_count = Some(8);
+        let mut report = vec![bare("aaaa0000"), bare("bbbb0000"), bare("cccc0000"), given];
+        snapshots::fill_from_backups(c, &host.id, &mut report).unwrap();
+        let figures: Vec<_> = report
+            .iter()
+            .map(|s| (s.size_bytes, s.file_count))
+            .collect();
+        assert_eq!(
+            figures,
+            vec![
+                (Some(3_000_012), Some(3)),
+                (Some(7), Some(1)),
+                (None, None),
+                (Some(1024), Some(8)),
+            ]
+        );
+        // The next report (the jobs gone from the window) keeps them from the stored rows.
+        snapshots::replace_for_host(c, &host.id, &report, NOW).unwrap();
+        let mut next = vec![NewSnapshot {
+            time: NOW + 10 * 86_400_000,
+            ..bare("aaaa0000")
+        }];
+        snapshots::fill_from_backups(c, &host.id, &mut next).unwrap();
+        assert_eq!(
+            (next[0].size_bytes, next[0].file_count),
+            (Some(3_000_012), Some(3))
+        );
+    });
+}
+
 /// Repository stats: a time series per host, since / limit, latest.
 #[test]
 fn repo_stats_queries() {

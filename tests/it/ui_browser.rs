@@ -252,6 +252,28 @@ async fn operator_journey_then_viewer_is_read_only() {
     let host_path = format!("/hosts/{host}");
     c.goto(&app.url(&host_path)).await.unwrap();
     assert_eq!(text_of(c, "#repo-none").await, "No repository configured.");
+    let before = c
+        .execute(
+            "const b = document.getElementById('run-init');
+             return {disabled: b.disabled, title: b.title,
+                     next: document.querySelector('#first-steps li.next').dataset.step};",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        before["disabled"], true,
+        "init before a repository: {before}"
+    );
+    assert!(
+        before["title"]
+            .as_str()
+            .unwrap()
+            .contains("Configure the repository"),
+        "{before}"
+    );
+    assert_eq!(before["next"], "1", "{before}");
+    screenshot(c, &shots, "03a-new-host").await;
     fill(c, "#repo-url-input", &repo.repo.to_string_lossy()).await;
     fill(c, "#repo-password", &repo.password).await;
     click(c, "#repository-form button[type=submit]").await;
@@ -263,6 +285,17 @@ async fn operator_journey_then_viewer_is_read_only() {
         "the page shows the repository password"
     );
 
+    assert!(
+        !c.execute(
+            "return document.getElementById('run-init').disabled;",
+            vec![]
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap(),
+        "init stays disabled with a repository"
+    );
     click(c, "#run-init").await;
     wait_path_prefix(c, "/jobs/").await;
     let status = terminal_status(c).await;
@@ -371,11 +404,57 @@ async fn operator_journey_then_viewer_is_read_only() {
     assert!(live["snapshot"].is_string(), "{live}");
     assert_eq!(live["badge"], "succeeded", "{live}");
     assert_eq!(live["cancel"], false, "{live}");
+    let finished = finished_job_view(c).await;
+    check_log_rules(c).await;
     screenshot(c, &shots, "05-job-finished").await;
+    // Reloaded, the finished page reads the same as it did live.
+    c.refresh().await.unwrap();
+    wait_css(c, "#job-page[data-rendered-status=\"succeeded\"]").await;
+    let reloaded = finished_job_view(c).await;
+    assert_eq!(
+        finished["progress"], reloaded["progress"],
+        "live and reloaded progress differ"
+    );
+    assert_eq!(
+        finished["log"], reloaded["log"],
+        "live and reloaded log differ"
+    );
+    c.execute(
+        "document.getElementById('job-log-section').scrollIntoView(); return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(c, &shots, "05a-job-log").await;
+    click(c, "label[for=log-raw-toggle]").await;
+    let raw = c
+        .execute(
+            "return document.getElementById('job-log').innerText;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        raw.as_str().unwrap().contains("\"message_type\""),
+        "raw lines one click away"
+    );
+    screenshot(c, &shots, "05b-job-log-raw").await;
 
     // --- The snapshot is listed on the host page.
     c.goto(&app.url(&host_path)).await.unwrap();
     reload_until(c, "the snapshot report", "#snapshot-list tr[data-snapshot]").await;
+    let size = text_of(c, "#snapshot-list tbody tr td.size").await;
+    let files = text_of(c, "#snapshot-list tbody tr td.files").await;
+    assert_eq!(
+        size,
+        finished["summary_bytes"].as_str().unwrap(),
+        "snapshot size (restic 0.14)"
+    );
+    assert_eq!(
+        files,
+        finished["summary_files"].as_str().unwrap(),
+        "snapshot files (restic 0.14)"
+    );
     let tags = text_of(c, "#snapshot-list tbody tr td.tags").await;
     assert!(tags.contains("documents"), "{tags}");
     let paths = text_of(c, "#snapshot-list tbody tr").await;
@@ -410,6 +489,13 @@ async fn operator_journey_then_viewer_is_read_only() {
     c.goto(&app.url("/users")).await.unwrap();
     wait_css(c, "#user-list").await;
     screenshot(c, &shots, "09-users").await;
+    narrow_pages(
+        c,
+        &app,
+        &shots,
+        &[&host_path, &job_path, "/", "/audit", "/hosts"],
+    )
+    .await;
 
     // --- Log out; a locked-out account is told so.
     click(c, "#logout").await;
@@ -601,6 +687,122 @@ async fn browse_restore_download(
         );
     }
     snapshot_path
+}
+
+/// The finished job page: the progress text and the summary's figures
+/// (which must agree), and the log as shown (kind and text of each
+/// visible line). Checks that no raw JSON shows.
+async fn finished_job_view(c: &Client) -> Value {
+    let view = c
+        .execute(
+            "const text = id => document.getElementById(id).textContent;
+             const dd = key => document.querySelector('#job-summary-list [data-key=' + key + ']').textContent;
+             const log = document.getElementById('job-log');
+             const shown = [...log.querySelectorAll('.line')].filter(l => l.offsetParent !== null);
+             return {
+                progress: [text('progress-percent'), text('progress-bytes'), text('progress-files'),
+                           text('progress-throughput'), text('progress-eta')],
+                summary_bytes: dd('total_bytes_processed'),
+                summary_files: dd('total_files_processed'),
+                section: !document.getElementById('job-progress-section').hidden,
+                log: shown.map(l => l.dataset.kind + ' ' + ((l.querySelector('.human') || l).textContent)),
+                text: log.innerText,
+                statuses: shown.filter(l => l.dataset.kind === 'status').length,
+             };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        view["section"], true,
+        "the progress section is shown: {view}"
+    );
+    let bytes = view["summary_bytes"].as_str().unwrap();
+    let files = view["summary_files"].as_str().unwrap();
+    let progress: Vec<&str> = view["progress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(progress[0], "100.0%", "{view}");
+    assert_eq!(progress[1], format!("{bytes} of {bytes}"), "{view}");
+    assert_eq!(progress[2], format!("{files} of {files} files"), "{view}");
+    assert_ne!(progress[3], "0 B/s", "{view}");
+    assert_eq!(progress[4], "—", "{view}");
+    let text = view["text"].as_str().unwrap();
+    assert!(
+        !text.contains("message_type"),
+        "raw JSON in the log: {text}"
+    );
+    assert!(
+        text.contains("backup done: "),
+        "no summary sentence: {text}"
+    );
+    assert!(
+        view["statuses"].as_u64().unwrap() <= 1,
+        "progress lines not folded: {view}"
+    );
+    view
+}
+
+/// `app.js`'s log rules give what `log_lines.rs` gives on the shared cases.
+async fn check_log_rules(c: &Client) {
+    let cases: Value =
+        serde_json::from_str(include_str!("../../src/http/ui/log_cases.json")).unwrap();
+    let got = c
+        .execute(
+            "return arguments[0].map(k => window.RM.logLine(k.stream, k.payload));",
+            vec![cases.clone()],
+        )
+        .await
+        .unwrap();
+    for (case, got) in cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(got.as_array().unwrap())
+    {
+        assert_eq!(got["kind"], case["kind"], "{case}");
+        assert_eq!(got["text"], case["text"], "{case}");
+    }
+}
+
+/// At 400 px wide, each page scrolls only down (wide tables scroll in
+/// their box) and the navigation is folded behind "Menu".
+async fn narrow_pages(c: &Client, app: &TestApp, shots: &Path, paths: &[&str]) {
+    c.set_window_size(400, 900).await.unwrap();
+    for (i, path) in paths.iter().enumerate() {
+        c.goto(&app.url(path)).await.unwrap();
+        wait_css(c, "main h1").await;
+        let sizes = c
+            .execute(
+                "const d = document.documentElement;
+                 return {scroll: d.scrollWidth, client: d.clientWidth,
+                         nav: document.querySelector('.topbar nav').offsetParent !== null};",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            sizes["scroll"].as_u64().unwrap() <= sizes["client"].as_u64().unwrap(),
+            "{path} scrolls sideways at 400 px: {sizes}"
+        );
+        assert_eq!(
+            sizes["nav"], false,
+            "{path}: navigation not folded: {sizes}"
+        );
+        screenshot(c, shots, &format!("11-narrow-{i}")).await;
+    }
+    click(c, "label.nav-fold-label").await;
+    wait_js(
+        c,
+        "the unfolded navigation",
+        "return document.querySelector('.topbar nav').offsetParent !== null;",
+    )
+    .await;
+    screenshot(c, shots, "12-narrow-menu").await;
+    c.set_window_size(1400, 1000).await.unwrap();
 }
 
 /// Every screenshot is a PNG file.

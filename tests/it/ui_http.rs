@@ -136,7 +136,13 @@ async fn logged_in_pages_and_roles() {
     let operator = login(&app, "otto", &operator_pw).await;
     for session in [&viewer, &operator] {
         for path in ["/users", "/enrollment"] {
-            assert_eq!(page(&app, session, path).await.status(), 403, "{path}");
+            let resp = page(&app, session, path).await;
+            assert_eq!(resp.status(), 403, "{path}");
+            // A full page: the navigation and logout stay, with the reason.
+            let html = resp.text().await.unwrap();
+            assert!(html.contains(r#"href="/hosts""#), "{path}: no navigation");
+            assert!(html.contains(r#"id="logout""#), "{path}: no logout");
+            assert!(html.contains("admin role"), "{path}: no reason");
         }
         // The audit log is read-only: every role reads it.
         assert_eq!(page(&app, session, "/audit").await.status(), 200);
@@ -198,6 +204,27 @@ async fn agent_reported_names_are_escaped() {
         html.contains("data-change"),
         "the admin gets change controls"
     );
+    // A new host: the first steps are listed, and what needs a repository
+    // is disabled, saying why, until one is configured.
+    assert!(html.contains(r#"id="first-steps""#), "no first steps");
+    for id in [
+        "run-init",
+        "run-prune",
+        "run-check",
+        "run-unlock",
+        "run-drill",
+    ] {
+        let button = html
+            .split(&format!(r#"id="{id}""#))
+            .nth(1)
+            .and_then(|rest| rest.split('>').next())
+            .unwrap_or_else(|| panic!("no {id}"));
+        assert!(button.contains(" disabled"), "{id} enabled: {button}");
+        assert!(
+            button.contains("title=\"Configure the repository first"),
+            "{id}: {button}"
+        );
+    }
     let viewer_pw = add_user(&app, "vic", Role::Viewer).await;
     let viewer = login(&app, "vic", &viewer_pw).await;
     for path in ["/", "/hosts", host_page.as_str()] {
@@ -556,7 +583,9 @@ async fn dashboard_orders_by_severity_and_colours_the_calendar() {
         "the summary"
     );
     assert_eq!(
-        job_html.matches(r#"class="line line-stdout""#).count(),
+        job_html
+            .matches(r#"class="line line-stdout kind-text""#)
+            .count(),
         2,
         "both log lines"
     );
@@ -845,7 +874,7 @@ async fn host_list_filters_by_label_in_natural_order() {
         .await
         .unwrap();
     assert!(
-        html.contains("1 hosts match.") && html.contains(">web-2<"),
+        html.contains("1 host matches.") && html.contains(">web-2<"),
         "{html}"
     );
     let bad = page(&app, &admin, "/api/v1/hosts?label=nokey").await;

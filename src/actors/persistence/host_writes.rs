@@ -88,7 +88,7 @@ impl Handler<ReplaceSnapshots> for Persistence {
     type Result = PersistResult<SnapshotsReplaced>;
 
     fn handle(&mut self, msg: ReplaceSnapshots, _ctx: &mut Self::Context) -> Self::Result {
-        let rows: Vec<NewSnapshot> = msg
+        let mut rows: Vec<NewSnapshot> = msg
             .payload
             .snapshots
             .iter()
@@ -106,6 +106,7 @@ impl Handler<ReplaceSnapshots> for Persistence {
         let keep = self.catalog_keep;
         self.write("replacing snapshots", &msg.host_id, None, |c| {
             store::write_transaction(c, |c| {
+                snapshots::fill_from_backups(c, &msg.host_id, &mut rows)?;
                 let stored = snapshots::replace_for_host(c, &msg.host_id, &rows, msg.now)?;
                 let catalog = catalog::lifecycle::after_report(c, &msg.host_id, keep, msg.now)?;
                 if !catalog.dropped.is_empty() {

@@ -5,7 +5,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
-use maud::html;
+use std::collections::HashMap;
+
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::layout::{self, Nav};
@@ -13,6 +15,7 @@ use super::{encode_query_value, format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
+use crate::store::ui_queries::TargetName;
 use crate::store::{self, audit::AuditFilter};
 
 /// Entries per page.
@@ -74,8 +77,13 @@ pub(super) async fn page(
         limit: PAGE,
         offset,
     };
-    let page = with_conn(&state.pool, move |conn| {
-        Ok(store::audit::list(conn, &filter)?)
+    let (page, names) = with_conn(&state.pool, move |conn| {
+        let page = store::audit::list(conn, &filter)?;
+        let mut ids: Vec<String> = page.items.iter().filter_map(|e| e.target.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let names = store::ui_queries::target_names(conn, &ids)?;
+        Ok((page, names))
     })
     .await?;
     let link = |offset: i64| {
@@ -95,17 +103,17 @@ pub(super) async fn page(
     let shown = i64::try_from(page.items.len()).unwrap_or(0);
     let body = html! {
         form.filters #audit-filter method="get" action="/audit" {
-            label for="f-actor" { "Actor" }
-            input #f-actor name="actor" type="text" value=(actor.as_deref().unwrap_or("")) placeholder="alice";
-            label for="f-action" { "Action" }
-            input #f-action name="action" type="text" value=(action.as_deref().unwrap_or("")) placeholder="login.failed";
-            label for="f-target" { "Target" }
-            input #f-target name="target" type="text" value=(target.as_deref().unwrap_or(""));
-            label for="f-since" { "Since" }
-            input #f-since name="since" type="date" value=(since.as_deref().unwrap_or(""));
+            span.field { label for="f-actor" { "Actor" }
+                input #f-actor name="actor" type="text" value=(actor.as_deref().unwrap_or("")) placeholder="alice"; }
+            span.field { label for="f-action" { "Action" }
+                input #f-action name="action" type="text" value=(action.as_deref().unwrap_or("")) placeholder="login.failed"; }
+            span.field { label for="f-target" { "Target" }
+                input #f-target name="target" type="text" value=(target.as_deref().unwrap_or("")) placeholder="id"; }
+            span.field { label for="f-since" { "Since" }
+                input #f-since name="since" type="date" value=(since.as_deref().unwrap_or("")); }
             button type="submit" { "Filter" }
         }
-        p.muted { (page.total) " entries match." }
+        p.muted { (format::plural(page.total, "entry matches", "entries match")) "." }
         table #audit-list {
             thead { tr { th { "Time" } th { "Actor" } th { "Action" } th { "Target" } th { "From" } th { "Detail" } } }
             tbody {
@@ -114,7 +122,7 @@ pub(super) async fn page(
                         td { (format::time(e.at)) }
                         td { (e.actor) }
                         td { code { (e.action) } }
-                        td { (e.target.as_deref().unwrap_or("—")) }
+                        td.target { (target_cell(&e.action, e.target.as_deref(), &names)) }
                         td { (e.source_addr.as_deref().unwrap_or("—")) }
                         td.detail { @if let Some(d) = &e.detail { code { (d) } } }
                     }
@@ -132,6 +140,22 @@ pub(super) async fn page(
     ))
 }
 
+/// An audit target for people: a host or user by name (the id in the
+/// title), a job as a link to its page, anything else as its id.
+fn target_cell(action: &str, target: Option<&str>, names: &HashMap<String, TargetName>) -> Markup {
+    let Some(id) = target else {
+        return html! { "—" };
+    };
+    html! {
+        @match names.get(id) {
+            Some(TargetName::Host(name)) => a href={ "/hosts/" (encode_query_value(id)) } title=(id) { "host " (name) },
+            Some(TargetName::User(name)) => span title=(id) { "user " (name) },
+            None if action.starts_with("job.") => a href={ "/jobs/" (encode_query_value(id)) } { "job " code { (id) } },
+            None => code { (id) },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +166,24 @@ mod tests {
         assert_eq!(day_start("2026-01-02").unwrap(), 1_767_312_000_000);
         let err = day_start("yesterday").unwrap_err();
         assert!(err.message.starts_with("since:"));
+    }
+
+    /// Targets read as the host or user they name; jobs link to their page; other ids stay ids.
+    #[test]
+    fn target_names() {
+        let names = HashMap::from([
+            ("h1".to_owned(), TargetName::Host("web <01>".to_owned())),
+            ("u1".to_owned(), TargetName::User("alice".to_owned())),
+        ]);
+        let cell = |action, id| target_cell(action, id, &names).into_string();
+        let host = cell("host.update", Some("h1"));
+        assert!(
+            host.contains(r#"href="/hosts/h1""#) && host.contains("host web &lt;01&gt;"),
+            "{host}"
+        );
+        assert!(cell("user.create", Some("u1")).contains("user alice"));
+        assert!(cell("job.create", Some("j9")).contains(r#"href="/jobs/j9""#));
+        assert_eq!(cell("schedule.create", Some("s1")), "<code>s1</code>");
+        assert_eq!(cell("login", None), "—");
     }
 }

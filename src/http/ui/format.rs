@@ -80,6 +80,13 @@ pub fn ago(ms: i64, now: i64) -> String {
     }
 }
 
+/// A count with its noun: `plural(1, "snapshot", "snapshots")` is
+/// `"1 snapshot"`, any other count takes the plural form.
+pub fn plural(n: impl Into<i128>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Shortens `text` to at most `max` characters, ending in `…` when cut.
 pub fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -129,6 +136,14 @@ mod tests {
         assert_eq!(ago(now - 90_000_000, now), "1 day ago");
         assert_eq!(ago(now - 10 * 86_400_000, now), "10 days ago");
         assert_eq!(ago(now + 3_600_000, now), "in the future");
+    }
+
+    /// One thing is singular; none and many are plural.
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(1u64, "snapshot", "snapshots"), "1 snapshot");
+        assert_eq!(plural(0i64, "snapshot", "snapshots"), "0 snapshots");
+        assert_eq!(plural(2usize as u64, "file", "files"), "2 files");
     }
 
     /// Clipping keeps short text and marks cut text with an ellipsis.

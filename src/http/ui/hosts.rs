@@ -105,21 +105,23 @@ pub(super) async fn page(
     let shown = i64::try_from(page.items.len()).unwrap_or(0);
     let body = html! {
         form.filters #host-filter method="get" action="/hosts" {
-            label for="filter-status" { "Status" }
-            select #filter-status name="status" {
-                option value="" selected[status.is_none()] { "any" }
-                option value="online" selected[status.as_deref() == Some("online")] { "online" }
-                @for s in Severity::ALL {
-                    option value=(s.as_str()) selected[status.as_deref() == Some(s.as_str())] { (s.as_str()) }
+            span.field {
+                label for="filter-status" { "Status" }
+                select #filter-status name="status" {
+                    option value="" selected[status.is_none()] { "any" }
+                    option value="online" selected[status.as_deref() == Some("online")] { "online" }
+                    @for s in Severity::ALL {
+                        option value=(s.as_str()) selected[status.as_deref() == Some(s.as_str())] { (s.as_str()) }
+                    }
                 }
             }
-            label for="filter-label" { "Label" }
-            input #filter-label name="label" type="text" value=(label.as_deref().unwrap_or("")) placeholder="key=value";
-            label for="filter-q" { "Name" }
-            input #filter-q name="q" type="search" value=(q.as_deref().unwrap_or("")) placeholder="host or display name";
+            span.field { label for="filter-label" { "Label" }
+                input #filter-label name="label" type="text" value=(label.as_deref().unwrap_or("")) placeholder="key=value"; }
+            span.field { label for="filter-q" { "Name" }
+                input #filter-q name="q" type="search" value=(q.as_deref().unwrap_or("")) placeholder="host or display name"; }
             button type="submit" { "Filter" }
         }
-        p.muted { (page.total) " hosts match." }
+        p.muted { (format::plural(page.total, "host matches", "hosts match")) "." }
         table #hosts {
             thead { tr { th { "Host" } th { "Status" } th { "OS" } th { "Agent" } th { "restic" } th { "Last seen" } th { "Schedules acked" } } }
             tbody {

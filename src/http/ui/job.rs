@@ -14,15 +14,17 @@ use actix_web::{web, HttpResponse};
 use maud::{html, Markup};
 use serde_json::Value;
 
+use super::format::{self, plural};
 use super::layout::{self, badge, Nav};
-use super::{encode_query_value, format, html_response, PageCtx, UiError};
+use super::log_lines;
+use super::{encode_query_value, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
 use crate::protocol::JobProgress;
 use crate::store::job_params::JobParams;
 use crate::store::models::{Job, JobLog};
-use crate::store::{self, JobKind, JobStatus, LogStream};
+use crate::store::{self, JobKind, JobStatus};
 
 /// Log lines rendered with the page (the newest ones).
 pub const LOG_TAIL: i64 = 2000;
@@ -118,6 +120,93 @@ pub fn summary_value(key: &str, value: &Value) -> String {
     }
 }
 
+/// The progress text's figures, as written under the bar.
+#[derive(Debug, Clone, PartialEq)]
+struct Figures {
+    /// 0..=100.
+    percent: f64,
+    /// `"179 MiB of 192 MiB"`.
+    bytes: String,
+    /// `"2 of 54 files"`.
+    files: String,
+    /// `"179 MiB/s"`, or `"—"` until measured.
+    throughput: String,
+    /// `"1m 5s"`, or `"—"` when unknown or finished.
+    eta: String,
+}
+
+/// A throughput as text: `"—"` until something was measured.
+fn throughput(bps: u64) -> String {
+    if bps == 0 {
+        "—".to_owned()
+    } else {
+        format!("{}/s", format::bytes(bps))
+    }
+}
+
+/// A backup summary's final figures (`total_bytes_processed`,
+/// `total_files_processed`, the average throughput over
+/// `total_duration`); `None` for summaries without them (other kinds).
+/// `app.js` `finalFigures` computes the same for the live page.
+fn final_figures(stats: &Value) -> Option<Figures> {
+    let bytes = stats.get("total_bytes_processed")?.as_u64()?;
+    let files = stats.get("total_files_processed")?.as_u64()?;
+    let secs = stats
+        .get("total_duration")
+        .and_then(Value::as_f64)
+        .filter(|s| *s > 0.0);
+    let bps = secs.map_or(0, |s| (bytes as f64 / s) as u64);
+    Some(Figures {
+        percent: 100.0,
+        bytes: format!("{} of {}", format::bytes(bytes), format::bytes(bytes)),
+        files: format!("{files} of {}", plural(files, "file", "files")),
+        throughput: throughput(bps),
+        eta: "—".to_owned(),
+    })
+}
+
+/// What the progress section shows: a succeeded job's final figures
+/// from its summary (so the text agrees with the summary below it), else
+/// the last reported progress (complete for a success, without an ETA
+/// once the job ended); `None` when there is nothing to show.
+fn progress_figures(
+    status: JobStatus,
+    progress: Option<&JobProgress>,
+    stats: Option<&Value>,
+) -> Option<Figures> {
+    let succeeded = status == JobStatus::Succeeded;
+    if succeeded {
+        if let Some(f) = stats.and_then(final_figures) {
+            return Some(f);
+        }
+    }
+    let p = progress?;
+    let percent = if succeeded {
+        100.0
+    } else {
+        (p.percent_done * 100.0).clamp(0.0, 100.0)
+    };
+    let eta = match p.eta_seconds {
+        Some(secs) if !status.is_terminal() => format::duration_secs(secs),
+        _ => "—".to_owned(),
+    };
+    Some(Figures {
+        percent,
+        bytes: format!(
+            "{} of {}",
+            format::bytes(p.bytes_done),
+            format::bytes(p.total_bytes)
+        ),
+        files: format!(
+            "{} of {}",
+            p.files_done,
+            plural(p.total_files, "file", "files")
+        ),
+        throughput: throughput(p.throughput_bps),
+        eta,
+    })
+}
+
 fn summary(stats: Option<&Value>) -> Markup {
     html! {
         @match stats {
@@ -146,6 +235,7 @@ fn render(
     let terminal = job.status.is_terminal();
     let first_seq = data.log.first().map_or(0, |l| l.seq);
     let last_seq = data.log.last().map_or(0, |l| l.seq).max(0);
+    let figures = progress_figures(job.status, progress, stats);
     html! {
         div #job-page data-job-id=(job.id) data-status=(job.status.as_str())
             data-rendered-status=(job.status.as_str())
@@ -188,19 +278,19 @@ fn render(
                     }
                 }
             }
-            section #job-progress-section hidden[terminal || (progress.is_none() && job.status != JobStatus::Running)] {
+            section #job-progress-section hidden[figures.is_none() && job.status != JobStatus::Running] {
                 h2 { "Progress" }
-                progress #job-progress max="100" value=(progress.map_or(0.0, |p| (p.percent_done * 100.0).clamp(0.0, 100.0))) data-updates="0" {}
+                progress #job-progress max="100" value=(figures.as_ref().map_or(0.0, |f| f.percent)) data-updates="0" {}
                 p.progress-text {
-                    span #progress-percent { (progress.map_or("0%".to_owned(), |p| format!("{:.1}%", p.percent_done * 100.0))) }
+                    span #progress-percent { (figures.as_ref().map_or("0%".to_owned(), |f| format!("{:.1}%", f.percent))) }
                     " · "
-                    span #progress-bytes { (progress.map_or("—".to_owned(), |p| format!("{} of {}", format::bytes(p.bytes_done), format::bytes(p.total_bytes)))) }
+                    span #progress-bytes { (figures.as_ref().map_or("—", |f| f.bytes.as_str())) }
                     " · "
-                    span #progress-files { (progress.map_or("—".to_owned(), |p| format!("{} of {} files", p.files_done, p.total_files))) }
+                    span #progress-files { (figures.as_ref().map_or("—", |f| f.files.as_str())) }
                     " · "
-                    span #progress-throughput { (progress.map_or("—".to_owned(), |p| format!("{}/s", format::bytes(p.throughput_bps)))) }
+                    span #progress-throughput { (figures.as_ref().map_or("—", |f| f.throughput.as_str())) }
                     " · ETA "
-                    span #progress-eta { (progress.and_then(|p| p.eta_seconds).map_or("—".to_owned(), format::duration_secs)) }
+                    span #progress-eta { (figures.as_ref().map_or("—", |f| f.eta.as_str())) }
                 }
             }
             section #job-summary hidden[stats.is_none()] {
@@ -213,10 +303,12 @@ fn render(
                     p.muted { "Earlier lines are not shown; the full log is at "
                         a href={ "/api/v1/jobs/" (job.id) "/logs" } { "/api/v1/jobs/" (job.id) "/logs" } "." }
                 }
+                // A checkbox, not a button: it changes nothing but the view
+                // (CSS shows the raw lines when it is checked).
+                input #log-raw-toggle.toggle type="checkbox";
+                label.toggle for="log-raw-toggle" { "Show the raw lines" }
                 div #job-log.log role="log" aria-live="polite" {
-                    @for line in &data.log {
-                        div class={ "line line-" (stream_class(line.stream)) } data-seq=(line.seq) { (line.payload) }
-                    }
+                    @for line in &data.log { (log_line(line)) }
                 }
                 p.muted #job-log-empty hidden[!data.log.is_empty()] { "No log lines yet." }
             }
@@ -257,8 +349,20 @@ fn restore_facts(job: &Job) -> Markup {
     }
 }
 
-fn stream_class(stream: LogStream) -> &'static str {
-    stream.as_str()
+/// One stored log line: restic's JSON as text for people with the raw
+/// line beside it (hidden until asked for), anything else as printed.
+/// `app.js` `lineElement` builds the same for live lines.
+fn log_line(line: &JobLog) -> Markup {
+    let shown = log_lines::show(line.stream, &line.payload);
+    let kind = shown.kind.as_str();
+    html! {
+        div class={ "line line-" (line.stream.as_str()) " kind-" (kind) } data-seq=(line.seq) data-kind=(kind) {
+            @match &shown.text {
+                Some(text) => { span.human { (text) } span.raw { (line.payload) } }
+                None => (line.payload),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -278,6 +382,46 @@ mod tests {
         assert_eq!(summary_value("files_new", &json!(3)), "3");
         assert_eq!(summary_value("snapshot_id", &json!("f535d3c7")), "f535d3c7");
         assert_eq!(summary_value("broken_packs", &Value::Null), "—");
+    }
+
+    fn progress(percent: f64, bytes: u64, files: u64, bps: u64) -> JobProgress {
+        JobProgress {
+            job_id: "j".into(),
+            percent_done: percent,
+            files_done: files,
+            total_files: 54,
+            bytes_done: bytes,
+            total_bytes: 192 * 1024 * 1024,
+            eta_seconds: Some(3),
+            throughput_bps: bps,
+        }
+    }
+
+    /// A succeeded backup shows its summary's final figures, not the last
+    /// mid-run progress; throughput is "—" until measured; no ETA once done.
+    #[test]
+    fn progress_figures_follow_the_outcome() {
+        let last = progress(0.93, 179 * 1024 * 1024, 2, 179 * 1024 * 1024);
+        let summary = json!({"total_bytes_processed": 192u64 * 1024 * 1024,
+            "total_files_processed": 54, "total_duration": 2.0});
+        let done = progress_figures(JobStatus::Succeeded, Some(&last), Some(&summary)).unwrap();
+        assert_eq!(done.percent, 100.0);
+        assert_eq!(done.bytes, "192 MiB of 192 MiB");
+        assert_eq!(done.files, "54 of 54 files");
+        assert_eq!(done.throughput, "96.0 MiB/s");
+        assert_eq!(done.eta, "—");
+        // Without a summary that has figures: the last progress, completed.
+        let done = progress_figures(JobStatus::Succeeded, Some(&last), Some(&json!({}))).unwrap();
+        assert_eq!((done.percent, done.eta.as_str()), (100.0, "—"));
+        assert_eq!(done.files, "2 of 54 files");
+        // Running: as reported; the first second has no throughput yet.
+        let first = progress(0.0, 0, 0, 0);
+        let running = progress_figures(JobStatus::Running, Some(&first), None).unwrap();
+        assert_eq!(running.throughput, "—");
+        assert_eq!(running.eta, "3s");
+        let failed = progress_figures(JobStatus::Failed, Some(&last), Some(&summary)).unwrap();
+        assert_eq!((failed.percent.round(), failed.eta.as_str()), (93.0, "—"));
+        assert!(progress_figures(JobStatus::Succeeded, None, None).is_none());
     }
 
     /// Summary text is escaped, never markup.

@@ -49,25 +49,31 @@ pub fn page(ctx: &PageCtx, nav: Nav, title: &str, body: Markup) -> Markup {
             body data-role=(ctx.user.role.as_str()) {
                 header.topbar {
                     a.brand href="/" { "restic-manager" }
-                    nav {
-                        (item(Nav::Dashboard, "/", "Dashboard"))
-                        (item(Nav::Hosts, "/hosts", "Hosts"))
-                        @if ctx.is_admin() {
-                            (item(Nav::Enrollment, "/enrollment", "Enrolment"))
-                            (item(Nav::Users, "/users", "Users"))
+                    // On a narrow screen the navigation folds behind "Menu":
+                    // a checkbox and its label, no script (app.css).
+                    input #nav-fold.nav-fold type="checkbox" aria-label="Show the navigation";
+                    label.nav-fold-label for="nav-fold" { "Menu" }
+                    div.fold {
+                        nav {
+                            (item(Nav::Dashboard, "/", "Dashboard"))
+                            (item(Nav::Hosts, "/hosts", "Hosts"))
+                            @if ctx.is_admin() {
+                                (item(Nav::Enrollment, "/enrollment", "Enrolment"))
+                                (item(Nav::Users, "/users", "Users"))
+                            }
+                            (item(Nav::Audit, "/audit", "Audit log"))
                         }
-                        (item(Nav::Audit, "/audit", "Audit log"))
-                    }
-                    form.topsearch #top-search method="get" action="/search" role="search" {
-                        input #top-search-q name="q" type="search" placeholder="Search files…"
-                            aria-label="Search files in the catalogued snapshots";
-                    }
-                    div.who {
-                        span #current-user { (ctx.user.username) }
-                        " "
-                        span.role { (ctx.user.role.as_str()) }
-                        " "
-                        button #logout type="button" data-logout { "Log out" }
+                        form.topsearch #top-search method="get" action="/search" role="search" {
+                            input #top-search-q name="q" type="search" placeholder="Search files…"
+                                aria-label="Search files in the catalogued snapshots";
+                        }
+                        div.who {
+                            span #current-user { (ctx.user.username) }
+                            " "
+                            span.role { (ctx.user.role.as_str()) }
+                            " "
+                            button #logout type="button" data-logout { "Log out" }
+                        }
                     }
                 }
                 main {

@@ -27,6 +27,7 @@
 //!   and the Restore dialog), `search` (the fleet-wide catalog search),
 //!   `job`, `enrollment`, `users`, `audit`: one module per page.
 //! - `live`: `GET /ui/events`, the presence stream the badges follow.
+//! - `log_lines`: restic's JSON log lines as text for people (the job page).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,6 +55,7 @@ mod host;
 mod hosts;
 mod job;
 mod live;
+mod log_lines;
 mod login;
 mod search;
 mod snapshot;
@@ -148,6 +150,9 @@ pub enum UiError {
     LoginRequired { next: String },
     /// Anything else, with the API's status and message.
     Api(ApiError),
+    /// An error for a logged-in user (a role too low for the page): the
+    /// error in the page frame, navigation included, so the user can go on.
+    Page { ctx: Box<PageCtx>, error: ApiError },
 }
 
 impl From<ApiError> for UiError {
@@ -160,7 +165,7 @@ impl std::fmt::Display for UiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             UiError::LoginRequired { next } => write!(f, "login required for {next}"),
-            UiError::Api(e) => e.fmt(f),
+            UiError::Api(e) | UiError::Page { error: e, .. } => e.fmt(f),
         }
     }
 }
@@ -169,7 +174,7 @@ impl ResponseError for UiError {
     fn status_code(&self) -> StatusCode {
         match self {
             UiError::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            UiError::Api(e) => e.status,
+            UiError::Api(e) | UiError::Page { error: e, .. } => e.status,
         }
     }
 
@@ -184,6 +189,9 @@ impl ResponseError for UiError {
                 }
             }
             UiError::Api(e) => html_response(e.status, error_page(e)),
+            UiError::Page { ctx, error } => {
+                html_response(error.status, framed_error_page(ctx, error))
+            }
         }
     }
 }
@@ -210,6 +218,24 @@ fn error_page(e: &ApiError) -> Markup {
     }
 }
 
+/// An error in the page frame of `ctx`'s user (navigation, logout).
+fn framed_error_page(ctx: &PageCtx, e: &ApiError) -> Markup {
+    let title = format!(
+        "{} {}",
+        e.status.as_u16(),
+        e.status.canonical_reason().unwrap_or("Error")
+    );
+    layout::page(
+        ctx,
+        layout::Nav::None,
+        &title,
+        html! {
+            p #error-message { (e.message) }
+            p { a href="/" { "Back to the dashboard" } }
+        },
+    )
+}
+
 /// The logged-in user a page is rendered for. Extracting it from a
 /// request without a valid session answers a redirect to the login page.
 #[derive(Debug, Clone)]
@@ -234,9 +260,12 @@ impl PageCtx {
         self.user.role >= Role::Admin
     }
 
-    /// `Ok` if the user has `role`, else a 403 page.
+    /// `Ok` if the user has `role`, else a 403 page with the navigation.
     pub fn require(&self, role: Role) -> Result<(), UiError> {
-        self.user.require(role).map_err(UiError::Api)
+        self.user.require(role).map_err(|error| UiError::Page {
+            ctx: Box::new(self.clone()),
+            error,
+        })
     }
 }
 
@@ -320,6 +349,36 @@ mod tests {
             .unwrap()
             .contains("script-src 'self'"));
         assert!(h.get("Referrer-Policy").is_some());
+    }
+
+    /// A page refused for the user's role is a full page: navigation, logout, the reason.
+    #[test]
+    fn forbidden_page_has_navigation() {
+        let ctx = PageCtx {
+            user: Principal {
+                user_id: "u1".into(),
+                username: "vera".into(),
+                role: Role::Viewer,
+                method: AuthMethod::Session {
+                    session_id: "s1".into(),
+                    csrf_token: "csrf".into(),
+                },
+                source_addr: None,
+            },
+            csrf: Some("csrf".into()),
+            now: 0,
+        };
+        let resp = ctx.require(Role::Admin).unwrap_err().error_response();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let err = ctx.require(Role::Admin).unwrap_err();
+        let UiError::Page { ctx, error } = &err else {
+            panic!("not a framed page: {err:?}");
+        };
+        let html = framed_error_page(ctx, error).into_string();
+        assert!(html.contains(r#"href="/hosts""#), "{html}");
+        assert!(html.contains(r#"id="logout""#), "{html}");
+        assert!(html.contains(r#"id="error-message""#), "{html}");
+        assert!(html.contains("403 Forbidden"), "{html}");
     }
 
     /// Error pages escape the message.

@@ -172,7 +172,7 @@ fn results(req: &Request, q: &str, found: &Found) -> Markup {
     let page = &found.page;
     let shown = i64::try_from(page.items.len()).unwrap_or(0);
     html! {
-        p #search-total data-total=(page.total) { (page.total) " matches." }
+        p #search-total data-total=(page.total) { (format::plural(page.total, "match", "matches")) "." }
         @if !page.items.is_empty() {
             table #search-results {
                 thead { tr { th { "Path" } th { "Type" } th { "Size" } th { "Modified" } th { "Host" } th { "Snapshot" } } }

@@ -403,22 +403,268 @@
     }
   }
 
-  function updateProgress(p) {
+  // A count with its noun ("1 file", "2 files"); format::plural on the server.
+  function plural(n, one, many) {
+    return n + " " + (n === 1 ? one : many);
+  }
+
+  // A throughput; "—" until something was measured.
+  function throughput(bps) {
+    return bps > 0 ? formatBytes(bps) + "/s" : "—";
+  }
+
+  // A backup summary's final figures, or null; job.rs final_figures.
+  function finalFigures(stats) {
+    if (!stats || typeof stats.total_bytes_processed !== "number" ||
+        typeof stats.total_files_processed !== "number") {
+      return null;
+    }
+    var bytes = stats.total_bytes_processed;
+    var secs = typeof stats.total_duration === "number" ? stats.total_duration : 0;
+    return {
+      percent: 100,
+      bytes: formatBytes(bytes) + " of " + formatBytes(bytes),
+      files: stats.total_files_processed + " of " + plural(stats.total_files_processed, "file", "files"),
+      throughput: throughput(secs > 0 ? Math.floor(bytes / secs) : 0),
+      eta: "—"
+    };
+  }
+
+  function showFigures(f) {
     var section = document.getElementById("job-progress-section");
     var bar = document.getElementById("job-progress");
     if (!section || !bar) {
       return;
     }
     section.hidden = false;
-    var percent = Math.max(0, Math.min(100, (p.percent_done || 0) * 100));
-    bar.value = percent;
+    bar.value = f.percent;
+    setText("progress-percent", f.percent.toFixed(1) + "%");
+    setText("progress-bytes", f.bytes);
+    setText("progress-files", f.files);
+    setText("progress-throughput", f.throughput);
+    setText("progress-eta", f.eta);
+  }
+
+  function updateProgress(p) {
+    var bar = document.getElementById("job-progress");
+    if (!bar) {
+      return;
+    }
+    showFigures({
+      percent: Math.max(0, Math.min(100, (p.percent_done || 0) * 100)),
+      bytes: formatBytes(p.bytes_done) + " of " + formatBytes(p.total_bytes),
+      files: p.files_done + " of " + plural(p.total_files, "file", "files"),
+      throughput: throughput(p.throughput_bps),
+      eta: p.eta_seconds === null || p.eta_seconds === undefined ? "—" : formatDuration(p.eta_seconds)
+    });
     bar.setAttribute("data-updates", String(Number(bar.getAttribute("data-updates") || 0) + 1));
-    setText("progress-percent", percent.toFixed(1) + "%");
-    setText("progress-bytes", formatBytes(p.bytes_done) + " of " + formatBytes(p.total_bytes));
-    setText("progress-files", p.files_done + " of " + p.total_files + " files");
-    setText("progress-throughput", formatBytes(p.throughput_bps) + "/s");
-    setText("progress-eta", p.eta_seconds === null || p.eta_seconds === undefined
-      ? "—" : formatDuration(p.eta_seconds));
+  }
+
+  // ---- the job log for people ------------------------------------------
+  // The same rules as src/http/ui/log_lines.rs (checked against the same
+  // cases, log_cases.json): restic's JSON lines as short text, plain lines
+  // as printed. Returns {kind, text}; text null means "show the raw line".
+
+  function short(id) {
+    return String(id).slice(0, 8);
+  }
+
+  function field(map, key) {
+    var v = map[key];
+    return typeof v === "string" && v !== "" ? v : null;
+  }
+
+  function count(map, key) {
+    var v = map[key];
+    return Number.isInteger(v) && v >= 0 ? v : 0;
+  }
+
+  function statusText(map) {
+    var percent = Math.max(0, Math.min(100, (typeof map.percent_done === "number" ? map.percent_done : 0) * 100));
+    var parts = [percent.toFixed(1) + "%"];
+    if ("total_bytes" in map) {
+      parts.push(formatBytes(count(map, "bytes_done")) + " of " + formatBytes(count(map, "total_bytes")));
+    }
+    if ("total_files" in map) {
+      parts.push(count(map, "files_done") + " of " + plural(count(map, "total_files"), "file", "files"));
+    }
+    if (Number.isInteger(map.seconds_remaining) && map.seconds_remaining >= 0) {
+      parts.push("ETA " + formatDuration(map.seconds_remaining));
+    }
+    return "progress " + parts.join(" · ");
+  }
+
+  function genericText(type, map) {
+    var fields = Object.keys(map).filter(function (k) {
+      var v = map[k];
+      return k !== "message_type" && !(v !== null && typeof v === "object");
+    }).sort().map(function (k) {
+      return k.replace(/_/g, " ") + " " + summaryValue(k, map[k]);
+    });
+    var body = fields.length > 0 ? fields.join(", ") : "JSON output";
+    return type ? type + ": " + body : body;
+  }
+
+  function summaryText(map) {
+    if ("files_new" in map) {
+      var parts = [plural(count(map, "files_new"), "new file", "new files")];
+      [["files_changed", "changed"], ["files_unmodified", "unchanged"]].forEach(function (kw) {
+        if (count(map, kw[0]) > 0) {
+          parts.push(count(map, kw[0]) + " " + kw[1]);
+        }
+      });
+      parts.push(formatBytes(count(map, "data_added")) + " added");
+      if (typeof map.total_duration === "number") {
+        parts.push(map.total_duration.toFixed(1) + " s");
+      }
+      if (field(map, "snapshot_id")) {
+        parts.push("snapshot " + short(map.snapshot_id));
+      }
+      return "backup done: " + parts.join(", ");
+    }
+    if ("num_errors" in map) {
+      var n = count(map, "num_errors");
+      return n === 0 ? "check done: no errors found" : "check done: " + plural(n, "error", "errors") + " found";
+    }
+    if ("files_restored" in map) {
+      return "restore done: " + count(map, "files_restored") + " of " +
+        plural(count(map, "total_files"), "file", "files") + " restored (" +
+        formatBytes(count(map, "bytes_restored")) + " of " + formatBytes(count(map, "total_bytes")) + ")";
+    }
+    return genericText("summary", map);
+  }
+
+  function errorText(map) {
+    var e = map.error;
+    var message;
+    if (e !== null && typeof e === "object" && !Array.isArray(e)) {
+      if (field(e, "message")) {
+        message = e.message;
+      } else {
+        var errno = Number.isInteger(e.Err) && e.Err >= 0 ? e.Err : null;
+        var what = errno === 2 ? "no such file or directory"
+          : errno === 13 ? "permission denied"
+          : errno !== null ? "error " + errno : "failed";
+        message = (field(e, "Op") || "access") + " " + (field(e, "Path") || "") + ": " + what;
+      }
+    } else if (typeof e === "string") {
+      message = e;
+    } else {
+      message = "unknown error";
+    }
+    var line = "error";
+    if (field(map, "during")) {
+      line += " during " + map.during;
+    }
+    if (field(map, "item") && message.indexOf(map.item) < 0) {
+      line += " on " + map.item;
+    }
+    return line + ": " + message;
+  }
+
+  function objectLine(map) {
+    var type = field(map, "message_type");
+    var action = field(map, "action");
+    if ((type === "status" || type === "verbose_status") && action === "scan_finished") {
+      return { kind: "verbose", text: "scan finished: " + plural(count(map, "total_files"), "file", "files") +
+        ", " + formatBytes(count(map, "data_size")) };
+    }
+    if (type === "status") {
+      return { kind: "status", text: statusText(map) };
+    }
+    if (type === "verbose_status") {
+      var line = (action || "item") + " " + (field(map, "item") || "");
+      if (count(map, "data_size") > 0) {
+        line += " (" + formatBytes(count(map, "data_size")) + ")";
+      }
+      return { kind: "verbose", text: line };
+    }
+    if (type === "summary") {
+      return { kind: "summary", text: summaryText(map) };
+    }
+    if (type === "error") {
+      return { kind: "error", text: errorText(map) };
+    }
+    if (type === "exit_error") {
+      var message = field(map, "message") || "restic failed (exit code " + count(map, "code") + ")";
+      return { kind: /^warning/i.test(message) ? "warning" : "error", text: message };
+    }
+    if (type === "initialized") {
+      return { kind: "summary", text: "repository " + short(field(map, "id") || "?") + " created at " +
+        (field(map, "repository") || "?") };
+    }
+    if (type === "version") {
+      return { kind: "json", text: "restic " + (field(map, "version") || "?") + " (" +
+        (field(map, "go_version") || "?") + " on " + (field(map, "go_os") || "?") + "/" +
+        (field(map, "go_arch") || "?") + ")" };
+    }
+    return { kind: "json", text: genericText(type, map) };
+  }
+
+  function arrayText(items) {
+    var groups = items.filter(function (i) { return i !== null && typeof i === "object" && "keep" in i; });
+    if (groups.length > 0 && groups.length === items.length) {
+      var total = function (key) {
+        return items.reduce(function (sum, i) { return sum + (Array.isArray(i[key]) ? i[key].length : 0); }, 0);
+      };
+      return "forget: keep " + plural(total("keep"), "snapshot", "snapshots") + ", remove " +
+        plural(total("remove"), "snapshot", "snapshots");
+    }
+    if (items.length > 0 && items.every(function (i) { return i !== null && typeof i === "object" && "short_id" in i; })) {
+      return plural(items.length, "snapshot", "snapshots") + " listed";
+    }
+    return "JSON list of " + plural(items.length, "entry", "entries");
+  }
+
+  function logLine(stream, payload) {
+    var trimmed = String(payload).trim();
+    if (trimmed.charAt(0) === "{" || trimmed.charAt(0) === "[") {
+      var value;
+      var parsed = true;
+      try {
+        value = JSON.parse(trimmed);
+      } catch (e) {
+        parsed = false;
+      }
+      if (parsed) {
+        if (Array.isArray(value)) {
+          return { kind: "json", text: arrayText(value) };
+        }
+        if (value !== null && typeof value === "object") {
+          return objectLine(value);
+        }
+        return { kind: "json", text: JSON.stringify(value) };
+      }
+    }
+    var kind = "text";
+    if (stream !== "event" && (trimmed.indexOf("Fatal:") === 0 || /^error/i.test(trimmed))) {
+      kind = "error";
+    } else if (/^warning/i.test(trimmed)) {
+      kind = "warning";
+    }
+    return { kind: kind, text: null };
+  }
+
+  // A log line element, as job.rs renders it.
+  function lineElement(line) {
+    var shown = logLine(line.stream, line.payload);
+    var div = document.createElement("div");
+    div.className = "line line-" + line.stream + " kind-" + shown.kind;
+    div.setAttribute("data-seq", String(line.seq));
+    div.setAttribute("data-kind", shown.kind);
+    if (shown.text === null) {
+      div.textContent = line.payload;
+    } else {
+      var human = document.createElement("span");
+      human.className = "human";
+      human.textContent = shown.text;
+      var raw = document.createElement("span");
+      raw.className = "raw";
+      raw.textContent = line.payload;
+      div.appendChild(human);
+      div.appendChild(raw);
+    }
+    return div;
   }
 
   function appendLine(line) {
@@ -427,11 +673,8 @@
       return;
     }
     var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-    var div = document.createElement("div");
-    div.className = "line line-" + line.stream;
-    div.setAttribute("data-seq", String(line.seq));
+    var div = lineElement(line);
     div.setAttribute("data-live", "");
-    div.textContent = line.payload;
     log.appendChild(div);
     var empty = document.getElementById("job-log-empty");
     if (empty) {
@@ -511,13 +754,20 @@
       if (cancel) {
         cancel.remove();
       }
-      if (st.status === "succeeded") {
-        var bar = document.getElementById("job-progress");
-        if (bar && bar.closest("section") && !bar.closest("section").hidden) {
+      // As the server renders a finished job (job.rs progress_figures):
+      // a success shows its summary's final figures, or its last progress
+      // completed; no ETA once the job ended.
+      var bar = document.getElementById("job-progress");
+      var shown = bar && bar.closest("section") && !bar.closest("section").hidden;
+      var final = st.status === "succeeded" ? finalFigures(st.stats) : null;
+      if (final) {
+        showFigures(final);
+      } else if (shown) {
+        if (st.status === "succeeded") {
           bar.value = 100;
           setText("progress-percent", "100.0%");
-          setText("progress-eta", "—");
         }
+        setText("progress-eta", "—");
       }
       renderSummary(st.stats);
     }
@@ -593,7 +843,9 @@
   }
 
   // For page scripts loaded after this one (browse.js).
-  window.RM = { api: api, flash: flash };
+  // (logLine also for the browser test, which checks it against
+  // log_cases.json like the server's rules.)
+  window.RM = { api: api, flash: flash, logLine: logLine };
 
   function init() {
     var job = document.getElementById("job-page");

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
-use super::{api_path, job_button, Data};
+use super::{api_path, job_button, Data, NEEDS_REPOSITORY};
 use crate::cron::{CronExpr, NEXT_RUNS};
 use crate::http::ui::layout::badge;
 use crate::http::ui::{format, PageCtx};
@@ -94,6 +94,7 @@ fn group_form(host_id: &str, group: Option<&SourceGroup>) -> Markup {
 
 pub(super) fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
     let host_id = &data.host.host.id;
+    let blocked = data.repository.is_none().then_some(NEEDS_REPOSITORY);
     html! {
         section #source-groups {
             h2 { "Source groups" }
@@ -115,8 +116,8 @@ pub(super) fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
                                 }
                                 @if ctx.can_operate() {
                                     td.actions {
-                                        (job_button(host_id, "backup", Some(&g.name), "Run backup now"))
-                                        @if g.retention_policy.is_some() { (job_button(host_id, "forget", Some(&g.name), "Forget")) }
+                                        (job_button(host_id, "backup", Some(&g.name), "Run backup now", blocked))
+                                        @if g.retention_policy.is_some() { (job_button(host_id, "forget", Some(&g.name), "Forget", blocked)) }
                                         button type="button" data-change data-method="DELETE"
                                             data-path=(api_path(host_id, &format!("/source-groups/{}", g.id)))
                                             data-confirm={ "Delete source group " (g.name) "?" } data-then="reload" { "Delete" }

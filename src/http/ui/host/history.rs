@@ -49,7 +49,7 @@ pub(super) fn snapshots_section(data: &Data) -> Markup {
             @if data.snapshots.is_empty() {
                 p.muted #no-snapshots { "No snapshots reported yet." }
             } @else {
-                p.muted { (data.snapshot_total) " snapshots in the agent's last report"
+                p.muted { (format::plural(data.snapshot_total, "snapshot", "snapshots")) " in the agent's last report"
                     @if data.snapshot_total > SNAPSHOTS { ", the newest " (SNAPSHOTS) " shown" } "." }
                 table #snapshot-list {
                     thead { tr { th { "ID" } th { "Time" } th { "Paths" } th { "Tags" } th { "Size" } th { "Files" } } }
@@ -60,8 +60,8 @@ pub(super) fn snapshots_section(data: &Data) -> Markup {
                                 td { (format::time(s.time)) }
                                 td { @for p in &s.paths { code { (p) } br; } }
                                 td.tags { @for t in &s.tags { span.tag { (t) } " " } }
-                                td { (s.size_bytes.map(format::bytes_i64).unwrap_or_else(|| "—".to_owned())) }
-                                td { (s.file_count.map(|n| n.to_string()).unwrap_or_else(|| "—".to_owned())) }
+                                td.size { (s.size_bytes.map(format::bytes_i64).unwrap_or_else(|| "—".to_owned())) }
+                                td.files { (s.file_count.map(|n| n.to_string()).unwrap_or_else(|| "—".to_owned())) }
                             }
                         }
                     }

@@ -25,11 +25,11 @@ use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::live_host;
 use crate::http::AppState;
-use crate::store;
 use crate::store::hosts::HostWithVersion;
 use crate::store::models::{
     Job, MissedRun, RepoStats, Repository, ScheduleWithGroups, Snapshot, SourceGroup,
 };
+use crate::store::{self, JobKind, JobStatus};
 
 mod groups;
 mod history;
@@ -116,6 +116,7 @@ pub(super) async fn page(
     let body = html! {
         div #host-page data-host-id=(host.id) {
             (facts(&ctx, &data))
+            (first_steps(&ctx, &data))
             (repository_section(&ctx, &data))
             (groups_section(&ctx, &data))
             (schedules_section(&ctx, &data))
@@ -137,9 +138,19 @@ fn api_path(host_id: &str, rest: &str) -> String {
     format!("/api/v1/hosts/{host_id}{rest}")
 }
 
+/// Why a job cannot run yet: no repository configured.
+const NEEDS_REPOSITORY: &str = "Configure the repository first: this needs it.";
+
 /// A button that creates a job of `kind` (on `group`, if given) and
-/// opens its page.
-fn job_button(host_id: &str, kind: &str, group: Option<&str>, label: &str) -> Markup {
+/// opens its page; disabled, saying why in its title, when `blocked`
+/// names what is missing.
+fn job_button(
+    host_id: &str,
+    kind: &str,
+    group: Option<&str>,
+    label: &str,
+    blocked: Option<&str>,
+) -> Markup {
     let body = match group {
         Some(g) => json!({"kind": kind, "source_group": g}),
         None => json!({"kind": kind}),
@@ -150,7 +161,8 @@ fn job_button(host_id: &str, kind: &str, group: Option<&str>, label: &str) -> Ma
     };
     html! {
         button type="button" id=(id) data-change data-method="POST"
-            data-path=(api_path(host_id, "/jobs")) data-body=(body.to_string()) data-then="job" {
+            data-path=(api_path(host_id, "/jobs")) data-body=(body.to_string()) data-then="job"
+            disabled[blocked.is_some()] title=[blocked] {
             (label)
         }
     }
@@ -200,7 +212,7 @@ fn facts(ctx: &PageCtx, data: &Data) -> Markup {
             }
             @if ctx.is_admin() {
                 div.actions {
-                    button #revoke-host type="button" data-change data-method="DELETE" data-path=(api_path(&host.id, ""))
+                    button #revoke-host.danger type="button" data-change data-method="DELETE" data-path=(api_path(&host.id, ""))
                         data-confirm={ "Revoke " (host.hostname) "? Its agent token stops working at once." }
                         data-then="go" data-href="/hosts" { "Revoke host" }
                 }
@@ -236,26 +248,92 @@ fn repository_section(ctx: &PageCtx, data: &Data) -> Markup {
                 None => p.muted #repo-none { "No repository configured." },
             }
             @if ctx.can_operate() {
-                div.actions {
-                    (job_button(host_id, "init", None, "Init repository"))
-                    (job_button(host_id, "prune", None, "Prune"))
-                    (job_button(host_id, "check", None, "Check"))
-                    (job_button(host_id, "unlock", None, "Unlock"))
+                @if repo.is_none() { (repository_form(host_id, repo)) }
+                @let blocked = repo.is_none().then_some(NEEDS_REPOSITORY);
+                div.actions #repo-actions {
+                    (job_button(host_id, "init", None, "Init repository", blocked))
+                    (job_button(host_id, "prune", None, "Prune", blocked))
+                    (job_button(host_id, "check", None, "Check", blocked))
+                    (job_button(host_id, "unlock", None, "Unlock", blocked))
                 }
-                details.edit open[repo.is_none()] {
-                    summary { @if repo.is_some() { "Change repository settings" } @else { "Configure the repository" } }
-                    form #repository-form data-change data-form="repository" data-method="PUT"
-                        data-path=(api_path(host_id, "/repository")) data-then="reload" {
-                        label for="repo-url-input" { "URL" }
-                        input #repo-url-input name="url" type="text" required value=(repo.map_or("", |r| r.url.as_str()))
-                            placeholder="/srv/restic or s3:https://…";
-                        label for="repo-username" { "User name (optional)" }
-                        input #repo-username name="username" type="text" autocomplete="off" value=(repo.and_then(|r| r.username.as_deref()).unwrap_or(""));
-                        label for="repo-password" { "Password" @if repo.is_some_and(|r| r.password_set()) { " (leave empty to keep)" } }
-                        input #repo-password name="password" type="password" autocomplete="new-password";
-                        label for="repo-credential" { "Credential (optional; leave empty to keep)" }
-                        input #repo-credential name="credential" type="password" autocomplete="new-password";
-                        button type="submit" { "Save repository" }
+                @if repo.is_none() {
+                    p.muted #repo-actions-why { "Init, Prune, Check and Unlock work once the repository is configured above." }
+                } @else {
+                    (repository_form(host_id, repo))
+                }
+            }
+        }
+    }
+}
+
+/// The form that configures the repository: open above the buttons on a
+/// new host, folded below them once it is set.
+fn repository_form(host_id: &str, repo: Option<&Repository>) -> Markup {
+    html! {
+        details.edit open[repo.is_none()] {
+            summary { @if repo.is_some() { "Change repository settings" } @else { "Configure the repository" } }
+            form #repository-form.stacked data-change data-form="repository" data-method="PUT"
+                data-path=(api_path(host_id, "/repository")) data-then="reload" {
+                label for="repo-url-input" { "URL" }
+                input #repo-url-input name="url" type="text" required value=(repo.map_or("", |r| r.url.as_str()))
+                    placeholder="/srv/restic or s3:https://…";
+                label for="repo-username" { "User name (optional)" }
+                input #repo-username name="username" type="text" autocomplete="off" value=(repo.and_then(|r| r.username.as_deref()).unwrap_or(""));
+                label for="repo-password" { "Password" @if repo.is_some_and(|r| r.password_set()) { " (leave empty to keep)" } }
+                input #repo-password name="password" type="password" autocomplete="new-password";
+                label for="repo-credential" { "Credential (optional; leave empty to keep)" }
+                input #repo-credential name="credential" type="password" autocomplete="new-password";
+                div.form-actions { button type="submit" { "Save repository" } }
+            }
+        }
+    }
+}
+
+/// The first steps on a new host, in order, each marked done or not,
+/// until all are done: configure the repository, initialise it, add a
+/// source group, add a schedule. Shown to operators only (viewers cannot
+/// take them).
+fn first_steps(ctx: &PageCtx, data: &Data) -> Markup {
+    let repo = data.repository.is_some();
+    // Initialised: a successful init, or the agent reported snapshots or
+    // statistics from the repository (it existed already).
+    let initialised = repo
+        && (data
+            .jobs
+            .iter()
+            .any(|j| j.kind == JobKind::Init && j.status == JobStatus::Succeeded)
+            || !data.snapshots.is_empty()
+            || !data.stats.is_empty());
+    let steps = [
+        (repo, "Configure the repository", "#repository"),
+        (
+            initialised,
+            "Initialise it (Init repository), unless it exists already",
+            "#repository",
+        ),
+        (
+            !data.groups.is_empty(),
+            "Add a source group: the paths to back up",
+            "#source-groups",
+        ),
+        (
+            !data.schedules.is_empty(),
+            "Add a schedule, or run a backup by hand",
+            "#schedules",
+        ),
+    ];
+    let next = steps.iter().position(|(done, _, _)| !done);
+    html! {
+        @if let (true, Some(next)) = (ctx.can_operate(), next) {
+            section #first-steps {
+                h2 { "First steps" }
+                ol.steps {
+                    @for (i, (done, text, anchor)) in steps.iter().enumerate() {
+                        li data-step=(i + 1) data-done=(if *done { "true" } else { "false" })
+                            class=(if *done { "done" } else if i == next { "next" } else { "" }) {
+                            a href=(anchor) { (text) }
+                            @if *done { " ✓" }
+                        }
                     }
                 }
             }
@@ -269,7 +347,7 @@ mod tests {
 
     #[test]
     fn job_buttons() {
-        let html = job_button("h1", "backup", Some("docs"), "Run backup now").into_string();
+        let html = job_button("h1", "backup", Some("docs"), "Run backup now", None).into_string();
         assert!(
             html.contains(r#"data-path="/api/v1/hosts/h1/jobs""#),
             "{html}"
@@ -278,5 +356,12 @@ mod tests {
             r#"data-body="{&quot;kind&quot;:&quot;backup&quot;,&quot;source_group&quot;:&quot;docs&quot;}""#
         ));
         assert!(html.contains("data-change"));
+        assert!(!html.contains("disabled"), "{html}");
+        let html = job_button("h1", "init", None, "Init", Some(NEEDS_REPOSITORY)).into_string();
+        assert!(html.contains(" disabled"), "{html}");
+        assert!(
+            html.contains(r#"title="Configure the repository first"#),
+            "{html}"
+        );
     }
 }

@@ -7,7 +7,7 @@
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::{job_button, Data};
+use super::{job_button, Data, NEEDS_REPOSITORY};
 use crate::http::ui::layout::badge;
 use crate::http::ui::{format, PageCtx};
 use crate::protocol::{DRILL_BYTES_STAT, DRILL_FILES_STAT, DRILL_MISMATCHES_STAT};
@@ -65,7 +65,7 @@ fn drill_line(ctx: &PageCtx, job: &Job) -> Markup {
                 time datetime=(format::rfc3339(at)) title=(format::ago(at, ctx.now)) { (format::time(at)) }
             }
             @if let Some(group) = &job.tag { " (" (group) ")" }
-            ", " (files) " files, " (mib(bytes)) ", "
+            ", " (format::plural(files, "file", "files")) ", " (mib(bytes)) ", "
             @if job.status == JobStatus::Succeeded {
                 (badge("succeeded", "OK"))
             } @else {
@@ -74,6 +74,17 @@ fn drill_line(ctx: &PageCtx, job: &Job) -> Markup {
                 @if let Some(error) = &job.error { ": " span.error { (error) } }
             }
         }
+    }
+}
+
+/// Why a drill cannot run yet: it restores a sample of a snapshot.
+fn drill_blocked(data: &Data) -> Option<&'static str> {
+    if data.repository.is_none() {
+        Some(NEEDS_REPOSITORY)
+    } else if data.snapshots.is_empty() {
+        Some("A drill restores a sample of the newest snapshot: run a backup first.")
+    } else {
+        None
     }
 }
 
@@ -93,7 +104,7 @@ pub(super) fn verification_section(ctx: &PageCtx, data: &Data) -> Markup {
             }
             p #check-coverage data-read=(c.read) data-subsets=(c.subsets) {
                 @if c.subsets > 0 {
-                    "Data read by check: " (c.read) " of " (c.subsets) " subsets in the last " (c.subsets) " runs"
+                    "Data read by check: " (c.read) " of " (format::plural(c.subsets, "subset", "subsets")) " in the last " (format::plural(c.subsets, "run", "runs"))
                 } @else {
                     "Data read by check: no check run yet (each check reads the next of "
                     (verification::DEFAULT_CHECK_SUBSETS) " subsets)"
@@ -101,7 +112,7 @@ pub(super) fn verification_section(ctx: &PageCtx, data: &Data) -> Markup {
             }
             @if ctx.can_operate() {
                 div.actions {
-                    (job_button(host_id, "drill", None, "Run drill now"))
+                    (job_button(host_id, "drill", None, "Run drill now", drill_blocked(data)))
                 }
             }
         }

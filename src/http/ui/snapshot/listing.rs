@@ -96,7 +96,7 @@ pub(super) fn table(
                     (download_control(data, &req.dir, "Download this folder", blocker, Some("download-folder")))
                     @if page.total > shown {
                         button #select-folder type="button" data-select-path=(req.dir) {
-                            "Select the whole folder (" (page.total) " entries)" }
+                            "Select the whole folder (" (format::plural(page.total, "entry", "entries")) ")" }
                     }
                 }
                 @if let Some(why) = blocker { p.muted #download-unavailable { (why) } }

@@ -315,7 +315,7 @@ fn catalog_state(ctx: &PageCtx, data: &Data) -> Markup {
             "complete" => {
                 (badge("succeeded", "catalogued"))
                 @if let Some(row) = &data.catalog {
-                    " " (row.entries) " entries"
+                    " " (format::plural(row.entries, "entry", "entries"))
                     @if let Some(at) = row.completed_at { ", " (format::ago(at, ctx.now)) }
                 }
             }
@@ -328,7 +328,7 @@ fn catalog_state(ctx: &PageCtx, data: &Data) -> Markup {
             "ingesting" => {
                 (badge("running", "cataloguing"))
                 " Being catalogued: "
-                (data.catalog.as_ref().map_or(0, |r| r.entries)) " entries stored so far ("
+                (format::plural(data.catalog.as_ref().map_or(0, |r| r.entries), "entry", "entries")) " stored so far ("
                 @if let Some(job) = &data.catalog_job { (job_link(job)) }
                 ")."
             }
