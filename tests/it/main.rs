@@ -43,4 +43,5 @@ mod ui_browser;
 mod ui_http;
 mod ui_snapshot;
 mod verification;
+mod version;
 mod windows_agent;
