@@ -1,7 +1,30 @@
 //! Command-line plumbing every binary shares (the server, the agent, the
-//! load generator): tracing to stderr and clap usage errors on one line.
-//! The agent package compiles this file too, so it depends on clap and
-//! tracing-subscriber only.
+//! load generator): tracing to stderr, clap usage errors on one line, and
+//! what this build is ([`VERSION`], [`GIT_COMMIT`], [`version_line`]) for
+//! `--version`, `GET /api/v1/version` and the UI footer. The agent package
+//! compiles this file too, so it depends on clap, tracing-subscriber and
+//! `crate::protocol` only.
+
+use std::sync::OnceLock;
+
+/// This build's version: its package's version (`Cargo.toml`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit this build was made from (a short hash), or `unknown`
+/// outside a git checkout; set by `build.rs`.
+pub const GIT_COMMIT: &str = env!("RESTIC_MANAGER_GIT_COMMIT");
+
+/// What `--version` prints after the program's name:
+/// `0.1.0 (commit 1a2b3c4, protocol 1)`.
+pub fn version_line() -> &'static str {
+    static LINE: OnceLock<String> = OnceLock::new();
+    LINE.get_or_init(|| {
+        format!(
+            "{VERSION} (commit {GIT_COMMIT}, protocol {})",
+            crate::protocol::PROTOCOL_VERSION
+        )
+    })
+}
 
 /// Starts tracing to stderr, filtered by `RESTIC_MANAGER_LOG` (default `info`).
 pub fn init_tracing() {
@@ -53,6 +76,16 @@ fn usage_error_line(rendered: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The version line names the version, the commit and the protocol.
+    #[test]
+    fn version_line_names_the_three_facts() {
+        let line = version_line();
+        assert!(line.starts_with(env!("CARGO_PKG_VERSION")), "{line}");
+        assert!(line.contains(&format!("commit {GIT_COMMIT}")), "{line}");
+        assert!(line.ends_with("protocol 1)"), "{line}");
+        assert!(!GIT_COMMIT.is_empty());
+    }
 
     /// clap's multi-line usage errors become their first paragraph on one line.
     #[test]

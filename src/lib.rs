@@ -21,7 +21,8 @@
 //!   `agent/` (`restic-manager-agent`), built from these same files with
 //!   none of the server's crates; this library keeps the module for the
 //!   tests and the load generator, which run agents in-process.
-//! - `cli`: tracing setup and one-line usage errors, shared by every binary.
+//! - `cli`: tracing setup, one-line usage errors and the build's version,
+//!   commit and protocol (`--version`), shared by every binary.
 
 pub mod actors;
 pub mod admin;
@@ -40,4 +41,6 @@ pub mod server;
 pub mod store;
 pub mod tokens;
 
-pub use cli::{init_tracing, init_tracing_with_default, parse_cli};
+pub use cli::{
+    init_tracing, init_tracing_with_default, parse_cli, version_line, GIT_COMMIT, VERSION,
+};

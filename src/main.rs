@@ -17,7 +17,7 @@ use restic_manager::{admin, server};
 #[derive(Debug, Parser)]
 #[command(
     name = "restic-manager",
-    version,
+    version = restic_manager::version_line(),
     about = "Control plane for restic backups across a fleet"
 )]
 struct Cli {

@@ -22,4 +22,6 @@ pub mod protocol;
 #[path = "../../src/redact.rs"]
 pub mod redact;
 
-pub use cli::{init_tracing, init_tracing_with_default, parse_cli};
+pub use cli::{
+    init_tracing, init_tracing_with_default, parse_cli, version_line, GIT_COMMIT, VERSION,
+};

@@ -14,7 +14,11 @@ use restic_manager_agent::agent::{self, platform, AgentConfig, EnrollOptions, Se
 
 /// The restic-manager agent: runs restic on this host for the server.
 #[derive(Debug, Parser)]
-#[command(name = "restic-manager-agent", version, about)]
+#[command(
+    name = "restic-manager-agent",
+    version = restic_manager_agent::version_line(),
+    about
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

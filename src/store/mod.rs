@@ -21,7 +21,8 @@
 //! # Layout
 //!
 //! - `pool`: [`connect`], [`Pool`], the connection manager and SQLite pragmas.
-//! - `migrations`: the two embedded migration sets, [`run_migrations`].
+//! - `migrations`: the two embedded migration sets, [`run_migrations`] and
+//!   its refusal of a database newer than this binary.
 //! - [`schema`]: the hand-written diesel schema, portable across backends.
 //! - [`types`]: TEXT-backed enums ([`Role`], [`JobStatus`], …) and [`Page`].
 //! - [`json`]: [`Json`], the column type of every JSON column.
@@ -80,7 +81,7 @@ pub mod users;
 pub mod verification;
 
 pub use json::Json;
-pub use migrations::{revert_all_migrations, run_migrations};
+pub use migrations::{binary_schema, revert_all_migrations, run_migrations, run_migrations_until};
 pub use pool::{connect, DbManager, Pool, PooledConn, StoreError};
 pub use types::{JobKind, JobStatus, JobTrigger, LogStream, Page, Role, UnknownValue};
 

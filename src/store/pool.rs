@@ -85,6 +85,35 @@ pub enum StoreError {
     /// Applying or reverting migrations failed.
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// The database has a migration newer than any this binary carries: a
+    /// newer restic-manager made it. Refused before anything is applied.
+    #[error(
+        "database schema {database} is newer than this restic-manager {binary_version} \
+         (schema {binary_schema}) — upgrade restic-manager"
+    )]
+    NewerDatabase {
+        /// The database's newest migration this binary does not know.
+        database: String,
+        /// This binary's version.
+        binary_version: &'static str,
+        /// This binary's newest migration.
+        binary_schema: String,
+    },
+    /// The database has a migration this binary does not carry, older than
+    /// its newest one (another build made it). Refused before anything is
+    /// applied.
+    #[error(
+        "database schema has migration {database}, which this restic-manager {binary_version} \
+         (schema {binary_schema}) does not know — run the restic-manager build that made it"
+    )]
+    UnknownMigration {
+        /// The database's newest migration this binary does not know.
+        database: String,
+        /// This binary's version.
+        binary_version: &'static str,
+        /// This binary's newest migration.
+        binary_schema: String,
+    },
     /// A query during start-up failed.
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),

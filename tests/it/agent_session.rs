@@ -44,7 +44,7 @@ const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 /// attached to the agent's task (the agent is one task): the tests share
 /// one process, so a global subscriber would mix their logs.
 #[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
     fn dispatch(&self) -> Dispatch {
@@ -57,7 +57,7 @@ impl Logs {
             .into()
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
@@ -77,13 +77,13 @@ impl Write for Logs {
 
 /// A WebSocket server that accepts agents presenting `token` (401 otherwise)
 /// and hands each connection to the test.
-struct TestServer {
+pub(crate) struct TestServer {
     addr: SocketAddr,
-    conns: mpsc::Receiver<Conn>,
+    pub(crate) conns: mpsc::Receiver<Conn>,
 }
 
 impl TestServer {
-    async fn start(token: &str) -> Self {
+    pub(crate) async fn start(token: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, conns) = mpsc::channel(8);
@@ -116,7 +116,7 @@ impl TestServer {
     }
 
     /// The next agent connection.
-    async fn accept(&mut self) -> Conn {
+    pub(crate) async fn accept(&mut self) -> Conn {
         tokio::time::timeout(FRAME_TIMEOUT, self.conns.recv())
             .await
             .expect("agent connects in time")
@@ -129,13 +129,13 @@ impl TestServer {
 }
 
 /// One agent connection, seen from the server.
-struct Conn {
-    ws: WebSocketStream<TcpStream>,
+pub(crate) struct Conn {
+    pub(crate) ws: WebSocketStream<TcpStream>,
 }
 
 impl Conn {
     /// The next message from the agent.
-    async fn recv(&mut self) -> Envelope<AgentToServer> {
+    pub(crate) async fn recv(&mut self) -> Envelope<AgentToServer> {
         loop {
             let frame = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next())
                 .await
@@ -153,7 +153,7 @@ impl Conn {
     }
 
     /// The next message that is not a heartbeat.
-    async fn recv_work(&mut self) -> Envelope<AgentToServer> {
+    pub(crate) async fn recv_work(&mut self) -> Envelope<AgentToServer> {
         loop {
             let envelope = self.recv().await;
             if !matches!(envelope.message, AgentToServer::Heartbeat(_)) {
@@ -193,7 +193,7 @@ impl Conn {
         seen
     }
 
-    async fn send(&mut self, message: impl Into<ServerToAgent>) {
+    pub(crate) async fn send(&mut self, message: impl Into<ServerToAgent>) {
         let frame = Envelope::new(message.into()).encode();
         self.ws
             .send(Message::text(frame))
@@ -211,7 +211,7 @@ impl Conn {
     }
 
     /// Expects `hello` and checks its fields.
-    async fn hello(&mut self) {
+    pub(crate) async fn hello(&mut self) {
         let envelope = self.recv().await;
         let AgentToServer::Hello(hello) = envelope.message else {
             panic!("expected hello first, got {envelope:?}");
@@ -238,14 +238,14 @@ impl Conn {
 
 // --- the agent under test --------------------------------------------------------
 
-struct RunningAgent {
+pub(crate) struct RunningAgent {
     handle: JoinHandle<Result<(), AgentError>>,
     stop: oneshot::Sender<()>,
     logs: Logs,
 }
 
 impl RunningAgent {
-    fn start(config: AgentConfig) -> Self {
+    pub(crate) fn start(config: AgentConfig) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
         let logs = Logs::default();
         let run = agent::run(config, async {
@@ -257,12 +257,12 @@ impl RunningAgent {
     }
 
     /// Everything this agent logged so far.
-    fn logs(&self) -> Logs {
+    pub(crate) fn logs(&self) -> Logs {
         self.logs.clone()
     }
 
     /// Asks for a clean stop and waits for `run` to return.
-    async fn shutdown(self) -> Result<(), AgentError> {
+    pub(crate) async fn shutdown(self) -> Result<(), AgentError> {
         self.stop.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(60), self.handle)
             .await
@@ -277,7 +277,7 @@ impl RunningAgent {
     }
 }
 
-fn config(server: &TestServer, token: &str, state_dir: &Path) -> AgentConfig {
+pub(crate) fn config(server: &TestServer, token: &str, state_dir: &Path) -> AgentConfig {
     let mut config = AgentConfig::new(server.url(), "host-1", Secret::new(token));
     config.state_dir = state_dir.to_owned();
     config.restic_binary = restic_repo::restic_binary();

@@ -279,6 +279,7 @@ async fn answers_match_their_schemas() {
 
     let me = get(&app, t, "/me").await;
     conforms(&doc, "Me", &me.1);
+    conforms(&doc, "Version", &get(&app, t, "/version").await.1);
     let browser = login(&app, "admin", &app.admin_password).await;
     let me = browser.get(&app, "/me").send().await.unwrap();
     conforms(&doc, "Me", &me.json().await.unwrap());

@@ -14,6 +14,7 @@
 mod common;
 
 mod agent_channel;
+mod agent_compat;
 mod agent_enroll;
 mod agent_restic;
 mod agent_session;
@@ -42,5 +43,7 @@ mod store_catalog;
 mod ui_browser;
 mod ui_http;
 mod ui_snapshot;
+mod upgrade;
 mod verification;
+mod version;
 mod windows_agent;

@@ -55,14 +55,14 @@ const MINUTE: i64 = 60_000;
 
 /// Writes one line to the real stderr, bypassing libtest's capture (which
 /// only intercepts the `print!` family), so the backend report always shows.
-fn announce(line: &str) {
+pub(crate) fn announce(line: &str) {
     let mut err = std::io::stderr().lock();
     // Best effort: a closed stderr must not fail a store test.
     let _ignored = writeln!(err, "{line}");
 }
 
 /// True when the environment demands the PostgreSQL run.
-fn postgres_required() -> bool {
+pub(crate) fn postgres_required() -> bool {
     ["CI", "RESTIC_MANAGER_REQUIRE_POSTGRES"]
         .iter()
         .any(|name| {

@@ -336,14 +336,7 @@ async fn metrics_and_host_page() {
     })
     .await;
 
-    let text = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::common::api::metrics_text(&app).await;
     let drill = format!(
         "restic_manager_last_verified_restore_timestamp_seconds{{host_id=\"{host}\",source_group=\"etc\"}} 1767323045.0\n"
     );
@@ -391,14 +384,7 @@ async fn metrics_and_host_page() {
         "{text}"
     );
     // The metric still shows the newest success.
-    let metrics = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::common::api::metrics_text(&app).await;
     assert!(metrics.contains(&drill), "{metrics}");
 }
 

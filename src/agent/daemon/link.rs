@@ -19,8 +19,9 @@ use crate::agent::restic;
 use crate::agent::restore::SourceRepos;
 use crate::agent::runner::{self, CANCELLED_ERROR};
 use crate::protocol::{
-    AgentToServer, CatalogList, CommandCancel, CommandResult, CommandRun, ConfigUpdate, Envelope,
-    FinishStatus, Heartbeat, Hello, ScheduleAck, ScheduleSet, ServerToAgent, PROTOCOL_VERSION,
+    AgentToServer, CatalogList, CommandCancel, CommandResult, CommandRun, ConfigUpdate,
+    DecodeError, Envelope, FinishStatus, Heartbeat, Hello, ScheduleAck, ScheduleSet, ServerToAgent,
+    PROTOCOL_VERSION,
 };
 
 use super::{
@@ -174,6 +175,12 @@ impl Daemon {
             Some(Ok(Message::Text(text))) => match Envelope::<ServerToAgent>::decode(text.as_str())
             {
                 Ok(envelope) => self.on_message(envelope).await,
+                // A newer server's message: ignored, the session goes on
+                // (PROTOCOL.md: an unknown type never ends a connection).
+                Err(DecodeError::UnknownType(kind)) => tracing::debug!(
+                    message_type = %kind,
+                    "ignored a message type this agent does not know (a newer server)"
+                ),
                 Err(err) => tracing::warn!("undecodable frame from the server: {err}"),
             },
             Some(Ok(Message::Binary(_))) => {

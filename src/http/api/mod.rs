@@ -36,6 +36,7 @@
 //! - `enrollment_tokens`, `users`, `api_tokens`: administration (admin).
 //! - `audit_log`: `GET /audit` (admin).
 //! - `events`: `GET /jobs/{id}/events`, Server-Sent Events of one job.
+//! - `version`: `GET /version`, the server's version, commit and protocol.
 
 use actix_web::http::StatusCode;
 use actix_web::web;
@@ -67,6 +68,7 @@ mod snapshots;
 mod source_groups;
 pub mod table;
 mod users;
+mod version;
 
 use table::Endpoint;
 
@@ -98,6 +100,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         users::endpoints(),
         api_tokens::endpoints(),
         audit_log::endpoints(),
+        version::endpoints(),
         openapi::endpoints(),
     ]
     .concat()

@@ -316,6 +316,7 @@ pub fn schemas() -> Map<String, Value> {
         derived::<enrollment_tokens::EnrollmentTokenDto>(),
         derived::<api_tokens::ApiTokenDto>(),
         derived::<super::audit_log::AuditEntryDto>(),
+        derived::<super::version::VersionDto>(),
     ];
     for (name, schema) in answers {
         s.insert(name.to_owned(), answer(schema));

@@ -1,7 +1,9 @@
 //! The frame around every logged-in page: head (style sheet, script, the
 //! session's CSRF token in `<meta name="csrf-token">`), the top bar with
 //! navigation for the user's role and the logout button, a flash area the
-//! script writes API errors and confirmations into, and the page body.
+//! script writes API errors and confirmations into, the page body, and a
+//! footer naming this server's version, git commit and agent protocol
+//! (the facts of `GET /api/v1/version`).
 
 use maud::{html, Markup, DOCTYPE};
 
@@ -81,6 +83,11 @@ pub fn page(ctx: &PageCtx, nav: Nav, title: &str, body: Markup) -> Markup {
                     h1 { (title) }
                     (body)
                 }
+                footer.version #server-version {
+                    "restic-manager " (crate::cli::VERSION)
+                    " · commit " (crate::cli::GIT_COMMIT)
+                    " · protocol " (crate::protocol::PROTOCOL_VERSION)
+                }
             }
         }
     }
@@ -129,6 +136,19 @@ mod tests {
             assert!(chunk.starts_with(" src="), "inline script: {chunk}");
         }
         assert!(html.contains(r#"href="/users""#));
+    }
+
+    /// The footer names the version, the commit and the protocol.
+    #[test]
+    fn footer_names_the_version() {
+        let html = page(&ctx(Role::Viewer, "v"), Nav::Hosts, "Hosts", html! {}).into_string();
+        let footer = format!(
+            "restic-manager {} · commit {} · protocol {}",
+            crate::cli::VERSION,
+            crate::cli::GIT_COMMIT,
+            crate::protocol::PROTOCOL_VERSION
+        );
+        assert!(html.contains(&footer), "{html}");
     }
 
     /// Admin-only navigation (users, enrolment) is hidden from operators and viewers; user names are escaped.

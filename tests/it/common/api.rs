@@ -88,6 +88,18 @@ pub async fn get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) 
     call(app, token, Method::GET, path, None).await
 }
 
+/// The `/metrics` text (no credentials needed).
+pub async fn metrics_text(app: &TestApp) -> String {
+    client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Asserts an API.md error body with this status and code; returns its message.
 pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) -> String {
     assert_eq!(got.0, status, "body: {}", got.1);
