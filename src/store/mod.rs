@@ -82,7 +82,9 @@ pub mod verification;
 pub use json::Json;
 pub use migrations::{revert_all_migrations, run_migrations};
 pub use pool::{connect, DbManager, Pool, PooledConn, StoreError};
-pub use types::{JobKind, JobStatus, JobTrigger, LogStream, Page, Role, UnknownValue};
+pub use types::{
+    JobKind, JobStatus, JobTrigger, LogStream, Page, Role, ScheduleKind, UnknownValue,
+};
 
 /// One database connection, SQLite or PostgreSQL, chosen at run time from
 /// the database URL. Query functions take `&mut DbConnection` and run on

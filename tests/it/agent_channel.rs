@@ -40,6 +40,7 @@ async fn add_group(
         retry_backoff_seconds: backoff,
         created_at: store::now_ms(),
         updated_at: store::now_ms(),
+        prune_after_forget: false,
     };
     db(app, move |c| store::source_groups::insert(c, &new)).await
 }
@@ -58,6 +59,7 @@ async fn add_schedule(
         enabled: true,
         created_at: store::now_ms(),
         updated_at: store::now_ms(),
+        kind: restic_manager::store::ScheduleKind::Backup,
     };
     let ids: Vec<String> = groups.iter().map(|g| g.id.to_string()).collect();
     db(app, move |c| {
@@ -964,6 +966,7 @@ async fn schedule_fire_creates_one_job_per_group_once() {
     let fire = protocol::ScheduleFire {
         schedule_id: schedule.id.to_string(),
         scheduled_at,
+        kind: None,
     };
     agent.send(fire.clone()).await;
     let first = agent.expect_command_run().await;
@@ -1192,6 +1195,7 @@ async fn missed_run_is_recorded() {
         .send(protocol::ScheduleFire {
             schedule_id: schedule.id.to_string(),
             scheduled_at: t1,
+            kind: None,
         })
         .await;
     let run = agent.expect_command_run().await;

@@ -1,8 +1,8 @@
 //! Every job kind end to end, with the real server (in-process, random
 //! port), the real agent daemon (in-process, real WebSocket) and the real
-//! `restic` on a temp repository: a backup on a schedule fire, forget by a
-//! retention policy, prune, check, unlock of a real stale lock, and the
-//! cancel of a long backup.
+//! `restic` on a temp repository: a backup on a schedule fire, a check on
+//! a check schedule's fire, forget by a retention policy, prune, check,
+//! unlock of a real stale lock, and the cancel of a long backup.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -216,6 +216,64 @@ async fn backup_runs_on_a_schedule_fire() {
         .filter(|job| job["trigger"] == "schedule")
         .count();
     assert_eq!(scheduled, 1);
+    fx.finish().await;
+}
+
+/// A `* * * * *` schedule of kind `check` (issue 12 §2) fires on the
+/// agent's local cron, and the server turns the fire into a `check` job
+/// (not a backup, with the rotation's `--read-data-subset`); real restic
+/// checks the repository (data backed up by restic itself) and the job
+/// succeeds.
+#[actix_web::test]
+async fn check_runs_on_a_check_schedule_fire() {
+    let mut fx = Fixture::new().await;
+    let source = fx.repo.source("docs", &[("a.txt", "checked content\n")]);
+    let repo = fx.repo.clone();
+    off_thread(move || {
+        let out = repo.restic(&["backup", &source.to_string_lossy()]);
+        assert!(out.status.success(), "restic backup: {out:?}");
+    })
+    .await;
+    let schedule = post(
+        &fx.app,
+        &format!("/hosts/{}/schedules", fx.host),
+        json!({"cron_expr": "* * * * *", "kind": "check"}),
+    )
+    .await;
+    assert_eq!(schedule["kind"], "check", "{schedule}");
+    let clock = ShiftedClock::before_next_minute(TimeDelta::seconds(3));
+    fx.start_agent(Some(clock)).await;
+
+    let job = wait_for_within(
+        "a check job from the schedule",
+        Duration::from_secs(90),
+        async || {
+            host_jobs(&fx.app, &fx.host)
+                .await
+                .into_iter()
+                .find(|job| job["trigger"] == "schedule")
+        },
+    )
+    .await;
+    let job = wait_job(&fx.app, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["kind"], "check", "{job}");
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["schedule_id"], schedule["id"]);
+    let logs = job_logs(&fx.app, job["id"].as_str().unwrap()).await;
+    assert!(
+        logs.iter().any(|l| l["payload"]
+            .as_str()
+            .unwrap()
+            .contains("no errors were found")),
+        "{logs:?}"
+    );
+    assert!(
+        host_jobs(&fx.app, &fx.host)
+            .await
+            .iter()
+            .all(|j| j["kind"] != "backup"),
+        "a check schedule makes no backup"
+    );
     fx.finish().await;
 }
 
