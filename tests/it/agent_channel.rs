@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::agent::{
-    db, enroll, eventually, finished_envelope, hello, job_when, log_line, Enrolled, Incoming,
-    TestAgent,
+    db, enroll, eventually, finished_envelope, hello, job_when, jobs_of, log_line, Enrolled,
+    Incoming, TestAgent,
 };
 use crate::common::server::{client, spawn_app, spawn_app_with, TestApp};
 use chrono::{TimeZone, Utc};
@@ -140,17 +140,6 @@ async fn log_count(app: &TestApp, job_id: &str) -> usize {
     db(app, move |c| store::job_logs::list_after(c, &id, 0, 10_000))
         .await
         .len()
-}
-
-async fn jobs_of(app: &TestApp, host_id: &str) -> Vec<models::Job> {
-    let filter = store::jobs::JobFilter {
-        host_id: Some(host_id.to_owned()),
-        limit: 1000,
-        ..Default::default()
-    };
-    let mut jobs = db(app, move |c| store::jobs::list(c, &filter)).await.items;
-    jobs.reverse(); // oldest first
-    jobs
 }
 
 // --- enrolment and authentication -----------------------------------------

@@ -10,12 +10,12 @@
 use chrono::{TimeZone, Utc};
 use reqwest::{Method, StatusCode};
 use restic_manager::protocol::{self, ScheduleKind};
-use restic_manager::store::{self, models, JobKind, JobStatus, JobTrigger};
+use restic_manager::store::{JobKind, JobStatus, JobTrigger};
 use serde_json::{json, Value};
 
-use crate::common::agent::{db, enroll, eventually, Enrolled, TestAgent};
-use crate::common::api::{assert_error, call, get};
-use crate::common::server::{spawn_app, TestApp};
+use crate::common::agent::{enroll, eventually, jobs_of, Enrolled, TestAgent};
+use crate::common::api::{assert_error, call, get, login};
+use crate::common::server::{client, spawn_app, TestApp};
 
 /// POSTs `body` as the admin and returns the answer.
 async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
@@ -27,18 +27,6 @@ async fn schedule(app: &TestApp, host: &str, body: Value) -> Value {
     let (status, created) = post(app, &format!("/hosts/{host}/schedules"), body).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     created
-}
-
-/// The host's jobs, oldest first.
-async fn jobs_of(app: &TestApp, host_id: &str) -> Vec<models::Job> {
-    let filter = store::jobs::JobFilter {
-        host_id: Some(host_id.to_owned()),
-        limit: 1000,
-        ..Default::default()
-    };
-    let mut jobs = db(app, move |c| store::jobs::list(c, &filter)).await.items;
-    jobs.reverse();
-    jobs
 }
 
 /// An enrolled host with a group `etc` (retention, `prune_after_forget`)
@@ -140,6 +128,29 @@ async fn kinds_are_stored_validated_and_pushed() {
     let pushed: Vec<ScheduleKind> = set.schedules.iter().map(|s| s.kind).collect();
     use ScheduleKind::*;
     assert_eq!(pushed, [Drill, Forget, Prune, Check, Drill]);
+
+    // The host page lists each schedule's kind, offers the kinds in its
+    // forms, and says which group prunes after forgetting.
+    let admin = login(&app, "admin", &app.admin_password).await;
+    let resp = client()
+        .get(app.url(&format!("/hosts/{host}")))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains(r#"<td class="schedule-kind">check</td>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<select id="s-new-kind" name="kind">"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<option value="prune""#), "{html}");
+    assert!(html.contains(", then prune"), "{html}");
+    assert!(html.contains(r#"name="prune_after_forget""#), "{html}");
 }
 
 /// Fires of each kind through a scripted agent: a check (fired by an
@@ -223,15 +234,7 @@ async fn fires_create_the_job_of_the_stored_kind() {
     );
     agent.send(fire(&drill, None)).await; // replay
 
-    // Round trip: everything sent before this heartbeat's reply is handled.
-    agent.send(fire(&check, None)).await;
-    agent
-        .send(protocol::Heartbeat {
-            sent_at: Utc::now(),
-            active_job_ids: Some(vec![]),
-            metrics: Default::default(),
-        })
-        .await;
+    agent.send(fire(&check, None)).await; // replay from an agent before kinds
     let jobs = eventually("three jobs, the first two succeeded", || async {
         let jobs = jobs_of(&app, &host).await;
         (jobs.len() == 3 && jobs[..2].iter().all(|j| j.status == JobStatus::Succeeded))

@@ -369,6 +369,18 @@ pub async fn db<T: Send + 'static>(
     .expect("query")
 }
 
+/// A host's jobs, oldest first.
+pub async fn jobs_of(app: &TestApp, host_id: &str) -> Vec<store::models::Job> {
+    let filter = store::jobs::JobFilter {
+        host_id: Some(host_id.to_owned()),
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut jobs = db(app, move |c| store::jobs::list(c, &filter)).await.items;
+    jobs.reverse(); // oldest first
+    jobs
+}
+
 /// Polls `check` until it returns `Some`, failing after [`WAIT`].
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
