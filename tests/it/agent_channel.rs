@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::agent::{
-    db, enroll, eventually, finished_envelope, hello, job_when, jobs_of, log_line, Enrolled,
-    Incoming, TestAgent,
+    db, enroll, eventually, finished_envelope, hello, job_when, jobs_of, log_line, missed_runs,
+    tick, Enrolled, Incoming, TestAgent,
 };
 use crate::common::server::{client, spawn_app, spawn_app_with, TestApp};
 use chrono::{TimeZone, Utc};
@@ -1193,49 +1193,13 @@ async fn missed_run_is_recorded() {
     let grace =
         chrono::Duration::seconds(i64::try_from(app.config.missed_run_grace_seconds).unwrap());
     // Within the grace period: not missed yet.
-    let report = app
-        .state
-        .actors
-        .scheduler
-        .send(Tick {
-            now: t2 + grace - chrono::Duration::seconds(1),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let report = tick(&app, t2 + grace - chrono::Duration::seconds(1)).await;
     assert_eq!(report.missed_runs_recorded, 0);
-    let report = app
-        .state
-        .actors
-        .scheduler
-        .send(Tick {
-            now: t2 + grace + chrono::Duration::minutes(1),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let report = tick(&app, t2 + grace + chrono::Duration::minutes(1)).await;
     assert_eq!(report.missed_runs_recorded, 1);
-    let report = app
-        .state
-        .actors
-        .scheduler
-        .send(Tick {
-            now: t2 + grace + chrono::Duration::minutes(2),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let report = tick(&app, t2 + grace + chrono::Duration::minutes(2)).await;
     assert_eq!(report.missed_runs_recorded, 0, "recorded once");
-    let missed = db(&app, |c| {
-        store::missed_runs::list(
-            c,
-            &store::missed_runs::MissedRunFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-    })
-    .await;
+    let missed = missed_runs(&app).await;
     assert_eq!(missed.total, 1);
     assert_eq!(missed.items[0].schedule_id, schedule.id);
     assert_eq!(missed.items[0].scheduled_at, t2.timestamp_millis());

@@ -4,7 +4,8 @@
 //! without it is a backup, `schedule.set` carries it, and a fire creates
 //! the job of the stored kind: a check reading its rotating data subset,
 //! a forget per group with `--prune` where the group asks, a drill before
-//! any catalog recorded as a failed job with its reason. The real-restic
+//! any catalog recorded as a failed job with its reason (so not a missed
+//! run, while a group-less check schedule can miss one). The real-restic
 //! run of a check schedule is in `e2e_jobs`.
 
 use chrono::{TimeZone, Utc};
@@ -13,7 +14,7 @@ use restic_manager::protocol::{self, ScheduleKind};
 use restic_manager::store::{JobKind, JobStatus, JobTrigger};
 use serde_json::{json, Value};
 
-use crate::common::agent::{enroll, eventually, jobs_of, Enrolled, TestAgent};
+use crate::common::agent::{enroll, eventually, jobs_of, missed_runs, tick, Enrolled, TestAgent};
 use crate::common::api::{assert_error, call, get, login};
 use crate::common::server::{client, spawn_app, TestApp};
 
@@ -247,4 +248,57 @@ async fn fires_create_the_job_of_the_stored_kind() {
         |j| j.trigger == JobTrigger::Schedule && j.scheduled_at == Some(at.timestamp_millis())
     ));
     assert_eq!(jobs[2].dispatched_at, None, "a refused drill is never sent");
+}
+
+/// Missed runs by kind: a check schedule has no source groups yet its
+/// unfired time is a missed run (only a backup schedule without groups
+/// fires nothing and is never "missed"); a drill schedule's fire that was
+/// refused (no catalog) left its failed job, so that time is not missed.
+#[actix_web::test]
+async fn groupless_kinds_can_miss_a_run_and_a_refused_fire_is_not_missed() {
+    let app = spawn_app().await;
+    let enrolled = host_with_groups(&app, "kinds-03").await;
+    let host = enrolled.host_id.clone();
+    let check = schedule(
+        &app,
+        &host,
+        json!({"cron_expr": "0 2 * * *", "kind": "check"}),
+    )
+    .await;
+    let drill = schedule(
+        &app,
+        &host,
+        json!({"cron_expr": "0 2 * * *", "kind": "drill"}),
+    )
+    .await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    agent.hello("kinds-03").await;
+
+    let cron: croner::Cron = "0 2 * * *".parse().unwrap();
+    let now = chrono::Timelike::with_nanosecond(&Utc::now(), 0).unwrap();
+    let t1 = cron.find_next_occurrence(&now, false).unwrap();
+    agent
+        .send(protocol::ScheduleFire {
+            schedule_id: drill["id"].as_str().unwrap().to_owned(),
+            scheduled_at: t1,
+            kind: Some(ScheduleKind::Drill),
+        })
+        .await;
+    eventually("the refused drill job", || async {
+        let jobs = jobs_of(&app, &host).await;
+        jobs.into_iter().find(|j| j.status == JobStatus::Failed)
+    })
+    .await;
+
+    let grace =
+        chrono::Duration::seconds(i64::try_from(app.config.missed_run_grace_seconds).unwrap());
+    let report = tick(&app, t1 + grace + chrono::Duration::minutes(1)).await;
+    assert_eq!(report.missed_runs_recorded, 1);
+    let missed = missed_runs(&app).await;
+    assert_eq!(missed.total, 1);
+    assert_eq!(
+        missed.items[0].schedule_id.as_str(),
+        check["id"].as_str().unwrap()
+    );
+    assert_eq!(missed.items[0].scheduled_at, t1.timestamp_millis());
 }
