@@ -47,43 +47,45 @@ impl DrillOptions {
     }
 }
 
-/// Builds a drill of `host_id` (the host was found already): of the named
-/// source group, or else of the group drilled least recently among those
-/// with a complete catalog. 409 when there is no catalog to drill yet.
+/// Builds a drill of `host_id` (the host was found already) of the
+/// source group drilled least recently among `groups` (every group of the
+/// host when empty) that have a complete catalog. 409 when there is no
+/// catalog to drill yet.
 pub(super) fn drill_job(
     conn: &mut store::DbConnection,
     host_id: &str,
-    group: Option<&str>,
+    groups: &[String],
     options: &DrillOptions,
     trigger: JobTrigger,
     now: i64,
 ) -> Result<models::NewJob, ActorError> {
     let (max_files, max_bytes) = options.resolve()?;
     let catalogs = drills::newest_catalogs(conn, host_id)?;
-    let catalog = match group {
-        Some(name) => catalogs
-            .iter()
-            .find(|c| c.source_group == name)
-            .ok_or_else(|| {
-                ActorError::Conflict(format!(
-                    "source_group {name:?} of host {host_id} has no catalogued snapshot yet; a drill needs the catalog (it is made after each backup)"
-                ))
-            })?,
-        None => {
-            let mut least_recent = None;
-            for catalog in &catalogs {
-                let (_, drilled_at) = drills::offset(conn, host_id, &catalog.source_group)?;
-                if least_recent.is_none_or(|(at, _)| drilled_at < at) {
-                    least_recent = Some((drilled_at, catalog));
-                }
-            }
-            least_recent.map(|(_, c)| c).ok_or_else(|| {
-                ActorError::Conflict(format!(
-                    "host {host_id} has no catalogued snapshot yet; a drill needs the catalog (it is made after each backup)"
-                ))
-            })?
+    let mut least_recent = None;
+    for catalog in &catalogs {
+        if !groups.is_empty() && !groups.contains(&catalog.source_group) {
+            continue;
         }
-    };
+        let (_, drilled_at) = drills::offset(conn, host_id, &catalog.source_group)?;
+        if least_recent.is_none_or(|(at, _)| drilled_at < at) {
+            least_recent = Some((drilled_at, catalog));
+        }
+    }
+    let catalog = least_recent.map(|(_, c)| c).ok_or_else(|| {
+        let which = match groups {
+            [] => format!("host {host_id} has no catalogued snapshot yet"),
+            [name] => {
+                format!("source_group {name:?} of host {host_id} has no catalogued snapshot yet")
+            }
+            names => format!(
+                "none of the source groups {} of host {host_id} has a catalogued snapshot yet",
+                names.join(", ")
+            ),
+        };
+        ActorError::Conflict(format!(
+            "{which}; a drill needs the catalog (it is made after each backup)"
+        ))
+    })?;
     let sample = drills::pick(conn, catalog, max_files, max_bytes)?;
     if sample.files.is_empty() {
         return Err(ActorError::Conflict(format!(

@@ -48,18 +48,29 @@ pub fn backup_job(group: &SourceGroup, trigger: JobTrigger, now: i64) -> NewJob 
     }
 }
 
+/// The argument that makes a group's `forget` prune as well.
+pub const PRUNE_AFTER_FORGET_ARG: &str = "--prune";
+
 /// The `forget` job of `group` with `policy` (after a good backup with
-/// [`JobTrigger::Retention`], or run now with [`JobTrigger::Manual`]).
+/// [`JobTrigger::Retention`], run now with [`JobTrigger::Manual`], or from
+/// a forget schedule with [`JobTrigger::Schedule`]); with `--prune` when
+/// the group says `prune_after_forget`.
 pub fn forget_job(
     group: &SourceGroup,
     policy: &protocol::RetentionPolicy,
     trigger: JobTrigger,
     now: i64,
 ) -> NewJob {
+    let args = if group.prune_after_forget {
+        vec![PRUNE_AFTER_FORGET_ARG.to_owned()]
+    } else {
+        Vec::new()
+    };
     NewJob {
         source_group_id: Some(group.id.clone()),
         tag: Some(group.name.clone()),
         retention_policy: Some(policy.clone()),
+        args,
         ..NewJob::new(
             store::new_id(),
             group.host_id.clone(),
@@ -161,6 +172,7 @@ mod tests {
             retry_backoff_seconds: backoff,
             created_at: 0,
             updated_at: 0,
+            prune_after_forget: false,
         }
     }
 
@@ -230,7 +242,8 @@ mod tests {
         assert!(retry_of(&failed_job(1, None), &group(0, 60), 1).is_none());
     }
 
-    /// The forget job carries the group's tag and policy.
+    /// The forget job carries the group's tag and policy, and `--prune`
+    /// when the group says `prune_after_forget`.
     #[test]
     fn forget_follows_retention() {
         let g = group(0, 0);
@@ -239,7 +252,14 @@ mod tests {
         assert_eq!(job.kind, JobKind::Forget);
         assert_eq!(job.trigger, JobTrigger::Retention);
         assert_eq!(job.tag.as_deref(), Some("etc"));
-        assert_eq!(job.retention_policy, Some(policy));
+        assert_eq!(job.retention_policy, Some(policy.clone()));
+        assert!(job.args.is_empty(), "no --prune unless the group asks");
+        let pruning = SourceGroup {
+            prune_after_forget: true,
+            ..g.clone()
+        };
+        let job = forget_job(&pruning, &policy, JobTrigger::Schedule, 7);
+        assert_eq!(job.args, [PRUNE_AFTER_FORGET_ARG]);
         let mut empty = g.clone();
         empty.retention_policy = Some(protocol::RetentionPolicy::default());
         assert!(group_retention(&empty).is_none());

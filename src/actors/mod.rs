@@ -6,6 +6,7 @@
 //! - [`host_session`]: `HostSession`, one per connected agent (WebSocket).
 //! - [`registry`]: `Registry`, host id → live session.
 //! - [`scheduler`]: `Scheduler`, fires → jobs, due retries, missed runs.
+//! - `fire`: what one fire of a schedule creates, by the schedule's kind.
 //! - [`followup`]: the pure rules of what job follows what (retry with
 //!   back-off, retention `forget`), applied by the writer.
 //! - [`persistence`]: `Persistence`, the one writer, on a `SyncArbiter`.
@@ -23,6 +24,7 @@
 
 pub mod drill;
 pub mod events;
+mod fire;
 pub mod followup;
 pub mod host_session;
 pub mod log_retention;
@@ -196,7 +198,7 @@ fn run_now_job(
         return drill::drill_job(
             conn,
             host_id,
-            req.source_group.as_deref(),
+            req.source_group.as_slice(),
             &req.drill.unwrap_or_default(),
             JobTrigger::Manual,
             now,
@@ -232,7 +234,7 @@ fn run_now_job(
             now,
         );
         if kind == protocol::JobKind::Check {
-            // Schedules fire backups only, so every check rotates.
+            // Every check rotates, run now or from a check schedule.
             job.args = check_rotation_args(conn, &job, now)?;
         }
         return Ok(job);

@@ -75,8 +75,8 @@ pub use host_writes::{
 };
 pub use job_writes::{
     finish_from_report, ArmFailpoint, CancelQueued, CommandOutcome, Failpoint, Finished,
-    InsertFireJobs, MarkDispatched, ReconcileRunning, RecordCommandResult, RecordJobFinished,
-    RecordJobStarted, CANCELLED_BY_OPERATOR,
+    MarkDispatched, ReconcileRunning, RecordCommandResult, RecordJobFinished, RecordJobStarted,
+    CANCELLED_BY_OPERATOR,
 };
 pub use run_write::RunWrite;
 

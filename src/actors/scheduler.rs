@@ -1,10 +1,12 @@
 //! `Scheduler`: turns schedule fires into jobs, sends retries when they
 //! fall due and records missed runs.
 //!
-//! - `schedule.fire` → one backup job per source group of the schedule
-//!   (tag = group name, includes / excludes / retention from the group),
-//!   de-duplicated per (schedule, scheduled_at, group) so a replayed fire
-//!   runs nothing twice.
+//! - `schedule.fire` → the jobs of the schedule's kind ([`super::fire`]):
+//!   a backup per source group (tag = group name, includes / excludes /
+//!   retention from the group), a forget per group with retention, or one
+//!   prune, check or drill, de-duplicated per (schedule, scheduled_at)
+//!   so a replayed fire runs nothing twice; built and inserted in one
+//!   writer transaction.
 //! - Due retries go out on a [`Tick`]: a failed backup's retry is created
 //!   by the writer in the transaction that finishes it (the rules are in
 //!   [`followup`](super::followup)), due at its `retry_at`; the tick hands
@@ -24,15 +26,15 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::events::{Event, Events, Publish};
-use super::followup::backup_job;
-use super::persistence::{InsertFireJobs, Persistence, RecordMissedRun};
+use super::fire::fire_jobs;
+use super::persistence::{Persistence, RecordMissedRun, RunWrite};
 use super::registry::Directory;
 use super::{blocking_read, hand_to_session, ActorError};
 use crate::cron::{CronExpr, InvalidCron};
 use crate::protocol;
-use crate::store::models::{Job, NewJob, NewMissedRun};
+use crate::store::models::{Job, NewMissedRun};
 use crate::store::{self, channel, jobs, schedules};
-use crate::store::{JobTrigger, Pool};
+use crate::store::{JobStatus, Pool, ScheduleKind};
 
 /// How often the scheduler wakes up on its own.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(30);
@@ -120,49 +122,41 @@ impl Handler<ScheduleFired> for Scheduler {
     type Result = ResponseFuture<Result<Vec<Job>, ActorError>>;
 
     fn handle(&mut self, msg: ScheduleFired, _ctx: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
         let persistence = self.persistence.clone();
         let sessions = self.sessions.clone();
         let events = self.events.clone();
         Box::pin(async move {
-            let host_id = msg.host_id.clone();
-            let schedule_id = msg.payload.schedule_id.clone();
-            let (schedule, groups) = blocking_read(&pool, move |c| {
-                let Some(schedule) = schedules::get_for_host(c, &host_id, &schedule_id)? else {
-                    return Ok((None, Vec::new()));
-                };
-                let groups = schedules::groups_of(c, &schedule.id)?;
-                Ok((Some(schedule), groups))
-            })
-            .await?;
-            let Some(schedule) = schedule else {
-                tracing::warn!(host_id = %msg.host_id, schedule_id = %msg.payload.schedule_id, "fire of an unknown schedule ignored");
-                return Ok(Vec::new());
-            };
-            if !schedule.enabled {
-                tracing::warn!(host_id = %msg.host_id, schedule_id = %schedule.id, "fire of a disabled schedule ignored");
-                return Ok(Vec::new());
-            }
-            let scheduled_at = msg.payload.scheduled_at.timestamp_millis();
-            let new_jobs: Vec<NewJob> = groups
-                .iter()
-                .map(|group| NewJob {
-                    schedule_id: Some(schedule.id.clone()),
-                    scheduled_at: Some(scheduled_at),
-                    ..backup_job(group, JobTrigger::Schedule, msg.now)
-                })
-                .collect();
+            let ScheduleFired {
+                host_id,
+                payload,
+                now,
+            } = msg;
+            let scheduled_at = payload.scheduled_at.timestamp_millis();
             let created = persistence
-                .send(InsertFireJobs {
-                    host_id: msg.host_id.clone(),
-                    schedule_id: schedule.id.to_string(),
-                    scheduled_at,
-                    jobs: new_jobs,
-                })
+                .send(RunWrite::new("creating scheduled jobs", move |c| {
+                    fire_jobs(
+                        c,
+                        &host_id,
+                        &payload.schedule_id,
+                        scheduled_at,
+                        payload.kind,
+                        now,
+                    )
+                }))
                 .await
                 .map_err(ActorError::mailbox)??;
             for job in &created {
-                hand_to_session(&sessions, &events, job);
+                if job.status == JobStatus::Queued {
+                    hand_to_session(&sessions, &events, job);
+                } else {
+                    // Refused at creation (a drill before any catalog).
+                    events.do_send(Publish(Event::JobStatus {
+                        host_id: job.host_id.to_string(),
+                        job_id: job.id.to_string(),
+                        status: job.status,
+                        message: job.error.clone(),
+                    }));
+                }
             }
             Ok(created)
         })
@@ -243,9 +237,14 @@ impl Handler<Tick> for Scheduler {
                                 continue;
                             }
                         };
-                    // A schedule without source groups makes no jobs when it
-                    // fires, so its fires leave no trace: never "missed".
-                    if times.is_empty() || schedules::groups_of(c, &schedule.id)?.is_empty() {
+                    // A backup schedule without source groups makes no jobs
+                    // when it fires, so its fires leave no trace: never
+                    // "missed". Every other kind's fire leaves a job, if
+                    // only a refused one.
+                    if times.is_empty()
+                        || (schedule.kind == ScheduleKind::Backup
+                            && schedules::groups_of(c, &schedule.id)?.is_empty())
+                    {
                         continue;
                     }
                     for at in times {

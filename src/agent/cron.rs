@@ -238,6 +238,7 @@ impl CronTable {
                         fires.push(ScheduleFire {
                             schedule_id: entry.spec.id.clone(),
                             scheduled_at: due,
+                            kind: Some(entry.spec.kind),
                         });
                     }
                 }
@@ -256,7 +257,8 @@ impl CronTable {
         fires
     }
 
-    /// The fires waiting to be sent, oldest first.
+    /// The fires waiting to be sent, oldest first, each with its
+    /// schedule's kind in the table now.
     pub fn pending(&self) -> Vec<ScheduleFire> {
         let mut fires: Vec<ScheduleFire> = self
             .pending
@@ -264,6 +266,11 @@ impl CronTable {
             .map(|(id, at)| ScheduleFire {
                 schedule_id: id.clone(),
                 scheduled_at: *at,
+                kind: self
+                    .entries
+                    .iter()
+                    .find(|entry| &entry.spec.id == id)
+                    .map(|entry| entry.spec.kind),
             })
             .collect();
         fires.sort_by(|a, b| {
@@ -348,6 +355,7 @@ fn parse(spec: &ScheduleSpec) -> Result<CronExpr, CronError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ScheduleKind;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -360,6 +368,7 @@ mod tests {
             id: id.to_owned(),
             cron_expr: expr.to_owned(),
             enabled,
+            kind: ScheduleKind::Backup,
             source_groups: Vec::new(),
         }
     }
@@ -372,7 +381,40 @@ mod tests {
         ScheduleFire {
             schedule_id: id.to_owned(),
             scheduled_at: at(when),
+            kind: Some(ScheduleKind::Backup),
         }
+    }
+
+    /// A check schedule's fire carries its kind, when due and when sent
+    /// later from the pending list; a table saved before kinds (no
+    /// `kind` in its specs) loads as backups.
+    #[test]
+    fn fires_carry_the_kind() {
+        let mut table = CronTable::new();
+        let check = ScheduleSpec {
+            kind: ScheduleKind::Check,
+            ..spec("c", "0 4 * * *", true)
+        };
+        table
+            .apply(&set(1, vec![check]), at("2026-11-23T01:00:00Z"))
+            .unwrap();
+        let due = table.tick(at("2026-11-23T04:00:00Z"));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].kind, Some(ScheduleKind::Check));
+        assert_eq!(table.pending()[0].kind, Some(ScheduleKind::Check));
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("schedule.json"),
+            r#"{"version":3,"schedules":[{"spec":{"id":"old","cron_expr":"@daily","enabled":true},"last_checked":"2026-11-23T00:00:00Z"}],"pending":{"old":"2026-11-23T00:00:00Z"}}"#,
+        )
+        .unwrap();
+        let loaded = CronTable::load(dir.path());
+        assert_eq!(
+            loaded.schedules().next().map(|s| s.kind),
+            Some(ScheduleKind::Backup)
+        );
+        assert_eq!(loaded.pending()[0].kind, Some(ScheduleKind::Backup));
     }
 
     /// A daily schedule fires once at its time, not before, not twice.

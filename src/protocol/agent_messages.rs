@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{FinishStatus, JobKind, LockState, LogStreamKind};
+use super::{FinishStatus, JobKind, LockState, LogStreamKind, ScheduleKind};
 
 /// `hello`: the agent's first frame on a connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +206,11 @@ pub struct ScheduleFire {
     pub schedule_id: String,
     /// The wall-clock time the entry fired.
     pub scheduled_at: DateTime<Utc>,
+    /// The schedule's kind in the agent's table when it fired. Absent
+    /// from agents before schedule kinds, which only knew backups; the
+    /// server builds the job from the kind it has stored either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ScheduleKind>,
 }
 
 #[cfg(test)]
@@ -498,11 +503,26 @@ mod tests {
     #[test]
     fn golden_schedule_fire() {
         golden_a2s(
-            r#"{"type":"schedule.fire","id":"sf1","data":{"schedule_id":"sch_1","scheduled_at":"2026-11-23T02:00:00Z"}}"#,
+            r#"{"type":"schedule.fire","id":"sf1","data":{"schedule_id":"sch_1","scheduled_at":"2026-11-23T02:00:00Z","kind":"check"}}"#,
             "sf1",
             AgentToServer::ScheduleFire(ScheduleFire {
                 schedule_id: "sch_1".to_owned(),
                 scheduled_at: ts("2026-11-23T02:00:00Z"),
+                kind: Some(ScheduleKind::Check),
+            }),
+        );
+    }
+
+    /// `schedule.fire` of an agent before schedule kinds: no `kind`.
+    #[test]
+    fn golden_schedule_fire_without_kind() {
+        golden_a2s(
+            r#"{"type":"schedule.fire","id":"sf0","data":{"schedule_id":"sch_1","scheduled_at":"2026-11-23T02:00:00Z"}}"#,
+            "sf0",
+            AgentToServer::ScheduleFire(ScheduleFire {
+                schedule_id: "sch_1".to_owned(),
+                scheduled_at: ts("2026-11-23T02:00:00Z"),
+                kind: None,
             }),
         );
     }

@@ -1,5 +1,5 @@
-//! The closed sets of strings on the wire (job kind, job status, finish
-//! status, log stream, lock state), each spelled once by `wire_enum!`.
+//! The closed sets of strings on the wire (job kind, schedule kind, job
+//! status, finish status, log stream, lock state), each spelled once by `wire_enum!`.
 //!
 //! Job kind, job status and log stream are also what the store keeps in its
 //! TEXT columns: `store::types` gives these same enums their diesel
@@ -93,6 +93,46 @@ wire_enum! {
         /// private temporary folder, each file's size compared with the
         /// catalog's (a restore drill).
         Drill = "drill",
+    }
+}
+
+wire_enum! {
+    /// What a schedule's fire creates (`schedule.set.schedules[].kind`,
+    /// `schedule.fire.kind`): absent on the wire means `backup`, the only
+    /// kind before schedules had one.
+    #[derive(Default)]
+    pub enum ScheduleKind ("schedule kind") {
+        /// One backup per source group of the schedule.
+        #[default]
+        Backup = "backup",
+        /// One `forget` per source group with a retention policy (every
+        /// such group of the host when the schedule names none).
+        Forget = "forget",
+        /// One `prune` of the host's repository.
+        Prune = "prune",
+        /// One `check` of the host's repository, reading its next
+        /// `--read-data-subset` in rotation.
+        Check = "check",
+        /// One restore drill, sampled like a run-now drill.
+        Drill = "drill",
+    }
+}
+
+impl ScheduleKind {
+    /// The job kind a fire of this schedule creates.
+    pub fn job_kind(self) -> JobKind {
+        match self {
+            Self::Backup => JobKind::Backup,
+            Self::Forget => JobKind::Forget,
+            Self::Prune => JobKind::Prune,
+            Self::Check => JobKind::Check,
+            Self::Drill => JobKind::Drill,
+        }
+    }
+
+    /// Whether this is the default kind (`backup`).
+    pub fn is_backup(&self) -> bool {
+        *self == Self::Backup
     }
 }
 
@@ -252,6 +292,21 @@ mod tests {
             })
         );
         assert!("done".parse::<JobStatus>().is_err());
+    }
+
+    /// Schedule kinds are pinned, default to backup, and map onto the job
+    /// kind of the same name.
+    #[test]
+    fn schedule_kinds() {
+        let kinds: Vec<_> = ScheduleKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(kinds, ["backup", "forget", "prune", "check", "drill"]);
+        assert_eq!(ScheduleKind::default(), ScheduleKind::Backup);
+        for kind in ScheduleKind::ALL {
+            assert_eq!(kind.as_str().parse::<ScheduleKind>(), Ok(*kind));
+            assert_eq!(kind.job_kind().as_str(), kind.as_str());
+        }
+        let err = "restore".parse::<ScheduleKind>().unwrap_err();
+        assert_eq!(err.what, "schedule kind");
     }
 
     /// Only succeeded, failed and cancelled are terminal; finish statuses map

@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         let valid = [
-            r#"{"type":"schedule.set","id":"7a2e","data":{"version":4,"schedules":[{"id":"sch_1","cron_expr":"0 2 * * *","enabled":true,"source_groups":[{"name":"etc","includes":["/etc"],"excludes":["*.tmp"],"retention_policy":{"keep_daily":7,"keep_weekly":4},"retry_max":2,"retry_backoff_seconds":300}]}]}}"#,
+            r#"{"type":"schedule.set","id":"7a2e","data":{"version":4,"schedules":[{"id":"sch_1","cron_expr":"0 2 * * *","enabled":true,"kind":"backup","source_groups":[{"name":"etc","includes":["/etc"],"excludes":["*.tmp"],"retention_policy":{"keep_daily":7,"keep_weekly":4},"retry_max":2,"retry_backoff_seconds":300}]}]}}"#,
             r#"{"type":"job.finished","id":"e0b7","data":{"job_id":"0193","status":"succeeded","exit_code":0,"finished_at":"2026-11-23T02:00:41Z","stats":{"files_new":3,"data_added":3001768,"snapshot_id":"f535d3c7"}}}"#,
             r#"{"type":"log.stream","id":"l","data":{"job_id":"j","seq":1,"ts":"2026-11-23T02:00:02Z","stream":"event","payload":"é\"\\"}}"#,
         ];

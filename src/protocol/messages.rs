@@ -213,6 +213,7 @@ mod tests {
                     id: "s".to_owned(),
                     cron_expr: "@daily".to_owned(),
                     enabled: false,
+                    kind: ScheduleKind::Backup,
                     source_groups: vec![SourceGroupSpec {
                         name: "g".to_owned(),
                         includes: vec![],

@@ -33,7 +33,7 @@
 //!   the first decoding step.
 //! - `decode.rs`: [`DecodeError`] and the payload decoding step that names
 //!   the field at fault without echoing secrets.
-//! - `enums.rs`: the wire enums ([`JobKind`], [`JobStatus`], [`FinishStatus`],
+//! - `enums.rs`: the wire enums ([`JobKind`], [`ScheduleKind`], [`JobStatus`], [`FinishStatus`],
 //!   [`LogStreamKind`], [`LockState`]) and [`UnknownVariant`].
 //! - `retention.rs`: [`RetentionPolicy`] and its validation.
 //! - `restore.rs`: [`RestoreSpec`] (`command.run.restore`) and its checks.
@@ -88,7 +88,8 @@ pub use drill::{
 };
 pub use enroll::{EnrollRequest, EnrollResponse};
 pub use enums::{
-    FinishStatus, JobKind, JobStatus, LockState, LogStreamKind, RestoreOverwrite, UnknownVariant,
+    FinishStatus, JobKind, JobStatus, LockState, LogStreamKind, RestoreOverwrite, ScheduleKind,
+    UnknownVariant,
 };
 pub use envelope::{frame_id, hello_protocol_version, Envelope, WireMessage};
 pub use messages::{AgentToServer, ServerToAgent};

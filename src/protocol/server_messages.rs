@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DecodeError, DrillSpec, JobKind, Masked, RestoreSpec, RetentionPolicy,
+    DecodeError, DrillSpec, JobKind, Masked, RestoreSpec, RetentionPolicy, ScheduleKind,
     ERROR_UNSUPPORTED_PROTOCOL, SUPPORTED_PROTOCOL_VERSIONS,
 };
 
@@ -55,7 +55,11 @@ pub struct ScheduleSpec {
     pub cron_expr: String,
     /// A disabled schedule never fires.
     pub enabled: bool,
-    /// The source groups it backs up.
+    /// What a fire creates; absent (a server before schedule kinds) is
+    /// `backup`.
+    #[serde(default)]
+    pub kind: ScheduleKind,
+    /// The source groups it acts on (see [`ScheduleKind`] for each kind).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_groups: Vec<SourceGroupSpec>,
 }
@@ -232,7 +236,7 @@ mod tests {
     #[test]
     fn golden_schedule_set() {
         golden_s2a(
-            r#"{"type":"schedule.set","id":"7a2e","data":{"version":4,"schedules":[{"id":"sch_1","cron_expr":"0 2 * * *","enabled":true,"source_groups":[{"name":"etc","includes":["/etc"],"excludes":["*.tmp"],"retention_policy":{"keep_daily":7,"keep_weekly":4},"retry_max":2,"retry_backoff_seconds":300}]}]}}"#,
+            r#"{"type":"schedule.set","id":"7a2e","data":{"version":4,"schedules":[{"id":"sch_1","cron_expr":"0 2 * * *","enabled":true,"kind":"backup","source_groups":[{"name":"etc","includes":["/etc"],"excludes":["*.tmp"],"retention_policy":{"keep_daily":7,"keep_weekly":4},"retry_max":2,"retry_backoff_seconds":300}]}]}}"#,
             "7a2e",
             ServerToAgent::ScheduleSet(ScheduleSet {
                 version: 4,
@@ -240,6 +244,7 @@ mod tests {
                     id: "sch_1".to_owned(),
                     cron_expr: "0 2 * * *".to_owned(),
                     enabled: true,
+                    kind: ScheduleKind::Backup,
                     source_groups: vec![SourceGroupSpec {
                         name: "etc".to_owned(),
                         includes: vec!["/etc".to_owned()],
@@ -255,6 +260,33 @@ mod tests {
                 }],
             }),
         );
+    }
+
+    /// `schedule.set` of a check schedule (no groups), and a schedule from
+    /// a server before kinds (no `kind`) decodes as a backup.
+    #[test]
+    fn golden_schedule_set_kinds() {
+        golden_s2a(
+            r#"{"type":"schedule.set","id":"7a30","data":{"version":6,"schedules":[{"id":"sch_2","cron_expr":"0 4 * * 0","enabled":true,"kind":"check"}]}}"#,
+            "7a30",
+            ServerToAgent::ScheduleSet(ScheduleSet {
+                version: 6,
+                schedules: vec![ScheduleSpec {
+                    id: "sch_2".to_owned(),
+                    cron_expr: "0 4 * * 0".to_owned(),
+                    enabled: true,
+                    kind: ScheduleKind::Check,
+                    source_groups: vec![],
+                }],
+            }),
+        );
+        let old: ScheduleSpec =
+            serde_json::from_str(r#"{"id":"s","cron_expr":"@daily","enabled":true}"#).unwrap();
+        assert_eq!(old.kind, ScheduleKind::Backup);
+        let bad = serde_json::from_str::<ScheduleSpec>(
+            r#"{"id":"s","cron_expr":"@daily","enabled":true,"kind":"restore"}"#,
+        );
+        assert!(bad.is_err());
     }
 
     /// `schedule.set` with an empty list (disables everything).

@@ -83,7 +83,9 @@ pub mod verification;
 pub use json::Json;
 pub use migrations::{binary_schema, revert_all_migrations, run_migrations, run_migrations_until};
 pub use pool::{connect, DbManager, Pool, PooledConn, StoreError};
-pub use types::{JobKind, JobStatus, JobTrigger, LogStream, Page, Role, UnknownValue};
+pub use types::{
+    JobKind, JobStatus, JobTrigger, LogStream, Page, Role, ScheduleKind, UnknownValue,
+};
 
 /// One database connection, SQLite or PostgreSQL, chosen at run time from
 /// the database URL. Query functions take `&mut DbConnection` and run on

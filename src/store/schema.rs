@@ -120,6 +120,7 @@ diesel::table! {
         retry_backoff_seconds -> Integer,
         created_at -> BigInt,
         updated_at -> BigInt,
+        prune_after_forget -> Bool,
     }
 }
 
@@ -131,6 +132,7 @@ diesel::table! {
         enabled -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        kind -> Text,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The closed sets of values the store keeps in TEXT columns (user role,
-//! job kind, status and trigger, log stream), read and written through
+//! job kind, status and trigger, log stream, schedule kind), read and written through
 //! diesel, plus [`Page`], the shape of every paginated list.
 //!
 //! Job kind, job status and log stream are the protocol's own enums
@@ -24,7 +24,7 @@ use diesel::sql_types::{Nullable, SingleValue, Text};
 use serde::{Deserialize, Serialize};
 
 pub use crate::auth::Role;
-pub use crate::protocol::{JobKind, JobStatus, LogStreamKind as LogStream};
+pub use crate::protocol::{JobKind, JobStatus, LogStreamKind as LogStream, ScheduleKind};
 
 /// A value that is not one of an enum's spellings (the protocol's error,
 /// so that every TEXT enum fails the same way).
@@ -105,7 +105,14 @@ macro_rules! text_column {
     )+};
 }
 
-text_column!(JobKind, JobStatus, LogStream, Role, JobTrigger);
+text_column!(
+    JobKind,
+    JobStatus,
+    LogStream,
+    Role,
+    JobTrigger,
+    ScheduleKind
+);
 
 /// Declares a store-only TEXT enum with its spellings, parsing, display and
 /// serde (the diesel side comes from `text_column!`), the way
@@ -192,6 +199,9 @@ mod tests {
         }
         for k in JobKind::ALL {
             assert_eq!(k.to_string().parse::<JobKind>(), Ok(*k));
+        }
+        for k in ScheduleKind::ALL {
+            assert_eq!(k.as_str().parse::<ScheduleKind>(), Ok(*k));
         }
         for s in JobStatus::ALL {
             assert_eq!(s.as_str().parse::<JobStatus>(), Ok(*s));

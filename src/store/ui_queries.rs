@@ -326,6 +326,7 @@ mod tests {
                 retry_backoff_seconds: 300,
                 created_at: 0,
                 updated_at: 0,
+                prune_after_forget: false,
             },
         )
         .unwrap();

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::agent::{
-    db, enroll, eventually, finished_envelope, hello, job_when, log_line, Enrolled, Incoming,
-    TestAgent,
+    db, enroll, eventually, finished_envelope, hello, job_when, jobs_of, log_line, missed_runs,
+    tick, Enrolled, Incoming, TestAgent,
 };
 use crate::common::server::{client, spawn_app, spawn_app_with, TestApp};
 use chrono::{TimeZone, Utc};
@@ -40,6 +40,7 @@ async fn add_group(
         retry_backoff_seconds: backoff,
         created_at: store::now_ms(),
         updated_at: store::now_ms(),
+        prune_after_forget: false,
     };
     db(app, move |c| store::source_groups::insert(c, &new)).await
 }
@@ -58,6 +59,7 @@ async fn add_schedule(
         enabled: true,
         created_at: store::now_ms(),
         updated_at: store::now_ms(),
+        kind: restic_manager::store::ScheduleKind::Backup,
     };
     let ids: Vec<String> = groups.iter().map(|g| g.id.to_string()).collect();
     db(app, move |c| {
@@ -138,17 +140,6 @@ async fn log_count(app: &TestApp, job_id: &str) -> usize {
     db(app, move |c| store::job_logs::list_after(c, &id, 0, 10_000))
         .await
         .len()
-}
-
-async fn jobs_of(app: &TestApp, host_id: &str) -> Vec<models::Job> {
-    let filter = store::jobs::JobFilter {
-        host_id: Some(host_id.to_owned()),
-        limit: 1000,
-        ..Default::default()
-    };
-    let mut jobs = db(app, move |c| store::jobs::list(c, &filter)).await.items;
-    jobs.reverse(); // oldest first
-    jobs
 }
 
 // --- enrolment and authentication -----------------------------------------
@@ -964,6 +955,7 @@ async fn schedule_fire_creates_one_job_per_group_once() {
     let fire = protocol::ScheduleFire {
         schedule_id: schedule.id.to_string(),
         scheduled_at,
+        kind: None,
     };
     agent.send(fire.clone()).await;
     let first = agent.expect_command_run().await;
@@ -1192,6 +1184,7 @@ async fn missed_run_is_recorded() {
         .send(protocol::ScheduleFire {
             schedule_id: schedule.id.to_string(),
             scheduled_at: t1,
+            kind: None,
         })
         .await;
     let run = agent.expect_command_run().await;
@@ -1200,49 +1193,13 @@ async fn missed_run_is_recorded() {
     let grace =
         chrono::Duration::seconds(i64::try_from(app.config.missed_run_grace_seconds).unwrap());
     // Within the grace period: not missed yet.
-    let report = app
-        .state
-        .actors
-        .scheduler
-        .send(Tick {
-            now: t2 + grace - chrono::Duration::seconds(1),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let report = tick(&app, t2 + grace - chrono::Duration::seconds(1)).await;
     assert_eq!(report.missed_runs_recorded, 0);
-    let report = app
-        .state
-        .actors
-        .scheduler
-        .send(Tick {
-            now: t2 + grace + chrono::Duration::minutes(1),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let report = tick(&app, t2 + grace + chrono::Duration::minutes(1)).await;
     assert_eq!(report.missed_runs_recorded, 1);
-    let report = app
-        .state
-        .actors
-        .scheduler
-        .send(Tick {
-            now: t2 + grace + chrono::Duration::minutes(2),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let report = tick(&app, t2 + grace + chrono::Duration::minutes(2)).await;
     assert_eq!(report.missed_runs_recorded, 0, "recorded once");
-    let missed = db(&app, |c| {
-        store::missed_runs::list(
-            c,
-            &store::missed_runs::MissedRunFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-    })
-    .await;
+    let missed = missed_runs(&app).await;
     assert_eq!(missed.total, 1);
     assert_eq!(missed.items[0].schedule_id, schedule.id);
     assert_eq!(missed.items[0].scheduled_at, t2.timestamp_millis());

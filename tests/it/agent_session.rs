@@ -400,6 +400,7 @@ async fn command_flow_with_real_restic() {
             id: "sch-1".to_owned(),
             cron_expr: "0 3 * * *".to_owned(),
             enabled: true,
+            kind: restic_manager::protocol::ScheduleKind::Backup,
             source_groups: Vec::new(),
         }],
     })
@@ -635,6 +636,7 @@ async fn missed_fire_is_sent_on_connect() {
             id: "hourly".to_owned(),
             cron_expr: "0 * * * *".to_owned(),
             enabled: true,
+            kind: restic_manager::protocol::ScheduleKind::Backup,
             source_groups: Vec::new(),
         }],
     };

@@ -366,6 +366,7 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
                 retry_backoff_seconds: 60,
                 created_at: now,
                 updated_at: now,
+                prune_after_forget: false,
             },
         )
         .unwrap();

@@ -200,6 +200,7 @@ fn agent_messages() -> Vec<AgentToServer> {
         ScheduleFire {
             schedule_id: "sch-1".to_owned(),
             scheduled_at: at(),
+            kind: Some(restic_manager::protocol::ScheduleKind::Backup),
         }
         .into(),
         CatalogChunk {
@@ -262,6 +263,7 @@ fn server_messages() -> Vec<ServerToAgent> {
                 id: "sch-1".to_owned(),
                 cron_expr: "0 2 * * *".to_owned(),
                 enabled: true,
+                kind: restic_manager::protocol::ScheduleKind::Backup,
                 source_groups: vec![SourceGroupSpec {
                     name: "etc".to_owned(),
                     includes: vec!["/etc".to_owned()],

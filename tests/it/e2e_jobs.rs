@@ -1,8 +1,8 @@
 //! Every job kind end to end, with the real server (in-process, random
 //! port), the real agent daemon (in-process, real WebSocket) and the real
-//! `restic` on a temp repository: a backup on a schedule fire, forget by a
-//! retention policy, prune, check, unlock of a real stale lock, and the
-//! cancel of a long backup.
+//! `restic` on a temp repository: a backup on a schedule fire, a check on
+//! a check schedule's fire, forget by a retention policy, prune, check,
+//! unlock of a real stale lock, and the cancel of a long backup.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -80,6 +80,27 @@ impl Fixture {
         wait_online(&self.app, &self.host).await;
     }
 
+    /// Starts the agent with its schedule clock 3 s before a whole minute
+    /// and returns, finished, the first job a `* * * * *` schedule's fire
+    /// created. If the machine is slow enough to apply the schedule after
+    /// the shifted minute, the next minute fires instead: allow for it.
+    async fn first_scheduled_job(&mut self) -> Value {
+        let clock = ShiftedClock::before_next_minute(TimeDelta::seconds(3));
+        self.start_agent(Some(clock)).await;
+        let job = wait_for_within(
+            "a job from the schedule",
+            Duration::from_secs(90),
+            async || {
+                host_jobs(&self.app, &self.host)
+                    .await
+                    .into_iter()
+                    .find(|job| job["trigger"] == "schedule")
+            },
+        )
+        .await;
+        wait_job(&self.app, job["id"].as_str().unwrap()).await
+    }
+
     /// Creates a source group on the host.
     async fn source_group(&self, body: Value) -> Value {
         post(
@@ -143,6 +164,18 @@ fn snapshot_id(job: &Value) -> String {
         .to_owned()
 }
 
+/// Asserts that restic's output of the check `job` says it found no error.
+async fn assert_check_found_no_error(app: &TestApp, job: &Value) {
+    let logs = job_logs(app, job["id"].as_str().unwrap()).await;
+    assert!(
+        logs.iter().any(|l| l["payload"]
+            .as_str()
+            .unwrap()
+            .contains("no errors were found")),
+        "{logs:?}"
+    );
+}
+
 /// Waits for a retention `forget` job other than those in `seen` and
 /// returns it finished.
 async fn retention_forget(app: &TestApp, host: &str, seen: &[&str]) -> Value {
@@ -174,23 +207,7 @@ async fn backup_runs_on_a_schedule_fire() {
         json!({"cron_expr": "* * * * *", "enabled": true, "source_groups": ["docs"]}),
     )
     .await;
-    let clock = ShiftedClock::before_next_minute(TimeDelta::seconds(3));
-    fx.start_agent(Some(clock)).await;
-
-    // If the machine is slow enough to apply the schedule after the shifted
-    // minute, the next minute fires instead: allow for it.
-    let job = wait_for_within(
-        "a backup job from the schedule",
-        Duration::from_secs(90),
-        async || {
-            host_jobs(&fx.app, &fx.host)
-                .await
-                .into_iter()
-                .find(|job| job["trigger"] == "schedule")
-        },
-    )
-    .await;
-    let job = wait_job(&fx.app, job["id"].as_str().unwrap()).await;
+    let job = fx.first_scheduled_job().await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["kind"], "backup");
     assert_eq!(job["tag"], "docs");
@@ -216,6 +233,43 @@ async fn backup_runs_on_a_schedule_fire() {
         .filter(|job| job["trigger"] == "schedule")
         .count();
     assert_eq!(scheduled, 1);
+    fx.finish().await;
+}
+
+/// A `* * * * *` schedule of kind `check` (issue 12 §2) fires on the
+/// agent's local cron, and the server turns the fire into a `check` job
+/// (not a backup, with the rotation's `--read-data-subset`); real restic
+/// checks the repository (data backed up by restic itself) and the job
+/// succeeds.
+#[actix_web::test]
+async fn check_runs_on_a_check_schedule_fire() {
+    let mut fx = Fixture::new().await;
+    let source = fx.repo.source("docs", &[("a.txt", "checked content\n")]);
+    let repo = fx.repo.clone();
+    off_thread(move || {
+        let out = repo.restic(&["backup", &source.to_string_lossy()]);
+        assert!(out.status.success(), "restic backup: {out:?}");
+    })
+    .await;
+    let schedule = post(
+        &fx.app,
+        &format!("/hosts/{}/schedules", fx.host),
+        json!({"cron_expr": "* * * * *", "kind": "check"}),
+    )
+    .await;
+    assert_eq!(schedule["kind"], "check", "{schedule}");
+    let job = fx.first_scheduled_job().await;
+    assert_eq!(job["kind"], "check", "{job}");
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["schedule_id"], schedule["id"]);
+    assert_check_found_no_error(&fx.app, &job).await;
+    assert!(
+        host_jobs(&fx.app, &fx.host)
+            .await
+            .iter()
+            .all(|j| j["kind"] != "backup"),
+        "a check schedule makes no backup"
+    );
     fx.finish().await;
 }
 
@@ -288,14 +342,7 @@ async fn retention_forget_then_prune_and_check() {
 
     let check = fx.run(json!({"kind": "check"})).await;
     assert_eq!(check["status"], "succeeded", "{check}");
-    let logs = job_logs(&fx.app, check["id"].as_str().unwrap()).await;
-    assert!(
-        logs.iter().any(|l| l["payload"]
-            .as_str()
-            .unwrap()
-            .contains("no errors were found")),
-        "{logs:?}"
-    );
+    assert_check_found_no_error(&fx.app, &check).await;
     fx.finish().await;
 }
 

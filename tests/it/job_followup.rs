@@ -34,6 +34,7 @@ async fn add_group(
         retry_backoff_seconds: 0,
         created_at: store::now_ms(),
         updated_at: store::now_ms(),
+        prune_after_forget: false,
     };
     db(app, move |c| store::source_groups::insert(c, &new)).await
 }

@@ -150,6 +150,7 @@ fn add_group(c: &mut DbConnection, host_id: &str, name: &str) -> SourceGroup {
             retry_backoff_seconds: 300,
             created_at: NOW,
             updated_at: NOW,
+            prune_after_forget: false,
         },
     )
     .unwrap()
@@ -165,6 +166,7 @@ fn add_schedule(c: &mut DbConnection, host_id: &str, cron: &str, enabled: bool) 
             enabled,
             created_at: NOW,
             updated_at: NOW,
+            kind: restic_manager::store::ScheduleKind::Backup,
         },
     )
     .unwrap()
@@ -1003,6 +1005,7 @@ fn source_groups_queries() {
                 retry_backoff_seconds: 60,
                 created_at: NOW,
                 updated_at: NOW,
+                prune_after_forget: false,
             },
         )
         .unwrap_err();
@@ -1144,6 +1147,7 @@ fn schedules_queries() {
             &ScheduleChanges {
                 cron_expr: Some("0 4 * * 0".to_owned()),
                 enabled: Some(true),
+                kind: None,
             },
             NOW + 1,
         )

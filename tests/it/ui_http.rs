@@ -677,6 +677,7 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                             retry_backoff_seconds: 300,
                             created_at: now,
                             updated_at: now,
+                            prune_after_forget: false,
                         },
                     )?;
                     let job = store::jobs::insert(
@@ -716,6 +717,7 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                             enabled: true,
                             created_at: now,
                             updated_at: now,
+                            kind: restic_manager::store::ScheduleKind::Backup,
                         },
                     )?;
                     store::missed_runs::insert_ignore(

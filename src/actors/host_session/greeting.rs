@@ -81,6 +81,7 @@ pub fn load_config(
             id: s.schedule.id.to_string(),
             cron_expr: s.schedule.cron_expr.clone(),
             enabled: s.schedule.enabled,
+            kind: s.schedule.kind,
             source_groups: s
                 .groups
                 .iter()

@@ -1,7 +1,7 @@
-//! The writer's job writes: the jobs of a schedule fire, the agent's
-//! reports on a job (dispatched, accepted or refused, started, finished,
-//! lost), an operator's cancel of a queued job, and the crash-test
-//! [`Failpoint`].
+//! The writer's job writes: the agent's reports on a job (dispatched,
+//! accepted or refused, started, finished, lost), an operator's cancel of
+//! a queued job, and the crash-test [`Failpoint`]. (A schedule fire's jobs
+//! are a `RunWrite` of the scheduler: `actors::fire`.)
 //!
 //! Finishing a job and creating the job that follows it
 //! ([`followup`]: a retry with back-off, the retention `forget`) are one
@@ -17,29 +17,8 @@ use crate::actors::followup;
 use crate::protocol;
 use crate::store::channel;
 use crate::store::jobs::{self, FinishOutcome};
-use crate::store::models::{Job, JobFinish, NewJob};
+use crate::store::models::{Job, JobFinish};
 use crate::store::{self, source_groups, DbConnection, JobStatus};
-
-/// The jobs of one `schedule.fire`, de-duplicated per (schedule, time,
-/// group). Replies with the jobs created now.
-#[derive(Message)]
-#[rtype(result = "PersistResult<Vec<Job>>")]
-pub struct InsertFireJobs {
-    pub host_id: String,
-    pub schedule_id: String,
-    pub scheduled_at: i64,
-    pub jobs: Vec<NewJob>,
-}
-
-impl Handler<InsertFireJobs> for Persistence {
-    type Result = PersistResult<Vec<Job>>;
-
-    fn handle(&mut self, msg: InsertFireJobs, _ctx: &mut Self::Context) -> Self::Result {
-        self.write("creating scheduled jobs", &msg.host_id, None, |c| {
-            channel::insert_fire_jobs(c, &msg.schedule_id, msg.scheduled_at, &msg.jobs)
-        })
-    }
-}
 
 /// `command.run` went out for a job.
 #[derive(Message)]

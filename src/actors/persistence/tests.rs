@@ -270,6 +270,7 @@ async fn finishing_a_backup_creates_its_follow_up_in_the_same_write() {
                 retry_backoff_seconds: 60,
                 created_at: now,
                 updated_at: now,
+                prune_after_forget: false,
             },
         )
         .unwrap();

@@ -462,6 +462,14 @@ pub(super) fn job_kind() -> Object {
     one_of(JobKind::ALL.iter().map(|k| k.as_str()))
 }
 
+pub(super) fn schedule_kind() -> Object {
+    one_of(
+        crate::protocol::ScheduleKind::ALL
+            .iter()
+            .map(|k| k.as_str()),
+    )
+}
+
 pub(super) fn restore_overwrite() -> Object {
     one_of(
         crate::protocol::RestoreOverwrite::ALL

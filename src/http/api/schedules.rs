@@ -2,8 +2,11 @@
 //! `GET/PUT/DELETE /hosts/{id}/schedules/{sid}`. `cron_expr` is a
 //! five-field cron expression (minute hour day-of-month month day-of-week,
 //! UTC) in the dialect of [`crate::cron`]: an invalid one is 400
-//! `invalid_cron` with the reason. `source_groups` names groups that must exist on the
-//! host. Every schedule is shown with its next five run times and croner's
+//! `invalid_cron` with the reason. `kind` says what a fire creates
+//! (`backup` when absent, as before kinds; see `actors::fire`).
+//! `source_groups` names groups that must exist on the host: required
+//! for backup, optional for forget and drill (none: every group), refused
+//! for prune and check (they act on the whole repository). Every schedule is shown with its next five run times and croner's
 //! English description. Changes need the operator role, are audited, and
 //! go through `change_host_config` (version bump, `schedule.set`).
 
@@ -23,7 +26,7 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
-use crate::store::{self, models, DbConnection};
+use crate::store::{self, models, DbConnection, ScheduleKind};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -36,7 +39,8 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             .summary("Add a schedule; bumps the version and pushes schedule.set")
             .describe(
                 "cron_expr has five fields (minute hour day-of-month month day-of-week, \
-                 UTC); a bad one is 400 invalid_cron with the parser's reason.",
+                 UTC); a bad one is 400 invalid_cron with the parser's reason. kind is \
+                 backup (default), forget, prune, check or drill; another value is 400.",
             )
             .role(Role::Operator)
             .body("ScheduleRequest")
@@ -77,7 +81,10 @@ pub(super) struct ScheduleDto {
     host_id: String,
     cron_expr: String,
     enabled: bool,
-    /// Names of the source groups it backs up.
+    /// What a fire creates.
+    #[schema(schema_with = super::openapi::schedule_kind)]
+    kind: String,
+    /// Names of the source groups it acts on.
     source_groups: Vec<String>,
     /// croner's English description of `cron_expr`.
     description: String,
@@ -117,6 +124,7 @@ impl ScheduleDto {
             host_id: schedule.host_id.into(),
             cron_expr: schedule.cron_expr,
             enabled: schedule.enabled,
+            kind: schedule.kind.as_str().to_owned(),
             source_groups: groups.into_iter().map(|g| g.name).collect(),
             description,
             next_runs: next,
@@ -134,8 +142,38 @@ pub(super) struct ScheduleRequest {
     cron_expr: String,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
-    /// Group names on this host.
+    /// What a fire creates (default "backup").
+    #[schema(schema_with = super::openapi::schedule_kind)]
+    kind: Option<String>,
+    /// Group names on this host: required for backup; optional for forget
+    /// and drill (none: every group); must be empty for prune and check.
+    #[serde(default)]
     source_groups: Vec<String>,
+}
+
+/// A request that passed validation (not yet against the host).
+#[derive(Debug)]
+struct ValidSchedule {
+    cron_expr: String,
+    enabled: bool,
+    kind: ScheduleKind,
+    /// Distinct, sorted.
+    source_groups: Vec<String>,
+}
+
+/// Parses a schedule kind; the error names the field and the valid ones.
+fn parse_kind(text: Option<&str>) -> Result<ScheduleKind, ApiError> {
+    let Some(text) = text else {
+        return Ok(ScheduleKind::default());
+    };
+    text.trim().parse().map_err(|_| {
+        let valid: Vec<&str> = ScheduleKind::ALL.iter().map(|k| k.as_str()).collect();
+        ApiError::validation(format!(
+            "kind: unknown schedule kind {:?}; expected one of {}",
+            text.chars().take(64).collect::<String>(),
+            valid.join(", ")
+        ))
+    })
 }
 
 fn enabled_by_default() -> bool {
@@ -143,18 +181,32 @@ fn enabled_by_default() -> bool {
 }
 
 impl ScheduleRequest {
-    /// Checks the cron expression and the group list (not yet against the
-    /// host); returns the trimmed expression and the distinct names.
-    fn validate(self) -> Result<(String, bool, Vec<String>), ApiError> {
+    /// Checks the cron expression, the kind and the group list against
+    /// the kind (not yet against the host).
+    fn validate(self) -> Result<ValidSchedule, ApiError> {
         let expr = self.cron_expr.trim().to_owned();
         parse_cron(&expr)?;
-        if self.source_groups.is_empty() {
-            return Err(ApiError::validation(
-                "source_groups: name at least one source group",
-            ));
+        let kind = parse_kind(self.kind.as_deref())?;
+        match kind {
+            ScheduleKind::Backup if self.source_groups.is_empty() => {
+                return Err(ApiError::validation(
+                    "source_groups: name at least one source group for a backup schedule",
+                ))
+            }
+            ScheduleKind::Prune | ScheduleKind::Check if !self.source_groups.is_empty() => {
+                return Err(ApiError::validation(format!(
+                    "source_groups: a {kind} schedule acts on the whole repository; leave source_groups empty"
+                )))
+            }
+            _ => {}
         }
         let names: BTreeSet<String> = self.source_groups.into_iter().collect();
-        Ok((expr, self.enabled, names.into_iter().collect()))
+        Ok(ValidSchedule {
+            cron_expr: expr,
+            enabled: self.enabled,
+            kind,
+            source_groups: names.into_iter().collect(),
+        })
     }
 }
 
@@ -238,20 +290,21 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
     let host_id = path.into_inner();
-    let (cron_expr, enabled, names) = body.into_inner().validate()?;
+    let valid = body.into_inner().validate()?;
     let target = host_id.clone();
     let row = change_host_config(&state, &host_id, "adding a schedule", move |conn| {
-        let ids = group_ids(conn, &target, &names)?;
+        let ids = group_ids(conn, &target, &valid.source_groups)?;
         let now = store::now_ms();
         let schedule = store::schedules::insert(
             conn,
             &models::NewSchedule {
                 id: store::new_id().into(),
                 host_id: target.clone().into(),
-                cron_expr,
-                enabled,
+                cron_expr: valid.cron_expr,
+                enabled: valid.enabled,
                 created_at: now,
                 updated_at: now,
+                kind: valid.kind,
             },
         )?;
         store::schedules::set_groups(conn, &schedule.id, &ids)?;
@@ -264,7 +317,8 @@ async fn create(
                 "host_id": target,
                 "cron_expr": schedule.cron_expr,
                 "enabled": schedule.enabled,
-                "source_groups": names,
+                "kind": schedule.kind,
+                "source_groups": valid.source_groups,
             })),
         )?;
         load(conn, &target, &schedule.id)
@@ -281,14 +335,15 @@ async fn update(
 ) -> Result<web::Json<ScheduleDto>, ApiError> {
     who.require(Role::Operator)?;
     let (host_id, sid) = path.into_inner();
-    let (cron_expr, enabled, names) = body.into_inner().validate()?;
+    let valid = body.into_inner().validate()?;
     let target = host_id.clone();
     let row = change_host_config(&state, &host_id, "changing a schedule", move |conn| {
         load(conn, &target, &sid)?;
-        let ids = group_ids(conn, &target, &names)?;
+        let ids = group_ids(conn, &target, &valid.source_groups)?;
         let changes = models::ScheduleChanges {
-            cron_expr: Some(cron_expr.clone()),
-            enabled: Some(enabled),
+            cron_expr: Some(valid.cron_expr.clone()),
+            enabled: Some(valid.enabled),
+            kind: Some(valid.kind),
         };
         store::schedules::update(conn, &sid, &changes, store::now_ms())?;
         store::schedules::set_groups(conn, &sid, &ids)?;
@@ -299,9 +354,10 @@ async fn update(
             Some(&sid),
             Some(json!({
                 "host_id": target,
-                "cron_expr": cron_expr,
-                "enabled": enabled,
-                "source_groups": names,
+                "cron_expr": valid.cron_expr,
+                "enabled": valid.enabled,
+                "kind": valid.kind,
+                "source_groups": valid.source_groups,
             })),
         )?;
         load(conn, &target, &sid)
@@ -366,23 +422,68 @@ mod tests {
         }
     }
 
-    /// Group names are required and de-duplicated.
+    fn request(body: serde_json::Value) -> Result<ValidSchedule, ApiError> {
+        serde_json::from_value::<ScheduleRequest>(body)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .validate()
+    }
+
+    /// Group names are required for a backup and de-duplicated; a body
+    /// without `kind` (as before kinds) is a backup schedule.
     #[test]
     fn request_groups() {
-        let req: ScheduleRequest =
-            serde_json::from_value(json!({"cron_expr": "0 2 * * *", "source_groups": []})).unwrap();
-        assert!(req
-            .validate()
-            .unwrap_err()
-            .message
-            .starts_with("source_groups:"));
-        let req: ScheduleRequest = serde_json::from_value(
-            json!({"cron_expr": " 0 2 * * * ", "source_groups": ["b", "a", "b"]}),
-        )
-        .unwrap();
-        let (expr, enabled, names) = req.validate().unwrap();
-        assert_eq!(expr, "0 2 * * *");
-        assert!(enabled);
-        assert_eq!(names, ["a", "b"]);
+        let err = request(json!({"cron_expr": "0 2 * * *", "source_groups": []})).unwrap_err();
+        assert!(err.message.starts_with("source_groups:"), "{}", err.message);
+        let err = request(json!({"cron_expr": "0 2 * * *"})).unwrap_err();
+        assert!(err.message.starts_with("source_groups:"), "{}", err.message);
+        let v =
+            request(json!({"cron_expr": " 0 2 * * * ", "source_groups": ["b", "a", "b"]})).unwrap();
+        assert_eq!(v.cron_expr, "0 2 * * *");
+        assert!(v.enabled);
+        assert_eq!(v.kind, ScheduleKind::Backup);
+        assert_eq!(v.source_groups, ["a", "b"]);
+    }
+
+    /// Each kind parses; an unknown one is a 400 naming the field and
+    /// listing the kinds; prune and check take no groups, forget and
+    /// drill may name some or none.
+    #[test]
+    fn request_kinds() {
+        for kind in ScheduleKind::ALL {
+            let groups = match kind {
+                ScheduleKind::Backup => json!(["etc"]),
+                _ => json!([]),
+            };
+            let v = request(
+                json!({"cron_expr": "@daily", "kind": kind.as_str(), "source_groups": groups}),
+            )
+            .unwrap();
+            assert_eq!(v.kind, *kind);
+        }
+        let err = request(json!({"cron_expr": "@daily", "kind": "restore"})).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.starts_with("kind: "), "{}", err.message);
+        assert!(
+            err.message.contains("backup, forget, prune, check, drill"),
+            "{}",
+            err.message
+        );
+        for kind in ["prune", "check"] {
+            let err =
+                request(json!({"cron_expr": "@daily", "kind": kind, "source_groups": ["etc"]}))
+                    .unwrap_err();
+            assert!(
+                err.message.starts_with("source_groups: "),
+                "{}",
+                err.message
+            );
+        }
+        for kind in ["forget", "drill"] {
+            let v = request(json!({"cron_expr": "@daily", "kind": kind, "source_groups": ["etc"]}))
+                .unwrap();
+            assert_eq!(v.source_groups, ["etc"]);
+            let v = request(json!({"cron_expr": "@daily", "kind": kind})).unwrap();
+            assert!(v.source_groups.is_empty());
+        }
     }
 }

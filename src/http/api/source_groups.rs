@@ -74,6 +74,8 @@ pub struct SourceGroupDto {
     pub retention_policy: Option<RetentionPolicy>,
     pub retry_max: i32,
     pub retry_backoff_seconds: i32,
+    /// Its `forget` jobs also prune (`restic forget --prune`).
+    pub prune_after_forget: bool,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
     #[schema(value_type = String, format = DateTime)]
@@ -91,6 +93,7 @@ impl SourceGroupDto {
             name: g.name,
             retry_max: g.retry_max,
             retry_backoff_seconds: g.retry_backoff_seconds,
+            prune_after_forget: g.prune_after_forget,
             created_at: Time(g.created_at),
             updated_at: Time(g.updated_at),
         }
@@ -148,6 +151,10 @@ pub(super) struct GroupRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 86400)]
     retry_backoff_seconds: Option<u32>,
+    /// Its forgets also prune (`restic forget --prune`); default false.
+    /// Needs a retention policy.
+    #[serde(default)]
+    prune_after_forget: Option<bool>,
 }
 
 /// A request that passed validation.
@@ -158,6 +165,7 @@ struct ValidGroup {
     retention_policy: Option<RetentionPolicy>,
     retry_max: i32,
     retry_backoff_seconds: i32,
+    prune_after_forget: bool,
 }
 
 /// Whether `name` is usable as a group name and restic tag: 1-64 ASCII
@@ -238,8 +246,15 @@ impl GroupRequest {
                 "retry_backoff_seconds: must be between 1 and {MAX_BACKOFF_SECONDS}"
             )));
         }
+        let prune_after_forget = self.prune_after_forget.unwrap_or(false);
+        if prune_after_forget && retention_policy.is_none() {
+            return Err(ApiError::validation(
+                "prune_after_forget: needs a retention_policy (without one the group is never forgotten)",
+            ));
+        }
         Ok(ValidGroup {
             name,
+            prune_after_forget,
             includes: self.includes,
             excludes: self.excludes,
             retention_policy,
@@ -329,6 +344,7 @@ async fn create(
                 retry_backoff_seconds: valid.retry_backoff_seconds,
                 created_at: now,
                 updated_at: now,
+                prune_after_forget: valid.prune_after_forget,
             },
         )
         .map_err(name_taken(&valid.name))?;
@@ -364,6 +380,7 @@ async fn update(
             retention_policy: Some(valid.retention_policy),
             retry_max: Some(valid.retry_max),
             retry_backoff_seconds: Some(valid.retry_backoff_seconds),
+            prune_after_forget: Some(valid.prune_after_forget),
         };
         let row = store::source_groups::update(conn, &gid, &changes, store::now_ms())
             .map_err(name_taken(&valid.name))?
@@ -434,6 +451,15 @@ mod tests {
             })
         );
         assert_eq!((v.retry_max, v.retry_backoff_seconds), (0, 300));
+        assert!(!v.prune_after_forget, "off unless asked");
+        let v = request(json!({
+            "name": "etc",
+            "includes": ["/etc"],
+            "retention_policy": {"keep_last": 3},
+            "prune_after_forget": true
+        }))
+        .unwrap();
+        assert!(v.prune_after_forget);
     }
 
     /// Each invalid field is refused with its name first in the message.
@@ -463,6 +489,10 @@ mod tests {
             (
                 json!({"name": "x", "includes": ["/"], "retry_backoff_seconds": 0}),
                 "retry_backoff_seconds:",
+            ),
+            (
+                json!({"name": "x", "includes": ["/"], "prune_after_forget": true}),
+                "prune_after_forget:",
             ),
         ];
         for (body, prefix) in cases {

@@ -10,6 +10,7 @@ use crate::store::json::Json;
 use crate::store::schema::{
     host_schedule_version, schedule_source_groups, schedules, source_groups,
 };
+use crate::store::ScheduleKind;
 
 /// A named set of paths a host backs up, with its retention and retries.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
@@ -32,6 +33,8 @@ pub struct SourceGroup {
     pub retry_backoff_seconds: i32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Its `forget` jobs also prune (`restic forget --prune`).
+    pub prune_after_forget: bool,
 }
 
 /// A source group to create.
@@ -51,6 +54,7 @@ pub struct NewSourceGroup {
     pub retry_backoff_seconds: i32,
     pub created_at: i64,
     pub updated_at: i64,
+    pub prune_after_forget: bool,
 }
 
 /// A change to a source group.
@@ -67,9 +71,11 @@ pub struct SourceGroupChanges {
     pub retention_policy: Option<Option<RetentionPolicy>>,
     pub retry_max: Option<i32>,
     pub retry_backoff_seconds: Option<i32>,
+    pub prune_after_forget: Option<bool>,
 }
 
-/// A cron schedule of a host; it runs the source groups linked to it.
+/// A cron schedule of a host; a fire creates the jobs of its kind for the
+/// source groups linked to it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = schedules)]
 pub struct Schedule {
@@ -79,6 +85,8 @@ pub struct Schedule {
     pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// What a fire creates (`backup` for rows from before kinds).
+    pub kind: ScheduleKind,
 }
 
 /// A schedule to create (link its groups with `schedules::set_groups`).
@@ -91,6 +99,7 @@ pub struct NewSchedule {
     pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    pub kind: ScheduleKind,
 }
 
 /// A change to a schedule.
@@ -99,6 +108,7 @@ pub struct NewSchedule {
 pub struct ScheduleChanges {
     pub cron_expr: Option<String>,
     pub enabled: Option<bool>,
+    pub kind: Option<ScheduleKind>,
 }
 
 /// One link between a schedule and a source group.

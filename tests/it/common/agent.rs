@@ -369,6 +369,46 @@ pub async fn db<T: Send + 'static>(
     .expect("query")
 }
 
+/// Moves the scheduler's clock to `now` (retries, missed runs).
+pub async fn tick(
+    app: &TestApp,
+    now: chrono::DateTime<chrono::Utc>,
+) -> restic_manager::actors::scheduler::TickReport {
+    app.state
+        .actors
+        .scheduler
+        .send(restic_manager::actors::scheduler::Tick { now })
+        .await
+        .expect("scheduler mailbox")
+        .expect("tick")
+}
+
+/// The first ten recorded missed runs (and their total).
+pub async fn missed_runs(app: &TestApp) -> store::Page<store::models::MissedRun> {
+    db(app, |c| {
+        store::missed_runs::list(
+            c,
+            &store::missed_runs::MissedRunFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+    })
+    .await
+}
+
+/// A host's jobs, oldest first.
+pub async fn jobs_of(app: &TestApp, host_id: &str) -> Vec<store::models::Job> {
+    let filter = store::jobs::JobFilter {
+        host_id: Some(host_id.to_owned()),
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut jobs = db(app, move |c| store::jobs::list(c, &filter)).await.items;
+    jobs.reverse(); // oldest first
+    jobs
+}
+
 /// Polls `check` until it returns `Some`, failing after [`WAIT`].
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where

@@ -253,6 +253,8 @@
       };
       put(body, "retry_max", num(f, "retry_max"));
       put(body, "retry_backoff_seconds", num(f, "retry_backoff_seconds"));
+      var prune = f.querySelector('input[name="prune_after_forget"]');
+      if (prune) { body.prune_after_forget = prune.checked; }
       return body;
     },
     schedule: function (f) {
@@ -260,11 +262,13 @@
         .call(f.querySelectorAll('input[name="source_groups"]'), function (c) { return c.checked; })
         .map(function (c) { return c.value; });
       var enabled = f.querySelector('input[name="enabled"]');
-      return {
+      var body = {
         cron_expr: text(f, "cron_expr").trim(),
         enabled: enabled ? enabled.checked : true,
         source_groups: groups
       };
+      put(body, "kind", text(f, "kind"));
+      return body;
     },
     "host-name": function (f) {
       var name = text(f, "display_name").trim();

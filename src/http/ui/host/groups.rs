@@ -1,7 +1,8 @@
 //! The host page's plan: what is backed up and when. The source groups
 //! (paths, excludes, retention, retries, with run-now and forget buttons)
-//! and the schedules (croner's description and the next runs, from
-//! [`crate::cron`]), each with its add / edit / delete forms for operators.
+//! and the schedules (their kind, croner's description and the next runs,
+//! from [`crate::cron`]), each with its add / edit / delete forms for
+//! operators.
 
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
@@ -12,6 +13,7 @@ use crate::http::ui::layout::badge;
 use crate::http::ui::{format, PageCtx};
 use crate::protocol::RetentionPolicy;
 use crate::store::models::{ScheduleWithGroups, SourceGroup};
+use crate::store::ScheduleKind;
 
 /// "last 7, daily 14, within 30d".
 fn retention_text(policy: Option<&RetentionPolicy>) -> String {
@@ -82,6 +84,7 @@ fn group_form(host_id: &str, group: Option<&SourceGroup>) -> Markup {
                     label { "within " input name="keep_within" type="text" placeholder="30d" value=(policy.and_then(|p| p.keep_within.as_deref()).unwrap_or("")); }
                 }
             }
+            label.inline { input type="checkbox" name="prune_after_forget" checked[group.is_some_and(|g| g.prune_after_forget)]; " prune after each forget (restic forget --prune)" }
             fieldset {
                 legend { "Retries of a failed backup" }
                 label { "at most " input name="retry_max" type="number" min="0" max="10" value=(group.map_or(String::new(), |g| g.retry_max.to_string())); }
@@ -109,7 +112,7 @@ pub(super) fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
                                 td { strong { (g.name) } }
                                 td { @for p in &g.includes { code { (p) } br; } }
                                 td { @for p in &g.excludes { code { (p) } br; } }
-                                td { (retention_text(g.retention_policy.as_ref())) }
+                                td { (retention_text(g.retention_policy.as_ref())) @if g.prune_after_forget { ", then prune" } }
                                 td {
                                     @if g.retry_max == 0 { "none" }
                                     @else { (g.retry_max) ", first after " (format::duration_secs(u64::try_from(g.retry_backoff_seconds).unwrap_or(0))) }
@@ -139,6 +142,17 @@ pub(super) fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// What a schedule of `kind` does, for its select option.
+fn kind_text(kind: ScheduleKind) -> &'static str {
+    match kind {
+        ScheduleKind::Backup => "backup of its source groups",
+        ScheduleKind::Forget => "forget by each group's retention",
+        ScheduleKind::Prune => "prune the repository",
+        ScheduleKind::Check => "check the repository (next data subset)",
+        ScheduleKind::Drill => "restore drill",
     }
 }
 
@@ -173,8 +187,14 @@ fn schedule_form(host_id: &str, groups: &[SourceGroup], s: Option<&ScheduleWithG
             label for=(format!("{prefix}-cron")) { "Cron expression (minute hour day month weekday, UTC)" }
             input id=(format!("{prefix}-cron")) name="cron_expr" type="text" required placeholder="0 2 * * *"
                 value=(s.map_or("", |s| s.schedule.cron_expr.as_str()));
+            label for=(format!("{prefix}-kind")) { "Kind" }
+            select id=(format!("{prefix}-kind")) name="kind" {
+                @for kind in ScheduleKind::ALL {
+                    option value=(kind.as_str()) selected[s.map_or(ScheduleKind::Backup, |s| s.schedule.kind) == *kind] { (kind_text(*kind)) }
+                }
+            }
             fieldset {
-                legend { "Source groups" }
+                legend { "Source groups (backup: required; forget, drill: none means all; prune, check: none)" }
                 @if groups.is_empty() { p.muted { "Add a source group first." } }
                 @for g in groups {
                     label.inline { input type="checkbox" name="source_groups" value=(g.name) checked[chosen(&g.name)]; " " (g.name) }
@@ -193,17 +213,21 @@ pub(super) fn schedules_section(ctx: &PageCtx, data: &Data) -> Markup {
         section #schedules {
             h2 { "Schedules" }
             @if data.schedules.is_empty() {
-                p.muted { "No schedules: backups only run when started by hand." }
+                p.muted { "No schedules: backups, forgets, prunes, checks and drills only run when started by hand." }
             } @else {
                 table #schedule-list {
-                    thead { tr { th { "Cron (UTC)" } th { "Meaning" } th { "Source groups" } th { "Next runs" } @if ctx.can_operate() { th { "Actions" } } } }
+                    thead { tr { th { "Cron (UTC)" } th { "Kind" } th { "Meaning" } th { "Source groups" } th { "Next runs" } @if ctx.can_operate() { th { "Actions" } } } }
                     tbody {
                         @for s in &data.schedules {
                             @let (description, next) = cron_info(s, now);
                             tr data-schedule-id=(s.schedule.id) {
                                 td { code { (s.schedule.cron_expr) } @if !s.schedule.enabled { " " (badge("offline", "disabled")) } }
+                                td.schedule-kind { (s.schedule.kind.as_str()) }
                                 td { (description) }
-                                td { @for (i, g) in s.groups.iter().enumerate() { @if i > 0 { ", " } (g.name) } }
+                                td {
+                                    @for (i, g) in s.groups.iter().enumerate() { @if i > 0 { ", " } (g.name) }
+                                    @if s.groups.is_empty() && matches!(s.schedule.kind, ScheduleKind::Forget | ScheduleKind::Drill) { span.muted { "all" } }
+                                }
                                 td.next-runs {
                                     @for t in &next { time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) { (t.format("%Y-%m-%d %H:%M UTC")) } br; }
                                     @if next.is_empty() { span.muted { "—" } }

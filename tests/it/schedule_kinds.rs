@@ -1,0 +1,304 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+//! Schedule kinds (issue 12 §2) through the REST API and a scripted agent:
+//! `kind` is stored, shown and validated (400 naming the field), a body
+//! without it is a backup, `schedule.set` carries it, and a fire creates
+//! the job of the stored kind: a check reading its rotating data subset,
+//! a forget per group with `--prune` where the group asks, a drill before
+//! any catalog recorded as a failed job with its reason (so not a missed
+//! run, while a group-less check schedule can miss one). The real-restic
+//! run of a check schedule is in `e2e_jobs`.
+
+use chrono::{TimeZone, Utc};
+use reqwest::{Method, StatusCode};
+use restic_manager::protocol::{self, ScheduleKind};
+use restic_manager::store::{JobKind, JobStatus, JobTrigger};
+use serde_json::{json, Value};
+
+use crate::common::agent::{enroll, eventually, jobs_of, missed_runs, tick, Enrolled, TestAgent};
+use crate::common::api::{assert_error, call, get, login};
+use crate::common::server::{client, spawn_app, TestApp};
+
+/// POSTs `body` as the admin and returns the answer.
+async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
+    call(app, &app.admin_token, Method::POST, path, Some(body)).await
+}
+
+/// Creates a schedule (201 expected) and returns it.
+async fn schedule(app: &TestApp, host: &str, body: Value) -> Value {
+    let (status, created) = post(app, &format!("/hosts/{host}/schedules"), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+/// An enrolled host with a group `etc` (retention, `prune_after_forget`)
+/// and a group `home` (no retention), and its agent, not yet connected.
+async fn host_with_groups(app: &TestApp, hostname: &str) -> Enrolled {
+    let enrolled = enroll(app, hostname).await;
+    let groups = format!("/hosts/{}/source-groups", enrolled.host_id);
+    let (status, etc) = post(
+        app,
+        &groups,
+        json!({"name": "etc", "includes": ["/etc"], "retention_policy": {"keep_last": 2},
+               "prune_after_forget": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{etc}");
+    assert_eq!(etc["prune_after_forget"], true);
+    let (status, home) = post(app, &groups, json!({"name": "home", "includes": ["/home"]})).await;
+    assert_eq!(status, StatusCode::CREATED, "{home}");
+    assert_eq!(home["prune_after_forget"], false, "off by default");
+    enrolled
+}
+
+/// `kind` over the API: absent → backup (an old body keeps working), each
+/// kind stored and shown, an unknown one a 400 naming the field and the
+/// kinds, groups refused for prune and check and required for backup,
+/// a PUT changes the kind; the agent's `schedule.set` carries every kind.
+#[actix_web::test]
+async fn kinds_are_stored_validated_and_pushed() {
+    let app = spawn_app().await;
+    let enrolled = host_with_groups(&app, "kinds-01").await;
+    let host = enrolled.host_id.clone();
+    let base = format!("/hosts/{host}/schedules");
+
+    let old_style = schedule(
+        &app,
+        &host,
+        json!({"cron_expr": "0 2 * * *", "enabled": true, "source_groups": ["etc"]}),
+    )
+    .await;
+    assert_eq!(old_style["kind"], "backup");
+
+    let bad = post(
+        &app,
+        &base,
+        json!({"cron_expr": "0 2 * * *", "kind": "restore", "source_groups": ["etc"]}),
+    )
+    .await;
+    let message = assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+    assert!(message.starts_with("kind: "), "{message}");
+    assert!(
+        message.contains("backup, forget, prune, check, drill"),
+        "{message}"
+    );
+    let bad = post(
+        &app,
+        &base,
+        json!({"cron_expr": "0 3 * * *", "kind": "check", "source_groups": ["etc"]}),
+    )
+    .await;
+    let message = assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+    assert!(message.starts_with("source_groups: "), "{message}");
+    let bad = post(
+        &app,
+        &base,
+        json!({"cron_expr": "0 3 * * *", "kind": "backup"}),
+    )
+    .await;
+    let message = assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+    assert!(message.starts_with("source_groups: "), "{message}");
+
+    for kind in ["forget", "prune", "check", "drill"] {
+        let created = schedule(&app, &host, json!({"cron_expr": "0 4 * * 0", "kind": kind})).await;
+        assert_eq!(created["kind"], kind);
+        assert_eq!(created["source_groups"], json!([]));
+    }
+    let one = format!("{base}/{}", old_style["id"].as_str().unwrap());
+    let (status, changed) = call(
+        &app,
+        &app.admin_token,
+        Method::PUT,
+        &one,
+        Some(json!({"cron_expr": "0 2 * * *", "kind": "drill", "source_groups": ["home"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["kind"], "drill");
+    assert_eq!(changed["source_groups"], json!(["home"]));
+    let (_, list) = get(&app, &app.admin_token, &base).await;
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["drill", "forget", "prune", "check", "drill"]);
+
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    let (_, set) = agent.hello("kinds-01").await;
+    let pushed: Vec<ScheduleKind> = set.schedules.iter().map(|s| s.kind).collect();
+    use ScheduleKind::*;
+    assert_eq!(pushed, [Drill, Forget, Prune, Check, Drill]);
+
+    // The host page lists each schedule's kind, offers the kinds in its
+    // forms, and says which group prunes after forgetting.
+    let admin = login(&app, "admin", &app.admin_password).await;
+    let resp = client()
+        .get(app.url(&format!("/hosts/{host}")))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains(r#"<td class="schedule-kind">check</td>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<select id="s-new-kind" name="kind">"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<option value="prune""#), "{html}");
+    assert!(html.contains(", then prune"), "{html}");
+    assert!(html.contains(r#"name="prune_after_forget""#), "{html}");
+}
+
+/// Fires of each kind through a scripted agent: a check (fired by an
+/// agent that names the kind) is a `check` with the rotation's subset, and
+/// its replay creates nothing; a forget of every group forgets only `etc`
+/// (the one with retention) with `--prune`; a drill fired by an agent from
+/// before kinds (no `kind`) while no catalog exists is a failed job whose
+/// error says so, never sent to the agent; a replay adds nothing.
+#[actix_web::test]
+async fn fires_create_the_job_of_the_stored_kind() {
+    let app = spawn_app().await;
+    let enrolled = host_with_groups(&app, "kinds-02").await;
+    let host = enrolled.host_id.clone();
+    let check = schedule(
+        &app,
+        &host,
+        json!({"cron_expr": "0 4 * * *", "kind": "check"}),
+    )
+    .await;
+    let forget = schedule(
+        &app,
+        &host,
+        json!({"cron_expr": "0 5 * * *", "kind": "forget"}),
+    )
+    .await;
+    let drill = schedule(
+        &app,
+        &host,
+        json!({"cron_expr": "0 6 * * *", "kind": "drill"}),
+    )
+    .await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    agent.hello("kinds-02").await;
+    let at = Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap();
+    let fire = |s: &Value, kind: Option<ScheduleKind>| protocol::ScheduleFire {
+        schedule_id: s["id"].as_str().unwrap().to_owned(),
+        scheduled_at: at,
+        kind,
+    };
+
+    agent.send(fire(&check, Some(ScheduleKind::Check))).await;
+    let run = agent.expect_command_run().await;
+    assert_eq!(run.kind, JobKind::Check);
+    assert_eq!(run.args, ["--read-data-subset=1/30"]);
+    agent.send(fire(&check, Some(ScheduleKind::Check))).await; // replay
+    agent
+        .run_job(&run, 0, protocol::FinishStatus::Succeeded)
+        .await;
+
+    agent.send(fire(&forget, Some(ScheduleKind::Forget))).await;
+    let run = agent.expect_command_run().await;
+    assert_eq!(run.kind, JobKind::Forget);
+    assert_eq!(run.tag.as_deref(), Some("etc"));
+    assert_eq!(run.args, ["--prune"]);
+    assert!(run.retention_policy.is_some());
+    agent
+        .run_job(&run, 0, protocol::FinishStatus::Succeeded)
+        .await;
+
+    agent.send(fire(&drill, None)).await;
+    let drill_id = drill["id"].as_str().unwrap().to_owned();
+    let failed = eventually("the refused drill job", || {
+        let app = &app;
+        let host = host.clone();
+        let drill_id = drill_id.clone();
+        async move {
+            jobs_of(app, &host)
+                .await
+                .into_iter()
+                .find(|j| j.schedule_id.as_deref() == Some(drill_id.as_str()))
+        }
+    })
+    .await;
+    assert_eq!(failed.kind, JobKind::Drill);
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.trigger, JobTrigger::Schedule);
+    let error = failed.error.clone().unwrap_or_default();
+    assert!(
+        error.starts_with("drill schedule: ") && error.contains("catalog"),
+        "{error}"
+    );
+    agent.send(fire(&drill, None)).await; // replay
+
+    agent.send(fire(&check, None)).await; // replay from an agent before kinds
+    let jobs = eventually("three jobs, the first two succeeded", || async {
+        let jobs = jobs_of(&app, &host).await;
+        (jobs.len() == 3 && jobs[..2].iter().all(|j| j.status == JobStatus::Succeeded))
+            .then_some(jobs)
+    })
+    .await;
+    let kinds: Vec<JobKind> = jobs.iter().map(|j| j.kind).collect();
+    assert_eq!(kinds, [JobKind::Check, JobKind::Forget, JobKind::Drill]);
+    assert!(jobs.iter().all(
+        |j| j.trigger == JobTrigger::Schedule && j.scheduled_at == Some(at.timestamp_millis())
+    ));
+    assert_eq!(jobs[2].dispatched_at, None, "a refused drill is never sent");
+}
+
+/// Missed runs by kind: a check schedule has no source groups yet its
+/// unfired time is a missed run (only a backup schedule without groups
+/// fires nothing and is never "missed"); a drill schedule's fire that was
+/// refused (no catalog) left its failed job, so that time is not missed.
+#[actix_web::test]
+async fn groupless_kinds_can_miss_a_run_and_a_refused_fire_is_not_missed() {
+    let app = spawn_app().await;
+    let enrolled = host_with_groups(&app, "kinds-03").await;
+    let host = enrolled.host_id.clone();
+    let check = schedule(
+        &app,
+        &host,
+        json!({"cron_expr": "0 2 * * *", "kind": "check"}),
+    )
+    .await;
+    let drill = schedule(
+        &app,
+        &host,
+        json!({"cron_expr": "0 2 * * *", "kind": "drill"}),
+    )
+    .await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    agent.hello("kinds-03").await;
+
+    let cron: croner::Cron = "0 2 * * *".parse().unwrap();
+    let now = chrono::Timelike::with_nanosecond(&Utc::now(), 0).unwrap();
+    let t1 = cron.find_next_occurrence(&now, false).unwrap();
+    agent
+        .send(protocol::ScheduleFire {
+            schedule_id: drill["id"].as_str().unwrap().to_owned(),
+            scheduled_at: t1,
+            kind: Some(ScheduleKind::Drill),
+        })
+        .await;
+    eventually("the refused drill job", || async {
+        let jobs = jobs_of(&app, &host).await;
+        jobs.into_iter().find(|j| j.status == JobStatus::Failed)
+    })
+    .await;
+
+    let grace =
+        chrono::Duration::seconds(i64::try_from(app.config.missed_run_grace_seconds).unwrap());
+    let report = tick(&app, t1 + grace + chrono::Duration::minutes(1)).await;
+    assert_eq!(report.missed_runs_recorded, 1);
+    let missed = missed_runs(&app).await;
+    assert_eq!(missed.total, 1);
+    assert_eq!(
+        missed.items[0].schedule_id.as_str(),
+        check["id"].as_str().unwrap()
+    );
+    assert_eq!(missed.items[0].scheduled_at, t1.timestamp_millis());
+}
