@@ -41,6 +41,7 @@ ENV RESTIC_MANAGER_DATA_DIR=/data \
 USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8080
+# Plain HTTP: with --tls-cert inside the container, override the check.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/bin/restic-manager"]
