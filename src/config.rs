@@ -125,6 +125,25 @@ pub struct ServeArgs {
     /// Largest snapshot download relayed, in bytes; a longer one is cut (default 10 GiB).
     #[arg(long, env = "RESTIC_MANAGER_MAX_DOWNLOAD_BYTES", value_name = "BYTES")]
     pub max_download_bytes: Option<u64>,
+    /// SMTP server for mail notifications: smtp://user:pass@host:587 (STARTTLS; `?tls=none` for a local relay), smtps://… for TLS from the start.
+    #[arg(long, env = "RESTIC_MANAGER_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// Sender address of notification mails (default restic-manager@localhost).
+    #[arg(long, env = "RESTIC_MANAGER_SMTP_FROM", value_name = "ADDRESS")]
+    pub smtp_from: Option<String>,
+    /// Seconds a host may stay offline before `host.offline` is notified (default 600).
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_OFFLINE_GRACE_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub offline_grace_seconds: Option<u64>,
+    /// More events than this for one channel within a minute go out as one summary (default 20).
+    #[arg(long, env = "RESTIC_MANAGER_NOTIFY_BURST", value_name = "N")]
+    pub notify_burst: Option<usize>,
+    /// The server's address as operators reach it (https://backup.example.com), for links in notifications.
+    #[arg(long, env = "RESTIC_MANAGER_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 /// The TOML file: every key optional, same names as the flags (snake case).
@@ -143,6 +162,11 @@ pub struct FileConfig {
     pub log_retention_days: Option<u32>,
     pub catalog_keep: Option<usize>,
     pub max_download_bytes: Option<u64>,
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
+    pub offline_grace_seconds: Option<u64>,
+    pub notify_burst: Option<usize>,
+    pub public_url: Option<String>,
 }
 
 /// Errors while assembling the configuration.
@@ -189,6 +213,118 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
+/// A URL that may carry a password (the SMTP server's): `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps a URL (from a flag, the file or a test).
+    pub fn new(url: String) -> Self {
+        SecretUrl(url)
+    }
+
+    /// The URL itself, for the code that connects with it (never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretUrl({})", crate::redact::url(&self.0))
+    }
+}
+
+/// Notification settings (issue 15 A; `notify`, `actors::notifier`).
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// `--smtp-url`.
+    pub smtp_url: Option<SecretUrl>,
+    /// `--smtp-from`.
+    pub smtp_from: Option<String>,
+    /// `--offline-grace-seconds`.
+    pub offline_grace: std::time::Duration,
+    /// `--notify-burst`.
+    pub burst: usize,
+    /// `--public-url`, without a trailing slash.
+    pub public_url: Option<String>,
+    /// The window of the burst rule (a minute). Not a flag: tests shorten it.
+    pub burst_window: std::time::Duration,
+    /// How often the notifier looks for work. Not a flag.
+    pub tick: std::time::Duration,
+    /// The first retry's delay; each next one doubles, up to an hour. Not
+    /// a flag: tests shorten it.
+    pub retry_base: std::time::Duration,
+    /// How long an event is retried before it is given up. Not a flag.
+    pub give_up_after: std::time::Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            smtp_url: None,
+            smtp_from: None,
+            offline_grace: std::time::Duration::from_secs(600),
+            burst: 20,
+            public_url: None,
+            burst_window: std::time::Duration::from_secs(60),
+            tick: std::time::Duration::from_secs(1),
+            retry_base: std::time::Duration::from_secs(10),
+            give_up_after: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl NotifyConfig {
+    fn resolve(serve: &ServeArgs, file: &FileConfig) -> Result<Self, ConfigError> {
+        let defaults = NotifyConfig::default();
+        let smtp_url = serve.smtp_url.clone().or(file.smtp_url.clone());
+        if let Some(url) = &smtp_url {
+            let scheme_ok = url.starts_with("smtp://") || url.starts_with("smtps://");
+            if !scheme_ok {
+                return Err(ConfigError::Invalid {
+                    name: "smtp_url",
+                    message: format!(
+                        "{} is not an smtp:// or smtps:// URL",
+                        crate::redact::url(url)
+                    ),
+                });
+            }
+        }
+        let public_url = serve.public_url.clone().or(file.public_url.clone());
+        if let Some(url) = &public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    name: "public_url",
+                    message: format!("{url} is not an http:// or https:// URL"),
+                });
+            }
+        }
+        let burst = serve
+            .notify_burst
+            .or(file.notify_burst)
+            .unwrap_or(defaults.burst);
+        if burst == 0 {
+            return Err(ConfigError::Invalid {
+                name: "notify_burst",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(NotifyConfig {
+            smtp_url: smtp_url.map(SecretUrl::new),
+            smtp_from: serve.smtp_from.clone().or(file.smtp_from.clone()),
+            offline_grace: serve
+                .offline_grace_seconds
+                .or(file.offline_grace_seconds)
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(defaults.offline_grace),
+            burst,
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            ..defaults
+        })
+    }
+}
+
 /// Everything the server and the admin commands need, defaults applied.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -214,6 +350,8 @@ pub struct ServerConfig {
     /// the agent's live listing (API.md: 60 s, then 504). Not a flag;
     /// tests of the deadline shorten it.
     pub live_list_timeout: std::time::Duration,
+    /// Notifications: SMTP, offline grace, burst, links.
+    pub notify: NotifyConfig,
 }
 
 impl ServerConfig {
@@ -223,6 +361,7 @@ impl ServerConfig {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
+        let notify = NotifyConfig::resolve(serve, &file)?;
         let data_dir = common
             .data_dir
             .clone()
@@ -317,6 +456,7 @@ impl ServerConfig {
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             catalog_keep,
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
+            notify,
         })
     }
 
@@ -336,6 +476,7 @@ impl ServerConfig {
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             catalog_keep: crate::store::catalog::DEFAULT_KEEP,
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
+            notify: NotifyConfig::default(),
         }
     }
 }

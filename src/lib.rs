@@ -35,6 +35,7 @@ pub mod crypto;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod notify;
 pub mod protocol;
 pub mod redact;
 pub mod server;

@@ -135,6 +135,7 @@ pub async fn shutdown(state: &AppState, handle: &actix_web::dev::ServerHandle) {
     // `stop` stops accepting at once; the returned future completes when
     // the remaining connections are done.
     let stopped = handle.stop(true);
+    state.actors.notifier.stop().await;
     match state.actors.close_all_sessions().await {
         Ok(n) => tracing::info!(sessions = n, "agent sessions closed"),
         Err(e) => tracing::warn!(error = %e, "cannot close agent sessions"),

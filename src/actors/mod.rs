@@ -28,6 +28,7 @@ mod fire;
 pub mod followup;
 pub mod host_session;
 pub mod log_retention;
+pub mod notifier;
 pub mod persistence;
 pub mod registry;
 pub mod restore;
@@ -77,6 +78,8 @@ pub struct Actors {
     pub(crate) log_backlog: Arc<persistence::LogBacklog>,
     /// How many live-event subscribers `events` has.
     pub(crate) event_listeners: Arc<AtomicUsize>,
+    /// Stops the notification delivery at shutdown.
+    pub(crate) notifier: Arc<notifier::Handle>,
 }
 
 /// Starts every actor; call once, inside the actix system.
@@ -116,6 +119,12 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
     });
 
     log_retention::start(persistence.clone(), config.log_retention_days);
+    let notifier = notifier::start(
+        persistence.clone(),
+        pool.clone(),
+        key.clone(),
+        config.notify.clone(),
+    );
     persistence.do_send(persistence::ConfigureCatalog {
         keep: config.catalog_keep,
     });
@@ -132,6 +141,7 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
         metrics,
         log_backlog,
         event_listeners,
+        notifier,
     }
 }
 

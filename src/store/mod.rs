@@ -67,6 +67,7 @@ pub mod jobs;
 pub mod json;
 pub mod missed_runs;
 pub mod models;
+pub mod notifications;
 pub mod repo_stats;
 pub mod repositories;
 pub mod schedule_versions;

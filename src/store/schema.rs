@@ -334,3 +334,55 @@ diesel::allow_tables_to_appear_in_same_query!(
     backup_latest,
     log_prune_cursor,
 );
+
+// Notifications (issue 15 A): kept together at the end so that the
+// feature's tables read as one block.
+diesel::table! {
+    notification_channels (id) {
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        url -> Nullable<Text>,
+        secret_sealed -> Nullable<Binary>,
+        recipients -> Text,
+        events -> Text,
+        selector -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    notification_conditions (key) {
+        key -> Text,
+        host_id -> Text,
+        event -> Text,
+        since -> BigInt,
+    }
+}
+
+diesel::table! {
+    notification_outbox (id) {
+        id -> Text,
+        channel_id -> Text,
+        event -> Text,
+        payload -> Text,
+        created_at -> BigInt,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        status -> Text,
+        delivered_at -> Nullable<BigInt>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        summary_id -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(notification_outbox -> notification_channels (channel_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    notification_channels,
+    notification_outbox,
+    notification_conditions,
+    hosts,
+);

@@ -5,9 +5,10 @@
 use actix::prelude::*;
 
 use super::{PersistResult, Persistence};
+use crate::notify;
 use crate::protocol;
 use crate::store::models::{Host, HostHello, Job, NewMissedRun, NewRepoStats, NewSnapshot};
-use crate::store::{self, catalog, hosts, missed_runs, repo_stats, snapshots};
+use crate::store::{self, catalog, hosts, missed_runs, notifications, repo_stats, snapshots};
 
 /// `hello`: the reported facts, online, last seen. `None` if the host is
 /// gone or revoked.
@@ -33,7 +34,14 @@ impl Handler<RecordHello> for Persistence {
             capabilities: Some(msg.payload.capabilities),
         };
         self.write("recording hello", &msg.host_id, None, |c| {
-            hosts::update_from_hello(c, &msg.host_id, &hello, msg.now)
+            store::write_transaction(c, |c| {
+                let host = hosts::update_from_hello(c, &msg.host_id, &hello, msg.now)?;
+                if host.is_some() {
+                    // Ends a `host.offline` condition, if one started.
+                    notifications::emit(c, &notify::host_event(&msg.host_id, false, msg.now))?;
+                }
+                Ok(host)
+            })
         })
     }
 }
@@ -184,8 +192,21 @@ impl Handler<RecordMissedRun> for Persistence {
 
     fn handle(&mut self, msg: RecordMissedRun, _ctx: &mut Self::Context) -> Self::Result {
         let host_id = msg.missed.host_id.clone();
+        let missed = msg.missed;
         self.write("recording a missed run", &host_id, None, |c| {
-            missed_runs::insert_ignore(c, &msg.missed)
+            store::write_transaction(c, |c| {
+                let recorded = missed_runs::insert_ignore(c, &missed)?;
+                if recorded {
+                    let event = notify::run_event(
+                        &missed.host_id,
+                        &missed.schedule_id,
+                        true,
+                        missed.detected_at,
+                    );
+                    notifications::emit(c, &event)?;
+                }
+                Ok(recorded)
+            })
         })
     }
 }

@@ -14,11 +14,12 @@ use diesel::QueryResult;
 
 use super::{PersistError, PersistResult, Persistence};
 use crate::actors::followup;
+use crate::notify;
 use crate::protocol;
 use crate::store::channel;
 use crate::store::jobs::{self, FinishOutcome};
 use crate::store::models::{Job, JobFinish};
-use crate::store::{self, source_groups, DbConnection, JobStatus};
+use crate::store::{self, notifications, source_groups, DbConnection, JobStatus};
 
 /// `command.run` went out for a job.
 #[derive(Message)]
@@ -173,6 +174,16 @@ fn insert_follow_up(conn: &mut DbConnection, job: &Job, now: i64) -> QueryResult
         .transpose()
 }
 
+/// Queues the notifications a job's end raises (`notify::job_events`), in
+/// the transaction that ended it: a crash cannot keep the one without
+/// the other.
+fn notify_end(conn: &mut DbConnection, job: &Job, follow_up: Option<&Job>) -> QueryResult<()> {
+    for event in notify::job_events(job, follow_up) {
+        notifications::emit(conn, &event)?;
+    }
+    Ok(())
+}
+
 /// Finishes a job of `host_id` and creates its follow-up, in one
 /// transaction.
 fn finish_with_follow_up(
@@ -188,7 +199,9 @@ fn finish_with_follow_up(
         let follow_up = match &outcome {
             FinishOutcome::Applied(job) => {
                 super::catalog_writes::complete_job(c, job, finish, catalog_keep, now)?;
-                insert_follow_up(c, job, now)?
+                let follow_up = insert_follow_up(c, job, now)?;
+                notify_end(c, job, follow_up.as_ref())?;
+                follow_up
             }
             _ => None,
         };
@@ -263,6 +276,7 @@ impl Handler<ReconcileRunning> for Persistence {
                 lost.into_iter()
                     .map(|job| {
                         let follow_up = insert_follow_up(c, &job, msg.now)?;
+                        notify_end(c, &job, follow_up.as_ref())?;
                         Ok(Finished {
                             outcome: FinishOutcome::Applied(job),
                             follow_up,

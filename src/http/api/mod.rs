@@ -59,6 +59,7 @@ mod events;
 mod hosts;
 mod jobs;
 mod missed_runs;
+pub(crate) mod notifications;
 pub mod openapi;
 mod repo_stats;
 mod repository;
@@ -100,6 +101,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         users::endpoints(),
         api_tokens::endpoints(),
         audit_log::endpoints(),
+        notifications::endpoints(),
         version::endpoints(),
         openapi::endpoints(),
     ]

@@ -246,19 +246,19 @@ fn operation(e: &Endpoint) -> Value {
 // Schemas
 // ---------------------------------------------------------------------------
 
-fn reference(name: &str) -> Value {
+pub(super) fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
 /// A derived schema as JSON.
-fn derived<'s, T: ToSchema<'s>>() -> (&'s str, Value) {
+pub(super) fn derived<'s, T: ToSchema<'s>>() -> (&'s str, Value) {
     let (name, schema) = T::schema();
     (name, serde_json::to_value(schema).unwrap_or(Value::Null))
 }
 
 /// An answer carries every field (`null` when unset) and nothing else;
 /// utoipa leaves `Option` fields out of `required`.
-fn answer(mut schema: Value) -> Value {
+pub(super) fn answer(mut schema: Value) -> Value {
     let names: Vec<Value> = schema["properties"]
         .as_object()
         .map(|p| p.keys().map(|k| json!(k)).collect())
@@ -275,7 +275,7 @@ fn closed(mut schema: Value) -> Value {
 }
 
 /// `{"items": [item], "total": N}`.
-fn list_of(item: &str) -> Value {
+pub(super) fn list_of(item: &str) -> Value {
     json!({
         "type": "object",
         "properties": {
@@ -417,6 +417,7 @@ pub fn schemas() -> Map<String, Value> {
     if let Value::Object(written) = written {
         s.extend(written);
     }
+    s.extend(super::notifications::schemas());
     s.values_mut().for_each(plain_links);
     s
 }
