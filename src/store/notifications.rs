@@ -380,3 +380,14 @@ pub fn newly_offline(conn: &mut DbConnection, cutoff: i64) -> QueryResult<Vec<(S
         .filter_map(|(id, seen)| seen.map(|s| (id, s)))
         .collect())
 }
+
+/// The last `limit` outbox rows of every channel, newest first, with the
+/// channel's name (the Notifications page).
+pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(OutboxRow, String)>> {
+    ob::table
+        .inner_join(nc::table)
+        .order((ob::created_at.desc(), ob::id.desc()))
+        .limit(limit)
+        .select((OutboxRow::as_select(), nc::name))
+        .load(conn)
+}

@@ -13,8 +13,10 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::agent::{db, enroll, eventually, TestAgent};
+use crate::common::api::{login, user_with_token};
 use crate::common::server::{client, spawn_app_with, TestApp};
 use restic_manager::actors::NewJobRequest;
+use restic_manager::auth::Role;
 use restic_manager::config::ServerConfig;
 use restic_manager::notify::deliver;
 use restic_manager::protocol::{self, FinishStatus};
@@ -244,6 +246,37 @@ async fn retried_until_taken_and_sent_once() {
     assert_eq!(item["status"], "delivered", "{list}");
     assert_eq!(item["attempts"], 3);
     assert_eq!(item["last_status"], 200);
+
+    // The Notifications page (admin only) lists the channel and the delivery.
+    let admin = login(&app, "admin", &app.admin_password).await;
+    let page = admin.page(&app, "/notifications").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"id="channel-list""#) && html.contains(">ops<"),
+        "{html}"
+    );
+    assert!(
+        html.contains("host.offline: lost-0000") && html.contains(">delivered<"),
+        "{html}"
+    );
+    user_with_token(&app, "viewer1", Role::Viewer, "viewer-password-1").await;
+    let viewer = login(&app, "viewer1", "viewer-password-1").await;
+    assert_eq!(
+        viewer
+            .page(&app, "/notifications")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let api = viewer
+        .get(&app, "/notification-channels")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 403);
 }
 
 /// An event whose receiver is down when the server stops is delivered

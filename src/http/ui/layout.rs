@@ -16,6 +16,7 @@ pub enum Nav {
     Hosts,
     Enrollment,
     Users,
+    Notifications,
     Audit,
     /// A page not in the navigation (a job).
     None,
@@ -62,6 +63,7 @@ pub fn page(ctx: &PageCtx, nav: Nav, title: &str, body: Markup) -> Markup {
                             @if ctx.is_admin() {
                                 (item(Nav::Enrollment, "/enrollment", "Enrolment"))
                                 (item(Nav::Users, "/users", "Users"))
+                                (item(Nav::Notifications, "/notifications", "Notifications"))
                             }
                             (item(Nav::Audit, "/audit", "Audit log"))
                         }

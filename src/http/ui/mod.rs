@@ -57,6 +57,7 @@ mod job;
 mod live;
 mod log_lines;
 mod login;
+mod notifications;
 mod search;
 mod snapshot;
 mod users;
@@ -87,6 +88,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}", web::get().to(job::page))
         .route("/enrollment", web::get().to(enrollment::page))
         .route("/users", web::get().to(users::page))
+        .route("/notifications", web::get().to(notifications::page))
         .route("/audit", web::get().to(audit::page))
         .route("/assets/{name}", web::get().to(assets::serve))
         .route("/ui/events", web::get().to(live::stream));

@@ -282,6 +282,27 @@
     },
     "user-password": function (f) {
       return { password: text(f, "password") };
+    },
+    channel: function (f) {
+      var kind = text(f, "type");
+      var events = Array.prototype.filter
+        .call(f.querySelectorAll('input[name="events"]'), function (c) { return c.checked; })
+        .map(function (c) { return c.value; });
+      var body = { name: text(f, "name").trim(), type: kind, events: events };
+      if (kind === "webhook") {
+        body.url = text(f, "url").trim();
+        if (text(f, "secret") !== "") body.secret = text(f, "secret");
+      } else {
+        body.to = text(f, "to").split(",").map(function (s) { return s.trim(); })
+          .filter(function (s) { return s !== ""; });
+      }
+      var labels = {};
+      text(f, "labels").split(",").forEach(function (pair) {
+        var at = pair.indexOf("=");
+        if (at > 0) labels[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+      });
+      if (Object.keys(labels).length > 0) body.selector = { labels: labels };
+      return body;
     }
   };
 
