@@ -74,9 +74,14 @@ impl TestApp {
         let mut config = self.config.clone();
         config.listen = self.addr;
         let admin_password = self.admin_password.clone();
+        let addr = self.addr;
+        // The PostgreSQL database moves to the new server (dropping it
+        // here would drop the database under it).
+        let pg = self.pg;
         let mut app = start_in(self.dir, config).await;
-        assert_eq!(app.addr, self.addr, "restarted on the same port");
+        assert_eq!(app.addr, addr, "restarted on the same port");
         app.admin_password = admin_password;
+        app.pg = pg;
         app
     }
 }
