@@ -46,6 +46,7 @@
 //! - `catalog`: `catalog.chunk`s to the writer, queued `catalog` jobs and
 //!   their yielding to other work.
 //! - `live_listing`: [`ListDirectory`], a live `catalog.list` for the API.
+//! - `own_jobs`: live progress and log events only for the host's own jobs.
 //!
 //! The submodules are parts of this actor (each an `impl HostSession`),
 //! so `actix_web_actors` stays inside the session.
@@ -76,6 +77,7 @@ mod jobs;
 mod live_listing;
 mod logs;
 mod messages;
+mod own_jobs;
 mod requests;
 
 pub use downloads::{
@@ -158,6 +160,8 @@ pub struct HostSession {
     listings: PendingListings,
     /// Snapshot downloads relayed to HTTP responses.
     relays: downloads::Relays,
+    /// Which jobs are this host's (live events are published for those only).
+    own_jobs: own_jobs::OwnJobs,
 }
 
 impl HostSession {
@@ -179,6 +183,7 @@ impl HostSession {
             logs_timer: false,
             listings: PendingListings::default(),
             relays: downloads::Relays::default(),
+            own_jobs: own_jobs::OwnJobs::default(),
         }
     }
 
@@ -310,13 +315,16 @@ impl HostSession {
             (_, AgentToServer::CommandResult(result)) => self.on_command_result(result, ctx),
             (_, AgentToServer::JobStarted(started)) => self.on_job_started(started, ctx),
             (_, AgentToServer::JobProgress(progress)) => {
-                if self.actors.has_event_listeners() {
-                    self.publish(Event::JobProgress {
-                        host_id: self.host_id.clone(),
+                let host_id = self.host_id.clone();
+                self.publish_job_event(
+                    &progress.job_id,
+                    || Event::JobProgress {
+                        host_id,
                         job_id: progress.job_id.clone(),
                         progress: progress.clone(),
-                    });
-                }
+                    },
+                    ctx,
+                );
                 self.actors.persistence.do_send(RecordProgress {
                     host_id: self.host_id.clone(),
                     payload: progress,
