@@ -10,6 +10,7 @@
 //!   username and password rules.
 //! - [`config`]: server configuration (flags > `RESTIC_MANAGER_*` env > TOML file).
 //! - [`redact`]: secrets in URLs hidden for logs and errors.
+//! - [`repo_url`]: rules on repository URLs both server and agent enforce.
 //! - [`cron`]: the one cron dialect (API, UI, scheduler, agent) and its time math.
 //! - [`tokens`]: issuing enrolment and API tokens, for the CLI and the REST API.
 //! - [`admin`]: the admin commands (users, tokens, migrations, first admin).
@@ -37,6 +38,7 @@ pub mod ids;
 pub mod metrics;
 pub mod protocol;
 pub mod redact;
+pub mod repo_url;
 pub mod server;
 pub mod store;
 pub mod tokens;
