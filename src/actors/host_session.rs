@@ -42,6 +42,8 @@
 //! - `downloads`: relaying snapshot downloads between the agent and HTTP
 //!   responses ([`StartDownload`], credits, cancel, the cut).
 //! - `frames`: fragment assembly and the bad-frame window.
+//! - `fires`: `schedule.fire`, limited per schedule, the socket paused
+//!   while the scheduler handles it.
 //! - `greeting`: what is loaded for `hello` and for a configuration push.
 //! - `catalog`: `catalog.chunk`s to the writer, queued `catalog` jobs and
 //!   their yielding to other work.
@@ -62,7 +64,6 @@ use super::persistence::{
     MarkSchedulePushed, RecordHello, RecordProgress, RecordScheduleAck, StoreRepoStats,
 };
 use super::registry::{Register, Unregister};
-use super::scheduler::ScheduleFired;
 use super::{blocking_read, ActorError, Actors};
 use crate::metrics;
 use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, WireMessage};
@@ -70,6 +71,7 @@ use crate::store;
 
 mod catalog;
 mod downloads;
+mod fires;
 mod frames;
 mod greeting;
 mod job_queue;
@@ -162,6 +164,8 @@ pub struct HostSession {
     relays: downloads::Relays,
     /// Which jobs are this host's (live events are published for those only).
     own_jobs: own_jobs::OwnJobs,
+    /// Recent `schedule.fire`s per schedule (the limit).
+    fires: fires::FireCounts,
 }
 
 impl HostSession {
@@ -184,6 +188,7 @@ impl HostSession {
             listings: PendingListings::default(),
             relays: downloads::Relays::default(),
             own_jobs: own_jobs::OwnJobs::default(),
+            fires: fires::FireCounts::default(),
         }
     }
 
@@ -357,13 +362,7 @@ impl HostSession {
             (_, AgentToServer::CatalogListing(listing)) => self.listings.on_listing(listing),
             (_, AgentToServer::DownloadReady(ready)) => self.on_download_ready(ready, ctx),
             (_, AgentToServer::DownloadEnd(end)) => self.on_download_end(end),
-            (_, AgentToServer::ScheduleFire(fire)) => {
-                self.actors.scheduler.do_send(ScheduleFired {
-                    host_id: self.host_id.clone(),
-                    payload: fire,
-                    now: store::now_ms(),
-                });
-            }
+            (_, AgentToServer::ScheduleFire(fire)) => self.on_schedule_fire(id, fire, ctx, now),
         }
     }
 

@@ -229,3 +229,38 @@ async fn sessions_end_after_their_lifetime() {
     .await;
     assert_eq!(browser.get(&app, "/me").send().await.unwrap().status(), 401);
 }
+
+/// B.7: a `schedule.fire` for a schedule the host does not have is a bad
+/// frame (answered, counted towards the 1008 close), not a silent warning.
+#[actix_web::test]
+async fn fire_of_an_unknown_schedule_is_a_bad_frame() {
+    let app = spawn_app().await;
+    let (_host, mut agent) = online_agent(&app, "fires").await;
+    let id = agent
+        .send(protocol::ScheduleFire {
+            schedule_id: "no-such-schedule".to_owned(),
+            scheduled_at: chrono::Utc::now(),
+            kind: None,
+        })
+        .await;
+    let error = agent.expect_error().await;
+    assert_eq!(error.code, protocol::ERROR_BAD_FRAME);
+    assert_eq!(error.correlation_id.as_deref(), Some(id.as_str()));
+    assert!(
+        error.detail.contains("no-such-schedule"),
+        "{}",
+        error.detail
+    );
+    // Ten more in a minute close the session (1008).
+    for _ in 0..10 {
+        agent
+            .send(protocol::ScheduleFire {
+                schedule_id: "no-such-schedule".to_owned(),
+                scheduled_at: chrono::Utc::now(),
+                kind: None,
+            })
+            .await;
+    }
+    let (code, _) = agent.expect_close().await;
+    assert_eq!(code, Some(1008));
+}
