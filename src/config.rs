@@ -250,6 +250,15 @@ impl ServerConfig {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
+        Self::resolve_with_file(common, serve, file)
+    }
+
+    /// [`resolve`](Self::resolve) with the file already read.
+    pub fn resolve_with_file(
+        common: &CommonArgs,
+        serve: &ServeArgs,
+        file: FileConfig,
+    ) -> Result<Self, ConfigError> {
         let data_dir = common
             .data_dir
             .clone()
@@ -405,7 +414,12 @@ fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    parse_file(&text, path)
+}
+
+/// Parses the TOML text of a config file; `path` names it in errors.
+pub fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.message().to_string(),
     })

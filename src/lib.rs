@@ -22,6 +22,7 @@
 //!   `agent/` (`restic-manager-agent`), built from these same files with
 //!   none of the server's crates; this library keeps the module for the
 //!   tests and the load generator, which run agents in-process.
+//! - `proptests` (tests only): property tests of every decoder of outside input.
 //! - `cli`: tracing setup, one-line usage errors and the build's version,
 //!   commit and protocol (`--version`), shared by every binary.
 
@@ -42,6 +43,9 @@ pub mod repo_url;
 pub mod server;
 pub mod store;
 pub mod tokens;
+
+#[cfg(test)]
+mod proptests;
 
 pub use cli::{
     init_tracing, init_tracing_with_default, parse_cli, version_line, GIT_COMMIT, VERSION,
