@@ -12,7 +12,8 @@
 //! `RESTIC_MANAGER_TLS_KEY`, `RESTIC_MANAGER_MAX_FRAME_BYTES`,
 //! `RESTIC_MANAGER_MISSED_RUN_GRACE_SECONDS`, `RESTIC_MANAGER_POOL_SIZE`,
 //! `RESTIC_MANAGER_LOG_RETENTION_DAYS`, `RESTIC_MANAGER_CATALOG_KEEP`,
-//! and, at first start only, `RESTIC_MANAGER_ADMIN_PASSWORD`.
+//! `RESTIC_MANAGER_MAX_DOWNLOAD_BYTES`, `RESTIC_MANAGER_SESSION_IDLE_SECONDS`,
+//! `RESTIC_MANAGER_SESSION_LIFETIME_SECONDS`, and, at first start only, `RESTIC_MANAGER_ADMIN_PASSWORD`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -39,6 +40,12 @@ pub const DEFAULT_POOL_SIZE: u32 = 8;
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 90;
 /// Default `--max-download-bytes`: 10 GiB.
 pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+/// How long a browser session lives without activity (every use slides it).
+pub const DEFAULT_SESSION_IDLE_SECONDS: u64 = 12 * 60 * 60;
+/// How long a browser session lives at most, however active (issue 15 B.11).
+pub const DEFAULT_SESSION_LIFETIME_SECONDS: u64 = 7 * 24 * 60 * 60;
+/// The shortest idle time or lifetime a session may be given.
+const MIN_SESSION_SECONDS: u64 = 60;
 /// Time an agent has to say `hello` after connecting (PROTOCOL.md).
 pub const DEFAULT_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Time a browse waits for an agent's live listing (API.md: then 504).
@@ -144,6 +151,20 @@ pub struct ServeArgs {
     /// The server's address as operators reach it (https://backup.example.com), for links in notifications.
     #[arg(long, env = "RESTIC_MANAGER_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Seconds a browser session lives without activity (default 12 hours).
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_SESSION_IDLE_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub session_idle_seconds: Option<u64>,
+    /// Seconds a browser session lives at most, however active (default 7 days).
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_SESSION_LIFETIME_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub session_lifetime_seconds: Option<u64>,
 }
 
 /// The TOML file: every key optional, same names as the flags (snake case).
@@ -167,6 +188,8 @@ pub struct FileConfig {
     pub offline_grace_seconds: Option<u64>,
     pub notify_burst: Option<usize>,
     pub public_url: Option<String>,
+    pub session_idle_seconds: Option<u64>,
+    pub session_lifetime_seconds: Option<u64>,
 }
 
 /// Errors while assembling the configuration.
@@ -340,6 +363,10 @@ pub struct ServerConfig {
     pub log_retention_days: u32,
     /// Bytes a snapshot download may stream; past it the stream is cut.
     pub max_download_bytes: u64,
+    /// How long a browser session lives without activity.
+    pub session_idle: std::time::Duration,
+    /// How long a browser session lives at most, however active.
+    pub session_lifetime: std::time::Duration,
     /// How long a new agent session may stay silent before its `hello`
     /// (PROTOCOL.md: 10 s). Not a flag: the protocol fixes it; tests of the
     /// deadline shorten it so they need not wait the full 10 s.
@@ -361,6 +388,15 @@ impl ServerConfig {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
+        Self::resolve_with_file(common, serve, file)
+    }
+
+    /// [`resolve`](Self::resolve) with the file already read.
+    pub fn resolve_with_file(
+        common: &CommonArgs,
+        serve: &ServeArgs,
+        file: FileConfig,
+    ) -> Result<Self, ConfigError> {
         let notify = NotifyConfig::resolve(serve, &file)?;
         let data_dir = common
             .data_dir
@@ -433,6 +469,28 @@ impl ServerConfig {
                 message: "must be at least 1".into(),
             });
         }
+        let session_seconds = |name: &'static str, value: Option<u64>, default: u64| {
+            let seconds = value.unwrap_or(default);
+            if seconds < MIN_SESSION_SECONDS {
+                return Err(ConfigError::Invalid {
+                    name,
+                    message: format!("{seconds} is too short (at least {MIN_SESSION_SECONDS})"),
+                });
+            }
+            Ok(std::time::Duration::from_secs(seconds))
+        };
+        let session_idle = session_seconds(
+            "session_idle_seconds",
+            serve.session_idle_seconds.or(file.session_idle_seconds),
+            DEFAULT_SESSION_IDLE_SECONDS,
+        )?;
+        let session_lifetime = session_seconds(
+            "session_lifetime_seconds",
+            serve
+                .session_lifetime_seconds
+                .or(file.session_lifetime_seconds),
+            DEFAULT_SESSION_LIFETIME_SECONDS,
+        )?;
         Ok(ServerConfig {
             data_dir,
             database_url: DatabaseUrl(database_url),
@@ -453,6 +511,8 @@ impl ServerConfig {
                 .max_download_bytes
                 .or(file.max_download_bytes)
                 .unwrap_or(DEFAULT_MAX_DOWNLOAD_BYTES),
+            session_idle,
+            session_lifetime,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             catalog_keep,
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
@@ -473,6 +533,8 @@ impl ServerConfig {
             pool_size: DEFAULT_POOL_SIZE,
             log_retention_days: DEFAULT_LOG_RETENTION_DAYS,
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+            session_idle: std::time::Duration::from_secs(DEFAULT_SESSION_IDLE_SECONDS),
+            session_lifetime: std::time::Duration::from_secs(DEFAULT_SESSION_LIFETIME_SECONDS),
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             catalog_keep: crate::store::catalog::DEFAULT_KEEP,
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
@@ -493,7 +555,12 @@ fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    parse_file(&text, path)
+}
+
+/// Parses the TOML text of a config file; `path` names it in errors.
+pub fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.message().to_string(),
     })
@@ -579,6 +646,38 @@ mod tests {
             err.contains("catalog_keep") && err.contains("at least 1"),
             "{err}"
         );
+    }
+
+    /// Sessions: 12 hours idle and 7 days at most by default; both can be
+    /// set, from the file too; under a minute is refused naming the setting.
+    #[test]
+    fn session_lifetimes() {
+        use std::time::Duration;
+        let cfg = ServerConfig::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(cfg.session_idle, Duration::from_secs(12 * 3600));
+        assert_eq!(cfg.session_lifetime, Duration::from_secs(7 * 24 * 3600));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rm.toml");
+        std::fs::write(&path, "session_lifetime_seconds = 86400\n").unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let serve = ServeArgs {
+            session_idle_seconds: Some(600),
+            ..Default::default()
+        };
+        let cfg = ServerConfig::resolve(&common, &serve).unwrap();
+        assert_eq!(cfg.session_idle, Duration::from_secs(600));
+        assert_eq!(cfg.session_lifetime, Duration::from_secs(86400));
+        let short = ServeArgs {
+            session_lifetime_seconds: Some(5),
+            ..Default::default()
+        };
+        let err = ServerConfig::resolve(&common, &short)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("session_lifetime_seconds"), "{err}");
     }
 
     /// A typo in the config file is an error naming the file, not ignored.

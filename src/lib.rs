@@ -10,6 +10,7 @@
 //!   username and password rules.
 //! - [`config`]: server configuration (flags > `RESTIC_MANAGER_*` env > TOML file).
 //! - [`redact`]: secrets in URLs hidden for logs and errors.
+//! - [`repo_url`]: rules on repository URLs both server and agent enforce.
 //! - [`cron`]: the one cron dialect (API, UI, scheduler, agent) and its time math.
 //! - [`tokens`]: issuing enrolment and API tokens, for the CLI and the REST API.
 //! - [`admin`]: the admin commands (users, tokens, migrations, first admin).
@@ -21,6 +22,7 @@
 //!   `agent/` (`restic-manager-agent`), built from these same files with
 //!   none of the server's crates; this library keeps the module for the
 //!   tests and the load generator, which run agents in-process.
+//! - `proptests` (tests only): property tests of every decoder of outside input.
 //! - `cli`: tracing setup, one-line usage errors and the build's version,
 //!   commit and protocol (`--version`), shared by every binary.
 
@@ -38,9 +40,13 @@ pub mod metrics;
 pub mod notify;
 pub mod protocol;
 pub mod redact;
+pub mod repo_url;
 pub mod server;
 pub mod store;
 pub mod tokens;
+
+#[cfg(test)]
+mod proptests;
 
 pub use cli::{
     init_tracing, init_tracing_with_default, parse_cli, version_line, GIT_COMMIT, VERSION,

@@ -67,8 +67,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
     let app_state = state.clone();
     // One login limiter for every worker: per-worker counters would multiply the limits.
     let login_limiter = web::Data::new(http::auth::LoginLimiter::new());
+    let hsts = tls.is_some();
     let http_server = HttpServer::new(move || {
         App::new()
+            // Under TLS, browsers are told to use nothing but HTTPS (issue 15 B.11).
+            .wrap(actix_web::middleware::Condition::new(
+                hsts,
+                actix_web::middleware::DefaultHeaders::new().add((
+                    actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+                    http::HSTS,
+                )),
+            ))
             .app_data(web::Data::new(app_state.clone()))
             .app_data(login_limiter.clone())
             .app_data(
@@ -135,6 +144,16 @@ pub async fn shutdown(state: &AppState, handle: &actix_web::dev::ServerHandle) {
     // `stop` stops accepting at once; the returned future completes when
     // the remaining connections are done.
     let stopped = handle.stop(true);
+    match state
+        .actors
+        .login_audit
+        .send(actors::login_audit::FlushLoginAudit)
+        .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the last failed logins"),
+        Err(e) => tracing::warn!(error = %e, "login audit unavailable"),
+    }
     state.actors.notifier.stop().await;
     match state.actors.close_all_sessions().await {
         Ok(n) => tracing::info!(sessions = n, "agent sessions closed"),

@@ -5,7 +5,7 @@
 //! code, so the binary links on Windows without libpq and stays small.
 //!
 //! The module paths are the server library's (`crate::agent`,
-//! `crate::protocol`, `crate::cron`, `crate::redact`), so the shared files
+//! `crate::protocol`, `crate::cron`, `crate::redact`, `crate::repo_url`), so the shared files
 //! compile unchanged in both crates. A file under `src/agent/` or
 //! `src/protocol/` that reaches for a server-only module (`crate::store`,
 //! `crate::ids`, …) fails this package's build: that is the check that
@@ -21,6 +21,8 @@ pub mod cron;
 pub mod protocol;
 #[path = "../../src/redact.rs"]
 pub mod redact;
+#[path = "../../src/repo_url.rs"]
+pub mod repo_url;
 
 pub use cli::{
     init_tracing, init_tracing_with_default, parse_cli, version_line, GIT_COMMIT, VERSION,

@@ -7,6 +7,13 @@
 //! (it reconnects and reloads from the database) rather than making the
 //! fleet wait or memory grow. Nothing here is durable; the database is the
 //! record, events are only a live view of it.
+//!
+//! Browsers' streams subscribe with [`SubscribeAs`]: at most
+//! [`MAX_PER_USER`] per user and [`MAX_PER_ADDRESS`] per client address, so
+//! one viewer cannot take the whole [`MAX_SUBSCRIBERS`] (issue 15 B.5). A
+//! subscriber whose stream went away is dropped on the next publish or
+//! [`SWEEP_INTERVAL`] sweep, whichever comes first, so it stops counting
+//! at once (the streams end as soon as their client does: `http::sse`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,6 +31,13 @@ pub const SUBSCRIBER_BUFFER: usize = 1024;
 /// At most this many subscribers at once; more are refused (their
 /// receiver is closed at once).
 pub const MAX_SUBSCRIBERS: usize = 4096;
+/// Live streams one user may hold at once.
+pub const MAX_PER_USER: usize = 32;
+/// Live streams one client address may hold at once (several users may
+/// share a NAT address).
+pub const MAX_PER_ADDRESS: usize = 64;
+/// How often subscribers that went away are dropped without a publish.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One live event. Serialises as `{"type": "job_status", ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,6 +137,16 @@ impl EventFilter {
 struct Subscriber {
     filter: EventFilter,
     tx: mpsc::Sender<Arc<Event>>,
+    /// Who subscribed (browsers' streams), for the per-user and
+    /// per-address limits; `None` for the server's own subscribers.
+    owner: Option<Owner>,
+}
+
+/// The user and client address of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub user_id: String,
+    pub addr: Option<String>,
 }
 
 /// The fan-out actor.
@@ -148,10 +172,47 @@ impl Events {
         self.listeners
             .store(self.subscribers.len(), Ordering::Relaxed);
     }
+
+    /// Adds a subscriber unless the server holds too many; the receiver
+    /// of a refused one is closed at once.
+    fn add(&mut self, filter: EventFilter, owner: Option<Owner>) -> mpsc::Receiver<Arc<Event>> {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        self.subscribers.retain(|s| !s.tx.is_closed());
+        if self.subscribers.len() >= MAX_SUBSCRIBERS {
+            tracing::warn!(
+                limit = MAX_SUBSCRIBERS,
+                "too many event subscribers; refusing one"
+            );
+            // `tx` drops here: the receiver reports closed at once.
+            return rx;
+        }
+        self.subscribers.push(Subscriber { filter, tx, owner });
+        self.count_listeners();
+        rx
+    }
 }
 
 impl Actor for Events {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(SWEEP_INTERVAL, |_act, ctx| ctx.notify(Sweep));
+    }
+}
+
+/// Drops the subscribers whose stream went away.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "usize")]
+pub struct Sweep;
+
+impl Handler<Sweep> for Events {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: Sweep, _ctx: &mut Self::Context) -> usize {
+        self.subscribers.retain(|s| !s.tx.is_closed());
+        self.count_listeners();
+        self.subscribers.len()
+    }
 }
 
 /// Subscribe to the events that match `filter`. The receiver closes when
@@ -166,22 +227,44 @@ impl Handler<Subscribe> for Events {
     type Result = MessageResult<Subscribe>;
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        MessageResult(self.add(msg.filter, None))
+    }
+}
+
+/// A browser's stream subscribes for `owner`: refused past
+/// [`MAX_PER_USER`] streams of the user or [`MAX_PER_ADDRESS`] of the
+/// address.
+#[derive(Message)]
+#[rtype(result = "Result<mpsc::Receiver<Arc<Event>>, TooManyStreams>")]
+pub struct SubscribeAs {
+    pub filter: EventFilter,
+    pub owner: Owner,
+}
+
+/// A [`SubscribeAs`] refused; the text says which limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TooManyStreams {
+    #[error("this user has {MAX_PER_USER} live event streams open already; close some")]
+    User,
+    #[error("this address has {MAX_PER_ADDRESS} live event streams open already; close some")]
+    Address,
+}
+
+impl Handler<SubscribeAs> for Events {
+    type Result = Result<mpsc::Receiver<Arc<Event>>, TooManyStreams>;
+
+    fn handle(&mut self, msg: SubscribeAs, _ctx: &mut Self::Context) -> Self::Result {
         self.subscribers.retain(|s| !s.tx.is_closed());
-        if self.subscribers.len() >= MAX_SUBSCRIBERS {
-            tracing::warn!(
-                limit = MAX_SUBSCRIBERS,
-                "too many event subscribers; refusing one"
-            );
-            // `tx` drops here: the receiver reports closed at once.
-            return MessageResult(rx);
+        let owners = || self.subscribers.iter().filter_map(|s| s.owner.as_ref());
+        if owners().filter(|o| o.user_id == msg.owner.user_id).count() >= MAX_PER_USER {
+            return Err(TooManyStreams::User);
         }
-        self.subscribers.push(Subscriber {
-            filter: msg.filter,
-            tx,
-        });
-        self.count_listeners();
-        MessageResult(rx)
+        if msg.owner.addr.is_some()
+            && owners().filter(|o| o.addr == msg.owner.addr).count() >= MAX_PER_ADDRESS
+        {
+            return Err(TooManyStreams::Address);
+        }
+        Ok(self.add(msg.filter, Some(msg.owner)))
     }
 }
 
@@ -304,6 +387,71 @@ mod tests {
         drop(rx);
         events.send(Publish(online("h"))).await.unwrap();
         assert_eq!(listeners.load(Ordering::Relaxed), 0);
+    }
+
+    fn owner(user: &str, addr: &str) -> Owner {
+        Owner {
+            user_id: user.to_owned(),
+            addr: Some(addr.to_owned()),
+        }
+    }
+
+    async fn subscribe_as(
+        events: &Addr<Events>,
+        owner: Owner,
+    ) -> Result<mpsc::Receiver<Arc<Event>>, TooManyStreams> {
+        events
+            .send(SubscribeAs {
+                filter: EventFilter::Fleet,
+                owner,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// One user cannot hold more than MAX_PER_USER streams, one address
+    /// more than MAX_PER_ADDRESS; a stream that went away is swept without
+    /// a publish and frees its place (issue 15 B.5).
+    #[actix_web::test]
+    async fn streams_are_limited_per_user_and_address() {
+        let events = Events::default().start();
+        let mut held = Vec::new();
+        for _ in 0..MAX_PER_USER {
+            held.push(
+                subscribe_as(&events, owner("eve", "192.0.2.1"))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            subscribe_as(&events, owner("eve", "192.0.2.2"))
+                .await
+                .unwrap_err(),
+            TooManyStreams::User
+        );
+        for i in 0..(MAX_PER_ADDRESS - MAX_PER_USER) {
+            let user = format!("u{i}");
+            held.push(
+                subscribe_as(&events, owner(&user, "192.0.2.1"))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            subscribe_as(&events, owner("zed", "192.0.2.1"))
+                .await
+                .unwrap_err(),
+            TooManyStreams::Address
+        );
+        assert!(subscribe_as(&events, owner("zed", "192.0.2.9"))
+            .await
+            .is_ok());
+        // Eve closes one stream: it is swept and she may open another.
+        drop(held.remove(0));
+        assert_eq!(events.send(Sweep).await.unwrap(), MAX_PER_ADDRESS - 1);
+        assert!(subscribe_as(&events, owner("eve", "192.0.2.3"))
+            .await
+            .is_ok());
     }
 
     /// The job filter matches job events only.

@@ -42,10 +42,13 @@
 //! - `downloads`: relaying snapshot downloads between the agent and HTTP
 //!   responses ([`StartDownload`], credits, cancel, the cut).
 //! - `frames`: fragment assembly and the bad-frame window.
+//! - `fires`: `schedule.fire`, limited per schedule, the socket paused
+//!   while the scheduler handles it.
 //! - `greeting`: what is loaded for `hello` and for a configuration push.
 //! - `catalog`: `catalog.chunk`s to the writer, queued `catalog` jobs and
 //!   their yielding to other work.
 //! - `live_listing`: [`ListDirectory`], a live `catalog.list` for the API.
+//! - `own_jobs`: live progress and log events only for the host's own jobs.
 //!
 //! The submodules are parts of this actor (each an `impl HostSession`),
 //! so `actix_web_actors` stays inside the session.
@@ -61,7 +64,6 @@ use super::persistence::{
     MarkSchedulePushed, RecordHello, RecordProgress, RecordScheduleAck, StoreRepoStats,
 };
 use super::registry::{Register, Unregister};
-use super::scheduler::ScheduleFired;
 use super::{blocking_read, ActorError, Actors};
 use crate::metrics;
 use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, WireMessage};
@@ -69,6 +71,7 @@ use crate::store;
 
 mod catalog;
 mod downloads;
+mod fires;
 mod frames;
 mod greeting;
 mod job_queue;
@@ -76,6 +79,7 @@ mod jobs;
 mod live_listing;
 mod logs;
 mod messages;
+mod own_jobs;
 mod requests;
 
 pub use downloads::{
@@ -158,6 +162,10 @@ pub struct HostSession {
     listings: PendingListings,
     /// Snapshot downloads relayed to HTTP responses.
     relays: downloads::Relays,
+    /// Which jobs are this host's (live events are published for those only).
+    own_jobs: own_jobs::OwnJobs,
+    /// Recent `schedule.fire`s per schedule (the limit).
+    fires: fires::FireCounts,
 }
 
 impl HostSession {
@@ -179,6 +187,8 @@ impl HostSession {
             logs_timer: false,
             listings: PendingListings::default(),
             relays: downloads::Relays::default(),
+            own_jobs: own_jobs::OwnJobs::default(),
+            fires: fires::FireCounts::default(),
         }
     }
 
@@ -310,13 +320,16 @@ impl HostSession {
             (_, AgentToServer::CommandResult(result)) => self.on_command_result(result, ctx),
             (_, AgentToServer::JobStarted(started)) => self.on_job_started(started, ctx),
             (_, AgentToServer::JobProgress(progress)) => {
-                if self.actors.has_event_listeners() {
-                    self.publish(Event::JobProgress {
-                        host_id: self.host_id.clone(),
+                let host_id = self.host_id.clone();
+                self.publish_job_event(
+                    &progress.job_id,
+                    || Event::JobProgress {
+                        host_id,
                         job_id: progress.job_id.clone(),
                         progress: progress.clone(),
-                    });
-                }
+                    },
+                    ctx,
+                );
                 self.actors.persistence.do_send(RecordProgress {
                     host_id: self.host_id.clone(),
                     payload: progress,
@@ -349,13 +362,7 @@ impl HostSession {
             (_, AgentToServer::CatalogListing(listing)) => self.listings.on_listing(listing),
             (_, AgentToServer::DownloadReady(ready)) => self.on_download_ready(ready, ctx),
             (_, AgentToServer::DownloadEnd(end)) => self.on_download_end(end),
-            (_, AgentToServer::ScheduleFire(fire)) => {
-                self.actors.scheduler.do_send(ScheduleFired {
-                    host_id: self.host_id.clone(),
-                    payload: fire,
-                    now: store::now_ms(),
-                });
-            }
+            (_, AgentToServer::ScheduleFire(fire)) => self.on_schedule_fire(id, fire, ctx, now),
         }
     }
 

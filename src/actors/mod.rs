@@ -12,6 +12,7 @@
 //! - [`persistence`]: `Persistence`, the one writer, on a `SyncArbiter`.
 //! - [`events`]: `Events`, live fan-out to UI subscribers.
 //! - [`log_retention`]: prunes old job logs, a small batch per writer turn.
+//! - [`login_audit`]: `LoginAudit`, failed logins counted, written in aggregate.
 //! - [`restore`]: the checks of a restore request and its audit detail.
 //! - [`drill`]: a restore drill's options and its sampled job.
 //!
@@ -28,6 +29,7 @@ mod fire;
 pub mod followup;
 pub mod host_session;
 pub mod log_retention;
+pub mod login_audit;
 pub mod notifier;
 pub mod persistence;
 pub mod registry;
@@ -65,6 +67,8 @@ pub struct Actors {
     pub scheduler: Addr<Scheduler>,
     /// Live events (send it `Subscribe { filter }`).
     pub events: Addr<Events>,
+    /// Failed logins, written to the audit log in aggregate.
+    pub login_audit: Addr<login_audit::LoginAudit>,
     /// For reads inside `web::block`.
     pub(crate) pool: Pool,
     /// Opens repository secrets for `config.update`.
@@ -118,6 +122,7 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
         }
     });
 
+    let login_audit = login_audit::LoginAudit::new(persistence.clone()).start();
     log_retention::start(persistence.clone(), config.log_retention_days);
     let notifier = notifier::start(
         persistence.clone(),
@@ -135,6 +140,7 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
         persistence,
         scheduler,
         events,
+        login_audit,
         pool,
         key,
         config,

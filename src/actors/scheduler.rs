@@ -109,9 +109,18 @@ pub fn cron_times_between(
         .collect())
 }
 
+/// What a `schedule.fire` came to.
+#[derive(Debug)]
+pub enum Fired {
+    /// The jobs created now (none for a disabled schedule or a replay).
+    Jobs(Vec<Job>),
+    /// The host has no such schedule: the session counts a bad frame.
+    UnknownSchedule,
+}
+
 /// A host's agent fired one of its schedules.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<Job>, ActorError>")]
+#[rtype(result = "Result<Fired, ActorError>")]
 pub struct ScheduleFired {
     pub host_id: String,
     pub payload: protocol::ScheduleFire,
@@ -119,7 +128,7 @@ pub struct ScheduleFired {
 }
 
 impl Handler<ScheduleFired> for Scheduler {
-    type Result = ResponseFuture<Result<Vec<Job>, ActorError>>;
+    type Result = ResponseFuture<Result<Fired, ActorError>>;
 
     fn handle(&mut self, msg: ScheduleFired, _ctx: &mut Self::Context) -> Self::Result {
         let persistence = self.persistence.clone();
@@ -134,6 +143,9 @@ impl Handler<ScheduleFired> for Scheduler {
             let scheduled_at = payload.scheduled_at.timestamp_millis();
             let created = persistence
                 .send(RunWrite::new("creating scheduled jobs", move |c| {
+                    if schedules::get_for_host(c, &host_id, &payload.schedule_id)?.is_none() {
+                        return Ok(None);
+                    }
                     fire_jobs(
                         c,
                         &host_id,
@@ -142,9 +154,13 @@ impl Handler<ScheduleFired> for Scheduler {
                         payload.kind,
                         now,
                     )
+                    .map(Some)
                 }))
                 .await
                 .map_err(ActorError::mailbox)??;
+            let Some(created) = created else {
+                return Ok(Fired::UnknownSchedule);
+            };
             for job in &created {
                 if job.status == JobStatus::Queued {
                     hand_to_session(&sessions, &events, job);
@@ -158,7 +174,7 @@ impl Handler<ScheduleFired> for Scheduler {
                     }));
                 }
             }
-            Ok(created)
+            Ok(Fired::Jobs(created))
         })
     }
 }

@@ -15,6 +15,7 @@
 //! state_dir = "/var/lib/restic-manager"  # optional
 //! restic_binary = "restic"               # optional
 //! allow_insecure_ws = false              # ws:// to a non-loopback server
+//! allowed_repositories = ["s3:https://s3.example.com/backups/*"] # optional
 //!
 //! [hooks]                                # optional
 //! pre = "pg_dump mydb > /var/backups/mydb.sql"
@@ -141,6 +142,13 @@ pub struct AgentConfig {
     /// Allow `ws://` (no TLS) to a server that is not on a loopback address.
     #[serde(default)]
     pub allow_insecure_ws: bool,
+    /// Glob patterns (`*`, `?`, `[…]`; `*` also matches `/`) of the
+    /// repository URLs this agent accepts from the server. Empty: any. A
+    /// `config.update` or a restore naming another URL is refused, so a
+    /// compromised server cannot have this host's files backed up to a
+    /// repository of its choosing (issue 15 B.10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_repositories: Vec<String>,
     /// Pre/post job hooks.
     #[serde(default)]
     pub hooks: HooksConfig,
@@ -185,7 +193,31 @@ impl AgentConfig {
             state_dir: platform::default_state_dir(),
             restic_binary: default_restic_binary(),
             allow_insecure_ws: false,
+            allowed_repositories: Vec::new(),
             hooks: HooksConfig::default(),
+        }
+    }
+
+    /// Whether this agent may use the repository at `url`: an sftp host
+    /// that ssh would read as an option never (issue 15 B.9); otherwise
+    /// any URL when `allowed_repositories` is empty, else one matching a
+    /// pattern. The error is the reason, with the URL's password hidden.
+    pub fn repository_allowed(&self, url: &str) -> Result<(), String> {
+        crate::repo_url::check_sftp(url).map_err(|e| e.to_string())?;
+        if self.allowed_repositories.is_empty() {
+            return Ok(());
+        }
+        let allowed = self
+            .allowed_repositories
+            .iter()
+            .any(|pattern| glob::Pattern::new(pattern).is_ok_and(|pattern| pattern.matches(url)));
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!(
+                "the repository {} matches no allowed_repositories pattern of agent.toml",
+                crate::redact::url(url)
+            ))
         }
     }
 
@@ -239,6 +271,13 @@ impl AgentConfig {
         }
         if self.agent_token.is_empty() {
             return invalid("agent_token is empty");
+        }
+        for pattern in &self.allowed_repositories {
+            if let Err(e) = glob::Pattern::new(pattern) {
+                return invalid(&format!(
+                    "allowed_repositories: {pattern:?} is not a glob pattern: {e}"
+                ));
+            }
         }
         Ok(())
     }
@@ -314,6 +353,43 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// `allowed_repositories`: glob patterns, checked on every URL the
+    /// server sends; an invalid pattern is a config error; sftp hosts
+    /// starting with '-' are refused even without a list (B.9, B.10).
+    #[test]
+    fn allowed_repositories() {
+        let base = "server_url = \"s\"\nhost_id = \"h\"\nagent_token = \"t\"\n";
+        let open = AgentConfig::parse(base, Path::new("a.toml")).unwrap();
+        assert!(open.repository_allowed("/anywhere").is_ok());
+        assert!(open
+            .repository_allowed("sftp:-oProxyCommand=sh:/repo")
+            .unwrap_err()
+            .contains("'-'"));
+        let text = format!(
+            "{base}allowed_repositories = [\"s3:https://s3.example.com/backups/*\", \"/srv/restic/*\"]\n"
+        );
+        let listed = AgentConfig::parse(&text, Path::new("a.toml")).unwrap();
+        assert!(listed
+            .repository_allowed("s3:https://s3.example.com/backups/web-01")
+            .is_ok());
+        assert!(listed.repository_allowed("/srv/restic/web/01").is_ok());
+        let refused = listed
+            .repository_allowed("rest:https://u:secret@evil.example/steal")
+            .unwrap_err();
+        assert!(
+            refused.contains("allowed_repositories") && !refused.contains("secret"),
+            "{refused}"
+        );
+        let bad = format!("{base}allowed_repositories = [\"[oops\"]\n");
+        let err = AgentConfig::parse(&bad, Path::new("a.toml")).unwrap_err();
+        assert!(err.to_string().contains("allowed_repositories"), "{err}");
+        // Saved and loaded back with the list.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        listed.save(&path).unwrap();
+        assert_eq!(AgentConfig::load(&path).unwrap(), listed);
     }
 
     /// Hooks apply to the configured kinds only.

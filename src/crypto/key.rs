@@ -100,7 +100,7 @@ impl SecretKey {
         };
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(dir) = parent {
-            fs::create_dir_all(dir).map_err(write_err)?;
+            create_private_dir_all(dir).map_err(write_err)?;
         }
 
         let mut file = match open_new_private(path) {
@@ -142,6 +142,20 @@ impl Drop for SecretKey {
         self.0.fill(0);
         std::hint::black_box(&mut self.0);
     }
+}
+
+/// Creates `dir` and its missing parents, each new one with mode 0700 on
+/// unix whatever the umask (issue 15 B.8): the data directory holds the
+/// key file and the database. An existing directory is left as it is.
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Opens `path` for writing, failing if it exists; mode 0600 on unix.

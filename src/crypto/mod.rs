@@ -50,7 +50,7 @@ use chacha20poly1305::XNonce;
 mod key;
 
 use key::cipher_for;
-pub use key::SecretKey;
+pub use key::{create_private_dir_all, SecretKey};
 
 /// Length of the key in the key file, in bytes (XChaCha20-Poly1305 key).
 pub const KEY_LEN: usize = 32;

@@ -13,9 +13,12 @@
 //! a disabled user is 401; a missing or wrong CSRF token is 403. Handlers
 //! then ask [`Principal::require`] for the role they need (403 `forbidden`).
 //!
-//! [`LoginLimiter`] bounds failed logins per account and per client address
-//! in fixed windows, in memory, with a bounded number of tracked keys; the
-//! login handler (`api::session`) consults it before verifying a password.
+//! [`LoginLimiter`] bounds failed logins per account *and* address, and per
+//! address, in fixed windows, in memory, with a bounded number of tracked
+//! keys; the login handler (`api::session`) consults it before verifying a
+//! password. Failures for one account from elsewhere never lock its owner
+//! out (issue 15 B.1): an address that has not failed for an account under
+//! attack is only slowed down.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -40,8 +43,14 @@ pub const SESSION_COOKIE: &str = "rm_session";
 /// Header carrying a cookie session's CSRF token on state-changing requests.
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
-/// How long a session lives without activity; every use slides it forward.
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+/// The expiry of a session created at `created_at` and used at `now`
+/// (Unix ms): `idle` after its last use, but never past `created_at +
+/// lifetime` (issue 15 B.11).
+pub fn session_expiry(created_at: i64, now: i64, idle: Duration, lifetime: Duration) -> i64 {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    now.saturating_add(ms(idle))
+        .min(created_at.saturating_add(ms(lifetime)))
+}
 
 /// A session's or API token's "last used" time is written at most this
 /// often, so that reads do not each cost a database write.
@@ -185,9 +194,11 @@ async fn authenticate(
         }
         Presented::Cookie { token, csrf } => {
             let hash = hash_token(&token);
-            let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+            let (idle, lifetime) = (state.config.session_idle, state.config.session_lifetime);
+            let lifetime_ms = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
             let (principal, touch) = with_conn(&state.pool, move |conn| {
                 let (session, user) = store::sessions::find_valid(conn, &hash, now)?
+                    .filter(|(session, _)| now.saturating_sub(session.created_at) < lifetime_ms)
                     .ok_or_else(|| ApiError::unauthorized("session expired or invalid"))?;
                 if state_changing {
                     let sent = csrf.as_deref().unwrap_or("");
@@ -200,6 +211,7 @@ async fn authenticate(
                     }
                 }
                 let touch = now - session.last_seen_at >= TOUCH_INTERVAL_MS;
+                let expires_at = session_expiry(session.created_at, now, idle, lifetime);
                 let principal = Principal {
                     user_id: user.id,
                     username: user.username,
@@ -210,20 +222,15 @@ async fn authenticate(
                     },
                     source_addr,
                 };
-                Ok((principal, touch.then_some(session.id)))
+                Ok((principal, touch.then_some((session.id, expires_at))))
             })
             .await?;
-            if let Some(session_id) = touch {
+            if let Some((session_id, expires_at)) = touch {
                 state
                     .actors
                     .write("sliding a session", move |conn| {
-                        store::sessions::touch(
-                            conn,
-                            &session_id,
-                            now,
-                            Some(now.saturating_add(ttl_ms)),
-                        )
-                        .map_err(ApiError::from)
+                        store::sessions::touch(conn, &session_id, now, Some(expires_at))
+                            .map_err(ApiError::from)
                     })
                     .await?;
             }
@@ -252,8 +259,13 @@ impl FromRequest for Principal {
 // Login rate limiting
 // ---------------------------------------------------------------------------
 
-/// Failed logins allowed per account in one [`LOGIN_WINDOW`].
+/// Failed logins allowed per account from one address in one [`LOGIN_WINDOW`].
 pub const ACCOUNT_MAX_FAILURES: u32 = 5;
+/// Failed logins for one account (from anywhere) in a window after which
+/// every attempt on it is slowed down by [`SLOWED_LOGIN_DELAY`], not refused.
+pub const ACCOUNT_SLOW_AFTER: u32 = 5;
+/// How long an attempt on an account under attack waits before its answer.
+pub const SLOWED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 /// Failed logins allowed per client address in one [`LOGIN_WINDOW`]
 /// (higher than per account: several people may share a NAT address).
 pub const ADDRESS_MAX_FAILURES: u32 = 30;
@@ -282,6 +294,14 @@ impl Counters {
             max,
             windows: HashMap::new(),
         }
+    }
+
+    /// Failures counted for `key` in its current window at `now`.
+    fn failures(&self, key: &str, now: Instant) -> u32 {
+        self.windows
+            .get(key)
+            .filter(|w| now.duration_since(w.started) < LOGIN_WINDOW)
+            .map_or(0, |w| w.count)
     }
 
     /// The remaining wait if `key` has used up its window at `now`.
@@ -342,14 +362,22 @@ impl Counters {
 
 #[derive(Debug)]
 struct LimiterState {
-    accounts: Counters,
+    /// Per account and address (`account\0address`): refused at the limit.
+    pairs: Counters,
+    /// Per address, across accounts: refused at the limit.
     addresses: Counters,
+    /// Per account, across addresses: never refused, only slowed down.
+    accounts: Counters,
 }
 
-/// Counts login attempts per account and per client address. An attempt
-/// is counted when it starts ([`LoginLimiter::begin`]), so concurrent
-/// guesses cannot slip past the limit; a success gives its count back
-/// ([`LoginLimiter::succeeded`]). One per server, shared by every worker.
+/// Counts login attempts per account and address, per address, and per
+/// account. An attempt is counted when it starts ([`LoginLimiter::begin`]),
+/// so concurrent guesses cannot slip past the limit; a success gives its
+/// count back ([`LoginLimiter::succeeded`]). Refusals are per account *and*
+/// address and per address, so nobody elsewhere can lock an account's
+/// owner out; an account with many failures from anywhere only makes each
+/// attempt on it wait [`SLOWED_LOGIN_DELAY`]. One per server, shared by
+/// every worker.
 #[derive(Debug)]
 pub struct LoginLimiter {
     state: Mutex<LimiterState>,
@@ -359,6 +387,13 @@ impl Default for LoginLimiter {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// An admitted attempt: how long to wait before answering it (an account
+/// under attack slows every attempt on it down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    pub delay: Option<Duration>,
 }
 
 /// A refused attempt: how long until the caller may try again.
@@ -377,8 +412,9 @@ impl LoginLimiter {
     pub fn with_limits(per_account: u32, per_address: u32) -> Self {
         LoginLimiter {
             state: Mutex::new(LimiterState {
-                accounts: Counters::new(per_account),
+                pairs: Counters::new(per_account),
                 addresses: Counters::new(per_address),
+                accounts: Counters::new(u32::MAX),
             }),
         }
     }
@@ -393,12 +429,15 @@ impl LoginLimiter {
     }
 
     /// Starts an attempt for `account` (compared case-insensitively) from
-    /// `addr`: refused if either has used up its window, else counted.
-    pub fn begin(&self, account: &str, addr: &str, now: Instant) -> Result<(), RateLimited> {
+    /// `addr`: refused if this account from this address, or this address,
+    /// has used up its window; else counted, and slowed down when the
+    /// account has [`ACCOUNT_SLOW_AFTER`] failures from anywhere.
+    pub fn begin(&self, account: &str, addr: &str, now: Instant) -> Result<Admitted, RateLimited> {
         let account = account.to_lowercase();
+        let pair = format!("{account}\0{addr}");
         let mut state = self.lock();
         let wait = [
-            state.accounts.blocked_for(&account, now),
+            state.pairs.blocked_for(&pair, now),
             state.addresses.blocked_for(addr, now),
         ]
         .into_iter()
@@ -407,18 +446,24 @@ impl LoginLimiter {
         if let Some(retry_after) = wait {
             return Err(RateLimited { retry_after });
         }
-        state.accounts.count(&account, now);
+        let slowed = state.accounts.failures(&account, now) >= ACCOUNT_SLOW_AFTER;
+        state.pairs.count(&pair, now);
         state.addresses.count(addr, now);
-        Ok(())
+        state.accounts.count(&account, now);
+        Ok(Admitted {
+            delay: slowed.then_some(SLOWED_LOGIN_DELAY),
+        })
     }
 
-    /// The attempt begun for `account` from `addr` succeeded: the account's
-    /// failures are forgiven and the address gets this attempt back.
+    /// The attempt begun for `account` from `addr` succeeded: the failures
+    /// of this account from this address are forgiven, and the address and
+    /// the account get this attempt back.
     pub fn succeeded(&self, account: &str, addr: &str) {
         let account = account.to_lowercase();
         let mut state = self.lock();
-        state.accounts.clear(&account);
+        state.pairs.clear(&format!("{account}\0{addr}"));
         state.addresses.uncount(addr);
+        state.accounts.uncount(&account);
     }
 }
 
@@ -426,24 +471,43 @@ impl LoginLimiter {
 mod tests {
     use super::*;
 
-    /// The sixth failure for one account in a window is refused, and the wait is the window's rest.
+    /// The sixth failure for one account from one address in a window is
+    /// refused, and the wait is the window's rest.
     #[test]
     fn account_limit_then_window_expires() {
         let limiter = LoginLimiter::with_limits(5, 100);
         let t0 = Instant::now();
-        for i in 0..5 {
-            assert!(limiter.begin("alice", &format!("10.0.0.{i}"), t0).is_ok());
+        for _ in 0..5 {
+            assert!(limiter.begin("alice", "10.0.0.1", t0).is_ok());
         }
         let refused = limiter
-            .begin("ALICE", "10.0.0.9", t0 + Duration::from_secs(60))
+            .begin("ALICE", "10.0.0.1", t0 + Duration::from_secs(60))
             .unwrap_err();
         assert_eq!(refused.retry_after, LOGIN_WINDOW - Duration::from_secs(60));
         // Another account from the same address is not affected.
-        assert!(limiter.begin("bob", "10.0.0.9", t0).is_ok());
+        assert!(limiter.begin("bob", "10.0.0.1", t0).is_ok());
         // After the window the account may try again.
         assert!(limiter
             .begin("alice", "10.0.0.1", t0 + LOGIN_WINDOW)
             .is_ok());
+    }
+
+    /// Failures from elsewhere never lock the owner out (issue 15 B.1): an
+    /// address that has not failed is admitted, slowed down while the
+    /// account is under attack; the attacker's address is refused.
+    #[test]
+    fn attack_from_elsewhere_slows_but_never_locks_out() {
+        let limiter = LoginLimiter::with_limits(5, 30);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(limiter.begin("admin", "203.0.113.9", t0).is_ok());
+        }
+        assert!(limiter.begin("admin", "203.0.113.9", t0).is_err());
+        let owner = limiter.begin("admin", "192.0.2.10", t0).unwrap();
+        assert_eq!(owner.delay, Some(SLOWED_LOGIN_DELAY));
+        limiter.succeeded("admin", "192.0.2.10");
+        // An account nobody attacks is not slowed down.
+        assert_eq!(limiter.begin("bob", "192.0.2.10", t0).unwrap().delay, None);
     }
 
     /// One address guessing many accounts is refused after its own limit.
@@ -470,7 +534,7 @@ mod tests {
         limiter.succeeded("alice", "192.0.2.1");
         // One failure (the first attempt) still counts against the address.
         assert!(limiter.begin("Alice", "192.0.2.1", t0).is_ok());
-        assert!(limiter.begin("alice", "192.0.2.1", t0).is_err());
+        assert!(limiter.begin("bob", "192.0.2.1", t0).is_err());
     }
 
     /// The number of tracked keys stays bounded under a flood of distinct accounts.
@@ -484,6 +548,7 @@ mod tests {
         }
         let state = limiter.lock();
         assert!(state.accounts.windows.len() <= MAX_TRACKED_KEYS);
+        assert!(state.pairs.windows.len() <= MAX_TRACKED_KEYS);
         // The newest account is still tracked; the oldest was evicted.
         assert!(state
             .accounts
@@ -500,6 +565,18 @@ mod tests {
         assert!(!csrf_matches("abc", "abd"));
         assert!(!csrf_matches("ab", "abc"));
         assert!(!csrf_matches("", "abc"));
+    }
+
+    /// A session slides by the idle time but never past its lifetime (B.11).
+    #[test]
+    fn session_expiry_is_capped_by_the_lifetime() {
+        let hour = Duration::from_secs(3600);
+        let (idle, lifetime) = (12 * hour, 7 * 24 * hour);
+        let h = 3_600_000_i64;
+        assert_eq!(session_expiry(0, 0, idle, lifetime), 12 * h);
+        assert_eq!(session_expiry(0, 100 * h, idle, lifetime), 112 * h);
+        assert_eq!(session_expiry(0, 160 * h, idle, lifetime), 168 * h);
+        assert_eq!(session_expiry(0, 200 * h, idle, lifetime), 168 * h);
     }
 
     /// Only GET, HEAD and OPTIONS are safe methods.

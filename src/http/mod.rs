@@ -15,6 +15,10 @@ pub use state::AppState;
 
 use actix_web::{web, HttpResponse};
 
+/// `Strict-Transport-Security` sent on every answer of a TLS server: one
+/// year of HTTPS only for this host.
+pub const HSTS: &str = "max-age=31536000";
+
 /// Largest JSON body the REST API accepts (larger: 413 `payload_too_large`).
 pub const API_JSON_LIMIT: usize = 1024 * 1024;
 

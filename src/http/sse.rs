@@ -1,15 +1,27 @@
 //! Server-Sent Events framing, shared by the API's job stream
 //! (`api::events`) and the UI's presence stream (`ui::live`): frames
 //! ([`frame`], [`json_frame`]), the `retry:` field, the keep-alive comment
-//! and the `text/event-stream` answer fed by a channel ([`event_stream`]).
+//! and the `text/event-stream` answer fed by a channel ([`event_stream`]),
+//! and how a stream subscribes and sends (issue 15 B.5): [`subscribe`]
+//! under the caller's user and address limits, [`send`] that gives up on a
+//! client that has not read for [`SEND_TIMEOUT`], [`gone`] that completes
+//! as soon as the client disconnects, so an idle stream's subscription is
+//! dropped at once instead of lingering until its next frame.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 use tokio::sync::mpsc;
+
+use crate::actors::events::{Event, EventFilter, Owner, SubscribeAs};
+use crate::http::auth::{client_addr, Principal};
+use crate::http::error::ApiError;
+use crate::http::AppState;
 
 /// Time between keep-alive comments on an idle stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -17,6 +29,51 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub const RETRY_MS: u64 = 3000;
 /// Frames buffered toward one client before the stream task waits.
 pub const OUT_BUFFER: usize = 64;
+/// A client that takes no frame for this long (its buffer full) is dropped.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Subscribes a browser's or API client's stream to `filter` under its
+/// user's and address's limits: 429 `rate_limited` past them.
+pub async fn subscribe(
+    state: &AppState,
+    who: &Principal,
+    req: &HttpRequest,
+    filter: EventFilter,
+) -> Result<mpsc::Receiver<Arc<Event>>, ApiError> {
+    let owner = Owner {
+        user_id: who.user_id.clone(),
+        addr: client_addr(req),
+    };
+    state
+        .actors
+        .events
+        .send(SubscribeAs { filter, owner })
+        .await
+        .map_err(|e| ApiError::internal(format!("events actor unavailable: {e}")))?
+        .map_err(|too_many| ApiError::rate_limited(too_many.to_string()))
+}
+
+/// The client is gone or stopped reading.
+#[derive(Debug)]
+pub struct Gone;
+
+/// Queues `bytes` for the client; [`Gone`] if it disconnected or took no
+/// frame for [`SEND_TIMEOUT`].
+pub async fn send(out: &mpsc::Sender<Bytes>, bytes: Bytes) -> Result<(), Gone> {
+    send_within(out, bytes, SEND_TIMEOUT).await
+}
+
+async fn send_within(out: &mpsc::Sender<Bytes>, bytes: Bytes, limit: Duration) -> Result<(), Gone> {
+    match tokio::time::timeout(limit, out.send(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(Gone),
+    }
+}
+
+/// Completes when the client disconnected (its answer's body was dropped).
+pub async fn gone(out: &mpsc::Sender<Bytes>) {
+    out.closed().await;
+}
 
 /// One SSE frame: `event:`, optional `id:`, one `data:` line per line of
 /// `data`, and the blank line that ends it.
@@ -88,5 +145,22 @@ mod tests {
         let f = frame("status", None, "a\nb\r\nc");
         assert_eq!(&f[..], b"event: status\ndata: a\ndata: b\ndata: c\n\n");
         assert_eq!(&keep_alive()[..], b": keep-alive\n\n");
+    }
+
+    /// A client that disconnects is noticed at once, one that stops
+    /// reading after the send timeout.
+    #[tokio::test]
+    async fn gone_clients_are_noticed() {
+        let (tx, rx) = mpsc::channel(1);
+        send(&tx, keep_alive()).await.unwrap();
+        let limit = Duration::from_millis(50);
+        assert!(
+            send_within(&tx, keep_alive(), limit).await.is_err(),
+            "never read"
+        );
+        drop(rx);
+        tokio::time::timeout(Duration::from_secs(1), gone(&tx))
+            .await
+            .unwrap();
     }
 }

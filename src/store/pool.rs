@@ -74,6 +74,14 @@ pub enum StoreError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The SQLite file could not be created with its private mode.
+    #[error("cannot create the database file {}: {source}", path.display())]
+    CreateFile {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
     /// The database refused or could not be reached.
     #[error("cannot connect to database {url}: {message}")]
     Connect {
@@ -266,20 +274,39 @@ fn clean_message(message: &str, secrets: &[String]) -> String {
     one_line
 }
 
-/// Creates the directory a SQLite file lives in, if the path has one.
-fn create_parent_dir(path: &str) -> Result<(), StoreError> {
+/// Creates the directory a SQLite file lives in, if the path has one
+/// (mode 0700 on unix), and the file itself, empty and mode 0600, if it
+/// does not exist yet: the database is never readable by others, whatever
+/// the umask (issue 15 B.8). SQLite gives its `-wal` and `-shm` files the
+/// database file's mode. Existing ones are left as they are.
+fn create_private_file(path: &str) -> Result<(), StoreError> {
     if path.to_ascii_lowercase().starts_with("file:") {
         // A SQLite URI: its options, not a plain path; SQLite opens it as is.
         return Ok(());
     }
-    match Path::new(path).parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-        _ => Ok(()),
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        crate::crypto::create_private_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::CreateFile {
+            path: PathBuf::from(path),
+            source,
+        }),
     }
 }
 
@@ -386,7 +413,7 @@ pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
     }
     let target = Target::parse(database_url)?;
     match &target {
-        Target::Sqlite { path } => create_parent_dir(path)?,
+        Target::Sqlite { path } => create_private_file(path)?,
         #[cfg(feature = "postgres")]
         Target::Postgres { .. } => {}
     }
@@ -425,6 +452,27 @@ pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new data directory is 0700 and a new SQLite file (and its WAL)
+    /// 0600, whatever the umask (issue 15 B.8).
+    #[cfg(unix)]
+    #[test]
+    fn sqlite_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data").join("inner");
+        let db = data.join("rm.db");
+        let pool = connect(db.to_str().unwrap(), 1).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&db), 0o600);
+        drop(pool.get().unwrap());
+        let wal = data.join("rm.db-wal");
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600);
+        }
+    }
 
     /// Driver messages become one line without the password.
     #[test]

@@ -30,7 +30,7 @@ C1/0m24fbMflHQIgO8QQdHxK/L6TkhN8tKcgrenOw/vCmOhaVu6C8uoRHhU=
 -----END CERTIFICATE-----\n";
 
 /// Certificate for `localhost` and 127.0.0.1, signed by [`CA_PEM`].
-const LEAF_PEM: &str = "-----BEGIN CERTIFICATE-----
+pub(crate) const LEAF_PEM: &str = "-----BEGIN CERTIFICATE-----
 MIIBzDCCAXKgAwIBAgIUZGwbNp8TYTfERW62zcY9TxB58rswCgYIKoZIzj0EAwIw
 ITEfMB0GA1UEAwwWcmVzdGljLW1hbmFnZXIgdGVzdCBDQTAgFw0yNjExMjMxNzA0
 MjJaGA8yMTI2MTAzMDE3MDQyMlowFDESMBAGA1UEAwwJbG9jYWxob3N0MFkwEwYH
@@ -44,7 +44,7 @@ BpFKEl5944KF7gqdFIPM/6lGfOTnibVTy7Ds65KXgbo=
 -----END CERTIFICATE-----\n";
 
 /// The private key of [`LEAF_PEM`] (test only).
-const LEAF_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+pub(crate) const LEAF_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgM/4FJdBgLAE6E2fg
 zIfVYFmzsXaHkbPACXRqoiCXgHShRANCAATMKPJnacvG9gt2mTy15v+2Z3s4GJKI
 acefyiJLuwPKrgRqOh219RyYR/o/oRfZYEuq+/0Q49EaV1b/aDqncVgn

@@ -172,23 +172,23 @@ async fn login_failures_are_401_and_audited() {
     let disabled = try_login("olga", "olga-password-1").await;
     assert_error(&disabled, StatusCode::UNAUTHORIZED, "unauthorized");
 
+    // One row per account and address in a window, with the count (issue 15 B.2).
     let failed = audit_rows(&app, "login.failed").await;
-    let reasons: Vec<(String, String)> = failed
+    let rows: Vec<(String, Value)> = failed
         .iter()
         .map(|r| {
             let detail: Value = r.detail.clone().unwrap();
-            (
-                r.actor.clone(),
-                detail["reason"].as_str().unwrap().to_owned(),
-            )
+            (r.actor.clone(), json!([detail["count"], detail["reasons"]]))
         })
         .collect();
     assert_eq!(
-        reasons,
+        rows,
         vec![
-            ("olga".to_owned(), "wrong_password".to_owned()),
-            ("nobody".to_owned(), "unknown_user".to_owned()),
-            ("olga".to_owned(), "disabled".to_owned()),
+            (
+                "olga".to_owned(),
+                json!([2, {"wrong_password": 1, "disabled": 1}])
+            ),
+            ("nobody".to_owned(), json!([1, {"unknown_user": 1}])),
         ]
     );
     assert!(failed
@@ -209,7 +209,7 @@ async fn login_failures_are_401_and_audited() {
         .contains("password"));
 }
 
-/// After five failed logins for one account, the sixth is 429 even with the right password, and is audited.
+/// After five failed logins for one account from one address, the sixth from there is 429 with Retry-After even with the right password, and all six are one audit row.
 #[actix_web::test]
 async fn login_rate_limited_per_account() {
     let app = spawn_app().await;
@@ -229,16 +229,19 @@ async fn login_rate_limited_per_account() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
     let failed = audit_rows(&app, "login.failed").await;
-    assert_eq!(failed.len(), 6);
-    assert!(failed[5]
-        .detail
-        .as_ref()
-        .unwrap()
-        .to_string()
-        .contains("rate_limited"));
+    assert_eq!(failed.len(), 1, "one row per account, address and window");
+    let detail = failed[0].detail.as_ref().unwrap();
+    assert_eq!(detail["count"], 6);
+    assert_eq!(detail["reasons"]["rate_limited"], 1);
     // API tokens are not affected by the login limit.
     let (status, _) = get(&app, &app.admin_token, "/me").await;
     assert_eq!(status, StatusCode::OK);

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::common::agent::{enroll, eventually, TestAgent};
-use crate::common::api::call;
+use crate::common::api::{call, metrics_text};
 use crate::common::server::{client, spawn_app, TestApp};
 use reqwest::{Method, StatusCode};
 use restic_manager::protocol;
@@ -439,5 +439,69 @@ fn aggregates_on_both_backends() {
     if let Some(pg) = crate::common::db::postgres_pool() {
         check_aggregates(&pg);
         println!("aggregates_on_both_backends: backend=postgres ok");
+    }
+}
+
+/// `dist/prometheus-alerts.yml` (issue 15 A, last point) is a rules file
+/// Prometheus can load (groups of rules, each with an alert name, an
+/// expression, a severity and a summary), and every `restic_manager_*`
+/// metric its expressions name is served by `/metrics`.
+#[actix_web::test]
+async fn shipped_alert_rules_use_served_metrics() {
+    #[derive(serde::Deserialize)]
+    struct RuleFile {
+        groups: Vec<Group>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Group {
+        name: String,
+        rules: Vec<Rule>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rule {
+        alert: String,
+        expr: String,
+        #[serde(rename = "for")]
+        _for: Option<String>,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/prometheus-alerts.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let file: RuleFile = serde_norway::from_str(&text).unwrap();
+    let app = spawn_app().await;
+    let served = metrics_text(&app).await;
+    let mut named = BTreeSet::new();
+    for group in &file.groups {
+        assert!(!group.name.is_empty());
+        for rule in &group.rules {
+            assert!(!rule.alert.is_empty() && !rule.expr.is_empty());
+            assert!(rule.labels.contains_key("severity"), "{}", rule.alert);
+            assert!(rule.annotations.contains_key("summary"), "{}", rule.alert);
+            let mut rest = rule.expr.as_str();
+            while let Some(at) = rest.find("restic_manager_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                named.insert(name);
+            }
+        }
+    }
+    for want in [
+        "restic_manager_last_successful_backup_timestamp_seconds",
+        "restic_manager_hosts_online",
+        "restic_manager_jobs",
+    ] {
+        assert!(named.contains(want), "no alert on {want}");
+    }
+    for name in &named {
+        let family = format!("# TYPE {name} ");
+        assert!(
+            served.contains(&family),
+            "{name} is not served by /metrics:\n{served}"
+        );
     }
 }

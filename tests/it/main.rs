@@ -36,6 +36,7 @@ mod e2e_drill;
 mod e2e_faults;
 mod e2e_jobs;
 mod e2e_restore;
+mod hardening;
 mod job_followup;
 mod notifications;
 mod schedule_kinds;

@@ -576,9 +576,10 @@ async fn operator_journey_then_viewer_is_read_only() {
         let message = text_of(c, "#error-message").await;
         assert!(message.contains("admin role"), "{path}: {message}");
     }
-    // The audit log is read-only, so a viewer reads it (API.md: viewer reads).
+    // The audit log is for admins only (issue 15 B.3).
     c.goto(&app.url("/audit")).await.unwrap();
-    wait_css(c, "#audit-list tr[data-action=\"job.create\"]").await;
+    let message = text_of(c, "#error-message").await;
+    assert!(message.contains("admin role"), "/audit: {message}");
 
     browser.close().await;
     agent.stop().await;

@@ -144,10 +144,11 @@ async fn logged_in_pages_and_roles() {
             assert!(html.contains(r#"id="logout""#), "{path}: no logout");
             assert!(html.contains("admin role"), "{path}: no reason");
         }
-        // The audit log is read-only: every role reads it.
-        assert_eq!(page(&app, session, "/audit").await.status(), 200);
+        // The audit log is for admins only (issue 15 B.3).
+        assert_eq!(page(&app, session, "/audit").await.status(), 403);
         let html = page(&app, session, "/").await.text().await.unwrap();
         assert!(!html.contains(r#"href="/users""#));
+        assert!(!html.contains(r#"href="/audit""#));
     }
     let html = page(&app, &admin, "/audit?action=login")
         .await

@@ -52,6 +52,7 @@ impl HostSession {
     fn send_job(&mut self, job: QueuedJob, ctx: &mut ws::WebsocketContext<Self>) {
         tracing::info!(host_id = %self.host_id, job_id = %job.id(), kind = %job.run.kind, "dispatching job");
         let job_id = job.run.job_id.clone();
+        self.own_jobs.record(&job_id, true);
         self.send(ctx, job.run);
         self.actors.persistence.do_send(MarkDispatched {
             host_id: self.host_id.clone(),
@@ -252,12 +253,15 @@ impl HostSession {
             payload: started,
         });
         ctx.spawn(write.into_actor(self).map(move |outcome, act, _ctx| match outcome {
-            Ok(Ok(true)) => act.publish(Event::JobStatus {
-                host_id: act.host_id.clone(),
-                job_id,
-                status: store::JobStatus::Running,
-                message: None,
-            }),
+            Ok(Ok(true)) => {
+                act.own_jobs.record(&job_id, true);
+                act.publish(Event::JobStatus {
+                    host_id: act.host_id.clone(),
+                    job_id,
+                    status: store::JobStatus::Running,
+                    message: None,
+                });
+            }
             Ok(_) => {}
             Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
         }));

@@ -1,5 +1,5 @@
 //! Log batching: `log.stream` lines are published live (if anyone
-//! listens) and collected, then handed to the writer in batches of
+//! listens and the job is the host's) and collected, then handed to the writer in batches of
 //! [`LOG_BATCH_LINES`] or after [`LOG_BATCH_LINGER`]; while the writer is
 //! [`LOG_BACKLOG_HIGH`] lines behind, the session stops reading its
 //! socket until the backlog is down to [`LOG_BACKLOG_LOW`].
@@ -21,16 +21,19 @@ impl HostSession {
         line: protocol::LogStream,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        if self.actors.has_event_listeners() {
-            self.publish(Event::JobLog {
-                host_id: self.host_id.clone(),
+        let host_id = self.host_id.clone();
+        self.publish_job_event(
+            &line.job_id,
+            || Event::JobLog {
+                host_id,
                 job_id: line.job_id.clone(),
                 seq: line.seq,
                 ts: line.ts,
                 stream: line.stream,
                 payload: line.payload.clone(),
-            });
-        }
+            },
+            ctx,
+        );
         self.logs.push(line);
         if self.logs.len() >= LOG_BATCH_LINES {
             self.send_logs();

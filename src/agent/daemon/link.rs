@@ -258,6 +258,13 @@ impl Daemon {
     }
 
     pub(super) fn on_config_update(&mut self, update: &ConfigUpdate) {
+        if let Some(url) = update.repo_url.as_deref().filter(|url| !url.is_empty()) {
+            if let Err(reason) = self.config.repository_allowed(url) {
+                // The settings before it stay; jobs keep using them.
+                tracing::error!("config.update refused: {reason}");
+                return;
+            }
+        }
         self.repo.apply(update);
         self.config_received = true;
         tracing::info!(repo = ?self.repo, "repository settings updated");
@@ -320,6 +327,13 @@ impl Daemon {
             Ok(source) => source,
             Err(err) => return self.refuse(job_id, err.to_string()).await,
         };
+        let source_url = source.as_ref().and_then(|s| s.url.as_ref());
+        if let Some(Err(reason)) =
+            source_url.map(|url| self.config.repository_allowed(url.expose()))
+        {
+            tracing::warn!(job_id = %job_id, "command.run refused: {reason}");
+            return self.refuse(job_id, reason).await;
+        }
         if let Err(err) = self.restic.job(&run, source.as_ref().unwrap_or(&self.repo)) {
             tracing::warn!(job_id = %job_id, kind = %run.kind, "command.run refused: {err}");
             self.refuse(job_id, err.to_string()).await;

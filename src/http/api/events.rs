@@ -44,13 +44,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::table::Endpoint;
-use crate::actors::events::{Event, EventFilter, Subscribe};
+use crate::actors::events::{Event, EventFilter};
 use crate::actors::persistence::Flush;
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{int_param, Time};
-use crate::http::sse::{self, event_stream, json_frame, keep_alive, retry, OUT_BUFFER};
+use crate::http::sse::{self, event_stream, json_frame, keep_alive, retry, Gone, OUT_BUFFER};
 use crate::http::AppState;
 use crate::protocol::{JobProgress, LogStreamKind};
 use crate::store::{self, models, JobStatus};
@@ -70,7 +70,8 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
              `event: progress` with data `{percent_done, files_done, total_files, \
              bytes_done, total_bytes, eta_seconds, throughput_bps}`; `event: status` with \
              data `{status, message, attempt, started_at, finished_at, exit_code, error, \
-             warning, stats}`. A `: keep-alive` comment comes every 15 seconds.",
+             warning, stats}`. A `: keep-alive` comment comes every 15 seconds. At most \
+             32 live streams per user and 64 per client address (429 past them).",
         )
         .role(Role::Viewer)
         .query(
@@ -190,14 +191,7 @@ async fn job_events(
     .await?;
     // Subscribe before reading the stored lines, so that a line arriving
     // in between is in the live part (and de-duplicated by seq).
-    let events = state
-        .actors
-        .events
-        .send(Subscribe {
-            filter: EventFilter::Job(job_id.clone()),
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("events actor unavailable: {e}")))?;
+    let events = sse::subscribe(&state, &who, &req, EventFilter::Job(job_id.clone())).await?;
     let (tx, rx) = mpsc::channel(OUT_BUFFER);
     actix_web::rt::spawn(
         JobStream {
@@ -220,12 +214,9 @@ struct JobStream {
     out: mpsc::Sender<Bytes>,
 }
 
-/// The client went away; stop.
-struct Gone;
-
 impl JobStream {
     async fn send(&self, bytes: Bytes) -> Result<(), Gone> {
-        self.out.send(bytes).await.map_err(|_| Gone)
+        sse::send(&self.out, bytes).await
     }
 
     /// Makes the writer store what it has buffered, so a read sees every
@@ -306,6 +297,7 @@ impl JobStream {
                 .await?;
         }
         let mut tick = sse::keep_alive_interval();
+        let out = self.out.clone();
         loop {
             tokio::select! {
                 event = events.recv() => {
@@ -319,6 +311,8 @@ impl JobStream {
                     }
                 }
                 _ = tick.tick() => self.send(keep_alive()).await?,
+                // The client left: drop the subscription now.
+                () = sse::gone(&out) => return Err(Gone),
             }
         }
     }

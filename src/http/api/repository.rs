@@ -105,6 +105,7 @@ impl PutRequest {
                 "url: at most {MAX_URL_LEN} characters, no control characters"
             )));
         }
+        crate::repo_url::check(url).map_err(|e| ApiError::validation(format!("url: {e}")))?;
         let fields = [
             ("username", &self.username),
             ("password", &self.password),
@@ -235,5 +236,28 @@ mod tests {
             "{text}"
         );
         assert!(serde_json::from_str::<PutRequest>(r#"{"url":"x","password_set":true}"#).is_err());
+    }
+
+    /// A password in the URL (issue 15 B.6) and an sftp host that ssh would
+    /// read as an option (B.9) are 400s naming the field and the way out.
+    #[test]
+    fn put_refuses_unsafe_urls() {
+        let with_password: PutRequest =
+            serde_json::from_str(r#"{"url":"rest:https://u:hunter2@h:8000/r"}"#).unwrap();
+        let message = with_password.validate().unwrap_err().message;
+        assert!(
+            message.starts_with("url:")
+                && message.contains("`username`")
+                && message.contains("`credential`")
+                && !message.contains("hunter2"),
+            "{message}"
+        );
+        let dashed: PutRequest =
+            serde_json::from_str(r#"{"url":"sftp:-oProxyCommand=sh:/repo"}"#).unwrap();
+        let message = dashed.validate().unwrap_err().message;
+        assert!(
+            message.starts_with("url:") && message.contains("'-'"),
+            "{message}"
+        );
     }
 }

@@ -2,22 +2,26 @@
 //! threads, a dummy verify for unknown users, the per-account and
 //! per-address rate limit, an HttpOnly SameSite=Strict cookie that is
 //! Secure under TLS, and the session's CSRF token in the answer),
-//! `POST /auth/logout` and `GET /me`. Every login and failed login is
-//! written to the audit log.
+//! `POST /auth/logout` and `GET /me`. Every login is written to the audit
+//! log; failed ones go to `LoginAudit`, which writes one row per account,
+//! address and minute with their count (issue 15 B.2), and a refused one is
+//! answered 429 with `Retry-After` (B.1).
 
 use std::fmt;
 use std::time::Instant;
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::header::RETRY_AFTER;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::{Access, Endpoint};
 use super::{audit, audit_as};
+use crate::actors::login_audit::FailedLogin;
 use crate::auth::{self, Role};
 use crate::http::auth::{
-    client_addr, AuthMethod, LoginLimiter, Principal, SESSION_COOKIE, SESSION_TTL,
+    client_addr, session_expiry, AuthMethod, LoginLimiter, Principal, SESSION_COOKIE,
 };
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{Body, Time};
@@ -39,14 +43,18 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             .summary("Log in: sets the session cookie, answers the CSRF token")
             .describe(
                 "Send the CSRF token back in X-CSRF-Token on every state-changing \
-                 request made with the cookie. Failed logins are rate-limited per \
-                 account and per address.",
+                 request made with the cookie. Failed logins are limited per account \
+                 and address and per address (429 with Retry-After); failures from \
+                 elsewhere only slow an account's owner down, never lock them out.",
             )
             .access(Access::Public)
             .body("LoginRequest")
             .ok(200, "LoginResponse")
             .error(401, "Wrong username or password, or a disabled account.")
-            .error(429, "Too many failed logins; try again later."),
+            .error(
+                429,
+                "Too many failed logins from this address; try again after Retry-After seconds.",
+            ),
         Endpoint::post("/auth/logout", |r| r.to(logout))
             .summary("Log out: ends the cookie session")
             .empty(204, "Logged out."),
@@ -172,25 +180,28 @@ async fn login(
     let limiter_addr = addr.clone().unwrap_or_default();
     let account = clipped(&username);
 
-    if let Err(limited) = limiter.begin(&account, &limiter_addr, Instant::now()) {
-        let (actor, source) = (account.clone(), addr.clone());
-        state
-            .actors
-            .write("auditing a failed login", move |conn| {
-                audit_as(
-                    conn,
-                    &actor,
-                    source.as_deref(),
-                    "login.failed",
-                    None,
-                    Some(json!({"reason": "rate_limited"})),
-                )
-            })
-            .await?;
-        return Err(ApiError::rate_limited(format!(
-            "too many failed logins; try again in {} seconds",
-            limited.retry_after.as_secs().max(1)
-        )));
+    let failed = |reason: &'static str| FailedLogin {
+        account: account.clone(),
+        source_addr: addr.clone(),
+        reason,
+        at: store::now_ms(),
+    };
+    let admitted = match limiter.begin(&account, &limiter_addr, Instant::now()) {
+        Ok(admitted) => admitted,
+        Err(limited) => {
+            state.actors.login_audit.do_send(failed("rate_limited"));
+            let seconds = limited.retry_after.as_secs().max(1);
+            let mut answer = ApiError::rate_limited(format!(
+                "too many failed logins; try again in {seconds} seconds"
+            ))
+            .error_response();
+            answer.headers_mut().insert(RETRY_AFTER, seconds.into());
+            return Ok(answer);
+        }
+    };
+    if let Some(delay) = admitted.delay {
+        // An account with many failures from elsewhere: slowed, not refused.
+        actix_web::rt::time::sleep(delay).await;
     }
 
     // 1. Look the user up (a name too long to exist is simply unknown).
@@ -224,20 +235,7 @@ async fn login(
     let user = match outcome {
         Ok(user) => user,
         Err(failure) => {
-            let source = addr.clone();
-            state
-                .actors
-                .write("auditing a failed login", move |conn| {
-                    audit_as(
-                        conn,
-                        &account,
-                        source.as_deref(),
-                        "login.failed",
-                        None,
-                        Some(json!({"reason": failure.as_str()})),
-                    )
-                })
-                .await?;
+            state.actors.login_audit.do_send(failed(failure.as_str()));
             return Err(invalid_credentials());
         }
     };
@@ -247,14 +245,14 @@ async fn login(
     let token = auth::generate_token().map_err(ApiError::internal)?;
     let csrf_token = auth::generate_token().map_err(ApiError::internal)?;
     let now = store::now_ms();
-    let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+    let (idle, lifetime) = (state.config.session_idle, state.config.session_lifetime);
     let new_session = models::NewSession {
         id: store::new_id(),
         token_hash: auth::hash_token(&token),
         user_id: user.id.clone(),
         csrf_token: csrf_token.clone(),
         created_at: now,
-        expires_at: now.saturating_add(ttl_ms),
+        expires_at: session_expiry(now, now, idle, lifetime),
         last_seen_at: now,
         source_addr: addr.clone(),
     };
@@ -284,7 +282,7 @@ async fn login(
         .same_site(SameSite::Strict)
         .secure(state.config.tls.is_some())
         .max_age(CookieDuration::seconds(
-            i64::try_from(SESSION_TTL.as_secs()).unwrap_or(i64::MAX),
+            i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX),
         ))
         .finish();
     Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse {

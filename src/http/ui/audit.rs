@@ -53,7 +53,7 @@ pub(super) async fn page(
     ctx: PageCtx,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, UiError> {
-    ctx.require(Role::Viewer)?;
+    ctx.require(Role::Admin)?;
     let q = query.into_inner();
     let (actor, action, target, since) = (
         value(q.actor),

@@ -9,11 +9,11 @@
 //! `: keep-alive` comment every [`KEEP_ALIVE`](crate::http::sse::KEEP_ALIVE).
 
 use actix_web::web::Bytes;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::actors::events::{Event, EventFilter, Subscribe};
+use crate::actors::events::{Event, EventFilter};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
@@ -78,16 +78,10 @@ fn presence_frame(event: &Event) -> Option<Bytes> {
 pub(super) async fn stream(
     state: web::Data<AppState>,
     who: Principal,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Viewer)?;
-    let mut events = state
-        .actors
-        .events
-        .send(Subscribe {
-            filter: EventFilter::Fleet,
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("events actor unavailable: {e}")))?;
+    let mut events = sse::subscribe(&state, &who, &req, EventFilter::Fleet).await?;
     let (tx, rx) = mpsc::channel(OUT_BUFFER);
     actix_web::rt::spawn(async move {
         if tx.send(retry()).await.is_err() {
@@ -105,8 +99,10 @@ pub(super) async fn stream(
                     None => return,
                 },
                 _ = tick.tick() => keep_alive(),
+                // The client left: drop the subscription now.
+                () = sse::gone(&tx) => return,
             };
-            if tx.send(bytes).await.is_err() {
+            if sse::send(&tx, bytes).await.is_err() {
                 return;
             }
         }

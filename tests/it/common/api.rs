@@ -107,8 +107,21 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) -
     got.1["error"]["message"].as_str().unwrap().to_owned()
 }
 
-/// Audit rows with this action, oldest first.
+/// Writes the failed logins counted so far (they reach the audit log in
+/// aggregate, once a minute).
+pub async fn flush_failed_logins(app: &TestApp) {
+    app.state
+        .actors
+        .login_audit
+        .send(restic_manager::actors::login_audit::FlushLoginAudit)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Audit rows with this action, oldest first (failed logins flushed first).
 pub async fn audit_rows(app: &TestApp, action: &str) -> Vec<models::AuditEntry> {
+    flush_failed_logins(app).await;
     let action = action.to_owned();
     db(app, move |conn| {
         let mut rows = store::audit::list(
