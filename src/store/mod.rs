@@ -64,6 +64,7 @@ pub mod hosts;
 pub mod job_logs;
 pub mod job_params;
 pub mod jobs;
+pub mod leases;
 pub mod json;
 pub mod missed_runs;
 pub mod models;
