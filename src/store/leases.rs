@@ -267,6 +267,22 @@ pub fn drop_waiting_of_host(conn: &mut DbConnection, host_id: &str) -> QueryResu
     Ok(repositories)
 }
 
+/// Drops the waiting request of one job; returns its repository.
+pub fn drop_request(conn: &mut DbConnection, job_id: &str) -> QueryResult<Vec<String>> {
+    let repositories: Vec<String> = leases::table
+        .filter(leases::job_id.eq(job_id))
+        .filter(leases::state.eq(WAITING))
+        .select(leases::repository_id)
+        .load(conn)?;
+    diesel::delete(
+        leases::table
+            .filter(leases::job_id.eq(job_id))
+            .filter(leases::state.eq(WAITING)),
+    )
+    .execute(conn)?;
+    Ok(repositories)
+}
+
 /// Drops every waiting request (at start: no session is waiting yet).
 pub fn drop_waiting(conn: &mut DbConnection) -> QueryResult<usize> {
     diesel::delete(leases::table.filter(leases::state.eq(WAITING))).execute(conn)
