@@ -111,9 +111,7 @@ pub(super) fn fire_jobs(
     for plan in planned {
         match plan {
             Planned::Run(job) => runs.push(stamp(job)),
-            Planned::Refused(job, reason) => {
-                refusals.push((stamp(job), reason, JobStatus::Failed))
-            }
+            Planned::Refused(job, reason) => refusals.push((stamp(job), reason, JobStatus::Failed)),
             Planned::Skipped(job, reason) => {
                 refusals.push((stamp(job), reason, JobStatus::Cancelled))
             }

@@ -88,8 +88,8 @@ pub use downloads::{
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
 pub use greeting::{load_config, load_greeting, load_repository, Greeting, HostConfig};
 pub use job_queue::{command_run, JobQueue, QueuedJob};
-pub use live_listing::{ListDirectory, ListingError, ListingReply, PendingListings};
 pub use leases::{is_lock_error, nudge_waiters, queue_unlock, RetryLease};
+pub use live_listing::{ListDirectory, ListingError, ListingReply, PendingListings};
 pub use messages::{
     CancelJob, CheckIdle, DispatchJob, PushConfig, Revoked, ShuttingDown, Superseded,
 };

@@ -246,13 +246,7 @@ fn run_now_job(
                 )))
             }
         };
-        let mut job = models::NewJob::new(
-            store::new_id(),
-            runs_on,
-            kind,
-            JobTrigger::Manual,
-            now,
-        );
+        let mut job = models::NewJob::new(store::new_id(), runs_on, kind, JobTrigger::Manual, now);
         if kind == protocol::JobKind::Check {
             // Every check rotates, run now or from a check schedule.
             job.args = check_rotation_args(conn, &job, now)?;

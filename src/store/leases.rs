@@ -7,9 +7,13 @@
 //! One row per job in `leases`, `held` or `waiting`. The rules are pure
 //! ([`decide`]): a request is granted when it is compatible with every
 //! held lease (shared with shared) and with every request that waits
-//! before it. The second half is the fairness rule: once an exclusive
-//! request waits, later shared ones queue behind it, so a prune is not
-//! starved by a stream of backups (and later backups wait for the prune).
+//! before it, in the order the jobs were created. The second half is the
+//! fairness rule: once an exclusive request waits (or its job is queued on
+//! an online host of the repository), shared requests of jobs created
+//! after it queue behind it, so a prune is not starved by a stream of
+//! backups (and later backups wait for the prune). Ordering by creation
+//! (not by asking) keeps one host's queue, which runs in creation order,
+//! from waiting on a job queued behind its own.
 //!
 //! A lease ends when its job ends: a row whose job is terminal counts for
 //! nothing and is deleted by the next [`acquire`] on the repository. Rows
@@ -22,6 +26,7 @@
 
 use diesel::prelude::*;
 
+use super::models::Job;
 use super::schema::{hosts, jobs, leases};
 use super::{write_transaction, DbConnection, JobKind, JobStatus};
 
@@ -155,7 +160,10 @@ struct Row<'a> {
 }
 
 /// The live rows of a repository (their jobs not terminal); deletes the
-/// rows of ended jobs on the way.
+/// rows of ended jobs on the way. Queued jobs of online hosts attached to
+/// the repository that will need an exclusive lease and have not asked
+/// yet count as waiting (from their creation): a prune queued behind its
+/// host's own backup still stops backups created after it elsewhere.
 fn live_entries(conn: &mut DbConnection, repository_id: &str) -> QueryResult<Vec<Entry>> {
     let rows: Vec<(String, String, String, i64, JobKind, JobStatus, String)> = leases::table
         .inner_join(jobs::table)
@@ -179,23 +187,55 @@ fn live_entries(conn: &mut DbConnection, repository_id: &str) -> QueryResult<Vec
     if !ended.is_empty() {
         diesel::delete(leases::table.filter(leases::job_id.eq_any(&ended))).execute(conn)?;
     }
-    Ok(rows
+    let mut entries: Vec<Entry> = rows
         .into_iter()
         .filter(|r| !r.5.is_terminal())
-        .map(|(job_id, mode, state, requested_at, kind, _, hostname)| Entry {
-            job_id,
-            mode: Mode::parse(&mode),
-            held: state == HELD,
-            requested_at,
-            kind,
-            hostname,
-        })
-        .collect())
+        .map(
+            |(job_id, mode, state, requested_at, kind, _, hostname)| Entry {
+                job_id,
+                mode: Mode::parse(&mode),
+                held: state == HELD,
+                requested_at,
+                kind,
+                hostname,
+            },
+        )
+        .collect();
+    let pending: Vec<(Job, String)> = jobs::table
+        .inner_join(hosts::table)
+        .filter(hosts::repository_id.eq(repository_id))
+        .filter(hosts::online.eq(true))
+        .filter(jobs::status.eq(JobStatus::Queued))
+        .filter(jobs::kind.eq_any([
+            JobKind::Prune,
+            JobKind::Check,
+            JobKind::Unlock,
+            JobKind::Forget,
+        ]))
+        .select((Job::as_select(), hosts::hostname))
+        .load(conn)?;
+    for (job, hostname) in pending {
+        if entries.iter().any(|e| e.job_id == job.id.as_str()) {
+            continue;
+        }
+        if mode_for(job.kind, &job.args) == Some(Mode::Exclusive) {
+            entries.push(Entry {
+                job_id: job.id.to_string(),
+                mode: Mode::Exclusive,
+                held: false,
+                requested_at: job.created_at,
+                kind: job.kind,
+                hostname,
+            });
+        }
+    }
+    Ok(entries)
 }
 
 /// Asks for a lease for `job_id` of `host_id` on `repository_id`, in one
 /// transaction: granted (held from now on; a job that holds one already
-/// keeps it) or waiting, with the reason stored for the job API.
+/// keeps it) or waiting, with the reason stored for the job API. Requests
+/// are ordered by their jobs' creation.
 pub fn acquire(
     conn: &mut DbConnection,
     job_id: &str,
@@ -210,10 +250,20 @@ pub fn acquire(
         if mine.is_some_and(|e| e.held) {
             return Ok(Acquired::Granted);
         }
-        let requested_at = mine.map_or(now, |e| e.requested_at);
+        let has_row = leases::table.find(job_id).count().get_result::<i64>(conn)? > 0;
+        let requested_at: i64 = jobs::table
+            .find(job_id)
+            .select(jobs::created_at)
+            .first::<i64>(conn)
+            .optional()?
+            .unwrap_or(now);
         let (state, granted_at, waiting_for) = match decide(job_id, mode, requested_at, &entries) {
             Ok(()) => (HELD, Some(now), None),
-            Err(blocker) => (WAITING, None, Some(format!("waiting for {}", blocker.reason()))),
+            Err(blocker) => (
+                WAITING,
+                None,
+                Some(format!("waiting for {}", blocker.reason())),
+            ),
         };
         let row = Row {
             job_id,
@@ -225,7 +275,7 @@ pub fn acquire(
             granted_at,
             waiting_for: waiting_for.clone(),
         };
-        if mine.is_some() {
+        if has_row {
             diesel::update(leases::table.find(job_id))
                 .set(&row)
                 .execute(conn)?;
@@ -312,9 +362,13 @@ pub fn lost_holders(conn: &mut DbConnection, offline_before: i64) -> QueryResult
         .filter(leases::state.eq(HELD))
         .filter(jobs::status.eq_any(JobStatus::ACTIVE))
         .filter(
-            hosts::revoked_at.is_not_null().or(hosts::online
-                .eq(false)
-                .and(hosts::last_seen_at.lt(offline_before).or(hosts::last_seen_at.is_null()))),
+            hosts::revoked_at
+                .is_not_null()
+                .or(hosts::online.eq(false).and(
+                    hosts::last_seen_at
+                        .lt(offline_before)
+                        .or(hosts::last_seen_at.is_null()),
+                )),
         )
         .select(leases::host_id)
         .distinct()
@@ -381,7 +435,10 @@ mod tests {
         assert!(!Exclusive.compatible(Exclusive));
         let backups = [entry("b1", Shared, true, 1), entry("b2", Shared, true, 2)];
         assert_eq!(decide("b3", Shared, 3, &backups), Ok(()));
-        assert_eq!(decide("p", Exclusive, 3, &backups).unwrap_err().job_id, "b1");
+        assert_eq!(
+            decide("p", Exclusive, 3, &backups).unwrap_err().job_id,
+            "b1"
+        );
         let prune = [entry("p", Exclusive, true, 1)];
         assert_eq!(decide("b", Shared, 2, &prune).unwrap_err().job_id, "p");
         assert_eq!(decide("c", Exclusive, 2, &prune).unwrap_err().job_id, "p");

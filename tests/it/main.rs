@@ -39,6 +39,7 @@ mod e2e_restore;
 mod job_followup;
 mod schedule_kinds;
 mod secrets_at_rest;
+mod shared_repo;
 mod store;
 mod store_catalog;
 mod ui_browser;

@@ -22,16 +22,16 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 
 use super::{HostSession, QueuedJob};
+use crate::actors::events::Events;
+use crate::actors::persistence::Persistence;
 use crate::actors::persistence::RunWrite;
 use crate::actors::registry::Directory;
 use crate::actors::{blocking_read, hand_to_session, maintenance, ActorError};
-use crate::store::Pool;
-use crate::actors::events::Events;
-use crate::actors::persistence::Persistence;
 use crate::protocol;
+use crate::store::leases::{self, Acquired, Mode};
 use crate::store::models::Job;
 use crate::store::JobStatus;
-use crate::store::leases::{self, Acquired, Mode};
+use crate::store::Pool;
 
 /// How long a session waits before asking again after the writer failed.
 const ASK_AGAIN_AFTER_ERROR: Duration = Duration::from_secs(2);
@@ -136,14 +136,14 @@ impl HostSession {
         let repository_id = awaiting.repository_id.clone();
         let mode = awaiting.mode;
         let asked = job_id.clone();
-        let write = self.actors.persistence.send(RunWrite::new(
-            "acquiring a repository lease",
-            move |c| {
-                let now = crate::store::now_ms();
-                leases::acquire(c, &asked, &host_id, &repository_id, mode, now)
-                    .map_err(ActorError::from)
-            },
-        ));
+        let write =
+            self.actors
+                .persistence
+                .send(RunWrite::new("acquiring a repository lease", move |c| {
+                    let now = crate::store::now_ms();
+                    leases::acquire(c, &asked, &host_id, &repository_id, mode, now)
+                        .map_err(ActorError::from)
+                }));
         ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| {
             let Some(awaiting) = act
                 .awaiting_lease
@@ -244,6 +244,12 @@ impl HostSession {
         }
         let actors = self.actors.clone();
         let host_id = self.host_id.clone();
+        // A session that ends also stops counting its queued maintenance
+        // as waiting: the repository's waiters look again.
+        let own = job_id
+            .is_none()
+            .then(|| self.shared_repository.clone())
+            .flatten();
         actix::spawn(async move {
             let host = host_id.clone();
             let dropped = actors
@@ -257,13 +263,18 @@ impl HostSession {
                 }))
                 .await;
             match dropped {
-                Ok(Ok(repositories)) => {
+                Ok(Ok(mut repositories)) => {
+                    repositories.extend(own.filter(|r| !repositories.contains(r)));
                     for repository in repositories {
                         nudge_waiters(&actors.pool, &actors.sessions, repository);
                     }
                 }
-                Ok(Err(e)) => tracing::error!(host_id = %host_id, error = %e, "cannot drop lease requests"),
-                Err(e) => tracing::error!(host_id = %host_id, error = %e, "persistence unavailable"),
+                Ok(Err(e)) => {
+                    tracing::error!(host_id = %host_id, error = %e, "cannot drop lease requests")
+                }
+                Err(e) => {
+                    tracing::error!(host_id = %host_id, error = %e, "persistence unavailable")
+                }
             }
         });
     }
@@ -300,7 +311,9 @@ pub fn queue_unlock(
                 hand_to_session(&sessions, &events, &job);
             }
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::error!(repository_id = %repository_id, error = %e, "cannot queue an unlock"),
+            Ok(Err(e)) => {
+                tracing::error!(repository_id = %repository_id, error = %e, "cannot queue an unlock")
+            }
             Err(e) => tracing::error!(error = %e, "persistence unavailable"),
         }
     });

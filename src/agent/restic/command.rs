@@ -513,10 +513,16 @@ mod tests {
         });
         forget.args = vec!["--host=other".to_owned()];
         let args = restic.job(&forget, &repo()).unwrap().args;
-        assert_eq!(args, ["forget", "--json", "--keep-last", "2", "--host=other"]);
+        assert_eq!(
+            args,
+            ["forget", "--json", "--keep-last", "2", "--host=other"]
+        );
         forget.args.clear();
         let args = restic.job(&forget, &repo()).unwrap().args;
-        assert_eq!(args, ["forget", "--json", "--keep-last", "2", "--host=web-1"]);
+        assert_eq!(
+            args,
+            ["forget", "--json", "--keep-last", "2", "--host=web-1"]
+        );
         assert_eq!(
             restic.snapshots(&repo()).unwrap().args,
             ["snapshots", "--json", "--no-lock", "--host=web-1"]

@@ -52,9 +52,7 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             .ok(200, "SharedRepository"),
         Endpoint::put("/repositories/{id}", |r| r.to(put))
             .summary("Change a shared repository; pushes config.update to every host attached")
-            .describe(
-                "Absent fields keep their value; maintenance_host_id: null clears it.",
-            )
+            .describe("Absent fields keep their value; maintenance_host_id: null clears it.")
             .role(Role::Operator)
             .body("SharedRepositoryUpdate")
             .ok(200, "SharedRepository")
@@ -226,9 +224,8 @@ impl UpdateRequest {
 /// A maintenance host must be a live host (400 naming the field).
 fn check_maintenance_host(conn: &mut DbConnection, host_id: Option<&str>) -> Result<(), ApiError> {
     if let Some(id) = host_id {
-        live_host(conn, id).map_err(|_| {
-            ApiError::validation(format!("maintenance_host_id: no host {id:?}"))
-        })?;
+        live_host(conn, id)
+            .map_err(|_| ApiError::validation(format!("maintenance_host_id: no host {id:?}")))?;
     }
     Ok(())
 }
@@ -275,7 +272,9 @@ async fn get(
 ) -> Result<web::Json<SharedRepositoryDto>, ApiError> {
     who.require(Role::Viewer)?;
     let id = path.into_inner();
-    Ok(web::Json(with_conn(&state.pool, move |conn| load(conn, &id)).await?))
+    Ok(web::Json(
+        with_conn(&state.pool, move |conn| load(conn, &id)).await?,
+    ))
 }
 
 async fn create(
@@ -303,8 +302,8 @@ async fn create(
                 credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
                 maintenance_host_id: body.maintenance_host_id.clone().map(Some),
             };
-            let repo =
-                repositories::insert_shared(conn, &id, &form, store::now_ms()).map_err(name_taken)?;
+            let repo = repositories::insert_shared(conn, &id, &form, store::now_ms())
+                .map_err(name_taken)?;
             audit(
                 conn,
                 &who,
@@ -348,8 +347,7 @@ async fn put(
                 credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
                 maintenance_host_id: body.maintenance_host_id.clone(),
             };
-            repositories::update_shared(conn, &id, &form, store::now_ms())
-                .map_err(name_taken)?;
+            repositories::update_shared(conn, &id, &form, store::now_ms()).map_err(name_taken)?;
             let dto = load(conn, &id)?;
             // Every attached host gets the new settings.
             for host in &dto.host_ids {
@@ -429,7 +427,10 @@ mod tests {
         let ok = parse(r#"{"name":"n","url":"/r","password":"hunter2","credential":"c-secret"}"#);
         assert_eq!(ok.validate().unwrap(), "n");
         let shown = format!("{ok:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("c-secret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("c-secret"),
+            "{shown}"
+        );
         assert!(serde_json::from_str::<CreateRequest>(r#"{"password_set":true}"#).is_err());
         let update: UpdateRequest =
             serde_json::from_str(r#"{"maintenance_host_id":null}"#).unwrap();

@@ -202,8 +202,7 @@ async fn put(
     let key = state.key.clone();
     let target = host_id.clone();
     let repo = change_host_config(&state, &host_id, "setting a repository", move |conn| {
-        let current = store::repositories::get_for_host(conn, &target)?
-            .filter(|r| !r.is_shared());
+        let current = store::repositories::get_for_host(conn, &target)?.filter(|r| !r.is_shared());
         let created = current.is_none();
         let id = current.map_or_else(store::new_id, |r| r.id);
         let seal = |secret: &str| {
@@ -259,22 +258,27 @@ async fn attach(
     repository_id: String,
 ) -> Result<web::Json<RepositoryDto>, ApiError> {
     let target = host_id.clone();
-    let repo = change_host_config(state, &host_id, "attaching a shared repository", move |conn| {
-        let repo = store::repositories::get_shared(conn, &repository_id)?.ok_or_else(|| {
-            ApiError::validation(format!(
-                "repository_id: no shared repository {repository_id:?}"
-            ))
-        })?;
-        store::repositories::attach(conn, &target, &repo.id, store::now_ms())?;
-        audit(
-            conn,
-            &who,
-            "repository.attach",
-            Some(&target),
-            Some(json!({"repository_id": repo.id, "name": repo.name})),
-        )?;
-        Ok(repo)
-    })
+    let repo = change_host_config(
+        state,
+        &host_id,
+        "attaching a shared repository",
+        move |conn| {
+            let repo = store::repositories::get_shared(conn, &repository_id)?.ok_or_else(|| {
+                ApiError::validation(format!(
+                    "repository_id: no shared repository {repository_id:?}"
+                ))
+            })?;
+            store::repositories::attach(conn, &target, &repo.id, store::now_ms())?;
+            audit(
+                conn,
+                &who,
+                "repository.attach",
+                Some(&target),
+                Some(json!({"repository_id": repo.id, "name": repo.name})),
+            )?;
+            Ok(repo)
+        },
+    )
     .await?;
     Ok(web::Json(RepositoryDto::from(&repo)))
 }
