@@ -28,7 +28,7 @@ pub enum Route {
     /// On this host attached to the same shared repository.
     Host(String),
     /// A job of the kind is already queued or running on the repository.
-    Active(Job),
+    Active(Box<Job>),
 }
 
 /// Whether jobs of `kind` act on a whole repository.
@@ -51,7 +51,7 @@ pub fn route(
     };
     let attached = repositories::hosts_using(conn, &repo.id)?;
     if let Some(active) = jobs::active_of_kind(conn, &attached, kind)? {
-        return Ok(Route::Active(active));
+        return Ok(Route::Active(Box::new(active)));
     }
     Ok(Route::Host(pick(
         &attached,
