@@ -137,16 +137,46 @@ pub(super) struct UpdateRequest {
 }
 
 impl std::fmt::Debug for CreateRequest {
+    /// The secrets are left out.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateRequest")
             .field("name", &self.name)
             .field("url", &self.url)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("credential", &self.credential.as_ref().map(|_| "***"))
-            .field("maintenance_host_id", &self.maintenance_host_id)
-            .finish()
+            .finish_non_exhaustive()
     }
+}
+
+impl From<CreateRequest> for UpdateRequest {
+    fn from(c: CreateRequest) -> Self {
+        UpdateRequest {
+            name: c.name,
+            url: c.url,
+            password: c.password,
+            username: c.username,
+            credential: c.credential,
+            maintenance_host_id: c.maintenance_host_id.map(Some),
+        }
+    }
+}
+
+/// What a create or update stores: `body`'s fields, its secrets sealed
+/// for the repository `id`.
+fn sealed_form(
+    key: &crate::crypto::SecretKey,
+    id: &str,
+    name: Option<String>,
+    body: &UpdateRequest,
+) -> Result<SharedForm, ApiError> {
+    let seal =
+        |secret: &str| crypto::seal_str(key, secret, id.as_bytes()).map_err(ApiError::internal);
+    Ok(SharedForm {
+        name,
+        url: body.url.as_deref().map(|u| u.trim().to_owned()),
+        username: body.username.clone().map(Some),
+        password_sealed: body.password.as_deref().map(seal).transpose()?,
+        credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
+        maintenance_host_id: body.maintenance_host_id.clone(),
+    })
 }
 
 impl std::fmt::Debug for UpdateRequest {
@@ -285,23 +315,14 @@ async fn create(
     who.require(Role::Operator)?;
     let body = body.into_inner();
     let name = body.validate()?;
+    let body = UpdateRequest::from(body);
     let key = state.key.clone();
     let repo = state
         .actors
         .write("creating a shared repository", move |conn| {
-            check_maintenance_host(conn, body.maintenance_host_id.as_deref())?;
+            check_maintenance_host(conn, body.maintenance_host_id.clone().flatten().as_deref())?;
             let id = store::new_id();
-            let seal = |secret: &str| {
-                crypto::seal_str(&key, secret, id.as_bytes()).map_err(ApiError::internal)
-            };
-            let form = SharedForm {
-                name: Some(name),
-                url: body.url.as_deref().map(|u| u.trim().to_owned()),
-                username: body.username.clone().map(Some),
-                password_sealed: body.password.as_deref().map(seal).transpose()?,
-                credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
-                maintenance_host_id: body.maintenance_host_id.clone().map(Some),
-            };
+            let form = sealed_form(&key, &id, Some(name), &body)?;
             let repo = repositories::insert_shared(conn, &id, &form, store::now_ms())
                 .map_err(name_taken)?;
             audit(
@@ -336,17 +357,7 @@ async fn put(
             if let Some(host) = &body.maintenance_host_id {
                 check_maintenance_host(conn, host.as_deref())?;
             }
-            let seal = |secret: &str| {
-                crypto::seal_str(&key, secret, id.as_bytes()).map_err(ApiError::internal)
-            };
-            let form = SharedForm {
-                name,
-                url: body.url.as_deref().map(|u| u.trim().to_owned()),
-                username: body.username.clone().map(Some),
-                password_sealed: body.password.as_deref().map(seal).transpose()?,
-                credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
-                maintenance_host_id: body.maintenance_host_id.clone(),
-            };
+            let form = sealed_form(&key, &id, name, &body)?;
             repositories::update_shared(conn, &id, &form, store::now_ms()).map_err(name_taken)?;
             let dto = load(conn, &id)?;
             // Every attached host gets the new settings.
