@@ -24,6 +24,8 @@
 //! for the log when the two disagree (the schedule changed while the fire
 //! waited to be sent).
 
+use super::maintenance::{self, Route};
+use super::registry::Directory;
 use super::{check_rotation_args, drill, followup, ActorError};
 use crate::protocol::ScheduleKind;
 use crate::store::models::{Job, JobFinish, NewJob, Schedule, SourceGroup};
@@ -34,6 +36,9 @@ use crate::store::{self, channel, jobs, schedules, JobStatus, JobTrigger};
 enum Planned {
     Run(NewJob),
     Refused(NewJob, String),
+    /// Not run: the shared repository's maintenance of this kind is
+    /// queued or running already (recorded as `cancelled`).
+    Skipped(NewJob, String),
 }
 
 /// Creates the jobs of the fire of `schedule_id` at `scheduled_at` (Unix
@@ -42,6 +47,7 @@ enum Planned {
 /// or a replayed fire); refused ones are already `failed`.
 pub(super) fn fire_jobs(
     conn: &mut store::DbConnection,
+    sessions: &Directory,
     host_id: &str,
     schedule_id: &str,
     scheduled_at: i64,
@@ -78,7 +84,21 @@ pub(super) fn fire_jobs(
             if !jobs::for_schedule_run(conn, schedule_id, scheduled_at)?.is_empty() {
                 return Ok(Vec::new()); // a replayed fire
             }
-            vec![repository_plan(conn, &schedule, kind, &groups, now)?]
+            vec![match maintenance::route(conn, sessions, host_id, kind.job_kind())? {
+                Route::Own => repository_plan(conn, &schedule, kind, &groups, now)?,
+                Route::Host(runs_on) => {
+                    let mut on = schedule.clone();
+                    on.host_id = runs_on.into();
+                    repository_plan(conn, &on, kind, &groups, now)?
+                }
+                Route::Active(job) => Planned::Skipped(
+                    bare_job(&schedule, kind.job_kind(), now),
+                    format!(
+                        "{kind} schedule: the shared repository's {kind} is {} already as job {} on host {}",
+                        job.status, job.id, job.host_id
+                    ),
+                ),
+            }]
         }
     };
     let stamp = |mut job: NewJob| {
@@ -91,19 +111,22 @@ pub(super) fn fire_jobs(
     for plan in planned {
         match plan {
             Planned::Run(job) => runs.push(stamp(job)),
-            Planned::Refused(job, reason) => refusals.push((stamp(job), reason)),
+            Planned::Refused(job, reason) => refusals.push((stamp(job), reason, JobStatus::Failed)),
+            Planned::Skipped(job, reason) => {
+                refusals.push((stamp(job), reason, JobStatus::Cancelled))
+            }
         }
     }
     // Per group for backup and forget (a replay adds only what is missing).
     let mut created = channel::insert_fire_jobs(conn, schedule_id, scheduled_at, &runs)?;
-    for (job, reason) in refusals {
+    for (job, reason, status) in refusals {
         if !jobs::for_schedule_run(conn, schedule_id, scheduled_at)?.is_empty() {
             continue;
         }
         tracing::warn!(host_id, schedule_id, kind = %job.kind, "scheduled job refused: {reason}");
         let job = jobs::insert(conn, &job)?;
         let finish = JobFinish {
-            status: JobStatus::Failed,
+            status,
             finished_at: now,
             exit_code: None,
             error: Some(reason),
@@ -251,7 +274,7 @@ mod tests {
             .iter()
             .map(|p| match p {
                 Planned::Run(job) => job,
-                Planned::Refused(..) => panic!("refused: {p:?}"),
+                Planned::Refused(..) | Planned::Skipped(..) => panic!("refused: {p:?}"),
             })
             .collect();
         assert_eq!(jobs.len(), 2);

@@ -38,6 +38,8 @@
 //!   [`CancelJob`], [`PushConfig`], the closes).
 //! - `jobs`: dispatching the queue and the agent's job reports.
 //! - `job_queue`: the pure job queue ([`JobQueue`], [`QueuedJob`]).
+//! - `leases`: a job on a shared repository asks the writer for its
+//!   lease before it goes out, and waits in the slot until it has it.
 //! - `logs`: log batching and the back-pressure pause.
 //! - `downloads`: relaying snapshot downloads between the agent and HTTP
 //!   responses ([`StartDownload`], credits, cancel, the cut).
@@ -76,6 +78,7 @@ mod frames;
 mod greeting;
 mod job_queue;
 mod jobs;
+mod leases;
 mod live_listing;
 mod logs;
 mod messages;
@@ -89,6 +92,7 @@ pub use downloads::{
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
 pub use greeting::{load_config, load_greeting, load_repository, Greeting, HostConfig};
 pub use job_queue::{command_run, JobQueue, QueuedJob};
+pub use leases::{is_lock_error, nudge_waiters, queue_unlock, RetryLease};
 pub use live_listing::{ListDirectory, ListingError, ListingReply, PendingListings};
 pub use messages::{
     CancelJob, CheckIdle, DispatchJob, PushConfig, Revoked, ShuttingDown, Superseded,
@@ -166,6 +170,11 @@ pub struct HostSession {
     own_jobs: own_jobs::OwnJobs,
     /// Recent `schedule.fire`s per schedule (the limit).
     fires: fires::FireCounts,
+    /// The shared repository the host is attached to (from the last
+    /// configuration pushed): its jobs need a lease there.
+    shared_repository: Option<String>,
+    /// The job in the slot that waits for its lease (`leases`).
+    awaiting_lease: Option<leases::Awaiting>,
 }
 
 impl HostSession {
@@ -189,6 +198,8 @@ impl HostSession {
             relays: downloads::Relays::default(),
             own_jobs: own_jobs::OwnJobs::default(),
             fires: fires::FireCounts::default(),
+            shared_repository: None,
+            awaiting_lease: None,
         }
     }
 
@@ -444,12 +455,17 @@ impl HostSession {
     /// Sends `config.update` and `schedule.set`, unless a newer version
     /// went out already.
     fn push_config(&mut self, config: HostConfig, ctx: &mut ws::WebsocketContext<Self>) {
-        let HostConfig { config, schedules } = config;
+        let HostConfig {
+            config,
+            schedules,
+            shared_repository,
+        } = config;
         if schedules.version < self.pushed_version {
             tracing::debug!(host_id = %self.host_id, version = schedules.version, "an older configuration is not pushed");
             return;
         }
         self.pushed_version = schedules.version;
+        self.shared_repository = shared_repository;
         let version = i64::try_from(schedules.version).unwrap_or(i64::MAX);
         self.send(ctx, config);
         self.send(ctx, schedules);
@@ -505,6 +521,7 @@ impl Actor for HostSession {
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         self.send_logs();
+        self.drop_lease_requests(None);
         self.relays.agent_gone();
         if self.registered {
             self.actors.registry.do_send(Unregister {

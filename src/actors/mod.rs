@@ -7,6 +7,8 @@
 //! - [`registry`]: `Registry`, host id → live session.
 //! - [`scheduler`]: `Scheduler`, fires → jobs, due retries, missed runs.
 //! - `fire`: what one fire of a schedule creates, by the schedule's kind.
+//! - [`maintenance`]: where a shared repository's prune and check run
+//!   (once per repository), and the server's `unlock` jobs.
 //! - [`followup`]: the pure rules of what job follows what (retry with
 //!   back-off, retention `forget`), applied by the writer.
 //! - [`persistence`]: `Persistence`, the one writer, on a `SyncArbiter`.
@@ -30,6 +32,7 @@ pub mod followup;
 pub mod host_session;
 pub mod log_retention;
 pub mod login_audit;
+pub mod maintenance;
 pub mod notifier;
 pub mod persistence;
 pub mod registry;
@@ -130,6 +133,10 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
         key.clone(),
         config.notify.clone(),
     );
+    // Lease requests of the previous run: their sessions ask again.
+    persistence.do_send(RunWrite::new("dropping old lease requests", |c| {
+        store::leases::drop_waiting(c).map_err(ActorError::from)
+    }));
     persistence.do_send(persistence::ConfigureCatalog {
         keep: config.catalog_keep,
     });
@@ -183,6 +190,7 @@ pub fn needs_group(kind: protocol::JobKind) -> bool {
 /// that inserts the job.
 fn run_now_job(
     conn: &mut store::DbConnection,
+    sessions: &Directory,
     req: &NewJobRequest,
     now: i64,
 ) -> Result<models::NewJob, ActorError> {
@@ -242,13 +250,19 @@ fn run_now_job(
         return restore::restore_job(conn, host_id, restore, now);
     }
     let Some(name) = &req.source_group else {
-        let mut job = models::NewJob::new(
-            store::new_id(),
-            host_id.clone(),
-            kind,
-            JobTrigger::Manual,
-            now,
-        );
+        // A shared repository's prune or check runs once, on its
+        // maintenance host.
+        let runs_on = match maintenance::route(conn, sessions, host_id, kind)? {
+            maintenance::Route::Own => host_id.clone(),
+            maintenance::Route::Host(host) => host,
+            maintenance::Route::Active(job) => {
+                return Err(ActorError::Conflict(format!(
+                    "a {kind} of this host's shared repository is {} already: job {} on host {}",
+                    job.status, job.id, job.host_id
+                )))
+            }
+        };
+        let mut job = models::NewJob::new(store::new_id(), runs_on, kind, JobTrigger::Manual, now);
         if kind == protocol::JobKind::Check {
             // Every check rotates, run now or from a check schedule.
             job.args = check_rotation_args(conn, &job, now)?;
@@ -391,10 +405,11 @@ impl Actors {
     /// the queued job and its `job.create` audit row; then the job goes to
     /// the host's live session, if any.
     pub async fn create_job(&self, req: NewJobRequest) -> Result<models::Job, ActorError> {
+        let sessions = self.sessions.clone();
         let job = self
             .write("creating a job", move |conn| {
                 let now = store::now_ms();
-                let new = run_now_job(conn, &req, now)?;
+                let new = run_now_job(conn, &sessions, &req, now)?;
                 let job = store::jobs::insert(conn, &new)?;
                 let detail = match &req.restore {
                     Some(restore) => restore::audit_detail(&req.host_id, &job, restore),

@@ -41,6 +41,12 @@ impl Directory {
         map.get(host_id).map(|(_, addr)| addr.clone())
     }
 
+    /// Whether the host has a live session.
+    pub fn is_online(&self, host_id: &str) -> bool {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.contains_key(host_id)
+    }
+
     /// How many hosts have a live session.
     pub fn len(&self) -> usize {
         self.0.read().unwrap_or_else(PoisonError::into_inner).len()

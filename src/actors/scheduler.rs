@@ -11,6 +11,9 @@
 //!   by the writer in the transaction that finishes it (the rules are in
 //!   [`followup`](super::followup)), due at its `retry_at`; the tick hands
 //!   the rows whose time has come to their hosts' sessions.
+//! - Lost hosts: on every [`Tick`], the repository leases of hosts offline
+//!   for [`LEASE_HOST_LOST_AFTER`] (or revoked) end, the waiters there
+//!   are told, and the server queues an `unlock` of the repository.
 //! - Missed runs: on every [`Tick`], each enabled schedule's cron times
 //!   that passed more than the grace period ago without a fire are
 //!   recorded (and published as events).
@@ -27,13 +30,14 @@ use chrono::{DateTime, Utc};
 
 use super::events::{Event, Events, Publish};
 use super::fire::fire_jobs;
+use super::host_session::{nudge_waiters, queue_unlock};
 use super::persistence::{Persistence, RecordMissedRun, RunWrite};
 use super::registry::Directory;
 use super::{blocking_read, hand_to_session, ActorError};
 use crate::cron::{CronExpr, InvalidCron};
 use crate::protocol;
 use crate::store::models::{Job, NewMissedRun};
-use crate::store::{self, channel, jobs, schedules};
+use crate::store::{self, channel, jobs, leases, schedules};
 use crate::store::{JobStatus, Pool, ScheduleKind};
 
 /// How often the scheduler wakes up on its own.
@@ -44,6 +48,10 @@ pub const MISSED_RUN_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
 
 /// At most this many missed times are recorded per schedule per tick.
 const MAX_MISSES_PER_SCHEDULE: usize = 100;
+
+/// A host holding a repository lease that has been offline this long is
+/// declared lost: its leases end and the server unlocks the repository.
+pub const LEASE_HOST_LOST_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// At most this many due retries go out per tick.
 const MAX_RETRIES_PER_TICK: i64 = 500;
@@ -133,6 +141,7 @@ impl Handler<ScheduleFired> for Scheduler {
     fn handle(&mut self, msg: ScheduleFired, _ctx: &mut Self::Context) -> Self::Result {
         let persistence = self.persistence.clone();
         let sessions = self.sessions.clone();
+        let fire_sessions = self.sessions.clone();
         let events = self.events.clone();
         Box::pin(async move {
             let ScheduleFired {
@@ -148,6 +157,7 @@ impl Handler<ScheduleFired> for Scheduler {
                     }
                     fire_jobs(
                         c,
+                        &fire_sessions,
                         &host_id,
                         &payload.schedule_id,
                         scheduled_at,
@@ -227,6 +237,25 @@ impl Handler<Tick> for Scheduler {
                 if hand_to_session(&sessions, &events, &job) {
                     report.retries_dispatched += 1;
                 }
+            }
+
+            let lost_before = now.saturating_sub(
+                i64::try_from(LEASE_HOST_LOST_AFTER.as_millis()).unwrap_or(i64::MAX / 4),
+            );
+            let freed = persistence
+                .send(RunWrite::new("ending the leases of lost hosts", move |c| {
+                    let mut freed = Vec::new();
+                    for host in leases::lost_holders(c, lost_before)? {
+                        tracing::warn!(host_id = %host, "host declared lost: its repository leases end");
+                        freed.extend(leases::release_host(c, &host)?);
+                    }
+                    Ok::<_, ActorError>(freed)
+                }))
+                .await
+                .map_err(ActorError::mailbox)??;
+            for repository in freed {
+                nudge_waiters(&pool, &sessions, repository.clone());
+                queue_unlock(&persistence, &sessions, &events, repository);
             }
 
             let Some((from, until)) = window else {

@@ -16,6 +16,7 @@
 //! restic_binary = "restic"               # optional
 //! allow_insecure_ws = false              # ws:// to a non-loopback server
 //! allowed_repositories = ["s3:https://s3.example.com/backups/*"] # optional
+//! hostname = "web-1"                     # optional: default the system's
 //!
 //! [hooks]                                # optional
 //! pre = "pg_dump mydb > /var/backups/mydb.sql"
@@ -152,6 +153,11 @@ pub struct AgentConfig {
     /// Pre/post job hooks.
     #[serde(default)]
     pub hooks: HooksConfig,
+    /// The host name told to the server and given to restic (`--host` on
+    /// backup, forget and snapshots, so hosts sharing a repository see
+    /// only their own snapshots); default: the system's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 fn default_restic_binary() -> PathBuf {
@@ -195,6 +201,7 @@ impl AgentConfig {
             allow_insecure_ws: false,
             allowed_repositories: Vec::new(),
             hooks: HooksConfig::default(),
+            hostname: None,
         }
     }
 
@@ -219,6 +226,15 @@ impl AgentConfig {
                 crate::redact::url(url)
             ))
         }
+    }
+
+    /// The host name this agent goes by: the configured one, else the
+    /// system's.
+    pub fn hostname(&self) -> String {
+        self.hostname
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(platform::hostname)
     }
 
     /// Parses the TOML text of an agent config; `path` names it in errors.

@@ -156,6 +156,25 @@ pub fn for_schedule_run(
         .load(conn)
 }
 
+/// The oldest queued or running job of `kind` on one of `host_ids`.
+pub fn active_of_kind(
+    conn: &mut DbConnection,
+    host_ids: &[String],
+    kind: JobKind,
+) -> QueryResult<Option<Job>> {
+    if host_ids.is_empty() {
+        return Ok(None);
+    }
+    jobs::table
+        .filter(jobs::host_id.eq_any(host_ids))
+        .filter(jobs::kind.eq(kind))
+        .filter(jobs::status.eq_any(JobStatus::ACTIVE))
+        .order((jobs::created_at.asc(), jobs::id.asc()))
+        .select(Job::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// A first attempt and its retries, by attempt number.
 pub fn attempts(conn: &mut DbConnection, first_attempt_id: &str) -> QueryResult<Vec<Job>> {
     jobs::table

@@ -65,6 +65,7 @@ pub mod job_logs;
 pub mod job_params;
 pub mod jobs;
 pub mod json;
+pub mod leases;
 pub mod missed_runs;
 pub mod models;
 pub mod notifications;

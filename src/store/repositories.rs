@@ -57,8 +57,9 @@ struct NewRow<'a> {
     updated_at: i64,
 }
 
-/// Sets the host's repository: updates the one it points to, or creates
-/// one with `form.id` and points the host to it, in one transaction.
+/// Sets the host's private repository: updates the one it points to, or
+/// creates one with `form.id` and points the host to it (also when it
+/// pointed to a shared one), in one transaction.
 /// Fields left `None` in the form keep their value (NULL on creation).
 /// `None` if the host does not exist.
 ///
@@ -81,6 +82,12 @@ pub fn upsert_for_host(
             .optional()?;
         let Some(current) = current else {
             return Ok(None);
+        };
+        // A host on a shared repository that is given one inline gets a
+        // private one of its own; the shared one is left as it is.
+        let current = match current {
+            Some(id) if get_shared(conn, &id)?.is_some() => None,
+            other => other,
         };
         match current {
             Some(existing) if existing != form.id => Err(DieselError::DatabaseError(
@@ -131,4 +138,116 @@ pub fn upsert_for_host(
             }
         }
     })
+}
+
+/// The shared repositories (those with a name), by name.
+pub fn list_shared(conn: &mut DbConnection) -> QueryResult<Vec<Repository>> {
+    repositories::table
+        .filter(repositories::name.is_not_null())
+        .order(repositories::name.asc())
+        .select(Repository::as_select())
+        .load(conn)
+}
+
+/// The shared repository with this id (`None` for a private one).
+pub fn get_shared(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Repository>> {
+    Ok(get(conn, id)?.filter(Repository::is_shared))
+}
+
+/// What a shared repository's create or update writes; `None` keeps a
+/// field (on creation: NULL). Secrets are sealed with `id` already.
+#[derive(Debug, Default)]
+pub struct SharedForm {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub username: Option<Option<String>>,
+    pub password_sealed: Option<Vec<u8>>,
+    pub credential_sealed: Option<Option<Vec<u8>>>,
+    pub maintenance_host_id: Option<Option<String>>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = repositories)]
+struct SharedChanges<'a> {
+    name: Option<&'a str>,
+    url: Option<&'a str>,
+    username: Option<Option<&'a str>>,
+    password_sealed: Option<&'a [u8]>,
+    credential_sealed: Option<Option<&'a [u8]>>,
+    maintenance_host_id: Option<Option<&'a str>>,
+    updated_at: i64,
+}
+
+/// Creates a shared repository with `id` (name and URL required). A
+/// duplicate name is a `UniqueViolation`.
+pub fn insert_shared(
+    conn: &mut DbConnection,
+    id: &str,
+    form: &SharedForm,
+    now: i64,
+) -> QueryResult<Repository> {
+    let row = NewRow {
+        id,
+        url: form.url.as_deref().unwrap_or_default(),
+        username: form.username.as_ref().and_then(|u| u.as_deref()),
+        password_sealed: form.password_sealed.as_deref(),
+        credential_sealed: form.credential_sealed.as_ref().and_then(|c| c.as_deref()),
+        hook_shell: None,
+        created_at: now,
+        updated_at: now,
+    };
+    diesel::insert_into(repositories::table)
+        .values(&row)
+        .execute(conn)?;
+    update_shared(conn, id, form, now)?.ok_or(DieselError::NotFound)
+}
+
+/// Updates a shared repository; `None` if there is none with this id.
+pub fn update_shared(
+    conn: &mut DbConnection,
+    id: &str,
+    form: &SharedForm,
+    now: i64,
+) -> QueryResult<Option<Repository>> {
+    let changes = SharedChanges {
+        name: form.name.as_deref(),
+        url: form.url.as_deref(),
+        username: form.username.as_ref().map(|u| u.as_deref()),
+        password_sealed: form.password_sealed.as_deref(),
+        credential_sealed: form.credential_sealed.as_ref().map(|c| c.as_deref()),
+        maintenance_host_id: form.maintenance_host_id.as_ref().map(|m| m.as_deref()),
+        updated_at: now,
+    };
+    diesel::update(repositories::table.find(id))
+        .set(&changes)
+        .returning(repositories::all_columns)
+        .get_result(conn)
+        .optional()
+}
+
+/// Ids of the hosts (not revoked) that use this repository.
+pub fn hosts_using(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<String>> {
+    hosts::table
+        .filter(hosts::repository_id.eq(id))
+        .filter(hosts::revoked_at.is_null())
+        .order(hosts::id.asc())
+        .select(hosts::id)
+        .load(conn)
+}
+
+/// Deletes a repository no host points to (revoked hosts let go of it);
+/// whether it existed.
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    diesel::update(hosts::table.filter(hosts::repository_id.eq(id)))
+        .set(hosts::repository_id.eq(None::<String>))
+        .execute(conn)?;
+    Ok(diesel::delete(repositories::table.find(id)).execute(conn)? > 0)
+}
+
+/// Points the host to an existing repository (a shared one).
+pub fn attach(conn: &mut DbConnection, host_id: &str, id: &str, now: i64) -> QueryResult<bool> {
+    let changed = diesel::update(hosts::table.find(host_id))
+        .set((hosts::repository_id.eq(id), hosts::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(changed > 0)
 }

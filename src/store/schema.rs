@@ -57,6 +57,24 @@ diesel::table! {
         hook_shell -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        /// Set for a shared repository (unique); NULL for a private one.
+        name -> Nullable<Text>,
+        /// The host that runs prune and check when it is online.
+        maintenance_host_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Leases on shared repositories (`store::leases`).
+    leases (job_id) {
+        job_id -> Text,
+        repository_id -> Text,
+        host_id -> Text,
+        mode -> Text,
+        state -> Text,
+        requested_at -> BigInt,
+        granted_at -> Nullable<BigInt>,
+        waiting_for -> Nullable<Text>,
     }
 }
 
@@ -297,6 +315,8 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(hosts -> repositories (repository_id));
+diesel::joinable!(leases -> jobs (job_id));
+diesel::joinable!(leases -> hosts (host_id));
 diesel::joinable!(source_groups -> hosts (host_id));
 diesel::joinable!(schedules -> hosts (host_id));
 diesel::joinable!(schedule_source_groups -> schedules (schedule_id));
@@ -316,6 +336,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     api_tokens,
     repositories,
+    leases,
     hosts,
     enrollment_tokens,
     source_groups,

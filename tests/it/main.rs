@@ -41,6 +41,7 @@ mod job_followup;
 mod notifications;
 mod schedule_kinds;
 mod secrets_at_rest;
+mod shared_repo;
 mod store;
 mod store_catalog;
 mod ui_browser;

@@ -15,6 +15,9 @@ use crate::store::{jobs, repositories, schedule_versions, schedules, DbConnectio
 pub struct HostConfig {
     pub config: protocol::ConfigUpdate,
     pub schedules: protocol::ScheduleSet,
+    /// The shared repository the host is attached to, if any: its jobs
+    /// take leases on it (`store::leases`).
+    pub shared_repository: Option<String>,
 }
 
 /// What a session sends after `hello`.
@@ -96,8 +99,12 @@ pub fn load_config(
                 .collect(),
         })
         .collect();
+    let shared_repository = crate::store::repositories::get_for_host(conn, host_id)?
+        .filter(|r| r.is_shared())
+        .map(|r| r.id);
     Ok(HostConfig {
         config,
+        shared_repository,
         schedules: protocol::ScheduleSet {
             version: u64::try_from(version).unwrap_or(0),
             schedules,

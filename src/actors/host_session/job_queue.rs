@@ -190,6 +190,21 @@ impl JobQueue {
         self.in_flight.as_deref() == Some(job_id)
     }
 
+    /// Gives the slot back: the job in flight had not gone out (it waited
+    /// for a lease) and waits again in its place.
+    pub fn put_back(&mut self, job: QueuedJob) {
+        if self.in_flight.as_deref() == Some(job.id()) {
+            self.in_flight = None;
+            self.in_flight_catalog = None;
+        }
+        self.enqueue(job);
+    }
+
+    /// Whether a job other than a `catalog` one waits.
+    pub fn has_other_than_catalog(&self) -> bool {
+        self.waiting.iter().any(|j| !is_catalog(j))
+    }
+
     /// The job in flight.
     pub fn in_flight(&self) -> Option<&str> {
         self.in_flight.as_deref()

@@ -34,10 +34,24 @@ impl HostSession {
         if self.phase != Phase::Ready {
             return;
         }
+        if self.catalog_gives_way() {
+            return self.dispatch_next(ctx);
+        }
         self.yield_catalog_if_needed(ctx);
         let Some(job) = self.queue.take_next() else {
             return;
         };
+        match self.lease_needed(&job) {
+            Some((repository, mode)) => self.wait_for_lease(job, repository, mode, ctx),
+            None => self.route_job(job, ctx),
+        }
+    }
+
+    /// Sends a job whose lease (if it needs one) is held.
+    pub(super) fn route_job(&mut self, job: QueuedJob, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.queue.in_flight() != Some(job.id()) {
+            return; // cancelled while it waited for its lease
+        }
         let source = job
             .run
             .restore
@@ -132,6 +146,7 @@ impl HostSession {
     /// A job of this host is over (for whatever reason): free the slot.
     pub(super) fn job_done(&mut self, job_id: &str, ctx: &mut ws::WebsocketContext<Self>) {
         self.queue.done(job_id);
+        self.lease_over(job_id);
         self.dispatch_next(ctx);
     }
 
@@ -162,6 +177,8 @@ impl HostSession {
             message: job.error.clone().or_else(|| job.warning.clone()),
         });
         self.queue.done(&job.id);
+        self.lease_over(&job.id);
+        self.unlock_after_lock_error(&job);
         if let Some(next) = follow_up {
             self.follow_up(&job, next);
         }

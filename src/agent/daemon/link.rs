@@ -82,7 +82,7 @@ impl Daemon {
                 .version
                 .as_ref()
                 .map_or_else(|| UNKNOWN_RESTIC_VERSION.to_owned(), |v| v.text.clone()),
-            hostname: platform::hostname(),
+            hostname: self.config.hostname(),
             os: platform::os_name().to_owned(),
             arch: platform::arch_name().to_owned(),
             boot_time: platform::boot_time(),

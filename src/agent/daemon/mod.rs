@@ -259,7 +259,8 @@ impl Daemon {
             );
         }
         let (live_tx, live_rx) = mpsc::channel(LIVE_BUFFER);
-        let restic = ResticHost::new(config.restic_binary.clone(), &state_dir);
+        let mut restic = ResticHost::new(config.restic_binary.clone(), &state_dir);
+        restic.hostname = Some(config.hostname());
         Ok(Self {
             config,
             journal,

@@ -61,6 +61,10 @@ pub struct ResticHost {
     pub cache_dir: PathBuf,
     /// The version found at start-up or on the last connect, if any.
     pub version: Option<ResticVersion>,
+    /// The host name snapshots are made and looked up under (`--host`
+    /// on backup, forget and snapshots), if set: hosts that share a
+    /// repository then see only their own snapshots.
+    pub hostname: Option<String>,
 }
 
 impl ResticHost {
@@ -70,6 +74,7 @@ impl ResticHost {
             binary: binary.into(),
             cache_dir: state_dir.join("cache"),
             version: None,
+            hostname: None,
         }
     }
 
@@ -103,6 +108,7 @@ impl ResticHost {
                     args.push(format!("--exclude={exclude}"));
                 }
                 push_extra_args(&mut args, run)?;
+                self.push_host(&mut args);
                 // `--` so that an include beginning with '-' is a path.
                 args.push("--".to_owned());
                 for include in &run.includes {
@@ -125,6 +131,7 @@ impl ResticHost {
                 }
                 args.extend(policy.keep_flags());
                 push_extra_args(&mut args, run)?;
+                self.push_host(&mut args);
             }
             JobKind::Init | JobKind::Prune | JobKind::Check | JobKind::Unlock => {
                 push_extra_args(&mut args, run)?;
@@ -188,9 +195,22 @@ impl ResticHost {
         )
     }
 
-    /// `restic snapshots --json` (no lock: it only reads).
+    /// `restic snapshots --json` (no lock: it only reads), this host's
+    /// snapshots only when the host name is set.
     pub fn snapshots(&self, repo: &RepoSettings) -> Result<Invocation, BuildError> {
-        self.with_repo(strings(&["snapshots", "--json", "--no-lock"]), repo)
+        let mut args = strings(&["snapshots", "--json", "--no-lock"]);
+        self.push_host(&mut args);
+        self.with_repo(args, repo)
+    }
+
+    /// `--host=<name>` when the host name is set and the server's extra
+    /// arguments did not name one.
+    fn push_host(&self, args: &mut Vec<String>) {
+        if let Some(name) = &self.hostname {
+            if !args.iter().any(|arg| arg.starts_with("--host=")) {
+                args.push(format!("--host={name}"));
+            }
+        }
     }
 
     /// `restic stats --json --mode <mode>` (`raw-data` or `restore-size`).
@@ -474,6 +494,41 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// With a host name, backup, forget and snapshots name it (`--host`),
+    /// unless the job's arguments name one; other kinds do not.
+    #[test]
+    fn host_filter() {
+        let mut restic = host();
+        restic.hostname = Some("web-1".to_owned());
+        let mut backup = run(JobKind::Backup);
+        backup.includes = vec!["/etc".to_owned()];
+        let args = restic.job(&backup, &repo()).unwrap().args;
+        assert_eq!(args, ["backup", "--json", "--host=web-1", "--", "/etc"]);
+        let mut forget = run(JobKind::Forget);
+        forget.retention_policy = Some(RetentionPolicy {
+            keep_last: Some(2),
+            ..RetentionPolicy::default()
+        });
+        forget.args = vec!["--host=other".to_owned()];
+        let args = restic.job(&forget, &repo()).unwrap().args;
+        assert_eq!(
+            args,
+            ["forget", "--json", "--keep-last", "2", "--host=other"]
+        );
+        forget.args.clear();
+        let args = restic.job(&forget, &repo()).unwrap().args;
+        assert_eq!(
+            args,
+            ["forget", "--json", "--keep-last", "2", "--host=web-1"]
+        );
+        assert_eq!(
+            restic.snapshots(&repo()).unwrap().args,
+            ["snapshots", "--json", "--no-lock", "--host=web-1"]
+        );
+        let prune = restic.job(&run(JobKind::Prune), &repo()).unwrap().args;
+        assert_eq!(prune, ["prune", "--json"]);
     }
 
     /// Report commands read without locking.

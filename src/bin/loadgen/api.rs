@@ -45,6 +45,18 @@ pub struct JobView {
     pub id: String,
     pub status: String,
     pub last_log_seq: i64,
+    #[serde(default)]
+    pub host_id: String,
+    #[serde(default)]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub dispatched_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +136,76 @@ impl Api {
             .await
             .context("run now: answer")?
             .id)
+    }
+
+    /// `POST /repositories`: a shared repository; returns its id.
+    pub async fn create_repository(&self, name: &str, url: &str) -> anyhow::Result<String> {
+        let body = json!({"name": name, "url": url, "password": "loadgen-shared-password"});
+        let response = self
+            .send(
+                self.client
+                    .post(format!("{}/repositories", self.base))
+                    .json(&body),
+                "create repository",
+            )
+            .await?;
+        Ok(response
+            .json::<Created>()
+            .await
+            .context("create repository: answer")?
+            .id)
+    }
+
+    /// `PUT /hosts/{id}/repository {"repository_id"}`.
+    pub async fn attach_repository(
+        &self,
+        host_id: &str,
+        repository_id: &str,
+    ) -> anyhow::Result<()> {
+        let url = format!("{}/hosts/{host_id}/repository", self.base);
+        let body = json!({ "repository_id": repository_id });
+        self.send(self.client.put(url).json(&body), "attach repository")
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /hosts/{id}/jobs` with a kind and an optional source group;
+    /// `None` when the server answers 409 (e.g. the repository's prune
+    /// is queued or running already).
+    pub async fn run_job(
+        &self,
+        host_id: &str,
+        kind: &str,
+        group: Option<&str>,
+    ) -> anyhow::Result<Option<String>> {
+        let url = format!("{}/hosts/{host_id}/jobs", self.base);
+        let body = match group {
+            Some(group) => json!({ "kind": kind, "source_group": group }),
+            None => json!({ "kind": kind }),
+        };
+        let response = self
+            .client
+            .post(url)
+            .json(&body)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .context("run job: request failed")?;
+        let status = response.status();
+        if status == reqwest::StatusCode::CONFLICT {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            bail!("run job: HTTP {status}: {body}");
+        }
+        Ok(Some(
+            response
+                .json::<Created>()
+                .await
+                .context("run job: answer")?
+                .id,
+        ))
     }
 
     /// `POST /hosts/{id}/source-groups`.

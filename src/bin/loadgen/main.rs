@@ -80,6 +80,11 @@ pub enum Scenario {
     /// writer stores them (--batch per transaction): entries per second,
     /// then p50 / p99 of a 10,000-entry folder page and of a search.
     Catalog,
+    /// N agents on --repositories shared repositories: a backup per host
+    /// every --backup-every, a prune per repository every --prune-every,
+    /// for --duration: jobs failed for a lock (must be 0), jobs that ran
+    /// beside an exclusive one (must be 0), lease wait p50 / p99.
+    SharedRepo,
     /// A bare tokio-tungstenite server (no actors, no database) holding
     /// the same N idle connections, measured like `connect` and `idle`.
     BaselineWs,
@@ -109,6 +114,7 @@ impl Scenario {
             Scenario::Reconnect => "reconnect",
             Scenario::Ui => "ui",
             Scenario::Catalog => "catalog",
+            Scenario::SharedRepo => "shared-repo",
             Scenario::BaselineWs => "baseline-ws",
             Scenario::BaselineActix => "baseline-actix",
             Scenario::BaselineSqlite => "baseline-sqlite",
@@ -206,7 +212,7 @@ pub struct Options {
     /// `reconnect`: jobs running when the server stops.
     #[arg(long, default_value_t = 1000)]
     pub jobs: u32,
-    /// `reconnect`: how long a job runs on the agent.
+    /// `reconnect`, `shared-repo`: how long a job runs on the agent.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub hold: Duration,
     /// `reconnect`: how the server is stopped.
@@ -215,6 +221,17 @@ pub struct Options {
     /// `reconnect`: how long the server stays down.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub down: Duration,
+    /// `shared-repo`: shared repositories the hosts are spread over.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repositories: u32,
+    /// `shared-repo`: every host backs up this often (at most a quarter
+    /// of --duration, so a short run has several rounds).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub backup_every: Duration,
+    /// `shared-repo`: every repository is pruned this often (at most half
+    /// of --duration).
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub prune_every: Duration,
     /// Longest wait for any condition before the scenario gives up.
     #[arg(long, default_value = "180s", value_parser = parse_duration)]
     pub timeout: Duration,

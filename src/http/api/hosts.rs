@@ -194,7 +194,7 @@ async fn get(
 
 /// Distinguishes an absent field (`None`) from an explicit `null`
 /// (`Some(None)`).
-fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

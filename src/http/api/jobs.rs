@@ -143,6 +143,9 @@ pub(super) struct JobDto {
     /// verify, source_host_id; drill: the sampled files and their sizes).
     #[schema(value_type = Option<Object>)]
     params: Option<JobParams>,
+    /// A queued job on a shared repository that waits for its lease:
+    /// why, naming the job it waits for (null otherwise).
+    waiting_for: Option<String>,
 }
 
 impl JobDto {
@@ -176,7 +179,29 @@ impl JobDto {
             error: j.error,
             warning: j.warning,
             last_log_seq: j.last_log_seq,
+            waiting_for: None,
         }
+    }
+
+    /// Adds `waiting_for` to the queued jobs of `dtos` that wait for a
+    /// repository lease.
+    fn with_waiting(
+        conn: &mut store::DbConnection,
+        mut dtos: Vec<JobDto>,
+    ) -> Result<Vec<JobDto>, ApiError> {
+        let queued: Vec<&str> = dtos
+            .iter()
+            .filter(|j| j.status == JobStatus::Queued)
+            .map(|j| j.id.as_str())
+            .collect();
+        let waiting = store::leases::waiting_for(conn, &queued)?;
+        for dto in &mut dtos {
+            dto.waiting_for = waiting
+                .iter()
+                .find(|(job, _)| *job == dto.id)
+                .map(|(_, reason)| reason.clone());
+        }
+        Ok(dtos)
     }
 }
 
@@ -372,15 +397,13 @@ async fn list(
 ) -> Result<web::Json<List<JobDto>>, ApiError> {
     who.require(Role::Viewer)?;
     let filter = query.into_inner().into_filter()?;
-    let page = with_conn(&state.pool, move |conn| {
-        Ok(store::jobs::list(conn, &filter)?)
+    let (items, total) = with_conn(&state.pool, move |conn| {
+        let page = store::jobs::list(conn, &filter)?;
+        let items = page.items.into_iter().map(JobDto::from_row).collect();
+        Ok((JobDto::with_waiting(conn, items)?, page.total))
     })
     .await?;
-    let items = page.items.into_iter().map(JobDto::from_row).collect();
-    Ok(web::Json(List {
-        items,
-        total: page.total,
-    }))
+    Ok(web::Json(List { items, total }))
 }
 
 fn load_job(conn: &mut store::DbConnection, id: &str) -> Result<models::Job, ApiError> {
@@ -394,8 +417,13 @@ async fn get(
 ) -> Result<web::Json<JobDto>, ApiError> {
     who.require(Role::Viewer)?;
     let id = path.into_inner();
-    let job = with_conn(&state.pool, move |conn| load_job(conn, &id)).await?;
-    Ok(web::Json(JobDto::from_row(job)))
+    let job = with_conn(&state.pool, move |conn| {
+        let job = JobDto::from_row(load_job(conn, &id)?);
+        Ok(JobDto::with_waiting(conn, vec![job])?.pop())
+    })
+    .await?
+    .ok_or_else(|| ApiError::internal("job row vanished"))?;
+    Ok(web::Json(job))
 }
 
 /// One log line as the API shows it.

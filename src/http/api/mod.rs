@@ -22,7 +22,9 @@
 //! - `openapi`: `GET /openapi.json`, built from [`endpoints`].
 //! - `session`: `POST /auth/login`, `POST /auth/logout`, `GET /me`.
 //! - `hosts`: `GET /hosts`, `GET/PATCH/DELETE /hosts/{id}`.
-//! - `repository`: `GET/PUT /hosts/{id}/repository`.
+//! - `repository`: `GET/PUT /hosts/{id}/repository` (inline, or attach
+//!   a shared repository).
+//! - `repositories`: shared repositories, `/repositories[/{id}]`.
 //! - `source_groups`: `/hosts/{id}/source-groups[/{gid}]`.
 //! - `schedules`: `/hosts/{id}/schedules[/{sid}]`, cron validation and
 //!   description.
@@ -62,6 +64,7 @@ mod missed_runs;
 pub(crate) mod notifications;
 pub mod openapi;
 mod repo_stats;
+mod repositories;
 mod repository;
 pub(crate) mod schedules;
 mod session;
@@ -88,6 +91,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         crate::http::agent::endpoints(),
         hosts::endpoints(),
         repository::endpoints(),
+        repositories::endpoints(),
         source_groups::endpoints(),
         schedules::endpoints(),
         jobs::endpoints(),

@@ -293,7 +293,7 @@ pub(super) fn list_of(item: &str) -> Value {
 /// and the list envelopes.
 pub fn schemas() -> Map<String, Value> {
     use super::{api_tokens, enrollment_tokens, hosts, jobs, missed_runs, repo_stats};
-    use super::{repository, schedules, session, snapshots, source_groups, users};
+    use super::{repositories, repository, schedules, session, snapshots, source_groups, users};
 
     let mut s = Map::new();
     let answers = [
@@ -301,6 +301,7 @@ pub fn schemas() -> Map<String, Value> {
         derived::<session::LoginResponse>(),
         derived::<hosts::HostDto>(),
         derived::<repository::RepositoryDto>(),
+        derived::<repositories::SharedRepositoryDto>(),
         derived::<source_groups::SourceGroupDto>(),
         derived::<schedules::ScheduleDto>(),
         derived::<jobs::JobDto>(),
@@ -339,6 +340,8 @@ pub fn schemas() -> Map<String, Value> {
         derived::<users::PatchRequest>(),
         derived::<hosts::PatchRequest>(),
         derived::<repository::PutRequest>(),
+        derived::<repositories::CreateRequest>(),
+        derived::<repositories::UpdateRequest>(),
         derived::<source_groups::RetentionBody>(),
         derived::<source_groups::GroupRequest>(),
         derived::<schedules::ScheduleRequest>(),
@@ -351,6 +354,7 @@ pub fn schemas() -> Map<String, Value> {
     for (list, item) in [
         ("UserList", "User"),
         ("HostList", "Host"),
+        ("SharedRepositoryList", "SharedRepository"),
         ("SourceGroupList", "SourceGroup"),
         ("ScheduleList", "Schedule"),
         ("JobList", "Job"),

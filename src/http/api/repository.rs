@@ -20,9 +20,9 @@ use crate::http::AppState;
 use crate::store::{self, models};
 
 /// Longest repository URL.
-const MAX_URL_LEN: usize = 2048;
+pub(super) const MAX_URL_LEN: usize = 2048;
 /// Longest user name, password or credential.
-const MAX_SECRET_LEN: usize = 4096;
+pub(super) const MAX_SECRET_LEN: usize = 4096;
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -47,6 +47,10 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Repository)]
 pub(super) struct RepositoryDto {
+    /// The repository's id (a shared one's, to attach other hosts).
+    id: String,
+    /// The shared repository's name; null for the host's private one.
+    name: Option<String>,
     url: String,
     username: Option<String>,
     password_set: bool,
@@ -58,6 +62,8 @@ pub(super) struct RepositoryDto {
 impl From<&models::Repository> for RepositoryDto {
     fn from(r: &models::Repository) -> Self {
         RepositoryDto {
+            id: r.id.clone(),
+            name: r.name.clone(),
             url: r.url.clone(),
             username: r.username.clone(),
             password_set: r.password_set(),
@@ -67,13 +73,18 @@ impl From<&models::Repository> for RepositoryDto {
     }
 }
 
-/// `PUT /hosts/{id}/repository` body. `url` is required; an absent (or
-/// null) `username`, `password` or `credential` keeps the stored value.
+/// `PUT /hosts/{id}/repository` body: either `repository_id` alone
+/// (attach the host to a shared repository), or the inline form (`url`
+/// required) that sets the host's private repository; there an absent
+/// (or null) `username`, `password` or `credential` keeps the stored value.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = RepositoryPut)]
 pub(super) struct PutRequest {
-    url: String,
+    /// A shared repository to attach the host to (then nothing else).
+    repository_id: Option<String>,
+    /// The private repository's URL (required without `repository_id`).
+    url: Option<String>,
     username: Option<String>,
     /// The repository password; absent keeps it.
     #[schema(write_only)]
@@ -86,6 +97,7 @@ pub(super) struct PutRequest {
 impl std::fmt::Debug for PutRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PutRequest")
+            .field("repository_id", &self.repository_id)
             .field("url", &self.url)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
@@ -94,38 +106,67 @@ impl std::fmt::Debug for PutRequest {
     }
 }
 
+/// A repository URL: not empty, not too long, no control characters.
+pub(super) fn check_url(url: &str) -> Result<(), ApiError> {
+    if url.trim().is_empty() {
+        return Err(ApiError::validation("url: must not be empty"));
+    }
+    if url.len() > MAX_URL_LEN || url.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!(
+            "url: at most {MAX_URL_LEN} characters, no control characters"
+        )));
+    }
+    crate::repo_url::check(url).map_err(|e| ApiError::validation(format!("url: {e}")))?;
+    Ok(())
+}
+
+/// A user name, password or credential, when given: not empty, not too
+/// long, no NUL.
+pub(super) fn check_secret(name: &str, value: Option<&String>) -> Result<(), ApiError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    if value.is_empty() {
+        return Err(ApiError::validation(format!(
+            "{name}: must not be empty (omit it to keep the stored value)"
+        )));
+    }
+    if value.len() > MAX_SECRET_LEN || value.contains('\0') {
+        return Err(ApiError::validation(format!(
+            "{name}: at most {MAX_SECRET_LEN} bytes, no NUL"
+        )));
+    }
+    Ok(())
+}
+
 impl PutRequest {
     fn validate(&self) -> Result<(), ApiError> {
-        let url = self.url.trim();
-        if url.is_empty() {
-            return Err(ApiError::validation("url: must not be empty"));
-        }
-        if url.len() > MAX_URL_LEN || url.chars().any(char::is_control) {
-            return Err(ApiError::validation(format!(
-                "url: at most {MAX_URL_LEN} characters, no control characters"
-            )));
-        }
-        crate::repo_url::check(url).map_err(|e| ApiError::validation(format!("url: {e}")))?;
-        let fields = [
-            ("username", &self.username),
-            ("password", &self.password),
-            ("credential", &self.credential),
-        ];
-        for (name, value) in fields {
-            if let Some(value) = value {
-                if value.is_empty() {
-                    return Err(ApiError::validation(format!(
-                        "{name}: must not be empty (omit it to keep the stored value)"
-                    )));
-                }
-                if value.len() > MAX_SECRET_LEN || value.contains('\0') {
-                    return Err(ApiError::validation(format!(
-                        "{name}: at most {MAX_SECRET_LEN} bytes, no NUL"
-                    )));
-                }
+        if let Some(id) = &self.repository_id {
+            if id.trim().is_empty() {
+                return Err(ApiError::validation("repository_id: must not be empty"));
             }
+            let inline = [
+                ("url", self.url.is_some()),
+                ("username", self.username.is_some()),
+                ("password", self.password.is_some()),
+                ("credential", self.credential.is_some()),
+            ];
+            if let Some((field, _)) = inline.iter().find(|(_, given)| *given) {
+                return Err(ApiError::validation(format!(
+                    "{field}: not allowed with repository_id (a shared repository's settings are its own)"
+                )));
+            }
+            return Ok(());
         }
-        Ok(())
+        let Some(url) = &self.url else {
+            return Err(ApiError::validation(
+                "url: required (or repository_id to attach a shared repository)",
+            ));
+        };
+        check_url(url)?;
+        check_secret("username", self.username.as_ref())?;
+        check_secret("password", self.password.as_ref())?;
+        check_secret("credential", self.credential.as_ref())
     }
 }
 
@@ -155,10 +196,14 @@ async fn put(
     let host_id = path.into_inner();
     let body = body.into_inner();
     body.validate()?;
+    if let Some(repository_id) = body.repository_id {
+        return attach(&state, who, host_id, repository_id).await;
+    }
+    let url = body.url.clone().unwrap_or_default();
     let key = state.key.clone();
     let target = host_id.clone();
     let repo = change_host_config(&state, &host_id, "setting a repository", move |conn| {
-        let current = store::repositories::get_for_host(conn, &target)?;
+        let current = store::repositories::get_for_host(conn, &target)?.filter(|r| !r.is_shared());
         let created = current.is_none();
         let id = current.map_or_else(store::new_id, |r| r.id);
         let seal = |secret: &str| {
@@ -168,7 +213,7 @@ async fn put(
             password_sealed: body.password.as_deref().map(seal).transpose()?.map(Some),
             credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
             username: body.username.clone().map(Some),
-            url: body.url.trim().to_owned(),
+            url: url.trim().to_owned(),
             id: id.clone(),
             ..models::RepositoryUpsert::default()
         };
@@ -201,6 +246,40 @@ async fn put(
         )?;
         Ok(repo)
     })
+    .await?;
+    Ok(web::Json(RepositoryDto::from(&repo)))
+}
+
+/// Attaches the host to a shared repository (`repository_id`): one write
+/// with its audit row, then `config.update` goes to the host.
+async fn attach(
+    state: &AppState,
+    who: Principal,
+    host_id: String,
+    repository_id: String,
+) -> Result<web::Json<RepositoryDto>, ApiError> {
+    let target = host_id.clone();
+    let repo = change_host_config(
+        state,
+        &host_id,
+        "attaching a shared repository",
+        move |conn| {
+            let repo = store::repositories::get_shared(conn, &repository_id)?.ok_or_else(|| {
+                ApiError::validation(format!(
+                    "repository_id: no shared repository {repository_id:?}"
+                ))
+            })?;
+            store::repositories::attach(conn, &target, &repo.id, store::now_ms())?;
+            audit(
+                conn,
+                &who,
+                "repository.attach",
+                Some(&target),
+                Some(json!({"repository_id": repo.id, "name": repo.name})),
+            )?;
+            Ok(repo)
+        },
+    )
     .await?;
     Ok(web::Json(RepositoryDto::from(&repo)))
 }

@@ -36,6 +36,8 @@ struct Data {
     /// Every attempt of this job's first attempt, by number (just this
     /// job when it was never retried).
     attempts: Vec<Job>,
+    /// Why a queued job waits for its repository lease.
+    waiting_for: Option<String>,
 }
 
 pub(super) async fn page(
@@ -57,11 +59,15 @@ pub(super) async fn page(
             .clone()
             .unwrap_or_else(|| job.id.clone());
         let attempts = store::jobs::attempts(conn, &first)?;
+        let waiting_for = store::leases::waiting_for(conn, &[id.as_str()])?
+            .pop()
+            .map(|(_, reason)| reason);
         Ok(Data {
             job,
             host_label,
             log,
             attempts,
+            waiting_for,
         })
     })
     .await?;
@@ -267,6 +273,9 @@ fn render(
                     dt { "Finished" } dd #job-finished { (when(job.finished_at)) }
                     dt { "Duration" } dd #job-duration { (format::elapsed(job.started_at, job.finished_at).unwrap_or_else(|| "—".to_owned())) }
                     @if let Some(code) = job.exit_code { dt { "Exit code" } dd { (code) } }
+                }
+                @if let Some(reason) = data.waiting_for.as_ref().filter(|_| job.status == JobStatus::Queued) {
+                    p #job-waiting-for.warning { "Waiting for its repository lease: " (reason) }
                 }
                 p #job-error.error hidden[job.error.is_none()] { (job.error.as_deref().unwrap_or("")) }
                 p #job-warning.warning hidden[job.warning.is_none()] { (job.warning.as_deref().unwrap_or("")) }

@@ -26,9 +26,18 @@ pub struct Repository {
     pub hook_shell: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Set for a shared repository; `None` for a host's private one.
+    pub name: Option<String>,
+    /// The host that runs the repository's prune and check when online.
+    pub maintenance_host_id: Option<String>,
 }
 
 impl Repository {
+    /// Whether several hosts may use it (it has a name).
+    pub fn is_shared(&self) -> bool {
+        self.name.is_some()
+    }
+
     /// Whether a password is stored (the API's `password_set`).
     pub fn password_set(&self) -> bool {
         self.password_sealed.is_some()
@@ -51,6 +60,8 @@ impl fmt::Debug for Repository {
             .field("hook_shell", &self.hook_shell)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("name", &self.name)
+            .field("maintenance_host_id", &self.maintenance_host_id)
             .finish()
     }
 }

@@ -12,6 +12,8 @@
 //! - [`logs`]: log ingestion rate and lag.
 //! - [`reconnect`]: restart with agents connected; nothing lost.
 //! - [`ui`]: page and API latencies over a seeded fleet-sized database.
+//! - [`shared_repo`]: hosts on shared repositories, backups and prunes:
+//!   lock failures and lease waits.
 //! - [`catalog`]: snapshot catalog ingest rate, folder browse and search
 //!   latencies (store path).
 
@@ -22,6 +24,7 @@ mod fanout;
 mod idle;
 mod logs;
 mod reconnect;
+mod shared_repo;
 mod ui;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -79,6 +82,7 @@ pub async fn run(scenario: Scenario, opts: Options) -> anyhow::Result<Report> {
                 Scenario::Fanout => fanout::run(&mut ctx).await?,
                 Scenario::Logs => logs::run(&mut ctx).await?,
                 Scenario::Reconnect => reconnect::run(&mut ctx).await?,
+                Scenario::SharedRepo => shared_repo::run(&mut ctx).await?,
                 _ => bail!("not a server scenario"),
             };
             ctx.close().await;
