@@ -129,14 +129,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    /// The latest `discovery.report` of each host (JSON).
-    host_discovery (host_id) {
-        host_id -> Text,
-        report -> Text,
-        received_at -> BigInt,
-    }
-}
 
 diesel::table! {
     schedules (id) {
@@ -312,7 +304,6 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(hosts -> repositories (repository_id));
 diesel::joinable!(source_groups -> hosts (host_id));
-diesel::joinable!(host_discovery -> hosts (host_id));
 diesel::joinable!(schedules -> hosts (host_id));
 diesel::joinable!(schedule_source_groups -> schedules (schedule_id));
 diesel::joinable!(schedule_source_groups -> source_groups (source_group_id));
@@ -348,5 +339,4 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_outcomes_hourly,
     backup_latest,
     log_prune_cursor,
-    host_discovery,
 );

@@ -1,4 +1,3 @@
-DROP TABLE host_discovery;
 ALTER TABLE source_groups DROP COLUMN dump_password_sealed;
 ALTER TABLE source_groups DROP COLUMN dump;
 ALTER TABLE source_groups DROP COLUMN kind;

@@ -6,9 +6,3 @@ ALTER TABLE source_groups ADD COLUMN kind TEXT NOT NULL DEFAULT 'files';
 ALTER TABLE source_groups ADD COLUMN dump TEXT;
 ALTER TABLE source_groups ADD COLUMN dump_password_sealed BLOB;
 
--- Docker discovery (issue 13 §2): the latest discovery.report per host.
-CREATE TABLE host_discovery (
-    host_id TEXT PRIMARY KEY NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
-    report TEXT NOT NULL,
-    received_at BIGINT NOT NULL
-);
