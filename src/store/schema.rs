@@ -129,7 +129,6 @@ diesel::table! {
     }
 }
 
-
 diesel::table! {
     schedules (id) {
         id -> Text,

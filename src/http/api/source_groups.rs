@@ -91,7 +91,6 @@ pub struct SourceGroupDto {
 /// A dump group's database as the API shows it: the password is never
 /// returned, only whether one is stored.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = DumpSource)]
 pub struct DumpView {
     /// `postgres`, `mysql`, `mariadb`, `mongodb` or `sqlite`.
     #[schema(value_type = String)]
@@ -175,7 +174,7 @@ impl From<RetentionBody> for RetentionPolicy {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = DumpSourceRequest)]
-pub(super) struct DumpBody {
+pub(crate) struct DumpBody {
     /// `postgres`, `mysql`, `mariadb`, `mongodb` or `sqlite`.
     #[schema(value_type = String)]
     driver: DumpDriver,
