@@ -28,7 +28,7 @@ use super::maintenance::{self, Route};
 use super::registry::Directory;
 use super::{check_rotation_args, drill, followup, ActorError};
 use crate::protocol::ScheduleKind;
-use crate::store::models::{Job, JobFinish, NewJob, Schedule, SourceGroup};
+use crate::store::models::{Host, Job, JobFinish, NewJob, Schedule, SourceGroup};
 use crate::store::{self, channel, jobs, schedules, JobStatus, JobTrigger};
 
 /// One job a fire makes: to run, or to record as failed with the reason.
@@ -68,10 +68,13 @@ pub(super) fn fire_jobs(
     }
     let groups = schedules::groups_of(conn, schedule_id)?;
     let planned = match schedule.kind {
-        ScheduleKind::Backup => groups
-            .iter()
-            .map(|group| Planned::Run(followup::backup_job(group, JobTrigger::Schedule, now)))
-            .collect(),
+        ScheduleKind::Backup => {
+            let host = store::hosts::get(conn, host_id)?;
+            groups
+                .iter()
+                .map(|group| backup_plan(host.as_ref(), group, now))
+                .collect()
+        }
         ScheduleKind::Forget => {
             let groups = if groups.is_empty() {
                 store::source_groups::list_for_host(conn, host_id)?
@@ -138,6 +141,20 @@ pub(super) fn fire_jobs(
         }
     }
     Ok(created)
+}
+
+/// The backup of one group: refused when it is a dump whose tool the
+/// host's agent did not declare (the job fails with that reason).
+fn backup_plan(host: Option<&Host>, group: &SourceGroup, now: i64) -> Planned {
+    let job = followup::backup_job(group, JobTrigger::Schedule, now);
+    let required = group.dump_spec().map(|dump| dump.required_capability());
+    match (host, required) {
+        (Some(host), Some(capability)) => match host.require_capability(&capability) {
+            Ok(()) => Planned::Run(job),
+            Err(e) => Planned::Refused(job, format!("agent_lacks_capability: {e}")),
+        },
+        _ => Planned::Run(job),
+    }
 }
 
 /// The forgets of a forget schedule: one per group with a retention
@@ -255,6 +272,9 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             prune_after_forget: prune,
+            kind: "files".to_owned(),
+            dump: None,
+            dump_password_sealed: None,
         }
     }
 

@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use crate::protocol;
+use crate::store::job_params::JobParams;
 use crate::store::models::{Job, NewJob, SourceGroup};
 use crate::store::{self, JobKind, JobStatus, JobTrigger};
 
@@ -33,6 +34,10 @@ pub fn group_retention(group: &SourceGroup) -> Option<protocol::RetentionPolicy>
 /// A first-attempt backup job of `group`.
 pub fn backup_job(group: &SourceGroup, trigger: JobTrigger, now: i64) -> NewJob {
     NewJob {
+        // A dump group's database (no password: opened when sent).
+        params: group
+            .dump_spec()
+            .map(|spec| JobParams::Dump(spec.without_password())),
         source_group_id: Some(group.id.clone()),
         tag: Some(group.name.clone()),
         includes: group.includes.clone(),
@@ -113,6 +118,7 @@ pub fn retry_of(job: &Job, group: &SourceGroup, now: i64) -> Option<NewJob> {
     new.excludes = job.excludes.clone();
     new.retention_policy = job.retention_policy.clone();
     new.args = job.args.clone();
+    new.params = job.params.clone();
     new.schedule_id = job.schedule_id.clone();
     new.scheduled_at = job.scheduled_at;
     new.attempt = job.attempt + 1;
@@ -173,6 +179,9 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             prune_after_forget: false,
+            kind: "files".to_owned(),
+            dump: None,
+            dump_password_sealed: None,
         }
     }
 

@@ -242,10 +242,10 @@ fn run_now_job(
         _ => {}
     }
     let host_id = &req.host_id;
-    match store::hosts::get(conn, host_id)? {
-        Some(host) if host.revoked_at.is_none() => {}
+    let host = match store::hosts::get(conn, host_id)? {
+        Some(host) if host.revoked_at.is_none() => host,
         _ => return Err(ActorError::NotFound(format!("host {host_id}"))),
-    }
+    };
     if let Some(restore) = &req.restore {
         return restore::restore_job(conn, host_id, restore, now);
     }
@@ -287,6 +287,9 @@ fn run_now_job(
             now,
         ));
     }
+    if let Some(dump) = group.dump_spec() {
+        host.require_capability(&dump.required_capability())?;
+    }
     Ok(followup::backup_job(&group, JobTrigger::Manual, now))
 }
 
@@ -312,6 +315,8 @@ pub enum ActorError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    #[error(transparent)]
+    LacksCapability(#[from] models::LacksCapability),
     #[error("internal error: {0}")]
     Internal(String),
 }

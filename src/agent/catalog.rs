@@ -379,6 +379,7 @@ mod tests {
             snapshot_id: snapshot.map(str::to_owned),
             restore: None,
             drill: None,
+            dump: None,
         };
         let id = "a50085c3c3a8ae1afed2b4395d4ea9e2f19255e3401531a40aae20cb6f1b20f6";
         let job = host.job(&run(Some(id), Vec::new()), &repo).unwrap();

@@ -34,6 +34,7 @@
 //! - [`restic`]: restic arguments, credential environment, output parsers.
 //! - [`restore`]: restore jobs' source repositories (memory only) and stats.
 //! - [`drill`]: restore drills' private folder and size comparison.
+//! - [`dump`]: database dumps streamed into `restic backup --stdin`.
 //! - [`platform`]: everything that differs between Unix and Windows.
 
 pub mod catalog;
@@ -43,6 +44,7 @@ pub mod cron;
 pub mod daemon;
 pub mod download;
 pub mod drill;
+pub mod dump;
 pub mod enroll;
 pub mod hooks;
 pub mod journal;

@@ -181,6 +181,7 @@ mod tests {
                 repository,
             })),
             drill: None,
+            dump: None,
         }
     }
 

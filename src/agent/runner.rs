@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use super::catalog::CatalogStream;
 use super::config::HooksConfig;
 use super::drill;
+use super::dump::job::{DumpEvent, DumpJob};
 use super::hooks::{self, HookOutcome, HookPhase};
 use super::journal::EXIT_CODE_NOT_RUN;
 use super::platform;
@@ -173,8 +174,22 @@ pub async fn run_job_observed(
             );
         }
     }
+    let mut dump = match DumpJob::prepare(&plan.command, &plan.invocation, sink).await {
+        Some(Ok(dump)) => Some(dump),
+        Some(Err(error)) => {
+            sink.event(error.clone()).await;
+            return finished(
+                sink,
+                FinishStatus::Failed,
+                EXIT_CODE_NOT_RUN,
+                None,
+                Some(error),
+            );
+        }
+        None => None,
+    };
     let (exit_code, digest, stopped) =
-        run_restic(&plan, sink, stop, on_spawn, catalog.as_mut()).await;
+        run_restic(&plan, sink, stop, on_spawn, catalog.as_mut(), dump.as_mut()).await;
 
     let (mut status, mut error) = match stopped {
         Some(reason) => {
@@ -186,6 +201,16 @@ pub async fn run_job_observed(
             Err(ref message) => (FinishStatus::Failed, Some(message.clone())),
         },
     };
+    // A failed dump fails the job whatever restic said (restic was
+    // interrupted before the end of its input: no snapshot).
+    let dump_error = match dump.as_mut() {
+        Some(dump) => dump.finish(sink).await,
+        None => None,
+    };
+    if let (Some(dump_error), None) = (dump_error, stopped) {
+        status = FinishStatus::Failed;
+        error = Some(dump_error);
+    }
     let mut catalog_stats = None;
     if let Some(catalog) = catalog.as_mut() {
         match catalog.finish(sink).await {
@@ -249,7 +274,13 @@ pub async fn run_job_observed(
     }
     let stats = match kind {
         _ if status == FinishStatus::Cancelled => None,
-        JobKind::Backup => digest.summary().cloned(),
+        JobKind::Backup => {
+            let mut stats = digest.summary().cloned();
+            if let (Some(dump), Some(stats)) = (&dump, stats.as_mut()) {
+                dump.add_stats(stats);
+            }
+            stats
+        }
         JobKind::Restore => super::restore::stats(&plan.command, &digest, exit_code).await,
         JobKind::Drill => drill_stats,
         // How many entries were listed: the server checks it stored them all.
@@ -315,11 +346,16 @@ async fn run_restic(
     stop: &mut StopSignal,
     on_spawn: &mut (dyn FnMut(u32) + Send),
     mut catalog: Option<&mut CatalogStream>,
+    mut dump: Option<&mut DumpJob>,
 ) -> (Result<i32, String>, OutputDigest, Option<StopReason>) {
     let mut digest = OutputDigest::default();
     let mut command = plan.invocation.command();
     command
-        .stdin(Stdio::null())
+        .stdin(if dump.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -339,6 +375,9 @@ async fn run_restic(
         let message = "restic started without output pipes".to_owned();
         return (Err(message), digest, None);
     };
+    if let (Some(dump), Some(stdin)) = (dump.as_mut(), child.stdin.take()) {
+        dump.start(stdin);
+    }
     let mut out = LineReader::new(stdout);
     let mut err = LineReader::new(stderr);
     let (mut out_open, mut err_open) = (true, true);
@@ -358,7 +397,11 @@ async fn run_restic(
                 Some(line) => {
                     let parsed = restic::parse_line(&line);
                     if let OutputLine::Status(status) = &parsed {
-                        if let Some(progress) = throttle.offer(status.to_progress(sink.job_id()), Instant::now()) {
+                        let mut progress = status.to_progress(sink.job_id());
+                        if let Some(dump) = dump.as_mut() {
+                            dump.decorate(&mut progress, sink).await;
+                        }
+                        if let Some(progress) = throttle.offer(progress, Instant::now()) {
                             sink.send(AgentToServer::from(progress)).await;
                         }
                     }
@@ -376,6 +419,18 @@ async fn run_restic(
                     sink.line(LogStreamKind::Stderr, line).await;
                 }
                 None => err_open = false,
+            },
+            event = next_dump_event(dump.as_deref_mut()), if dump.as_ref().is_some_and(|d| d.active()) => {
+                let failed = match dump.as_mut() {
+                    Some(dump) => dump.on_event(event, sink).await,
+                    None => false,
+                };
+                if failed && kill_at.is_none() {
+                    if let Err(err) = platform::interrupt(&mut child) {
+                        tracing::warn!(job_id = %sink.job_id(), "cannot interrupt restic: {err}");
+                    }
+                    kill_at = Some(tokio::time::Instant::now() + plan.cancel_grace);
+                }
             },
             reason = stop_requested(stop), if stopped.is_none() => {
                 stopped = Some(reason);
@@ -410,6 +465,14 @@ async fn run_restic(
         sink.event(format!("restic exited with code {code}")).await;
     }
     (exit, digest, stopped)
+}
+
+/// The next event of a running dump (never, without one).
+async fn next_dump_event(dump: Option<&mut DumpJob>) -> DumpEvent {
+    match dump {
+        Some(dump) => dump.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until `deadline`, or forever without one (a `select!` branch
@@ -522,6 +585,8 @@ mod tests {
             total_bytes: 0,
             eta_seconds: None,
             throughput_bps: 0,
+            step: None,
+            dumped_bytes: None,
         }
     }
 

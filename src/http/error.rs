@@ -81,6 +81,15 @@ impl ApiError {
         )
     }
 
+    /// 409 `agent_lacks_capability`, naming the capability.
+    pub fn lacks_capability(e: &crate::store::models::LacksCapability) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "agent_lacks_capability",
+            e.to_string(),
+        )
+    }
+
     /// 504 `agent_timeout`: the agent did not answer in time.
     pub fn agent_timeout(message: impl Into<String>) -> Self {
         Self::new(StatusCode::GATEWAY_TIMEOUT, "agent_timeout", message)

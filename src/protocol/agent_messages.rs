@@ -100,6 +100,14 @@ pub struct JobProgress {
     /// Current throughput in bytes per second.
     #[serde(default)]
     pub throughput_bps: u64,
+    /// What a dump backup is doing: `dumping` (the dump tool runs, restic
+    /// reads it) or `uploading` (the dump ended, restic finishes);
+    /// absent for other jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Bytes the dump tool wrote so far (dump backups only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dumped_bytes: Option<u64>,
 }
 
 /// `log.stream`: one line of a job's live log.
@@ -356,6 +364,8 @@ mod tests {
                 total_bytes: 2048,
                 eta_seconds: Some(7),
                 throughput_bps: 4096,
+                step: None,
+                dumped_bytes: None,
             }),
         );
     }

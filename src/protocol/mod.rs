@@ -38,6 +38,8 @@
 //! - `retention.rs`: [`RetentionPolicy`] and its validation.
 //! - `restore.rs`: [`RestoreSpec`] (`command.run.restore`) and its checks.
 //! - `drill.rs`: [`DrillSpec`] (`command.run.drill`) and a drill's stats.
+//! - `dump.rs`: [`DumpSpec`] (`command.run.dump`, a dump source group)
+//!   and its checks.
 //! - `agent_messages.rs`: the payloads an agent sends (`hello` … `schedule.fire`).
 //! - `server_messages.rs`: the payloads a server sends (`config.update` … `error`).
 //! - `catalog.rs`: the snapshot catalog's payloads (`catalog.chunk`,
@@ -58,6 +60,7 @@ mod catalog;
 mod decode;
 mod downloads;
 mod drill;
+mod dump;
 mod enroll;
 mod enums;
 mod envelope;
@@ -85,6 +88,10 @@ pub use downloads::{
 pub use drill::{
     DrillFile, DrillSpec, DRILL_BYTES_STAT, DRILL_DURATION_STAT, DRILL_FILES_STAT,
     DRILL_MISMATCHES_STAT,
+};
+pub use dump::{
+    DumpDriver, DumpSpec, InvalidDump, CAPABILITY_DOCKER, CAPABILITY_DUMP_PREFIX, DUMP_BYTES_STAT,
+    DUMP_ENGINE_STAT,
 };
 pub use enroll::{EnrollRequest, EnrollResponse};
 pub use enums::{

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DecodeError, DrillSpec, JobKind, Masked, RestoreSpec, RetentionPolicy, ScheduleKind,
+    DecodeError, DrillSpec, DumpSpec, JobKind, Masked, RestoreSpec, RetentionPolicy, ScheduleKind,
     ERROR_UNSUPPORTED_PROTOCOL, SUPPORTED_PROTOCOL_VERSIONS,
 };
 
@@ -130,6 +130,11 @@ pub struct CommandRun {
     /// size of each file. Boxed like `restore`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<Box<DrillSpec>>,
+    /// Backup of a dump group: the database to dump into
+    /// `restic backup --stdin` (with its password; the agent journals it
+    /// without). Boxed like `restore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<Box<DumpSpec>>,
 }
 
 /// `command.cancel`: stop a job.
@@ -319,6 +324,7 @@ mod tests {
                 snapshot_id: None,
                 restore: None,
                 drill: None,
+                dump: None,
             }),
         );
     }
@@ -349,6 +355,7 @@ mod tests {
                 snapshot_id: None,
                 restore: None,
                 drill: None,
+                dump: None,
             }),
         );
         golden_s2a(
@@ -365,6 +372,7 @@ mod tests {
                 snapshot_id: None,
                 restore: None,
                 drill: None,
+                dump: None,
             }),
         );
     }

@@ -1,7 +1,9 @@
 //! `jobs.params`: a job kind's own parameters, stored as JSON.
 //!
 //! A restore stores its [`RestoreSpec`] (without repository settings, which
-//! are added when the job is sent), a drill its sample ([`DrillSpec`]).
+//! are added when the job is sent), a drill its sample ([`DrillSpec`]), a
+//! dump group's backup its [`DumpSpec`] (without the password, which is
+//! opened from the group when the job is sent).
 //! The JSON is the spec itself, untagged, so the API shows the same object
 //! the agent receives; the job's `kind` says which one a row holds, and the
 //! two shapes cannot be confused (a drill always has `files`, which a
@@ -9,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{DrillSpec, RestoreSpec};
+use crate::protocol::{DrillSpec, DumpSpec, RestoreSpec};
 
 /// The parameters of a `restore` or `drill` job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +19,9 @@ use crate::protocol::{DrillSpec, RestoreSpec};
 pub enum JobParams {
     /// A drill's sample: the files to restore and their catalogued sizes.
     Drill(DrillSpec),
+    /// A dump backup's database (always has `driver`, which neither of
+    /// the others has; it refuses unknown fields).
+    Dump(DumpSpec),
     /// A restore's paths, target, overwrite mode, verify and source host.
     Restore(RestoreSpec),
 }
@@ -26,7 +31,15 @@ impl JobParams {
     pub fn restore(&self) -> Option<&RestoreSpec> {
         match self {
             JobParams::Restore(spec) => Some(spec),
-            JobParams::Drill(_) => None,
+            JobParams::Drill(_) | JobParams::Dump(_) => None,
+        }
+    }
+
+    /// The dump, when these are a dump backup's.
+    pub fn dump(&self) -> Option<&DumpSpec> {
+        match self {
+            JobParams::Dump(spec) => Some(spec),
+            _ => None,
         }
     }
 
@@ -34,7 +47,7 @@ impl JobParams {
     pub fn drill(&self) -> Option<&DrillSpec> {
         match self {
             JobParams::Drill(spec) => Some(spec),
-            JobParams::Restore(_) => None,
+            JobParams::Restore(_) | JobParams::Dump(_) => None,
         }
     }
 }
@@ -70,5 +83,15 @@ mod tests {
         assert_eq!(serde_json::from_str::<JobParams>(&text).unwrap(), restore);
         assert_eq!(restore.restore(), Some(&spec));
         assert!(restore.drill().is_none());
+
+        let dump: DumpSpec =
+            serde_json::from_value(serde_json::json!({"driver": "postgres", "database": "shop"}))
+                .unwrap();
+        let stored = JobParams::Dump(dump.clone());
+        let text = serde_json::to_string(&stored).unwrap();
+        assert_eq!(text, r#"{"driver":"postgres","database":"shop"}"#);
+        assert_eq!(serde_json::from_str::<JobParams>(&text).unwrap(), stored);
+        assert_eq!(stored.dump(), Some(&dump));
+        assert!(restore.dump().is_none());
     }
 }

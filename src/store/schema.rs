@@ -139,6 +139,11 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         prune_after_forget -> Bool,
+        /// `files` or `dump`.
+        kind -> Text,
+        /// A dump group's `DumpSpec` (JSON, no password).
+        dump -> Nullable<Text>,
+        dump_password_sealed -> Nullable<Binary>,
     }
 }
 

@@ -327,6 +327,9 @@ mod tests {
                 created_at: 0,
                 updated_at: 0,
                 prune_after_forget: false,
+                kind: "files".to_owned(),
+                dump: None,
+                dump_password_sealed: None,
             },
         )
         .unwrap();

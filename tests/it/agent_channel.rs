@@ -41,6 +41,9 @@ async fn add_group(
         created_at: store::now_ms(),
         updated_at: store::now_ms(),
         prune_after_forget: false,
+        kind: "files".to_owned(),
+        dump: None,
+        dump_password_sealed: None,
     };
     db(app, move |c| store::source_groups::insert(c, &new)).await
 }
@@ -435,6 +438,8 @@ async fn run_now_goes_through_its_states_and_replays_apply_once() {
             total_bytes: 400,
             eta_seconds: Some(3),
             throughput_bps: 50,
+            step: None,
+            dumped_bytes: None,
         })
         .await;
     for seq in 1..=5 {

@@ -66,6 +66,7 @@ fn command(job_id: &str, kind: JobKind) -> CommandRun {
         snapshot_id: None,
         restore: None,
         drill: None,
+        dump: None,
     }
 }
 

@@ -296,6 +296,7 @@ fn run(job_id: &str, kind: JobKind) -> CommandRun {
         snapshot_id: None,
         restore: None,
         drill: None,
+        dump: None,
     }
 }
 

@@ -367,6 +367,9 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
                 created_at: now,
                 updated_at: now,
                 prune_after_forget: false,
+                kind: "files".to_owned(),
+                dump: None,
+                dump_password_sealed: None,
             },
         )
         .unwrap();

@@ -22,10 +22,10 @@ use restic_manager::protocol::{
     Ack, AgentToServer, AgentUpdateAvailable, CatalogChunk, CatalogEntry, CatalogList,
     CatalogListing, CommandCancel, CommandResult, CommandRun, ConfigUpdate, DownloadCancel,
     DownloadCredit, DownloadEnd, DownloadErrorCode, DownloadReady, DownloadStart, DownloadType,
-    ErrorFrame, FinishStatus, Heartbeat, Hello, JobFinished, JobKind, JobProgress, JobStarted,
-    LockState, LogStream, LogStreamKind, RepoStats, RestoreOverwrite, RestoreSpec, RetentionPolicy,
-    ScheduleAck, ScheduleFire, ScheduleSet, ScheduleSpec, ServerToAgent, SnapshotInfo,
-    SnapshotsReport, SourceGroupSpec, WireMessage,
+    DumpDriver, DumpSpec, ErrorFrame, FinishStatus, Heartbeat, Hello, JobFinished, JobKind,
+    JobProgress, JobStarted, LockState, LogStream, LogStreamKind, RepoStats, RestoreOverwrite,
+    RestoreSpec, RetentionPolicy, ScheduleAck, ScheduleFire, ScheduleSet, ScheduleSpec,
+    ServerToAgent, SnapshotInfo, SnapshotsReport, SourceGroupSpec, WireMessage,
 };
 use serde_json::{json, Map, Value};
 
@@ -151,6 +151,8 @@ fn agent_messages() -> Vec<AgentToServer> {
             total_bytes: 4,
             eta_seconds: Some(5),
             throughput_bps: 6,
+            step: Some("dumping".to_owned()),
+            dumped_bytes: Some(7),
         }
         .into(),
         LogStream {
@@ -286,6 +288,7 @@ fn server_messages() -> Vec<ServerToAgent> {
             snapshot_id: None,
             restore: None,
             drill: None,
+            dump: None,
         }
         .into(),
         CommandRun {
@@ -312,6 +315,7 @@ fn server_messages() -> Vec<ServerToAgent> {
                 }),
             })),
             drill: None,
+            dump: None,
         }
         .into(),
         CommandRun {
@@ -329,6 +333,31 @@ fn server_messages() -> Vec<ServerToAgent> {
                     path: "/etc/hosts".to_owned(),
                     size: 220,
                 }],
+            })),
+            dump: None,
+        }
+        .into(),
+        CommandRun {
+            job_id: id(),
+            kind: JobKind::Backup,
+            args: Vec::new(),
+            includes: Vec::new(),
+            excludes: Vec::new(),
+            tag: some("shop-db"),
+            retention_policy: None,
+            snapshot_id: None,
+            restore: None,
+            drill: None,
+            dump: Some(Box::new(DumpSpec {
+                driver: DumpDriver::Postgres,
+                database: some("shop"),
+                all: true,
+                host: some("db.internal"),
+                port: Some(5432),
+                user: some("backup"),
+                password: some("pw"),
+                container: some("pg"),
+                path: some("/var/lib/app.db"),
             })),
         }
         .into(),

@@ -72,6 +72,8 @@ async fn live_events_only_for_the_sessions_own_jobs() {
             total_bytes: 1,
             eta_seconds: None,
             throughput_bps: 1,
+            step: None,
+            dumped_bytes: None,
         })
         .await;
     intruder.send(log_line(&job_id, 1)).await;

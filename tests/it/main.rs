@@ -29,6 +29,7 @@ mod cli;
 mod conformance;
 mod docs;
 mod download_channel;
+mod dumps;
 mod e2e_backup;
 mod e2e_catalog;
 mod e2e_download;

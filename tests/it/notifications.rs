@@ -160,6 +160,9 @@ async fn one_failure_and_one_recovery() {
         created_at: store::now_ms(),
         updated_at: store::now_ms(),
         prune_after_forget: false,
+        kind: "files".to_owned(),
+        dump: None,
+        dump_password_sealed: None,
     };
     db(&app, move |c| store::source_groups::insert(c, &group)).await;
     for status in [

@@ -44,6 +44,8 @@ fn progress(job_id: &str, percent_done: f64) -> JobProgress {
         total_bytes: 20,
         eta_seconds: None,
         throughput_bps: 0,
+        step: None,
+        dumped_bytes: None,
     }
 }
 
@@ -151,6 +153,9 @@ fn add_group(c: &mut DbConnection, host_id: &str, name: &str) -> SourceGroup {
             created_at: NOW,
             updated_at: NOW,
             prune_after_forget: false,
+            kind: "files".to_owned(),
+            dump: None,
+            dump_password_sealed: None,
         },
     )
     .unwrap()
@@ -1006,6 +1011,9 @@ fn source_groups_queries() {
                 created_at: NOW,
                 updated_at: NOW,
                 prune_after_forget: false,
+                kind: "files".to_owned(),
+                dump: None,
+                dump_password_sealed: None,
             },
         )
         .unwrap_err();

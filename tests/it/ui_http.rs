@@ -415,6 +415,8 @@ async fn job_event_stream_replays_then_follows_then_ends() {
             total_bytes: 20,
             eta_seconds: Some(3),
             throughput_bps: 10,
+            step: None,
+            dumped_bytes: None,
         })
         .await;
     agent.send(log_line(&job_id, 4)).await;
@@ -679,6 +681,9 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                             created_at: now,
                             updated_at: now,
                             prune_after_forget: false,
+                            kind: "files".to_owned(),
+                            dump: None,
+                            dump_password_sealed: None,
                         },
                     )?;
                     let job = store::jobs::insert(

@@ -25,6 +25,9 @@ pub const MAX_REMEMBERED_FINISHED: usize = 10_000;
 pub struct QueuedJob {
     /// The job's creation time (Unix ms); with the id, the queue's order.
     pub created_at: i64,
+    /// The job's source group (a dump's password is read from it when
+    /// the job is sent).
+    pub source_group_id: Option<String>,
     /// What goes on the wire.
     pub run: protocol::CommandRun,
 }
@@ -34,6 +37,7 @@ impl QueuedJob {
     pub fn of(job: &Job) -> Self {
         QueuedJob {
             created_at: job.created_at,
+            source_group_id: job.source_group_id.as_ref().map(ToString::to_string),
             run: command_run(job),
         }
     }
@@ -61,7 +65,21 @@ pub fn command_run(job: &Job) -> protocol::CommandRun {
         snapshot_id: job.snapshot_id.clone(),
         restore: restore_spec(job),
         drill: drill_spec(job),
+        dump: dump_spec(job),
     }
+}
+
+/// A dump group's backup: its stored database (the password is added
+/// when the job is sent).
+fn dump_spec(job: &Job) -> Option<Box<protocol::DumpSpec>> {
+    if job.kind != protocol::JobKind::Backup {
+        return None;
+    }
+    job.params
+        .as_ref()
+        .and_then(JobParams::dump)
+        .cloned()
+        .map(Box::new)
 }
 
 /// A restore job's stored parameters (`jobs.params`, a [`RestoreSpec`]
@@ -231,6 +249,7 @@ mod tests {
     fn job_of(id: &str, created_at: i64, kind: protocol::JobKind) -> QueuedJob {
         QueuedJob {
             created_at,
+            source_group_id: None,
             run: protocol::CommandRun {
                 job_id: id.to_owned(),
                 kind,
@@ -242,6 +261,7 @@ mod tests {
                 snapshot_id: None,
                 restore: None,
                 drill: None,
+                dump: None,
             },
         }
     }

@@ -59,8 +59,56 @@ impl HostSession {
             .and_then(|restore| restore.source_host_id.clone());
         match source {
             Some(source) => self.send_with_source_repository(job, source, ctx),
+            None if job.run.dump.is_some() => self.send_with_dump_password(job, ctx),
             None => self.send_job(job, ctx),
         }
+    }
+
+    /// A dump group's backup: the group's password is opened off the
+    /// event loop and added to the `command.run` (never stored with the
+    /// job). Without its group (deleted since) or with a password that
+    /// cannot be opened, the job fails here.
+    fn send_with_dump_password(
+        &mut self,
+        mut job: QueuedJob,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let pool = self.actors.pool.clone();
+        let key = self.actors.key.clone();
+        let group_id = job.source_group_id.clone();
+        let load = async move {
+            blocking_read(&pool, move |conn| {
+                let Some(group_id) = group_id else {
+                    return Ok(Err("the job has no source group".to_owned()));
+                };
+                let Some(group) = store::source_groups::get(conn, &group_id)? else {
+                    return Ok(Err(format!("source group {group_id} was deleted")));
+                };
+                Ok(match group.dump_password_sealed.as_deref() {
+                    None => Ok(None),
+                    Some(sealed) => crate::crypto::open_string(&key, sealed, group_id.as_bytes())
+                        .map(Some)
+                        .map_err(|e| format!("the dump password cannot be opened: {e}")),
+                })
+            })
+            .await
+        };
+        ctx.spawn(load.into_actor(self).map(move |loaded, act, ctx| {
+            if act.queue.in_flight() != Some(job.id()) {
+                return; // cancelled while the password was read
+            }
+            let failure = match loaded {
+                Ok(Ok(password)) => {
+                    if let Some(dump) = job.run.dump.as_mut() {
+                        dump.password = password;
+                    }
+                    return act.send_job(job, ctx);
+                }
+                Ok(Err(reason)) => reason,
+                Err(e) => format!("cannot read the dump's source group: {e}"),
+            };
+            act.fail_unsent(job.id().to_owned(), failure, ctx);
+        }));
     }
 
     fn send_job(&mut self, job: QueuedJob, ctx: &mut ws::WebsocketContext<Self>) {

@@ -271,6 +271,9 @@ async fn finishing_a_backup_creates_its_follow_up_in_the_same_write() {
                 created_at: now,
                 updated_at: now,
                 prune_after_forget: false,
+                kind: "files".to_owned(),
+                dump: None,
+                dump_password_sealed: None,
             },
         )
         .unwrap();

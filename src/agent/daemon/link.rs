@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 use crate::agent::catalog;
+use crate::agent::config::Secret;
 use crate::agent::connection::{self, ConnectError, WsStream};
 use crate::agent::download::{DownloadEvent, Outgoing};
 use crate::agent::journal::{JobRecord, JobState};
@@ -86,7 +87,11 @@ impl Daemon {
             os: platform::os_name().to_owned(),
             arch: platform::arch_name().to_owned(),
             boot_time: platform::boot_time(),
-            capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+            capabilities: CAPABILITIES
+                .iter()
+                .map(|c| (*c).to_owned())
+                .chain(self.dump_capabilities.iter().cloned())
+                .collect(),
             last_known_config_version: None,
         };
         self.send_live(AgentToServer::from(hello)).await;
@@ -339,6 +344,8 @@ impl Daemon {
             self.refuse(job_id, err.to_string()).await;
             return;
         }
+        // Nor does a dump's password.
+        let dump_password = run.dump.as_mut().and_then(|dump| dump.password.take());
         let record = JobRecord::queued(run, Utc::now());
         if let Err(err) = self.journal.put_job(&record) {
             tracing::error!(job_id = %job_id, "cannot journal the job: {err}");
@@ -349,6 +356,10 @@ impl Daemon {
         tracing::info!(job_id = %job_id, kind = %record.kind(), "job accepted");
         if let Some(source) = source {
             self.source_repos.insert(&job_id, source);
+        }
+        if let Some(password) = dump_password {
+            self.dump_passwords
+                .insert(job_id.clone(), Secret::new(password));
         }
         self.queue.push_back(record);
         self.send_live(AgentToServer::from(CommandResult {

@@ -37,7 +37,7 @@
 //! connection and the server's messages; `work` the restic work, the local
 //! schedule's fires and shutdown.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,7 +51,7 @@ use tokio::time::{Instant, Interval};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
-use super::config::AgentConfig;
+use super::config::{AgentConfig, Secret};
 use super::connection::{Backoff, ConnectError, WsStream};
 use super::cron::{Clock, CronTable, SystemClock};
 use super::download::Downloads;
@@ -144,6 +144,10 @@ pub async fn run_with_clock(
     let span = tracing::info_span!("agent", host_id = %config.host_id);
     async move {
         let mut daemon = Daemon::open(config, clock)?;
+        daemon.dump_capabilities = crate::agent::dump::detect::capabilities().await;
+        if !daemon.dump_capabilities.is_empty() {
+            tracing::info!(capabilities = ?daemon.dump_capabilities, "database dump tools found");
+        }
         daemon.main_loop(shutdown).await;
         Ok(())
     }
@@ -202,6 +206,11 @@ struct Daemon {
     repo: RepoSettings,
     /// Other hosts' repositories that accepted restores read; memory only.
     source_repos: SourceRepos,
+    /// Dump passwords of accepted jobs, by job id; memory only (the
+    /// journal holds the command without them).
+    dump_passwords: HashMap<String, Secret>,
+    /// `dump:<driver>` and `docker`, found at start, sent in `hello`.
+    dump_capabilities: Vec<String>,
     /// Whether a `config.update` arrived since start: recovered jobs wait
     /// for it (the password is not kept on disk).
     config_received: bool,
@@ -270,6 +279,8 @@ impl Daemon {
             unlock_due,
             repo: RepoSettings::default(),
             source_repos: SourceRepos::default(),
+            dump_passwords: HashMap::new(),
+            dump_capabilities: Vec::new(),
             config_received: false,
             restic,
             queue,

@@ -69,8 +69,13 @@ impl Daemon {
             if let Err(err) = self.journal.put_job(&record) {
                 tracing::error!(job_id = %record.job_id(), "cannot journal the job start: {err}");
             }
+            let mut command = record.command.clone();
+            let password = self.dump_passwords.remove(record.job_id());
+            if let Some(dump) = command.dump.as_mut() {
+                dump.password = password.map(|p| p.expose().to_owned());
+            }
             let plan = JobPlan {
-                command: record.command.clone(),
+                command,
                 invocation,
                 hooks: self.config.hooks.clone(),
                 hook_shell: self
@@ -169,6 +174,7 @@ impl Daemon {
     /// queued).
     pub(super) async fn finish(&mut self, record: JobRecord, status: FinishStatus, error: String) {
         self.source_repos.forget(record.job_id());
+        self.dump_passwords.remove(record.job_id());
         let finished = JobFinished {
             job_id: record.job_id().to_owned(),
             status,

@@ -18,6 +18,12 @@ pub enum BuildError {
     /// A backup without paths.
     #[error("a backup needs at least one include path")]
     NoIncludes,
+    /// A dump that must not run.
+    #[error(transparent)]
+    Dump(#[from] crate::protocol::InvalidDump),
+    /// A dump backup that also names paths.
+    #[error("a dump backup reads its dump only; it takes no include or exclude")]
+    DumpWithPaths,
     /// An include path or exclude pattern that is empty.
     #[error("empty include path or exclude pattern")]
     EmptyPath,
@@ -93,6 +99,21 @@ impl ResticHost {
     pub fn job(&self, run: &CommandRun, repo: &RepoSettings) -> Result<Invocation, BuildError> {
         let mut args = vec![run.kind.as_str().to_owned(), "--json".to_owned()];
         match run.kind {
+            JobKind::Backup if run.dump.is_some() => {
+                // A dump group: the dump tool's stdout is restic's stdin.
+                let dump = run.dump.as_deref().ok_or(BuildError::NoIncludes)?;
+                dump.validate()?;
+                if !run.includes.is_empty() || !run.excludes.is_empty() {
+                    return Err(BuildError::DumpWithPaths);
+                }
+                if let Some(tag) = &run.tag {
+                    args.push("--tag".to_owned());
+                    args.push(checked_tag(tag)?);
+                }
+                push_extra_args(&mut args, run)?;
+                args.push("--stdin".to_owned());
+                args.push(format!("--stdin-filename={}", dump.file_name()));
+            }
             JobKind::Backup => {
                 if run.includes.is_empty() {
                     return Err(BuildError::NoIncludes);
@@ -166,12 +187,7 @@ impl ResticHost {
     /// The private folder a drill job restores into: `drills/<job id>`
     /// beside the cache, inside the agent's state directory.
     pub fn drill_dir(&self, job_id: &str) -> Result<PathBuf, BuildError> {
-        let safe = !job_id.is_empty()
-            && job_id.len() <= 64
-            && job_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !safe {
+        if !is_file_safe_id(job_id) {
             return Err(BuildError::BadPath(job_id.chars().take(100).collect()));
         }
         Ok(self.cache_dir.with_file_name("drills").join(job_id))
@@ -312,6 +328,16 @@ fn allowed_flags(kind: JobKind) -> &'static [&'static str] {
     }
 }
 
+/// Whether a job id can name a file or folder as is: 1-64 ASCII letters,
+/// digits, '-' or '_' (no separator, no `..`).
+pub fn is_file_safe_id(job_id: &str) -> bool {
+    !job_id.is_empty()
+        && job_id.len() <= 64
+        && job_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn push_extra_args(args: &mut Vec<String>, run: &CommandRun) -> Result<(), BuildError> {
     let allowed = allowed_flags(run.kind);
     for arg in &run.args {
@@ -352,7 +378,43 @@ mod tests {
             snapshot_id: None,
             restore: None,
             drill: None,
+            dump: None,
         }
+    }
+
+    /// A dump backup reads restic's stdin into `<database>.sql`; a bad
+    /// dump or one with paths is refused.
+    #[test]
+    fn dump_backup_arguments() {
+        let mut command = run(JobKind::Backup);
+        command.tag = Some("db".to_owned());
+        command.dump = Some(Box::new(
+            serde_json::from_value(serde_json::json!({"driver": "postgres", "database": "shop"}))
+                .unwrap(),
+        ));
+        let invocation = host().job(&command, &repo()).unwrap();
+        assert_eq!(
+            invocation.args,
+            [
+                "backup",
+                "--json",
+                "--tag",
+                "db",
+                "--stdin",
+                "--stdin-filename=shop.sql"
+            ]
+        );
+        command.includes = vec!["/etc".to_owned()];
+        assert_eq!(
+            host().job(&command, &repo()).unwrap_err(),
+            BuildError::DumpWithPaths
+        );
+        command.includes.clear();
+        if let Some(dump) = command.dump.as_mut() {
+            dump.database = Some("--help".to_owned());
+        }
+        let err = host().job(&command, &repo()).unwrap_err().to_string();
+        assert!(err.starts_with("dump.database:"), "{err}");
     }
 
     /// A backup passes tag, excludes and includes as arguments and the

@@ -209,6 +209,7 @@ mod tests {
             snapshot_id: None,
             restore: None,
             drill: None,
+            dump: None,
         }
     }
 

@@ -28,7 +28,7 @@ mod restore;
 mod settings;
 mod version;
 
-pub use command::{BuildError, ResticHost};
+pub use command::{is_file_safe_id, BuildError, ResticHost};
 pub use invocation::{Invocation, PROGRESS_FPS};
 pub use output::{finish_status, parse_line, BackupStatus, OutputDigest, OutputLine, EXIT_PARTIAL};
 pub use reports::{

@@ -95,6 +95,8 @@ impl BackupStatus {
             total_bytes: self.total_bytes,
             eta_seconds,
             throughput_bps,
+            step: None,
+            dumped_bytes: None,
         }
     }
 }

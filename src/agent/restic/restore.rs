@@ -199,6 +199,7 @@ mod tests {
             snapshot_id: Some("af4db64e47b173d8".to_owned()),
             restore: Some(Box::new(spec)),
             drill: None,
+            dump: None,
         }
     }
 

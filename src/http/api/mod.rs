@@ -171,6 +171,7 @@ impl From<ActorError> for ApiError {
             ActorError::NotFound(what) => ApiError::not_found(&what),
             ActorError::Invalid(message) => ApiError::validation(message),
             ActorError::Conflict(message) => ApiError::conflict(message),
+            ActorError::LacksCapability(e) => ApiError::lacks_capability(&e),
             ActorError::Internal(cause) => ApiError::internal(cause),
         }
     }

@@ -15,7 +15,8 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
-use crate::protocol::RetentionPolicy;
+use crate::protocol::{DumpDriver, DumpSpec, RetentionPolicy};
+use crate::store::models::{GROUP_KIND_DUMP, GROUP_KIND_FILES};
 use crate::store::{self, models, DbConnection};
 
 /// Longest group name (it is also the restic tag of its snapshots).
@@ -68,6 +69,11 @@ pub struct SourceGroupDto {
     pub id: String,
     pub host_id: String,
     pub name: String,
+    /// `files` (paths) or `dump` (a database dump streamed into restic).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A dump group's database (`null` for a files group).
+    pub dump: Option<DumpView>,
     pub includes: Vec<String>,
     pub excludes: Vec<String>,
     /// `null`: keep every snapshot.
@@ -82,9 +88,41 @@ pub struct SourceGroupDto {
     pub updated_at: Time,
 }
 
+/// A dump group's database as the API shows it: the password is never
+/// returned, only whether one is stored.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DumpView {
+    /// `postgres`, `mysql`, `mariadb`, `mongodb` or `sqlite`.
+    #[schema(value_type = String)]
+    pub driver: DumpDriver,
+    pub database: Option<String>,
+    pub all: bool,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub container: Option<String>,
+    pub path: Option<String>,
+    /// A password is stored (sealed).
+    pub password_set: bool,
+}
+
 impl SourceGroupDto {
     pub fn from_row(g: models::SourceGroup) -> Self {
+        let password_set = g.dump_password_sealed.is_some();
+        let dump = g.dump_spec().cloned().map(|d| DumpView {
+            driver: d.driver,
+            database: d.database,
+            all: d.all,
+            host: d.host,
+            port: d.port,
+            user: d.user,
+            container: d.container,
+            path: d.path,
+            password_set,
+        });
         SourceGroupDto {
+            kind: g.kind,
+            dump,
             includes: g.includes,
             excludes: g.excludes,
             retention_policy: g.retention_policy,
@@ -131,6 +169,60 @@ impl From<RetentionBody> for RetentionPolicy {
     }
 }
 
+/// A dump group's database as a request gives it (see [`DumpSpec`]);
+/// an unknown key or driver is refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = DumpSourceRequest)]
+pub(crate) struct DumpBody {
+    /// `postgres`, `mysql`, `mariadb`, `mongodb` or `sqlite`.
+    #[schema(value_type = String)]
+    driver: DumpDriver,
+    /// Required unless `all` (or the driver is `sqlite`); must not start
+    /// with '-'.
+    database: Option<String>,
+    /// Every database (`pg_dumpall`, `--all-databases`).
+    #[serde(default)]
+    all: bool,
+    host: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    /// Write-only: stored sealed, shown as `password_set`. Omitted on PUT
+    /// keeps the stored one; `""` removes it.
+    password: Option<String>,
+    /// Run the dump tool in this running Docker container.
+    container: Option<String>,
+    /// `sqlite`: the database file (absolute).
+    path: Option<String>,
+}
+
+impl From<DumpBody> for DumpSpec {
+    fn from(b: DumpBody) -> Self {
+        DumpSpec {
+            driver: b.driver,
+            database: b.database,
+            all: b.all,
+            host: b.host,
+            port: b.port,
+            user: b.user,
+            password: b.password,
+            container: b.container,
+            path: b.path,
+        }
+    }
+}
+
+/// What a request does to a dump group's stored password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PasswordChange {
+    /// Leave it as stored (none on create).
+    Keep,
+    /// Store this one (sealed).
+    Set(String),
+    /// Remove it.
+    Clear,
+}
+
 /// `POST` and `PUT` body (PUT replaces every field; omitted optional
 /// fields take their defaults).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -139,9 +231,18 @@ impl From<RetentionBody> for RetentionPolicy {
 pub(super) struct GroupRequest {
     /// 1-64 letters, digits, '.', '_' or '-'; the snapshots' tag.
     name: String,
+    /// `files` (default) or `dump`.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    /// Required for a `files` group, refused for a `dump` group.
+    #[serde(default)]
     includes: Vec<String>,
     #[serde(default)]
     excludes: Vec<String>,
+    /// Required for a `dump` group, refused for a `files` group.
+    #[serde(default)]
+    #[schema(value_type = Option<DumpSourceRequest>)]
+    dump: Option<DumpBody>,
     #[serde(default)]
     #[schema(value_type = Option<RetentionPolicy>)]
     retention_policy: Option<RetentionBody>,
@@ -160,6 +261,10 @@ pub(super) struct GroupRequest {
 /// A request that passed validation.
 struct ValidGroup {
     name: String,
+    kind: &'static str,
+    /// A dump group's database, without its password.
+    dump: Option<DumpSpec>,
+    password: PasswordChange,
     includes: Vec<String>,
     excludes: Vec<String>,
     retention_policy: Option<RetentionPolicy>,
@@ -210,7 +315,41 @@ impl GroupRequest {
                 "name: use 1-{MAX_NAME_LEN} letters, digits, '.', '_' or '-' (it is the snapshots' restic tag)"
             )));
         }
-        if self.includes.is_empty() {
+        let (kind, dump, password) = match (self.kind.as_deref(), self.dump) {
+            (None | Some(GROUP_KIND_FILES), None) => (GROUP_KIND_FILES, None, PasswordChange::Keep),
+            (None | Some(GROUP_KIND_FILES), Some(_)) => {
+                return Err(ApiError::validation(
+                    "dump: only a group of \"type\": \"dump\" has a dump",
+                ))
+            }
+            (Some(GROUP_KIND_DUMP), None) => {
+                return Err(ApiError::validation(
+                    "dump: required for a group of \"type\": \"dump\"",
+                ))
+            }
+            (Some(GROUP_KIND_DUMP), Some(body)) => {
+                let spec = DumpSpec::from(body);
+                spec.validate()
+                    .map_err(|e| ApiError::validation(e.to_string()))?;
+                let password = match spec.password.as_deref() {
+                    None => PasswordChange::Keep,
+                    Some("") => PasswordChange::Clear,
+                    Some(p) => PasswordChange::Set(p.to_owned()),
+                };
+                (GROUP_KIND_DUMP, Some(spec.without_password()), password)
+            }
+            (Some(other), _) => {
+                return Err(ApiError::validation(format!(
+                    "type: {other:?} is not a source group type; use \"files\" or \"dump\""
+                )))
+            }
+        };
+        if kind == GROUP_KIND_DUMP && !(self.includes.is_empty() && self.excludes.is_empty()) {
+            return Err(ApiError::validation(
+                "includes: a dump group backs up its dump, not paths; leave includes and excludes out",
+            ));
+        }
+        if kind == GROUP_KIND_FILES && self.includes.is_empty() {
             return Err(ApiError::validation(
                 "includes: at least one path to back up is needed",
             ));
@@ -254,6 +393,9 @@ impl GroupRequest {
         }
         Ok(ValidGroup {
             name,
+            kind,
+            dump,
+            password,
             prune_after_forget,
             includes: self.includes,
             excludes: self.excludes,
@@ -277,6 +419,15 @@ fn name_taken(name: &str) -> impl FnOnce(diesel::result::Error) -> ApiError + '_
         )),
         other => ApiError::from(other),
     }
+}
+
+/// Seals a dump password bound to its group's id, as repository secrets.
+fn seal_password(
+    key: &crate::crypto::SecretKey,
+    password: &str,
+    group_id: &str,
+) -> Result<Vec<u8>, ApiError> {
+    crate::crypto::seal_str(key, password, group_id.as_bytes()).map_err(ApiError::internal)
 }
 
 /// The host's group `gid`, or 404.
@@ -329,12 +480,21 @@ async fn create(
     let host_id = path.into_inner();
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
+    let key = state.key.clone();
     let row = change_host_config(&state, &host_id, "adding a source group", move |conn| {
         let now = store::now_ms();
+        let id = store::new_id();
+        let sealed = match &valid.password {
+            PasswordChange::Set(p) => Some(seal_password(&key, p, &id)?),
+            PasswordChange::Keep | PasswordChange::Clear => None,
+        };
         let row = store::source_groups::insert(
             conn,
             &models::NewSourceGroup {
-                id: store::new_id().into(),
+                id: id.clone().into(),
+                kind: valid.kind.to_owned(),
+                dump: valid.dump,
+                dump_password_sealed: sealed,
                 host_id: target.clone().into(),
                 name: valid.name.clone(),
                 includes: valid.includes,
@@ -353,7 +513,7 @@ async fn create(
             &who,
             "source_group.create",
             Some(&row.id),
-            Some(json!({"host_id": target, "name": row.name})),
+            Some(json!({"host_id": target, "name": row.name, "type": row.kind})),
         )?;
         Ok(row)
     })
@@ -371,9 +531,19 @@ async fn update(
     let (host_id, gid) = path.into_inner();
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
+    let key = state.key.clone();
     let row = change_host_config(&state, &host_id, "changing a source group", move |conn| {
         group_of(conn, &target, &gid)?;
+        let password = match (&valid.password, valid.kind) {
+            // A files group keeps no dump password.
+            (_, GROUP_KIND_FILES) | (PasswordChange::Clear, _) => Some(None),
+            (PasswordChange::Set(p), _) => Some(Some(seal_password(&key, p, &gid)?)),
+            (PasswordChange::Keep, _) => None,
+        };
         let changes = models::SourceGroupChanges {
+            kind: Some(valid.kind.to_owned()),
+            dump: Some(valid.dump),
+            dump_password_sealed: password,
             name: Some(valid.name.clone()),
             includes: Some(valid.includes),
             excludes: Some(valid.excludes),
@@ -460,6 +630,91 @@ mod tests {
         }))
         .unwrap();
         assert!(v.prune_after_forget);
+    }
+
+    /// A dump group: its spec is kept without the password, which is a
+    /// separate change; `""` removes it, omitted keeps it.
+    #[test]
+    fn dump_group_keeps_the_password_apart() {
+        let v = request(json!({
+            "name": "shop-db", "type": "dump",
+            "dump": {"driver": "postgres", "database": "shop", "password": "pw"}
+        }))
+        .unwrap();
+        assert_eq!(v.kind, GROUP_KIND_DUMP);
+        let dump = v.dump.unwrap();
+        assert_eq!(dump.password, None);
+        assert_eq!(dump.database.as_deref(), Some("shop"));
+        assert_eq!(v.password, PasswordChange::Set("pw".to_owned()));
+        let clear = request(json!({
+            "name": "d", "type": "dump", "dump": {"driver": "postgres", "all": true, "password": ""}
+        }))
+        .unwrap();
+        assert_eq!(clear.password, PasswordChange::Clear);
+        let files = request(json!({"name": "etc", "includes": ["/etc"]})).unwrap();
+        assert_eq!(
+            (files.kind, files.password),
+            (GROUP_KIND_FILES, PasswordChange::Keep)
+        );
+    }
+
+    /// Bad dump groups: an unknown driver, argument injection through the
+    /// database or user (leading '-', NUL), a dump with paths, a type
+    /// without its dump.
+    #[test]
+    fn invalid_dump_groups_are_refused() {
+        let driver = request(json!({
+            "name": "d", "type": "dump", "dump": {"driver": "oracle", "database": "x"}
+        }))
+        .err()
+        .unwrap();
+        assert_eq!(driver.status, actix_web::http::StatusCode::BAD_REQUEST);
+        assert!(driver.message.contains("oracle"), "{}", driver.message);
+        let cases = [
+            (
+                json!({"driver": "postgres", "database": "--help"}),
+                "dump.database:",
+            ),
+            (
+                json!({"driver": "postgres", "database": "a\u{0}"}),
+                "dump.database:",
+            ),
+            (
+                json!({"driver": "mysql", "database": "x", "user": "-uroot"}),
+                "dump.user:",
+            ),
+            (
+                json!({"driver": "mysql", "database": "x", "user": "r\u{0}t"}),
+                "dump.user:",
+            ),
+            (json!({"driver": "postgres"}), "dump.database:"),
+        ];
+        for (dump, prefix) in cases {
+            let err = request(json!({"name": "d", "type": "dump", "dump": dump.clone()}))
+                .err()
+                .unwrap();
+            assert_eq!(err.status, actix_web::http::StatusCode::BAD_REQUEST);
+            assert!(err.message.starts_with(prefix), "{dump}: {}", err.message);
+        }
+        let other = [
+            (json!({"name": "d", "type": "dump"}), "dump:"),
+            (
+                json!({"name": "d", "includes": ["/"], "dump": {"driver": "sqlite", "path": "/a.db"}}),
+                "dump:",
+            ),
+            (
+                json!({"name": "d", "type": "dump", "includes": ["/"], "dump": {"driver": "sqlite", "path": "/a.db"}}),
+                "includes:",
+            ),
+            (
+                json!({"name": "d", "type": "tape", "includes": ["/"]}),
+                "type:",
+            ),
+        ];
+        for (body, prefix) in other {
+            let err = request(body.clone()).err().unwrap();
+            assert!(err.message.starts_with(prefix), "{body}: {}", err.message);
+        }
     }
 
     /// Each invalid field is refused with its name first in the message.

@@ -403,6 +403,8 @@ mod tests {
             total_bytes: 192 * 1024 * 1024,
             eta_seconds: Some(3),
             throughput_bps: bps,
+            step: None,
+            dumped_bytes: None,
         }
     }
 

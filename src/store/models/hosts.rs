@@ -115,6 +115,32 @@ impl Host {
     pub fn has_capability(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)
     }
+
+    /// `Ok` when the agent announced `capability`; else the refusal every
+    /// caller turns into 409 `agent_lacks_capability` (a dump job for a
+    /// driver whose tool the host lacks, any feature an older agent lacks).
+    pub fn require_capability(&self, capability: &str) -> Result<(), LacksCapability> {
+        if self.has_capability(capability) {
+            return Ok(());
+        }
+        Err(LacksCapability {
+            host_id: self.id.to_string(),
+            capability: capability.to_owned(),
+        })
+    }
+}
+
+/// A host's agent did not announce a capability a request needs
+/// ([`Host::require_capability`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the agent of host {host_id} lacks capability {capability:?} (not in its hello.capabilities)"
+)]
+pub struct LacksCapability {
+    /// The host.
+    pub host_id: String,
+    /// What it lacks (`dump:postgres`).
+    pub capability: String,
 }
 
 impl fmt::Debug for Host {

@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use crate::ids::{HostId, ScheduleId, SourceGroupId};
-use crate::protocol::RetentionPolicy;
+use crate::protocol::{DumpSpec, RetentionPolicy};
 use crate::store::json::Json;
 use crate::store::schema::{
     host_schedule_version, schedule_source_groups, schedules, source_groups,
@@ -35,6 +35,26 @@ pub struct SourceGroup {
     pub updated_at: i64,
     /// Its `forget` jobs also prune (`restic forget --prune`).
     pub prune_after_forget: bool,
+    /// [`GROUP_KIND_FILES`] or [`GROUP_KIND_DUMP`].
+    pub kind: String,
+    /// A dump group's database, without its password.
+    #[diesel(deserialize_as = Json<Option<DumpSpec>>)]
+    pub dump: Option<DumpSpec>,
+    /// The dump's password, sealed with the server key bound to the
+    /// group's id (`crypto::seal`).
+    pub dump_password_sealed: Option<Vec<u8>>,
+}
+
+/// `source_groups.kind` of a group that backs up paths.
+pub const GROUP_KIND_FILES: &str = "files";
+/// `source_groups.kind` of a group that backs up a database dump.
+pub const GROUP_KIND_DUMP: &str = "dump";
+
+impl SourceGroup {
+    /// The dump spec when this is a dump group.
+    pub fn dump_spec(&self) -> Option<&DumpSpec> {
+        self.dump.as_ref().filter(|_| self.kind == GROUP_KIND_DUMP)
+    }
 }
 
 /// A source group to create.
@@ -55,6 +75,10 @@ pub struct NewSourceGroup {
     pub created_at: i64,
     pub updated_at: i64,
     pub prune_after_forget: bool,
+    pub kind: String,
+    #[diesel(serialize_as = Json<Option<DumpSpec>>)]
+    pub dump: Option<DumpSpec>,
+    pub dump_password_sealed: Option<Vec<u8>>,
 }
 
 /// A change to a source group.
@@ -72,6 +96,12 @@ pub struct SourceGroupChanges {
     pub retry_max: Option<i32>,
     pub retry_backoff_seconds: Option<i32>,
     pub prune_after_forget: Option<bool>,
+    pub kind: Option<String>,
+    /// `Some(None)` makes it a files group.
+    #[diesel(serialize_as = Json<Option<DumpSpec>>)]
+    pub dump: Option<Option<DumpSpec>>,
+    /// `Some(None)` removes the password.
+    pub dump_password_sealed: Option<Option<Vec<u8>>>,
 }
 
 /// A cron schedule of a host; a fire creates the jobs of its kind for the

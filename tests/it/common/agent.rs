@@ -303,6 +303,8 @@ impl TestAgent {
             total_bytes: 20,
             eta_seconds: Some(1),
             throughput_bps: 10,
+            step: None,
+            dumped_bytes: None,
         })
         .await;
         for seq in 1..=lines {

@@ -1,0 +1,396 @@
+//! Database dump groups end to end with every real part (issue 13 §3): a
+//! test server, the real agent, real restic, and a real database: the
+//! throwaway PostgreSQL of `scripts/test` (`RESTIC_MANAGER_TEST_POSTGRES_URL`;
+//! without it these tests start their own through `scripts/pg-throwaway`,
+//! and skip with a printed reason when PostgreSQL is not installed), and
+//! `sqlite3`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use restic_manager::agent::dump::detect;
+use serde_json::{json, Value};
+
+use crate::common::daemon::{self, InProcessAgent};
+use crate::common::db::postgres_admin_url;
+use crate::common::e2e::{get, post, put, run_job, wait_online};
+use crate::common::restic::TempRepo;
+use crate::common::server::{spawn_app, TestApp};
+
+/// A PostgreSQL server the test may create databases on: the one of the
+/// environment, or a throwaway one stopped on drop.
+struct Postgres {
+    url: String,
+    throwaway: Option<PathBuf>,
+}
+
+impl Postgres {
+    /// `None` (with the reason printed) when no server can be had.
+    fn get() -> Option<Self> {
+        if let Some(url) = postgres_admin_url() {
+            return Some(Self {
+                url,
+                throwaway: None,
+            });
+        }
+        if !detect::on_path("pg_dump") || !detect::on_path("psql") {
+            eprintln!(
+                "skipped: pg_dump/psql not installed and RESTIC_MANAGER_TEST_POSTGRES_URL unset"
+            );
+            return None;
+        }
+        let dir =
+            std::env::temp_dir().join(format!("rm-dumps-pg-{}", uuid::Uuid::new_v4().simple()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-throwaway");
+        let out = Command::new(&script)
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "skipped: cannot start a throwaway PostgreSQL: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Some(Self {
+            url: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+            throwaway: Some(dir),
+        })
+    }
+
+    /// (host, port) of the server.
+    fn host_port(&self) -> (String, u16) {
+        let authority = self.url.split("://").nth(1).unwrap();
+        let authority = authority.split(['/', '?']).next().unwrap();
+        let host_port = authority.rsplit('@').next().unwrap();
+        let (host, port) = host_port.rsplit_once(':').unwrap();
+        (host.to_owned(), port.parse().unwrap())
+    }
+
+    /// `psql` on `database`, asserting success; returns stdout.
+    fn psql(&self, database: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+        use std::io::Write;
+        let url = crate::common::db::with_database(&self.url, database);
+        let mut child = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-d", &url])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            input.write_all(bytes).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "psql {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.throwaway {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-throwaway");
+            // Best effort: a leftover cluster in /tmp is harmless.
+            let _ = Command::new(script).arg("stop").arg(dir).output();
+        }
+    }
+}
+
+/// The server, an online agent, and an initialised repository.
+async fn setup(work: &Path, repo: &TempRepo) -> (TestApp, String, InProcessAgent) {
+    let app = spawn_app().await;
+    let config = daemon::enroll(&app, work).await;
+    let host = config.host_id.clone();
+    let agent = InProcessAgent::start(config);
+    wait_online(&app, &host).await;
+    put(
+        &app,
+        &format!("/hosts/{host}/repository"),
+        json!({"url": repo.repo.to_string_lossy(), "password": repo.password}),
+    )
+    .await;
+    let init = run_job(&app, &host, json!({"kind": "init"})).await;
+    assert_eq!(init["status"], "succeeded", "{init}");
+    (app, host, agent)
+}
+
+/// The snapshots restic itself lists with `tag`.
+fn snapshots_tagged(repo: &TempRepo, tag: &str) -> Vec<Value> {
+    let out = repo.restic(&["snapshots", "--json", "--tag", tag]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `restic dump latest <path>` of the group `tag`.
+fn restic_dump(repo: &TempRepo, tag: &str, path: &str) -> Vec<u8> {
+    let out = repo.restic(&["dump", "--tag", tag, "latest", path]);
+    assert!(
+        out.status.success(),
+        "restic dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// 10,000 rows dumped with pg_dump through a dump group, read back with
+/// `restic dump`, loaded with psql into a new database: the same rows.
+/// The stats name the engine as the server reports it. A database that
+/// does not exist fails the job with pg_dump's words and leaves no
+/// snapshot.
+#[actix_web::test]
+async fn postgres_dump_round_trip_and_missing_database() {
+    let Some(pg) = Postgres::get() else { return };
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let source = format!("dump_src_{}", &suffix[..12]);
+    let copy = format!("dump_copy_{}", &suffix[..12]);
+    pg.psql(
+        "postgres",
+        &["-c", &format!("CREATE DATABASE {source}")],
+        None,
+    );
+    pg.psql(
+        &source,
+        &[
+            "-c",
+            "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL); \
+                 INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 10000) g",
+        ],
+        None,
+    );
+    let (host_name, port) = pg.host_port();
+
+    let work = tempfile::tempdir().unwrap();
+    let repo = TempRepo::new();
+    let (app, host, agent) = setup(work.path(), &repo).await;
+
+    let group = post(
+        &app,
+        &format!("/hosts/{host}/source-groups"),
+        json!({"name": "shop-db", "type": "dump", "dump": {
+            "driver": "postgres", "database": source, "host": host_name, "port": port,
+            "user": "postgres", "password": "not-needed-with-trust"
+        }}),
+    )
+    .await;
+    assert_eq!(group["type"], "dump", "{group}");
+    assert_eq!(group["dump"]["password_set"], true, "{group}");
+    assert!(
+        !group.to_string().contains("not-needed-with-trust"),
+        "{group}"
+    );
+
+    let backup = run_job(
+        &app,
+        &host,
+        json!({"kind": "backup", "source_group": "shop-db"}),
+    )
+    .await;
+    assert_eq!(backup["status"], "succeeded", "{backup}");
+    let version = pg.psql("postgres", &["-c", "SHOW server_version"], None);
+    let expected = format!("PostgreSQL {}", version.split_whitespace().next().unwrap());
+    assert_eq!(
+        backup["stats"]["database_engine"],
+        expected.as_str(),
+        "{backup}"
+    );
+    assert!(
+        backup["stats"]["dump_bytes"].as_u64().unwrap() > 300_000,
+        "{backup}"
+    );
+    let logs = get(
+        &app,
+        &format!("/jobs/{}/logs?limit=10000", backup["id"].as_str().unwrap()),
+    )
+    .await;
+    let text = logs.to_string();
+    assert!(text.contains("dumping "), "no dumping step in the log");
+    assert!(text.contains("dump complete: "), "no dump size in the log");
+    assert!(
+        !text.contains("not-needed-with-trust"),
+        "password in the log"
+    );
+
+    let dumped = restic_dump(&repo, "shop-db", &format!("/{source}.sql"));
+    pg.psql(
+        "postgres",
+        &["-c", &format!("CREATE DATABASE {copy}")],
+        None,
+    );
+    pg.psql(&copy, &[], Some(&dumped));
+    let digest = "SELECT count(*), sum(id), md5(string_agg(name, ',' ORDER BY id)) FROM items";
+    assert_eq!(
+        pg.psql(&copy, &["-c", digest], None),
+        pg.psql(&source, &["-c", digest], None)
+    );
+    assert!(pg.psql(&copy, &["-c", "SELECT count(*) FROM items"], None) == "10000");
+
+    post(
+        &app,
+        &format!("/hosts/{host}/source-groups"),
+        json!({"name": "missing-db", "type": "dump", "dump": {
+            "driver": "postgres", "database": "no_such_database_here", "host": host_name,
+            "port": port, "user": "postgres"
+        }}),
+    )
+    .await;
+    let failed = run_job(
+        &app,
+        &host,
+        json!({"kind": "backup", "source_group": "missing-db"}),
+    )
+    .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("database \"no_such_database_here\" does not exist"),
+        "{error}"
+    );
+    assert!(error.starts_with("pg_dump failed"), "{error}");
+    assert!(
+        snapshots_tagged(&repo, "missing-db").is_empty(),
+        "a failed dump left a snapshot"
+    );
+    assert_eq!(snapshots_tagged(&repo, "shop-db").len(), 1);
+    assert!(
+        repo.lock_files().is_empty(),
+        "restic left a lock: {:?}",
+        repo.lock_files()
+    );
+
+    for db in [&source, &copy] {
+        pg.psql("postgres", &["-c", &format!("DROP DATABASE {db}")], None);
+    }
+    agent.stop().await;
+}
+
+/// A SQLite file written to during the dump: the snapshot holds a
+/// consistent database (integrity check ok) with at least the rows there
+/// when the dump started; the private copy is gone afterwards.
+#[actix_web::test]
+async fn sqlite_dump_while_written() {
+    if !detect::on_path("sqlite3") {
+        eprintln!("skipped: sqlite3 not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("app.db");
+    let sqlite = |sql: &str| {
+        let out = Command::new("sqlite3").arg(&db).arg(sql).output().unwrap();
+        assert!(
+            out.status.success(),
+            "sqlite3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    sqlite(
+        "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+         INSERT INTO t (v) SELECT hex(randomblob(64)) FROM n;",
+    );
+    // A writer that keeps inserting until it is stopped.
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while :; do sqlite3 '{}' \".timeout 5000\" \"INSERT INTO t (v) VALUES (hex(randomblob(64)));\" || exit 1; done",
+            db.display()
+        ))
+        .spawn()
+        .unwrap();
+
+    let repo = TempRepo::new();
+    let (app, host, agent) = setup(work.path(), &repo).await;
+    post(
+        &app,
+        &format!("/hosts/{host}/source-groups"),
+        json!({"name": "app-db", "type": "dump", "dump": {"driver": "sqlite", "path": db.to_string_lossy()}}),
+    )
+    .await;
+    let backup = run_job(
+        &app,
+        &host,
+        json!({"kind": "backup", "source_group": "app-db"}),
+    )
+    .await;
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    assert_eq!(backup["status"], "succeeded", "{backup}");
+    assert!(
+        backup["stats"]["database_engine"]
+            .as_str()
+            .unwrap()
+            .starts_with("SQLite 3."),
+        "{backup}"
+    );
+
+    let restored = work.path().join("restored.db");
+    std::fs::write(&restored, restic_dump(&repo, "app-db", "/app.db")).unwrap();
+    let check = |sql: &str| {
+        let out = Command::new("sqlite3")
+            .arg(&restored)
+            .arg(sql)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(check("PRAGMA integrity_check"), "ok");
+    let rows: u64 = check("SELECT count(*) FROM t").parse().unwrap();
+    assert!(rows >= 20_000, "{rows} rows");
+    let copies = work.path().join("state/dumps");
+    let left: Vec<_> = std::fs::read_dir(&copies)
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "private copy left behind: {left:?}");
+    agent.stop().await;
+}
+
+/// A dump job for a driver whose tool the agent lacks is refused at
+/// creation with 409 `agent_lacks_capability` naming it.
+#[actix_web::test]
+async fn dump_job_needs_the_agents_capability() {
+    let present = detect::dump_capabilities(detect::on_path);
+    let Some(driver) = ["mongodb", "mysql", "mariadb", "postgres"]
+        .into_iter()
+        .find(|d| !present.contains(&format!("dump:{d}")))
+    else {
+        eprintln!("skipped: every dump tool is installed here");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let app = spawn_app().await;
+    let config = daemon::enroll(&app, work.path()).await;
+    let host = config.host_id.clone();
+    let agent = InProcessAgent::start(config);
+    wait_online(&app, &host).await;
+    post(
+        &app,
+        &format!("/hosts/{host}/source-groups"),
+        json!({"name": "db", "type": "dump", "dump": {"driver": driver, "database": "x"}}),
+    )
+    .await;
+    let (status, body) = crate::common::api::call(
+        &app,
+        &app.admin_token,
+        reqwest::Method::POST,
+        &format!("/hosts/{host}/jobs"),
+        Some(json!({"kind": "backup", "source_group": "db"})),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 409, "{body}");
+    assert_eq!(body["error"]["code"], "agent_lacks_capability", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("dump:{driver}")), "{message}");
+    agent.stop().await;
+}
