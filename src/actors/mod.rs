@@ -14,6 +14,8 @@
 //! - [`log_retention`]: prunes old job logs, a small batch per writer turn.
 //! - [`restore`]: the checks of a restore request and its audit detail.
 //! - [`drill`]: a restore drill's options and its sampled job.
+//! - [`bulk`]: jobs created or cancelled on many hosts in one write, and
+//!   `schedule.set` pushed to many hosts after a policy change.
 //!
 //! [`start`] builds them once (inside the actix system, outside
 //! `HttpServer::new`) and returns the cloneable [`Actors`]. Its methods
@@ -22,6 +24,7 @@
 //! pooled connection; writes go through [`persistence::Persistence`], a
 //! run-now in one transaction with its validation and its audit row.
 
+pub mod bulk;
 pub mod drill;
 pub mod events;
 mod fire;

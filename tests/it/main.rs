@@ -37,6 +37,7 @@ mod e2e_faults;
 mod e2e_jobs;
 mod e2e_restore;
 mod job_followup;
+mod policies;
 mod schedule_kinds;
 mod secrets_at_rest;
 mod store;

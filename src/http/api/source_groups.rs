@@ -158,14 +158,14 @@ pub(super) struct GroupRequest {
 }
 
 /// A request that passed validation.
-struct ValidGroup {
-    name: String,
-    includes: Vec<String>,
-    excludes: Vec<String>,
-    retention_policy: Option<RetentionPolicy>,
-    retry_max: i32,
-    retry_backoff_seconds: i32,
-    prune_after_forget: bool,
+pub(super) struct ValidGroup {
+    pub(super) name: String,
+    pub(super) includes: Vec<String>,
+    pub(super) excludes: Vec<String>,
+    pub(super) retention_policy: Option<RetentionPolicy>,
+    pub(super) retry_max: i32,
+    pub(super) retry_backoff_seconds: i32,
+    pub(super) prune_after_forget: bool,
 }
 
 /// Whether `name` is usable as a group name and restic tag: 1-64 ASCII
@@ -200,7 +200,7 @@ fn check_paths(field: &str, paths: &[String]) -> Result<(), ApiError> {
 }
 
 impl GroupRequest {
-    fn validate(self) -> Result<ValidGroup, ApiError> {
+    pub(super) fn validate(self) -> Result<ValidGroup, ApiError> {
         let name = self.name.trim().to_owned();
         if name.is_empty() {
             return Err(ApiError::validation("name: must not be empty"));
@@ -279,6 +279,30 @@ fn name_taken(name: &str) -> impl FnOnce(diesel::result::Error) -> ApiError + '_
     }
 }
 
+/// 409 when a policy gave the host a group of this name (the unique
+/// index would refuse it too, without naming the policy).
+fn policy_name_taken(conn: &mut DbConnection, host_id: &str, name: &str) -> Result<(), ApiError> {
+    let Some(group) = store::source_groups::by_name(conn, host_id, name)? else {
+        return Ok(());
+    };
+    match store::policy_sync::owner_of_group(conn, group.id.as_str())? {
+        Some(policy) => Err(ApiError::conflict(format!(
+            "name: host {host_id} has source group {name:?} from policy {policy:?}; choose another name or change the policy"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// 409 for a group a policy manages: change the policy instead.
+fn not_from_policy(conn: &mut DbConnection, gid: &str) -> Result<(), ApiError> {
+    match store::policy_sync::owner_of_group(conn, gid)? {
+        Some(policy) => Err(ApiError::conflict(format!(
+            "source group {gid} comes from policy {policy:?}; change the policy instead"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The host's group `gid`, or 404.
 fn group_of(
     conn: &mut DbConnection,
@@ -330,6 +354,7 @@ async fn create(
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
     let row = change_host_config(&state, &host_id, "adding a source group", move |conn| {
+        policy_name_taken(conn, &target, &valid.name)?;
         let now = store::now_ms();
         let row = store::source_groups::insert(
             conn,
@@ -373,6 +398,7 @@ async fn update(
     let target = host_id.clone();
     let row = change_host_config(&state, &host_id, "changing a source group", move |conn| {
         group_of(conn, &target, &gid)?;
+        not_from_policy(conn, &gid)?;
         let changes = models::SourceGroupChanges {
             name: Some(valid.name.clone()),
             includes: Some(valid.includes),
@@ -408,6 +434,7 @@ async fn delete(
     let target = host_id.clone();
     change_host_config(&state, &host_id, "deleting a source group", move |conn| {
         let group = group_of(conn, &target, &gid)?;
+        not_from_policy(conn, &gid)?;
         store::source_groups::delete(conn, &gid)?;
         audit(
             conn,
