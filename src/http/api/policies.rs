@@ -112,8 +112,11 @@ pub struct SelectorDto {
 pub struct PolicyDto {
     id: String,
     name: String,
+    #[schema(value_type = PolicySelector)]
     selector: SelectorDto,
+    #[schema(value_type = Vec<PolicySourceGroup>)]
     source_groups: Vec<PolicyGroupDto>,
+    #[schema(value_type = Vec<PolicySchedule>)]
     schedules: Vec<PolicyScheduleDto>,
     repository_id: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -189,8 +192,10 @@ pub struct ChangeDto {
 pub(super) struct PolicyRequest {
     name: String,
     #[serde(default)]
+    #[schema(value_type = Option<PolicySelector>)]
     selector: Option<SelectorDto>,
     #[serde(default)]
+    #[schema(value_type = Vec<SourceGroupRequest>)]
     source_groups: Vec<GroupRequest>,
     #[serde(default)]
     schedules: Vec<ScheduleRequest>,
@@ -496,6 +501,7 @@ pub struct EffectiveDto {
     policies: Vec<String>,
     #[schema(value_type = Vec<Object>)]
     source_groups: Vec<EffectiveGroupDto>,
+    #[schema(value_type = Vec<EffectiveSchedule>)]
     schedules: Vec<EffectiveScheduleDto>,
     /// The version of the schedule list `schedule.set` carries.
     schedule_version: i64,
