@@ -17,6 +17,8 @@
 //! - [`login_audit`]: `LoginAudit`, failed logins counted, written in aggregate.
 //! - [`restore`]: the checks of a restore request and its audit detail.
 //! - [`drill`]: a restore drill's options and its sampled job.
+//! - [`bulk`]: jobs created or cancelled on many hosts in one write, and
+//!   `schedule.set` pushed to many hosts after a policy change.
 //!
 //! [`start`] builds them once (inside the actix system, outside
 //! `HttpServer::new`) and returns the cloneable [`Actors`]. Its methods
@@ -25,6 +27,7 @@
 //! pooled connection; writes go through [`persistence::Persistence`], a
 //! run-now in one transaction with its validation and its audit row.
 
+pub mod bulk;
 pub mod drill;
 pub mod events;
 mod fire;

@@ -118,6 +118,15 @@ async fn enroll(
             let Some(host) = hosts::enroll_with_token(conn, &token_hash, &new, now)? else {
                 return Ok(None);
             };
+            // The policies that match the new host give it their groups
+            // and schedules now; its first `hello` gets them.
+            store::policy_sync::sync_host(
+                conn,
+                &host.id,
+                &host.labels,
+                store::policy_sync::OnConflict::Skip,
+                now,
+            )?;
             audit::record(
                 conn,
                 now,

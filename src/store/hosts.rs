@@ -81,8 +81,8 @@ pub struct HostFilter {
     pub online: Option<bool>,
     /// Case-insensitive substring of the hostname or display name.
     pub query: Option<String>,
-    /// Only hosts with this label (`key`, `value`).
-    pub label: Option<(String, String)>,
+    /// Only hosts with every one of these labels (`key`, `value`).
+    pub labels: Vec<(String, String)>,
     /// Only hosts in this backup state.
     pub health: Option<Health>,
     /// Revoked hosts are left out unless this is set.
@@ -254,7 +254,7 @@ pub(crate) fn filtered<'a>(filter: &HostFilter) -> hosts::BoxedQuery<'a, super::
     if let Some(online) = filter.online {
         query = query.filter(hosts::online.eq(online));
     }
-    if let Some((key, value)) = &filter.label {
+    for (key, value) in &filter.labels {
         query = query.filter(
             hosts::id.eq_any(
                 host_labels::table

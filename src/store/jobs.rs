@@ -128,6 +128,28 @@ pub fn running_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<V
         .load(conn)
 }
 
+/// The queued and running jobs of these hosts (of `kind`, if given),
+/// oldest first: what a bulk cancel stops.
+pub fn active_for_hosts(
+    conn: &mut DbConnection,
+    host_ids: &[String],
+    kind: Option<crate::protocol::JobKind>,
+) -> QueryResult<Vec<Job>> {
+    let mut found = Vec::new();
+    for chunk in host_ids.chunks(super::INSERT_CHUNK_ROWS) {
+        let mut query = jobs::table
+            .filter(jobs::host_id.eq_any(chunk))
+            .filter(jobs::status.eq_any(JobStatus::ACTIVE))
+            .into_boxed();
+        if let Some(kind) = kind {
+            query = query.filter(jobs::kind.eq(kind));
+        }
+        found.extend(query.select(Job::as_select()).load(conn)?);
+    }
+    found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(found)
+}
+
 /// Retries that became due at `now` and have not been dispatched, oldest
 /// due first, at most `limit`.
 pub fn due_retries(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<Vec<Job>> {

@@ -32,6 +32,8 @@
 //!   [`schedule_versions`], [`jobs`], [`job_logs`], [`snapshots`],
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
+//! - [`policies`]: fleet policies by label; [`policy_sync`] writes their
+//!   groups and schedules onto the hosts they match.
 //! - [`catalog`]: the snapshot catalog (entries, folder browsing, path
 //!   search, `--catalog-keep`).
 //! - [`api_queries`]: paged reads the REST API needs (snapshots, stats).
@@ -69,6 +71,8 @@ pub mod leases;
 pub mod missed_runs;
 pub mod models;
 pub mod notifications;
+pub mod policies;
+pub mod policy_sync;
 pub mod repo_stats;
 pub mod repositories;
 pub mod schedule_versions;

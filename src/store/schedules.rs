@@ -18,8 +18,8 @@ use crate::ids::ScheduleId;
 pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
     diesel::insert_into(schedules::table)
         .values(new)
-        .returning(schedules::all_columns)
-        .get_result(conn)
+        .execute(conn)?;
+    get(conn, &new.id)?.ok_or(diesel::result::Error::NotFound)
 }
 
 /// The schedule with this id.
@@ -74,9 +74,8 @@ pub fn update(
 ) -> QueryResult<Option<Schedule>> {
     diesel::update(schedules::table.find(id))
         .set((changes, schedules::updated_at.eq(now)))
-        .returning(schedules::all_columns)
-        .get_result(conn)
-        .optional()
+        .execute(conn)?;
+    get(conn, id)
 }
 
 /// Deletes a schedule and its group links. False if it did not exist.

@@ -144,6 +144,8 @@ diesel::table! {
         /// A dump group's `DumpSpec` (JSON, no password).
         dump -> Nullable<Text>,
         dump_password_sealed -> Nullable<Binary>,
+        /// The policy this row comes from; `None`: the host's own.
+        policy_id -> Nullable<Text>,
     }
 }
 
@@ -156,6 +158,10 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         kind -> Text,
+        /// The policy this row comes from; `None`: the host's own.
+        policy_id -> Nullable<Text>,
+        /// Its place in the policy's schedule list.
+        policy_position -> Nullable<Integer>,
     }
 }
 
@@ -317,6 +323,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Source groups and schedules for every host whose labels match
+    /// `selector`; each matching host gets its own rows (`policy_id`).
+    policies (id) {
+        id -> Text,
+        name -> Text,
+        /// `{"labels": {...}}` (JSON).
+        selector -> Text,
+        /// The policy's groups (JSON list).
+        source_groups -> Text,
+        /// The policy's schedules (JSON list).
+        schedules -> Text,
+        repository_id -> Nullable<Text>,
+        /// Options as given (JSON object).
+        options -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(hosts -> repositories (repository_id));
@@ -359,6 +385,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_outcomes_hourly,
     backup_latest,
     log_prune_cursor,
+    policies,
 );
 
 // Notifications (issue 15 A): kept together at the end so that the

@@ -14,8 +14,8 @@ use super::DbConnection;
 pub fn insert(conn: &mut DbConnection, new: &NewSourceGroup) -> QueryResult<SourceGroup> {
     diesel::insert_into(sg::table)
         .values(new.clone())
-        .returning(sg::all_columns)
-        .get_result(conn)
+        .execute(conn)?;
+    get(conn, &new.id)?.ok_or(diesel::result::Error::NotFound)
 }
 
 /// The group with this id.
@@ -73,9 +73,8 @@ pub fn update(
 ) -> QueryResult<Option<SourceGroup>> {
     diesel::update(sg::table.find(id))
         .set((changes.clone(), sg::updated_at.eq(now)))
-        .returning(sg::all_columns)
-        .get_result(conn)
-        .optional()
+        .execute(conn)?;
+    get(conn, id)
 }
 
 /// Deletes a group. False if it did not exist.

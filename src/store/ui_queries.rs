@@ -400,7 +400,7 @@ mod tests {
             ["db-3", "web-1", "web-2", "web-10"]
         );
         let prod = || HostFilter {
-            label: Some(("env".into(), "prod".into())),
+            labels: vec![("env".into(), "prod".into())],
             ..HostFilter::default()
         };
         assert_eq!(names(c, prod()), ["db-3", "web-1", "web-10"]);

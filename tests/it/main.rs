@@ -40,6 +40,7 @@ mod e2e_restore;
 mod hardening;
 mod job_followup;
 mod notifications;
+mod policies;
 mod schedule_kinds;
 mod secrets_at_rest;
 mod shared_repo;

@@ -1,4 +1,5 @@
 //! Hosts: `GET /hosts` (`?status=online|offline&label=key=value&q=&limit=&offset=`,
+//! `label` repeatable, every one must match;
 //! in natural order of the host names),
 //! `GET /hosts/{id}`, `PATCH /hosts/{id}` (display name, labels; operator)
 //! and `DELETE /hosts/{id}` (revoke: the agent token stops working and the
@@ -46,7 +47,7 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             .query(
                 "label",
                 "string",
-                "Only hosts with this label, written key=value.",
+                "Only hosts with this label, written key=value; repeat it to require several (all must match).",
             )
             .paged()
             .ok(200, "HostList"),
@@ -112,36 +113,60 @@ impl HostDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `GET /hosts` parameters; `label` may repeat (every one must match).
+#[derive(Debug, Default)]
 struct ListQuery {
     status: Option<String>,
-    label: Option<String>,
+    labels: Vec<String>,
     q: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
 }
 
+impl ListQuery {
+    /// Reads the query string as pairs (serde's struct form refuses a
+    /// repeated key); an unknown parameter is ignored, as before.
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|e| ApiError::bad_request(format!("query: {e}")))?
+            .into_inner();
+        let mut q = ListQuery::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "status" => q.status = Some(value),
+                "label" => q.labels.push(value),
+                "q" => q.q = Some(value),
+                "limit" => q.limit = Some(value),
+                "offset" => q.offset = Some(value),
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+}
+
 async fn list(
     state: web::Data<AppState>,
     who: Principal,
-    query: web::Query<ListQuery>,
+    req: actix_web::HttpRequest,
 ) -> Result<web::Json<List<HostDto>>, ApiError> {
     who.require(Role::Viewer)?;
     let ListQuery {
         status,
-        label,
+        labels,
         q,
         limit,
         offset,
-    } = query.into_inner();
-    let label = label
+    } = ListQuery::parse(req.query_string())?;
+    let label: Vec<(String, String)> = labels
+        .into_iter()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             store::hosts::parse_label_filter(&l).ok_or_else(|| {
                 ApiError::validation(format!("label: expected key=value, got {l:?}"))
             })
         })
-        .transpose()?;
+        .collect::<Result<_, _>>()?;
     let online = match status.as_deref() {
         None | Some("") => None,
         Some("online") => Some(true),
@@ -156,7 +181,7 @@ async fn list(
     let filter = store::hosts::HostFilter {
         online,
         query: q.filter(|q| !q.trim().is_empty()),
-        label,
+        labels: label,
         include_revoked: false,
         limit,
         offset,
@@ -244,7 +269,7 @@ impl PatchRequest {
     }
 }
 
-fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
+pub(super) fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
     if labels.len() > MAX_LABELS {
         return Err(ApiError::validation(format!(
             "labels: at most {MAX_LABELS} labels"
@@ -288,15 +313,32 @@ async fn patch(
     .collect();
     let detail = json!({ "fields": changed });
     let patch = body.into_patch()?;
-    let host = state
+    let target = id.clone();
+    let (host, changed) = state
         .actors
         .write("changing a host", move |conn| {
             live_host(conn, &id)?;
-            store::hosts::patch(conn, &id, &patch, store::now_ms())?;
+            let now = store::now_ms();
+            store::hosts::patch(conn, &id, &patch, now)?;
+            // New labels: the policies that match now give their groups
+            // and schedules, the ones that no longer match take theirs.
+            let changed = match &patch.labels {
+                Some(labels) => store::policy_sync::sync_host(
+                    conn,
+                    &id,
+                    labels,
+                    store::policy_sync::OnConflict::Refuse,
+                    now,
+                )?,
+                None => false,
+            };
             audit(conn, &who, "host.update", Some(&id), Some(detail))?;
-            load(conn, &id)
+            Ok::<_, ApiError>((load(conn, &id)?, changed))
         })
         .await?;
+    if changed {
+        state.actors.push_configs(vec![target]);
+    }
     Ok(web::Json(host))
 }
 

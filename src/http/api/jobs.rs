@@ -307,7 +307,7 @@ impl CreateRequest {
 }
 
 /// Parses a job kind; the error lists the valid ones.
-fn parse_kind(text: &str) -> Result<protocol::JobKind, ApiError> {
+pub(super) fn parse_kind(text: &str) -> Result<protocol::JobKind, ApiError> {
     text.parse::<protocol::JobKind>().map_err(|_| {
         let valid: Vec<&str> = protocol::JobKind::ALL.iter().map(|k| k.as_str()).collect();
         ApiError::validation(format!(

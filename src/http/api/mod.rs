@@ -28,6 +28,9 @@
 //! - `source_groups`: `/hosts/{id}/source-groups[/{gid}]`.
 //! - `schedules`: `/hosts/{id}/schedules[/{sid}]`, cron validation and
 //!   description.
+//! - `policies`: `/policies[/{id}]` (policies by label) and
+//!   `GET /hosts/{id}/effective-config`.
+//! - `bulk`: `POST /jobs/bulk` and `POST /jobs/bulk-cancel`.
 //! - `jobs`: `POST /hosts/{id}/jobs`, `GET /jobs`, `GET /jobs/{id}`,
 //!   `GET /jobs/{id}/logs`, `POST /jobs/{id}/cancel`.
 //! - `snapshots`, `repo_stats`, `missed_runs`: the read-only reports.
@@ -54,6 +57,7 @@ use crate::store::{self, DbConnection};
 
 mod api_tokens;
 mod audit_log;
+mod bulk;
 pub(crate) mod catalog;
 pub(crate) mod downloads;
 mod enrollment_tokens;
@@ -63,6 +67,7 @@ mod jobs;
 mod missed_runs;
 pub(crate) mod notifications;
 pub mod openapi;
+mod policies;
 mod repo_stats;
 mod repositories;
 mod repository;
@@ -94,6 +99,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         repositories::endpoints(),
         source_groups::endpoints(),
         schedules::endpoints(),
+        policies::endpoints(),
+        bulk::endpoints(),
         jobs::endpoints(),
         snapshots::endpoints(),
         catalog::endpoints(),

@@ -319,6 +319,15 @@ pub fn schemas() -> Map<String, Value> {
         derived::<api_tokens::ApiTokenDto>(),
         derived::<super::audit_log::AuditEntryDto>(),
         derived::<super::version::VersionDto>(),
+        derived::<super::policies::PolicyDto>(),
+        derived::<super::policies::PolicyGroupDto>(),
+        derived::<super::policies::PolicyScheduleDto>(),
+        derived::<super::policies::SelectorDto>(),
+        derived::<super::policies::EffectiveScheduleDto>(),
+        derived::<super::policies::EffectiveDto>(),
+        derived::<crate::actors::bulk::Skipped>(),
+        derived::<crate::actors::bulk::BulkCreated>(),
+        derived::<crate::actors::bulk::BulkCancelled>(),
     ];
     for (name, schema) in answers {
         s.insert(name.to_owned(), answer(schema));
@@ -334,6 +343,27 @@ pub fn schemas() -> Map<String, Value> {
         required.push(json!("token"));
     }
     s.insert("ApiTokenCreated".to_owned(), created);
+    // A policy change is the policy's fields plus the policy again and
+    // the count of hosts whose configuration changed.
+    let mut change = s["Policy"].clone();
+    change["description"] = json!("The stored policy (its fields, and again under `policy`) and how many hosts' effective configuration changed.");
+    change["properties"]["policy"] = reference("Policy");
+    change["properties"]["hosts_affected"] = json!({"type": "integer", "minimum": 0});
+    if let Some(required) = change["required"].as_array_mut() {
+        required.extend([json!("policy"), json!("hosts_affected")]);
+    }
+    s.insert("PolicyChange".to_owned(), change);
+    // A group of the effective configuration is the group plus its origin.
+    let mut effective = s["SourceGroup"].clone();
+    effective["description"] = json!("A source group of the host's effective configuration.");
+    effective["properties"]["origin"] =
+        json!({"type": "string", "description": "`host`, or `policy:<name>`."});
+    if let Some(required) = effective["required"].as_array_mut() {
+        required.push(json!("origin"));
+    }
+    s.insert("EffectiveSourceGroup".to_owned(), effective);
+    s["EffectiveConfig"]["properties"]["source_groups"] =
+        json!({"type": "array", "items": reference("EffectiveSourceGroup")});
 
     let requests = [
         derived::<session::LoginRequest>(),
@@ -350,6 +380,10 @@ pub fn schemas() -> Map<String, Value> {
         derived::<jobs::CreateRequest>(),
         derived::<enrollment_tokens::CreateRequest>(),
         derived::<api_tokens::CreateRequest>(),
+        derived::<super::policies::PolicyRequest>(),
+        derived::<super::bulk::SelectorBody>(),
+        derived::<super::bulk::BulkRequest>(),
+        derived::<super::bulk::BulkCancelRequest>(),
     ];
     s.extend(requests.map(|(name, schema)| (name.to_owned(), schema)));
 
@@ -365,6 +399,7 @@ pub fn schemas() -> Map<String, Value> {
         ("MissedRunList", "MissedRun"),
         ("EnrollmentTokenList", "EnrollmentToken"),
         ("ApiTokenList", "ApiToken"),
+        ("PolicyList", "Policy"),
         ("AuditList", "AuditEntry"),
         ("CatalogSearchResult", "CatalogHit"),
     ] {

@@ -153,12 +153,12 @@ pub(super) struct ScheduleRequest {
 
 /// A request that passed validation (not yet against the host).
 #[derive(Debug)]
-struct ValidSchedule {
-    cron_expr: String,
-    enabled: bool,
-    kind: ScheduleKind,
+pub(super) struct ValidSchedule {
+    pub(super) cron_expr: String,
+    pub(super) enabled: bool,
+    pub(super) kind: ScheduleKind,
     /// Distinct, sorted.
-    source_groups: Vec<String>,
+    pub(super) source_groups: Vec<String>,
 }
 
 /// Parses a schedule kind; the error names the field and the valid ones.
@@ -183,7 +183,7 @@ fn enabled_by_default() -> bool {
 impl ScheduleRequest {
     /// Checks the cron expression, the kind and the group list against
     /// the kind (not yet against the host).
-    fn validate(self) -> Result<ValidSchedule, ApiError> {
+    pub(super) fn validate(self) -> Result<ValidSchedule, ApiError> {
         let expr = self.cron_expr.trim().to_owned();
         parse_cron(&expr)?;
         let kind = parse_kind(self.kind.as_deref())?;
@@ -228,6 +228,16 @@ fn group_ids(
                 })
         })
         .collect()
+}
+
+/// 409 for a schedule a policy manages: change the policy instead.
+fn not_from_policy(conn: &mut DbConnection, sid: &str) -> Result<(), ApiError> {
+    match store::policy_sync::owner_of_schedule(conn, sid)? {
+        Some(policy) => Err(ApiError::conflict(format!(
+            "schedule {sid} comes from policy {policy:?}; change the policy instead"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The host's schedule `sid` with its groups, or 404.
@@ -339,6 +349,7 @@ async fn update(
     let target = host_id.clone();
     let row = change_host_config(&state, &host_id, "changing a schedule", move |conn| {
         load(conn, &target, &sid)?;
+        not_from_policy(conn, &sid)?;
         let ids = group_ids(conn, &target, &valid.source_groups)?;
         let changes = models::ScheduleChanges {
             cron_expr: Some(valid.cron_expr.clone()),
@@ -376,6 +387,7 @@ async fn delete(
     let target = host_id.clone();
     change_host_config(&state, &host_id, "deleting a schedule", move |conn| {
         let row = load(conn, &target, &sid)?;
+        not_from_policy(conn, &sid)?;
         store::schedules::delete(conn, &sid)?;
         audit(
             conn,

@@ -214,7 +214,7 @@ impl From<DumpBody> for DumpSpec {
 
 /// What a request does to a dump group's stored password.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum PasswordChange {
+pub(super) enum PasswordChange {
     /// Leave it as stored (none on create).
     Keep,
     /// Store this one (sealed).
@@ -259,18 +259,18 @@ pub(super) struct GroupRequest {
 }
 
 /// A request that passed validation.
-struct ValidGroup {
-    name: String,
-    kind: &'static str,
+pub(super) struct ValidGroup {
+    pub(super) name: String,
+    pub(super) kind: &'static str,
     /// A dump group's database, without its password.
-    dump: Option<DumpSpec>,
-    password: PasswordChange,
-    includes: Vec<String>,
-    excludes: Vec<String>,
-    retention_policy: Option<RetentionPolicy>,
-    retry_max: i32,
-    retry_backoff_seconds: i32,
-    prune_after_forget: bool,
+    pub(super) dump: Option<DumpSpec>,
+    pub(super) password: PasswordChange,
+    pub(super) includes: Vec<String>,
+    pub(super) excludes: Vec<String>,
+    pub(super) retention_policy: Option<RetentionPolicy>,
+    pub(super) retry_max: i32,
+    pub(super) retry_backoff_seconds: i32,
+    pub(super) prune_after_forget: bool,
 }
 
 /// Whether `name` is usable as a group name and restic tag: 1-64 ASCII
@@ -305,7 +305,7 @@ fn check_paths(field: &str, paths: &[String]) -> Result<(), ApiError> {
 }
 
 impl GroupRequest {
-    fn validate(self) -> Result<ValidGroup, ApiError> {
+    pub(super) fn validate(self) -> Result<ValidGroup, ApiError> {
         let name = self.name.trim().to_owned();
         if name.is_empty() {
             return Err(ApiError::validation("name: must not be empty"));
@@ -430,6 +430,30 @@ fn seal_password(
     crate::crypto::seal_str(key, password, group_id.as_bytes()).map_err(ApiError::internal)
 }
 
+/// 409 when a policy gave the host a group of this name (the unique
+/// index would refuse it too, without naming the policy).
+fn policy_name_taken(conn: &mut DbConnection, host_id: &str, name: &str) -> Result<(), ApiError> {
+    let Some(group) = store::source_groups::by_name(conn, host_id, name)? else {
+        return Ok(());
+    };
+    match store::policy_sync::owner_of_group(conn, group.id.as_str())? {
+        Some(policy) => Err(ApiError::conflict(format!(
+            "name: host {host_id} has source group {name:?} from policy {policy:?}; choose another name or change the policy"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// 409 for a group a policy manages: change the policy instead.
+fn not_from_policy(conn: &mut DbConnection, gid: &str) -> Result<(), ApiError> {
+    match store::policy_sync::owner_of_group(conn, gid)? {
+        Some(policy) => Err(ApiError::conflict(format!(
+            "source group {gid} comes from policy {policy:?}; change the policy instead"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The host's group `gid`, or 404.
 fn group_of(
     conn: &mut DbConnection,
@@ -482,6 +506,7 @@ async fn create(
     let target = host_id.clone();
     let key = state.key.clone();
     let row = change_host_config(&state, &host_id, "adding a source group", move |conn| {
+        policy_name_taken(conn, &target, &valid.name)?;
         let now = store::now_ms();
         let id = store::new_id();
         let sealed = match &valid.password {
@@ -534,6 +559,7 @@ async fn update(
     let key = state.key.clone();
     let row = change_host_config(&state, &host_id, "changing a source group", move |conn| {
         group_of(conn, &target, &gid)?;
+        not_from_policy(conn, &gid)?;
         let password = match (&valid.password, valid.kind) {
             // A files group keeps no dump password.
             (_, GROUP_KIND_FILES) | (PasswordChange::Clear, _) => Some(None),
@@ -578,6 +604,7 @@ async fn delete(
     let target = host_id.clone();
     change_host_config(&state, &host_id, "deleting a source group", move |conn| {
         let group = group_of(conn, &target, &gid)?;
+        not_from_policy(conn, &gid)?;
         store::source_groups::delete(conn, &gid)?;
         audit(
             conn,

@@ -77,7 +77,7 @@ pub(super) async fn page(
     let q = q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
     let filter = HostFilter {
         query: q.clone(),
-        label: label_filter,
+        labels: label_filter.into_iter().collect(),
         include_revoked: false,
         limit: PAGE,
         offset,

@@ -1,0 +1,208 @@
+//! Queries on `policies` (issue 12 §1): source groups and schedules that
+//! every host whose labels match a [`Selector`] gets. A policy row holds
+//! its groups and schedules as given; [`super::policy_sync`] writes each
+//! matching host's own copies (rows of `source_groups` and `schedules`
+//! marked with `policy_id`), so fires, run-now and `schedule.set` read a
+//! host's rows as they always did. Names are unique: a duplicate is
+//! diesel's `UniqueViolation` (the API's 409).
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::json::Json;
+use super::schema::policies;
+use super::{DbConnection, ScheduleKind};
+use crate::protocol::RetentionPolicy;
+
+/// Which hosts a policy applies to: every label must match (an empty
+/// selector matches every host).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selector {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Selector {
+    /// Whether a host with these labels matches.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// The label pairs, for [`super::hosts::HostFilter::labels`].
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// A source group of a policy (validated as a host's group is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyGroup {
+    pub name: String,
+    pub includes: Vec<String>,
+    pub excludes: Vec<String>,
+    pub retention_policy: Option<RetentionPolicy>,
+    pub retry_max: i32,
+    pub retry_backoff_seconds: i32,
+    pub prune_after_forget: bool,
+}
+
+/// A schedule of a policy; `source_groups` names groups of the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySchedule {
+    pub cron_expr: String,
+    pub enabled: bool,
+    pub kind: ScheduleKind,
+    /// Distinct, sorted.
+    pub source_groups: Vec<String>,
+}
+
+/// A policy row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = policies)]
+pub struct Policy {
+    pub id: String,
+    pub name: String,
+    #[diesel(deserialize_as = Json<Selector>)]
+    pub selector: Selector,
+    #[diesel(deserialize_as = Json<Vec<PolicyGroup>>)]
+    pub source_groups: Vec<PolicyGroup>,
+    #[diesel(deserialize_as = Json<Vec<PolicySchedule>>)]
+    pub schedules: Vec<PolicySchedule>,
+    pub repository_id: Option<String>,
+    #[diesel(deserialize_as = Json<Option<serde_json::Value>>)]
+    pub options: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Policy {
+    /// Whether the policy gives a host any rows (else matching it
+    /// changes nothing a host runs).
+    pub fn materializes(&self) -> bool {
+        !self.source_groups.is_empty() || !self.schedules.is_empty()
+    }
+
+    /// Whether `other` gives hosts the same groups and schedules.
+    pub fn same_content(&self, other: &Policy) -> bool {
+        self.source_groups == other.source_groups && self.schedules == other.schedules
+    }
+}
+
+/// JSON text of a value for a TEXT column (these types always serialise).
+fn text<T: Serialize>(value: &T) -> QueryResult<String> {
+    serde_json::to_string(value).map_err(|e| diesel::result::Error::SerializationError(e.into()))
+}
+
+/// Stores a new policy (its id, name and times as given).
+pub fn insert(conn: &mut DbConnection, p: &Policy) -> QueryResult<Policy> {
+    let options = p.options.as_ref().map(text).transpose()?;
+    diesel::insert_into(policies::table)
+        .values((
+            policies::id.eq(&p.id),
+            policies::name.eq(&p.name),
+            policies::selector.eq(text(&p.selector)?),
+            policies::source_groups.eq(text(&p.source_groups)?),
+            policies::schedules.eq(text(&p.schedules)?),
+            policies::repository_id.eq(&p.repository_id),
+            policies::options.eq(options),
+            policies::created_at.eq(p.created_at),
+            policies::updated_at.eq(p.updated_at),
+        ))
+        .execute(conn)?;
+    get(conn, &p.id)?.ok_or(diesel::result::Error::NotFound)
+}
+
+/// Replaces every field of the policy `p.id` but its creation time.
+/// `None` if it does not exist.
+pub fn update(conn: &mut DbConnection, p: &Policy) -> QueryResult<Option<Policy>> {
+    let options = p.options.as_ref().map(text).transpose()?;
+    diesel::update(policies::table.find(&p.id))
+        .set((
+            policies::name.eq(&p.name),
+            policies::selector.eq(text(&p.selector)?),
+            policies::source_groups.eq(text(&p.source_groups)?),
+            policies::schedules.eq(text(&p.schedules)?),
+            policies::repository_id.eq(&p.repository_id),
+            policies::options.eq(options),
+            policies::updated_at.eq(p.updated_at),
+        ))
+        .execute(conn)?;
+    get(conn, &p.id)
+}
+
+/// The policy with this id.
+pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Policy>> {
+    policies::table
+        .find(id)
+        .select(Policy::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The policy with this name.
+pub fn by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Policy>> {
+    policies::table
+        .filter(policies::name.eq(name))
+        .select(Policy::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every policy, by name.
+pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Policy>> {
+    policies::table
+        .order(policies::name.asc())
+        .select(Policy::as_select())
+        .load(conn)
+}
+
+/// Names of these policies by id.
+pub fn names(conn: &mut DbConnection, ids: &[String]) -> QueryResult<BTreeMap<String, String>> {
+    Ok(policies::table
+        .filter(policies::id.eq_any(ids))
+        .select((policies::id, policies::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Deletes the policy row (its hosts' rows: [`super::policy_sync`]).
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    diesel::delete(policies::table.find(id))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// Every label of the selector must match; an empty one matches all.
+    #[test]
+    fn selector_matching() {
+        let host = labels(&[("env", "prod"), ("role", "db")]);
+        let sel = |pairs: &[(&str, &str)]| Selector {
+            labels: labels(pairs),
+        };
+        assert!(sel(&[]).matches(&host));
+        assert!(sel(&[]).matches(&BTreeMap::new()));
+        assert!(sel(&[("env", "prod")]).matches(&host));
+        assert!(sel(&[("env", "prod"), ("role", "db")]).matches(&host));
+        assert!(!sel(&[("env", "prod"), ("role", "web")]).matches(&host));
+        assert!(!sel(&[("env", "dev")]).matches(&host));
+        assert!(!sel(&[("zone", "a")]).matches(&host));
+        assert!(!sel(&[("env", "prod")]).matches(&BTreeMap::new()));
+    }
+}
