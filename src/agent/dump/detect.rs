@@ -4,13 +4,12 @@
 //! containers need it, and the docker CLI on `PATH`). The server refuses a
 //! dump job for a driver the agent lacks (409 `agent_lacks_capability`).
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use crate::protocol::{DumpDriver, CAPABILITY_DOCKER};
+use std::path::{Path, PathBuf};
 
 /// How long the Docker Engine gets to answer `GET /_ping`.
-const DOCKER_PING_TIMEOUT: Duration = Duration::from_secs(2);
+#[cfg(unix)]
+const DOCKER_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The executable `name` in one of `path`'s folders, if any.
 pub fn find_in(path: &std::ffi::OsStr, name: &str) -> Option<PathBuf> {
