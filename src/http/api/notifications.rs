@@ -104,8 +104,9 @@ pub(super) fn schemas() -> Vec<(String, Value)> {
     .into_iter()
     .map(|(n, s)| (n.to_owned(), answer(s)))
     .collect();
-    let (name, form) = derived::<ChannelForm>();
-    out.push((name.to_owned(), form));
+    for (name, schema) in [derived::<ChannelForm>(), derived::<Selector>()] {
+        out.push((name.to_owned(), schema));
+    }
     for (list, item) in [
         ("NotificationChannelList", "NotificationChannel"),
         ("NotificationDeliveryList", "NotificationDelivery"),
@@ -118,6 +119,7 @@ pub(super) fn schemas() -> Vec<(String, Value)> {
 /// The label selector of a channel.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NotificationSelector)]
 pub struct Selector {
     /// Every one of these labels must be on the host.
     #[serde(default)]
@@ -138,6 +140,7 @@ pub struct ChannelDto {
     secret_set: bool,
     to: Vec<String>,
     events: Vec<String>,
+    #[schema(value_type = Option<NotificationSelector>)]
     selector: Option<Selector>,
     created_at: String,
     updated_at: String,
@@ -229,6 +232,7 @@ pub(super) struct ChannelForm {
     #[serde(default)]
     to: Vec<String>,
     events: Vec<String>,
+    #[schema(value_type = Option<NotificationSelector>)]
     selector: Option<Selector>,
 }
 
