@@ -85,6 +85,10 @@ pub enum Scenario {
     /// for --duration: jobs failed for a lock (must be 0), jobs that ran
     /// beside an exclusive one (must be 0), lease wait p50 / p99.
     SharedRepo,
+    /// Jobs at --rate (their agents stream log lines), schedule changes
+    /// and reconnect churn at once for --duration: the server's memory and
+    /// descriptors after the warm-up and at the end, and nothing lost.
+    Soak,
     /// A bare tokio-tungstenite server (no actors, no database) holding
     /// the same N idle connections, measured like `connect` and `idle`.
     BaselineWs,
@@ -115,6 +119,7 @@ impl Scenario {
             Scenario::Ui => "ui",
             Scenario::Catalog => "catalog",
             Scenario::SharedRepo => "shared-repo",
+            Scenario::Soak => "soak",
             Scenario::BaselineWs => "baseline-ws",
             Scenario::BaselineActix => "baseline-actix",
             Scenario::BaselineSqlite => "baseline-sqlite",

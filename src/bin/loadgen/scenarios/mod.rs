@@ -14,6 +14,8 @@
 //! - [`ui`]: page and API latencies over a seeded fleet-sized database.
 //! - [`shared_repo`]: hosts on shared repositories, backups and prunes:
 //!   lock failures and lease waits.
+//! - [`soak`]: jobs, logs, schedule changes and reconnect churn at once:
+//!   memory and descriptors stay flat, nothing is lost.
 //! - [`catalog`]: snapshot catalog ingest rate, folder browse and search
 //!   latencies (store path).
 
@@ -25,6 +27,7 @@ mod idle;
 mod logs;
 mod reconnect;
 mod shared_repo;
+mod soak;
 mod ui;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -83,6 +86,7 @@ pub async fn run(scenario: Scenario, opts: Options) -> anyhow::Result<Report> {
                 Scenario::Logs => logs::run(&mut ctx).await?,
                 Scenario::Reconnect => reconnect::run(&mut ctx).await?,
                 Scenario::SharedRepo => shared_repo::run(&mut ctx).await?,
+                Scenario::Soak => soak::run(&mut ctx).await?,
                 _ => bail!("not a server scenario"),
             };
             ctx.close().await;
