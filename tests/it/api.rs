@@ -729,7 +729,7 @@ async fn repository_errors() {
         assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed").starts_with("password:")
     );
     let bad = put(json!({"password": "x"})).await;
-    assert!(assert_error(&bad, StatusCode::BAD_REQUEST, "bad_request").contains("url"));
+    assert!(assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed").contains("url"));
     let bad = put(json!({"url": "/srv/r", "password_set": true})).await;
     assert!(assert_error(&bad, StatusCode::BAD_REQUEST, "bad_request").contains("password_set"));
     let refused = call(
@@ -902,7 +902,8 @@ async fn source_group_errors() {
     }
     let missing_field = post(base.clone(), json!({"name": "x"})).await;
     assert!(
-        assert_error(&missing_field, StatusCode::BAD_REQUEST, "bad_request").contains("includes")
+        assert_error(&missing_field, StatusCode::BAD_REQUEST, "validation_failed")
+            .contains("includes")
     );
 
     let viewer = user_with_token(&app, "vi", Role::Viewer, "vi-password-123").await;

@@ -146,6 +146,11 @@ async fn crud_roles_and_validation() {
             "selector.labels:",
         ),
         (
+            json!({"name": "x", "source_groups": [{"name": "db", "type": "dump",
+                   "dump": {"driver": "postgres", "database": "shop"}}]}),
+            "source_groups[0].type:",
+        ),
+        (
             json!({"name": "x", "repository_id": "nope"}),
             "repository_id:",
         ),
