@@ -58,7 +58,7 @@ fn load(conn: &mut DbConnection) -> Result<Vec<Row>, crate::http::error::ApiErro
             store::repositories::attached_summary(conn, &repo.id, HOSTS_NAMED)?;
         let maintenance = match &repo.maintenance_host_id {
             Some(id) => Some(match store::hosts::get(conn, id)? {
-                Some(h) => (h.id, h.hostname),
+                Some(h) => (String::from(h.id), h.hostname),
                 None => (id.clone(), id.clone()),
             }),
             None => None,

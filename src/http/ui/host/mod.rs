@@ -95,7 +95,7 @@ pub(super) async fn page(
             .filter(|j| j.status == JobStatus::Queued)
             .map(|j| j.id.as_str())
             .collect();
-        let waiting = store::leases::waiting_for(conn, &queued)?
+        let waiting: HashMap<String, String> = store::leases::waiting_for(conn, &queued)?
             .into_iter()
             .collect();
         let snapshots = store::api_queries::snapshots_page(conn, &id, SNAPSHOTS, 0)?;
