@@ -401,6 +401,19 @@ pub struct CurrentLease {
     pub waiting_for: Option<String>,
 }
 
+/// One row of [`current`]'s query: repository, job, host id, hostname,
+/// kind, mode, state, waiting_for.
+type CurrentLeaseRow = (
+    String,
+    String,
+    String,
+    String,
+    JobKind,
+    String,
+    String,
+    Option<String>,
+);
+
 /// The leases of live (queued or running) jobs on each of these
 /// repositories, held ones first, then in the order they were asked;
 /// rows of ended jobs count for nothing and are left out.
@@ -411,16 +424,7 @@ pub fn current(
     if repository_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        JobKind,
-        String,
-        String,
-        Option<String>,
-    )> = leases::table
+    let rows: Vec<CurrentLeaseRow> = leases::table
         .inner_join(jobs::table)
         .inner_join(hosts::table.on(hosts::id.eq(leases::host_id)))
         .filter(leases::repository_id.eq_any(repository_ids))

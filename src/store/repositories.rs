@@ -247,7 +247,7 @@ pub fn attached_summary(
     let live = hosts::table
         .filter(hosts::repository_id.eq(id))
         .filter(hosts::revoked_at.is_null());
-    let total: i64 = live.clone().count().get_result(conn)?;
+    let total: i64 = live.count().get_result(conn)?;
     let names = live
         .order((hosts::sort_key.asc(), hosts::id.asc()))
         .limit(first)
