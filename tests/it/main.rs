@@ -47,6 +47,8 @@ mod shared_repo;
 mod store;
 mod store_catalog;
 mod ui_browser;
+mod ui_fleet;
+mod ui_fleet_browser;
 mod ui_http;
 mod ui_snapshot;
 mod upgrade;
