@@ -222,8 +222,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{count} hosts enrolled; tokens in {}", output.display());
             Ok(())
         }
-        Command::Export { output, remote } => {
-            let text = match remote.server() {
+        Command::Export {
+            output,
+            remote: via,
+        } => {
+            let text = match via.server() {
                 Some((url, token)) => runtime()?.block_on(remote::export(url, token))?,
                 None => admin::export_config(&admin::open_store(&config)?)?,
             };
@@ -241,11 +244,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply {
             file,
             dry_run,
-            remote,
+            remote: via,
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let (changes, hosts) = match remote.server() {
+            let (changes, hosts) = match via.server() {
                 Some((url, token)) => {
                     let answer = runtime()?
                         .block_on(remote::apply(url, token, text, dry_run))
