@@ -81,7 +81,12 @@ struct RemoteArgs {
     #[arg(long, value_name = "URL", requires = "api_token")]
     server: Option<String>,
     /// An API token (operator for export, admin for apply).
-    #[arg(long, value_name = "TOKEN", env = "RESTIC_MANAGER_API_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RESTIC_MANAGER_API_TOKEN",
+        hide_env_values = true
+    )]
     api_token: Option<String>,
 }
 
@@ -268,7 +273,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             match (changes.len(), dry_run) {
                 (0, _) => eprintln!("no changes"),
-                (n, true) => eprintln!("dry run: {n} change(s) would be made, affecting {hosts} host(s)"),
+                (n, true) => {
+                    eprintln!("dry run: {n} change(s) would be made, affecting {hosts} host(s)")
+                }
                 (n, false) => eprintln!("{n} change(s) applied, {hosts} host(s) affected"),
             }
             Ok(())

@@ -15,7 +15,9 @@ use std::collections::{BTreeSet, HashSet};
 use diesel::prelude::*;
 use serde_json::json;
 
-use super::diff::{self, Current, CurrentHost, CurrentRepository, PlanError, PolicyOp, RepositoryOp};
+use super::diff::{
+    self, Current, CurrentHost, CurrentRepository, PlanError, PolicyOp, RepositoryOp,
+};
 use super::file::{Desired, FileError, RepositoryRef, Secret};
 use super::Change;
 use crate::crypto::{self, SecretKey};
@@ -97,7 +99,12 @@ pub fn apply(
             return Err(ApplyError::DryRun(applied));
         }
         let count = |a: diff::Action| applied.changes.iter().filter(|c| c.action == a).count();
-        let listed: Vec<String> = applied.changes.iter().take(100).map(ToString::to_string).collect();
+        let listed: Vec<String> = applied
+            .changes
+            .iter()
+            .take(100)
+            .map(ToString::to_string)
+            .collect();
         store::audit::record(
             conn,
             store::now_ms(),
@@ -132,7 +139,8 @@ fn write(
     let plan = diff::plan(&current, desired, store::new_id, now)?;
     let mut affected: BTreeSet<String> = BTreeSet::new();
     let seal = |id: &str, s: &Secret| {
-        crypto::seal_str(key, s.expose(), id.as_bytes()).map_err(|e| ApplyError::Crypto(e.to_string()))
+        crypto::seal_str(key, s.expose(), id.as_bytes())
+            .map_err(|e| ApplyError::Crypto(e.to_string()))
     };
 
     for op in &plan.repositories {
@@ -147,7 +155,9 @@ fn write(
                     url: Some(d.url.clone()),
                     username: Some(d.username.clone()),
                     password_sealed: d.password.as_ref().map(|p| seal(id, p)).transpose()?,
-                    credential_sealed: Some(d.credential.as_ref().map(|c| seal(id, c)).transpose()?),
+                    credential_sealed: Some(
+                        d.credential.as_ref().map(|c| seal(id, c)).transpose()?,
+                    ),
                     maintenance_host_id: Some(maintenance_host_id.clone()),
                 };
                 repositories::insert_shared(conn, id, &form, now)?;
@@ -188,7 +198,11 @@ fn write(
         .iter()
         .filter(|op| matches!(op, PolicyOp::Delete(_)))
         .collect();
-    ordered.extend(plan.policies.iter().filter(|op| !matches!(op, PolicyOp::Delete(_))));
+    ordered.extend(
+        plan.policies
+            .iter()
+            .filter(|op| !matches!(op, PolicyOp::Delete(_))),
+    );
     for op in ordered {
         let hosts = match op {
             PolicyOp::Create(p) => {
@@ -196,7 +210,8 @@ fn write(
                 policy_sync::apply_policy(conn, None, Some(&row), now)?
             }
             PolicyOp::Update { old, new } => {
-                let row = store::policies::update(conn, new)?.ok_or(diesel::result::Error::NotFound)?;
+                let row =
+                    store::policies::update(conn, new)?.ok_or(diesel::result::Error::NotFound)?;
                 policy_sync::apply_policy(conn, Some(old), Some(&row), now)?
             }
             PolicyOp::Delete(old) => {
@@ -264,7 +279,11 @@ pub fn load_current(
             .filter_map(|r| r.maintenance_host.as_ref().map(|(h, _)| h.as_str())),
     );
     let names: Vec<&str> = names.into_iter().collect();
-    let ids: Vec<&str> = desired.hosts.iter().filter_map(|h| h.id.as_deref()).collect();
+    let ids: Vec<&str> = desired
+        .hosts
+        .iter()
+        .filter_map(|h| h.id.as_deref())
+        .collect();
     let mut seen = HashSet::new();
     for chunk in names.chunks(INSERT_CHUNK_ROWS) {
         let rows: Vec<Host> = hosts::table

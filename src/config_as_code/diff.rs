@@ -201,7 +201,10 @@ fn find_host<'a>(
             format!(
                 "{field}: {} hosts are named {hostname:?} ({}); add id = \"…\" to choose one",
                 many.len(),
-                many.iter().map(|h| h.id.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|h| h.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }
@@ -254,9 +257,11 @@ pub fn plan(
     let mut ids_by_name: HashMap<&str, String> = HashMap::new();
     for d in &desired.repositories {
         let maintenance = match &d.maintenance_host {
-            Some((hostname, line)) => {
-                Some(find_host(&current.hosts, hostname, None, *line, "maintenance_host")?.id.clone())
-            }
+            Some((hostname, line)) => Some(
+                find_host(&current.hosts, hostname, None, *line, "maintenance_host")?
+                    .id
+                    .clone(),
+            ),
             None => None,
         };
         match stored.get(d.name.as_str()) {
@@ -384,7 +389,13 @@ pub fn plan(
 
     // Host labels of the hosts the file names.
     for d in &desired.hosts {
-        let host = find_host(&current.hosts, &d.hostname, d.id.as_deref(), d.line, "hostname")?;
+        let host = find_host(
+            &current.hosts,
+            &d.hostname,
+            d.id.as_deref(),
+            d.line,
+            "hostname",
+        )?;
         if host.labels != d.labels {
             out.changes
                 .push(change(Action::Update, Kind::HostLabels, &d.hostname));
@@ -563,10 +574,16 @@ labels = { env = "prod" }
 
         let new_password = parse(&FILE.replace("\"PW\"", "\"PW2\""), &env).unwrap();
         let p = plan(&state, &new_password, ids(), 2).unwrap();
-        assert_eq!(p.changes, [change(Action::Update, Kind::Repository, "prod")]);
+        assert_eq!(
+            p.changes,
+            [change(Action::Update, Kind::Repository, "prod")]
+        );
 
         let no_source = parse(&FILE.replace("password_env = \"PW\"\n", ""), &env).unwrap();
-        assert!(plan(&state, &no_source, ids(), 2).unwrap().changes.is_empty());
+        assert!(plan(&state, &no_source, ids(), 2)
+            .unwrap()
+            .changes
+            .is_empty());
 
         let only_hosts = parse(
             "[[hosts]]\nhostname = \"db-1\"\nlabels = { env = \"prod\" }\n",
@@ -601,12 +618,21 @@ labels = { env = "prod" }
             other => panic!("{other:?}"),
         }
 
-        let unknown = parse(&FILE.replace("hostname = \"db-1\"", "hostname = \"db-9\""), &env)
-            .unwrap();
+        let unknown = parse(
+            &FILE.replace("hostname = \"db-1\"", "hostname = \"db-9\""),
+            &env,
+        )
+        .unwrap();
         let e = plan(&base, &unknown, ids(), 1).unwrap_err();
-        assert_eq!(e.to_string(), "line 20: hostname: no live host named \"db-9\"");
-        let twice = parse(&FILE.replace("hostname = \"db-1\"", "hostname = \"web\""), &env)
-            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "line 20: hostname: no live host named \"db-9\""
+        );
+        let twice = parse(
+            &FILE.replace("hostname = \"db-1\"", "hostname = \"web\""),
+            &env,
+        )
+        .unwrap();
         let e = plan(&base, &twice, ids(), 1).unwrap_err().to_string();
         assert!(e.contains("2 hosts are named \"web\" (h2, h3)"), "{e}");
         let chosen = parse(
@@ -617,8 +643,11 @@ labels = { env = "prod" }
         let p = plan(&base, &chosen, ids(), 1).unwrap();
         assert_eq!(p.hosts[0].id, "h3");
 
-        let no_repo = parse(&FILE.replace("repository = \"prod\"", "repository = \"x\""), &env)
-            .unwrap();
+        let no_repo = parse(
+            &FILE.replace("repository = \"prod\"", "repository = \"x\""),
+            &env,
+        )
+        .unwrap();
         let e = plan(&base, &no_repo, ids(), 1).unwrap_err().to_string();
         assert!(e.starts_with("line 10: repository:"), "{e}");
         let no_pw = parse(&FILE.replace("password_env = \"PW\"\n", ""), &env).unwrap();

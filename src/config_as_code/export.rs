@@ -155,10 +155,16 @@ pub fn export(conn: &mut DbConnection) -> Result<String, ExportError> {
                 .and_then(|id| hostname.get(id).copied()),
         };
         out.push('\n');
-        out.push_str(&to_toml(&format!("repository {name:?}"), &Out {
-            repositories: vec![entry],
-        })?);
-        for (what, set) in [("password", r.password_set()), ("credential", r.credential_set())] {
+        out.push_str(&to_toml(
+            &format!("repository {name:?}"),
+            &Out {
+                repositories: vec![entry],
+            },
+        )?);
+        for (what, set) in [
+            ("password", r.password_set()),
+            ("credential", r.credential_set()),
+        ] {
             if set {
                 out.push_str(&format!(
                     "# {what}: stored on the server and kept; to set it from this file add\n\
@@ -206,9 +212,12 @@ pub fn export(conn: &mut DbConnection) -> Result<String, ExportError> {
                 .collect(),
         };
         out.push('\n');
-        out.push_str(&to_toml(&format!("policy {:?}", p.name), &OutPolicies {
-            policies: vec![entry],
-        })?);
+        out.push_str(&to_toml(
+            &format!("policy {:?}", p.name),
+            &OutPolicies {
+                policies: vec![entry],
+            },
+        )?);
     }
 
     let mut labelled: Vec<&Host> = live.iter().filter(|h| !h.labels.is_empty()).collect();
@@ -221,9 +230,10 @@ pub fn export(conn: &mut DbConnection) -> Result<String, ExportError> {
             labels: &h.labels,
         };
         out.push('\n');
-        out.push_str(&to_toml(&format!("host {:?}", h.hostname), &OutHosts {
-            hosts: vec![entry],
-        })?);
+        out.push_str(&to_toml(
+            &format!("host {:?}", h.hostname),
+            &OutHosts { hosts: vec![entry] },
+        )?);
     }
     Ok(out)
 }

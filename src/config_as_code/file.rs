@@ -220,7 +220,11 @@ struct RawHost {
 /// The 1-based line of byte `offset` in `text`.
 pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// Reads a configuration file: every table checked, every secret read
@@ -320,8 +324,13 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Desired
         };
         let request = PolicyRequest::from_parts(
             p.name.into_inner(),
-            p.selector.map(|s| s.into_inner().labels).unwrap_or_default(),
-            p.source_groups.into_iter().map(Spanned::into_inner).collect(),
+            p.selector
+                .map(|s| s.into_inner().labels)
+                .unwrap_or_default(),
+            p.source_groups
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
             p.schedules
                 .into_iter()
                 .map(|s| {
@@ -544,7 +553,10 @@ labels = { env = "prod" }
         assert_eq!(p.policy.name, "base");
         assert_eq!(p.policy.schedules[0].cron_expr, "0 2 * * *");
         assert_eq!(p.repository, Some((RepositoryRef::Name("prod".into()), 9)));
-        assert_eq!(d.hosts[0].labels.get("env").map(String::as_str), Some("prod"));
+        assert_eq!(
+            d.hosts[0].labels.get("env").map(String::as_str),
+            Some("prod")
+        );
     }
 
     fn error(text: &str) -> FileError {
@@ -578,7 +590,10 @@ labels = { env = "prod" }
         let e = error(&GOOD.replace("{ env = \"prod\" } }", "{ \"bad key\" = \"prod\" } }"));
         assert_eq!(e.line, Some(10), "{e}");
         assert!(e.message.starts_with("selector.labels:"), "{e}");
-        let e = error(&GOOD.replace("labels = { env = \"prod\" }\n", "labels = { \"a b\" = \"x\" }\n"));
+        let e = error(&GOOD.replace(
+            "labels = { env = \"prod\" }\n",
+            "labels = { \"a b\" = \"x\" }\n",
+        ));
         assert_eq!(e.line, Some(23), "{e}");
         assert!(e.message.starts_with("labels:"), "{e}");
     }

@@ -87,7 +87,14 @@ fn changes(body: &Value) -> Vec<String> {
         .as_array()
         .unwrap_or_else(|| panic!("{body}"))
         .iter()
-        .map(|c| format!("{} {} {}", c["action"].as_str().unwrap(), c["kind"].as_str().unwrap(), c["name"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{} {} {}",
+                c["action"].as_str().unwrap(),
+                c["kind"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -163,11 +170,19 @@ async fn api_round_trip_dry_run_idempotence_and_roles() {
     let (_, repos) = get(&app, &app.admin_token, "/repositories").await;
     assert_eq!(repos["items"][0]["name"], "cfg-prod");
     assert_eq!(repos["items"][0]["password_set"], true);
-    let (_, config) = get(&app, &app.admin_token, &format!("/hosts/{web}/effective-config")).await;
+    let (_, config) = get(
+        &app,
+        &app.admin_token,
+        &format!("/hosts/{web}/effective-config"),
+    )
+    .await;
     assert_eq!(config["policies"], json!(["cfg-base"]));
     assert_eq!(config["source_groups"][0]["origin"], "policy:cfg-base");
     let (_, policies) = get(&app, &app.admin_token, "/policies").await;
-    assert_eq!(policies["items"][0]["repository_id"], repos["items"][0]["id"]);
+    assert_eq!(
+        policies["items"][0]["repository_id"],
+        repos["items"][0]["id"]
+    );
 
     let (status, body) = apply(&app, &app.admin_token, &text, Some("false")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -176,14 +191,23 @@ async fn api_round_trip_dry_run_idempotence_and_roles() {
     let (status, _, exported) = export(&app, &operator).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!exported.contains("very-secret"), "{exported}");
-    assert!(exported.contains("# password: stored on the server"), "{exported}");
+    assert!(
+        exported.contains("# password: stored on the server"),
+        "{exported}"
+    );
     assert!(exported.contains("cfg-web"), "{exported}");
     let (status, body) = apply(&app, &app.admin_token, &exported, None).await;
     assert_eq!(status, StatusCode::OK, "{body}\n{exported}");
     assert_eq!(changes(&body), Vec::<String>::new(), "{exported}");
 
     // A changed schedule is one update; a file without the policy deletes it.
-    let (_, body) = apply(&app, &app.admin_token, &file(&secret, "cfg-web", "0 3 * * *"), None).await;
+    let (_, body) = apply(
+        &app,
+        &app.admin_token,
+        &file(&secret, "cfg-web", "0 3 * * *"),
+        None,
+    )
+    .await;
     assert_eq!(changes(&body), ["update policy cfg-base"]);
     let bare = "[[hosts]]\nhostname = \"cfg-web\"\nlabels = { env = \"prod\", role = \"web\" }\n";
     let (_, body) = apply(&app, &app.admin_token, bare, None).await;
@@ -191,7 +215,12 @@ async fn api_round_trip_dry_run_idempotence_and_roles() {
         changes(&body),
         ["delete repository cfg-prod", "delete policy cfg-base"]
     );
-    let (_, config) = get(&app, &app.admin_token, &format!("/hosts/{web}/effective-config")).await;
+    let (_, config) = get(
+        &app,
+        &app.admin_token,
+        &format!("/hosts/{web}/effective-config"),
+    )
+    .await;
     assert_eq!(config["source_groups"], json!([]));
 }
 
@@ -208,9 +237,24 @@ async fn api_errors_name_the_line_and_change_nothing() {
     let good = file(&secret, "cfg-err", "0 2 * * *");
     let before = state(&app, &web).await;
     let cases = [
-        (good.replace("includes = [\"/etc\"]", "includes = [\"/etc\"]\nbogus = 1"), 14, "validation_failed", "bogus"),
-        (good.replace("0 2 * * *", "0 2 * * * *x"), 17, "invalid_cron", "cron_expr"),
-        (good.replace("role = \"web\"", "\"bad key\" = \"web\""), 22, "validation_failed", "labels:"),
+        (
+            good.replace("includes = [\"/etc\"]", "includes = [\"/etc\"]\nbogus = 1"),
+            14,
+            "validation_failed",
+            "bogus",
+        ),
+        (
+            good.replace("0 2 * * *", "0 2 * * * *x"),
+            17,
+            "invalid_cron",
+            "cron_expr",
+        ),
+        (
+            good.replace("role = \"web\"", "\"bad key\" = \"web\""),
+            22,
+            "validation_failed",
+            "labels:",
+        ),
         (
             good.replace(
                 &format!("password_file = {:?}", secret.display().to_string()),
@@ -221,12 +265,20 @@ async fn api_errors_name_the_line_and_change_nothing() {
             "CFG_SURELY_UNSET_VARIABLE is not set",
         ),
         (
-            good.replace(&secret.display().to_string(), &dir.path().join("missing").display().to_string()),
+            good.replace(
+                &secret.display().to_string(),
+                &dir.path().join("missing").display().to_string(),
+            ),
             4,
             "validation_failed",
             "password_file: cannot read",
         ),
-        (good.replace("hostname = \"cfg-err\"", "hostname = \"cfg-nowhere\""), 21, "validation_failed", "no live host named"),
+        (
+            good.replace("hostname = \"cfg-err\"", "hostname = \"cfg-nowhere\""),
+            21,
+            "validation_failed",
+            "no live host named",
+        ),
     ];
     for (text, line, code, words) in cases {
         let got = apply(&app, &app.admin_token, &text, None).await;
@@ -251,7 +303,13 @@ async fn api_refuses_to_delete_a_repository_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("pw");
     std::fs::write(&secret, "pw-1").unwrap();
-    let (status, body) = apply(&app, &app.admin_token, &file(&secret, "cfg-used", "0 2 * * *"), None).await;
+    let (status, body) = apply(
+        &app,
+        &app.admin_token,
+        &file(&secret, "cfg-used", "0 2 * * *"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, repos) = get(&app, &app.admin_token, "/repositories").await;
     let repo = repos["items"][0]["id"].as_str().unwrap().to_owned();
@@ -267,7 +325,10 @@ async fn api_refuses_to_delete_a_repository_in_use() {
     let before = state(&app, &web).await;
     let got = apply(&app, &app.admin_token, "", None).await;
     let message = assert_error(&got, StatusCode::CONFLICT, "conflict");
-    assert!(message.contains("cfg-prod") && message.contains(&web), "{message}");
+    assert!(
+        message.contains("cfg-prod") && message.contains(&web),
+        "{message}"
+    );
     assert_eq!(state(&app, &web).await, before);
 }
 
@@ -283,7 +344,13 @@ async fn api_apply_pushes_schedule_set() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("pw");
     std::fs::write(&secret, "pw-1").unwrap();
-    let (status, body) = apply(&app, &app.admin_token, &file(&secret, "cfg-live", "0 2 * * *"), None).await;
+    let (status, body) = apply(
+        &app,
+        &app.admin_token,
+        &file(&secret, "cfg-live", "0 2 * * *"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["hosts_affected"], 1);
     let (set, _) = agent
@@ -352,7 +419,15 @@ fn cli_against_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (ok, _, err) = run(bin()
-        .args(["host", "bulk-enroll", "--count", "2", "--hostname-prefix", "cli", "--output"])
+        .args([
+            "host",
+            "bulk-enroll",
+            "--count",
+            "2",
+            "--hostname-prefix",
+            "cli",
+            "--output",
+        ])
         .arg(dir.path().join("tokens.tsv"))
         .arg("--data-dir")
         .arg(&data));
@@ -361,7 +436,11 @@ fn cli_against_the_database() {
     std::fs::write(&cfg, CLI_FILE).unwrap();
     let apply = |file: &Path, extra: &[&str], password: Option<&str>| {
         let mut cmd = bin();
-        cmd.arg("apply").arg(file).args(extra).arg("--data-dir").arg(&data);
+        cmd.arg("apply")
+            .arg(file)
+            .args(extra)
+            .arg("--data-dir")
+            .arg(&data);
         if let Some(p) = password {
             cmd.env("CFG_REPO_PW", p);
         }
@@ -398,7 +477,10 @@ fn cli_against_the_database() {
     assert!(ok, "{err}");
     let text = std::fs::read_to_string(&exported).unwrap();
     assert!(!text.contains("repo-pw-1"), "{text}");
-    assert!(text.contains("name = \"base\"") && text.contains("cli-1"), "{text}");
+    assert!(
+        text.contains("name = \"base\"") && text.contains("cli-1"),
+        "{text}"
+    );
     let (ok, out, err) = apply(&exported, &[], None);
     assert!(ok, "{err}");
     assert_eq!(out, "", "{text}");
@@ -406,7 +488,11 @@ fn cli_against_the_database() {
     let cases = [
         (CLI_FILE.replace("[[hosts]]", "[[hostz]]"), 19, "hostz"),
         (CLI_FILE.replace("0 2 * * *", "61 2 * * *"), 16, "cron_expr"),
-        (CLI_FILE.replace("env = \"prod\" }\n", "\"e v\" = \"prod\" }\n"), 21, "labels:"),
+        (
+            CLI_FILE.replace("env = \"prod\" }\n", "\"e v\" = \"prod\" }\n"),
+            21,
+            "labels:",
+        ),
     ];
     let bad = dir.path().join("bad.toml");
     for (text, line, words) in cases {
@@ -414,7 +500,10 @@ fn cli_against_the_database() {
         let (ok, out, err) = apply(&bad, &[], Some("repo-pw-9"));
         assert!(!ok && out.is_empty(), "{out}");
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.starts_with(&format!("error: {}: line {line}: ", bad.display())), "{err}");
+        assert!(
+            err.starts_with(&format!("error: {}: line {line}: ", bad.display())),
+            "{err}"
+        );
         assert!(err.contains(words), "{err}");
     }
     // The variable unset: the line that names it.
@@ -422,8 +511,15 @@ fn cli_against_the_database() {
     std::fs::write(&bad, &changed).unwrap();
     let (ok, _, err) = apply(&bad, &[], None);
     assert!(!ok);
-    assert!(err.contains("line 4: password_env: the environment variable CFG_REPO_PW is not set"), "{err}");
-    assert_eq!(std::fs::read_to_string(&exported).unwrap(), export().1, "nothing changed");
+    assert!(
+        err.contains("line 4: password_env: the environment variable CFG_REPO_PW is not set"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&exported).unwrap(),
+        export().1,
+        "nothing changed"
+    );
 }
 
 /// `--server URL --api-token T`: the same commands through a running
@@ -474,7 +570,10 @@ async fn cli_against_a_running_server() {
     )
     .await;
     assert!(ok, "{err}");
-    assert!(!exported.contains("remote-pw") && exported.contains("cfg-base"), "{exported}");
+    assert!(
+        !exported.contains("remote-pw") && exported.contains("cfg-base"),
+        "{exported}"
+    );
     let back = dir.path().join("back.toml");
     std::fs::write(&back, &exported).unwrap();
     let (ok, out, err) = remote(apply_args(&back), app.admin_token.clone()).await;

@@ -138,7 +138,10 @@ async fn read_body(mut payload: web::Payload) -> Result<String, ApiError> {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("body: the file is larger than {} bytes", cac::MAX_FILE_BYTES),
+                format!(
+                    "body: the file is larger than {} bytes",
+                    cac::MAX_FILE_BYTES
+                ),
             ));
         }
         bytes.extend_from_slice(&chunk);
@@ -173,7 +176,11 @@ async fn apply(
         .await?;
     let n = applied.hosts_affected.len();
     if !dry {
-        tracing::info!(changes = applied.changes.len(), hosts_affected = n, "configuration file applied");
+        tracing::info!(
+            changes = applied.changes.len(),
+            hosts_affected = n,
+            "configuration file applied"
+        );
         state.actors.push_configs(applied.hosts_affected);
     }
     Ok(web::Json(ApplyDto {
