@@ -193,7 +193,9 @@ fn enabled_by_default() -> bool {
 struct RawPolicy {
     name: Spanned<String>,
     #[serde(default)]
-    selector: Option<Spanned<RawSelector>>,
+    // Not `Spanned`: toml 0.8 cannot span a table written under its own
+    // `[policies.selector]` header (as exports write it); see `key_line`.
+    selector: Option<RawSelector>,
     #[serde(default)]
     source_groups: Vec<Spanned<GroupRequest>>,
     #[serde(default)]
@@ -214,7 +216,8 @@ struct RawHost {
     hostname: Spanned<String>,
     #[serde(default)]
     id: Option<String>,
-    labels: Spanned<BTreeMap<String, String>>,
+    // Not `Spanned`, as `RawPolicy::selector`: `[hosts.labels]` headers.
+    labels: BTreeMap<String, String>,
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -225,6 +228,29 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .filter(|b| **b == b'\n')
         .count()
         + 1
+}
+
+/// The line where `key` is set inside the table at `span` (`key = ...` or
+/// a `[...key]` header); `None` when the table's span does not reach it.
+fn key_line(text: &str, span: Range<usize>, key: &str) -> Option<usize> {
+    let start = span.start.min(text.len());
+    let end = span.end.clamp(start, text.len());
+    let mut offset = start;
+    for l in text[start..end].split_inclusive('\n') {
+        let t = l.trim_start();
+        let assigned = t
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        let header = t.starts_with('[')
+            && t.trim_end()
+                .trim_end_matches(']')
+                .ends_with(&format!(".{key}"));
+        if assigned || header {
+            return Some(line_of(text, offset));
+        }
+        offset += l.len();
+    }
+    None
 }
 
 /// Reads a configuration file: every table checked, every secret read
@@ -286,11 +312,12 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Desired
 
     let mut names = HashSet::new();
     for entry in raw.policies {
+        let entry_span = entry.span();
         let p = entry.into_inner();
         let name_line = line(p.name.span());
         // Errors about the policy as a whole name the line of its name.
         let at = name_line;
-        let selector_line = p.selector.as_ref().map_or(at, |s| line(s.span()));
+        let selector_line = key_line(text, entry_span, "selector").unwrap_or(at);
         let group_lines: Vec<usize> = p.source_groups.iter().map(|g| line(g.span())).collect();
         let schedule_lines: Vec<(usize, usize, Option<usize>)> = p
             .schedules
@@ -324,9 +351,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Desired
         };
         let request = PolicyRequest::from_parts(
             p.name.into_inner(),
-            p.selector
-                .map(|s| s.into_inner().labels)
-                .unwrap_or_default(),
+            p.selector.map(|s| s.labels).unwrap_or_default(),
             p.source_groups
                 .into_iter()
                 .map(Spanned::into_inner)
@@ -375,14 +400,15 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Desired
 
     let mut hosts = HashSet::new();
     for entry in raw.hosts {
+        let entry_span = entry.span();
         let h = entry.into_inner();
         let at = line(h.hostname.span());
         let hostname = h.hostname.get_ref().trim().to_owned();
         if hostname.is_empty() {
             return Err(FileError::at(at, "hostname: must not be empty"));
         }
-        let labels_line = line(h.labels.span());
-        let labels = h.labels.into_inner();
+        let labels_line = key_line(text, entry_span, "labels").unwrap_or(at);
+        let labels = h.labels;
         validate_labels(&labels).map_err(|e| FileError::from_api(labels_line, e))?;
         let id = h.id.map(|i| i.trim().to_owned()).filter(|i| !i.is_empty());
         if !hosts.insert((hostname.clone(), id.clone())) {
@@ -596,6 +622,35 @@ labels = { env = "prod" }
         ));
         assert_eq!(e.line, Some(23), "{e}");
         assert!(e.message.starts_with("labels:"), "{e}");
+    }
+
+    /// Selectors and labels under their own `[...]` headers, as exports
+    /// write them, read too (toml cannot span such tables).
+    #[test]
+    fn header_tables_read() {
+        let text = GOOD
+            .replace(
+                "selector = { labels = { env = \"prod\" } }\n",
+                "[policies.selector.labels]\nenv = \"prod\"\n",
+            )
+            .replace(
+                "labels = { env = \"prod\" }\n",
+                "[hosts.labels]\nenv = \"prod\"\n",
+            );
+        let d = parse(&text, &env).unwrap();
+        assert_eq!(
+            d.policies[0]
+                .policy
+                .selector
+                .labels
+                .get("env")
+                .map(String::as_str),
+            Some("prod")
+        );
+        assert_eq!(
+            d.hosts[0].labels.get("env").map(String::as_str),
+            Some("prod")
+        );
     }
 
     /// An unset variable or an unreadable file names the line; a file
