@@ -26,6 +26,7 @@ mod api_metrics;
 mod api_openapi;
 mod api_restore;
 mod cli;
+mod config_as_code;
 mod conformance;
 mod docs;
 mod download_channel;
