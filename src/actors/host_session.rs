@@ -51,6 +51,7 @@
 //!   their yielding to other work.
 //! - `live_listing`: [`ListDirectory`], a live `catalog.list` for the API.
 //! - `own_jobs`: live progress and log events only for the host's own jobs.
+//! - `recent`: the small bounded memory of job ids both of those use.
 //!
 //! The submodules are parts of this actor (each an `impl HostSession`),
 //! so `actix_web_actors` stays inside the session.
@@ -83,6 +84,7 @@ mod live_listing;
 mod logs;
 mod messages;
 mod own_jobs;
+mod recent;
 mod requests;
 
 pub use downloads::{

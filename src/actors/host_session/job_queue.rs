@@ -9,15 +9,22 @@
 //! another job is waiting, so a catalog never delays a backup, restore
 //! or maintenance job.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use super::recent::Recent;
 
 use crate::protocol;
 use crate::store::job_params::JobParams;
 use crate::store::models::Job;
 
-/// Job ids remembered as finished in this session (guards re-dispatch of
-/// a job whose report raced with the queue load); cleared past this.
-pub const MAX_REMEMBERED_FINISHED: usize = 10_000;
+/// Job ids remembered as finished in this session, oldest forgotten
+/// first. They guard against a late copy of a finished job (a dispatch
+/// or queue load that was already on its way when the job ended); the
+/// finish is written before the job counts as done here, so only copies
+/// already in flight at that moment can arrive, and a few suffice. Kept
+/// small: a session lives for days (issue 15's soak grew about 270 bytes
+/// per job with 10,000 here).
+pub const MAX_REMEMBERED_FINISHED: usize = 16;
 
 /// A job waiting to go out: the `command.run` to send and its place in
 /// the queue.
@@ -124,7 +131,7 @@ fn is_catalog(job: &QueuedJob) -> bool {
 }
 
 /// The queue.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JobQueue {
     /// Jobs waiting to go out, in creation order.
     waiting: VecDeque<QueuedJob>,
@@ -134,7 +141,18 @@ pub struct JobQueue {
     /// whether it was told to already.
     in_flight_catalog: Option<Yield>,
     /// Jobs that became terminal during this session.
-    finished: HashSet<String>,
+    finished: Recent<()>,
+}
+
+impl Default for JobQueue {
+    fn default() -> Self {
+        Self {
+            waiting: VecDeque::new(),
+            in_flight: None,
+            in_flight_catalog: None,
+            finished: Recent::new(MAX_REMEMBERED_FINISHED),
+        }
+    }
 }
 
 impl JobQueue {
@@ -142,7 +160,7 @@ impl JobQueue {
     /// in flight, or finished here). Returns whether it was added.
     pub fn enqueue(&mut self, job: QueuedJob) -> bool {
         let id = job.id();
-        if self.finished.contains(id)
+        if self.finished.get(id).is_some()
             || self.in_flight.as_deref() == Some(id)
             || self.waiting.iter().any(|j| j.id() == id)
         {
@@ -190,10 +208,7 @@ impl JobQueue {
     /// A job is over (for whatever reason): remembered as finished, out
     /// of the queue, and its slot free.
     pub fn done(&mut self, job_id: &str) {
-        if self.finished.len() >= MAX_REMEMBERED_FINISHED {
-            self.finished.clear();
-        }
-        self.finished.insert(job_id.to_owned());
+        self.finished.insert(job_id, ());
         self.waiting.retain(|j| j.id() != job_id);
         if self.in_flight.as_deref() == Some(job_id) {
             self.in_flight = None;

@@ -193,9 +193,16 @@ impl HostSession {
 
     /// A job of this host is over (for whatever reason): free the slot.
     pub(super) fn job_done(&mut self, job_id: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        self.job_ended(job_id);
+        self.dispatch_next(ctx);
+    }
+
+    /// What every end of a job does to the session's own state: its slot
+    /// and lease are freed and the session forgets it (bounded memory).
+    fn job_ended(&mut self, job_id: &str) {
         self.queue.done(job_id);
         self.lease_over(job_id);
-        self.dispatch_next(ctx);
+        self.own_jobs.forget(job_id);
     }
 
     /// A job became terminal here (applied once), with the job created to
@@ -224,8 +231,7 @@ impl HostSession {
             status: job.status,
             message: job.error.clone().or_else(|| job.warning.clone()),
         });
-        self.queue.done(&job.id);
-        self.lease_over(&job.id);
+        self.job_ended(&job.id);
         self.unlock_after_lock_error(&job);
         if let Some(next) = follow_up {
             self.follow_up(&job, next);

@@ -4,50 +4,65 @@
 //! cannot inject lines into another host's job page. (The writer checks the
 //! owner again before storing anything.)
 //!
-//! Jobs dispatched or started in this session are known to be the host's;
-//! a job the session has not seen (one still running from before a
+//! Jobs dispatched or started in this session are known to be the host's
+//! until they end (then forgotten: a session lives for days, its memory
+//! must not grow with its host's job count); a job the session has not seen (one still running from before a
 //! reconnect) is looked up once off the event loop, and its events are not
 //! published until the answer is in. Nothing is lost by that: the database
 //! holds every line, and a job stream fills gaps from it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use actix::prelude::*;
 use actix_web_actors::ws;
 
+use super::recent::Recent;
 use super::HostSession;
 use crate::actors::blocking_read;
 use crate::actors::events::Event;
 use crate::store;
 
-/// Job owners remembered per session; past it the memory starts afresh.
-const MAX_KNOWN_JOBS: usize = 256;
+/// Job owners remembered per session, oldest forgotten first. A host runs
+/// one job at a time, so only a few are ever live; ended jobs are
+/// forgotten at once ([`OwnJobs::forget`]).
+const MAX_KNOWN_JOBS: usize = 16;
 /// Owner look-ups in flight per session; events of further unknown jobs
 /// are dropped until one is answered.
 const MAX_LOOKUPS: usize = 8;
 
 /// Which job ids are this host's, as far as the session knows.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct OwnJobs {
     /// Job id → whether it belongs to this host.
-    known: HashMap<String, bool>,
+    known: Recent<bool>,
     /// Job ids being looked up.
     looking_up: HashSet<String>,
+}
+
+impl Default for OwnJobs {
+    fn default() -> Self {
+        Self {
+            known: Recent::new(MAX_KNOWN_JOBS),
+            looking_up: HashSet::new(),
+        }
+    }
 }
 
 impl OwnJobs {
     /// Whether `job_id` is this host's: `None` while unknown.
     pub(super) fn owned(&self, job_id: &str) -> Option<bool> {
-        self.known.get(job_id).copied()
+        self.known.get(job_id)
     }
 
     /// Records the answer for `job_id`.
     pub(super) fn record(&mut self, job_id: &str, own: bool) {
         self.looking_up.remove(job_id);
-        if self.known.len() >= MAX_KNOWN_JOBS && !self.known.contains_key(job_id) {
-            self.known.clear();
-        }
-        self.known.insert(job_id.to_owned(), own);
+        self.known.insert(job_id, own);
+    }
+
+    /// Forgets `job_id`: it ended. A late event of it is looked up again.
+    pub(super) fn forget(&mut self, job_id: &str) {
+        self.known.remove(job_id);
     }
 
     /// Starts a look-up of `job_id` unless one runs or too many do.
@@ -131,5 +146,7 @@ mod tests {
             jobs.record(&format!("k{i}"), true);
         }
         assert!(jobs.known.len() <= MAX_KNOWN_JOBS);
+        jobs.forget(&format!("k{MAX_KNOWN_JOBS}"));
+        assert_eq!(jobs.owned(&format!("k{MAX_KNOWN_JOBS}")), None);
     }
 }
