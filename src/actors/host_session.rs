@@ -90,7 +90,9 @@ pub use downloads::{
     StartRefused, DOWNLOAD_WINDOW,
 };
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
-pub use greeting::{load_config, load_greeting, load_repository, Greeting, HostConfig};
+pub use greeting::{
+    load_config, load_greeting, load_repository, load_schedules, Greeting, HostConfig,
+};
 pub use job_queue::{command_run, JobQueue, QueuedJob};
 pub use leases::{is_lock_error, nudge_waiters, queue_unlock, RetryLease};
 pub use live_listing::{ListDirectory, ListingError, ListingReply, PendingListings};
@@ -467,7 +469,9 @@ impl HostSession {
         self.pushed_version = schedules.version;
         self.shared_repository = shared_repository;
         let version = i64::try_from(schedules.version).unwrap_or(i64::MAX);
-        self.send(ctx, config);
+        if let Some(config) = config {
+            self.send(ctx, config);
+        }
         self.send(ctx, schedules);
         self.actors.persistence.do_send(MarkSchedulePushed {
             host_id: self.host_id.clone(),

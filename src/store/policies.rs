@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::json::Json;
 use super::schema::policies;
 use super::{DbConnection, ScheduleKind};
-use crate::protocol::RetentionPolicy;
+use crate::protocol::{RetentionPolicy, RunOptions};
 
 /// Which hosts a policy applies to: every label must match (an empty
 /// selector matches every host).
@@ -49,6 +49,10 @@ pub struct PolicyGroup {
     pub retry_max: i32,
     pub retry_backoff_seconds: i32,
     pub prune_after_forget: bool,
+    /// The group's own options (over the policy's); absent in rows
+    /// stored before options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<RunOptions>,
 }
 
 /// A schedule of a policy; `source_groups` names groups of the policy.
@@ -74,8 +78,9 @@ pub struct Policy {
     #[diesel(deserialize_as = Json<Vec<PolicySchedule>>)]
     pub schedules: Vec<PolicySchedule>,
     pub repository_id: Option<String>,
-    #[diesel(deserialize_as = Json<Option<serde_json::Value>>)]
-    pub options: Option<serde_json::Value>,
+    /// Options of every group of the policy (a group's own win).
+    #[diesel(deserialize_as = Json<Option<RunOptions>>)]
+    pub options: Option<RunOptions>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -87,9 +92,18 @@ impl Policy {
         !self.source_groups.is_empty() || !self.schedules.is_empty()
     }
 
-    /// Whether `other` gives hosts the same groups and schedules.
+    /// Whether `other` gives hosts the same groups (with the same
+    /// options) and schedules.
     pub fn same_content(&self, other: &Policy) -> bool {
-        self.source_groups == other.source_groups && self.schedules == other.schedules
+        self.source_groups == other.source_groups
+            && self.schedules == other.schedules
+            && self.options == other.options
+    }
+
+    /// The options a host's copy of `group` runs with: the policy's, with
+    /// the group's own on top.
+    pub fn group_options(&self, group: &PolicyGroup) -> Option<RunOptions> {
+        RunOptions::overlaid(self.options.as_ref(), group.options.as_ref())
     }
 }
 

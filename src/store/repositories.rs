@@ -128,9 +128,11 @@ pub fn upsert_for_host(
                     .values(&row)
                     .returning(repositories::all_columns)
                     .get_result(conn)?;
+                // The host's own choice from now on: no policy takes it back.
                 diesel::update(hosts::table.find(host_id))
                     .set((
                         hosts::repository_id.eq(&repository.id),
+                        hosts::repository_policy_id.eq(None::<String>),
                         hosts::updated_at.eq(now),
                     ))
                     .execute(conn)?;
@@ -239,15 +241,23 @@ pub fn hosts_using(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<String>
 /// whether it existed.
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
     diesel::update(hosts::table.filter(hosts::repository_id.eq(id)))
-        .set(hosts::repository_id.eq(None::<String>))
+        .set((
+            hosts::repository_id.eq(None::<String>),
+            hosts::repository_policy_id.eq(None::<String>),
+        ))
         .execute(conn)?;
     Ok(diesel::delete(repositories::table.find(id)).execute(conn)? > 0)
 }
 
-/// Points the host to an existing repository (a shared one).
+/// Points the host to an existing repository (a shared one), as its own
+/// choice (a policy's repository no longer applies to it).
 pub fn attach(conn: &mut DbConnection, host_id: &str, id: &str, now: i64) -> QueryResult<bool> {
     let changed = diesel::update(hosts::table.find(host_id))
-        .set((hosts::repository_id.eq(id), hosts::updated_at.eq(now)))
+        .set((
+            hosts::repository_id.eq(id),
+            hosts::repository_policy_id.eq(None::<String>),
+            hosts::updated_at.eq(now),
+        ))
         .execute(conn)?;
     Ok(changed > 0)
 }

@@ -684,6 +684,7 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                             kind: "files".to_owned(),
                             dump: None,
                             dump_password_sealed: None,
+                            options: None,
                         },
                     )?;
                     let job = store::jobs::insert(
