@@ -237,6 +237,18 @@ pub fn hosts_using(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<String>
         .load(conn)
 }
 
+/// The live hosts using it by their own choice (not given it by a
+/// policy: `store::policy_sync`).
+pub fn hosts_choosing(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<String>> {
+    hosts::table
+        .filter(hosts::repository_id.eq(id))
+        .filter(hosts::repository_policy_id.is_null())
+        .filter(hosts::revoked_at.is_null())
+        .order(hosts::id.asc())
+        .select(hosts::id)
+        .load(conn)
+}
+
 /// How many live hosts use each of these repositories and the first
 /// `first` of them (id, host name) in natural order of the names, for the
 /// Repositories page (a repository shared by thousands of hosts lists a

@@ -82,13 +82,16 @@ fn host_repo(row: HostRow) -> HostRepo {
     }
 }
 
+/// `(policy id, repository id)`: the policy a host's repository comes from.
+type Given<'a> = (&'a str, &'a str);
+
 /// What the matching policies give a host: `(policy id, repository)` or
 /// the conflicting `(name, repository)` pairs. `givers` is sorted by name,
 /// so of policies that agree the first by name is recorded.
 fn wanted<'a>(
     givers: &'a [Policy],
     labels: &BTreeMap<String, String>,
-) -> Result<Option<(&'a str, &'a str)>, Vec<(String, String)>> {
+) -> Result<Option<Given<'a>>, Vec<(String, String)>> {
     let matching: Vec<(&Policy, &str)> = givers
         .iter()
         .filter(|p| p.selector.matches(labels))
