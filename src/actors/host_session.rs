@@ -175,6 +175,14 @@ pub struct HostSession {
     /// The shared repository the host is attached to (from the last
     /// configuration pushed): its jobs need a lease there.
     shared_repository: Option<String>,
+    /// Whether the last configuration pushed gave the host a repository.
+    has_repository: bool,
+    /// The server took the host's repository away during this session (a
+    /// policy's repository no longer applies). `config.update` can only
+    /// set fields, not clear them, so the agent may still hold the old
+    /// one: its jobs are failed here rather than run there, without a
+    /// lease, until a repository is given again (`jobs::withdrawn_refusal`).
+    repository_withdrawn: bool,
     /// The job in the slot that waits for its lease (`leases`).
     awaiting_lease: Option<leases::Awaiting>,
 }
@@ -201,6 +209,8 @@ impl HostSession {
             own_jobs: own_jobs::OwnJobs::default(),
             fires: fires::FireCounts::default(),
             shared_repository: None,
+            has_repository: false,
+            repository_withdrawn: false,
             awaiting_lease: None,
         }
     }
@@ -461,6 +471,7 @@ impl HostSession {
             config,
             schedules,
             shared_repository,
+            has_repository,
         } = config;
         if schedules.version < self.pushed_version {
             tracing::debug!(host_id = %self.host_id, version = schedules.version, "an older configuration is not pushed");
@@ -468,6 +479,12 @@ impl HostSession {
         }
         self.pushed_version = schedules.version;
         self.shared_repository = shared_repository;
+        if self.has_repository && !has_repository {
+            tracing::warn!(host_id = %self.host_id, "the host's repository was taken away; its jobs are failed until it gets one, as the agent may still hold the old one");
+        }
+        self.repository_withdrawn =
+            !has_repository && (self.repository_withdrawn || self.has_repository);
+        self.has_repository = has_repository;
         let version = i64::try_from(schedules.version).unwrap_or(i64::MAX);
         if let Some(config) = config {
             self.send(ctx, config);

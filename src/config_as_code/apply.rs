@@ -149,6 +149,7 @@ fn write(
     let plan = diff::plan(&current, desired, store::new_id, now)?;
     let mut schedules: BTreeSet<String> = BTreeSet::new();
     let mut repos: BTreeSet<String> = BTreeSet::new();
+    let mut options_only: BTreeSet<String> = BTreeSet::new();
     let seal = |id: &str, s: &Secret| {
         crypto::seal_str(key, s.expose(), id.as_bytes())
             .map_err(|e| ApplyError::Crypto(e.to_string()))
@@ -233,6 +234,7 @@ fn write(
         };
         schedules.extend(reached.schedules);
         repos.extend(reached.repositories);
+        options_only.extend(reached.options);
     }
     for op in &plan.hosts {
         let patch = HostPatch {
@@ -261,6 +263,7 @@ fn write(
         pushes: policy_sync::Applied {
             schedules: schedules.into_iter().collect(),
             repositories: repos.into_iter().collect(),
+            options: options_only.into_iter().collect(),
         },
     })
 }

@@ -55,6 +55,18 @@ pub struct PolicyGroup {
     pub options: Option<RunOptions>,
 }
 
+impl PolicyGroup {
+    /// Whether `other` differs from it in its options alone (or not at
+    /// all).
+    fn same_but_options(&self, other: &PolicyGroup) -> bool {
+        let bare = |g: &PolicyGroup| PolicyGroup {
+            options: None,
+            ..g.clone()
+        };
+        bare(self) == bare(other)
+    }
+}
+
 /// A schedule of a policy; `source_groups` names groups of the policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicySchedule {
@@ -98,6 +110,19 @@ impl Policy {
         self.source_groups == other.source_groups
             && self.schedules == other.schedules
             && self.options == other.options
+    }
+
+    /// Whether `other` gives hosts the same `schedule.set`: the same
+    /// schedules and groups, options aside (options travel in each job's
+    /// `command.run.args`, not in `schedule.set`).
+    pub fn same_schedules(&self, other: &Policy) -> bool {
+        self.schedules == other.schedules
+            && self.source_groups.len() == other.source_groups.len()
+            && self
+                .source_groups
+                .iter()
+                .zip(&other.source_groups)
+                .all(|(a, b)| a.same_but_options(b))
     }
 
     /// The options a host's copy of `group` runs with: the policy's, with
@@ -218,5 +243,49 @@ mod tests {
         assert!(!sel(&[("env", "dev")]).matches(&host));
         assert!(!sel(&[("zone", "a")]).matches(&host));
         assert!(!sel(&[("env", "prod")]).matches(&BTreeMap::new()));
+    }
+
+    /// Options (the policy's or a group's) change the content but not the
+    /// `schedule.set`; an include changes both.
+    #[test]
+    fn options_alone_leave_the_schedules() {
+        let group = PolicyGroup {
+            name: "etc".to_owned(),
+            includes: vec!["/etc".to_owned()],
+            excludes: Vec::new(),
+            retention_policy: None,
+            retry_max: 0,
+            retry_backoff_seconds: 300,
+            prune_after_forget: false,
+            options: None,
+        };
+        let base = Policy {
+            id: "p".to_owned(),
+            name: "base".to_owned(),
+            selector: Selector::default(),
+            source_groups: vec![group],
+            schedules: Vec::new(),
+            repository_id: None,
+            options: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let limit = Some(RunOptions {
+            limit_upload_kib: Some(100),
+            ..RunOptions::default()
+        });
+        let mut policy_options = base.clone();
+        policy_options.options = limit.clone();
+        let mut group_options = base.clone();
+        group_options.source_groups[0].options = limit;
+        let mut include = base.clone();
+        include.source_groups[0].includes.push("/srv".to_owned());
+        for changed in [&policy_options, &group_options] {
+            assert!(!base.same_content(changed));
+            assert!(base.same_schedules(changed));
+        }
+        assert!(!base.same_content(&include));
+        assert!(!base.same_schedules(&include));
+        assert!(base.same_schedules(&base));
     }
 }

@@ -475,6 +475,10 @@ pub struct Applied {
     pub schedules: Vec<String>,
     /// Hosts whose repository changed (they get `config.update`).
     pub repositories: Vec<String>,
+    /// Hosts whose groups' options alone changed: stored, version not
+    /// bumped, nothing pushed (options reach the agent in the next job's
+    /// `command.run.args`, not in `schedule.set`).
+    pub options: Vec<String>,
 }
 
 impl Applied {
@@ -482,6 +486,7 @@ impl Applied {
     pub fn hosts_affected(&self) -> usize {
         let mut all: HashSet<&str> = self.schedules.iter().map(String::as_str).collect();
         all.extend(self.repositories.iter().map(String::as_str));
+        all.extend(self.options.iter().map(String::as_str));
         all.len()
     }
 }
@@ -498,22 +503,24 @@ pub fn apply_policy(
     now: i64,
 ) -> Result<Applied, SyncError> {
     let repositories = repository::apply(conn, old, new)?;
-    let schedules = apply_rows(conn, old, new, now)?;
+    let (schedules, options) = apply_rows(conn, old, new, now)?;
     Ok(Applied {
         schedules,
         repositories,
+        options,
     })
 }
 
-/// The groups and schedules part of [`apply_policy`].
+/// The groups and schedules part of [`apply_policy`]: the hosts whose
+/// `schedule.set` changed (bumped) and those whose options alone did.
 fn apply_rows(
     conn: &mut DbConnection,
     old: Option<&Policy>,
     new: Option<&Policy>,
     now: i64,
-) -> Result<Vec<String>, SyncError> {
+) -> Result<(Vec<String>, Vec<String>), SyncError> {
     let Some(pid) = new.or(old).map(|p| p.id.clone()) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let had = hosts_with_policy(conn, &pid)?;
     let target: Vec<String> = match new {
@@ -539,6 +546,11 @@ fn apply_rows(
         .collect();
     let changed_content = match (old, new) {
         (Some(o), Some(n)) => !o.same_content(n),
+        _ => false,
+    };
+    // What the hosts' `schedule.set` carries changed (not only options).
+    let changed_schedules = match (old, new) {
+        (Some(o), Some(n)) => !o.same_schedules(n),
         _ => false,
     };
     if let Some(new) = new {
@@ -573,11 +585,14 @@ fn apply_rows(
     }
     let mut affected = removed;
     affected.extend(added);
-    if changed_content {
+    let mut options_only = Vec::new();
+    if changed_schedules {
         affected.extend(kept);
+    } else if changed_content {
+        options_only = kept;
     }
     bump_many(conn, &affected)?;
-    Ok(affected)
+    Ok((affected, options_only))
 }
 
 /// Schedules with their positions.

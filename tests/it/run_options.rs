@@ -17,7 +17,8 @@ use crate::common::agent::{enroll, TestAgent};
 use crate::common::api::{assert_error, call, get};
 use crate::common::daemon::{self, InProcessAgent};
 use crate::common::e2e::{self, run_job, wait_for, wait_online};
-use crate::common::server::spawn_app;
+use crate::common::restic::TempRepo;
+use crate::common::server::{spawn_app, TestApp};
 use crate::policies::{effective, labelled, send};
 
 /// Bad options are 400 naming the key, on a host's group, a policy and a
@@ -145,7 +146,10 @@ async fn options_are_validated_stored_and_merged() {
     );
     assert_eq!(by_name("etc")["options"], Value::Null);
 
-    // Changing only the policy's options reaches the hosts' copies.
+    // Changing only the policy's options reaches the hosts' copies, and
+    // only them: options travel in the next job's `command.run.args`, so
+    // the host's schedule version stays (no needless `schedule.set`).
+    let before = schedule_version(&app, &host).await;
     let id = policy["id"].as_str().unwrap();
     let (status, changed) = send(
         &app,
@@ -169,6 +173,28 @@ async fn options_are_validated_stored_and_merged() {
         .find(|g| g["name"] == "srv")
         .unwrap();
     assert_eq!(srv["options"], json!({"limit_upload_kib": 300}));
+    assert_eq!(
+        schedule_version(&app, &host).await,
+        before,
+        "options alone: no new version"
+    );
+
+    // A change schedule.set carries (the includes) bumps it.
+    let (status, changed) = send(
+        &app,
+        Method::PUT,
+        &format!("/policies/{id}"),
+        json!({"name": "base", "selector": {"labels": {"env": "prod"}},
+               "options": {"limit_upload_kib": 300},
+               "source_groups": [
+                   {"name": "home", "includes": ["/home"],
+                    "options": {"limit_upload_kib": 50, "exclude_larger_than": "1G"}},
+                   {"name": "srv", "includes": ["/srv", "/opt"]}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["hosts_affected"], 1);
+    assert_eq!(schedule_version(&app, &host).await, before + 1);
 }
 
 /// A group's options reach the agent as flags in `command.run.args`: all
@@ -227,15 +253,13 @@ async fn options_become_command_run_args() {
 /// on a format-1 repository fails the job with a message saying so.
 #[actix_web::test]
 async fn real_restic_honours_options() {
-    crate::common::restic::require_restic();
     let app = spawn_app().await;
     let work = tempfile::tempdir().unwrap();
     let source = work.path().join("data");
     std::fs::create_dir_all(&source).unwrap();
     std::fs::write(source.join("small.txt"), "kept\n").unwrap();
     std::fs::write(source.join("big.bin"), vec![7_u8; 3 * 1024 * 1024]).unwrap();
-    let repo = work.path().join("repo");
-    let password = "options-repo-password";
+    let fresh = TempRepo::new();
 
     let config = daemon::enroll(&app, work.path()).await;
     let host = config.host_id.clone();
@@ -244,7 +268,7 @@ async fn real_restic_honours_options() {
     e2e::put(
         &app,
         &format!("/hosts/{host}/repository"),
-        json!({"url": repo.to_string_lossy(), "password": password}),
+        json!({"url": fresh.repo.to_string_lossy(), "password": fresh.password}),
     )
     .await;
     let init = run_job(&app, &host, json!({"kind": "init"})).await;
@@ -264,12 +288,7 @@ async fn real_restic_honours_options() {
     )
     .await;
     assert_eq!(backup["status"], "succeeded", "{backup}");
-    let out = std::process::Command::new(crate::common::restic::restic_binary())
-        .args(["ls", "--json", "latest"])
-        .env("RESTIC_REPOSITORY", &repo)
-        .env("RESTIC_PASSWORD", password)
-        .output()
-        .unwrap();
+    let out = fresh.restic(&["ls", "--json", "latest"]);
     assert!(
         out.status.success(),
         "{}",
@@ -280,13 +299,8 @@ async fn real_restic_honours_options() {
     assert!(!listing.contains("big.bin"), "the big file is excluded");
 
     // A format-1 repository cannot compress: the job says so.
-    let old = work.path().join("repo-v1");
-    let made = std::process::Command::new(crate::common::restic::restic_binary())
-        .args(["init", "--repository-version", "1"])
-        .env("RESTIC_REPOSITORY", &old)
-        .env("RESTIC_PASSWORD", password)
-        .output()
-        .unwrap();
+    let old = TempRepo::new();
+    let made = old.restic(&["init", "--repository-version", "1"]);
     assert!(
         made.status.success(),
         "{}",
@@ -295,7 +309,7 @@ async fn real_restic_honours_options() {
     e2e::put(
         &app,
         &format!("/hosts/{host}/repository"),
-        json!({"url": old.to_string_lossy(), "password": password}),
+        json!({"url": old.repo.to_string_lossy(), "password": old.password}),
     )
     .await;
     e2e::post(
@@ -321,6 +335,13 @@ async fn real_restic_honours_options() {
     app.stop().await;
 }
 
+/// The host's schedule version as `GET /hosts/{id}` shows it.
+async fn schedule_version(app: &TestApp, host: &str) -> i64 {
+    let (status, body) = get(app, &app.admin_token, &format!("/hosts/{host}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["schedule_version"].as_i64().unwrap()
+}
+
 /// The next message of a kind, and what came before it.
 async fn next_of(
     agent: &mut TestAgent,
@@ -328,6 +349,17 @@ async fn next_of(
 ) -> (ServerToAgent, Vec<ServerToAgent>) {
     let (got, skipped) = agent.wait_for(|m| want(m).then(|| m.clone())).await;
     (got, skipped.into_iter().map(|e| e.message).collect())
+}
+
+/// The `config.update` among `messages`.
+fn config_update(messages: &[ServerToAgent]) -> protocol::ConfigUpdate {
+    messages
+        .iter()
+        .find_map(|m| match m {
+            ServerToAgent::ConfigUpdate(c) => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no config.update before schedule.set: {messages:?}"))
 }
 
 fn is_set(m: &ServerToAgent) -> bool {
@@ -480,6 +512,19 @@ async fn policy_repository_reaches_matching_hosts() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // The agent is told (a config.update without a repository, which
+    // cannot clear the one it holds), so the host's jobs are failed here
+    // rather than run there without a lease.
+    let (_, skipped) = next_of(&mut agent, is_set).await;
+    assert_eq!(config_update(&skipped).repo_url, None);
+    let job = run_job(&app, &bare.host_id, json!({"kind": "check"})).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no repository any more")),
+        "{job}"
+    );
     // A policy that gives a repository only: coming back gets it again.
     let (status, body) = send(
         &app,
@@ -499,6 +544,25 @@ async fn policy_repository_reaches_matching_hosts() {
         (status == StatusCode::OK && body["id"] == repo.as_str()).then_some(())
     })
     .await;
+    // ... and its jobs go out again.
+    let (_, skipped) = next_of(&mut agent, is_set).await;
+    assert_eq!(
+        config_update(&skipped).repo_url.as_deref(),
+        Some("/srv/fleet-repo")
+    );
+    let (status, job) = send(
+        &app,
+        Method::POST,
+        &format!("/hosts/{}/jobs", bare.host_id),
+        json!({"kind": "check"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let run = agent.expect_command_run().await;
+    assert_eq!(run.job_id, job["id"].as_str().unwrap());
+    agent
+        .run_job(&run, 0, protocol::FinishStatus::Succeeded)
+        .await;
     // Deleting the policy takes it back; the owner keeps its own.
     let (status, _) = call(
         &app,

@@ -21,6 +21,10 @@ pub struct HostConfig {
     /// The shared repository the host is attached to, if any: its jobs
     /// take leases on it (`store::leases`).
     pub shared_repository: Option<String>,
+    /// Whether the server holds a repository for the host at all (a
+    /// `config.update` cannot clear the agent's: see
+    /// `HostSession::repository_withdrawn`).
+    pub has_repository: bool,
 }
 
 /// What a session sends after `hello`.
@@ -110,12 +114,13 @@ pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryRe
                 .collect(),
         })
         .collect();
-    let shared_repository = crate::store::repositories::get_for_host(conn, host_id)?
-        .filter(|r| r.is_shared())
-        .map(|r| r.id);
+    let repository = crate::store::repositories::get_for_host(conn, host_id)?;
+    let has_repository = repository.is_some();
+    let shared_repository = repository.filter(|r| r.is_shared()).map(|r| r.id);
     Ok(HostConfig {
         config: None,
         shared_repository,
+        has_repository,
         schedules: protocol::ScheduleSet {
             version: u64::try_from(version).unwrap_or(0),
             schedules,

@@ -345,6 +345,7 @@ async fn patch(
             } else {
                 Vec::new()
             },
+            ..store::policy_sync::Applied::default()
         });
     }
     Ok(web::Json(host))
