@@ -151,18 +151,19 @@ async fn options_are_validated_stored_and_merged() {
     // the host's schedule version stays (no needless `schedule.set`).
     let before = schedule_version(&app, &host).await;
     let id = policy["id"].as_str().unwrap();
-    let (status, changed) = send(
-        &app,
-        Method::PUT,
-        &format!("/policies/{id}"),
-        json!({"name": "base", "selector": {"labels": {"env": "prod"}},
+    // The policy with `srv` backing up `srv_includes`.
+    let path = format!("/policies/{id}");
+    let put = |srv_includes: Value| {
+        let body = json!({"name": "base", "selector": {"labels": {"env": "prod"}},
                "options": {"limit_upload_kib": 300},
                "source_groups": [
                    {"name": "home", "includes": ["/home"],
                     "options": {"limit_upload_kib": 50, "exclude_larger_than": "1G"}},
-                   {"name": "srv", "includes": ["/srv"]}]}),
-    )
-    .await;
+                   {"name": "srv", "includes": srv_includes}]});
+        let (app, path) = (&app, &path);
+        async move { send(app, Method::PUT, path, body).await }
+    };
+    let (status, changed) = put(json!(["/srv"])).await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["hosts_affected"], 1);
     let config = effective(&app, &host).await;
@@ -180,18 +181,7 @@ async fn options_are_validated_stored_and_merged() {
     );
 
     // A change schedule.set carries (the includes) bumps it.
-    let (status, changed) = send(
-        &app,
-        Method::PUT,
-        &format!("/policies/{id}"),
-        json!({"name": "base", "selector": {"labels": {"env": "prod"}},
-               "options": {"limit_upload_kib": 300},
-               "source_groups": [
-                   {"name": "home", "includes": ["/home"],
-                    "options": {"limit_upload_kib": 50, "exclude_larger_than": "1G"}},
-                   {"name": "srv", "includes": ["/srv", "/opt"]}]}),
-    )
-    .await;
+    let (status, changed) = put(json!(["/srv", "/opt"])).await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["hosts_affected"], 1);
     assert_eq!(schedule_version(&app, &host).await, before + 1);
