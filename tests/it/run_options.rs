@@ -553,6 +553,17 @@ async fn policy_repository_reaches_matching_hosts() {
     agent
         .run_job(&run, 0, protocol::FinishStatus::Succeeded)
         .await;
+    // The repository cannot be deleted while a policy gives it.
+    let refused = call(
+        &app,
+        &app.admin_token,
+        Method::DELETE,
+        &format!("/repositories/{repo}"),
+        None,
+    )
+    .await;
+    let message = assert_error(&refused, StatusCode::CONFLICT, "conflict");
+    assert!(message.contains("policies \"base\""), "{message}");
     // Deleting the policy takes it back; the owner keeps its own.
     let (status, _) = call(
         &app,
