@@ -264,7 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let pool = admin::open_store(&config)?;
                     let applied = admin::apply_config(&pool, &config.key_file, &text, dry_run)
                         .with_context(|| file.display().to_string())?;
-                    let n = applied.hosts_affected.len();
+                    let n = applied.hosts_affected();
                     (applied.changes, n)
                 }
             };

@@ -270,14 +270,26 @@ impl Actors {
         })
     }
 
-    /// Sends the current `config.update` + `schedule.set` to the live
-    /// sessions of these hosts, in the background (after a change that
-    /// bumped their versions in its own write): a chunk of hosts per
-    /// blocking read, so 10,000 hosts are ~160 reads, not 10,000.
-    pub fn push_configs(&self, host_ids: Vec<String>) {
-        let online: Vec<String> = host_ids
+    /// Sends the current `schedule.set` to the live sessions of the hosts
+    /// a policy or label change reached, and `config.update` before it to
+    /// those whose repository changed (only those: the others' secrets
+    /// are not even opened), in the background (after the change's own
+    /// write): a chunk of hosts per blocking read, so 10,000 hosts are
+    /// ~160 reads, not 10,000.
+    pub fn push_configs(&self, changed: policy_sync::Applied) {
+        let repositories: std::collections::HashSet<String> =
+            changed.repositories.into_iter().collect();
+        let mut all: Vec<String> = changed.schedules;
+        all.extend(repositories.iter().cloned());
+        all.sort_unstable();
+        all.dedup();
+        let online: Vec<(String, bool)> = all
             .into_iter()
             .filter(|h| self.sessions.get(h).is_some())
+            .map(|h| {
+                let repository = repositories.contains(&h);
+                (h, repository)
+            })
             .collect();
         if online.is_empty() {
             return;
@@ -289,8 +301,13 @@ impl Actors {
                 let key = actors.key.clone();
                 let loaded = blocking_read(&actors.pool, move |conn| {
                     let mut configs = BTreeMap::new();
-                    for id in ids {
-                        configs.insert(id.clone(), host_session::load_config(conn, &key, &id)?);
+                    for (id, repository) in ids {
+                        let config = if repository {
+                            host_session::load_config(conn, &key, &id)?
+                        } else {
+                            host_session::load_schedules(conn, &id)?
+                        };
+                        configs.insert(id, config);
                     }
                     Ok(configs)
                 })

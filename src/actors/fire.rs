@@ -275,6 +275,7 @@ mod tests {
             kind: "files".to_owned(),
             dump: None,
             dump_password_sealed: None,
+            options: None,
         }
     }
 

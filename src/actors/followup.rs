@@ -43,6 +43,12 @@ pub fn backup_job(group: &SourceGroup, trigger: JobTrigger, now: i64) -> NewJob 
         includes: group.includes.clone(),
         excludes: group.excludes.clone(),
         retention_policy: group.retention_policy.clone(),
+        // The group's restic options as flags (the agent checks them again).
+        args: group
+            .options
+            .as_ref()
+            .map(protocol::RunOptions::backup_args)
+            .unwrap_or_default(),
         ..NewJob::new(
             store::new_id(),
             group.host_id.clone(),
@@ -66,11 +72,16 @@ pub fn forget_job(
     trigger: JobTrigger,
     now: i64,
 ) -> NewJob {
-    let args = if group.prune_after_forget {
+    let mut args = if group.prune_after_forget {
         vec![PRUNE_AFTER_FORGET_ARG.to_owned()]
     } else {
         Vec::new()
     };
+    // A forget (with prune, above all) moves data: the group's bandwidth
+    // limits apply; its backup-only options do not.
+    if let Some(options) = &group.options {
+        args.extend(options.transfer_args());
+    }
     NewJob {
         source_group_id: Some(group.id.clone()),
         tag: Some(group.name.clone()),
@@ -182,6 +193,7 @@ mod tests {
             kind: "files".to_owned(),
             dump: None,
             dump_password_sealed: None,
+            options: None,
         }
     }
 
@@ -272,6 +284,39 @@ mod tests {
         let mut empty = g.clone();
         empty.retention_policy = Some(protocol::RetentionPolicy::default());
         assert!(group_retention(&empty).is_none());
+    }
+
+    /// A group's options become its backup's flags; its forget gets the
+    /// bandwidth limits only (after `--prune`); a retry keeps them.
+    #[test]
+    fn options_become_job_args() {
+        let mut g = group(1, 0);
+        g.prune_after_forget = true;
+        g.options = Some(protocol::RunOptions {
+            limit_upload_kib: Some(512),
+            one_file_system: Some(true),
+            exclude_larger_than: Some("1G".to_owned()),
+            ..protocol::RunOptions::default()
+        });
+        let backup = backup_job(&g, JobTrigger::Manual, 1);
+        assert_eq!(
+            backup.args,
+            [
+                "--limit-upload=512",
+                "--one-file-system",
+                "--exclude-larger-than=1G"
+            ]
+        );
+        let policy = group_retention(&g).unwrap();
+        let forget = forget_job(&g, &policy, JobTrigger::Retention, 1);
+        assert_eq!(forget.args, ["--prune", "--limit-upload=512"]);
+        let mut failed = failed_job(1, None);
+        failed.args = backup.args.clone();
+        let retry = retry_of(&failed, &g, 2).unwrap();
+        assert_eq!(retry.args, backup.args);
+        assert!(backup_job(&group(0, 0), JobTrigger::Manual, 1)
+            .args
+            .is_empty());
     }
 
     /// A failed backup is followed by its retry, a succeeded one by the

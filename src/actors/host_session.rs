@@ -92,7 +92,9 @@ pub use downloads::{
     StartRefused, DOWNLOAD_WINDOW,
 };
 use frames::{Assembled, BadFrames, FragmentError, Fragments};
-pub use greeting::{load_config, load_greeting, load_repository, Greeting, HostConfig};
+pub use greeting::{
+    load_config, load_greeting, load_repository, load_schedules, Greeting, HostConfig,
+};
 pub use job_queue::{command_run, JobQueue, QueuedJob};
 pub use leases::{is_lock_error, nudge_waiters, queue_unlock, RetryLease};
 pub use live_listing::{ListDirectory, ListingError, ListingReply, PendingListings};
@@ -175,6 +177,14 @@ pub struct HostSession {
     /// The shared repository the host is attached to (from the last
     /// configuration pushed): its jobs need a lease there.
     shared_repository: Option<String>,
+    /// Whether the last configuration pushed gave the host a repository.
+    has_repository: bool,
+    /// The server took the host's repository away during this session (a
+    /// policy's repository no longer applies). `config.update` can only
+    /// set fields, not clear them, so the agent may still hold the old
+    /// one: its jobs are failed here rather than run there, without a
+    /// lease, until a repository is given again (`jobs::withdrawn_refusal`).
+    repository_withdrawn: bool,
     /// The job in the slot that waits for its lease (`leases`).
     awaiting_lease: Option<leases::Awaiting>,
 }
@@ -201,6 +211,8 @@ impl HostSession {
             own_jobs: own_jobs::OwnJobs::default(),
             fires: fires::FireCounts::default(),
             shared_repository: None,
+            has_repository: false,
+            repository_withdrawn: false,
             awaiting_lease: None,
         }
     }
@@ -461,6 +473,7 @@ impl HostSession {
             config,
             schedules,
             shared_repository,
+            has_repository,
         } = config;
         if schedules.version < self.pushed_version {
             tracing::debug!(host_id = %self.host_id, version = schedules.version, "an older configuration is not pushed");
@@ -468,8 +481,16 @@ impl HostSession {
         }
         self.pushed_version = schedules.version;
         self.shared_repository = shared_repository;
+        if self.has_repository && !has_repository {
+            tracing::warn!(host_id = %self.host_id, "the host's repository was taken away; its jobs are failed until it gets one, as the agent may still hold the old one");
+        }
+        self.repository_withdrawn =
+            !has_repository && (self.repository_withdrawn || self.has_repository);
+        self.has_repository = has_repository;
         let version = i64::try_from(schedules.version).unwrap_or(i64::MAX);
-        self.send(ctx, config);
+        if let Some(config) = config {
+            self.send(ctx, config);
+        }
         self.send(ctx, schedules);
         self.actors.persistence.do_send(MarkSchedulePushed {
             host_id: self.host_id.clone(),

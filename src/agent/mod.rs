@@ -36,6 +36,7 @@
 //! - [`drill`]: restore drills' private folder and size comparison.
 //! - [`dump`]: database dumps streamed into `restic backup --stdin`.
 //! - [`platform`]: everything that differs between Unix and Windows.
+//! - [`preflight`]: what a job's options need from the repository (compression: format 2).
 
 pub mod catalog;
 pub mod config;
@@ -49,6 +50,7 @@ pub mod enroll;
 pub mod hooks;
 pub mod journal;
 pub mod platform;
+pub mod preflight;
 pub mod process;
 pub mod reports;
 pub mod restic;

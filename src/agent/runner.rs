@@ -119,6 +119,15 @@ pub async fn run_job_observed(
         started_at: Utc::now(),
     }))
     .await;
+    if let Err(reason) = super::preflight::check(&plan.invocation).await {
+        return finished(
+            sink,
+            FinishStatus::Failed,
+            EXIT_CODE_NOT_RUN,
+            None,
+            Some(reason),
+        );
+    }
     let hooks_apply = plan.hooks.applies_to(kind);
 
     if let (true, Some(script)) = (hooks_apply, plan.hooks.pre.as_deref()) {

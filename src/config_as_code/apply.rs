@@ -4,7 +4,9 @@
 //! API's policy writes do (each policy's rows on the hosts it matches,
 //! the schedule versions of the hosts whose configuration changed
 //! bumped). It returns those hosts so that the caller pushes
-//! `config.update` + `schedule.set` to them after the commit.
+//! `schedule.set` to them after the commit, preceded by `config.update`
+//! for the hosts whose repository changed (a shared repository updated,
+//! a policy's repository given or taken back).
 //!
 //! A dry run makes the same writes in a savepoint and rolls them back, so
 //! it refuses what the apply would refuse (a source group name taken on a
@@ -60,6 +62,7 @@ impl From<SyncError> for ApplyError {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::Conflict(c) => ApplyError::Conflict(policy_sync::describe(&c)),
+            e @ SyncError::RepositoryConflict(_) => ApplyError::Conflict(e.to_string()),
             SyncError::Db(e) => ApplyError::Db(e),
         }
     }
@@ -69,8 +72,15 @@ impl From<SyncError> for ApplyError {
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
     pub changes: Vec<Change>,
-    /// The hosts whose configuration changed (sorted): push to them.
-    pub hosts_affected: Vec<String>,
+    /// The hosts whose configuration changed: push to them.
+    pub pushes: policy_sync::Applied,
+}
+
+impl Applied {
+    /// How many hosts' configuration changed.
+    pub fn hosts_affected(&self) -> usize {
+        self.pushes.hosts_affected()
+    }
 }
 
 /// How to apply.
@@ -116,7 +126,7 @@ pub fn apply(
                 "created": count(diff::Action::Create),
                 "updated": count(diff::Action::Update),
                 "deleted": count(diff::Action::Delete),
-                "hosts_affected": applied.hosts_affected.len(),
+                "hosts_affected": applied.hosts_affected(),
                 "changes": listed,
             })),
         )?;
@@ -137,7 +147,9 @@ fn write(
     let current = load_current(conn, desired, key)?;
     let now = store::now_ms();
     let plan = diff::plan(&current, desired, store::new_id, now)?;
-    let mut affected: BTreeSet<String> = BTreeSet::new();
+    let mut schedules: BTreeSet<String> = BTreeSet::new();
+    let mut repos: BTreeSet<String> = BTreeSet::new();
+    let mut options_only: BTreeSet<String> = BTreeSet::new();
     let seal = |id: &str, s: &Secret| {
         crypto::seal_str(key, s.expose(), id.as_bytes())
             .map_err(|e| ApplyError::Crypto(e.to_string()))
@@ -185,7 +197,7 @@ fn write(
                 // new settings.
                 for host in host_ids {
                     store::schedule_versions::bump(conn, host)?;
-                    affected.insert(host.clone());
+                    repos.insert(host.clone());
                 }
             }
             RepositoryOp::Delete { .. } => {}
@@ -204,7 +216,7 @@ fn write(
             .filter(|op| !matches!(op, PolicyOp::Delete(_))),
     );
     for op in ordered {
-        let hosts = match op {
+        let reached = match op {
             PolicyOp::Create(p) => {
                 let row = store::policies::insert(conn, p)?;
                 policy_sync::apply_policy(conn, None, Some(&row), now)?
@@ -212,15 +224,17 @@ fn write(
             PolicyOp::Update { old, new } => {
                 let row =
                     store::policies::update(conn, new)?.ok_or(diesel::result::Error::NotFound)?;
-                policy_sync::apply_policy(conn, Some(old), Some(&row), now)?
+                policy_sync::apply_policy(conn, Some(&**old), Some(&row), now)?
             }
             PolicyOp::Delete(old) => {
-                let hosts = policy_sync::apply_policy(conn, Some(old), None, now)?;
+                let reached = policy_sync::apply_policy(conn, Some(old), None, now)?;
                 store::policies::delete(conn, &old.id)?;
-                hosts
+                reached
             }
         };
-        affected.extend(hosts);
+        schedules.extend(reached.schedules);
+        repos.extend(reached.repositories);
+        options_only.extend(reached.options);
     }
     for op in &plan.hosts {
         let patch = HostPatch {
@@ -228,18 +242,29 @@ fn write(
             labels: Some(op.labels.clone()),
         };
         store::hosts::patch(conn, &op.id, &patch, now)?;
-        if policy_sync::sync_host(conn, &op.id, &op.labels, OnConflict::Refuse, now)? {
-            affected.insert(op.id.clone());
+        let synced = policy_sync::sync_host(conn, &op.id, &op.labels, OnConflict::Refuse, now)?;
+        if synced.schedules {
+            schedules.insert(op.id.clone());
+        }
+        if synced.repository {
+            repos.insert(op.id.clone());
         }
     }
     for op in &plan.repositories {
         if let RepositoryOp::Delete { id, .. } = op {
+            // Hosts still holding it have it from a policy that keeps
+            // naming it by id: the delete detaches them, tell them.
+            repos.extend(repositories::hosts_using(conn, id)?);
             repositories::delete(conn, id)?;
         }
     }
     Ok(Applied {
         changes: plan.changes,
-        hosts_affected: affected.into_iter().collect(),
+        pushes: policy_sync::Applied {
+            schedules: schedules.into_iter().collect(),
+            repositories: repos.into_iter().collect(),
+            options: options_only.into_iter().collect(),
+        },
     })
 }
 
@@ -263,6 +288,7 @@ pub fn load_current(
             password: open(&r.password_sealed),
             credential: open(&r.credential_sealed),
             host_ids: repositories::hosts_using(conn, &r.id)?,
+            own_host_ids: repositories::hosts_choosing(conn, &r.id)?,
             id: r.id.clone(),
             name: r.name.clone().unwrap_or_default(),
             url: r.url.clone(),

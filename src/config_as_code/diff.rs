@@ -77,8 +77,13 @@ pub struct CurrentRepository {
     pub password: Option<Secret>,
     pub credential: Option<Secret>,
     pub maintenance_host_id: Option<String>,
-    /// The live hosts attached to it.
+    /// The live hosts attached to it (an update reaches them all).
     pub host_ids: Vec<String>,
+    /// Those attached by their own choice, not given it by a policy:
+    /// they block a delete. A policy's hosts are released by the policy's
+    /// own change (or, if it keeps naming the repository by id, by the
+    /// delete itself, which detaches them).
+    pub own_host_ids: Vec<String>,
 }
 
 /// A live host.
@@ -121,11 +126,12 @@ pub enum RepositoryOp {
     },
 }
 
-/// A policy write (`old` as stored, `new` as the file wants it).
+/// A policy write (`old` as stored, `new` as the file wants it; boxed,
+/// as two policies with their options make a large variant).
 #[derive(Debug, Clone)]
 pub enum PolicyOp {
     Create(Policy),
-    Update { old: Policy, new: Policy },
+    Update { old: Box<Policy>, new: Box<Policy> },
     Delete(Policy),
 }
 
@@ -306,13 +312,13 @@ pub fn plan(
         if ids_by_name.contains_key(c.name.as_str()) {
             continue;
         }
-        if !c.host_ids.is_empty() {
+        if !c.own_host_ids.is_empty() {
             return Err(PlanError::Conflict(format!(
                 "repository {:?} is not in the file, but {} host(s) use it: {}; \
                  add it to the file or attach them elsewhere first",
                 c.name,
-                c.host_ids.len(),
-                c.host_ids.join(", ")
+                c.own_host_ids.len(),
+                c.own_host_ids.join(", ")
             )));
         }
         deleted_ids.insert(c.id.as_str());
@@ -373,8 +379,8 @@ pub fn plan(
                 out.changes
                     .push(change(Action::Update, Kind::Policy, &want.name));
                 out.policies.push(PolicyOp::Update {
-                    old: (*old).clone(),
-                    new: want,
+                    old: Box::new((*old).clone()),
+                    new: Box::new(want),
                 });
             }
         }
@@ -499,6 +505,7 @@ labels = { env = "prod" }
                         credential: desired.credential.clone(),
                         maintenance_host_id: maintenance_host_id.clone(),
                         host_ids: Vec::new(),
+                        own_host_ids: Vec::new(),
                     });
                 }
                 RepositoryOp::Delete { id, .. } => next.repositories.retain(|r| r.id != *id),
@@ -509,7 +516,7 @@ labels = { env = "prod" }
                 PolicyOp::Create(p) => next.policies.push(p.clone()),
                 PolicyOp::Update { new, .. } => {
                     next.policies.retain(|p| p.id != new.id);
-                    next.policies.push(new.clone());
+                    next.policies.push((**new).clone());
                 }
                 PolicyOp::Delete(p) => next.policies.retain(|q| q.id != p.id),
             }
@@ -611,7 +618,8 @@ labels = { env = "prod" }
             ..Current::default()
         };
         let mut state = after(&base, &plan(&base, &desired, ids(), 1).unwrap());
-        state.repositories[0].host_ids = vec!["h1".into()];
+        state.repositories[0].host_ids = vec!["h1".into(), "h2".into()];
+        state.repositories[0].own_host_ids = vec!["h1".into()];
         let empty = parse("", &env).unwrap();
         match plan(&state, &empty, ids(), 2).unwrap_err() {
             PlanError::Conflict(m) => assert!(m.contains("h1") && m.contains("prod"), "{m}"),

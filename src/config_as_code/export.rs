@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::protocol::RetentionPolicy;
+use crate::protocol::{RetentionPolicy, RunOptions};
 use crate::store::models::Host;
 use crate::store::schema::hosts;
 use crate::store::{self, DbConnection};
@@ -24,7 +24,7 @@ use crate::store::{self, DbConnection};
 pub enum ExportError {
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
-    /// A value TOML cannot hold (a `null` inside a policy's options).
+    /// A value TOML cannot hold.
     #[error("cannot write {what} as TOML: {message}")]
     Toml { what: String, message: String },
 }
@@ -83,6 +83,8 @@ struct OutGroup<'a> {
     prune_after_forget: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     retention_policy: Option<&'a RetentionPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<&'a RunOptions>,
 }
 
 #[derive(Serialize)]
@@ -102,7 +104,7 @@ struct OutPolicy<'a> {
     repository_id: Option<&'a str>,
     selector: OutSelector<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    options: Option<&'a serde_json::Value>,
+    options: Option<&'a RunOptions>,
     source_groups: Vec<OutGroup<'a>>,
     schedules: Vec<OutSchedule<'a>>,
 }
@@ -198,6 +200,7 @@ pub fn export(conn: &mut DbConnection) -> Result<String, ExportError> {
                     retry_backoff_seconds: g.retry_backoff_seconds,
                     prune_after_forget: g.prune_after_forget,
                     retention_policy: g.retention_policy.as_ref(),
+                    options: g.options.as_ref(),
                 })
                 .collect(),
             schedules: p

@@ -458,7 +458,7 @@ fn locate(
     match field {
         "name" => name,
         f if f.starts_with("selector") => selector,
-        "options" => options,
+        f if f.starts_with("options") => options,
         _ => policy,
     }
 }

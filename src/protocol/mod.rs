@@ -36,6 +36,9 @@
 //! - `enums.rs`: the wire enums ([`JobKind`], [`ScheduleKind`], [`JobStatus`], [`FinishStatus`],
 //!   [`LogStreamKind`], [`LockState`]) and [`UnknownVariant`].
 //! - `retention.rs`: [`RetentionPolicy`] and its validation.
+//! - `options.rs`: [`RunOptions`], a source group's or policy's allow-listed
+//!   restic options, the flags they become in `command.run.args` and the
+//!   agent's check of those flags ([`check_option_arg`]).
 //! - `restore.rs`: [`RestoreSpec`] (`command.run.restore`) and its checks.
 //! - `drill.rs`: [`DrillSpec`] (`command.run.drill`) and a drill's stats.
 //! - `dump.rs`: [`DumpSpec`] (`command.run.dump`, a dump source group)
@@ -65,6 +68,7 @@ mod enroll;
 mod enums;
 mod envelope;
 mod messages;
+mod options;
 mod restore;
 mod retention;
 mod server_messages;
@@ -100,6 +104,10 @@ pub use enums::{
 };
 pub use envelope::{frame_id, hello_protocol_version, Envelope, WireMessage};
 pub use messages::{AgentToServer, ServerToAgent};
+pub use options::{
+    check_option_arg, Compression, InvalidOption, RunOptions, FLAG_COMPRESSION,
+    FLAG_USE_FS_SNAPSHOT, OPTION_KEYS,
+};
 pub use restore::{check_target, InvalidRestore, RestoreSpec};
 pub use retention::{InvalidRetention, RetentionPolicy};
 pub use server_messages::{

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::json::Json;
 use super::schema::policies;
 use super::{DbConnection, ScheduleKind};
-use crate::protocol::RetentionPolicy;
+use crate::protocol::{RetentionPolicy, RunOptions};
 
 /// Which hosts a policy applies to: every label must match (an empty
 /// selector matches every host).
@@ -49,6 +49,22 @@ pub struct PolicyGroup {
     pub retry_max: i32,
     pub retry_backoff_seconds: i32,
     pub prune_after_forget: bool,
+    /// The group's own options (over the policy's); absent in rows
+    /// stored before options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<RunOptions>,
+}
+
+impl PolicyGroup {
+    /// Whether `other` differs from it in its options alone (or not at
+    /// all).
+    fn same_but_options(&self, other: &PolicyGroup) -> bool {
+        let bare = |g: &PolicyGroup| PolicyGroup {
+            options: None,
+            ..g.clone()
+        };
+        bare(self) == bare(other)
+    }
 }
 
 /// A schedule of a policy; `source_groups` names groups of the policy.
@@ -74,8 +90,9 @@ pub struct Policy {
     #[diesel(deserialize_as = Json<Vec<PolicySchedule>>)]
     pub schedules: Vec<PolicySchedule>,
     pub repository_id: Option<String>,
-    #[diesel(deserialize_as = Json<Option<serde_json::Value>>)]
-    pub options: Option<serde_json::Value>,
+    /// Options of every group of the policy (a group's own win).
+    #[diesel(deserialize_as = Json<Option<RunOptions>>)]
+    pub options: Option<RunOptions>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -87,9 +104,31 @@ impl Policy {
         !self.source_groups.is_empty() || !self.schedules.is_empty()
     }
 
-    /// Whether `other` gives hosts the same groups and schedules.
+    /// Whether `other` gives hosts the same groups (with the same
+    /// options) and schedules.
     pub fn same_content(&self, other: &Policy) -> bool {
-        self.source_groups == other.source_groups && self.schedules == other.schedules
+        self.source_groups == other.source_groups
+            && self.schedules == other.schedules
+            && self.options == other.options
+    }
+
+    /// Whether `other` gives hosts the same `schedule.set`: the same
+    /// schedules and groups, options aside (options travel in each job's
+    /// `command.run.args`, not in `schedule.set`).
+    pub fn same_schedules(&self, other: &Policy) -> bool {
+        self.schedules == other.schedules
+            && self.source_groups.len() == other.source_groups.len()
+            && self
+                .source_groups
+                .iter()
+                .zip(&other.source_groups)
+                .all(|(a, b)| a.same_but_options(b))
+    }
+
+    /// The options a host's copy of `group` runs with: the policy's, with
+    /// the group's own on top.
+    pub fn group_options(&self, group: &PolicyGroup) -> Option<RunOptions> {
+        RunOptions::overlaid(self.options.as_ref(), group.options.as_ref())
     }
 }
 
@@ -204,5 +243,49 @@ mod tests {
         assert!(!sel(&[("env", "dev")]).matches(&host));
         assert!(!sel(&[("zone", "a")]).matches(&host));
         assert!(!sel(&[("env", "prod")]).matches(&BTreeMap::new()));
+    }
+
+    /// Options (the policy's or a group's) change the content but not the
+    /// `schedule.set`; an include changes both.
+    #[test]
+    fn options_alone_leave_the_schedules() {
+        let group = PolicyGroup {
+            name: "etc".to_owned(),
+            includes: vec!["/etc".to_owned()],
+            excludes: Vec::new(),
+            retention_policy: None,
+            retry_max: 0,
+            retry_backoff_seconds: 300,
+            prune_after_forget: false,
+            options: None,
+        };
+        let base = Policy {
+            id: "p".to_owned(),
+            name: "base".to_owned(),
+            selector: Selector::default(),
+            source_groups: vec![group],
+            schedules: Vec::new(),
+            repository_id: None,
+            options: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let limit = Some(RunOptions {
+            limit_upload_kib: Some(100),
+            ..RunOptions::default()
+        });
+        let mut policy_options = base.clone();
+        policy_options.options = limit.clone();
+        let mut group_options = base.clone();
+        group_options.source_groups[0].options = limit;
+        let mut include = base.clone();
+        include.source_groups[0].includes.push("/srv".to_owned());
+        for changed in [&policy_options, &group_options] {
+            assert!(!base.same_content(changed));
+            assert!(base.same_schedules(changed));
+        }
+        assert!(!base.same_content(&include));
+        assert!(!base.same_schedules(&include));
+        assert!(base.same_schedules(&base));
     }
 }

@@ -12,6 +12,8 @@
 //! - [`sync_host`]: a host's labels changed, or it was enrolled.
 //!
 //! `lookups`: the conflict search and where a host's rows come from.
+//! `repository`: the policy's shared repository on the hosts it matches
+//! that have none of their own.
 //!
 //! Both refuse a change that would give a host two source groups of the
 //! same name ([`SyncError::Conflict`], naming hosts and policies), and
@@ -32,9 +34,11 @@ use super::schema::{
 use super::{new_id, per_backend, DbConnection, ScheduleKind, INSERT_CHUNK_ROWS};
 
 mod lookups;
+mod repository;
 
 use lookups::{find_conflicts, name_conflicts};
 pub use lookups::{origins, owner_of_group, owner_of_schedule};
+pub use repository::RepositoryConflict;
 
 /// Two source groups of one name on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub struct Conflict {
 pub enum SyncError {
     #[error("{}", describe(.0))]
     Conflict(Vec<Conflict>),
+    #[error("{}", repository::describe(.0))]
+    RepositoryConflict(Vec<RepositoryConflict>),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
@@ -77,13 +83,21 @@ pub fn describe(conflicts: &[Conflict]) -> String {
             )
         })
         .collect();
-    let more = conflicts.len().saturating_sub(MAX_NAMED_CONFLICTS);
+    format!(
+        "source group name conflict: {}",
+        join_named(&named, conflicts.len())
+    )
+}
+
+/// The named conflicts joined, and how many more there are of `total`.
+pub(super) fn join_named(named: &[String], total: usize) -> String {
+    let more = total.saturating_sub(named.len());
     let tail = if more > 0 {
         format!("; and {more} more")
     } else {
         String::new()
     };
-    format!("source group name conflict: {}{tail}", named.join("; "))
+    format!("{}{tail}", named.join("; "))
 }
 
 /// A policy group as a host's row.
@@ -103,6 +117,8 @@ struct GroupRow<'a> {
     updated_at: i64,
     prune_after_forget: bool,
     policy_id: Option<&'a str>,
+    /// The policy's options with the group's own on top (JSON).
+    options: Option<String>,
 }
 
 /// A policy schedule as a host's row.
@@ -180,12 +196,15 @@ fn remove_rows(conn: &mut DbConnection, policy_id: &str, host_ids: &[String]) ->
     Ok(())
 }
 
+/// A group's JSON columns: includes, excludes, retention, options.
+type GroupTexts = (String, String, Option<String>, Option<String>);
+
 /// Writes these groups and schedules of the policy onto these hosts, and
 /// links each new schedule to the groups it names (which must be among
 /// `groups` or already on the host). Chunked multi-row inserts.
 fn insert_rows(
     conn: &mut DbConnection,
-    policy_id: &str,
+    policy: &Policy,
     host_ids: &[String],
     groups: &[&PolicyGroup],
     schedules_at: &[(i32, &PolicySchedule)],
@@ -194,21 +213,27 @@ fn insert_rows(
     if host_ids.is_empty() || (groups.is_empty() && schedules_at.is_empty()) {
         return Ok(());
     }
+    let policy_id = policy.id.as_str();
     // (host, group name) → id, for the links of the new schedules.
     let mut group_ids: HashMap<(&str, &str), String> = HashMap::new();
-    let texts: Vec<(String, String, Option<String>)> = groups
+    let texts: Vec<GroupTexts> = groups
         .iter()
         .map(|g| {
             Ok((
                 policies_text(&g.includes)?,
                 policies_text(&g.excludes)?,
                 g.retention_policy.as_ref().map(policies_text).transpose()?,
+                policy
+                    .group_options(g)
+                    .as_ref()
+                    .map(policies_text)
+                    .transpose()?,
             ))
         })
         .collect::<QueryResult<_>>()?;
     let mut group_rows = Vec::with_capacity(host_ids.len() * groups.len());
     for host in host_ids {
-        for (g, (includes, excludes, retention)) in groups.iter().zip(&texts) {
+        for (g, (includes, excludes, retention, options)) in groups.iter().zip(&texts) {
             let id = new_id();
             group_ids.insert((host.as_str(), g.name.as_str()), id.clone());
             group_rows.push(GroupRow {
@@ -224,6 +249,7 @@ fn insert_rows(
                 updated_at: now,
                 prune_after_forget: g.prune_after_forget,
                 policy_id: Some(policy_id),
+                options: options.clone(),
             });
         }
     }
@@ -367,9 +393,10 @@ fn update_in_place(
     }
     let mut added: Vec<&PolicyGroup> = Vec::new();
     for g in &new.source_groups {
+        let options = new.group_options(g);
         match old_groups.get(g.name.as_str()) {
             None => added.push(g),
-            Some(before) if *before == g => {}
+            Some(before) if *before == g && old.group_options(before) == options => {}
             Some(_) => {
                 diesel::update(
                     sg::table
@@ -387,13 +414,14 @@ fn update_in_place(
                     sg::retry_max.eq(g.retry_max),
                     sg::retry_backoff_seconds.eq(g.retry_backoff_seconds),
                     sg::prune_after_forget.eq(g.prune_after_forget),
+                    sg::options.eq(options.as_ref().map(policies_text).transpose()?),
                     sg::updated_at.eq(now),
                 ))
                 .execute(conn)?;
             }
         }
     }
-    insert_rows(conn, pid, kept, &added, &[], now)?;
+    insert_rows(conn, new, kept, &added, &[], now)?;
     let added_names: HashSet<&str> = added.iter().map(|g| g.name.as_str()).collect();
 
     let new_len = i32::try_from(new.schedules.len()).unwrap_or(i32::MAX);
@@ -432,25 +460,67 @@ fn update_in_place(
             relink(conn, pid, position, &s.source_groups)?;
         }
     }
-    insert_rows(conn, pid, kept, &[], &fresh, now)
+    insert_rows(conn, new, kept, &[], &fresh, now)
 }
 
 fn policies_text<T: serde::Serialize>(value: &T) -> QueryResult<String> {
     serde_json::to_string(value).map_err(|e| diesel::result::Error::SerializationError(e.into()))
 }
 
+/// The hosts a policy change reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Hosts whose groups or schedules changed (version bumped: they get
+    /// `schedule.set`).
+    pub schedules: Vec<String>,
+    /// Hosts whose repository changed (they get `config.update`).
+    pub repositories: Vec<String>,
+    /// Hosts whose groups' options alone changed: stored, version not
+    /// bumped, nothing pushed (options reach the agent in the next job's
+    /// `command.run.args`, not in `schedule.set`).
+    pub options: Vec<String>,
+}
+
+impl Applied {
+    /// How many hosts' effective configuration changed.
+    pub fn hosts_affected(&self) -> usize {
+        let mut all: HashSet<&str> = self.schedules.iter().map(String::as_str).collect();
+        all.extend(self.repositories.iter().map(String::as_str));
+        all.extend(self.options.iter().map(String::as_str));
+        all.len()
+    }
+}
+
 /// A policy went from `old` to `new` (`None`: did not exist / deleted):
 /// writes, updates or removes its rows on the hosts it matches and
-/// matched, bumps their versions, and returns the hosts whose rows
-/// changed. A name conflict changes nothing.
+/// matched, bumps their versions, gives or takes back its repository,
+/// and returns the hosts whose rows or repository changed. A conflict
+/// changes nothing (the caller's transaction rolls back).
 pub fn apply_policy(
     conn: &mut DbConnection,
     old: Option<&Policy>,
     new: Option<&Policy>,
     now: i64,
-) -> Result<Vec<String>, SyncError> {
+) -> Result<Applied, SyncError> {
+    let repositories = repository::apply(conn, old, new)?;
+    let (schedules, options) = apply_rows(conn, old, new, now)?;
+    Ok(Applied {
+        schedules,
+        repositories,
+        options,
+    })
+}
+
+/// The groups and schedules part of [`apply_policy`]: the hosts whose
+/// `schedule.set` changed (bumped) and those whose options alone did.
+fn apply_rows(
+    conn: &mut DbConnection,
+    old: Option<&Policy>,
+    new: Option<&Policy>,
+    now: i64,
+) -> Result<(Vec<String>, Vec<String>), SyncError> {
     let Some(pid) = new.or(old).map(|p| p.id.clone()) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let had = hosts_with_policy(conn, &pid)?;
     let target: Vec<String> = match new {
@@ -476,6 +546,11 @@ pub fn apply_policy(
         .collect();
     let changed_content = match (old, new) {
         (Some(o), Some(n)) => !o.same_content(n),
+        _ => false,
+    };
+    // What the hosts' `schedule.set` carries changed (not only options).
+    let changed_schedules = match (old, new) {
+        (Some(o), Some(n)) => !o.same_schedules(n),
         _ => false,
     };
     if let Some(new) = new {
@@ -506,15 +581,18 @@ pub fn apply_policy(
     if let Some(n) = new {
         let groups: Vec<&PolicyGroup> = n.source_groups.iter().collect();
         let at = positions(&n.schedules);
-        insert_rows(conn, &pid, &added, &groups, &at, now)?;
+        insert_rows(conn, n, &added, &groups, &at, now)?;
     }
     let mut affected = removed;
     affected.extend(added);
-    if changed_content {
+    let mut options_only = Vec::new();
+    if changed_schedules {
         affected.extend(kept);
+    } else if changed_content {
+        options_only = kept;
     }
     bump_many(conn, &affected)?;
-    Ok(affected)
+    Ok((affected, options_only))
 }
 
 /// Schedules with their positions.
@@ -536,17 +614,51 @@ pub enum OnConflict {
     Skip,
 }
 
+/// What [`sync_host`] changed on the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// Its groups or schedules (version bumped).
+    pub schedules: bool,
+    /// Its repository (a policy's given or taken back).
+    pub repository: bool,
+}
+
+impl Synced {
+    /// Whether anything changed.
+    pub fn any(self) -> bool {
+        self.schedules || self.repository
+    }
+}
+
 /// The host now has `labels`: adds the rows of the policies that match
-/// and removes those of the ones that no longer do. True (and the version
-/// bumped) if anything changed.
+/// and removes those of the ones that no longer do, and its repository
+/// follows the policies when it has none of its own.
 pub fn sync_host(
     conn: &mut DbConnection,
     host_id: &str,
     labels: &BTreeMap<String, String>,
     on_conflict: OnConflict,
     now: i64,
-) -> Result<bool, SyncError> {
+) -> Result<Synced, SyncError> {
     let all = policies::list(conn)?;
+    let repository = repository::sync(conn, host_id, labels, &all, on_conflict)?;
+    let schedules = sync_rows(conn, host_id, labels, &all, on_conflict, now)?;
+    Ok(Synced {
+        schedules,
+        repository,
+    })
+}
+
+/// The groups and schedules part of [`sync_host`]; true (and the version
+/// bumped) if anything changed.
+fn sync_rows(
+    conn: &mut DbConnection,
+    host_id: &str,
+    labels: &BTreeMap<String, String>,
+    all: &[Policy],
+    on_conflict: OnConflict,
+    now: i64,
+) -> Result<bool, SyncError> {
     let wanted: Vec<&Policy> = all
         .iter()
         .filter(|p| p.materializes() && p.selector.matches(labels))
@@ -613,7 +725,7 @@ pub fn sync_host(
     }
     for p in &adding {
         let groups: Vec<&PolicyGroup> = p.source_groups.iter().collect();
-        insert_rows(conn, &p.id, &host, &groups, &positions(&p.schedules), now)?;
+        insert_rows(conn, p, &host, &groups, &positions(&p.schedules), now)?;
     }
     let changed = !removed.is_empty() || !adding.is_empty();
     if changed {

@@ -128,9 +128,11 @@ pub fn upsert_for_host(
                     .values(&row)
                     .returning(repositories::all_columns)
                     .get_result(conn)?;
+                // The host's own choice from now on: no policy takes it back.
                 diesel::update(hosts::table.find(host_id))
                     .set((
                         hosts::repository_id.eq(&repository.id),
+                        hosts::repository_policy_id.eq(None::<String>),
                         hosts::updated_at.eq(now),
                     ))
                     .execute(conn)?;
@@ -235,6 +237,18 @@ pub fn hosts_using(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<String>
         .load(conn)
 }
 
+/// The live hosts using it by their own choice (not given it by a
+/// policy: `store::policy_sync`).
+pub fn hosts_choosing(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<String>> {
+    hosts::table
+        .filter(hosts::repository_id.eq(id))
+        .filter(hosts::repository_policy_id.is_null())
+        .filter(hosts::revoked_at.is_null())
+        .order(hosts::id.asc())
+        .select(hosts::id)
+        .load(conn)
+}
+
 /// How many live hosts use each of these repositories and the first
 /// `first` of them (id, host name) in natural order of the names, for the
 /// Repositories page (a repository shared by thousands of hosts lists a
@@ -260,15 +274,23 @@ pub fn attached_summary(
 /// whether it existed.
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
     diesel::update(hosts::table.filter(hosts::repository_id.eq(id)))
-        .set(hosts::repository_id.eq(None::<String>))
+        .set((
+            hosts::repository_id.eq(None::<String>),
+            hosts::repository_policy_id.eq(None::<String>),
+        ))
         .execute(conn)?;
     Ok(diesel::delete(repositories::table.find(id)).execute(conn)? > 0)
 }
 
-/// Points the host to an existing repository (a shared one).
+/// Points the host to an existing repository (a shared one), as its own
+/// choice (a policy's repository no longer applies to it).
 pub fn attach(conn: &mut DbConnection, host_id: &str, id: &str, now: i64) -> QueryResult<bool> {
     let changed = diesel::update(hosts::table.find(host_id))
-        .set((hosts::repository_id.eq(id), hosts::updated_at.eq(now)))
+        .set((
+            hosts::repository_id.eq(id),
+            hosts::repository_policy_id.eq(None::<String>),
+            hosts::updated_at.eq(now),
+        ))
         .execute(conn)?;
     Ok(changed > 0)
 }

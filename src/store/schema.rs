@@ -101,6 +101,8 @@ diesel::table! {
         sort_key -> Nullable<Text>,
         /// Finish time of the newest succeeded backup (kept by a trigger).
         last_backup_at -> Nullable<BigInt>,
+        /// The policy that gave `repository_id`; `None`: the host's own.
+        repository_policy_id -> Nullable<Text>,
     }
 }
 
@@ -146,6 +148,8 @@ diesel::table! {
         dump_password_sealed -> Nullable<Binary>,
         /// The policy this row comes from; `None`: the host's own.
         policy_id -> Nullable<Text>,
+        /// `protocol::RunOptions` as JSON (a policy's group: merged).
+        options -> Nullable<Text>,
     }
 }
 

@@ -44,6 +44,7 @@ async fn add_group(
         kind: "files".to_owned(),
         dump: None,
         dump_password_sealed: None,
+        options: None,
     };
     db(app, move |c| store::source_groups::insert(c, &new)).await
 }

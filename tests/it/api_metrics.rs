@@ -370,6 +370,7 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
                 kind: "files".to_owned(),
                 dump: None,
                 dump_password_sealed: None,
+                options: None,
             },
         )
         .unwrap();

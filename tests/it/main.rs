@@ -42,6 +42,7 @@ mod hardening;
 mod job_followup;
 mod notifications;
 mod policies;
+mod run_options;
 mod schedule_kinds;
 mod secrets_at_rest;
 mod shared_repo;

@@ -163,6 +163,7 @@ async fn one_failure_and_one_recovery() {
         kind: "files".to_owned(),
         dump: None,
         dump_password_sealed: None,
+        options: None,
     };
     db(&app, move |c| store::source_groups::insert(c, &group)).await;
     for status in [

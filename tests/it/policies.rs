@@ -17,12 +17,17 @@ use crate::common::agent::{enroll, eventually, jobs_of, Enrolled, TestAgent};
 use crate::common::api::{assert_error, audit_rows, call, get, user_with_token};
 use crate::common::server::{spawn_app, TestApp};
 
-async fn send(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
     call(app, &app.admin_token, method, path, Some(body)).await
 }
 
 /// Enrols a host and gives it labels.
-async fn labelled(app: &TestApp, hostname: &str, labels: Value) -> Enrolled {
+pub(crate) async fn labelled(app: &TestApp, hostname: &str, labels: Value) -> Enrolled {
     let host = enroll(app, hostname).await;
     set_labels(app, &host.host_id, labels).await;
     host
@@ -51,7 +56,8 @@ fn prod_policy(name: &str, cron: &str) -> Value {
     })
 }
 
-async fn effective(app: &TestApp, host: &str) -> Value {
+/// `GET /hosts/{host}/effective-config`, asserted 200.
+pub(crate) async fn effective(app: &TestApp, host: &str) -> Value {
     let (status, body) = get(
         app,
         &app.admin_token,

@@ -156,6 +156,7 @@ fn add_group(c: &mut DbConnection, host_id: &str, name: &str) -> SourceGroup {
             kind: "files".to_owned(),
             dump: None,
             dump_password_sealed: None,
+            options: None,
         },
     )
     .unwrap()
@@ -1014,6 +1015,7 @@ fn source_groups_queries() {
                 kind: "files".to_owned(),
                 dump: None,
                 dump_password_sealed: None,
+                options: None,
             },
         )
         .unwrap_err();

@@ -13,11 +13,18 @@ use crate::store::{jobs, repositories, schedule_versions, schedules, DbConnectio
 /// A host's configuration as the agent receives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostConfig {
-    pub config: protocol::ConfigUpdate,
+    /// `None`: the repository did not change, no `config.update` is sent
+    /// (a policy's schedule change reaches 10,000 hosts without opening
+    /// 10,000 sealed passwords).
+    pub config: Option<protocol::ConfigUpdate>,
     pub schedules: protocol::ScheduleSet,
     /// The shared repository the host is attached to, if any: its jobs
     /// take leases on it (`store::leases`).
     pub shared_repository: Option<String>,
+    /// Whether the server holds a repository for the host at all (a
+    /// `config.update` cannot clear the agent's: see
+    /// `HostSession::repository_withdrawn`).
+    pub has_repository: bool,
 }
 
 /// What a session sends after `hello`.
@@ -77,6 +84,14 @@ pub fn load_config(
     host_id: &str,
 ) -> diesel::QueryResult<HostConfig> {
     let config = load_repository(conn, key, host_id)?.unwrap_or_default();
+    let mut loaded = load_schedules(conn, host_id)?;
+    loaded.config = Some(config);
+    Ok(loaded)
+}
+
+/// Loads the host's `schedule.set` only (no `config.update`): for a change
+/// that left its repository as it was.
+pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryResult<HostConfig> {
     let version = schedule_versions::get(conn, host_id)?.map_or(1, |v| v.version);
     let schedules = schedules::list_with_groups_for_host(conn, host_id)?
         .into_iter()
@@ -99,12 +114,13 @@ pub fn load_config(
                 .collect(),
         })
         .collect();
-    let shared_repository = crate::store::repositories::get_for_host(conn, host_id)?
-        .filter(|r| r.is_shared())
-        .map(|r| r.id);
+    let repository = crate::store::repositories::get_for_host(conn, host_id)?;
+    let has_repository = repository.is_some();
+    let shared_repository = repository.filter(|r| r.is_shared()).map(|r| r.id);
     Ok(HostConfig {
-        config,
+        config: None,
         shared_repository,
+        has_repository,
         schedules: protocol::ScheduleSet {
             version: u64::try_from(version).unwrap_or(0),
             schedules,

@@ -41,10 +41,32 @@ impl HostSession {
         let Some(job) = self.queue.take_next() else {
             return;
         };
+        if let Some(reason) = self.withdrawn_refusal(&job) {
+            return self.fail_unsent(job.id().to_owned(), reason, ctx);
+        }
         match self.lease_needed(&job) {
             Some((repository, mode)) => self.wait_for_lease(job, repository, mode, ctx),
             None => self.route_job(job, ctx),
         }
+    }
+
+    /// Why `job` is not sent when the host's repository was taken away
+    /// (`HostSession::repository_withdrawn`): every job uses the host's
+    /// repository but a restore from another host's.
+    fn withdrawn_refusal(&self, job: &QueuedJob) -> Option<String> {
+        let elsewhere = job
+            .run
+            .restore
+            .as_ref()
+            .is_some_and(|r| r.source_host_id.is_some());
+        (self.repository_withdrawn && !elsewhere).then(|| {
+            format!(
+                "not sent: host {} has no repository any more (a policy's repository no longer applies to it) \
+                 and its agent may still hold the old one; give it a repository \
+                 (PUT /api/v1/hosts/{}/repository or a matching policy's repository_id) and run the job again",
+                self.host_id, self.host_id
+            )
+        })
     }
 
     /// Sends a job whose lease (if it needs one) is held.

@@ -274,6 +274,7 @@ async fn finishing_a_backup_creates_its_follow_up_in_the_same_write() {
                 kind: "files".to_owned(),
                 dump: None,
                 dump_password_sealed: None,
+                options: None,
             },
         )
         .unwrap();

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::invocation::{Invocation, SCRUBBED_ENV};
 use super::{RepoSettings, ResticVersion};
-use crate::protocol::{CommandRun, JobKind};
+use crate::protocol::{
+    check_option_arg, CommandRun, JobKind, FLAG_COMPRESSION, FLAG_USE_FS_SNAPSHOT,
+};
 
 /// What a job cannot be built from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +48,13 @@ pub enum BuildError {
     /// A directory to list that is not an absolute path.
     #[error("path {0:?} must be absolute and contain no NUL")]
     BadPath(String),
+    /// A source group option whose value is not what the server may send.
+    #[error(transparent)]
+    BadOption(#[from] crate::protocol::InvalidOption),
+    /// A source group option this host cannot honour (its restic is too
+    /// old, or the option exists on another operating system only).
+    #[error("{0}")]
+    Unsupported(String),
     /// An extra argument outside the allow-list for the kind.
     #[error("argument {arg:?} is not allowed for {kind} jobs")]
     ArgNotAllowed {
@@ -181,7 +190,29 @@ impl ResticHost {
                 )?);
             }
         }
+        self.check_supported(&args)?;
         self.with_repo(args, repo)
+    }
+
+    /// Refuses the source group options this host cannot honour, rather
+    /// than let restic fail on an unknown flag or silently ignore one:
+    /// `--compression` needs restic 0.14, `--use-fs-snapshot` Windows.
+    fn check_supported(&self, args: &[String]) -> Result<(), BuildError> {
+        if args.iter().any(|a| a.starts_with(FLAG_COMPRESSION)) {
+            if let Some(version) = self.version.as_ref().filter(|v| v.numbers < (0, 14, 0)) {
+                return Err(BuildError::Unsupported(format!(
+                    "options.compression needs restic 0.14 or newer (and a repository of format version 2); this host runs restic {}",
+                    version.text
+                )));
+            }
+        }
+        if !cfg!(windows) && args.iter().any(|a| a == FLAG_USE_FS_SNAPSHOT) {
+            return Err(BuildError::Unsupported(format!(
+                "options.use_fs_snapshot (Windows VSS) exists on Windows agents only; this agent runs on {}",
+                std::env::consts::OS
+            )));
+        }
+        Ok(())
     }
 
     /// The private folder a drill job restores into: `drills/<job id>`
@@ -313,9 +344,20 @@ fn allowed_flags(kind: JobKind) -> &'static [&'static str] {
             "--host=",
             "--with-atime",
             "--force",
+            "--limit-upload=",
+            "--limit-download=",
+            "--compression=",
+            "--use-fs-snapshot",
         ],
         JobKind::Init => &["--repository-version="],
-        JobKind::Forget => &["--dry-run", "--group-by=", "--host=", "--prune"],
+        JobKind::Forget => &[
+            "--dry-run",
+            "--group-by=",
+            "--host=",
+            "--prune",
+            "--limit-upload=",
+            "--limit-download=",
+        ],
         JobKind::Prune => &[
             "--dry-run",
             "--max-unused=",
@@ -351,6 +393,8 @@ fn push_extra_args(args: &mut Vec<String>, run: &CommandRun) -> Result<(), Build
                 arg: arg.chars().take(100).collect(),
             });
         }
+        // A source group option's value is checked as the server did.
+        check_option_arg(arg)?;
         args.push(arg.clone());
     }
     Ok(())
@@ -555,6 +599,68 @@ mod tests {
                 ),
                 "{bad}"
             );
+        }
+    }
+
+    /// A group's options arrive as flags: accepted with good values,
+    /// refused with bad ones, on the wrong kind, or when this host cannot
+    /// honour them (old restic for compression, VSS off Windows).
+    #[test]
+    fn option_flags() {
+        let mut backup = run(JobKind::Backup);
+        backup.includes = vec!["/srv".to_owned()];
+        backup.args = vec![
+            "--limit-upload=100".to_owned(),
+            "--limit-download=200".to_owned(),
+            "--one-file-system".to_owned(),
+            "--exclude-caches".to_owned(),
+            "--exclude-larger-than=500M".to_owned(),
+            "--compression=max".to_owned(),
+        ];
+        let args = host().job(&backup, &repo()).unwrap().args;
+        assert_eq!(args[2..8], backup.args[..]);
+        assert_eq!(args[8..], ["--", "/srv"]);
+        for bad in [
+            "--limit-upload=0",
+            "--exclude-larger-than=big",
+            "--compression=fastest",
+        ] {
+            let mut b = backup.clone();
+            b.args = vec![bad.to_owned()];
+            let err = host().job(&b, &repo()).unwrap_err();
+            assert!(matches!(err, BuildError::BadOption(_)), "{bad}: {err}");
+            assert!(err.to_string().starts_with("options."), "{err}");
+        }
+        let mut forget = run(JobKind::Forget);
+        forget.retention_policy = Some(RetentionPolicy {
+            keep_last: Some(1),
+            ..RetentionPolicy::default()
+        });
+        forget.args = vec!["--limit-upload=100".to_owned()];
+        host().job(&forget, &repo()).unwrap();
+        forget.args = vec!["--compression=max".to_owned()];
+        assert!(matches!(
+            host().job(&forget, &repo()).unwrap_err(),
+            BuildError::ArgNotAllowed { .. }
+        ));
+        let mut old = host();
+        old.version = Some(ResticVersion {
+            text: "0.13.1".to_owned(),
+            numbers: (0, 13, 1),
+        });
+        let err = old.job(&backup, &repo()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("options.compression needs restic 0.14"),
+            "{err}"
+        );
+        let mut vss = backup.clone();
+        vss.args = vec!["--use-fs-snapshot".to_owned()];
+        let outcome = host().job(&vss, &repo());
+        if cfg!(windows) {
+            outcome.unwrap();
+        } else {
+            let err = outcome.unwrap_err().to_string();
+            assert!(err.starts_with("options.use_fs_snapshot"), "{err}");
         }
     }
 

@@ -208,6 +208,57 @@ impl Api {
         ))
     }
 
+    /// `POST /policies`: a policy matching every host (selector `{}`)
+    /// with one source group `group` and one schedule of it; returns its id.
+    pub async fn create_policy(
+        &self,
+        name: &str,
+        group: &str,
+        cron_expr: &str,
+    ) -> anyhow::Result<String> {
+        let response = self
+            .send(
+                self.client
+                    .post(format!("{}/policies", self.base))
+                    .json(&policy_body(name, group, cron_expr)),
+                "create policy",
+            )
+            .await?;
+        Ok(response
+            .json::<Created>()
+            .await
+            .context("create policy: answer")?
+            .id)
+    }
+
+    /// `PUT /policies/{id}` with the shape of [`Self::create_policy`];
+    /// returns `hosts_affected`.
+    pub async fn update_policy(
+        &self,
+        id: &str,
+        name: &str,
+        group: &str,
+        cron_expr: &str,
+    ) -> anyhow::Result<u64> {
+        #[derive(Deserialize)]
+        struct Changed {
+            hosts_affected: u64,
+        }
+        let response = self
+            .send(
+                self.client
+                    .put(format!("{}/policies/{id}", self.base))
+                    .json(&policy_body(name, group, cron_expr)),
+                "update policy",
+            )
+            .await?;
+        Ok(response
+            .json::<Changed>()
+            .await
+            .context("update policy: answer")?
+            .hosts_affected)
+    }
+
     /// `POST /hosts/{id}/source-groups`.
     pub async fn create_source_group(&self, host_id: &str, name: &str) -> anyhow::Result<()> {
         let url = format!("{}/hosts/{host_id}/source-groups", self.base);
@@ -313,4 +364,20 @@ impl Api {
             .await?;
         Ok(lines.items.first().is_some_and(|l| l.seq == seq))
     }
+}
+
+/// The body of a policy matching every host with one group and one
+/// schedule of it.
+fn policy_body(name: &str, group: &str, cron_expr: &str) -> serde_json::Value {
+    json!({
+        "name": name,
+        "selector": {"labels": {}},
+        "source_groups": [{
+            "name": group,
+            "includes": ["/etc", "/home"],
+            "excludes": ["*.tmp"],
+            "retention_policy": {"keep_daily": 7, "keep_weekly": 4},
+        }],
+        "schedules": [{"cron_expr": cron_expr, "enabled": true, "source_groups": [group]}],
+    })
 }

@@ -62,8 +62,9 @@ pub enum Scenario {
     /// Run-now at --rate per second for --duration on random hosts:
     /// latency from the API call to `command.run` at the agent.
     Dispatch,
-    /// Change every host's schedule: time until every agent got
-    /// `schedule.set` and the server recorded every `schedule.ack`.
+    /// Change every host's schedule (--via host: one PUT per host; --via
+    /// policy: one policy PUT): time until every agent got `schedule.set`
+    /// and the server recorded every `schedule.ack`.
     Fanout,
     /// --writers agents stream --lines log lines each as fast as allowed:
     /// lines persisted per second, send-to-visible lag.
@@ -127,6 +128,15 @@ impl Scenario {
             Scenario::BaselineActixServer => "baseline-actix-server",
         }
     }
+}
+
+/// How `fanout` changes the schedule of every host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// One `PUT /hosts/{id}/schedules/{sid}` per host.
+    Host,
+    /// One `PUT /policies/{id}` whose schedule every host has.
+    Policy,
 }
 
 /// How `reconnect` stops the server.
@@ -214,6 +224,14 @@ pub struct Options {
     /// REST requests in flight at once during setup and `fanout`.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub api_concurrency: u32,
+    /// `fanout`: one PUT per host, or one policy PUT for all.
+    #[arg(long, value_enum, default_value_t = Via::Host)]
+    pub via: Via,
+    /// `connect`: policies (each matching every host, with a source group
+    /// and a schedule) created before the agents connect, so that each
+    /// `hello` is answered with their groups and schedules too.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub policies: u32,
     /// `reconnect`: jobs running when the server stops.
     #[arg(long, default_value_t = 1000)]
     pub jobs: u32,
@@ -361,6 +379,13 @@ mod tests {
         assert_eq!(cli.options.duration, Duration::from_secs(20));
         assert_eq!(cli.options.heartbeat, Duration::from_secs(30));
         assert_eq!(cli.options.signal, StopSignal::Kill);
+        assert_eq!(cli.options.via, Via::Host);
+        assert_eq!(cli.options.policies, 0);
+        let f = parse(&["fanout", "--agents", "500", "--via", "policy"]).unwrap();
+        assert_eq!(f.options.via, Via::Policy);
+        let c = parse(&["connect", "--policies", "20"]).unwrap();
+        assert_eq!(c.options.policies, 20);
+        assert!(parse(&["fanout", "--via", "label"]).is_err());
         let b = parse(&["baseline-sqlite", "--writers", "10", "--lines", "5"]).unwrap();
         assert_eq!(b.scenario, Scenario::BaselineSqlite);
         assert_eq!(b.scenario.name(), "baseline-sqlite");

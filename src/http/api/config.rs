@@ -174,14 +174,14 @@ async fn apply(
             cac::apply(conn, &desired, &key, &options).map_err(ApiError::from)
         })
         .await?;
-    let n = applied.hosts_affected.len();
+    let n = applied.hosts_affected();
     if !dry {
         tracing::info!(
             changes = applied.changes.len(),
             hosts_affected = n,
             "configuration file applied"
         );
-        state.actors.push_configs(applied.hosts_affected);
+        state.actors.push_configs(applied.pushes);
     }
     Ok(web::Json(ApplyDto {
         changes: applied.changes,

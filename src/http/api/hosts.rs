@@ -330,14 +330,23 @@ async fn patch(
                     store::policy_sync::OnConflict::Refuse,
                     now,
                 )?,
-                None => false,
+                None => store::policy_sync::Synced::default(),
             };
             audit(conn, &who, "host.update", Some(&id), Some(detail))?;
             Ok::<_, ApiError>((load(conn, &id)?, changed))
         })
         .await?;
-    if changed {
-        state.actors.push_configs(vec![target]);
+    if changed.any() {
+        let one = || vec![target.clone()];
+        state.actors.push_configs(store::policy_sync::Applied {
+            schedules: if changed.schedules { one() } else { Vec::new() },
+            repositories: if changed.repository {
+                one()
+            } else {
+                Vec::new()
+            },
+            ..store::policy_sync::Applied::default()
+        });
     }
     Ok(web::Json(host))
 }

@@ -26,6 +26,8 @@
 //!   a shared repository).
 //! - `repositories`: shared repositories, `/repositories[/{id}]`.
 //! - `source_groups`: `/hosts/{id}/source-groups[/{gid}]`.
+//! - `options`: the `options` object of a group or policy, read naming
+//!   the key at fault.
 //! - `schedules`: `/hosts/{id}/schedules[/{sid}]`, cron validation and
 //!   description.
 //! - `policies`: `/policies[/{id}]` (policies by label) and
@@ -70,6 +72,7 @@ mod jobs;
 mod missed_runs;
 pub(crate) mod notifications;
 pub mod openapi;
+mod options;
 mod policies;
 mod repo_stats;
 mod repositories;

@@ -376,6 +376,7 @@ pub fn schemas() -> Map<String, Value> {
         derived::<source_groups::RetentionBody>(),
         derived::<source_groups::GroupRequest>(),
         derived::<source_groups::DumpBody>(),
+        derived::<super::options::OptionsBody>(),
         derived::<schedules::ScheduleRequest>(),
         derived::<jobs::CreateRequest>(),
         derived::<enrollment_tokens::CreateRequest>(),

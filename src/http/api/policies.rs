@@ -28,7 +28,7 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
-use crate::protocol::RetentionPolicy;
+use crate::protocol::{RetentionPolicy, RunOptions};
 use crate::store::policies::{Policy, PolicyGroup, PolicySchedule, Selector};
 use crate::store::policy_sync::{self, SyncError};
 use crate::store::{self, DbConnection};
@@ -83,6 +83,9 @@ pub struct PolicyGroupDto {
     retry_max: i32,
     retry_backoff_seconds: i32,
     prune_after_forget: bool,
+    /// The group's own options (the policy's `options` apply under them).
+    #[schema(value_type = Option<RunOptions>)]
+    options: Option<RunOptions>,
 }
 
 /// A policy's schedule as the API shows it.
@@ -119,8 +122,9 @@ pub struct PolicyDto {
     #[schema(value_type = Vec<PolicySchedule>)]
     schedules: Vec<PolicyScheduleDto>,
     repository_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    options: Option<serde_json::Value>,
+    /// Restic options of every group of the policy (a group's own win).
+    #[schema(value_type = Option<RunOptions>)]
+    options: Option<RunOptions>,
     /// How many hosts the selector matches now.
     hosts_matched: usize,
     /// The ids of the hosts it matches (`GET /policies/{id}` only; null
@@ -151,6 +155,7 @@ impl PolicyDto {
                     retry_max: g.retry_max,
                     retry_backoff_seconds: g.retry_backoff_seconds,
                     prune_after_forget: g.prune_after_forget,
+                    options: g.options,
                 })
                 .collect(),
             schedules: p
@@ -201,8 +206,10 @@ pub(crate) struct PolicyRequest {
     schedules: Vec<ScheduleRequest>,
     #[serde(default)]
     repository_id: Option<String>,
+    /// Restic options of every group of the policy; an unknown key is
+    /// refused.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<RunOptions>)]
     options: Option<serde_json::Value>,
 }
 
@@ -287,6 +294,7 @@ impl PolicyRequest {
                 retry_max: v.retry_max,
                 retry_backoff_seconds: v.retry_backoff_seconds,
                 prune_after_forget: v.prune_after_forget,
+                options: v.options,
             });
         }
         let mut schedules = Vec::new();
@@ -304,11 +312,7 @@ impl PolicyRequest {
                 source_groups: v.source_groups,
             });
         }
-        if let Some(options) = &self.options {
-            if !options.is_object() {
-                return Err(ApiError::validation("options: must be a JSON object"));
-            }
-        }
+        let options = super::options::parse("options", self.options)?;
         let repository_id = self
             .repository_id
             .map(|r| r.trim().to_owned())
@@ -320,7 +324,7 @@ impl PolicyRequest {
             source_groups: groups,
             schedules,
             repository_id,
-            options: self.options,
+            options,
             created_at,
             updated_at: now,
         })
@@ -331,6 +335,7 @@ impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::Conflict(c) => ApiError::conflict(policy_sync::describe(&c)),
+            e @ SyncError::RepositoryConflict(_) => ApiError::conflict(e.to_string()),
             SyncError::Db(e) => ApiError::from(e),
         }
     }
@@ -430,13 +435,13 @@ async fn create(
                 &who,
                 "policy.create",
                 Some(&row.id),
-                Some(json!({"name": row.name, "hosts_affected": affected.len()})),
+                Some(json!({"name": row.name, "hosts_affected": affected.hosts_affected()})),
             )?;
             let matched = policy_sync::matching_hosts(conn, &row.selector)?;
             Ok::<_, ApiError>((row, affected, matched))
         })
         .await?;
-    let n = affected.len();
+    let n = affected.hosts_affected();
     state.actors.push_configs(affected);
     Ok(HttpResponse::Created().json(change(row, matched, n)?))
 }
@@ -465,13 +470,13 @@ async fn update(
                 &who,
                 "policy.update",
                 Some(&row.id),
-                Some(json!({"name": row.name, "hosts_affected": affected.len()})),
+                Some(json!({"name": row.name, "hosts_affected": affected.hosts_affected()})),
             )?;
             let matched = policy_sync::matching_hosts(conn, &row.selector)?;
             Ok::<_, ApiError>((row, affected, matched))
         })
         .await?;
-    let n = affected.len();
+    let n = affected.hosts_affected();
     state.actors.push_configs(affected);
     Ok(web::Json(change(row, matched, n)?))
 }
@@ -494,7 +499,7 @@ async fn delete(
                 &who,
                 "policy.delete",
                 Some(&id),
-                Some(json!({"name": old.name, "hosts_affected": affected.len()})),
+                Some(json!({"name": old.name, "hosts_affected": affected.hosts_affected()})),
             )?;
             Ok::<_, ApiError>(affected)
         })

@@ -398,6 +398,20 @@ async fn delete(
         .write("deleting a shared repository", move |conn| {
             let repo = repositories::get_shared(conn, &id)?
                 .ok_or_else(|| ApiError::not_found(&format!("repository {id}")))?;
+            // A policy that gives it would silently lose it (the column
+            // is ON DELETE SET NULL): refused, naming the policies.
+            let givers: Vec<String> = store::policies::list(conn)?
+                .into_iter()
+                .filter(|p| p.repository_id.as_deref() == Some(id.as_str()))
+                .map(|p| format!("{:?}", p.name))
+                .collect();
+            if !givers.is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "repository {:?} is given by policies {}; change their repository_id first",
+                    repo.name.clone().unwrap_or_default(),
+                    givers.join(", ")
+                )));
+            }
             let hosts = repositories::hosts_using(conn, &id)?;
             if !hosts.is_empty() {
                 return Err(ApiError::conflict(format!(

@@ -82,6 +82,10 @@ pub struct SourceGroupDto {
     pub retry_backoff_seconds: i32,
     /// Its `forget` jobs also prune (`restic forget --prune`).
     pub prune_after_forget: bool,
+    /// Restic options of its jobs (a policy's group: the policy's options
+    /// with the group's own on top); `null`: none.
+    #[schema(value_type = Option<RunOptions>)]
+    pub options: Option<crate::protocol::RunOptions>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
     #[schema(value_type = String, format = DateTime)]
@@ -132,6 +136,7 @@ impl SourceGroupDto {
             retry_max: g.retry_max,
             retry_backoff_seconds: g.retry_backoff_seconds,
             prune_after_forget: g.prune_after_forget,
+            options: g.options,
             created_at: Time(g.created_at),
             updated_at: Time(g.updated_at),
         }
@@ -256,6 +261,11 @@ pub(crate) struct GroupRequest {
     /// Needs a retention policy.
     #[serde(default)]
     prune_after_forget: Option<bool>,
+    /// Restic options of its jobs (see `RunOptions`); an unknown key is
+    /// refused.
+    #[serde(default)]
+    #[schema(value_type = Option<RunOptions>)]
+    options: Option<serde_json::Value>,
 }
 
 /// A request that passed validation.
@@ -271,6 +281,7 @@ pub(super) struct ValidGroup {
     pub(super) retry_max: i32,
     pub(super) retry_backoff_seconds: i32,
     pub(super) prune_after_forget: bool,
+    pub(super) options: Option<crate::protocol::RunOptions>,
 }
 
 /// Whether `name` is usable as a group name and restic tag: 1-64 ASCII
@@ -391,7 +402,12 @@ impl GroupRequest {
                 "prune_after_forget: needs a retention_policy (without one the group is never forgotten)",
             ));
         }
+        let options = super::options::parse("options", self.options)?;
+        if let (GROUP_KIND_DUMP, Some(o)) = (kind, &options) {
+            super::options::check_for_dump("options", o)?;
+        }
         Ok(ValidGroup {
+            options,
             name,
             kind,
             dump,
@@ -530,6 +546,7 @@ async fn create(
                 created_at: now,
                 updated_at: now,
                 prune_after_forget: valid.prune_after_forget,
+                options: valid.options,
             },
         )
         .map_err(name_taken(&valid.name))?;
@@ -577,6 +594,7 @@ async fn update(
             retry_max: Some(valid.retry_max),
             retry_backoff_seconds: Some(valid.retry_backoff_seconds),
             prune_after_forget: Some(valid.prune_after_forget),
+            options: Some(valid.options),
         };
         let row = store::source_groups::update(conn, &gid, &changes, store::now_ms())
             .map_err(name_taken(&valid.name))?

@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use crate::ids::{HostId, ScheduleId, SourceGroupId};
-use crate::protocol::{DumpSpec, RetentionPolicy};
+use crate::protocol::{DumpSpec, RetentionPolicy, RunOptions};
 use crate::store::json::Json;
 use crate::store::schema::{
     host_schedule_version, schedule_source_groups, schedules, source_groups,
@@ -43,6 +43,10 @@ pub struct SourceGroup {
     /// The dump's password, sealed with the server key bound to the
     /// group's id (`crypto::seal`).
     pub dump_password_sealed: Option<Vec<u8>>,
+    /// Restic options its jobs run with (a policy's group: the policy's
+    /// with the group's own on top).
+    #[diesel(deserialize_as = Json<Option<RunOptions>>)]
+    pub options: Option<RunOptions>,
 }
 
 /// `source_groups.kind` of a group that backs up paths.
@@ -79,6 +83,8 @@ pub struct NewSourceGroup {
     #[diesel(serialize_as = Json<Option<DumpSpec>>)]
     pub dump: Option<DumpSpec>,
     pub dump_password_sealed: Option<Vec<u8>>,
+    #[diesel(serialize_as = Json<Option<RunOptions>>)]
+    pub options: Option<RunOptions>,
 }
 
 /// A change to a source group.
@@ -102,6 +108,9 @@ pub struct SourceGroupChanges {
     pub dump: Option<Option<DumpSpec>>,
     /// `Some(None)` removes the password.
     pub dump_password_sealed: Option<Option<Vec<u8>>>,
+    /// `Some(None)` removes every option.
+    #[diesel(serialize_as = Json<Option<RunOptions>>)]
+    pub options: Option<Option<RunOptions>>,
 }
 
 /// A cron schedule of a host; a fire creates the jobs of its kind for the

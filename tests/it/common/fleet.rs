@@ -67,6 +67,7 @@ pub fn file_group(
         kind: "files".to_owned(),
         dump: None,
         dump_password_sealed: None,
+        options: None,
     }
 }
 
