@@ -38,6 +38,7 @@ mod e2e_faults;
 mod e2e_jobs;
 mod e2e_restore;
 mod hardening;
+mod health;
 mod job_followup;
 mod notifications;
 mod policies;

@@ -1,6 +1,6 @@
 //! What a session sends after `hello`, loaded from the database: the
 //! host's `config.update` (repository secrets opened with the server key,
-//! never logged), its `schedule.set` and its queued jobs. The REST API's
+//! never logged), its `schedule.set`, its `health.set` and its queued jobs. The REST API's
 //! configuration changes build the same [`HostConfig`] with
 //! [`load_config`] and hand it to the live session (`PushConfig`).
 //! Blocking: call inside `web::block`.
@@ -18,6 +18,9 @@ pub struct HostConfig {
     /// The shared repository the host is attached to, if any: its jobs
     /// take leases on it (`store::leases`).
     pub shared_repository: Option<String>,
+    /// The host's service health checks (`health.set`, sent only to an
+    /// agent with the `health` capability).
+    pub health: protocol::HealthSet,
 }
 
 /// What a session sends after `hello`.
@@ -102,9 +105,13 @@ pub fn load_config(
     let shared_repository = crate::store::repositories::get_for_host(conn, host_id)?
         .filter(|r| r.is_shared())
         .map(|r| r.id);
+    let health = protocol::HealthSet {
+        checks: crate::store::health::get_checks(conn, host_id)?,
+    };
     Ok(HostConfig {
         config,
         shared_repository,
+        health,
         schedules: protocol::ScheduleSet {
             version: u64::try_from(version).unwrap_or(0),
             schedules,

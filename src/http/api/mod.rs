@@ -22,6 +22,8 @@
 //! - `openapi`: `GET /openapi.json`, built from [`endpoints`].
 //! - `session`: `POST /auth/login`, `POST /auth/logout`, `GET /me`.
 //! - `hosts`: `GET /hosts`, `GET/PATCH/DELETE /hosts/{id}`.
+//! - `health`: `GET/PUT /hosts/{id}/health-checks`, `GET /hosts/{id}/health`
+//!   and `GET /hosts/{id}/metrics` (issue 14).
 //! - `repository`: `GET/PUT /hosts/{id}/repository` (inline, or attach
 //!   a shared repository).
 //! - `repositories`: shared repositories, `/repositories[/{id}]`.
@@ -62,6 +64,7 @@ pub(crate) mod catalog;
 pub(crate) mod downloads;
 mod enrollment_tokens;
 mod events;
+mod health;
 mod hosts;
 mod jobs;
 mod missed_runs;
@@ -95,6 +98,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         session::endpoints(),
         crate::http::agent::endpoints(),
         hosts::endpoints(),
+        health::endpoints(),
         repository::endpoints(),
         repositories::endpoints(),
         source_groups::endpoints(),

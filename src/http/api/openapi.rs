@@ -459,6 +459,7 @@ pub fn schemas() -> Map<String, Value> {
         s.extend(written);
     }
     s.extend(super::notifications::schemas());
+    s.extend(super::health::schemas());
     s.values_mut().for_each(plain_links);
     s
 }

@@ -8,7 +8,8 @@
 //! forget per group, init, prune, check and unlock, the display name;
 //! admins can revoke the host.
 //!
-//! The page's sections: [`groups`] (source groups and schedules) and
+//! The page's sections: [`groups`] (source groups and schedules),
+//! [`health`] (service health checks and host metrics) and
 //! [`history`] (jobs, snapshots, statistics, missed runs), [`verify`]
 //! (the last restore drill and the check coverage); the facts and
 //! the repository are here.
@@ -32,6 +33,7 @@ use crate::store::models::{
 use crate::store::{self, JobKind, JobStatus};
 
 mod groups;
+mod health;
 mod history;
 mod verify;
 
@@ -62,6 +64,9 @@ struct Data {
     stats: Vec<RepoStats>,
     missed: Vec<MissedRun>,
     verification: Verification,
+    health_checks: Vec<crate::protocol::HealthCheckSpec>,
+    health: Vec<store::health::HealthResultRow>,
+    metrics: Vec<store::host_metrics::MetricPoint>,
 }
 
 pub(super) async fn page(
@@ -72,6 +77,7 @@ pub(super) async fn page(
     ctx.require(Role::Viewer)?;
     let id = path.into_inner();
     let since = ctx.now - HISTORY_MS;
+    let metrics_since = ctx.now - health::METRICS_MS;
     let data = with_conn(&state.pool, move |conn| {
         live_host(conn, &id)?;
         let host = store::hosts::get_with_version(conn, &id)?
@@ -97,6 +103,14 @@ pub(super) async fn page(
         )?
         .items;
         Ok(Data {
+            health_checks: store::health::get_checks(conn, &id)?,
+            health: store::health::latest_for_host(conn, &id)?,
+            metrics: store::host_metrics::list_for_host(
+                conn,
+                &id,
+                metrics_since,
+                health::METRIC_POINTS,
+            )?,
             verification: verify::load(conn, &id)?,
             repository: store::repositories::get_for_host(conn, &id)?,
             groups: store::source_groups::list_for_host(conn, &id)?,
@@ -118,6 +132,8 @@ pub(super) async fn page(
             (facts(&ctx, &data))
             (first_steps(&ctx, &data))
             (repository_section(&ctx, &data))
+            (health::health_section(&data))
+            (health::metrics_section(&data.metrics))
             (groups_section(&ctx, &data))
             (schedules_section(&ctx, &data))
             (jobs_section(&ctx, &data.jobs))

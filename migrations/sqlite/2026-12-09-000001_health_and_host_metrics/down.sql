@@ -1,0 +1,6 @@
+DROP INDEX host_metrics_age;
+DROP TABLE host_metrics;
+DROP TABLE health_history;
+DROP INDEX health_results_ok;
+DROP TABLE health_results;
+DROP TABLE health_checks;
