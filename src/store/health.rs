@@ -128,19 +128,25 @@ pub fn record_result(
     if !configured.iter().any(|c| c.name == row.name) {
         return Ok(false);
     }
-    per_backend!(&mut *conn, |c| diesel::insert_into(health_results::table)
-        .values(row)
-        .on_conflict((health_results::host_id, health_results::name))
-        .do_update()
-        .set((
-            health_results::ok.eq(row.ok),
-            health_results::latency_ms.eq(row.latency_ms),
-            health_results::status_code.eq(row.status_code),
-            health_results::error.eq(&row.error),
-            health_results::checked_at.eq(row.checked_at),
-        ))
-        .filter(health_results::checked_at.le(row.checked_at))
-        .execute(c))?;
+    let current: Option<i64> = health_results::table
+        .find((&row.host_id, &row.name))
+        .select(health_results::checked_at)
+        .first(conn)
+        .optional()?;
+    if current.is_none_or(|at| at <= row.checked_at) {
+        per_backend!(&mut *conn, |c| diesel::insert_into(health_results::table)
+            .values(row)
+            .on_conflict((health_results::host_id, health_results::name))
+            .do_update()
+            .set((
+                health_results::ok.eq(row.ok),
+                health_results::latency_ms.eq(row.latency_ms),
+                health_results::status_code.eq(row.status_code),
+                health_results::error.eq(&row.error),
+                health_results::checked_at.eq(row.checked_at),
+            ))
+            .execute(c))?;
+    }
     let history = HistoryRow {
         host_id: &row.host_id,
         name: &row.name,

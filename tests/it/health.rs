@@ -18,7 +18,7 @@ use restic_manager::store::host_metrics::{self, MetricPoint, HOUR, MINUTE};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::agent::{self as scripted, eventually, TestAgent};
+use crate::common::agent::{self as scripted, TestAgent};
 use crate::common::api::{self, assert_error, call, create_host, metrics_text};
 use crate::common::daemon::{self, InProcessAgent};
 use crate::common::e2e;
@@ -207,7 +207,7 @@ async fn health_set_goes_to_capable_agents_and_reports_are_stored() {
         })
         .await;
     let path = format!("/hosts/{}/health", new.host_id);
-    let items = eventually("both results stored", || async {
+    let items = e2e::wait_for("both results stored", async || {
         let body = e2e::get(&app, &path).await;
         (body["items"].as_array()?.len() == 2).then_some(body["items"].clone())
     })
@@ -244,7 +244,7 @@ async fn health_set_goes_to_capable_agents_and_reports_are_stored() {
             results: vec![result("db", true, 2)],
         })
         .await;
-    eventually("db up", || async {
+    e2e::wait_for("db up", async || {
         let body = e2e::get(&app, &path).await;
         (body["items"][0]["ok"] == true).then_some(())
     })
@@ -286,7 +286,7 @@ async fn heartbeat_metrics_are_stored_and_served() {
             .await;
     }
     let path = format!("/hosts/{}/metrics", host.host_id);
-    let items = eventually("a metric point", || async {
+    let items = e2e::wait_for("a metric point", async || {
         let body = e2e::get(&app, &path).await;
         let items = body["items"].as_array()?.clone();
         (!items.is_empty()).then_some(items)

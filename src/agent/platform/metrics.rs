@@ -51,7 +51,7 @@ pub fn metrics(
     }
     let groups: serde_json::Map<String, serde_json::Value> = sources
         .iter()
-        .filter_map(|(name, path)| Some((name.clone(), free(path)?.into())))
+        .filter_map(|(name, path)| Some((name.clone(), free(path.as_path())?.into())))
         .collect();
     if !groups.is_empty() {
         metrics.insert("source_disk_free_bytes".to_owned(), groups.into());
