@@ -1,16 +1,20 @@
 //! The admin commands behind the CLI (`user add`, `token create`,
-//! `api-token create`, `host bulk-enroll`, `migrate`) and the first-start bootstrap of the
+//! `api-token create`, `host bulk-enroll`, `migrate`, `export`, `apply`)
+//! and the first-start bootstrap of the
 //! `admin` account. Each is a plain blocking function over the pool so the
 //! binary stays thin and tests can call them directly. The rules they share
 //! with the REST API live apart: account rules in [`crate::auth`], token
 //! issuance in [`crate::tokens`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
 use crate::auth::{self, Role};
 use crate::config::ServerConfig;
+use crate::config_as_code;
+use crate::crypto::SecretKey;
 use crate::store::{self, models, Pool};
 use crate::tokens;
 
@@ -243,6 +247,36 @@ pub fn bulk_enroll_to_file(
     out.flush()
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// `export` against the database: the configuration file
+/// ([`crate::config_as_code::export`]).
+pub fn export_config(pool: &Pool) -> anyhow::Result<String> {
+    let mut conn = pool.get().context("cannot get a database connection")?;
+    Ok(config_as_code::export(&mut conn)?)
+}
+
+/// `apply FILE [--dry-run]` against the database: reads the file (its
+/// secret references in this process's environment and on this
+/// machine), then applies it in one transaction, audited as `cli`.
+/// Hosts get the change when their agent next connects: a running
+/// server's live sessions are not told (use `--server` for that).
+pub fn apply_config(
+    pool: &Pool,
+    key_file: &Path,
+    text: &str,
+    dry_run: bool,
+) -> anyhow::Result<config_as_code::Applied> {
+    let desired = config_as_code::parse(text, &config_as_code::process_env)?;
+    let key = SecretKey::load_or_create(key_file)
+        .with_context(|| format!("cannot use key file {}", key_file.display()))?;
+    let mut conn = pool.get().context("cannot get a database connection")?;
+    let options = config_as_code::ApplyOptions {
+        dry_run,
+        actor: "cli",
+        source_addr: Some("cli"),
+    };
+    Ok(config_as_code::apply(&mut conn, &desired, &key, &options)?)
 }
 
 fn audit(

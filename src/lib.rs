@@ -14,6 +14,8 @@
 //! - [`cron`]: the one cron dialect (API, UI, scheduler, agent) and its time math.
 //! - [`tokens`]: issuing enrolment and API tokens, for the CLI and the REST API.
 //! - [`admin`]: the admin commands (users, tokens, migrations, first admin).
+//! - [`config_as_code`]: policies, shared repositories and host labels as
+//!   one TOML file (`export`, `apply`; also over the API).
 //! - [`server`]: app wiring: store, key, actors, HTTP server, TLS.
 //! - [`actors`]: the server's actors, one per file.
 //! - [`http`]: actix-web routes: REST API, agent WebSocket upgrade, health, metrics.
@@ -32,6 +34,7 @@ pub mod agent;
 pub mod auth;
 mod cli;
 pub mod config;
+pub mod config_as_code;
 pub mod cron;
 pub mod crypto;
 pub mod http;

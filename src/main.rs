@@ -3,7 +3,8 @@
 //! Thin on purpose: parse flags, start tracing, call into the library. Every
 //! error is one line on stderr and a non-zero exit status.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 use restic_manager::auth::{self, Role};
 use restic_manager::config::{CommonArgs, ServeArgs, ServerConfig};
+use restic_manager::config_as_code::remote;
 use restic_manager::{admin, server};
 
 #[derive(Debug, Parser)]
@@ -48,6 +50,51 @@ enum Command {
     Host(HostCommand),
     /// Apply database migrations and exit.
     Migrate,
+    /// Write the policies, shared repositories and host labels as a TOML
+    /// file (configuration as code; never a secret).
+    Export {
+        /// Write to FILE (replaced whole) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Make the policies, shared repositories and host labels what FILE
+    /// says, in one transaction; prints one line per change.
+    Apply {
+        /// The TOML file (as `export` writes it).
+        file: PathBuf,
+        /// Check the file and print the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+/// `--server URL --api-token T`: run `export` / `apply` against a running
+/// server's API instead of its database (its agents are told at once,
+/// and secret references are read by the server).
+#[derive(Debug, clap::Args)]
+struct RemoteArgs {
+    /// The server's base URL, e.g. https://backups.example.com:8080.
+    #[arg(long, value_name = "URL", requires = "api_token")]
+    server: Option<String>,
+    /// An API token (operator for export, admin for apply).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RESTIC_MANAGER_API_TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
+}
+
+impl RemoteArgs {
+    /// The server and token, if `--server` was given.
+    fn server(&self) -> Option<(&str, &str)> {
+        Some((self.server.as_deref()?, self.api_token.as_deref()?))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +227,59 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{count} hosts enrolled; tokens in {}", output.display());
             Ok(())
         }
+        Command::Export {
+            output,
+            remote: via,
+        } => {
+            let text = match via.server() {
+                Some((url, token)) => runtime()?.block_on(remote::export(url, token))?,
+                None => admin::export_config(&admin::open_store(&config)?)?,
+            };
+            match output {
+                Some(path) => {
+                    write_replacing(&path, &text)?;
+                    eprintln!("configuration written to {}", path.display());
+                }
+                None => std::io::stdout()
+                    .write_all(text.as_bytes())
+                    .context("cannot write to standard output")?,
+            }
+            Ok(())
+        }
+        Command::Apply {
+            file,
+            dry_run,
+            remote: via,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let (changes, hosts) = match via.server() {
+                Some((url, token)) => {
+                    let answer = runtime()?
+                        .block_on(remote::apply(url, token, text, dry_run))
+                        .with_context(|| file.display().to_string())?;
+                    (answer.changes, answer.hosts_affected)
+                }
+                None => {
+                    let pool = admin::open_store(&config)?;
+                    let applied = admin::apply_config(&pool, &config.key_file, &text, dry_run)
+                        .with_context(|| file.display().to_string())?;
+                    let n = applied.hosts_affected.len();
+                    (applied.changes, n)
+                }
+            };
+            for change in &changes {
+                println!("{change}");
+            }
+            match (changes.len(), dry_run) {
+                (0, _) => eprintln!("no changes"),
+                (n, true) => {
+                    eprintln!("dry run: {n} change(s) would be made, affecting {hosts} host(s)")
+                }
+                (n, false) => eprintln!("{n} change(s) applied, {hosts} host(s) affected"),
+            }
+            Ok(())
+        }
         Command::ApiToken(ApiTokenCommand::Create {
             username,
             name,
@@ -191,6 +291,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A runtime for the `--server` requests.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the HTTP client")
+}
+
+/// Writes `text` to `path` through a temporary file beside it and a
+/// rename, so that a crash leaves the old file or the new one, whole.
+fn write_replacing(path: &Path, text: &str) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file name", path.display()))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if let Err(e) = written {
+        // Best effort: the temporary file may not exist.
+        let _ = std::fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
 }
 
 /// Reads a password from stdin (`--password-stdin`) or an interactive prompt.

@@ -387,6 +387,86 @@ pub fn any_held(conn: &mut DbConnection, repository_id: &str) -> QueryResult<boo
     Ok(held > 0)
 }
 
+/// A lease of a live job on a repository, for the Repositories page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentLease {
+    pub job_id: String,
+    pub host_id: String,
+    pub hostname: String,
+    pub kind: JobKind,
+    /// `shared` or `exclusive`.
+    pub mode: String,
+    /// Whether the job holds it (else it waits).
+    pub held: bool,
+    pub waiting_for: Option<String>,
+}
+
+/// One row of [`current`]'s query: repository, job, host id, hostname,
+/// kind, mode, state, waiting_for.
+type CurrentLeaseRow = (
+    String,
+    String,
+    String,
+    String,
+    JobKind,
+    String,
+    String,
+    Option<String>,
+);
+
+/// The leases of live (queued or running) jobs on each of these
+/// repositories, held ones first, then in the order they were asked;
+/// rows of ended jobs count for nothing and are left out.
+pub fn current(
+    conn: &mut DbConnection,
+    repository_ids: &[&str],
+) -> QueryResult<Vec<(String, CurrentLease)>> {
+    if repository_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<CurrentLeaseRow> = leases::table
+        .inner_join(jobs::table)
+        .inner_join(hosts::table.on(hosts::id.eq(leases::host_id)))
+        .filter(leases::repository_id.eq_any(repository_ids))
+        .filter(jobs::status.eq_any(JobStatus::ACTIVE))
+        .order((
+            leases::repository_id.asc(),
+            leases::state.asc(),
+            leases::requested_at.asc(),
+            leases::job_id.asc(),
+        ))
+        .select((
+            leases::repository_id,
+            leases::job_id,
+            leases::host_id,
+            hosts::hostname,
+            jobs::kind,
+            leases::mode,
+            leases::state,
+            leases::waiting_for,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(repo, job_id, host_id, hostname, kind, mode, state, waiting_for)| {
+                (
+                    repo,
+                    CurrentLease {
+                        job_id,
+                        host_id,
+                        hostname,
+                        kind,
+                        mode,
+                        held: state == HELD,
+                        waiting_for,
+                    },
+                )
+            },
+        )
+        .collect())
+}
+
 /// `waiting_for` of each of these jobs that waits for a lease.
 pub fn waiting_for(
     conn: &mut DbConnection,

@@ -235,6 +235,27 @@ pub fn hosts_using(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<String>
         .load(conn)
 }
 
+/// How many live hosts use each of these repositories and the first
+/// `first` of them (id, host name) in natural order of the names, for the
+/// Repositories page (a repository shared by thousands of hosts lists a
+/// few and counts the rest).
+pub fn attached_summary(
+    conn: &mut DbConnection,
+    id: &str,
+    first: i64,
+) -> QueryResult<(i64, Vec<(String, String)>)> {
+    let live = hosts::table
+        .filter(hosts::repository_id.eq(id))
+        .filter(hosts::revoked_at.is_null());
+    let total: i64 = live.count().get_result(conn)?;
+    let names = live
+        .order((hosts::sort_key.asc(), hosts::id.asc()))
+        .limit(first)
+        .select((hosts::id, hosts::hostname))
+        .load(conn)?;
+    Ok((total, names))
+}
+
 /// Deletes a repository no host points to (revoked hosts let go of it);
 /// whether it existed.
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {

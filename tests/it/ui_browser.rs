@@ -47,7 +47,7 @@ fn screenshot_dir() -> PathBuf {
 }
 
 /// Logs in through the login form and waits to land on `expect_path`.
-async fn log_in(c: &Client, app: &TestApp, next: &str, user: &str, password: &str) {
+pub(crate) async fn log_in(c: &Client, app: &TestApp, next: &str, user: &str, password: &str) {
     c.goto(&app.url(next)).await.unwrap();
     wait_path(c, "/login").await;
     fill(c, "#username", user).await;
@@ -62,11 +62,11 @@ async fn log_in(c: &Client, app: &TestApp, next: &str, user: &str, password: &st
 }
 
 /// The text of the element matching `css`.
-async fn text_of(c: &Client, css: &str) -> String {
+pub(crate) async fn text_of(c: &Client, css: &str) -> String {
     wait_css(c, css).await.text().await.unwrap()
 }
 
-async fn click(c: &Client, css: &str) {
+pub(crate) async fn click(c: &Client, css: &str) {
     wait_css(c, css).await.click().await.unwrap();
 }
 
@@ -771,7 +771,7 @@ async fn check_log_rules(c: &Client) {
 
 /// At 400 px wide, each page scrolls only down (wide tables scroll in
 /// their box) and the navigation is folded behind "Menu".
-async fn narrow_pages(c: &Client, app: &TestApp, shots: &Path, paths: &[&str]) {
+pub(crate) async fn narrow_pages(c: &Client, app: &TestApp, shots: &Path, paths: &[&str]) {
     c.set_window_size(400, 900).await.unwrap();
     for (i, path) in paths.iter().enumerate() {
         c.goto(&app.url(path)).await.unwrap();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::common::agent::{enroll, finished_envelope, log_line, TestAgent};
 use crate::common::api::{login, Browser};
+use crate::common::fleet::add_user;
 use crate::common::server::{spawn_app, TestApp};
 use restic_manager::auth::Role;
 use restic_manager::protocol;
@@ -25,17 +26,6 @@ fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
-}
-
-async fn add_user(app: &TestApp, name: &str, role: Role) -> String {
-    let password = format!("{name}-password-1234");
-    let pool = app.state.pool.clone();
-    let (n, p) = (name.to_owned(), password.clone());
-    actix_web::web::block(move || restic_manager::admin::add_user(&pool, &n, role, &p))
-        .await
-        .unwrap()
-        .unwrap();
-    password
 }
 
 async fn page(app: &TestApp, session: &Browser, path: &str) -> reqwest::Response {
@@ -643,9 +633,7 @@ struct SeedHost {
 /// Writes `hosts` straight into the store in one transaction (no agents,
 /// no API: fast enough for thousands of hosts).
 async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
-    use restic_manager::store::models::{
-        JobFinish, NewHost, NewJob, NewMissedRun, NewSchedule, NewSourceGroup,
-    };
+    use restic_manager::store::models::{JobFinish, NewHost, NewJob, NewMissedRun, NewSchedule};
     use restic_manager::store::{self, JobKind, JobTrigger};
     let pool = app.state.pool.clone();
     actix_web::web::block(move || {
@@ -669,22 +657,13 @@ async fn seed_hosts(app: &TestApp, hosts: Vec<SeedHost>) {
                     let group = store::new_id();
                     store::source_groups::insert(
                         c,
-                        &NewSourceGroup {
-                            id: group.clone().into(),
-                            host_id: id.clone().into(),
-                            name: name.clone(),
-                            includes: Vec::new(),
-                            excludes: Vec::new(),
-                            retention_policy: None,
-                            retry_max: 0,
-                            retry_backoff_seconds: 300,
-                            created_at: now,
-                            updated_at: now,
-                            prune_after_forget: false,
-                            kind: "files".to_owned(),
-                            dump: None,
-                            dump_password_sealed: None,
-                        },
+                        &crate::common::fleet::file_group(
+                            &group,
+                            &id,
+                            name.clone(),
+                            Vec::new(),
+                            now,
+                        ),
                     )?;
                     let job = store::jobs::insert(
                         c,

@@ -45,13 +45,7 @@ async fn page(app: &TestApp, session: &Browser, path: &str) -> (u16, String) {
 }
 
 async fn session(app: &TestApp, name: &str, role: Role) -> Browser {
-    let password = format!("{name}-password-1234");
-    let pool = app.state.pool.clone();
-    let (n, p) = (name.to_owned(), password.clone());
-    actix_web::web::block(move || restic_manager::admin::add_user(&pool, &n, role, &p))
-        .await
-        .unwrap()
-        .unwrap();
+    let password = crate::common::fleet::add_user(app, name, role).await;
     login(app, name, &password).await
 }
 

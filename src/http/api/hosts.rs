@@ -269,7 +269,7 @@ impl PatchRequest {
     }
 }
 
-pub(super) fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
+pub(crate) fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
     if labels.len() > MAX_LABELS {
         return Err(ApiError::validation(format!(
             "labels: at most {MAX_LABELS} labels"

@@ -32,6 +32,8 @@
 //!   description.
 //! - `policies`: `/policies[/{id}]` (policies by label) and
 //!   `GET /hosts/{id}/effective-config`.
+//! - `config`: `GET /config/export`, `POST /config/apply` (configuration
+//!   as code, `crate::config_as_code`).
 //! - `bulk`: `POST /jobs/bulk` and `POST /jobs/bulk-cancel`.
 //! - `jobs`: `POST /hosts/{id}/jobs`, `GET /jobs`, `GET /jobs/{id}`,
 //!   `GET /jobs/{id}/logs`, `POST /jobs/{id}/cancel`.
@@ -61,6 +63,7 @@ mod api_tokens;
 mod audit_log;
 mod bulk;
 pub(crate) mod catalog;
+mod config;
 pub(crate) mod downloads;
 mod enrollment_tokens;
 mod events;
@@ -84,6 +87,16 @@ mod version;
 
 use table::Endpoint;
 
+// The API's rules, shared with the configuration file
+// (`crate::config_as_code`), which checks what it reads exactly as the
+// routes check a request.
+pub(crate) use hosts::validate_labels;
+pub(crate) use policies::PolicyRequest;
+pub(crate) use repositories::check_name as check_repository_name;
+pub(crate) use repository::{check_secret, check_url};
+pub(crate) use schedules::ScheduleRequest;
+pub(crate) use source_groups::GroupRequest;
+
 /// The path prefix of every route here.
 pub const PREFIX: &str = "/api/v1";
 
@@ -104,6 +117,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         source_groups::endpoints(),
         schedules::endpoints(),
         policies::endpoints(),
+        config::endpoints(),
         bulk::endpoints(),
         jobs::endpoints(),
         snapshots::endpoints(),

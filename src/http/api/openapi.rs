@@ -460,6 +460,7 @@ pub fn schemas() -> Map<String, Value> {
     }
     s.extend(super::notifications::schemas());
     s.extend(super::health::schemas());
+    s.extend(super::config::schemas());
     s.values_mut().for_each(plain_links);
     s
 }

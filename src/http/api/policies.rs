@@ -189,7 +189,7 @@ pub struct ChangeDto {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = PolicyRequest)]
-pub(super) struct PolicyRequest {
+pub(crate) struct PolicyRequest {
     name: String,
     #[serde(default)]
     #[schema(value_type = Option<PolicySelector>)]
@@ -215,6 +215,35 @@ fn at(prefix: String) -> impl FnOnce(ApiError) -> ApiError {
 }
 
 impl PolicyRequest {
+    /// A request from a configuration file's policy
+    /// (`crate::config_as_code`): the same rules apply to it.
+    pub(crate) fn from_parts(
+        name: String,
+        labels: BTreeMap<String, String>,
+        source_groups: Vec<GroupRequest>,
+        schedules: Vec<ScheduleRequest>,
+        options: Option<serde_json::Value>,
+    ) -> Self {
+        PolicyRequest {
+            name,
+            selector: Some(SelectorDto { labels }),
+            source_groups,
+            schedules,
+            repository_id: None,
+            options,
+        }
+    }
+
+    /// [`Self::validate`] for the configuration file.
+    pub(crate) fn into_policy(
+        self,
+        id: String,
+        created_at: i64,
+        now: i64,
+    ) -> Result<Policy, ApiError> {
+        self.validate(id, created_at, now)
+    }
+
     /// Checks every field; the policy keeps `id` and `created_at`.
     fn validate(self, id: String, created_at: i64, now: i64) -> Result<Policy, ApiError> {
         let name = self.name.trim().to_owned();

@@ -192,7 +192,7 @@ impl std::fmt::Debug for UpdateRequest {
     }
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
         return Err(ApiError::validation(format!(

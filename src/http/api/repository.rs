@@ -107,7 +107,7 @@ impl std::fmt::Debug for PutRequest {
 }
 
 /// A repository URL: not empty, not too long, no control characters.
-pub(super) fn check_url(url: &str) -> Result<(), ApiError> {
+pub(crate) fn check_url(url: &str) -> Result<(), ApiError> {
     if url.trim().is_empty() {
         return Err(ApiError::validation("url: must not be empty"));
     }
@@ -122,7 +122,7 @@ pub(super) fn check_url(url: &str) -> Result<(), ApiError> {
 
 /// A user name, password or credential, when given: not empty, not too
 /// long, no NUL.
-pub(super) fn check_secret(name: &str, value: Option<&String>) -> Result<(), ApiError> {
+pub(crate) fn check_secret(name: &str, value: Option<&String>) -> Result<(), ApiError> {
     let Some(value) = value else {
         return Ok(());
     };

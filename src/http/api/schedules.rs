@@ -137,7 +137,7 @@ impl ScheduleDto {
 /// `POST` and `PUT` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ScheduleRequest {
+pub(crate) struct ScheduleRequest {
     /// Five fields, UTC: minute hour day-of-month month day-of-week.
     cron_expr: String,
     #[serde(default = "enabled_by_default")]
@@ -181,6 +181,22 @@ fn enabled_by_default() -> bool {
 }
 
 impl ScheduleRequest {
+    /// A request from a configuration file's schedule
+    /// (`crate::config_as_code`): the same rules apply to it.
+    pub(crate) fn from_parts(
+        cron_expr: String,
+        enabled: bool,
+        kind: Option<String>,
+        source_groups: Vec<String>,
+    ) -> Self {
+        ScheduleRequest {
+            cron_expr,
+            enabled,
+            kind,
+            source_groups,
+        }
+    }
+
     /// Checks the cron expression, the kind and the group list against
     /// the kind (not yet against the host).
     pub(super) fn validate(self) -> Result<ValidSchedule, ApiError> {

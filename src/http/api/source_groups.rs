@@ -228,7 +228,7 @@ pub(super) enum PasswordChange {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = SourceGroupRequest)]
-pub(super) struct GroupRequest {
+pub(crate) struct GroupRequest {
     /// 1-64 letters, digits, '.', '_' or '-'; the snapshots' tag.
     name: String,
     /// `files` (default) or `dump`.

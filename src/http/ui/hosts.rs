@@ -1,14 +1,20 @@
 //! `GET /hosts?status=<state>&label=<key>=<value>&q=<text>&offset=<n>`:
 //! the host list in natural order of the host names, filtered by presence
 //! (`online`, `offline`) or by the dashboard's backup states (`failed`,
-//! `missed`, `never`, `stale`, `healthy`), by one label, and searched by
-//! name (host name or display name, case-insensitive), a page of [`PAGE`]
-//! hosts at a time.
+//! `missed`, `never`, `stale`, `healthy`), by labels (`label` repeats:
+//! every one must match), and searched by name (host name or display
+//! name, case-insensitive), a page of [`PAGE`] hosts at a time: the
+//! store counts and reads one page, never the whole fleet.
+//!
+//! Operators also get a checkbox per host and the bulk actions over the
+//! checked ones: run a job (`POST /api/v1/jobs/bulk`) and cancel their
+//! jobs (`POST /api/v1/jobs/bulk-cancel`), sent by `app.js` (the `bulk`
+//! and `bulk-cancel` forms); the answer (created or cancelled, and each
+//! host skipped with its reason) is shown in `#bulk-result`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
-use maud::html;
-use serde::Deserialize;
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::{html, Markup};
 
 use super::dashboard::{presence_badge, Severity};
 use super::layout::{self, Nav};
@@ -16,37 +22,123 @@ use super::{encode_query_value, format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
+use crate::protocol::JobKind;
 use crate::store::{self, hosts::HostFilter};
 
 /// Hosts per page.
 const PAGE: i64 = 100;
 
-#[derive(Debug, Deserialize)]
-pub(super) struct HostsQuery {
+/// The page's query; `label` may repeat (every one must match).
+#[derive(Debug, Default)]
+struct HostsQuery {
     status: Option<String>,
-    label: Option<String>,
+    labels: Vec<String>,
     q: Option<String>,
     offset: Option<String>,
 }
 
+impl HostsQuery {
+    /// Reads the query string as pairs (serde's struct form refuses a
+    /// repeated key); unknown parameters are ignored.
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|e| ApiError::bad_request(format!("query: {e}")))?
+            .into_inner();
+        let mut q = HostsQuery::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "status" => q.status = Some(value),
+                "label" => q.labels.push(value),
+                "q" => q.q = Some(value),
+                "offset" => q.offset = Some(value),
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+}
+
 /// Parses a `key=value` label filter.
-fn parse_label(text: &str) -> Result<(String, String), ApiError> {
+pub(super) fn parse_label(text: &str) -> Result<(String, String), ApiError> {
     store::hosts::parse_label_filter(text)
         .ok_or_else(|| ApiError::validation(format!("label: expected key=value, got {text:?}")))
+}
+
+/// Parses an `offset` parameter (empty: 0).
+pub(super) fn parse_offset(offset: Option<&str>) -> Result<i64, ApiError> {
+    Ok(offset
+        .filter(|o| !o.is_empty())
+        .map(str::parse::<i64>)
+        .transpose()
+        .map_err(|_| ApiError::validation("offset: expected a whole number"))?
+        .unwrap_or(0)
+        .max(0))
+}
+
+/// "← Previous" and "Next →" links of a paged list; `link` makes the URL
+/// of an offset.
+pub(super) fn pager(offset: i64, shown: usize, total: i64, link: impl Fn(i64) -> String) -> Markup {
+    let shown = i64::try_from(shown).unwrap_or(0);
+    html! {
+        nav.pager {
+            @if offset > 0 { a href=(link((offset - PAGE).max(0))) rel="prev" { "← Previous" } }
+            @if offset + shown < total {
+                span.muted { (offset + 1) "–" (offset + shown) " of " (total) " " }
+                a href=(link(offset + PAGE)) rel="next" { "Next →" }
+            }
+        }
+    }
+}
+
+/// The job kinds a bulk run offers.
+const BULK_KINDS: [JobKind; 4] = [
+    JobKind::Backup,
+    JobKind::Forget,
+    JobKind::Prune,
+    JobKind::Check,
+];
+
+/// The bulk-action forms over the checked hosts (operators only).
+fn bulk_forms() -> Markup {
+    html! {
+        section #bulk-actions {
+            form.filters #bulk-run data-change data-form="bulk" data-method="POST"
+                data-path="/api/v1/jobs/bulk" data-then="bulk-result" {
+                strong { "Checked hosts:" }
+                span.field {
+                    label for="bulk-kind" { "Job" }
+                    select #bulk-kind name="kind" {
+                        @for kind in BULK_KINDS { option value=(kind.as_str()) { (kind.as_str()) } }
+                    }
+                }
+                span.field {
+                    label for="bulk-group" { "Source group" }
+                    input #bulk-group name="source_group" type="text" placeholder="backup, forget: the group's name";
+                }
+                button #bulk-run-submit type="submit" { "Run backup" }
+            }
+            form.filters #bulk-cancel data-change data-form="bulk-cancel" data-method="POST"
+                data-path="/api/v1/jobs/bulk-cancel" data-then="bulk-result"
+                data-confirm="Cancel the queued and running jobs of the checked hosts?" {
+                button #bulk-cancel-submit type="submit" { "Cancel jobs" }
+            }
+            div #bulk-result role="status" aria-live="polite" {}
+        }
+    }
 }
 
 pub(super) async fn page(
     state: web::Data<AppState>,
     ctx: PageCtx,
-    query: web::Query<HostsQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, UiError> {
     ctx.require(Role::Viewer)?;
     let HostsQuery {
         status,
-        label,
+        labels,
         q,
         offset,
-    } = query.into_inner();
+    } = HostsQuery::parse(req.query_string())?;
     let status = status.filter(|s| !s.is_empty());
     let base = match status.as_deref() {
         None => HostFilter::default(),
@@ -64,20 +156,20 @@ pub(super) async fn page(
             }
         },
     };
-    let label = label.filter(|l| !l.trim().is_empty());
-    let label_filter = label.as_deref().map(parse_label).transpose()?;
-    let offset = offset
-        .as_deref()
-        .filter(|o| !o.is_empty())
-        .map(|o| o.parse::<i64>())
-        .transpose()
-        .map_err(|_| ApiError::validation("offset: expected a whole number"))?
-        .unwrap_or(0)
-        .max(0);
+    let labels: Vec<String> = labels
+        .into_iter()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let label_filter = labels
+        .iter()
+        .map(|l| parse_label(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let offset = parse_offset(offset.as_deref())?;
     let q = q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
     let filter = HostFilter {
         query: q.clone(),
-        labels: label_filter.into_iter().collect(),
+        labels: label_filter,
         include_revoked: false,
         limit: PAGE,
         offset,
@@ -93,7 +185,7 @@ pub(super) async fn page(
         if let Some(s) = &status {
             url.push_str(&format!("&status={}", encode_query_value(s)));
         }
-        if let Some(l) = &label {
+        for l in &labels {
             url.push_str(&format!("&label={}", encode_query_value(l)));
         }
         if let Some(q) = &q {
@@ -102,7 +194,7 @@ pub(super) async fn page(
         url
     };
     let now = ctx.now;
-    let shown = i64::try_from(page.items.len()).unwrap_or(0);
+    let bulk = ctx.can_operate();
     let body = html! {
         form.filters #host-filter method="get" action="/hosts" {
             span.field {
@@ -115,24 +207,38 @@ pub(super) async fn page(
                     }
                 }
             }
-            span.field { label for="filter-label" { "Label" }
-                input #filter-label name="label" type="text" value=(label.as_deref().unwrap_or("")) placeholder="key=value"; }
+            // One field per label filtered on, and one more to add a label.
+            @for (i, l) in labels.iter().map(String::as_str).chain([""]).enumerate() {
+                span.field {
+                    label for=(format!("filter-label-{i}")) { "Label" }
+                    input.filter-label id=(format!("filter-label-{i}")) name="label" type="text" value=(l) placeholder="key=value";
+                }
+            }
             span.field { label for="filter-q" { "Name" }
                 input #filter-q name="q" type="search" value=(q.as_deref().unwrap_or("")) placeholder="host or display name"; }
             button type="submit" { "Filter" }
         }
-        p.muted { (format::plural(page.total, "host matches", "hosts match")) "." }
+        p.muted #host-count { (format::plural(page.total, "host matches", "hosts match")) "." }
+        @if bulk { (bulk_forms()) }
         table #hosts {
-            thead { tr { th { "Host" } th { "Status" } th { "OS" } th { "Agent" } th { "restic" } th { "Last seen" } th { "Schedules acked" } } }
+            thead { tr {
+                @if bulk { th { input #bulk-all type="checkbox" data-bulk-all aria-label="Check every host on this page"; } }
+                th { "Host" } th { "Status" } th { "Labels" } th { "OS" } th { "Agent" } th { "restic" } th { "Last seen" } th { "Schedules acked" }
+            } }
             tbody {
                 @for row in &page.items {
                     @let h = &row.host;
-                    tr data-host-id=(h.id) {
+                    @let name = h.display_name.as_deref().unwrap_or(&h.hostname);
+                    tr data-host-id=(h.id) data-host-name=(name) {
+                        @if bulk {
+                            td { input.bulk-host type="checkbox" data-bulk-host value=(h.id) aria-label={ "Check " (name) }; }
+                        }
                         td {
-                            a href={ "/hosts/" (h.id) } { (h.display_name.as_deref().unwrap_or(&h.hostname)) }
+                            a href={ "/hosts/" (h.id) } { (name) }
                             @if h.display_name.is_some() { " " span.muted { (h.hostname) } }
                         }
                         td { (presence_badge(&h.id, h.online)) }
+                        td.labels { @for (k, v) in &h.labels { span.tag { (k) "=" (v) } " " } }
                         td { (h.os) "/" (h.arch) }
                         td { (h.agent_version.as_deref().unwrap_or("—")) }
                         td { (h.restic_version.as_deref().unwrap_or("—")) }
@@ -147,13 +253,45 @@ pub(super) async fn page(
                 }
             }
         }
-        nav.pager {
-            @if offset > 0 { a href=(link((offset - PAGE).max(0))) { "← Previous" } }
-            @if offset + shown < page.total { a href=(link(offset + PAGE)) { "Next →" } }
-        }
+        (pager(offset, page.items.len(), page.total, link))
     };
     Ok(html_response(
         StatusCode::OK,
         layout::page(&ctx, Nav::Hosts, "Hosts", body),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `label` repeats; the other parameters are read once; unknown ones are ignored.
+    #[test]
+    fn query_keeps_every_label() {
+        let q = HostsQuery::parse("label=env%3Dprod&label=role=db&status=online&x=1&offset=100")
+            .unwrap();
+        assert_eq!(q.labels, ["env=prod", "role=db"]);
+        assert_eq!(q.status.as_deref(), Some("online"));
+        assert_eq!(q.offset.as_deref(), Some("100"));
+        assert_eq!(parse_offset(Some("")).unwrap(), 0);
+        assert_eq!(parse_offset(Some("-5")).unwrap(), 0);
+        assert!(parse_offset(Some("x"))
+            .unwrap_err()
+            .message
+            .starts_with("offset:"));
+        assert!(parse_label("nokey")
+            .unwrap_err()
+            .message
+            .starts_with("label:"));
+    }
+
+    /// The pager links both ways only where there is more to see.
+    #[test]
+    fn pager_links() {
+        let link = |o: i64| format!("/x?offset={o}");
+        let first = pager(0, 100, 250, link).into_string();
+        assert!(!first.contains("Previous") && first.contains("/x?offset=100"));
+        let last = pager(200, 50, 250, link).into_string();
+        assert!(last.contains("/x?offset=100") && !last.contains("Next"));
+    }
 }

@@ -14,6 +14,8 @@ use super::{assets, PageCtx};
 pub enum Nav {
     Dashboard,
     Hosts,
+    Policies,
+    Repositories,
     Enrollment,
     Users,
     Notifications,
@@ -60,6 +62,8 @@ pub fn page(ctx: &PageCtx, nav: Nav, title: &str, body: Markup) -> Markup {
                         nav {
                             (item(Nav::Dashboard, "/", "Dashboard"))
                             (item(Nav::Hosts, "/hosts", "Hosts"))
+                            (item(Nav::Policies, "/policies", "Policies"))
+                            (item(Nav::Repositories, "/repositories", "Repositories"))
                             @if ctx.is_admin() {
                                 (item(Nav::Enrollment, "/enrollment", "Enrolment"))
                                 (item(Nav::Users, "/users", "Users"))

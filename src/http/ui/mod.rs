@@ -25,7 +25,8 @@
 //! - [`calendar`]: the fleet calendar SVG; [`chart`]: the size-over-time SVG.
 //! - `login`, `dashboard`, `hosts`, `host`, `snapshot` (the file browser
 //!   and the Restore dialog), `search` (the fleet-wide catalog search),
-//!   `job`, `enrollment`, `users`, `audit`: one module per page.
+//!   `job`, `enrollment`, `users`, `audit`, `policies` (with its form in
+//!   `policy_form`), `repositories`: one module per page.
 //! - `live`: `GET /ui/events`, the presence stream the badges follow.
 //! - `log_lines`: restic's JSON log lines as text for people (the job page).
 
@@ -58,6 +59,9 @@ mod live;
 mod log_lines;
 mod login;
 mod notifications;
+mod policies;
+mod policy_form;
+mod repositories;
 mod search;
 mod snapshot;
 mod users;
@@ -84,6 +88,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/hosts/{id}/snapshots/{snapshot_id}",
             web::get().to(snapshot::page),
         )
+        .route("/policies", web::get().to(policies::list))
+        .route("/policies/{id}", web::get().to(policies::detail))
+        .route("/repositories", web::get().to(repositories::page))
         .route("/search", web::get().to(search::page))
         .route("/jobs/{id}", web::get().to(job::page))
         .route("/enrollment", web::get().to(enrollment::page))

@@ -177,6 +177,12 @@ impl Ctx {
 
     /// Launches an agent per host with `jobs` behaviour.
     pub fn launch(&self, jobs: JobBehaviour) -> Fleet {
+        self.launch_hosts(self.hosts.clone(), jobs)
+    }
+
+    /// Launches an agent for each of `hosts` (a part of the fleet) with
+    /// `jobs` behaviour.
+    pub fn launch_hosts(&self, hosts: Vec<crate::fleet::Credentials>, jobs: JobBehaviour) -> Fleet {
         let config = AgentConfig {
             ws_url: format!("ws://{}/api/v1/agent/ws", self.addr),
             server: self.addr,
@@ -186,7 +192,7 @@ impl Ctx {
             reconnect: true,
         };
         Fleet::launch(
-            self.hosts.clone(),
+            hosts,
             config,
             self.opts.source_addresses as usize,
             self.opts.connect_concurrency as usize,

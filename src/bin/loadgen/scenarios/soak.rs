@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Ctx;
-use crate::agent::{AgentConfig, JobBehaviour, Rng};
+use crate::agent::{JobBehaviour, Rng};
 use crate::fleet::Fleet;
 use crate::procstats;
 use crate::report::Report;
@@ -27,24 +27,6 @@ const DRAIN: Duration = Duration::from_secs(60);
 
 const GROUP: &str = "etc";
 const CRONS: [&str; 2] = ["0 2 * * *", "30 3 * * *"];
-
-/// A fleet of `hosts` with the given job behaviour.
-fn fleet(ctx: &Ctx, hosts: Vec<crate::fleet::Credentials>, jobs: JobBehaviour) -> Fleet {
-    let config = AgentConfig {
-        ws_url: format!("ws://{}/api/v1/agent/ws", ctx.addr),
-        server: ctx.addr,
-        expect_greeting: true,
-        heartbeat: ctx.opts.heartbeat,
-        jobs,
-        reconnect: true,
-    };
-    Fleet::launch(
-        hosts,
-        config,
-        ctx.opts.source_addresses as usize,
-        ctx.opts.connect_concurrency as usize,
-    )
-}
 
 /// (RSS KiB, open descriptors) of the server now.
 fn sample(ctx: &Ctx) -> (Option<u64>, Option<u64>) {
@@ -88,7 +70,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         line_bytes: 120,
         per_second: Some(100.0),
     };
-    let steady = fleet(ctx, steady_hosts.clone(), jobs);
+    let steady = ctx.launch_hosts(steady_hosts.clone(), jobs);
     steady
         .wait_online(steady_hosts.len(), ctx.opts.timeout)
         .await?;
@@ -145,7 +127,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         }
         // Churn: a wave connects, stays until online (or 30 s), leaves.
         churning = match churning.take() {
-            None => Some((fleet(ctx, churn_hosts.clone(), JobBehaviour::Instant), now)),
+            None => Some((
+                ctx.launch_hosts(churn_hosts.clone(), JobBehaviour::Instant),
+                now,
+            )),
             Some((wave, since)) => {
                 if wave.online() >= churn_hosts.len() || since.elapsed() > Duration::from_secs(30) {
                     wave.stop().await;

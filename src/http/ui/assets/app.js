@@ -6,8 +6,14 @@
 // - <button data-path data-method [data-body] [data-confirm] [data-then]>
 //   calls the API; data-then is "job" (open the new job), "reload",
 //   "go" (open data-href), "remove-row" or "message" (show data-message).
-// - <form data-form="kind" data-path data-method data-then> builds the JSON
-//   body for its kind (see BODY_BUILDERS) and calls the API.
+// - <form data-form="kind" data-path data-method data-then [data-confirm]>
+//   builds the JSON body for its kind (see BODY_BUILDERS) and calls the
+//   API; an error also goes into the form's [data-form-error] box, and
+//   nothing typed is lost. data-then "open" opens data-href + the new id;
+//   "bulk-result" writes a bulk answer into #bulk-result.
+// - [data-bulk-host] checkboxes are the host list's selection
+//   ([data-bulk-all] checks the page); <button data-add-fieldset="id">
+//   appends an emptied copy of the last fieldset of #id.
 // - #login-form, #enroll-form, #job-page, [data-presence] have their own
 //   behaviour below.
 (function () {
@@ -153,6 +159,10 @@
       window.location.assign("/jobs/" + encodeURIComponent(data.id));
     } else if (then === "go") {
       window.location.assign(el.getAttribute("data-href") || "/");
+    } else if (then === "open" && data && data.id) {
+      window.location.assign((el.getAttribute("data-href") || "/") + encodeURIComponent(data.id));
+    } else if (then === "bulk-result") {
+      showBulkResult(data);
     } else if (then === "reload") {
       window.location.reload();
     } else if (then === "remove-row") {
@@ -163,6 +173,65 @@
       flash(el.getAttribute("data-message") || "Done.", "ok");
     } else {
       flash(el.getAttribute("data-message") || "Done.", "ok");
+    }
+  }
+
+  // The name a host row of the host list shows, for a bulk answer.
+  function hostName(id) {
+    var rows = document.querySelectorAll("tr[data-host-id]");
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].getAttribute("data-host-id") === id) {
+        return rows[i].getAttribute("data-host-name") || id;
+      }
+    }
+    return id;
+  }
+
+  // A bulk answer: what was done, then each host skipped and why.
+  function showBulkResult(data) {
+    var box = document.getElementById("bulk-result");
+    if (!box || !data) {
+      return;
+    }
+    box.textContent = "";
+    var head = document.createElement("p");
+    head.id = "bulk-summary";
+    if (data.created !== undefined) {
+      head.textContent = "Created " + plural(data.created, "job", "jobs") + ".";
+    } else {
+      head.textContent = "Cancelled " + plural(data.cancelled, "job", "jobs") + " (" +
+        data.queued_cancelled + " queued, " + data.stop_requested + " asked to stop).";
+    }
+    box.appendChild(head);
+    var skipped = data.skipped || [];
+    if (skipped.length > 0) {
+      var title = document.createElement("p");
+      title.textContent = "Skipped " + plural(skipped.length, "host", "hosts") + ":";
+      box.appendChild(title);
+      var list = document.createElement("ul");
+      list.id = "bulk-skipped";
+      skipped.forEach(function (s) {
+        var li = document.createElement("li");
+        li.setAttribute("data-host-id", s.host_id);
+        li.textContent = hostName(s.host_id) + ": " + s.reason;
+        list.appendChild(li);
+      });
+      box.appendChild(list);
+    }
+    flash(head.textContent, "ok");
+  }
+
+  function checkedHosts() {
+    return Array.prototype.filter
+      .call(document.querySelectorAll("input[data-bulk-host]"), function (c) { return c.checked; })
+      .map(function (c) { return c.value; });
+  }
+
+  // A form's error box (next to its fields), if it has one.
+  function formError(form, message) {
+    var box = form.querySelector("[data-form-error]");
+    if (box) {
+      box.textContent = message;
     }
   }
 
@@ -197,6 +266,33 @@
           function () { flash("Copy failed; select the text instead.", "error"); }
         );
       }
+      return;
+    }
+    var adder = target.closest("button[data-add-fieldset]");
+    if (adder) {
+      var holder = document.getElementById(adder.getAttribute("data-add-fieldset"));
+      var sets = holder ? holder.querySelectorAll(":scope > fieldset") : [];
+      var last = sets.length > 0 ? sets[sets.length - 1] : null;
+      if (last) {
+        var copy = last.cloneNode(true);
+        Array.prototype.forEach.call(copy.querySelectorAll("input, textarea, select"), function (f) {
+          if (f.type === "checkbox") {
+            f.checked = f.name === "enabled";
+          } else if (f.tagName === "SELECT") {
+            f.selectedIndex = 0;
+          } else {
+            f.value = "";
+          }
+        });
+        holder.appendChild(copy);
+      }
+      return;
+    }
+    var all = target.closest("input[data-bulk-all]");
+    if (all) {
+      Array.prototype.forEach.call(document.querySelectorAll("input[data-bulk-host]"), function (c) {
+        c.checked = all.checked;
+      });
       return;
     }
     var button = target.closest("button[data-path]");
@@ -268,6 +364,83 @@
         source_groups: groups
       };
       put(body, "kind", text(f, "kind"));
+      return body;
+    },
+    bulk: function (f) {
+      var body = { host_ids: checkedHosts(), kind: text(f, "kind") };
+      put(body, "source_group", text(f, "source_group").trim());
+      return body;
+    },
+    "bulk-cancel": function () {
+      return { host_ids: checkedHosts() };
+    },
+    policy: function (f) {
+      var labels = {};
+      lines(text(f, "selector")).forEach(function (line) {
+        var at = line.indexOf("=");
+        if (at <= 0) {
+          throw new Error("selector: expected key=value on each line, got \"" + line + "\"");
+        }
+        labels[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+      });
+      var groups = [];
+      Array.prototype.forEach.call(f.querySelectorAll("fieldset[data-policy-group]"), function (g) {
+        if (text(g, "name").trim() === "" && lines(text(g, "includes")).length === 0) {
+          return; // a blank group
+        }
+        groups.push(BODY_BUILDERS["source-group"](g));
+      });
+      var schedules = [];
+      Array.prototype.forEach.call(f.querySelectorAll("fieldset[data-policy-schedule]"), function (s) {
+        var cron = text(s, "cron_expr").trim();
+        if (cron === "" && text(s, "source_groups").trim() === "") {
+          return; // a blank schedule
+        }
+        var enabled = s.querySelector('input[name="enabled"]');
+        schedules.push({
+          cron_expr: cron,
+          kind: text(s, "kind"),
+          enabled: enabled ? enabled.checked : true,
+          source_groups: text(s, "source_groups").split(",")
+            .map(function (n) { return n.trim(); })
+            .filter(function (n) { return n !== ""; })
+        });
+      });
+      var repository = text(f, "repository_id");
+      return {
+        name: text(f, "policy_name").trim(),
+        selector: { labels: labels },
+        source_groups: groups,
+        schedules: schedules,
+        repository_id: repository === "" ? null : repository
+      };
+    },
+    "shared-repository": function (f) {
+      // A change sends only what was changed (absent fields keep their
+      // value): the URL shown has its credentials hidden, and the
+      // secrets are never shown at all.
+      var editing = (f.getAttribute("data-method") || "POST") !== "POST";
+      var body = {};
+      ["name", "url", "username"].forEach(function (k) {
+        var field = f.elements.namedItem(k);
+        var value = field.value.trim();
+        if (editing ? value !== field.defaultValue.trim() : value !== "") {
+          body[k] = value;
+        }
+      });
+      put(body, "password", text(f, "password"));
+      put(body, "credential", text(f, "credential"));
+      var maintenance = f.elements.namedItem("maintenance_host_id");
+      if (maintenance) {
+        var chosen = maintenance.value;
+        var before = maintenance.querySelector("option[selected]");
+        var was = before ? before.value : "";
+        if (!editing) {
+          put(body, "maintenance_host_id", chosen);
+        } else if (chosen !== was) {
+          body.maintenance_host_id = chosen === "" ? null : chosen;
+        }
+      }
       return body;
     },
     "host-name": function (f) {
@@ -406,14 +579,28 @@
       flash("Unknown form " + kind, "error");
       return;
     }
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      return;
+    }
+    var body;
+    try {
+      body = build(form);
+    } catch (e) {
+      formError(form, e.message);
+      flash(e.message, "error");
+      return;
+    }
+    formError(form, "");
     busy(form, true);
-    api(form.getAttribute("data-method") || "POST", form.getAttribute("data-path"), build(form)).then(
+    api(form.getAttribute("data-method") || "POST", form.getAttribute("data-path"), body).then(
       function (data) {
         busy(form, false);
         after(form, data);
       },
       function (err) {
         busy(form, false);
+        formError(form, err.message);
         flash(err.message, "error");
       }
     );

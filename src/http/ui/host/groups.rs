@@ -16,7 +16,7 @@ use crate::store::models::{ScheduleWithGroups, SourceGroup};
 use crate::store::ScheduleKind;
 
 /// "last 7, daily 14, within 30d".
-fn retention_text(policy: Option<&RetentionPolicy>) -> String {
+pub(in crate::http::ui) fn retention_text(policy: Option<&RetentionPolicy>) -> String {
     let Some(p) = policy else {
         return "keep everything".to_owned();
     };
@@ -41,6 +41,27 @@ fn retention_text(policy: Option<&RetentionPolicy>) -> String {
     }
 }
 
+/// The retention fields (`keep_last` … `keep_within`) of a group form,
+/// filled from `policy` (also the policy form's groups).
+pub(in crate::http::ui) fn retention_inputs(policy: Option<&RetentionPolicy>) -> Markup {
+    let keep = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+    html! {
+        div.grid {
+            @for (name, label, value) in [
+                ("keep_last", "last", keep(policy.and_then(|p| p.keep_last))),
+                ("keep_hourly", "hourly", keep(policy.and_then(|p| p.keep_hourly))),
+                ("keep_daily", "daily", keep(policy.and_then(|p| p.keep_daily))),
+                ("keep_weekly", "weekly", keep(policy.and_then(|p| p.keep_weekly))),
+                ("keep_monthly", "monthly", keep(policy.and_then(|p| p.keep_monthly))),
+                ("keep_yearly", "yearly", keep(policy.and_then(|p| p.keep_yearly))),
+            ] {
+                label { (label) " " input name=(name) type="number" min="0" step="1" value=(value); }
+            }
+            label { "within " input name="keep_within" type="text" placeholder="30d" value=(policy.and_then(|p| p.keep_within.as_deref()).unwrap_or("")); }
+        }
+    }
+}
+
 /// The add / edit form of a source group.
 fn group_form(host_id: &str, group: Option<&SourceGroup>) -> Markup {
     let (method, path, prefix) = match group {
@@ -56,7 +77,6 @@ fn group_form(host_id: &str, group: Option<&SourceGroup>) -> Markup {
         ),
     };
     let policy = group.and_then(|g| g.retention_policy.as_ref());
-    let keep = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
     let field = |name: &str| format!("{prefix}-{name}");
     html! {
         form.group-form data-change data-form="source-group" data-method=(method) data-path=(path) data-then="reload"
@@ -70,19 +90,7 @@ fn group_form(host_id: &str, group: Option<&SourceGroup>) -> Markup {
             textarea id=(field("excludes")) name="excludes" rows="2" { (group.map(|g| g.excludes.join("\n")).unwrap_or_default()) }
             fieldset {
                 legend { "Retention (empty: keep everything)" }
-                div.grid {
-                    @for (name, label, value) in [
-                        ("keep_last", "last", keep(policy.and_then(|p| p.keep_last))),
-                        ("keep_hourly", "hourly", keep(policy.and_then(|p| p.keep_hourly))),
-                        ("keep_daily", "daily", keep(policy.and_then(|p| p.keep_daily))),
-                        ("keep_weekly", "weekly", keep(policy.and_then(|p| p.keep_weekly))),
-                        ("keep_monthly", "monthly", keep(policy.and_then(|p| p.keep_monthly))),
-                        ("keep_yearly", "yearly", keep(policy.and_then(|p| p.keep_yearly))),
-                    ] {
-                        label { (label) " " input name=(name) type="number" min="0" step="1" value=(value); }
-                    }
-                    label { "within " input name="keep_within" type="text" placeholder="30d" value=(policy.and_then(|p| p.keep_within.as_deref()).unwrap_or("")); }
-                }
+                (retention_inputs(policy))
             }
             label.inline { input type="checkbox" name="prune_after_forget" checked[group.is_some_and(|g| g.prune_after_forget)]; " prune after each forget (restic forget --prune)" }
             fieldset {
@@ -146,7 +154,7 @@ pub(super) fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
 }
 
 /// What a schedule of `kind` does, for its select option.
-fn kind_text(kind: ScheduleKind) -> &'static str {
+pub(in crate::http::ui) fn kind_text(kind: ScheduleKind) -> &'static str {
     match kind {
         ScheduleKind::Backup => "backup of its source groups",
         ScheduleKind::Forget => "forget by each group's retention",

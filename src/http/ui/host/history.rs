@@ -1,6 +1,8 @@
 //! The host page's history: recent jobs, the snapshots restic reported,
 //! repository statistics with the size-over-time chart, and missed runs.
 
+use std::collections::HashMap;
+
 use maud::{html, Markup};
 
 use super::{Data, SNAPSHOTS};
@@ -12,7 +14,12 @@ use crate::store::models::{Job, RepoStats};
 use crate::store::JobStatus;
 
 /// A table of jobs (also used by nothing else; kept here with the page).
-pub(super) fn jobs_section(ctx: &PageCtx, jobs: &[Job]) -> Markup {
+/// A queued job waiting for a lease shows why (`waiting`, by job id).
+pub(super) fn jobs_section(
+    ctx: &PageCtx,
+    jobs: &[Job],
+    waiting: &HashMap<String, String>,
+) -> Markup {
     html! {
         section #recent-jobs {
             h2 { "Recent jobs" }
@@ -26,7 +33,10 @@ pub(super) fn jobs_section(ctx: &PageCtx, jobs: &[Job]) -> Markup {
                             tr data-job-id=(j.id) data-status=(j.status.as_str()) {
                                 td { a href={ "/jobs/" (j.id) } { (j.kind.as_str()) } @if j.attempt > 1 { " (attempt " (j.attempt) ")" } }
                                 td { (j.tag.as_deref().unwrap_or("—")) }
-                                td { @if j.status.is_terminal() { (outcome_badge(j)) } @else { (badge(j.status.as_str(), j.status.as_str())) } }
+                                td {
+                                    @if j.status.is_terminal() { (outcome_badge(j)) } @else { (badge(j.status.as_str(), j.status.as_str())) }
+                                    @if let Some(reason) = waiting.get(j.id.as_str()) { br; span.muted.waiting-for { (reason) } }
+                                }
                                 td { (j.trigger.as_str()) }
                                 td { time datetime=(format::rfc3339(j.created_at)) title=(format::time(j.created_at)) { (format::ago(j.created_at, ctx.now)) } }
                                 td {

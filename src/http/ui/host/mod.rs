@@ -14,6 +14,8 @@
 //! (the last restore drill and the check coverage); the facts and
 //! the repository are here.
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use maud::{html, Markup};
@@ -32,7 +34,7 @@ use crate::store::models::{
 };
 use crate::store::{self, JobKind, JobStatus};
 
-mod groups;
+pub(super) mod groups;
 mod health;
 mod history;
 mod verify;
@@ -59,6 +61,9 @@ struct Data {
     groups: Vec<SourceGroup>,
     schedules: Vec<ScheduleWithGroups>,
     jobs: Vec<Job>,
+    /// `waiting_for` of the queued jobs among `jobs` that wait for a
+    /// lease on a shared repository, by job id.
+    waiting: HashMap<String, String>,
     snapshots: Vec<Snapshot>,
     snapshot_total: i64,
     stats: Vec<RepoStats>,
@@ -91,6 +96,14 @@ pub(super) async fn page(
             },
         )?
         .items;
+        let queued: Vec<&str> = jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Queued)
+            .map(|j| j.id.as_str())
+            .collect();
+        let waiting: HashMap<String, String> = store::leases::waiting_for(conn, &queued)?
+            .into_iter()
+            .collect();
         let snapshots = store::api_queries::snapshots_page(conn, &id, SNAPSHOTS, 0)?;
         let missed = store::missed_runs::list(
             conn,
@@ -119,6 +132,7 @@ pub(super) async fn page(
             snapshot_total: snapshots.total,
             snapshots: snapshots.items,
             jobs,
+            waiting,
             missed,
             host,
         })
@@ -136,7 +150,7 @@ pub(super) async fn page(
             (health::metrics_section(&data.metrics))
             (groups_section(&ctx, &data))
             (schedules_section(&ctx, &data))
-            (jobs_section(&ctx, &data.jobs))
+            (jobs_section(&ctx, &data.jobs, &data.waiting))
             (snapshots_section(&data))
             (verification_section(&ctx, &data))
             (stats_section(&data.stats))

@@ -1,0 +1,162 @@
+//! The fleet pages in a real headless Chromium (issue 12): an operator
+//! creates a policy on the Policies page (a bad cron expression is shown
+//! next to the form, what was typed stays, nothing is stored; corrected,
+//! the policy's page lists the labelled host it matches and not the
+//! other), then on the host list checks two hosts and runs a backup on
+//! them (one created, the other skipped with its reason, by name) and
+//! cancels their jobs; the new pages fit a 400 px wide window.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use crate::common::browser::{fill, wait_css, wait_js, wait_path_prefix, Browser};
+use crate::common::fleet::{seed, Seed};
+use crate::common::server::{client, spawn_app, TestApp};
+use crate::ui_browser::{click, log_in, narrow_pages, text_of};
+use fantoccini::{Client, Locator};
+use serde_json::Value;
+
+/// How many policies the API lists.
+async fn policy_count(app: &TestApp) -> i64 {
+    let list: Value = client()
+        .get(app.api("/policies"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["total"].as_i64().unwrap()
+}
+
+/// The value of the field matching `css`.
+async fn value_of(c: &Client, css: &str) -> String {
+    wait_css(c, css)
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Waits until the element matching `css` has text containing `part`; returns the text.
+async fn wait_text(c: &Client, css: &str, part: &str) -> String {
+    let script = format!(
+        "const el = document.querySelector({css:?});
+         const t = el ? el.textContent : '';
+         return t.includes({part:?}) ? t : null;"
+    );
+    wait_js(c, &format!("{css} to say {part:?}"), &script)
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Policies page → policy matching a labelled host; host list → bulk run and cancel.
+#[actix_web::test]
+async fn policy_matches_labelled_host_and_bulk_actions_run() {
+    let app = spawn_app().await;
+    let ids = seed(
+        &app,
+        vec![
+            Seed::new("pg-1", &[("role", "db")]).with_group("system"),
+            Seed::new("web-1", &[("role", "web")]),
+        ],
+    )
+    .await;
+    let (db, web) = (&ids[0], &ids[1]);
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    log_in(c, &app, "/policies", "admin", &app.admin_password).await;
+
+    // --- A policy with a bad cron expression: refused next to the form.
+    fill(c, "#policy-name", "databases").await;
+    fill(c, "#policy-selector", "role=db").await;
+    let group = "#policy-groups fieldset:first-of-type";
+    fill(c, &format!("{group} input[name=name]"), "pgdata").await;
+    fill(
+        c,
+        &format!("{group} textarea[name=includes]"),
+        "/var/lib/postgresql",
+    )
+    .await;
+    let schedule = "#policy-schedules fieldset:first-of-type";
+    fill(
+        c,
+        &format!("{schedule} input[name=cron_expr]"),
+        "61 * * * *",
+    )
+    .await;
+    fill(
+        c,
+        &format!("{schedule} input[name=source_groups]"),
+        "pgdata",
+    )
+    .await;
+    click(c, "#policy-submit").await;
+    let error = wait_text(c, "#policy-error", "schedules[0].cron_expr").await;
+    assert!(error.starts_with("schedules[0].cron_expr"), "{error}");
+    assert_eq!(
+        value_of(c, "#policy-name").await,
+        "databases",
+        "what was typed stays"
+    );
+    assert_eq!(
+        value_of(c, &format!("{schedule} input[name=cron_expr]")).await,
+        "61 * * * *"
+    );
+    assert_eq!(policy_count(&app).await, 0, "nothing stored");
+
+    // --- Corrected: the policy's page lists the db host, not the web one.
+    fill(c, &format!("{schedule} input[name=cron_expr]"), "0 3 * * *").await;
+    click(c, "#policy-submit").await;
+    let path = wait_path_prefix(c, "/policies/").await;
+    let policy_id = path.trim_start_matches("/policies/").to_owned();
+    assert!(!policy_id.is_empty());
+    wait_css(c, &format!("#policy-host-list tr[data-host-id=\"{db}\"]")).await;
+    let listed = c
+        .find_all(Locator::Css("#policy-host-list tr[data-host-id]"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(listed, 1, "only the db host matches");
+    assert_eq!(policy_count(&app).await, 1);
+    // The list counts it too.
+    c.goto(&app.url("/policies")).await.unwrap();
+    assert_eq!(
+        text_of(c, &format!("tr[data-policy-id=\"{policy_id}\"] td.matched")).await,
+        "1"
+    );
+
+    // --- Bulk: check both hosts, run a backup of "system".
+    c.goto(&app.url("/hosts")).await.unwrap();
+    click(c, &format!("input[data-bulk-host][value=\"{db}\"]")).await;
+    click(c, &format!("input[data-bulk-host][value=\"{web}\"]")).await;
+    fill(c, "#bulk-group", "system").await;
+    click(c, "#bulk-run-submit").await;
+    let summary = wait_text(c, "#bulk-summary", "Created").await;
+    assert_eq!(summary, "Created 1 job.");
+    let skipped = text_of(c, &format!("#bulk-skipped li[data-host-id=\"{web}\"]")).await;
+    assert!(skipped.starts_with("web-1: "), "{skipped}");
+
+    // --- Cancel their jobs (the confirmation answered yes).
+    c.execute("window.confirm = () => true; return true;", vec![])
+        .await
+        .unwrap();
+    click(c, "#bulk-cancel-submit").await;
+    let summary = wait_text(c, "#bulk-summary", "Cancelled").await;
+    assert!(summary.starts_with("Cancelled 1 job "), "{summary}");
+
+    // --- The new pages fit a phone: no sideways scroll at 400 px.
+    let shots = tempfile::tempdir().unwrap();
+    let policy_path = format!("/policies/{policy_id}");
+    narrow_pages(
+        c,
+        &app,
+        shots.path(),
+        &["/policies", &policy_path, "/repositories", "/hosts"],
+    )
+    .await;
+    browser.close().await;
+}
