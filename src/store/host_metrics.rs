@@ -30,9 +30,10 @@ pub const DISK_FREE: &str = "disk_free_bytes";
 /// Free bytes per source group (its first include's file system).
 pub const SOURCE_DISK_FREE: &str = "source_disk_free_bytes";
 
-/// One point.
+/// One point. `None` writes NULL rather than DEFAULT, which SQLite's
+/// multi-row VALUES needs.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = host_metrics)]
+#[diesel(table_name = host_metrics, treat_none_as_default_value = false)]
 pub struct MetricPoint {
     pub host_id: String,
     /// [`MINUTE`] or [`HOUR`].

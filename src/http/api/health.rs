@@ -337,7 +337,7 @@ mod tests {
         short["name"] = json!("other");
         short["interval_seconds"] = json!(5);
         assert!(message(short).starts_with("[1].interval_seconds: must be between 10"));
-        let mut kind = good;
+        let mut kind = good.clone();
         kind["type"] = json!("icmp");
         assert!(message(kind).starts_with("[1].type: unknown variant"));
     }
