@@ -212,7 +212,7 @@ fn write(
             PolicyOp::Update { old, new } => {
                 let row =
                     store::policies::update(conn, new)?.ok_or(diesel::result::Error::NotFound)?;
-                policy_sync::apply_policy(conn, Some(old), Some(&row), now)?
+                policy_sync::apply_policy(conn, Some(&**old), Some(&row), now)?
             }
             PolicyOp::Delete(old) => {
                 let hosts = policy_sync::apply_policy(conn, Some(old), None, now)?;
@@ -227,8 +227,10 @@ fn write(
             display_name: None,
             labels: Some(op.labels.clone()),
         };
+        let checks_before = store::health::effective_checks(conn, &op.id)?;
         store::hosts::patch(conn, &op.id, &patch, now)?;
-        if policy_sync::sync_host(conn, &op.id, &op.labels, OnConflict::Refuse, now)? {
+        let rows = policy_sync::sync_host(conn, &op.id, &op.labels, OnConflict::Refuse, now)?;
+        if store::health::relabelled(conn, &op.id, &checks_before)? || rows {
             affected.insert(op.id.clone());
         }
     }

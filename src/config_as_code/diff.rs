@@ -125,7 +125,8 @@ pub enum RepositoryOp {
 #[derive(Debug, Clone)]
 pub enum PolicyOp {
     Create(Policy),
-    Update { old: Policy, new: Policy },
+    /// Boxed: a policy is large, and a create or delete carries one.
+    Update { old: Box<Policy>, new: Box<Policy> },
     Delete(Policy),
 }
 
@@ -365,16 +366,19 @@ pub fn plan(
                     .push(change(Action::Create, Kind::Policy, &want.name));
                 out.policies.push(PolicyOp::Create(want));
             }
+            // The file does not carry health checks (yet): a policy
+            // keeps those set through the API.
             Some(old) if same_policy(old, &want) => {}
             Some(old) => {
+                want.health_checks = old.health_checks.clone();
                 want.id = old.id.clone();
                 want.created_at = old.created_at;
                 want.updated_at = now;
                 out.changes
                     .push(change(Action::Update, Kind::Policy, &want.name));
                 out.policies.push(PolicyOp::Update {
-                    old: (*old).clone(),
-                    new: want,
+                    old: Box::new((*old).clone()),
+                    new: Box::new(want),
                 });
             }
         }
@@ -509,7 +513,7 @@ labels = { env = "prod" }
                 PolicyOp::Create(p) => next.policies.push(p.clone()),
                 PolicyOp::Update { new, .. } => {
                     next.policies.retain(|p| p.id != new.id);
-                    next.policies.push(new.clone());
+                    next.policies.push((**new).clone());
                 }
                 PolicyOp::Delete(p) => next.policies.retain(|q| q.id != p.id),
             }

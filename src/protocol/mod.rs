@@ -104,7 +104,8 @@ pub use enums::{
 pub use envelope::{frame_id, hello_protocol_version, Envelope, WireMessage};
 pub use health::{
     status_ok, validate_checks, HealthCheckResult, HealthCheckSpec, HealthCheckType, HealthReport,
-    HealthSet, InvalidHealthCheck, CAPABILITY_HEALTH, MIN_INTERVAL_SECONDS, REPORT_EVERY_SECONDS,
+    HealthSet, InvalidHealthCheck, CAPABILITY_HEALTH, MAX_TIMEOUT_SECONDS, MIN_INTERVAL_SECONDS,
+    REPORT_EVERY_SECONDS,
 };
 pub use messages::{AgentToServer, ServerToAgent};
 pub use restore::{check_target, InvalidRestore, RestoreSpec};

@@ -3,9 +3,17 @@
 //! result per check, and a bounded history per check ([`HISTORY_KEEP`]
 //! newest results). Results are written by the one writer in batches
 //! (`actors::persistence`); the REST API and the UI read them.
+//!
+//! A host runs its own checks plus those of every policy that matches its
+//! labels ([`effective_checks`]): its own win on a name, then the policies
+//! by name. [`policy_checks_changed`] finds the hosts a policy change
+//! gives other checks, so the caller bumps and pushes them.
 
 use diesel::prelude::*;
 
+use std::collections::BTreeMap;
+
+use super::policies::Policy;
 use super::schema::{health_checks, health_history, health_results};
 use super::{per_backend, DbConnection};
 use crate::protocol::{HealthCheckResult, HealthCheckSpec};
@@ -77,8 +85,165 @@ pub fn get_checks(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<Hea
     }
 }
 
-/// Replaces the host's checks; the results and history of checks no
-/// longer listed go with them.
+/// A check a host runs and where it comes from: `None` its own, else the
+/// policy's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveCheck {
+    pub spec: HealthCheckSpec,
+    pub policy: Option<String>,
+}
+
+/// The policies that carry health checks, by name (the ones
+/// [`effective_checks_with`] looks at).
+pub fn policies_with_checks(conn: &mut DbConnection) -> QueryResult<Vec<Policy>> {
+    Ok(super::policies::list(conn)?
+        .into_iter()
+        .filter(|p| !p.health_checks.is_empty())
+        .collect())
+}
+
+/// Merges a host's own checks with those of the `policies` its `labels`
+/// match: its own first and winning on a name, then each policy's (by
+/// name; an earlier policy wins a clash between two).
+pub fn merge_checks(
+    own: Vec<HealthCheckSpec>,
+    labels: &BTreeMap<String, String>,
+    policies: &[Policy],
+) -> Vec<EffectiveCheck> {
+    let mut merged: Vec<EffectiveCheck> = own
+        .into_iter()
+        .map(|spec| EffectiveCheck { spec, policy: None })
+        .collect();
+    for p in policies.iter().filter(|p| p.selector.matches(labels)) {
+        for check in &p.health_checks {
+            if !merged.iter().any(|m| m.spec.name == check.name) {
+                merged.push(EffectiveCheck {
+                    spec: check.clone(),
+                    policy: Some(p.name.clone()),
+                });
+            }
+        }
+    }
+    merged
+}
+
+/// [`effective_checks`] with the policies loaded once by the caller
+/// ([`policies_with_checks`]), for many hosts in a row.
+pub fn effective_checks_with(
+    conn: &mut DbConnection,
+    host_id: &str,
+    policies: &[Policy],
+) -> QueryResult<Vec<EffectiveCheck>> {
+    let own = get_checks(conn, host_id)?;
+    if policies.is_empty() {
+        return Ok(merge_checks(own, &BTreeMap::new(), &[]));
+    }
+    let labels = super::hosts::get(conn, host_id)?
+        .map(|h| h.labels)
+        .unwrap_or_default();
+    Ok(merge_checks(own, &labels, policies))
+}
+
+/// Every check the host runs: its own and its policies' (what
+/// `health.set` carries and what results are kept for).
+pub fn effective_checks(
+    conn: &mut DbConnection,
+    host_id: &str,
+) -> QueryResult<Vec<EffectiveCheck>> {
+    let policies = policies_with_checks(conn)?;
+    effective_checks_with(conn, host_id, &policies)
+}
+
+/// A policy went from `old` to `new` (`None`: did not exist / deleted):
+/// the hosts whose checks that changes (those it matched or matches, when
+/// its checks or selector changed and it has checks before or after).
+/// Their results of checks they no longer run are dropped; the caller
+/// bumps their schedule version and pushes their configuration.
+pub fn policy_checks_changed(
+    conn: &mut DbConnection,
+    old: Option<&Policy>,
+    new: Option<&Policy>,
+) -> QueryResult<Vec<String>> {
+    fn checks(p: Option<&Policy>) -> &[HealthCheckSpec] {
+        p.map(|p| p.health_checks.as_slice()).unwrap_or_default()
+    }
+    let unchanged = match (old, new) {
+        _ if checks(old).is_empty() && checks(new).is_empty() => true,
+        // The name orders the policies in a merge; the selector picks hosts.
+        (Some(o), Some(n)) => {
+            o.health_checks == n.health_checks && o.selector == n.selector && o.name == n.name
+        }
+        _ => false,
+    };
+    if unchanged {
+        return Ok(Vec::new());
+    }
+    let mut hosts = std::collections::BTreeSet::new();
+    for p in [old, new].into_iter().flatten() {
+        if !p.health_checks.is_empty() {
+            hosts.extend(super::policy_sync::matching_hosts(conn, &p.selector)?);
+        }
+    }
+    let mut policies = policies_with_checks(conn)?;
+    if let (Some(gone), None) = (old, new) {
+        // A deleted policy's row goes after this call.
+        policies.retain(|p| p.id != gone.id);
+    }
+    for host_id in &hosts {
+        let names: Vec<String> = effective_checks_with(conn, host_id, &policies)?
+            .into_iter()
+            .map(|c| c.spec.name)
+            .collect();
+        drop_results_except(conn, host_id, &names)?;
+    }
+    Ok(hosts.into_iter().collect())
+}
+
+/// The host's labels changed (its own checks did not): true if it now
+/// runs other checks than `before` ([`effective_checks`] read before the
+/// change), in which case the results of checks it no longer runs are
+/// dropped and its schedule version is bumped, so the caller pushes.
+pub fn relabelled(
+    conn: &mut DbConnection,
+    host_id: &str,
+    before: &[EffectiveCheck],
+) -> QueryResult<bool> {
+    let after = effective_checks(conn, host_id)?;
+    let specs = |checks: &[EffectiveCheck]| -> Vec<HealthCheckSpec> {
+        checks.iter().map(|c| c.spec.clone()).collect()
+    };
+    if specs(&after) == specs(before) {
+        return Ok(false);
+    }
+    let names: Vec<String> = after.into_iter().map(|c| c.spec.name).collect();
+    drop_results_except(conn, host_id, &names)?;
+    super::schedule_versions::bump(conn, host_id)?;
+    Ok(true)
+}
+
+/// Deletes the results and history of the host's checks not in `names`.
+fn drop_results_except(
+    conn: &mut DbConnection,
+    host_id: &str,
+    names: &[String],
+) -> QueryResult<()> {
+    diesel::delete(
+        health_results::table
+            .filter(health_results::host_id.eq(host_id))
+            .filter(health_results::name.ne_all(names)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        health_history::table
+            .filter(health_history::host_id.eq(host_id))
+            .filter(health_history::name.ne_all(names)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Replaces the host's own checks; the results and history of checks it
+/// no longer runs (neither its own nor a policy's) go with them.
 pub fn set_checks(
     conn: &mut DbConnection,
     host_id: &str,
@@ -100,20 +265,11 @@ pub fn set_checks(
             health_checks::updated_at.eq(now),
         ))
         .execute(c))?;
-    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
-    diesel::delete(
-        health_results::table
-            .filter(health_results::host_id.eq(host_id))
-            .filter(health_results::name.ne_all(names.clone())),
-    )
-    .execute(conn)?;
-    diesel::delete(
-        health_history::table
-            .filter(health_history::host_id.eq(host_id))
-            .filter(health_history::name.ne_all(names)),
-    )
-    .execute(conn)?;
-    Ok(())
+    let names: Vec<String> = effective_checks(conn, host_id)?
+        .into_iter()
+        .map(|c| c.spec.name)
+        .collect();
+    drop_results_except(conn, host_id, &names)
 }
 
 /// Stores one reported result of a configured check: the latest (unless

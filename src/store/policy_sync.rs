@@ -13,6 +13,10 @@
 //!
 //! `lookups`: the conflict search and where a host's rows come from.
 //!
+//! A policy's health checks have no rows: [`apply_policy`] also returns
+//! (and bumps) the hosts whose checks it changes
+//! (`super::health::policy_checks_changed`).
+//!
 //! Both refuse a change that would give a host two source groups of the
 //! same name ([`SyncError::Conflict`], naming hosts and policies), and
 //! bump the schedule version of every host whose rows changed, returning
@@ -513,6 +517,13 @@ pub fn apply_policy(
     if changed_content {
         affected.extend(kept);
     }
+    // Hosts whose health checks (not rows) the change touches.
+    let rows_changed: HashSet<String> = affected.iter().cloned().collect();
+    affected.extend(
+        super::health::policy_checks_changed(conn, old, new)?
+            .into_iter()
+            .filter(|h| !rows_changed.contains(h)),
+    );
     bump_many(conn, &affected)?;
     Ok(affected)
 }

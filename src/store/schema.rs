@@ -340,6 +340,8 @@ diesel::table! {
         options -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        /// Health checks every matching host runs (JSON list).
+        health_checks -> Text,
     }
 }
 

@@ -25,11 +25,11 @@ use crate::common::e2e;
 use crate::common::server::{spawn_app, spawn_app_with, TestApp};
 use crate::store::{add_host, for_each_backend};
 
-fn web_check(target: &str) -> Value {
+pub(crate) fn web_check(target: &str) -> Value {
     json!({"name": "web", "type": "http", "target": target, "interval_seconds": 30, "timeout_seconds": 5})
 }
 
-async fn put_checks(app: &TestApp, host_id: &str, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn put_checks(app: &TestApp, host_id: &str, body: Value) -> (StatusCode, Value) {
     call(
         app,
         &app.admin_token,
@@ -121,7 +121,7 @@ async fn health_checks_round_trip_and_refuse_bad_fields() {
 }
 
 /// The next frame, which must be `health.set`.
-async fn expect_health_set(agent: &mut TestAgent) -> protocol::HealthSet {
+pub(crate) async fn expect_health_set(agent: &mut TestAgent) -> protocol::HealthSet {
     match agent.expect_message().await.message {
         ServerToAgent::HealthSet(set) => set,
         other => panic!("expected health.set, got {other:?}"),
@@ -129,7 +129,7 @@ async fn expect_health_set(agent: &mut TestAgent) -> protocol::HealthSet {
 }
 
 /// The push after a configuration change: `config.update`, `schedule.set`.
-async fn expect_config_push(agent: &mut TestAgent) {
+pub(crate) async fn expect_config_push(agent: &mut TestAgent) {
     for expected in ["config.update", "schedule.set"] {
         let message = agent.expect_message().await.message;
         assert_eq!(
@@ -140,7 +140,7 @@ async fn expect_config_push(agent: &mut TestAgent) {
     }
 }
 
-fn result(name: &str, ok: bool, latency_ms: u64) -> HealthCheckResult {
+pub(crate) fn result(name: &str, ok: bool, latency_ms: u64) -> HealthCheckResult {
     HealthCheckResult {
         name: name.to_owned(),
         ok,

@@ -1,3 +1,4 @@
+ALTER TABLE policies DROP COLUMN health_checks;
 DROP INDEX host_metrics_age;
 DROP TABLE host_metrics;
 DROP TABLE health_history;

@@ -48,3 +48,7 @@ CREATE TABLE host_metrics (
     PRIMARY KEY (host_id, resolution, at)
 );
 CREATE INDEX host_metrics_age ON host_metrics (resolution, at);
+
+-- A policy's health checks (a JSON list, as health_checks.checks): every
+-- host the policy matches runs them too, its own checks winning on a name.
+ALTER TABLE policies ADD COLUMN health_checks TEXT NOT NULL DEFAULT '[]';

@@ -18,8 +18,8 @@ pub struct HostConfig {
     /// The shared repository the host is attached to, if any: its jobs
     /// take leases on it (`store::leases`).
     pub shared_repository: Option<String>,
-    /// The host's service health checks (`health.set`, sent only to an
-    /// agent with the `health` capability).
+    /// The host's service health checks, its own and its policies'
+    /// (`health.set`, sent only to an agent with the `health` capability).
     pub health: protocol::HealthSet,
 }
 
@@ -106,7 +106,10 @@ pub fn load_config(
         .filter(|r| r.is_shared())
         .map(|r| r.id);
     let health = protocol::HealthSet {
-        checks: crate::store::health::get_checks(conn, host_id)?,
+        checks: crate::store::health::effective_checks(conn, host_id)?
+            .into_iter()
+            .map(|check| check.spec)
+            .collect(),
     };
     Ok(HostConfig {
         config,

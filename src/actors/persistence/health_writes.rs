@@ -69,8 +69,13 @@ impl Persistence {
         let count = std::mem::take(&mut self.health.result_count);
         let result = self.conn().and_then(|mut c| {
             Ok(store::write_transaction(&mut c, |c| {
+                let policies = health::policies_with_checks(c)?;
                 for (host_id, results) in &batch {
-                    let configured = health::get_checks(c, host_id)?;
+                    let configured: Vec<protocol::HealthCheckSpec> =
+                        health::effective_checks_with(c, host_id, &policies)?
+                            .into_iter()
+                            .map(|check| check.spec)
+                            .collect();
                     for result in results {
                         let row = HealthResultRow::of(host_id, result);
                         if health::record_result(c, &row, &configured)? {

@@ -139,8 +139,14 @@ pub(super) fn schemas() -> Map<String, Value> {
     }
 }
 
-/// The checks of a `PUT` body, each field checked (400 naming it).
-fn parse_checks(
+/// The OpenAPI schema of a list of checks (a policy's `health_checks`).
+pub(super) fn check_list() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::Array::new(utoipa::openapi::Ref::from_schema_name("HealthCheck"))
+}
+
+/// The checks of a `PUT` body (or a policy's `health_checks`), each field
+/// checked (400 naming it: `[1].interval_seconds`).
+pub(super) fn parse_checks(
     body: Vec<Map<String, Value>>,
     min_interval: u32,
 ) -> Result<Vec<HealthCheckSpec>, ApiError> {

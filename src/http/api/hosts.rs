@@ -319,17 +319,23 @@ async fn patch(
         .write("changing a host", move |conn| {
             live_host(conn, &id)?;
             let now = store::now_ms();
+            let checks_before = store::health::effective_checks(conn, &id)?;
             store::hosts::patch(conn, &id, &patch, now)?;
-            // New labels: the policies that match now give their groups
-            // and schedules, the ones that no longer match take theirs.
+            // New labels: the policies that match now give their groups,
+            // schedules and health checks, the ones that no longer match
+            // take theirs.
             let changed = match &patch.labels {
-                Some(labels) => store::policy_sync::sync_host(
-                    conn,
-                    &id,
-                    labels,
-                    store::policy_sync::OnConflict::Refuse,
-                    now,
-                )?,
+                Some(labels) => {
+                    let rows = store::policy_sync::sync_host(
+                        conn,
+                        &id,
+                        labels,
+                        store::policy_sync::OnConflict::Refuse,
+                        now,
+                    )?;
+                    let checks = store::health::relabelled(conn, &id, &checks_before)?;
+                    rows || checks
+                }
                 None => false,
             };
             audit(conn, &who, "host.update", Some(&id), Some(detail))?;

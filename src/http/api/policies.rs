@@ -4,7 +4,9 @@
 //! those of every matching policy, each with its `origin`).
 //!
 //! A policy's source groups are validated as a host's are, its schedules
-//! as a host's are (their `source_groups` name groups of the policy).
+//! as a host's are (their `source_groups` name groups of the policy), its
+//! `health_checks` as a host's are (`super::health`): every matching host
+//! runs them besides its own, its own winning on a name.
 //! Writes need the operator role, are audited, and run on the one writer
 //! with [`policy_sync::apply_policy`] in the same transaction: the answer
 //! (`{"policy", "hosts_affected"}`) comes once the change is stored, and
@@ -28,7 +30,7 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
-use crate::protocol::RetentionPolicy;
+use crate::protocol::{HealthCheckSpec, RetentionPolicy};
 use crate::store::policies::{Policy, PolicyGroup, PolicySchedule, Selector};
 use crate::store::policy_sync::{self, SyncError};
 use crate::store::{self, DbConnection};
@@ -121,6 +123,10 @@ pub struct PolicyDto {
     repository_id: Option<String>,
     #[schema(value_type = Option<Object>)]
     options: Option<serde_json::Value>,
+    /// Health checks every matching host runs (its own of the same name
+    /// win).
+    #[schema(schema_with = super::health::check_list)]
+    health_checks: Vec<HealthCheckSpec>,
     /// How many hosts the selector matches now.
     hosts_matched: usize,
     /// The ids of the hosts it matches (`GET /policies/{id}` only; null
@@ -165,6 +171,7 @@ impl PolicyDto {
                 .collect(),
             repository_id: p.repository_id,
             options: p.options,
+            health_checks: p.health_checks,
             hosts_matched: matched.len(),
             host_ids: with_hosts.then_some(matched),
             created_at: Time(p.created_at),
@@ -204,6 +211,10 @@ pub(crate) struct PolicyRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     options: Option<serde_json::Value>,
+    /// Checked as `PUT /hosts/{id}/health-checks`' body is.
+    #[serde(default)]
+    #[schema(schema_with = super::health::check_list)]
+    health_checks: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Prefixes a field error with where it sits (`source_groups[1].`).
@@ -231,6 +242,7 @@ impl PolicyRequest {
             schedules,
             repository_id: None,
             options,
+            health_checks: Vec::new(),
         }
     }
 
@@ -241,11 +253,18 @@ impl PolicyRequest {
         created_at: i64,
         now: i64,
     ) -> Result<Policy, ApiError> {
-        self.validate(id, created_at, now)
+        self.validate(id, created_at, now, crate::protocol::MIN_INTERVAL_SECONDS)
     }
 
-    /// Checks every field; the policy keeps `id` and `created_at`.
-    fn validate(self, id: String, created_at: i64, now: i64) -> Result<Policy, ApiError> {
+    /// Checks every field (health checks' intervals against
+    /// `min_interval`); the policy keeps `id` and `created_at`.
+    fn validate(
+        self,
+        id: String,
+        created_at: i64,
+        now: i64,
+        min_interval: u32,
+    ) -> Result<Policy, ApiError> {
         let name = self.name.trim().to_owned();
         if name.is_empty() {
             return Err(ApiError::validation("name: must not be empty"));
@@ -309,6 +328,15 @@ impl PolicyRequest {
                 return Err(ApiError::validation("options: must be a JSON object"));
             }
         }
+        let health_checks =
+            super::health::parse_checks(self.health_checks, min_interval).map_err(|mut e| {
+                // `[1].name: …` names a check, `checks: …` the list.
+                e.message = match e.message.strip_prefix("checks") {
+                    Some(rest) => format!("health_checks{rest}"),
+                    None => format!("health_checks{}", e.message),
+                };
+                e
+            })?;
         let repository_id = self
             .repository_id
             .map(|r| r.trim().to_owned())
@@ -323,6 +351,7 @@ impl PolicyRequest {
             options: self.options,
             created_at,
             updated_at: now,
+            health_checks,
         })
     }
 }
@@ -418,7 +447,10 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
     let now = store::now_ms();
-    let policy = body.into_inner().validate(store::new_id(), now, now)?;
+    let min_interval = state.config.health_min_interval_seconds;
+    let policy = body
+        .into_inner()
+        .validate(store::new_id(), now, now, min_interval)?;
     let (row, affected, matched) = state
         .actors
         .write("creating a policy", move |conn| {
@@ -451,11 +483,12 @@ async fn update(
     let id = path.into_inner();
     let request = body.into_inner();
     let now = store::now_ms();
+    let min_interval = state.config.health_min_interval_seconds;
     let (row, affected, matched) = state
         .actors
         .write("changing a policy", move |conn| {
             let old = load(conn, &id)?;
-            let policy = request.validate(id.clone(), old.created_at, now)?;
+            let policy = request.validate(id.clone(), old.created_at, now, min_interval)?;
             check_refs(conn, &policy)?;
             let row = store::policies::update(conn, &policy)?
                 .ok_or_else(|| ApiError::not_found(&format!("policy {id}")))?;

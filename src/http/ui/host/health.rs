@@ -1,5 +1,6 @@
 //! The host page's "Services" (issue 14 §1: each health check with its
-//! latest result) and "Host metrics" (§2: load, memory used and disk free
+//! latest result and where it comes from, and for operators the form that
+//! edits the host's own checks) and "Host metrics" (§2: load, memory used and disk free
 //! of the state directory and of each source group, the latest values and
 //! charts of the last 24 hours).
 
@@ -8,7 +9,8 @@ use maud::{html, Markup};
 use super::super::chart::{self, Labels, Sample, Unit};
 use super::super::format;
 use super::super::layout::badge;
-use super::Data;
+use super::{api_path, Data};
+use crate::http::ui::PageCtx;
 use crate::store::host_metrics::MetricPoint;
 
 /// How far back the metric charts go.
@@ -16,20 +18,22 @@ pub(super) const METRICS_MS: i64 = 86_400_000;
 /// Most metric points read for the charts (24 h of minutes).
 pub(super) const METRIC_POINTS: i64 = 1_440;
 
-pub(super) fn health_section(data: &Data) -> Markup {
+pub(super) fn health_section(ctx: &PageCtx, data: &Data) -> Markup {
     html! {
         section #health-checks {
             h2 { "Services" }
             @if data.health_checks.is_empty() {
-                p.muted #health-none { "No health checks configured (PUT /api/v1/hosts/{id}/health-checks)." }
+                p.muted #health-none { "No health checks configured." }
             } @else {
                 table #health-table {
-                    thead { tr { th { "Check" } th { "Type" } th { "Target" } th { "State" } th { "Latency" } th { "Status" } th { "Checked" } th { "Error" } } }
+                    thead { tr { th { "Check" } th { "From" } th { "Type" } th { "Target" } th { "State" } th { "Latency" } th { "Status" } th { "Checked" } th { "Error" } } }
                     tbody {
-                        @for check in &data.health_checks {
+                        @for effective in &data.health_checks {
+                            @let check = &effective.spec;
                             @let result = data.health.iter().find(|r| r.name == check.name);
                             tr data-check=(check.name) data-ok=(result.map_or("unknown", |r| if r.ok { "true" } else { "false" })) {
                                 td { (check.name) }
+                                td { @match &effective.policy { Some(p) => { "policy " (p) }, None => "this host" } }
                                 td { (check.kind.as_str()) }
                                 td { code { (crate::redact::url(&check.target)) } }
                                 @match result {
@@ -47,6 +51,18 @@ pub(super) fn health_section(data: &Data) -> Markup {
                                 }
                             }
                         }
+                    }
+                }
+            }
+            @if ctx.can_operate() {
+                details.edit #health-checks-edit {
+                    summary { "Edit this host's health checks" }
+                    form #health-checks-form data-change data-form="health-checks" data-method="PUT"
+                        data-path=(api_path(&data.host.host.id, "/health-checks")) data-then="reload" {
+                        p.error.form-error data-form-error role="alert" {}
+                        p.muted { "The agent runs them (the server never probes hosts). A blank one is left out; empty a check's name and target to remove it. Checks of matching policies are edited on their policy." }
+                        (super::super::health_form::checks_inputs("host-health-checks", &data.own_health_checks))
+                        div.form-actions { button type="submit" { "Save health checks" } }
                     }
                 }
             }

@@ -69,7 +69,10 @@ struct Data {
     stats: Vec<RepoStats>,
     missed: Vec<MissedRun>,
     verification: Verification,
-    health_checks: Vec<crate::protocol::HealthCheckSpec>,
+    /// The host's own checks (its edit form) …
+    own_health_checks: Vec<crate::protocol::HealthCheckSpec>,
+    /// … and every check it runs, its policies' included.
+    health_checks: Vec<store::health::EffectiveCheck>,
     health: Vec<store::health::HealthResultRow>,
     metrics: Vec<store::host_metrics::MetricPoint>,
 }
@@ -116,7 +119,8 @@ pub(super) async fn page(
         )?
         .items;
         Ok(Data {
-            health_checks: store::health::get_checks(conn, &id)?,
+            own_health_checks: store::health::get_checks(conn, &id)?,
+            health_checks: store::health::effective_checks(conn, &id)?,
             health: store::health::latest_for_host(conn, &id)?,
             metrics: store::host_metrics::list_for_host(
                 conn,
@@ -146,7 +150,7 @@ pub(super) async fn page(
             (facts(&ctx, &data))
             (first_steps(&ctx, &data))
             (repository_section(&ctx, &data))
-            (health::health_section(&data))
+            (health::health_section(&ctx, &data))
             (health::metrics_section(&data.metrics))
             (groups_section(&ctx, &data))
             (schedules_section(&ctx, &data))
