@@ -126,7 +126,10 @@ pub enum RepositoryOp {
 pub enum PolicyOp {
     Create(Policy),
     /// Boxed: a policy is large, and a create or delete carries one.
-    Update { old: Box<Policy>, new: Box<Policy> },
+    Update {
+        old: Box<Policy>,
+        new: Box<Policy>,
+    },
     Delete(Policy),
 }
 

@@ -3,7 +3,9 @@
 //! changing or deleting the policy and changing a host's labels push the
 //! merged list to the hosts concerned, and the results of checks a host no
 //! longer runs go. A policy's broken check is a 400 naming
-//! `health_checks[i].field`.
+//! `health_checks[i].field`. The host page lists each check with where it
+//! comes from and, for operators, a form holding the host's own checks;
+//! the policy form holds the policy's.
 
 use reqwest::{Method, StatusCode};
 use restic_manager::protocol::{HealthReport, CAPABILITY_HEALTH};
@@ -12,6 +14,7 @@ use serde_json::{json, Value};
 use crate::common::agent::{self as scripted, TestAgent};
 use crate::common::api::{self, assert_error, call};
 use crate::common::e2e;
+use crate::common::fleet::{self, add_user};
 use crate::common::server::{spawn_app, TestApp};
 use crate::health::{expect_config_push, expect_health_set, put_checks, result, web_check};
 
@@ -201,4 +204,121 @@ async fn policy_health_check_errors_name_the_field() {
     }
     let list = api::get(&app, &app.admin_token, "/policies").await.1;
     assert_eq!(list["items"], json!([]), "{list}");
+}
+
+/// The part of `html` from `marker` to the end of its form.
+fn form_of<'a>(html: &'a str, marker: &str) -> &'a str {
+    let start = html.find(marker).unwrap_or_else(|| panic!("no {marker}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</form>").unwrap_or(rest.len())]
+}
+
+/// The host page shows its own and its policy's checks, each with its
+/// origin; an operator gets the edit form holding the host's own checks
+/// only (plus a blank one), whose PUT is checked as the API's; the policy
+/// page's form holds the policy's checks; a viewer gets no form.
+#[actix_web::test]
+async fn host_page_and_policy_form_edit_health_checks() {
+    let app = spawn_app().await;
+    let host = scripted::enroll(&app, "web-1").await;
+    let host_path = format!("/hosts/{}", host.host_id);
+    send(
+        &app,
+        Method::PATCH,
+        &host_path,
+        json!({"labels": {"env": "prod"}}),
+    )
+    .await;
+    put_checks(
+        &app,
+        &host.host_id,
+        json!([web_check("http://127.0.0.1:1/own")]),
+    )
+    .await;
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        "/policies",
+        policy(json!([web_check("http://127.0.0.1:1/policy"), db_check()])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let policy_id = body["id"].as_str().unwrap().to_owned();
+
+    let password = add_user(&app, "olga", restic_manager::auth::Role::Operator).await;
+    let operator = api::login(&app, "olga", &password).await;
+    let (status, html) = fleet::page(&app, &operator, &host_path).await;
+    assert_eq!(status, 200);
+    let table = &html[html.find(r#"id="health-table""#).unwrap()..];
+    let db_row = &table[table.find(r#"data-check="db""#).unwrap()..];
+    assert!(
+        db_row[..db_row.find("</tr>").unwrap()].contains("policy prod-health"),
+        "{db_row}"
+    );
+    let web_row = &table[table.find(r#"data-check="web""#).unwrap()..];
+    let web_row = &web_row[..web_row.find("</tr>").unwrap()];
+    assert!(
+        web_row.contains("this host") && web_row.contains("/own"),
+        "{web_row}"
+    );
+
+    let form = form_of(&html, r#"id="health-checks-form""#);
+    assert!(form.contains(r#"data-form="health-checks""#), "{form}");
+    assert!(form.contains(r#"data-method="PUT""#), "{form}");
+    let api_path = format!("/api/v1/hosts/{}/health-checks", host.host_id);
+    assert!(
+        form.contains(&format!(r#"data-path="{api_path}""#)),
+        "{form}"
+    );
+    assert_eq!(
+        form.matches("data-health-check").count(),
+        2,
+        "own + blank: {form}"
+    );
+    assert!(form.contains(r#"value="http://127.0.0.1:1/own""#), "{form}");
+    assert!(
+        form.contains(r#"value="30""#) && form.contains(r#"value="5""#),
+        "{form}"
+    );
+    assert!(
+        !form.contains("/policy") && !form.contains("5432"),
+        "policy checks stay out: {form}"
+    );
+
+    // What the form sends: a bad interval is refused naming it, nothing
+    // stored; a good list replaces the host's own.
+    let mut bad = web_check("http://127.0.0.1:1/own");
+    bad["interval_seconds"] = json!(5);
+    let (status, answer) =
+        fleet::call(&app, &operator, Method::PUT, &api_path, Some(json!([bad]))).await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("[0].interval_seconds"), "{message}");
+    let tcp = json!({"name": "ssh", "type": "tcp", "target": "127.0.0.1:22", "interval_seconds": 60, "timeout_seconds": 3});
+    let (status, answer) =
+        fleet::call(&app, &operator, Method::PUT, &api_path, Some(json!([tcp]))).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, html) = fleet::page(&app, &operator, &host_path).await;
+    let form = form_of(&html, r#"id="health-checks-form""#);
+    assert!(
+        form.contains(r#"value="ssh""#) && !form.contains("/own"),
+        "{form}"
+    );
+    // The policy's `web` is no longer shadowed.
+    assert!(html.contains("/policy"), "the policy's web shows");
+
+    let (_, html) = fleet::page(&app, &operator, &format!("/policies/{policy_id}")).await;
+    let form = form_of(&html, r#"id="policy-form""#);
+    assert!(form.contains(r#"id="policy-health-checks""#), "{form}");
+    assert!(form.contains(r#"value="127.0.0.1:5432""#), "{form}");
+    assert!(
+        form.contains(r#"value="http://127.0.0.1:1/policy""#),
+        "{form}"
+    );
+
+    let password = add_user(&app, "vera", restic_manager::auth::Role::Viewer).await;
+    let viewer = api::login(&app, "vera", &password).await;
+    let (_, html) = fleet::page(&app, &viewer, &host_path).await;
+    assert!(html.contains(r#"id="health-table""#));
+    assert!(!html.contains("health-checks-form"), "no form for a viewer");
 }
