@@ -94,6 +94,24 @@ async fn policy_checks_merge_with_the_hosts_own_and_follow_changes() {
     let policy_id = body["id"].as_str().unwrap().to_owned();
     let merged = pairs(&[("web", own), ("db", "127.0.0.1:5432")]);
     assert_eq!(next_checks(&mut agent).await, merged);
+    let effective = api::get(
+        &app,
+        &app.admin_token,
+        &format!("{host_path}/effective-config"),
+    )
+    .await
+    .1;
+    let origins: Vec<(&str, &str)> = effective["health_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["origin"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        origins,
+        [("web", "host"), ("db", "policy:prod-health")],
+        "{effective}"
+    );
     // The host's own list is still its own.
     let own_list = api::get(
         &app,

@@ -30,8 +30,9 @@
 //! - `source_groups`: `/hosts/{id}/source-groups[/{gid}]`.
 //! - `schedules`: `/hosts/{id}/schedules[/{sid}]`, cron validation and
 //!   description.
-//! - `policies`: `/policies[/{id}]` (policies by label) and
-//!   `GET /hosts/{id}/effective-config`.
+//! - `policies`: `/policies[/{id}]` (policies by label).
+//! - `effective_config`: `GET /hosts/{id}/effective-config` (a host's own
+//!   configuration plus its policies', each with its origin).
 //! - `config`: `GET /config/export`, `POST /config/apply` (configuration
 //!   as code, `crate::config_as_code`).
 //! - `bulk`: `POST /jobs/bulk` and `POST /jobs/bulk-cancel`.
@@ -65,6 +66,7 @@ mod bulk;
 pub(crate) mod catalog;
 mod config;
 pub(crate) mod downloads;
+mod effective_config;
 mod enrollment_tokens;
 mod events;
 mod health;
@@ -117,6 +119,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         source_groups::endpoints(),
         schedules::endpoints(),
         policies::endpoints(),
+        effective_config::endpoints(),
         config::endpoints(),
         bulk::endpoints(),
         jobs::endpoints(),

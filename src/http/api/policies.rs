@@ -1,7 +1,6 @@
-//! Policies by label (issue 12 §1): `GET/POST /policies`,
-//! `GET/PUT/DELETE /policies/{id}` and a host's effective configuration,
-//! `GET /hosts/{id}/effective-config` (its own groups and schedules plus
-//! those of every matching policy, each with its `origin`).
+//! Policies by label (issue 12 §1): `GET/POST /policies` and
+//! `GET/PUT/DELETE /policies/{id}`; what a host gets from them is
+//! `super::effective_config`.
 //!
 //! A policy's source groups are validated as a host's are, its schedules
 //! as a host's are (their `source_groups` name groups of the policy), its
@@ -14,7 +13,7 @@
 //! (`Actors::push_configs`). A change that would give a host two source
 //! groups of one name is 409 naming the hosts and policies.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -28,7 +27,7 @@ use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{live_host, Body, Time};
+use crate::http::extract::{Body, Time};
 use crate::http::AppState;
 use crate::protocol::{HealthCheckSpec, RetentionPolicy};
 use crate::store::policies::{Policy, PolicyGroup, PolicySchedule, Selector};
@@ -67,10 +66,6 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             .summary("Delete a policy; its groups and schedules leave the hosts")
             .role(Role::Operator)
             .empty(204, "Deleted."),
-        Endpoint::get("/hosts/{id}/effective-config", |r| r.to(effective))
-            .summary("A host's own source groups and schedules plus those of every matching policy, each with its origin")
-            .role(Role::Viewer)
-            .ok(200, "EffectiveConfig"),
     ]
 }
 
@@ -534,95 +529,4 @@ async fn delete(
         .await?;
     state.actors.push_configs(affected);
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// A source group in a host's effective configuration: the group's
-/// fields and its origin. Its schema (`EffectiveSourceGroup`) is written
-/// in `openapi`.
-#[derive(Debug, Serialize)]
-pub struct EffectiveGroupDto {
-    #[serde(flatten)]
-    group: super::source_groups::SourceGroupDto,
-    /// `host`, or `policy:<name>`.
-    origin: String,
-}
-
-/// A schedule in a host's effective configuration.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = EffectiveSchedule)]
-pub struct EffectiveScheduleDto {
-    id: String,
-    cron_expr: String,
-    enabled: bool,
-    #[schema(schema_with = super::openapi::schedule_kind)]
-    kind: String,
-    source_groups: Vec<String>,
-    /// `host`, or `policy:<name>`.
-    origin: String,
-}
-
-/// `GET /hosts/{id}/effective-config`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = EffectiveConfig)]
-pub struct EffectiveDto {
-    host_id: String,
-    /// Names of the policies that match the host's labels.
-    policies: Vec<String>,
-    #[schema(value_type = Vec<Object>)]
-    source_groups: Vec<EffectiveGroupDto>,
-    #[schema(value_type = Vec<EffectiveSchedule>)]
-    schedules: Vec<EffectiveScheduleDto>,
-    /// The version of the schedule list `schedule.set` carries.
-    schedule_version: i64,
-}
-
-async fn effective(
-    state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<String>,
-) -> Result<web::Json<EffectiveDto>, ApiError> {
-    who.require(Role::Viewer)?;
-    let id = path.into_inner();
-    let dto = with_conn(&state.pool, move |conn| {
-        let host = live_host(conn, &id)?;
-        let origins: HashMap<String, String> = policy_sync::origins(conn, &id)?;
-        let origin = |row: &str| {
-            origins
-                .get(row)
-                .map_or_else(|| "host".to_owned(), |p| format!("policy:{p}"))
-        };
-        let groups = store::source_groups::list_for_host(conn, &id)?
-            .into_iter()
-            .map(|g| EffectiveGroupDto {
-                origin: origin(g.id.as_str()),
-                group: super::source_groups::SourceGroupDto::from_row(g),
-            })
-            .collect();
-        let schedules = store::schedules::list_with_groups_for_host(conn, &id)?
-            .into_iter()
-            .map(|s| EffectiveScheduleDto {
-                origin: origin(s.schedule.id.as_str()),
-                id: s.schedule.id.to_string(),
-                cron_expr: s.schedule.cron_expr,
-                enabled: s.schedule.enabled,
-                kind: s.schedule.kind.as_str().to_owned(),
-                source_groups: s.groups.into_iter().map(|g| g.name).collect(),
-            })
-            .collect();
-        let policies = store::policies::list(conn)?
-            .into_iter()
-            .filter(|p| p.selector.matches(&host.labels))
-            .map(|p| p.name)
-            .collect();
-        let version = store::schedule_versions::get(conn, &id)?.map_or(0, |v| v.version);
-        Ok(EffectiveDto {
-            host_id: id,
-            policies,
-            source_groups: groups,
-            schedules,
-            schedule_version: version,
-        })
-    })
-    .await?;
-    Ok(web::Json(dto))
 }
