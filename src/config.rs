@@ -379,6 +379,10 @@ pub struct ServerConfig {
     pub live_list_timeout: std::time::Duration,
     /// Notifications: SMTP, offline grace, burst, links.
     pub notify: NotifyConfig,
+    /// The shortest `interval_seconds` of a health check the API accepts
+    /// (API.md: 10). Not a flag; tests lower it so a check goes down and
+    /// up within seconds.
+    pub health_min_interval_seconds: u32,
 }
 
 impl ServerConfig {
@@ -517,6 +521,7 @@ impl ServerConfig {
             catalog_keep,
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
             notify,
+            health_min_interval_seconds: crate::protocol::MIN_INTERVAL_SECONDS,
         })
     }
 
@@ -539,6 +544,7 @@ impl ServerConfig {
             catalog_keep: crate::store::catalog::DEFAULT_KEEP,
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
             notify: NotifyConfig::default(),
+            health_min_interval_seconds: crate::protocol::MIN_INTERVAL_SECONDS,
         }
     }
 }

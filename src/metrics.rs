@@ -9,7 +9,10 @@
 //! start (a message counter is found by a scan of its few wire types, as
 //! before, never through the registry's map); a histogram observation takes
 //! the histogram's own uncontended lock, once per finished job or written
-//! batch, never per message. Everything else `/metrics` shows (hosts
+//! batch, never per message. The sessions also set the fleet gauges of
+//! `fleet.rs` ([`FleetGauges`]: each health check's state and latency,
+//! each host's latest load, memory and free disk) as reports arrive.
+//! Everything else `/metrics` shows (hosts
 //! online, jobs by kind and status, last successful backup per host and
 //! group) (and the newest succeeded drill per host and group, and each host's
 //! check coverage) is read from the database at scrape time and encoded by
@@ -52,7 +55,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::protocol::{AgentToServer, ServerToAgent};
+
+mod fleet;
 use crate::store::{JobKind, JobStatus};
+pub use fleet::FleetGauges;
 
 /// The prefix of every metric name.
 pub const PREFIX: &str = "restic_manager";
@@ -133,6 +139,8 @@ pub struct Metrics {
     batch_rows: Histogram,
     /// Time from a batch's first buffered line to its durable write.
     flush_lag: Histogram,
+    /// Health checks and host metrics as the agents report them.
+    pub fleet: FleetGauges,
 }
 
 impl Default for Metrics {
@@ -202,7 +210,11 @@ impl Metrics {
             flush_lag.clone(),
         );
 
+        let fleet = FleetGauges::default();
+        fleet.register(&mut registry);
+
         Metrics {
+            fleet,
             registry,
             ws_sessions,
             messages_in,

@@ -13,8 +13,9 @@
 //! After `hello` it registers with the [`Registry`] (superseding an older
 //! session of the host, which is closed with [`CLOSE_SUPERSEDED`]), has
 //! [`Persistence`] record the hello, then sends `config.update`
-//! (repository secrets opened with the server key, never logged) and
-//! `schedule.set`, then the host's queued jobs. Everything the agent
+//! (repository secrets opened with the server key, never logged),
+//! `schedule.set` and (to an agent with the `health` capability)
+//! `health.set`, then the host's queued jobs. Everything the agent
 //! reports goes to [`Persistence`]; `job.finished` and `snapshots.report`
 //! are acked only once the write is durable. Log lines go in batches
 //! ([`LOG_BATCH_LINES`], or after [`LOG_BATCH_LINGER`]), always before
@@ -52,6 +53,9 @@
 //! - `live_listing`: [`ListDirectory`], a live `catalog.list` for the API.
 //! - `own_jobs`: live progress and log events only for the host's own jobs.
 //! - `recent`: the small bounded memory of job ids both of those use.
+//! - `health`: `health.set` to capable agents, `health.report` and the
+//!   heartbeat's metrics to the writer (one point per minute) and to
+//!   `/metrics`.
 //!
 //! The submodules are parts of this actor (each an `impl HostSession`),
 //! so `actix_web_actors` stays inside the session.
@@ -77,6 +81,7 @@ mod downloads;
 mod fires;
 mod frames;
 mod greeting;
+mod health;
 mod job_queue;
 mod jobs;
 mod leases;
@@ -187,6 +192,8 @@ pub struct HostSession {
     repository_withdrawn: bool,
     /// The job in the slot that waits for its lease (`leases`).
     awaiting_lease: Option<leases::Awaiting>,
+    /// Health checks and heartbeat metrics (`health`).
+    health: health::HealthState,
 }
 
 impl HostSession {
@@ -214,6 +221,7 @@ impl HostSession {
             has_repository: false,
             repository_withdrawn: false,
             awaiting_lease: None,
+            health: health::HealthState::default(),
         }
     }
 
@@ -388,12 +396,17 @@ impl HostSession {
             (_, AgentToServer::DownloadReady(ready)) => self.on_download_ready(ready, ctx),
             (_, AgentToServer::DownloadEnd(end)) => self.on_download_end(end),
             (_, AgentToServer::ScheduleFire(fire)) => self.on_schedule_fire(id, fire, ctx, now),
+            (_, AgentToServer::HealthReport(report)) => self.on_health_report(report),
         }
     }
 
     /// `hello`: register, record, then push config, schedules and jobs.
     fn greet(&mut self, hello: protocol::Hello, ctx: &mut ws::WebsocketContext<Self>) {
         self.phase = Phase::Greeting;
+        self.health.capable = hello
+            .capabilities
+            .iter()
+            .any(|c| c == protocol::CAPABILITY_HEALTH);
         tracing::info!(host_id = %self.host_id, hostname = %hello.hostname, agent_version = %hello.agent_version, "agent said hello");
         let register = self.actors.registry.send(Register {
             host_id: self.host_id.clone(),
@@ -474,6 +487,7 @@ impl HostSession {
             schedules,
             shared_repository,
             has_repository,
+            health,
         } = config;
         if schedules.version < self.pushed_version {
             tracing::debug!(host_id = %self.host_id, version = schedules.version, "an older configuration is not pushed");
@@ -492,6 +506,7 @@ impl HostSession {
             self.send(ctx, config);
         }
         self.send(ctx, schedules);
+        self.push_health(health, ctx);
         self.actors.persistence.do_send(MarkSchedulePushed {
             host_id: self.host_id.clone(),
             version,

@@ -14,6 +14,8 @@
 //! - [`persistence`]: `Persistence`, the one writer, on a `SyncArbiter`.
 //! - [`events`]: `Events`, live fan-out to UI subscribers.
 //! - [`log_retention`]: prunes old job logs, a small batch per writer turn.
+//! - [`metrics_retention`]: folds old host metric points into hourly ones
+//!   and drops those past 30 days, a small batch per writer turn.
 //! - [`login_audit`]: `LoginAudit`, failed logins counted, written in aggregate.
 //! - [`restore`]: the checks of a restore request and its audit detail.
 //! - [`drill`]: a restore drill's options and its sampled job.
@@ -36,6 +38,7 @@ pub mod host_session;
 pub mod log_retention;
 pub mod login_audit;
 pub mod maintenance;
+pub mod metrics_retention;
 pub mod notifier;
 pub mod persistence;
 pub mod registry;
@@ -130,6 +133,7 @@ pub fn start(pool: Pool, key: Arc<SecretKey>, config: Arc<ServerConfig>) -> Acto
 
     let login_audit = login_audit::LoginAudit::new(persistence.clone()).start();
     log_retention::start(persistence.clone(), config.log_retention_days);
+    metrics_retention::start(persistence.clone());
     let notifier = notifier::start(
         persistence.clone(),
         pool.clone(),

@@ -38,6 +38,8 @@
 //!   snapshots, repository stats, missed runs).
 //! - `catalog_writes`: the snapshot catalog: buffered `catalog.chunk`s,
 //!   a `catalog` job's completion, re-queueing one that yielded.
+//! - `health_writes`: `health.report` results and heartbeat metric points
+//!   (buffered; [`RecordHealth`], [`RecordHostMetrics`]).
 //! - `run_write`: [`RunWrite`], the REST API's closures.
 //!
 //! A new message goes in the file of the table it writes, as one
@@ -57,6 +59,7 @@ use crate::store::{self, hosts, Pool};
 
 mod buffer;
 mod catalog_writes;
+mod health_writes;
 mod host_writes;
 mod job_writes;
 mod run_write;
@@ -69,6 +72,7 @@ pub use buffer::{
     Touch,
 };
 pub use catalog_writes::{AppendCatalog, ConfigureCatalog, YieldCatalog};
+pub use health_writes::{RecordHealth, RecordHostMetrics, METRICS_FLUSH_INTERVAL};
 pub use host_writes::{
     MarkOffline, RecordHello, RecordMissedRun, ReplaceSnapshots, RevokeHost, SnapshotsReplaced,
     StoreRepoStats,
@@ -151,6 +155,8 @@ pub struct Persistence {
     /// The WAL checkpoint thread (SQLite), started with the actor and
     /// stopped (after a last checkpoint) when it is dropped.
     checkpointer: Option<Checkpointer>,
+    /// Health results and host metric points waiting (`health_writes`).
+    health: health_writes::HealthBuffers,
 }
 
 impl Actor for Persistence {
@@ -175,6 +181,7 @@ impl Actor for Persistence {
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         self.flush();
+        self.flush_health(true);
         // Stops the thread after its last checkpoint.
         self.checkpointer = None;
         Running::Stop
@@ -212,6 +219,7 @@ impl Persistence {
             catalog_attempts: 0,
             catalog_keep: crate::store::catalog::DEFAULT_KEEP,
             checkpointer: None,
+            health: Default::default(),
         })
     }
 
@@ -236,6 +244,9 @@ impl Persistence {
         let t = Instant::now();
         self.flush_schedule_marks();
         turn_took("flush schedule marks", t);
+        let t = Instant::now();
+        self.flush_health(false);
+        turn_took("flush health and host metrics", t);
         if !self.touched.is_empty() && self.last_touch_write.elapsed() >= TOUCH_INTERVAL {
             let t = Instant::now();
             let n = self.touched.len();

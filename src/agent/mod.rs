@@ -31,6 +31,8 @@
 //! - [`runner`]: runs one job (hooks, restic, log lines, progress, cancel).
 //! - [`process`]: what a job's child processes share: stop request, log sink, line reader.
 //! - [`hooks`]: pre/post hooks under the configured shell.
+//! - [`health`]: service health checks (`health.set`), probed on their own
+//!   timers, reported as `health.report`.
 //! - [`restic`]: restic arguments, credential environment, output parsers.
 //! - [`restore`]: restore jobs' source repositories (memory only) and stats.
 //! - [`drill`]: restore drills' private folder and size comparison.
@@ -47,6 +49,7 @@ pub mod download;
 pub mod drill;
 pub mod dump;
 pub mod enroll;
+pub mod health;
 pub mod hooks;
 pub mod journal;
 pub mod platform;

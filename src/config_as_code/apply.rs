@@ -241,9 +241,13 @@ fn write(
             display_name: None,
             labels: Some(op.labels.clone()),
         };
+        let checks_before = store::health::effective_checks(conn, &op.id)?;
         store::hosts::patch(conn, &op.id, &patch, now)?;
         let synced = policy_sync::sync_host(conn, &op.id, &op.labels, OnConflict::Refuse, now)?;
-        if synced.schedules {
+        // New health checks travel with the schedules' push (health.set
+        // follows schedule.set).
+        let checks = store::health::relabelled(conn, &op.id, &checks_before)?;
+        if synced.schedules || checks {
             schedules.insert(op.id.clone());
         }
         if synced.repository {

@@ -131,7 +131,11 @@ pub enum RepositoryOp {
 #[derive(Debug, Clone)]
 pub enum PolicyOp {
     Create(Policy),
-    Update { old: Box<Policy>, new: Box<Policy> },
+    /// Boxed: a policy is large, and a create or delete carries one.
+    Update {
+        old: Box<Policy>,
+        new: Box<Policy>,
+    },
     Delete(Policy),
 }
 
@@ -371,8 +375,11 @@ pub fn plan(
                     .push(change(Action::Create, Kind::Policy, &want.name));
                 out.policies.push(PolicyOp::Create(want));
             }
+            // The file does not carry health checks (yet): a policy
+            // keeps those set through the API.
             Some(old) if same_policy(old, &want) => {}
             Some(old) => {
+                want.health_checks = old.health_checks.clone();
                 want.id = old.id.clone();
                 want.created_at = old.created_at;
                 want.updated_at = now;

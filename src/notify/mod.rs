@@ -41,6 +41,11 @@ pub const DRILL_FAILED: &str = "drill.failed";
 /// The next drill of that group passed.
 pub const DRILL_RECOVERED: &str = "drill.recovered";
 
+/// A service health check of a host failed.
+pub const HEALTH_DOWN: &str = "health.down";
+/// It passed again.
+pub const HEALTH_UP: &str = "health.up";
+
 /// Failure events and their recoveries.
 pub const PAIRS: &[(&str, &str)] = &[
     (JOB_FAILED, JOB_RECOVERED),
@@ -48,6 +53,7 @@ pub const PAIRS: &[(&str, &str)] = &[
     (HOST_OFFLINE, HOST_ONLINE),
     (CHECK_FAILED, CHECK_RECOVERED),
     (DRILL_FAILED, DRILL_RECOVERED),
+    (HEALTH_DOWN, HEALTH_UP),
 ];
 
 /// Whether `name` is an event a channel may ask for.
@@ -150,6 +156,27 @@ pub fn host_event(host_id: &str, offline: bool, at: i64) -> Event {
         host_id: host_id.to_owned(),
         detail: detail(&[
             ("message", Some(message.to_owned())),
+            ("path", Some(format!("/hosts/{host_id}"))),
+        ]),
+        at,
+    }
+}
+
+/// `health.down` (`down`) or `health.up` of one check of a host.
+pub fn health_event(host_id: &str, check: &str, down: bool, at: i64) -> Event {
+    let message = if down {
+        format!("the health check {check} fails")
+    } else {
+        format!("the health check {check} passes again")
+    };
+    Event {
+        name: if down { HEALTH_DOWN } else { HEALTH_UP },
+        condition: condition_key(HEALTH_DOWN, host_id, check),
+        starts: down,
+        host_id: host_id.to_owned(),
+        detail: detail(&[
+            ("check", Some(check.to_owned())),
+            ("message", Some(message)),
             ("path", Some(format!("/hosts/{host_id}"))),
         ]),
         at,

@@ -110,3 +110,26 @@ fn payload_names_host_and_state() {
         "host.online: web-1: the host's agent is back online"
     );
 }
+
+/// A health check's events: one condition per host and check, the check
+/// named in the body, down starting it and up ending it.
+#[test]
+fn health_events_pair_per_check() {
+    let down = health_event("h1", "web", true, 0);
+    assert_eq!(down.name, HEALTH_DOWN);
+    assert!(down.starts);
+    assert_eq!(down.condition, "health.down|h1|web");
+    let up = health_event("h1", "web", false, 60_000);
+    assert_eq!(up.name, HEALTH_UP);
+    assert!(!up.starts);
+    assert_eq!(up.condition, down.condition);
+    assert_ne!(health_event("h1", "db", true, 0).condition, down.condition);
+    assert_eq!(failure_of(HEALTH_UP), Some(HEALTH_DOWN));
+    assert!(is_event("health.down") && is_event("health.up"));
+    let body = payload(&down, "web-1", None, None);
+    assert_eq!(body["event"], "health.down");
+    assert_eq!(
+        one_line(&body),
+        "health.down: web-1: the health check web fails"
+    );
+}

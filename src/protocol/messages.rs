@@ -93,6 +93,8 @@ wire_messages! {
         DownloadReady(DownloadReady) = "download.ready",
         /// `download.end`
         DownloadEnd(DownloadEnd) = "download.end",
+        /// `health.report`
+        HealthReport(HealthReport) = "health.report",
     }
 }
 
@@ -121,6 +123,8 @@ wire_messages! {
         DownloadCredit(DownloadCredit) = "download.credit",
         /// `download.cancel`
         DownloadCancel(DownloadCancel) = "download.cancel",
+        /// `health.set` (only to an agent with the `health` capability)
+        HealthSet(HealthSet) = "health.set",
     }
 }
 
@@ -156,6 +160,7 @@ mod tests {
                 "catalog.listing",
                 "download.ready",
                 "download.end",
+                "health.report",
             ]
         );
     }
@@ -177,6 +182,7 @@ mod tests {
                 "download.start",
                 "download.credit",
                 "download.cancel",
+                "health.set",
             ]
         );
     }

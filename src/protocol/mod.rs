@@ -47,6 +47,8 @@
 //! - `server_messages.rs`: the payloads a server sends (`config.update` … `error`).
 //! - `catalog.rs`: the snapshot catalog's payloads (`catalog.chunk`,
 //!   `catalog.list`, `catalog.listing`) and their chunk bounds.
+//! - `health.rs`: service health checks, `health.set` and `health.report`
+//!   ([`HealthCheckSpec`], [`validate_checks`]).
 //! - `messages.rs`: one enum per direction, [`AgentToServer`] and
 //!   [`ServerToAgent`], tying each wire `type` to its payload.
 //! - `downloads.rs`: the download stream's messages and its binary data
@@ -67,6 +69,7 @@ mod dump;
 mod enroll;
 mod enums;
 mod envelope;
+mod health;
 mod messages;
 mod options;
 mod restore;
@@ -103,6 +106,11 @@ pub use enums::{
     UnknownVariant,
 };
 pub use envelope::{frame_id, hello_protocol_version, Envelope, WireMessage};
+pub use health::{
+    status_ok, validate_checks, HealthCheckResult, HealthCheckSpec, HealthCheckType, HealthReport,
+    HealthSet, InvalidHealthCheck, CAPABILITY_HEALTH, MAX_TIMEOUT_SECONDS, MIN_INTERVAL_SECONDS,
+    REPORT_EVERY_SECONDS,
+};
 pub use messages::{AgentToServer, ServerToAgent};
 pub use options::{
     check_option_arg, Compression, InvalidOption, RunOptions, FLAG_COMPRESSION,

@@ -36,6 +36,8 @@
 //!   groups and schedules onto the hosts they match.
 //! - [`catalog`]: the snapshot catalog (entries, folder browsing, path
 //!   search, `--catalog-keep`).
+//! - [`health`]: service health checks, their latest results and history;
+//!   [`host_metrics`]: heartbeat metrics as a time series, downsampled.
 //! - [`api_queries`]: paged reads the REST API needs (snapshots, stats).
 //! - [`admin_queries`]: reads of the administration API (tokens, users)
 //!   and the aggregates of `/metrics`.
@@ -62,6 +64,8 @@ pub mod channel;
 pub mod checkpoint;
 pub mod drills;
 pub mod enrollment;
+pub mod health;
+pub mod host_metrics;
 pub mod hosts;
 pub mod job_logs;
 pub mod job_params;

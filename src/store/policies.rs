@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::json::Json;
 use super::schema::policies;
 use super::{DbConnection, ScheduleKind};
-use crate::protocol::{RetentionPolicy, RunOptions};
+use crate::protocol::{HealthCheckSpec, RetentionPolicy, RunOptions};
 
 /// Which hosts a policy applies to: every label must match (an empty
 /// selector matches every host).
@@ -95,6 +95,10 @@ pub struct Policy {
     pub options: Option<RunOptions>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Health checks every matching host runs besides its own (a host's
+    /// own check of the same name wins: `store::health::effective_checks`).
+    #[diesel(deserialize_as = Json<Vec<HealthCheckSpec>>)]
+    pub health_checks: Vec<HealthCheckSpec>,
 }
 
 impl Policy {
@@ -151,6 +155,7 @@ pub fn insert(conn: &mut DbConnection, p: &Policy) -> QueryResult<Policy> {
             policies::options.eq(options),
             policies::created_at.eq(p.created_at),
             policies::updated_at.eq(p.updated_at),
+            policies::health_checks.eq(text(&p.health_checks)?),
         ))
         .execute(conn)?;
     get(conn, &p.id)?.ok_or(diesel::result::Error::NotFound)
@@ -169,6 +174,7 @@ pub fn update(conn: &mut DbConnection, p: &Policy) -> QueryResult<Option<Policy>
             policies::repository_id.eq(&p.repository_id),
             policies::options.eq(options),
             policies::updated_at.eq(p.updated_at),
+            policies::health_checks.eq(text(&p.health_checks)?),
         ))
         .execute(conn)?;
     get(conn, &p.id)

@@ -15,6 +15,10 @@
 //! `repository`: the policy's shared repository on the hosts it matches
 //! that have none of their own.
 //!
+//! A policy's health checks have no rows: [`apply_policy`] also returns
+//! (and bumps) the hosts whose checks it changes
+//! (`super::health::policy_checks_changed`).
+//!
 //! Both refuse a change that would give a host two source groups of the
 //! same name ([`SyncError::Conflict`], naming hosts and policies), and
 //! bump the schedule version of every host whose rows changed, returning
@@ -591,6 +595,13 @@ fn apply_rows(
     } else if changed_content {
         options_only = kept;
     }
+    // Hosts whose health checks (not rows) the change touches.
+    let rows_changed: HashSet<String> = affected.iter().cloned().collect();
+    affected.extend(
+        super::health::policy_checks_changed(conn, old, new)?
+            .into_iter()
+            .filter(|h| !rows_changed.contains(h)),
+    );
     bump_many(conn, &affected)?;
     Ok((affected, options_only))
 }

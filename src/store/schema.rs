@@ -344,6 +344,8 @@ diesel::table! {
         options -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        /// Health checks every matching host runs (JSON list).
+        health_checks -> Text,
     }
 }
 
@@ -443,3 +445,51 @@ diesel::allow_tables_to_appear_in_same_query!(
     notification_conditions,
     hosts,
 );
+
+diesel::table! {
+    health_checks (host_id) {
+        host_id -> Text,
+        checks -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    health_results (host_id, name) {
+        host_id -> Text,
+        name -> Text,
+        ok -> Bool,
+        latency_ms -> Nullable<BigInt>,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        checked_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    health_history (host_id, name, checked_at) {
+        host_id -> Text,
+        name -> Text,
+        checked_at -> BigInt,
+        ok -> Bool,
+        latency_ms -> Nullable<BigInt>,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    host_metrics (host_id, resolution, at) {
+        host_id -> Text,
+        resolution -> Integer,
+        at -> BigInt,
+        load1 -> Nullable<Double>,
+        mem_used_bytes -> Nullable<BigInt>,
+        mem_total_bytes -> Nullable<BigInt>,
+        disk_free_bytes -> Nullable<BigInt>,
+        source_disk_free -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(health_results, hosts);
+diesel::allow_tables_to_appear_in_same_query!(host_metrics, hosts);

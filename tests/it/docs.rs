@@ -232,6 +232,17 @@ fn agent_messages() -> Vec<AgentToServer> {
             error: Some("restic failed".to_owned()),
         }
         .into(),
+        restic_manager::protocol::HealthReport {
+            results: vec![restic_manager::protocol::HealthCheckResult {
+                name: "web".to_owned(),
+                ok: false,
+                latency_ms: Some(12),
+                status_code: Some(503),
+                error: Some("HTTP status 503".to_owned()),
+                checked_at: at(),
+            }],
+        }
+        .into(),
     ]
 }
 
@@ -401,6 +412,17 @@ fn server_messages() -> Vec<ServerToAgent> {
         .into(),
         DownloadCancel {
             download_id: "dl-1".to_owned(),
+        }
+        .into(),
+        restic_manager::protocol::HealthSet {
+            checks: vec![restic_manager::protocol::HealthCheckSpec {
+                name: "web".to_owned(),
+                kind: restic_manager::protocol::HealthCheckType::Http,
+                target: "https://127.0.0.1:8443/health".to_owned(),
+                interval_seconds: 30,
+                timeout_seconds: 5,
+                expect_status: Some(200),
+            }],
         }
         .into(),
     ]

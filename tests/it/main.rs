@@ -39,6 +39,8 @@ mod e2e_faults;
 mod e2e_jobs;
 mod e2e_restore;
 mod hardening;
+mod health;
+mod health_policy;
 mod job_followup;
 mod notifications;
 mod policies;

@@ -1,6 +1,6 @@
 //! What a session sends after `hello`, loaded from the database: the
 //! host's `config.update` (repository secrets opened with the server key,
-//! never logged), its `schedule.set` and its queued jobs. The REST API's
+//! never logged), its `schedule.set`, its `health.set` and its queued jobs. The REST API's
 //! configuration changes build the same [`HostConfig`] with
 //! [`load_config`] and hand it to the live session (`PushConfig`).
 //! Blocking: call inside `web::block`.
@@ -25,6 +25,9 @@ pub struct HostConfig {
     /// `config.update` cannot clear the agent's: see
     /// `HostSession::repository_withdrawn`).
     pub has_repository: bool,
+    /// The host's service health checks, its own and its policies'
+    /// (`health.set`, sent only to an agent with the `health` capability).
+    pub health: protocol::HealthSet,
 }
 
 /// What a session sends after `hello`.
@@ -117,10 +120,17 @@ pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryRe
     let repository = crate::store::repositories::get_for_host(conn, host_id)?;
     let has_repository = repository.is_some();
     let shared_repository = repository.filter(|r| r.is_shared()).map(|r| r.id);
+    let health = protocol::HealthSet {
+        checks: crate::store::health::effective_checks(conn, host_id)?
+            .into_iter()
+            .map(|check| check.spec)
+            .collect(),
+    };
     Ok(HostConfig {
         config: None,
         shared_repository,
         has_repository,
+        health,
         schedules: protocol::ScheduleSet {
             version: u64::try_from(version).unwrap_or(0),
             schedules,

@@ -291,6 +291,7 @@ impl HostSession {
             host_id: self.host_id.clone(),
             now,
         });
+        self.on_host_metrics(&heartbeat.metrics, now);
         let Some(active_job_ids) = heartbeat.active_job_ids else {
             return;
         };

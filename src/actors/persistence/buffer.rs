@@ -240,6 +240,7 @@ impl Handler<FlushAll> for Persistence {
         self.flush_catalog();
         self.flush_progress();
         self.flush_schedule_marks();
+        self.flush_health(true);
         self.flush_touched();
     }
 }

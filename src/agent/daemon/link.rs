@@ -1,7 +1,8 @@
 //! The agent's side of the connection: connect attempts and back-off,
 //! `hello` and the outbox replay, heartbeats, and the server's messages
 //! (`command.run`, `command.cancel`, `config.update`, `schedule.set`,
-//! `catalog.list`), plus the frames of snapshot downloads going out.
+//! `catalog.list`, `health.set`), plus the frames of snapshot downloads
+//! going out, heartbeats' metrics and `health.report`s.
 
 use chrono::Utc;
 use futures_util::FutureExt;
@@ -21,8 +22,8 @@ use crate::agent::restore::SourceRepos;
 use crate::agent::runner::{self, CANCELLED_ERROR};
 use crate::protocol::{
     AgentToServer, CatalogList, CommandCancel, CommandResult, CommandRun, ConfigUpdate,
-    DecodeError, Envelope, FinishStatus, Heartbeat, Hello, ScheduleAck, ScheduleSet, ServerToAgent,
-    PROTOCOL_VERSION,
+    DecodeError, Envelope, FinishStatus, HealthReport, Heartbeat, Hello, ScheduleAck, ScheduleSet,
+    ServerToAgent, PROTOCOL_VERSION,
 };
 
 use super::{
@@ -155,9 +156,31 @@ impl Daemon {
         let heartbeat = Heartbeat {
             sent_at: Utc::now(),
             active_job_ids: Some(self.active_job_ids()),
-            metrics: platform::metrics(&self.config.state_dir),
+            metrics: platform::metrics(&self.config.state_dir, &self.source_roots()),
         };
         self.send_live(AgentToServer::from(heartbeat)).await;
+    }
+
+    /// Each source group of the applied schedules with its first include
+    /// (whose file system's free space the heartbeat reports).
+    fn source_roots(&self) -> Vec<(String, std::path::PathBuf)> {
+        let mut roots: Vec<(String, std::path::PathBuf)> = Vec::new();
+        for group in self.cron.schedules().flat_map(|s| s.source_groups.iter()) {
+            if let Some(first) = group.includes.first() {
+                if !roots.iter().any(|(name, _)| *name == group.name) {
+                    roots.push((group.name.clone(), first.into()));
+                }
+            }
+        }
+        roots
+    }
+
+    /// Sends a `health.report`, if there is one (dropped while offline:
+    /// the next `health.set` after reconnecting brings a full one).
+    pub(super) async fn send_health(&mut self, report: Option<HealthReport>) {
+        if let Some(report) = report {
+            self.send_live(AgentToServer::from(report)).await;
+        }
     }
 
     /// The running job and the queued ones.
@@ -211,6 +234,10 @@ impl Daemon {
             ServerToAgent::CommandRun(run) => self.on_command_run(run).await,
             ServerToAgent::CommandCancel(cancel) => self.on_command_cancel(cancel).await,
             ServerToAgent::CatalogList(request) => self.on_catalog_list(request),
+            ServerToAgent::HealthSet(set) => {
+                let report = self.health.apply(&set, Instant::now());
+                self.send_health(report).await;
+            }
             ServerToAgent::AgentUpdateAvailable(update) => tracing::info!(
                 latest_version = %update.latest_version,
                 package_url = %update.package_url,

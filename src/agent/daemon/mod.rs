@@ -7,6 +7,8 @@
 //! - the [`Journal`] (jobs and outbox on disk) and the [`CronTable`];
 //! - the repository settings from `config.update`, and those of other
 //!   hosts' repositories that accepted restores read (memory only);
+//! - the service health checks ([`HealthChecks`]: each probe runs beside
+//!   the loop, its result comes back through the `select!`);
 //! - the snapshot downloads streaming beside it ([`Downloads`]: each its
 //!   own `restic dump`, read only as fast as the server grants credits);
 //! - the job queue and the one piece of restic work in flight
@@ -55,6 +57,7 @@ use super::config::{AgentConfig, Secret};
 use super::connection::{Backoff, ConnectError, WsStream};
 use super::cron::{Clock, CronTable, SystemClock};
 use super::download::Downloads;
+use super::health::HealthChecks;
 use super::journal::{JobRecord, Journal, JournalError};
 use super::platform::{ProcessIdentity, StateLock};
 use super::process::StopReason;
@@ -103,6 +106,7 @@ pub const CAPABILITIES: &[&str] = &[
     "download",
     "drill",
     "durable_outbox",
+    "health",
     "hooks",
     "local_cron",
 ];
@@ -225,6 +229,8 @@ struct Daemon {
     connecting: Option<Connecting>,
     retry_at: Option<Instant>,
     backoff: Backoff,
+    /// Service health checks and their probes in flight (`health.set`).
+    health: HealthChecks,
     /// Live directory listings (`catalog.list`) running beside the job;
     /// dropping the set (the daemon) stops their restic.
     listings: tokio::task::JoinSet<()>,
@@ -292,6 +298,7 @@ impl Daemon {
             connecting: None,
             retry_at: None,
             backoff: Backoff::new(),
+            health: HealthChecks::default(),
             listings: tokio::task::JoinSet::new(),
             _lock: lock,
         })
@@ -329,6 +336,14 @@ impl Daemon {
                 done = busy_done(&mut self.busy) => self.on_work_done(done).await,
                 event = self.downloads.next() => self.on_download_event(event).await,
                 () = tokio::time::sleep(cron_sleep) => self.on_cron_tick().await,
+                () = sleep_until_opt(self.health.next_wake()) => {
+                    let report = self.health.tick(Instant::now());
+                    self.send_health(report).await;
+                }
+                Some(done) = self.health.next_done() => {
+                    let report = self.health.on_done(done, Instant::now());
+                    self.send_health(report).await;
+                }
             }
         }
         self.stop().await;

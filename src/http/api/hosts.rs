@@ -319,17 +319,25 @@ async fn patch(
         .write("changing a host", move |conn| {
             live_host(conn, &id)?;
             let now = store::now_ms();
+            let checks_before = store::health::effective_checks(conn, &id)?;
             store::hosts::patch(conn, &id, &patch, now)?;
-            // New labels: the policies that match now give their groups
-            // and schedules, the ones that no longer match take theirs.
+            // New labels: the policies that match now give their groups,
+            // schedules and health checks, the ones that no longer match
+            // take theirs.
             let changed = match &patch.labels {
-                Some(labels) => store::policy_sync::sync_host(
-                    conn,
-                    &id,
-                    labels,
-                    store::policy_sync::OnConflict::Refuse,
-                    now,
-                )?,
+                Some(labels) => {
+                    let mut synced = store::policy_sync::sync_host(
+                        conn,
+                        &id,
+                        labels,
+                        store::policy_sync::OnConflict::Refuse,
+                        now,
+                    )?;
+                    // New health checks go with the schedules' push
+                    // (health.set follows schedule.set).
+                    synced.schedules |= store::health::relabelled(conn, &id, &checks_before)?;
+                    synced
+                }
                 None => store::policy_sync::Synced::default(),
             };
             audit(conn, &who, "host.update", Some(&id), Some(detail))?;

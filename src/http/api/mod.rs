@@ -22,6 +22,8 @@
 //! - `openapi`: `GET /openapi.json`, built from [`endpoints`].
 //! - `session`: `POST /auth/login`, `POST /auth/logout`, `GET /me`.
 //! - `hosts`: `GET /hosts`, `GET/PATCH/DELETE /hosts/{id}`.
+//! - `health`: `GET/PUT /hosts/{id}/health-checks`, `GET /hosts/{id}/health`
+//!   and `GET /hosts/{id}/metrics` (issue 14).
 //! - `repository`: `GET/PUT /hosts/{id}/repository` (inline, or attach
 //!   a shared repository).
 //! - `repositories`: shared repositories, `/repositories[/{id}]`.
@@ -30,8 +32,9 @@
 //!   the key at fault.
 //! - `schedules`: `/hosts/{id}/schedules[/{sid}]`, cron validation and
 //!   description.
-//! - `policies`: `/policies[/{id}]` (policies by label) and
-//!   `GET /hosts/{id}/effective-config`.
+//! - `policies`: `/policies[/{id}]` (policies by label).
+//! - `effective_config`: `GET /hosts/{id}/effective-config` (a host's own
+//!   configuration plus its policies', each with its origin).
 //! - `config`: `GET /config/export`, `POST /config/apply` (configuration
 //!   as code, `crate::config_as_code`).
 //! - `bulk`: `POST /jobs/bulk` and `POST /jobs/bulk-cancel`.
@@ -65,8 +68,10 @@ mod bulk;
 pub(crate) mod catalog;
 mod config;
 pub(crate) mod downloads;
+mod effective_config;
 mod enrollment_tokens;
 mod events;
+mod health;
 mod hosts;
 mod jobs;
 mod missed_runs;
@@ -111,11 +116,13 @@ pub fn endpoints() -> Vec<Endpoint> {
         session::endpoints(),
         crate::http::agent::endpoints(),
         hosts::endpoints(),
+        health::endpoints(),
         repository::endpoints(),
         repositories::endpoints(),
         source_groups::endpoints(),
         schedules::endpoints(),
         policies::endpoints(),
+        effective_config::endpoints(),
         config::endpoints(),
         bulk::endpoints(),
         jobs::endpoints(),

@@ -49,7 +49,7 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             .summary("Add a notification channel (webhook or mail)")
             .describe(
                 "Events: job.failed, job.recovered, run.missed, run.recovered, host.offline, \
-                 host.online, check.failed, check.recovered, drill.failed, drill.recovered. \
+                 host.online, check.failed, check.recovered, drill.failed, drill.recovered, health.down, health.up. \
                  Asking for a failure also brings its recovery.",
             )
             .role(Role::Admin)

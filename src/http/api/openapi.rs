@@ -323,8 +323,8 @@ pub fn schemas() -> Map<String, Value> {
         derived::<super::policies::PolicyGroupDto>(),
         derived::<super::policies::PolicyScheduleDto>(),
         derived::<super::policies::SelectorDto>(),
-        derived::<super::policies::EffectiveScheduleDto>(),
-        derived::<super::policies::EffectiveDto>(),
+        derived::<super::effective_config::EffectiveScheduleDto>(),
+        derived::<super::effective_config::EffectiveDto>(),
         derived::<crate::actors::bulk::Skipped>(),
         derived::<crate::actors::bulk::BulkCreated>(),
         derived::<crate::actors::bulk::BulkCancelled>(),
@@ -460,6 +460,7 @@ pub fn schemas() -> Map<String, Value> {
         s.extend(written);
     }
     s.extend(super::notifications::schemas());
+    s.extend(super::health::schemas());
     s.extend(super::config::schemas());
     s.values_mut().for_each(plain_links);
     s

@@ -1,10 +1,11 @@
-//! Policies by label (issue 12 §1): `GET/POST /policies`,
-//! `GET/PUT/DELETE /policies/{id}` and a host's effective configuration,
-//! `GET /hosts/{id}/effective-config` (its own groups and schedules plus
-//! those of every matching policy, each with its `origin`).
+//! Policies by label (issue 12 §1): `GET/POST /policies` and
+//! `GET/PUT/DELETE /policies/{id}`; what a host gets from them is
+//! `super::effective_config`.
 //!
 //! A policy's source groups are validated as a host's are, its schedules
-//! as a host's are (their `source_groups` name groups of the policy).
+//! as a host's are (their `source_groups` name groups of the policy), its
+//! `health_checks` as a host's are (`super::health`): every matching host
+//! runs them besides its own, its own winning on a name.
 //! Writes need the operator role, are audited, and run on the one writer
 //! with [`policy_sync::apply_policy`] in the same transaction: the answer
 //! (`{"policy", "hosts_affected"}`) comes once the change is stored, and
@@ -12,7 +13,7 @@
 //! (`Actors::push_configs`). A change that would give a host two source
 //! groups of one name is 409 naming the hosts and policies.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -26,9 +27,9 @@ use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{live_host, Body, Time};
+use crate::http::extract::{Body, Time};
 use crate::http::AppState;
-use crate::protocol::{RetentionPolicy, RunOptions};
+use crate::protocol::{HealthCheckSpec, RetentionPolicy, RunOptions};
 use crate::store::policies::{Policy, PolicyGroup, PolicySchedule, Selector};
 use crate::store::policy_sync::{self, SyncError};
 use crate::store::{self, DbConnection};
@@ -65,10 +66,6 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             .summary("Delete a policy; its groups and schedules leave the hosts")
             .role(Role::Operator)
             .empty(204, "Deleted."),
-        Endpoint::get("/hosts/{id}/effective-config", |r| r.to(effective))
-            .summary("A host's own source groups and schedules plus those of every matching policy, each with its origin")
-            .role(Role::Viewer)
-            .ok(200, "EffectiveConfig"),
     ]
 }
 
@@ -125,6 +122,10 @@ pub struct PolicyDto {
     /// Restic options of every group of the policy (a group's own win).
     #[schema(value_type = Option<RunOptions>)]
     options: Option<RunOptions>,
+    /// Health checks every matching host runs (its own of the same name
+    /// win).
+    #[schema(schema_with = super::health::check_list)]
+    health_checks: Vec<HealthCheckSpec>,
     /// How many hosts the selector matches now.
     hosts_matched: usize,
     /// The ids of the hosts it matches (`GET /policies/{id}` only; null
@@ -170,6 +171,7 @@ impl PolicyDto {
                 .collect(),
             repository_id: p.repository_id,
             options: p.options,
+            health_checks: p.health_checks,
             hosts_matched: matched.len(),
             host_ids: with_hosts.then_some(matched),
             created_at: Time(p.created_at),
@@ -211,6 +213,10 @@ pub(crate) struct PolicyRequest {
     #[serde(default)]
     #[schema(value_type = Option<RunOptions>)]
     options: Option<serde_json::Value>,
+    /// Checked as `PUT /hosts/{id}/health-checks`' body is.
+    #[serde(default)]
+    #[schema(schema_with = super::health::check_list)]
+    health_checks: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Prefixes a field error with where it sits (`source_groups[1].`).
@@ -238,6 +244,7 @@ impl PolicyRequest {
             schedules,
             repository_id: None,
             options,
+            health_checks: Vec::new(),
         }
     }
 
@@ -248,11 +255,18 @@ impl PolicyRequest {
         created_at: i64,
         now: i64,
     ) -> Result<Policy, ApiError> {
-        self.validate(id, created_at, now)
+        self.validate(id, created_at, now, crate::protocol::MIN_INTERVAL_SECONDS)
     }
 
-    /// Checks every field; the policy keeps `id` and `created_at`.
-    fn validate(self, id: String, created_at: i64, now: i64) -> Result<Policy, ApiError> {
+    /// Checks every field (health checks' intervals against
+    /// `min_interval`); the policy keeps `id` and `created_at`.
+    fn validate(
+        self,
+        id: String,
+        created_at: i64,
+        now: i64,
+        min_interval: u32,
+    ) -> Result<Policy, ApiError> {
         let name = self.name.trim().to_owned();
         if name.is_empty() {
             return Err(ApiError::validation("name: must not be empty"));
@@ -313,6 +327,15 @@ impl PolicyRequest {
             });
         }
         let options = super::options::parse("options", self.options)?;
+        let health_checks =
+            super::health::parse_checks(self.health_checks, min_interval).map_err(|mut e| {
+                // `[1].name: …` names a check, `checks: …` the list.
+                e.message = match e.message.strip_prefix("checks") {
+                    Some(rest) => format!("health_checks{rest}"),
+                    None => format!("health_checks{}", e.message),
+                };
+                e
+            })?;
         let repository_id = self
             .repository_id
             .map(|r| r.trim().to_owned())
@@ -327,6 +350,7 @@ impl PolicyRequest {
             options,
             created_at,
             updated_at: now,
+            health_checks,
         })
     }
 }
@@ -423,7 +447,10 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
     let now = store::now_ms();
-    let policy = body.into_inner().validate(store::new_id(), now, now)?;
+    let min_interval = state.config.health_min_interval_seconds;
+    let policy = body
+        .into_inner()
+        .validate(store::new_id(), now, now, min_interval)?;
     let (row, affected, matched) = state
         .actors
         .write("creating a policy", move |conn| {
@@ -456,11 +483,12 @@ async fn update(
     let id = path.into_inner();
     let request = body.into_inner();
     let now = store::now_ms();
+    let min_interval = state.config.health_min_interval_seconds;
     let (row, affected, matched) = state
         .actors
         .write("changing a policy", move |conn| {
             let old = load(conn, &id)?;
-            let policy = request.validate(id.clone(), old.created_at, now)?;
+            let policy = request.validate(id.clone(), old.created_at, now, min_interval)?;
             check_refs(conn, &policy)?;
             let row = store::policies::update(conn, &policy)?
                 .ok_or_else(|| ApiError::not_found(&format!("policy {id}")))?;
@@ -506,95 +534,4 @@ async fn delete(
         .await?;
     state.actors.push_configs(affected);
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// A source group in a host's effective configuration: the group's
-/// fields and its origin. Its schema (`EffectiveSourceGroup`) is written
-/// in `openapi`.
-#[derive(Debug, Serialize)]
-pub struct EffectiveGroupDto {
-    #[serde(flatten)]
-    group: super::source_groups::SourceGroupDto,
-    /// `host`, or `policy:<name>`.
-    origin: String,
-}
-
-/// A schedule in a host's effective configuration.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = EffectiveSchedule)]
-pub struct EffectiveScheduleDto {
-    id: String,
-    cron_expr: String,
-    enabled: bool,
-    #[schema(schema_with = super::openapi::schedule_kind)]
-    kind: String,
-    source_groups: Vec<String>,
-    /// `host`, or `policy:<name>`.
-    origin: String,
-}
-
-/// `GET /hosts/{id}/effective-config`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = EffectiveConfig)]
-pub struct EffectiveDto {
-    host_id: String,
-    /// Names of the policies that match the host's labels.
-    policies: Vec<String>,
-    #[schema(value_type = Vec<Object>)]
-    source_groups: Vec<EffectiveGroupDto>,
-    #[schema(value_type = Vec<EffectiveSchedule>)]
-    schedules: Vec<EffectiveScheduleDto>,
-    /// The version of the schedule list `schedule.set` carries.
-    schedule_version: i64,
-}
-
-async fn effective(
-    state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<String>,
-) -> Result<web::Json<EffectiveDto>, ApiError> {
-    who.require(Role::Viewer)?;
-    let id = path.into_inner();
-    let dto = with_conn(&state.pool, move |conn| {
-        let host = live_host(conn, &id)?;
-        let origins: HashMap<String, String> = policy_sync::origins(conn, &id)?;
-        let origin = |row: &str| {
-            origins
-                .get(row)
-                .map_or_else(|| "host".to_owned(), |p| format!("policy:{p}"))
-        };
-        let groups = store::source_groups::list_for_host(conn, &id)?
-            .into_iter()
-            .map(|g| EffectiveGroupDto {
-                origin: origin(g.id.as_str()),
-                group: super::source_groups::SourceGroupDto::from_row(g),
-            })
-            .collect();
-        let schedules = store::schedules::list_with_groups_for_host(conn, &id)?
-            .into_iter()
-            .map(|s| EffectiveScheduleDto {
-                origin: origin(s.schedule.id.as_str()),
-                id: s.schedule.id.to_string(),
-                cron_expr: s.schedule.cron_expr,
-                enabled: s.schedule.enabled,
-                kind: s.schedule.kind.as_str().to_owned(),
-                source_groups: s.groups.into_iter().map(|g| g.name).collect(),
-            })
-            .collect();
-        let policies = store::policies::list(conn)?
-            .into_iter()
-            .filter(|p| p.selector.matches(&host.labels))
-            .map(|p| p.name)
-            .collect();
-        let version = store::schedule_versions::get(conn, &id)?.map_or(0, |v| v.version);
-        Ok(EffectiveDto {
-            host_id: id,
-            policies,
-            source_groups: groups,
-            schedules,
-            schedule_version: version,
-        })
-    })
-    .await?;
-    Ok(web::Json(dto))
 }

@@ -1,5 +1,6 @@
-//! The repository size-over-time chart on the host page: a line chart of
-//! `repo.stats` samples drawn as SVG on the server.
+//! The byte charts of the host page: a line chart drawn as SVG on the
+//! server, of `repo.stats` samples (repository size over time) and of
+//! heartbeat metrics (memory used, disk free).
 //!
 //! [`Scale`] maps (time, bytes) to SVG coordinates: time runs left to
 //! right from the first sample to the last, size bottom to top from 0 to
@@ -65,13 +66,43 @@ pub struct Scale {
     pub unit_name: &'static str,
 }
 
+/// What a sample's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Bytes: the axis in one binary unit.
+    Bytes,
+    /// Thousandths of a plain number (a load average × 1000): the axis
+    /// from 0 to 1, 2, 2.5 or 5 × 10^n of the number, no unit.
+    Thousandths,
+}
+
+/// A round decimal upper bound (at least 1.0, in thousandths) for `max`.
+fn decimal_ceiling(max: u64) -> u64 {
+    let scaled = (max as f64 / 1000.0).max(1.0);
+    let magnitude = 10f64.powi(scaled.log10().floor() as i32);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|candidate| *candidate >= scaled)
+        .unwrap_or(10.0 * magnitude);
+    ((step * 1000.0).min(u64::MAX as f64) as u64).max(max)
+}
+
 impl Scale {
-    /// The scale for these samples, `None` if there are none.
+    /// The scale for these samples (bytes), `None` if there are none.
     pub fn new(samples: &[Sample]) -> Option<Scale> {
+        Self::with_unit(samples, Unit::Bytes)
+    }
+
+    /// The scale for these samples of `unit`, `None` if there are none.
+    pub fn with_unit(samples: &[Sample], unit: Unit) -> Option<Scale> {
         let t_min = samples.iter().map(|s| s.at).min()?;
         let t_max = samples.iter().map(|s| s.at).max()?;
         let max = samples.iter().map(|s| s.bytes).max().unwrap_or(0);
-        let (top_bytes, unit, unit_name) = nice_ceiling(max);
+        let (top_bytes, unit, unit_name) = match unit {
+            Unit::Bytes => nice_ceiling(max),
+            Unit::Thousandths => (decimal_ceiling(max), 1000, ""),
+        };
         Some(Scale {
             t_min,
             t_max,
@@ -107,21 +138,57 @@ impl Scale {
     /// The label of a tick value, in the axis unit.
     fn label(&self, bytes: u64) -> String {
         let value = bytes as f64 / self.unit as f64;
-        if (value - value.round()).abs() < 1e-9 {
+        let text = if (value - value.round()).abs() < 1e-9 {
             format!("{value:.0} {}", self.unit_name)
         } else {
             format!("{value:.1} {}", self.unit_name)
+        };
+        text.trim_end().to_owned()
+    }
+
+    /// A sample's value as its tooltip says it.
+    fn value(&self, bytes: u64) -> String {
+        if self.unit_name.is_empty() {
+            format!("{:.2}", bytes as f64 / self.unit as f64)
+        } else {
+            format::bytes(bytes)
         }
     }
 }
 
-/// The chart of `samples` (any order) as an inline `<svg>`, or a short
-/// note when there are none.
+/// What tells one chart from another on a page.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    /// The `<svg>`'s id (the note's is `{id}-empty`).
+    pub id: &'a str,
+    /// Its accessible name.
+    pub label: &'a str,
+    /// The note shown when there is nothing to chart.
+    pub empty: &'a str,
+    /// What the values are.
+    pub unit: Unit,
+}
+
+/// The repository size chart of `samples` (any order) as an inline
+/// `<svg>`, or a short note when there are none.
 pub fn render(samples: &[Sample]) -> Markup {
+    render_with(
+        samples,
+        Labels {
+            id: "repo-size-chart",
+            label: "Repository size over time",
+            empty: "No repository statistics reported yet.",
+            unit: Unit::Bytes,
+        },
+    )
+}
+
+/// A chart of `samples` (any order) named by `labels`.
+pub fn render_with(samples: &[Sample], labels: Labels<'_>) -> Markup {
     let mut points = samples.to_vec();
     points.sort_by_key(|s| s.at);
-    let Some(scale) = Scale::new(&points) else {
-        return html! { p.muted #repo-size-chart-empty { "No repository statistics reported yet." } };
+    let Some(scale) = Scale::with_unit(&points, labels.unit) else {
+        return html! { p.muted id={ (labels.id) "-empty" } { (labels.empty) } };
     };
     let line: Vec<String> = points
         .iter()
@@ -131,9 +198,9 @@ pub fn render(samples: &[Sample]) -> Markup {
     let last = points.last().map_or(0, |s| s.at);
     let date = |ms: i64| format::time(ms).chars().take(10).collect::<String>();
     html! {
-        svg.chart #repo-size-chart xmlns="http://www.w3.org/2000/svg" role="img"
+        svg.chart id=(labels.id) xmlns="http://www.w3.org/2000/svg" role="img"
             width=(WIDTH) height=(HEIGHT) viewBox={ "0 0 " (WIDTH) " " (HEIGHT) }
-            aria-label="Repository size over time" {
+            aria-label=(labels.label) {
             @for i in 0..=TICKS {
                 @let value = scale.top_bytes / u64::from(TICKS) * u64::from(i);
                 @let y = scale.y(value);
@@ -151,7 +218,7 @@ pub fn render(samples: &[Sample]) -> Markup {
             @if points.len() <= MAX_DOTS {
                 @for s in &points {
                     circle cx=(format!("{:.1}", scale.x(s.at))) cy=(format!("{:.1}", scale.y(s.bytes))) r="3" fill="#0969da" {
-                        title { (format::time(s.at)) ": " (format::bytes(s.bytes)) }
+                        title { (format::time(s.at)) ": " (scale.value(s.bytes)) }
                     }
                 }
             }
@@ -209,6 +276,19 @@ mod tests {
         assert!((s.y(u64::MAX) - TOP).abs() < 1e-9);
         assert_eq!(s.label(100 * MIB), "100 MiB");
         assert_eq!(s.label(MIB / 2), "0.5 MiB");
+    }
+
+    /// A load chart's axis is a round plain number, at least 1.
+    #[test]
+    fn thousandths_scale() {
+        let at = |bytes| Sample { at: 0, bytes };
+        let s = Scale::with_unit(&[at(250)], Unit::Thousandths).unwrap();
+        assert_eq!(s.top_bytes, 1000);
+        assert_eq!(s.label(500), "0.5");
+        assert_eq!(s.value(250), "0.25");
+        let s = Scale::with_unit(&[at(3_700)], Unit::Thousandths).unwrap();
+        assert_eq!(s.top_bytes, 5000);
+        assert_eq!(s.label(5000), "5");
     }
 
     /// One sample sits in the middle; no samples is a note, not an empty chart.

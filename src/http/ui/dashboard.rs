@@ -186,6 +186,8 @@ struct Data {
     missed: Vec<(String, i64)>,
     last_day: (i64, i64, i64),
     missed_day: i64,
+    /// Health checks whose latest result is down, fleet-wide.
+    services_down: i64,
 }
 
 /// Reads the sections: per state its count and first rows; healthy hosts
@@ -309,6 +311,7 @@ pub(super) async fn page(
             missed,
             last_day: ui_queries::job_outcome_counts_since(conn, JobKind::Backup, now - DAY_MS)?,
             missed_day: ui_queries::missed_run_count_since(conn, now - DAY_MS)?,
+            services_down: crate::store::health::down_count(conn)?,
         })
     })
     .await?;
@@ -347,6 +350,11 @@ pub(super) async fn page(
             div.card {
                 h2 { "Missed runs, last 24 h" }
                 p.big { (data.missed_day) }
+            }
+            div.card #card-services-down {
+                h2 { "Services down" }
+                p.big #services-down { (data.services_down) }
+                p { "health checks failing now" }
             }
         }
         section {

@@ -27,6 +27,8 @@
 //!   and the Restore dialog), `search` (the fleet-wide catalog search),
 //!   `job`, `enrollment`, `users`, `audit`, `policies` (with its form in
 //!   `policy_form`), `repositories`: one module per page.
+//! - `health_form`: the fields of a list of health checks (the host page's
+//!   and the policy form's).
 //! - `live`: `GET /ui/events`, the presence stream the badges follow.
 //! - `log_lines`: restic's JSON log lines as text for people (the job page).
 
@@ -52,6 +54,7 @@ pub mod layout;
 mod audit;
 mod dashboard;
 mod enrollment;
+mod health_form;
 mod host;
 mod hosts;
 mod job;

@@ -5,7 +5,8 @@
 //! `POST /api/v1/policies` or `PUT /api/v1/policies/{id}`. The server
 //! validates; its error (naming the field, e.g.
 //! `schedules[0].cron_expr: …`) is shown in the form's `[data-form-error]`
-//! box while everything typed stays in the fields. "Add another source
+//! box while everything typed stays in the fields. The policy's health
+//! checks use [`super::health_form`]'s fields. "Add another source
 //! group / schedule" copies the last fieldset, emptied; the fields sit
 //! inside their labels (no ids), so a copy is as good as the original.
 
@@ -110,6 +111,8 @@ pub(super) fn policy_form(policy: Option<&Policy>, repositories: &[Repository]) 
                 (schedule_fieldset(None))
             }
             button type="button" data-add-fieldset="policy-schedules" { "Add another schedule" }
+            h3 { "Health checks every matching host runs (a blank one is left out; a host's own check of the same name wins)" }
+            (super::health_form::checks_inputs("policy-health-checks", policy.map_or(&[][..], |p| p.health_checks.as_slice())))
             div.form-actions {
                 button #policy-submit type="submit" { @if policy.is_some() { "Save policy" } @else { "Create policy" } }
             }

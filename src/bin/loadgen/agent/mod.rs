@@ -340,7 +340,17 @@ impl Agent {
             protocol::Heartbeat {
                 sent_at: Utc::now(),
                 active_job_ids: Some(active),
-                metrics: Default::default(),
+                // What a real agent measures, so that idle runs exercise
+                // the server's metric points (issue 14).
+                metrics: serde_json::json!({
+                    "load1": 0.25,
+                    "mem_used_bytes": 512_u64 << 20,
+                    "mem_total_bytes": 2_u64 << 30,
+                    "disk_free_bytes": 10_u64 << 30,
+                })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             },
         )
         .await
@@ -356,7 +366,8 @@ impl Agent {
             | ServerToAgent::AgentUpdateAvailable(_)
             | ServerToAgent::DownloadStart(_)
             | ServerToAgent::DownloadCredit(_)
-            | ServerToAgent::DownloadCancel(_) => Ok(()),
+            | ServerToAgent::DownloadCancel(_)
+            | ServerToAgent::HealthSet(_) => Ok(()),
             ServerToAgent::ScheduleSet(set) => {
                 let now = self.shared.now_us();
                 let slot = self.slot();

@@ -353,6 +353,25 @@
       if (prune) { body.prune_after_forget = prune.checked; }
       return body;
     },
+    // A list of health checks (the host page's form, a policy's
+    // health_checks): one per fieldset[data-health-check], blank ones
+    // (no name, no target) left out.
+    "health-checks": function (f) {
+      var checks = [];
+      Array.prototype.forEach.call(f.querySelectorAll("fieldset[data-health-check]"), function (c) {
+        var name = text(c, "name").trim();
+        var target = text(c, "target").trim();
+        if (name === "" && target === "") {
+          return; // a blank check
+        }
+        var check = { name: name, type: text(c, "type"), target: target };
+        put(check, "interval_seconds", num(c, "interval_seconds"));
+        put(check, "timeout_seconds", num(c, "timeout_seconds"));
+        put(check, "expect_status", num(c, "expect_status"));
+        checks.push(check);
+      });
+      return checks;
+    },
     schedule: function (f) {
       var groups = Array.prototype.filter
         .call(f.querySelectorAll('input[name="source_groups"]'), function (c) { return c.checked; })
@@ -412,7 +431,8 @@
         selector: { labels: labels },
         source_groups: groups,
         schedules: schedules,
-        repository_id: repository === "" ? null : repository
+        repository_id: repository === "" ? null : repository,
+        health_checks: BODY_BUILDERS["health-checks"](f)
       };
     },
     "shared-repository": function (f) {

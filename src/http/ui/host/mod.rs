@@ -8,7 +8,8 @@
 //! forget per group, init, prune, check and unlock, the display name;
 //! admins can revoke the host.
 //!
-//! The page's sections: [`groups`] (source groups and schedules) and
+//! The page's sections: [`groups`] (source groups and schedules),
+//! [`health`] (service health checks and host metrics) and
 //! [`history`] (jobs, snapshots, statistics, missed runs), [`verify`]
 //! (the last restore drill and the check coverage); the facts and
 //! the repository are here.
@@ -34,6 +35,7 @@ use crate::store::models::{
 use crate::store::{self, JobKind, JobStatus};
 
 pub(super) mod groups;
+mod health;
 mod history;
 mod verify;
 
@@ -67,6 +69,12 @@ struct Data {
     stats: Vec<RepoStats>,
     missed: Vec<MissedRun>,
     verification: Verification,
+    /// The host's own checks (its edit form) …
+    own_health_checks: Vec<crate::protocol::HealthCheckSpec>,
+    /// … and every check it runs, its policies' included.
+    health_checks: Vec<store::health::EffectiveCheck>,
+    health: Vec<store::health::HealthResultRow>,
+    metrics: Vec<store::host_metrics::MetricPoint>,
 }
 
 pub(super) async fn page(
@@ -77,6 +85,7 @@ pub(super) async fn page(
     ctx.require(Role::Viewer)?;
     let id = path.into_inner();
     let since = ctx.now - HISTORY_MS;
+    let metrics_since = ctx.now - health::METRICS_MS;
     let data = with_conn(&state.pool, move |conn| {
         live_host(conn, &id)?;
         let host = store::hosts::get_with_version(conn, &id)?
@@ -110,6 +119,15 @@ pub(super) async fn page(
         )?
         .items;
         Ok(Data {
+            own_health_checks: store::health::get_checks(conn, &id)?,
+            health_checks: store::health::effective_checks(conn, &id)?,
+            health: store::health::latest_for_host(conn, &id)?,
+            metrics: store::host_metrics::list_for_host(
+                conn,
+                &id,
+                metrics_since,
+                health::METRIC_POINTS,
+            )?,
             verification: verify::load(conn, &id)?,
             repository: store::repositories::get_for_host(conn, &id)?,
             groups: store::source_groups::list_for_host(conn, &id)?,
@@ -132,6 +150,8 @@ pub(super) async fn page(
             (facts(&ctx, &data))
             (first_steps(&ctx, &data))
             (repository_section(&ctx, &data))
+            (health::health_section(&ctx, &data))
+            (health::metrics_section(&data.metrics))
             (groups_section(&ctx, &data))
             (schedules_section(&ctx, &data))
             (jobs_section(&ctx, &data.jobs, &data.waiting))
