@@ -51,6 +51,8 @@
 //!   their yielding to other work.
 //! - `live_listing`: [`ListDirectory`], a live `catalog.list` for the API.
 //! - `own_jobs`: live progress and log events only for the host's own jobs.
+//! - `agent_jobs`: `job.report`, a backup the agent ran while the server
+//!   was away, recorded once and acked.
 //!
 //! The submodules are parts of this actor (each an `impl HostSession`),
 //! so `actix_web_actors` stays inside the session.
@@ -71,6 +73,7 @@ use crate::metrics;
 use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, WireMessage};
 use crate::store;
 
+mod agent_jobs;
 mod catalog;
 mod downloads;
 mod fires;
@@ -374,6 +377,7 @@ impl HostSession {
             (_, AgentToServer::DownloadReady(ready)) => self.on_download_ready(ready, ctx),
             (_, AgentToServer::DownloadEnd(end)) => self.on_download_end(end),
             (_, AgentToServer::ScheduleFire(fire)) => self.on_schedule_fire(id, fire, ctx, now),
+            (_, AgentToServer::JobReport(report)) => self.on_job_report(id, report, ctx),
         }
     }
 

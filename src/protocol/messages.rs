@@ -93,6 +93,8 @@ wire_messages! {
         DownloadReady(DownloadReady) = "download.ready",
         /// `download.end`
         DownloadEnd(DownloadEnd) = "download.end",
+        /// `job.report` (a job the agent ran offline; at least once; answered by `ack`)
+        JobReport(JobReport) = "job.report",
     }
 }
 
@@ -156,6 +158,7 @@ mod tests {
                 "catalog.listing",
                 "download.ready",
                 "download.end",
+                "job.report",
             ]
         );
     }

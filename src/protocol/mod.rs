@@ -48,6 +48,8 @@
 //!   [`ServerToAgent`], tying each wire `type` to its payload.
 //! - `downloads.rs`: the download stream's messages and its binary data
 //!   frame ([`parse_data_frame`]).
+//! - `offline.rs`: [`JobReport`] (`job.report`), a job the agent ran
+//!   itself while the server was away.
 //! - `enroll.rs`: the HTTP enrolment bodies [`EnrollRequest`] and
 //!   [`EnrollResponse`].
 //!
@@ -65,6 +67,7 @@ mod enroll;
 mod enums;
 mod envelope;
 mod messages;
+mod offline;
 mod restore;
 mod retention;
 mod server_messages;
@@ -100,6 +103,7 @@ pub use enums::{
 };
 pub use envelope::{frame_id, hello_protocol_version, Envelope, WireMessage};
 pub use messages::{AgentToServer, ServerToAgent};
+pub use offline::{JobReport, CAPABILITY_OFFLINE_BACKUP, ORIGIN_AGENT};
 pub use restore::{check_target, InvalidRestore, RestoreSpec};
 pub use retention::{InvalidRetention, RetentionPolicy};
 pub use server_messages::{

@@ -5,8 +5,12 @@
 //! State and who owns it (all here, nothing shared):
 //!
 //! - the [`Journal`] (jobs and outbox on disk) and the [`CronTable`];
-//! - the repository settings from `config.update`, and those of other
-//!   hosts' repositories that accepted restores read (memory only);
+//! - the repository settings from `config.update` (also sealed on disk,
+//!   [`SealedSettings`], for backups while the server is away), and those
+//!   of other hosts' repositories that accepted restores read (memory
+//!   only);
+//! - the [`LogSpool`]: log lines that could not be sent, kept on disk
+//!   until the server acked their job's end;
 //! - the snapshot downloads streaming beside it ([`Downloads`]: each its
 //!   own `restic dump`, read only as fast as the server grants credits);
 //! - the job queue and the one piece of restic work in flight
@@ -33,9 +37,16 @@
 //! sent, then heartbeats every 30 s carry `active_job_ids` (running and
 //! queued jobs).
 //!
+//! While the server is away (issue 14 §6), log lines go to the spool and
+//! are sent after the next `hello` (before their job's `job.finished`);
+//! a backup schedule's fire still unsent `offline_grace_seconds` after it
+//! was due is run here, reported with `job.report` (outbox) and never
+//! sent as a fire.
+//!
 //! Files: this one holds the state and the `select!` loop; `link` the
 //! connection and the server's messages; `work` the restic work, the local
-//! schedule's fires and shutdown.
+//! schedule's fires and shutdown; `offline` the spool and the backups run
+//! while the server is away.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -55,12 +66,15 @@ use super::config::{AgentConfig, Secret};
 use super::connection::{Backoff, ConnectError, WsStream};
 use super::cron::{Clock, CronTable, SystemClock};
 use super::download::Downloads;
-use super::journal::{JobRecord, Journal, JournalError};
+use super::journal::{JobRecord, JobState, Journal, JournalError};
+use super::offline::sealed::SealedSettings;
+use super::offline::spool::LogSpool;
 use super::platform::{ProcessIdentity, StateLock};
 use super::process::StopReason;
 use super::reports::Reports;
 // Re-exported: its home was this file.
 mod link;
+mod offline;
 mod work;
 
 pub use super::reports::REPORT_TIMEOUT;
@@ -105,6 +119,7 @@ pub const CAPABILITIES: &[&str] = &[
     "durable_outbox",
     "hooks",
     "local_cron",
+    crate::protocol::CAPABILITY_OFFLINE_BACKUP,
 ];
 
 /// Why the agent could not start (after start-up it never gives up).
@@ -202,8 +217,13 @@ struct Daemon {
     /// Whether `restic unlock` is due before the next job (a crash may
     /// have left a stale lock); tried once per start.
     unlock_due: bool,
-    /// Repository settings from `config.update`; memory only.
+    /// Repository settings from `config.update` (or, until one arrives,
+    /// from the sealed file).
     repo: RepoSettings,
+    /// Where `repo` is kept sealed across restarts.
+    sealed: SealedSettings,
+    /// Log lines that could not be sent, on disk until acked.
+    spool: LogSpool,
     /// Other hosts' repositories that accepted restores read; memory only.
     source_repos: SourceRepos,
     /// Dump passwords of accepted jobs, by job id; memory only (the
@@ -211,8 +231,9 @@ struct Daemon {
     dump_passwords: HashMap<String, Secret>,
     /// `dump:<driver>` and `docker`, found at start, sent in `hello`.
     dump_capabilities: Vec<String>,
-    /// Whether a `config.update` arrived since start: recovered jobs wait
-    /// for it (the password is not kept on disk).
+    /// Whether repository settings are known: a `config.update` arrived
+    /// since start, or the sealed settings of an earlier run opened.
+    /// Recovered jobs wait for them.
     config_received: bool,
     restic: ResticHost,
     queue: VecDeque<JobRecord>,
@@ -258,6 +279,31 @@ impl Daemon {
             Ok(count) => tracing::info!(count, "old finished jobs pruned from the journal"),
             Err(err) => tracing::warn!("cannot prune the journal: {err}"),
         }
+        let mut spool = LogSpool::open(&state_dir).map_err(dir_error)?;
+        for job_id in spool.job_ids() {
+            // Spools whose job's end the server acked before a crash.
+            let done = match journal.job(&job_id) {
+                Ok(Some(record)) => matches!(record.state, JobState::Finished { acked: true, .. }),
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            if done {
+                if let Err(err) = spool.remove(&job_id) {
+                    tracing::warn!(job_id = %job_id, "cannot remove a delivered log spool: {err}");
+                }
+            }
+        }
+        let sealed = SealedSettings::new(&state_dir, &config.host_id);
+        let restored = match sealed.load() {
+            Ok(restored) => restored,
+            Err(err) => {
+                tracing::warn!("sealed repository settings not used: {err}");
+                None
+            }
+        };
+        if restored.is_some() {
+            tracing::info!("repository settings restored from the sealed file");
+        }
         let mut cron = CronTable::load(&state_dir);
         // Times that passed while the agent was down fire once, now.
         cron.tick(clock.now());
@@ -277,11 +323,13 @@ impl Daemon {
             clock,
             orphans,
             unlock_due,
-            repo: RepoSettings::default(),
+            config_received: restored.is_some(),
+            repo: restored.unwrap_or_default(),
+            sealed,
+            spool,
             source_repos: SourceRepos::default(),
             dump_passwords: HashMap::new(),
             dump_capabilities: Vec::new(),
-            config_received: false,
             restic,
             queue,
             busy: None,
@@ -303,7 +351,15 @@ impl Daemon {
         loop {
             self.start_next_work().await;
             let now = self.clock.now();
-            let cron_wake = self.cron.next_wake(now);
+            let cron_wake = match self.next_offline_due() {
+                // At least a second apart: a fire that cannot be run now
+                // is tried again, never in a tight loop.
+                Some(due) => self
+                    .cron
+                    .next_wake(now)
+                    .min(due.max(now + chrono::TimeDelta::seconds(1))),
+                None => self.cron.next_wake(now),
+            };
             let cron_sleep = (cron_wake - now).to_std().unwrap_or(Duration::ZERO);
             tokio::select! {
                 () = &mut shutdown => break,

@@ -195,6 +195,10 @@ impl Daemon {
             error = finished.error.as_deref().unwrap_or(""),
             "job finished"
         );
+        // Its lines kept while offline are durable before its end is.
+        if let Err(err) = self.spool.sync(&finished.job_id) {
+            tracing::warn!(job_id = %finished.job_id, "cannot sync the log lines kept while offline: {err}");
+        }
         match self.journal.finish_job(record, finished.clone()) {
             Ok(envelope) => {
                 self.send_envelope(&envelope).await;
@@ -296,6 +300,7 @@ impl Daemon {
         if !fires.is_empty() {
             self.send_pending_fires().await;
         }
+        self.run_overdue_fires();
     }
 
     /// Sends every pending `schedule.fire` if connected, oldest first.
