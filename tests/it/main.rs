@@ -41,6 +41,7 @@ mod e2e_restore;
 mod hardening;
 mod job_followup;
 mod notifications;
+mod offline;
 mod policies;
 mod schedule_kinds;
 mod secrets_at_rest;

@@ -103,10 +103,7 @@ pub fn record_agent_job(
         return Ok(if existing.host_id.as_str() == host_id {
             AgentJobOutcome::AlreadyRecorded
         } else {
-            AgentJobOutcome::Refused(format!(
-                "job id {} belongs to another host",
-                report.job_id
-            ))
+            AgentJobOutcome::Refused(format!("job id {} belongs to another host", report.job_id))
         });
     }
     let group = source_groups::by_name(conn, host_id, &report.tag)?;

@@ -63,7 +63,8 @@ impl Daemon {
         let mut sent = HashSet::new();
         for envelope in outbox {
             if let AgentToServer::JobFinished(finished) = &envelope.message {
-                if sent.insert(finished.job_id.clone()) && !self.send_spooled(&finished.job_id).await
+                if sent.insert(finished.job_id.clone())
+                    && !self.send_spooled(&finished.job_id).await
                 {
                     return false;
                 }

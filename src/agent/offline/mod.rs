@@ -133,7 +133,11 @@ mod tests {
             cron_expr: "0 2 * * *".to_owned(),
             enabled: true,
             kind: ScheduleKind::Backup,
-            source_groups: vec![group("etc", &["/etc"]), group("db", &[]), group("home", &["/home"])],
+            source_groups: vec![
+                group("etc", &["/etc"]),
+                group("db", &[]),
+                group("home", &["/home"]),
+            ],
         };
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap();
         let fire = ScheduleFire {
@@ -156,7 +160,10 @@ mod tests {
         assert!(uuid::Uuid::parse_str(&etc.report.job_id).is_ok());
 
         let (again, _) = plan_offline_backup(&schedule, &fire, now + chrono::Duration::hours(1));
-        assert_eq!(again[0].command.job_id, etc.command.job_id, "same fire, same id");
+        assert_eq!(
+            again[0].command.job_id, etc.command.job_id,
+            "same fire, same id"
+        );
         assert_ne!(jobs[1].command.job_id, etc.command.job_id);
         let later = ScheduleFire {
             scheduled_at: at + chrono::Duration::days(1),

@@ -207,7 +207,11 @@ mod tests {
         assert_eq!(again.load().unwrap(), Some(settings()));
 
         let bytes = std::fs::read(dir.path().join(SEALED_FILE)).unwrap();
-        for secret in ["correct horse battery", "s3cr3t-credential", "backup.example"] {
+        for secret in [
+            "correct horse battery",
+            "s3cr3t-credential",
+            "backup.example",
+        ] {
             assert!(
                 !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
                 "{secret} in clear"

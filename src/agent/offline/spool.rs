@@ -267,11 +267,18 @@ mod tests {
         let notice = lines.last().unwrap();
         assert_eq!(notice.seq, total);
         assert_eq!(notice.stream, LogStreamKind::Event);
-        assert!(notice.payload.starts_with("25 log lines dropped"), "{}", notice.payload);
+        assert!(
+            notice.payload.starts_with("25 log lines dropped"),
+            "{}",
+            notice.payload
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(spool.path("big")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(spool.path("big"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
