@@ -42,6 +42,7 @@ mod hardening;
 mod job_followup;
 mod notifications;
 mod offline;
+mod offline_channel;
 mod policies;
 mod schedule_kinds;
 mod secrets_at_rest;
