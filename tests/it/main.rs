@@ -16,6 +16,7 @@ mod common;
 mod agent_channel;
 mod agent_compat;
 mod agent_enroll;
+mod agent_reports;
 mod agent_restic;
 mod agent_session;
 mod agent_tls;

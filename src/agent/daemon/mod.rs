@@ -71,7 +71,7 @@ use super::offline::sealed::SealedSettings;
 use super::offline::spool::LogSpool;
 use super::platform::{ProcessIdentity, StateLock};
 use super::process::StopReason;
-use super::reports::Reports;
+use super::reports::{Reports, RestoreSize};
 // Re-exported: its home was this file.
 mod link;
 mod offline;
@@ -163,6 +163,7 @@ pub async fn run_with_clock(
         if !daemon.dump_capabilities.is_empty() {
             tracing::info!(capabilities = ?daemon.dump_capabilities, "database dump tools found");
         }
+        daemon.reports_next = Instant::now() + daemon.report_interval();
         daemon.main_loop(shutdown).await;
         Ok(())
     }
@@ -238,6 +239,15 @@ struct Daemon {
     restic: ResticHost,
     queue: VecDeque<JobRecord>,
     busy: Option<Busy>,
+    /// Whether `snapshots.report` and `repo.stats` are to be collected
+    /// once no job waits (after a backup or forget, on the interval, or
+    /// after a job stopped them).
+    reports_due: bool,
+    /// When the reports are due again at the latest (`report_interval_seconds`).
+    reports_next: Instant,
+    /// The last restore size measured (at most daily; memory only: a
+    /// restart measures it again).
+    restore_size: Option<RestoreSize>,
     /// Snapshot downloads streaming to the server (beside the job).
     downloads: Downloads,
     live_tx: mpsc::Sender<AgentToServer>,
@@ -333,6 +343,9 @@ impl Daemon {
             restic,
             queue,
             busy: None,
+            reports_due: false,
+            reports_next: Instant::now(),
+            restore_size: None,
             downloads: Downloads::default(),
             live_tx,
             live_rx,
@@ -385,6 +398,10 @@ impl Daemon {
                 done = busy_done(&mut self.busy) => self.on_work_done(done).await,
                 event = self.downloads.next() => self.on_download_event(event).await,
                 () = tokio::time::sleep(cron_sleep) => self.on_cron_tick().await,
+                () = tokio::time::sleep_until(self.reports_next) => {
+                    self.reports_due = true;
+                    self.reports_next = Instant::now() + self.report_interval();
+                }
             }
         }
         self.stop().await;
