@@ -48,7 +48,7 @@
 //! schedule's fires and shutdown; `offline` the spool and the backups run
 //! while the server is away.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -223,6 +223,10 @@ struct Daemon {
     repo: RepoSettings,
     /// Where `repo` is kept sealed across restarts.
     sealed: SealedSettings,
+    /// Fires (schedule id, time) whose backups run here while the server
+    /// is away but which stay pending for a group only the server can
+    /// run (memory only: after a restart the journal says they ran).
+    ran_offline: HashSet<(String, chrono::DateTime<Utc>)>,
     /// Log lines that could not be sent, on disk until acked.
     spool: LogSpool,
     /// Other hosts' repositories that accepted restores read; memory only.
@@ -337,6 +341,7 @@ impl Daemon {
             repo: restored.unwrap_or_default(),
             sealed,
             spool,
+            ran_offline: HashSet::new(),
             source_repos: SourceRepos::default(),
             dump_passwords: HashMap::new(),
             dump_capabilities: Vec::new(),

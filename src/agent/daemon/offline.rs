@@ -11,7 +11,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::agent::journal::JobRecord;
 use crate::agent::offline::plan_offline_backup;
 use crate::protocol::{
-    AgentToServer, Envelope, ErrorFrame, LogStream, ScheduleKind, WireMessage, ERROR_UNKNOWN_TYPE,
+    AgentToServer, Envelope, ErrorFrame, LogStream, ScheduleFire, ScheduleKind, WireMessage,
+    ERROR_UNKNOWN_TYPE,
 };
 
 use super::Daemon;
@@ -127,6 +128,7 @@ impl Daemon {
             .pending()
             .into_iter()
             .filter(|fire| fire.kind.unwrap_or_default() == ScheduleKind::Backup)
+            .filter(|fire| !self.ran_offline.contains(&fire_key(fire)))
             .map(|fire| fire.scheduled_at + grace)
             .min()
     }
@@ -135,7 +137,11 @@ impl Daemon {
     /// they were due while the server is unreachable: each group's
     /// backup is journaled with its `job.report` in the outbox (report
     /// first: a job is never journaled without it), queued, and the fire
-    /// is marked sent so it never reaches the server too.
+    /// is marked sent so it never reaches the server too. A fire with a
+    /// group that cannot run here (a database dump: its password is the
+    /// server's) stays pending instead: sent after the reports on
+    /// reconnect, it makes the server create only the jobs not reported
+    /// (the fire's jobs are de-duplicated per group).
     pub(super) fn run_overdue_fires(&mut self) {
         if !self.can_back_up_offline() {
             return;
@@ -145,6 +151,7 @@ impl Daemon {
         for fire in self.cron.pending() {
             if fire.kind.unwrap_or_default() != ScheduleKind::Backup
                 || fire.scheduled_at + grace > now
+                || self.ran_offline.contains(&fire_key(&fire))
             {
                 continue;
             }
@@ -158,8 +165,8 @@ impl Daemon {
             };
             let accepted_at = Utc::now();
             let (jobs, skipped) = plan_offline_backup(&schedule, &fire, accepted_at);
-            for group in skipped {
-                tracing::warn!(schedule_id = %fire.schedule_id, group = %group, "source group without paths (a database dump) is not backed up while the server is away");
+            for group in &skipped {
+                tracing::warn!(schedule_id = %fire.schedule_id, group = %group, "source group without paths (a database dump) is left to the server: its fire is sent on reconnect");
             }
             let mut journaled = true;
             for job in jobs {
@@ -196,9 +203,22 @@ impl Daemon {
                 );
                 self.queue.push_back(record);
             }
-            if journaled {
+            if !journaled {
+                continue;
+            }
+            if skipped.is_empty() {
                 self.cron.mark_sent(std::slice::from_ref(&fire));
+            } else {
+                let pending: HashSet<(String, DateTime<Utc>)> =
+                    self.cron.pending().iter().map(fire_key).collect();
+                self.ran_offline.retain(|key| pending.contains(key));
+                self.ran_offline.insert(fire_key(&fire));
             }
         }
     }
+}
+
+/// What identifies a fire: its schedule and time.
+fn fire_key(fire: &ScheduleFire) -> (String, DateTime<Utc>) {
+    (fire.schedule_id.clone(), fire.scheduled_at)
 }

@@ -41,7 +41,8 @@ pub struct OfflineJob {
 /// The backups `fire` of `schedule` becomes when run by the agent itself,
 /// created at `now`. Groups without paths (a database dump group, whose
 /// password only the server holds) are left out and named in the second
-/// value.
+/// value: the fire is then still sent to the server, which creates only
+/// the jobs the agent did not report.
 pub fn plan_offline_backup(
     schedule: &ScheduleSpec,
     fire: &ScheduleFire,

@@ -139,8 +139,10 @@ impl LogSpool {
         Ok(())
     }
 
-    /// The spooled lines of `job_id`, in the order written (read from
-    /// disk as they are iterated; damaged lines skipped).
+    /// The spooled lines of `job_id`, in the order written (its drop
+    /// notice written first; damaged lines skipped). At most
+    /// [`MAX_SPOOLED_LINES`] and the notices, each line at most
+    /// `MAX_LINE_BYTES` long, so the memory this takes is bounded.
     pub fn lines(&mut self, job_id: &str) -> io::Result<Vec<LogStream>> {
         self.note_dropped(job_id)?;
         if !self.jobs.contains_key(job_id) {
