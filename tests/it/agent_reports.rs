@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use restic_manager::protocol::{AgentToServer, CommandRun, FinishStatus, JobKind};
+use restic_manager::protocol::{AgentToServer, FinishStatus};
 
-use crate::agent_session::{config, RunningAgent, TestServer};
+use crate::agent_session::{backup_of, config, RunningAgent, TestServer};
 use crate::common::restic::{restic_binary, TempRepo};
 
 /// How long the wrapper makes every `restic stats` take.
@@ -33,22 +33,6 @@ fn slow_stats_restic(dir: &Path) -> PathBuf {
     path
 }
 
-fn backup(job_id: &str, source: &Path) -> CommandRun {
-    CommandRun {
-        job_id: job_id.to_owned(),
-        kind: JobKind::Backup,
-        args: Vec::new(),
-        includes: vec![source.to_string_lossy().into_owned()],
-        excludes: Vec::new(),
-        tag: Some("docs".to_owned()),
-        retention_policy: None,
-        snapshot_id: None,
-        restore: None,
-        drill: None,
-        dump: None,
-    }
-}
-
 /// After a backup the agent collects its reports (here stuck in a slow
 /// `restic stats`); a `command.run` that arrives meanwhile starts and
 /// finishes long before the stats could have ended, no `repo.stats` comes
@@ -68,7 +52,7 @@ async fn a_job_arriving_during_reports_starts_first() {
     conn.hello().await;
     conn.send(repo.config_update()).await;
 
-    conn.send(backup("job-r1", &source)).await;
+    conn.send(backup_of("job-r1", &source, "docs")).await;
     loop {
         let envelope = conn.recv().await;
         if let AgentToServer::JobFinished(finished) = &envelope.message {
@@ -80,7 +64,7 @@ async fn a_job_arriving_during_reports_starts_first() {
 
     // The reports of job-r1 now wait in `restic stats`.
     let sent = Instant::now();
-    conn.send(backup("job-r2", &source)).await;
+    conn.send(backup_of("job-r2", &source, "docs")).await;
     let mut seen = Vec::new();
     let finished = loop {
         let envelope = conn.recv().await;
