@@ -10,13 +10,16 @@
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 
-use crate::common::agent::{enroll, finished_envelope, jobs_of, log_line, TestAgent};
+use crate::common::agent::{
+    db, enroll, finished_envelope, jobs_of, log_line, missed_runs, TestAgent,
+};
 use crate::common::e2e::{get, post};
 use crate::common::server::spawn_app;
 use restic_manager::protocol::{
     self, FinishStatus, JobKind, JobReport, ScheduleFire, ScheduleKind, ORIGIN_AGENT,
 };
-use restic_manager::store::{JobStatus, JobTrigger};
+use restic_manager::store::models::NewMissedRun;
+use restic_manager::store::{self, JobStatus, JobTrigger};
 
 fn report(job_id: &str, schedule_id: &str) -> JobReport {
     JobReport {
@@ -34,7 +37,7 @@ fn report(job_id: &str, schedule_id: &str) -> JobReport {
 
 /// A report sent twice (a retry after a lost ack) is acked both times and
 /// makes one running job (`trigger: agent`, linked to its group and
-/// schedule); its lines and its `job.finished` (replayed too) land on it
+/// schedule; a missed run recorded for its fire goes); its lines and its `job.finished` (replayed too) land on it
 /// once, the retention `forget` follows, and a late fire of the same run
 /// creates no second backup.
 #[actix_web::test]
@@ -60,6 +63,16 @@ async fn job_report_is_recorded_once_and_finishes_like_any_backup() {
 
     let job_id = uuid::Uuid::new_v4().to_string();
     let sent = report(&job_id, &schedule_id);
+    // Recorded as missed while the server could not know it ran.
+    let missed = NewMissedRun {
+        id: store::new_id(),
+        host_id: host.clone(),
+        schedule_id: schedule_id.clone(),
+        scheduled_at: sent.scheduled_at.timestamp_millis(),
+        detected_at: store::now_ms(),
+    };
+    assert!(db(&app, move |c| store::missed_runs::insert_ignore(c, &missed)).await);
+    assert_eq!(missed_runs(&app).await.total, 1);
     for _ in 0..2 {
         let id = agent.send(sent.clone()).await;
         let ack = agent.expect_ack(&id).await;
@@ -76,6 +89,7 @@ async fn job_report_is_recorded_once_and_finishes_like_any_backup() {
     assert_eq!(job.schedule_id.as_deref(), Some(schedule_id.as_str()));
     assert_eq!(job.scheduled_at, Some(sent.scheduled_at.timestamp_millis()));
     assert_eq!(job.tag.as_deref(), Some("etc"));
+    assert_eq!(missed_runs(&app).await.total, 0, "it ran: no longer missed");
 
     for seq in [1, 2, 2, 3] {
         agent.send(log_line(&job_id, seq)).await;

@@ -6,7 +6,8 @@
 //!
 //! Idempotent on the job id: the agent re-sends the report until it is
 //! acked, and a repeat records nothing. The row carries the schedule and
-//! the fire's time, so the fire counts as seen (no missed run) and a late
+//! the fire's time, so the fire counts as seen (no missed run; one the
+//! server recorded while it could not know is removed) and a late
 //! `schedule.fire` of the same run creates no second job for the group.
 
 use actix::prelude::*;
@@ -15,7 +16,9 @@ use diesel::QueryResult;
 use super::{PersistResult, Persistence};
 use crate::protocol;
 use crate::store::models::{Job, NewJob};
-use crate::store::{self, jobs, schedules, source_groups, DbConnection, JobKind, JobTrigger};
+use crate::store::{
+    self, jobs, missed_runs, schedules, source_groups, DbConnection, JobKind, JobTrigger,
+};
 
 /// Longest agent job id accepted (the agent sends a UUID).
 pub const MAX_AGENT_JOB_ID_LEN: usize = 64;
@@ -123,8 +126,12 @@ pub fn record_agent_job(
         new.retention_policy = group.retention_policy.clone();
     }
     if let Some(schedule) = &schedule {
+        let scheduled_at = report.scheduled_at.timestamp_millis();
         new.schedule_id = Some(schedule.id.clone());
-        new.scheduled_at = Some(report.scheduled_at.timestamp_millis());
+        new.scheduled_at = Some(scheduled_at);
+        // Recorded as missed while the server was down before the agent
+        // could report it: it ran.
+        missed_runs::delete_for_fire(conn, &schedule.id, scheduled_at)?;
     }
     let job = jobs::insert(conn, &new)?;
     jobs::mark_started(conn, &job.id, report.started_at.timestamp_millis())?;
