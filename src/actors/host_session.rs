@@ -56,6 +56,8 @@
 //! - `health`: `health.set` to capable agents, `health.report` and the
 //!   heartbeat's metrics to the writer (one point per minute) and to
 //!   `/metrics`.
+//! - `agent_jobs`: `job.report`, a backup the agent ran while the server
+//!   was away, recorded once and acked.
 //!
 //! The submodules are parts of this actor (each an `impl HostSession`),
 //! so `actix_web_actors` stays inside the session.
@@ -76,6 +78,7 @@ use crate::metrics;
 use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, WireMessage};
 use crate::store;
 
+mod agent_jobs;
 mod catalog;
 mod downloads;
 mod fires;
@@ -397,6 +400,7 @@ impl HostSession {
             (_, AgentToServer::DownloadEnd(end)) => self.on_download_end(end),
             (_, AgentToServer::ScheduleFire(fire)) => self.on_schedule_fire(id, fire, ctx, now),
             (_, AgentToServer::HealthReport(report)) => self.on_health_report(report),
+            (_, AgentToServer::JobReport(report)) => self.on_job_report(id, report, ctx),
         }
     }
 

@@ -41,6 +41,8 @@
 //! - `health_writes`: `health.report` results and heartbeat metric points
 //!   (buffered; [`RecordHealth`], [`RecordHostMetrics`]).
 //! - `run_write`: [`RunWrite`], the REST API's closures.
+//! - `agent_jobs`: [`RecordAgentJob`], a backup the agent ran on its own
+//!   while the server was away (`job.report`).
 //!
 //! A new message goes in the file of the table it writes, as one
 //! `impl Handler` next to its struct, and is re-exported here.
@@ -57,6 +59,7 @@ use crate::store::channel::HostLogLine;
 use crate::store::checkpoint::{checkpoint_tail, Checkpointer, CHECKPOINT_INTERVAL};
 use crate::store::{self, hosts, Pool};
 
+mod agent_jobs;
 mod buffer;
 mod catalog_writes;
 mod health_writes;
@@ -66,6 +69,7 @@ mod run_write;
 #[cfg(test)]
 mod tests;
 
+pub use agent_jobs::{AgentJobOutcome, RecordAgentJob};
 use buffer::ScheduleMark;
 pub use buffer::{
     AppendLogs, Flush, FlushAll, LogBacklog, MarkSchedulePushed, RecordProgress, RecordScheduleAck,

@@ -158,6 +158,30 @@ pub struct AgentConfig {
     /// only their own snapshots); default: the system's host name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Seconds after a backup schedule was due that the agent waits for
+    /// the server to turn the fire into jobs; when the server is still
+    /// unreachable then, the agent runs the backup itself (issue 14 §6).
+    #[serde(default = "default_offline_grace_seconds")]
+    pub offline_grace_seconds: u64,
+    /// Seconds between two collections of `snapshots.report` and
+    /// `repo.stats` at the longest (they also follow every backup and
+    /// forget); at least 60. Also read as `report_interval`.
+    #[serde(default = "default_report_interval_seconds", alias = "report_interval")]
+    pub report_interval_seconds: u64,
+}
+
+/// Default of `report_interval_seconds`: an hour.
+pub const DEFAULT_REPORT_INTERVAL_SECONDS: u64 = 3600;
+
+fn default_report_interval_seconds() -> u64 {
+    DEFAULT_REPORT_INTERVAL_SECONDS
+}
+
+/// Default of `offline_grace_seconds`: ten minutes.
+pub const DEFAULT_OFFLINE_GRACE_SECONDS: u64 = 600;
+
+fn default_offline_grace_seconds() -> u64 {
+    DEFAULT_OFFLINE_GRACE_SECONDS
 }
 
 fn default_restic_binary() -> PathBuf {
@@ -202,6 +226,8 @@ impl AgentConfig {
             allowed_repositories: Vec::new(),
             hooks: HooksConfig::default(),
             hostname: None,
+            offline_grace_seconds: DEFAULT_OFFLINE_GRACE_SECONDS,
+            report_interval_seconds: DEFAULT_REPORT_INTERVAL_SECONDS,
         }
     }
 
@@ -334,6 +360,23 @@ mod tests {
         assert!(!config.allow_insecure_ws);
         assert_eq!(config.hooks, HooksConfig::default());
         assert!(!config.hooks.applies_to(JobKind::Backup));
+        assert_eq!(config.offline_grace_seconds, DEFAULT_OFFLINE_GRACE_SECONDS);
+        let short = AgentConfig::parse(
+            "server_url = \"s\"\nhost_id = \"h\"\nagent_token = \"t\"\noffline_grace_seconds = 2\n",
+            Path::new("agent.toml"),
+        )
+        .unwrap();
+        assert_eq!(short.offline_grace_seconds, 2);
+        assert_eq!(
+            config.report_interval_seconds,
+            DEFAULT_REPORT_INTERVAL_SECONDS
+        );
+        let hourly = AgentConfig::parse(
+            "server_url = \"s\"\nhost_id = \"h\"\nagent_token = \"t\"\nreport_interval = 7200\n",
+            Path::new("agent.toml"),
+        )
+        .unwrap();
+        assert_eq!(hourly.report_interval_seconds, 7200);
     }
 
     /// `Debug` never shows the agent token, and parse errors do not quote it.

@@ -25,6 +25,8 @@
 //! - [`tls`]: the rustls client config (web PKI + optional CA file).
 //! - [`cron`]: the local schedule ([`crate::cron`]), missed fires, persistence.
 //! - [`journal`]: crash-safe job journal and outbox.
+//! - [`offline`]: when the server is away: log lines spooled on disk,
+//!   the sealed repository settings, backups the agent runs itself.
 //! - [`reports`]: snapshot list and repository stats after a job.
 //! - [`catalog`]: `restic ls --json` read as it prints, sent in bounded
 //!   chunks (a `catalog` job's `catalog.chunk`s, a live `catalog.listing`).
@@ -52,6 +54,7 @@ pub mod enroll;
 pub mod health;
 pub mod hooks;
 pub mod journal;
+pub mod offline;
 pub mod platform;
 pub mod preflight;
 pub mod process;

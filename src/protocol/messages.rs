@@ -95,6 +95,8 @@ wire_messages! {
         DownloadEnd(DownloadEnd) = "download.end",
         /// `health.report`
         HealthReport(HealthReport) = "health.report",
+        /// `job.report` (a job the agent ran offline; at least once; answered by `ack`)
+        JobReport(JobReport) = "job.report",
     }
 }
 
@@ -161,6 +163,7 @@ mod tests {
                 "download.ready",
                 "download.end",
                 "health.report",
+                "job.report",
             ]
         );
     }

@@ -53,6 +53,8 @@
 //!   [`ServerToAgent`], tying each wire `type` to its payload.
 //! - `downloads.rs`: the download stream's messages and its binary data
 //!   frame ([`parse_data_frame`]).
+//! - `offline.rs`: [`JobReport`] (`job.report`), a job the agent ran
+//!   itself while the server was away.
 //! - `enroll.rs`: the HTTP enrolment bodies [`EnrollRequest`] and
 //!   [`EnrollResponse`].
 //!
@@ -72,6 +74,7 @@ mod envelope;
 mod health;
 mod messages;
 mod options;
+mod offline;
 mod restore;
 mod retention;
 mod server_messages;
@@ -116,6 +119,7 @@ pub use options::{
     check_option_arg, Compression, InvalidOption, RunOptions, FLAG_COMPRESSION,
     FLAG_USE_FS_SNAPSHOT, OPTION_KEYS,
 };
+pub use offline::{JobReport, CAPABILITY_OFFLINE_BACKUP, ORIGIN_AGENT};
 pub use restore::{check_target, InvalidRestore, RestoreSpec};
 pub use retention::{InvalidRetention, RetentionPolicy};
 pub use server_messages::{

@@ -31,6 +31,22 @@ pub fn insert_ignore(conn: &mut DbConnection, new: &NewMissedRun) -> QueryResult
     .map(|n| n == 1)
 }
 
+/// Forgets the missed run of one schedule time: it did run after all (a
+/// backup the agent ran while the server was away, reported later).
+/// Returns how many rows went (0 or 1).
+pub fn delete_for_fire(
+    conn: &mut DbConnection,
+    schedule_id: &str,
+    scheduled_at: i64,
+) -> QueryResult<usize> {
+    diesel::delete(
+        missed_runs::table
+            .filter(missed_runs::schedule_id.eq(schedule_id))
+            .filter(missed_runs::scheduled_at.eq(scheduled_at)),
+    )
+    .execute(conn)
+}
+
 fn filtered<'a>(filter: &'a MissedRunFilter) -> missed_runs::BoxedQuery<'a, super::MultiBackend> {
     let mut query = missed_runs::table.into_boxed();
     if let Some(host_id) = &filter.host_id {

@@ -174,6 +174,9 @@ text_enum! {
         Retention => "retention",
         /// A `catalog` job for a snapshot a `snapshots.report` listed.
         Snapshot => "snapshot",
+        /// A backup the agent ran on its own while the server was
+        /// unreachable (`job.report` with `origin: "agent"`).
+        Agent => "agent",
     }
 }
 

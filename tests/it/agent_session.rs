@@ -300,7 +300,7 @@ fn run(job_id: &str, kind: JobKind) -> CommandRun {
     }
 }
 
-fn backup_of(job_id: &str, source: &Path, tag: &str) -> CommandRun {
+pub(crate) fn backup_of(job_id: &str, source: &Path, tag: &str) -> CommandRun {
     CommandRun {
         includes: vec![source.to_string_lossy().into_owned()],
         tag: Some(tag.to_owned()),

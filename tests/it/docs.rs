@@ -23,9 +23,10 @@ use restic_manager::protocol::{
     CatalogListing, CommandCancel, CommandResult, CommandRun, ConfigUpdate, DownloadCancel,
     DownloadCredit, DownloadEnd, DownloadErrorCode, DownloadReady, DownloadStart, DownloadType,
     DumpDriver, DumpSpec, ErrorFrame, FinishStatus, Heartbeat, Hello, JobFinished, JobKind,
-    JobProgress, JobStarted, LockState, LogStream, LogStreamKind, RepoStats, RestoreOverwrite,
-    RestoreSpec, RetentionPolicy, ScheduleAck, ScheduleFire, ScheduleSet, ScheduleSpec,
-    ServerToAgent, SnapshotInfo, SnapshotsReport, SourceGroupSpec, WireMessage,
+    JobProgress, JobReport, JobStarted, LockState, LogStream, LogStreamKind, RepoStats,
+    RestoreOverwrite, RestoreSpec, RetentionPolicy, ScheduleAck, ScheduleFire, ScheduleSet,
+    ScheduleSpec, ServerToAgent, SnapshotInfo, SnapshotsReport, SourceGroupSpec, WireMessage,
+    ORIGIN_AGENT,
 };
 use serde_json::{json, Map, Value};
 
@@ -241,6 +242,18 @@ fn agent_messages() -> Vec<AgentToServer> {
                 error: Some("HTTP status 503".to_owned()),
                 checked_at: at(),
             }],
+        }
+        .into(),
+        JobReport {
+            job_id: id(),
+            origin: ORIGIN_AGENT.to_owned(),
+            kind: JobKind::Backup,
+            schedule_id: "sch-1".to_owned(),
+            scheduled_at: at(),
+            tag: "etc".to_owned(),
+            includes: vec!["/etc".to_owned()],
+            excludes: vec!["*.tmp".to_owned()],
+            started_at: at(),
         }
         .into(),
     ]

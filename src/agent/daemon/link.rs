@@ -96,18 +96,18 @@ impl Daemon {
             last_known_config_version: None,
         };
         self.send_live(AgentToServer::from(hello)).await;
-        match self.journal.outbox() {
-            Ok(outbox) => {
-                if !outbox.is_empty() {
-                    tracing::info!(count = outbox.len(), "replaying the outbox");
-                }
-                for envelope in outbox {
-                    if !self.send_envelope(&envelope).await {
-                        return;
-                    }
-                }
+        let outbox = match self.journal.outbox() {
+            Ok(outbox) => outbox,
+            Err(err) => {
+                tracing::error!("cannot read the outbox: {err}");
+                Vec::new()
             }
-            Err(err) => tracing::error!("cannot read the outbox: {err}"),
+        };
+        if !outbox.is_empty() {
+            tracing::info!(count = outbox.len(), "replaying the outbox");
+        }
+        if !self.replay(outbox).await {
+            return;
         }
         self.send_pending_fires().await;
     }
@@ -131,10 +131,20 @@ impl Daemon {
     }
 
     /// Sends a message under a fresh envelope id if connected; dropped
-    /// otherwise (live messages are best effort).
+    /// otherwise (live messages are best effort), except log lines, which
+    /// are spooled on disk and sent after the next `hello`.
     pub(super) async fn send_live(&mut self, message: AgentToServer) {
-        if self.link.is_some() {
-            self.send_envelope(&Envelope::new(message)).await;
+        if self.link.is_none() {
+            if let AgentToServer::LogStream(line) = &message {
+                self.spool_line(line);
+            }
+            return;
+        }
+        let envelope = Envelope::new(message);
+        if !self.send_envelope(&envelope).await {
+            if let AgentToServer::LogStream(line) = &envelope.message {
+                self.spool_line(line);
+            }
         }
     }
 
@@ -251,8 +261,16 @@ impl Daemon {
                         "the server refused a message; dropping it from the outbox"
                     );
                 }
-                if let Err(err) = self.journal.acknowledge(&ack.correlation_id) {
-                    tracing::error!("cannot record an ack: {err}");
+                match self.journal.acknowledge(&ack.correlation_id) {
+                    // The job's spooled lines went out before it: the
+                    // server has them.
+                    Ok(Some(AgentToServer::JobFinished(finished))) => {
+                        if let Err(err) = self.spool.remove(&finished.job_id) {
+                            tracing::warn!(job_id = %finished.job_id, "cannot remove a delivered log spool: {err}");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::error!("cannot record an ack: {err}"),
                 }
             }
             ServerToAgent::DownloadStart(start) => {
@@ -260,12 +278,15 @@ impl Daemon {
             }
             ServerToAgent::DownloadCredit(credit) => self.downloads.credit(&credit),
             ServerToAgent::DownloadCancel(cancel) => self.downloads.cancel(&cancel.download_id),
-            ServerToAgent::Error(error) => tracing::warn!(
-                code = %error.code,
-                correlation_id = error.correlation_id.as_deref().unwrap_or(""),
-                "the server reported an error: {}",
-                error.detail
-            ),
+            ServerToAgent::Error(error) => {
+                tracing::warn!(
+                    code = %error.code,
+                    correlation_id = error.correlation_id.as_deref().unwrap_or(""),
+                    "the server reported an error: {}",
+                    error.detail
+                );
+                self.on_unknown_to_server(&error);
+            }
         }
     }
 
@@ -300,6 +321,9 @@ impl Daemon {
         self.repo.apply(update);
         self.config_received = true;
         tracing::info!(repo = ?self.repo, "repository settings updated");
+        if let Err(err) = self.sealed.save(&self.repo) {
+            tracing::warn!("cannot keep the repository settings for offline backups: {err}");
+        }
     }
 
     pub(super) async fn on_schedule_set(&mut self, set: &ScheduleSet) {

@@ -5,8 +5,12 @@
 //! State and who owns it (all here, nothing shared):
 //!
 //! - the [`Journal`] (jobs and outbox on disk) and the [`CronTable`];
-//! - the repository settings from `config.update`, and those of other
-//!   hosts' repositories that accepted restores read (memory only);
+//! - the repository settings from `config.update` (also sealed on disk,
+//!   [`SealedSettings`], for backups while the server is away), and those
+//!   of other hosts' repositories that accepted restores read (memory
+//!   only);
+//! - the [`LogSpool`]: log lines that could not be sent, kept on disk
+//!   until the server acked their job's end;
 //! - the service health checks ([`HealthChecks`]: each probe runs beside
 //!   the loop, its result comes back through the `select!`);
 //! - the snapshot downloads streaming beside it ([`Downloads`]: each its
@@ -35,11 +39,18 @@
 //! sent, then heartbeats every 30 s carry `active_job_ids` (running and
 //! queued jobs).
 //!
+//! While the server is away (issue 14 §6), log lines go to the spool and
+//! are sent after the next `hello` (before their job's `job.finished`);
+//! a backup schedule's fire still unsent `offline_grace_seconds` after it
+//! was due is run here, reported with `job.report` (outbox) and never
+//! sent as a fire.
+//!
 //! Files: this one holds the state and the `select!` loop; `link` the
 //! connection and the server's messages; `work` the restic work, the local
-//! schedule's fires and shutdown.
+//! schedule's fires and shutdown; `offline` the spool and the backups run
+//! while the server is away.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,12 +69,15 @@ use super::connection::{Backoff, ConnectError, WsStream};
 use super::cron::{Clock, CronTable, SystemClock};
 use super::download::Downloads;
 use super::health::HealthChecks;
-use super::journal::{JobRecord, Journal, JournalError};
+use super::journal::{JobRecord, JobState, Journal, JournalError};
+use super::offline::sealed::SealedSettings;
+use super::offline::spool::LogSpool;
 use super::platform::{ProcessIdentity, StateLock};
 use super::process::StopReason;
-use super::reports::Reports;
+use super::reports::{Reports, RestoreSize};
 // Re-exported: its home was this file.
 mod link;
+mod offline;
 mod work;
 
 pub use super::reports::REPORT_TIMEOUT;
@@ -109,6 +123,7 @@ pub const CAPABILITIES: &[&str] = &[
     "health",
     "hooks",
     "local_cron",
+    crate::protocol::CAPABILITY_OFFLINE_BACKUP,
 ];
 
 /// Why the agent could not start (after start-up it never gives up).
@@ -152,6 +167,7 @@ pub async fn run_with_clock(
         if !daemon.dump_capabilities.is_empty() {
             tracing::info!(capabilities = ?daemon.dump_capabilities, "database dump tools found");
         }
+        daemon.reports_next = Instant::now() + daemon.report_interval();
         daemon.main_loop(shutdown).await;
         Ok(())
     }
@@ -206,8 +222,17 @@ struct Daemon {
     /// Whether `restic unlock` is due before the next job (a crash may
     /// have left a stale lock); tried once per start.
     unlock_due: bool,
-    /// Repository settings from `config.update`; memory only.
+    /// Repository settings from `config.update` (or, until one arrives,
+    /// from the sealed file).
     repo: RepoSettings,
+    /// Where `repo` is kept sealed across restarts.
+    sealed: SealedSettings,
+    /// Fires (schedule id, time) whose backups run here while the server
+    /// is away but which stay pending for a group only the server can
+    /// run (memory only: after a restart the journal says they ran).
+    ran_offline: HashSet<(String, chrono::DateTime<Utc>)>,
+    /// Log lines that could not be sent, on disk until acked.
+    spool: LogSpool,
     /// Other hosts' repositories that accepted restores read; memory only.
     source_repos: SourceRepos,
     /// Dump passwords of accepted jobs, by job id; memory only (the
@@ -215,12 +240,22 @@ struct Daemon {
     dump_passwords: HashMap<String, Secret>,
     /// `dump:<driver>` and `docker`, found at start, sent in `hello`.
     dump_capabilities: Vec<String>,
-    /// Whether a `config.update` arrived since start: recovered jobs wait
-    /// for it (the password is not kept on disk).
+    /// Whether repository settings are known: a `config.update` arrived
+    /// since start, or the sealed settings of an earlier run opened.
+    /// Recovered jobs wait for them.
     config_received: bool,
     restic: ResticHost,
     queue: VecDeque<JobRecord>,
     busy: Option<Busy>,
+    /// Whether `snapshots.report` and `repo.stats` are to be collected
+    /// once no job waits (after a backup or forget, on the interval, or
+    /// after a job stopped them).
+    reports_due: bool,
+    /// When the reports are due again at the latest (`report_interval_seconds`).
+    reports_next: Instant,
+    /// The last restore size measured (at most daily; memory only: a
+    /// restart measures it again).
+    restore_size: Option<RestoreSize>,
     /// Snapshot downloads streaming to the server (beside the job).
     downloads: Downloads,
     live_tx: mpsc::Sender<AgentToServer>,
@@ -264,6 +299,31 @@ impl Daemon {
             Ok(count) => tracing::info!(count, "old finished jobs pruned from the journal"),
             Err(err) => tracing::warn!("cannot prune the journal: {err}"),
         }
+        let mut spool = LogSpool::open(&state_dir).map_err(dir_error)?;
+        for job_id in spool.job_ids() {
+            // Spools whose job's end the server acked before a crash.
+            let done = match journal.job(&job_id) {
+                Ok(Some(record)) => matches!(record.state, JobState::Finished { acked: true, .. }),
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            if done {
+                if let Err(err) = spool.remove(&job_id) {
+                    tracing::warn!(job_id = %job_id, "cannot remove a delivered log spool: {err}");
+                }
+            }
+        }
+        let sealed = SealedSettings::new(&state_dir, &config.host_id);
+        let restored = match sealed.load() {
+            Ok(restored) => restored,
+            Err(err) => {
+                tracing::warn!("sealed repository settings not used: {err}");
+                None
+            }
+        };
+        if restored.is_some() {
+            tracing::info!("repository settings restored from the sealed file");
+        }
         let mut cron = CronTable::load(&state_dir);
         // Times that passed while the agent was down fire once, now.
         cron.tick(clock.now());
@@ -283,14 +343,20 @@ impl Daemon {
             clock,
             orphans,
             unlock_due,
-            repo: RepoSettings::default(),
+            config_received: restored.is_some(),
+            repo: restored.unwrap_or_default(),
+            sealed,
+            spool,
+            ran_offline: HashSet::new(),
             source_repos: SourceRepos::default(),
             dump_passwords: HashMap::new(),
             dump_capabilities: Vec::new(),
-            config_received: false,
             restic,
             queue,
             busy: None,
+            reports_due: false,
+            reports_next: Instant::now(),
+            restore_size: None,
             downloads: Downloads::default(),
             live_tx,
             live_rx,
@@ -310,7 +376,15 @@ impl Daemon {
         loop {
             self.start_next_work().await;
             let now = self.clock.now();
-            let cron_wake = self.cron.next_wake(now);
+            let cron_wake = match self.next_offline_due() {
+                // At least a second apart: a fire that cannot be run now
+                // is tried again, never in a tight loop.
+                Some(due) => self
+                    .cron
+                    .next_wake(now)
+                    .min(due.max(now + chrono::TimeDelta::seconds(1))),
+                None => self.cron.next_wake(now),
+            };
             let cron_sleep = (cron_wake - now).to_std().unwrap_or(Duration::ZERO);
             tokio::select! {
                 () = &mut shutdown => break,
@@ -343,6 +417,10 @@ impl Daemon {
                 Some(done) = self.health.next_done() => {
                     let report = self.health.on_done(done, Instant::now());
                     self.send_health(report).await;
+                }
+                () = tokio::time::sleep_until(self.reports_next) => {
+                    self.reports_due = true;
+                    self.reports_next = Instant::now() + self.report_interval();
                 }
             }
         }

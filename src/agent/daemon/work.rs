@@ -26,9 +26,21 @@ impl Daemon {
 
     /// Starts the next work when nothing runs: first the clean-up after a
     /// crash (stop leftover restic processes, then `restic unlock`), then
-    /// the queued jobs. Unlock and jobs wait for the first `config.update`
-    /// (the repository password is not stored on disk).
+    /// the queued jobs, then the reports when due. Unlock and jobs wait for
+    /// repository settings (the first `config.update`, or the sealed ones
+    /// of an earlier run). Reports in flight give way to a queued job.
     pub(super) async fn start_next_work(&mut self) {
+        if matches!(self.busy, Some(Busy::Reports { .. }))
+            && !self.queue.is_empty()
+            && self.config_received
+        {
+            // Reports never hold a job: dropping them kills their restic
+            // (`--no-lock`, so no lock is left), and they run again once
+            // the queue is empty.
+            tracing::info!("a job is waiting: reports stopped, collected again after it");
+            self.busy = None;
+            self.reports_due = true;
+        }
         if self.busy.is_some() {
             return;
         }
@@ -44,6 +56,7 @@ impl Daemon {
         }
         while self.busy.is_none() && self.config_received {
             let Some(mut record) = self.queue.pop_front() else {
+                self.start_reports_if_due();
                 return;
             };
             let invocation = match self
@@ -195,6 +208,10 @@ impl Daemon {
             error = finished.error.as_deref().unwrap_or(""),
             "job finished"
         );
+        // Its lines kept while offline are durable before its end is.
+        if let Err(err) = self.spool.sync(&finished.job_id) {
+            tracing::warn!(job_id = %finished.job_id, "cannot sync the log lines kept while offline: {err}");
+        }
         match self.journal.finish_job(record, finished.clone()) {
             Ok(envelope) => {
                 self.send_envelope(&envelope).await;
@@ -220,7 +237,8 @@ impl Daemon {
                     tracing::warn!("cannot prune the journal: {err}");
                 }
                 if succeeded && matches!(kind, JobKind::Backup | JobKind::Forget) {
-                    self.start_reports();
+                    // Collected once no job waits (start_next_work).
+                    self.reports_due = true;
                 }
             }
             (Done::Reports(reports), _) => self.on_reports(reports).await,
@@ -240,6 +258,20 @@ impl Daemon {
         }
     }
 
+    /// Starts the reports when they are due (after a backup or forget, on
+    /// the interval, or retried after a job stopped them), nothing runs
+    /// and no job waits.
+    fn start_reports_if_due(&mut self) {
+        if self.reports_due
+            && self.busy.is_none()
+            && self.queue.is_empty()
+            && self.repo.is_configured()
+        {
+            self.reports_due = false;
+            self.start_reports();
+        }
+    }
+
     /// Starts `snapshots.report` and `repo.stats` collection.
     pub(super) fn start_reports(&mut self) {
         let restic = self.restic.clone();
@@ -251,13 +283,16 @@ impl Daemon {
                 None
             }
         };
-        let work = async move { collect_reports(&restic, &repo, last_check).await }
+        let restore_size = self.restore_size;
+        let work = async move { collect_reports(&restic, &repo, last_check, restore_size).await }
             .in_current_span()
             .boxed();
         self.busy = Some(Busy::Reports { work });
     }
 
     pub(super) async fn on_reports(&mut self, reports: Reports) {
+        self.restore_size = reports.restore_size;
+        self.reports_next = tokio::time::Instant::now() + self.report_interval();
         if let Some(report) = reports.snapshots {
             // A newer report replaces an older unsent one: the server keeps
             // only the latest projection anyway.
@@ -286,6 +321,15 @@ impl Daemon {
         }
     }
 
+    /// The longest time between two report collections.
+    pub(super) fn report_interval(&self) -> Duration {
+        Duration::from_secs(
+            self.config
+                .report_interval_seconds
+                .clamp(60, 365 * 24 * 3600),
+        )
+    }
+
     // --- schedule ---------------------------------------------------------
 
     pub(super) async fn on_cron_tick(&mut self) {
@@ -296,6 +340,7 @@ impl Daemon {
         if !fires.is_empty() {
             self.send_pending_fires().await;
         }
+        self.run_overdue_fires();
     }
 
     /// Sends every pending `schedule.fire` if connected, oldest first.

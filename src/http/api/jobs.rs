@@ -103,6 +103,10 @@ pub(super) struct JobDto {
     status: JobStatus,
     #[schema(schema_with = super::openapi::job_trigger)]
     trigger: store::JobTrigger,
+    /// Who created the job: `agent` for a backup the agent ran on its own
+    /// while the server was unreachable, else `server`.
+    #[schema(value_type = String)]
+    origin: &'static str,
     source_group_id: Option<String>,
     /// The restic tag (the source group's name for backup and forget).
     tag: Option<String>,
@@ -162,6 +166,11 @@ impl JobDto {
             host_id: j.host_id.into(),
             kind: j.kind,
             status: j.status,
+            origin: if j.trigger == store::JobTrigger::Agent {
+                protocol::ORIGIN_AGENT
+            } else {
+                "server"
+            },
             trigger: j.trigger,
             source_group_id: j.source_group_id.map(String::from),
             tag: j.tag,
