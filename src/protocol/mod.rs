@@ -73,8 +73,8 @@ mod enums;
 mod envelope;
 mod health;
 mod messages;
-mod options;
 mod offline;
+mod options;
 mod restore;
 mod retention;
 mod server_messages;
@@ -115,11 +115,11 @@ pub use health::{
     REPORT_EVERY_SECONDS,
 };
 pub use messages::{AgentToServer, ServerToAgent};
+pub use offline::{JobReport, CAPABILITY_OFFLINE_BACKUP, ORIGIN_AGENT};
 pub use options::{
     check_option_arg, Compression, InvalidOption, RunOptions, FLAG_COMPRESSION,
     FLAG_USE_FS_SNAPSHOT, OPTION_KEYS,
 };
-pub use offline::{JobReport, CAPABILITY_OFFLINE_BACKUP, ORIGIN_AGENT};
 pub use restore::{check_target, InvalidRestore, RestoreSpec};
 pub use retention::{InvalidRetention, RetentionPolicy};
 pub use server_messages::{

@@ -273,6 +273,7 @@ mod tests {
             schedules: Vec::new(),
             repository_id: None,
             options: None,
+            health_checks: Vec::new(),
             created_at: 0,
             updated_at: 0,
         };

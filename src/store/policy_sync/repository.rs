@@ -286,6 +286,7 @@ mod tests {
             schedules: Vec::new(),
             repository_id: Some(repo.to_owned()),
             options: None,
+            health_checks: Vec::new(),
             created_at: 0,
             updated_at: 0,
         }
