@@ -284,13 +284,44 @@ mod tests {
         }
     }
 
-    /// A tcp check passes while something listens and fails once it is
-    /// gone; only the change is reported, then the probe waits its
-    /// interval; a new list drops results of the old one.
+    /// The generation-current result of check `name` failing with `error`.
+    fn failed(checks: &HealthChecks, name: &str, error: &str) -> ProbeDone {
+        let result = HealthCheckResult {
+            name: name.to_owned(),
+            ok: false,
+            latency_ms: None,
+            status_code: None,
+            error: Some(error.to_owned()),
+            checked_at: Utc::now(),
+        };
+        (checks.generation, result)
+    }
+
+    /// A closed port: bound, then released (never connected to).
+    fn closed_port() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        addr
+    }
+
+    /// A tcp check passes while something listens; only a change is
+    /// reported, then the probe waits its interval; a new list drops
+    /// results of the old one.
+    ///
+    /// The listener stays up and accepts: CI once saw a connect succeed
+    /// right after a listener holding unaccepted connections was dropped,
+    /// so the failing result here is fed in, and a closed port is probed
+    /// on its own below.
     #[tokio::test]
     async fn tcp_check_reports_changes_only() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let target = listener.local_addr().unwrap().to_string();
+        let acceptor = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                drop(stream);
+            }
+        });
         let mut checks = HealthChecks::default();
         let now = Instant::now();
         let set = HealthSet {
@@ -311,33 +342,45 @@ mod tests {
         let done = checks.next_done().await.unwrap();
         assert_eq!(checks.on_done(done, later), None);
 
-        drop(listener);
+        // A failure is a change: reported once, not again while it lasts.
         let later = later + Duration::from_secs(10);
-        checks.tick(later);
-        let done = checks.next_done().await.unwrap();
-        let report = checks.on_done(done, later).unwrap();
+        let report = checks
+            .on_done(failed(&checks, "db", "connection refused"), later)
+            .unwrap();
         assert!(!report.results[0].ok);
-        assert!(report.results[0].error.is_some());
+        assert_eq!(checks.next_wake(), Some(later + Duration::from_secs(10)));
+        assert_eq!(
+            checks.on_done(failed(&checks, "db", "connection refused"), later),
+            None
+        );
 
         // The same list again keeps the result (and reports it).
         let kept = checks.apply(&set, later).unwrap();
         assert_eq!(kept.results.len(), 1);
+        assert!(!kept.results[0].ok);
         // A stale probe (an older generation) is ignored.
         let stale = (0, kept.results[0].clone());
         assert_eq!(checks.on_done(stale, later), None);
+        acceptor.abort();
+    }
+
+    /// A tcp check against a closed port fails with the error.
+    #[tokio::test]
+    async fn tcp_check_fails_on_a_closed_port() {
+        let result = probe(tcp("db", closed_port()), None).await;
+        assert!(!result.ok, "{result:?}");
+        assert_eq!(result.status_code, None);
+        assert!(result.error.is_some());
     }
 
     /// An http check against a closed port fails without a status; the
     /// error never carries the URL (it may hold credentials).
     #[tokio::test]
     async fn http_error_hides_the_url() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
         let spec = HealthCheckSpec {
             name: "web".to_owned(),
             kind: HealthCheckType::Http,
-            target: format!("http://user:s3cret@127.0.0.1:{port}/health"),
+            target: format!("http://user:s3cret@{}/health", closed_port()),
             interval_seconds: 10,
             timeout_seconds: 2,
             expect_status: None,

@@ -70,6 +70,10 @@ impl Api {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
+            // Below actix-web's 5 s keep-alive: a connection the server is
+            // closing as idle is not reused (the soak's few "connection
+            // closed before message completed" failures were that race).
+            .pool_idle_timeout(Duration::from_secs(3))
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Api {
