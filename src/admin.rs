@@ -26,7 +26,7 @@ pub const INITIAL_ADMIN: &str = "admin";
 /// Opens the database of `config` (running migrations), with one clear
 /// error naming the URL (password redacted) when it cannot.
 pub fn open_store(config: &ServerConfig) -> anyhow::Result<Pool> {
-    store::connect(&config.database_url.0, config.pool_size)
+    store::connect_with(&config.database_url.0, &config.pool)
         .with_context(|| format!("cannot open database {}", config.database_url.redacted()))
 }
 

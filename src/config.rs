@@ -11,6 +11,8 @@
 //! `RESTIC_MANAGER_KEY_FILE`, `RESTIC_MANAGER_LISTEN`, `RESTIC_MANAGER_TLS_CERT`,
 //! `RESTIC_MANAGER_TLS_KEY`, `RESTIC_MANAGER_MAX_FRAME_BYTES`,
 //! `RESTIC_MANAGER_MISSED_RUN_GRACE_SECONDS`, `RESTIC_MANAGER_POOL_SIZE`,
+//! `RESTIC_MANAGER_POOL_CONNECTION_TIMEOUT_SECONDS`, `RESTIC_MANAGER_POOL_IDLE_TIMEOUT_SECONDS`,
+//! `RESTIC_MANAGER_STATEMENT_TIMEOUT_SECONDS`, `RESTIC_MANAGER_DATABASE_APPLICATION_NAME`,
 //! `RESTIC_MANAGER_LOG_RETENTION_DAYS`, `RESTIC_MANAGER_CATALOG_KEEP`,
 //! `RESTIC_MANAGER_MAX_DOWNLOAD_BYTES`, `RESTIC_MANAGER_SESSION_IDLE_SECONDS`,
 //! `RESTIC_MANAGER_SESSION_LIFETIME_SECONDS`, and, at first start only, `RESTIC_MANAGER_ADMIN_PASSWORD`.
@@ -21,6 +23,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Deserialize;
+
+mod pool;
 
 /// Default listen address of `serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -120,9 +124,37 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub missed_run_grace_seconds: Option<u64>,
-    /// Database connections in the pool.
+    /// Database connections in the pool (default 8).
     #[arg(long, env = "RESTIC_MANAGER_POOL_SIZE", value_name = "N")]
     pub pool_size: Option<u32>,
+    /// Seconds a request waits for a database connection (or for the database to come back) before it fails (default 30).
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_POOL_CONNECTION_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub pool_connection_timeout_seconds: Option<u64>,
+    /// Seconds after which an idle database connection is closed (default 600; 0: never).
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_POOL_IDLE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub pool_idle_timeout_seconds: Option<u64>,
+    /// PostgreSQL: seconds after which the database cancels a statement (default 0: no limit).
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_STATEMENT_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub statement_timeout_seconds: Option<u64>,
+    /// PostgreSQL: the application_name of the server's connections (default restic-manager).
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_DATABASE_APPLICATION_NAME",
+        value_name = "NAME"
+    )]
+    pub database_application_name: Option<String>,
     /// Days to keep the log lines of finished jobs (0: keep forever; default 90).
     #[arg(long, env = "RESTIC_MANAGER_LOG_RETENTION_DAYS", value_name = "DAYS")]
     pub log_retention_days: Option<u32>,
@@ -180,6 +212,10 @@ pub struct FileConfig {
     pub max_frame_bytes: Option<usize>,
     pub missed_run_grace_seconds: Option<u64>,
     pub pool_size: Option<u32>,
+    pub pool_connection_timeout_seconds: Option<u64>,
+    pub pool_idle_timeout_seconds: Option<u64>,
+    pub statement_timeout_seconds: Option<u64>,
+    pub database_application_name: Option<String>,
     pub log_retention_days: Option<u32>,
     pub catalog_keep: Option<usize>,
     pub max_download_bytes: Option<u64>,
@@ -358,7 +394,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     pub max_frame_bytes: usize,
     pub missed_run_grace_seconds: u64,
-    pub pool_size: u32,
+    /// The database pool: size, timeouts, PostgreSQL session settings.
+    pub pool: crate::store::PoolSettings,
     /// Days the log lines of a finished job are kept; 0 keeps them forever.
     pub log_retention_days: u32,
     /// Bytes a snapshot download may stream; past it the stream is cut.
@@ -402,6 +439,7 @@ impl ServerConfig {
         file: FileConfig,
     ) -> Result<Self, ConfigError> {
         let notify = NotifyConfig::resolve(serve, &file)?;
+        let pool = pool::resolve(serve, &file)?;
         let data_dir = common
             .data_dir
             .clone()
@@ -453,16 +491,6 @@ impl ServerConfig {
                 message: format!("{max_frame_bytes} is too small (at least 1024)"),
             });
         }
-        let pool_size = serve
-            .pool_size
-            .or(file.pool_size)
-            .unwrap_or(DEFAULT_POOL_SIZE);
-        if pool_size == 0 {
-            return Err(ConfigError::Invalid {
-                name: "pool_size",
-                message: "must be at least 1".into(),
-            });
-        }
         let catalog_keep = serve
             .catalog_keep
             .or(file.catalog_keep)
@@ -506,7 +534,7 @@ impl ServerConfig {
                 .missed_run_grace_seconds
                 .or(file.missed_run_grace_seconds)
                 .unwrap_or(DEFAULT_MISSED_RUN_GRACE_SECONDS),
-            pool_size,
+            pool,
             log_retention_days: serve
                 .log_retention_days
                 .or(file.log_retention_days)
@@ -535,7 +563,7 @@ impl ServerConfig {
             tls: None,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             missed_run_grace_seconds: DEFAULT_MISSED_RUN_GRACE_SECONDS,
-            pool_size: DEFAULT_POOL_SIZE,
+            pool: crate::store::PoolSettings::with_size(DEFAULT_POOL_SIZE),
             log_retention_days: DEFAULT_LOG_RETENTION_DAYS,
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             session_idle: std::time::Duration::from_secs(DEFAULT_SESSION_IDLE_SECONDS),
@@ -611,7 +639,7 @@ mod tests {
         assert_eq!(cfg.data_dir, PathBuf::from("/srv/rm"));
         assert_eq!(cfg.database_url.0, "/srv/rm/restic-manager.db");
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:7000");
-        assert_eq!(cfg.pool_size, 3);
+        assert_eq!(cfg.pool.max_size, 3);
         assert_eq!(cfg.log_retention_days, 7);
         let zero = ServeArgs {
             log_retention_days: Some(0),

@@ -259,6 +259,27 @@ impl HostSession {
         ctx.stop();
     }
 
+    /// A message the agent keeps in its outbox until acked could not be
+    /// stored (the database is away, say a PostgreSQL restart): it is not
+    /// acked, and the session ends with 1013 "try again later". The agent
+    /// reconnects with its back-off and re-sends its outbox, so the write
+    /// is retried once the database is back, instead of waiting for a
+    /// reconnect a healthy connection never makes while its heartbeats,
+    /// no longer listing the finished job, would fail it as lost.
+    fn not_stored(
+        &self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        what: &str,
+        error: &dyn std::fmt::Display,
+    ) {
+        tracing::warn!(host_id = %self.host_id, error = %error, "{what} could not be stored; closing the session so the agent re-sends it");
+        Self::close(
+            ctx,
+            ws::CloseCode::Again,
+            "database unavailable, try again later",
+        );
+    }
+
     fn publish(&self, event: Event) {
         self.actors.events.do_send(Publish(event));
     }

@@ -54,6 +54,7 @@ use diesel::pg::PgConnection;
 
 mod migrations;
 mod pool;
+mod pool_settings;
 
 pub mod admin_queries;
 pub mod api_queries;
@@ -92,7 +93,8 @@ pub mod verification;
 
 pub use json::Json;
 pub use migrations::{binary_schema, revert_all_migrations, run_migrations, run_migrations_until};
-pub use pool::{connect, DbManager, Pool, PooledConn, StoreError};
+pub use pool::{connect, connect_with, DbManager, Pool, PooledConn, StoreError};
+pub use pool_settings::{check_application_name, PoolSettings};
 pub use types::{
     JobKind, JobStatus, JobTrigger, LogStream, Page, Role, ScheduleKind, UnknownValue,
 };

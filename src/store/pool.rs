@@ -18,6 +18,7 @@ use diesel::sqlite::SqliteConnection;
 #[cfg(feature = "postgres")]
 use diesel::pg::PgConnection;
 
+use super::pool_settings::PoolSettings;
 use super::DbConnection;
 
 /// The connection pool every caller shares. Build it with [`connect`].
@@ -358,10 +359,14 @@ impl r2d2::ManageConnection for DbManager {
 }
 
 /// Sets the per-connection SQLite pragmas each time r2d2 opens a
-/// connection (PostgreSQL needs none). Busy timeout first, so that the
-/// journal-mode switch itself waits for a lock instead of failing.
-#[derive(Debug, Clone, Copy)]
-struct ConnectionSetup;
+/// connection (busy timeout first, so that the journal-mode switch itself
+/// waits for a lock instead of failing), or PostgreSQL's session settings
+/// ([`PoolSettings::postgres_setup`]).
+#[derive(Debug, Clone)]
+struct ConnectionSetup {
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    postgres: String,
+}
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
@@ -377,7 +382,9 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup 
                 ))
                 .map_err(diesel::r2d2::Error::QueryError),
             #[cfg(feature = "postgres")]
-            DbConnection::Pg(_) => Ok(()),
+            DbConnection::Pg(pg) => pg
+                .batch_execute(&self.postgres)
+                .map_err(diesel::r2d2::Error::QueryError),
         }
     }
 }
@@ -401,13 +408,25 @@ impl HandleError<diesel::r2d2::Error> for TracingErrorHandler {
 }
 
 /// Opens the database at `database_url` with up to `max_size` pooled
-/// connections, creating the SQLite file's directory and running the
-/// pending migrations first.
+/// connections and the other settings at their defaults; see
+/// [`connect_with`].
+pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
+    connect_with(database_url, &PoolSettings::with_size(max_size))
+}
+
+/// Opens the database at `database_url` with `settings`, creating the
+/// SQLite file's directory and running the pending migrations first.
 ///
 /// One connection is opened and migrated by hand before the pool is built,
 /// so an unreachable or misconfigured database fails at once with the
 /// driver's reason instead of after r2d2's connection timeout.
-pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
+///
+/// A database that goes away later (a PostgreSQL restart) is survived:
+/// r2d2 checks each connection as it is handed out and replaces a broken
+/// one, so callers see errors only while the database is down, for at
+/// most `connection_timeout` per request.
+pub fn connect_with(database_url: &str, settings: &PoolSettings) -> Result<Pool, StoreError> {
+    let max_size = settings.max_size;
     if max_size == 0 {
         return Err(StoreError::InvalidPoolSize(max_size));
     }
@@ -418,7 +437,9 @@ pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
         Target::Postgres { .. } => {}
     }
     let manager = DbManager { target };
-    let setup = ConnectionSetup;
+    let setup = ConnectionSetup {
+        postgres: settings.postgres_setup(),
+    };
     {
         use r2d2::ManageConnection;
         let mut first = manager.connect().map_err(|e| manager.connect_error(&e))?;
@@ -443,6 +464,8 @@ pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
     let checker = manager.clone();
     r2d2::Pool::builder()
         .max_size(max_size)
+        .connection_timeout(settings.connection_timeout)
+        .idle_timeout(settings.idle_timeout)
         .connection_customizer(Box::new(setup))
         .error_handler(Box::new(handler))
         .build(manager)
@@ -451,7 +474,23 @@ pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    /// The pool takes the timeouts it is given.
+    #[test]
+    fn pool_takes_its_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = PoolSettings::with_size(2);
+        settings.connection_timeout = Duration::from_secs(3);
+        settings.idle_timeout = None;
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = connect_with(&url, &settings).unwrap();
+        assert_eq!(pool.max_size(), 2);
+        assert_eq!(pool.connection_timeout(), Duration::from_secs(3));
+        assert_eq!(pool.idle_timeout(), None);
+    }
 
     /// A new data directory is 0700 and a new SQLite file (and its WAL)
     /// 0600, whatever the umask (issue 15 B.8).

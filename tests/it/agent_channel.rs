@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::common::agent::{
     db, enroll, eventually, finished_envelope, hello, job_when, jobs_of, log_line, missed_runs,
-    tick, Enrolled, Incoming, TestAgent,
+    run_now, tick, Enrolled, Incoming, TestAgent,
 };
 use crate::common::server::{client, spawn_app, spawn_app_with, TestApp};
 use chrono::{TimeZone, Utc};
 use restic_manager::actors::scheduler::Tick;
-use restic_manager::actors::{CancelOutcome, NewJobRequest};
+use restic_manager::actors::CancelOutcome;
 use restic_manager::protocol::{self, FinishStatus, ServerToAgent};
 use restic_manager::store::{self, models, JobKind, JobStatus, JobTrigger};
 use restic_manager::{auth, crypto};
@@ -116,27 +116,6 @@ async fn wait_online(app: &TestApp, host_id: &str, online: bool) {
         }
     })
     .await;
-}
-
-async fn run_now(
-    app: &TestApp,
-    host_id: &str,
-    kind: protocol::JobKind,
-    group: Option<&str>,
-) -> models::Job {
-    app.state
-        .actors
-        .create_job(NewJobRequest {
-            host_id: host_id.to_owned(),
-            kind,
-            source_group: group.map(str::to_owned),
-            requested_by: "admin".to_owned(),
-            source_addr: None,
-            restore: None,
-            drill: None,
-        })
-        .await
-        .expect("job created")
 }
 
 async fn log_count(app: &TestApp, job_id: &str) -> usize {

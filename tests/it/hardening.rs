@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use crate::common::agent::{enroll, log_line, Enrolled, TestAgent};
+use crate::common::agent::{enroll, log_line, run_now, Enrolled, TestAgent};
 use crate::common::api::{assert_error, audit_rows, call, create_host, db, get, login};
 use crate::common::server::{client, spawn_app, spawn_app_with, TestApp};
 use reqwest::{Method, StatusCode};
 use restic_manager::actors::events::{Event, EventFilter, Subscribe};
-use restic_manager::actors::NewJobRequest;
 use restic_manager::config::TlsFiles;
 use restic_manager::protocol;
 use restic_manager::store;
@@ -25,19 +24,8 @@ async fn online_agent(app: &TestApp, hostname: &str) -> (Enrolled, TestAgent) {
 
 /// A queued `check` job of a host, created as "run now" does.
 async fn run_check(app: &TestApp, host_id: &str) -> String {
-    app.state
-        .actors
-        .create_job(NewJobRequest {
-            host_id: host_id.to_owned(),
-            kind: protocol::JobKind::Check,
-            source_group: None,
-            requested_by: "admin".to_owned(),
-            source_addr: None,
-            restore: None,
-            drill: None,
-        })
+    run_now(app, host_id, protocol::JobKind::Check, None)
         .await
-        .expect("job created")
         .id
         .to_string()
 }

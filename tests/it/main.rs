@@ -46,6 +46,7 @@ mod job_followup;
 mod notifications;
 mod offline;
 mod offline_channel;
+mod pg_restart;
 mod policies;
 mod run_options;
 mod schedule_kinds;

@@ -42,10 +42,8 @@ impl HostSession {
                 act.ack(ctx, id, true, None);
             }
             Ok(Ok(AgentJobOutcome::Refused(reason))) => act.ack(ctx, id, false, Some(reason)),
-            // Not acked: the agent keeps it in its outbox and re-sends it
-            // after the next reconnect.
-            Ok(Err(_)) => {}
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
+            Ok(Err(e)) => act.not_stored(ctx, "job.report", &e),
+            Err(e) => act.not_stored(ctx, "job.report", &e),
         }));
     }
 }

@@ -325,15 +325,21 @@ impl HostSession {
             payload: result,
             now: store::now_ms(),
         });
-        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
-            Ok(Ok(CommandOutcome::Accepted)) => {}
-            Ok(Ok(CommandOutcome::Refused(finished))) => match finished.outcome {
-                FinishOutcome::Applied(_) => act.job_terminal(*finished, ctx),
-                FinishOutcome::AlreadyFinished(_) | FinishOutcome::NotFound => act.job_done(&job_id, ctx),
-            },
-            Ok(Err(_)) => {}
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
-        }));
+        ctx.spawn(
+            write
+                .into_actor(self)
+                .map(move |outcome, act, ctx| match outcome {
+                    Ok(Ok(CommandOutcome::Accepted)) => {}
+                    Ok(Ok(CommandOutcome::Refused(finished))) => match finished.outcome {
+                        FinishOutcome::Applied(_) => act.job_terminal(*finished, ctx),
+                        FinishOutcome::AlreadyFinished(_) | FinishOutcome::NotFound => {
+                            act.job_done(&job_id, ctx)
+                        }
+                    },
+                    Ok(Err(e)) => act.not_stored(ctx, "command.result", &e),
+                    Err(e) => act.not_stored(ctx, "command.result", &e),
+                }),
+        );
     }
 
     pub(super) fn on_job_started(
@@ -382,10 +388,8 @@ impl HostSession {
                 act.ack(ctx, id, true, None);
                 act.job_terminal(finished, ctx);
             }
-            // Not acked: the agent keeps it in its outbox and re-sends it
-            // after the next reconnect.
-            Ok(Err(_)) => {}
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
+            Ok(Err(e)) => act.not_stored(ctx, "job.finished", &e),
+            Err(e) => act.not_stored(ctx, "job.finished", &e),
         }));
     }
 
@@ -400,14 +404,18 @@ impl HostSession {
             payload: report,
             now: store::now_ms(),
         });
-        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| match outcome {
-            Ok(Ok(replaced)) => {
-                act.ack(ctx, id, true, None);
-                act.queue_catalog_jobs(replaced.catalog_jobs);
-                act.dispatch_next(ctx);
-            }
-            Ok(Err(_)) => {}
-            Err(e) => tracing::error!(host_id = %act.host_id, error = %e, "persistence unavailable"),
-        }));
+        ctx.spawn(
+            write
+                .into_actor(self)
+                .map(move |outcome, act, ctx| match outcome {
+                    Ok(Ok(replaced)) => {
+                        act.ack(ctx, id, true, None);
+                        act.queue_catalog_jobs(replaced.catalog_jobs);
+                        act.dispatch_next(ctx);
+                    }
+                    Ok(Err(e)) => act.not_stored(ctx, "snapshots.report", &e),
+                    Err(e) => act.not_stored(ctx, "snapshots.report", &e),
+                }),
+        );
     }
 }

@@ -282,18 +282,7 @@ impl TestAgent {
         lines: u64,
         status: protocol::FinishStatus,
     ) -> Envelope<AgentToServer> {
-        self.send(protocol::CommandResult {
-            job_id: run.job_id.clone(),
-            accepted: true,
-            error: None,
-        })
-        .await;
-        self.send(protocol::JobStarted {
-            job_id: run.job_id.clone(),
-            kind: run.kind,
-            started_at: chrono::Utc::now(),
-        })
-        .await;
+        self.start_job(run).await;
         self.send(protocol::JobProgress {
             job_id: run.job_id.clone(),
             percent_done: 0.5,
@@ -315,6 +304,22 @@ impl TestAgent {
         let ack = self.expect_ack(&finished.id).await;
         assert!(ack.accepted, "job.finished accepted: {ack:?}");
         finished
+    }
+
+    /// Accepts `run` (`command.result`) and starts it (`job.started`).
+    pub async fn start_job(&mut self, run: &CommandRun) {
+        self.send(protocol::CommandResult {
+            job_id: run.job_id.clone(),
+            accepted: true,
+            error: None,
+        })
+        .await;
+        self.send(protocol::JobStarted {
+            job_id: run.job_id.clone(),
+            kind: run.kind,
+            started_at: chrono::Utc::now(),
+        })
+        .await;
     }
 
     /// Closes the connection politely.
@@ -354,6 +359,29 @@ pub fn finished_envelope(job_id: &str, status: protocol::FinishStatus) -> Envelo
         error: (status == protocol::FinishStatus::Failed)
             .then(|| "Fatal: repository is locked".to_owned()),
     }))
+}
+
+/// A run-now job of `kind` (of `group`, for the kinds that take one) on
+/// `host_id`, as `admin` asks for it.
+pub async fn run_now(
+    app: &TestApp,
+    host_id: &str,
+    kind: protocol::JobKind,
+    group: Option<&str>,
+) -> store::models::Job {
+    app.state
+        .actors
+        .create_job(restic_manager::actors::NewJobRequest {
+            host_id: host_id.to_owned(),
+            kind,
+            source_group: group.map(str::to_owned),
+            requested_by: "admin".to_owned(),
+            source_addr: None,
+            restore: None,
+            drill: None,
+        })
+        .await
+        .expect("job created")
 }
 
 /// Runs `f` with a pooled connection on the blocking pool.
