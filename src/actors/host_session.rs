@@ -13,7 +13,9 @@
 //! After `hello` it registers with the [`Registry`] (superseding an older
 //! session of the host, which is closed with [`CLOSE_SUPERSEDED`]), has
 //! [`Persistence`] record the hello, then sends `config.update`
-//! (repository secrets opened with the server key, never logged),
+//! (repository secrets opened with the server key, never logged; left
+//! out when the agent holds the current config version, see
+//! `config_version`),
 //! `schedule.set` and (to an agent with the `health` capability)
 //! `health.set`, then the host's queued jobs. Everything the agent
 //! reports goes to [`Persistence`]; `job.finished` and `snapshots.report`
@@ -48,6 +50,8 @@
 //! - `fires`: `schedule.fire`, limited per schedule, the socket paused
 //!   while the scheduler handles it.
 //! - `greeting`: what is loaded for `hello` and for a configuration push.
+//! - `config_version`: the `config.update` sent, the agent's `ack` of it,
+//!   and the re-push of an agent whose version is behind.
 //! - `catalog`: `catalog.chunk`s to the writer, queued `catalog` jobs and
 //!   their yielding to other work.
 //! - `live_listing`: [`ListDirectory`], a live `catalog.list` for the API.
@@ -80,6 +84,7 @@ use crate::store;
 
 mod agent_jobs;
 mod catalog;
+mod config_version;
 mod downloads;
 mod fires;
 mod frames;
@@ -197,6 +202,8 @@ pub struct HostSession {
     awaiting_lease: Option<leases::Awaiting>,
     /// Health checks and heartbeat metrics (`health`).
     health: health::HealthState,
+    /// The config version sent, held and acked (`config_version`).
+    config_version: config_version::ConfigVersion,
 }
 
 impl HostSession {
@@ -225,6 +232,7 @@ impl HostSession {
             repository_withdrawn: false,
             awaiting_lease: None,
             health: health::HealthState::default(),
+            config_version: config_version::ConfigVersion::default(),
         }
     }
 
@@ -422,6 +430,7 @@ impl HostSession {
             (_, AgentToServer::ScheduleFire(fire)) => self.on_schedule_fire(id, fire, ctx, now),
             (_, AgentToServer::HealthReport(report)) => self.on_health_report(report),
             (_, AgentToServer::JobReport(report)) => self.on_job_report(id, report, ctx),
+            (_, AgentToServer::Ack(ack)) => self.on_agent_ack(ack),
         }
     }
 
@@ -433,6 +442,7 @@ impl HostSession {
             .iter()
             .any(|c| c == protocol::CAPABILITY_HEALTH);
         tracing::info!(host_id = %self.host_id, hostname = %hello.hostname, agent_version = %hello.agent_version, "agent said hello");
+        self.config_version.hello(hello.last_known_config_version);
         let register = self.actors.registry.send(Register {
             host_id: self.host_id.clone(),
             serial: self.serial,
@@ -492,10 +502,17 @@ impl HostSession {
         ));
     }
 
-    fn finish_greeting(&mut self, greeting: Greeting, ctx: &mut ws::WebsocketContext<Self>) {
+    fn finish_greeting(&mut self, mut greeting: Greeting, ctx: &mut ws::WebsocketContext<Self>) {
         self.publish(Event::HostOnline {
             host_id: self.host_id.clone(),
         });
+        if self
+            .config_version
+            .greeting_skips(greeting.config.config_version)
+        {
+            // The agent holds these settings (`config_version`'s rules).
+            greeting.config.config = None;
+        }
         self.push_config(greeting.config, ctx);
         for job in greeting.queued {
             self.queue.enqueue(job);
@@ -509,6 +526,7 @@ impl HostSession {
     fn push_config(&mut self, config: HostConfig, ctx: &mut ws::WebsocketContext<Self>) {
         let HostConfig {
             config,
+            config_version,
             schedules,
             shared_repository,
             has_repository,
@@ -527,8 +545,9 @@ impl HostSession {
             !has_repository && (self.repository_withdrawn || self.has_repository);
         self.has_repository = has_repository;
         let version = i64::try_from(schedules.version).unwrap_or(i64::MAX);
+        self.config_version.loaded(config_version);
         if let Some(config) = config {
-            self.send(ctx, config);
+            self.send_config(config, ctx);
         }
         self.send(ctx, schedules);
         self.push_health(health, ctx);

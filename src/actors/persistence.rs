@@ -72,8 +72,8 @@ mod tests;
 pub use agent_jobs::{AgentJobOutcome, RecordAgentJob};
 use buffer::ScheduleMark;
 pub use buffer::{
-    AppendLogs, Flush, FlushAll, LogBacklog, MarkSchedulePushed, RecordProgress, RecordScheduleAck,
-    Touch,
+    AppendLogs, Flush, FlushAll, LogBacklog, MarkSchedulePushed, RecordConfigAck, RecordProgress,
+    RecordScheduleAck, Touch,
 };
 pub use catalog_writes::{AppendCatalog, ConfigureCatalog, YieldCatalog};
 pub use health_writes::{RecordHealth, RecordHostMetrics, METRICS_FLUSH_INTERVAL};

@@ -28,7 +28,10 @@ pub struct Hello {
     /// Optional features the agent has (seed 002).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
-    /// The last config version the agent applied (seed 002).
+    /// The config version of the repository settings the agent holds (in
+    /// memory or restored from its sealed file); absent when it holds none.
+    /// The server leaves `config.update` out of its greeting when this is
+    /// the current version (seed 002).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_known_config_version: Option<u64>,
 }
@@ -47,6 +50,11 @@ pub struct Heartbeat {
     /// is present only when it was measured.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metrics: Map<String, Value>,
+    /// The config version the agent holds (the last `config.update` it
+    /// applied); absent from agents before config versions and from an
+    /// agent that holds none. The server re-pushes when it is behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<u64>,
 }
 
 /// `command.result`: the agent accepted (persisted) or refused a
@@ -281,6 +289,7 @@ mod tests {
                 sent_at: ts("2026-11-23T02:00:00Z"),
                 active_job_ids: None,
                 metrics: Map::new(),
+                config_version: None,
             }),
         );
     }
@@ -293,12 +302,13 @@ mod tests {
         metrics.insert("load1".to_owned(), json!(0.25));
         metrics.insert("disk_free_bytes".to_owned(), json!(1_000_000_u64));
         golden_a2s(
-            r#"{"type":"heartbeat","id":"hb2","data":{"sent_at":"2026-11-23T02:00:30Z","active_job_ids":["j1","j2"],"metrics":{"load1":0.25,"disk_free_bytes":1000000}}}"#,
+            r#"{"type":"heartbeat","id":"hb2","data":{"sent_at":"2026-11-23T02:00:30Z","active_job_ids":["j1","j2"],"metrics":{"load1":0.25,"disk_free_bytes":1000000},"config_version":5}}"#,
             "hb2",
             AgentToServer::Heartbeat(Heartbeat {
                 sent_at: ts("2026-11-23T02:00:30Z"),
                 active_job_ids: Some(vec!["j1".to_owned(), "j2".to_owned()]),
                 metrics,
+                config_version: Some(5),
             }),
         );
         golden_a2s(
@@ -308,6 +318,7 @@ mod tests {
                 sent_at: ts("2026-11-23T02:01:00Z"),
                 active_job_ids: Some(vec![]),
                 metrics: Map::new(),
+                config_version: None,
             }),
         );
     }
@@ -505,6 +516,30 @@ mod tests {
             AgentToServer::ScheduleAck(ScheduleAck {
                 version: 4,
                 applied_at: ts("2026-11-23T01:00:00Z"),
+            }),
+        );
+    }
+
+    /// The agent's `ack` of a `config.update`: applied, and refused with
+    /// the reason.
+    #[test]
+    fn golden_agent_ack() {
+        golden_a2s(
+            r#"{"type":"ack","id":"ak1","data":{"correlation_id":"cu1","accepted":true}}"#,
+            "ak1",
+            AgentToServer::Ack(Ack {
+                correlation_id: "cu1".to_owned(),
+                accepted: true,
+                reason: None,
+            }),
+        );
+        golden_a2s(
+            r#"{"type":"ack","id":"ak2","data":{"correlation_id":"cu2","accepted":false,"reason":"repository not allowed"}}"#,
+            "ak2",
+            AgentToServer::Ack(Ack {
+                correlation_id: "cu2".to_owned(),
+                accepted: false,
+                reason: Some("repository not allowed".to_owned()),
             }),
         );
     }

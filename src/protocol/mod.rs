@@ -49,6 +49,8 @@
 //!   `catalog.list`, `catalog.listing`) and their chunk bounds.
 //! - `health.rs`: service health checks, `health.set` and `health.report`
 //!   ([`HealthCheckSpec`], [`validate_checks`]).
+//! - `nullable.rs`: [`nullable`], the absent / `null` / value decoding of
+//!   a field that an explicit `null` clears, and [`apply_patch`].
 //! - `messages.rs`: one enum per direction, [`AgentToServer`] and
 //!   [`ServerToAgent`], tying each wire `type` to its payload.
 //! - `downloads.rs`: the download stream's messages and its binary data
@@ -73,6 +75,7 @@ mod enums;
 mod envelope;
 mod health;
 mod messages;
+mod nullable;
 mod offline;
 mod options;
 mod restore;
@@ -115,6 +118,7 @@ pub use health::{
     REPORT_EVERY_SECONDS,
 };
 pub use messages::{AgentToServer, ServerToAgent};
+pub use nullable::{apply_patch, nullable};
 pub use offline::{JobReport, CAPABILITY_OFFLINE_BACKUP, ORIGIN_AGENT};
 pub use options::{
     check_option_arg, Compression, InvalidOption, RunOptions, FLAG_COMPRESSION,
@@ -179,6 +183,20 @@ impl fmt::Debug for Masked<'_> {
     }
 }
 
+/// `Debug` of a three-state secret ([`nullable`]): `None`, `Some(None)`
+/// (clear) or `Some(Some("***"))`.
+struct MaskedPatch<'a>(Option<&'a Option<String>>);
+
+impl fmt::Debug for MaskedPatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(Some(_)) => f.write_str("Some(Some(\"***\"))"),
+            Some(None) => f.write_str("Some(None)"),
+            None => f.write_str("None"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,9 +219,10 @@ mod tests {
         let config = ConfigUpdate {
             repo_url: Some("rest:https://alice:hunter2@backup.example:8000/web".to_owned()),
             repo_password: Some("repo-pass-123".to_owned()),
-            repo_username: Some("alice".to_owned()),
-            repo_credential: Some("cred-456".to_owned()),
+            repo_username: Some(Some("alice".to_owned())),
+            repo_credential: Some(Some("cred-456".to_owned())),
             hook_shell: None,
+            version: Some(3),
         };
         let shown = format!("{:?}", Envelope::with_id("x", ServerToAgent::from(config)));
         for secret in ["hunter2", "repo-pass-123", "cred-456"] {

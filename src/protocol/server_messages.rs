@@ -6,12 +6,16 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DecodeError, DrillSpec, DumpSpec, JobKind, Masked, RestoreSpec, RetentionPolicy, ScheduleKind,
-    ERROR_UNSUPPORTED_PROTOCOL, SUPPORTED_PROTOCOL_VERSIONS,
+    nullable, DecodeError, DrillSpec, DumpSpec, JobKind, Masked, MaskedPatch, RestoreSpec,
+    RetentionPolicy, ScheduleKind, ERROR_UNSUPPORTED_PROTOCOL, SUPPORTED_PROTOCOL_VERSIONS,
 };
 
 /// `config.update`: per-host repository settings. An absent field means
-/// "leave as is". `Debug` masks the secrets and any credentials in the URL.
+/// "leave as is"; an explicit `null` in `repo_username`, `repo_credential`
+/// or `hook_shell` clears it (an agent before config versions reads `null`
+/// as absent and keeps the value). `version` is the host's config version,
+/// echoed by the agent's `ack`. `Debug` masks the secrets and any
+/// credentials in the URL.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigUpdate {
     /// `RESTIC_REPOSITORY`.
@@ -20,15 +24,33 @@ pub struct ConfigUpdate {
     /// `RESTIC_PASSWORD` (secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_password: Option<String>,
-    /// REST user name or S3 access key id.
+    /// REST user name or S3 access key id; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repo_username: Option<Option<String>>,
+    /// REST password or S3 secret key (secret); `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repo_credential: Option<Option<String>>,
+    /// The shell hooks run under; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hook_shell: Option<Option<String>>,
+    /// The host's config version: the agent acks it with `ack` and
+    /// reports it in `hello.last_known_config_version` and
+    /// `heartbeat.config_version`. Absent from a server before config
+    /// versions (then no `ack`) and in `command.run.restore.repository`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repo_username: Option<String>,
-    /// REST password or S3 secret key (secret).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repo_credential: Option<String>,
-    /// The shell hooks run under.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hook_shell: Option<String>,
+    pub version: Option<u64>,
 }
 
 impl fmt::Debug for ConfigUpdate {
@@ -40,8 +62,12 @@ impl fmt::Debug for ConfigUpdate {
             )
             .field("repo_password", &Masked(self.repo_password.as_deref()))
             .field("repo_username", &self.repo_username)
-            .field("repo_credential", &Masked(self.repo_credential.as_deref()))
+            .field(
+                "repo_credential",
+                &MaskedPatch(self.repo_credential.as_ref()),
+            )
             .field("hook_shell", &self.hook_shell)
+            .field("version", &self.version)
             .finish()
     }
 }
@@ -156,7 +182,10 @@ pub struct AgentUpdateAvailable {
     pub changelog: Option<String>,
 }
 
-/// `ack`: the server applied (or refused) the frame with id `correlation_id`.
+/// `ack`: the receiver applied (or refused) the frame with id
+/// `correlation_id`. Both directions: the server acks `job.finished`,
+/// `snapshots.report` and `job.report`; the agent acks a `config.update`
+/// that carries a `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     /// The acknowledged envelope's `id`.
@@ -220,14 +249,27 @@ mod tests {
     #[test]
     fn golden_config_update() {
         golden_s2a(
-            r#"{"type":"config.update","id":"cu1","data":{"repo_url":"rest:https://backup.example:8000/web-01","repo_password":"pw","repo_username":"web-01","repo_credential":"cred","hook_shell":"/bin/sh"}}"#,
+            r#"{"type":"config.update","id":"cu1","data":{"repo_url":"rest:https://backup.example:8000/web-01","repo_password":"pw","repo_username":"web-01","repo_credential":"cred","hook_shell":"/bin/sh","version":7}}"#,
             "cu1",
             ServerToAgent::ConfigUpdate(ConfigUpdate {
                 repo_url: Some("rest:https://backup.example:8000/web-01".to_owned()),
                 repo_password: Some("pw".to_owned()),
-                repo_username: Some("web-01".to_owned()),
-                repo_credential: Some("cred".to_owned()),
-                hook_shell: Some("/bin/sh".to_owned()),
+                repo_username: Some(Some("web-01".to_owned())),
+                repo_credential: Some(Some("cred".to_owned())),
+                hook_shell: Some(Some("/bin/sh".to_owned())),
+                version: Some(7),
+            }),
+        );
+        // An explicit null clears a field; an absent one leaves it.
+        golden_s2a(
+            r#"{"type":"config.update","id":"cu3","data":{"repo_url":"/srv/repo","repo_username":null,"repo_credential":null,"version":8}}"#,
+            "cu3",
+            ServerToAgent::ConfigUpdate(ConfigUpdate {
+                repo_url: Some("/srv/repo".to_owned()),
+                repo_username: Some(None),
+                repo_credential: Some(None),
+                version: Some(8),
+                ..ConfigUpdate::default()
             }),
         );
         golden_s2a(

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
+use super::config_versions::HostConfigVersion;
 use super::models::{Host, HostHello, HostPatch, HostScheduleVersion, NewHost};
 use super::schema::{
     backup_latest, host_labels, host_schedule_version as hsv, hosts, missed_runs, repositories,
@@ -149,6 +150,8 @@ pub struct HostWithVersion {
     pub host: Host,
     /// `None` only for a row created outside this module.
     pub schedule: Option<HostScheduleVersion>,
+    /// What `config.update` carries: its version and the agent's ack.
+    pub config: HostConfigVersion,
 }
 
 /// Online and offline counts of the hosts that are not revoked.
@@ -221,7 +224,12 @@ pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Host>> {
 
 /// The host with this id and its schedule versions.
 pub fn get_with_version(conn: &mut DbConnection, id: &str) -> QueryResult<Option<HostWithVersion>> {
-    let Some(host) = get(conn, id)? else {
+    let Some((host, config)) = hosts::table
+        .find(id)
+        .select((Host::as_select(), HostConfigVersion::as_select()))
+        .first::<(Host, HostConfigVersion)>(conn)
+        .optional()?
+    else {
         return Ok(None);
     };
     let schedule = hsv::table
@@ -229,7 +237,11 @@ pub fn get_with_version(conn: &mut DbConnection, id: &str) -> QueryResult<Option
         .select(HostScheduleVersion::as_select())
         .first(conn)
         .optional()?;
-    Ok(Some(HostWithVersion { host, schedule }))
+    Ok(Some(HostWithVersion {
+        host,
+        schedule,
+        config,
+    }))
 }
 
 /// Escapes `%`, `_` and `\` so that text matches itself in `LIKE … ESCAPE '\'`.
@@ -349,14 +361,14 @@ pub fn page(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Vec<Hos
 /// Hosts matching the filter in natural order of their names, with their
 /// schedule versions, and the total that match.
 pub fn list(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Page<HostWithVersion>> {
-    let hosts: Vec<Host> = filtered(filter)
+    let hosts: Vec<(Host, HostConfigVersion)> = filtered(filter)
         .order((hosts::sort_key.asc(), hosts::id.asc()))
         .limit(clamp_limit(filter.limit, MAX_PAGE))
         .offset(filter.offset.max(0))
-        .select(Host::as_select())
+        .select((Host::as_select(), HostConfigVersion::as_select()))
         .load(conn)?;
     let total = filtered(filter).count().get_result(conn)?;
-    let ids: Vec<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
+    let ids: Vec<&str> = hosts.iter().map(|(h, _)| h.id.as_str()).collect();
     let mut versions: HashMap<HostId, HostScheduleVersion> = hsv::table
         .filter(hsv::host_id.eq_any(&ids))
         .select(HostScheduleVersion::as_select())
@@ -366,9 +378,13 @@ pub fn list(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Page<Ho
         .collect();
     let items = hosts
         .into_iter()
-        .map(|host| {
+        .map(|(host, config)| {
             let schedule = versions.remove(&host.id);
-            HostWithVersion { host, schedule }
+            HostWithVersion {
+                host,
+                schedule,
+                config,
+            }
         })
         .collect();
     Ok(Page { items, total })

@@ -29,7 +29,7 @@
 //! - [`models`]: row structs and their insert / update forms.
 //! - [`users`], [`sessions`], [`api_tokens`], [`enrollment`], [`hosts`],
 //!   [`repositories`], [`source_groups`], [`schedules`],
-//!   [`schedule_versions`], [`jobs`], [`job_logs`], [`snapshots`],
+//!   [`schedule_versions`], [`config_versions`], [`jobs`], [`job_logs`], [`snapshots`],
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
 //! - [`policies`]: fleet policies by label; [`policy_sync`] writes their
@@ -63,6 +63,7 @@ pub mod audit;
 pub mod catalog;
 pub mod channel;
 pub mod checkpoint;
+pub mod config_versions;
 pub mod drills;
 pub mod enrollment;
 pub mod health;

@@ -103,6 +103,13 @@ diesel::table! {
         last_backup_at -> Nullable<BigInt>,
         /// The policy that gave `repository_id`; `None`: the host's own.
         repository_policy_id -> Nullable<Text>,
+        /// Version of what `config.update` carries (trigger-bumped).
+        config_version -> BigInt,
+        /// When `config_version` was last bumped.
+        config_changed_at -> Nullable<BigInt>,
+        /// The newest `config_version` the agent acked (0: never).
+        acked_config_version -> BigInt,
+        config_acked_at -> Nullable<BigInt>,
     }
 }
 

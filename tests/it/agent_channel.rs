@@ -161,9 +161,14 @@ async fn hello_pushes_config_and_schedules_and_ack_is_recorded() {
         Some("rest:https://backup.example:8000/web-01")
     );
     assert_eq!(config.repo_password.as_deref(), Some("repo-pass"));
-    assert_eq!(config.repo_username.as_deref(), Some("web01"));
-    assert_eq!(config.repo_credential.as_deref(), Some("s3-secret"));
-    assert_eq!(config.hook_shell.as_deref(), Some("/bin/sh"));
+    assert_eq!(config.repo_username, Some(Some("web01".to_owned())));
+    assert_eq!(config.repo_credential, Some(Some("s3-secret".to_owned())));
+    assert_eq!(config.hook_shell, Some(Some("/bin/sh".to_owned())));
+    assert_eq!(
+        config.version,
+        Some(2),
+        "attaching the repository bumped it"
+    );
     assert_eq!(schedules.version, 1);
     assert_eq!(schedules.schedules.len(), 1);
     let spec = &schedules.schedules[0];
@@ -467,6 +472,7 @@ async fn run_now_goes_through_its_states_and_replays_apply_once() {
             sent_at: Utc::now(),
             active_job_ids: Some(vec![]),
             metrics: Default::default(),
+            config_version: None,
         })
         .await;
     app.state
@@ -602,6 +608,7 @@ async fn reconnect_resends_queued_jobs_and_outbox_replay_lands_once() {
             sent_at: Utc::now(),
             active_job_ids: Some(vec![]),
             metrics: Default::default(),
+            config_version: None,
         })
         .await;
     let lost = job_when(&app, &job2.id, "job 2 lost", |j| {
@@ -727,6 +734,7 @@ async fn heartbeat_timeout_marks_offline() {
             sent_at: Utc::now(),
             active_job_ids: None,
             metrics: Default::default(),
+            config_version: None,
         })
         .await;
     let swept = app
@@ -783,6 +791,7 @@ async fn unsupported_protocol_version_is_refused() {
             sent_at: Utc::now(),
             active_job_ids: None,
             metrics: Default::default(),
+            config_version: None,
         })
         .await;
 }
@@ -803,6 +812,7 @@ async fn bad_frames_are_answered_and_the_session_survives() {
             sent_at: Utc::now(),
             active_job_ids: None,
             metrics: Default::default(),
+            config_version: None,
         })
         .await;
     let error = agent.expect_error().await;
@@ -958,6 +968,7 @@ async fn schedule_fire_creates_one_job_per_group_once() {
             sent_at: Utc::now(),
             active_job_ids: Some(vec![]),
             metrics: Default::default(),
+            config_version: None,
         })
         .await;
     let jobs = eventually("both scheduled jobs succeeded", || async {
@@ -1053,6 +1064,7 @@ async fn failed_backup_is_retried_with_backoff() {
             sent_at: Utc::now(),
             active_job_ids: Some(vec![]),
             metrics: Default::default(),
+            config_version: None,
         })
         .await;
     let far = Utc::now() + chrono::Duration::days(30);
@@ -1131,6 +1143,7 @@ async fn retention_forget_follows_a_good_backup() {
             sent_at: Utc::now(),
             active_job_ids: Some(vec![]),
             metrics: Default::default(),
+            config_version: None,
         })
         .await;
     job_when(&app, &plain.id, "done", |j| {

@@ -129,6 +129,7 @@ fn agent_messages() -> Vec<AgentToServer> {
             sent_at: at(),
             active_job_ids: Some(vec![id()]),
             metrics: object(json!({"load1": 0.5})),
+            config_version: Some(3),
         }
         .into(),
         CommandResult {
@@ -256,6 +257,12 @@ fn agent_messages() -> Vec<AgentToServer> {
             started_at: at(),
         }
         .into(),
+        Ack {
+            correlation_id: "cu-1".to_owned(),
+            accepted: false,
+            reason: Some("not allowed".to_owned()),
+        }
+        .into(),
     ]
 }
 
@@ -278,9 +285,10 @@ fn server_messages() -> Vec<ServerToAgent> {
         ConfigUpdate {
             repo_url: some("rest:https://backup.example/web-01"),
             repo_password: some("secret"),
-            repo_username: some("web-01"),
-            repo_credential: some("secret"),
-            hook_shell: some("/bin/sh"),
+            repo_username: Some(some("web-01")),
+            repo_credential: Some(some("secret")),
+            hook_shell: Some(some("/bin/sh")),
+            version: Some(3),
         }
         .into(),
         ScheduleSet {
@@ -333,9 +341,10 @@ fn server_messages() -> Vec<ServerToAgent> {
                 repository: Some(ConfigUpdate {
                     repo_url: some("/srv/repo"),
                     repo_password: some("pw"),
-                    repo_username: some("u"),
-                    repo_credential: some("c"),
+                    repo_username: Some(some("u")),
+                    repo_credential: Some(some("c")),
                     hook_shell: None,
+                    version: None,
                 }),
             })),
             drill: None,

@@ -285,6 +285,7 @@ async fn heartbeat_metrics_are_stored_and_served() {
                 sent_at: chrono::Utc::now(),
                 active_job_ids: None,
                 metrics: metrics.as_object().unwrap().clone(),
+                config_version: None,
             })
             .await;
     }

@@ -28,6 +28,7 @@ mod api_openapi;
 mod api_restore;
 mod cli;
 mod config_as_code;
+mod config_versions;
 mod conformance;
 mod docs;
 mod download_channel;

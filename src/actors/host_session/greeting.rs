@@ -8,7 +8,9 @@
 use super::job_queue::QueuedJob;
 use crate::crypto::{self, SecretKey};
 use crate::protocol;
-use crate::store::{jobs, repositories, schedule_versions, schedules, DbConnection};
+use crate::store::{
+    config_versions, jobs, repositories, schedule_versions, schedules, DbConnection,
+};
 
 /// A host's configuration as the agent receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +19,9 @@ pub struct HostConfig {
     /// (a policy's schedule change reaches 10,000 hosts without opening
     /// 10,000 sealed passwords).
     pub config: Option<protocol::ConfigUpdate>,
+    /// The host's config version at the load (also when `config` is
+    /// `None`): the session compares `heartbeat.config_version` with it.
+    pub config_version: u64,
     pub schedules: protocol::ScheduleSet,
     /// The shared repository the host is attached to, if any: its jobs
     /// take leases on it (`store::leases`).
@@ -68,26 +73,32 @@ pub fn load_repository(
         repositories::get_for_host(conn, host_id)?.map(|repo| protocol::ConfigUpdate {
             repo_url: Some(repo.url.clone()),
             repo_password: open_secret(key, repo.password_sealed.as_deref(), &repo.id, "password"),
-            repo_username: repo.username.clone(),
-            repo_credential: open_secret(
-                key,
-                repo.credential_sealed.as_deref(),
-                &repo.id,
-                "credential",
-            ),
-            hook_shell: repo.hook_shell.clone(),
+            // The server's whole state: a field it does not hold goes as
+            // `null`, which clears it on the agent; a secret that does not
+            // open goes absent, which leaves the agent's.
+            repo_username: Some(repo.username.clone()),
+            repo_credential: match &repo.credential_sealed {
+                None => Some(None),
+                Some(sealed) => {
+                    open_secret(key, Some(sealed.as_slice()), &repo.id, "credential").map(Some)
+                }
+            },
+            hook_shell: Some(repo.hook_shell.clone()),
+            version: None,
         }),
     )
 }
 
-/// Loads the host's `config.update` and `schedule.set`.
+/// Loads the host's `config.update` (with its config version) and
+/// `schedule.set`.
 pub fn load_config(
     conn: &mut DbConnection,
     key: &SecretKey,
     host_id: &str,
 ) -> diesel::QueryResult<HostConfig> {
-    let config = load_repository(conn, key, host_id)?.unwrap_or_default();
     let mut loaded = load_schedules(conn, host_id)?;
+    let mut config = load_repository(conn, key, host_id)?.unwrap_or_default();
+    config.version = Some(loaded.config_version);
     loaded.config = Some(config);
     Ok(loaded)
 }
@@ -96,6 +107,7 @@ pub fn load_config(
 /// that left its repository as it was.
 pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryResult<HostConfig> {
     let version = schedule_versions::get(conn, host_id)?.map_or(1, |v| v.version);
+    let config_version = config_versions::get(conn, host_id)?.map_or(0, |v| v.config_version);
     let schedules = schedules::list_with_groups_for_host(conn, host_id)?
         .into_iter()
         .map(|s| protocol::ScheduleSpec {
@@ -128,6 +140,7 @@ pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryRe
     };
     Ok(HostConfig {
         config: None,
+        config_version: u64::try_from(config_version).unwrap_or(0),
         shared_repository,
         has_repository,
         health,

@@ -292,6 +292,7 @@ impl HostSession {
             now,
         });
         self.on_host_metrics(&heartbeat.metrics, now);
+        self.check_config_version(heartbeat.config_version, ctx);
         let Some(active_job_ids) = heartbeat.active_job_ids else {
             return;
         };

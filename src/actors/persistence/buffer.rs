@@ -14,7 +14,7 @@ use super::{Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS};
 use crate::protocol;
 use crate::store::channel::{self, HostLogLine};
 use crate::store::models::NewJobLog;
-use crate::store::{self, hosts, schedule_versions};
+use crate::store::{self, config_versions, hosts, schedule_versions};
 
 /// Log lines sent to the writer and not yet written or dropped, shared by
 /// the sessions and the writer: a session counts lines in ([`add`]) before
@@ -185,6 +185,11 @@ impl Persistence {
                             version,
                             now,
                         } => schedule_versions::ack(c, host_id, *version, *now)?,
+                        ScheduleMark::ConfigAcked {
+                            host_id,
+                            version,
+                            now,
+                        } => config_versions::ack(c, host_id, *version, *now)?,
                     };
                 }
                 Ok::<_, diesel::result::Error>(())
@@ -307,7 +312,7 @@ impl Handler<Touch> for Persistence {
         *seen = (*seen).max(msg.now);
     }
 }
-/// A schedule push or ack, buffered until the next flush: every hello
+/// A schedule push or ack (or a config ack), buffered until the next flush: every hello
 /// and every schedule change makes one of each per host, and one
 /// transaction per tick for all of them replaces two per host.
 pub(super) enum ScheduleMark {
@@ -317,6 +322,12 @@ pub(super) enum ScheduleMark {
         now: i64,
     },
     Acked {
+        host_id: String,
+        version: i64,
+        now: i64,
+    },
+    /// The agent acked the `config.update` of `version`.
+    ConfigAcked {
         host_id: String,
         version: i64,
         now: i64,
@@ -362,6 +373,29 @@ impl Handler<RecordScheduleAck> for Persistence {
 
     fn handle(&mut self, msg: RecordScheduleAck, _ctx: &mut Self::Context) {
         self.schedule_marks.push(ScheduleMark::Acked {
+            host_id: msg.host_id,
+            version: msg.version,
+            now: msg.now,
+        });
+    }
+}
+
+/// The agent's `ack` of the `config.update` of `version` (buffered like
+/// [`RecordScheduleAck`]). Raises `hosts.acked_config_version`, never
+/// past the current version (`store::config_versions::ack`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordConfigAck {
+    pub host_id: String,
+    pub version: i64,
+    pub now: i64,
+}
+
+impl Handler<RecordConfigAck> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordConfigAck, _ctx: &mut Self::Context) {
+        self.schedule_marks.push(ScheduleMark::ConfigAcked {
             host_id: msg.host_id,
             version: msg.version,
             now: msg.now,

@@ -21,7 +21,7 @@ use crate::agent::restic;
 use crate::agent::restore::SourceRepos;
 use crate::agent::runner::{self, CANCELLED_ERROR};
 use crate::protocol::{
-    AgentToServer, CatalogList, CommandCancel, CommandResult, CommandRun, ConfigUpdate,
+    Ack, AgentToServer, CatalogList, CommandCancel, CommandResult, CommandRun, ConfigUpdate,
     DecodeError, Envelope, FinishStatus, HealthReport, Heartbeat, Hello, ScheduleAck, ScheduleSet,
     ServerToAgent, PROTOCOL_VERSION,
 };
@@ -93,7 +93,9 @@ impl Daemon {
                 .map(|c| (*c).to_owned())
                 .chain(self.dump_capabilities.iter().cloned())
                 .collect(),
-            last_known_config_version: None,
+            // Only a version whose settings are held (in memory or in the
+            // sealed file): the server then leaves them out of its greeting.
+            last_known_config_version: self.config_version.filter(|_| self.config_received),
         };
         self.send_live(AgentToServer::from(hello)).await;
         let outbox = match self.journal.outbox() {
@@ -167,6 +169,7 @@ impl Daemon {
             sent_at: Utc::now(),
             active_job_ids: Some(self.active_job_ids()),
             metrics: platform::metrics(&self.config.state_dir, &self.source_roots()),
+            config_version: self.config_version.filter(|_| self.config_received),
         };
         self.send_live(AgentToServer::from(heartbeat)).await;
     }
@@ -239,7 +242,9 @@ impl Daemon {
 
     pub(super) async fn on_message(&mut self, envelope: Envelope<ServerToAgent>) {
         match envelope.message {
-            ServerToAgent::ConfigUpdate(update) => self.on_config_update(&update),
+            ServerToAgent::ConfigUpdate(update) => {
+                self.on_config_update(envelope.id, &update).await
+            }
             ServerToAgent::ScheduleSet(set) => self.on_schedule_set(&set).await,
             ServerToAgent::CommandRun(run) => self.on_command_run(run).await,
             ServerToAgent::CommandCancel(cancel) => self.on_command_cancel(cancel).await,
@@ -310,19 +315,39 @@ impl Daemon {
             .spawn(catalog::list_dir(request, invocation, tx).in_current_span());
     }
 
-    pub(super) fn on_config_update(&mut self, update: &ConfigUpdate) {
-        if let Some(url) = update.repo_url.as_deref().filter(|url| !url.is_empty()) {
-            if let Err(reason) = self.config.repository_allowed(url) {
-                // The settings before it stay; jobs keep using them.
-                tracing::error!("config.update refused: {reason}");
-                return;
+    /// `config.update`: applied (and sealed with its version), or refused
+    /// when its URL is not allowed (the settings before it stay; jobs keep
+    /// using them). A versioned one is answered with `ack` either way; a
+    /// server before config versions sends none and gets no `ack`.
+    pub(super) async fn on_config_update(&mut self, id: String, update: &ConfigUpdate) {
+        let refused = update
+            .repo_url
+            .as_deref()
+            .filter(|url| !url.is_empty())
+            .and_then(|url| self.config.repository_allowed(url).err());
+        match &refused {
+            Some(reason) => {
+                tracing::error!(version = update.version, "config.update refused: {reason}")
+            }
+            None => {
+                self.repo.apply(update);
+                self.config_received = true;
+                self.config_version = update.version;
+                tracing::info!(repo = ?self.repo, version = update.version, "repository settings updated");
+                if let Err(err) = self.sealed.save(&self.repo, self.config_version) {
+                    tracing::warn!(
+                        "cannot keep the repository settings for offline backups: {err}"
+                    );
+                }
             }
         }
-        self.repo.apply(update);
-        self.config_received = true;
-        tracing::info!(repo = ?self.repo, "repository settings updated");
-        if let Err(err) = self.sealed.save(&self.repo) {
-            tracing::warn!("cannot keep the repository settings for offline backups: {err}");
+        if update.version.is_some() {
+            self.send_live(AgentToServer::from(Ack {
+                correlation_id: id,
+                accepted: refused.is_none(),
+                reason: refused,
+            }))
+            .await;
         }
     }
 

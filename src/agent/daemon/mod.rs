@@ -227,6 +227,11 @@ struct Daemon {
     repo: RepoSettings,
     /// Where `repo` is kept sealed across restarts.
     sealed: SealedSettings,
+    /// The config version of `repo` (the last applied `config.update`'s,
+    /// or the sealed file's): `hello.last_known_config_version` and
+    /// `heartbeat.config_version`. `None` while no versioned settings are
+    /// held, so that the server sends them.
+    config_version: Option<u64>,
     /// Fires (schedule id, time) whose backups run here while the server
     /// is away but which stay pending for a group only the server can
     /// run (memory only: after a restart the journal says they ran).
@@ -321,8 +326,11 @@ impl Daemon {
                 None
             }
         };
-        if restored.is_some() {
-            tracing::info!("repository settings restored from the sealed file");
+        if let Some(kept) = &restored {
+            tracing::info!(
+                config_version = kept.config_version,
+                "repository settings restored from the sealed file"
+            );
         }
         let mut cron = CronTable::load(&state_dir);
         // Times that passed while the agent was down fire once, now.
@@ -344,7 +352,8 @@ impl Daemon {
             orphans,
             unlock_due,
             config_received: restored.is_some(),
-            repo: restored.unwrap_or_default(),
+            config_version: restored.as_ref().and_then(|kept| kept.config_version),
+            repo: restored.map(|kept| kept.settings).unwrap_or_default(),
             sealed,
             spool,
             ran_offline: HashSet::new(),

@@ -8,6 +8,12 @@
 //! state directory's ACL that `service install` sets); the password is
 //! never written in clear.
 //!
+//! The file also holds the config version of those settings (the
+//! `config.update.version` they came with): sealed with them, so that the
+//! agent reports `hello.last_known_config_version` only for settings it
+//! really holds, and a lost or unreadable file makes the server send them
+//! again.
+//!
 //! Format: one version byte, the 24-byte nonce, the ciphertext of the
 //! settings as JSON; the associated data binds it to the host id, so a
 //! file copied from another host does not open.
@@ -60,6 +66,19 @@ struct Plain {
     username: Option<String>,
     credential: Option<String>,
     hook_shell: Option<String>,
+    /// The config version they came with (absent in files of agents
+    /// before config versions, and after a server without them).
+    #[serde(default)]
+    config_version: Option<u64>,
+}
+
+/// Settings read back from the file, with their config version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    /// The repository settings.
+    pub settings: RepoSettings,
+    /// The `config.update.version` they came with, if any.
+    pub config_version: Option<u64>,
 }
 
 /// The sealed settings of one state directory.
@@ -81,9 +100,13 @@ impl SealedSettings {
         }
     }
 
-    /// Seals `settings` to the file (atomically), making the key first if
-    /// there is none.
-    pub fn save(&self, settings: &RepoSettings) -> Result<(), SealError> {
+    /// Seals `settings` and their `config_version` to the file
+    /// (atomically), making the key first if there is none.
+    pub fn save(
+        &self,
+        settings: &RepoSettings,
+        config_version: Option<u64>,
+    ) -> Result<(), SealError> {
         let key = self.key(true)?;
         let plain = Plain {
             url: settings.url.as_ref().map(|s| s.expose().to_owned()),
@@ -91,6 +114,7 @@ impl SealedSettings {
             username: settings.username.clone(),
             credential: settings.credential.as_ref().map(|s| s.expose().to_owned()),
             hook_shell: settings.hook_shell.clone(),
+            config_version,
         };
         let json = serde_json::to_vec(&plain).map_err(|e| self.io(&self.file, e.into()))?;
         let mut nonce = [0u8; NONCE_LEN];
@@ -113,7 +137,7 @@ impl SealedSettings {
     }
 
     /// The sealed settings, `None` when none were saved.
-    pub fn load(&self) -> Result<Option<RepoSettings>, SealError> {
+    pub fn load(&self) -> Result<Option<Kept>, SealError> {
         let sealed = match std::fs::read(&self.file) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -139,12 +163,15 @@ impl SealedSettings {
             )
             .map_err(|_| open_error())?;
         let plain: Plain = serde_json::from_slice(&json).map_err(|_| open_error())?;
-        Ok(Some(RepoSettings {
-            url: plain.url.map(Secret::new),
-            password: plain.password.map(Secret::new),
-            username: plain.username,
-            credential: plain.credential.map(Secret::new),
-            hook_shell: plain.hook_shell,
+        Ok(Some(Kept {
+            settings: RepoSettings {
+                url: plain.url.map(Secret::new),
+                password: plain.password.map(Secret::new),
+                username: plain.username,
+                credential: plain.credential.map(Secret::new),
+                hook_shell: plain.hook_shell,
+            },
+            config_version: plain.config_version,
         }))
     }
 
@@ -187,9 +214,10 @@ mod tests {
         repo.apply(&ConfigUpdate {
             repo_url: Some("rest:https://backup.example/web".to_owned()),
             repo_password: Some("correct horse battery".to_owned()),
-            repo_username: Some("web-01".to_owned()),
-            repo_credential: Some("s3cr3t-credential".to_owned()),
-            hook_shell: Some("/bin/bash".to_owned()),
+            repo_username: Some(Some("web-01".to_owned())),
+            repo_credential: Some(Some("s3cr3t-credential".to_owned())),
+            hook_shell: Some(Some("/bin/bash".to_owned())),
+            version: Some(4),
         });
         repo
     }
@@ -202,9 +230,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sealed = SealedSettings::new(dir.path(), "host-1");
         assert!(sealed.load().unwrap().is_none());
-        sealed.save(&settings()).unwrap();
+        sealed.save(&settings(), Some(4)).unwrap();
         let again = SealedSettings::new(dir.path(), "host-1");
-        assert_eq!(again.load().unwrap(), Some(settings()));
+        assert_eq!(
+            again.load().unwrap(),
+            Some(Kept {
+                settings: settings(),
+                config_version: Some(4),
+            })
+        );
 
         let bytes = std::fs::read(dir.path().join(SEALED_FILE)).unwrap();
         for secret in [

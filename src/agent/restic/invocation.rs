@@ -219,8 +219,8 @@ mod tests {
         let mut settings = repo();
         settings.apply(&ConfigUpdate {
             repo_url: Some("rest:https://u:urlpass@h/r".to_owned()),
-            repo_credential: Some("cred-secret".to_owned()),
-            repo_username: Some("u".to_owned()),
+            repo_credential: Some(Some("cred-secret".to_owned())),
+            repo_username: Some(Some("u".to_owned())),
             ..ConfigUpdate::default()
         });
         let invocation = host().job(&run(JobKind::Check), &settings).unwrap();
@@ -238,8 +238,8 @@ mod tests {
         let mut settings = repo();
         settings.apply(&ConfigUpdate {
             repo_url: Some("rest:https://backup.example:8000/web".to_owned()),
-            repo_username: Some("alice".to_owned()),
-            repo_credential: Some("p@ss:w/rd".to_owned()),
+            repo_username: Some(Some("alice".to_owned())),
+            repo_credential: Some(Some("p@ss:w/rd".to_owned())),
             ..ConfigUpdate::default()
         });
         let mut restic = host();

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::agent::config::Secret;
-use crate::protocol::ConfigUpdate;
+use crate::protocol::{apply_patch, ConfigUpdate};
 
 /// The repository settings last pushed by `config.update`. Kept in memory
 /// only: the server re-sends them after every `hello`.
@@ -42,33 +42,30 @@ impl fmt::Debug for RepoSettings {
 
 impl RepoSettings {
     /// Applies a `config.update`: an absent or empty field leaves the
-    /// current value as is.
+    /// current value as is; an explicit `null` (user name, credential,
+    /// hook shell) clears it.
     pub fn apply(&mut self, update: &ConfigUpdate) {
-        fn set<T>(slot: &mut Option<T>, value: Option<&String>, wrap: impl Fn(String) -> T) {
-            if let Some(value) = value.filter(|value| !value.is_empty()) {
-                *slot = Some(wrap(value.clone()));
-            }
-        }
-        set(&mut self.url, update.repo_url.as_ref(), Secret::new);
-        set(
+        let set = |value: &Option<String>| value.clone().map(Some);
+        apply_patch(&mut self.url, set(&update.repo_url).as_ref(), Secret::new);
+        apply_patch(
             &mut self.password,
-            update.repo_password.as_ref(),
+            set(&update.repo_password).as_ref(),
             Secret::new,
         );
-        set(
+        apply_patch(
             &mut self.username,
             update.repo_username.as_ref(),
-            String::from,
+            std::convert::identity,
         );
-        set(
+        apply_patch(
             &mut self.credential,
             update.repo_credential.as_ref(),
             Secret::new,
         );
-        set(
+        apply_patch(
             &mut self.hook_shell,
             update.hook_shell.as_ref(),
-            String::from,
+            std::convert::identity,
         );
     }
 
@@ -100,9 +97,10 @@ pub(super) mod tests {
         settings.apply(&ConfigUpdate {
             repo_url: Some(String::new()),
             repo_password: None,
-            repo_username: Some("alice".to_owned()),
-            repo_credential: Some("cred".to_owned()),
-            hook_shell: Some("/bin/bash".to_owned()),
+            repo_username: Some(Some("alice".to_owned())),
+            repo_credential: Some(Some("cred".to_owned())),
+            hook_shell: Some(Some("/bin/bash".to_owned())),
+            version: Some(2),
         });
         assert_eq!(
             settings.url.as_ref().unwrap().expose(),
@@ -114,5 +112,27 @@ pub(super) mod tests {
         assert_eq!(settings.hook_shell.as_deref(), Some("/bin/bash"));
         assert!(settings.is_configured());
         assert!(!RepoSettings::default().is_configured());
+    }
+
+    /// An explicit `null` clears the user name, credential and hook shell;
+    /// the URL and password stay.
+    #[test]
+    fn config_update_null_clears() {
+        let mut settings = repo();
+        settings.apply(&ConfigUpdate {
+            repo_username: Some(Some("alice".to_owned())),
+            repo_credential: Some(Some("cred".to_owned())),
+            hook_shell: Some(Some("/bin/bash".to_owned())),
+            ..ConfigUpdate::default()
+        });
+        let cleared: ConfigUpdate = serde_json::from_str(
+            r#"{"repo_username":null,"repo_credential":null,"hook_shell":null,"version":3}"#,
+        )
+        .unwrap();
+        settings.apply(&cleared);
+        assert_eq!(settings.username, None);
+        assert!(settings.credential.is_none());
+        assert_eq!(settings.hook_shell, None);
+        assert!(settings.is_configured(), "{settings:?}");
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::table::Endpoint;
@@ -90,11 +90,26 @@ pub struct HostDto {
     pub schedule_version: i64,
     /// The last version the agent acknowledged (0: never).
     pub acked_schedule_version: i64,
+    /// The version of what `config.update` carries (the repository
+    /// settings); bumped by every change to them.
+    pub config_version: i64,
+    /// The newest config version the agent acknowledged (0: never).
+    pub acked_config_version: i64,
+    /// When `config_version` last changed (null: not since enrolment).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub config_changed_at: Option<Time>,
+    /// When the agent acknowledged `acked_config_version`.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub config_acked_at: Option<Time>,
 }
 
 impl HostDto {
     fn from_row(row: HostWithVersion) -> Self {
-        let HostWithVersion { host, schedule } = row;
+        let HostWithVersion {
+            host,
+            schedule,
+            config,
+        } = row;
         HostDto {
             labels: host.labels,
             status: if host.online { "online" } else { "offline" },
@@ -102,6 +117,10 @@ impl HostDto {
             enrolled_at: Time(host.enrolled_at),
             schedule_version: schedule.as_ref().map_or(0, |s| s.version),
             acked_schedule_version: schedule.as_ref().map_or(0, |s| s.acked_version),
+            config_version: config.config_version,
+            acked_config_version: config.acked_config_version,
+            config_changed_at: Time::opt(config.config_changed_at),
+            config_acked_at: Time::opt(config.config_acked_at),
             id: host.id.into(),
             hostname: host.hostname,
             display_name: host.display_name,
@@ -218,14 +237,8 @@ async fn get(
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null`
-/// (`Some(None)`).
-pub(super) fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
+/// (`Some(None)`): the protocol's three-state decoding.
+pub(super) use crate::protocol::nullable;
 
 /// `PATCH /hosts/{id}` body: absent fields are left as they are;
 /// `display_name: null` clears the display name.

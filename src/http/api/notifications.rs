@@ -225,7 +225,7 @@ pub(super) struct ChannelForm {
     /// The webhook's http(s) URL.
     url: Option<String>,
     /// Signs each webhook body (HMAC-SHA256). Absent keeps, null clears.
-    #[serde(default, with = "double_option")]
+    #[serde(default, deserialize_with = "crate::protocol::nullable")]
     #[schema(write_only, value_type = Option<String>)]
     secret: Option<Option<String>>,
     /// Mail recipients.
@@ -246,20 +246,6 @@ impl std::fmt::Debug for ChannelForm {
                 &self.secret.as_ref().map(|s| s.as_ref().map(|_| "***")),
             )
             .finish_non_exhaustive()
-    }
-}
-
-/// `Option<Option<T>>` for a field: absent → `None`, `null` →
-/// `Some(None)`, a value → `Some(Some(v))`.
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: Deserialize<'de>,
-    {
-        Option::<T>::deserialize(d).map(Some)
     }
 }
 

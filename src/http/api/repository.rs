@@ -9,6 +9,7 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::hosts::nullable;
 use super::table::Endpoint;
 use super::{audit, change_host_config};
 use crate::auth::Role;
@@ -33,8 +34,9 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
         Endpoint::put("/hosts/{id}/repository", |r| r.to(put))
             .summary("Set a host's repository; pushes config.update to its agent")
             .describe(
-                "Absent (or null) username, password and credential keep the stored \
-                 values. Secrets are sealed at rest and never returned.",
+                "An absent username, password or credential keeps the stored value; \
+                 `null` clears the username or credential (the agent drops it too). \
+                 Secrets are sealed at rest and never returned.",
             )
             .role(Role::Operator)
             .body("RepositoryPut")
@@ -76,7 +78,9 @@ impl From<&models::Repository> for RepositoryDto {
 /// `PUT /hosts/{id}/repository` body: either `repository_id` alone
 /// (attach the host to a shared repository), or the inline form (`url`
 /// required) that sets the host's private repository; there an absent
-/// (or null) `username`, `password` or `credential` keeps the stored value.
+/// `username`, `password` or `credential` keeps the stored value and
+/// `null` clears the username or the credential (a password cannot be
+/// cleared: restic needs one).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = RepositoryPut)]
@@ -85,13 +89,17 @@ pub(super) struct PutRequest {
     repository_id: Option<String>,
     /// The private repository's URL (required without `repository_id`).
     url: Option<String>,
-    username: Option<String>,
-    /// The repository password; absent keeps it.
+    /// The back end's user name; absent keeps it, `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    username: Option<Option<String>>,
+    /// The repository password; absent keeps it (`null` is refused).
     #[schema(write_only)]
-    password: Option<String>,
-    /// The backend credential; absent keeps it.
+    #[serde(default, deserialize_with = "nullable")]
+    password: Option<Option<String>>,
+    /// The backend credential; absent keeps it, `null` clears it.
     #[schema(write_only)]
-    credential: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    credential: Option<Option<String>>,
 }
 
 impl std::fmt::Debug for PutRequest {
@@ -100,8 +108,14 @@ impl std::fmt::Debug for PutRequest {
             .field("repository_id", &self.repository_id)
             .field("url", &self.url)
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("credential", &self.credential.as_ref().map(|_| "***"))
+            .field(
+                "password",
+                &self.password.as_ref().map(|v| v.as_ref().map(|_| "***")),
+            )
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|v| v.as_ref().map(|_| "***")),
+            )
             .finish()
     }
 }
@@ -164,9 +178,17 @@ impl PutRequest {
             ));
         };
         check_url(url)?;
-        check_secret("username", self.username.as_ref())?;
-        check_secret("password", self.password.as_ref())?;
-        check_secret("credential", self.credential.as_ref())
+        if matches!(self.password, Some(None)) {
+            return Err(ApiError::validation(
+                "password: cannot be cleared (restic needs one); omit it to keep the stored value",
+            ));
+        }
+        check_secret("username", self.username.as_ref().and_then(Option::as_ref))?;
+        check_secret("password", self.password.as_ref().and_then(Option::as_ref))?;
+        check_secret(
+            "credential",
+            self.credential.as_ref().and_then(Option::as_ref),
+        )
     }
 }
 
@@ -210,9 +232,20 @@ async fn put(
             crypto::seal_str(&key, secret, id.as_bytes()).map_err(ApiError::internal)
         };
         let form = models::RepositoryUpsert {
-            password_sealed: body.password.as_deref().map(seal).transpose()?.map(Some),
-            credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
-            username: body.username.clone().map(Some),
+            password_sealed: body
+                .password
+                .clone()
+                .flatten()
+                .as_deref()
+                .map(seal)
+                .transpose()?
+                .map(Some),
+            credential_sealed: match &body.credential {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(credential)) => Some(Some(seal(credential.as_str())?)),
+            },
+            username: body.username.clone(),
             url: url.trim().to_owned(),
             id: id.clone(),
             ..models::RepositoryUpsert::default()
@@ -242,6 +275,8 @@ async fn put(
                 "password_changed": body.password.is_some(),
                 "credential_changed": body.credential.is_some(),
                 "username_changed": body.username.is_some(),
+                "username_cleared": matches!(body.username, Some(None)),
+                "credential_cleared": matches!(body.credential, Some(None)),
             })),
         )?;
         Ok(repo)

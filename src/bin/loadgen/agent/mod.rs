@@ -351,6 +351,8 @@ impl Agent {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+                // The loadgen agent never applies a `config.update`.
+                config_version: None,
             },
         )
         .await

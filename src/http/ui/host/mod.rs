@@ -231,6 +231,7 @@ fn facts(ctx: &PageCtx, data: &Data) -> Markup {
                         None => "—",
                     }
                 }
+                dt { "Repository settings" } dd #config-version { (config_state(ctx, data)) }
             }
             @if ctx.can_operate() {
                 details.edit #rename-host {
@@ -251,6 +252,32 @@ fn facts(ctx: &PageCtx, data: &Data) -> Markup {
                         data-then="go" data-href="/hosts" { "Revoke host" }
                 }
             }
+        }
+    }
+}
+
+/// Whether the agent applied the current repository settings: "applied
+/// (version N)", or "pending since …" (the last change, else enrolment).
+fn config_state(ctx: &PageCtx, data: &Data) -> Markup {
+    let config = &data.host.config;
+    if config.applied() {
+        return html! {
+            "repository settings applied (version " (config.acked_config_version) ")"
+            @if let Some(at) = config.config_acked_at {
+                " " time datetime=(format::rfc3339(at)) { (format::ago(at, ctx.now)) }
+            }
+        };
+    }
+    let since = config
+        .config_changed_at
+        .unwrap_or(data.host.host.enrolled_at);
+    html! {
+        (badge("warning", "pending"))
+        " version " (config.config_version) ", pending since "
+        time datetime=(format::rfc3339(since)) { (format::time(since)) }
+        " (" (format::ago(since, ctx.now)) ")"
+        @if config.acked_config_version > 0 {
+            " · applied: version " (config.acked_config_version)
         }
     }
 }
