@@ -97,6 +97,8 @@ wire_messages! {
         HealthReport(HealthReport) = "health.report",
         /// `job.report` (a job the agent ran offline; at least once; answered by `ack`)
         JobReport(JobReport) = "job.report",
+        /// `discovery.report` (only from an agent with the `discovery` capability)
+        DiscoveryReport(DiscoveryReport) = "discovery.report",
     }
 }
 
@@ -164,6 +166,7 @@ mod tests {
                 "download.end",
                 "health.report",
                 "job.report",
+                "discovery.report",
             ]
         );
     }

@@ -30,6 +30,7 @@ mod cli;
 mod config_as_code;
 mod conformance;
 mod docs;
+mod discovery;
 mod download_channel;
 mod dumps;
 mod e2e_backup;
