@@ -145,40 +145,22 @@ async fn serve(
         }
         _ => path,
     };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let body = match segments.as_slice() {
-        ["_ping"] => Some(("text/plain", "OK".to_owned())),
-        ["version"] => Some((
-            "application/json",
-            json!({"Version": "27.0.0-fake", "ApiVersion": "1.47", "MinAPIVersion": "1.24", "Os": "linux", "Arch": "amd64"}).to_string(),
-        )),
-        ["containers", "json"] => {
-            let list: Vec<Value> = containers.lock().unwrap().iter().map(FakeContainer::summary).collect();
-            Some(("application/json", Value::Array(list).to_string()))
-        }
-        ["containers", id, "json"] => containers
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|c| c.id == *id || c.name == *id)
-            .map(|c| ("application/json", c.inspect().to_string())),
-        ["events"] => {
-            let mut rx = events.subscribe();
-            let header = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-            if stream.write_all(header.as_bytes()).await.is_err() {
-                return;
-            }
-            while let Ok(event) = rx.recv().await {
-                let line = format!("{event}\n");
-                let chunk = format!("{:x}\r\n{line}\r\n", line.len());
-                if stream.write_all(chunk.as_bytes()).await.is_err() {
-                    return;
-                }
-            }
+    if path == "/events" {
+        let mut rx = events.subscribe();
+        let header = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        if stream.write_all(header.as_bytes()).await.is_err() {
             return;
         }
-        _ => None,
-    };
+        while let Ok(event) = rx.recv().await {
+            let line = format!("{event}\n");
+            let chunk = format!("{:x}\r\n{line}\r\n", line.len());
+            if stream.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        return;
+    }
+    let body = answer(path, &containers.lock().unwrap());
     let response = match body {
         Some((kind, body)) => format!(
             "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -195,4 +177,26 @@ async fn serve(
     // Err: the client went away; nothing to do.
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+/// The answer to a `GET` of `path` other than `/events`: content type
+/// and body, or `None` for a 404.
+fn answer(path: &str, containers: &[FakeContainer]) -> Option<(&'static str, String)> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["_ping"] => Some(("text/plain", "OK".to_owned())),
+        ["version"] => Some((
+            "application/json",
+            json!({"Version": "27.0.0-fake", "ApiVersion": "1.47", "MinAPIVersion": "1.24", "Os": "linux", "Arch": "amd64"}).to_string(),
+        )),
+        ["containers", "json"] => {
+            let list: Vec<Value> = containers.iter().map(FakeContainer::summary).collect();
+            Some(("application/json", Value::Array(list).to_string()))
+        }
+        ["containers", id, "json"] => containers
+            .iter()
+            .find(|c| c.id == *id || c.name == *id)
+            .map(|c| ("application/json", c.inspect().to_string())),
+        _ => None,
+    }
 }
