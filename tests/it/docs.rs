@@ -270,7 +270,10 @@ fn agent_messages() -> Vec<AgentToServer> {
                     protocol: "tcp".to_owned(),
                 }],
                 database: Some(restic_manager::protocol::DatabaseType::Postgres),
-                env: vec![restic_manager::protocol::EnvHint::new("POSTGRES_DB", "shop")],
+                env: vec![restic_manager::protocol::EnvHint::new(
+                    "POSTGRES_DB",
+                    "shop",
+                )],
             }],
         }
         .into(),
