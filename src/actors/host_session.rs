@@ -60,6 +60,8 @@
 //! - `health`: `health.set` to capable agents, `health.report` and the
 //!   heartbeat's metrics to the writer (one point per minute) and to
 //!   `/metrics`.
+//! - `discovery`: `discovery.report`, bounded and checked for secret
+//!   values, to the writer.
 //! - `agent_jobs`: `job.report`, a backup the agent ran while the server
 //!   was away, recorded once and acked.
 //!
@@ -85,6 +87,7 @@ use crate::store;
 mod agent_jobs;
 mod catalog;
 mod config_version;
+mod discovery;
 mod downloads;
 mod fires;
 mod frames;
@@ -431,6 +434,9 @@ impl HostSession {
             (_, AgentToServer::HealthReport(report)) => self.on_health_report(report),
             (_, AgentToServer::JobReport(report)) => self.on_job_report(id, report, ctx),
             (_, AgentToServer::Ack(ack)) => self.on_agent_ack(ack),
+            (_, AgentToServer::DiscoveryReport(report)) => {
+                self.on_discovery_report(id, report, ctx, now);
+            }
         }
     }
 

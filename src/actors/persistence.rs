@@ -35,7 +35,7 @@
 //! - `jobs`: job rows: creation, the agent's job reports, finishing with
 //!   the follow-up, cancelling.
 //! - `hosts`: host rows and the host's reports (hello, offline, revoke,
-//!   snapshots, repository stats, missed runs).
+//!   snapshots, repository stats, missed runs, Docker discovery).
 //! - `catalog_writes`: the snapshot catalog: buffered `catalog.chunk`s,
 //!   a `catalog` job's completion, re-queueing one that yielded.
 //! - `health_writes`: `health.report` results and heartbeat metric points
@@ -79,7 +79,7 @@ pub use catalog_writes::{AppendCatalog, ConfigureCatalog, YieldCatalog};
 pub use health_writes::{RecordHealth, RecordHostMetrics, METRICS_FLUSH_INTERVAL};
 pub use host_writes::{
     MarkOffline, RecordHello, RecordMissedRun, ReplaceSnapshots, RevokeHost, SnapshotsReplaced,
-    StoreRepoStats,
+    StoreDiscovery, StoreRepoStats,
 };
 pub use job_writes::{
     finish_from_report, ArmFailpoint, CancelQueued, CommandOutcome, Failpoint, Finished,

@@ -168,6 +168,12 @@ pub struct AgentConfig {
     /// forget); at least 60. Also read as `report_interval`.
     #[serde(default = "default_report_interval_seconds", alias = "report_interval")]
     pub report_interval_seconds: u64,
+    /// The Docker Engine whose containers are discovered (issue 13 §2):
+    /// `unix:///run/docker.sock`, `npipe:////./pipe/docker_engine`,
+    /// `tcp://host:2375`; default: `DOCKER_HOST`, else the platform's
+    /// socket or named pipe. Discovery is on when it answers at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_host: Option<String>,
 }
 
 /// Default of `report_interval_seconds`: an hour.
@@ -228,6 +234,7 @@ impl AgentConfig {
             hostname: None,
             offline_grace_seconds: DEFAULT_OFFLINE_GRACE_SECONDS,
             report_interval_seconds: DEFAULT_REPORT_INTERVAL_SECONDS,
+            docker_host: None,
         }
     }
 

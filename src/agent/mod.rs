@@ -39,6 +39,8 @@
 //! - [`restore`]: restore jobs' source repositories (memory only) and stats.
 //! - [`drill`]: restore drills' private folder and size comparison.
 //! - [`dump`]: database dumps streamed into `restic backup --stdin`.
+//! - [`discovery`]: the Docker containers of the host (`discovery.report`),
+//!   watched through the Engine API beside the loop.
 //! - [`platform`]: everything that differs between Unix and Windows.
 //! - [`preflight`]: what a job's options need from the repository (compression: format 2).
 
@@ -47,6 +49,7 @@ pub mod config;
 pub mod connection;
 pub mod cron;
 pub mod daemon;
+pub mod discovery;
 pub mod download;
 pub mod drill;
 pub mod dump;

@@ -231,8 +231,8 @@ mod tests {
     /// type of the other direction.
     #[test]
     fn unknown_type_is_typed() {
-        let err = decode_a2s(r#"{"type":"discovery.report","id":"x","data":{}}"#).unwrap_err();
-        assert_eq!(err, DecodeError::UnknownType("discovery.report".to_owned()));
+        let err = decode_a2s(r#"{"type":"inventory.report","id":"x","data":{}}"#).unwrap_err();
+        assert_eq!(err, DecodeError::UnknownType("inventory.report".to_owned()));
         assert_eq!(err.code(), ERROR_UNKNOWN_TYPE);
         assert_eq!(
             decode_a2s(r#"{"type":"config.update","id":"x","data":{}}"#).unwrap_err(),

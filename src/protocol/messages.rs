@@ -99,6 +99,8 @@ wire_messages! {
         JobReport(JobReport) = "job.report",
         /// `ack` (of a `config.update` that carries a `version`)
         Ack(Ack) = "ack",
+        /// `discovery.report` (only from an agent with the `discovery` capability)
+        DiscoveryReport(DiscoveryReport) = "discovery.report",
     }
 }
 
@@ -167,6 +169,7 @@ mod tests {
                 "health.report",
                 "job.report",
                 "ack",
+                "discovery.report",
             ]
         );
     }

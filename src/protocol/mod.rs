@@ -57,6 +57,9 @@
 //!   frame ([`parse_data_frame`]).
 //! - `offline.rs`: [`JobReport`] (`job.report`), a job the agent ran
 //!   itself while the server was away.
+//! - `discovery.rs`: [`DiscoveryReport`] (`discovery.report`), the Docker
+//!   containers an agent found, with the rules on database images and
+//!   secret environment variables.
 //! - `enroll.rs`: the HTTP enrolment bodies [`EnrollRequest`] and
 //!   [`EnrollResponse`].
 //!
@@ -67,6 +70,7 @@ use std::fmt;
 mod agent_messages;
 mod catalog;
 mod decode;
+mod discovery;
 mod downloads;
 mod drill;
 mod dump;
@@ -93,6 +97,10 @@ pub use catalog::{
     CHUNK_MAX_ENTRIES, ENTRIES_STAT,
 };
 pub use decode::DecodeError;
+pub use discovery::{
+    is_secret_name, ContainerPort, DatabaseType, DiscoveredContainer, DiscoveryReport, EnvHint,
+    CAPABILITY_DISCOVERY, MAX_DISCOVERED_CONTAINERS, MAX_ENV_HINTS, SECRET_NAME_WORDS,
+};
 pub use downloads::{
     data_frame_header, parse_data_frame, DataFrameError, DownloadCancel, DownloadCredit,
     DownloadEnd, DownloadErrorCode, DownloadReady, DownloadStart, DownloadType, DATA_FRAME_KIND,

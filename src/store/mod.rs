@@ -38,6 +38,7 @@
 //!   search, `--catalog-keep`).
 //! - [`health`]: service health checks, their latest results and history;
 //!   [`host_metrics`]: heartbeat metrics as a time series, downsampled.
+//! - [`discovery`]: each host's latest Docker discovery report.
 //! - [`api_queries`]: paged reads the REST API needs (snapshots, stats).
 //! - [`admin_queries`]: reads of the administration API (tokens, users)
 //!   and the aggregates of `/metrics`.
@@ -64,6 +65,7 @@ pub mod catalog;
 pub mod channel;
 pub mod checkpoint;
 pub mod config_versions;
+pub mod discovery;
 pub mod drills;
 pub mod enrollment;
 pub mod health;

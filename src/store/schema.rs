@@ -500,3 +500,11 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(health_results, hosts);
 diesel::allow_tables_to_appear_in_same_query!(host_metrics, hosts);
+
+diesel::table! {
+    host_discovery (host_id) {
+        host_id -> Text,
+        containers -> Text,
+        received_at -> BigInt,
+    }
+}

@@ -1393,7 +1393,7 @@ async fn unknown_types_never_close_the_session() {
     for i in 0..20 {
         agent
             .send_text(&format!(
-                r#"{{"type":"discovery.report","id":"d{i}","data":{{}}}}"#
+                r#"{{"type":"inventory.report","id":"d{i}","data":{{}}}}"#
             ))
             .await;
         let error = agent.expect_error().await;

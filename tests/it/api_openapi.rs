@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode};
 use restic_manager::http::api::{self, table::Verb, NO_ROUTE_MESSAGE};
 use serde_json::{json, Value};
 
-async fn document(app: &TestApp) -> Value {
+pub(crate) async fn document(app: &TestApp) -> Value {
     let resp = client().get(app.api("/openapi.json")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers()["content-type"]
@@ -262,7 +262,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), Str
     }
 }
 
-fn conforms(doc: &Value, schema: &str, value: &Value) {
+pub(crate) fn conforms(doc: &Value, schema: &str, value: &Value) {
     let reference = json!({ "$ref": format!("#/components/schemas/{schema}") });
     if let Err(e) = check(doc, &reference, value, schema) {
         panic!("{e}\n{value:#}");

@@ -263,6 +263,27 @@ fn agent_messages() -> Vec<AgentToServer> {
             reason: Some("not allowed".to_owned()),
         }
         .into(),
+        restic_manager::protocol::DiscoveryReport {
+            containers: vec![restic_manager::protocol::DiscoveredContainer {
+                id: "4f1c".to_owned(),
+                name: "shop-db".to_owned(),
+                image: "postgres:16".to_owned(),
+                state: "running".to_owned(),
+                networks: vec!["shop".to_owned()],
+                ports: vec![restic_manager::protocol::ContainerPort {
+                    private_port: 5432,
+                    public_port: Some(15432),
+                    ip: Some("127.0.0.1".to_owned()),
+                    protocol: "tcp".to_owned(),
+                }],
+                database: Some(restic_manager::protocol::DatabaseType::Postgres),
+                env: vec![restic_manager::protocol::EnvHint::new(
+                    "POSTGRES_DB",
+                    "shop",
+                )],
+            }],
+        }
+        .into(),
     ]
 }
 

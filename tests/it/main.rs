@@ -31,6 +31,7 @@ mod config_as_code;
 mod config_versions;
 mod conformance;
 mod docs;
+mod discovery;
 mod download_channel;
 mod dumps;
 mod e2e_backup;

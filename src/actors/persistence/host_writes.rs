@@ -1,6 +1,7 @@
 //! The writer's host writes: `hello`, a session's end, revocation, and
 //! what a host reports about its repository (snapshots, stats), plus the
-//! missed runs the scheduler detects. Each replies once durable.
+//! missed runs the scheduler detects, and its Docker discovery report.
+//! Each replies once durable.
 
 use actix::prelude::*;
 
@@ -8,7 +9,9 @@ use super::{PersistResult, Persistence};
 use crate::notify;
 use crate::protocol;
 use crate::store::models::{Host, HostHello, Job, NewMissedRun, NewRepoStats, NewSnapshot};
-use crate::store::{self, catalog, hosts, missed_runs, notifications, repo_stats, snapshots};
+use crate::store::{
+    self, catalog, discovery, hosts, missed_runs, notifications, repo_stats, snapshots,
+};
 
 /// `hello`: the reported facts, online, last seen. `None` if the host is
 /// gone or revoked.
@@ -207,6 +210,26 @@ impl Handler<RecordMissedRun> for Persistence {
                 }
                 Ok(recorded)
             })
+        })
+    }
+}
+
+/// `discovery.report`: replaces the host's latest Docker discovery report
+/// (the session has bounded it and removed any secret value).
+#[derive(Message)]
+#[rtype(result = "PersistResult<()>")]
+pub struct StoreDiscovery {
+    pub host_id: String,
+    pub payload: protocol::DiscoveryReport,
+    pub now: i64,
+}
+
+impl Handler<StoreDiscovery> for Persistence {
+    type Result = PersistResult<()>;
+
+    fn handle(&mut self, msg: StoreDiscovery, _ctx: &mut Self::Context) -> Self::Result {
+        self.write("storing a discovery report", &msg.host_id, None, |c| {
+            discovery::put(c, &msg.host_id, &msg.payload.containers, msg.now)
         })
     }
 }

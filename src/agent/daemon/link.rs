@@ -23,7 +23,7 @@ use crate::agent::runner::{self, CANCELLED_ERROR};
 use crate::protocol::{
     Ack, AgentToServer, CatalogList, CommandCancel, CommandResult, CommandRun, ConfigUpdate,
     DecodeError, Envelope, FinishStatus, HealthReport, Heartbeat, Hello, ScheduleAck, ScheduleSet,
-    ServerToAgent, PROTOCOL_VERSION,
+    ServerToAgent, CAPABILITY_DISCOVERY, PROTOCOL_VERSION,
 };
 
 use super::{
@@ -92,6 +92,11 @@ impl Daemon {
                 .iter()
                 .map(|c| (*c).to_owned())
                 .chain(self.dump_capabilities.iter().cloned())
+                .chain(
+                    self.discovery
+                        .is_on()
+                        .then(|| CAPABILITY_DISCOVERY.to_owned()),
+                )
                 .collect(),
             // Only a version whose settings are held (in memory or in the
             // sealed file): the server then leaves them out of its greeting.
@@ -112,6 +117,9 @@ impl Daemon {
             return;
         }
         self.send_pending_fires().await;
+        if let Some(report) = self.discovery.latest().cloned() {
+            self.send_live(AgentToServer::from(report)).await;
+        }
     }
 
     /// Ends the session after a close, error or failed send, and arms the

@@ -11,6 +11,9 @@
 //!   only);
 //! - the [`LogSpool`]: log lines that could not be sent, kept on disk
 //!   until the server acked their job's end;
+//! - Docker discovery ([`Discovery`]: a watcher beside the loop hands
+//!   its reports in through the `select!`; the latest is sent after
+//!   every `hello`);
 //! - the service health checks ([`HealthChecks`]: each probe runs beside
 //!   the loop, its result comes back through the `select!`);
 //! - the snapshot downloads streaming beside it ([`Downloads`]: each its
@@ -67,6 +70,7 @@ use tracing::Instrument;
 use super::config::{AgentConfig, Secret};
 use super::connection::{Backoff, ConnectError, WsStream};
 use super::cron::{Clock, CronTable, SystemClock};
+use super::discovery::Discovery;
 use super::download::Downloads;
 use super::health::HealthChecks;
 use super::journal::{JobRecord, JobState, Journal, JournalError};
@@ -167,6 +171,12 @@ pub async fn run_with_clock(
         if !daemon.dump_capabilities.is_empty() {
             tracing::info!(capabilities = ?daemon.dump_capabilities, "database dump tools found");
         }
+        if let Some(docker) =
+            crate::agent::discovery::connect(daemon.config.docker_host.as_deref()).await
+        {
+            tracing::info!("Docker Engine found: its containers are discovered");
+            daemon.discovery = Discovery::start(docker);
+        }
         daemon.reports_next = Instant::now() + daemon.report_interval();
         daemon.main_loop(shutdown).await;
         Ok(())
@@ -245,6 +255,9 @@ struct Daemon {
     dump_passwords: HashMap<String, Secret>,
     /// `dump:<driver>` and `docker`, found at start, sent in `hello`.
     dump_capabilities: Vec<String>,
+    /// Docker discovery (on when the Engine answered at start; sends
+    /// `discovery` in `hello` then).
+    discovery: Discovery,
     /// Whether repository settings are known: a `config.update` arrived
     /// since start, or the sealed settings of an earlier run opened.
     /// Recovered jobs wait for them.
@@ -360,6 +373,7 @@ impl Daemon {
             source_repos: SourceRepos::default(),
             dump_passwords: HashMap::new(),
             dump_capabilities: Vec::new(),
+            discovery: Discovery::default(),
             restic,
             queue,
             busy: None,
@@ -426,6 +440,9 @@ impl Daemon {
                 Some(done) = self.health.next_done() => {
                     let report = self.health.on_done(done, Instant::now());
                     self.send_health(report).await;
+                }
+                report = self.discovery.next() => {
+                    self.send_live(AgentToServer::from(report)).await;
                 }
                 () = tokio::time::sleep_until(self.reports_next) => {
                     self.reports_due = true;

@@ -24,6 +24,8 @@
 //! - `hosts`: `GET /hosts`, `GET/PATCH/DELETE /hosts/{id}`.
 //! - `health`: `GET/PUT /hosts/{id}/health-checks`, `GET /hosts/{id}/health`
 //!   and `GET /hosts/{id}/metrics` (issue 14).
+//! - `discovery`: `GET /hosts/{id}/discovery`, the host's Docker
+//!   containers and their databases (issue 13 §2).
 //! - `repository`: `GET/PUT /hosts/{id}/repository` (inline, or attach
 //!   a shared repository).
 //! - `repositories`: shared repositories, `/repositories[/{id}]`.
@@ -67,6 +69,7 @@ mod audit_log;
 mod bulk;
 pub(crate) mod catalog;
 mod config;
+pub(crate) mod discovery;
 pub(crate) mod downloads;
 mod effective_config;
 mod enrollment_tokens;
@@ -117,6 +120,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         crate::http::agent::endpoints(),
         hosts::endpoints(),
         health::endpoints(),
+        discovery::endpoints(),
         repository::endpoints(),
         repositories::endpoints(),
         source_groups::endpoints(),

@@ -461,6 +461,7 @@ pub fn schemas() -> Map<String, Value> {
     }
     s.extend(super::notifications::schemas());
     s.extend(super::health::schemas());
+    s.extend(super::discovery::schemas());
     s.extend(super::config::schemas());
     s.values_mut().for_each(plain_links);
     s

@@ -11,6 +11,7 @@ pub mod browser;
 pub mod daemon;
 pub mod db;
 pub mod e2e;
+pub mod fake_docker;
 pub mod fleet;
 pub mod proxy;
 pub mod restic;

@@ -353,6 +353,22 @@
       if (prune) { body.prune_after_forget = prune.checked; }
       return body;
     },
+    // A dump source group (the host page's blank form, and those the
+    // discovered databases pre-fill): an empty database means every one.
+    "dump-group": function (f) {
+      var dump = { driver: text(f, "driver") };
+      put(dump, "container", text(f, "container").trim());
+      var database = text(f, "database").trim();
+      if (database !== "") {
+        dump.database = database;
+      } else if (dump.driver !== "sqlite") {
+        dump.all = true;
+      }
+      put(dump, "user", text(f, "user").trim());
+      put(dump, "password", text(f, "password"));
+      put(dump, "path", text(f, "path").trim());
+      return { name: text(f, "name").trim(), type: "dump", dump: dump };
+    },
     // A list of health checks (the host page's form, a policy's
     // health_checks): one per fieldset[data-health-check], blank ones
     // (no name, no target) left out.

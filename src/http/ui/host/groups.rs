@@ -148,6 +148,10 @@ pub(super) fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
                     summary { "Add a source group" }
                     (group_form(host_id, None))
                 }
+                details.edit #add-dump-group {
+                    summary { "Add a dump group (a database)" }
+                    (super::discovery::dump_group_form(host_id, "dg-new", None))
+                }
             }
         }
     }

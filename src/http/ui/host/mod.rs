@@ -9,7 +9,8 @@
 //! admins can revoke the host.
 //!
 //! The page's sections: [`groups`] (source groups and schedules),
-//! [`health`] (service health checks and host metrics) and
+//! [`health`] (service health checks and host metrics), [`discovery`]
+//! (the Docker database containers, with "Add dump group") and
 //! [`history`] (jobs, snapshots, statistics, missed runs), [`verify`]
 //! (the last restore drill and the check coverage); the facts and
 //! the repository are here.
@@ -34,6 +35,7 @@ use crate::store::models::{
 };
 use crate::store::{self, JobKind, JobStatus};
 
+mod discovery;
 pub(super) mod groups;
 mod health;
 mod history;
@@ -75,6 +77,8 @@ struct Data {
     health_checks: Vec<store::health::EffectiveCheck>,
     health: Vec<store::health::HealthResultRow>,
     metrics: Vec<store::host_metrics::MetricPoint>,
+    /// The latest Docker discovery report, if the agent sent one.
+    discovery: Option<store::discovery::DiscoveryRow>,
 }
 
 pub(super) async fn page(
@@ -129,6 +133,7 @@ pub(super) async fn page(
                 health::METRIC_POINTS,
             )?,
             verification: verify::load(conn, &id)?,
+            discovery: store::discovery::get(conn, &id)?,
             repository: store::repositories::get_for_host(conn, &id)?,
             groups: store::source_groups::list_for_host(conn, &id)?,
             schedules: store::schedules::list_with_groups_for_host(conn, &id)?,
@@ -153,6 +158,7 @@ pub(super) async fn page(
             (health::health_section(&ctx, &data))
             (health::metrics_section(&data.metrics))
             (groups_section(&ctx, &data))
+            (discovery::discovery_section(&ctx, &data))
             (schedules_section(&ctx, &data))
             (jobs_section(&ctx, &data.jobs, &data.waiting))
             (snapshots_section(&data))
