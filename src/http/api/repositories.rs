@@ -119,7 +119,8 @@ pub(super) struct CreateRequest {
     maintenance_host_id: Option<String>,
 }
 
-/// `PUT /repositories/{id}` body: absent fields keep their value.
+/// `PUT /repositories/{id}` body: absent fields keep their value; `null`
+/// clears the user name, the credential or the maintenance host.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = SharedRepositoryUpdate)]
@@ -128,9 +129,13 @@ pub(super) struct UpdateRequest {
     url: Option<String>,
     #[schema(write_only)]
     password: Option<String>,
-    username: Option<String>,
+    /// `null` clears it (on every attached agent too).
+    #[serde(default, deserialize_with = "nullable")]
+    username: Option<Option<String>>,
+    /// `null` clears it (on every attached agent too).
     #[schema(write_only)]
-    credential: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    credential: Option<Option<String>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
     maintenance_host_id: Option<Option<String>>,
@@ -152,8 +157,8 @@ impl From<CreateRequest> for UpdateRequest {
             name: c.name,
             url: c.url,
             password: c.password,
-            username: c.username,
-            credential: c.credential,
+            username: c.username.map(Some),
+            credential: c.credential.map(Some),
             maintenance_host_id: c.maintenance_host_id.map(Some),
         }
     }
@@ -172,9 +177,13 @@ fn sealed_form(
     Ok(SharedForm {
         name,
         url: body.url.as_deref().map(|u| u.trim().to_owned()),
-        username: body.username.clone().map(Some),
+        username: body.username.clone(),
         password_sealed: body.password.as_deref().map(seal).transpose()?,
-        credential_sealed: body.credential.as_deref().map(seal).transpose()?.map(Some),
+        credential_sealed: match &body.credential {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(credential)) => Some(Some(seal(credential.as_str())?)),
+        },
         maintenance_host_id: body.maintenance_host_id.clone(),
     })
 }
@@ -186,7 +195,10 @@ impl std::fmt::Debug for UpdateRequest {
             .field("url", &self.url)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("credential", &self.credential.as_ref().map(|_| "***"))
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|c| c.as_ref().map(|_| "***")),
+            )
             .field("maintenance_host_id", &self.maintenance_host_id)
             .finish()
     }
@@ -243,9 +255,9 @@ impl UpdateRequest {
         let name = self.name.as_deref().map(check_name).transpose()?;
         check_fields(
             self.url.as_ref(),
-            self.username.as_ref(),
+            self.username.as_ref().and_then(Option::as_ref),
             self.password.as_ref(),
-            self.credential.as_ref(),
+            self.credential.as_ref().and_then(Option::as_ref),
         )?;
         Ok(name)
     }
@@ -438,6 +450,23 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An update's `null` user name and credential clear them; absent
+    /// keeps them; a wrong type names the field.
+    #[test]
+    fn update_null_clears() {
+        let null: UpdateRequest =
+            serde_json::from_str(r#"{"username":null,"credential":null}"#).unwrap();
+        assert_eq!(null.username, Some(None));
+        assert_eq!(null.credential, Some(None));
+        assert!(null.validate().is_ok());
+        let absent: UpdateRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!((absent.username, absent.credential), (None, None));
+        let err = serde_json::from_str::<UpdateRequest>(r#"{"username":5}"#)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+    }
 
     /// Missing or bad fields are a 400 naming the field; Debug hides secrets.
     #[test]
