@@ -56,6 +56,9 @@
 //! - `health`: `health.set` to capable agents, `health.report` and the
 //!   heartbeat's metrics to the writer (one point per minute) and to
 //!   `/metrics`.
+//! - `capabilities`: what the agent declared in `hello` (protocol 1's
+//!   set when nothing), the gate of every outgoing message, and the
+//!   session's one `agent.update_available`.
 //! - `agent_jobs`: `job.report`, a backup the agent ran while the server
 //!   was away, recorded once and acked.
 //!
@@ -79,6 +82,7 @@ use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, 
 use crate::store;
 
 mod agent_jobs;
+mod capabilities;
 mod catalog;
 mod downloads;
 mod fires;
@@ -197,6 +201,12 @@ pub struct HostSession {
     awaiting_lease: Option<leases::Awaiting>,
     /// Health checks and heartbeat metrics (`health`).
     health: health::HealthState,
+    /// What the agent declared in `hello.capabilities` (protocol 1's set
+    /// when it sent none): nothing needing more is sent (`capabilities`).
+    capabilities: Vec<String>,
+    /// The `agent.update_available` still to send this session (an agent
+    /// older than the newest release), sent once after the greeting.
+    update_notice: Option<protocol::AgentUpdateAvailable>,
 }
 
 impl HostSession {
@@ -225,11 +235,19 @@ impl HostSession {
             repository_withdrawn: false,
             awaiting_lease: None,
             health: health::HealthState::default(),
+            capabilities: Vec::new(),
+            update_notice: None,
         }
     }
 
     fn send(&self, ctx: &mut ws::WebsocketContext<Self>, message: impl Into<ServerToAgent>) {
         let message = message.into();
+        if let Some(missing) = self.missing_for(&message) {
+            // Callers refuse such work earlier; this guard keeps the rule.
+            tracing::error!(host_id = %self.host_id, message = message.type_name(), capability = %missing,
+                "not sent: the agent lacks the capability");
+            return;
+        }
         self.actors.metrics.message_out(message.type_name());
         ctx.text(Envelope::new(message).encode());
     }
@@ -407,10 +425,7 @@ impl HostSession {
     /// `hello`: register, record, then push config, schedules and jobs.
     fn greet(&mut self, hello: protocol::Hello, ctx: &mut ws::WebsocketContext<Self>) {
         self.phase = Phase::Greeting;
-        self.health.capable = hello
-            .capabilities
-            .iter()
-            .any(|c| c == protocol::CAPABILITY_HEALTH);
+        self.take_hello_facts(&hello);
         tracing::info!(host_id = %self.host_id, hostname = %hello.hostname, agent_version = %hello.agent_version, "agent said hello");
         let register = self.actors.registry.send(Register {
             host_id: self.host_id.clone(),
@@ -476,6 +491,7 @@ impl HostSession {
             host_id: self.host_id.clone(),
         });
         self.push_config(greeting.config, ctx);
+        self.send_update_notice(ctx);
         for job in greeting.queued {
             self.queue.enqueue(job);
         }
@@ -507,9 +523,13 @@ impl HostSession {
         self.has_repository = has_repository;
         let version = i64::try_from(schedules.version).unwrap_or(i64::MAX);
         if let Some(config) = config {
-            self.send(ctx, config);
+            self.send(ctx, protocol::strip_config(&self.capabilities, config));
         }
-        self.send(ctx, schedules);
+        if self.has_capability(protocol::CAPABILITY_LOCAL_CRON) {
+            self.send(ctx, schedules);
+        } else {
+            tracing::debug!(host_id = %self.host_id, "no schedule.set: the agent keeps no cron table (no local_cron)");
+        }
         self.push_health(health, ctx);
         self.actors.persistence.do_send(MarkSchedulePushed {
             host_id: self.host_id.clone(),

@@ -55,6 +55,9 @@
 //!   frame ([`parse_data_frame`]).
 //! - `offline.rs`: [`JobReport`] (`job.report`), a job the agent ran
 //!   itself while the server was away.
+//! - `capabilities.rs`: what each server → agent message, job kind and
+//!   option needs of `hello.capabilities`, and protocol 1's set for an
+//!   agent that declares none ([`message_capabilities`]).
 //! - `enroll.rs`: the HTTP enrolment bodies [`EnrollRequest`] and
 //!   [`EnrollResponse`].
 //!
@@ -63,6 +66,7 @@
 use std::fmt;
 
 mod agent_messages;
+mod capabilities;
 mod catalog;
 mod decode;
 mod downloads;
@@ -88,6 +92,12 @@ pub use agent_messages::{
 pub use catalog::{
     dir_key, CatalogChunk, CatalogEntry, CatalogList, CatalogListing, CHUNK_MAX_BYTES,
     CHUNK_MAX_ENTRIES, ENTRIES_STAT,
+};
+pub use capabilities::{
+    effective_capabilities, first_missing, kind_capability, message_capabilities,
+    run_capabilities, strip_config, CAPABILITY_ACTIVE_JOB_IDS, CAPABILITY_CANCEL,
+    CAPABILITY_CATALOG, CAPABILITY_DRILL, CAPABILITY_DURABLE_OUTBOX, CAPABILITY_HOOKS,
+    CAPABILITY_LOCAL_CRON, CAPABILITY_RESTORE, PROTOCOL_1_CAPABILITIES,
 };
 pub use decode::DecodeError;
 pub use downloads::{

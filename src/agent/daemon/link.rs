@@ -88,11 +88,13 @@ impl Daemon {
             os: platform::os_name().to_owned(),
             arch: platform::arch_name().to_owned(),
             boot_time: platform::boot_time(),
-            capabilities: CAPABILITIES
-                .iter()
-                .map(|c| (*c).to_owned())
-                .chain(self.dump_capabilities.iter().cloned())
-                .collect(),
+            capabilities: Some(
+                CAPABILITIES
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .chain(self.dump_capabilities.iter().cloned())
+                    .collect(),
+            ),
             last_known_config_version: None,
         };
         self.send_live(AgentToServer::from(hello)).await;
@@ -248,9 +250,11 @@ impl Daemon {
                 let report = self.health.apply(&set, Instant::now());
                 self.send_health(report).await;
             }
+            // Informational only: the agent never updates itself.
             ServerToAgent::AgentUpdateAvailable(update) => tracing::info!(
                 latest_version = %update.latest_version,
                 package_url = %update.package_url,
+                changelog = update.changelog.as_deref().unwrap_or(""),
                 "a newer agent is available (install it with the package manager)"
             ),
             ServerToAgent::Ack(ack) => {

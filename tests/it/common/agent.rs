@@ -46,17 +46,35 @@ pub async fn enroll(app: &TestApp, hostname: &str) -> Enrolled {
     }
 }
 
-/// A `hello` as a current agent sends it.
+/// The capabilities of a scripted agent: a current agent's but for those
+/// a test opts into (`download`, `health`, `offline_backup`, dumps).
+pub fn capabilities() -> Vec<String> {
+    [
+        protocol::CAPABILITY_ACTIVE_JOB_IDS,
+        protocol::CAPABILITY_CANCEL,
+        protocol::CAPABILITY_CATALOG,
+        protocol::CAPABILITY_DRILL,
+        protocol::CAPABILITY_DURABLE_OUTBOX,
+        protocol::CAPABILITY_HOOKS,
+        protocol::CAPABILITY_LOCAL_CRON,
+        protocol::CAPABILITY_RESTORE,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A `hello` as a current agent sends it, with [`capabilities`].
 pub fn hello(hostname: &str) -> protocol::Hello {
     protocol::Hello {
         protocol_version: protocol::PROTOCOL_VERSION,
-        agent_version: "0.1.0-test".to_owned(),
+        // The server's own version: current, so no update notice.
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         restic_version: "0.14.0".to_owned(),
         hostname: hostname.to_owned(),
         os: protocol::OS_LINUX.to_owned(),
         arch: protocol::ARCH_AMD64.to_owned(),
         boot_time: None,
-        capabilities: vec!["active_job_ids".to_owned()],
+        capabilities: Some(capabilities()),
         last_known_config_version: None,
     }
 }
@@ -273,15 +291,9 @@ impl TestAgent {
         (config, schedules)
     }
 
-    /// Accepts, starts, reports progress and `lines` log lines, and
-    /// finishes a job with `status`; returns the `job.finished` envelope
-    /// (for replays) once its ack arrived.
-    pub async fn run_job(
-        &mut self,
-        run: &CommandRun,
-        lines: u64,
-        status: protocol::FinishStatus,
-    ) -> Envelope<AgentToServer> {
+    /// Accepts a `command.run` (`command.result`) and starts it
+    /// (`job.started`).
+    pub async fn accept_and_start(&mut self, run: &CommandRun) {
         self.send(protocol::CommandResult {
             job_id: run.job_id.clone(),
             accepted: true,
@@ -294,6 +306,18 @@ impl TestAgent {
             started_at: chrono::Utc::now(),
         })
         .await;
+    }
+
+    /// Accepts, starts, reports progress and `lines` log lines, and
+    /// finishes a job with `status`; returns the `job.finished` envelope
+    /// (for replays) once its ack arrived.
+    pub async fn run_job(
+        &mut self,
+        run: &CommandRun,
+        lines: u64,
+        status: protocol::FinishStatus,
+    ) -> Envelope<AgentToServer> {
+        self.accept_and_start(run).await;
         self.send(protocol::JobProgress {
             job_id: run.job_id.clone(),
             percent_done: 0.5,
