@@ -168,7 +168,11 @@ pub struct ServeArgs {
     )]
     pub session_lifetime_seconds: Option<u64>,
     /// The newest agent release (semantic version); older agents are told of it (default: this server's version).
-    #[arg(long, env = "RESTIC_MANAGER_AGENT_LATEST_VERSION", value_name = "VERSION")]
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_AGENT_LATEST_VERSION",
+        value_name = "VERSION"
+    )]
     pub agent_latest_version: Option<String>,
     /// Where operators get the newest agent package (sent with the update notice).
     #[arg(long, env = "RESTIC_MANAGER_AGENT_PACKAGE_URL", value_name = "URL")]
@@ -404,7 +408,10 @@ pub struct ServerConfig {
 /// The newest agent release from `--agent-latest-version` (semver; default
 /// this server's version), `--agent-package-url` and
 /// `--agent-changelog-url` (http or https).
-fn resolve_agent_release(serve: &ServeArgs, file: &FileConfig) -> Result<AgentRelease, ConfigError> {
+fn resolve_agent_release(
+    serve: &ServeArgs,
+    file: &FileConfig,
+) -> Result<AgentRelease, ConfigError> {
     let mut release = AgentRelease::default();
     let pick = |flag: &Option<String>, key: &Option<String>| {
         flag.clone()
@@ -752,7 +759,10 @@ mod tests {
     fn agent_release() {
         let common = CommonArgs::default();
         let cfg = ServerConfig::resolve(&common, &ServeArgs::default()).unwrap();
-        assert_eq!(cfg.agent_release.latest.to_string(), env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            cfg.agent_release.latest.to_string(),
+            env!("CARGO_PKG_VERSION")
+        );
         assert_eq!(cfg.agent_release.package_url, "");
         assert_eq!(cfg.agent_release.changelog_url, None);
         let dir = tempfile::tempdir().unwrap();
@@ -797,7 +807,9 @@ mod tests {
                 "agent_changelog_url",
             ),
         ] {
-            let err = ServerConfig::resolve(&common, &serve).unwrap_err().to_string();
+            let err = ServerConfig::resolve(&common, &serve)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(name), "{err}");
         }
     }

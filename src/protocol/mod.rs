@@ -89,15 +89,15 @@ pub use agent_messages::{
     CommandResult, Heartbeat, Hello, JobFinished, JobProgress, JobStarted, LogStream, RepoStats,
     ScheduleAck, ScheduleFire, SnapshotInfo, SnapshotsReport,
 };
+pub use capabilities::{
+    effective_capabilities, first_missing, kind_capability, message_capabilities, run_capabilities,
+    strip_config, CAPABILITY_ACTIVE_JOB_IDS, CAPABILITY_CANCEL, CAPABILITY_CATALOG,
+    CAPABILITY_DRILL, CAPABILITY_DURABLE_OUTBOX, CAPABILITY_HOOKS, CAPABILITY_LOCAL_CRON,
+    CAPABILITY_RESTORE, PROTOCOL_1_CAPABILITIES,
+};
 pub use catalog::{
     dir_key, CatalogChunk, CatalogEntry, CatalogList, CatalogListing, CHUNK_MAX_BYTES,
     CHUNK_MAX_ENTRIES, ENTRIES_STAT,
-};
-pub use capabilities::{
-    effective_capabilities, first_missing, kind_capability, message_capabilities,
-    run_capabilities, strip_config, CAPABILITY_ACTIVE_JOB_IDS, CAPABILITY_CANCEL,
-    CAPABILITY_CATALOG, CAPABILITY_DRILL, CAPABILITY_DURABLE_OUTBOX, CAPABILITY_HOOKS,
-    CAPABILITY_LOCAL_CRON, CAPABILITY_RESTORE, PROTOCOL_1_CAPABILITIES,
 };
 pub use decode::DecodeError;
 pub use downloads::{

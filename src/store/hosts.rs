@@ -300,11 +300,9 @@ pub(crate) fn filtered<'a>(filter: &HostFilter) -> hosts::BoxedQuery<'a, super::
             query = query.filter(hosts::agent_version.eq_any(versions.clone()));
         }
         Some(VersionFilter::NotIn(versions)) if !versions.is_empty() => {
-            query = query.filter(
-                hosts::agent_version
-                    .is_null()
-                    .or(diesel::dsl::not(hosts::agent_version.eq_any(versions.clone()))),
-            );
+            query = query.filter(hosts::agent_version.is_null().or(diesel::dsl::not(
+                hosts::agent_version.eq_any(versions.clone()),
+            )));
         }
         Some(VersionFilter::NotIn(_)) | None => {}
     }

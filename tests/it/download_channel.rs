@@ -25,7 +25,10 @@ async fn agent(app: &TestApp, capable: bool) -> (String, TestAgent) {
     let mut agent = TestAgent::connect(app, &enrolled).await.unwrap();
     let mut hello = hello("web-1");
     if capable {
-        hello.capabilities.get_or_insert_with(Vec::new).push("download".to_owned());
+        hello
+            .capabilities
+            .get_or_insert_with(Vec::new)
+            .push("download".to_owned());
     }
     agent.send(hello).await;
     agent
@@ -72,7 +75,11 @@ async fn an_agent_without_the_capability_is_refused() {
             .is_some_and(|m| m.contains("\"download\"")),
         "{body}"
     );
-    assert_error(&(status, body), StatusCode::CONFLICT, "agent_lacks_capability");
+    assert_error(
+        &(status, body),
+        StatusCode::CONFLICT,
+        "agent_lacks_capability",
+    );
     app.stop().await;
 }
 

@@ -13,12 +13,12 @@ use serde_json::json;
 
 use super::table::Endpoint;
 use super::{audit, List, PageQuery, DEFAULT_LIMIT};
+use crate::agent_release::AgentRelease;
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
-use crate::agent_release::AgentRelease;
 use crate::store::hosts::{HostWithVersion, VersionFilter};
 use crate::store::{self, models};
 
