@@ -25,6 +25,7 @@ use clap::Args;
 use serde::Deserialize;
 
 mod pool;
+use crate::agent_release::AgentRelease;
 
 /// Default listen address of `serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -197,6 +198,19 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub session_lifetime_seconds: Option<u64>,
+    /// The newest agent release (semantic version); older agents are told of it (default: this server's version).
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_AGENT_LATEST_VERSION",
+        value_name = "VERSION"
+    )]
+    pub agent_latest_version: Option<String>,
+    /// Where operators get the newest agent package (sent with the update notice).
+    #[arg(long, env = "RESTIC_MANAGER_AGENT_PACKAGE_URL", value_name = "URL")]
+    pub agent_package_url: Option<String>,
+    /// What changed in the newest agent release (sent with the update notice).
+    #[arg(long, env = "RESTIC_MANAGER_AGENT_CHANGELOG_URL", value_name = "URL")]
+    pub agent_changelog_url: Option<String>,
 }
 
 /// The TOML file: every key optional, same names as the flags (snake case).
@@ -226,6 +240,9 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub session_idle_seconds: Option<u64>,
     pub session_lifetime_seconds: Option<u64>,
+    pub agent_latest_version: Option<String>,
+    pub agent_package_url: Option<String>,
+    pub agent_changelog_url: Option<String>,
 }
 
 /// Errors while assembling the configuration.
@@ -420,6 +437,51 @@ pub struct ServerConfig {
     /// (API.md: 10). Not a flag; tests lower it so a check goes down and
     /// up within seconds.
     pub health_min_interval_seconds: u32,
+    /// The newest agent release: older agents get `agent.update_available`.
+    pub agent_release: AgentRelease,
+}
+
+/// The newest agent release from `--agent-latest-version` (semver; default
+/// this server's version), `--agent-package-url` and
+/// `--agent-changelog-url` (http or https).
+fn resolve_agent_release(
+    serve: &ServeArgs,
+    file: &FileConfig,
+) -> Result<AgentRelease, ConfigError> {
+    let mut release = AgentRelease::default();
+    let pick = |flag: &Option<String>, key: &Option<String>| {
+        flag.clone()
+            .or_else(|| key.clone())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(text) = pick(&serve.agent_latest_version, &file.agent_latest_version) {
+        release.latest =
+            crate::agent_release::parse_version(&text).map_err(|e| ConfigError::Invalid {
+                name: "agent_latest_version",
+                message: format!("{text:?} is not a semantic version (like 1.4.0): {e}"),
+            })?;
+    }
+    let url = |name: &'static str, value: Option<String>| match value {
+        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+            Err(ConfigError::Invalid {
+                name,
+                message: format!("{url:?} is not an http:// or https:// URL"),
+            })
+        }
+        other => Ok(other),
+    };
+    if let Some(package) = url(
+        "agent_package_url",
+        pick(&serve.agent_package_url, &file.agent_package_url),
+    )? {
+        release.package_url = package;
+    }
+    release.changelog_url = url(
+        "agent_changelog_url",
+        pick(&serve.agent_changelog_url, &file.agent_changelog_url),
+    )?;
+    Ok(release)
 }
 
 impl ServerConfig {
@@ -440,6 +502,7 @@ impl ServerConfig {
     ) -> Result<Self, ConfigError> {
         let notify = NotifyConfig::resolve(serve, &file)?;
         let pool = pool::resolve(serve, &file)?;
+        let agent_release = resolve_agent_release(serve, &file)?;
         let data_dir = common
             .data_dir
             .clone()
@@ -550,6 +613,7 @@ impl ServerConfig {
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
             notify,
             health_min_interval_seconds: crate::protocol::MIN_INTERVAL_SECONDS,
+            agent_release,
         })
     }
 
@@ -573,6 +637,7 @@ impl ServerConfig {
             live_list_timeout: DEFAULT_LIVE_LIST_TIMEOUT,
             notify: NotifyConfig::default(),
             health_min_interval_seconds: crate::protocol::MIN_INTERVAL_SECONDS,
+            agent_release: AgentRelease::default(),
         }
     }
 }
@@ -712,6 +777,68 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("session_lifetime_seconds"), "{err}");
+    }
+
+    /// The newest agent release defaults to this server's version; the
+    /// flags (or the file) set it and its URLs; bad values are refused
+    /// naming the setting.
+    #[test]
+    fn agent_release() {
+        let common = CommonArgs::default();
+        let cfg = ServerConfig::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(
+            cfg.agent_release.latest.to_string(),
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(cfg.agent_release.package_url, "");
+        assert_eq!(cfg.agent_release.changelog_url, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rm.toml");
+        std::fs::write(&path, "agent_package_url = \"https://apt.example/\"\n").unwrap();
+        let with_file = CommonArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let serve = ServeArgs {
+            agent_latest_version: Some("2.1.0-rc.1".to_owned()),
+            agent_changelog_url: Some("https://example/changes".to_owned()),
+            ..Default::default()
+        };
+        let cfg = ServerConfig::resolve(&with_file, &serve).unwrap();
+        assert_eq!(cfg.agent_release.latest.to_string(), "2.1.0-rc.1");
+        assert_eq!(cfg.agent_release.package_url, "https://apt.example/");
+        assert_eq!(
+            cfg.agent_release.changelog_url.as_deref(),
+            Some("https://example/changes")
+        );
+        for (serve, name) in [
+            (
+                ServeArgs {
+                    agent_latest_version: Some("latest".to_owned()),
+                    ..Default::default()
+                },
+                "agent_latest_version",
+            ),
+            (
+                ServeArgs {
+                    agent_package_url: Some("apt.example".to_owned()),
+                    ..Default::default()
+                },
+                "agent_package_url",
+            ),
+            (
+                ServeArgs {
+                    agent_changelog_url: Some("ftp://x/".to_owned()),
+                    ..Default::default()
+                },
+                "agent_changelog_url",
+            ),
+        ] {
+            let err = ServerConfig::resolve(&common, &serve)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     /// A typo in the config file is an error naming the file, not ignored.

@@ -16,6 +16,8 @@
 //! - [`admin`]: the admin commands (users, tokens, migrations, first admin).
 //! - [`config_as_code`]: policies, shared repositories and host labels as
 //!   one TOML file (`export`, `apply`; also over the API).
+//! - [`agent_release`]: the newest agent release and which agents are older
+//!   (update notices).
 //! - [`server`]: app wiring: store, key, actors, HTTP server, TLS.
 //! - [`actors`]: the server's actors, one per file.
 //! - [`http`]: actix-web routes: REST API, agent WebSocket upgrade, health, metrics.
@@ -31,6 +33,7 @@
 pub mod actors;
 pub mod admin;
 pub mod agent;
+pub mod agent_release;
 pub mod auth;
 mod cli;
 pub mod config;

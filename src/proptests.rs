@@ -276,6 +276,9 @@ const SERVER_KEYS: &[&str] = &[
     "max_download_bytes",
     "session_idle_seconds",
     "session_lifetime_seconds",
+    "agent_latest_version",
+    "agent_package_url",
+    "agent_changelog_url",
 ];
 
 proptest! {

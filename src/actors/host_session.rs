@@ -62,6 +62,9 @@
 //!   `/metrics`.
 //! - `discovery`: `discovery.report`, bounded and checked for secret
 //!   values, to the writer.
+//! - `capabilities`: what the agent declared in `hello` (protocol 1's
+//!   set when nothing), the gate of every outgoing message, and the
+//!   session's one `agent.update_available`.
 //! - `agent_jobs`: `job.report`, a backup the agent ran while the server
 //!   was away, recorded once and acked.
 //!
@@ -85,6 +88,7 @@ use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, 
 use crate::store;
 
 mod agent_jobs;
+mod capabilities;
 mod catalog;
 mod config_version;
 mod discovery;
@@ -207,6 +211,12 @@ pub struct HostSession {
     health: health::HealthState,
     /// The config version sent, held and acked (`config_version`).
     config_version: config_version::ConfigVersion,
+    /// What the agent declared in `hello.capabilities` (protocol 1's set
+    /// when it sent none): nothing needing more is sent (`capabilities`).
+    capabilities: Vec<String>,
+    /// The `agent.update_available` still to send this session (an agent
+    /// older than the newest release), sent once after the greeting.
+    update_notice: Option<protocol::AgentUpdateAvailable>,
 }
 
 impl HostSession {
@@ -236,11 +246,19 @@ impl HostSession {
             awaiting_lease: None,
             health: health::HealthState::default(),
             config_version: config_version::ConfigVersion::default(),
+            capabilities: Vec::new(),
+            update_notice: None,
         }
     }
 
     fn send(&self, ctx: &mut ws::WebsocketContext<Self>, message: impl Into<ServerToAgent>) {
         let message = message.into();
+        if let Some(missing) = self.missing_for(&message) {
+            // Callers refuse such work earlier; this guard keeps the rule.
+            tracing::error!(host_id = %self.host_id, message = message.type_name(), capability = %missing,
+                "not sent: the agent lacks the capability");
+            return;
+        }
         self.actors.metrics.message_out(message.type_name());
         ctx.text(Envelope::new(message).encode());
     }
@@ -443,10 +461,7 @@ impl HostSession {
     /// `hello`: register, record, then push config, schedules and jobs.
     fn greet(&mut self, hello: protocol::Hello, ctx: &mut ws::WebsocketContext<Self>) {
         self.phase = Phase::Greeting;
-        self.health.capable = hello
-            .capabilities
-            .iter()
-            .any(|c| c == protocol::CAPABILITY_HEALTH);
+        self.take_hello_facts(&hello);
         tracing::info!(host_id = %self.host_id, hostname = %hello.hostname, agent_version = %hello.agent_version, "agent said hello");
         self.config_version.hello(hello.last_known_config_version);
         let register = self.actors.registry.send(Register {
@@ -520,6 +535,7 @@ impl HostSession {
             greeting.config.config = None;
         }
         self.push_config(greeting.config, ctx);
+        self.send_update_notice(ctx);
         for job in greeting.queued {
             self.queue.enqueue(job);
         }
@@ -555,7 +571,11 @@ impl HostSession {
         if let Some(config) = config {
             self.send_config(config, ctx);
         }
-        self.send(ctx, schedules);
+        if self.has_capability(protocol::CAPABILITY_LOCAL_CRON) {
+            self.send(ctx, schedules);
+        } else {
+            tracing::debug!(host_id = %self.host_id, "no schedule.set: the agent keeps no cron table (no local_cron)");
+        }
         self.push_health(health, ctx);
         self.actors.persistence.do_send(MarkSchedulePushed {
             host_id: self.host_id.clone(),

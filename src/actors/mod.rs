@@ -223,7 +223,7 @@ fn run_now_job(
     if kind == protocol::JobKind::Drill {
         let host_id = &req.host_id;
         match store::hosts::get(conn, host_id)? {
-            Some(host) if host.revoked_at.is_none() => {}
+            Some(host) if host.revoked_at.is_none() => require_kind(&host, kind)?,
             _ => return Err(ActorError::NotFound(format!("host {host_id}"))),
         }
         return drill::drill_job(
@@ -253,6 +253,7 @@ fn run_now_job(
         Some(host) if host.revoked_at.is_none() => host,
         _ => return Err(ActorError::NotFound(format!("host {host_id}"))),
     };
+    require_kind(&host, kind)?;
     if let Some(restore) = &req.restore {
         return restore::restore_job(conn, host_id, restore, now);
     }
@@ -298,6 +299,15 @@ fn run_now_job(
         host.require_capability(&dump.required_capability())?;
     }
     Ok(followup::backup_job(&group, JobTrigger::Manual, now))
+}
+
+/// Refuses a job kind the host's agent did not declare (`restore`,
+/// `drill`; 409 `agent_lacks_capability`).
+fn require_kind(host: &models::Host, kind: protocol::JobKind) -> Result<(), ActorError> {
+    match protocol::kind_capability(kind) {
+        Some(capability) => Ok(host.require_capability(capability)?),
+        None => Ok(()),
+    }
 }
 
 /// A check job reads the host's next subset of the repository's data
@@ -520,6 +530,12 @@ impl Actors {
                 job.host_id
             )));
         };
+        let host_id = job.host_id.to_string();
+        if let Some(host) =
+            blocking_read(&self.pool, move |conn| store::hosts::get(conn, &host_id)).await?
+        {
+            host.require_capability(protocol::CAPABILITY_CANCEL)?;
+        }
         session
             .send(CancelJob {
                 job_id: job.id.to_string(),

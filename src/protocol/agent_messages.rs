@@ -25,9 +25,12 @@ pub struct Hello {
     /// When the host booted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_time: Option<DateTime<Utc>>,
-    /// Optional features the agent has (seed 002).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub capabilities: Vec<String>,
+    /// Optional features the agent has (seed 002). Absent (`None`): an
+    /// agent of protocol 1 as first written, held to
+    /// [`PROTOCOL_1_CAPABILITIES`](super::PROTOCOL_1_CAPABILITIES); a
+    /// list, even an empty one, is all it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
     /// The config version of the repository settings the agent holds (in
     /// memory or restored from its sealed file); absent when it holds none.
     /// The server leaves `config.update` out of its greeting when this is
@@ -253,7 +256,7 @@ mod tests {
                 os: OS_LINUX.to_owned(),
                 arch: ARCH_AMD64.to_owned(),
                 boot_time: Some(ts("2026-11-20T08:00:00Z")),
-                capabilities: vec![],
+                capabilities: None,
                 last_known_config_version: None,
             }),
         );
@@ -273,8 +276,29 @@ mod tests {
                 os: OS_WINDOWS.to_owned(),
                 arch: ARCH_ARM64.to_owned(),
                 boot_time: None,
-                capabilities: vec!["vss".to_owned()],
+                capabilities: Some(vec!["vss".to_owned()]),
                 last_known_config_version: Some(12),
+            }),
+        );
+    }
+
+    /// An empty `capabilities` list stays on the wire: it says "none",
+    /// which is not the absent field of a protocol 1 agent.
+    #[test]
+    fn golden_hello_with_no_capabilities() {
+        golden_a2s(
+            r#"{"type":"hello","id":"h3","data":{"protocol_version":1,"agent_version":"0.3.0","restic_version":"0.18.1","hostname":"db-1","os":"linux","arch":"amd64","capabilities":[]}}"#,
+            "h3",
+            AgentToServer::Hello(Hello {
+                protocol_version: 1,
+                agent_version: "0.3.0".to_owned(),
+                restic_version: "0.18.1".to_owned(),
+                hostname: "db-1".to_owned(),
+                os: OS_LINUX.to_owned(),
+                arch: ARCH_AMD64.to_owned(),
+                boot_time: None,
+                capabilities: Some(vec![]),
+                last_known_config_version: None,
             }),
         );
     }

@@ -60,6 +60,9 @@
 //! - `discovery.rs`: [`DiscoveryReport`] (`discovery.report`), the Docker
 //!   containers an agent found, with the rules on database images and
 //!   secret environment variables.
+//! - `capabilities.rs`: what each server → agent message, job kind and
+//!   option needs of `hello.capabilities`, and protocol 1's set for an
+//!   agent that declares none ([`message_capabilities`]).
 //! - `enroll.rs`: the HTTP enrolment bodies [`EnrollRequest`] and
 //!   [`EnrollResponse`].
 //!
@@ -68,6 +71,7 @@
 use std::fmt;
 
 mod agent_messages;
+mod capabilities;
 mod catalog;
 mod decode;
 mod discovery;
@@ -91,6 +95,12 @@ mod testing;
 pub use agent_messages::{
     CommandResult, Heartbeat, Hello, JobFinished, JobProgress, JobStarted, LogStream, RepoStats,
     ScheduleAck, ScheduleFire, SnapshotInfo, SnapshotsReport,
+};
+pub use capabilities::{
+    effective_capabilities, first_missing, kind_capability, message_capabilities, run_capabilities,
+    strip_config, CAPABILITY_ACTIVE_JOB_IDS, CAPABILITY_CANCEL, CAPABILITY_CATALOG,
+    CAPABILITY_DRILL, CAPABILITY_DURABLE_OUTBOX, CAPABILITY_HOOKS, CAPABILITY_LOCAL_CRON,
+    CAPABILITY_RESTORE, PROTOCOL_1_CAPABILITIES,
 };
 pub use catalog::{
     dir_key, CatalogChunk, CatalogEntry, CatalogList, CatalogListing, CHUNK_MAX_BYTES,

@@ -193,7 +193,10 @@ async fn hello_pushes_config_and_schedules_and_ack_is_recorded() {
     })
     .await
     .unwrap();
-    assert_eq!(host.agent_version.as_deref(), Some("0.1.0-test"));
+    assert_eq!(
+        host.agent_version.as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
     assert_eq!(host.restic_version.as_deref(), Some("0.14.0"));
 
     agent

@@ -227,7 +227,7 @@ impl Conn {
         assert_eq!(hello.os, "linux");
         assert!(!hello.arch.is_empty());
         assert!(hello.boot_time.is_some());
-        assert!(hello.capabilities.iter().any(|c| c == "cancel"));
+        assert!(hello.capabilities.iter().flatten().any(|c| c == "cancel"));
     }
 
     /// Pushes the repository and answers nothing else.

@@ -8,34 +8,17 @@
 
 use reqwest::{Method, StatusCode};
 use restic_manager::auth::Role;
-use restic_manager::store::{self, models};
+use restic_manager::store;
 use serde_json::{json, Value};
 
 use crate::common::agent::{self as scripted, TestAgent};
-use crate::common::api::{assert_error, audit_rows, call, create_host, db, user_with_token};
+use crate::common::api::{
+    add_snapshot, assert_error, audit_rows, call, create_host, db, user_with_token,
+};
 use crate::common::server::{spawn_app, TestApp};
 
 const FULL_ID: &str = "af4db64e47b173d8c60c76730f4428b80ca305e1b38b7d28fc8e066c29b1b4c8";
 const SHORT_ID: &str = "af4db64e";
-
-/// Stores a one-snapshot report for `host_id`.
-async fn add_snapshot(app: &TestApp, host_id: &str, full: &str) {
-    let (host, full) = (host_id.to_owned(), full.to_owned());
-    db(app, move |conn| {
-        let snapshot = models::NewSnapshot {
-            short_id: full[..8].to_owned(),
-            snapshot_id: full,
-            time: store::now_ms(),
-            hostname: "web".into(),
-            paths: vec!["/srv".to_owned()],
-            tags: Vec::new(),
-            size_bytes: None,
-            file_count: None,
-        };
-        store::snapshots::replace_for_host(conn, &host, &[snapshot], store::now_ms()).unwrap();
-    })
-    .await;
-}
 
 async fn post(app: &TestApp, host: &str, body: Value) -> (StatusCode, Value) {
     let path = format!("/hosts/{host}/jobs");

@@ -121,7 +121,7 @@ fn agent_messages() -> Vec<AgentToServer> {
             os: "linux".to_owned(),
             arch: "amd64".to_owned(),
             boot_time: Some(at()),
-            capabilities: vec!["cancel".to_owned()],
+            capabilities: Some(vec!["cancel".to_owned()]),
             last_known_config_version: Some(3),
         }
         .into(),

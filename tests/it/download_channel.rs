@@ -25,7 +25,10 @@ async fn agent(app: &TestApp, capable: bool) -> (String, TestAgent) {
     let mut agent = TestAgent::connect(app, &enrolled).await.unwrap();
     let mut hello = hello("web-1");
     if capable {
-        hello.capabilities.push("download".to_owned());
+        hello
+            .capabilities
+            .get_or_insert_with(Vec::new)
+            .push("download".to_owned());
     }
     agent.send(hello).await;
     agent
@@ -58,15 +61,25 @@ fn download(app: &TestApp, host: &str, path: &str) -> reqwest::RequestBuilder {
 }
 
 /// An agent that does not say it streams downloads is refused at once
-/// (409 `agent_unsupported`), not left to time out.
+/// (409 `agent_lacks_capability` naming `download`), not left to time out.
 #[actix_web::test]
 async fn an_agent_without_the_capability_is_refused() {
     let app = spawn_app().await;
     let (host, _agent) = agent(&app, false).await;
     let response = download(&app, &host, "/etc").send().await.unwrap();
     let status = response.status();
-    let body = response.json().await.unwrap();
-    assert_error(&(status, body), StatusCode::CONFLICT, "agent_unsupported");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"download\"")),
+        "{body}"
+    );
+    assert_error(
+        &(status, body),
+        StatusCode::CONFLICT,
+        "agent_lacks_capability",
+    );
     app.stop().await;
 }
 

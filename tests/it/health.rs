@@ -189,7 +189,10 @@ async fn health_set_goes_to_capable_agents_and_reports_are_stored() {
     let new = scripted::enroll(&app, "new-1").await;
     let mut agent = TestAgent::connect(&app, &new).await.unwrap();
     let mut hello = scripted::hello("new-1");
-    hello.capabilities.push(CAPABILITY_HEALTH.to_owned());
+    hello
+        .capabilities
+        .get_or_insert_with(Vec::new)
+        .push(CAPABILITY_HEALTH.to_owned());
     agent.send(hello).await;
     expect_config_push(&mut agent).await;
     assert_eq!(expect_health_set(&mut agent).await.checks, vec![]);

@@ -76,7 +76,10 @@ async fn policy_checks_merge_with_the_hosts_own_and_follow_changes() {
 
     let mut agent = TestAgent::connect(&app, &host).await.unwrap();
     let mut hello = scripted::hello("web-1");
-    hello.capabilities.push(CAPABILITY_HEALTH.to_owned());
+    hello
+        .capabilities
+        .get_or_insert_with(Vec::new)
+        .push(CAPABILITY_HEALTH.to_owned());
     agent.send(hello).await;
     assert_eq!(next_checks(&mut agent).await, pairs(&[("web", own)]));
 

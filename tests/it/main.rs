@@ -26,6 +26,7 @@ mod api_catalog;
 mod api_metrics;
 mod api_openapi;
 mod api_restore;
+mod capabilities;
 mod cli;
 mod config_as_code;
 mod config_versions;

@@ -50,7 +50,7 @@ fn report(
     keep: usize,
 ) -> lifecycle::AfterReport {
     snapshots::replace_for_host(c, host, list, NOW).unwrap();
-    lifecycle::after_report(c, host, keep, NOW).unwrap()
+    lifecycle::after_report(c, host, keep, true, NOW).unwrap()
 }
 
 /// The entries of a small snapshot of `/etc`.

@@ -358,20 +358,7 @@ async fn job_event_stream_replays_then_follows_then_ends() {
     let job_id = created["id"].as_str().unwrap().to_owned();
     let run = agent.expect_command_run().await;
     assert_eq!(run.job_id, job_id);
-    agent
-        .send(protocol::CommandResult {
-            job_id: job_id.clone(),
-            accepted: true,
-            error: None,
-        })
-        .await;
-    agent
-        .send(protocol::JobStarted {
-            job_id: job_id.clone(),
-            kind: run.kind,
-            started_at: chrono::Utc::now(),
-        })
-        .await;
+    agent.start_job(&run).await;
     for seq in 1..=3 {
         agent.send(log_line(&job_id, seq)).await;
     }

@@ -47,7 +47,11 @@ impl HostSession {
 
     /// If a `catalog` job is in flight while other work waits: stop it
     /// (`command.cancel`) and have the writer queue it again.
+    /// An agent without `cancel` cannot stop it: the other work waits.
     pub(super) fn yield_catalog_if_needed(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if !self.has_capability(protocol::CAPABILITY_CANCEL) {
+            return;
+        }
         let Some(job_id) = self.queue.to_yield() else {
             return;
         };

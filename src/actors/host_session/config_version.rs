@@ -98,6 +98,8 @@ impl HostSession {
         update: protocol::ConfigUpdate,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
+        // `hook_shell` only to an agent with `hooks` (issue 14 §4).
+        let update = protocol::strip_config(&self.capabilities, update);
         if !self.config_version.should_send(&update) {
             tracing::debug!(host_id = %self.host_id, version = update.version, "an older config.update is not sent");
             return;

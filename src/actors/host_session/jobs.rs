@@ -41,7 +41,10 @@ impl HostSession {
         let Some(job) = self.queue.take_next() else {
             return;
         };
-        if let Some(reason) = self.withdrawn_refusal(&job) {
+        if let Some(reason) = self
+            .capability_refusal(&job)
+            .or_else(|| self.withdrawn_refusal(&job))
+        {
             return self.fail_unsent(job.id().to_owned(), reason, ctx);
         }
         match self.lease_needed(&job) {

@@ -39,6 +39,9 @@ pub enum ListingError {
     /// The agent could not list it (unknown snapshot, restic error).
     #[error("{0}")]
     Agent(String),
+    /// The agent did not declare `catalog` (it would not answer).
+    #[error(transparent)]
+    LacksCapability(#[from] crate::store::models::LacksCapability),
 }
 
 /// Where a listing's answer goes.
@@ -137,6 +140,15 @@ impl Handler<ListDirectory> for HostSession {
         if self.phase != Phase::Ready {
             // The requester may have given up already.
             let _ = msg.reply.send(Err(ListingError::Offline));
+            return;
+        }
+        if !self.has_capability(protocol::CAPABILITY_CATALOG) {
+            let lacks = crate::store::models::LacksCapability {
+                host_id: self.host_id.clone(),
+                capability: protocol::CAPABILITY_CATALOG.to_owned(),
+            };
+            // The requester may have given up already.
+            let _ = msg.reply.send(Err(lacks.into()));
             return;
         }
         match self.listings.start(msg.reply) {

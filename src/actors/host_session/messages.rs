@@ -37,7 +37,8 @@ impl Handler<DispatchJob> for HostSession {
 /// Stop a job: drop it from the queue and send `command.cancel` when the
 /// agent may have it. `already_cancelled`: the row is cancelled already
 /// (it was queued), so the slot is free at once. Replies whether
-/// `command.cancel` went out.
+/// `command.cancel` went out (never to an agent without `cancel`: the
+/// API refuses to stop its running jobs, 409 `agent_lacks_capability`).
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct CancelJob {
@@ -50,7 +51,9 @@ impl Handler<CancelJob> for HostSession {
 
     fn handle(&mut self, msg: CancelJob, ctx: &mut Self::Context) -> bool {
         let in_flight = self.queue.cancel(&msg.job_id);
-        let send = self.phase == Phase::Ready && (in_flight || !msg.already_cancelled);
+        let send = self.phase == Phase::Ready
+            && (in_flight || !msg.already_cancelled)
+            && self.has_capability(protocol::CAPABILITY_CANCEL);
         if send {
             self.send(
                 ctx,

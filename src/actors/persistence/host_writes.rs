@@ -34,7 +34,10 @@ impl Handler<RecordHello> for Persistence {
             agent_version: Some(msg.payload.agent_version),
             restic_version: Some(msg.payload.restic_version),
             boot_time: msg.payload.boot_time.map(|t| t.timestamp_millis()),
-            capabilities: Some(msg.payload.capabilities),
+            // Absent: protocol 1's set, so every check reads one list.
+            capabilities: Some(protocol::effective_capabilities(
+                msg.payload.capabilities.as_deref(),
+            )),
         };
         self.write("recording hello", &msg.host_id, None, |c| {
             store::write_transaction(c, |c| {
@@ -119,7 +122,10 @@ impl Handler<ReplaceSnapshots> for Persistence {
             store::write_transaction(c, |c| {
                 snapshots::fill_from_backups(c, &msg.host_id, &mut rows)?;
                 let stored = snapshots::replace_for_host(c, &msg.host_id, &rows, msg.now)?;
-                let catalog = catalog::lifecycle::after_report(c, &msg.host_id, keep, msg.now)?;
+                let catalogs = hosts::get(c, &msg.host_id)?
+                    .is_some_and(|h| h.has_capability(protocol::CAPABILITY_CATALOG));
+                let catalog =
+                    catalog::lifecycle::after_report(c, &msg.host_id, keep, catalogs, msg.now)?;
                 if !catalog.dropped.is_empty() {
                     tracing::info!(host_id = %msg.host_id, dropped = catalog.dropped.len(), "catalogs of forgotten snapshots dropped");
                 }

@@ -88,16 +88,18 @@ impl Daemon {
             os: platform::os_name().to_owned(),
             arch: platform::arch_name().to_owned(),
             boot_time: platform::boot_time(),
-            capabilities: CAPABILITIES
-                .iter()
-                .map(|c| (*c).to_owned())
-                .chain(self.dump_capabilities.iter().cloned())
-                .chain(
-                    self.discovery
-                        .is_on()
-                        .then(|| CAPABILITY_DISCOVERY.to_owned()),
-                )
-                .collect(),
+            capabilities: Some(
+                CAPABILITIES
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .chain(self.dump_capabilities.iter().cloned())
+                    .chain(
+                        self.discovery
+                            .is_on()
+                            .then(|| CAPABILITY_DISCOVERY.to_owned()),
+                    )
+                    .collect(),
+            ),
             // Only a version whose settings are held (in memory or in the
             // sealed file): the server then leaves them out of its greeting.
             last_known_config_version: self.config_version.filter(|_| self.config_received),
@@ -261,9 +263,11 @@ impl Daemon {
                 let report = self.health.apply(&set, Instant::now());
                 self.send_health(report).await;
             }
+            // Informational only: the agent never updates itself.
             ServerToAgent::AgentUpdateAvailable(update) => tracing::info!(
                 latest_version = %update.latest_version,
                 package_url = %update.package_url,
+                changelog = update.changelog.as_deref().unwrap_or(""),
                 "a newer agent is available (install it with the package manager)"
             ),
             ServerToAgent::Ack(ack) => {

@@ -117,17 +117,21 @@ pub const LIVE_BUFFER: usize = 1024;
 /// `hello.restic_version` when restic cannot be run.
 pub const UNKNOWN_RESTIC_VERSION: &str = "unknown";
 
-/// Optional features this agent has, sent in `hello.capabilities`.
+/// Optional features this agent has, sent in `hello.capabilities` (the
+/// server sends nothing that needs one missing here:
+/// `protocol::message_capabilities`).
 pub const CAPABILITIES: &[&str] = &[
-    "active_job_ids",
-    "cancel",
-    "download",
-    "drill",
-    "durable_outbox",
-    "health",
-    "hooks",
-    "local_cron",
+    crate::protocol::CAPABILITY_ACTIVE_JOB_IDS,
+    crate::protocol::CAPABILITY_CANCEL,
+    crate::protocol::CAPABILITY_CATALOG,
+    crate::protocol::CAPABILITY_DOWNLOAD,
+    crate::protocol::CAPABILITY_DRILL,
+    crate::protocol::CAPABILITY_DURABLE_OUTBOX,
+    crate::protocol::CAPABILITY_HEALTH,
+    crate::protocol::CAPABILITY_HOOKS,
+    crate::protocol::CAPABILITY_LOCAL_CRON,
     crate::protocol::CAPABILITY_OFFLINE_BACKUP,
+    crate::protocol::CAPABILITY_RESTORE,
 ];
 
 /// Why the agent could not start (after start-up it never gives up).

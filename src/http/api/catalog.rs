@@ -47,7 +47,7 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             .paged()
             .ok(200, "SnapshotTree")
             .error(404, "No such host, or no such snapshot of it.")
-            .error(409, "`host_offline`: the snapshot is not catalogued and the agent is not connected.")
+            .error(409, "`host_offline`: the snapshot is not catalogued and the agent is not connected; `agent_lacks_capability`: its agent did not declare `catalog`.")
             .error(504, "The agent did not list the folder within 60 s."),
         Endpoint::get("/catalog/search", |r| r.to(search_route))
             .summary("Catalogued entries whose path contains a text, across the fleet")
@@ -262,6 +262,7 @@ async fn list_live(
             timeout.as_secs()
         ))),
         Err(AskError::Offline) | Ok(Err(ListingError::Offline)) => Err(offline()),
+        Ok(Err(ListingError::LacksCapability(e))) => Err(ApiError::lacks_capability(&e)),
         Ok(Err(ListingError::Busy)) => Err(ApiError::unavailable(ListingError::Busy.to_string())),
         Ok(Err(error @ ListingError::TooLarge)) => Err(ApiError::new(
             StatusCode::CONFLICT,

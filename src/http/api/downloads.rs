@@ -89,8 +89,8 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
         )
         .error(
             409,
-            "`host_offline`: the host's agent is not connected; `agent_unsupported`: it is too \
-         old to stream downloads.",
+            "`host_offline`: the host's agent is not connected; `agent_lacks_capability`: it did not \
+         declare the `download` capability (too old to stream downloads).",
         )
         .error(
             502,
@@ -225,7 +225,7 @@ async fn download(
     let path = download_path(query.path.as_deref())?;
     let (host, wanted) = (host_id.clone(), snapshot.clone());
     let (snapshot, capable) = with_conn(&state.pool, move |conn| {
-        let capable = live_host(conn, &host)?.has_capability(protocol::CAPABILITY_DOWNLOAD);
+        let capable = live_host(conn, &host)?.require_capability(protocol::CAPABILITY_DOWNLOAD);
         let snapshot = store::snapshots::find_for_host(conn, &host, &wanted)?
             .ok_or_else(|| ApiError::not_found(&format!("snapshot {wanted} of host {host}")))?;
         Ok((snapshot, capable))
@@ -236,13 +236,7 @@ async fn download(
         .sessions
         .get(&host_id)
         .ok_or_else(|| ApiError::host_offline(&host_id, "a download"))?;
-    if !capable {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "agent_unsupported",
-            format!("the agent of host {host_id} cannot stream downloads; update it"),
-        ));
-    }
+    capable.map_err(|e| ApiError::lacks_capability(&e))?;
 
     let download_id = store::new_id();
     let audit = AuditInfo {

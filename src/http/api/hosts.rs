@@ -1,4 +1,4 @@
-//! Hosts: `GET /hosts` (`?status=online|offline&label=key=value&q=&limit=&offset=`,
+//! Hosts: `GET /hosts` (`?status=online|offline&label=key=value&q=&update_available=&limit=&offset=`,
 //! `label` repeatable, every one must match;
 //! in natural order of the host names),
 //! `GET /hosts/{id}`, `PATCH /hosts/{id}` (display name, labels; operator)
@@ -13,12 +13,14 @@ use serde_json::json;
 
 use super::table::Endpoint;
 use super::{audit, List, PageQuery, DEFAULT_LIMIT};
+use crate::agent_release::AgentRelease;
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
-use crate::store::{self, hosts::HostWithVersion, models};
+use crate::store::hosts::{HostWithVersion, VersionFilter};
+use crate::store::{self, models};
 
 /// Longest display name.
 const MAX_DISPLAY_NAME_LEN: usize = 255;
@@ -48,6 +50,11 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
                 "label",
                 "string",
                 "Only hosts with this label, written key=value; repeat it to require several (all must match).",
+            )
+            .query_enum(
+                "update_available",
+                vec!["true", "false"],
+                "true: only hosts whose agent is older than the newest agent release; false: only the others.",
             )
             .paged()
             .ok(200, "HostList"),
@@ -101,16 +108,23 @@ pub struct HostDto {
     /// When the agent acknowledged `acked_config_version`.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub config_acked_at: Option<Time>,
+    /// Whether the agent is older than the newest agent release (by
+    /// semantic version; false when its version is unknown or unreadable).
+    pub update_available: bool,
+    /// The newest agent release the server knows (`--agent-latest-version`).
+    pub latest_agent_version: String,
 }
 
 impl HostDto {
-    fn from_row(row: HostWithVersion) -> Self {
+    fn from_row(row: HostWithVersion, release: &AgentRelease) -> Self {
         let HostWithVersion {
             host,
             schedule,
             config,
         } = row;
         HostDto {
+            update_available: release.update_available(host.agent_version.as_deref()),
+            latest_agent_version: release.latest.to_string(),
             labels: host.labels,
             status: if host.online { "online" } else { "offline" },
             last_seen: Time::opt(host.last_seen_at),
@@ -138,6 +152,7 @@ struct ListQuery {
     status: Option<String>,
     labels: Vec<String>,
     q: Option<String>,
+    update_available: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
 }
@@ -155,6 +170,7 @@ impl ListQuery {
                 "status" => q.status = Some(value),
                 "label" => q.labels.push(value),
                 "q" => q.q = Some(value),
+                "update_available" => q.update_available = Some(value),
                 "limit" => q.limit = Some(value),
                 "offset" => q.offset = Some(value),
                 _ => {}
@@ -174,9 +190,20 @@ async fn list(
         status,
         labels,
         q,
+        update_available,
         limit,
         offset,
     } = ListQuery::parse(req.query_string())?;
+    let update_available = match update_available.as_deref() {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "update_available: expected true or false, got {other:?}"
+            )))
+        }
+    };
     let label: Vec<(String, String)> = labels
         .into_iter()
         .filter(|l| !l.trim().is_empty())
@@ -197,7 +224,8 @@ async fn list(
         }
     };
     let (limit, offset) = PageQuery { limit, offset }.resolve(DEFAULT_LIMIT, store::MAX_PAGE)?;
-    let filter = store::hosts::HostFilter {
+    let release = state.actors.config.agent_release.clone();
+    let mut filter = store::hosts::HostFilter {
         online,
         query: q.filter(|q| !q.trim().is_empty()),
         labels: label,
@@ -206,11 +234,25 @@ async fn list(
         offset,
         ..Default::default()
     };
+    let older = release.clone();
     let page = with_conn(&state.pool, move |conn| {
+        if let Some(wanted) = update_available {
+            let versions = store::hosts::distinct_agent_versions(conn)?;
+            let older = older.older_of(versions.iter().map(String::as_str));
+            filter.agent_versions = Some(if wanted {
+                VersionFilter::In(older)
+            } else {
+                VersionFilter::NotIn(older)
+            });
+        }
         Ok(store::hosts::list(conn, &filter)?)
     })
     .await?;
-    let items = page.items.into_iter().map(HostDto::from_row).collect();
+    let items = page
+        .items
+        .into_iter()
+        .map(|row| HostDto::from_row(row, &release))
+        .collect();
     Ok(web::Json(List {
         items,
         total: page.total,
@@ -218,11 +260,15 @@ async fn list(
 }
 
 /// The live host with this id and its schedule versions.
-fn load(conn: &mut store::DbConnection, id: &str) -> Result<HostDto, ApiError> {
+fn load(
+    conn: &mut store::DbConnection,
+    id: &str,
+    release: &AgentRelease,
+) -> Result<HostDto, ApiError> {
     live_host(conn, id)?;
     let row = store::hosts::get_with_version(conn, id)?
         .ok_or_else(|| ApiError::not_found(&format!("host {id}")))?;
-    Ok(HostDto::from_row(row))
+    Ok(HostDto::from_row(row, release))
 }
 
 async fn get(
@@ -232,7 +278,8 @@ async fn get(
 ) -> Result<web::Json<HostDto>, ApiError> {
     who.require(Role::Viewer)?;
     let id = path.into_inner();
-    let host = with_conn(&state.pool, move |conn| load(conn, &id)).await?;
+    let release = state.actors.config.agent_release.clone();
+    let host = with_conn(&state.pool, move |conn| load(conn, &id, &release)).await?;
     Ok(web::Json(host))
 }
 
@@ -327,6 +374,7 @@ async fn patch(
     let detail = json!({ "fields": changed });
     let patch = body.into_patch()?;
     let target = id.clone();
+    let release = state.actors.config.agent_release.clone();
     let (host, changed) = state
         .actors
         .write("changing a host", move |conn| {
@@ -354,7 +402,7 @@ async fn patch(
                 None => store::policy_sync::Synced::default(),
             };
             audit(conn, &who, "host.update", Some(&id), Some(detail))?;
-            Ok::<_, ApiError>((load(conn, &id)?, changed))
+            Ok::<_, ApiError>((load(conn, &id, &release)?, changed))
         })
         .await?;
     if changed.any() {

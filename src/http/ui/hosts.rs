@@ -19,6 +19,7 @@ use maud::{html, Markup};
 use super::dashboard::{presence_badge, Severity};
 use super::layout::{self, Nav};
 use super::{encode_query_value, format, html_response, PageCtx, UiError};
+use crate::agent_release::AgentRelease;
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
@@ -127,6 +128,19 @@ fn bulk_forms() -> Markup {
     }
 }
 
+/// An agent's version, marked when a newer agent release is available
+/// (host list and host page).
+pub(super) fn agent_version(version: Option<&str>, release: &AgentRelease) -> Markup {
+    html! {
+        (version.unwrap_or("—"))
+        @if release.update_available(version) {
+            " " span.badge.badge-warning.update-available title={ "Agent " (release.latest) " is available" } {
+                "update available"
+            }
+        }
+    }
+}
+
 pub(super) async fn page(
     state: web::Data<AppState>,
     ctx: PageCtx,
@@ -195,6 +209,7 @@ pub(super) async fn page(
     };
     let now = ctx.now;
     let bulk = ctx.can_operate();
+    let release = &state.actors.config.agent_release;
     let body = html! {
         form.filters #host-filter method="get" action="/hosts" {
             span.field {
@@ -240,7 +255,7 @@ pub(super) async fn page(
                         td { (presence_badge(&h.id, h.online)) }
                         td.labels { @for (k, v) in &h.labels { span.tag { (k) "=" (v) } " " } }
                         td { (h.os) "/" (h.arch) }
-                        td { (h.agent_version.as_deref().unwrap_or("—")) }
+                        td { (agent_version(h.agent_version.as_deref(), release)) }
                         td { (h.restic_version.as_deref().unwrap_or("—")) }
                         td { @match h.last_seen_at { Some(at) => time datetime=(format::rfc3339(at)) title=(format::time(at)) { (format::ago(at, now)) }, None => "never" } }
                         td {

@@ -32,10 +32,13 @@ pub struct AfterReport {
 
 /// Applies the host's freshly stored snapshot list to the catalog (see
 /// the module doc). Call inside the transaction that stored the list.
+/// `queue_jobs`: whether to queue `catalog` jobs (not for an agent
+/// without the `catalog` capability, which could not run them).
 pub fn after_report(
     conn: &mut DbConnection,
     host_id: &str,
     keep: usize,
+    queue_jobs: bool,
     now: i64,
 ) -> QueryResult<AfterReport> {
     let listed = snapshots::list_for_host(conn, host_id)?; // newest first
@@ -59,6 +62,9 @@ pub fn after_report(
             drop_catalog(conn, id)?;
             out.dropped.push(snapshot_id);
         }
+    }
+    if !queue_jobs {
+        return Ok(out);
     }
     let active: HashSet<String> = jobs::table
         .filter(jobs::host_id.eq(host_id))

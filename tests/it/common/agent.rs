@@ -46,17 +46,35 @@ pub async fn enroll(app: &TestApp, hostname: &str) -> Enrolled {
     }
 }
 
-/// A `hello` as a current agent sends it.
+/// The capabilities of a scripted agent: a current agent's but for those
+/// a test opts into (`download`, `health`, `offline_backup`, dumps).
+pub fn capabilities() -> Vec<String> {
+    [
+        protocol::CAPABILITY_ACTIVE_JOB_IDS,
+        protocol::CAPABILITY_CANCEL,
+        protocol::CAPABILITY_CATALOG,
+        protocol::CAPABILITY_DRILL,
+        protocol::CAPABILITY_DURABLE_OUTBOX,
+        protocol::CAPABILITY_HOOKS,
+        protocol::CAPABILITY_LOCAL_CRON,
+        protocol::CAPABILITY_RESTORE,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A `hello` as a current agent sends it, with [`capabilities`].
 pub fn hello(hostname: &str) -> protocol::Hello {
     protocol::Hello {
         protocol_version: protocol::PROTOCOL_VERSION,
-        agent_version: "0.1.0-test".to_owned(),
+        // The server's own version: current, so no update notice.
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         restic_version: "0.14.0".to_owned(),
         hostname: hostname.to_owned(),
         os: protocol::OS_LINUX.to_owned(),
         arch: protocol::ARCH_AMD64.to_owned(),
         boot_time: None,
-        capabilities: vec!["active_job_ids".to_owned()],
+        capabilities: Some(capabilities()),
         last_known_config_version: None,
     }
 }

@@ -23,7 +23,28 @@ pub async fn db<T: Send + 'static>(
     .unwrap()
 }
 
-/// Creates a host directly in the store; returns its id.
+/// Stores a one-snapshot report (snapshot `full`, restic's full id) for
+/// `host_id`.
+pub async fn add_snapshot(app: &TestApp, host_id: &str, full: &str) {
+    let (host, full) = (host_id.to_owned(), full.to_owned());
+    db(app, move |conn| {
+        let snapshot = models::NewSnapshot {
+            short_id: full[..8].to_owned(),
+            snapshot_id: full,
+            time: store::now_ms(),
+            hostname: "web".into(),
+            paths: vec!["/srv".to_owned()],
+            tags: Vec::new(),
+            size_bytes: None,
+            file_count: None,
+        };
+        store::snapshots::replace_for_host(conn, &host, &[snapshot], store::now_ms()).unwrap();
+    })
+    .await;
+}
+
+/// Creates a host directly in the store, as a current scripted agent
+/// would leave it ([`super::agent::capabilities`]); returns its id.
 pub async fn create_host(app: &TestApp, hostname: &str) -> String {
     let hostname = hostname.to_owned();
     db(app, move |conn| {
@@ -31,8 +52,9 @@ pub async fn create_host(app: &TestApp, hostname: &str) -> String {
         store::hosts::insert(
             conn,
             &models::NewHost {
-                agent_version: Some("0.1.0".into()),
+                agent_version: Some(env!("CARGO_PKG_VERSION").into()),
                 restic_version: Some("0.17.3".into()),
+                capabilities: super::agent::capabilities(),
                 ..models::NewHost::new(
                     store::new_id(),
                     hostname,

@@ -287,7 +287,16 @@ impl Agent {
             os: protocol::OS_LINUX.to_owned(),
             arch: protocol::ARCH_AMD64.to_owned(),
             boot_time: None,
-            capabilities: vec!["active_job_ids".to_owned()],
+            capabilities: Some(
+                [
+                    protocol::CAPABILITY_ACTIVE_JOB_IDS,
+                    protocol::CAPABILITY_CANCEL,
+                    protocol::CAPABILITY_CATALOG,
+                    protocol::CAPABILITY_LOCAL_CRON,
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            ),
             last_known_config_version: None,
         };
         if Self::send(ws, hello).await.is_err() {

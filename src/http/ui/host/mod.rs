@@ -23,8 +23,10 @@ use maud::{html, Markup};
 use serde_json::json;
 
 use super::dashboard::presence_badge;
+use super::hosts::agent_version;
 use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, UiError};
+use crate::agent_release::AgentRelease;
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::live_host;
@@ -152,7 +154,7 @@ pub(super) async fn page(
     let title = host.display_name.as_deref().unwrap_or(&host.hostname);
     let body = html! {
         div #host-page data-host-id=(host.id) {
-            (facts(&ctx, &data))
+            (facts(&ctx, &data, &state.actors.config.agent_release))
             (first_steps(&ctx, &data))
             (repository_section(&ctx, &data))
             (health::health_section(&ctx, &data))
@@ -208,7 +210,7 @@ fn job_button(
     }
 }
 
-fn facts(ctx: &PageCtx, data: &Data) -> Markup {
+fn facts(ctx: &PageCtx, data: &Data, release: &AgentRelease) -> Markup {
     let host = &data.host.host;
     let version = data.host.schedule.as_ref();
     html! {
@@ -218,7 +220,7 @@ fn facts(ctx: &PageCtx, data: &Data) -> Markup {
                 dt { "Host name" } dd #host-hostname { (host.hostname) }
                 @if let Some(name) = &host.display_name { dt { "Display name" } dd { (name) } }
                 dt { "OS" } dd { (host.os) "/" (host.arch) }
-                dt { "Agent version" } dd { (host.agent_version.as_deref().unwrap_or("—")) }
+                dt { "Agent version" } dd #agent-version { (agent_version(host.agent_version.as_deref(), release)) }
                 dt { "restic version" } dd { (host.restic_version.as_deref().unwrap_or("—")) }
                 dt { "Last seen" } dd {
                     @match host.last_seen_at {

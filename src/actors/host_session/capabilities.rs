@@ -1,0 +1,65 @@
+//! What this session may send its agent (issue 14 §4): the capabilities
+//! of its `hello` (protocol 1's set when it declared none), the gate every
+//! outgoing message passes, the refusal of a queued job the agent cannot
+//! run, and the one `agent.update_available` of the session.
+
+use actix_web_actors::ws;
+
+use super::{HostSession, QueuedJob};
+use crate::agent_release::AgentAge;
+use crate::protocol::{self, ServerToAgent};
+
+impl HostSession {
+    /// Takes the capabilities and the version of `hello`: what the session
+    /// may send from now on, and whether an update notice is due.
+    pub(super) fn take_hello_facts(&mut self, hello: &protocol::Hello) {
+        self.capabilities = protocol::effective_capabilities(hello.capabilities.as_deref());
+        self.health.capable = self.has_capability(protocol::CAPABILITY_HEALTH);
+        let release = &self.actors.config.agent_release;
+        self.update_notice = match release.age(&hello.agent_version) {
+            AgentAge::Older => Some(release.notice()),
+            AgentAge::Current => None,
+            AgentAge::Unparsable(e) => {
+                tracing::warn!(host_id = %self.host_id, agent_version = %hello.agent_version, error = %e,
+                    "agent version is not a semantic version; no update notice");
+                None
+            }
+        };
+    }
+
+    /// Whether the agent declared `capability`.
+    pub(super) fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// The capability `message` needs that the agent lacks, if any: such a
+    /// message is never sent (callers refuse earlier; this is the last
+    /// guard).
+    pub(super) fn missing_for(&self, message: &ServerToAgent) -> Option<String> {
+        let required = protocol::message_capabilities(message);
+        protocol::first_missing(&self.capabilities, &required).map(str::to_owned)
+    }
+
+    /// Why a queued job is not sent: its kind or an option needs a
+    /// capability the agent lacks (a catalog job of an agent without
+    /// `catalog`, a job queued before the agent was replaced by an older
+    /// one). The job fails with this reason.
+    pub(super) fn capability_refusal(&self, job: &QueuedJob) -> Option<String> {
+        let required = protocol::run_capabilities(&job.run);
+        protocol::first_missing(&self.capabilities, &required).map(|missing| {
+            format!(
+                "agent_lacks_capability: the agent of host {} lacks capability {missing:?} \
+                 (not in its hello.capabilities); a {} job was not sent",
+                self.host_id, job.run.kind
+            )
+        })
+    }
+
+    /// Sends the session's `agent.update_available`, once.
+    pub(super) fn send_update_notice(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(notice) = self.update_notice.take() {
+            tracing::info!(host_id = %self.host_id, latest_version = %notice.latest_version, "telling the agent an update is available");
+            self.send(ctx, notice);
+        }
+    }
+}
