@@ -281,7 +281,9 @@ impl Agent {
     async fn session(&mut self, ws: &mut Ws, stop: &mut watch::Receiver<bool>) -> End {
         let hello = protocol::Hello {
             protocol_version: protocol::PROTOCOL_VERSION,
-            agent_version: "0.1.0-loadgen".to_owned(),
+            // The server's own version (build metadata is ignored by semver
+            // precedence): no `agent.update_available` per session.
+            agent_version: concat!(env!("CARGO_PKG_VERSION"), "+loadgen").to_owned(),
             restic_version: "0.14.0".to_owned(),
             hostname: format!("loadgen-{}", self.index + 1),
             os: protocol::OS_LINUX.to_owned(),
