@@ -174,9 +174,25 @@ async fn bad_reports_are_bad_frames_and_secrets_are_dropped() {
     let quiet = discovery(&app, &other).await;
     assert_eq!(quiet["received_at"], Value::Null);
 
+    // An agent that did not declare `discovery`: its report is a bad
+    // frame and nothing is stored.
     let enrolled = scripted::enroll(&app, "disc-1").await;
     let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
     agent.hello("disc-1").await;
+    agent.send(DiscoveryReport { containers: vec![] }).await;
+    let frame = agent.expect_error().await;
+    assert_eq!(frame.code, protocol::ERROR_BAD_FRAME);
+    assert!(frame.detail.contains("discovery capability"), "{frame:?}");
+    agent.close().await;
+
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    let mut hello = scripted::hello("disc-1");
+    hello
+        .capabilities
+        .get_or_insert_with(Vec::new)
+        .push(protocol::CAPABILITY_DISCOVERY.to_owned());
+    agent.send(hello).await;
+    crate::health::expect_config_push(&mut agent).await;
 
     agent
         .send_text(r#"{"type":"discovery.report","id":"bad1","data":{"containers":[{"id":"a","name":"n"}]}}"#)

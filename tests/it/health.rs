@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::agent::{self as scripted, TestAgent};
-use crate::common::api::{self, assert_error, call, create_host, metrics_text};
+use crate::common::api::{self, assert_error, call, metrics_text};
 use crate::common::daemon::{self, InProcessAgent};
 use crate::common::e2e;
 use crate::common::server::{spawn_app, spawn_app_with, TestApp};
@@ -46,7 +46,8 @@ pub(crate) async fn put_checks(app: &TestApp, host_id: &str, body: Value) -> (St
 #[actix_web::test]
 async fn health_checks_round_trip_and_refuse_bad_fields() {
     let app = spawn_app().await;
-    let host_id = create_host(&app, "web-1").await;
+    // Enrolled, not yet connected: its agent's capabilities are not known.
+    let host_id = scripted::enroll(&app, "web-1").await.host_id;
     let path = format!("/hosts/{host_id}/health-checks");
     assert_eq!(api::get(&app, &app.admin_token, &path).await.1, json!([]));
 
@@ -162,17 +163,28 @@ pub(crate) fn result(name: &str, ok: bool, latency_ms: u64) -> HealthCheckResult
 async fn health_set_goes_to_capable_agents_and_reports_are_stored() {
     let app = spawn_app().await;
 
-    // An old agent: no health.set, before or after a change.
+    // An old agent: no health.set, and checks it would never run are
+    // refused naming the capability (nothing stored, nothing pushed).
     let old = scripted::enroll(&app, "old-1").await;
     let mut agent = TestAgent::connect(&app, &old).await.unwrap();
     agent.hello("old-1").await;
-    let (status, _) = put_checks(
+    let (status, body) = put_checks(
         &app,
         &old.host_id,
         json!([web_check("http://127.0.0.1:1/")]),
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "agent_lacks_capability", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("health"),
+        "{body}"
+    );
+    let (status, stored) = put_checks(&app, &old.host_id, json!([])).await;
+    assert_eq!((status, stored), (StatusCode::OK, json!([])));
     expect_config_push(&mut agent).await;
     agent
         .send_text(r#"{"type":"no.such.type","id":"probe","data":{}}"#)

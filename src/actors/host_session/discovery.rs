@@ -23,6 +23,15 @@ impl HostSession {
         ctx: &mut ws::WebsocketContext<Self>,
         now: Instant,
     ) {
+        if !self.has_capability(protocol::CAPABILITY_DISCOVERY) {
+            let frame = Self::bad(
+                protocol::ERROR_BAD_FRAME,
+                "discovery.report from an agent without the discovery capability".to_owned(),
+                Some(id),
+            );
+            self.bad_frame(ctx, frame, now);
+            return;
+        }
         let count = report.containers.len();
         if count > protocol::MAX_DISCOVERED_CONTAINERS {
             tracing::warn!(host_id = %self.host_id, containers = count, "discovery report refused: too many containers");

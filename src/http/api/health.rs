@@ -54,7 +54,12 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             )
             .role(Role::Operator)
             .body("HealthCheckList")
-            .ok(200, "HealthCheckList"),
+            .ok(200, "HealthCheckList")
+            .error(
+                409,
+                "`agent_lacks_capability`: the host's agent connected without the `health` \
+                 capability, so it would never run the checks.",
+            ),
         Endpoint::get("/hosts/{id}/health", |r| r.to(get_health))
             .summary("The latest result of each of a host's health checks")
             .role(Role::Viewer)
@@ -191,6 +196,11 @@ async fn put_checks(
     who.require(Role::Operator)?;
     let host_id = path.into_inner();
     let checks = parse_checks(body.into_inner(), state.config.health_min_interval_seconds)?;
+    if !checks.is_empty() {
+        let id = host_id.clone();
+        let host = with_conn(&state.pool, move |conn| live_host(conn, &id)).await?;
+        require_health(&host)?;
+    }
     let stored = checks.clone();
     let id = host_id.clone();
     change_host_config(&state, &host_id, "setting health checks", move |conn| {
@@ -206,6 +216,18 @@ async fn put_checks(
     })
     .await?;
     Ok(web::Json(checks))
+}
+
+/// Checks are refused (409 `agent_lacks_capability`) for a host whose
+/// agent has said `hello` without the `health` capability: it would never
+/// run them. A host that has not connected yet takes them (pushed when its
+/// agent connects, if it can run them).
+fn require_health(host: &store::models::Host) -> Result<(), ApiError> {
+    if host.agent_version.is_none() {
+        return Ok(());
+    }
+    host.require_capability(protocol::CAPABILITY_HEALTH)
+        .map_err(|e| ApiError::lacks_capability(&e))
 }
 
 /// One check's latest result as the API shows it.
