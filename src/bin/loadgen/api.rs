@@ -356,6 +356,27 @@ impl Api {
         }
     }
 
+    /// One folder of a snapshot as the browse route answers it: (whether
+    /// the snapshot is catalogued, the folder's entries).
+    pub async fn snapshot_folder(
+        &self,
+        host_id: &str,
+        snapshot_id: &str,
+        path: &str,
+    ) -> anyhow::Result<(bool, u64)> {
+        #[derive(Deserialize)]
+        struct Tree {
+            catalogued: bool,
+            total: u64,
+        }
+        let tree: Tree = self
+            .get(&format!(
+                "/hosts/{host_id}/snapshots/{snapshot_id}/tree?path={path}&limit=1"
+            ))
+            .await?;
+        Ok((tree.catalogued, tree.total))
+    }
+
     /// Whether log line `seq` of the job can be read through the API.
     pub async fn log_line_visible(&self, job_id: &str, seq: u64) -> anyhow::Result<bool> {
         #[derive(Deserialize)]

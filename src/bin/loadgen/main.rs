@@ -18,7 +18,7 @@
 //! - [`agent`]: one simulated agent (WebSocket client, PROTOCOL.md).
 //! - [`fleet`]: N agents, their shared counters, source addresses.
 //! - [`scenarios`]: `connect`, `idle`, `dispatch`, `fanout`, `logs`,
-//!   `reconnect`, `ui`.
+//!   `reconnect`, `ui`, `catalog`, `catalog-live`, `shared-repo`, `soak`.
 //! - [`seed`]: the `ui` scenario's hosts, jobs and log lines, written
 //!   straight into the database.
 //! - [`baseline_ws`], [`baseline_actix`], [`baseline_sqlite`]: the bare
@@ -81,6 +81,11 @@ pub enum Scenario {
     /// writer stores them (--batch per transaction): entries per second,
     /// then p50 / p99 of a 10,000-entry folder page and of a search.
     Catalog,
+    /// The catalog through real sessions: each agent reports a snapshot
+    /// and streams its --catalog-entries entries when the server's
+    /// `catalog` job comes; entries per second and the server's RSS
+    /// before, at its peak and after.
+    CatalogLive,
     /// N agents on --repositories shared repositories: a backup per host
     /// every --backup-every, a prune per repository every --prune-every,
     /// for --duration: jobs failed for a lock (must be 0), jobs that ran
@@ -119,6 +124,7 @@ impl Scenario {
             Scenario::Reconnect => "reconnect",
             Scenario::Ui => "ui",
             Scenario::Catalog => "catalog",
+            Scenario::CatalogLive => "catalog-live",
             Scenario::SharedRepo => "shared-repo",
             Scenario::Soak => "soak",
             Scenario::BaselineWs => "baseline-ws",
@@ -279,7 +285,8 @@ pub struct Options {
     /// --duration).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub requests: u32,
-    /// `catalog`: entries of the catalogued snapshot.
+    /// `catalog`: entries of the catalogued snapshot; `catalog-live`:
+    /// entries of each agent's snapshot.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub catalog_entries: u64,
     /// `RESTIC_MANAGER_LOG` of the started server.
@@ -386,6 +393,9 @@ mod tests {
         let c = parse(&["connect", "--policies", "20"]).unwrap();
         assert_eq!(c.options.policies, 20);
         assert!(parse(&["fanout", "--via", "label"]).is_err());
+        let l = parse(&["catalog-live", "--agents", "4", "--catalog-entries", "5000"]).unwrap();
+        assert_eq!(l.scenario.name(), "catalog-live");
+        assert_eq!(l.options.catalog_entries, 5000);
         let b = parse(&["baseline-sqlite", "--writers", "10", "--lines", "5"]).unwrap();
         assert_eq!(b.scenario, Scenario::BaselineSqlite);
         assert_eq!(b.scenario.name(), "baseline-sqlite");

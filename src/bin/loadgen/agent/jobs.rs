@@ -28,8 +28,12 @@ pub(super) struct RunningJob {
     pub(super) started: Instant,
     /// Hold: when it ends.
     pub(super) ends_at: Option<Instant>,
-    /// Stream: next line number.
+    /// Stream: next line number; catalog: next chunk number.
     pub(super) next_seq: u64,
+    /// Catalog: the snapshot listed.
+    pub(super) snapshot_id: Option<String>,
+    /// Catalog: entries sent so far (`job.finished`'s `stats.entries`).
+    pub(super) entries_sent: u64,
 }
 
 impl Agent {
@@ -70,13 +74,21 @@ impl Agent {
             },
         )
         .await?;
+        let catalog = run.kind == protocol::JobKind::Catalog;
         let mut job = RunningJob {
             id: run.job_id,
             started: Instant::now(),
             ends_at: None,
             next_seq: 1,
+            snapshot_id: run.snapshot_id.filter(|_| catalog),
+            entries_sent: 0,
         };
         match self.config.jobs {
+            JobBehaviour::Catalog { .. } if job.snapshot_id.is_some() => self.jobs.push(job),
+            JobBehaviour::Catalog { .. } => {
+                self.finish(job, protocol::FinishStatus::Succeeded, Some(ws))
+                    .await?
+            }
             JobBehaviour::Instant => {
                 self.finish(job, protocol::FinishStatus::Succeeded, Some(ws))
                     .await?
@@ -103,8 +115,10 @@ impl Agent {
 
     /// When the streaming job's next line is due (now, unpaced).
     pub(super) fn next_line_due(&self) -> Option<Instant> {
-        let JobBehaviour::Stream { per_second, .. } = self.config.jobs else {
-            return None;
+        let per_second = match self.config.jobs {
+            JobBehaviour::Stream { per_second, .. } => per_second,
+            JobBehaviour::Catalog { .. } => None,
+            _ => return None,
         };
         let job = self.jobs.iter().find(|j| j.ends_at.is_none())?;
         Some(match per_second {
@@ -116,13 +130,14 @@ impl Agent {
     /// Sends the streaming job's due lines (at most a chunk); finishes it
     /// after its last line.
     pub(super) async fn stream_chunk(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
-        let JobBehaviour::Stream {
-            lines,
-            line_bytes,
-            per_second,
-        } = self.config.jobs
-        else {
-            return Ok(());
+        let (lines, line_bytes, per_second) = match self.config.jobs {
+            JobBehaviour::Stream {
+                lines,
+                line_bytes,
+                per_second,
+            } => (lines, line_bytes, per_second),
+            JobBehaviour::Catalog { entries } => return self.catalog_chunk(ws, entries).await,
+            _ => return Ok(()),
         };
         let Some(at) = self.jobs.iter().position(|j| j.ends_at.is_none()) else {
             return Ok(());
@@ -206,7 +221,12 @@ impl Agent {
             status,
             exit_code: 0,
             finished_at: Utc::now(),
-            stats: None,
+            // What the server checks before it completes a catalog.
+            stats: job.snapshot_id.as_ref().and_then(|_| {
+                serde_json::json!({ "entries": job.entries_sent })
+                    .as_object()
+                    .cloned()
+            }),
             error: None,
         };
         let envelope = Envelope::new(AgentToServer::JobFinished(finished));

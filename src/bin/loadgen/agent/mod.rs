@@ -45,9 +45,11 @@ use restic_manager::protocol::{self, AgentToServer, Envelope, ServerToAgent};
 use crate::fleet::{Credentials, Shared};
 
 mod backoff;
+mod catalog;
 mod jobs;
 
 pub use backoff::{Backoff, Rng};
+pub use catalog::{folders as catalog_folders, snapshot_id as catalog_snapshot_id};
 pub use jobs::log_payload;
 use jobs::RunningJob;
 
@@ -74,6 +76,10 @@ pub enum JobBehaviour {
     /// Run for this long, then finish, connected or not (a result made
     /// while disconnected waits in the outbox).
     Hold(Duration),
+    /// Report one snapshot after the first greeting and list it when its
+    /// `catalog` job comes: `entries` entries in `catalog.chunk` frames
+    /// as fast as the socket takes them; other jobs finish at once.
+    Catalog { entries: u64 },
 }
 
 /// How every agent of a fleet behaves.
@@ -122,6 +128,8 @@ struct Agent {
     outbox: Vec<(String, String)>,
     /// Greeted on the current connection.
     greeted: bool,
+    /// Catalog: the snapshot has been reported.
+    reported: bool,
     /// Held until the first greeting (first connections only).
     gate: Option<OwnedSemaphorePermit>,
     /// When the first connection attempt began.
@@ -148,6 +156,7 @@ pub async fn run(
         done: VecDeque::new(),
         outbox: Vec::new(),
         greeted: false,
+        reported: false,
         gate: None,
         first_attempt: None,
         backoff: Backoff::new(index as u64 + 1),
@@ -399,6 +408,7 @@ impl Agent {
                     .fetch_max(set.version, Ordering::Relaxed);
                 if !self.greeted {
                     self.went_online();
+                    self.report_snapshot(ws).await?;
                 }
                 Ok(())
             }

@@ -18,8 +18,11 @@
 //!   memory and descriptors stay flat, nothing is lost.
 //! - [`catalog`]: snapshot catalog ingest rate, folder browse and search
 //!   latencies (store path).
+//! - [`catalog_live`]: the same ingest through real sessions: rate and the
+//!   server's memory at its peak.
 
 mod catalog;
+mod catalog_live;
 mod connect;
 mod dispatch;
 mod fanout;
@@ -87,6 +90,7 @@ pub async fn run(scenario: Scenario, opts: Options) -> anyhow::Result<Report> {
                 Scenario::Reconnect => reconnect::run(&mut ctx).await?,
                 Scenario::SharedRepo => shared_repo::run(&mut ctx).await?,
                 Scenario::Soak => soak::run(&mut ctx).await?,
+                Scenario::CatalogLive => catalog_live::run(&mut ctx).await?,
                 _ => bail!("not a server scenario"),
             };
             ctx.close().await;
