@@ -2,8 +2,8 @@
 //! test server, the real agent, real restic, and a real database: the
 //! throwaway PostgreSQL of `scripts/test` (`RESTIC_MANAGER_TEST_POSTGRES_URL`;
 //! without it these tests start their own through `scripts/pg-throwaway`,
-//! and skip with a printed reason when PostgreSQL is not installed), and
-//! `sqlite3`.
+//! and skip with a printed reason when PostgreSQL is not installed),
+//! `sqlite3`, and MariaDB (`mariadb.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -18,6 +18,8 @@ use crate::common::db::postgres_admin_url;
 use crate::common::e2e::{get, post, put, run_job, wait_online};
 use crate::common::restic::TempRepo;
 use crate::common::server::{spawn_app, TestApp};
+
+mod mariadb;
 
 /// A PostgreSQL server the test may create databases on: the one of the
 /// environment, or a throwaway one stopped on drop.
@@ -43,23 +45,16 @@ impl Postgres {
         }
         let dir =
             std::env::temp_dir().join(format!("rm-dumps-pg-{}", uuid::Uuid::new_v4().simple()));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-throwaway");
-        let out = Command::new(&script)
-            .arg("start")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            eprintln!(
-                "skipped: cannot start a throwaway PostgreSQL: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
+        match throwaway("pg-throwaway", "start", &dir) {
+            Ok(url) => Some(Self {
+                url,
+                throwaway: Some(dir),
+            }),
+            Err(reason) => {
+                eprintln!("skipped: cannot start a throwaway PostgreSQL: {reason}");
+                None
+            }
         }
-        Some(Self {
-            url: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
-            throwaway: Some(dir),
-        })
     }
 
     /// (host, port) of the server.
@@ -73,39 +68,65 @@ impl Postgres {
 
     /// `psql` on `database`, asserting success; returns stdout.
     fn psql(&self, database: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
-        use std::io::Write;
         let url = crate::common::db::with_database(&self.url, database);
-        let mut child = Command::new("psql")
+        let mut command = Command::new("psql");
+        command
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-d", &url])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        if let Some(bytes) = stdin {
-            input.write_all(bytes).unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "psql {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+            .args(args);
+        run_tool(command, stdin)
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
         if let Some(dir) = &self.throwaway {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-throwaway");
             // Best effort: a leftover cluster in /tmp is harmless.
-            let _ = Command::new(script).arg("stop").arg(dir).output();
+            let _ = throwaway("pg-throwaway", "stop", dir);
         }
     }
+}
+
+/// `scripts/<script> <action> <dir>` (`pg-throwaway`, `mariadb-throwaway`):
+/// its trimmed stdout, or its stderr when it fails.
+fn throwaway(script: &str, action: &str, dir: &Path) -> Result<String, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let out = Command::new(&script)
+        .arg(action)
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+}
+
+/// Runs a database client `command` with `stdin` (or an empty one),
+/// asserting success; returns its trimmed stdout.
+fn run_tool(mut command: Command, stdin: Option<&[u8]>) -> String {
+    use std::io::Write;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} {:?}: {}",
+        command.get_program(),
+        command.get_args().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// The server, an online agent, and an initialised repository.
@@ -142,6 +163,63 @@ fn restic_dump(repo: &TempRepo, tag: &str, path: &str) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// Runs the backup of dump group `group`: it succeeds, its stats name
+/// `engine` and more than 300,000 bytes dumped, its log shows the steps,
+/// and `secret` is in neither the job nor its log.
+async fn assert_dump_backup(app: &TestApp, host: &str, group: &str, engine: &str, secret: &str) {
+    let backup = run_job(app, host, json!({"kind": "backup", "source_group": group})).await;
+    assert_eq!(backup["status"], "succeeded", "{backup}");
+    assert!(!backup.to_string().contains(secret), "{backup}");
+    assert_eq!(backup["stats"]["database_engine"], engine, "{backup}");
+    assert!(
+        backup["stats"]["dump_bytes"].as_u64().unwrap() > 300_000,
+        "{backup}"
+    );
+    let logs = get(
+        app,
+        &format!("/jobs/{}/logs?limit=10000", backup["id"].as_str().unwrap()),
+    )
+    .await;
+    let text = logs.to_string();
+    assert!(text.contains("dumping "), "no dumping step in the log");
+    assert!(text.contains("dump complete: "), "no dump size in the log");
+    assert!(!text.contains(secret), "password in the log");
+}
+
+/// A dump group `group` with `dump` (naming a database that does not
+/// exist): its backup fails with `"<tool> failed"` and the tool's own
+/// `message`, and leaves neither a snapshot nor a lock.
+async fn assert_missing_database_fails(
+    app: &TestApp,
+    host: &str,
+    repo: &TempRepo,
+    group: &str,
+    dump: Value,
+    tool: &str,
+    message: &str,
+) {
+    post(
+        app,
+        &format!("/hosts/{host}/source-groups"),
+        json!({"name": group, "type": "dump", "dump": dump}),
+    )
+    .await;
+    let failed = run_job(app, host, json!({"kind": "backup", "source_group": group})).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains(message), "{error}");
+    assert!(error.starts_with(&format!("{tool} failed")), "{error}");
+    assert!(
+        snapshots_tagged(repo, group).is_empty(),
+        "a failed dump left a snapshot"
+    );
+    assert!(
+        repo.lock_files().is_empty(),
+        "restic left a lock: {:?}",
+        repo.lock_files()
+    );
 }
 
 /// 10,000 rows dumped with pg_dump through a dump group, read back with
@@ -191,36 +269,9 @@ async fn postgres_dump_round_trip_and_missing_database() {
         "{group}"
     );
 
-    let backup = run_job(
-        &app,
-        &host,
-        json!({"kind": "backup", "source_group": "shop-db"}),
-    )
-    .await;
-    assert_eq!(backup["status"], "succeeded", "{backup}");
     let version = pg.psql("postgres", &["-c", "SHOW server_version"], None);
-    let expected = format!("PostgreSQL {}", version.split_whitespace().next().unwrap());
-    assert_eq!(
-        backup["stats"]["database_engine"],
-        expected.as_str(),
-        "{backup}"
-    );
-    assert!(
-        backup["stats"]["dump_bytes"].as_u64().unwrap() > 300_000,
-        "{backup}"
-    );
-    let logs = get(
-        &app,
-        &format!("/jobs/{}/logs?limit=10000", backup["id"].as_str().unwrap()),
-    )
-    .await;
-    let text = logs.to_string();
-    assert!(text.contains("dumping "), "no dumping step in the log");
-    assert!(text.contains("dump complete: "), "no dump size in the log");
-    assert!(
-        !text.contains("not-needed-with-trust"),
-        "password in the log"
-    );
+    let engine = format!("PostgreSQL {}", version.split_whitespace().next().unwrap());
+    assert_dump_backup(&app, &host, "shop-db", &engine, "not-needed-with-trust").await;
 
     let dumped = restic_dump(&repo, "shop-db", &format!("/{source}.sql"));
     pg.psql(
@@ -236,38 +287,18 @@ async fn postgres_dump_round_trip_and_missing_database() {
     );
     assert!(pg.psql(&copy, &["-c", "SELECT count(*) FROM items"], None) == "10000");
 
-    post(
-        &app,
-        &format!("/hosts/{host}/source-groups"),
-        json!({"name": "missing-db", "type": "dump", "dump": {
-            "driver": "postgres", "database": "no_such_database_here", "host": host_name,
-            "port": port, "user": "postgres"
-        }}),
-    )
-    .await;
-    let failed = run_job(
+    assert_missing_database_fails(
         &app,
         &host,
-        json!({"kind": "backup", "source_group": "missing-db"}),
+        &repo,
+        "missing-db",
+        json!({"driver": "postgres", "database": "no_such_database_here",
+               "host": host_name, "port": port, "user": "postgres"}),
+        "pg_dump",
+        "database \"no_such_database_here\" does not exist",
     )
     .await;
-    assert_eq!(failed["status"], "failed", "{failed}");
-    let error = failed["error"].as_str().unwrap();
-    assert!(
-        error.contains("database \"no_such_database_here\" does not exist"),
-        "{error}"
-    );
-    assert!(error.starts_with("pg_dump failed"), "{error}");
-    assert!(
-        snapshots_tagged(&repo, "missing-db").is_empty(),
-        "a failed dump left a snapshot"
-    );
     assert_eq!(snapshots_tagged(&repo, "shop-db").len(), 1);
-    assert!(
-        repo.lock_files().is_empty(),
-        "restic left a lock: {:?}",
-        repo.lock_files()
-    );
 
     for db in [&source, &copy] {
         pg.psql("postgres", &["-c", &format!("DROP DATABASE {db}")], None);
