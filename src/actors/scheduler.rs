@@ -22,7 +22,7 @@
 //! tests drive it with a fake clock; the actor's own timer sends the real
 //! time every [`TICK_INTERVAL`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -267,21 +267,30 @@ impl Handler<Tick> for Scheduler {
                     .map(|(schedule, at)| (schedule, at.div_euclid(60_000)))
                     .collect();
                 let mut misses = Vec::new();
+                // A policy gives thousands of hosts one cron expression:
+                // each (expression, start) is worked out once per tick.
+                let mut memo: HashMap<(String, i64), Result<Vec<i64>, InvalidCron>> =
+                    HashMap::new();
                 for schedule in schedules::list_enabled(c)? {
                     let start = from.max(schedule.updated_at);
                     let expr = &schedule.cron_expr;
-                    let times =
-                        match cron_times_between(expr, start, until, MAX_MISSES_PER_SCHEDULE) {
-                            Ok(times) => times,
-                            Err(e) => {
-                                tracing::warn!(
-                                    schedule_id = %schedule.id,
-                                    error = %e,
-                                    "stored cron expression does not parse"
-                                );
-                                continue;
-                            }
-                        };
+                    let times = memo
+                        .entry((expr.clone(), start))
+                        .or_insert_with(|| {
+                            cron_times_between(expr, start, until, MAX_MISSES_PER_SCHEDULE)
+                        })
+                        .clone();
+                    let times = match times {
+                        Ok(times) => times,
+                        Err(e) => {
+                            tracing::warn!(
+                                schedule_id = %schedule.id,
+                                error = %e,
+                                "stored cron expression does not parse"
+                            );
+                            continue;
+                        }
+                    };
                     // A backup schedule without source groups makes no jobs
                     // when it fires, so its fires leave no trace: never
                     // "missed". Every other kind's fire leaves a job, if

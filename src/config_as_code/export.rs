@@ -1,5 +1,5 @@
 //! The database as a configuration file: [`export`] writes the shared
-//! repositories, the policies and the labels of every live host that has
+//! repositories, the policies (their health checks included) and the labels of every live host that has
 //! some, in the format `file` reads, so that applying the export to the
 //! same server changes nothing. The output is deterministic (sorted by
 //! name, no timestamp), so exports diff well under version control.
@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::protocol::{RetentionPolicy, RunOptions};
+use crate::protocol::{HealthCheckSpec, RetentionPolicy, RunOptions};
 use crate::store::models::Host;
 use crate::store::schema::hosts;
 use crate::store::{self, DbConnection};
@@ -107,6 +107,13 @@ struct OutPolicy<'a> {
     options: Option<&'a RunOptions>,
     source_groups: Vec<OutGroup<'a>>,
     schedules: Vec<OutSchedule<'a>>,
+    #[serde(skip_serializing_if = "no_checks")]
+    health_checks: &'a [HealthCheckSpec],
+}
+
+/// A policy without health checks writes no `health_checks` key.
+fn no_checks(checks: &&[HealthCheckSpec]) -> bool {
+    checks.is_empty()
 }
 
 #[derive(Serialize)]
@@ -213,6 +220,7 @@ pub fn export(conn: &mut DbConnection) -> Result<String, ExportError> {
                     source_groups: &s.source_groups,
                 })
                 .collect(),
+            health_checks: &p.health_checks,
         };
         out.push('\n');
         out.push_str(&to_toml(

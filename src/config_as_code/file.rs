@@ -10,7 +10,7 @@
 //! still in use, a source group name taken).
 //!
 //! Every error names the line it is about ([`FileError`]): toml's spans
-//! give the byte offsets, [`line_of`] turns them into line numbers.
+//! give the byte offsets, `lines` turns them into line numbers.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -25,6 +25,11 @@ use crate::http::api::{
 };
 use crate::http::error::ApiError;
 use crate::store::policies::Policy;
+
+mod lines;
+
+pub use lines::line_of;
+use lines::{key_line, PolicyLines};
 
 /// Most bytes of a configuration file.
 pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
@@ -208,6 +213,9 @@ struct RawPolicy {
     repository_id: Option<Spanned<String>>,
     #[serde(default)]
     options: Option<Spanned<serde_json::Value>>,
+    /// As `PUT /hosts/{id}/health-checks`' items (`[[policies.health_checks]]`).
+    #[serde(default)]
+    health_checks: Vec<Spanned<serde_json::Map<String, serde_json::Value>>>,
 }
 
 #[derive(Deserialize)]
@@ -218,39 +226,6 @@ struct RawHost {
     id: Option<String>,
     // Not `Spanned`, as `RawPolicy::selector`: `[hosts.labels]` headers.
     labels: BTreeMap<String, String>,
-}
-
-/// The 1-based line of byte `offset` in `text`.
-pub fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
-}
-
-/// The line where `key` is set inside the table at `span` (`key = ...` or
-/// a `[...key]` header); `None` when the table's span does not reach it.
-fn key_line(text: &str, span: Range<usize>, key: &str) -> Option<usize> {
-    let start = span.start.min(text.len());
-    let end = span.end.clamp(start, text.len());
-    let mut offset = start;
-    for l in text[start..end].split_inclusive('\n') {
-        let t = l.trim_start();
-        let assigned = t
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='));
-        let header = t.starts_with('[')
-            && t.trim_end()
-                .trim_end_matches(']')
-                .ends_with(&format!(".{key}"));
-        if assigned || header {
-            return Some(line_of(text, offset));
-        }
-        offset += l.len();
-    }
-    None
 }
 
 /// Reads a configuration file: every table checked, every secret read
@@ -332,6 +307,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Desired
             })
             .collect();
         let options_line = p.options.as_ref().map_or(at, |o| line(o.span()));
+        let check_lines: Vec<usize> = p.health_checks.iter().map(|c| line(c.span())).collect();
         let repository = match (p.repository, p.repository_id) {
             (Some(_), Some(id)) => {
                 return Err(FileError::at(
@@ -369,19 +345,23 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Desired
                 })
                 .collect(),
             p.options.map(Spanned::into_inner),
+            p.health_checks
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
         );
-        let policy = request.into_policy(String::new(), 0, 0).map_err(|e| {
-            let l = locate(
-                &e.message,
-                at,
-                name_line,
-                selector_line,
-                options_line,
-                &group_lines,
-                &schedule_lines,
-            );
-            FileError::from_api(l, e)
-        })?;
+        let lines = PolicyLines {
+            policy: at,
+            name: name_line,
+            selector: selector_line,
+            options: options_line,
+            groups: group_lines,
+            schedules: schedule_lines,
+            checks: check_lines,
+        };
+        let policy = request
+            .into_policy(String::new(), 0, 0)
+            .map_err(|e| FileError::from_api(lines.locate(&e.message), e))?;
         if !names.insert(policy.name.clone()) {
             return Err(FileError::at(
                 name_line,
@@ -425,42 +405,6 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Desired
         });
     }
     Ok(desired)
-}
-
-/// The line a policy's validation error is about, from the field its
-/// message starts with (`schedules[1].cron_expr: …`).
-fn locate(
-    message: &str,
-    policy: usize,
-    name: usize,
-    selector: usize,
-    options: usize,
-    groups: &[usize],
-    schedules: &[(usize, usize, Option<usize>)],
-) -> usize {
-    let field = message.split(':').next().unwrap_or_default();
-    let index = |prefix: &str| -> Option<(usize, &str)> {
-        let rest = field.strip_prefix(prefix)?;
-        let (i, tail) = rest.split_once(']')?;
-        Some((i.parse().ok()?, tail.trim_start_matches('.')))
-    };
-    if let Some((i, _)) = index("source_groups[") {
-        return groups.get(i).copied().unwrap_or(policy);
-    }
-    if let Some((i, tail)) = index("schedules[") {
-        return match schedules.get(i) {
-            Some((_, cron, _)) if tail == "cron_expr" => *cron,
-            Some((_, _, Some(kind))) if tail == "kind" => *kind,
-            Some((at, _, _)) => *at,
-            None => policy,
-        };
-    }
-    match field {
-        "name" => name,
-        f if f.starts_with("selector") => selector,
-        f if f.starts_with("options") => options,
-        _ => policy,
-    }
 }
 
 /// Reads the secret a repository names, from a variable or a file (at
@@ -530,169 +474,4 @@ fn secret(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
-    fn env(name: &str) -> Option<String> {
-        (name == "REPO_PROD_PASSWORD").then(|| "s3cret-value".to_owned())
-    }
-
-    const GOOD: &str = r#"
-[[repositories]]
-name = "prod"
-url = "/srv/restic/prod"
-password_env = "REPO_PROD_PASSWORD"
-
-[[policies]]
-name = "base"
-repository = "prod"
-selector = { labels = { env = "prod" } }
-
-[[policies.source_groups]]
-name = "etc"
-includes = ["/etc"]
-retention_policy = { keep_daily = 7 }
-
-[[policies.schedules]]
-cron_expr = "0 2 * * *"
-source_groups = ["etc"]
-
-[[hosts]]
-hostname = "web-1"
-labels = { env = "prod" }
-"#;
-
-    /// A good file reads whole: the secret from the variable, the
-    /// policy validated as the API does, the host's labels.
-    #[test]
-    fn a_good_file_reads() {
-        let d = parse(GOOD, &env).unwrap();
-        assert_eq!(d.repositories.len(), 1);
-        let r = &d.repositories[0];
-        assert_eq!(r.password.as_ref().unwrap().expose(), "s3cret-value");
-        assert_eq!(format!("{r:?}").matches("s3cret").count(), 0);
-        let p = &d.policies[0];
-        assert_eq!(p.policy.name, "base");
-        assert_eq!(p.policy.schedules[0].cron_expr, "0 2 * * *");
-        assert_eq!(p.repository, Some((RepositoryRef::Name("prod".into()), 9)));
-        assert_eq!(
-            d.hosts[0].labels.get("env").map(String::as_str),
-            Some("prod")
-        );
-    }
-
-    fn error(text: &str) -> FileError {
-        parse(text, &env).unwrap_err()
-    }
-
-    /// An unknown key names its line.
-    #[test]
-    fn unknown_key_names_the_line() {
-        let e = error("[[policies]]\nname = \"a\"\nbogus = 1\n");
-        assert_eq!(e.line, Some(3), "{e}");
-        assert!(e.to_string().starts_with("line 3: "), "{e}");
-        assert!(e.message.contains("bogus"), "{e}");
-        let e = error(&GOOD.replace("keep_daily", "keep_dayly"));
-        assert!(e.message.contains("keep_dayly"), "{e}");
-        assert_eq!(e.line, Some(15), "{e}");
-    }
-
-    /// A bad cron expression names the line of `cron_expr`.
-    #[test]
-    fn bad_cron_names_the_line() {
-        let e = error(&GOOD.replace("0 2 * * *", "0 25 * * *"));
-        assert_eq!(e.line, Some(18), "{e}");
-        assert_eq!(e.code, "invalid_cron");
-        assert!(e.message.starts_with("schedules[0].cron_expr:"), "{e}");
-    }
-
-    /// A bad label key, in a selector or on a host, names its line.
-    #[test]
-    fn bad_label_names_the_line() {
-        let e = error(&GOOD.replace("{ env = \"prod\" } }", "{ \"bad key\" = \"prod\" } }"));
-        assert_eq!(e.line, Some(10), "{e}");
-        assert!(e.message.starts_with("selector.labels:"), "{e}");
-        let e = error(&GOOD.replace(
-            "labels = { env = \"prod\" }\n",
-            "labels = { \"a b\" = \"x\" }\n",
-        ));
-        assert_eq!(e.line, Some(23), "{e}");
-        assert!(e.message.starts_with("labels:"), "{e}");
-    }
-
-    /// Selectors and labels under their own `[...]` headers, as exports
-    /// write them, read too (toml cannot span such tables).
-    #[test]
-    fn header_tables_read() {
-        let text = GOOD
-            .replace(
-                "selector = { labels = { env = \"prod\" } }\n",
-                "[policies.selector.labels]\nenv = \"prod\"\n",
-            )
-            .replace(
-                "labels = { env = \"prod\" }\n",
-                "[hosts.labels]\nenv = \"prod\"\n",
-            );
-        let d = parse(&text, &env).unwrap();
-        assert_eq!(
-            d.policies[0]
-                .policy
-                .selector
-                .labels
-                .get("env")
-                .map(String::as_str),
-            Some("prod")
-        );
-        assert_eq!(
-            d.hosts[0].labels.get("env").map(String::as_str),
-            Some("prod")
-        );
-    }
-
-    /// An unset variable or an unreadable file names the line; a file
-    /// is read, its line end dropped.
-    #[test]
-    fn secrets_name_the_line() {
-        let e = parse(GOOD, &no_env).unwrap_err();
-        assert_eq!(e.line, Some(5), "{e}");
-        assert!(e.message.contains("REPO_PROD_PASSWORD is not set"), "{e}");
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("nope");
-        let text = GOOD.replace(
-            "password_env = \"REPO_PROD_PASSWORD\"",
-            &format!("password_file = {:?}", missing.display().to_string()),
-        );
-        let e = parse(&text, &no_env).unwrap_err();
-        assert_eq!(e.line, Some(5), "{e}");
-        assert!(e.message.starts_with("password_file: cannot read"), "{e}");
-        std::fs::write(&missing, "from-a-file\n").unwrap();
-        let d = parse(&text, &no_env).unwrap();
-        assert_eq!(
-            d.repositories[0].password.as_ref().unwrap().expose(),
-            "from-a-file"
-        );
-        let both = GOOD.replace(
-            "password_env = \"REPO_PROD_PASSWORD\"",
-            "password_env = \"REPO_PROD_PASSWORD\"\npassword_file = \"/x\"",
-        );
-        assert_eq!(parse(&both, &env).unwrap_err().line, Some(6));
-    }
-
-    /// Names twice, a policy naming a group it lacks, bad TOML: each
-    /// names its line.
-    #[test]
-    fn other_errors_name_the_line() {
-        let twice = format!("{GOOD}\n[[hosts]]\nhostname = \"web-1\"\nlabels = {{}}\n");
-        assert_eq!(error(&twice).line, Some(26));
-        let e = error(&GOOD.replace("source_groups = [\"etc\"]", "source_groups = [\"nope\"]"));
-        assert_eq!(e.line, Some(17), "{e}");
-        let e = error("[[policies]\n");
-        assert_eq!(e.line, Some(1), "{e}");
-        let e = error("[[policies]]\nname = \"\"\n");
-        assert_eq!(e.line, Some(2), "{e}");
-    }
-}
+mod tests;

@@ -14,7 +14,7 @@
 //! # Layout
 //!
 //! - `file`: the format, [`parse`] with every error naming its line, the
-//!   secret references resolved.
+//!   secret references resolved; `file::lines` finds those lines.
 //! - `diff`: [`plan`], what an apply changes, on plain values.
 //! - `apply`: [`apply`], the plan written in one transaction with the
 //!   policy sync, or rolled back for a dry run.

@@ -96,7 +96,9 @@ pub struct EffectiveCheck {
 /// The policies that carry health checks, by name (the ones
 /// [`effective_checks_with`] looks at).
 pub fn policies_with_checks(conn: &mut DbConnection) -> QueryResult<Vec<Policy>> {
-    Ok(super::policies::list(conn)?
+    // The query skips the empty lists as stored; any other spelling of
+    // one is still no check.
+    Ok(super::policies::with_health_checks(conn)?
         .into_iter()
         .filter(|p| !p.health_checks.is_empty())
         .collect())

@@ -90,6 +90,9 @@ pub struct HostFilter {
     pub include_revoked: bool,
     /// Only hosts whose agent version is (or is not) one of a list.
     pub agent_versions: Option<VersionFilter>,
+    /// Only hosts attached to this repository (the maintenance host's
+    /// choices on the repositories page).
+    pub repository_id: Option<String>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -302,6 +305,9 @@ pub(crate) fn filtered<'a>(filter: &HostFilter) -> hosts::BoxedQuery<'a, super::
     }
     if let Some(health) = filter.health {
         query = with_health(query, health);
+    }
+    if let Some(repository) = &filter.repository_id {
+        query = query.filter(hosts::repository_id.eq(repository.clone()));
     }
     match &filter.agent_versions {
         // No version matches: no host (`id` is never NULL).

@@ -206,6 +206,21 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Policy>> {
         .load(conn)
 }
 
+/// The policies that carry health checks, by name: the filter is in the
+/// query, so a greeting on a fleet whose policies have none reads no
+/// policy row (issue 12 §7: `hello` must not slow down with policies).
+pub fn with_health_checks(conn: &mut DbConnection) -> QueryResult<Vec<Policy>> {
+    policies::table
+        .filter(policies::health_checks.ne(NO_HEALTH_CHECKS))
+        .order(policies::name.asc())
+        .select(Policy::as_select())
+        .load(conn)
+}
+
+/// How `health_checks` stores "none": the column's default and the JSON
+/// text of an empty list ([`text`]).
+const NO_HEALTH_CHECKS: &str = "[]";
+
 /// Names of these policies by id.
 pub fn names(conn: &mut DbConnection, ids: &[String]) -> QueryResult<BTreeMap<String, String>> {
     Ok(policies::table

@@ -364,6 +364,72 @@ async fn api_apply_pushes_schedule_set() {
     assert_eq!(set.schedules[0].source_groups[0].includes, ["/etc"]);
 }
 
+/// A policy's health checks travel in the file: applied, the matching
+/// connected agent gets them in `health.set`; the export writes them and
+/// applying it back changes nothing; a bad check is a 400 naming its
+/// line; a file without them takes them away.
+#[actix_web::test]
+async fn api_apply_carries_health_checks() {
+    let app = spawn_app().await;
+    let enrolled = enroll(&app, "cfg-checks").await;
+    let mut agent = TestAgent::connect(&app, &enrolled).await.unwrap();
+    let mut hello = crate::common::agent::hello("cfg-checks");
+    hello
+        .capabilities
+        .get_or_insert_with(Vec::new)
+        .push(restic_manager::protocol::CAPABILITY_HEALTH.to_owned());
+    agent.send(hello).await;
+    let health_set = |m: &ServerToAgent| match m {
+        ServerToAgent::HealthSet(set) => Some(set.clone()),
+        _ => None,
+    };
+    assert!(agent.wait_for(health_set).await.0.checks.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("pw");
+    std::fs::write(&secret, "pw-1").unwrap();
+    let plain = file(&secret, "cfg-checks", "0 2 * * *");
+    let with = plain.replace(
+        "\n[[hosts]]",
+        "\n[[policies.health_checks]]\nname = \"ssh\"\ntype = \"tcp\"\n\
+         target = \"127.0.0.1:22\"\ninterval_seconds = 60\ntimeout_seconds = 5\n\n[[hosts]]",
+    );
+
+    let (status, body) = apply(&app, &app.admin_token, &with, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (set, _) = agent.wait_for(health_set).await;
+    assert_eq!(set.checks.len(), 1, "{set:?}");
+    assert_eq!(set.checks[0].name, "ssh");
+    assert_eq!(set.checks[0].target, "127.0.0.1:22");
+    let (_, policies) = get(&app, &app.admin_token, "/policies").await;
+    assert_eq!(policies["items"][0]["health_checks"][0]["name"], "ssh");
+
+    let (status, _, exported) = export(&app, &app.admin_token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        exported.contains("[[policies.health_checks]]")
+            && exported.contains("target = \"127.0.0.1:22\""),
+        "{exported}"
+    );
+    let (status, body) = apply(&app, &app.admin_token, &exported, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(changes(&body).is_empty(), "{body}");
+
+    let bad = with.replace("interval_seconds = 60", "interval_seconds = 1");
+    let (status, body) = apply(&app, &app.admin_token, &bad, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("line 20: health_checks[0].interval_seconds"),
+        "{message}"
+    );
+
+    let (status, body) = apply(&app, &app.admin_token, &plain, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(changes(&body), ["update policy cfg-base"]);
+    let (set, _) = agent.wait_for(health_set).await;
+    assert!(set.checks.is_empty(), "{set:?}");
+}
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_restic-manager"));
     c.env_remove("RESTIC_MANAGER_ADMIN_PASSWORD")

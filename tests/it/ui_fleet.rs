@@ -15,6 +15,7 @@ use crate::common::fleet::{add_user, call, page, seed, Seed};
 use crate::common::server::{spawn_app, TestApp};
 use reqwest::Method;
 use restic_manager::auth::Role;
+use restic_manager::store;
 use serde_json::{json, Value};
 
 /// A POST the UI's script makes that must be a 400 whose message starts
@@ -425,6 +426,108 @@ async fn repositories_page_hides_secrets_shows_leases_and_refuses_delete_in_use(
     )
     .await;
     assert_eq!(status, 403);
+}
+
+/// The maintenance host of a repository with 120 hosts attached: the
+/// select names the first 50, the search field (and its script) is there,
+/// and the host API it calls finds any attached host by name and never
+/// one attached elsewhere; a host past the first 50, once chosen, is
+/// shown chosen. A repository with few hosts has no search field.
+#[actix_web::test]
+async fn maintenance_host_search_reaches_every_attached_host() {
+    let app = spawn_app().await;
+    let mut seeds: Vec<Seed> = (0..120)
+        .map(|i| Seed::new(&format!("web-{i:03}"), &[]))
+        .collect();
+    seeds.push(Seed::new("web-elsewhere", &[]));
+    let ids = seed(&app, seeds).await;
+    let password = add_user(&app, "omar", Role::Operator).await;
+    let operator = login(&app, "omar", &password).await;
+    let mut repos = Vec::new();
+    for name in ["big", "small"] {
+        let (status, repo) = call(
+            &app,
+            &operator,
+            Method::POST,
+            "/repositories",
+            Some(json!({"name": name, "url": format!("/srv/restic/{name}"), "password": "pw-1"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{repo}");
+        repos.push(repo["id"].as_str().unwrap().to_owned());
+    }
+    let (big, small) = (repos[0].clone(), repos[1].clone());
+    let pool = app.state.pool.clone();
+    let attach: Vec<(String, String)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            (
+                id.clone(),
+                if i < 120 { big.clone() } else { small.clone() },
+            )
+        })
+        .collect();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().unwrap();
+        for (host, repo) in attach {
+            assert!(store::repositories::attach(&mut conn, &host, &repo, store::now_ms()).unwrap());
+        }
+    })
+    .await
+    .unwrap();
+
+    let (status, html) = page(&app, &operator, "/repositories").await;
+    assert_eq!(status, 200);
+    let select = format!("r-{big}-maintenance");
+    assert!(
+        html.contains(&format!(r#"data-host-search="{select}""#)),
+        "{html}"
+    );
+    assert!(html.contains("/assets/host_search.js?v="));
+    assert!(!html.contains(&format!(r#"data-host-search="r-{small}-maintenance""#)));
+    assert!(
+        html.contains(">web-049<") && !html.contains(">web-050<"),
+        "first 50 named"
+    );
+
+    // What the search field asks: attached hosts whose name contains it.
+    let search = |q: &str| format!("/hosts?limit=50&repository_id={big}&q={q}");
+    let (status, found) = call(&app, &operator, Method::GET, &search("web-11"), None).await;
+    assert_eq!(status, 200, "{found}");
+    let names: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hostname"].as_str().unwrap())
+        .collect();
+    let wanted: Vec<String> = (110..120).map(|i| format!("web-{i}")).collect();
+    assert_eq!(names, wanted, "{found}");
+    assert_eq!(found["total"], 10);
+    let (_, found) = call(&app, &operator, Method::GET, &search("elsewhere"), None).await;
+    assert_eq!(found["total"], 0, "a host of another repository: {found}");
+    let (_, all) = call(&app, &operator, Method::GET, &search(""), None).await;
+    assert_eq!(all["total"], 120);
+    assert_eq!(all["items"].as_array().unwrap().len(), 50, "one page");
+
+    // Chosen past the first 50, it is shown as the choice.
+    let last = &ids[119];
+    let (status, answer) = call(
+        &app,
+        &operator,
+        Method::PUT,
+        &format!("/repositories/{big}"),
+        Some(json!({ "maintenance_host_id": last })),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, html) = page(&app, &operator, "/repositories").await;
+    assert!(
+        html.contains(&format!(
+            r#"<option value="{last}" selected>web-119</option>"#
+        )),
+        "{html}"
+    );
 }
 
 /// The fleet pages need a session like every page.

@@ -4,10 +4,21 @@
 //! configuration changes build the same [`HostConfig`] with
 //! [`load_config`] and hand it to the live session (`PushConfig`).
 //! Blocking: call inside `web::block`.
+//!
+//! Each load is one read transaction: one snapshot for all its queries,
+//! and on SQLite one check of the connection's page cache instead of one
+//! per statement. While hellos are being written, every commit makes a
+//! reader drop its cached pages at its next read; per statement, a
+//! greeting re-read (and re-allocated) the same index and table pages up
+//! to ten times, and a host with 20 policies' rows has them on 60 pages
+//! (issue 12 §7: `hello` with policies).
+
+use diesel::Connection;
 
 use super::job_queue::QueuedJob;
 use crate::crypto::{self, SecretKey};
 use crate::protocol;
+use crate::store::models::Repository;
 use crate::store::{
     config_versions, jobs, repositories, schedule_versions, schedules, DbConnection,
 };
@@ -69,24 +80,27 @@ pub fn load_repository(
     key: &SecretKey,
     host_id: &str,
 ) -> diesel::QueryResult<Option<protocol::ConfigUpdate>> {
-    Ok(
-        repositories::get_for_host(conn, host_id)?.map(|repo| protocol::ConfigUpdate {
-            repo_url: Some(repo.url.clone()),
-            repo_password: open_secret(key, repo.password_sealed.as_deref(), &repo.id, "password"),
-            // The server's whole state: a field it does not hold goes as
-            // `null`, which clears it on the agent; a secret that does not
-            // open goes absent, which leaves the agent's.
-            repo_username: Some(repo.username.clone()),
-            repo_credential: match &repo.credential_sealed {
-                None => Some(None),
-                Some(sealed) => {
-                    open_secret(key, Some(sealed.as_slice()), &repo.id, "credential").map(Some)
-                }
-            },
-            hook_shell: Some(repo.hook_shell.clone()),
-            version: None,
-        }),
-    )
+    Ok(repositories::get_for_host(conn, host_id)?.map(|repo| repository_update(key, &repo)))
+}
+
+/// `config.update`'s repository fields of `repo` (secrets opened).
+fn repository_update(key: &SecretKey, repo: &Repository) -> protocol::ConfigUpdate {
+    protocol::ConfigUpdate {
+        repo_url: Some(repo.url.clone()),
+        repo_password: open_secret(key, repo.password_sealed.as_deref(), &repo.id, "password"),
+        // The server's whole state: a field it does not hold goes as
+        // `null`, which clears it on the agent; a secret that does not
+        // open goes absent, which leaves the agent's.
+        repo_username: Some(repo.username.clone()),
+        repo_credential: match &repo.credential_sealed {
+            None => Some(None),
+            Some(sealed) => {
+                open_secret(key, Some(sealed.as_slice()), &repo.id, "credential").map(Some)
+            }
+        },
+        hook_shell: Some(repo.hook_shell.clone()),
+        version: None,
+    }
 }
 
 /// Loads the host's `config.update` (with its config version) and
@@ -96,8 +110,20 @@ pub fn load_config(
     key: &SecretKey,
     host_id: &str,
 ) -> diesel::QueryResult<HostConfig> {
-    let mut loaded = load_schedules(conn, host_id)?;
-    let mut config = load_repository(conn, key, host_id)?.unwrap_or_default();
+    conn.transaction(|conn| config_in(conn, key, host_id))
+}
+
+/// [`load_config`] inside the caller's read transaction.
+fn config_in(
+    conn: &mut DbConnection,
+    key: &SecretKey,
+    host_id: &str,
+) -> diesel::QueryResult<HostConfig> {
+    let (mut loaded, repository) = load_with_repository(conn, host_id)?;
+    let mut config = repository
+        .as_ref()
+        .map(|repo| repository_update(key, repo))
+        .unwrap_or_default();
     config.version = Some(loaded.config_version);
     loaded.config = Some(config);
     Ok(loaded)
@@ -106,6 +132,17 @@ pub fn load_config(
 /// Loads the host's `schedule.set` only (no `config.update`): for a change
 /// that left its repository as it was.
 pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryResult<HostConfig> {
+    conn.transaction(|conn| Ok(load_with_repository(conn, host_id)?.0))
+}
+
+/// [`load_schedules`] and the host's repository row, read once. The
+/// versions are read before the repository: a change made in between is
+/// sent labelled with the older version, so the agent's next heartbeat
+/// asks for it again, never the other way round.
+fn load_with_repository(
+    conn: &mut DbConnection,
+    host_id: &str,
+) -> diesel::QueryResult<(HostConfig, Option<Repository>)> {
     let version = schedule_versions::get(conn, host_id)?.map_or(1, |v| v.version);
     let config_version = config_versions::get(conn, host_id)?.map_or(0, |v| v.config_version);
     let schedules = schedules::list_with_groups_for_host(conn, host_id)?
@@ -129,16 +166,19 @@ pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryRe
                 .collect(),
         })
         .collect();
-    let repository = crate::store::repositories::get_for_host(conn, host_id)?;
+    let repository = repositories::get_for_host(conn, host_id)?;
     let has_repository = repository.is_some();
-    let shared_repository = repository.filter(|r| r.is_shared()).map(|r| r.id);
+    let shared_repository = repository
+        .as_ref()
+        .filter(|r| r.is_shared())
+        .map(|r| r.id.clone());
     let health = protocol::HealthSet {
         checks: crate::store::health::effective_checks(conn, host_id)?
             .into_iter()
             .map(|check| check.spec)
             .collect(),
     };
-    Ok(HostConfig {
+    let loaded = HostConfig {
         config: None,
         config_version: u64::try_from(config_version).unwrap_or(0),
         shared_repository,
@@ -148,7 +188,8 @@ pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryRe
             version: u64::try_from(version).unwrap_or(0),
             schedules,
         },
-    })
+    };
+    Ok((loaded, repository))
 }
 
 /// Loads the host's configuration and its jobs due at `now`.
@@ -158,10 +199,12 @@ pub fn load_greeting(
     host_id: &str,
     now: i64,
 ) -> diesel::QueryResult<Greeting> {
-    let config = load_config(conn, key, host_id)?;
-    let queued = jobs::queued_for_host(conn, host_id, now)?
-        .iter()
-        .map(QueuedJob::of)
-        .collect();
-    Ok(Greeting { config, queued })
+    conn.transaction(|conn| {
+        let config = config_in(conn, key, host_id)?;
+        let queued = jobs::queued_for_host(conn, host_id, now)?
+            .iter()
+            .map(QueuedJob::of)
+            .collect();
+        Ok(Greeting { config, queued })
+    })
 }

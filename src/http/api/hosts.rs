@@ -1,4 +1,4 @@
-//! Hosts: `GET /hosts` (`?status=online|offline&label=key=value&q=&update_available=&limit=&offset=`,
+//! Hosts: `GET /hosts` (`?status=online|offline&label=key=value&q=&update_available=&repository_id=&limit=&offset=`,
 //! `label` repeatable, every one must match;
 //! in natural order of the host names),
 //! `GET /hosts/{id}`, `PATCH /hosts/{id}` (display name, labels; operator)
@@ -55,6 +55,11 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
                 "update_available",
                 vec!["true", "false"],
                 "true: only hosts whose agent is older than the newest agent release; false: only the others.",
+            )
+            .query(
+                "repository_id",
+                "string",
+                "Only hosts attached to this repository.",
             )
             .paged()
             .ok(200, "HostList"),
@@ -153,6 +158,7 @@ struct ListQuery {
     labels: Vec<String>,
     q: Option<String>,
     update_available: Option<String>,
+    repository_id: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
 }
@@ -171,6 +177,7 @@ impl ListQuery {
                 "label" => q.labels.push(value),
                 "q" => q.q = Some(value),
                 "update_available" => q.update_available = Some(value),
+                "repository_id" => q.repository_id = Some(value),
                 "limit" => q.limit = Some(value),
                 "offset" => q.offset = Some(value),
                 _ => {}
@@ -191,6 +198,7 @@ async fn list(
         labels,
         q,
         update_available,
+        repository_id,
         limit,
         offset,
     } = ListQuery::parse(req.query_string())?;
@@ -230,6 +238,7 @@ async fn list(
         query: q.filter(|q| !q.trim().is_empty()),
         labels: label,
         include_revoked: false,
+        repository_id: repository_id.filter(|r| !r.trim().is_empty()),
         limit,
         offset,
         ..Default::default()

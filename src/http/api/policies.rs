@@ -236,6 +236,7 @@ impl PolicyRequest {
         source_groups: Vec<GroupRequest>,
         schedules: Vec<ScheduleRequest>,
         options: Option<serde_json::Value>,
+        health_checks: Vec<serde_json::Map<String, serde_json::Value>>,
     ) -> Self {
         PolicyRequest {
             name,
@@ -244,7 +245,7 @@ impl PolicyRequest {
             schedules,
             repository_id: None,
             options,
-            health_checks: Vec::new(),
+            health_checks,
         }
     }
 

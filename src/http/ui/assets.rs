@@ -1,5 +1,6 @@
 //! The UI's static files, `app.js`, `browse.js` (the snapshot page's file
-//! browser, selection and Restore dialog; loaded by that page only) and
+//! browser, selection and Restore dialog; loaded by that page only),
+//! `host_search.js` (the repositories page's maintenance host search) and
 //! `app.css`, compiled into the binary with `include_str!` and served at
 //! `/assets/<name>`.
 //!
@@ -18,6 +19,9 @@ use sha2::{Digest, Sha256};
 pub const APP_JS: &str = include_str!("assets/app.js");
 /// The snapshot page's script (needs `app.js`'s `window.RM`).
 pub const BROWSE_JS: &str = include_str!("assets/browse.js");
+/// The repositories page's maintenance host search (needs `app.js`'s
+/// `window.RM`).
+pub const HOST_SEARCH_JS: &str = include_str!("assets/host_search.js");
 /// The style sheet.
 pub const APP_CSS: &str = include_str!("assets/app.css");
 
@@ -34,6 +38,7 @@ fn content_hash(text: &str) -> String {
 
 static JS_HASH: LazyLock<String> = LazyLock::new(|| content_hash(APP_JS));
 static BROWSE_JS_HASH: LazyLock<String> = LazyLock::new(|| content_hash(BROWSE_JS));
+static HOST_SEARCH_JS_HASH: LazyLock<String> = LazyLock::new(|| content_hash(HOST_SEARCH_JS));
 static CSS_HASH: LazyLock<String> = LazyLock::new(|| content_hash(APP_CSS));
 
 /// The URL pages load the script from.
@@ -44,6 +49,11 @@ pub fn js_url() -> String {
 /// The URL the snapshot page loads its script from.
 pub fn browse_js_url() -> String {
     format!("/assets/browse.js?v={}", *BROWSE_JS_HASH)
+}
+
+/// The URL the repositories page loads its host search from.
+pub fn host_search_js_url() -> String {
+    format!("/assets/host_search.js?v={}", *HOST_SEARCH_JS_HASH)
 }
 
 /// The URL pages load the style sheet from.
@@ -68,6 +78,11 @@ pub(super) async fn serve(
             BROWSE_JS,
             "text/javascript; charset=utf-8",
             BROWSE_JS_HASH.as_str(),
+        ),
+        "host_search.js" => (
+            HOST_SEARCH_JS,
+            "text/javascript; charset=utf-8",
+            HOST_SEARCH_JS_HASH.as_str(),
         ),
         "app.css" => (APP_CSS, "text/css; charset=utf-8", CSS_HASH.as_str()),
         _ => {

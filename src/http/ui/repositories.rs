@@ -8,6 +8,11 @@
 //! refusal to delete a repository still in use (409 naming the hosts) is
 //! shown as it comes.
 //!
+//! The maintenance host select names the first [`HOSTS_NAMED`] attached
+//! hosts; with more attached, a search field beside it (`host_search.js`)
+//! fills it from `GET /api/v1/hosts?repository_id=&q=`, so any attached
+//! host of a 10,000-host repository can be chosen.
+//!
 //! Secrets are write-only: the password and credential fields are always
 //! rendered empty ("leave empty to keep"); the page says only "set" or
 //! "not set".
@@ -124,6 +129,15 @@ fn repository_form(row: Option<&Row>) -> Markup {
             label for=(field("credential")) { "Backend credential (optional)" (keep) }
             input id=(field("credential")) name="credential" type="password" autocomplete="new-password";
             label for=(field("maintenance")) { "Maintenance host (runs prune and check)" }
+            @if let Some(row) = row.filter(|r| r.host_count > HOSTS_NAMED) {
+                label for=(field("maintenance-search")) {
+                    "Find the maintenance host among the " (row.host_count) " attached (the list names the first " (HOSTS_NAMED) ")"
+                }
+                input id=(field("maintenance-search")) type="search" autocomplete="off"
+                    placeholder="hostname contains…" data-host-search=(field("maintenance"))
+                    data-repository-id=(row.repo.id) data-host-search-status=(field("maintenance-found"));
+                span.muted id=(field("maintenance-found")) aria-live="polite" {}
+            }
             select id=(field("maintenance")) name="maintenance_host_id" {
                 option value="" selected[maintenance.is_none()] { "any online host attached" }
                 @if let Some(row) = row {
@@ -219,6 +233,12 @@ pub(super) async fn page(
                     }
                 }
             }
+        }
+    };
+    let body = html! {
+        (body)
+        @if rows.iter().any(|r| r.host_count > HOSTS_NAMED) && ctx.can_operate() {
+            script src=(super::assets::host_search_js_url()) defer {}
         }
     };
     Ok(html_response(
