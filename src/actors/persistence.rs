@@ -63,6 +63,7 @@ mod agent_jobs;
 mod buffer;
 mod catalog_writes;
 mod health_writes;
+mod held_conn;
 mod host_writes;
 mod job_writes;
 mod run_write;
@@ -127,6 +128,8 @@ pub type PersistResult<T> = Result<T, PersistError>;
 /// The writer. Build it with [`Persistence::start`].
 pub struct Persistence {
     pool: Pool,
+    /// The connection the writes go through, kept between them.
+    db: held_conn::HeldConn,
     /// Log lines waiting for the next flush, in arrival order.
     logs: Vec<HostLogLine>,
     /// Latest progress per job: job id → (host id, report).
@@ -174,8 +177,8 @@ impl Actor for Persistence {
         }
         // No session survives a restart: whatever was online is not.
         match self
-            .conn()
-            .and_then(|mut c| Ok(hosts::set_offline_all(&mut c)?))
+            .db
+            .run(|c| Ok::<_, PersistError>(hosts::set_offline_all(c)?))
         {
             Ok(n) if n > 0 => tracing::info!(hosts = n, "marked hosts offline at start"),
             Ok(_) => {}
@@ -186,6 +189,7 @@ impl Actor for Persistence {
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         self.flush();
         self.flush_health(true);
+        self.db.release();
         // Stops the thread after its last checkpoint.
         self.checkpointer = None;
         Running::Stop
@@ -208,6 +212,7 @@ impl Persistence {
     ) -> Addr<Persistence> {
         SyncArbiter::start(1, move || Persistence {
             pool: pool.clone(),
+            db: held_conn::HeldConn::new(pool.clone()),
             logs: Vec::new(),
             progress: HashMap::new(),
             touched: HashMap::new(),
@@ -225,12 +230,6 @@ impl Persistence {
             checkpointer: None,
             health: Default::default(),
         })
-    }
-
-    fn conn(&self) -> PersistResult<store::PooledConn> {
-        self.pool
-            .get()
-            .map_err(|e| PersistError::Unavailable(e.to_string()))
     }
 
     /// Writes buffered lines, progress and schedule bookkeeping (and
@@ -278,9 +277,13 @@ impl Persistence {
             return;
         }
         let t = Instant::now();
-        match self.conn() {
-            Ok(mut c) => checkpoint_tail(&mut c, checkpointer.tail_wanted()),
-            Err(e) => tracing::warn!(error = %e, "cannot checkpoint the WAL's tail"),
+        let tail_wanted = checkpointer.tail_wanted();
+        let result = self.db.run(|c| {
+            checkpoint_tail(c, tail_wanted);
+            Ok::<_, PersistError>(())
+        });
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot checkpoint the WAL's tail");
         }
         turn_took("WAL tail checkpoint", t);
     }
@@ -295,7 +298,7 @@ impl Persistence {
     ) -> PersistResult<T> {
         self.flush();
         let t = Instant::now();
-        let result = self.conn().and_then(|mut c| Ok(f(&mut c)?));
+        let result = self.db.run(|c| Ok::<_, PersistError>(f(c)?));
         turn_took(what, t);
         if let Err(e) = &result {
             tracing::error!(error = %e, host_id, job_id, "{what} failed");

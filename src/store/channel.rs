@@ -37,19 +37,7 @@ pub fn job_of_host(
 
 /// [`jobs::finish`] for a job of `host_id`; another host's job is
 /// `NotFound`.
-pub fn finish_for_host(
-    conn: &mut DbConnection,
-    host_id: &str,
-    job_id: &str,
-    finish: &JobFinish,
-) -> QueryResult<FinishOutcome> {
-    write_transaction(conn, |conn| {
-        if job_of_host(conn, host_id, job_id)?.is_none() {
-            return Ok(FinishOutcome::NotFound);
-        }
-        jobs::finish(conn, job_id, finish)
-    })
-}
+pub use super::jobs::finish_for_host;
 
 /// `job.started` for a job of `host_id`: `queued` → `running`. False when
 /// the job is not this host's or not queued.

@@ -26,12 +26,28 @@ pub const MAX_LOG_PAGE: i64 = 10_000;
 /// VALUES with ON CONFLICT).
 #[derive(Insertable)]
 #[diesel(table_name = job_logs, treat_none_as_default_value = false)]
-struct Row<'a> {
+pub(super) struct Row<'a> {
     job_id: &'a str,
     seq: i64,
     ts: i64,
     stream: LogStream,
     payload: &'a str,
+}
+
+impl<'a> Row<'a> {
+    /// The rows of `lines`, borrowed.
+    pub(super) fn of(lines: &[&'a NewJobLog]) -> Vec<Row<'a>> {
+        lines
+            .iter()
+            .map(|l| Row {
+                job_id: &l.job_id,
+                seq: l.seq,
+                ts: l.ts,
+                stream: l.stream,
+                payload: &l.payload,
+            })
+            .collect()
+    }
 }
 
 /// What [`insert_batch`] did with the lines it was given.
@@ -78,16 +94,17 @@ pub(crate) fn insert_known(
     conn: &mut DbConnection,
     keep: &[&NewJobLog],
 ) -> QueryResult<LogBatchOutcome> {
-    let rows: Vec<Row<'_>> = keep
-        .iter()
-        .map(|l| Row {
-            job_id: &l.job_id,
-            seq: l.seq,
-            ts: l.ts,
-            stream: l.stream,
-            payload: &l.payload,
-        })
-        .collect();
+    match conn {
+        DbConnection::Sqlite(_) => insert_known_rows(conn, keep),
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(pg) => super::job_logs_pg::insert_known(pg, keep),
+    }
+}
+
+/// [`insert_known`] with multi-row INSERTs and one `UPDATE` per job:
+/// SQLite's way (in-process, a statement costs no round trip).
+fn insert_known_rows(conn: &mut DbConnection, keep: &[&NewJobLog]) -> QueryResult<LogBatchOutcome> {
+    let rows = Row::of(keep);
     let mut inserted = 0;
     for chunk in rows.chunks(INSERT_CHUNK_ROWS) {
         // ON CONFLICT DO NOTHING: not expressible on the multi-backend.
@@ -97,12 +114,7 @@ pub(crate) fn insert_known(
             .execute(c))?;
     }
 
-    let mut max_seq: BTreeMap<&str, i64> = BTreeMap::new();
-    for line in keep {
-        let entry = max_seq.entry(line.job_id.as_str()).or_insert(line.seq);
-        *entry = (*entry).max(line.seq);
-    }
-    for (job_id, seq) in max_seq {
+    for (job_id, seq) in highest_seqs(keep) {
         diesel::update(jobs::table.find(job_id).filter(jobs::last_log_seq.lt(seq)))
             .set(jobs::last_log_seq.eq(seq))
             .execute(conn)?;
@@ -112,6 +124,16 @@ pub(crate) fn insert_known(
         duplicates: keep.len() - inserted,
         unknown_job: 0,
     })
+}
+
+/// Each job's highest seq among `lines`.
+pub(super) fn highest_seqs<'a>(lines: &[&'a NewJobLog]) -> BTreeMap<&'a str, i64> {
+    let mut max_seq: BTreeMap<&str, i64> = BTreeMap::new();
+    for line in lines {
+        let entry = max_seq.entry(line.job_id.as_str()).or_insert(line.seq);
+        *entry = (*entry).max(line.seq);
+    }
+    max_seq
 }
 
 /// The job's lines with `seq > after_seq`, in seq order, at most `limit`

@@ -72,6 +72,8 @@ pub mod health;
 pub mod host_metrics;
 pub mod hosts;
 pub mod job_logs;
+#[cfg(feature = "postgres")]
+mod job_logs_pg;
 pub mod job_params;
 pub mod jobs;
 pub mod json;

@@ -57,6 +57,7 @@ mod secrets_at_rest;
 mod shared_repo;
 mod store;
 mod store_catalog;
+mod store_logs;
 mod ui_browser;
 mod ui_fleet;
 mod ui_fleet_browser;

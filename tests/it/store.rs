@@ -178,7 +178,7 @@ fn add_schedule(c: &mut DbConnection, host_id: &str, cron: &str, enabled: bool) 
     .unwrap()
 }
 
-fn add_job(c: &mut DbConnection, host_id: &str, kind: JobKind, created_at: i64) -> Job {
+pub(crate) fn add_job(c: &mut DbConnection, host_id: &str, kind: JobKind, created_at: i64) -> Job {
     jobs::insert(
         c,
         &NewJob::new(
@@ -203,7 +203,7 @@ fn finished(status: JobStatus, at: i64) -> JobFinish {
     }
 }
 
-fn log_line(job_id: &str, seq: i64) -> NewJobLog {
+pub(crate) fn log_line(job_id: &str, seq: i64) -> NewJobLog {
     NewJobLog {
         job_id: job_id.to_owned().into(),
         seq,

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS};
+use super::{PersistError, Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS};
 use crate::protocol;
 use crate::store::channel::{self, HostLogLine};
 use crate::store::models::NewJobLog;
@@ -108,8 +108,8 @@ impl Persistence {
             return;
         }
         let result = self
-            .conn()
-            .and_then(|mut c| Ok(channel::insert_logs_for_hosts(&mut c, &self.logs)?));
+            .db
+            .run(|c| Ok::<_, PersistError>(channel::insert_logs_for_hosts(c, &self.logs)?));
         match result {
             Ok(outcome) => {
                 if outcome.unknown_job > 0 {
@@ -158,8 +158,8 @@ impl Persistence {
         let updates: Vec<(String, protocol::JobProgress)> =
             self.progress.drain().map(|(_, update)| update).collect();
         let result = self
-            .conn()
-            .and_then(|mut c| Ok(channel::update_progress_batch(&mut c, &updates)?));
+            .db
+            .run(|c| Ok::<_, PersistError>(channel::update_progress_batch(c, &updates)?));
         if let Err(e) = result {
             // Progress is a live view; the next report replaces it anyway.
             tracing::warn!(error = %e, jobs = updates.len(), "writing job progress failed");
@@ -171,8 +171,8 @@ impl Persistence {
             return;
         }
         let marks = std::mem::take(&mut self.schedule_marks);
-        let result = self.conn().and_then(|mut c| {
-            Ok(store::write_transaction(&mut c, |c| {
+        let result = self.db.run(|c| {
+            Ok::<_, PersistError>(store::write_transaction(c, |c| {
                 for mark in &marks {
                     match mark {
                         ScheduleMark::Pushed {
@@ -209,8 +209,8 @@ impl Persistence {
         let ids: Vec<String> = self.touched.drain().map(|(id, _)| id).collect();
         self.last_touch_write = Instant::now();
         let result = self
-            .conn()
-            .and_then(|mut c| Ok(hosts::touch_last_seen(&mut c, &ids, now)?));
+            .db
+            .run(|c| Ok::<_, PersistError>(hosts::touch_last_seen(c, &ids, now)?));
         if let Err(e) = result {
             tracing::warn!(error = %e, hosts = ids.len(), "writing last-seen times failed");
         }

@@ -8,7 +8,7 @@
 use actix::prelude::*;
 use diesel::QueryResult;
 
-use super::{PersistResult, Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS};
+use super::{PersistError, PersistResult, Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS};
 use crate::protocol::{self, ENTRIES_STAT};
 use crate::store::catalog::ingest::{self, Chunk, Completion};
 use crate::store::catalog::lifecycle;
@@ -55,8 +55,8 @@ impl Persistence {
         }
         let now = store::now_ms();
         let result = self
-            .conn()
-            .and_then(|mut c| Ok(ingest::append_chunks(&mut c, &self.catalog, now)?));
+            .db
+            .run(|c| Ok::<_, PersistError>(ingest::append_chunks(c, &self.catalog, now)?));
         match result {
             Ok(outcome) => {
                 if outcome.ignored > 0 {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::Persistence;
+use super::{PersistError, Persistence};
 use crate::notify;
 use crate::protocol;
 use crate::store::health::{self, HealthResultRow};
@@ -67,8 +67,8 @@ impl Persistence {
         }
         let batch = std::mem::take(&mut self.health.results);
         let count = std::mem::take(&mut self.health.result_count);
-        let result = self.conn().and_then(|mut c| {
-            Ok(store::write_transaction(&mut c, |c| {
+        let result = self.db.run(|c| {
+            Ok::<_, PersistError>(store::write_transaction(c, |c| {
                 let policies = health::policies_with_checks(c)?;
                 for (host_id, results) in &batch {
                     let configured: Vec<protocol::HealthCheckSpec> =
@@ -104,8 +104,8 @@ impl Persistence {
         let points = std::mem::take(&mut self.health.points);
         self.health.last_points_write = Instant::now();
         let result = self
-            .conn()
-            .and_then(|mut c| Ok(host_metrics::insert_batch(&mut c, &points)?));
+            .db
+            .run(|c| Ok::<_, PersistError>(host_metrics::insert_batch(c, &points)?));
         if let Err(e) = result {
             // A gap in a chart, not a lost fact: the next minute's point
             // comes anyway.

@@ -46,15 +46,12 @@ where
     fn handle(&mut self, msg: RunWrite<T, E>, _ctx: &mut Self::Context) -> Self::Result {
         // No flush first: these writes do not depend on buffered log lines
         // or progress, and the next tick writes those anyway.
-        let mut conn = self.conn().map_err(|e| {
-            tracing::error!(error = %e, "{} failed", msg.what);
-            E::from(e)
-        })?;
         let t = std::time::Instant::now();
-        let result = store::write_transaction(&mut conn, msg.f);
-        super::turn_took(msg.what, t);
+        let what = msg.what;
+        let result = self.db.run(|c| store::write_transaction(c, msg.f));
+        super::turn_took(what, t);
         if let Err(e) = &result {
-            tracing::debug!(error = %e, "{} was refused or failed", msg.what);
+            tracing::debug!(error = %e, "{what} was refused or failed");
         }
         result
     }

@@ -19,6 +19,7 @@
 //! - [`fleet`]: N agents, their shared counters, source addresses.
 //! - [`scenarios`]: `connect`, `idle`, `dispatch`, `fanout`, `logs`,
 //!   `reconnect`, `ui`, `catalog`, `catalog-live`, `shared-repo`, `soak`.
+//! - [`throwaway`]: `--backend postgres`'s throwaway cluster.
 //! - [`seed`]: the `ui` scenario's hosts, jobs and log lines, written
 //!   straight into the database.
 //! - [`baseline_ws`], [`baseline_actix`], [`baseline_sqlite`]: the bare
@@ -45,6 +46,8 @@ mod scenarios;
 mod seed;
 #[cfg(target_os = "linux")]
 mod server;
+#[cfg(target_os = "linux")]
+mod throwaway;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,6 +146,16 @@ pub enum Via {
     Host,
     /// One `PUT /policies/{id}` whose schedule every host has.
     Policy,
+}
+
+/// The database of the server the load generator starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// SQLite in the temporary data directory.
+    Sqlite,
+    /// A throwaway PostgreSQL cluster started for the run
+    /// (`scripts/pg-throwaway`, fsync off) and stopped at its end.
+    Postgres,
 }
 
 /// How `reconnect` stops the server.
@@ -269,9 +282,16 @@ pub struct Options {
     pub keep_data: bool,
     /// The started server's database (`postgres://…`, e.g. from
     /// `scripts/pg-throwaway start DIR`; it must be empty). Default: SQLite
-    /// in the temporary data directory.
-    #[arg(long, value_name = "URL")]
+    /// in the temporary data directory. `baseline-sqlite` creates a fresh
+    /// database on that server for each measure.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["backend", "server"])]
     pub database_url: Option<String>,
+    /// The started server's database: `postgres` starts a throwaway
+    /// PostgreSQL cluster (needs PostgreSQL's server binaries) and stops
+    /// it at the end; `catalog`, `ui` and `baseline-sqlite` write into it
+    /// too.
+    #[arg(long, value_enum, default_value_t = Backend::Sqlite, conflicts_with = "server")]
+    pub backend: Backend,
     /// `ui`: hosts seeded into the database.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub seed_hosts: u64,
@@ -340,7 +360,33 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(scenarios::run(cli.scenario, cli.options)) {
+    let mut options = cli.options;
+    // Held until the end of main: dropping it stops the cluster, after the
+    // scenario (and its server) are gone.
+    let cluster = match options.backend {
+        Backend::Postgres => match throwaway::Throwaway::start() {
+            Ok(cluster) => {
+                options.database_url = Some(cluster.url.clone());
+                Some(cluster)
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        Backend::Sqlite => None,
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = scenarios::run(cli.scenario, options) => outcome,
+            signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
+        }
+    });
+    // The scenario's server and tasks go first, then the cluster (a
+    // blocking task still running, e.g. seeding, is not waited for long).
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    drop(cluster);
+    match outcome {
         Ok(report) => {
             println!("{}", report.line());
             std::process::ExitCode::SUCCESS
@@ -349,6 +395,22 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM (so that the throwaway cluster is stopped);
+/// returns the signal's name.
+#[cfg(target_os = "linux")]
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        // No SIGTERM handler: Ctrl-C alone still stops cleanly.
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }
 
@@ -422,5 +484,38 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(ok.options.server.as_deref(), Some("http://127.0.0.1:8080"));
+    }
+
+    /// `--backend` defaults to SQLite; `postgres` is refused beside
+    /// `--database-url` (which names the database already) and `--server`
+    /// (which starts nothing).
+    #[test]
+    fn backend_choice() {
+        assert_eq!(parse(&["logs"]).unwrap().options.backend, Backend::Sqlite);
+        let pg = parse(&["dispatch", "--backend", "postgres"]).unwrap();
+        assert_eq!(pg.options.backend, Backend::Postgres);
+        assert!(parse(&["logs", "--backend", "mysql"]).is_err());
+        assert!(parse(&[
+            "logs",
+            "--backend",
+            "postgres",
+            "--database-url",
+            "postgres://u@h/db"
+        ])
+        .is_err());
+        let url = parse(&["logs", "--database-url", "postgres://u@h/db"]).unwrap();
+        assert_eq!(url.options.backend, Backend::Sqlite, "the URL decides");
+        assert!(parse(&[
+            "connect",
+            "--backend",
+            "postgres",
+            "--server",
+            "http://127.0.0.1:8080",
+            "--api-token",
+            "t",
+            "--hosts",
+            "hosts.tsv",
+        ])
+        .is_err());
     }
 }

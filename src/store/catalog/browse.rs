@@ -6,11 +6,11 @@
 use diesel::prelude::*;
 
 use super::{
-    catalog_entries, catalog_live_dirs, get, insert_row, rank, split_path, Entry, NewEntry,
-    ENTRY_INSERT_ROWS, STATE_LIVE,
+    catalog_entries, catalog_live_dirs, get, insert_entries, insert_row, rank, split_path, Entry,
+    NewEntry, STATE_LIVE,
 };
 use crate::protocol::CatalogEntry;
-use crate::store::{per_backend, write_transaction, DbConnection, Page};
+use crate::store::{write_transaction, DbConnection, Page};
 
 /// One page of the folder `dir_key` (ending with `/`) of a catalog,
 /// directories first, then by name; with the folder's entry count.
@@ -91,12 +91,7 @@ pub fn cache_dir(
                 _ => {}
             }
         }
-        for part in rows.chunks(ENTRY_INSERT_ROWS) {
-            // Multi-row insert: per backend.
-            per_backend!(&mut *conn, |c| diesel::insert_into(catalog_entries::table)
-                .values(part)
-                .execute(c))?;
-        }
+        insert_entries(conn, &rows)?;
         diesel::insert_into(catalog_live_dirs::table)
             .values((
                 catalog_live_dirs::catalog_id.eq(row.id),

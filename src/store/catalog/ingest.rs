@@ -14,12 +14,12 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use super::{
-    catalog_entries, catalog_live_dirs, catalog_snapshots, get, insert_row, rank, split_path,
-    CatalogSnapshot, NewEntry, ENTRY_INSERT_ROWS, STATE_COMPLETE, STATE_INGESTING,
+    catalog_entries, catalog_live_dirs, catalog_snapshots, get, insert_entries, insert_row, rank,
+    split_path, CatalogSnapshot, NewEntry, STATE_COMPLETE, STATE_INGESTING,
 };
 use crate::protocol::CatalogEntry;
 use crate::store::schema::jobs;
-use crate::store::{per_backend, write_transaction, DbConnection, JobKind, JobStatus};
+use crate::store::{write_transaction, DbConnection, JobKind, JobStatus};
 
 /// The error of a queued `catalog` job made pointless by another job of
 /// the same snapshot completing.
@@ -91,12 +91,7 @@ pub fn append_chunks(conn: &mut DbConnection, chunks: &[Chunk], now: i64) -> Que
                 });
                 next_id += 1;
             }
-            for part in batch.chunks(ENTRY_INSERT_ROWS) {
-                // Multi-row insert: per backend.
-                per_backend!(&mut *conn, |c| diesel::insert_into(catalog_entries::table)
-                    .values(part)
-                    .execute(c))?;
-            }
+            insert_entries(conn, &batch)?;
             *counts.entry(catalog_id).or_default() += i64::try_from(batch.len()).unwrap_or(0);
             outcome.stored += batch.len();
         }

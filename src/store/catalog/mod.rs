@@ -157,9 +157,34 @@ struct NewEntry<'a> {
     mode: Option<i64>,
 }
 
-/// Rows per multi-row INSERT of entries (9 values each: under SQLite's
-/// 32,766 and PostgreSQL's 65,535 bind parameters).
+/// Rows per multi-row INSERT of entries on SQLite (9 values each: under
+/// its 32,766 bind parameters).
 const ENTRY_INSERT_ROWS: usize = 3000;
+
+/// Inserts entry rows: multi-row INSERTs on SQLite; on PostgreSQL one
+/// `COPY … FROM STDIN` (binary) for the lot, a round trip rather than one
+/// per 3,000 rows and no statement to parse (issue 19).
+fn insert_entries(conn: &mut DbConnection, rows: &[NewEntry<'_>]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        DbConnection::Sqlite(c) => {
+            for part in rows.chunks(ENTRY_INSERT_ROWS) {
+                diesel::insert_into(catalog_entries::table)
+                    .values(part)
+                    .execute(c)?;
+            }
+        }
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(c) => {
+            diesel::copy_from(catalog_entries::table)
+                .from_insertable(rows)
+                .execute(c)?;
+        }
+    }
+    Ok(())
+}
 
 /// Splits an entry's absolute path into its folder key (ending with `/`)
 /// and its name: `/etc/nginx` → (`/etc/`, `nginx`), `/etc` → (`/`,

@@ -80,8 +80,12 @@ pub async fn run(scenario: Scenario, opts: Options) -> anyhow::Result<Report> {
             bail!("the bare servers are started by their baselines")
         }
         _ => {
+            let backend = opts
+                .server
+                .is_none()
+                .then(|| backend_name(opts.database_url.as_deref()));
             let mut ctx = Ctx::open(opts).await?;
-            let report = match scenario {
+            let mut report = match scenario {
                 Scenario::Connect => connect::run(&mut ctx).await?,
                 Scenario::Idle => idle::run(&mut ctx).await?,
                 Scenario::Dispatch => dispatch::run(&mut ctx).await?,
@@ -94,11 +98,22 @@ pub async fn run(scenario: Scenario, opts: Options) -> anyhow::Result<Report> {
                 _ => bail!("not a server scenario"),
             };
             ctx.close().await;
+            if let Some(backend) = backend {
+                report.text("backend", backend);
+            }
             report
         }
     };
     report.int("fd_limit", fd_limit);
     Ok(report)
+}
+
+/// `backend=` of a started server: `postgres` for a `postgres://` URL.
+pub fn backend_name(database_url: Option<&str>) -> &'static str {
+    match database_url {
+        Some(url) if url.starts_with("postgres") => "postgres",
+        _ => "sqlite",
+    }
 }
 
 impl Ctx {

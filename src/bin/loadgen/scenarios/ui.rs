@@ -131,11 +131,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     .await
     .context("setup panicked")??;
     let addr = server.addr.context("the server has no address")?;
-    let backend = if opts.database_url.is_some() {
-        "postgres"
-    } else {
-        "sqlite"
-    };
+    let backend = super::backend_name(opts.database_url.as_deref());
     eprintln!(
         "seeded {} hosts, {} jobs, {} log lines into {backend} in {:.1}s; server {addr} ready after {:.1}s",
         plan.hosts,
