@@ -10,7 +10,7 @@ use maud::{html, Markup};
 use super::{api_path, Data};
 use crate::http::api::discovery::{suggested_dump, SuggestedDump};
 use crate::http::ui::{format, PageCtx};
-use crate::protocol::{DiscoveredContainer, DumpDriver};
+use crate::protocol::{DiscoveredContainer, DumpDriver, CAPABILITY_DOCKER};
 
 /// A source group name from a container name: `[A-Za-z0-9._-]{1,64}`.
 fn group_name(container: &str) -> String {
@@ -46,16 +46,49 @@ fn env_user(container: &DiscoveredContainer) -> Option<&str> {
         .filter(|user| !user.is_empty())
 }
 
+/// The drivers a dump group of this host can use, as its agent announced
+/// them: `(driver, only in a container)`. A driver whose tool the agent
+/// found (`dump:<driver>`) runs on the host; with `docker` every driver
+/// runs inside a named container (the tool is the container's), which is
+/// what a job checks ([`crate::protocol::DumpSpec::required_capability`]).
+pub(super) fn offered_drivers(capabilities: &[String]) -> Vec<(DumpDriver, bool)> {
+    let has = |c: &str| capabilities.iter().any(|have| have == c);
+    let docker = has(CAPABILITY_DOCKER);
+    DumpDriver::ALL
+        .into_iter()
+        .filter_map(|driver| {
+            if has(&driver.capability()) {
+                Some((driver, false))
+            } else {
+                docker.then_some((driver, true))
+            }
+        })
+        .collect()
+}
+
 /// The add form of a dump group, pre-filled from `prefill` (a discovered
-/// container) or blank. `prefix` makes its element ids unique.
+/// container) or blank. `prefix` makes its element ids unique. Only the
+/// drivers the host's agent can run are offered ([`offered_drivers`]);
+/// with none, the form says why instead.
 pub(super) fn dump_group_form(
     host_id: &str,
+    capabilities: &[String],
     prefix: &str,
     prefill: Option<(&SuggestedDump, Option<&str>)>,
 ) -> Markup {
     let field = |name: &str| format!("{prefix}-{name}");
     let suggestion = prefill.map(|(s, _)| s);
     let chosen = suggestion.map(|s| s.driver);
+    let drivers = offered_drivers(capabilities);
+    if drivers.is_empty() {
+        return html! {
+            p.muted.no-dump-driver {
+                "This host's agent has announced no dump tool (pg_dump, mysqldump, mariadb-dump, "
+                "mongodump, sqlite3 on its PATH) and no Docker Engine. Install one on the host; "
+                "the agent announces it when it next connects."
+            }
+        };
+    }
     html! {
         form.dump-group-form data-change data-form="dump-group" data-method="POST"
             data-path=(api_path(host_id, "/source-groups")) data-then="reload" id=(field("form")) {
@@ -64,8 +97,10 @@ pub(super) fn dump_group_form(
                 value=(suggestion.map(|s| group_name(&s.container)).unwrap_or_default());
             label for=(field("driver")) { "Driver" }
             select id=(field("driver")) name="driver" {
-                @for driver in DumpDriver::ALL {
-                    option value=(driver.as_str()) selected[chosen == Some(driver)] { (driver.as_str()) }
+                @for (driver, in_container) in &drivers {
+                    option value=(driver.as_str()) selected[chosen == Some(*driver)] {
+                        (driver.as_str()) @if *in_container { " (in a container only)" }
+                    }
                 }
             }
             label for=(field("container")) { "Docker container (empty: the database is reached from the host)" }
@@ -129,7 +164,7 @@ pub(super) fn discovery_section(ctx: &PageCtx, data: &Data) -> Markup {
                                             Some(suggestion) => {
                                                 details.edit.add-dump-group {
                                                     summary { "Add dump group" }
-                                                    (dump_group_form(host_id, &format!("dd-{i}"), Some((&suggestion, env_user(c)))))
+                                                    (dump_group_form(host_id, &data.host.host.capabilities, &format!("dd-{i}"), Some((&suggestion, env_user(c)))))
                                                 }
                                             }
                                             None => { span.muted { "no dump driver" } }
@@ -148,6 +183,36 @@ pub(super) fn discovery_section(ctx: &PageCtx, data: &Data) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn caps(list: &[&str]) -> Vec<String> {
+        list.iter().map(|c| (*c).to_owned()).collect()
+    }
+
+    /// Only the drivers the agent announced are offered: its own tools on
+    /// the host, every driver in a container with Docker, none without
+    /// either (the form then says why).
+    #[test]
+    fn offers_only_the_hosts_drivers() {
+        assert_eq!(
+            offered_drivers(&caps(&["cancel", "dump:postgres", "dump:sqlite"])),
+            vec![(DumpDriver::Postgres, false), (DumpDriver::Sqlite, false)]
+        );
+        let with_docker = offered_drivers(&caps(&["dump:mariadb", "docker"]));
+        assert_eq!(with_docker.len(), DumpDriver::ALL.len());
+        assert!(with_docker.contains(&(DumpDriver::Mariadb, false)));
+        assert!(with_docker.contains(&(DumpDriver::Postgres, true)));
+        assert!(offered_drivers(&caps(&["cancel", "hooks"])).is_empty());
+
+        let form = dump_group_form("h1", &caps(&["dump:postgres"]), "x", None).into_string();
+        assert!(
+            form.contains(r#"<option value="postgres">postgres</option>"#),
+            "{form}"
+        );
+        assert!(!form.contains("mysql"), "{form}");
+        let none = dump_group_form("h1", &caps(&[]), "x", None).into_string();
+        assert!(!none.contains("<form"), "{none}");
+        assert!(none.contains("no dump tool"), "{none}");
+    }
 
     /// Container names become valid group names.
     #[test]

@@ -150,7 +150,7 @@ pub(super) fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
                 }
                 details.edit #add-dump-group {
                     summary { "Add a dump group (a database)" }
-                    (super::discovery::dump_group_form(host_id, "dg-new", None))
+                    (super::discovery::dump_group_form(host_id, &data.host.host.capabilities, "dg-new", None))
                 }
             }
         }
