@@ -217,6 +217,10 @@ pub struct Options {
     /// Measuring window of `idle`, `dispatch` and `baseline-ws`.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
+    /// `dispatch`: wait this long after every agent is online before the
+    /// first request (steady state: the greetings' writes drained).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub settle: Option<Duration>,
     /// `dispatch`: run-now requests per second.
     #[arg(long, default_value_t = 200.0, value_parser = parse_rate)]
     pub rate: f64,
@@ -446,6 +450,10 @@ mod tests {
         assert_eq!(cli.options.agents, 10_000);
         assert_eq!(cli.options.rate, 200.0);
         assert_eq!(cli.options.duration, Duration::from_secs(20));
+        assert_eq!(cli.options.settle, None);
+        let settled = parse(&["dispatch", "--settle", "15s"]).unwrap();
+        assert_eq!(settled.options.settle, Some(Duration::from_secs(15)));
+        assert!(parse(&["dispatch", "--settle", "0s"]).is_err());
         assert_eq!(cli.options.heartbeat, Duration::from_secs(30));
         assert_eq!(cli.options.signal, StopSignal::Kill);
         assert_eq!(cli.options.via, Via::Host);
