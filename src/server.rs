@@ -57,6 +57,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
     let key = Arc::new(key);
     let config_arc = Arc::new(config.clone());
     let actors = actors::start(pool.clone(), key.clone(), config_arc.clone());
+    let blocking = blocking_threads(pool.max_size());
     let state = AppState {
         pool,
         key,
@@ -92,6 +93,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
     // Signals are ours (serve_blocking): agent sessions must be closed
     // before the graceful stop, or it waits out the timeout on them.
     .disable_signals()
+    .worker_max_blocking_threads(blocking)
     .shutdown_timeout(10);
     let http_server = match tls {
         Some(tls) => http_server.listen_rustls_0_23(listener, tls)?,
@@ -104,6 +106,27 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
         initial_admin_password,
     })
 }
+
+/// Threads of each worker's blocking pool (`web::block`): as many as the
+/// database pool has connections, and at least [`MIN_BLOCKING_THREADS`].
+///
+/// Pitfall met at 15,000 agents (issue 10 §8): actix-web's default is 512
+/// divided by the cores, and every greeting is a `web::block` read that
+/// waits in `Pool::get` for one of a few connections, so a burst of hellos
+/// grew 512 threads that could do nothing but wait, each with its stack
+/// and malloc cache: 2.4 KiB of RSS per connected agent at 15,000 (21.6 →
+/// 19.2 KiB, BENCHMARKS.md), and slower hellos. Every blocking
+/// task here is a short read or a bounded computation (argon2), so a queue
+/// in front of as many threads as there are connections loses no speed.
+pub(crate) fn blocking_threads(pool_size: u32) -> usize {
+    usize::try_from(pool_size)
+        .unwrap_or(usize::MAX)
+        .max(MIN_BLOCKING_THREADS)
+}
+
+/// Floor of [`blocking_threads`]: a pool of one connection still lets a
+/// password hash run beside a read.
+pub(crate) const MIN_BLOCKING_THREADS: usize = 4;
 
 /// Runs the server until SIGINT/SIGTERM (actix-web's signal handling stops
 /// accepting, drains in-flight requests, then returns).
@@ -218,4 +241,16 @@ fn load_tls(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("TLS certificate and key do not match")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_threads_follow_the_pool_with_a_floor() {
+        assert_eq!(blocking_threads(1), MIN_BLOCKING_THREADS);
+        assert_eq!(blocking_threads(8), 8);
+        assert_eq!(blocking_threads(64), 64);
+    }
 }
