@@ -35,6 +35,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
     }
     tokio::time::sleep(SETTLE).await;
     let before = ctx.rss_kib();
+    // CPU of the server and of this process (the simulated agents) over
+    // the connect window: which of the two the 2 cores were busy with.
+    let cpu = |pid: Option<u32>| pid.and_then(|p| procstats::CpuMeter::start(p).ok());
+    let (server_cpu, loadgen_cpu) = (cpu(ctx.pid()), cpu(Some(std::process::id())));
     let start = Instant::now();
     let fleet = ctx.launch(JobBehaviour::Instant);
     let agents_online = fleet.wait_online(n, ctx.opts.timeout).await;
@@ -42,6 +46,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         eprintln!("{e:#}");
     }
     let server_online = ctx.wait_server_online(n, start).await;
+    let busy = |meter: &Option<procstats::CpuMeter>| meter.as_ref().and_then(|m| m.percent().ok());
+    let (server_busy, loadgen_busy) = (busy(&server_cpu), busy(&loadgen_cpu));
     let online = ctx.api.count_hosts("online").await?;
     tokio::time::sleep(SETTLE).await;
     let after = ctx.rss_kib();
@@ -62,6 +68,12 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         report.seconds("agents_seconds", *d);
     }
     add_memory(&mut report, before, after, n);
+    if let Some(p) = server_busy {
+        report.float("server_cpu_percent", p, 0);
+    }
+    if let Some(p) = loadgen_busy {
+        report.float("loadgen_cpu_percent", p, 0);
+    }
     let mut latencies = fleet.shared.first_online_latencies();
     report.latency("online", summarize(&mut latencies).as_ref());
     report.int(
