@@ -13,7 +13,7 @@ use crate::common::fleet::{seed, Seed};
 use crate::common::server::{client, spawn_app, TestApp};
 use crate::ui_browser::{click, log_in, narrow_pages, text_of};
 use fantoccini::{Client, Locator};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// How many policies the API lists.
 async fn policy_count(app: &TestApp) -> i64 {
@@ -158,5 +158,108 @@ async fn policy_matches_labelled_host_and_bulk_actions_run() {
         &["/policies", &policy_path, "/repositories", "/hosts"],
     )
     .await;
+    browser.close().await;
+}
+
+/// The admin API's answer to `method path` with `body`.
+async fn admin_call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut request = client()
+        .request(method, app.api(path))
+        .bearer_auth(&app.admin_token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {answer}");
+    answer
+}
+
+/// Repositories page, a repository with 120 hosts attached: typing in the
+/// maintenance host search fills the select from the host API with the
+/// matching attached hosts (past the 50 the page names), one is picked
+/// and saved, and the repository's `maintenance_host_id` is that host.
+#[actix_web::test]
+async fn maintenance_host_picked_through_the_search_field() {
+    let app = spawn_app().await;
+    let seeds: Vec<Seed> = (0..120)
+        .map(|i| Seed::new(&format!("web-{i:03}"), &[]))
+        .collect();
+    let ids = seed(&app, seeds).await;
+    let repo = admin_call(
+        &app,
+        reqwest::Method::POST,
+        "/repositories",
+        Some(json!({"name": "big", "url": "/srv/restic/big", "password": "pw-1"})),
+    )
+    .await;
+    let big = repo["id"].as_str().unwrap().to_owned();
+    let pool = app.state.pool.clone();
+    let (hosts, repo_id) = (ids.clone(), big.clone());
+    actix_web::web::block(move || {
+        let mut conn = pool.get().unwrap();
+        for host in hosts {
+            let now = restic_manager::store::now_ms();
+            assert!(
+                restic_manager::store::repositories::attach(&mut conn, &host, &repo_id, now)
+                    .unwrap()
+            );
+        }
+    })
+    .await
+    .unwrap();
+    // web-115: past the first 50, so only the search can offer it.
+    let wanted = &ids[115];
+
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    log_in(c, &app, "/repositories", "admin", &app.admin_password).await;
+    let row = format!("tr[data-repository-id=\"{big}\"]");
+    click(c, &format!("{row} details.edit summary")).await;
+    let select = format!("#r-{big}-maintenance");
+    let option = format!("{select} option[value=\"{wanted}\"]");
+    assert!(
+        c.find(Locator::Css(&option)).await.is_err(),
+        "web-115 is not among the first 50 named"
+    );
+    fill(c, &format!("#r-{big}-maintenance-search"), "web-11").await;
+    let status = wait_text(c, &format!("#r-{big}-maintenance-found"), "hosts match").await;
+    assert_eq!(status, "10 hosts match");
+    assert_eq!(
+        wait_css(c, &select)
+            .await
+            .attr("data-matches")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("10")
+    );
+    wait_css(c, &select)
+        .await
+        .select_by_value(wanted)
+        .await
+        .unwrap();
+    click(c, &format!("#r-{big}-form button[type=submit]")).await;
+
+    // Saved, the page reloads and names the host as the maintenance host.
+    wait_css(
+        c,
+        &format!("{row} > td:nth-child(6) a[href=\"/hosts/{wanted}\"]"),
+    )
+    .await;
+    let stored = admin_call(
+        &app,
+        reqwest::Method::GET,
+        &format!("/repositories/{big}"),
+        None,
+    )
+    .await;
+    assert_eq!(stored["maintenance_host_id"], wanted.as_str(), "{stored}");
     browser.close().await;
 }
