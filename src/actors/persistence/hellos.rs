@@ -16,9 +16,9 @@
 //! - at [`MAX_HELLO_BATCH`] queued hellos the queue is written at once.
 //!
 //! A receipt is answered only after the commit (nothing is acknowledged
-//! before it is durable). If the batch's transaction fails, each hello is
-//! retried in a transaction of its own, so that one bad row fails its own
-//! session only. Per hello this leaves one `UPDATE`; the batch adds
+//! before it is durable). If the database refuses the batch, each hello
+//! is retried in a transaction of its own, so that one bad row fails its
+//! own session only; without a connection, all of them fail at once. Per hello this leaves one `UPDATE`; the batch adds
 //! `BEGIN`, one read of the hosts' open `host.offline` conditions and
 //! `COMMIT`.
 
@@ -133,7 +133,9 @@ impl Persistence {
                     let _ = pending.reply.send(Ok(host));
                 }
             }
-            Err(e) if batch.len() == 1 => {
+            // Alone, or no connection at all: retrying one by one would
+            // only wait for the pool again per hello.
+            Err(e) if batch.len() == 1 || matches!(e, PersistError::Unavailable(_)) => {
                 answer_failed(batch, e);
             }
             Err(e) => {
