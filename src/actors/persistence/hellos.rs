@@ -147,6 +147,7 @@ impl Persistence {
                     });
                     match result {
                         Ok(mut host) => {
+                            // As above: the session may have gone.
                             let _ = pending.reply.send(Ok(host.pop().flatten()));
                         }
                         Err(e) => answer_failed(vec![pending], e),
@@ -161,6 +162,7 @@ impl Persistence {
 fn answer_failed(batch: Vec<PendingHello>, e: PersistError) {
     for pending in batch {
         tracing::error!(error = %e, host_id = %pending.host_id, "recording hello failed");
+        // The session may have gone; the error is logged above.
         let _ = pending.reply.send(Err(e.clone()));
     }
 }
