@@ -500,7 +500,9 @@ impl HostSession {
                     now,
                 })
                 .await
-                .map_err(ActorError::mailbox)??;
+                .map_err(ActorError::mailbox)?
+                .written()
+                .await?;
             if recorded.is_none() {
                 return Ok(None);
             }

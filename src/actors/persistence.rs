@@ -34,8 +34,10 @@
 //!   progress, last-seen, schedule marks) and their flush.
 //! - `jobs`: job rows: creation, the agent's job reports, finishing with
 //!   the follow-up, cancelling.
-//! - `hosts`: host rows and the host's reports (hello, offline, revoke,
+//! - `host_writes`: host rows and the host's reports (offline, revoke,
 //!   snapshots, repository stats, missed runs, Docker discovery).
+//! - `hellos`: [`RecordHello`], group-committed: the hellos queued
+//!   between two writer turns go as one transaction.
 //! - `catalog_writes`: the snapshot catalog: buffered `catalog.chunk`s,
 //!   a `catalog` job's completion, re-queueing one that yielded.
 //! - `health_writes`: `health.report` results and heartbeat metric points
@@ -64,6 +66,7 @@ mod buffer;
 mod catalog_writes;
 mod health_writes;
 mod held_conn;
+mod hellos;
 mod host_writes;
 mod job_writes;
 mod run_write;
@@ -71,16 +74,16 @@ mod run_write;
 mod tests;
 
 pub use agent_jobs::{AgentJobOutcome, RecordAgentJob};
-use buffer::ScheduleMark;
 pub use buffer::{
     AppendLogs, Flush, FlushAll, LogBacklog, MarkSchedulePushed, RecordConfigAck, RecordProgress,
     RecordScheduleAck, Touch,
 };
 pub use catalog_writes::{AppendCatalog, ConfigureCatalog, YieldCatalog};
 pub use health_writes::{RecordHealth, RecordHostMetrics, METRICS_FLUSH_INTERVAL};
+pub use hellos::{HelloReceipt, RecordHello, MAX_HELLO_BATCH};
 pub use host_writes::{
-    MarkOffline, RecordHello, RecordMissedRun, ReplaceSnapshots, RevokeHost, SnapshotsReplaced,
-    StoreDiscovery, StoreRepoStats,
+    MarkOffline, RecordMissedRun, ReplaceSnapshots, RevokeHost, SnapshotsReplaced, StoreDiscovery,
+    StoreRepoStats,
 };
 pub use job_writes::{
     finish_from_report, ArmFailpoint, CancelQueued, CommandOutcome, Failpoint, Finished,
@@ -146,7 +149,7 @@ pub struct Persistence {
     metrics: Arc<Metrics>,
     /// Schedule pushes and acks waiting for the next flush, in arrival
     /// order.
-    schedule_marks: Vec<ScheduleMark>,
+    schedule_marks: Vec<store::version_marks::Mark>,
     /// Log lines on their way here, shared with the sessions.
     log_backlog: Arc<LogBacklog>,
     /// A crash to simulate (crash tests arm it with [`ArmFailpoint`]).
@@ -164,6 +167,9 @@ pub struct Persistence {
     checkpointer: Option<Checkpointer>,
     /// Health results and host metric points waiting (`health_writes`).
     health: health_writes::HealthBuffers,
+    /// Hellos waiting for their batch's transaction (`hellos`); written
+    /// before anything else, so the mailbox order is the write order.
+    hellos: Vec<hellos::PendingHello>,
 }
 
 impl Actor for Persistence {
@@ -229,12 +235,14 @@ impl Persistence {
             catalog_keep: crate::store::catalog::DEFAULT_KEEP,
             checkpointer: None,
             health: Default::default(),
+            hellos: Vec::new(),
         })
     }
 
     /// Writes buffered lines, progress and schedule bookkeeping (and
     /// last-seen when due).
     fn flush(&mut self) {
+        self.flush_hellos();
         let t = Instant::now();
         self.flush_logs();
         turn_took("flush logs", t);

@@ -29,7 +29,8 @@
 //! - [`models`]: row structs and their insert / update forms.
 //! - [`users`], [`sessions`], [`api_tokens`], [`enrollment`], [`hosts`],
 //!   [`repositories`], [`source_groups`], [`schedules`],
-//!   [`schedule_versions`], [`config_versions`], [`jobs`], [`job_logs`], [`snapshots`],
+//!   [`schedule_versions`], [`config_versions`] (their pushes and acks in
+//!   bulk: [`version_marks`]), [`jobs`], [`job_logs`], [`snapshots`],
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
 //! - [`policies`]: fleet policies by label; [`policy_sync`] writes their
@@ -95,6 +96,7 @@ pub mod types;
 pub mod ui_queries;
 pub mod users;
 pub mod verification;
+pub mod version_marks;
 
 pub use json::Json;
 pub use migrations::{binary_schema, revert_all_migrations, run_migrations, run_migrations_until};

@@ -203,6 +203,25 @@ pub fn selects(channel: &Channel, labels: &BTreeMap<String, String>) -> bool {
         .all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// Which of the condition `keys` are going on (one read per
+/// [`INSERT_CHUNK_ROWS`](super::INSERT_CHUNK_ROWS) keys): a batch of events
+/// that can only end conditions passes [`emit`] only those.
+pub fn open_conditions(
+    conn: &mut DbConnection,
+    keys: &[&str],
+) -> QueryResult<std::collections::HashSet<String>> {
+    let mut open = std::collections::HashSet::new();
+    for chunk in keys.chunks(super::INSERT_CHUNK_ROWS) {
+        open.extend(
+            cond::table
+                .filter(cond::key.eq_any(chunk))
+                .select(cond::key)
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(open)
+}
+
 /// The channels that want `event` (by its name, or by the failure whose
 /// recovery it is).
 fn channels_for(conn: &mut DbConnection, event: &str) -> QueryResult<Vec<Channel>> {

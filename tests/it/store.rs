@@ -12,6 +12,8 @@
 // fail the test loudly (clippy's test allowance covers only `#[test]` bodies).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod marks;
+
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;

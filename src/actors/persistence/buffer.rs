@@ -14,7 +14,8 @@ use super::{PersistError, Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS};
 use crate::protocol;
 use crate::store::channel::{self, HostLogLine};
 use crate::store::models::NewJobLog;
-use crate::store::{self, config_versions, hosts, schedule_versions};
+use crate::store::version_marks::{self, Mark, MarkKind};
+use crate::store::{self, hosts};
 
 /// Log lines sent to the writer and not yet written or dropped, shared by
 /// the sessions and the writer: a session counts lines in ([`add`]) before
@@ -173,26 +174,7 @@ impl Persistence {
         let marks = std::mem::take(&mut self.schedule_marks);
         let result = self.db.run(|c| {
             Ok::<_, PersistError>(store::write_transaction(c, |c| {
-                for mark in &marks {
-                    match mark {
-                        ScheduleMark::Pushed {
-                            host_id,
-                            version,
-                            now,
-                        } => schedule_versions::mark_pushed(c, host_id, *version, *now)?,
-                        ScheduleMark::Acked {
-                            host_id,
-                            version,
-                            now,
-                        } => schedule_versions::ack(c, host_id, *version, *now)?,
-                        ScheduleMark::ConfigAcked {
-                            host_id,
-                            version,
-                            now,
-                        } => config_versions::ack(c, host_id, *version, *now)?,
-                    };
-                }
-                Ok::<_, diesel::result::Error>(())
+                version_marks::apply(c, &marks)
             })?)
         });
         if let Err(e) = result {
@@ -241,6 +223,7 @@ impl Handler<FlushAll> for Persistence {
     type Result = ();
 
     fn handle(&mut self, _msg: FlushAll, _ctx: &mut Self::Context) {
+        self.flush_hellos();
         self.flush_logs();
         self.flush_catalog();
         self.flush_progress();
@@ -312,28 +295,6 @@ impl Handler<Touch> for Persistence {
         *seen = (*seen).max(msg.now);
     }
 }
-/// A schedule push or ack (or a config ack), buffered until the next flush: every hello
-/// and every schedule change makes one of each per host, and one
-/// transaction per tick for all of them replaces two per host.
-pub(super) enum ScheduleMark {
-    Pushed {
-        host_id: String,
-        version: i64,
-        now: i64,
-    },
-    Acked {
-        host_id: String,
-        version: i64,
-        now: i64,
-    },
-    /// The agent acked the `config.update` of `version`.
-    ConfigAcked {
-        host_id: String,
-        version: i64,
-        now: i64,
-    },
-}
-
 /// `schedule.set` with `version` went out to the host (buffered; written
 /// with the next flush, before any later low-rate write).
 #[derive(Message)]
@@ -348,7 +309,8 @@ impl Handler<MarkSchedulePushed> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: MarkSchedulePushed, _ctx: &mut Self::Context) {
-        self.schedule_marks.push(ScheduleMark::Pushed {
+        self.schedule_marks.push(Mark {
+            kind: MarkKind::Pushed,
             host_id: msg.host_id,
             version: msg.version,
             now: msg.now,
@@ -372,7 +334,8 @@ impl Handler<RecordScheduleAck> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: RecordScheduleAck, _ctx: &mut Self::Context) {
-        self.schedule_marks.push(ScheduleMark::Acked {
+        self.schedule_marks.push(Mark {
+            kind: MarkKind::Acked,
             host_id: msg.host_id,
             version: msg.version,
             now: msg.now,
@@ -395,7 +358,8 @@ impl Handler<RecordConfigAck> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: RecordConfigAck, _ctx: &mut Self::Context) {
-        self.schedule_marks.push(ScheduleMark::ConfigAcked {
+        self.schedule_marks.push(Mark {
+            kind: MarkKind::ConfigAcked,
             host_id: msg.host_id,
             version: msg.version,
             now: msg.now,

@@ -1,4 +1,4 @@
-//! The writer's host writes: `hello`, a session's end, revocation, and
+//! The writer's host writes (`hello` is in `hellos`): a session's end, revocation, and
 //! what a host reports about its repository (snapshots, stats), plus the
 //! missed runs the scheduler detects, and its Docker discovery report.
 //! Each replies once durable.
@@ -8,49 +8,10 @@ use actix::prelude::*;
 use super::{PersistResult, Persistence};
 use crate::notify;
 use crate::protocol;
-use crate::store::models::{Host, HostHello, Job, NewMissedRun, NewRepoStats, NewSnapshot};
+use crate::store::models::{Job, NewMissedRun, NewRepoStats, NewSnapshot};
 use crate::store::{
     self, catalog, discovery, hosts, missed_runs, notifications, repo_stats, snapshots,
 };
-
-/// `hello`: the reported facts, online, last seen. `None` if the host is
-/// gone or revoked.
-#[derive(Message)]
-#[rtype(result = "PersistResult<Option<Host>>")]
-pub struct RecordHello {
-    pub host_id: String,
-    pub payload: protocol::Hello,
-    pub now: i64,
-}
-
-impl Handler<RecordHello> for Persistence {
-    type Result = PersistResult<Option<Host>>;
-
-    fn handle(&mut self, msg: RecordHello, _ctx: &mut Self::Context) -> Self::Result {
-        let hello = HostHello {
-            hostname: msg.payload.hostname,
-            os: msg.payload.os,
-            arch: msg.payload.arch,
-            agent_version: Some(msg.payload.agent_version),
-            restic_version: Some(msg.payload.restic_version),
-            boot_time: msg.payload.boot_time.map(|t| t.timestamp_millis()),
-            // Absent: protocol 1's set, so every check reads one list.
-            capabilities: Some(protocol::effective_capabilities(
-                msg.payload.capabilities.as_deref(),
-            )),
-        };
-        self.write("recording hello", &msg.host_id, None, |c| {
-            store::write_transaction(c, |c| {
-                let host = hosts::update_from_hello(c, &msg.host_id, &hello, msg.now)?;
-                if host.is_some() {
-                    // Ends a `host.offline` condition, if one started.
-                    notifications::emit(c, &notify::host_event(&msg.host_id, false, msg.now))?;
-                }
-                Ok(host)
-            })
-        })
-    }
-}
 
 /// The host's session ended (sent by the registry for the current session
 /// only, so a superseded session never marks its host offline).

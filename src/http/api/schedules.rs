@@ -263,6 +263,17 @@ fn load(
     sid: &str,
 ) -> Result<models::ScheduleWithGroups, ApiError> {
     live_host(conn, host_id)?;
+    schedule_of(conn, host_id, sid)
+}
+
+/// [`load`] of a host already checked (inside `change_host_config`, which
+/// checks it in the same transaction): on PostgreSQL each read is a round
+/// trip on the one writer (issue 19, fan-out).
+fn schedule_of(
+    conn: &mut DbConnection,
+    host_id: &str,
+    sid: &str,
+) -> Result<models::ScheduleWithGroups, ApiError> {
     let schedule = store::schedules::get_for_host(conn, host_id, sid)?
         .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
     let groups = store::schedules::groups_of(conn, sid)?;
@@ -347,7 +358,7 @@ async fn create(
                 "source_groups": valid.source_groups,
             })),
         )?;
-        load(conn, &target, &schedule.id)
+        schedule_of(conn, &target, &schedule.id)
     })
     .await?;
     Ok(HttpResponse::Created().json(ScheduleDto::from_row(row, Utc::now())))
@@ -364,7 +375,7 @@ async fn update(
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
     let row = change_host_config(&state, &host_id, "changing a schedule", move |conn| {
-        load(conn, &target, &sid)?;
+        schedule_of(conn, &target, &sid)?;
         not_from_policy(conn, &sid)?;
         let ids = group_ids(conn, &target, &valid.source_groups)?;
         let changes = models::ScheduleChanges {
@@ -387,7 +398,7 @@ async fn update(
                 "source_groups": valid.source_groups,
             })),
         )?;
-        load(conn, &target, &sid)
+        schedule_of(conn, &target, &sid)
     })
     .await?;
     Ok(web::Json(ScheduleDto::from_row(row, Utc::now())))
@@ -402,7 +413,7 @@ async fn delete(
     let (host_id, sid) = path.into_inner();
     let target = host_id.clone();
     change_host_config(&state, &host_id, "deleting a schedule", move |conn| {
-        let row = load(conn, &target, &sid)?;
+        let row = schedule_of(conn, &target, &sid)?;
         not_from_policy(conn, &sid)?;
         store::schedules::delete(conn, &sid)?;
         audit(
