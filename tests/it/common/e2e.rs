@@ -109,6 +109,21 @@ pub async fn host_jobs(app: &TestApp, host: &str) -> Vec<Value> {
         .clone()
 }
 
+/// Waits until every job of `host` has ended: the follow-ups a finished
+/// job leaves (the `catalog` listing after a backup, a retry) run on the
+/// same repository, and a check of what a job left behind (restic's lock
+/// files) must not see theirs.
+pub async fn wait_host_idle(app: &TestApp, host: &str) {
+    wait_for(&format!("every job of host {host} to end"), async || {
+        host_jobs(app, host)
+            .await
+            .iter()
+            .all(is_terminal)
+            .then_some(())
+    })
+    .await
+}
+
 /// The stored log lines of job `id`, asserting that their `seq` numbers
 /// are strictly increasing (so none is stored twice).
 pub async fn job_logs(app: &TestApp, id: &str) -> Vec<Value> {
