@@ -15,8 +15,8 @@ use restic_manager::config::ServerConfig;
 use serde_json::json;
 
 use crate::common::api::{assert_error, audit_rows, get as api_get, user_with_token};
-use crate::common::daemon::{self, InProcessAgent};
-use crate::common::e2e::{post, put, run_job, snapshots, wait_for, wait_online};
+use crate::common::daemon::InProcessAgent;
+use crate::common::e2e::{init_repository, online_agent, post, run_job, snapshots, wait_for};
 use crate::common::restic::TempRepo;
 use crate::common::server::{client, spawn_app_with, TestApp};
 
@@ -60,18 +60,8 @@ async fn backed_up(adjust: impl FnOnce(&mut ServerConfig), big: usize) -> Fixtur
     std::fs::write(source.join("blob.bin"), noise(300_000, 7)).unwrap();
     std::fs::write(source.join("big.bin"), noise(big, 11)).unwrap();
     let agent_dir = tempfile::tempdir().unwrap().keep();
-    let config = daemon::enroll(&app, &agent_dir).await;
-    let host = config.host_id.clone();
-    let agent = InProcessAgent::start(config);
-    wait_online(&app, &host).await;
-    put(
-        &app,
-        &format!("/hosts/{host}/repository"),
-        json!({"url": repo.repo.to_string_lossy(), "password": repo.password}),
-    )
-    .await;
-    let init = run_job(&app, &host, json!({"kind": "init"})).await;
-    assert_eq!(init["status"], "succeeded", "{init}");
+    let (host, agent) = online_agent(&app, &agent_dir).await;
+    init_repository(&app, &host, &repo.repo, &repo.password).await;
     post(
         &app,
         &format!("/hosts/{host}/source-groups"),

@@ -15,8 +15,7 @@ use serde_json::{json, Value};
 
 use crate::common::agent::{enroll, TestAgent};
 use crate::common::api::{assert_error, call, get};
-use crate::common::daemon::{self, InProcessAgent};
-use crate::common::e2e::{self, run_job, wait_for, wait_online};
+use crate::common::e2e::{self, run_job, wait_for};
 use crate::common::restic::TempRepo;
 use crate::common::server::{spawn_app, TestApp};
 use crate::policies::{effective, labelled, send};
@@ -251,18 +250,8 @@ async fn real_restic_honours_options() {
     std::fs::write(source.join("big.bin"), vec![7_u8; 3 * 1024 * 1024]).unwrap();
     let fresh = TempRepo::new();
 
-    let config = daemon::enroll(&app, work.path()).await;
-    let host = config.host_id.clone();
-    let agent = InProcessAgent::start(config);
-    wait_online(&app, &host).await;
-    e2e::put(
-        &app,
-        &format!("/hosts/{host}/repository"),
-        json!({"url": fresh.repo.to_string_lossy(), "password": fresh.password}),
-    )
-    .await;
-    let init = run_job(&app, &host, json!({"kind": "init"})).await;
-    assert_eq!(init["status"], "succeeded", "{init}");
+    let (host, agent) = e2e::online_agent(&app, work.path()).await;
+    e2e::init_repository(&app, &host, &fresh.repo, &fresh.password).await;
     e2e::post(
         &app,
         &format!("/hosts/{host}/source-groups"),

@@ -144,3 +144,29 @@ pub async fn snapshots(app: &TestApp, host: &str) -> Vec<Value> {
         .unwrap()
         .clone()
 }
+
+/// Enrols an in-process agent in `dir` and starts it; returns the host id
+/// and the running agent once the server sees it online.
+pub async fn online_agent(
+    app: &TestApp,
+    dir: &std::path::Path,
+) -> (String, super::daemon::InProcessAgent) {
+    let config = super::daemon::enroll(app, dir).await;
+    let host = config.host_id.clone();
+    let agent = super::daemon::InProcessAgent::start(config);
+    wait_online(app, &host).await;
+    (host, agent)
+}
+
+/// Gives `host` the repository at `url` and runs its `init`, which must
+/// succeed.
+pub async fn init_repository(app: &TestApp, host: &str, url: &std::path::Path, password: &str) {
+    put(
+        app,
+        &format!("/hosts/{host}/repository"),
+        serde_json::json!({"url": url.to_string_lossy(), "password": password}),
+    )
+    .await;
+    let init = run_job(app, host, serde_json::json!({"kind": "init"})).await;
+    assert_eq!(init["status"], "succeeded", "{init}");
+}

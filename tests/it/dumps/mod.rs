@@ -13,9 +13,9 @@ use std::process::Command;
 use restic_manager::agent::dump::detect;
 use serde_json::{json, Value};
 
-use crate::common::daemon::{self, InProcessAgent};
+use crate::common::daemon::InProcessAgent;
 use crate::common::db::postgres_admin_url;
-use crate::common::e2e::{get, post, put, run_job, wait_host_idle, wait_online};
+use crate::common::e2e::{get, init_repository, online_agent, post, run_job, wait_host_idle};
 use crate::common::restic::TempRepo;
 use crate::common::server::{spawn_app, TestApp};
 
@@ -132,18 +132,8 @@ fn run_tool(mut command: Command, stdin: Option<&[u8]>) -> String {
 /// The server, an online agent, and an initialised repository.
 async fn setup(work: &Path, repo: &TempRepo) -> (TestApp, String, InProcessAgent) {
     let app = spawn_app().await;
-    let config = daemon::enroll(&app, work).await;
-    let host = config.host_id.clone();
-    let agent = InProcessAgent::start(config);
-    wait_online(&app, &host).await;
-    put(
-        &app,
-        &format!("/hosts/{host}/repository"),
-        json!({"url": repo.repo.to_string_lossy(), "password": repo.password}),
-    )
-    .await;
-    let init = run_job(&app, &host, json!({"kind": "init"})).await;
-    assert_eq!(init["status"], "succeeded", "{init}");
+    let (host, agent) = online_agent(&app, work).await;
+    init_repository(&app, &host, &repo.repo, &repo.password).await;
     (app, host, agent)
 }
 
@@ -405,10 +395,7 @@ async fn dump_job_needs_the_agents_capability() {
     };
     let work = tempfile::tempdir().unwrap();
     let app = spawn_app().await;
-    let config = daemon::enroll(&app, work.path()).await;
-    let host = config.host_id.clone();
-    let agent = InProcessAgent::start(config);
-    wait_online(&app, &host).await;
+    let (host, agent) = online_agent(&app, work.path()).await;
     post(
         &app,
         &format!("/hosts/{host}/source-groups"),
