@@ -117,6 +117,20 @@ pub fn cron_times_between(
         .collect())
 }
 
+/// The last cron time of `cron_expr` in `(from, to]` (Unix ms), if any:
+/// a schedule whose check starts at or after it has nothing to miss.
+pub fn last_cron_time(cron_expr: &str, from: i64, to: i64) -> Result<Option<i64>, InvalidCron> {
+    let cron = CronExpr::parse(cron_expr)?;
+    let Some(from) = DateTime::from_timestamp_millis(from) else {
+        return Ok(None);
+    };
+    Ok(cron
+        .times_after(from)
+        .map(|at| at.timestamp_millis())
+        .take_while(|ms| *ms <= to)
+        .last())
+}
+
 /// What a `schedule.fire` came to.
 #[derive(Debug)]
 pub enum Fired {
@@ -268,51 +282,65 @@ impl Handler<Tick> for Scheduler {
                     .collect();
                 let mut misses = Vec::new();
                 // A policy gives thousands of hosts one cron expression:
-                // each (expression, start) is worked out once per tick.
-                let mut memo: HashMap<(String, i64), Result<Vec<i64>, InvalidCron>> =
-                    HashMap::new();
-                for schedule in schedules::list_enabled(c)? {
-                    let start = from.max(schedule.updated_at);
-                    let expr = &schedule.cron_expr;
-                    let times = memo
-                        .entry((expr.clone(), start))
-                        .or_insert_with(|| {
-                            cron_times_between(expr, start, until, MAX_MISSES_PER_SCHEDULE)
-                        })
-                        .clone();
-                    let times = match times {
-                        Ok(times) => times,
+                // each expression's last time in the window is worked out
+                // once, and only its schedules changed before that time
+                // are read (the others have no time left to miss), never
+                // every enabled row each tick.
+                let mut memo: HashMap<(String, i64), Vec<i64>> = HashMap::new();
+                for expr in schedules::enabled_cron_exprs(c)? {
+                    let last = match last_cron_time(&expr, from, until) {
+                        Ok(Some(last)) => last,
+                        Ok(None) => continue,
                         Err(e) => {
                             tracing::warn!(
-                                schedule_id = %schedule.id,
+                                cron_expr = %expr,
                                 error = %e,
                                 "stored cron expression does not parse"
                             );
                             continue;
                         }
                     };
-                    // A backup schedule without source groups makes no jobs
-                    // when it fires, so its fires leave no trace: never
-                    // "missed". Every other kind's fire leaves a job, if
-                    // only a refused one.
-                    if times.is_empty()
-                        || (schedule.kind == ScheduleKind::Backup
-                            && schedules::groups_of(c, &schedule.id)?.is_empty())
-                    {
-                        continue;
-                    }
-                    for at in times {
-                        if !fired.contains(&(schedule.id.to_string(), at.div_euclid(60_000))) {
-                            misses.push(NewMissedRun {
-                                id: store::new_id(),
-                                host_id: schedule.host_id.to_string(),
-                                schedule_id: schedule.id.to_string(),
-                                scheduled_at: at,
-                                detected_at: now,
-                            });
+                    for schedule in schedules::list_enabled_with_cron(c, &expr, last)? {
+                        let start = from.max(schedule.updated_at);
+                        let times = memo
+                            .entry((expr.clone(), start))
+                            .or_insert_with(|| {
+                                // Parsed above: an error cannot come back.
+                                cron_times_between(&expr, start, until, MAX_MISSES_PER_SCHEDULE)
+                                    .unwrap_or_default()
+                            })
+                            .clone();
+                        // A backup schedule without source groups makes no
+                        // jobs when it fires, so its fires leave no trace:
+                        // never "missed". Every other kind's fire leaves a
+                        // job, if only a refused one.
+                        if times.is_empty()
+                            || (schedule.kind == ScheduleKind::Backup
+                                && schedules::groups_of(c, &schedule.id)?.is_empty())
+                        {
+                            continue;
+                        }
+                        for at in times {
+                            if !fired.contains(&(schedule.id.to_string(), at.div_euclid(60_000))) {
+                                misses.push(NewMissedRun {
+                                    id: store::new_id(),
+                                    host_id: schedule.host_id.to_string(),
+                                    schedule_id: schedule.id.to_string(),
+                                    scheduled_at: at,
+                                    detected_at: now,
+                                });
+                            }
                         }
                     }
                 }
+                // The order of the whole-table scan: by host, schedule, time.
+                misses.sort_by(|a, b| {
+                    (&a.host_id, &a.schedule_id, a.scheduled_at).cmp(&(
+                        &b.host_id,
+                        &b.schedule_id,
+                        b.scheduled_at,
+                    ))
+                });
                 Ok(misses)
             })
             .await?;
@@ -354,5 +382,26 @@ mod tests {
             1
         );
         assert!(cron_times_between("not cron", 0, day, 10).is_err());
+    }
+
+    /// The last cron time in the window bounds the rows the missed-run
+    /// check reads; none when the window holds no time.
+    #[test]
+    fn last_cron_time_in_window() {
+        let day = 86_400_000;
+        assert_eq!(
+            last_cron_time("0 2 * * *", 0, 3 * day).unwrap(),
+            Some(2 * day + 7_200_000)
+        );
+        assert_eq!(
+            last_cron_time("0 2 * * *", 0, 7_200_000).unwrap(),
+            Some(7_200_000)
+        );
+        assert_eq!(last_cron_time("0 2 * * *", 0, 7_199_999).unwrap(), None);
+        assert_eq!(
+            last_cron_time("0 2 * * *", 7_200_000, day + 7_199_999).unwrap(),
+            None
+        );
+        assert!(last_cron_time("not cron", 0, day).is_err());
     }
 }

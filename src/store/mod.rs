@@ -86,6 +86,7 @@ pub mod policies;
 pub mod policy_sync;
 pub mod repo_stats;
 pub mod repositories;
+pub mod schedule_set;
 pub mod schedule_versions;
 pub mod schedules;
 pub mod schema;

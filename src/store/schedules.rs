@@ -54,11 +54,30 @@ pub fn list_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<
         .load(conn)
 }
 
-/// Every enabled schedule of a non-revoked host (the missed-run check).
-pub fn list_enabled(conn: &mut DbConnection) -> QueryResult<Vec<Schedule>> {
+/// The distinct cron expressions of enabled schedules (the missed-run
+/// check: a fleet of 15,000 hosts with 20 policies has 300,000 rows and a
+/// handful of expressions).
+pub fn enabled_cron_exprs(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    schedules::table
+        .filter(schedules::enabled.eq(true))
+        .select(schedules::cron_expr)
+        .distinct()
+        .load(conn)
+}
+
+/// The enabled schedules of non-revoked hosts with this cron expression,
+/// last changed before `updated_before` (the missed-run check: the others
+/// have no cron time left in its window), by host and id.
+pub fn list_enabled_with_cron(
+    conn: &mut DbConnection,
+    cron_expr: &str,
+    updated_before: i64,
+) -> QueryResult<Vec<Schedule>> {
     schedules::table
         .inner_join(hosts::table)
         .filter(schedules::enabled.eq(true))
+        .filter(schedules::cron_expr.eq(cron_expr))
+        .filter(schedules::updated_at.lt(updated_before))
         .filter(hosts::revoked_at.is_null())
         .order((schedules::host_id.asc(), schedules::id.asc()))
         .select(Schedule::as_select())
@@ -154,14 +173,45 @@ pub fn list_with_groups_for_host(
     conn: &mut DbConnection,
     host_id: &str,
 ) -> QueryResult<Vec<ScheduleWithGroups>> {
-    let schedules = list_for_host(conn, host_id)?;
-    let links: Vec<(ScheduleId, SourceGroup)> = ssg::table
+    with_groups(conn, host_id, false)
+}
+
+/// [`list_with_groups_for_host`] without the rows a policy wrote: the
+/// host's own schedules (`super::schedule_set` builds the policies' from
+/// the policy rows).
+pub fn list_own_with_groups_for_host(
+    conn: &mut DbConnection,
+    host_id: &str,
+) -> QueryResult<Vec<ScheduleWithGroups>> {
+    with_groups(conn, host_id, true)
+}
+
+fn with_groups(
+    conn: &mut DbConnection,
+    host_id: &str,
+    own_only: bool,
+) -> QueryResult<Vec<ScheduleWithGroups>> {
+    let mut rows = schedules::table
+        .filter(schedules::host_id.eq(host_id))
+        .order((schedules::created_at.asc(), schedules::id.asc()))
+        .select(Schedule::as_select())
+        .into_boxed::<super::MultiBackend>();
+    let mut links = ssg::table
         .inner_join(sg::table)
         .inner_join(schedules::table)
         .filter(schedules::host_id.eq(host_id))
         .order(sg::name.asc())
         .select((ssg::schedule_id, SourceGroup::as_select()))
-        .load(conn)?;
+        .into_boxed::<super::MultiBackend>();
+    if own_only {
+        rows = rows.filter(schedules::policy_id.is_null());
+        links = links.filter(schedules::policy_id.is_null());
+    }
+    let schedules: Vec<Schedule> = rows.load(conn)?;
+    if schedules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let links: Vec<(ScheduleId, SourceGroup)> = links.load(conn)?;
     let mut by_schedule: HashMap<ScheduleId, Vec<SourceGroup>> = HashMap::new();
     for (schedule_id, group) in links {
         by_schedule.entry(schedule_id).or_default().push(group);

@@ -26,6 +26,8 @@ use diesel::sql_types::{BigInt, Text};
 use serde_json::json;
 
 use crate::common::db;
+
+mod schedule_set;
 use restic_manager::ids::{JobId, ScheduleId};
 use restic_manager::protocol::{JobProgress, RetentionPolicy};
 use restic_manager::store::models::*;
@@ -137,7 +139,7 @@ pub(crate) fn add_host(c: &mut DbConnection, hostname: &str) -> Host {
     hosts::insert(c, &new_host(hostname)).unwrap()
 }
 
-fn add_group(c: &mut DbConnection, host_id: &str, name: &str) -> SourceGroup {
+pub(crate) fn add_group(c: &mut DbConnection, host_id: &str, name: &str) -> SourceGroup {
     source_groups::insert(
         c,
         &NewSourceGroup {
@@ -164,7 +166,7 @@ fn add_group(c: &mut DbConnection, host_id: &str, name: &str) -> SourceGroup {
     .unwrap()
 }
 
-fn add_schedule(c: &mut DbConnection, host_id: &str, cron: &str, enabled: bool) -> Schedule {
+pub(crate) fn add_schedule(c: &mut DbConnection, host_id: &str, cron: &str, enabled: bool) -> Schedule {
     schedules::insert(
         c,
         &NewSchedule {
@@ -1143,15 +1145,27 @@ fn schedules_queries() {
             schedules::get_for_host(c, &other.id, &weekly.id).unwrap(),
             None
         );
-        let enabled: Vec<ScheduleId> = schedules::list_enabled(c)
-            .unwrap()
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        assert_eq!(enabled.len(), 2);
-        assert!(enabled.contains(&nightly.id) && enabled.contains(&other_sched.id));
+        let mut exprs = schedules::enabled_cron_exprs(c).unwrap();
+        exprs.sort();
+        assert_eq!(exprs, vec!["*/5 * * * *", "0 2 * * *"]);
+        let enabled = |c: &mut _, expr: &str, before: i64| -> Vec<ScheduleId> {
+            schedules::list_enabled_with_cron(c, expr, before)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id)
+                .collect()
+        };
+        assert_eq!(enabled(c, "*/5 * * * *", i64::MAX), vec![other_sched.id.clone()]);
+        assert_eq!(enabled(c, "0 2 * * *", i64::MAX), vec![nightly.id.clone()]);
+        // Changed at or after the bound: no cron time left to miss.
+        assert!(enabled(c, "0 2 * * *", nightly.updated_at).is_empty());
+        assert_eq!(enabled(c, "0 3 * * 0", i64::MAX), Vec::<ScheduleId>::new());
         hosts::revoke(c, &other.id, NOW).unwrap();
-        assert_eq!(schedules::list_enabled(c).unwrap(), vec![nightly.clone()]);
+        assert!(enabled(c, "*/5 * * * *", i64::MAX).is_empty());
+        assert_eq!(
+            schedules::list_enabled_with_cron(c, "0 2 * * *", i64::MAX).unwrap(),
+            vec![nightly.clone()]
+        );
 
         let changed = schedules::update(
             c,

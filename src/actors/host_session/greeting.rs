@@ -20,7 +20,7 @@ use crate::crypto::{self, SecretKey};
 use crate::protocol;
 use crate::store::models::Repository;
 use crate::store::{
-    config_versions, jobs, repositories, schedule_versions, schedules, DbConnection,
+    config_versions, jobs, repositories, schedule_set, schedule_versions, DbConnection,
 };
 
 /// A host's configuration as the agent receives it.
@@ -145,27 +145,7 @@ fn load_with_repository(
 ) -> diesel::QueryResult<(HostConfig, Option<Repository>)> {
     let version = schedule_versions::get(conn, host_id)?.map_or(1, |v| v.version);
     let config_version = config_versions::get(conn, host_id)?.map_or(0, |v| v.config_version);
-    let schedules = schedules::list_with_groups_for_host(conn, host_id)?
-        .into_iter()
-        .map(|s| protocol::ScheduleSpec {
-            id: s.schedule.id.to_string(),
-            cron_expr: s.schedule.cron_expr.clone(),
-            enabled: s.schedule.enabled,
-            kind: s.schedule.kind,
-            source_groups: s
-                .groups
-                .iter()
-                .map(|g| protocol::SourceGroupSpec {
-                    name: g.name.clone(),
-                    includes: g.includes.clone(),
-                    excludes: g.excludes.clone(),
-                    retention_policy: g.retention_policy.clone(),
-                    retry_max: u32::try_from(g.retry_max).unwrap_or(0),
-                    retry_backoff_seconds: u32::try_from(g.retry_backoff_seconds).unwrap_or(0),
-                })
-                .collect(),
-        })
-        .collect();
+    let schedules = schedule_set::for_host(conn, host_id)?;
     let repository = repositories::get_for_host(conn, host_id)?;
     let has_repository = repository.is_some();
     let shared_repository = repository
