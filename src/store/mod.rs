@@ -20,7 +20,8 @@
 //!
 //! # Layout
 //!
-//! - `pool`: [`connect`], [`Pool`], the connection manager and SQLite pragmas.
+//! - `pool`: [`connect`], [`Pool`], the connection manager and SQLite pragmas;
+//!   [`sqlite_build`]: the bundled SQLite's compile options, checked at start.
 //! - `migrations`: the two embedded migration sets, [`run_migrations`] and
 //!   its refusal of a database newer than this binary.
 //! - [`schema`]: the hand-written diesel schema, portable across backends.
@@ -93,6 +94,7 @@ pub mod schema;
 pub mod sessions;
 pub mod snapshots;
 pub mod source_groups;
+pub mod sqlite_build;
 pub mod types;
 pub mod ui_queries;
 pub mod users;

@@ -449,6 +449,9 @@ pub fn connect_with(database_url: &str, settings: &PoolSettings) -> Result<Pool,
         let applied = super::run_migrations(&mut first)?;
         // Hosts from before the natural sort key (or bulk-loaded) get theirs.
         let sort_keys = super::hosts::fill_sort_keys(&mut first)?;
+        if let DbConnection::Sqlite(sqlite) = &mut first {
+            super::sqlite_build::warn_unless_plans_are_stable(sqlite);
+        }
         tracing::info!(
             database = %manager.target.display(),
             backend = super::backend_name(&first),

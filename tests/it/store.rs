@@ -166,7 +166,12 @@ pub(crate) fn add_group(c: &mut DbConnection, host_id: &str, name: &str) -> Sour
     .unwrap()
 }
 
-pub(crate) fn add_schedule(c: &mut DbConnection, host_id: &str, cron: &str, enabled: bool) -> Schedule {
+pub(crate) fn add_schedule(
+    c: &mut DbConnection,
+    host_id: &str,
+    cron: &str,
+    enabled: bool,
+) -> Schedule {
     schedules::insert(
         c,
         &NewSchedule {
@@ -1155,7 +1160,10 @@ fn schedules_queries() {
                 .map(|s| s.id)
                 .collect()
         };
-        assert_eq!(enabled(c, "*/5 * * * *", i64::MAX), vec![other_sched.id.clone()]);
+        assert_eq!(
+            enabled(c, "*/5 * * * *", i64::MAX),
+            vec![other_sched.id.clone()]
+        );
         assert_eq!(enabled(c, "0 2 * * *", i64::MAX), vec![nightly.id.clone()]);
         // Changed at or after the bound: no cron time left to miss.
         assert!(enabled(c, "0 2 * * *", nightly.updated_at).is_empty());
