@@ -36,9 +36,27 @@ use crate::protocol::{RetentionPolicy, ScheduleSpec, SourceGroupSpec};
 /// has tens of policies; this only bounds a pathological churn).
 const MEMO_MAX_POLICIES: usize = 4096;
 
+/// One of a host's policy schedule rows with its policy's texts (`None`
+/// when the policy row is gone): `(id, policy_id, position, created_at,
+/// policy schedules, policy groups)`.
+type PolicyRow = (
+    String,
+    Option<String>,
+    Option<i32>,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
 /// The host's `schedule.set` schedules, in creation order.
 pub fn for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<ScheduleSpec>> {
-    let policy_rows: Vec<(String, Option<String>, Option<i32>, i64)> = schedules::table
+    // One statement of fixed text (so SQLite's prepared-statement cache
+    // keeps it; an `IN` list of the host's policy ids was prepared afresh
+    // at every greeting, with an ephemeral table for the list): the
+    // covering index for the host's rows, the policy's primary key for
+    // its texts.
+    let policy_rows: Vec<PolicyRow> = schedules::table
+        .left_join(policies::table.on(schedules::policy_id.eq(policies::id.nullable())))
         .filter(schedules::host_id.eq(host_id))
         .filter(schedules::policy_id.is_not_null())
         .select((
@@ -46,9 +64,11 @@ pub fn for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<Sched
             schedules::policy_id,
             schedules::policy_position,
             schedules::created_at,
+            policies::schedules.nullable(),
+            policies::source_groups.nullable(),
         ))
         .load(conn)?;
-    let Some(mut specs) = policy_specs(conn, policy_rows)? else {
+    let Some(mut specs) = policy_specs(policy_rows) else {
         return Ok(from_host_rows(schedule_queries::list_with_groups_for_host(
             conn, host_id,
         )?));
@@ -185,40 +205,23 @@ fn parsed(id: &str, schedules_text: String, groups_text: String) -> Option<Arc<P
     Some(parsed)
 }
 
-/// The specs of the host's policy schedule rows `(id, policy_id,
-/// position, created_at)`, or `None` when a row is not explained by its
-/// policy's text.
-fn policy_specs(
-    conn: &mut DbConnection,
-    rows: Vec<(String, Option<String>, Option<i32>, i64)>,
-) -> QueryResult<Option<Vec<(i64, ScheduleSpec)>>> {
-    if rows.is_empty() {
-        return Ok(Some(Vec::new()));
-    }
-    let mut ids: Vec<&str> = rows.iter().filter_map(|r| r.1.as_deref()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let texts: Vec<(String, String, String)> = policies::table
-        .filter(policies::id.eq_any(&ids))
-        .select((policies::id, policies::schedules, policies::source_groups))
-        .load(conn)?;
-    let mut by_id: HashMap<String, Arc<ParsedPolicy>> = HashMap::with_capacity(texts.len());
-    for (id, schedules_text, groups_text) in texts {
-        let Some(p) = parsed(&id, schedules_text, groups_text) else {
-            return Ok(None);
-        };
-        by_id.insert(id, p);
-    }
+/// The specs of the host's policy schedule rows, or `None` when a row is
+/// not explained by its policy's text (the policy is gone, its text does
+/// not parse, the position is past its list).
+fn policy_specs(rows: Vec<PolicyRow>) -> Option<Vec<(i64, ScheduleSpec)>> {
+    let mut by_id: HashMap<String, Arc<ParsedPolicy>> = HashMap::new();
     let mut specs = Vec::with_capacity(rows.len());
-    for (id, policy_id, position, created_at) in rows {
-        let template = policy_id
-            .as_deref()
-            .and_then(|p| by_id.get(p))
-            .zip(position.and_then(|p| usize::try_from(p).ok()))
-            .and_then(|(p, at)| p.specs.get(at));
-        let Some(template) = template else {
-            return Ok(None);
+    for (id, policy_id, position, created_at, schedules_text, groups_text) in rows {
+        let policy_id = policy_id?;
+        let policy = match by_id.get(&policy_id) {
+            Some(p) => Arc::clone(p),
+            None => {
+                let p = parsed(&policy_id, schedules_text?, groups_text?)?;
+                by_id.insert(policy_id, Arc::clone(&p));
+                p
+            }
         };
+        let template = policy.specs.get(usize::try_from(position?).ok()?)?;
         specs.push((
             created_at,
             ScheduleSpec {
@@ -227,5 +230,5 @@ fn policy_specs(
             },
         ));
     }
-    Ok(Some(specs))
+    Some(specs)
 }
