@@ -35,8 +35,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
     // start, since an error after that would drop their running system and
     // panic, and before anything is logged, so that the error is the one
     // line on stderr that README promises.
-    let listener = TcpListener::bind(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener =
+        listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
     let key_context = || format!("cannot use key file {}", config.key_file.display());
@@ -105,6 +105,30 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
         server: http_server.run(),
         initial_admin_password,
     })
+}
+
+/// Connections the kernel completes and queues for `accept` (capped by
+/// `net.core.somaxconn`, 4096 by default on Linux).
+///
+/// Pitfall met at 15,000 agents: `std::net::TcpListener::bind` listens
+/// with a backlog of 128. When a fleet connects at once (a server restart,
+/// `loadgen connect`: 1,000 connects in flight) the queue overflowed
+/// while the two workers were busy greeting (`ListenOverflows` in `nstat`
+/// grew by thousands a run), the kernel dropped those SYNs, and each
+/// dropped agent waited out TCP's 1 s (then 3 s) retransmission: the
+/// fleet's last agents online a second or more late, for no work.
+pub(crate) const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening TCP socket on `addr` with [`LISTEN_BACKLOG`]
+/// (`SO_REUSEADDR` on Unix, as std's `bind` sets it).
+pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Threads of each worker's blocking pool (`web::block`): as many as the
@@ -252,5 +276,30 @@ mod tests {
         assert_eq!(blocking_threads(1), MIN_BLOCKING_THREADS);
         assert_eq!(blocking_threads(8), 8);
         assert_eq!(blocking_threads(64), 64);
+    }
+
+    /// 512 connections wait for `accept` without a SYN dropped (std's
+    /// backlog of 128 held about 129; the rest waited 1 s to retry).
+    #[test]
+    fn the_listener_queues_a_burst_of_connections() {
+        use std::time::Duration;
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held: Vec<std::net::TcpStream> = (0..512)
+            .map(|i| {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                    .unwrap_or_else(|e| panic!("connection {i} was not queued: {e}"))
+            })
+            .collect();
+        assert_eq!(held.len(), 512);
+        drop(listener);
+    }
+
+    /// A busy address is refused (the start-up error names it).
+    #[test]
+    fn a_busy_address_is_refused() {
+        let first = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let err = listen(first.local_addr().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     }
 }
