@@ -35,6 +35,7 @@ use super::persistence::{Persistence, RecordMissedRun, RunWrite};
 use super::registry::Directory;
 use super::{blocking_read, hand_to_session, ActorError};
 use crate::cron::{CronExpr, InvalidCron};
+use crate::ids::HostId;
 use crate::protocol;
 use crate::store::models::{Job, NewMissedRun};
 use crate::store::{self, channel, jobs, leases, schedules};
@@ -130,7 +131,7 @@ pub enum Fired {
 #[derive(Message)]
 #[rtype(result = "Result<Fired, ActorError>")]
 pub struct ScheduleFired {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::ScheduleFire,
     pub now: i64,
 }
@@ -177,8 +178,8 @@ impl Handler<ScheduleFired> for Scheduler {
                 } else {
                     // Refused at creation (a drill before any catalog).
                     events.do_send(Publish(Event::JobStatus {
-                        host_id: job.host_id.to_string(),
-                        job_id: job.id.to_string(),
+                        host_id: job.host_id.clone(),
+                        job_id: job.id.clone(),
                         status: job.status,
                         message: job.error.clone(),
                     }));
@@ -318,8 +319,8 @@ impl Handler<Tick> for Scheduler {
             .await?;
             for missed in misses {
                 let event = Event::MissedRun {
-                    host_id: missed.host_id.clone(),
-                    schedule_id: missed.schedule_id.clone(),
+                    host_id: missed.host_id.clone().into(),
+                    schedule_id: missed.schedule_id.clone().into(),
                     scheduled_at: missed.scheduled_at,
                 };
                 let recorded = persistence

@@ -4,6 +4,7 @@
 //! through the API reading the next `--read-data-subset=k/n`.
 
 use reqwest::{Method, StatusCode};
+use restic_manager::ids::{HostId, JobId};
 use restic_manager::store::{self, models, verification, JobKind, JobStatus, JobTrigger};
 use serde_json::{json, Value};
 
@@ -60,7 +61,7 @@ fn finish(
         warning: None,
         stats,
     };
-    store::channel::finish_for_host(c, host, id, &done).unwrap();
+    store::channel::finish_for_host(c, &HostId::from(host), &JobId::from(id), &done).unwrap();
 }
 
 /// The rotation advances k by one per check and wraps after n; coverage
