@@ -35,7 +35,7 @@ use super::persistence::{Persistence, RecordMissedRun, RunWrite};
 use super::registry::Directory;
 use super::{blocking_read, hand_to_session, ActorError};
 use crate::cron::{CronExpr, InvalidCron};
-use crate::ids::HostId;
+use crate::ids::{HostId, ScheduleId};
 use crate::protocol;
 use crate::store::models::{Job, NewMissedRun};
 use crate::store::{self, channel, jobs, leases, schedules};
@@ -151,16 +151,17 @@ impl Handler<ScheduleFired> for Scheduler {
                 now,
             } = msg;
             let scheduled_at = payload.scheduled_at.timestamp_millis();
+            let schedule_id = ScheduleId::from(payload.schedule_id.as_str());
             let created = persistence
                 .send(RunWrite::new("creating scheduled jobs", move |c| {
-                    if schedules::get_for_host(c, &host_id, &payload.schedule_id)?.is_none() {
+                    if schedules::get_for_host(c, &host_id, &schedule_id)?.is_none() {
                         return Ok(None);
                     }
                     fire_jobs(
                         c,
                         &fire_sessions,
                         &host_id,
-                        &payload.schedule_id,
+                        &schedule_id,
                         scheduled_at,
                         payload.kind,
                         now,

@@ -86,7 +86,10 @@ fn check_store(pool: &store::Pool) {
             now + i,
         );
         let id = store::jobs::insert(&mut c, &new).unwrap().id.into_string();
-        ks.push(verification::rotate_check(&mut c, &a, &id, 3, now + i).unwrap());
+        ks.push(
+            verification::rotate_check(&mut c, &a.as_str().into(), &id.as_str().into(), 3, now + i)
+                .unwrap(),
+        );
         ids.push(id);
     }
     assert_eq!(ks, vec![(1, 3), (2, 3), (3, 3), (1, 3)]);
@@ -157,7 +160,8 @@ fn check_store(pool: &store::Pool) {
     );
     let id = store::jobs::insert(&mut c, &new).unwrap().id.into_string();
     assert_eq!(
-        verification::rotate_check(&mut c, &a, &id, 5, now).unwrap(),
+        verification::rotate_check(&mut c, &a.as_str().into(), &id.as_str().into(), 5, now)
+            .unwrap(),
         (1, 5)
     );
     let one = verification::check_coverage(&mut c, Some(&a)).unwrap();

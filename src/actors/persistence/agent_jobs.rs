@@ -14,7 +14,7 @@ use actix::prelude::*;
 use diesel::QueryResult;
 
 use super::{PersistResult, Persistence};
-use crate::ids::{HostId, JobId};
+use crate::ids::{HostId, JobId, ScheduleId};
 use crate::protocol;
 use crate::store::models::{Job, NewJob};
 use crate::store::{
@@ -111,7 +111,11 @@ pub fn record_agent_job(
         });
     }
     let group = source_groups::by_name(conn, host_id, &report.tag)?;
-    let schedule = schedules::get_for_host(conn, host_id, &report.schedule_id)?;
+    let schedule = schedules::get_for_host(
+        conn,
+        host_id,
+        &ScheduleId::from(report.schedule_id.as_str()),
+    )?;
     let mut new = NewJob::new(
         report.job_id.clone(),
         host_id.clone(),

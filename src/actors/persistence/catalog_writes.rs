@@ -37,8 +37,8 @@ impl Handler<AppendCatalog> for Persistence {
         } = msg.chunk;
         self.catalog_buffered += entries.len();
         self.catalog.push(Chunk {
-            host_id: msg.host_id.into_string(),
-            job_id,
+            host_id: msg.host_id,
+            job_id: job_id.into(),
             snapshot_id,
             entries,
         });

@@ -6,7 +6,7 @@
 use actix::prelude::*;
 
 use super::{PersistResult, Persistence};
-use crate::ids::HostId;
+use crate::ids::{HostId, ScheduleId};
 use crate::notify;
 use crate::protocol;
 use crate::store::models::{Job, NewMissedRun, NewRepoStats, NewSnapshot};
@@ -169,8 +169,8 @@ impl Handler<RecordMissedRun> for Persistence {
                 let recorded = missed_runs::insert_ignore(c, &missed)?;
                 if recorded {
                     let event = notify::run_event(
-                        &missed.host_id,
-                        &missed.schedule_id,
+                        &HostId::from(missed.host_id.as_str()),
+                        &ScheduleId::from(missed.schedule_id.as_str()),
                         true,
                         missed.detected_at,
                     );

@@ -18,6 +18,7 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
+use crate::ids::HostId;
 use crate::store::{self, models};
 
 /// Longest repository URL.
@@ -293,7 +294,7 @@ async fn attach(
     host_id: String,
     repository_id: String,
 ) -> Result<web::Json<RepositoryDto>, ApiError> {
-    let target = host_id.clone();
+    let target = HostId::from(host_id.as_str());
     let repo = change_host_config(
         state,
         &host_id,
