@@ -220,7 +220,7 @@ async fn put(
     let body = body.into_inner();
     body.validate()?;
     if let Some(repository_id) = body.repository_id {
-        return attach(&state, who, host_id, repository_id).await;
+        return attach(&state, who, HostId::from(host_id), repository_id).await;
     }
     let url = body.url.clone().unwrap_or_default();
     let key = state.key.clone();
@@ -291,10 +291,10 @@ async fn put(
 async fn attach(
     state: &AppState,
     who: Principal,
-    host_id: String,
+    host_id: HostId,
     repository_id: String,
 ) -> Result<web::Json<RepositoryDto>, ApiError> {
-    let target = HostId::from(host_id.as_str());
+    let target = host_id.clone();
     let repo = change_host_config(
         state,
         &host_id,
