@@ -9,6 +9,45 @@
 //! field, a URL, a query that is not yet typed); the protection is one way:
 //! what takes a `HostId` accepts nothing else. Make one from text with
 //! `From` at the edge (a path segment, a wire message).
+//!
+//! # Where they are used
+//!
+//! The rule: **any signature with two kinds of id is typed** — a function,
+//! or an actor message, that takes a host and a job (or a schedule, a
+//! source group) takes them as these types, so that a swap does not
+//! compile. Today that is the store's host-scoped queries
+//! (`store::channel`, `jobs::finish_for_host`, `leases::acquire`,
+//! `schedules`/`source_groups::get_for_host`, `verification`, the
+//! catalog), the writer's job messages and finish path
+//! (`actors::persistence`), the host session (`HostSession::host_id` and
+//! every message it sends), live `Event`s, `fire_jobs`, and the store's
+//! row structs. A function with one id may keep `&str`; so may a second
+//! id that has no type here (a restic snapshot id, a repository id) when
+//! the other ids beside it are typed, since then no swap compiles either.
+//! Wire structs (`protocol`) stay `String`: that module depends on serde
+//! alone; convert where the message is handled.
+//!
+//! A swapped host and job id is refused at compile time:
+//!
+//! ```compile_fail
+//! use restic_manager::ids::{HostId, JobId};
+//! use restic_manager::store::{channel, DbConnection};
+//!
+//! fn lookup(conn: &mut DbConnection, host: &HostId, job: &JobId) {
+//!     let _ = channel::job_of_host(conn, job, host); // expected `&HostId`, found `&JobId`
+//! }
+//! ```
+//!
+//! while the right order compiles:
+//!
+//! ```
+//! use restic_manager::ids::{HostId, JobId};
+//! use restic_manager::store::{channel, DbConnection};
+//!
+//! fn lookup(conn: &mut DbConnection, host: &HostId, job: &JobId) {
+//!     let _ = channel::job_of_host(conn, host, job);
+//! }
+//! ```
 
 use std::fmt;
 use std::ops::Deref;

@@ -242,8 +242,8 @@ impl Actors {
             .await?;
         for job in &cancelled {
             self.events.do_send(Publish(Event::JobStatus {
-                host_id: job.host_id.to_string(),
-                job_id: job.id.to_string(),
+                host_id: job.host_id.clone(),
+                job_id: job.id.clone(),
                 status: job.status,
                 message: job.error.clone(),
             }));

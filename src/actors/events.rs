@@ -22,6 +22,7 @@ use actix::prelude::*;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::ids::{HostId, JobId, ScheduleId};
 use crate::protocol;
 use crate::store::JobStatus;
 
@@ -44,13 +45,13 @@ pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A host's session said `hello`.
-    HostOnline { host_id: String },
+    HostOnline { host_id: HostId },
     /// A host's session ended.
-    HostOffline { host_id: String },
+    HostOffline { host_id: HostId },
     /// A job moved to `status`.
     JobStatus {
-        host_id: String,
-        job_id: String,
+        host_id: HostId,
+        job_id: JobId,
         status: JobStatus,
         /// The error (failed) or warning (succeeded with warnings).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,15 +59,15 @@ pub enum Event {
     },
     /// The latest progress of a running job.
     JobProgress {
-        host_id: String,
-        job_id: String,
+        host_id: HostId,
+        job_id: JobId,
         progress: protocol::JobProgress,
     },
     /// One log line of a job (may repeat after an agent's replay; the
     /// `seq` tells duplicates apart).
     JobLog {
-        host_id: String,
-        job_id: String,
+        host_id: HostId,
+        job_id: JobId,
         seq: u64,
         ts: chrono::DateTime<chrono::Utc>,
         stream: protocol::LogStreamKind,
@@ -74,8 +75,8 @@ pub enum Event {
     },
     /// A schedule time passed without a fire.
     MissedRun {
-        host_id: String,
-        schedule_id: String,
+        host_id: HostId,
+        schedule_id: ScheduleId,
         /// Unix ms.
         scheduled_at: i64,
     },
@@ -319,7 +320,7 @@ mod tests {
 
     fn online(host: &str) -> Event {
         Event::HostOnline {
-            host_id: host.to_owned(),
+            host_id: host.into(),
         }
     }
 

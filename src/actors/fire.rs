@@ -27,6 +27,7 @@
 use super::maintenance::{self, Route};
 use super::registry::Directory;
 use super::{check_rotation_args, drill, followup, ActorError};
+use crate::ids::{HostId, ScheduleId};
 use crate::protocol::ScheduleKind;
 use crate::store::models::{Host, Job, JobFinish, NewJob, Schedule, SourceGroup};
 use crate::store::{self, channel, jobs, schedules, JobStatus, JobTrigger};
@@ -48,22 +49,22 @@ enum Planned {
 pub(super) fn fire_jobs(
     conn: &mut store::DbConnection,
     sessions: &Directory,
-    host_id: &str,
-    schedule_id: &str,
+    host_id: &HostId,
+    schedule_id: &ScheduleId,
     scheduled_at: i64,
     fired_kind: Option<ScheduleKind>,
     now: i64,
 ) -> Result<Vec<Job>, ActorError> {
     let Some(schedule) = schedules::get_for_host(conn, host_id, schedule_id)? else {
-        tracing::warn!(host_id, schedule_id, "fire of an unknown schedule ignored");
+        tracing::warn!(host_id = %host_id, schedule_id = %schedule_id, "fire of an unknown schedule ignored");
         return Ok(Vec::new());
     };
     if !schedule.enabled {
-        tracing::warn!(host_id, schedule_id, "fire of a disabled schedule ignored");
+        tracing::warn!(host_id = %host_id, schedule_id = %schedule_id, "fire of a disabled schedule ignored");
         return Ok(Vec::new());
     }
     if let Some(fired) = fired_kind.filter(|k| *k != schedule.kind) {
-        tracing::info!(host_id, schedule_id, fired = %fired, stored = %schedule.kind,
+        tracing::info!(host_id = %host_id, schedule_id = %schedule_id, fired = %fired, stored = %schedule.kind,
             "the schedule's kind changed since the agent fired it; the stored kind is used");
     }
     let groups = schedules::groups_of(conn, schedule_id)?;
@@ -126,7 +127,7 @@ pub(super) fn fire_jobs(
         if !jobs::for_schedule_run(conn, schedule_id, scheduled_at)?.is_empty() {
             continue;
         }
-        tracing::warn!(host_id, schedule_id, kind = %job.kind, "scheduled job refused: {reason}");
+        tracing::warn!(host_id = %host_id, schedule_id = %schedule_id, kind = %job.kind, "scheduled job refused: {reason}");
         let job = jobs::insert(conn, &job)?;
         let finish = JobFinish {
             status,

@@ -83,6 +83,7 @@ use super::persistence::{
 };
 use super::registry::{Register, Unregister};
 use super::{blocking_read, ActorError, Actors};
+use crate::ids::HostId;
 use crate::metrics;
 use crate::protocol::{self, AgentToServer, Envelope, ErrorFrame, ServerToAgent, WireMessage};
 use crate::store;
@@ -164,7 +165,7 @@ enum Phase {
 
 /// One agent connection.
 pub struct HostSession {
-    host_id: String,
+    host_id: HostId,
     serial: u64,
     actors: Actors,
     max_frame_bytes: usize,
@@ -221,7 +222,7 @@ pub struct HostSession {
 
 impl HostSession {
     /// A session for an authenticated host; frames up to `max_frame_bytes`.
-    pub fn new(host_id: String, actors: Actors, max_frame_bytes: usize) -> Self {
+    pub fn new(host_id: HostId, actors: Actors, max_frame_bytes: usize) -> Self {
         HostSession {
             host_id,
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
@@ -411,7 +412,7 @@ impl HostSession {
                     &progress.job_id,
                     || Event::JobProgress {
                         host_id,
-                        job_id: progress.job_id.clone(),
+                        job_id: progress.job_id.clone().into(),
                         progress: progress.clone(),
                     },
                     ctx,

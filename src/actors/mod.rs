@@ -53,6 +53,7 @@ use actix::prelude::*;
 
 use crate::config::ServerConfig;
 use crate::crypto::SecretKey;
+use crate::ids::HostId;
 use crate::metrics::Metrics;
 use crate::protocol;
 use crate::store::{self, models, JobTrigger, Pool};
@@ -391,8 +392,8 @@ pub(crate) fn hand_to_session(
     job: &models::Job,
 ) -> bool {
     events.do_send(Publish(Event::JobStatus {
-        host_id: job.host_id.to_string(),
-        job_id: job.id.to_string(),
+        host_id: job.host_id.clone(),
+        job_id: job.id.clone(),
         status: job.status,
         message: None,
     }));
@@ -419,7 +420,7 @@ impl Actors {
 
     /// A session actor for an authenticated host (the upgrade route
     /// starts it).
-    pub fn new_session(&self, host_id: String) -> host_session::HostSession {
+    pub fn new_session(&self, host_id: HostId) -> host_session::HostSession {
         host_session::HostSession::new(host_id, self.clone(), self.config.max_frame_bytes)
     }
 
@@ -495,15 +496,15 @@ impl Actors {
             let cancelled = self
                 .persistence
                 .send(CancelQueued {
-                    job_id: job.id.to_string(),
+                    job_id: job.id.clone(),
                     now: store::now_ms(),
                 })
                 .await
                 .map_err(ActorError::mailbox)??;
             if let Some(cancelled) = cancelled {
                 self.events.do_send(Publish(Event::JobStatus {
-                    host_id: cancelled.host_id.to_string(),
-                    job_id: cancelled.id.to_string(),
+                    host_id: cancelled.host_id.clone(),
+                    job_id: cancelled.id.clone(),
                     status: cancelled.status,
                     message: cancelled.error.clone(),
                 }));
@@ -568,7 +569,7 @@ impl Actors {
         let revoked = self
             .persistence
             .send(RevokeHost {
-                host_id: host_id.to_string(),
+                host_id: HostId::from(host_id),
                 now: store::now_ms(),
             })
             .await

@@ -55,6 +55,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::ids::JobId;
 use crate::metrics::Metrics;
 use crate::protocol;
 use crate::store::channel::HostLogLine;
@@ -301,7 +302,7 @@ impl Persistence {
         &mut self,
         what: &str,
         host_id: &str,
-        job_id: Option<&str>,
+        job_id: Option<&JobId>,
         f: impl FnOnce(&mut store::DbConnection) -> diesel::QueryResult<T>,
     ) -> PersistResult<T> {
         self.flush();
@@ -309,7 +310,12 @@ impl Persistence {
         let result = self.db.run(|c| Ok::<_, PersistError>(f(c)?));
         turn_took(what, t);
         if let Err(e) = &result {
-            tracing::error!(error = %e, host_id, job_id, "{what} failed");
+            tracing::error!(
+                error = %e,
+                host_id,
+                job_id = job_id.map(JobId::as_str),
+                "{what} failed"
+            );
         }
         result
     }

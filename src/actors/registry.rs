@@ -22,6 +22,7 @@ use actix::prelude::*;
 use super::events::{Event, Events, Publish};
 use super::host_session::{CheckIdle, HostSession, ShuttingDown, Superseded};
 use super::persistence::{MarkOffline, Persistence};
+use crate::ids::HostId;
 
 /// Host id → (session serial, session address), shared read-only with
 /// whoever needs a host's session; written only by the [`Registry`].
@@ -99,7 +100,7 @@ impl Actor for Registry {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Register {
-    pub host_id: String,
+    pub host_id: HostId,
     pub serial: u64,
     pub addr: Addr<HostSession>,
 }
@@ -111,7 +112,7 @@ impl Handler<Register> for Registry {
         let replaced = self
             .sessions
             .map()
-            .insert(msg.host_id.clone(), (msg.serial, msg.addr));
+            .insert(msg.host_id.to_string(), (msg.serial, msg.addr));
         if let Some((old_serial, old)) = replaced {
             if old_serial != msg.serial {
                 tracing::info!(host_id = %msg.host_id, "a new session supersedes the old one");
@@ -126,7 +127,7 @@ impl Handler<Register> for Registry {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Unregister {
-    pub host_id: String,
+    pub host_id: HostId,
     pub serial: u64,
 }
 
@@ -137,11 +138,11 @@ impl Handler<Unregister> for Registry {
         {
             let mut map = self.sessions.map();
             let current =
-                matches!(map.get(&msg.host_id), Some((serial, _)) if *serial == msg.serial);
+                matches!(map.get(msg.host_id.as_str()), Some((serial, _)) if *serial == msg.serial);
             if !current {
                 return;
             }
-            map.remove(&msg.host_id);
+            map.remove(msg.host_id.as_str());
         }
         // Sent from here, before any later Register of this host is
         // handled, so the new session's hello write comes after it.

@@ -14,6 +14,7 @@
 use serde_json::{json, Value};
 
 use super::ActorError;
+use crate::ids::HostId;
 use crate::protocol;
 use crate::store::{self, models, JobKind, JobTrigger};
 
@@ -76,7 +77,7 @@ pub(super) fn restore_job(
             )));
         }
     }
-    let found = store::snapshots::matching_for_host(conn, source, wanted)?;
+    let found = store::snapshots::matching_for_host(conn, &HostId::from(source), wanted)?;
     let snapshot = match found.as_slice() {
         [one] => one,
         [] => {

@@ -35,6 +35,7 @@ use super::persistence::{Persistence, RecordMissedRun, RunWrite};
 use super::registry::Directory;
 use super::{blocking_read, hand_to_session, ActorError};
 use crate::cron::{CronExpr, InvalidCron};
+use crate::ids::{HostId, ScheduleId};
 use crate::protocol;
 use crate::store::models::{Job, NewMissedRun};
 use crate::store::{self, channel, jobs, leases, schedules};
@@ -144,7 +145,7 @@ pub enum Fired {
 #[derive(Message)]
 #[rtype(result = "Result<Fired, ActorError>")]
 pub struct ScheduleFired {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::ScheduleFire,
     pub now: i64,
 }
@@ -164,16 +165,17 @@ impl Handler<ScheduleFired> for Scheduler {
                 now,
             } = msg;
             let scheduled_at = payload.scheduled_at.timestamp_millis();
+            let schedule_id = ScheduleId::from(payload.schedule_id.as_str());
             let created = persistence
                 .send(RunWrite::new("creating scheduled jobs", move |c| {
-                    if schedules::get_for_host(c, &host_id, &payload.schedule_id)?.is_none() {
+                    if schedules::get_for_host(c, &host_id, &schedule_id)?.is_none() {
                         return Ok(None);
                     }
                     fire_jobs(
                         c,
                         &fire_sessions,
                         &host_id,
-                        &payload.schedule_id,
+                        &schedule_id,
                         scheduled_at,
                         payload.kind,
                         now,
@@ -191,8 +193,8 @@ impl Handler<ScheduleFired> for Scheduler {
                 } else {
                     // Refused at creation (a drill before any catalog).
                     events.do_send(Publish(Event::JobStatus {
-                        host_id: job.host_id.to_string(),
-                        job_id: job.id.to_string(),
+                        host_id: job.host_id.clone(),
+                        job_id: job.id.clone(),
                         status: job.status,
                         message: job.error.clone(),
                     }));
@@ -346,8 +348,8 @@ impl Handler<Tick> for Scheduler {
             .await?;
             for missed in misses {
                 let event = Event::MissedRun {
-                    host_id: missed.host_id.clone(),
-                    schedule_id: missed.schedule_id.clone(),
+                    host_id: missed.host_id.clone().into(),
+                    schedule_id: missed.schedule_id.clone().into(),
                     scheduled_at: missed.scheduled_at,
                 };
                 let recorded = persistence

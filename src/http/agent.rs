@@ -188,13 +188,9 @@ async fn upgrade(
         return Err(ApiError::unauthorized("the agent token is unknown or revoked").into());
     };
     let actors = &state.actors;
-    ws::WsResponseBuilder::new(
-        actors.new_session(host.id.into()),
-        &req,
-        FramePaced::new(stream),
-    )
-    .frame_size(actors.max_frame_bytes())
-    .start()
+    ws::WsResponseBuilder::new(actors.new_session(host.id), &req, FramePaced::new(stream))
+        .frame_size(actors.max_frame_bytes())
+        .start()
 }
 
 /// The wire length of the WebSocket frame that starts `buf` (header and

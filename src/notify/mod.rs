@@ -15,6 +15,7 @@ pub mod deliver;
 
 use serde_json::{json, Map, Value};
 
+use crate::ids::{HostId, ScheduleId};
 use crate::protocol::JobKind;
 use crate::store::models::Job;
 use crate::store::notifications::{condition_key, Event};
@@ -122,7 +123,7 @@ pub fn job_events(job: &Job, follow_up: Option<&Job>) -> Vec<Event> {
 }
 
 /// `run.missed` (`missed`) or `run.recovered` of one schedule.
-pub fn run_event(host_id: &str, schedule_id: &str, missed: bool, at: i64) -> Event {
+pub fn run_event(host_id: &HostId, schedule_id: &ScheduleId, missed: bool, at: i64) -> Event {
     let message = if missed {
         "a scheduled run did not start".to_owned()
     } else {
@@ -132,9 +133,9 @@ pub fn run_event(host_id: &str, schedule_id: &str, missed: bool, at: i64) -> Eve
         name: if missed { RUN_MISSED } else { RUN_RECOVERED },
         condition: condition_key(RUN_MISSED, host_id, schedule_id),
         starts: missed,
-        host_id: host_id.to_owned(),
+        host_id: host_id.to_string(),
         detail: detail(&[
-            ("schedule_id", Some(schedule_id.to_owned())),
+            ("schedule_id", Some(schedule_id.to_string())),
             ("message", Some(message)),
             ("path", Some(format!("/hosts/{host_id}"))),
         ]),

@@ -19,7 +19,7 @@ use super::models::{Job, JobFinish, NewJob, NewJobLog};
 use super::schema::jobs as jobs_table;
 use super::types::JobStatus;
 use super::{write_transaction, DbConnection, INSERT_CHUNK_ROWS};
-use crate::ids::SourceGroupId;
+use crate::ids::{HostId, JobId, SourceGroupId};
 use crate::protocol::JobProgress;
 
 /// The error of a job the agent no longer knows (PROTOCOL.md "Delivery
@@ -29,10 +29,10 @@ pub const LOST_JOB_ERROR: &str = "agent lost the job";
 /// The job if it exists and belongs to `host_id`.
 pub fn job_of_host(
     conn: &mut DbConnection,
-    host_id: &str,
-    job_id: &str,
+    host_id: &HostId,
+    job_id: &JobId,
 ) -> QueryResult<Option<Job>> {
-    Ok(jobs::get(conn, job_id)?.filter(|job| job.host_id == host_id))
+    Ok(jobs::get(conn, job_id)?.filter(|job| job.host_id == *host_id))
 }
 
 /// [`jobs::finish`] for a job of `host_id`; another host's job is
@@ -43,8 +43,8 @@ pub use super::jobs::finish_for_host;
 /// the job is not this host's or not queued.
 pub fn mark_started_for_host(
     conn: &mut DbConnection,
-    host_id: &str,
-    job_id: &str,
+    host_id: &HostId,
+    job_id: &JobId,
     started_at: i64,
 ) -> QueryResult<bool> {
     diesel::update(
@@ -65,8 +65,8 @@ pub fn mark_started_for_host(
 /// when the job is not this host's, not active, or already accepted.
 pub fn mark_accepted_for_host(
     conn: &mut DbConnection,
-    host_id: &str,
-    job_id: &str,
+    host_id: &HostId,
+    job_id: &JobId,
     now: i64,
 ) -> QueryResult<bool> {
     diesel::update(
@@ -180,7 +180,7 @@ pub fn cancel_if_queued(
 /// `active_job_ids` ("agent lost the job"); returns the jobs it failed.
 pub fn fail_lost_jobs(
     conn: &mut DbConnection,
-    host_id: &str,
+    host_id: &HostId,
     active_job_ids: &[String],
     now: i64,
 ) -> QueryResult<Vec<Job>> {

@@ -16,6 +16,7 @@ use super::models::{Job, JobFinish, NewJob};
 use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
 use super::{clamp_limit, DbConnection, MAX_PAGE};
+use crate::ids::{HostId, JobId};
 use crate::protocol::JobProgress;
 
 /// Which jobs [`list`] returns.
@@ -291,8 +292,8 @@ pub fn finish(conn: &mut DbConnection, id: &str, finish: &JobFinish) -> QueryRes
 /// transaction: issue 19, a round trip less per job on PostgreSQL).
 pub fn finish_for_host(
     conn: &mut DbConnection,
-    host_id: &str,
-    id: &str,
+    host_id: &HostId,
+    id: &JobId,
     finish: &JobFinish,
 ) -> QueryResult<FinishOutcome> {
     require_terminal(id, finish)?;
@@ -328,14 +329,14 @@ fn require_terminal(id: &str, finish: &JobFinish) -> QueryResult<()> {
 fn not_applied(
     conn: &mut DbConnection,
     id: &str,
-    host_id: Option<&str>,
+    host_id: Option<&HostId>,
     updated: Option<Job>,
 ) -> QueryResult<FinishOutcome> {
     if let Some(job) = updated {
         return Ok(FinishOutcome::Applied(job));
     }
     Ok(
-        match get(conn, id)?.filter(|job| host_id.is_none_or(|h| job.host_id == h)) {
+        match get(conn, id)?.filter(|job| host_id.is_none_or(|h| job.host_id == *h)) {
             Some(job) => FinishOutcome::AlreadyFinished(job),
             None => FinishOutcome::NotFound,
         },

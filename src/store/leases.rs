@@ -29,6 +29,7 @@ use diesel::prelude::*;
 use super::models::Job;
 use super::schema::{hosts, jobs, leases};
 use super::{write_transaction, DbConnection, JobKind, JobStatus};
+use crate::ids::{HostId, JobId};
 
 /// How a job uses a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,15 +239,15 @@ fn live_entries(conn: &mut DbConnection, repository_id: &str) -> QueryResult<Vec
 /// are ordered by their jobs' creation.
 pub fn acquire(
     conn: &mut DbConnection,
-    job_id: &str,
-    host_id: &str,
+    job_id: &JobId,
+    host_id: &HostId,
     repository_id: &str,
     mode: Mode,
     now: i64,
 ) -> QueryResult<Acquired> {
     write_transaction(conn, |conn| {
         let entries = live_entries(conn, repository_id)?;
-        let mine = entries.iter().find(|e| e.job_id == job_id);
+        let mine = entries.iter().find(|e| e.job_id == job_id.as_str());
         if mine.is_some_and(|e| e.held) {
             return Ok(Acquired::Granted);
         }

@@ -13,6 +13,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use super::models::{Repository, RepositoryUpsert};
 use super::schema::{hosts, repositories};
 use super::{write_transaction, DbConnection};
+use crate::ids::HostId;
 
 /// The repository with this id.
 pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Repository>> {
@@ -284,7 +285,7 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
 
 /// Points the host to an existing repository (a shared one), as its own
 /// choice (a policy's repository no longer applies to it).
-pub fn attach(conn: &mut DbConnection, host_id: &str, id: &str, now: i64) -> QueryResult<bool> {
+pub fn attach(conn: &mut DbConnection, host_id: &HostId, id: &str, now: i64) -> QueryResult<bool> {
     let changed = diesel::update(hosts::table.find(host_id))
         .set((
             hosts::repository_id.eq(id),

@@ -12,7 +12,7 @@ use super::models::{
 };
 use super::schema::{hosts, schedule_source_groups as ssg, schedules, source_groups as sg};
 use super::{per_backend, write_transaction, DbConnection, INSERT_CHUNK_ROWS};
-use crate::ids::ScheduleId;
+use crate::ids::{HostId, ScheduleId};
 
 /// Creates a schedule (without groups: see [`set_groups`]).
 pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
@@ -34,8 +34,8 @@ pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Schedule>> {
 /// The schedule with this id if it belongs to this host.
 pub fn get_for_host(
     conn: &mut DbConnection,
-    host_id: &str,
-    id: &str,
+    host_id: &HostId,
+    id: &ScheduleId,
 ) -> QueryResult<Option<Schedule>> {
     schedules::table
         .find(id)
@@ -110,7 +110,7 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
 /// the schedule does not exist.
 pub fn set_groups(
     conn: &mut DbConnection,
-    schedule_id: &str,
+    schedule_id: &ScheduleId,
     group_ids: &[String],
 ) -> QueryResult<()> {
     write_transaction(conn, |conn| {
@@ -143,7 +143,7 @@ pub fn set_groups(
         let links: Vec<ScheduleSourceGroup> = wanted
             .iter()
             .map(|g| ScheduleSourceGroup {
-                schedule_id: schedule_id.to_owned().into(),
+                schedule_id: schedule_id.clone(),
                 source_group_id: (*g).to_owned().into(),
             })
             .collect();

@@ -14,6 +14,7 @@ use super::models::{NewSnapshot, Snapshot};
 use super::schema::{jobs, snapshots};
 use super::types::JobKind;
 use super::{per_backend, write_transaction, DbConnection, INSERT_CHUNK_ROWS};
+use crate::ids::HostId;
 
 /// The most backup summaries read to fill one report's missing sizes.
 const BACKUPS_SCANNED: i64 = 1000;
@@ -173,7 +174,7 @@ pub fn fill_from_backups(
 /// several rows mean a short id shared by several snapshots).
 pub fn matching_for_host(
     conn: &mut DbConnection,
-    host_id: &str,
+    host_id: &HostId,
     id: &str,
 ) -> QueryResult<Vec<Snapshot>> {
     snapshots::table
@@ -198,7 +199,7 @@ pub fn list_for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<
 /// names exactly one of the host's snapshots.
 pub fn find_for_host(
     conn: &mut DbConnection,
-    host_id: &str,
+    host_id: &HostId,
     id: &str,
 ) -> QueryResult<Option<Snapshot>> {
     let mut found = matching_for_host(conn, host_id, id)?;

@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use super::models::{NewSourceGroup, SourceGroup, SourceGroupChanges};
 use super::schema::source_groups as sg;
 use super::DbConnection;
+use crate::ids::{HostId, SourceGroupId};
 
 /// Creates a source group.
 pub fn insert(conn: &mut DbConnection, new: &NewSourceGroup) -> QueryResult<SourceGroup> {
@@ -30,8 +31,8 @@ pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<SourceGroup>
 /// The group with this id if it belongs to this host.
 pub fn get_for_host(
     conn: &mut DbConnection,
-    host_id: &str,
-    id: &str,
+    host_id: &HostId,
+    id: &SourceGroupId,
 ) -> QueryResult<Option<SourceGroup>> {
     sg::table
         .find(id)

@@ -20,6 +20,7 @@ use diesel::prelude::*;
 use super::models::Job;
 use super::schema::{hosts, jobs};
 use super::{DbConnection, JobKind, JobStatus};
+use crate::ids::{HostId, JobId};
 
 /// Subsets a repository's data is split into when nothing else is set.
 pub const DEFAULT_CHECK_SUBSETS: i64 = 30;
@@ -69,8 +70,8 @@ pub fn subset_arg(k: i64, n: i64) -> String {
 /// Returns `(k, n)`.
 pub fn rotate_check(
     conn: &mut DbConnection,
-    host_id: &str,
-    job_id: &str,
+    host_id: &HostId,
+    job_id: &JobId,
     n: i64,
     now: i64,
 ) -> QueryResult<(i64, i64)> {

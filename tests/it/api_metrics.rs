@@ -11,6 +11,7 @@ use crate::common::agent::{enroll, eventually, TestAgent};
 use crate::common::api::{call, metrics_text};
 use crate::common::server::{client, spawn_app, TestApp};
 use reqwest::{Method, StatusCode};
+use restic_manager::ids::{HostId, JobId};
 use restic_manager::protocol;
 use serde_json::json;
 
@@ -397,7 +398,13 @@ fn check_aggregates(pool: &restic_manager::store::Pool) {
             warning: None,
             stats: None,
         };
-        store::channel::finish_for_host(c, &hosts[0], id, &done).unwrap();
+        store::channel::finish_for_host(
+            c,
+            &HostId::from(hosts[0].as_str()),
+            &JobId::from(id),
+            &done,
+        )
+        .unwrap();
     };
     let first = job(&mut c, JobKind::Backup, Some("etc"));
     finish(&mut c, &first, JobStatus::Succeeded, now - 5_000);

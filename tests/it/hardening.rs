@@ -77,7 +77,7 @@ async fn live_events_only_for_the_sessions_own_jobs() {
         .expect("subscribed");
     match &*first {
         Event::JobLog { host_id, seq, .. } => {
-            assert_eq!(host_id, &b.host_id);
+            assert_eq!(host_id.as_str(), b.host_id);
             assert_eq!(*seq, 7);
         }
         other => panic!("the intruder's event was published: {other:?}"),

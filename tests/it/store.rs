@@ -1134,7 +1134,7 @@ fn schedules_queries() {
             "{err:?}"
         );
         assert_eq!(schedules::groups_of(c, &nightly.id).unwrap().len(), 2);
-        let missing = schedules::set_groups(c, "no-such-schedule", &[]).unwrap_err();
+        let missing = schedules::set_groups(c, &"no-such-schedule".into(), &[]).unwrap_err();
         assert!(matches!(missing, DieselError::NotFound));
 
         schedules::set_groups(c, &weekly.id, &[etc.id.to_string()]).unwrap();

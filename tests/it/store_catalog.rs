@@ -83,8 +83,8 @@ fn catalogue(
     let chunks: Vec<Chunk> = entries
         .chunks(3)
         .map(|part| Chunk {
-            host_id: host.to_owned(),
-            job_id: job.to_owned(),
+            host_id: host.into(),
+            job_id: job.into(),
             snapshot_id: snapshot_id.to_owned(),
             entries: part.to_vec(),
         })
@@ -92,7 +92,16 @@ fn catalogue(
     let appended = ingest::append_chunks(c, &chunks, NOW).unwrap();
     assert_eq!(appended.stored, entries.len());
     let reported = Some(entries.len() as u64);
-    ingest::complete(c, host, snapshot_id, job, reported, keep, NOW).unwrap()
+    ingest::complete(
+        c,
+        &host.into(),
+        snapshot_id,
+        &job.into(),
+        reported,
+        keep,
+        NOW,
+    )
+    .unwrap()
 }
 
 fn names(page: &store::Page<catalog::Entry>) -> Vec<String> {
@@ -186,7 +195,7 @@ fn search_paths_across_hosts() {
         ingest::append_chunks(
             c,
             &[Chunk {
-                host_id: db.to_string(),
+                host_id: db.to_string().into(),
                 job_id: "job-s3".into(),
                 snapshot_id: S3.into(),
                 entries: etc_tree("s3-"),
@@ -299,13 +308,14 @@ fn lost_chunks_and_takeovers() {
         let host = add_host(c, "web-01").id;
         let queued = report(c, &host, &[snapshot(S1, "etc", 1)], 3).jobs;
         let chunk = |job: &str, entries: Vec<CatalogEntry>| Chunk {
-            host_id: host.to_string(),
-            job_id: job.to_owned(),
+            host_id: host.to_string().into(),
+            job_id: job.into(),
             snapshot_id: S1.to_owned(),
             entries,
         };
         ingest::append_chunks(c, &[chunk("old", etc_tree("old-"))], NOW).unwrap();
-        let lost = ingest::complete(c, &host, S1, "old", Some(9), 3, NOW).unwrap();
+        let lost =
+            ingest::complete(c, &host.as_str().into(), S1, &"old".into(), Some(9), 3, NOW).unwrap();
         assert_eq!(
             lost,
             Completion::Incomplete {
@@ -318,7 +328,7 @@ fn lost_chunks_and_takeovers() {
         ingest::append_chunks(c, &[chunk("a", etc_tree("a-"))], NOW).unwrap();
         ingest::append_chunks(c, &[chunk("b", vec![entry("/b", "file", Some(1))])], NOW).unwrap();
         assert_eq!(
-            ingest::complete(c, &host, S1, "a", Some(8), 3, NOW).unwrap(),
+            ingest::complete(c, &host.as_str().into(), S1, &"a".into(), Some(8), 3, NOW).unwrap(),
             Completion::NotFilled
         );
         let requeued = lifecycle::requeue(c, &queued[0], NOW).unwrap().unwrap();
@@ -327,7 +337,8 @@ fn lost_chunks_and_takeovers() {
             lifecycle::requeue(c, &queued[0], NOW).unwrap().is_none(),
             "one is queued"
         );
-        let done = ingest::complete(c, &host, S1, "b", Some(1), 3, NOW).unwrap();
+        let done =
+            ingest::complete(c, &host.as_str().into(), S1, &"b".into(), Some(1), 3, NOW).unwrap();
         assert_eq!(done, Completion::Complete { dropped: vec![] });
         for job in [&queued[0], &requeued] {
             let job = jobs::get(c, &job.id).unwrap().unwrap();
@@ -383,7 +394,7 @@ fn live_listing_cache() {
         ingest::append_chunks(
             c,
             &[Chunk {
-                host_id: host.to_string(),
+                host_id: host.to_string().into(),
                 job_id: "j2".into(),
                 snapshot_id: S2.into(),
                 entries: etc_tree(""),

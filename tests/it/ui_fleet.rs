@@ -305,7 +305,15 @@ async fn job_with_lease(
             &NewJob::new(id.clone(), host.clone(), kind, JobTrigger::Manual, now),
         )
         .unwrap();
-        let got = store::leases::acquire(&mut conn, &id, &host, &repo, mode, now).unwrap();
+        let got = store::leases::acquire(
+            &mut conn,
+            &id.as_str().into(),
+            &host.as_str().into(),
+            &repo,
+            mode,
+            now,
+        )
+        .unwrap();
         (id, got)
     })
     .await
@@ -471,7 +479,13 @@ async fn maintenance_host_search_reaches_every_attached_host() {
     actix_web::web::block(move || {
         let mut conn = pool.get().unwrap();
         for (host, repo) in attach {
-            assert!(store::repositories::attach(&mut conn, &host, &repo, store::now_ms()).unwrap());
+            assert!(store::repositories::attach(
+                &mut conn,
+                &host.as_str().into(),
+                &repo,
+                store::now_ms()
+            )
+            .unwrap());
         }
     })
     .await

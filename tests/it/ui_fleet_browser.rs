@@ -206,10 +206,13 @@ async fn maintenance_host_picked_through_the_search_field() {
         let mut conn = pool.get().unwrap();
         for host in hosts {
             let now = restic_manager::store::now_ms();
-            assert!(
-                restic_manager::store::repositories::attach(&mut conn, &host, &repo_id, now)
-                    .unwrap()
-            );
+            assert!(restic_manager::store::repositories::attach(
+                &mut conn,
+                &host.as_str().into(),
+                &repo_id,
+                now
+            )
+            .unwrap());
         }
     })
     .await

@@ -4,6 +4,7 @@
 //! through the API reading the next `--read-data-subset=k/n`.
 
 use reqwest::{Method, StatusCode};
+use restic_manager::ids::{HostId, JobId};
 use restic_manager::store::{self, models, verification, JobKind, JobStatus, JobTrigger};
 use serde_json::{json, Value};
 
@@ -60,7 +61,7 @@ fn finish(
         warning: None,
         stats,
     };
-    store::channel::finish_for_host(c, host, id, &done).unwrap();
+    store::channel::finish_for_host(c, &HostId::from(host), &JobId::from(id), &done).unwrap();
 }
 
 /// The rotation advances k by one per check and wraps after n; coverage
@@ -85,7 +86,10 @@ fn check_store(pool: &store::Pool) {
             now + i,
         );
         let id = store::jobs::insert(&mut c, &new).unwrap().id.into_string();
-        ks.push(verification::rotate_check(&mut c, &a, &id, 3, now + i).unwrap());
+        ks.push(
+            verification::rotate_check(&mut c, &a.as_str().into(), &id.as_str().into(), 3, now + i)
+                .unwrap(),
+        );
         ids.push(id);
     }
     assert_eq!(ks, vec![(1, 3), (2, 3), (3, 3), (1, 3)]);
@@ -156,7 +160,8 @@ fn check_store(pool: &store::Pool) {
     );
     let id = store::jobs::insert(&mut c, &new).unwrap().id.into_string();
     assert_eq!(
-        verification::rotate_check(&mut c, &a, &id, 5, now).unwrap(),
+        verification::rotate_check(&mut c, &a.as_str().into(), &id.as_str().into(), 5, now)
+            .unwrap(),
         (1, 5)
     );
     let one = verification::check_coverage(&mut c, Some(&a)).unwrap();

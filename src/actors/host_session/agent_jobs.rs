@@ -32,7 +32,7 @@ impl HostSession {
                 act.ack(ctx, id, true, None);
                 act.publish(Event::JobStatus {
                     host_id: act.host_id.clone(),
-                    job_id,
+                    job_id: job_id.into(),
                     status: job.status,
                     message: None,
                 });

@@ -36,8 +36,8 @@ impl HostSession {
         for job in jobs {
             tracing::info!(host_id = %self.host_id, job_id = %job.id, snapshot_id = job.snapshot_id.as_deref().unwrap_or(""), "catalog job queued");
             self.publish(Event::JobStatus {
-                host_id: job.host_id.to_string(),
-                job_id: job.id.to_string(),
+                host_id: job.host_id.clone(),
+                job_id: job.id.clone(),
                 status: job.status,
                 message: None,
             });
@@ -64,7 +64,7 @@ impl HostSession {
         );
         let requeue = self.actors.persistence.send(YieldCatalog {
             host_id: self.host_id.clone(),
-            job_id,
+            job_id: job_id.into(),
             now: store::now_ms(),
         });
         ctx.spawn(requeue.into_actor(self).map(|result, act, ctx| match result {

@@ -143,7 +143,7 @@ impl HostSession {
         self.send(ctx, job.run);
         self.actors.persistence.do_send(MarkDispatched {
             host_id: self.host_id.clone(),
-            job_id,
+            job_id: job_id.into(),
             now: store::now_ms(),
         });
     }
@@ -251,8 +251,8 @@ impl HostSession {
                 .job_finished(job.kind, Duration::from_millis(ran));
         }
         self.publish(Event::JobStatus {
-            host_id: job.host_id.to_string(),
-            job_id: job.id.to_string(),
+            host_id: job.host_id.clone(),
+            job_id: job.id.clone(),
             status: job.status,
             message: job.error.clone().or_else(|| job.warning.clone()),
         });
@@ -274,8 +274,8 @@ impl HostSession {
             "follow-up job created"
         );
         self.publish(Event::JobStatus {
-            host_id: next.host_id.to_string(),
-            job_id: next.id.to_string(),
+            host_id: next.host_id.clone(),
+            job_id: next.id.clone(),
             status: next.status,
             message: None,
         });
@@ -361,7 +361,7 @@ impl HostSession {
                 act.own_jobs.record(&job_id, true);
                 act.publish(Event::JobStatus {
                     host_id: act.host_id.clone(),
-                    job_id,
+                    job_id: job_id.into(),
                     status: store::JobStatus::Running,
                     message: None,
                 });

@@ -27,6 +27,7 @@ use crate::actors::persistence::Persistence;
 use crate::actors::persistence::RunWrite;
 use crate::actors::registry::Directory;
 use crate::actors::{blocking_read, hand_to_session, maintenance, ActorError};
+use crate::ids::JobId;
 use crate::protocol;
 use crate::store::leases::{self, Acquired, Mode};
 use crate::store::models::Job;
@@ -135,7 +136,7 @@ impl HostSession {
         let host_id = self.host_id.clone();
         let repository_id = awaiting.repository_id.clone();
         let mode = awaiting.mode;
-        let asked = job_id.clone();
+        let asked = JobId::from(job_id.as_str());
         let write =
             self.actors
                 .persistence

@@ -144,7 +144,7 @@ impl Handler<ListDirectory> for HostSession {
         }
         if !self.has_capability(protocol::CAPABILITY_CATALOG) {
             let lacks = crate::store::models::LacksCapability {
-                host_id: self.host_id.clone(),
+                host_id: self.host_id.to_string(),
                 capability: protocol::CAPABILITY_CATALOG.to_owned(),
             };
             // The requester may have given up already.

@@ -26,7 +26,7 @@ impl HostSession {
             &line.job_id,
             || Event::JobLog {
                 host_id,
-                job_id: line.job_id.clone(),
+                job_id: line.job_id.clone().into(),
                 seq: line.seq,
                 ts: line.ts,
                 stream: line.stream,

@@ -14,6 +14,7 @@ use actix::prelude::*;
 use diesel::QueryResult;
 
 use super::{PersistResult, Persistence};
+use crate::ids::{HostId, JobId, ScheduleId};
 use crate::protocol;
 use crate::store::models::{Job, NewJob};
 use crate::store::{
@@ -27,7 +28,7 @@ pub const MAX_AGENT_JOB_ID_LEN: usize = 64;
 #[derive(Message)]
 #[rtype(result = "PersistResult<AgentJobOutcome>")]
 pub struct RecordAgentJob {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::JobReport,
     /// When the report arrived: the row's `created_at`.
     pub now: i64,
@@ -55,7 +56,7 @@ impl Handler<RecordAgentJob> for Persistence {
         self.write(
             "recording a job the agent ran offline",
             &msg.host_id,
-            Some(&msg.payload.job_id),
+            Some(&JobId::from(msg.payload.job_id.as_str())),
             |c| {
                 store::write_transaction(c, |c| {
                     record_agent_job(c, &msg.host_id, &msg.payload, msg.now)
@@ -98,22 +99,26 @@ pub fn check_report(report: &protocol::JobReport) -> Result<(), String> {
 /// still has them (by the group's name and the schedule's id).
 pub fn record_agent_job(
     conn: &mut DbConnection,
-    host_id: &str,
+    host_id: &HostId,
     report: &protocol::JobReport,
     now: i64,
 ) -> QueryResult<AgentJobOutcome> {
     if let Some(existing) = jobs::get(conn, &report.job_id)? {
-        return Ok(if existing.host_id.as_str() == host_id {
+        return Ok(if existing.host_id == *host_id {
             AgentJobOutcome::AlreadyRecorded
         } else {
             AgentJobOutcome::Refused(format!("job id {} belongs to another host", report.job_id))
         });
     }
     let group = source_groups::by_name(conn, host_id, &report.tag)?;
-    let schedule = schedules::get_for_host(conn, host_id, &report.schedule_id)?;
+    let schedule = schedules::get_for_host(
+        conn,
+        host_id,
+        &ScheduleId::from(report.schedule_id.as_str()),
+    )?;
     let mut new = NewJob::new(
         report.job_id.clone(),
-        host_id,
+        host_id.clone(),
         JobKind::Backup,
         JobTrigger::Agent,
         now,

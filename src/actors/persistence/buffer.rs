@@ -11,6 +11,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::{PersistError, Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS};
+use crate::ids::HostId;
 use crate::protocol;
 use crate::store::channel::{self, HostLogLine};
 use crate::store::models::NewJobLog;
@@ -240,7 +241,7 @@ impl Handler<FlushAll> for Persistence {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AppendLogs {
-    pub host_id: String,
+    pub host_id: HostId,
     pub lines: Vec<protocol::LogStream>,
 }
 
@@ -251,7 +252,7 @@ impl Handler<AppendLogs> for Persistence {
         let AppendLogs { host_id, lines } = msg;
         let mut dropped = 0;
         for line in lines {
-            if !self.buffer_line(host_id.clone(), line) {
+            if !self.buffer_line(host_id.as_str().to_owned(), line) {
                 dropped += 1;
             }
         }
@@ -266,7 +267,7 @@ impl Handler<AppendLogs> for Persistence {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RecordProgress {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::JobProgress,
 }
 
@@ -274,8 +275,10 @@ impl Handler<RecordProgress> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: RecordProgress, _ctx: &mut Self::Context) {
-        self.progress
-            .insert(msg.payload.job_id.clone(), (msg.host_id, msg.payload));
+        self.progress.insert(
+            msg.payload.job_id.clone(),
+            (msg.host_id.into_string(), msg.payload),
+        );
     }
 }
 
@@ -283,7 +286,7 @@ impl Handler<RecordProgress> for Persistence {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Touch {
-    pub host_id: String,
+    pub host_id: HostId,
     pub now: i64,
 }
 
@@ -291,7 +294,10 @@ impl Handler<Touch> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: Touch, _ctx: &mut Self::Context) {
-        let seen = self.touched.entry(msg.host_id).or_insert(msg.now);
+        let seen = self
+            .touched
+            .entry(msg.host_id.into_string())
+            .or_insert(msg.now);
         *seen = (*seen).max(msg.now);
     }
 }
@@ -300,7 +306,7 @@ impl Handler<Touch> for Persistence {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct MarkSchedulePushed {
-    pub host_id: String,
+    pub host_id: HostId,
     pub version: i64,
     pub now: i64,
 }
@@ -311,7 +317,7 @@ impl Handler<MarkSchedulePushed> for Persistence {
     fn handle(&mut self, msg: MarkSchedulePushed, _ctx: &mut Self::Context) {
         self.schedule_marks.push(Mark {
             kind: MarkKind::Pushed,
-            host_id: msg.host_id,
+            host_id: msg.host_id.into_string(),
             version: msg.version,
             now: msg.now,
         });
@@ -325,7 +331,7 @@ impl Handler<MarkSchedulePushed> for Persistence {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RecordScheduleAck {
-    pub host_id: String,
+    pub host_id: HostId,
     pub version: i64,
     pub now: i64,
 }
@@ -336,7 +342,7 @@ impl Handler<RecordScheduleAck> for Persistence {
     fn handle(&mut self, msg: RecordScheduleAck, _ctx: &mut Self::Context) {
         self.schedule_marks.push(Mark {
             kind: MarkKind::Acked,
-            host_id: msg.host_id,
+            host_id: msg.host_id.into_string(),
             version: msg.version,
             now: msg.now,
         });
@@ -349,7 +355,7 @@ impl Handler<RecordScheduleAck> for Persistence {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RecordConfigAck {
-    pub host_id: String,
+    pub host_id: HostId,
     pub version: i64,
     pub now: i64,
 }
@@ -360,7 +366,7 @@ impl Handler<RecordConfigAck> for Persistence {
     fn handle(&mut self, msg: RecordConfigAck, _ctx: &mut Self::Context) {
         self.schedule_marks.push(Mark {
             kind: MarkKind::ConfigAcked,
-            host_id: msg.host_id,
+            host_id: msg.host_id.into_string(),
             version: msg.version,
             now: msg.now,
         });

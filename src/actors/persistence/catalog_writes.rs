@@ -9,6 +9,7 @@ use actix::prelude::*;
 use diesel::QueryResult;
 
 use super::{PersistError, PersistResult, Persistence, FLUSH_MAX_ROWS, MAX_FLUSH_ATTEMPTS};
+use crate::ids::{HostId, JobId};
 use crate::protocol::{self, ENTRIES_STAT};
 use crate::store::catalog::ingest::{self, Chunk, Completion};
 use crate::store::catalog::lifecycle;
@@ -20,7 +21,7 @@ use crate::store::{self, jobs, DbConnection, JobKind, JobStatus};
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AppendCatalog {
-    pub host_id: String,
+    pub host_id: HostId,
     pub chunk: protocol::CatalogChunk,
 }
 
@@ -37,7 +38,7 @@ impl Handler<AppendCatalog> for Persistence {
         self.catalog_buffered += entries.len();
         self.catalog.push(Chunk {
             host_id: msg.host_id,
-            job_id,
+            job_id: job_id.into(),
             snapshot_id,
             entries,
         });
@@ -152,8 +153,8 @@ impl Handler<ConfigureCatalog> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<Option<Job>>")]
 pub struct YieldCatalog {
-    pub host_id: String,
-    pub job_id: String,
+    pub host_id: HostId,
+    pub job_id: JobId,
     pub now: i64,
 }
 
@@ -167,9 +168,7 @@ impl Handler<YieldCatalog> for Persistence {
             Some(&msg.job_id),
             |c| {
                 store::write_transaction(c, |c| match jobs::get(c, &msg.job_id)? {
-                    Some(job) if job.host_id.as_str() == msg.host_id => {
-                        lifecycle::requeue(c, &job, msg.now)
-                    }
+                    Some(job) if job.host_id == msg.host_id => lifecycle::requeue(c, &job, msg.now),
                     _ => Ok(None),
                 })
             },

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::{PersistError, Persistence};
+use crate::ids::HostId;
 use crate::notify;
 use crate::protocol;
 use crate::store::health::{self, HealthResultRow};
@@ -118,7 +119,7 @@ impl Persistence {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RecordHealth {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::HealthReport,
 }
 
@@ -131,7 +132,9 @@ impl Handler<RecordHealth> for Persistence {
             return;
         }
         self.health.result_count += msg.payload.results.len();
-        self.health.results.push((msg.host_id, msg.payload.results));
+        self.health
+            .results
+            .push((msg.host_id.into_string(), msg.payload.results));
     }
 }
 

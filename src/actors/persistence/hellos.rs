@@ -28,6 +28,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::{PersistError, PersistResult, Persistence};
+use crate::ids::HostId;
 use crate::notify;
 use crate::protocol;
 use crate::store::models::{Host, HostHello};
@@ -42,7 +43,7 @@ pub const MAX_HELLO_BATCH: usize = 1_000;
 #[derive(Message)]
 #[rtype(result = "HelloReceipt")]
 pub struct RecordHello {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::Hello,
     pub now: i64,
 }
@@ -89,7 +90,7 @@ impl Handler<RecordHello> for Persistence {
             ctx.address().do_send(WriteHellos);
         }
         self.hellos.push(PendingHello {
-            host_id: msg.host_id,
+            host_id: msg.host_id.into_string(),
             hello,
             now: msg.now,
             reply,

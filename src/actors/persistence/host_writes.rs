@@ -6,6 +6,7 @@
 use actix::prelude::*;
 
 use super::{PersistResult, Persistence};
+use crate::ids::{HostId, ScheduleId};
 use crate::notify;
 use crate::protocol;
 use crate::store::models::{Job, NewMissedRun, NewRepoStats, NewSnapshot};
@@ -18,7 +19,7 @@ use crate::store::{
 #[derive(Message)]
 #[rtype(result = "PersistResult<bool>")]
 pub struct MarkOffline {
-    pub host_id: String,
+    pub host_id: HostId,
     pub now: i64,
 }
 
@@ -26,7 +27,7 @@ impl Handler<MarkOffline> for Persistence {
     type Result = PersistResult<bool>;
 
     fn handle(&mut self, msg: MarkOffline, _ctx: &mut Self::Context) -> Self::Result {
-        self.touched.remove(&msg.host_id);
+        self.touched.remove(msg.host_id.as_str());
         self.write("marking offline", &msg.host_id, None, |c| {
             hosts::set_online(c, &msg.host_id, false, msg.now)
         })
@@ -39,7 +40,7 @@ impl Handler<MarkOffline> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<SnapshotsReplaced>")]
 pub struct ReplaceSnapshots {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::SnapshotsReport,
     pub now: i64,
 }
@@ -103,7 +104,7 @@ impl Handler<ReplaceSnapshots> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<()>")]
 pub struct StoreRepoStats {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::RepoStats,
     pub now: i64,
 }
@@ -115,7 +116,7 @@ impl Handler<StoreRepoStats> for Persistence {
         let p = &msg.payload;
         let row = NewRepoStats {
             id: store::new_id(),
-            host_id: msg.host_id.clone(),
+            host_id: msg.host_id.to_string(),
             recorded_at: msg.now,
             size_bytes: to_i64(Some(p.size_bytes)),
             snapshot_count: to_i64(Some(p.snapshot_count)),
@@ -135,7 +136,7 @@ impl Handler<StoreRepoStats> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<bool>")]
 pub struct RevokeHost {
-    pub host_id: String,
+    pub host_id: HostId,
     pub now: i64,
 }
 
@@ -168,8 +169,8 @@ impl Handler<RecordMissedRun> for Persistence {
                 let recorded = missed_runs::insert_ignore(c, &missed)?;
                 if recorded {
                     let event = notify::run_event(
-                        &missed.host_id,
-                        &missed.schedule_id,
+                        &HostId::from(missed.host_id.as_str()),
+                        &ScheduleId::from(missed.schedule_id.as_str()),
                         true,
                         missed.detected_at,
                     );
@@ -186,7 +187,7 @@ impl Handler<RecordMissedRun> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<()>")]
 pub struct StoreDiscovery {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::DiscoveryReport,
     pub now: i64,
 }

@@ -14,6 +14,7 @@ use diesel::QueryResult;
 
 use super::{PersistError, PersistResult, Persistence};
 use crate::actors::followup;
+use crate::ids::{HostId, JobId};
 use crate::notify;
 use crate::protocol;
 use crate::store::channel;
@@ -25,8 +26,8 @@ use crate::store::{self, notifications, source_groups, DbConnection, JobStatus};
 #[derive(Message)]
 #[rtype(result = "PersistResult<bool>")]
 pub struct MarkDispatched {
-    pub host_id: String,
-    pub job_id: String,
+    pub host_id: HostId,
+    pub job_id: JobId,
     pub now: i64,
 }
 
@@ -48,7 +49,7 @@ impl Handler<MarkDispatched> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<CommandOutcome>")]
 pub struct RecordCommandResult {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::CommandResult,
     pub now: i64,
 }
@@ -66,7 +67,7 @@ impl Handler<RecordCommandResult> for Persistence {
     type Result = PersistResult<CommandOutcome>;
 
     fn handle(&mut self, msg: RecordCommandResult, _ctx: &mut Self::Context) -> Self::Result {
-        let job_id = msg.payload.job_id.clone();
+        let job_id = JobId::from(msg.payload.job_id.as_str());
         if msg.payload.accepted {
             return self
                 .write(
@@ -104,7 +105,7 @@ impl Handler<RecordCommandResult> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<bool>")]
 pub struct RecordJobStarted {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::JobStarted,
 }
 
@@ -113,11 +114,12 @@ impl Handler<RecordJobStarted> for Persistence {
 
     fn handle(&mut self, msg: RecordJobStarted, _ctx: &mut Self::Context) -> Self::Result {
         let started_at = msg.payload.started_at.timestamp_millis();
+        let job_id = JobId::from(msg.payload.job_id.as_str());
         self.write(
             "recording a started job",
             &msg.host_id,
-            Some(&msg.payload.job_id),
-            |c| channel::mark_started_for_host(c, &msg.host_id, &msg.payload.job_id, started_at),
+            Some(&job_id),
+            |c| channel::mark_started_for_host(c, &msg.host_id, &job_id, started_at),
         )
     }
 }
@@ -129,7 +131,7 @@ impl Handler<RecordJobStarted> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<Finished>")]
 pub struct RecordJobFinished {
-    pub host_id: String,
+    pub host_id: HostId,
     pub payload: protocol::JobFinished,
     /// When the report arrived: the follow-up's creation time and the
     /// base of a retry's back-off.
@@ -188,8 +190,8 @@ fn notify_end(conn: &mut DbConnection, job: &Job, follow_up: Option<&Job>) -> Qu
 /// transaction.
 fn finish_with_follow_up(
     conn: &mut DbConnection,
-    host_id: &str,
-    job_id: &str,
+    host_id: &HostId,
+    job_id: &JobId,
     finish: &JobFinish,
     now: i64,
     catalog_keep: usize,
@@ -215,8 +217,8 @@ impl Persistence {
     fn finish_job(
         &mut self,
         what: &str,
-        host_id: &str,
-        job_id: &str,
+        host_id: &HostId,
+        job_id: &JobId,
         finish: &JobFinish,
         now: i64,
     ) -> PersistResult<Finished> {
@@ -226,8 +228,8 @@ impl Persistence {
         })?;
         if let Some(Failpoint::AfterFinishCommit { reached }) = self.failpoint.take() {
             tracing::warn!(
-                host_id,
-                job_id,
+                host_id = %host_id,
+                job_id = %job_id,
                 "failpoint: the writer plays dead after the finish commit"
             );
             // The test may have stopped listening; the crash happens anyway.
@@ -248,7 +250,7 @@ impl Handler<RecordJobFinished> for Persistence {
         self.finish_job(
             "recording a finished job",
             &msg.host_id,
-            &msg.payload.job_id,
+            &JobId::from(msg.payload.job_id.as_str()),
             &finish,
             msg.now,
         )
@@ -261,7 +263,7 @@ impl Handler<RecordJobFinished> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<Vec<Finished>>")]
 pub struct ReconcileRunning {
-    pub host_id: String,
+    pub host_id: HostId,
     pub active_job_ids: Vec<String>,
     pub now: i64,
 }
@@ -305,7 +307,7 @@ impl Handler<ReconcileRunning> for Persistence {
 #[derive(Message)]
 #[rtype(result = "PersistResult<Option<Job>>")]
 pub struct CancelQueued {
-    pub job_id: String,
+    pub job_id: JobId,
     pub now: i64,
 }
 

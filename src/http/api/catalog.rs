@@ -25,6 +25,7 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Time};
 use crate::http::AppState;
+use crate::ids::HostId;
 use crate::protocol::{dir_key, CatalogEntry};
 use crate::store::catalog::{self, browse, search, Entry};
 use crate::store::{self, DbConnection, Page};
@@ -160,7 +161,7 @@ enum Stored {
 
 /// The host's snapshot with this full or short id (its full id), 404
 /// otherwise.
-fn snapshot_of(conn: &mut DbConnection, host_id: &str, id: &str) -> Result<String, ApiError> {
+fn snapshot_of(conn: &mut DbConnection, host_id: &HostId, id: &str) -> Result<String, ApiError> {
     use crate::store::schema::snapshots;
     snapshots::table
         .filter(snapshots::host_id.eq(host_id))
@@ -179,6 +180,7 @@ async fn tree(
 ) -> Result<web::Json<TreeDto>, ApiError> {
     who.require(Role::Viewer)?;
     let (host_id, snapshot) = path.into_inner();
+    let host_id = HostId::from(host_id);
     let TreeQuery {
         path,
         limit,
@@ -201,14 +203,14 @@ async fn tree(
 /// page share it.
 pub(crate) async fn folder(
     state: &AppState,
-    host_id: &str,
+    host_id: &HostId,
     snapshot: &str,
     dir: &str,
     limit: i64,
     offset: i64,
 ) -> Result<(Page<Entry>, bool), ApiError> {
     let key = dir_key(dir);
-    let (host, key_read, snapshot) = (host_id.to_owned(), key.clone(), snapshot.to_owned());
+    let (host, key_read, snapshot) = (host_id.clone(), key.clone(), snapshot.to_owned());
     let stored = with_conn(&state.pool, move |conn| {
         live_host(conn, &host)?;
         let full_id = snapshot_of(conn, &host, &snapshot)?;
@@ -242,7 +244,7 @@ pub(crate) async fn folder(
 /// Asks the host's agent for one folder, within the configured time.
 async fn list_live(
     state: &AppState,
-    host_id: &str,
+    host_id: &HostId,
     snapshot_id: &str,
     dir: &str,
 ) -> Result<Vec<CatalogEntry>, ApiError> {
@@ -282,13 +284,13 @@ async fn list_live(
 /// still goes out).
 async fn cache(
     state: &AppState,
-    host_id: &str,
+    host_id: &HostId,
     snapshot_id: &str,
     key: &str,
     entries: &[CatalogEntry],
 ) {
     let (host, snapshot, key, entries) = (
-        host_id.to_owned(),
+        host_id.clone(),
         snapshot_id.to_owned(),
         key.to_owned(),
         entries.to_vec(),
@@ -307,7 +309,7 @@ async fn cache(
         })
         .await;
     if let Err(e) = written {
-        tracing::warn!(host_id, snapshot_id, error = %e, "cannot cache a live listing");
+        tracing::warn!(host_id = %host_id, snapshot_id, error = %e, "cannot cache a live listing");
     }
 }
 

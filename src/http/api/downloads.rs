@@ -50,6 +50,7 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::live_host;
 use crate::http::AppState;
+use crate::ids::HostId;
 use crate::protocol::{self, DownloadErrorCode, DownloadType};
 use crate::store;
 
@@ -223,7 +224,7 @@ async fn download(
     who.require(Role::Operator)?;
     let (host_id, snapshot) = params.into_inner();
     let path = download_path(query.path.as_deref())?;
-    let (host, wanted) = (host_id.clone(), snapshot.clone());
+    let (host, wanted) = (HostId::from(host_id.as_str()), snapshot.clone());
     let (snapshot, capable) = with_conn(&state.pool, move |conn| {
         let capable = live_host(conn, &host)?.require_capability(protocol::CAPABILITY_DOWNLOAD);
         let snapshot = store::snapshots::find_for_host(conn, &host, &wanted)?

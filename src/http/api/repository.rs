@@ -18,6 +18,7 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
+use crate::ids::HostId;
 use crate::store::{self, models};
 
 /// Longest repository URL.
@@ -219,7 +220,7 @@ async fn put(
     let body = body.into_inner();
     body.validate()?;
     if let Some(repository_id) = body.repository_id {
-        return attach(&state, who, host_id, repository_id).await;
+        return attach(&state, who, HostId::from(host_id), repository_id).await;
     }
     let url = body.url.clone().unwrap_or_default();
     let key = state.key.clone();
@@ -290,7 +291,7 @@ async fn put(
 async fn attach(
     state: &AppState,
     who: Principal,
-    host_id: String,
+    host_id: HostId,
     repository_id: String,
 ) -> Result<web::Json<RepositoryDto>, ApiError> {
     let target = host_id.clone();

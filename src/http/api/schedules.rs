@@ -26,6 +26,7 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
+use crate::ids::{HostId, ScheduleId};
 use crate::store::{self, models, DbConnection, ScheduleKind};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
@@ -259,8 +260,8 @@ fn not_from_policy(conn: &mut DbConnection, sid: &str) -> Result<(), ApiError> {
 /// The host's schedule `sid` with its groups, or 404.
 fn load(
     conn: &mut DbConnection,
-    host_id: &str,
-    sid: &str,
+    host_id: &HostId,
+    sid: &ScheduleId,
 ) -> Result<models::ScheduleWithGroups, ApiError> {
     live_host(conn, host_id)?;
     schedule_of(conn, host_id, sid)
@@ -271,8 +272,8 @@ fn load(
 /// trip on the one writer (issue 19, fan-out).
 fn schedule_of(
     conn: &mut DbConnection,
-    host_id: &str,
-    sid: &str,
+    host_id: &HostId,
+    sid: &ScheduleId,
 ) -> Result<models::ScheduleWithGroups, ApiError> {
     let schedule = store::schedules::get_for_host(conn, host_id, sid)?
         .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
@@ -315,6 +316,7 @@ async fn get(
 ) -> Result<web::Json<ScheduleDto>, ApiError> {
     who.require(Role::Viewer)?;
     let (host_id, sid) = path.into_inner();
+    let (host_id, sid) = (HostId::from(host_id), ScheduleId::from(sid));
     let row = with_conn(&state.pool, move |conn| load(conn, &host_id, &sid)).await?;
     Ok(web::Json(ScheduleDto::from_row(row, Utc::now())))
 }
@@ -328,7 +330,7 @@ async fn create(
     who.require(Role::Operator)?;
     let host_id = path.into_inner();
     let valid = body.into_inner().validate()?;
-    let target = host_id.clone();
+    let target = HostId::from(host_id.as_str());
     let row = change_host_config(&state, &host_id, "adding a schedule", move |conn| {
         let ids = group_ids(conn, &target, &valid.source_groups)?;
         let now = store::now_ms();
@@ -336,7 +338,7 @@ async fn create(
             conn,
             &models::NewSchedule {
                 id: store::new_id().into(),
-                host_id: target.clone().into(),
+                host_id: target.clone(),
                 cron_expr: valid.cron_expr,
                 enabled: valid.enabled,
                 created_at: now,
@@ -372,6 +374,7 @@ async fn update(
 ) -> Result<web::Json<ScheduleDto>, ApiError> {
     who.require(Role::Operator)?;
     let (host_id, sid) = path.into_inner();
+    let (host_id, sid) = (HostId::from(host_id), ScheduleId::from(sid));
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
     let row = change_host_config(&state, &host_id, "changing a schedule", move |conn| {
@@ -411,6 +414,7 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
     let (host_id, sid) = path.into_inner();
+    let (host_id, sid) = (HostId::from(host_id), ScheduleId::from(sid));
     let target = host_id.clone();
     change_host_config(&state, &host_id, "deleting a schedule", move |conn| {
         let row = schedule_of(conn, &target, &sid)?;

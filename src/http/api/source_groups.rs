@@ -15,6 +15,7 @@ use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
+use crate::ids::{HostId, SourceGroupId};
 use crate::protocol::{DumpDriver, DumpSpec, RetentionPolicy};
 use crate::store::models::{GROUP_KIND_DUMP, GROUP_KIND_FILES};
 use crate::store::{self, models, DbConnection};
@@ -473,8 +474,8 @@ fn not_from_policy(conn: &mut DbConnection, gid: &str) -> Result<(), ApiError> {
 /// The host's group `gid`, or 404.
 fn group_of(
     conn: &mut DbConnection,
-    host_id: &str,
-    gid: &str,
+    host_id: &HostId,
+    gid: &SourceGroupId,
 ) -> Result<models::SourceGroup, ApiError> {
     live_host(conn, host_id)?;
     store::source_groups::get_for_host(conn, host_id, gid)?
@@ -506,6 +507,7 @@ async fn get(
 ) -> Result<web::Json<SourceGroupDto>, ApiError> {
     who.require(Role::Viewer)?;
     let (host_id, gid) = path.into_inner();
+    let (host_id, gid) = (HostId::from(host_id), SourceGroupId::from(gid));
     let row = with_conn(&state.pool, move |conn| group_of(conn, &host_id, &gid)).await?;
     Ok(web::Json(SourceGroupDto::from_row(row)))
 }
@@ -571,6 +573,7 @@ async fn update(
 ) -> Result<web::Json<SourceGroupDto>, ApiError> {
     who.require(Role::Operator)?;
     let (host_id, gid) = path.into_inner();
+    let (host_id, gid) = (HostId::from(host_id), SourceGroupId::from(gid));
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
     let key = state.key.clone();
@@ -619,6 +622,7 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Operator)?;
     let (host_id, gid) = path.into_inner();
+    let (host_id, gid) = (HostId::from(host_id), SourceGroupId::from(gid));
     let target = host_id.clone();
     change_host_config(&state, &host_id, "deleting a source group", move |conn| {
         let group = group_of(conn, &target, &gid)?;

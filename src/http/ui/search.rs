@@ -22,6 +22,7 @@ use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::live_host;
 use crate::http::AppState;
+use crate::ids::HostId;
 use crate::store::catalog::search::{self, Hit};
 use crate::store::{self, Page};
 
@@ -181,13 +182,13 @@ fn results(req: &Request, q: &str, found: &Found) -> Markup {
                         @let path = hit.path();
                         @let folder = if hit.kind == "dir" { path.clone() } else { folder_of(&hit.parent) };
                         tr data-hit=(path) data-host-id=(hit.host_id) {
-                            td { a.hit-folder href=(folder_url(&hit.host_id, &hit.snapshot_id, &folder, 0, false)) { code { (path) } } }
+                            td { a.hit-folder href=(folder_url(&HostId::from(hit.host_id.as_str()), &hit.snapshot_id, &folder, 0, false)) { code { (path) } } }
                             td { (hit.kind) }
                             td { (hit.size.map(format::bytes_i64).unwrap_or_default()) }
                             td { @if let Some(at) = hit.mtime { (format::time(at)) } }
                             td { a href={ "/hosts/" (encode_query_value(&hit.host_id)) } {
                                 (found.host_names.get(&hit.host_id).map_or(hit.host_id.as_str(), String::as_str)) } }
-                            td { a.hit-snapshot href=(folder_url(&hit.host_id, &hit.snapshot_id, "/", 0, false)) {
+                            td { a.hit-snapshot href=(folder_url(&HostId::from(hit.host_id.as_str()), &hit.snapshot_id, "/", 0, false)) {
                                 code { (hit.snapshot_id.get(..8).unwrap_or(&hit.snapshot_id)) } }
                                 " " span.muted { (format::time(hit.snapshot_time)) } }
                         }

@@ -9,6 +9,7 @@ use super::{
     catalog_entries, catalog_live_dirs, get, insert_entries, insert_row, rank, split_path, Entry,
     NewEntry, STATE_LIVE,
 };
+use crate::ids::HostId;
 use crate::protocol::CatalogEntry;
 use crate::store::{write_transaction, DbConnection, Page};
 
@@ -51,7 +52,7 @@ pub fn is_cached(conn: &mut DbConnection, catalog_id: i64, dir_key: &str) -> Que
 /// left alone (returns false). Entries outside the folder are skipped.
 pub fn cache_dir(
     conn: &mut DbConnection,
-    host_id: &str,
+    host_id: &HostId,
     snapshot_id: &str,
     dir_key: &str,
     entries: &[CatalogEntry],

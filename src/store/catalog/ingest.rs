@@ -17,6 +17,7 @@ use super::{
     catalog_entries, catalog_live_dirs, catalog_snapshots, get, insert_entries, insert_row, rank,
     split_path, CatalogSnapshot, NewEntry, STATE_COMPLETE, STATE_INGESTING,
 };
+use crate::ids::{HostId, JobId};
 use crate::protocol::CatalogEntry;
 use crate::store::schema::jobs;
 use crate::store::{write_transaction, DbConnection, JobKind, JobStatus};
@@ -28,8 +29,8 @@ pub const ALREADY_CATALOGUED: &str = "the snapshot is catalogued already";
 /// One `catalog.chunk` as the writer buffers it.
 #[derive(Debug, Clone)]
 pub struct Chunk {
-    pub host_id: String,
-    pub job_id: String,
+    pub host_id: HostId,
+    pub job_id: JobId,
     pub snapshot_id: String,
     pub entries: Vec<CatalogEntry>,
 }
@@ -210,9 +211,9 @@ pub enum Completion {
 /// transaction that finishes the job.
 pub fn complete(
     conn: &mut DbConnection,
-    host_id: &str,
+    host_id: &HostId,
     snapshot_id: &str,
-    job_id: &str,
+    job_id: &JobId,
     reported: Option<u64>,
     keep: usize,
     now: i64,

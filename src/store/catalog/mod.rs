@@ -36,6 +36,7 @@ use diesel::prelude::*;
 
 use super::json::Json;
 use super::DbConnection;
+use crate::ids::{HostId, JobId};
 pub use crate::protocol::dir_key;
 
 pub mod browse;
@@ -206,7 +207,7 @@ fn rank(kind: &str) -> i32 {
 /// The catalog row of a host's snapshot, if any.
 pub fn get(
     conn: &mut DbConnection,
-    host_id: &str,
+    host_id: &HostId,
     snapshot_id: &str,
 ) -> QueryResult<Option<CatalogSnapshot>> {
     catalog_snapshots::table
@@ -220,10 +221,10 @@ pub fn get(
 /// A new catalog row (no entries yet).
 fn insert_row(
     conn: &mut DbConnection,
-    host_id: &str,
+    host_id: &HostId,
     snapshot_id: &str,
     state: &str,
-    job_id: Option<&str>,
+    job_id: Option<&JobId>,
     now: i64,
 ) -> QueryResult<CatalogSnapshot> {
     use super::schema::snapshots;
@@ -257,12 +258,12 @@ fn insert_row(
         .execute(conn)?;
     Ok(CatalogSnapshot {
         id,
-        host_id: host_id.to_owned(),
+        host_id: host_id.as_str().to_owned(),
         snapshot_id: snapshot_id.to_owned(),
         source_group,
         snapshot_time,
         state: state.to_owned(),
-        job_id: job_id.map(str::to_owned),
+        job_id: job_id.map(|j| j.as_str().to_owned()),
         entries: 0,
         created_at: now,
         completed_at: None,

@@ -120,7 +120,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         let part: Vec<CatalogEntry> = source.by_ref().take(CHUNK_MAX_ENTRIES).collect();
         buffered += part.len();
         pending.push(Chunk {
-            host_id: host_id.clone(),
+            host_id: host_id.as_str().into(),
             job_id: "load".into(),
             snapshot_id: SNAPSHOT.into(),
             entries: part,
@@ -133,9 +133,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     }
     let completion = ingest::complete(
         &mut conn,
-        &host_id,
+        &host_id.as_str().into(),
         SNAPSHOT,
-        "load",
+        &"load".into(),
         Some(total as u64),
         3,
         now,
@@ -145,7 +145,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         matches!(completion, Completion::Complete { .. }),
         "the catalog did not complete: {completion:?}"
     );
-    let catalog_id = store_catalog::get(&mut conn, &host_id, SNAPSHOT)?
+    let catalog_id = store_catalog::get(&mut conn, &host_id.as_str().into(), SNAPSHOT)?
         .context("the catalog row")?
         .id;
 

@@ -39,6 +39,7 @@ use crate::http::api::catalog::{folder, parse_dir};
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::live_host;
 use crate::http::AppState;
+use crate::ids::HostId;
 use crate::store::catalog::{self, browse, CatalogSnapshot, Entry};
 use crate::store::models::{Host, Job, Snapshot};
 use crate::store::schema::jobs;
@@ -89,7 +90,7 @@ struct Data {
 
 /// A parsed request.
 struct Request {
-    host_id: String,
+    host_id: HostId,
     snapshot: String,
     dir: String,
     offset: i64,
@@ -112,7 +113,7 @@ fn parse(path: (String, String), query: SnapshotQuery) -> Result<Request, ApiErr
         Some(_) => return Err(ApiError::validation("live: expected 1 or 0")),
     };
     Ok(Request {
-        host_id: path.0,
+        host_id: HostId::from(path.0),
         snapshot: path.1,
         dir,
         offset,
@@ -210,7 +211,7 @@ pub(super) async fn page(
 
 /// The page's own URL for a folder, an offset and the live flag.
 pub(super) fn folder_url(
-    host_id: &str,
+    host_id: &HostId,
     snapshot_id: &str,
     dir: &str,
     offset: i64,
@@ -404,11 +405,11 @@ mod tests {
     #[test]
     fn folder_urls() {
         assert_eq!(
-            folder_url("h1", "abc", "/a b/c&d", 0, false),
+            folder_url(&HostId::from("h1"), "abc", "/a b/c&d", 0, false),
             "/hosts/h1/snapshots/abc?path=/a%20b/c%26d"
         );
         assert_eq!(
-            folder_url("h1", "abc", "/", 400, true),
+            folder_url(&HostId::from("h1"), "abc", "/", 400, true),
             "/hosts/h1/snapshots/abc?path=/&offset=400&live=1"
         );
     }
