@@ -41,7 +41,7 @@ mod lookups;
 mod repository;
 
 use lookups::{find_conflicts, name_conflicts};
-pub use lookups::{origins, owner_of_group, owner_of_schedule};
+pub use lookups::{origins, owner_of_group, policy_name};
 pub use repository::RepositoryConflict;
 
 /// Two source groups of one name on one host.

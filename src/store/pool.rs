@@ -449,8 +449,12 @@ pub fn connect_with(database_url: &str, settings: &PoolSettings) -> Result<Pool,
         let applied = super::run_migrations(&mut first)?;
         // Hosts from before the natural sort key (or bulk-loaded) get theirs.
         let sort_keys = super::hosts::fill_sort_keys(&mut first)?;
-        if let DbConnection::Sqlite(sqlite) = &mut first {
-            super::sqlite_build::warn_unless_plans_are_stable(sqlite);
+        match &mut first {
+            DbConnection::Sqlite(sqlite) => {
+                super::sqlite_build::warn_unless_plans_are_stable(sqlite)
+            }
+            #[cfg(feature = "postgres")]
+            DbConnection::Pg(_) => {}
         }
         tracing::info!(
             database = %manager.target.display(),

@@ -302,3 +302,103 @@ async fn groupless_kinds_can_miss_a_run_and_a_refused_fire_is_not_missed() {
     );
     assert_eq!(missed.items[0].scheduled_at, t1.timestamp_millis());
 }
+
+/// A schedule change on the writer's short path: the PUT's answer carries
+/// the groups it linked (built from the write, not read back) and equals
+/// what a GET reads; an unknown group is 400 naming it; a schedule a
+/// policy manages is 409 naming the policy on PUT and DELETE; an unknown
+/// schedule is 404.
+#[actix_web::test]
+async fn schedule_put_answers_from_the_write_and_refuses_policy_rows() {
+    let app = spawn_app().await;
+    let host = crate::policies::labelled(&app, "sk-put", json!({"env": "prod"}))
+        .await
+        .host_id;
+    for name in ["b-home", "a-etc"] {
+        let (status, body) = post(
+            &app,
+            &format!("/hosts/{host}/source-groups"),
+            json!({"name": name, "includes": [format!("/{name}")]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let own = schedule(
+        &app,
+        &host,
+        json!({"cron_expr": "0 1 * * *", "source_groups": ["b-home"]}),
+    )
+    .await;
+    assert_eq!(own["source_groups"], json!(["b-home"]));
+    let sid = own["id"].as_str().unwrap();
+    let path = format!("/hosts/{host}/schedules/{sid}");
+    let put = |body: Value| {
+        let path = path.clone();
+        let app = &app;
+        async move { call(app, &app.admin_token, Method::PUT, &path, Some(body)).await }
+    };
+    let (status, changed) =
+        put(json!({"cron_expr": "0 3 * * *", "source_groups": ["b-home", "a-etc"]})).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["source_groups"], json!(["a-etc", "b-home"]));
+    assert_eq!(changed["cron_expr"], "0 3 * * *");
+    let (status, read) = get(&app, &app.admin_token, &path).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read, changed);
+
+    let unknown = put(json!({"cron_expr": "0 3 * * *", "source_groups": ["a-etc", "nope"]})).await;
+    let message = assert_error(&unknown, StatusCode::BAD_REQUEST, "validation_failed");
+    assert!(
+        message.starts_with("source_groups: ") && message.contains("\"nope\""),
+        "{message}"
+    );
+
+    let (status, created) = post(
+        &app,
+        "/policies",
+        json!({"name": "base", "selector": {"labels": {"env": "prod"}},
+               "source_groups": [{"name": "etc", "includes": ["/etc"]}],
+               "schedules": [{"cron_expr": "0 2 * * *", "source_groups": ["etc"]}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, config) = get(
+        &app,
+        &app.admin_token,
+        &format!("/hosts/{host}/effective-config"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{config}");
+    let managed = config["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["origin"] == "policy:base")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let managed_path = format!("/hosts/{host}/schedules/{managed}");
+    let body = json!({"cron_expr": "0 4 * * *", "source_groups": ["etc"]});
+    for method in [Method::PUT, Method::DELETE] {
+        let got = call(
+            &app,
+            &app.admin_token,
+            method,
+            &managed_path,
+            Some(body.clone()),
+        )
+        .await;
+        let message = assert_error(&got, StatusCode::CONFLICT, "conflict");
+        assert!(message.contains("\"base\""), "{message}");
+    }
+    let missing = call(
+        &app,
+        &app.admin_token,
+        Method::PUT,
+        &format!("/hosts/{host}/schedules/no-such-schedule"),
+        Some(body),
+    )
+    .await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+}

@@ -227,29 +227,41 @@ impl ScheduleRequest {
     }
 }
 
-/// The ids of the host's groups with these names; an unknown name is 400.
-fn group_ids(
+/// The host's groups with these names (ordered by name); an unknown name
+/// is 400. One read, inside the change's transaction.
+fn groups_named(
     conn: &mut DbConnection,
     host_id: &str,
     names: &[String],
-) -> Result<Vec<String>, ApiError> {
-    names
-        .iter()
-        .map(|name| {
-            store::source_groups::by_name(conn, host_id, name)?
-                .map(|g| g.id.into())
-                .ok_or_else(|| {
-                    ApiError::validation(format!(
-                        "source_groups: no source group named {name:?} on this host"
-                    ))
-                })
-        })
-        .collect()
+) -> Result<Vec<models::SourceGroup>, ApiError> {
+    let groups = store::source_groups::by_names(conn, host_id, names)?;
+    if let Some(name) = names.iter().find(|n| !groups.iter().any(|g| &g.name == *n)) {
+        return Err(ApiError::validation(format!(
+            "source_groups: no source group named {name:?} on this host"
+        )));
+    }
+    Ok(groups)
 }
 
-/// 409 for a schedule a policy manages: change the policy instead.
-fn not_from_policy(conn: &mut DbConnection, sid: &str) -> Result<(), ApiError> {
-    match store::policy_sync::owner_of_schedule(conn, sid)? {
+/// Links `groups` (just read from the schedule's host by [`groups_named`])
+/// to the schedule and returns the schedule with them: the response
+/// without reading back what was written.
+fn link_groups(
+    conn: &mut DbConnection,
+    schedule: models::Schedule,
+    groups: Vec<models::SourceGroup>,
+) -> Result<models::ScheduleWithGroups, ApiError> {
+    let ids: Vec<&str> = groups.iter().map(|g| g.id.as_ref()).collect();
+    store::schedules::replace_groups(conn, &schedule.id, &ids)?;
+    Ok(models::ScheduleWithGroups { schedule, groups })
+}
+
+/// 404 unless the host has schedule `sid`; 409 for one a policy manages
+/// (change the policy instead). One read, two for a managed one.
+fn editable(conn: &mut DbConnection, host_id: &str, sid: &str) -> Result<(), ApiError> {
+    let policy = store::schedules::policy_of(conn, host_id, sid)?
+        .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
+    match store::policy_sync::policy_name(conn, policy)? {
         Some(policy) => Err(ApiError::conflict(format!(
             "schedule {sid} comes from policy {policy:?}; change the policy instead"
         ))),
@@ -264,17 +276,6 @@ fn load(
     sid: &ScheduleId,
 ) -> Result<models::ScheduleWithGroups, ApiError> {
     live_host(conn, host_id)?;
-    schedule_of(conn, host_id, sid)
-}
-
-/// [`load`] of a host already checked (inside `change_host_config`, which
-/// checks it in the same transaction): on PostgreSQL each read is a round
-/// trip on the one writer (issue 19, fan-out).
-fn schedule_of(
-    conn: &mut DbConnection,
-    host_id: &HostId,
-    sid: &ScheduleId,
-) -> Result<models::ScheduleWithGroups, ApiError> {
     let schedule = store::schedules::get_for_host(conn, host_id, sid)?
         .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
     let groups = store::schedules::groups_of(conn, sid)?;
@@ -332,7 +333,7 @@ async fn create(
     let valid = body.into_inner().validate()?;
     let target = HostId::from(host_id.as_str());
     let row = change_host_config(&state, &host_id, "adding a schedule", move |conn| {
-        let ids = group_ids(conn, &target, &valid.source_groups)?;
+        let groups = groups_named(conn, &target, &valid.source_groups)?;
         let now = store::now_ms();
         let schedule = store::schedules::insert(
             conn,
@@ -346,7 +347,6 @@ async fn create(
                 kind: valid.kind,
             },
         )?;
-        store::schedules::set_groups(conn, &schedule.id, &ids)?;
         audit(
             conn,
             &who,
@@ -360,7 +360,7 @@ async fn create(
                 "source_groups": valid.source_groups,
             })),
         )?;
-        schedule_of(conn, &target, &schedule.id)
+        link_groups(conn, schedule, groups)
     })
     .await?;
     Ok(HttpResponse::Created().json(ScheduleDto::from_row(row, Utc::now())))
@@ -378,16 +378,15 @@ async fn update(
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
     let row = change_host_config(&state, &host_id, "changing a schedule", move |conn| {
-        schedule_of(conn, &target, &sid)?;
-        not_from_policy(conn, &sid)?;
-        let ids = group_ids(conn, &target, &valid.source_groups)?;
+        editable(conn, &target, &sid)?;
+        let groups = groups_named(conn, &target, &valid.source_groups)?;
         let changes = models::ScheduleChanges {
             cron_expr: Some(valid.cron_expr.clone()),
             enabled: Some(valid.enabled),
             kind: Some(valid.kind),
         };
-        store::schedules::update(conn, &sid, &changes, store::now_ms())?;
-        store::schedules::set_groups(conn, &sid, &ids)?;
+        let schedule = store::schedules::update(conn, &sid, &changes, store::now_ms())?
+            .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
         audit(
             conn,
             &who,
@@ -401,7 +400,7 @@ async fn update(
                 "source_groups": valid.source_groups,
             })),
         )?;
-        schedule_of(conn, &target, &sid)
+        link_groups(conn, schedule, groups)
     })
     .await?;
     Ok(web::Json(ScheduleDto::from_row(row, Utc::now())))
@@ -417,15 +416,16 @@ async fn delete(
     let (host_id, sid) = (HostId::from(host_id), ScheduleId::from(sid));
     let target = host_id.clone();
     change_host_config(&state, &host_id, "deleting a schedule", move |conn| {
-        let row = schedule_of(conn, &target, &sid)?;
-        not_from_policy(conn, &sid)?;
+        editable(conn, &target, &sid)?;
+        let row = store::schedules::get_for_host(conn, &target, &sid)?
+            .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
         store::schedules::delete(conn, &sid)?;
         audit(
             conn,
             &who,
             "schedule.delete",
             Some(&sid),
-            Some(json!({"host_id": target, "cron_expr": row.schedule.cron_expr})),
+            Some(json!({"host_id": target, "cron_expr": row.cron_expr})),
         )
     })
     .await?;

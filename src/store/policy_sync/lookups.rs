@@ -92,7 +92,8 @@ pub fn origins(conn: &mut DbConnection, host_id: &str) -> QueryResult<HashMap<St
         .collect())
 }
 
-/// The policy (name) a group or schedule row comes from, if any.
+/// The policy (name) a group row comes from, if any (a schedule's:
+/// `schedules::policy_of`, then [`policy_name`]).
 pub fn owner_of_group(conn: &mut DbConnection, group_id: &str) -> QueryResult<Option<String>> {
     let policy_id = sg::table
         .find(group_id)
@@ -100,24 +101,15 @@ pub fn owner_of_group(conn: &mut DbConnection, group_id: &str) -> QueryResult<Op
         .first::<Option<String>>(conn)
         .optional()?
         .flatten();
-    owner(conn, policy_id)
+    policy_name(conn, policy_id)
 }
 
-/// See [`owner_of_group`].
-pub fn owner_of_schedule(
+/// The name of the policy with this id (the id itself if the policy is
+/// gone), or `None` for no policy: the owner named in a 409.
+pub fn policy_name(
     conn: &mut DbConnection,
-    schedule_id: &str,
+    policy_id: Option<String>,
 ) -> QueryResult<Option<String>> {
-    let policy_id = schedules::table
-        .find(schedule_id)
-        .select(schedules::policy_id)
-        .first::<Option<String>>(conn)
-        .optional()?
-        .flatten();
-    owner(conn, policy_id)
-}
-
-fn owner(conn: &mut DbConnection, policy_id: Option<String>) -> QueryResult<Option<String>> {
     let Some(pid) = policy_id else {
         return Ok(None);
     };
