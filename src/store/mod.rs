@@ -193,6 +193,25 @@ where
     }
 }
 
+/// Runs several reads of `f` together. On SQLite in one read transaction:
+/// one snapshot for all of them, and one check of the connection's page
+/// cache instead of one per statement. On PostgreSQL without one: under
+/// its READ COMMITTED isolation a transaction gives no common snapshot
+/// (each statement takes its own), so `BEGIN` and `COMMIT` would be two
+/// round trips for nothing (issue 19: a greeting's reads). Callers that
+/// need one value read before another rely on statement order, which
+/// both give.
+pub fn read_together<T, F>(conn: &mut DbConnection, f: F) -> diesel::QueryResult<T>
+where
+    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+{
+    match conn {
+        DbConnection::Sqlite(_) => conn.transaction(f),
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(_) => f(conn),
+    }
+}
+
 /// Runs one expression against the concrete connection inside a
 /// [`DbConnection`], binding it to `$c`. For the few statements diesel's
 /// multi-backend cannot express (`ON CONFLICT` upserts and inserts that

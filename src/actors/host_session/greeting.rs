@@ -5,22 +5,21 @@
 //! [`load_config`] and hand it to the live session (`PushConfig`).
 //! Blocking: call inside `web::block`.
 //!
-//! Each load is one read transaction: one snapshot for all its queries,
-//! and on SQLite one check of the connection's page cache instead of one
-//! per statement. While hellos are being written, every commit makes a
+//! Each load's reads go together ([`store::read_together`]): on SQLite one
+//! read transaction, one snapshot for all its queries and one check of the
+//! connection's page cache instead of one per statement; on PostgreSQL no
+//! `BEGIN`/`COMMIT` round trips, which gave no common snapshot there. While hellos are being written, every commit makes a
 //! reader drop its cached pages at its next read; per statement, a
 //! greeting re-read (and re-allocated) the same index and table pages up
 //! to ten times, and a host with 20 policies' rows has them on 60 pages
 //! (issue 12 §7: `hello` with policies).
-
-use diesel::Connection;
 
 use super::job_queue::QueuedJob;
 use crate::crypto::{self, SecretKey};
 use crate::protocol;
 use crate::store::models::Repository;
 use crate::store::{
-    config_versions, jobs, repositories, schedule_set, schedule_versions, DbConnection,
+    self, config_versions, jobs, repositories, schedule_set, schedule_versions, DbConnection,
 };
 
 /// A host's configuration as the agent receives it.
@@ -110,7 +109,7 @@ pub fn load_config(
     key: &SecretKey,
     host_id: &str,
 ) -> diesel::QueryResult<HostConfig> {
-    conn.transaction(|conn| config_in(conn, key, host_id))
+    store::read_together(conn, |conn| config_in(conn, key, host_id))
 }
 
 /// [`load_config`] inside the caller's read transaction.
@@ -132,7 +131,7 @@ fn config_in(
 /// Loads the host's `schedule.set` only (no `config.update`): for a change
 /// that left its repository as it was.
 pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryResult<HostConfig> {
-    conn.transaction(|conn| Ok(load_with_repository(conn, host_id)?.0))
+    store::read_together(conn, |conn| Ok(load_with_repository(conn, host_id)?.0))
 }
 
 /// [`load_schedules`] and the host's repository row, read once. The
@@ -179,7 +178,7 @@ pub fn load_greeting(
     host_id: &str,
     now: i64,
 ) -> diesel::QueryResult<Greeting> {
-    conn.transaction(|conn| {
+    store::read_together(conn, |conn| {
         let config = config_in(conn, key, host_id)?;
         let queued = jobs::queued_for_host(conn, host_id, now)?
             .iter()
