@@ -112,18 +112,19 @@ pub fn update(
         .optional()
 }
 
-/// The `policy_id` of the host's schedule `id`: `None` if the host has no
-/// such schedule, `Some(None)` for one of its own (no policy manages it).
-/// The check before a change, in one read.
+/// The `policy_id` (`None` for one of the host's own, which no policy
+/// manages) and `cron_expr` of the host's schedule `id`, or `None` if the
+/// host has no such schedule. The check before a change, and what its
+/// audit row names, in one read.
 pub fn policy_of(
     conn: &mut DbConnection,
     host_id: &str,
     id: &str,
-) -> QueryResult<Option<Option<String>>> {
+) -> QueryResult<Option<(Option<String>, String)>> {
     schedules::table
         .find(id)
         .filter(schedules::host_id.eq(host_id))
-        .select(schedules::policy_id)
+        .select((schedules::policy_id, schedules::cron_expr))
         .first(conn)
         .optional()
 }

@@ -6,13 +6,13 @@
 //! Blocking: call inside `web::block`.
 //!
 //! Each load's reads go together ([`store::read_together`]): on SQLite one
-//! read transaction, one snapshot for all its queries and one check of the
-//! connection's page cache instead of one per statement; on PostgreSQL no
-//! `BEGIN`/`COMMIT` round trips, which gave no common snapshot there. While hellos are being written, every commit makes a
-//! reader drop its cached pages at its next read; per statement, a
-//! greeting re-read (and re-allocated) the same index and table pages up
-//! to ten times, and a host with 20 policies' rows has them on 60 pages
-//! (issue 12 §7: `hello` with policies).
+//! read transaction, so one snapshot and one check of the connection's
+//! page cache instead of one per statement (while hellos are being
+//! written every commit makes a reader drop its cached pages, and per
+//! statement a greeting re-read the same pages up to ten times); on
+//! PostgreSQL no `BEGIN`/`COMMIT` round trips, which gave no common
+//! snapshot there. A host's policy schedules come from
+//! [`schedule_set::for_host`] (issue 12 §7: `hello` with policies).
 
 use super::job_queue::QueuedJob;
 use crate::crypto::{self, SecretKey};

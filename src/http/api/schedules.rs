@@ -257,15 +257,16 @@ fn link_groups(
 }
 
 /// 404 unless the host has schedule `sid`; 409 for one a policy manages
-/// (change the policy instead). One read, two for a managed one.
-fn editable(conn: &mut DbConnection, host_id: &str, sid: &str) -> Result<(), ApiError> {
-    let policy = store::schedules::policy_of(conn, host_id, sid)?
+/// (change the policy instead). One read, two for a managed one. Returns
+/// the schedule's cron expression as it is (for the audit row).
+fn editable(conn: &mut DbConnection, host_id: &str, sid: &str) -> Result<String, ApiError> {
+    let (policy, cron_expr) = store::schedules::policy_of(conn, host_id, sid)?
         .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
     match store::policy_sync::policy_name(conn, policy)? {
         Some(policy) => Err(ApiError::conflict(format!(
             "schedule {sid} comes from policy {policy:?}; change the policy instead"
         ))),
-        None => Ok(()),
+        None => Ok(cron_expr),
     }
 }
 
@@ -416,16 +417,14 @@ async fn delete(
     let (host_id, sid) = (HostId::from(host_id), ScheduleId::from(sid));
     let target = host_id.clone();
     change_host_config(&state, &host_id, "deleting a schedule", move |conn| {
-        editable(conn, &target, &sid)?;
-        let row = store::schedules::get_for_host(conn, &target, &sid)?
-            .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
+        let cron_expr = editable(conn, &target, &sid)?;
         store::schedules::delete(conn, &sid)?;
         audit(
             conn,
             &who,
             "schedule.delete",
             Some(&sid),
-            Some(json!({"host_id": target, "cron_expr": row.cron_expr})),
+            Some(json!({"host_id": target, "cron_expr": cron_expr})),
         )
     })
     .await?;
