@@ -552,16 +552,17 @@ impl HostSession {
         let HostConfig {
             config,
             config_version,
+            schedule_version,
             schedules,
             shared_repository,
             has_repository,
             health,
         } = config;
-        if schedules.version < self.pushed_version {
-            tracing::debug!(host_id = %self.host_id, version = schedules.version, "an older configuration is not pushed");
+        if schedule_version < self.pushed_version {
+            tracing::debug!(host_id = %self.host_id, version = schedule_version, "an older configuration is not pushed");
             return;
         }
-        self.pushed_version = schedules.version;
+        self.pushed_version = schedule_version;
         self.shared_repository = shared_repository;
         if self.has_repository && !has_repository {
             tracing::warn!(host_id = %self.host_id, "the host's repository was taken away; its jobs are failed until it gets one, as the agent may still hold the old one");
@@ -569,13 +570,18 @@ impl HostSession {
         self.repository_withdrawn =
             !has_repository && (self.repository_withdrawn || self.has_repository);
         self.has_repository = has_repository;
-        let version = i64::try_from(schedules.version).unwrap_or(i64::MAX);
+        let version = i64::try_from(schedule_version).unwrap_or(i64::MAX);
         self.config_version.loaded(config_version);
         if let Some(config) = config {
             self.send_config(config, ctx);
         }
         if self.has_capability(protocol::CAPABILITY_LOCAL_CRON) {
-            self.send(ctx, schedules);
+            // Assembled from the policies' rendered schedules rather than
+            // serialised (store::schedule_set): the same frame.
+            self.actors
+                .metrics
+                .message_out(store::schedule_set::message_type());
+            ctx.text(schedules.frame(schedule_version));
         } else {
             tracing::debug!(host_id = %self.host_id, "no schedule.set: the agent keeps no cron table (no local_cron)");
         }

@@ -82,6 +82,25 @@ impl<M: WireMessage> Envelope<M> {
     }
 }
 
+/// A frame under a fresh id whose `data` is JSON text encoded already
+/// (a `schedule.set` assembled from rendered parts:
+/// `store::schedule_set::HostSchedules::frame`):
+/// `{"type":..,"id":..,"data":<data>}`, as [`Envelope::encode`] writes
+/// it. `data` must be one JSON object; the caller's tests hold it equal
+/// to the typed encoding.
+pub fn encode_with_data(message_type: &str, data: &str) -> String {
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+    let mut frame = String::with_capacity(data.len() + 96);
+    frame.push_str("{\"type\":");
+    frame.push_str(&quoted(message_type));
+    frame.push_str(",\"id\":");
+    frame.push_str(&quoted(&new_message_id()));
+    frame.push_str(",\"data\":");
+    frame.push_str(data);
+    frame.push('}');
+    frame
+}
+
 /// The id of a frame that may not decode, so that an `error` frame can carry
 /// it as `correlation_id`. `None` when the text has no usable `id`.
 ///

@@ -129,7 +129,7 @@ pub use enums::{
     FinishStatus, JobKind, JobStatus, LockState, LogStreamKind, RestoreOverwrite, ScheduleKind,
     UnknownVariant,
 };
-pub use envelope::{frame_id, hello_protocol_version, Envelope, WireMessage};
+pub use envelope::{encode_with_data, frame_id, hello_protocol_version, Envelope, WireMessage};
 pub use health::{
     status_ok, validate_checks, HealthCheckResult, HealthCheckSpec, HealthCheckType, HealthReport,
     HealthSet, InvalidHealthCheck, CAPABILITY_HEALTH, MAX_TIMEOUT_SECONDS, MIN_INTERVAL_SECONDS,

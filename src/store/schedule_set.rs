@@ -10,15 +10,19 @@
 //! and updates them in the policy's own transaction), so the policy part
 //! is built from the host's schedule ids alone — `(policy_id,
 //! policy_position, created_at, id)`, read from the covering index
-//! `schedules_host_policy` (a page or two per host) — and the policy's
-//! `schedules` / `source_groups` columns, whose parsed form is kept in
-//! [`PolicyMemo`] keyed by the stored text. The memo is a cache of a pure
-//! function of that text, so a policy changed by another process (say
-//! `restic-manager apply`) is seen at the next read: the text differs.
+//! `schedules_host_policy` (a page or two per host) — and the policies
+//! themselves, parsed and rendered to JSON once per policy revision
+//! ([`Rendered`], keyed by `policy_revision.revision`, which triggers give
+//! a new random value at every write to `policies`, whichever process
+//! makes it). A greeting thus reads one row to learn that what it holds is
+//! current, and writes each policy schedule as its host id spliced onto
+//! the rendered rest ([`HostSchedules::frame`]) instead of cloning and
+//! serialising 20 schedules with their groups.
 //!
-//! A row the policy text cannot explain (a position past its list, a
-//! policy gone) falls back to the rows for the whole host: never a wrong
-//! `schedule.set`. Order is the rows' `(created_at, id)`, as before.
+//! A row the policies cannot explain (a position past its list, a policy
+//! gone or not parsing, no revision row) falls back to the rows for the
+//! whole host: never a wrong `schedule.set`. Order is the rows'
+//! `(created_at, id)`, as before.
 //! Blocking: call inside the caller's read transaction.
 
 use std::collections::HashMap;
@@ -28,35 +32,137 @@ use diesel::prelude::*;
 
 use super::models::SourceGroup;
 use super::policies::{PolicyGroup, PolicySchedule};
-use super::schema::{policies, schedules};
+use super::schema::{policies, policy_revision, schedules};
 use super::{schedules as schedule_queries, DbConnection};
-use crate::protocol::{RetentionPolicy, ScheduleSpec, SourceGroupSpec};
+use crate::protocol::{self, RetentionPolicy, ScheduleSpec, SourceGroupSpec, WireMessage};
 
-/// Most policies [`PolicyMemo`] holds; past it, it starts over (a fleet
-/// has tens of policies; this only bounds a pathological churn).
-const MEMO_MAX_POLICIES: usize = 4096;
+/// Most revisions [`memo`] holds (one per database the process serves;
+/// tests run several): past it, it starts over.
+const MEMO_MAX_REVISIONS: usize = 8;
 
-/// One of a host's policy schedule rows with its policy's texts (`None`
-/// when the policy row is gone): `(id, policy_id, position, created_at,
-/// policy schedules, policy groups)`.
-type PolicyRow = (
-    String,
-    Option<String>,
-    Option<i32>,
-    i64,
-    Option<String>,
-    Option<String>,
-);
+/// What a spec's JSON starts with when its id is empty: what a policy
+/// schedule's rendering drops, and the host's id replaces.
+const EMPTY_ID_PREFIX: &str = r#"{"id":"""#;
+
+/// One of a host's policy schedule rows: `(id, policy_id, position,
+/// created_at)`, from the covering index.
+type PolicyRow = (String, Option<String>, Option<i32>, i64);
+
+/// A host's `schedule.set` schedules, in creation order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostSchedules {
+    items: Vec<Item>,
+}
+
+/// One schedule of a host's `schedule.set`.
+#[derive(Debug, Clone, PartialEq)]
+enum Item {
+    /// Built from its rows (the host's own schedule, or the fallback).
+    Row(ScheduleSpec),
+    /// A policy's schedule: the host's id for it and the policy's
+    /// rendering at its position.
+    Policy { id: String, template: Arc<Template> },
+}
+
+/// A policy schedule without the host's id: the spec (id empty) and its
+/// JSON after [`EMPTY_ID_PREFIX`] (`None` when serde's encoding does not
+/// start so; the spec is then serialised per host).
+#[derive(Debug, PartialEq)]
+struct Template {
+    spec: ScheduleSpec,
+    tail: Option<String>,
+}
+
+impl HostSchedules {
+    /// The schedules as the protocol type (cloned: tests and slow paths).
+    pub fn specs(&self) -> Vec<ScheduleSpec> {
+        self.items
+            .iter()
+            .map(|item| match item {
+                Item::Row(spec) => spec.clone(),
+                Item::Policy { id, template } => ScheduleSpec {
+                    id: id.clone(),
+                    ..template.spec.clone()
+                },
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// `schedule.set { version, schedules }` as protocol type.
+    pub fn to_set(&self, version: u64) -> protocol::ScheduleSet {
+        protocol::ScheduleSet {
+            version,
+            schedules: self.specs(),
+        }
+    }
+
+    /// The whole `schedule.set` frame under `version`, as
+    /// `Envelope::new(self.to_set(version)).encode()` writes it (a unit
+    /// test holds the two equal), with each policy schedule written as its
+    /// id and the policy's rendering instead of cloned and serialised.
+    pub fn frame(&self, version: u64) -> String {
+        let mut data = String::with_capacity(64 + 320 * self.items.len());
+        data.push_str(r#"{"version":"#);
+        data.push_str(&version.to_string());
+        data.push_str(r#","schedules":["#);
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                data.push(',');
+            }
+            match item {
+                Item::Policy { id, template } => match &template.tail {
+                    Some(tail) => {
+                        data.push_str(r#"{"id":"#);
+                        data.push_str(&json_string(id));
+                        data.push_str(tail);
+                    }
+                    None => data.push_str(&json_of(&ScheduleSpec {
+                        id: id.clone(),
+                        ..template.spec.clone()
+                    })),
+                },
+                Item::Row(spec) => data.push_str(&json_of(spec)),
+            }
+        }
+        data.push_str("]}");
+        protocol::encode_with_data(message_type(), &data)
+    }
+}
+
+/// The wire type of [`HostSchedules::frame`]'s frame (`schedule.set`).
+pub fn message_type() -> &'static str {
+    protocol::ServerToAgent::ScheduleSet(protocol::ScheduleSet {
+        version: 0,
+        schedules: Vec::new(),
+    })
+    .type_name()
+}
+
+/// `value`'s JSON; the types here cannot fail to serialise (strings,
+/// numbers, booleans), and an empty object would be refused by the agent
+/// rather than misread.
+fn json_of<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    json_of(&s)
+}
 
 /// The host's `schedule.set` schedules, in creation order.
-pub fn for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<ScheduleSpec>> {
+pub fn for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<HostSchedules> {
     // One statement of fixed text (so SQLite's prepared-statement cache
-    // keeps it; an `IN` list of the host's policy ids was prepared afresh
-    // at every greeting, with an ephemeral table for the list): the
-    // covering index for the host's rows, the policy's primary key for
-    // its texts.
+    // keeps it), answered from the covering index alone.
     let policy_rows: Vec<PolicyRow> = schedules::table
-        .left_join(policies::table.on(schedules::policy_id.eq(policies::id.nullable())))
         .filter(schedules::host_id.eq(host_id))
         .filter(schedules::policy_id.is_not_null())
         .select((
@@ -64,33 +170,56 @@ pub fn for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<Sched
             schedules::policy_id,
             schedules::policy_position,
             schedules::created_at,
-            policies::schedules.nullable(),
-            policies::source_groups.nullable(),
         ))
         .load(conn)?;
-    let Some(mut specs) = policy_specs(policy_rows) else {
-        return Ok(from_host_rows(schedule_queries::list_with_groups_for_host(
-            conn, host_id,
-        )?));
-    };
-    specs.extend(own_specs(conn, host_id)?);
-    specs.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
-    Ok(specs.into_iter().map(|(_, spec)| spec).collect())
+    let mut items = Vec::with_capacity(policy_rows.len() + 1);
+    if !policy_rows.is_empty() {
+        let explained = match rendered(conn)? {
+            Some(rendered) => policy_items(policy_rows, &rendered),
+            None => None,
+        };
+        let Some(policy_items) = explained else {
+            return Ok(from_host_rows(schedule_queries::list_with_groups_for_host(
+                conn, host_id,
+            )?));
+        };
+        items = policy_items;
+    }
+    let own = schedule_queries::list_own_with_groups_for_host(conn, host_id)?;
+    items.extend(
+        own.into_iter()
+            .map(|s| (s.schedule.created_at, Item::Row(row_spec(s)))),
+    );
+    items.sort_by(|a, b| (a.0, item_id(&a.1)).cmp(&(b.0, item_id(&b.1))));
+    Ok(HostSchedules {
+        items: items.into_iter().map(|(_, item)| item).collect(),
+    })
+}
+
+fn item_id(item: &Item) -> &str {
+    match item {
+        Item::Row(spec) => &spec.id,
+        Item::Policy { id, .. } => id,
+    }
 }
 
 /// `schedule.set` schedules of rows read with their groups
 /// (`schedules::list_with_groups_for_host`): the fallback, and what
 /// [`for_host`] is checked against.
-pub fn from_host_rows(rows: Vec<super::models::ScheduleWithGroups>) -> Vec<ScheduleSpec> {
-    rows.into_iter()
-        .map(|s| ScheduleSpec {
-            id: s.schedule.id.to_string(),
-            cron_expr: s.schedule.cron_expr,
-            enabled: s.schedule.enabled,
-            kind: s.schedule.kind,
-            source_groups: s.groups.iter().map(group_spec).collect(),
-        })
-        .collect()
+pub fn from_host_rows(rows: Vec<super::models::ScheduleWithGroups>) -> HostSchedules {
+    HostSchedules {
+        items: rows.into_iter().map(|s| Item::Row(row_spec(s))).collect(),
+    }
+}
+
+fn row_spec(s: super::models::ScheduleWithGroups) -> ScheduleSpec {
+    ScheduleSpec {
+        id: s.schedule.id.to_string(),
+        cron_expr: s.schedule.cron_expr,
+        enabled: s.schedule.enabled,
+        kind: s.schedule.kind,
+        source_groups: s.groups.iter().map(group_spec).collect(),
+    }
 }
 
 fn group_spec(g: &SourceGroup) -> SourceGroupSpec {
@@ -134,101 +263,264 @@ fn spec_of(
     }
 }
 
-/// The host's own schedules (not a policy's) with their groups, each with
-/// its `created_at`.
-fn own_specs(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<(i64, ScheduleSpec)>> {
-    let own = schedule_queries::list_own_with_groups_for_host(conn, host_id)?;
-    let created: Vec<i64> = own.iter().map(|s| s.schedule.created_at).collect();
-    Ok(created.into_iter().zip(from_host_rows(own)).collect())
+/// Every policy's schedules, parsed and rendered, by policy id and
+/// position, as of one `policy_revision`. A policy whose texts do not
+/// parse is absent (its hosts fall back to their rows).
+#[derive(Debug, Default)]
+struct Rendered {
+    policies: HashMap<String, Vec<Arc<Template>>>,
 }
 
-/// One policy's schedules as `schedule.set` carries them (without the
-/// host's schedule id), by position.
-#[derive(Debug)]
-struct ParsedPolicy {
-    schedules_text: String,
-    groups_text: String,
-    specs: Vec<ScheduleSpec>,
-}
+/// Rendered policies by revision.
+type Memo = RwLock<HashMap<i64, Arc<Rendered>>>;
 
-/// Parsed policies by id, each with the text it was parsed from.
-type PolicyMemo = RwLock<HashMap<String, Arc<ParsedPolicy>>>;
-
-fn memo() -> &'static PolicyMemo {
-    static MEMO: OnceLock<PolicyMemo> = OnceLock::new();
+fn memo() -> &'static Memo {
+    static MEMO: OnceLock<Memo> = OnceLock::new();
     MEMO.get_or_init(|| RwLock::new(HashMap::new()))
 }
 
-/// The policy's parsed schedules for this stored text: from the memo when
-/// the text is the one parsed, else parsed (and remembered). `None`: the
-/// text does not parse (the caller falls back to the rows).
-fn parsed(id: &str, schedules_text: String, groups_text: String) -> Option<Arc<ParsedPolicy>> {
+/// The policies as of the stored revision: from the memo when it holds
+/// that revision, else read, parsed and rendered (and remembered). `None`:
+/// no revision row (the caller falls back to the rows).
+///
+/// The revision is read before the policies: a change committed in
+/// between (PostgreSQL reads without one snapshot) is then remembered
+/// under the older revision, which the next read no longer finds; never
+/// older texts under the newer revision.
+fn rendered(conn: &mut DbConnection) -> QueryResult<Option<Arc<Rendered>>> {
+    let Some(revision) = policy_revision::table
+        .select(policy_revision::revision)
+        .filter(policy_revision::id.eq(1))
+        .first::<i64>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
     // A poisoned lock only means another reader panicked mid-insert: the
     // memo is then skipped, never trusted.
     if let Ok(map) = memo().read() {
-        if let Some(p) = map.get(id) {
-            if p.schedules_text == schedules_text && p.groups_text == groups_text {
-                return Some(Arc::clone(p));
-            }
+        if let Some(r) = map.get(&revision) {
+            return Ok(Some(Arc::clone(r)));
         }
     }
-    let list: Vec<PolicySchedule> = serde_json::from_str(&schedules_text).ok()?;
-    let groups: Vec<PolicyGroup> = serde_json::from_str(&groups_text).ok()?;
-    let specs = list
-        .into_iter()
-        .map(|s| {
-            let mut named: Vec<&PolicyGroup> = groups
-                .iter()
-                .filter(|g| s.source_groups.contains(&g.name))
-                .collect();
-            named.sort_by(|a, b| a.name.cmp(&b.name));
-            ScheduleSpec {
-                id: String::new(),
-                cron_expr: s.cron_expr,
-                enabled: s.enabled,
-                kind: s.kind,
-                source_groups: named.into_iter().map(policy_group_spec).collect(),
-            }
-        })
-        .collect();
-    let parsed = Arc::new(ParsedPolicy {
-        schedules_text,
-        groups_text,
-        specs,
+    let texts: Vec<(String, String, String)> = policies::table
+        .select((policies::id, policies::schedules, policies::source_groups))
+        .load(conn)?;
+    let rendered = Arc::new(Rendered {
+        policies: texts
+            .into_iter()
+            .filter_map(|(id, schedules, groups)| Some((id, render(&schedules, &groups)?)))
+            .collect(),
     });
     if let Ok(mut map) = memo().write() {
-        if map.len() >= MEMO_MAX_POLICIES {
+        if map.len() >= MEMO_MAX_REVISIONS {
             map.clear();
         }
-        map.insert(id.to_string(), Arc::clone(&parsed));
+        map.insert(revision, Arc::clone(&rendered));
     }
-    Some(parsed)
+    Ok(Some(rendered))
 }
 
-/// The specs of the host's policy schedule rows, or `None` when a row is
-/// not explained by its policy's text (the policy is gone, its text does
-/// not parse, the position is past its list).
-fn policy_specs(rows: Vec<PolicyRow>) -> Option<Vec<(i64, ScheduleSpec)>> {
-    let mut by_id: HashMap<String, Arc<ParsedPolicy>> = HashMap::new();
-    let mut specs = Vec::with_capacity(rows.len());
-    for (id, policy_id, position, created_at, schedules_text, groups_text) in rows {
-        let policy_id = policy_id?;
-        let policy = match by_id.get(&policy_id) {
-            Some(p) => Arc::clone(p),
-            None => {
-                let p = parsed(&policy_id, schedules_text?, groups_text?)?;
-                by_id.insert(policy_id, Arc::clone(&p));
-                p
-            }
-        };
-        let template = policy.specs.get(usize::try_from(position?).ok()?)?;
-        specs.push((
-            created_at,
-            ScheduleSpec {
-                id,
-                ..template.clone()
-            },
-        ));
+/// One policy's schedules as `schedule.set` carries them (without the
+/// host's schedule id), by position; `None` when a text does not parse.
+fn render(schedules_text: &str, groups_text: &str) -> Option<Vec<Arc<Template>>> {
+    let list: Vec<PolicySchedule> = serde_json::from_str(schedules_text).ok()?;
+    let groups: Vec<PolicyGroup> = serde_json::from_str(groups_text).ok()?;
+    Some(
+        list.into_iter()
+            .map(|s| {
+                let mut named: Vec<&PolicyGroup> = groups
+                    .iter()
+                    .filter(|g| s.source_groups.contains(&g.name))
+                    .collect();
+                named.sort_by(|a, b| a.name.cmp(&b.name));
+                let spec = ScheduleSpec {
+                    id: String::new(),
+                    cron_expr: s.cron_expr,
+                    enabled: s.enabled,
+                    kind: s.kind,
+                    source_groups: named.into_iter().map(policy_group_spec).collect(),
+                };
+                let tail = json_of(&spec)
+                    .strip_prefix(EMPTY_ID_PREFIX)
+                    .map(str::to_owned);
+                Arc::new(Template { spec, tail })
+            })
+            .collect(),
+    )
+}
+
+/// The items of the host's policy schedule rows, or `None` when a row is
+/// not explained by its policy (gone, not parsing, position past its
+/// list).
+fn policy_items(rows: Vec<PolicyRow>, rendered: &Rendered) -> Option<Vec<(i64, Item)>> {
+    rows.into_iter()
+        .map(|(id, policy_id, position, created_at)| {
+            let templates = rendered.policies.get(&policy_id?)?;
+            let template = templates.get(usize::try_from(position?).ok()?)?;
+            Some((
+                created_at,
+                Item::Policy {
+                    id,
+                    template: Arc::clone(template),
+                },
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Envelope, ScheduleKind};
+
+    fn spec(id: &str, cron: &str, groups: Vec<SourceGroupSpec>) -> ScheduleSpec {
+        ScheduleSpec {
+            id: id.to_owned(),
+            cron_expr: cron.to_owned(),
+            enabled: true,
+            kind: ScheduleKind::Backup,
+            source_groups: groups,
+        }
     }
-    Some(specs)
+
+    fn group(name: &str) -> SourceGroupSpec {
+        spec_of(
+            name,
+            &["/srv/\"quoted\"\\path".to_owned()],
+            &["*.tmp".to_owned()],
+            Some(&RetentionPolicy {
+                keep_daily: Some(7),
+                ..RetentionPolicy::default()
+            }),
+            2,
+            -5,
+        )
+    }
+
+    /// A policy's stored `schedules` text.
+    fn policy_schedules(list: &[(&str, bool, ScheduleKind, &[&str])]) -> String {
+        let list: Vec<PolicySchedule> = list
+            .iter()
+            .map(|(cron, enabled, kind, groups)| PolicySchedule {
+                cron_expr: (*cron).to_owned(),
+                enabled: *enabled,
+                kind: *kind,
+                source_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            })
+            .collect();
+        serde_json::to_string(&list).unwrap()
+    }
+
+    /// A policy's stored `source_groups` text.
+    fn policy_groups(names: &[&str]) -> String {
+        let list: Vec<PolicyGroup> = names
+            .iter()
+            .map(|name| PolicyGroup {
+                name: (*name).to_owned(),
+                includes: vec![format!("/srv/{name}")],
+                excludes: vec!["*.tmp".to_owned()],
+                retention_policy: None,
+                retry_max: 3,
+                retry_backoff_seconds: 30,
+                prune_after_forget: false,
+                options: None,
+            })
+            .collect();
+        serde_json::to_string(&list).unwrap()
+    }
+
+    /// `(type, data)` of a frame's JSON.
+    fn typed_parts(frame: &str) -> (serde_json::Value, serde_json::Value) {
+        let mut v: serde_json::Value = serde_json::from_str(frame).expect("frame is JSON");
+        assert!(v["id"].as_str().is_some_and(|id| !id.is_empty()), "{frame}");
+        (v["type"].take(), v["data"].take())
+    }
+
+    /// The assembled frame is the typed encoding: rows, rendered policy
+    /// schedules (ids that need escaping included), a template serde does
+    /// not start with the id, and no schedules at all.
+    #[test]
+    fn the_assembled_frame_is_the_typed_encoding() {
+        let rendered = render(
+            &policy_schedules(&[
+                ("0 2 * * *", false, ScheduleKind::Prune, &[]),
+                ("0 3 * * *", true, ScheduleKind::Backup, &["b", "a"]),
+            ]),
+            &policy_groups(&["a", "b"]),
+        )
+        .expect("the policy parses");
+        assert!(rendered.iter().all(|t| t.tail.is_some()));
+        let untailed = Arc::new(Template {
+            spec: spec("", "5 4 * * *", vec![group("c")]),
+            tail: None,
+        });
+        let cases = vec![
+            HostSchedules::default(),
+            HostSchedules {
+                items: vec![
+                    Item::Row(spec("own-1", "0 1 * * *", vec![group("g")])),
+                    Item::Policy {
+                        id: "p\"1\\\u{1}é".to_owned(),
+                        template: Arc::clone(&rendered[0]),
+                    },
+                    Item::Policy {
+                        id: "p-2".to_owned(),
+                        template: Arc::clone(&rendered[1]),
+                    },
+                    Item::Policy {
+                        id: "p-3".to_owned(),
+                        template: untailed,
+                    },
+                ],
+            },
+        ];
+        for schedules in cases {
+            for version in [0, 7, u64::MAX] {
+                let assembled = schedules.frame(version);
+                let typed = Envelope::new(protocol::ServerToAgent::ScheduleSet(
+                    schedules.to_set(version),
+                ))
+                .encode();
+                assert_eq!(typed_parts(&assembled), typed_parts(&typed), "{assembled}");
+                let back = Envelope::<protocol::ServerToAgent>::decode(&assembled)
+                    .expect("the agent's decoder reads it");
+                assert_eq!(
+                    back.message,
+                    protocol::ServerToAgent::ScheduleSet(schedules.to_set(version))
+                );
+            }
+        }
+        assert_eq!(
+            rendered[1].spec.source_groups[0].name, "a",
+            "groups by name"
+        );
+    }
+
+    /// A policy text that does not parse renders nothing (its hosts fall
+    /// back to their rows), and a row past its policy's list is not
+    /// explained.
+    #[test]
+    fn what_the_policies_cannot_explain_is_refused() {
+        assert!(render("not json", "[]").is_none());
+        assert!(render("[]", "{").is_none());
+        let mut rendered = Rendered::default();
+        rendered.policies.insert(
+            "p".to_owned(),
+            render(
+                &policy_schedules(&[("0 2 * * *", true, ScheduleKind::Backup, &[])]),
+                "[]",
+            )
+            .unwrap(),
+        );
+        let row = |policy: Option<&str>, position: Option<i32>| {
+            vec![("s".to_owned(), policy.map(str::to_owned), position, 1_i64)]
+        };
+        assert!(policy_items(row(Some("p"), Some(0)), &rendered).is_some());
+        assert!(policy_items(row(Some("p"), Some(1)), &rendered).is_none());
+        assert!(policy_items(row(Some("p"), Some(-1)), &rendered).is_none());
+        assert!(policy_items(row(Some("gone"), Some(0)), &rendered).is_none());
+        assert!(policy_items(row(None, Some(0)), &rendered).is_none());
+        assert!(policy_items(row(Some("p"), None), &rendered).is_none());
+    }
 }

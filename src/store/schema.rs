@@ -335,6 +335,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// One row (id 1) whose `revision` takes a new random value with every
+    /// write to `policies` (triggers): what `store::schedule_set`'s memory
+    /// of parsed policies is checked against.
+    policy_revision (id) {
+        id -> Integer,
+        revision -> BigInt,
+    }
+}
+
+diesel::table! {
     /// Source groups and schedules for every host whose labels match
     /// `selector`; each matching host gets its own rows (`policy_id`).
     policies (id) {

@@ -32,7 +32,9 @@ pub struct HostConfig {
     /// The host's config version at the load (also when `config` is
     /// `None`): the session compares `heartbeat.config_version` with it.
     pub config_version: u64,
-    pub schedules: protocol::ScheduleSet,
+    /// The host's schedule version and `schedule.set` schedules.
+    pub schedule_version: u64,
+    pub schedules: schedule_set::HostSchedules,
     /// The shared repository the host is attached to, if any: its jobs
     /// take leases on it (`store::leases`).
     pub shared_repository: Option<String>,
@@ -163,10 +165,8 @@ fn load_with_repository(
         shared_repository,
         has_repository,
         health,
-        schedules: protocol::ScheduleSet {
-            version: u64::try_from(version).unwrap_or(0),
-            schedules,
-        },
+        schedule_version: u64::try_from(version).unwrap_or(0),
+        schedules,
     };
     Ok((loaded, repository))
 }

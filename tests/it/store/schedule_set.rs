@@ -68,7 +68,7 @@ fn save(c: &mut DbConnection, old: Option<&Policy>, new: &Policy, at: i64) {
 
 /// The reference: the host's rows with their linked groups.
 fn from_rows(c: &mut DbConnection, host_id: &str) -> Vec<restic_manager::protocol::ScheduleSpec> {
-    schedule_set::from_host_rows(schedules::list_with_groups_for_host(c, host_id).unwrap())
+    schedule_set::from_host_rows(schedules::list_with_groups_for_host(c, host_id).unwrap()).specs()
 }
 
 /// A host with its own schedule and two policies' (groups out of name
@@ -110,7 +110,7 @@ fn policy_schedules_from_the_policy_match_the_rows() {
         );
         save(c, None, &b, NOW + 2);
 
-        let built = schedule_set::for_host(c, &host.id).unwrap();
+        let built = schedule_set::for_host(c, &host.id).unwrap().specs();
         assert_eq!(built.len(), 5, "{built:?}");
         assert_eq!(built, from_rows(c, &host.id));
         assert_eq!(built[0].id, own.id.to_string(), "own first: created first");
@@ -121,7 +121,7 @@ fn policy_schedules_from_the_policy_match_the_rows() {
             .collect();
         assert_eq!(names, vec!["alpha", "zeta"], "groups by name");
         assert_eq!(
-            schedule_set::for_host(c, &other.id).unwrap(),
+            schedule_set::for_host(c, &other.id).unwrap().specs(),
             from_rows(c, &other.id)
         );
 
@@ -134,10 +134,77 @@ fn policy_schedules_from_the_policy_match_the_rows() {
         changed.source_groups[1].includes = vec!["/srv/new".to_owned()];
         changed.updated_at = NOW + 3;
         save(c, Some(&a), &changed, NOW + 3);
-        let built = schedule_set::for_host(c, &host.id).unwrap();
+        let built = schedule_set::for_host(c, &host.id).unwrap().specs();
         assert_eq!(built.len(), 4, "{built:?}");
         assert_eq!(built, from_rows(c, &host.id));
         assert!(built.iter().any(|s| s.cron_expr == "15 1 * * *"
             && s.source_groups[0].includes == vec!["/srv/new".to_owned()]));
+    });
+}
+
+fn revision(c: &mut DbConnection) -> i64 {
+    use diesel::prelude::*;
+    use restic_manager::store::schema::policy_revision;
+    policy_revision::table
+        .select(policy_revision::revision)
+        .first(c)
+        .unwrap()
+}
+
+/// Every write to `policies` gives the revision a new value (the memo of
+/// rendered policies is keyed by it), and a policy changed on another
+/// connection — another process, say `restic-manager apply` — is what
+/// the next `schedule.set` carries, not the rendering held in memory; the
+/// assembled frame carries what the rows do.
+#[test]
+fn a_policy_written_elsewhere_is_seen_at_the_next_read() {
+    for_each_backend("schedule_set_revision", |pool, _| {
+        let mut conn = pool.get().unwrap();
+        let mut elsewhere = pool.get().unwrap();
+        let c = &mut *conn;
+        let host = add_host(c, "web");
+        let r0 = revision(c);
+        let a = policy(
+            "a",
+            vec![group("alpha", true)],
+            vec![schedule(
+                "0 1 * * *",
+                true,
+                ScheduleKind::Backup,
+                &["alpha"],
+            )],
+            NOW + 1,
+        );
+        save(c, None, &a, NOW + 1);
+        let r1 = revision(c);
+        assert_ne!(r0, r1, "insert");
+        let built = schedule_set::for_host(c, &host.id).unwrap();
+        assert_eq!(built.specs(), from_rows(c, &host.id));
+        let frame: serde_json::Value = serde_json::from_str(&built.frame(3)).unwrap();
+        assert_eq!(frame["type"], "schedule.set");
+        assert_eq!(frame["data"]["version"], 3);
+        assert_eq!(
+            frame["data"]["schedules"],
+            serde_json::to_value(from_rows(c, &host.id)).unwrap()
+        );
+
+        // The policy's text alone changes, on another connection.
+        let mut changed = a.clone();
+        changed.schedules[0].cron_expr = "45 3 * * *".to_owned();
+        changed.updated_at = NOW + 2;
+        policies::update(&mut elsewhere, &changed).unwrap().unwrap();
+        let r2 = revision(c);
+        assert_ne!(r1, r2, "update");
+        let built = schedule_set::for_host(c, &host.id).unwrap().specs();
+        assert_eq!(built.len(), 1);
+        assert_eq!(built[0].cron_expr, "45 3 * * *", "{built:?}");
+
+        // Gone: the host's rows explain themselves (fallback), no panic.
+        policies::delete(&mut elsewhere, &a.id).unwrap();
+        assert_ne!(r2, revision(c), "delete");
+        assert_eq!(
+            schedule_set::for_host(c, &host.id).unwrap().specs(),
+            from_rows(c, &host.id)
+        );
     });
 }

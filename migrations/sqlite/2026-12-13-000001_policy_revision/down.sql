@@ -1,0 +1,4 @@
+DROP TRIGGER policies_revision_delete;
+DROP TRIGGER policies_revision_update;
+DROP TRIGGER policies_revision_insert;
+DROP TABLE policy_revision;
