@@ -434,9 +434,8 @@ async fn update(
                 Replaced::Managed(policy) => Err(managed(conn, &sid, policy)),
                 Replaced::MissingGroups(found) => {
                     let found: Vec<&str> = found.iter().map(String::as_str).collect();
-                    Err(unknown_group(&valid.source_groups, &found).unwrap_or_else(|| {
-                        ApiError::not_found(&format!("schedule {sid}"))
-                    }))
+                    Err(unknown_group(&valid.source_groups, &found)
+                        .unwrap_or_else(|| ApiError::not_found(&format!("schedule {sid}"))))
                 }
             }
         })
