@@ -74,7 +74,8 @@ pub fn replace(conn: &mut DbConnection, change: &Replace<'_>) -> QueryResult<Rep
 
 /// One statement at a time, in the caller's write transaction.
 fn in_steps(conn: &mut DbConnection, change: &Replace<'_>) -> QueryResult<Replaced> {
-    if !hosts::get(conn, change.host_id)?.is_some_and(|h| h.revoked_at.is_none()) {
+    let live = hosts::get(conn, change.host_id)?.is_some_and(|h| h.revoked_at.is_none());
+    if !live {
         return Ok(Replaced::NoHost);
     }
     match schedules::policy_of(conn, change.host_id, change.schedule_id)? {

@@ -1,5 +1,7 @@
 //! [`RunWrite`]: the REST API's writes on the one writer, a closure run
-//! in one write transaction whose result is the reply.
+//! in one write transaction whose result is the reply (or, for a write
+//! that is one statement on PostgreSQL, without `BEGIN`/`COMMIT` there:
+//! [`RunWrite::one_statement_on_pg`]).
 
 use actix::prelude::*;
 
