@@ -472,14 +472,32 @@ impl Actors {
         E: From<PersistError> + From<diesel::result::Error> + std::fmt::Display + Send + 'static,
         F: FnOnce(&mut store::DbConnection) -> Result<T, E> + Send + 'static,
     {
-        self.persistence
-            .send(RunWrite::new(what, f))
-            .await
-            .map_err(|e| {
-                E::from(PersistError::Unavailable(format!(
-                    "writer unavailable: {e}"
-                )))
-            })?
+        self.run_write(RunWrite::new(what, f)).await
+    }
+
+    /// [`Actors::write`] for a closure that, on PostgreSQL, writes in one
+    /// statement and otherwise only reads: no `BEGIN`/`COMMIT` around it
+    /// there ([`RunWrite::one_statement_on_pg`]); on SQLite the same as
+    /// [`Actors::write`].
+    pub async fn write_one_statement_on_pg<T, E, F>(&self, what: &'static str, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<PersistError> + From<diesel::result::Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce(&mut store::DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        self.run_write(RunWrite::one_statement_on_pg(what, f)).await
+    }
+
+    async fn run_write<T, E>(&self, write: RunWrite<T, E>) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<PersistError> + From<diesel::result::Error> + std::fmt::Display + Send + 'static,
+    {
+        self.persistence.send(write).await.map_err(|e| {
+            E::from(PersistError::Unavailable(format!(
+                "writer unavailable: {e}"
+            )))
+        })?
     }
 
     /// Cancels a queued job directly, or asks the agent to stop a running one.

@@ -34,6 +34,8 @@
 //!   bulk: [`version_marks`]), [`jobs`], [`job_logs`], [`snapshots`],
 //!   [`repo_stats`], [`missed_runs`], [`audit`]: the queries, one table
 //!   (or concern) per module.
+//! - [`schedule_replace`]: a host's schedule PUT, checks and writes as
+//!   one statement on PostgreSQL.
 //! - [`policies`]: fleet policies by label; [`policy_sync`] writes their
 //!   groups and schedules onto the hosts they match.
 //! - [`catalog`]: the snapshot catalog (entries, folder browsing, path
@@ -87,6 +89,7 @@ pub mod policies;
 pub mod policy_sync;
 pub mod repo_stats;
 pub mod repositories;
+pub mod schedule_replace;
 pub mod schedule_set;
 pub mod schedule_versions;
 pub mod schedules;

@@ -76,6 +76,10 @@ pub fn rotate_check(
     now: i64,
 ) -> QueryResult<(i64, i64)> {
     let n = n.max(1);
+    #[cfg(feature = "postgres")]
+    if let DbConnection::Pg(pg) = conn {
+        return pg::rotate_check(pg, host_id, job_id, n, now).map(|k| (k, n));
+    }
     let row: Option<(i64, i64, i64)> = check_rotation::table
         .find(host_id)
         .select((
@@ -128,6 +132,63 @@ pub fn rotate_check(
     )
     .execute(conn)?;
     Ok((k, n))
+}
+
+/// [`rotate_check`] on PostgreSQL in one statement instead of four round
+/// trips on the one writer (read, update or insert, the run's insert, the
+/// prune), inside the run-now's transaction (issue 19).
+#[cfg(feature = "postgres")]
+mod pg {
+    use diesel::pg::PgConnection;
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Text};
+
+    use crate::ids::{HostId, JobId};
+
+    /// `$1` host, `$2` job, `$3` n, `$4` now. `calc` is the subset `k`
+    /// and the run number as [`super::rotate_check`] computes them; the
+    /// next subset is [`super::subset_after`]. The prune sees the runs
+    /// before this statement, never the one it inserts (`run > run - n`).
+    const ROTATE: &str = "\
+WITH prev AS (SELECT subsets, next_subset, runs FROM check_rotation WHERE host_id = $1), \
+calc AS (SELECT CASE WHEN p.subsets = $3::bigint AND p.next_subset BETWEEN 1 AND $3::bigint \
+                     THEN p.next_subset ELSE 1 END AS k, \
+                COALESCE(p.runs, 0) + 1 AS run \
+         FROM (SELECT 1) AS one LEFT JOIN prev p ON true), \
+rotated AS (INSERT INTO check_rotation (host_id, subsets, next_subset, runs, updated_at) \
+            SELECT $1, $3::bigint, CASE WHEN k >= $3::bigint THEN 1 ELSE k + 1 END, run, $4::bigint \
+            FROM calc \
+            ON CONFLICT (host_id) DO UPDATE SET subsets = EXCLUDED.subsets, \
+               next_subset = EXCLUDED.next_subset, runs = EXCLUDED.runs, \
+               updated_at = EXCLUDED.updated_at), \
+recorded AS (INSERT INTO check_runs (host_id, run, subset, subsets, job_id) \
+             SELECT $1, run, k, $3::bigint, $2 FROM calc), \
+pruned AS (DELETE FROM check_runs WHERE host_id = $1 \
+           AND run <= (SELECT run FROM calc) - $3::bigint) \
+SELECT k FROM calc";
+
+    #[derive(QueryableByName)]
+    struct Subset {
+        #[diesel(sql_type = BigInt)]
+        k: i64,
+    }
+
+    /// The subset `k` this check reads (of `n`, already at least 1).
+    pub(super) fn rotate_check(
+        conn: &mut PgConnection,
+        host_id: &HostId,
+        job_id: &JobId,
+        n: i64,
+        now: i64,
+    ) -> QueryResult<i64> {
+        let row: Subset = diesel::sql_query(ROTATE)
+            .bind::<Text, _>(host_id.as_str())
+            .bind::<Text, _>(job_id.as_str())
+            .bind::<BigInt, _>(n)
+            .bind::<BigInt, _>(now)
+            .get_result(conn)?;
+        Ok(row.k)
+    }
 }
 
 /// How much of a host's data its last `subsets` rotating checks read.

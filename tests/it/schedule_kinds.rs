@@ -303,6 +303,36 @@ async fn groupless_kinds_can_miss_a_run_and_a_refused_fire_is_not_missed() {
     assert_eq!(missed.items[0].scheduled_at, t1.timestamp_millis());
 }
 
+/// Creates policy `name` (a group `etc`, a schedule at 02:00) for hosts
+/// labelled `env=<env>` and returns the id of its schedule on `host`.
+async fn policy_schedule(app: &TestApp, name: &str, env: &str, host: &str) -> String {
+    let (status, created) = post(
+        app,
+        "/policies",
+        json!({"name": name, "selector": {"labels": {"env": env}},
+               "source_groups": [{"name": "etc", "includes": ["/etc"]}],
+               "schedules": [{"cron_expr": "0 2 * * *", "source_groups": ["etc"]}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, config) = get(
+        app,
+        &app.admin_token,
+        &format!("/hosts/{host}/effective-config"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{config}");
+    config["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["origin"] == format!("policy:{name}"))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// A schedule change on the writer's short path: the PUT's answer carries
 /// the groups it linked (built from the write, not read back) and equals
 /// what a GET reads; an unknown group is 400 naming it; a schedule a
@@ -353,31 +383,7 @@ async fn schedule_put_answers_from_the_write_and_refuses_policy_rows() {
         "{message}"
     );
 
-    let (status, created) = post(
-        &app,
-        "/policies",
-        json!({"name": "base", "selector": {"labels": {"env": "prod"}},
-               "source_groups": [{"name": "etc", "includes": ["/etc"]}],
-               "schedules": [{"cron_expr": "0 2 * * *", "source_groups": ["etc"]}]}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let (status, config) = get(
-        &app,
-        &app.admin_token,
-        &format!("/hosts/{host}/effective-config"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{config}");
-    let managed = config["schedules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["origin"] == "policy:base")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let managed = policy_schedule(&app, "base", "prod", &host).await;
     let managed_path = format!("/hosts/{host}/schedules/{managed}");
     let body = json!({"cron_expr": "0 4 * * *", "source_groups": ["etc"]});
     for method in [Method::PUT, Method::DELETE] {
@@ -401,4 +407,118 @@ async fn schedule_put_answers_from_the_write_and_refuses_policy_rows() {
     )
     .await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+}
+
+/// PUTs in flight at once (issue 19: each one statement on PostgreSQL's
+/// writer) each get their own answer: a change on each of three hosts,
+/// and beside them an unknown group on one of those schedules, an unknown
+/// schedule, an unknown host and a schedule a policy manages. The changes
+/// stick (a GET reads each answer), each wrote one audit row, and the
+/// refusals changed nothing.
+#[actix_web::test]
+async fn concurrent_schedule_puts_each_get_their_own_answer() {
+    let app = spawn_app().await;
+    let mut own = Vec::new();
+    for i in 0..3 {
+        let host = crate::policies::labelled(&app, &format!("sk-many-{i}"), json!({"env": "many"}))
+            .await
+            .host_id;
+        let (status, body) = post(
+            &app,
+            &format!("/hosts/{host}/source-groups"),
+            json!({"name": "own", "includes": ["/own"]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let created = schedule(
+            &app,
+            &host,
+            json!({"cron_expr": "0 1 * * *", "source_groups": ["own"]}),
+        )
+        .await;
+        own.push((host, created["id"].as_str().unwrap().to_owned()));
+    }
+    let managed = policy_schedule(&app, "many", "many", &own[0].0).await;
+
+    let path = |host: &str, sid: &str| format!("/hosts/{host}/schedules/{sid}");
+    let change =
+        |hour: usize| json!({"cron_expr": format!("0 {hour} * * *"), "source_groups": ["own"]});
+    let mut puts: Vec<(String, Value, StatusCode)> = own
+        .iter()
+        .enumerate()
+        .map(|(i, (host, sid))| (path(host, sid), change(10 + i), StatusCode::OK))
+        .collect();
+    puts.extend([
+        (
+            path(&own[1].0, &own[1].1),
+            json!({"cron_expr": "0 5 * * *", "source_groups": ["own", "nope"]}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            path(&own[2].0, "no-such-schedule"),
+            change(6),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            path("no-such-host", &own[0].1),
+            change(7),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            path(&own[0].0, &managed),
+            json!({"cron_expr": "0 8 * * *", "source_groups": ["etc"]}),
+            StatusCode::CONFLICT,
+        ),
+    ]);
+    let answers = futures_util::future::join_all(puts.iter().map(|(path, body, _)| {
+        call(
+            &app,
+            &app.admin_token,
+            Method::PUT,
+            path,
+            Some(body.clone()),
+        )
+    }))
+    .await;
+    for ((path, _, expected), (status, body)) in puts.iter().zip(&answers) {
+        assert_eq!(status, expected, "PUT {path}: {body}");
+    }
+    assert!(answers[3].1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"nope\""));
+    assert!(answers[6].1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"many\""));
+
+    for (i, (host, sid)) in own.iter().enumerate() {
+        let (status, read) = get(&app, &app.admin_token, &path(host, sid)).await;
+        assert_eq!(status, StatusCode::OK, "{read}");
+        assert_eq!(
+            read, answers[i].1,
+            "host {i}: the answer is what was stored"
+        );
+        assert_eq!(read["cron_expr"], format!("0 {} * * *", 10 + i));
+        assert_eq!(read["source_groups"], json!(["own"]));
+    }
+    let (status, audited) = get(&app, &app.admin_token, "/audit?action=schedule.update").await;
+    assert_eq!(status, StatusCode::OK, "{audited}");
+    assert_eq!(audited["total"], 3, "one audit row per change: {audited}");
+    let mut targets: Vec<&str> = audited["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    targets.sort_unstable();
+    let mut sids: Vec<&str> = own.iter().map(|(_, sid)| sid.as_str()).collect();
+    sids.sort_unstable();
+    assert_eq!(targets, sids);
+    let (status, managed_row) = get(&app, &app.admin_token, &path(&own[0].0, &managed)).await;
+    assert_eq!(status, StatusCode::OK, "{managed_row}");
+    assert_eq!(
+        managed_row["cron_expr"], "0 2 * * *",
+        "the policy's row unchanged"
+    );
 }

@@ -27,6 +27,7 @@ use serde_json::json;
 
 use crate::common::db;
 
+mod schedule_replace;
 mod schedule_set;
 use restic_manager::ids::{JobId, ScheduleId};
 use restic_manager::protocol::{JobProgress, RetentionPolicy};

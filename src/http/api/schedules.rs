@@ -8,7 +8,9 @@
 //! for backup, optional for forget and drill (none: every group), refused
 //! for prune and check (they act on the whole repository). Every schedule is shown with its next five run times and croner's
 //! English description. Changes need the operator role, are audited, and
-//! go through `change_host_config` (version bump, `schedule.set`).
+//! go through `change_host_config` (version bump, `schedule.set`); a PUT
+//! checks and writes in `store::schedule_replace` instead (one statement
+//! on PostgreSQL's writer), then pushes the same way.
 
 use std::collections::BTreeSet;
 
@@ -27,6 +29,7 @@ use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, Body, Time};
 use crate::http::AppState;
 use crate::ids::{HostId, ScheduleId};
+use crate::store::schedule_replace::{Replace, Replaced};
 use crate::store::{self, models, DbConnection, ScheduleKind};
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
@@ -101,6 +104,11 @@ pub(super) struct ScheduleDto {
 impl ScheduleDto {
     fn from_row(row: models::ScheduleWithGroups, now: DateTime<Utc>) -> Self {
         let models::ScheduleWithGroups { schedule, groups } = row;
+        Self::from_parts(schedule, groups.into_iter().map(|g| g.name).collect(), now)
+    }
+
+    /// A schedule and its groups' names (ordered by name).
+    fn from_parts(schedule: models::Schedule, groups: Vec<String>, now: DateTime<Utc>) -> Self {
         // Stored expressions passed `parse_cron`; one that no longer parses
         // (an older, laxer rule) is shown as such rather than failing the list.
         let (description, next) = match parse_cron(&schedule.cron_expr) {
@@ -126,7 +134,7 @@ impl ScheduleDto {
             cron_expr: schedule.cron_expr,
             enabled: schedule.enabled,
             kind: schedule.kind.as_str().to_owned(),
-            source_groups: groups.into_iter().map(|g| g.name).collect(),
+            source_groups: groups,
             description,
             next_runs: next,
             created_at: Time(schedule.created_at),
@@ -235,12 +243,32 @@ fn groups_named(
     names: &[String],
 ) -> Result<Vec<models::SourceGroup>, ApiError> {
     let groups = store::source_groups::by_names(conn, host_id, names)?;
-    if let Some(name) = names.iter().find(|n| !groups.iter().any(|g| &g.name == *n)) {
-        return Err(ApiError::validation(format!(
-            "source_groups: no source group named {name:?} on this host"
-        )));
+    let found: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    match unknown_group(names, &found) {
+        Some(refused) => Err(refused),
+        None => Ok(groups),
     }
-    Ok(groups)
+}
+
+/// 400 naming the first of `names` that is not among the host's groups
+/// `found`, if one is not.
+fn unknown_group(names: &[String], found: &[&str]) -> Option<ApiError> {
+    let name = names.iter().find(|n| !found.contains(&n.as_str()))?;
+    Some(ApiError::validation(format!(
+        "source_groups: no source group named {name:?} on this host"
+    )))
+}
+
+/// 409 for schedule `sid`, which policy `policy_id` manages, naming the
+/// policy (or the database error reading its name).
+fn managed(conn: &mut DbConnection, sid: &str, policy_id: String) -> ApiError {
+    match store::policy_sync::policy_name(conn, Some(policy_id)) {
+        Ok(policy) => ApiError::conflict(format!(
+            "schedule {sid} comes from policy {:?}; change the policy instead",
+            policy.unwrap_or_default()
+        )),
+        Err(e) => e.into(),
+    }
 }
 
 /// Links `groups` (just read from the schedule's host by [`groups_named`])
@@ -262,10 +290,8 @@ fn link_groups(
 fn editable(conn: &mut DbConnection, host_id: &str, sid: &str) -> Result<String, ApiError> {
     let (policy, cron_expr) = store::schedules::policy_of(conn, host_id, sid)?
         .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
-    match store::policy_sync::policy_name(conn, policy)? {
-        Some(policy) => Err(ApiError::conflict(format!(
-            "schedule {sid} comes from policy {policy:?}; change the policy instead"
-        ))),
+    match policy {
+        Some(policy) => Err(managed(conn, sid, policy)),
         None => Ok(cron_expr),
     }
 }
@@ -367,6 +393,8 @@ async fn create(
     Ok(HttpResponse::Created().json(ScheduleDto::from_row(row, Utc::now())))
 }
 
+/// Checks and writes in `store::schedule_replace` (one statement on
+/// PostgreSQL, without a transaction around it), then the push.
 async fn update(
     state: web::Data<AppState>,
     who: Principal,
@@ -378,33 +406,46 @@ async fn update(
     let (host_id, sid) = (HostId::from(host_id), ScheduleId::from(sid));
     let valid = body.into_inner().validate()?;
     let target = host_id.clone();
-    let row = change_host_config(&state, &host_id, "changing a schedule", move |conn| {
-        editable(conn, &target, &sid)?;
-        let groups = groups_named(conn, &target, &valid.source_groups)?;
-        let changes = models::ScheduleChanges {
-            cron_expr: Some(valid.cron_expr.clone()),
-            enabled: Some(valid.enabled),
-            kind: Some(valid.kind),
-        };
-        let schedule = store::schedules::update(conn, &sid, &changes, store::now_ms())?
-            .ok_or_else(|| ApiError::not_found(&format!("schedule {sid}")))?;
-        audit(
-            conn,
-            &who,
-            "schedule.update",
-            Some(&sid),
-            Some(json!({
-                "host_id": target,
-                "cron_expr": valid.cron_expr,
-                "enabled": valid.enabled,
-                "kind": valid.kind,
-                "source_groups": valid.source_groups,
-            })),
-        )?;
-        link_groups(conn, schedule, groups)
-    })
-    .await?;
-    Ok(web::Json(ScheduleDto::from_row(row, Utc::now())))
+    let (schedule, groups) = state
+        .actors
+        .write_one_statement_on_pg("changing a schedule", move |conn| {
+            let change = Replace {
+                host_id: &target,
+                schedule_id: &sid,
+                cron_expr: &valid.cron_expr,
+                enabled: valid.enabled,
+                kind: valid.kind,
+                group_names: &valid.source_groups,
+                now: store::now_ms(),
+                actor: &who.username,
+                source_addr: who.source_addr.as_deref(),
+                detail: json!({
+                    "host_id": target,
+                    "cron_expr": valid.cron_expr,
+                    "enabled": valid.enabled,
+                    "kind": valid.kind,
+                    "source_groups": valid.source_groups,
+                }),
+            };
+            match store::schedule_replace::replace(conn, &change)? {
+                Replaced::Done(schedule, groups) => Ok((schedule, groups)),
+                Replaced::NoHost => Err(ApiError::not_found(&format!("host {target}"))),
+                Replaced::NoSchedule => Err(ApiError::not_found(&format!("schedule {sid}"))),
+                Replaced::Managed(policy) => Err(managed(conn, &sid, policy)),
+                Replaced::MissingGroups(found) => {
+                    let found: Vec<&str> = found.iter().map(String::as_str).collect();
+                    Err(unknown_group(&valid.source_groups, &found)
+                        .unwrap_or_else(|| ApiError::not_found(&format!("schedule {sid}"))))
+                }
+            }
+        })
+        .await?;
+    state.actors.push_config(&host_id).await?;
+    Ok(web::Json(ScheduleDto::from_parts(
+        schedule,
+        groups,
+        Utc::now(),
+    )))
 }
 
 async fn delete(
