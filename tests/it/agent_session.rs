@@ -541,7 +541,8 @@ async fn cancel_after_reconnect() {
     agent.shutdown().await.unwrap();
     assert!(
         repo.lock_files().is_empty(),
-        "restic removed its lock on SIGINT"
+        "restic removed its lock on SIGINT; left:\n{}",
+        repo.lock_report()
     );
 }
 

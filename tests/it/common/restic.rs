@@ -111,6 +111,37 @@ impl TempRepo {
         }
     }
 
+    /// What each lock file of the repository says (`restic cat lock`: its
+    /// pid, time and whether it is exclusive) and whether that process
+    /// still runs (its command line), for the message of a failed
+    /// assertion that no lock is left; empty when there is none.
+    pub fn lock_report(&self) -> String {
+        self.lock_files()
+            .iter()
+            .map(|path| {
+                let id = path.file_name().unwrap().to_string_lossy().into_owned();
+                let output = self.restic(&["cat", "lock", &id, "--no-lock"]);
+                let pid = serde_json::from_slice::<serde_json::Value>(&output.stdout)
+                    .ok()
+                    .and_then(|lock| lock["pid"].as_u64());
+                let owner =
+                    match pid.and_then(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok()) {
+                        Some(cmdline) => format!(
+                            "its process runs: {}",
+                            String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                        ),
+                        None => "its process is gone".to_owned(),
+                    };
+                format!(
+                    "{id} ({owner}): {}{}",
+                    String::from_utf8_lossy(&output.stdout).trim(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// A source folder `name` holding small text files.
     pub fn source(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
         let root = self.dir.path().join(name);

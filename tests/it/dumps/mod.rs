@@ -211,8 +211,8 @@ async fn assert_missing_database_fails(
     wait_host_idle(app, host).await;
     assert!(
         repo.lock_files().is_empty(),
-        "restic left a lock: {:?}",
-        repo.lock_files()
+        "restic left a lock:\n{}",
+        repo.lock_report()
     );
 }
 
