@@ -88,24 +88,8 @@ impl HostSchedules {
             .collect()
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// `schedule.set { version, schedules }` as protocol type.
-    pub fn to_set(&self, version: u64) -> protocol::ScheduleSet {
-        protocol::ScheduleSet {
-            version,
-            schedules: self.specs(),
-        }
-    }
-
     /// The whole `schedule.set` frame under `version`, as
-    /// `Envelope::new(self.to_set(version)).encode()` writes it (a unit
+    /// `Envelope::encode` writes the typed set of [`Self::specs`] (a unit
     /// test holds the two equal), with each policy schedule written as its
     /// id and the policy's rendering instead of cloned and serialised.
     pub fn frame(&self, version: u64) -> String {
@@ -121,7 +105,7 @@ impl HostSchedules {
                 Item::Policy { id, template } => match &template.tail {
                     Some(tail) => {
                         data.push_str(r#"{"id":"#);
-                        data.push_str(&json_string(id));
+                        data.push_str(&json_of(id));
                         data.push_str(tail);
                     }
                     None => data.push_str(&json_of(&ScheduleSpec {
@@ -151,11 +135,6 @@ pub fn message_type() -> &'static str {
 /// rather than misread.
 fn json_of<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
-}
-
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    json_of(&s)
 }
 
 /// The host's `schedule.set` schedules, in creation order.
@@ -398,6 +377,13 @@ mod tests {
         )
     }
 
+    fn set_of(schedules: &HostSchedules, version: u64) -> protocol::ScheduleSet {
+        protocol::ScheduleSet {
+            version,
+            schedules: schedules.specs(),
+        }
+    }
+
     /// A policy's stored `schedules` text.
     fn policy_schedules(list: &[(&str, bool, ScheduleKind, &[&str])]) -> String {
         let list: Vec<PolicySchedule> = list
@@ -478,16 +464,16 @@ mod tests {
         for schedules in cases {
             for version in [0, 7, u64::MAX] {
                 let assembled = schedules.frame(version);
-                let typed = Envelope::new(protocol::ServerToAgent::ScheduleSet(
-                    schedules.to_set(version),
-                ))
+                let typed = Envelope::new(protocol::ServerToAgent::ScheduleSet(set_of(
+                    &schedules, version,
+                )))
                 .encode();
                 assert_eq!(typed_parts(&assembled), typed_parts(&typed), "{assembled}");
                 let back = Envelope::<protocol::ServerToAgent>::decode(&assembled)
                     .expect("the agent's decoder reads it");
                 assert_eq!(
                     back.message,
-                    protocol::ServerToAgent::ScheduleSet(schedules.to_set(version))
+                    protocol::ServerToAgent::ScheduleSet(set_of(&schedules, version))
                 );
             }
         }

@@ -40,7 +40,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use restic_manager::protocol::{self, AgentToServer, Envelope, ServerToAgent};
+use restic_manager::protocol::{self, AgentToServer, Envelope, ServerToAgent, WireMessage};
 
 use crate::fleet::{Credentials, Shared};
 
@@ -403,14 +403,12 @@ impl Agent {
     }
 
     async fn on_text(&mut self, text: &str, ws: &mut Ws) -> anyhow::Result<()> {
-        if let Some(version) = schedule_set_version(text) {
-            return self.on_schedule_set(version, ws).await;
-        }
-        let envelope = match Envelope::<ServerToAgent>::decode(text) {
-            Ok(envelope) => envelope,
+        let message = match read_frame(text) {
+            Ok(Incoming::ScheduleSet(version)) => return self.on_schedule_set(version, ws).await,
+            Ok(Incoming::Other(message)) => message,
             Err(e) => bail!("undecodable frame from the server: {e}"),
         };
-        match envelope.message {
+        match message {
             ServerToAgent::ConfigUpdate(_)
             | ServerToAgent::AgentUpdateAvailable(_)
             | ServerToAgent::DownloadStart(_)
@@ -457,13 +455,22 @@ impl Agent {
     }
 }
 
-/// The version of a `schedule.set` frame, read without building its
-/// schedules; `None` for any other frame (or one that does not read: the
-/// full decode then reports it). The simulated agent keeps no cron table,
-/// and a real agent parses its schedules on its own host: here 15,000
-/// simulated agents would otherwise spend the cores the measured server
-/// runs on building 20 policy schedules each (issue 12 §7).
-fn schedule_set_version(text: &str) -> Option<u64> {
+/// A frame from the server as the simulated agent reads it.
+#[derive(Debug, PartialEq)]
+enum Incoming {
+    /// `schedule.set`, read for its version alone.
+    ScheduleSet(u64),
+    Other(ServerToAgent),
+}
+
+/// Reads a frame, parsing its envelope once: a `schedule.set` for its
+/// version without building its schedules, any other message in full. The
+/// simulated agent keeps no cron table, and a real agent parses its
+/// schedules on its own host: here 15,000 simulated agents would
+/// otherwise spend the cores the measured server runs on building 20
+/// policy schedules each (issue 12 §7). A frame that does not read so goes
+/// to the protocol's own decoder, for its error.
+fn read_frame(text: &str) -> Result<Incoming, protocol::DecodeError> {
     #[derive(serde::Deserialize)]
     struct Frame<'a> {
         #[serde(rename = "type", borrow)]
@@ -478,15 +485,18 @@ fn schedule_set_version(text: &str) -> Option<u64> {
         #[allow(dead_code)]
         schedules: serde::de::IgnoredAny,
     }
-    let frame: Frame = serde_json::from_str(text).ok()?;
+    let full = || Envelope::<ServerToAgent>::decode(text).map(|e| Incoming::Other(e.message));
+    let Ok(frame) = serde_json::from_str::<Frame>(text) else {
+        return full();
+    };
     if frame.message_type != restic_manager::store::schedule_set::message_type() {
-        return None;
+        return ServerToAgent::decode_data(&frame.message_type, frame.data.get())
+            .map(Incoming::Other);
     }
-    Some(
-        serde_json::from_str::<Version>(frame.data.get())
-            .ok()?
-            .version,
-    )
+    match serde_json::from_str::<Version>(frame.data.get()) {
+        Ok(set) => Ok(Incoming::ScheduleSet(set.version)),
+        Err(_) => full(),
+    }
 }
 
 /// Sleeps until `at` (at once if it has passed); never without one.
@@ -504,8 +514,8 @@ async fn sleep_until_opt(at: Option<Instant>) {
 mod tests {
     use super::*;
 
-    /// The version of a real `schedule.set`; nothing for other frames or
-    /// a `schedule.set` the full decode would refuse.
+    /// A real `schedule.set` is read for its version; other frames as the
+    /// protocol decodes them; what the protocol refuses is refused.
     #[test]
     fn a_schedule_set_is_read_for_its_version_alone() {
         let set = protocol::ScheduleSet {
@@ -519,17 +529,19 @@ mod tests {
             }],
         };
         let frame = Envelope::new(ServerToAgent::ScheduleSet(set)).encode();
-        assert_eq!(schedule_set_version(&frame), Some(42));
+        assert_eq!(read_frame(&frame).unwrap(), Incoming::ScheduleSet(42));
         let ack = Envelope::new(ServerToAgent::Ack(protocol::Ack {
             correlation_id: "x".to_owned(),
             accepted: true,
             reason: None,
         }))
         .encode();
-        assert_eq!(schedule_set_version(&ack), None);
+        assert_eq!(
+            read_frame(&ack).unwrap(),
+            Incoming::Other(Envelope::<ServerToAgent>::decode(&ack).unwrap().message)
+        );
         let no_list = r#"{"type":"schedule.set","id":"1","data":{"version":3}}"#;
-        assert_eq!(schedule_set_version(no_list), None);
-        assert!(Envelope::<ServerToAgent>::decode(no_list).is_err());
-        assert_eq!(schedule_set_version("not json"), None);
+        assert!(read_frame(no_list).is_err());
+        assert!(read_frame("not json").is_err());
     }
 }
