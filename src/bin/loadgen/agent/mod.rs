@@ -456,6 +456,9 @@ impl Agent {
 }
 
 /// A frame from the server as the simulated agent reads it.
+// Matched and taken apart at once, never stored: boxing the message would
+// only add an allocation per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 enum Incoming {
     /// `schedule.set`, read for its version alone.
