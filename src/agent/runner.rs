@@ -40,6 +40,9 @@ use crate::protocol::{
     LogStreamKind, ENTRIES_STAT,
 };
 
+/// Longest a `restic unlock` (stale locks only) may run.
+pub const UNLOCK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
 /// Time restic gets to exit after SIGINT before it is killed.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
@@ -393,6 +396,7 @@ async fn run_restic(
     let mut throttle = ProgressThrottle::default();
     let mut stopped: Option<StopReason> = None;
     let mut kill_at: Option<tokio::time::Instant> = None;
+    let mut interrupted = false;
 
     while out_open || err_open {
         tokio::select! {
@@ -435,6 +439,7 @@ async fn run_restic(
                     None => false,
                 };
                 if failed && kill_at.is_none() {
+                    interrupted = true;
                     if let Err(err) = platform::interrupt(&mut child) {
                         tracing::warn!(job_id = %sink.job_id(), "cannot interrupt restic: {err}");
                     }
@@ -448,6 +453,7 @@ async fn run_restic(
                     StopReason::Cancelled => "cancel requested",
                     StopReason::Shutdown => "agent shutting down",
                 })).await;
+                interrupted = true;
                 if let Err(err) = platform::interrupt(&mut child) {
                     tracing::warn!(job_id = %sink.job_id(), "cannot interrupt restic: {err}");
                 }
@@ -473,7 +479,43 @@ async fn run_restic(
     if let Ok(code) = exit {
         sink.event(format!("restic exited with code {code}")).await;
     }
+    if interrupted {
+        remove_stale_lock(&plan.invocation, sink).await;
+    }
     (exit, digest, stopped)
+}
+
+/// Runs `restic unlock` after the agent interrupted restic (a stop request,
+/// a failed dump). restic removes its lock when SIGINT finds it holding
+/// one, but it registers the lock for that only after taking it: 0.14
+/// writes the lock file, waits 200 ms, checks for other locks and only
+/// then registers it. A SIGINT in that window (a dump that fails at once,
+/// a cancel right after the start), or the SIGKILL after the grace, leaves
+/// the lock file behind, and the next prune or check fails on it.
+/// `restic unlock` without `--remove-all` removes stale locks only (made on
+/// this host by a process that is gone, as the reaped restic now is, or
+/// older than 30 minutes), never the lock of a restic that still runs.
+async fn remove_stale_lock(invocation: &Invocation, sink: &mut LogSink) {
+    let unlock = invocation.with_args(vec!["unlock".to_owned()]);
+    let failure = match capture(&unlock, UNLOCK_TIMEOUT).await {
+        Ok(captured) if captured.exit_code == 0 => None,
+        Ok(captured) => Some(format!(
+            "exited with {}: {}",
+            captured.exit_code,
+            captured.stderr.trim()
+        )),
+        Err(err) => Some(err.to_string()),
+    };
+    match failure {
+        None => tracing::debug!(job_id = %sink.job_id(), "restic unlock after the interrupt"),
+        Some(failure) => {
+            tracing::warn!(job_id = %sink.job_id(), "restic unlock after the interrupt failed: {failure}");
+            sink.event(format!(
+                "warning: restic unlock after the interrupt failed ({failure}); a stale lock may be left"
+            ))
+            .await;
+        }
+    }
 }
 
 /// The next event of a running dump (never, without one).

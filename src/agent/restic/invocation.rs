@@ -75,6 +75,18 @@ impl Invocation {
         command
     }
 
+    /// The same restic on the same repository, with the same credentials,
+    /// running `args` instead (the repository is named only in the
+    /// environment, never in the arguments).
+    pub fn with_args(&self, args: Vec<String>) -> Invocation {
+        Invocation {
+            program: self.program.clone(),
+            args,
+            env: self.env.clone(),
+            env_remove: self.env_remove,
+        }
+    }
+
     /// The value of an environment variable of this run (tests, checks).
     pub fn env_value(&self, name: &str) -> Option<&str> {
         self.env

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -105,10 +105,7 @@ impl TempRepo {
 
     /// The lock files in the repository.
     pub fn lock_files(&self) -> Vec<PathBuf> {
-        match std::fs::read_dir(self.repo.join("locks")) {
-            Ok(entries) => entries.map(|e| e.expect("dir entry").path()).collect(),
-            Err(_) => Vec::new(),
-        }
+        lock_files_in(&self.repo)
     }
 
     /// What each lock file of the repository says (`restic cat lock`: its
@@ -169,34 +166,50 @@ impl TempRepo {
     /// the lock and waits for input, and is killed with SIGKILL so it
     /// cannot remove it.
     pub fn make_stale_lock(&self) {
-        let mut child = self
-            .command(&["backup", "--stdin", "--stdin-filename", "held.txt"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("restic backup --stdin");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"some bytes").expect("write stdin");
-        // Wait for a complete lock file (restic writes it in place, so an
-        // empty one may be seen first), then give restic time to finish
-        // the write before the kill.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self
-            .lock_files()
-            .iter()
-            .any(|path| std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0))
-        {
-            assert!(Instant::now() < deadline, "restic never took its lock");
-            std::thread::sleep(Duration::from_millis(50));
+        self.stale_lock_maker()();
+    }
+
+    /// [`TempRepo::make_stale_lock`] as a closure owning what it needs, to
+    /// run off an async test's thread ([`crate::common::off_thread`]).
+    pub fn stale_lock_maker(&self) -> impl FnOnce() + Send + 'static {
+        let mut command = self.command(&["backup", "--stdin", "--stdin-filename", "held.txt"]);
+        let repo = self.repo.clone();
+        move || {
+            let mut child = command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("restic backup --stdin");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(b"some bytes").expect("write stdin");
+            // Wait for a complete lock file (restic writes it in place, so
+            // an empty one may be seen first), then give restic time to
+            // finish the write before the kill.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !lock_files_in(&repo)
+                .iter()
+                .any(|path| std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0))
+            {
+                assert!(Instant::now() < deadline, "restic never took its lock");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            child.kill().expect("kill restic");
+            child.wait().expect("reap restic");
+            drop(stdin);
+            assert!(
+                !lock_files_in(&repo).is_empty(),
+                "the lock should be left behind"
+            );
         }
-        std::thread::sleep(Duration::from_secs(1));
-        child.kill().expect("kill restic");
-        child.wait().expect("reap restic");
-        drop(stdin);
-        assert!(
-            !self.lock_files().is_empty(),
-            "the lock should be left behind"
-        );
+    }
+}
+
+/// The lock files in the repository at `repo`.
+fn lock_files_in(repo: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(repo.join("locks")) {
+        Ok(entries) => entries.map(|e| e.expect("dir entry").path()).collect(),
+        Err(_) => Vec::new(),
     }
 }
