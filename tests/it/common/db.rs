@@ -15,6 +15,8 @@ use std::ops::Deref;
 use restic_manager::store::{self, Pool};
 use tempfile::TempDir;
 
+use super::template::Template;
+
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL_ENV: &str = "RESTIC_MANAGER_TEST_POSTGRES_URL";
 
@@ -116,26 +118,43 @@ pub fn postgres_database() -> Option<PgScratch> {
     }
     #[cfg(feature = "postgres")]
     {
-        use diesel::connection::SimpleConnection;
-        use diesel::Connection;
-
         let admin_url = postgres_admin_url()?;
-        let name = format!("rm_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = diesel::PgConnection::establish(&admin_url).unwrap_or_else(|e| {
-            panic!(
-                "cannot reach the test PostgreSQL server {}: {e}",
-                restic_manager::redact::url(&admin_url)
-            )
-        });
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .expect("create the test database");
-        drop(admin);
-        let url = with_database(&admin_url, &name);
-        Some(PgScratch {
-            url,
-            guard: DatabaseGuard { admin_url, name },
-        })
+        let name = scratch_name();
+        super::template::admin_execute(&admin_url, &format!("CREATE DATABASE \"{name}\""));
+        Some(scratch(admin_url, name))
+    }
+}
+
+/// A new PostgreSQL database for a test server: a copy of this process's
+/// template (migrated, with `admin`: [`super::template`]), or an empty one
+/// when there is no template; `None` as for [`postgres_database`].
+pub fn postgres_server_database() -> Option<(PgScratch, Option<&'static Template>)> {
+    #[cfg(not(feature = "postgres"))]
+    {
+        None
+    }
+    #[cfg(feature = "postgres")]
+    {
+        let admin_url = postgres_admin_url()?;
+        let Some(template) = super::template::postgres(&admin_url) else {
+            return postgres_database().map(|db| (db, None));
+        };
+        let name = scratch_name();
+        template.create_database(&admin_url, &name);
+        Some((scratch(admin_url, name), Some(template)))
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn scratch_name() -> String {
+    format!("rm_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(feature = "postgres")]
+fn scratch(admin_url: String, name: String) -> PgScratch {
+    PgScratch {
+        url: with_database(&admin_url, &name),
+        guard: DatabaseGuard { admin_url, name },
     }
 }
 

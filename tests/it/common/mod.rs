@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod proxy;
 pub mod restic;
 pub mod server;
+pub mod template;
 
 /// Runs blocking work (a `restic` run, a file walk) off the test's thread,
 /// which also runs the server and the in-process agent.

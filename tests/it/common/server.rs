@@ -91,23 +91,37 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts a server after `adjust` changed the test configuration.
+/// Starts a server after `adjust` changed the test configuration. Unless
+/// `adjust` moved its database, the server starts on a copy of
+/// the process's template (migrated, with `admin`: [`super::template`]).
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = ServerConfig::for_data_dir(dir.path());
-    let pg = server_on_postgres().then(|| {
-        super::db::postgres_database().unwrap_or_else(|| {
+    let (pg, template) = if server_on_postgres() {
+        let (pg, template) = super::db::postgres_server_database().unwrap_or_else(|| {
             panic!(
                 "{SERVER_BACKEND_ENV}=postgres needs {} (and the postgres feature)",
                 super::db::POSTGRES_URL_ENV
             )
-        })
-    });
-    if let Some(pg) = &pg {
+        });
         config.database_url = DatabaseUrl(pg.url.clone());
-    }
+        (Some(pg), template)
+    } else {
+        (None, super::template::sqlite())
+    };
+    let database_url = config.database_url.0.clone();
     adjust(&mut config);
+    // The template's database holds no sealed secret yet: a test that
+    // moves the key file elsewhere still starts on it (the template's key
+    // file then lies unused in the data directory).
+    let template = template.filter(|_| config.database_url.0 == database_url);
+    if let Some(template) = template {
+        template.write_into(dir.path());
+    }
     let mut app = start_in(dir, config).await;
+    if let Some(template) = template {
+        app.admin_password = template.admin_password.clone();
+    }
     app.pg = pg;
     app
 }
