@@ -159,7 +159,7 @@ pub async fn online_agent(
 }
 
 /// Gives `host` the repository at `url` and runs its `init`, which must
-/// succeed.
+/// succeed; the key is then made cheap to derive ([`super::restic_key`]).
 pub async fn init_repository(app: &TestApp, host: &str, url: &std::path::Path, password: &str) {
     put(
         app,
@@ -169,4 +169,6 @@ pub async fn init_repository(app: &TestApp, host: &str, url: &std::path::Path, p
     .await;
     let init = run_job(app, host, serde_json::json!({"kind": "init"})).await;
     assert_eq!(init["status"], "succeeded", "{init}");
+    let (url, password) = (url.to_path_buf(), password.to_owned());
+    super::off_thread(move || super::restic_key::cheapen(&url, &password)).await;
 }

@@ -15,6 +15,7 @@ pub mod fake_docker;
 pub mod fleet;
 pub mod proxy;
 pub mod restic;
+pub mod restic_key;
 pub mod server;
 pub mod template;
 

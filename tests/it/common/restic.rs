@@ -90,10 +90,12 @@ impl TempRepo {
         self.command(args).output().expect("restic runs")
     }
 
-    /// `restic init`, asserting success.
+    /// `restic init`, asserting success; the key is then made cheap to
+    /// derive ([`super::restic_key`]).
     pub fn init(&self) {
         let output = self.restic(&["init"]);
         assert!(output.status.success(), "restic init: {output:?}");
+        super::restic_key::cheapen(&self.repo, &self.password);
     }
 
     /// `restic snapshots --json` as JSON values.
