@@ -90,12 +90,11 @@ impl TempRepo {
         self.command(args).output().expect("restic runs")
     }
 
-    /// `restic init`, asserting success; the key is then made cheap to
-    /// derive ([`super::restic_key`]).
+    /// A new repository here, as `restic init` makes it but with a key
+    /// that is cheap to derive: a copy of the process's template repository
+    /// ([`super::restic_key::init`]).
     pub fn init(&self) {
-        let output = self.restic(&["init"]);
-        assert!(output.status.success(), "restic init: {output:?}");
-        super::restic_key::cheapen(&self.repo, &self.password);
+        super::restic_key::init(&self.repo, &self.password);
     }
 
     /// `restic snapshots --json` as JSON values.
