@@ -56,7 +56,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
 
     let key = Arc::new(key);
     let config_arc = Arc::new(config.clone());
-    let actors = actors::start(pool.clone(), key.clone(), config_arc.clone());
+    let actors = Arc::new(actors::start(pool.clone(), key.clone(), config_arc.clone()));
     let blocking = blocking_threads(pool.max_size());
     let state = AppState {
         pool,

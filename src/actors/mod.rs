@@ -420,8 +420,8 @@ impl Actors {
 
     /// A session actor for an authenticated host (the upgrade route
     /// starts it).
-    pub fn new_session(&self, host_id: HostId) -> host_session::HostSession {
-        host_session::HostSession::new(host_id, self.clone(), self.config.max_frame_bytes)
+    pub fn new_session(self: &Arc<Self>, host_id: HostId) -> host_session::HostSession {
+        host_session::HostSession::new(host_id, Arc::clone(self), self.config.max_frame_bytes)
     }
 
     /// Run now: one write validates the request ([`run_now_job`]), inserts

@@ -18,5 +18,6 @@ pub struct AppState {
     /// The resolved configuration.
     pub config: Arc<ServerConfig>,
     /// Handles to the actors (sessions, scheduler, persistence, events).
-    pub actors: Actors,
+    /// Shared by the sessions ([`Actors::new_session`]).
+    pub actors: Arc<Actors>,
 }
