@@ -218,7 +218,7 @@ pub struct HostSession {
     config_version: config_version::ConfigVersion,
     /// What the agent declared in `hello.capabilities` (protocol 1's set
     /// when it sent none): nothing needing more is sent (`capabilities`).
-    capabilities: Vec<String>,
+    capabilities: Arc<[String]>,
     /// The `agent.update_available` still to send this session (an agent
     /// older than the newest release), sent once after the greeting.
     update_notice: Option<protocol::AgentUpdateAvailable>,
@@ -251,7 +251,7 @@ impl HostSession {
             awaiting_lease: None,
             health: health::HealthState::default(),
             config_version: config_version::ConfigVersion::default(),
-            capabilities: Vec::new(),
+            capabilities: capabilities::interned(Vec::new()),
             update_notice: None,
         }
     }

@@ -3,6 +3,8 @@
 //! outgoing message passes, the refusal of a queued job the agent cannot
 //! run, and the one `agent.update_available` of the session.
 
+use std::sync::{Arc, Mutex};
+
 use actix_web_actors::ws;
 
 use super::{HostSession, QueuedJob};
@@ -13,7 +15,9 @@ impl HostSession {
     /// Takes the capabilities and the version of `hello`: what the session
     /// may send from now on, and whether an update notice is due.
     pub(super) fn take_hello_facts(&mut self, hello: &protocol::Hello) {
-        self.capabilities = protocol::effective_capabilities(hello.capabilities.as_deref());
+        self.capabilities = interned(protocol::effective_capabilities(
+            hello.capabilities.as_deref(),
+        ));
         self.health.capable = self.has_capability(protocol::CAPABILITY_HEALTH);
         let release = &self.actors.config.agent_release;
         self.update_notice = match release.age(&hello.agent_version) {
@@ -61,5 +65,45 @@ impl HostSession {
             tracing::info!(host_id = %self.host_id, latest_version = %notice.latest_version, "telling the agent an update is available");
             self.send(ctx, notice);
         }
+    }
+}
+
+/// Distinct capability lists kept for sharing; past this many, a list is
+/// held by its session alone.
+const INTERNED_LISTS: usize = 64;
+
+/// `list`, shared with every other session that declared the same one.
+/// A fleet's agents declare a handful of distinct lists between them;
+/// held per session, a list is a vector and a string per capability, a few
+/// hundred bytes of every idle connection (issue 10 §8). The lock is held
+/// for a comparison of short lists, never across an await or I/O.
+pub(super) fn interned(list: Vec<String>) -> Arc<[String]> {
+    static LISTS: Mutex<Vec<Arc<[String]>>> = Mutex::new(Vec::new());
+    let mut lists = LISTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(shared) = lists.iter().find(|shared| ***shared == *list) {
+        return Arc::clone(shared);
+    }
+    let shared: Arc<[String]> = list.into();
+    if lists.len() < INTERNED_LISTS {
+        lists.push(Arc::clone(&shared));
+    }
+    shared
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_lists_are_shared_and_different_ones_are_not() {
+        let list = |items: &[&str]| items.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+        let a = interned(list(&["cancel", "test-interned-a"]));
+        let b = interned(list(&["cancel", "test-interned-a"]));
+        let c = interned(list(&["test-interned-a", "cancel"]));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c), "order is kept as declared");
+        assert_eq!(&*c, &list(&["test-interned-a", "cancel"])[..]);
     }
 }
