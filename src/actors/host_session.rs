@@ -211,7 +211,9 @@ pub struct HostSession {
     /// lease, until a repository is given again (`jobs::withdrawn_refusal`).
     repository_withdrawn: bool,
     /// The job in the slot that waits for its lease (`leases`).
-    awaiting_lease: Option<leases::Awaiting>,
+    /// Boxed: a job waiting for a lease is rare, and inline it made every
+    /// session 300 bytes larger (issue 10 §8).
+    awaiting_lease: Option<Box<leases::Awaiting>>,
     /// Health checks and heartbeat metrics (`health`).
     health: health::HealthState,
     /// The config version sent, held and acked (`config_version`).
@@ -221,7 +223,8 @@ pub struct HostSession {
     capabilities: Arc<[String]>,
     /// The `agent.update_available` still to send this session (an agent
     /// older than the newest release), sent once after the greeting.
-    update_notice: Option<protocol::AgentUpdateAvailable>,
+    /// Boxed, as rare (an older agent) and 72 bytes inline.
+    update_notice: Option<Box<protocol::AgentUpdateAvailable>>,
 }
 
 impl HostSession {
@@ -702,3 +705,4 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for HostSession {
         }
     }
 }
+

@@ -21,7 +21,7 @@ impl HostSession {
         self.health.capable = self.has_capability(protocol::CAPABILITY_HEALTH);
         let release = &self.actors.config.agent_release;
         self.update_notice = match release.age(&hello.agent_version) {
-            AgentAge::Older => Some(release.notice()),
+            AgentAge::Older => Some(Box::new(release.notice())),
             AgentAge::Current => None,
             AgentAge::Unparsable(e) => {
                 tracing::warn!(host_id = %self.host_id, agent_version = %hello.agent_version, error = %e,
@@ -63,7 +63,7 @@ impl HostSession {
     pub(super) fn send_update_notice(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         if let Some(notice) = self.update_notice.take() {
             tracing::info!(host_id = %self.host_id, latest_version = %notice.latest_version, "telling the agent an update is available");
-            self.send(ctx, notice);
+            self.send(ctx, *notice);
         }
     }
 }

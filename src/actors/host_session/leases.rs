@@ -112,13 +112,13 @@ impl HostSession {
         mode: Mode,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        self.awaiting_lease = Some(Awaiting {
+        self.awaiting_lease = Some(Box::new(Awaiting {
             job,
             repository_id,
             mode,
             asking: false,
             again: false,
-        });
+        }));
         self.ask_lease(ctx);
     }
 
