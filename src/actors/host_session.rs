@@ -705,4 +705,3 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for HostSession {
         }
     }
 }
-
