@@ -43,6 +43,10 @@ use crate::protocol::{
 /// Longest a `restic unlock` (stale locks only) may run.
 pub const UNLOCK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
+/// Longest the `restic unlock` after an interrupted job may hold the job's
+/// end (it takes a second or two even on a remote repository).
+const JOB_UNLOCK_TIMEOUT: Duration = Duration::from_secs(2 * 60);
+
 /// Time restic gets to exit after SIGINT before it is killed.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
@@ -480,7 +484,13 @@ async fn run_restic(
         sink.event(format!("restic exited with code {code}")).await;
     }
     if interrupted {
-        remove_stale_lock(&plan.invocation, sink).await;
+        // The agent stopping waits for this (its service manager gives it
+        // little time): then the unlock gets the grace restic got.
+        let limit = match stopped {
+            Some(StopReason::Shutdown) => plan.cancel_grace,
+            _ => JOB_UNLOCK_TIMEOUT,
+        };
+        remove_stale_lock(&plan.invocation, limit, sink).await;
     }
     (exit, digest, stopped)
 }
@@ -495,9 +505,9 @@ async fn run_restic(
 /// `restic unlock` without `--remove-all` removes stale locks only (made on
 /// this host by a process that is gone, as the reaped restic now is, or
 /// older than 30 minutes), never the lock of a restic that still runs.
-async fn remove_stale_lock(invocation: &Invocation, sink: &mut LogSink) {
+async fn remove_stale_lock(invocation: &Invocation, limit: Duration, sink: &mut LogSink) {
     let unlock = invocation.with_args(vec!["unlock".to_owned()]);
-    let failure = match capture(&unlock, UNLOCK_TIMEOUT).await {
+    let failure = match capture(&unlock, limit).await {
         Ok(captured) if captured.exit_code == 0 => None,
         Ok(captured) => Some(format!(
             "exited with {}: {}",
