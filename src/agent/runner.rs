@@ -40,9 +40,6 @@ use crate::protocol::{
     LogStreamKind, ENTRIES_STAT,
 };
 
-/// Longest a `restic unlock` (stale locks only) may run.
-pub const UNLOCK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-
 /// Longest the `restic unlock` after an interrupted job may hold the job's
 /// end (it takes a second or two even on a remote repository).
 const JOB_UNLOCK_TIMEOUT: Duration = Duration::from_secs(2 * 60);

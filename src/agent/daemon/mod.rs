@@ -105,7 +105,7 @@ pub const ORPHAN_GRACE: Duration = runner::CANCEL_GRACE;
 pub const ORPHAN_REAP_WAIT: Duration = Duration::from_secs(30);
 
 /// Longest the stale-lock cleanup (`restic unlock`) may run.
-pub const UNLOCK_TIMEOUT: Duration = runner::UNLOCK_TIMEOUT;
+pub const UNLOCK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Finished, acknowledged jobs older than this are dropped from the journal.
 pub const JOURNAL_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(14);

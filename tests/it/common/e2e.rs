@@ -159,7 +159,7 @@ pub async fn online_agent(
 }
 
 /// Gives `host` the repository at `url`, made there as `restic init` would
-/// but without its half-second key calibration ([`super::restic_key::init`];
+/// but without its key calibration (3 s of CPU; [`super::restic_key::init`];
 /// e2e_backup and capabilities run real `init` jobs through the agent).
 pub async fn init_repository(app: &TestApp, host: &str, url: &std::path::Path, password: &str) {
     let (path, secret) = (url.to_path_buf(), password.to_owned());
