@@ -100,6 +100,9 @@ pub enum Incoming {
 /// One scripted agent connection.
 pub struct TestAgent {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// How long [`TestAgent::recv`] waits for a frame ([`WAIT`] unless a
+    /// load test sets its own with [`TestAgent::set_wait`]).
+    wait: Duration,
 }
 
 fn request(app: &TestApp, token: &str) -> tungstenite::handshake::client::Request {
@@ -128,7 +131,7 @@ impl TestAgent {
             false,
         )
         .await?;
-        Ok(TestAgent { ws })
+        Ok(TestAgent { ws, wait: WAIT })
     }
 
     /// Connects from a chosen local address (127.0.0.x spreads many
@@ -152,7 +155,7 @@ impl TestAgent {
             Some(ws_config()),
         )
         .await?;
-        Ok(TestAgent { ws })
+        Ok(TestAgent { ws, wait: WAIT })
     }
 
     /// Sends a message under a fresh id; returns the id.
@@ -201,12 +204,20 @@ impl TestAgent {
             .expect("send a binary frame");
     }
 
+    /// Sets how long [`TestAgent::recv`] waits for a frame. For load tests
+    /// whose point is that everything lands, not how fast: on a slow
+    /// machine running other tests at once, an answer that waits behind
+    /// a thousand agents' writes can take longer than [`WAIT`].
+    pub fn set_wait(&mut self, wait: Duration) {
+        self.wait = wait;
+    }
+
     /// The next frame from the server (pings are answered underneath).
     pub async fn recv(&mut self) -> Incoming {
         loop {
-            let next = tokio::time::timeout(WAIT, self.ws.next())
+            let next = tokio::time::timeout(self.wait, self.ws.next())
                 .await
-                .expect("a frame from the server in time");
+                .unwrap_or_else(|_| panic!("no frame from the server within {:?}", self.wait));
             match next {
                 None => return Incoming::Closed(None, String::new()),
                 Some(Err(e)) => return Incoming::Closed(None, e.to_string()),
