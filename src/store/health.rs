@@ -12,8 +12,10 @@
 use diesel::prelude::*;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use super::policies::Policy;
+use super::revision_memo::RevisionMemo;
 use super::schema::{health_checks, health_history, health_results};
 use super::{per_backend, DbConnection};
 use crate::protocol::{HealthCheckResult, HealthCheckSpec};
@@ -78,9 +80,14 @@ pub fn get_checks(conn: &mut DbConnection, host_id: &str) -> QueryResult<Vec<Hea
         .select(health_checks::checks)
         .first(conn)
         .optional()?;
+    parse_checks(text.as_deref())
+}
+
+/// A host's checks from their stored text (`None`: never set, no check).
+pub fn parse_checks(text: Option<&str>) -> QueryResult<Vec<HealthCheckSpec>> {
     match text {
         None => Ok(Vec::new()),
-        Some(text) => serde_json::from_str(&text)
+        Some(text) => serde_json::from_str(text)
             .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e))),
     }
 }
@@ -144,6 +151,37 @@ pub fn effective_checks_with(
         .map(|h| h.labels)
         .unwrap_or_default();
     Ok(merge_checks(own, &labels, policies))
+}
+
+/// [`effective_checks`] from a host's state read beforehand
+/// (`store::host_state`): its own checks' text and labels as read, and the
+/// policies with checks as of the policy revision read with them, from a
+/// memo per revision (no statement at all while the policies stay as they
+/// are). Without a revision row the policies are read.
+pub fn effective_checks_of(
+    conn: &mut DbConnection,
+    own_checks: Option<&str>,
+    labels: &BTreeMap<String, String>,
+    policy_revision: Option<i64>,
+) -> QueryResult<Vec<EffectiveCheck>> {
+    let own = parse_checks(own_checks)?;
+    let policies = match policy_revision {
+        Some(revision) => policies_with_checks_at(conn, revision)?,
+        None => Arc::new(policies_with_checks(conn)?),
+    };
+    Ok(merge_checks(own, labels, &policies))
+}
+
+/// The policies with checks by policy revision.
+static CHECKS_MEMO: LazyLock<RevisionMemo<Vec<Policy>>> = LazyLock::new(|| RevisionMemo::new(8));
+
+/// [`policies_with_checks`] as of `revision`, read before the call
+/// ([`RevisionMemo`]).
+fn policies_with_checks_at(
+    conn: &mut DbConnection,
+    revision: i64,
+) -> QueryResult<Arc<Vec<Policy>>> {
+    CHECKS_MEMO.get_or_load(revision, || policies_with_checks(conn))
 }
 
 /// Every check the host runs: its own and its policies' (what

@@ -74,6 +74,7 @@ pub mod drills;
 pub mod enrollment;
 pub mod health;
 pub mod host_metrics;
+pub mod host_state;
 pub mod hosts;
 pub mod job_logs;
 #[cfg(feature = "postgres")]
@@ -89,6 +90,7 @@ pub mod policies;
 pub mod policy_sync;
 pub mod repo_stats;
 pub mod repositories;
+pub mod revision_memo;
 pub mod schedule_replace;
 pub mod schedule_set;
 pub mod schedule_versions;

@@ -26,19 +26,19 @@
 //! Blocking: call inside the caller's read transaction.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, LazyLock};
 
 use diesel::prelude::*;
 
-use super::models::SourceGroup;
+use super::models::{Schedule, ScheduleWithGroups, SourceGroup};
 use super::policies::{PolicyGroup, PolicySchedule};
-use super::schema::{policies, policy_revision, schedules};
+use super::revision_memo::RevisionMemo;
+use super::schema::{
+    policies, policy_revision, schedule_source_groups as ssg, schedules, source_groups,
+};
 use super::{schedules as schedule_queries, DbConnection};
+use crate::ids::ScheduleId;
 use crate::protocol::{self, RetentionPolicy, ScheduleSpec, SourceGroupSpec, WireMessage};
-
-/// Most revisions [`memo`] holds (one per database the process serves;
-/// tests run several): past it, it starts over.
-const MEMO_MAX_REVISIONS: usize = 8;
 
 /// What a spec's JSON starts with when its id is empty: what a policy
 /// schedule's rendering drops, and the host's id replaces.
@@ -139,19 +139,32 @@ fn json_of<T: serde::Serialize>(value: &T) -> String {
 
 /// The host's `schedule.set` schedules, in creation order.
 pub fn for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<HostSchedules> {
-    // One statement of fixed text (so SQLite's prepared-statement cache
-    // keeps it), answered from the covering index alone.
-    let policy_rows: Vec<PolicyRow> = schedules::table
-        .filter(schedules::host_id.eq(host_id))
-        .filter(schedules::policy_id.is_not_null())
-        .select((
-            schedules::id,
-            schedules::policy_id,
-            schedules::policy_position,
-            schedules::created_at,
-        ))
-        .load(conn)?;
-    let mut items = Vec::with_capacity(policy_rows.len() + 1);
+    schedules_with(conn, host_id, rendered)
+}
+
+/// [`for_host`] with the policy revision read beforehand (with the host's
+/// other one-row state, `store::host_state`): a host with policy
+/// schedules costs no statement more than one without while the policies
+/// stay as they are. `None`: no revision row (the rows are used).
+pub fn for_host_at(
+    conn: &mut DbConnection,
+    host_id: &str,
+    revision: Option<i64>,
+) -> QueryResult<HostSchedules> {
+    schedules_with(conn, host_id, |conn| {
+        revision.map(|r| rendered_at(conn, r)).transpose()
+    })
+}
+
+/// The host's schedules, its policy rows explained by what `rendered`
+/// gives (only asked when it has policy rows).
+fn schedules_with(
+    conn: &mut DbConnection,
+    host_id: &str,
+    rendered: impl FnOnce(&mut DbConnection) -> QueryResult<Option<Arc<Rendered>>>,
+) -> QueryResult<HostSchedules> {
+    let (policy_rows, own) = host_rows(conn, host_id)?;
+    let mut items = Vec::with_capacity(policy_rows.len() + own.len());
     if !policy_rows.is_empty() {
         let explained = match rendered(conn)? {
             Some(rendered) => policy_items(policy_rows, &rendered),
@@ -164,7 +177,6 @@ pub fn for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<HostSched
         };
         items = policy_items;
     }
-    let own = schedule_queries::list_own_with_groups_for_host(conn, host_id)?;
     items.extend(
         own.into_iter()
             .map(|s| (s.schedule.created_at, Item::Row(row_spec(s)))),
@@ -173,6 +185,65 @@ pub fn for_host(conn: &mut DbConnection, host_id: &str) -> QueryResult<HostSched
     Ok(HostSchedules {
         items: items.into_iter().map(|(_, item)| item).collect(),
     })
+}
+
+/// The host's schedule rows: its policy rows as ids and positions (the
+/// policy's rendering has the rest), its own rows with their linked
+/// groups by name. One statement for the rows, one more for the own rows'
+/// groups when it has own rows, both of fixed text (so SQLite's
+/// prepared-statement cache keeps them).
+///
+/// Not one statement with the groups left-joined: without statistics
+/// (tables just filled, before autovacuum's first analyse) PostgreSQL
+/// hashed the whole link table for such a join on every push, and a
+/// fan-out to 10,000 hosts took 17–19 s instead of 12 (BENCHMARKS.md,
+/// "A greeting's host row in one statement").
+fn host_rows(
+    conn: &mut DbConnection,
+    host_id: &str,
+) -> QueryResult<(Vec<PolicyRow>, Vec<ScheduleWithGroups>)> {
+    let rows: Vec<(Schedule, Option<String>, Option<i32>)> = schedules::table
+        .filter(schedules::host_id.eq(host_id))
+        .order((schedules::created_at.asc(), schedules::id.asc()))
+        .select((
+            Schedule::as_select(),
+            schedules::policy_id,
+            schedules::policy_position,
+        ))
+        .load(conn)?;
+    let mut policy_rows = Vec::new();
+    let mut own = Vec::new();
+    for (schedule, policy_id, position) in rows {
+        if policy_id.is_some() {
+            policy_rows.push((
+                schedule.id.to_string(),
+                policy_id,
+                position,
+                schedule.created_at,
+            ));
+        } else {
+            own.push(ScheduleWithGroups {
+                schedule,
+                groups: Vec::new(),
+            });
+        }
+    }
+    if !own.is_empty() {
+        let links: Vec<(ScheduleId, SourceGroup)> = ssg::table
+            .inner_join(source_groups::table)
+            .inner_join(schedules::table)
+            .filter(schedules::host_id.eq(host_id))
+            .filter(schedules::policy_id.is_null())
+            .order(source_groups::name.asc())
+            .select((ssg::schedule_id, SourceGroup::as_select()))
+            .load(conn)?;
+        for (schedule_id, group) in links {
+            if let Some(s) = own.iter_mut().find(|s| s.schedule.id == schedule_id) {
+                s.groups.push(group);
+            }
+        }
+    }
+    Ok((policy_rows, own))
 }
 
 fn item_id(item: &Item) -> &str {
@@ -251,53 +322,34 @@ struct Rendered {
 }
 
 /// Rendered policies by revision.
-type Memo = RwLock<HashMap<i64, Arc<Rendered>>>;
+static MEMO: LazyLock<RevisionMemo<Rendered>> = LazyLock::new(|| RevisionMemo::new(8));
 
-fn memo() -> &'static Memo {
-    static MEMO: OnceLock<Memo> = OnceLock::new();
-    MEMO.get_or_init(|| RwLock::new(HashMap::new()))
-}
-
-/// The policies as of the stored revision: from the memo when it holds
-/// that revision, else read, parsed and rendered (and remembered). `None`:
+/// The policies as of the stored revision (see [`rendered_at`]). `None`:
 /// no revision row (the caller falls back to the rows).
-///
-/// The revision is read before the policies: a change committed in
-/// between (PostgreSQL reads without one snapshot) is then remembered
-/// under the older revision, which the next read no longer finds; never
-/// older texts under the newer revision.
 fn rendered(conn: &mut DbConnection) -> QueryResult<Option<Arc<Rendered>>> {
-    let Some(revision) = policy_revision::table
+    let revision = policy_revision::table
         .select(policy_revision::revision)
         .filter(policy_revision::id.eq(1))
         .first::<i64>(conn)
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    // A poisoned lock only means another reader panicked mid-insert: the
-    // memo is then skipped, never trusted.
-    if let Ok(map) = memo().read() {
-        if let Some(r) = map.get(&revision) {
-            return Ok(Some(Arc::clone(r)));
-        }
-    }
-    let texts: Vec<(String, String, String)> = policies::table
-        .select((policies::id, policies::schedules, policies::source_groups))
-        .load(conn)?;
-    let rendered = Arc::new(Rendered {
-        policies: texts
-            .into_iter()
-            .filter_map(|(id, schedules, groups)| Some((id, render(&schedules, &groups)?)))
-            .collect(),
-    });
-    if let Ok(mut map) = memo().write() {
-        if map.len() >= MEMO_MAX_REVISIONS {
-            map.clear();
-        }
-        map.insert(revision, Arc::clone(&rendered));
-    }
-    Ok(Some(rendered))
+        .optional()?;
+    revision.map(|r| rendered_at(conn, r)).transpose()
+}
+
+/// The policies as of `revision`, read before the call: from the memo when
+/// it holds that revision, else read, parsed and rendered (and
+/// remembered; [`RevisionMemo`]).
+fn rendered_at(conn: &mut DbConnection, revision: i64) -> QueryResult<Arc<Rendered>> {
+    MEMO.get_or_load(revision, || {
+        let texts: Vec<(String, String, String)> = policies::table
+            .select((policies::id, policies::schedules, policies::source_groups))
+            .load(conn)?;
+        Ok(Rendered {
+            policies: texts
+                .into_iter()
+                .filter_map(|(id, schedules, groups)| Some((id, render(&schedules, &groups)?)))
+                .collect(),
+        })
+    })
 }
 
 /// One policy's schedules as `schedule.set` carries them (without the

@@ -213,45 +213,22 @@ pub fn groups_of(conn: &mut DbConnection, schedule_id: &str) -> QueryResult<Vec<
 }
 
 /// The host's schedules in creation order, each with its groups ordered by
-/// name: the canonical list `schedule.set` carries.
+/// name: the canonical list `schedule.set` carries (`super::schedule_set`
+/// builds it from fewer rows, and falls back to this).
 pub fn list_with_groups_for_host(
     conn: &mut DbConnection,
     host_id: &str,
 ) -> QueryResult<Vec<ScheduleWithGroups>> {
-    with_groups(conn, host_id, false)
-}
-
-/// [`list_with_groups_for_host`] without the rows a policy wrote: the
-/// host's own schedules (`super::schedule_set` builds the policies' from
-/// the policy rows).
-pub fn list_own_with_groups_for_host(
-    conn: &mut DbConnection,
-    host_id: &str,
-) -> QueryResult<Vec<ScheduleWithGroups>> {
-    with_groups(conn, host_id, true)
-}
-
-fn with_groups(
-    conn: &mut DbConnection,
-    host_id: &str,
-    own_only: bool,
-) -> QueryResult<Vec<ScheduleWithGroups>> {
-    let mut rows = schedules::table
+    let rows = schedules::table
         .filter(schedules::host_id.eq(host_id))
         .order((schedules::created_at.asc(), schedules::id.asc()))
-        .select(Schedule::as_select())
-        .into_boxed::<super::MultiBackend>();
-    let mut links = ssg::table
+        .select(Schedule::as_select());
+    let links = ssg::table
         .inner_join(sg::table)
         .inner_join(schedules::table)
         .filter(schedules::host_id.eq(host_id))
         .order(sg::name.asc())
-        .select((ssg::schedule_id, SourceGroup::as_select()))
-        .into_boxed::<super::MultiBackend>();
-    if own_only {
-        rows = rows.filter(schedules::policy_id.is_null());
-        links = links.filter(schedules::policy_id.is_null());
-    }
+        .select((ssg::schedule_id, SourceGroup::as_select()));
     let schedules: Vec<Schedule> = rows.load(conn)?;
     if schedules.is_empty() {
         return Ok(Vec::new());

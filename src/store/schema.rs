@@ -509,6 +509,14 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(health_results, hosts);
+// A greeting's one-row read (`store::host_state`).
+diesel::allow_tables_to_appear_in_same_query!(health_checks, hosts);
+diesel::allow_tables_to_appear_in_same_query!(health_checks, repositories);
+diesel::allow_tables_to_appear_in_same_query!(health_checks, host_schedule_version);
+diesel::allow_tables_to_appear_in_same_query!(policy_revision, hosts);
+diesel::allow_tables_to_appear_in_same_query!(policy_revision, repositories);
+diesel::allow_tables_to_appear_in_same_query!(policy_revision, host_schedule_version);
+diesel::allow_tables_to_appear_in_same_query!(policy_revision, health_checks);
 diesel::allow_tables_to_appear_in_same_query!(host_metrics, hosts);
 
 diesel::table! {

@@ -18,9 +18,7 @@ use super::job_queue::QueuedJob;
 use crate::crypto::{self, SecretKey};
 use crate::protocol;
 use crate::store::models::Repository;
-use crate::store::{
-    self, config_versions, jobs, repositories, schedule_set, schedule_versions, DbConnection,
-};
+use crate::store::{self, host_state, jobs, repositories, schedule_set, DbConnection};
 
 /// A host's configuration as the agent receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,35 +135,53 @@ pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryRe
 }
 
 /// [`load_schedules`] and the host's repository row, read once. The
-/// versions are read before the repository: a change made in between is
-/// sent labelled with the older version, so the agent's next heartbeat
-/// asks for it again, never the other way round.
+/// host's one-row state (versions, labels, repository, own checks, policy
+/// revision) is one statement (`store::host_state`), read before the
+/// schedules: a change made in between is sent labelled with the older
+/// version, so the agent's next heartbeat asks for it again, never the
+/// other way round.
 fn load_with_repository(
     conn: &mut DbConnection,
     host_id: &str,
 ) -> diesel::QueryResult<(HostConfig, Option<Repository>)> {
-    let version = schedule_versions::get(conn, host_id)?.map_or(1, |v| v.version);
-    let config_version = config_versions::get(conn, host_id)?.map_or(0, |v| v.config_version);
-    let schedules = schedule_set::for_host(conn, host_id)?;
-    let repository = repositories::get_for_host(conn, host_id)?;
-    let has_repository = repository.is_some();
-    let shared_repository = repository
-        .as_ref()
-        .filter(|r| r.is_shared())
-        .map(|r| r.id.clone());
-    let health = protocol::HealthSet {
-        checks: crate::store::health::effective_checks(conn, host_id)?
-            .into_iter()
-            .map(|check| check.spec)
-            .collect(),
+    let Some(state) = host_state::get(conn, host_id)? else {
+        // No such host (revoked and gone): nothing to run.
+        return Ok((
+            HostConfig {
+                config: None,
+                config_version: 0,
+                schedule_version: 1,
+                schedules: schedule_set::HostSchedules::default(),
+                shared_repository: None,
+                has_repository: false,
+                health: protocol::HealthSet { checks: Vec::new() },
+            },
+            None,
+        ));
     };
+    let schedules = schedule_set::for_host_at(conn, host_id, state.policy_revision)?;
+    let health = protocol::HealthSet {
+        checks: crate::store::health::effective_checks_of(
+            conn,
+            state.own_checks.as_deref(),
+            &state.labels,
+            state.policy_revision,
+        )?
+        .into_iter()
+        .map(|check| check.spec)
+        .collect(),
+    };
+    let repository = state.repository;
     let loaded = HostConfig {
         config: None,
-        config_version: u64::try_from(config_version).unwrap_or(0),
-        shared_repository,
-        has_repository,
+        config_version: u64::try_from(state.config.config_version).unwrap_or(0),
+        shared_repository: repository
+            .as_ref()
+            .filter(|r| r.is_shared())
+            .map(|r| r.id.clone()),
+        has_repository: repository.is_some(),
         health,
-        schedule_version: u64::try_from(version).unwrap_or(0),
+        schedule_version: u64::try_from(state.schedule_version.unwrap_or(1)).unwrap_or(0),
         schedules,
     };
     Ok((loaded, repository))

@@ -1,0 +1,204 @@
+//! `store::host_state`: the one statement a greeting reads a host's
+//! one-row state with gives what the separate reads give, on both
+//! backends; the checks built from it follow a policy written on another
+//! connection (issue 19: fewer round trips per greeting).
+
+use std::collections::BTreeMap;
+
+use restic_manager::protocol::{HealthCheckSpec, HealthCheckType};
+use restic_manager::store::models::{HostPatch, RepositoryUpsert};
+use restic_manager::store::policies::{self, Policy, Selector};
+use restic_manager::store::{
+    self, config_versions, health, host_state, repositories, schedule_versions, DbConnection,
+};
+
+use super::{add_host, for_each_backend, NOW};
+
+fn check(name: &str, target: &str) -> HealthCheckSpec {
+    HealthCheckSpec {
+        name: name.to_owned(),
+        kind: HealthCheckType::Tcp,
+        target: target.to_owned(),
+        interval_seconds: 60,
+        timeout_seconds: 5,
+        expect_status: None,
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn checks_policy(name: &str, selector: &[(&str, &str)], checks: Vec<HealthCheckSpec>) -> Policy {
+    Policy {
+        id: store::new_id(),
+        name: name.to_owned(),
+        selector: Selector {
+            labels: labels(selector),
+        },
+        source_groups: Vec::new(),
+        schedules: Vec::new(),
+        repository_id: None,
+        options: None,
+        health_checks: checks,
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+/// The state's fields are what the separate reads answer.
+fn assert_matches_separate_reads(c: &mut DbConnection, host_id: &str) {
+    let state = host_state::get(c, host_id).unwrap().expect("the host");
+    assert_eq!(
+        state.schedule_version,
+        schedule_versions::get(c, host_id)
+            .unwrap()
+            .map(|v| v.version)
+    );
+    assert_eq!(
+        Some(state.config),
+        config_versions::get(c, host_id).unwrap()
+    );
+    let host = store::hosts::get(c, host_id).unwrap().unwrap();
+    assert_eq!(state.labels, host.labels);
+    assert!(state.repository == repositories::get_for_host(c, host_id).unwrap());
+    assert_eq!(
+        health::parse_checks(state.own_checks.as_deref()).unwrap(),
+        health::get_checks(c, host_id).unwrap()
+    );
+    assert_eq!(
+        health::effective_checks_of(
+            c,
+            state.own_checks.as_deref(),
+            &state.labels,
+            state.policy_revision
+        )
+        .unwrap(),
+        health::effective_checks(c, host_id).unwrap()
+    );
+}
+
+/// A bare host, then one with every part set: the one statement answers
+/// what the five reads did; an unknown host is `None`.
+#[test]
+fn one_statement_answers_what_the_separate_reads_did() {
+    for_each_backend("host_state_matches", |pool, _| {
+        let mut conn = pool.get().unwrap();
+        let c = &mut *conn;
+        let host = add_host(c, "web");
+        let other = add_host(c, "db");
+        let bare = host_state::get(c, &host.id).unwrap().unwrap();
+        let version_before = bare.schedule_version.unwrap_or(0);
+        assert!(bare.repository.is_none());
+        assert_eq!(bare.own_checks, None);
+        assert!(
+            bare.policy_revision.is_some(),
+            "the migration's revision row"
+        );
+        assert_matches_separate_reads(c, &host.id);
+
+        schedule_versions::bump(c, &host.id).unwrap();
+        schedule_versions::bump(c, &host.id).unwrap();
+        repositories::upsert_for_host(
+            c,
+            &host.id,
+            &RepositoryUpsert {
+                id: store::new_id(),
+                url: "sftp:backup@vault:/srv/restic/web".to_owned(),
+                username: Some(Some("backup".to_owned())),
+                password_sealed: Some(Some(vec![1, 2, 3])),
+                ..RepositoryUpsert::default()
+            },
+            NOW,
+        )
+        .unwrap()
+        .unwrap();
+        health::set_checks(c, &host.id, &[check("ssh", "localhost:22")], NOW).unwrap();
+        store::hosts::patch(
+            c,
+            &host.id,
+            &HostPatch {
+                display_name: None,
+                labels: Some(labels(&[("role", "web"), ("site", "ams")])),
+            },
+            NOW,
+        )
+        .unwrap()
+        .unwrap();
+        policies::insert(
+            c,
+            &checks_policy(
+                "web-checks",
+                &[("role", "web")],
+                vec![check("http", "localhost:80")],
+            ),
+        )
+        .unwrap();
+
+        let full = host_state::get(c, &host.id).unwrap().unwrap();
+        assert_eq!(full.schedule_version, Some(version_before + 2));
+        assert_eq!(
+            full.repository.as_ref().map(|r| r.url.as_str()),
+            Some("sftp:backup@vault:/srv/restic/web")
+        );
+        assert_eq!(full.labels.get("site").map(String::as_str), Some("ams"));
+        assert_matches_separate_reads(c, &host.id);
+        assert_matches_separate_reads(c, &other.id);
+        let names: Vec<String> = health::effective_checks_of(
+            c,
+            full.own_checks.as_deref(),
+            &full.labels,
+            full.policy_revision,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.spec.name)
+        .collect();
+        assert_eq!(names, vec!["ssh", "http"], "its own, then the policy's");
+
+        assert!(host_state::get(c, "no-such-host").unwrap().is_none());
+    });
+}
+
+/// The policies with checks are remembered per policy revision: a policy
+/// written on another connection (another process, say `restic-manager
+/// apply`) changes the revision, and the next greeting's checks are the
+/// new ones, not those held in memory.
+#[test]
+fn checks_follow_a_policy_written_elsewhere() {
+    for_each_backend("host_state_checks_revision", |pool, _| {
+        let mut conn = pool.get().unwrap();
+        let mut elsewhere = pool.get().unwrap();
+        let c = &mut *conn;
+        let host = add_host(c, "web");
+        let effective = |c: &mut DbConnection| -> Vec<String> {
+            let state = host_state::get(c, &host.id).unwrap().unwrap();
+            health::effective_checks_of(
+                c,
+                state.own_checks.as_deref(),
+                &state.labels,
+                state.policy_revision,
+            )
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{}={}", e.spec.name, e.spec.target))
+            .collect()
+        };
+        let mut p = checks_policy("all", &[], vec![check("db", "localhost:5432")]);
+        policies::insert(c, &p).unwrap();
+        assert_eq!(effective(c), vec!["db=localhost:5432"]);
+        // Read twice: the second from the memo, the same answer.
+        assert_eq!(effective(c), vec!["db=localhost:5432"]);
+
+        p.health_checks = vec![check("db", "localhost:6432")];
+        p.updated_at = NOW + 1;
+        policies::update(&mut elsewhere, &p).unwrap().unwrap();
+        assert_eq!(effective(c), vec!["db=localhost:6432"]);
+
+        policies::delete(&mut elsewhere, &p.id).unwrap();
+        assert!(effective(c).is_empty());
+    });
+}
