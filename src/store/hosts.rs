@@ -456,6 +456,146 @@ pub fn update_from_hello(
         .optional()
 }
 
+/// [`update_from_hello`] for a batch of hellos (the writer's group commit,
+/// `actors::persistence::hellos`), inside the caller's transaction; one
+/// answer per hello, in order. A host with several hellos in the batch
+/// ends as its last one left it, and each of its hellos is answered with
+/// that row.
+///
+/// On SQLite one `UPDATE` per hello (in-process, a statement costs no
+/// round trip). On PostgreSQL, where each statement is a round trip on
+/// the one writer, two statements for the whole batch: one
+/// `UPDATE … FROM unnest(…)` and one read of the updated rows (a fleet of
+/// 15,000 agents coming online was 15,000 round trips in a row there).
+pub fn update_from_hellos(
+    conn: &mut DbConnection,
+    hellos: &[(&str, &HostHello, i64)],
+) -> QueryResult<Vec<Option<Host>>> {
+    match conn {
+        DbConnection::Sqlite(_) => {}
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(pg) => {
+            // One row per host: its hellos folded in batch order, as
+            // one `UPDATE` after another would leave it (a later hello's
+            // fields win, one it leaves out keeps the earlier's).
+            let mut merged: HashMap<&str, (HostHello, i64)> = HashMap::new();
+            for (id, hello, now) in hellos {
+                merged
+                    .entry(id)
+                    .and_modify(|(earlier, at)| {
+                        *earlier = hello.after(earlier);
+                        *at = *now;
+                    })
+                    .or_insert_with(|| ((*hello).clone(), *now));
+            }
+            let mut latest: Vec<(&str, HostHello, i64)> = merged
+                .into_iter()
+                .map(|(id, (hello, now))| (id, hello, now))
+                .collect();
+            latest.sort_by(|a, b| a.0.cmp(b.0));
+            let updated = pg_hellos::update(pg, &latest)?;
+            let rows: Vec<Host> = hosts::table
+                .filter(hosts::id.eq_any(&updated))
+                .select(HOST_COLUMNS)
+                .load(conn)?;
+            let by_id: HashMap<String, Host> =
+                rows.into_iter().map(|h| (h.id.to_string(), h)).collect();
+            return Ok(hellos
+                .iter()
+                .map(|(id, _, _)| by_id.get(*id).cloned())
+                .collect());
+        }
+    }
+    let mut by_id: HashMap<&str, Option<Host>> = HashMap::new();
+    for (id, hello, now) in hellos {
+        by_id.insert(id, update_from_hello(conn, id, hello, *now)?);
+    }
+    Ok(hellos
+        .iter()
+        .map(|(id, _, _)| by_id.get(id).cloned().flatten())
+        .collect())
+}
+
+#[cfg(feature = "postgres")]
+mod pg_hellos {
+    use diesel::pg::PgConnection;
+    use diesel::prelude::*;
+    use diesel::sql_types::{Array, BigInt, Nullable, Text};
+
+    use super::natural_key;
+    use crate::store::models::HostHello;
+
+    #[derive(QueryableByName)]
+    struct Updated {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+
+    /// One statement for every hello (one per host): the same columns and
+    /// conditions as `update_from_hello` (a field the hello leaves out
+    /// keeps the stored value; a revoked host is not touched). Returns the
+    /// ids of the hosts it updated.
+    pub(super) fn update(
+        conn: &mut PgConnection,
+        hellos: &[(&str, HostHello, i64)],
+    ) -> QueryResult<Vec<String>> {
+        if hellos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let capabilities = hellos
+            .iter()
+            .map(|(_, h, _)| {
+                h.capabilities
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+            })
+            .collect::<Result<Vec<Option<String>>, _>>()
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        let column = |f: fn(&HostHello) -> String| -> Vec<String> {
+            hellos.iter().map(|(_, h, _)| f(h)).collect()
+        };
+        let optional = |f: fn(&HostHello) -> Option<String>| -> Vec<Option<String>> {
+            hellos.iter().map(|(_, h, _)| f(h)).collect()
+        };
+        diesel::sql_query(
+            "UPDATE hosts AS h SET hostname = v.hostname, os = v.os, arch = v.arch, \
+             agent_version = COALESCE(v.agent_version, h.agent_version), \
+             restic_version = COALESCE(v.restic_version, h.restic_version), \
+             boot_time = COALESCE(v.boot_time, h.boot_time), \
+             capabilities = COALESCE(v.capabilities, h.capabilities), \
+             sort_key = v.sort_key, online = TRUE, last_seen_at = v.at, updated_at = v.at \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::bigint[], $8::text[], $9::text[], $10::bigint[]) \
+             AS v(id, hostname, os, arch, agent_version, restic_version, boot_time, \
+             capabilities, sort_key, at) \
+             WHERE h.id = v.id AND h.revoked_at IS NULL RETURNING h.id",
+        )
+        .bind::<Array<Text>, _>(
+            hellos
+                .iter()
+                .map(|(id, _, _)| (*id).to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(column(|h| h.hostname.clone()))
+        .bind::<Array<Text>, _>(column(|h| h.os.clone()))
+        .bind::<Array<Text>, _>(column(|h| h.arch.clone()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|h| h.agent_version.clone()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|h| h.restic_version.clone()))
+        .bind::<Array<Nullable<BigInt>>, _>(
+            hellos
+                .iter()
+                .map(|(_, h, _)| h.boot_time)
+                .collect::<Vec<Option<i64>>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(capabilities)
+        .bind::<Array<Text>, _>(column(|h| natural_key(&h.hostname)))
+        .bind::<Array<BigInt>, _>(hellos.iter().map(|(_, _, now)| *now).collect::<Vec<i64>>())
+        .load::<Updated>(conn)
+        .map(|rows| rows.into_iter().map(|r| r.id).collect())
+    }
+}
+
 /// Marks a host online or offline and seen at `now`. False if it does not
 /// exist (or, when going online, is revoked).
 pub fn set_online(conn: &mut DbConnection, id: &str, online: bool, now: i64) -> QueryResult<bool> {

@@ -27,6 +27,7 @@ use serde_json::json;
 
 use crate::common::db;
 
+mod hellos;
 mod host_state;
 mod schedule_replace;
 mod schedule_set;

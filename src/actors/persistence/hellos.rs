@@ -18,9 +18,13 @@
 //! A receipt is answered only after the commit (nothing is acknowledged
 //! before it is durable). If the database refuses the batch, each hello
 //! is retried in a transaction of its own, so that one bad row fails its
-//! own session only; without a connection, all of them fail at once. Per hello this leaves one `UPDATE`; the batch adds
-//! `BEGIN`, one read of the hosts' open `host.offline` conditions and
-//! `COMMIT`.
+//! own session only; without a connection, all of them fail at once.
+//!
+//! On SQLite each hello is one `UPDATE`; the batch adds `BEGIN`, one read
+//! of the hosts' open `host.offline` conditions and `COMMIT`. On
+//! PostgreSQL the whole batch is `BEGIN`, one `UPDATE … FROM unnest(…)`,
+//! one read of the updated rows, the conditions' read and `COMMIT`
+//! ([`hosts::update_from_hellos`]), whatever its size.
 
 use std::collections::HashSet;
 
@@ -175,15 +179,11 @@ fn write(
     conn: &mut DbConnection,
     batch: &[PendingHello],
 ) -> diesel::QueryResult<Vec<Option<Host>>> {
-    let mut written = Vec::with_capacity(batch.len());
-    for pending in batch {
-        written.push(hosts::update_from_hello(
-            conn,
-            &pending.host_id,
-            &pending.hello,
-            pending.now,
-        )?);
-    }
+    let hellos: Vec<(&str, &HostHello, i64)> = batch
+        .iter()
+        .map(|p| (p.host_id.as_str(), &p.hello, p.now))
+        .collect();
+    let written = hosts::update_from_hellos(conn, &hellos)?;
     let ends: Vec<notifications::Event> = batch
         .iter()
         .zip(&written)

@@ -230,6 +230,31 @@ pub struct HostHello {
     pub capabilities: Option<Vec<String>>,
 }
 
+impl HostHello {
+    /// `self` applied after `earlier`: what the row holds after both
+    /// updates (a field `self` leaves out keeps `earlier`'s).
+    pub fn after(&self, earlier: &HostHello) -> HostHello {
+        HostHello {
+            hostname: self.hostname.clone(),
+            os: self.os.clone(),
+            arch: self.arch.clone(),
+            agent_version: self
+                .agent_version
+                .clone()
+                .or_else(|| earlier.agent_version.clone()),
+            restic_version: self
+                .restic_version
+                .clone()
+                .or_else(|| earlier.restic_version.clone()),
+            boot_time: self.boot_time.or(earlier.boot_time),
+            capabilities: self
+                .capabilities
+                .clone()
+                .or_else(|| earlier.capabilities.clone()),
+        }
+    }
+}
+
 /// An operator's change to a host (`PATCH /hosts/{id}`).
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = hosts)]
