@@ -8,16 +8,17 @@
 //! 60 different pages, which every `hello` under constant commits read
 //! afresh. The copies hold what the policy holds (`policy_sync` writes
 //! and updates them in the policy's own transaction), so the policy part
-//! is built from the host's schedule ids alone — `(policy_id,
-//! policy_position, created_at, id)`, read from the covering index
-//! `schedules_host_policy` (a page or two per host) — and the policies
-//! themselves, parsed and rendered to JSON once per policy revision
-//! ([`Rendered`], keyed by `policy_revision.revision`, which triggers give
-//! a new random value at every write to `policies`, whichever process
-//! makes it). A greeting thus reads one row to learn that what it holds is
-//! current, and writes each policy schedule as its host id spliced onto
-//! the rendered rest ([`HostSchedules::frame`]) instead of cloning and
-//! serialising 20 schedules with their groups.
+//! is built from the host's schedule rows alone — `(policy_id,
+//! policy_position, created_at, id)`, read in the one statement that reads
+//! all of the host's schedule rows — and the policies themselves, parsed
+//! and rendered to JSON once per policy revision ([`Rendered`], keyed by
+//! `policy_revision.revision`, which triggers give a new random value at
+//! every write to `policies`, whichever process makes it; a greeting reads
+//! the revision with the host's row, `store::host_state`). A greeting
+//! thus learns from one value that what it holds is current, and writes
+//! each policy schedule as its host id spliced onto the rendered rest
+//! ([`HostSchedules::frame`]) instead of cloning and serialising 20
+//! schedules with their groups.
 //!
 //! A row the policies cannot explain (a position past its list, a policy
 //! gone or not parsing, no revision row) falls back to the rows for the
