@@ -145,7 +145,7 @@ fn load_with_repository(
     host_id: &str,
 ) -> diesel::QueryResult<(HostConfig, Option<Repository>)> {
     let Some(state) = host_state::get(conn, host_id)? else {
-        // No such host (revoked and gone): nothing to run.
+        // No such host (deleted meanwhile): nothing to run, nothing to check.
         return Ok((
             HostConfig {
                 config: None,
