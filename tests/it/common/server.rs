@@ -138,9 +138,57 @@ fn server_on_postgres() -> bool {
     }
 }
 
-/// Starts a server on an existing data dir (e.g. to test a restart).
-pub async fn start_in(dir: tempfile::TempDir, config: ServerConfig) -> TestApp {
-    let started = server::start(config.clone()).await.expect("server starts");
+/// Ports test servers listen on: below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32768 upwards by default), which the
+/// kernel hands to every outgoing connection and to a bind on port 0. A
+/// server restarted on its port ([`TestApp::start_again`]) once found it
+/// taken in between by some test's client socket ("Address already in
+/// use"); a port below that range is never handed out by the kernel.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// Ports this process has handed out (never handed out twice: a stopped
+/// server may start again on its port).
+static PORTS_TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A port of [`TEST_PORTS`] free now and not handed out before by this
+/// process (other processes, such as the other runs of `scripts/test`,
+/// pick at random in the same range, and a port found taken is skipped).
+fn free_test_port() -> u16 {
+    use std::hash::BuildHasher;
+    let mut taken = PORTS_TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+    loop {
+        // A fresh `RandomState` is randomly keyed: a random number
+        // without a dependency for it.
+        let random = std::collections::hash_map::RandomState::new().hash_one(taken.len());
+        let port = TEST_PORTS.start + u16::try_from(random % span).unwrap_or(0);
+        if taken.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.push(port);
+            return port;
+        }
+    }
+}
+
+/// Starts a server on an existing data dir (e.g. to test a restart). A
+/// config listening on port 0 gets a port of [`TEST_PORTS`] instead (a
+/// new one should another process bind it first).
+pub async fn start_in(dir: tempfile::TempDir, mut config: ServerConfig) -> TestApp {
+    let pick = config.listen.port() == 0;
+    let mut attempt = 0;
+    let started = loop {
+        attempt += 1;
+        if pick {
+            config.listen.set_port(free_test_port());
+        }
+        match server::start(config.clone()).await {
+            Ok(started) => break started,
+            Err(e) if pick && attempt < 10 && format!("{e:#}").contains("in use") => {}
+            Err(e) => panic!("server starts: {e:?}"),
+        }
+    };
     let addr = started.addr;
     let state = started.state.clone();
     let handle = started.server.handle();
