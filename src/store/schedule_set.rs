@@ -34,11 +34,8 @@ use diesel::prelude::*;
 use super::models::{Schedule, ScheduleWithGroups, SourceGroup};
 use super::policies::{PolicyGroup, PolicySchedule};
 use super::revision_memo::RevisionMemo;
-use super::schema::{
-    policies, policy_revision, schedule_source_groups as ssg, schedules, source_groups,
-};
+use super::schema::{policies, policy_revision, schedules};
 use super::{schedules as schedule_queries, DbConnection};
-use crate::ids::ScheduleId;
 use crate::protocol::{self, RetentionPolicy, ScheduleSpec, SourceGroupSpec, WireMessage};
 
 /// What a spec's JSON starts with when its id is empty: what a policy
@@ -191,7 +188,8 @@ fn schedules_with(
 /// The host's schedule rows: its policy rows as ids and positions (the
 /// policy's rendering has the rest), its own rows with their linked
 /// groups by name. One statement for the rows, one more for the own rows'
-/// groups when it has own rows, both of fixed text (so SQLite's
+/// groups when it has own rows (`schedules::with_groups`, which the
+/// fallback's full list uses too), both of fixed text (so SQLite's
 /// prepared-statement cache keeps them).
 ///
 /// Not one statement with the groups left-joined: without statistics
@@ -223,27 +221,10 @@ fn host_rows(
                 schedule.created_at,
             ));
         } else {
-            own.push(ScheduleWithGroups {
-                schedule,
-                groups: Vec::new(),
-            });
+            own.push(schedule);
         }
     }
-    if !own.is_empty() {
-        let links: Vec<(ScheduleId, SourceGroup)> = ssg::table
-            .inner_join(source_groups::table)
-            .inner_join(schedules::table)
-            .filter(schedules::host_id.eq(host_id))
-            .filter(schedules::policy_id.is_null())
-            .order(source_groups::name.asc())
-            .select((ssg::schedule_id, SourceGroup::as_select()))
-            .load(conn)?;
-        for (schedule_id, group) in links {
-            if let Some(s) = own.iter_mut().find(|s| s.schedule.id == schedule_id) {
-                s.groups.push(group);
-            }
-        }
-    }
+    let own = schedule_queries::with_groups(conn, host_id, own, true)?;
     Ok((policy_rows, own))
 }
 

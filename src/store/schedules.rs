@@ -219,21 +219,38 @@ pub fn list_with_groups_for_host(
     conn: &mut DbConnection,
     host_id: &str,
 ) -> QueryResult<Vec<ScheduleWithGroups>> {
-    let rows = schedules::table
+    let schedules: Vec<Schedule> = schedules::table
         .filter(schedules::host_id.eq(host_id))
         .order((schedules::created_at.asc(), schedules::id.asc()))
-        .select(Schedule::as_select());
+        .select(Schedule::as_select())
+        .load(conn)?;
+    with_groups(conn, host_id, schedules, false)
+}
+
+/// The host's `schedules` (kept in their order), each with its linked
+/// groups ordered by name, read in one statement of fixed text (SQLite's
+/// prepared-statement cache keeps it). `own_only`: `schedules` holds the
+/// host's own rows only, and the links of its policy rows are not read.
+pub fn with_groups(
+    conn: &mut DbConnection,
+    host_id: &str,
+    schedules: Vec<Schedule>,
+    own_only: bool,
+) -> QueryResult<Vec<ScheduleWithGroups>> {
+    if schedules.is_empty() {
+        return Ok(Vec::new());
+    }
     let links = ssg::table
         .inner_join(sg::table)
         .inner_join(schedules::table)
         .filter(schedules::host_id.eq(host_id))
         .order(sg::name.asc())
         .select((ssg::schedule_id, SourceGroup::as_select()));
-    let schedules: Vec<Schedule> = rows.load(conn)?;
-    if schedules.is_empty() {
-        return Ok(Vec::new());
-    }
-    let links: Vec<(ScheduleId, SourceGroup)> = links.load(conn)?;
+    let links: Vec<(ScheduleId, SourceGroup)> = if own_only {
+        links.filter(schedules::policy_id.is_null()).load(conn)?
+    } else {
+        links.load(conn)?
+    };
     let mut by_schedule: HashMap<ScheduleId, Vec<SourceGroup>> = HashMap::new();
     for (schedule_id, group) in links {
         by_schedule.entry(schedule_id).or_default().push(group);
