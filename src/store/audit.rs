@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 
 use super::models::{AuditEntry, NewAuditEntry};
+use super::prepared::PrepareOnce;
 use super::schema::audit_log;
 use super::types::Page;
 use super::{clamp_limit, DbConnection, MAX_PAGE};
@@ -27,6 +28,7 @@ pub fn insert(conn: &mut DbConnection, new: &NewAuditEntry) -> QueryResult<Audit
     diesel::insert_into(audit_log::table)
         .values(new.clone())
         .returning(audit_log::all_columns)
+        .prepared()
         .get_result(conn)
 }
 

@@ -19,6 +19,7 @@ use diesel::result::Error as DieselError;
 
 use super::config_versions::HostConfigVersion;
 use super::models::{Host, HostHello, HostPatch, HostScheduleVersion, NewHost};
+use super::prepared::PrepareOnce;
 use super::schema::{
     backup_latest, host_labels, host_schedule_version as hsv, hosts, missed_runs, repositories,
 };
@@ -518,6 +519,7 @@ pub fn update_from_hellos(
 
 #[cfg(feature = "postgres")]
 mod pg_hellos {
+    use crate::store::prepared::PrepareOnce;
     use diesel::pg::PgConnection;
     use diesel::prelude::*;
     use diesel::sql_types::{Array, BigInt, Nullable, Text};
@@ -591,6 +593,7 @@ mod pg_hellos {
         .bind::<Array<Nullable<Text>>, _>(capabilities)
         .bind::<Array<Text>, _>(column(|h| natural_key(&h.hostname)))
         .bind::<Array<BigInt>, _>(hellos.iter().map(|(_, _, now)| *now).collect::<Vec<i64>>())
+        .prepared()
         .load::<Updated>(conn)
         .map(|rows| rows.into_iter().map(|r| r.id).collect())
     }
@@ -602,13 +605,17 @@ pub fn set_online(conn: &mut DbConnection, id: &str, online: bool, now: i64) -> 
     let n = if online {
         diesel::update(hosts::table.find(id).filter(hosts::revoked_at.is_null()))
             .set((hosts::online.eq(true), hosts::last_seen_at.eq(now)))
-            .execute(conn)?
+            .returning(hosts::id)
+            .prepared()
+            .load::<String>(conn)?
     } else {
         diesel::update(hosts::table.find(id))
             .set((hosts::online.eq(false), hosts::last_seen_at.eq(now)))
-            .execute(conn)?
+            .returning(hosts::id)
+            .prepared()
+            .load::<String>(conn)?
     };
-    Ok(n == 1)
+    Ok(n.len() == 1)
 }
 
 /// Sets `last_seen_at = now` for many hosts at once (a tick's heartbeats);

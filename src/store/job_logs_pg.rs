@@ -27,6 +27,7 @@ use diesel::sql_types::{Array, BigInt, Text};
 
 use super::job_logs::{highest_seqs, LogBatchOutcome, Row};
 use super::models::NewJobLog;
+use super::prepared::{Affected, PrepareOnce};
 use super::schema::job_logs;
 use super::types::LogStream;
 
@@ -58,9 +59,11 @@ ON CONFLICT DO NOTHING";
 
 /// Raises each job's `last_log_seq` to the seq paired with it (arrays of
 /// job ids and of their highest seqs).
-const RAISE_LAST_SEQ_FROM: &str = "UPDATE jobs SET last_log_seq = given.seq
+/// (Loaded for its count, so that it is prepared once: `store::prepared`.)
+const RAISE_LAST_SEQ_FROM: &str = "WITH w AS (UPDATE jobs SET last_log_seq = given.seq
 FROM unnest($1::text[], $2::bigint[]) AS given(job_id, seq)
-WHERE jobs.id = given.job_id AND jobs.last_log_seq < given.seq";
+WHERE jobs.id = given.job_id AND jobs.last_log_seq < given.seq RETURNING 1)
+SELECT count(*) AS n FROM w";
 
 /// Raises each staged job's `last_log_seq` to its highest staged seq.
 const RAISE_LAST_SEQ: &str = "UPDATE jobs SET last_log_seq = staged.seq
@@ -119,7 +122,8 @@ fn raise_last_seq(conn: &mut PgConnection, lines: &[&NewJobLog]) -> QueryResult<
     diesel::sql_query(RAISE_LAST_SEQ_FROM)
         .bind::<Array<Text>, _>(ids)
         .bind::<Array<BigInt>, _>(seqs)
-        .execute(conn)?;
+        .prepared()
+        .get_result::<Affected>(conn)?;
     Ok(())
 }
 

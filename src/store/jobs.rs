@@ -13,6 +13,7 @@ use diesel::result::Error as DieselError;
 
 use super::json::Json;
 use super::models::{Job, JobFinish, NewJob};
+use super::prepared::PrepareOnce;
 use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
 use super::{clamp_limit, DbConnection, MAX_PAGE};
@@ -57,6 +58,7 @@ pub fn insert(conn: &mut DbConnection, new: &NewJob) -> QueryResult<Job> {
     diesel::insert_into(jobs::table)
         .values((new.clone(), jobs::status.eq(JobStatus::Queued)))
         .returning(jobs::all_columns)
+        .prepared()
         .get_result(conn)
 }
 
@@ -220,8 +222,10 @@ pub fn mark_dispatched(conn: &mut DbConnection, id: &str, now: i64) -> QueryResu
             .filter(jobs::status.eq(JobStatus::Queued)),
     )
     .set(jobs::dispatched_at.eq(now))
-    .execute(conn)
-    .map(|n| n == 1)
+    .returning(jobs::id)
+    .prepared()
+    .load::<JobId>(conn)
+    .map(|ids| ids.len() == 1)
 }
 
 /// Records the agent's `command.result` with `accepted: true`. Only while
@@ -235,8 +239,10 @@ pub fn mark_accepted(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult
             .filter(jobs::accepted_at.is_null()),
     )
     .set(jobs::accepted_at.eq(now))
-    .execute(conn)
-    .map(|n| n == 1)
+    .returning(jobs::id)
+    .prepared()
+    .load::<JobId>(conn)
+    .map(|ids| ids.len() == 1)
 }
 
 /// `job.started`: `queued` → `running`. False if the job is not queued
@@ -251,8 +257,10 @@ pub fn mark_started(conn: &mut DbConnection, id: &str, started_at: i64) -> Query
         jobs::status.eq(JobStatus::Running),
         jobs::started_at.eq(started_at),
     ))
-    .execute(conn)
-    .map(|n| n == 1)
+    .returning(jobs::id)
+    .prepared()
+    .load::<JobId>(conn)
+    .map(|ids| ids.len() == 1)
 }
 
 /// Keeps the latest `job.progress` (of the job it names). Only while the
@@ -282,6 +290,7 @@ pub fn finish(conn: &mut DbConnection, id: &str, finish: &JobFinish) -> QueryRes
     )
     .set((finish.clone(), jobs::retry_at.eq(None::<i64>)))
     .returning(jobs::all_columns)
+    .prepared()
     .get_result::<Job>(conn)
     .optional()?;
     not_applied(conn, id, None, updated)
@@ -305,6 +314,7 @@ pub fn finish_for_host(
     )
     .set((finish.clone(), jobs::retry_at.eq(None::<i64>)))
     .returning(jobs::all_columns)
+    .prepared()
     .get_result::<Job>(conn)
     .optional()?;
     not_applied(conn, id, Some(host_id), updated)

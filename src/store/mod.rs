@@ -88,6 +88,7 @@ pub mod models;
 pub mod notifications;
 pub mod policies;
 pub mod policy_sync;
+pub mod prepared;
 pub mod repo_stats;
 pub mod repositories;
 pub mod revision_memo;

@@ -117,6 +117,7 @@ fn in_steps(conn: &mut DbConnection, change: &Replace<'_>) -> QueryResult<Replac
 
 #[cfg(feature = "postgres")]
 mod pg {
+    use crate::store::prepared::PrepareOnce;
     use diesel::pg::PgConnection;
     use diesel::prelude::*;
     use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
@@ -182,6 +183,7 @@ SELECT EXISTS (SELECT 1 FROM h) AS host_live, \
             .bind::<Text, _>(c.actor)
             .bind::<Nullable<Text>, _>(Json(Some(&c.detail)))
             .bind::<Nullable<Text>, _>(c.source_addr)
+            .prepared()
             .get_result(conn)?;
         Ok(match row {
             Outcome {

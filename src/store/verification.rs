@@ -139,6 +139,7 @@ pub fn rotate_check(
 /// prune), inside the run-now's transaction (issue 19).
 #[cfg(feature = "postgres")]
 mod pg {
+    use crate::store::prepared::PrepareOnce;
     use diesel::pg::PgConnection;
     use diesel::prelude::*;
     use diesel::sql_types::{BigInt, Text};
@@ -186,6 +187,7 @@ SELECT k FROM calc";
             .bind::<Text, _>(job_id.as_str())
             .bind::<BigInt, _>(n)
             .bind::<BigInt, _>(now)
+            .prepared()
             .get_result(conn)?;
         Ok(row.k)
     }

@@ -95,6 +95,7 @@ fn rounds(marks: &[Mark]) -> Vec<Vec<&Mark>> {
 
 #[cfg(feature = "postgres")]
 mod pg {
+    use crate::store::prepared::{Affected, PrepareOnce};
     use diesel::pg::PgConnection;
     use diesel::prelude::*;
     use diesel::sql_types::{Array, BigInt, Text};
@@ -102,7 +103,19 @@ mod pg {
     use super::{Mark, MarkKind};
 
     /// The marks as `m(host_id, version, at)`.
-    const MARKS: &str = "unnest($1::text[], $2::bigint[], $3::bigint[]) AS m(host_id, version, at)";
+    macro_rules! marks {
+        () => {
+            "unnest($1::text[], $2::bigint[], $3::bigint[]) AS m(host_id, version, at)"
+        };
+    }
+
+    /// One mark statement, loaded for its count so that it is prepared
+    /// once per connection (`store::prepared`).
+    macro_rules! counted {
+        ($($part:expr),+ $(,)?) => {
+            concat!("WITH w AS (", $($part,)+ " RETURNING 1) SELECT count(*) AS n FROM w")
+        };
+    }
 
     /// One statement for all `marks` (of `kind`, one per host).
     pub(super) fn apply_kind(
@@ -116,17 +129,23 @@ mod pg {
         // The same conditions as the one-mark functions
         // (`schedule_versions::{mark_pushed, ack}`, `config_versions::ack`).
         let sql = match kind {
-            MarkKind::Pushed => format!(
+            MarkKind::Pushed => counted!(
                 "UPDATE host_schedule_version AS h SET pushed_version = m.version, pushed_at = m.at \
-                 FROM {MARKS} WHERE h.host_id = m.host_id"
+                 FROM ",
+                marks!(),
+                " WHERE h.host_id = m.host_id"
             ),
-            MarkKind::Acked => format!(
+            MarkKind::Acked => counted!(
                 "UPDATE host_schedule_version AS h SET acked_version = m.version, acked_at = m.at \
-                 FROM {MARKS} WHERE h.host_id = m.host_id AND h.version = m.version"
+                 FROM ",
+                marks!(),
+                " WHERE h.host_id = m.host_id AND h.version = m.version"
             ),
-            MarkKind::ConfigAcked => format!(
+            MarkKind::ConfigAcked => counted!(
                 "UPDATE hosts AS h SET acked_config_version = m.version, config_acked_at = m.at \
-                 FROM {MARKS} WHERE h.id = m.host_id AND h.config_version >= m.version \
+                 FROM ",
+                marks!(),
+                " WHERE h.id = m.host_id AND h.config_version >= m.version \
                  AND h.acked_config_version < m.version"
             ),
         };
@@ -137,7 +156,9 @@ mod pg {
             .bind::<Array<Text>, _>(hosts)
             .bind::<Array<BigInt>, _>(versions)
             .bind::<Array<BigInt>, _>(at)
-            .execute(conn)
+            .prepared()
+            .get_result::<Affected>(conn)
+            .map(|a| usize::try_from(a.n).unwrap_or(0))
     }
 }
 

@@ -29,6 +29,7 @@ use crate::common::db;
 
 mod hellos;
 mod host_state;
+mod prepared;
 mod schedule_replace;
 mod schedule_set;
 use restic_manager::ids::{JobId, ScheduleId};
@@ -204,7 +205,7 @@ pub(crate) fn add_job(c: &mut DbConnection, host_id: &str, kind: JobKind, create
     .unwrap()
 }
 
-fn finished(status: JobStatus, at: i64) -> JobFinish {
+pub(crate) fn finished(status: JobStatus, at: i64) -> JobFinish {
     JobFinish {
         status,
         finished_at: at,

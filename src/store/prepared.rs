@@ -1,0 +1,107 @@
+//! Statements of the hot paths, prepared once per connection instead of
+//! parsed and planned anew on every execution.
+//!
+//! diesel prepares and caches the statements it can tell are always the
+//! same text: most `SELECT`s. It marks every `UPDATE`, every raw
+//! `sql_query`, and inserts and upserts of rows with optional columns as
+//! unsafe to cache, since their text may differ from one value to the
+//! next (a changeset leaves out its `None` fields, an insert writes
+//! `DEFAULT`, a raw query may be built at run time). Such a statement
+//! goes out unprepared: PostgreSQL parses, analyses and plans it every
+//! time, and SQLite compiles it every time. For the writes of the hot
+//! paths (a batch of hellos, a schedule PUT, the push and ack marks, a
+//! run-now's job and audit rows, a job's status changes) that was most of
+//! their cost on PostgreSQL: during `fanout --agents 10000` the writer's
+//! backend used 80 % of a core while `pg_stat_statements` counted a
+//! quarter of that as execution (BENCHMARKS.md, "Prepared once per
+//! connection").
+//!
+//! [`Prepared`] declares such a statement safe to cache and gives it no
+//! static query id, so diesel keys its statement cache on the **text and
+//! the bind types**: each distinct text is prepared once per connection
+//! (a changeset that leaves out a field is another text, so another
+//! statement, never a wrong one). Use it only where the texts a call site
+//! can produce are few (not for inserts of a variable number of rows, nor
+//! for `IN` lists), since every distinct text stays prepared for the
+//! connection's life.
+//!
+//! **Run it with a load** (`load`, `get_result`; a write with
+//! `RETURNING`), not with `execute`: diesel 2.3's `execute` hands the
+//! statement on by reference, and its `QueryFragment` for `&T` does not
+//! forward [`QueryFragment::is_safe_to_cache_prepared`], so an executed
+//! `Prepared` still goes out unprepared (seen in `pg_prepared_statements`:
+//! tests/it/store/prepared.rs). A raw PostgreSQL write that returns
+//! nothing is written `WITH w AS (… RETURNING 1) SELECT count(*) AS n
+//! FROM w` and loaded as [`Affected`].
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::{QueryResult, QueryableByName, RunQueryDsl};
+
+/// The rows a raw write changed, as `SELECT count(*) AS n` reports them.
+#[derive(Debug, QueryableByName)]
+pub struct Affected {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
+/// A statement whose texts are few: prepared once per connection.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a statement does nothing until it is run"]
+pub struct Prepared<Q>(Q);
+
+/// `.prepared()` on any diesel statement.
+pub trait PrepareOnce: Sized {
+    /// This statement, prepared once per connection and text (module doc).
+    fn prepared(self) -> Prepared<Self> {
+        Prepared(self)
+    }
+}
+
+impl<Q> PrepareOnce for Q {}
+
+impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+        // Safe because the cache is keyed on the text (no static id).
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for Prepared<Q> {
+    // No static id: diesel keys the cache on the text and the bind types.
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema::jobs;
+    use diesel::prelude::*;
+    use diesel::sqlite::Sqlite;
+
+    /// An `UPDATE`, which diesel never caches, is safe to cache once
+    /// prepared, and its text is the statement's own.
+    #[test]
+    fn an_update_becomes_safe_to_cache_with_its_own_text() {
+        let update = || diesel::update(jobs::table.find("j1")).set(jobs::dispatched_at.eq(5_i64));
+        assert!(!QueryFragment::<Sqlite>::is_safe_to_cache_prepared(&update(), &Sqlite).unwrap());
+        let prepared = update().prepared();
+        assert!(QueryFragment::<Sqlite>::is_safe_to_cache_prepared(&prepared, &Sqlite).unwrap());
+        const { assert!(!<Prepared<()> as QueryId>::HAS_STATIC_QUERY_ID) };
+        assert_eq!(
+            diesel::debug_query::<Sqlite, _>(&prepared).to_string(),
+            diesel::debug_query::<Sqlite, _>(&update()).to_string()
+        );
+    }
+}

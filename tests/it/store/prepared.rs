@@ -1,0 +1,145 @@
+//! `store::prepared`: the hot writes that diesel sends unprepared (every
+//! `UPDATE`, inserts with optional columns, raw statements) are prepared
+//! once per connection and text, and a changeset that leaves out a field
+//! (another text) gets a statement of its own, never the other's.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use restic_manager::store::models::HostHello;
+use restic_manager::store::{hosts, jobs, DbConnection, JobKind, JobStatus};
+
+use super::{add_host, add_job, finished, for_each_backend, NOW};
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// How many statements this connection holds prepared whose text starts
+/// with `prefix` (PostgreSQL lists a connection's own in
+/// `pg_prepared_statements`).
+fn prepared_like(c: &mut DbConnection, prefix: &str) -> i64 {
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE starts_with(statement, $1)",
+    )
+    .bind::<Text, _>(prefix)
+    .get_result::<Count>(c)
+    .unwrap()
+    .n
+}
+
+#[test]
+fn hot_writes_are_prepared_once_per_connection_and_text() {
+    for_each_backend("prepared_writes", |pool, backend| {
+        let mut conn = pool.get().unwrap();
+        let c = &mut *conn;
+        let host = add_host(c, "prepared");
+        let host_id = host.id.clone();
+        let [a, b, d] = [1, 2, 3].map(|i| add_job(c, &host.id, JobKind::Backup, NOW + i));
+
+        // The same text with other values: each row gets its own values.
+        for (job, at) in [(&a, NOW + 10), (&b, NOW + 20), (&d, NOW + 30)] {
+            assert!(jobs::mark_dispatched(c, &job.id, at).unwrap());
+        }
+        assert!(jobs::mark_started(c, &a.id, NOW + 40).unwrap());
+        assert!(jobs::mark_started(c, &b.id, NOW + 50).unwrap());
+        assert!(
+            !jobs::mark_dispatched(c, &a.id, NOW + 99).unwrap(),
+            "running, not queued: unchanged"
+        );
+
+        // Two texts: a success leaves out `error`, a failure sets it.
+        let ok = jobs::finish_for_host(
+            c,
+            &host_id,
+            &a.id,
+            &finished(JobStatus::Succeeded, NOW + 60),
+        )
+        .unwrap();
+        let failed =
+            jobs::finish_for_host(c, &host_id, &b.id, &finished(JobStatus::Failed, NOW + 70))
+                .unwrap();
+        let again = jobs::finish_for_host(
+            c,
+            &host_id,
+            &d.id,
+            &finished(JobStatus::Succeeded, NOW + 80),
+        )
+        .unwrap();
+        assert!(ok.applied() && failed.applied() && again.applied());
+
+        let read = |c: &mut DbConnection, id: &str| jobs::get(c, id).unwrap().unwrap();
+        let (ra, rb, rd) = (read(c, &a.id), read(c, &b.id), read(c, &d.id));
+        assert_eq!(
+            [ra.dispatched_at, rb.dispatched_at, rd.dispatched_at],
+            [Some(NOW + 10), Some(NOW + 20), Some(NOW + 30)]
+        );
+        assert_eq!(
+            (ra.status, ra.started_at, ra.finished_at),
+            (JobStatus::Succeeded, Some(NOW + 40), Some(NOW + 60))
+        );
+        assert_eq!(
+            (rb.status, rb.error.as_deref(), rb.finished_at),
+            (JobStatus::Failed, Some("boom"), Some(NOW + 70))
+        );
+        assert_eq!(
+            (rd.status, rd.error, rd.started_at),
+            (JobStatus::Succeeded, None, None)
+        );
+
+        if backend == "postgres" {
+            assert_eq!(
+                prepared_like(c, r#"UPDATE "jobs" SET "dispatched_at""#),
+                1,
+                "one statement for four executions"
+            );
+            assert_eq!(
+                prepared_like(c, r#"UPDATE "jobs" SET "status""#),
+                3,
+                "started; finished with and without error"
+            );
+            assert_eq!(
+                prepared_like(c, r#"INSERT INTO "jobs""#),
+                1,
+                "three inserts of one shape"
+            );
+        }
+    });
+}
+
+/// A raw statement of PostgreSQL's (a batch of hellos) is prepared once,
+/// and each execution writes its own values.
+#[test]
+fn a_raw_batch_statement_is_prepared_once() {
+    for_each_backend("prepared_raw", |pool, backend| {
+        let mut conn = pool.get().unwrap();
+        let c = &mut *conn;
+        let hosts_ = [add_host(c, "r1"), add_host(c, "r2")];
+        for (round, version) in [(1, "1.0"), (2, "2.0")] {
+            let hello = HostHello {
+                hostname: format!("renamed-{round}"),
+                os: "linux".to_owned(),
+                arch: "amd64".to_owned(),
+                agent_version: Some(version.to_owned()),
+                restic_version: None,
+                boot_time: None,
+                capabilities: None,
+            };
+            let batch: Vec<_> = hosts_
+                .iter()
+                .map(|h| (h.id.as_str(), &hello, NOW + round))
+                .collect();
+            let rows = hosts::update_from_hellos(c, &batch).unwrap();
+            for row in rows {
+                let row = row.expect("written");
+                assert_eq!(row.agent_version.as_deref(), Some(version));
+                assert_eq!(row.hostname, format!("renamed-{round}"));
+                assert_eq!(row.last_seen_at, Some(NOW + round));
+            }
+        }
+        if backend == "postgres" {
+            assert_eq!(prepared_like(c, "UPDATE hosts AS h SET hostname"), 1);
+        }
+    });
+}
