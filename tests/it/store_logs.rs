@@ -164,3 +164,67 @@ fn batches_in_one_transaction_and_large_batches() {
         );
     });
 }
+
+/// A job deleted while a batch of its lines is being written leaves no
+/// line behind: on PostgreSQL the batch locks its jobs (there is no
+/// foreign key checked per line, issue 19), so the delete waits for the
+/// batch's commit and then removes the lines with the job; on SQLite the
+/// foreign key does it (one writer at a time, so the two run in turn).
+#[test]
+fn a_job_deleted_while_its_lines_are_written_leaves_none() {
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+
+    #[derive(QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    for_each_backend("deleted_while_written", |pool, backend| {
+        let mut conn = pool.get().unwrap();
+        let host = add_host(&mut conn, "h");
+        let job = add_job(&mut conn, &host.id, JobKind::Backup, NOW);
+        let lines: Vec<HostLogLine> = (1..=50)
+            .map(|s| from(&host.id, log_line(&job.id, s)))
+            .collect();
+        let deleter = conn
+            .transaction(|c| {
+                let stored = insert_logs_for_hosts(c, &lines)?;
+                assert_eq!(stored.inserted, 50);
+                if backend != "postgres" {
+                    return Ok::<_, diesel::result::Error>(None);
+                }
+                let (pool, id) = (pool.clone(), job.id.to_string());
+                let deleter = std::thread::spawn(move || {
+                    let mut other = pool.get().unwrap();
+                    jobs::delete(&mut other, &id).unwrap()
+                });
+                // The delete waits on the batch's lock until this commits.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                loop {
+                    let waiting = diesel::sql_query(
+                        "SELECT count(*) AS n FROM pg_stat_activity \
+                         WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                    )
+                    .get_result::<Waiting>(c)?;
+                    if waiting.n > 0 {
+                        break;
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the delete never waited"
+                    );
+                    std::thread::yield_now();
+                }
+                Ok(Some(deleter))
+            })
+            .unwrap();
+        let deleted = match deleter {
+            Some(thread) => thread.join().unwrap(),
+            None => jobs::delete(&mut conn, &job.id).unwrap(),
+        };
+        assert!(deleted);
+        assert_eq!(job_logs::count_after(&mut conn, &job.id, 0).unwrap(), 0);
+    });
+}
