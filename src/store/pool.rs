@@ -9,9 +9,13 @@
 //! decided once, from the URL, and a refused connection keeps its reason.
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use diesel::connection::{Connection, SimpleConnection};
+use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::r2d2::{CustomizeConnection, HandleError, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 
@@ -26,6 +30,69 @@ pub type Pool = r2d2::Pool<DbManager>;
 
 /// A connection checked out of the [`Pool`]; derefs to [`DbConnection`].
 pub type PooledConn = r2d2::PooledConnection<DbManager>;
+
+/// A connection given back to the pool less than this long ago, whose
+/// queries all succeeded, is handed out again without a test query.
+pub const TESTED_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// A pooled connection and what the pool knows of its health; derefs to
+/// [`DbConnection`].
+///
+/// r2d2 tests every connection it hands out (`test_on_check_out`: a
+/// `SELECT 1`), which on PostgreSQL is one more round trip for every
+/// request, greeting and read: a third of the statements a 15,000-agent
+/// connect sent (issue 19). The test only matters for a connection that
+/// may have died since it was last used: one that sat idle (a PostgreSQL
+/// restart meanwhile) or one whose last use failed. So a connection is
+/// tested when it has been idle for [`TESTED_AFTER_IDLE`] or when one of
+/// its queries failed since its last test (any error: a lost connection
+/// or a refused statement alike); otherwise it is handed out as is. The
+/// writer's kept connection follows the same rule
+/// (`actors::persistence::held_conn`). What it costs: a connection that
+/// dies within a second of a successful use (the database restarted
+/// under load) fails the one request that next uses it, which reports
+/// the error; that failure marks it, and its next checkout tests it and
+/// replaces it. HikariCP skips its check the same way (within 500 ms of
+/// a use).
+pub struct TrackedConn {
+    conn: DbConnection,
+    /// When the pool last took it back (or opened it).
+    idle_since: Instant,
+    /// Set by the connection's instrumentation when a query fails.
+    failed: Arc<AtomicBool>,
+}
+
+impl TrackedConn {
+    /// Whether the next checkout must test it first.
+    fn needs_test(&self, now: Instant) -> bool {
+        self.failed.swap(false, Ordering::Relaxed)
+            || now.duration_since(self.idle_since) >= TESTED_AFTER_IDLE
+    }
+}
+
+impl Deref for TrackedConn {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for TrackedConn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+/// Marks its connection when a query fails (see [`TrackedConn`]).
+struct MarkFailures(Arc<AtomicBool>);
+
+impl Instrumentation for MarkFailures {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery { error: Some(_), .. } = event {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
 
 /// SQLite waits this long for a lock held by another connection before it
 /// gives up with "database is locked".
@@ -337,24 +404,36 @@ impl DbManager {
 }
 
 impl r2d2::ManageConnection for DbManager {
-    type Connection = DbConnection;
+    type Connection = TrackedConn;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
-        match &self.target {
+    fn connect(&self) -> Result<TrackedConn, Self::Error> {
+        let mut conn = match &self.target {
             Target::Sqlite { path } => SqliteConnection::establish(path).map(DbConnection::Sqlite),
             #[cfg(feature = "postgres")]
             Target::Postgres { url } => PgConnection::establish(url).map(DbConnection::Pg),
         }
-        .map_err(diesel::r2d2::Error::ConnectionError)
+        .map_err(diesel::r2d2::Error::ConnectionError)?;
+        let failed = Arc::new(AtomicBool::new(false));
+        conn.set_instrumentation(MarkFailures(Arc::clone(&failed)));
+        Ok(TrackedConn {
+            conn,
+            idle_since: Instant::now(),
+            failed,
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, conn: &mut TrackedConn) -> Result<(), Self::Error> {
+        if !conn.needs_test(Instant::now()) {
+            return Ok(());
+        }
+        conn.conn.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+    /// Called as the pool takes a connection back.
+    fn has_broken(&self, conn: &mut TrackedConn) -> bool {
+        conn.idle_since = Instant::now();
+        std::thread::panicking() || conn.conn.is_broken()
     }
 }
 
@@ -368,9 +447,9 @@ struct ConnectionSetup {
     postgres: String,
 }
 
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup {
-    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        match conn {
+impl CustomizeConnection<TrackedConn, diesel::r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut TrackedConn) -> Result<(), diesel::r2d2::Error> {
+        match &mut conn.conn {
             DbConnection::Sqlite(sqlite) => sqlite
                 .batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
@@ -422,9 +501,11 @@ pub fn connect(database_url: &str, max_size: u32) -> Result<Pool, StoreError> {
 /// driver's reason instead of after r2d2's connection timeout.
 ///
 /// A database that goes away later (a PostgreSQL restart) is survived:
-/// r2d2 checks each connection as it is handed out and replaces a broken
-/// one, so callers see errors only while the database is down, for at
-/// most `connection_timeout` per request.
+/// r2d2 checks a connection that sat idle (or whose last use failed) as
+/// it is handed out and replaces a broken one ([`TrackedConn`]), so
+/// callers see errors while the database is down, for at most
+/// `connection_timeout` per request, and once per connection that died
+/// within a second of its last use.
 pub fn connect_with(database_url: &str, settings: &PoolSettings) -> Result<Pool, StoreError> {
     let max_size = settings.max_size;
     if max_size == 0 {
@@ -449,7 +530,7 @@ pub fn connect_with(database_url: &str, settings: &PoolSettings) -> Result<Pool,
         let applied = super::run_migrations(&mut first)?;
         // Hosts from before the natural sort key (or bulk-loaded) get theirs.
         let sort_keys = super::hosts::fill_sort_keys(&mut first)?;
-        match &mut first {
+        match &mut first.conn {
             DbConnection::Sqlite(sqlite) => {
                 super::sqlite_build::warn_unless_plans_are_stable(sqlite)
             }
@@ -484,6 +565,36 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// A connection is tested on checkout after a second idle or after a
+    /// failed query (once), not when it was just given back healthy.
+    #[test]
+    fn a_connection_is_tested_only_when_idle_or_after_a_failure() {
+        use diesel::RunQueryDsl;
+        use r2d2::ManageConnection;
+        let dir = tempfile::tempdir().unwrap();
+        let manager = DbManager {
+            target: Target::parse(&dir.path().join("t.db").display().to_string()).unwrap(),
+        };
+        let mut conn = manager.connect().unwrap();
+        let now = Instant::now();
+        assert!(!conn.needs_test(now), "just opened");
+        assert!(!manager.has_broken(&mut conn));
+        assert!(!conn.needs_test(Instant::now()), "just given back");
+        assert!(
+            conn.needs_test(Instant::now() + TESTED_AFTER_IDLE),
+            "idle a second"
+        );
+
+        diesel::sql_query("SELECT 1").execute(&mut *conn).unwrap();
+        assert!(!conn.needs_test(Instant::now()), "a success marks nothing");
+        diesel::sql_query("SELECT * FROM no_such_table")
+            .execute(&mut *conn)
+            .unwrap_err();
+        assert!(conn.needs_test(Instant::now()), "a failure is tested");
+        assert!(!conn.needs_test(Instant::now()), "once");
+        manager.is_valid(&mut conn).unwrap();
+    }
 
     /// The pool takes the timeouts it is given.
     #[test]
@@ -599,7 +710,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = connect(&dir.path().join("t.db").display().to_string(), 2).unwrap();
         let mut conn = pool.get().unwrap();
-        let DbConnection::Sqlite(sqlite) = &mut *conn else {
+        let DbConnection::Sqlite(sqlite) = &mut **conn else {
             panic!("expected SQLite");
         };
         let pages: Pages = diesel::sql_query("PRAGMA wal_autocheckpoint")

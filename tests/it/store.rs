@@ -360,19 +360,19 @@ fn sqlite_pragmas_are_set_on_every_connection() {
     for conn in &mut held {
         let c = &mut **conn;
         let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
-            .get_result(c)
+            .get_result(&mut **c)
             .unwrap();
         assert_eq!(mode.journal_mode, "wal");
         let fk: Fk = diesel::sql_query("PRAGMA foreign_keys")
-            .get_result(c)
+            .get_result(&mut **c)
             .unwrap();
         assert_eq!(fk.foreign_keys, 1);
         let busy: Busy = diesel::sql_query("PRAGMA busy_timeout")
-            .get_result(c)
+            .get_result(&mut **c)
             .unwrap();
         assert_eq!(busy.timeout, 5000);
         let sync: Sync = diesel::sql_query("PRAGMA synchronous")
-            .get_result(c)
+            .get_result(&mut **c)
             .unwrap();
         assert_eq!(sync.synchronous, 1, "NORMAL");
     }
@@ -1253,7 +1253,7 @@ fn schedule_versions_queries() {
         let bare = new_host("bare");
         diesel::insert_into(store::schema::hosts::table)
             .values(bare.clone())
-            .execute(c)
+            .execute(&mut **c)
             .unwrap();
         assert_eq!(schedule_versions::bump(c, &bare.id).unwrap(), 1);
     });
@@ -2182,7 +2182,7 @@ fn shared_repository_survives_one_host_delete() {
         .unwrap();
         diesel::update(store::schema::hosts::table.find(&b.id))
             .set(store::schema::hosts::repository_id.eq(&repo.id))
-            .execute(c)
+            .execute(&mut **c)
             .unwrap();
         hosts::delete(c, &a.id).unwrap();
         assert_eq!(
@@ -2254,7 +2254,7 @@ fn unknown_enum_values_in_the_database_are_clear_errors() {
             let err = logs::table
                 .select(logs::stream)
                 .filter(logs::job_id.eq(&job.id))
-                .load::<LogStream>(c)
+                .load::<LogStream>(&mut ***c)
                 .unwrap_err();
             assert!(
                 error_chain(&err).contains("unknown log stream \"stdin\""),
@@ -2326,7 +2326,7 @@ fn json_columns_round_trip_and_malformed_values_are_clear_errors() {
             let text: (String, Option<String>) = sg::table
                 .find(&group.id)
                 .select((sg::includes, sg::retention_policy))
-                .first(c)
+                .first(&mut ***c)
                 .unwrap();
             assert_eq!(
                 text,
@@ -2339,7 +2339,7 @@ fn json_columns_round_trip_and_malformed_values_are_clear_errors() {
             let null: Option<String> = restic_manager::store::schema::jobs::table
                 .find(&job.id)
                 .select(restic_manager::store::schema::jobs::retention_policy)
-                .first(c)
+                .first(&mut ***c)
                 .unwrap();
             assert_eq!(null, None, "{backend}: no policy is SQL NULL, not \"null\"");
 

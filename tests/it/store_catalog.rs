@@ -292,7 +292,7 @@ fn keep_and_forget() {
         assert_eq!(search_paths(c, "one-nginx", None).1, 1);
         let rows: i64 = catalog::catalog_entries::table
             .count()
-            .get_result(c)
+            .get_result(&mut ***c)
             .unwrap();
         assert_eq!(rows, 9, "S1's 8 entries and s4's 1");
     });

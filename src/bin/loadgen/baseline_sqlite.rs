@@ -304,7 +304,7 @@ fn measure<T>(
         insert(&mut conn, batch)?;
     }
     let took = start.elapsed().as_secs_f64().max(1e-9);
-    let stored: i64 = schema::job_logs::table.count().get_result(&mut *conn)?;
+    let stored: i64 = schema::job_logs::table.count().get_result(&mut **conn)?;
     if stored != all.len() as i64 {
         bail!("{label}: {stored} of {} lines stored", all.len());
     }

@@ -557,7 +557,7 @@ mod tests {
             assert_eq!(count(&mut pg, "job_logs"), 200 + 199 * 9);
             // The trigger counts a new job again.
             diesel::sql_query("DELETE FROM jobs WHERE id = (SELECT MIN(id) FROM jobs)")
-                .execute(&mut pg)
+                .execute(&mut **pg)
                 .unwrap();
             let total = number(
                 &mut pg,

@@ -93,7 +93,7 @@ fn schedule_replace_refuses_without_writing_and_writes_once() {
             let managed = add_schedule(c, a.id.as_str(), "0 2 * * *", true);
             diesel::update(store::schema::schedules::table.find(managed.id.as_str()))
                 .set(store::schema::schedules::policy_id.eq("pol-1"))
-                .execute(c)
+                .execute(&mut **c)
                 .unwrap();
             let of_b = add_schedule(c, b.id.as_str(), "0 1 * * *", true);
             let before = state(c, a.id.as_str());
