@@ -16,6 +16,7 @@ use super::job_logs::{self, LogBatchOutcome};
 use super::jobs::{self, FinishOutcome};
 use super::json::Json;
 use super::models::{Job, JobFinish, NewJob, NewJobLog};
+use super::prepared::PrepareOnce;
 use super::schema::jobs as jobs_table;
 use super::types::JobStatus;
 use super::{write_transaction, DbConnection, INSERT_CHUNK_ROWS};
@@ -57,8 +58,10 @@ pub fn mark_started_for_host(
         jobs_table::status.eq(JobStatus::Running),
         jobs_table::started_at.eq(started_at),
     ))
-    .execute(conn)
-    .map(|n| n == 1)
+    .returning(jobs_table::id)
+    .prepared()
+    .load::<JobId>(conn)
+    .map(|ids| ids.len() == 1)
 }
 
 /// `command.result` with `accepted: true` for a job of `host_id`. False
@@ -77,8 +80,10 @@ pub fn mark_accepted_for_host(
             .filter(jobs_table::accepted_at.is_null()),
     )
     .set(jobs_table::accepted_at.eq(now))
-    .execute(conn)
-    .map(|n| n == 1)
+    .returning(jobs_table::id)
+    .prepared()
+    .load::<JobId>(conn)
+    .map(|ids| ids.len() == 1)
 }
 
 /// The latest `job.progress` of each job (with the host whose session
