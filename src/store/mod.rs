@@ -109,7 +109,9 @@ pub mod version_marks;
 
 pub use json::Json;
 pub use migrations::{binary_schema, revert_all_migrations, run_migrations, run_migrations_until};
-pub use pool::{connect, connect_with, DbManager, Pool, PooledConn, StoreError, TrackedConn};
+pub use pool::{
+    connect, connect_with, DbManager, Pool, PooledConn, StoreError, TrackedConn, TESTED_AFTER_IDLE,
+};
 pub use pool_settings::{check_application_name, PoolSettings};
 pub use types::{
     JobKind, JobStatus, JobTrigger, LogStream, Page, Role, ScheduleKind, UnknownValue,

@@ -1,14 +1,15 @@
 //! The writer's connection, kept between writes (issue 19 §2).
 //!
-//! Taking a connection from the pool tests it first (r2d2's
-//! `test_on_check_out`: a `SELECT 1`): on PostgreSQL one more round trip
-//! on every writer turn, a run-now costing five of them. The one writer
-//! keeps its connection instead and tests it only when it has been idle
-//! for [`IDLE_BEFORE_TEST`] (a PostgreSQL restart meanwhile is seen before
-//! the write, as with the pool). A write that fails gives the connection
-//! back to the pool (tested again on its next checkout), so a connection
-//! that broke under load is used for one failed write at most, which its
-//! sender retries (PROTOCOL.md: an unacked message is re-sent).
+//! The one writer keeps its connection instead of taking one from the
+//! pool for every turn, and tests it only when it has been idle for
+//! [`IDLE_BEFORE_TEST`] (a PostgreSQL restart meanwhile is seen before
+//! the write). The pool's other connections follow the same rule since
+//! (`store::TrackedConn`); keeping the connection still saves the pool's
+//! lock and bookkeeping on every writer turn. A write that fails gives
+//! the connection back to the pool (marked by its failed query, so tested
+//! on its next checkout), so a connection that broke under load is used
+//! for one failed write at most, which its sender retries (PROTOCOL.md:
+//! an unacked message is re-sent).
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use super::PersistError;
 use crate::store::{self, Pool, PooledConn};
 
 /// A kept connection idle for this long is tested before its next write.
-pub(super) const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
+pub(super) const IDLE_BEFORE_TEST: Duration = store::TESTED_AFTER_IDLE;
 
 /// The pool and the connection kept from it.
 pub(super) struct HeldConn {
