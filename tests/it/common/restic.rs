@@ -207,10 +207,20 @@ impl TempRepo {
     }
 }
 
-/// The lock files in the repository at `repo`.
+/// The lock files in the repository at `repo`: the files of `locks/`
+/// named by an ID (64 hex digits). restic's local backend writes a file
+/// as `<id>-tmp-<random>` and renames it once written; a restic
+/// interrupted in between (the agent's SIGINT after a failed dump, in the
+/// window while restic writes its lock) leaves that temporary file, which
+/// is no lock: restic lists only files named by an ID as locks, so no
+/// later command sees it or waits for it.
 fn lock_files_in(repo: &Path) -> Vec<PathBuf> {
+    let is_id = |name: &str| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
     match std::fs::read_dir(repo.join("locks")) {
-        Ok(entries) => entries.map(|e| e.expect("dir entry").path()).collect(),
+        Ok(entries) => entries
+            .map(|e| e.expect("dir entry").path())
+            .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(is_id))
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
