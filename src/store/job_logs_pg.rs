@@ -119,6 +119,7 @@ pub(super) fn insert_known(
     if keep.is_empty() {
         return Ok(LogBatchOutcome::default());
     }
+    let lines = keep.len();
     let mut ids: Vec<&str> = keep.iter().map(|l| l.job_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -129,31 +130,19 @@ pub(super) fn insert_known(
         .into_iter()
         .map(|l| l.id)
         .collect();
-    let gone = if locked.len() == ids.len() {
-        0
-    } else {
-        keep.iter()
-            .filter(|l| !locked.contains(l.job_id.as_str()))
-            .count()
-    };
-    let still: Vec<&NewJobLog>;
-    let keep = if gone == 0 {
-        keep
-    } else {
-        still = keep
-            .iter()
-            .copied()
-            .filter(|l| locked.contains(l.job_id.as_str()))
-            .collect();
-        if still.is_empty() {
-            return Ok(LogBatchOutcome {
-                unknown_job: gone,
-                ..LogBatchOutcome::default()
-            });
-        }
-        still.as_slice()
-    };
-    let rows = Row::of(keep);
+    let keep: Vec<&NewJobLog> = keep
+        .iter()
+        .copied()
+        .filter(|l| locked.contains(l.job_id.as_str()))
+        .collect();
+    let gone = lines - keep.len();
+    if keep.is_empty() {
+        return Ok(LogBatchOutcome {
+            unknown_job: gone,
+            ..LogBatchOutcome::default()
+        });
+    }
+    let rows = Row::of(&keep);
     // A savepoint (the caller's transaction is open): a failed COPY is
     // undone alone.
     let direct = conn.transaction(|c| {
@@ -163,11 +152,11 @@ pub(super) fn insert_known(
     });
     let inserted = match direct {
         Ok(inserted) => {
-            raise_last_seq(conn, keep)?;
+            raise_last_seq(conn, &keep)?;
             inserted
         }
         // A duplicate (or any refusal of a row): the careful way.
-        Err(DieselError::DatabaseError(..)) => insert_staged(conn, keep)?,
+        Err(DieselError::DatabaseError(..)) => insert_staged(conn, &keep)?,
         Err(e) => return Err(e),
     };
     Ok(LogBatchOutcome {

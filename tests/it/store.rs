@@ -234,10 +234,11 @@ fn is_db_error(err: &DieselError, want: DatabaseErrorKind) -> bool {
     matches!(err, DieselError::DatabaseError(kind, _) if std::mem::discriminant(kind) == std::mem::discriminant(&want))
 }
 
+/// The one row of a `SELECT count(*) AS n`.
 #[derive(QueryableByName)]
-struct Count {
+pub(crate) struct Count {
     #[diesel(sql_type = BigInt)]
-    n: i64,
+    pub(crate) n: i64,
 }
 
 /// How many application tables exist (everything but diesel's own).

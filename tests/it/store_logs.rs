@@ -173,13 +173,6 @@ fn batches_in_one_transaction_and_large_batches() {
 #[test]
 fn a_job_deleted_while_its_lines_are_written_leaves_none() {
     use diesel::prelude::*;
-    use diesel::sql_types::BigInt;
-
-    #[derive(QueryableByName)]
-    struct Waiting {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
 
     for_each_backend("deleted_while_written", |pool, backend| {
         let mut conn = pool.get().unwrap();
@@ -207,7 +200,7 @@ fn a_job_deleted_while_its_lines_are_written_leaves_none() {
                         "SELECT count(*) AS n FROM pg_stat_activity \
                          WHERE wait_event_type = 'Lock' AND datname = current_database()",
                     )
-                    .get_result::<Waiting>(c)?;
+                    .get_result::<crate::store::Count>(c)?;
                     if waiting.n > 0 {
                         break;
                     }

@@ -8,7 +8,11 @@ use restic_manager::store::models::HostHello;
 
 use super::{add_host, for_each_backend, NOW};
 
-fn hello(hostname: &str, agent_version: Option<&str>, capabilities: Option<&[&str]>) -> HostHello {
+pub(super) fn hello(
+    hostname: &str,
+    agent_version: Option<&str>,
+    capabilities: Option<&[&str]>,
+) -> HostHello {
     HostHello {
         hostname: hostname.to_owned(),
         os: "linux".to_owned(),

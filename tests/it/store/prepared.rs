@@ -4,17 +4,11 @@
 //! (another text) gets a statement of its own, never the other's.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
-use restic_manager::store::models::HostHello;
+use diesel::sql_types::Text;
 use restic_manager::store::{hosts, jobs, DbConnection, JobKind, JobStatus};
 
-use super::{add_host, add_job, finished, for_each_backend, NOW};
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
+use super::hellos::hello;
+use super::{add_host, add_job, finished, for_each_backend, Count, NOW};
 
 /// How many statements this connection holds prepared whose text starts
 /// with `prefix` (PostgreSQL lists a connection's own in
@@ -117,15 +111,7 @@ fn a_raw_batch_statement_is_prepared_once() {
         let c = &mut *conn;
         let hosts_ = [add_host(c, "r1"), add_host(c, "r2")];
         for (round, version) in [(1, "1.0"), (2, "2.0")] {
-            let hello = HostHello {
-                hostname: format!("renamed-{round}"),
-                os: "linux".to_owned(),
-                arch: "amd64".to_owned(),
-                agent_version: Some(version.to_owned()),
-                restic_version: None,
-                boot_time: None,
-                capabilities: None,
-            };
+            let hello = hello(&format!("renamed-{round}"), Some(version), None);
             let batch: Vec<_> = hosts_
                 .iter()
                 .map(|h| (h.id.as_str(), &hello, NOW + round))
