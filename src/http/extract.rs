@@ -122,6 +122,18 @@ pub fn live_host(conn: &mut DbConnection, id: &str) -> Result<Host, ApiError> {
     }
 }
 
+/// [`live_host`] with its schedule and configuration versions, in one
+/// statement.
+pub fn live_host_with_version(
+    conn: &mut DbConnection,
+    id: &str,
+) -> Result<store::hosts::HostWithVersion, ApiError> {
+    match store::hosts::get_with_version(conn, id)? {
+        Some(row) if row.host.revoked_at.is_none() => Ok(row),
+        _ => Err(ApiError::not_found(&format!("host {id}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::http::StatusCode;

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::models::{RepoStats, Snapshot};
 use super::schema::{repo_stats, snapshots};
 use super::types::Page;
-use super::{clamp_limit, DbConnection, MAX_PAGE};
+use super::{clamp_limit, page_total, DbConnection, MAX_PAGE};
 
 /// The host's snapshots, newest first, one page of them.
 pub fn snapshots_page(
@@ -16,17 +16,21 @@ pub fn snapshots_page(
     limit: i64,
     offset: i64,
 ) -> QueryResult<Page<Snapshot>> {
+    let limit = clamp_limit(limit, MAX_PAGE);
+    let offset = offset.max(0);
     let items = snapshots::table
         .filter(snapshots::host_id.eq(host_id))
         .order((snapshots::time.desc(), snapshots::snapshot_id.asc()))
-        .limit(clamp_limit(limit, MAX_PAGE))
-        .offset(offset.max(0))
+        .limit(limit)
+        .offset(offset)
         .select(Snapshot::as_select())
         .load(conn)?;
-    let total = snapshots::table
-        .filter(snapshots::host_id.eq(host_id))
-        .count()
-        .get_result(conn)?;
+    let total = page_total(items.len(), limit, offset, || {
+        snapshots::table
+            .filter(snapshots::host_id.eq(host_id))
+            .count()
+            .get_result(conn)
+    })?;
     Ok(Page { items, total })
 }
 
@@ -52,12 +56,16 @@ pub fn repo_stats_page(
     limit: i64,
     offset: i64,
 ) -> QueryResult<Page<RepoStats>> {
+    let limit = clamp_limit(limit, MAX_PAGE);
+    let offset = offset.max(0);
     let items = stats_filtered(host_id, since)
         .order((repo_stats::recorded_at.asc(), repo_stats::id.asc()))
-        .limit(clamp_limit(limit, MAX_PAGE))
-        .offset(offset.max(0))
+        .limit(limit)
+        .offset(offset)
         .select(RepoStats::as_select())
         .load(conn)?;
-    let total = stats_filtered(host_id, since).count().get_result(conn)?;
+    let total = page_total(items.len(), limit, offset, || {
+        stats_filtered(host_id, since).count().get_result(conn)
+    })?;
     Ok(Page { items, total })
 }

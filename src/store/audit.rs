@@ -7,7 +7,7 @@ use super::models::{AuditEntry, NewAuditEntry};
 use super::prepared::PrepareOnce;
 use super::schema::audit_log;
 use super::types::Page;
-use super::{clamp_limit, DbConnection, MAX_PAGE};
+use super::{clamp_limit, page_total, DbConnection, MAX_PAGE};
 
 /// Which entries [`list`] returns.
 #[derive(Debug, Clone, Default)]
@@ -81,12 +81,16 @@ fn filtered<'a>(filter: &'a AuditFilter) -> audit_log::BoxedQuery<'a, super::Mul
 
 /// Entries matching the filter, newest first, and the total that match.
 pub fn list(conn: &mut DbConnection, filter: &AuditFilter) -> QueryResult<Page<AuditEntry>> {
+    let limit = clamp_limit(filter.limit, MAX_PAGE);
+    let offset = filter.offset.max(0);
     let items = filtered(filter)
         .order((audit_log::at.desc(), audit_log::id.desc()))
-        .limit(clamp_limit(filter.limit, MAX_PAGE))
-        .offset(filter.offset.max(0))
+        .limit(limit)
+        .offset(offset)
         .select(AuditEntry::as_select())
         .load(conn)?;
-    let total = filtered(filter).count().get_result(conn)?;
+    let total = page_total(items.len(), limit, offset, || {
+        filtered(filter).count().get_result(conn)
+    })?;
     Ok(Page { items, total })
 }

@@ -24,7 +24,7 @@ use super::schema::{
     backup_latest, host_labels, host_schedule_version as hsv, hosts, missed_runs, repositories,
 };
 use super::types::{JobStatus, Page};
-use super::{clamp_limit, enrollment, write_transaction, DbConnection, MAX_PAGE};
+use super::{clamp_limit, enrollment, page_total, write_transaction, DbConnection, MAX_PAGE};
 use crate::ids::HostId;
 
 diesel::define_sql_function! {
@@ -252,20 +252,18 @@ pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Host>> {
 
 /// The host with this id and its schedule versions.
 pub fn get_with_version(conn: &mut DbConnection, id: &str) -> QueryResult<Option<HostWithVersion>> {
-    let Some((host, config)) = hosts::table
-        .find(id)
-        .select((Host::as_select(), HostConfigVersion::as_select()))
-        .first::<(Host, HostConfigVersion)>(conn)
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let schedule = hsv::table
-        .find(id)
-        .select(HostScheduleVersion::as_select())
-        .first(conn)
+    // One statement: on PostgreSQL each is a round trip.
+    let row = hosts::table
+        .left_join(hsv::table)
+        .filter(hosts::id.eq(id))
+        .select((
+            Host::as_select(),
+            HostConfigVersion::as_select(),
+            Option::<HostScheduleVersion>::as_select(),
+        ))
+        .first::<(Host, HostConfigVersion, Option<HostScheduleVersion>)>(conn)
         .optional()?;
-    Ok(Some(HostWithVersion {
+    Ok(row.map(|(host, config, schedule)| HostWithVersion {
         host,
         schedule,
         config,
@@ -407,13 +405,17 @@ pub fn page(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Vec<Hos
 /// Hosts matching the filter in natural order of their names, with their
 /// schedule versions, and the total that match.
 pub fn list(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Page<HostWithVersion>> {
+    let limit = clamp_limit(filter.limit, MAX_PAGE);
+    let offset = filter.offset.max(0);
     let hosts: Vec<(Host, HostConfigVersion)> = filtered(filter)
         .order((hosts::sort_key.asc(), hosts::id.asc()))
-        .limit(clamp_limit(filter.limit, MAX_PAGE))
-        .offset(filter.offset.max(0))
+        .limit(limit)
+        .offset(offset)
         .select((Host::as_select(), HostConfigVersion::as_select()))
         .load(conn)?;
-    let total = filtered(filter).count().get_result(conn)?;
+    let total = page_total(hosts.len(), limit, offset, || {
+        filtered(filter).count().get_result(conn)
+    })?;
     let ids: Vec<&str> = hosts.iter().map(|(h, _)| h.id.as_str()).collect();
     let mut versions: HashMap<HostId, HostScheduleVersion> = hsv::table
         .filter(hsv::host_id.eq_any(&ids))

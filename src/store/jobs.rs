@@ -16,7 +16,7 @@ use super::models::{Job, JobFinish, NewJob};
 use super::prepared::PrepareOnce;
 use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
-use super::{clamp_limit, DbConnection, MAX_PAGE};
+use super::{clamp_limit, page_total, DbConnection, MAX_PAGE};
 use crate::ids::{HostId, JobId};
 use crate::protocol::JobProgress;
 
@@ -96,13 +96,17 @@ fn filtered<'a>(filter: &'a JobFilter) -> jobs::BoxedQuery<'a, super::MultiBacke
 
 /// Jobs matching the filter, newest first, and the total that match.
 pub fn list(conn: &mut DbConnection, filter: &JobFilter) -> QueryResult<Page<Job>> {
+    let limit = clamp_limit(filter.limit, MAX_PAGE);
+    let offset = filter.offset.max(0);
     let items = filtered(filter)
         .order((jobs::created_at.desc(), jobs::id.desc()))
-        .limit(clamp_limit(filter.limit, MAX_PAGE))
-        .offset(filter.offset.max(0))
+        .limit(limit)
+        .offset(offset)
         .select(Job::as_select())
         .load(conn)?;
-    let total = filtered(filter).count().get_result(conn)?;
+    let total = page_total(items.len(), limit, offset, || {
+        filtered(filter).count().get_result(conn)
+    })?;
     Ok(Page { items, total })
 }
 

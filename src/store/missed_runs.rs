@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::models::{MissedRun, NewMissedRun};
 use super::schema::missed_runs;
 use super::types::Page;
-use super::{clamp_limit, per_backend, DbConnection, MAX_PAGE};
+use super::{clamp_limit, page_total, per_backend, DbConnection, MAX_PAGE};
 
 /// Which missed runs [`list`] returns.
 #[derive(Debug, Clone, Default)]
@@ -64,12 +64,16 @@ fn filtered<'a>(filter: &'a MissedRunFilter) -> missed_runs::BoxedQuery<'a, supe
 /// Missed runs matching the filter, latest scheduled time first, and the
 /// total that match.
 pub fn list(conn: &mut DbConnection, filter: &MissedRunFilter) -> QueryResult<Page<MissedRun>> {
+    let limit = clamp_limit(filter.limit, MAX_PAGE);
+    let offset = filter.offset.max(0);
     let items = filtered(filter)
         .order((missed_runs::scheduled_at.desc(), missed_runs::id.desc()))
-        .limit(clamp_limit(filter.limit, MAX_PAGE))
-        .offset(filter.offset.max(0))
+        .limit(limit)
+        .offset(offset)
         .select(MissedRun::as_select())
         .load(conn)?;
-    let total = filtered(filter).count().get_result(conn)?;
+    let total = page_total(items.len(), limit, offset, || {
+        filtered(filter).count().get_result(conn)
+    })?;
     Ok(Page { items, total })
 }

@@ -245,12 +245,44 @@ pub(crate) fn clamp_limit(limit: i64, max: i64) -> i64 {
     limit.clamp(1, max)
 }
 
+/// The total of a list whose page of `len` rows was read with `LIMIT
+/// limit OFFSET offset`, counted by `count` only when the page cannot tell
+/// it: a short page that is not past the end holds the last rows, so the
+/// total is `offset + len`. Most of a host's lists (its jobs, snapshots,
+/// missed runs) fit on their first page, and on PostgreSQL every statement
+/// saved is a round trip (the host page, BENCHMARKS.md).
+pub(crate) fn page_total(
+    len: usize,
+    limit: i64,
+    offset: i64,
+    count: impl FnOnce() -> diesel::QueryResult<i64>,
+) -> diesel::QueryResult<i64> {
+    let len = len as i64;
+    if len < limit && (len > 0 || offset == 0) {
+        Ok(offset + len)
+    } else {
+        count()
+    }
+}
+
 /// The largest page any list query returns.
 pub const MAX_PAGE: i64 = 1000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A short page knows its total; a full page, or an empty one past
+    /// the end, asks for a count (and its error is the list's).
+    #[test]
+    fn a_page_counts_only_when_it_cannot_tell() {
+        let never = || -> diesel::QueryResult<i64> { panic!("counted") };
+        assert_eq!(page_total(2, 5, 10, never).unwrap(), 12);
+        assert_eq!(page_total(0, 5, 0, never).unwrap(), 0);
+        assert_eq!(page_total(2, 2, 0, || Ok(40)).unwrap(), 40);
+        assert_eq!(page_total(0, 5, 100, || Ok(7)).unwrap(), 7);
+        assert!(page_total(1, 1, 0, || Err(DieselError::NotFound)).is_err());
+    }
 
     /// Ids are UUID v7 and sort by creation time.
     #[test]

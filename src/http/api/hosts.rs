@@ -17,7 +17,7 @@ use crate::agent_release::AgentRelease;
 use crate::auth::Role;
 use crate::http::auth::Principal;
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{live_host, Body, Time};
+use crate::http::extract::{live_host, live_host_with_version, Body, Time};
 use crate::http::AppState;
 use crate::store::hosts::{HostWithVersion, VersionFilter};
 use crate::store::{self, models};
@@ -274,10 +274,10 @@ fn load(
     id: &str,
     release: &AgentRelease,
 ) -> Result<HostDto, ApiError> {
-    live_host(conn, id)?;
-    let row = store::hosts::get_with_version(conn, id)?
-        .ok_or_else(|| ApiError::not_found(&format!("host {id}")))?;
-    Ok(HostDto::from_row(row, release))
+    Ok(HostDto::from_row(
+        live_host_with_version(conn, id)?,
+        release,
+    ))
 }
 
 async fn get(

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use futures_util::future;
 use maud::{html, Markup};
 use serde_json::json;
 
@@ -28,8 +29,8 @@ use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, UiError};
 use crate::agent_release::AgentRelease;
 use crate::auth::Role;
-use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::live_host;
+use crate::http::error::with_conn;
+use crate::http::extract::live_host_with_version;
 use crate::http::AppState;
 use crate::store::hosts::HostWithVersion;
 use crate::store::models::{
@@ -83,6 +84,37 @@ struct Data {
     discovery: Option<store::discovery::DiscoveryRow>,
 }
 
+/// [`Data`]'s host, its history and statistics (one connection).
+struct History {
+    host: HostWithVersion,
+    jobs: Vec<Job>,
+    waiting: HashMap<String, String>,
+    snapshots: Vec<Snapshot>,
+    snapshot_total: i64,
+    stats: Vec<RepoStats>,
+    missed: Vec<MissedRun>,
+}
+
+/// [`Data`]'s health checks, metrics and verification (another).
+struct Watch {
+    own_health_checks: Vec<crate::protocol::HealthCheckSpec>,
+    /// The policies that carry checks, merged with the host's own once
+    /// its labels are read.
+    check_policies: Vec<store::policies::Policy>,
+    health: Vec<store::health::HealthResultRow>,
+    metrics: Vec<store::host_metrics::MetricPoint>,
+    verification: Verification,
+}
+
+/// [`Data`]'s configuration: repository, groups, schedules, discovery (a
+/// third).
+struct Setup {
+    repository: Option<Repository>,
+    groups: Vec<SourceGroup>,
+    schedules: Vec<ScheduleWithGroups>,
+    discovery: Option<store::discovery::DiscoveryRow>,
+}
+
 pub(super) async fn page(
     state: web::Data<AppState>,
     ctx: PageCtx,
@@ -92,63 +124,102 @@ pub(super) async fn page(
     let id = path.into_inner();
     let since = ctx.now - HISTORY_MS;
     let metrics_since = ctx.now - health::METRICS_MS;
-    let data = with_conn(&state.pool, move |conn| {
-        live_host(conn, &id)?;
-        let host = store::hosts::get_with_version(conn, &id)?
-            .ok_or_else(|| ApiError::not_found(&format!("host {id}")))?;
-        let jobs = store::jobs::list(
-            conn,
-            &store::jobs::JobFilter {
-                host_id: Some(id.clone()),
-                limit: RECENT_JOBS,
-                ..Default::default()
-            },
-        )?
-        .items;
-        let queued: Vec<&str> = jobs
-            .iter()
-            .filter(|j| j.status == JobStatus::Queued)
-            .map(|j| j.id.as_str())
-            .collect();
-        let waiting: HashMap<String, String> = store::leases::waiting_for(conn, &queued)?
-            .into_iter()
-            .collect();
-        let snapshots = store::api_queries::snapshots_page(conn, &id, SNAPSHOTS, 0)?;
-        let missed = store::missed_runs::list(
-            conn,
-            &store::missed_runs::MissedRunFilter {
-                host_id: Some(id.clone()),
-                since: Some(since),
-                limit: MISSED_RUNS,
-                ..Default::default()
-            },
-        )?
-        .items;
-        Ok(Data {
-            own_health_checks: store::health::get_checks(conn, &id)?,
-            health_checks: store::health::effective_checks(conn, &id)?,
-            health: store::health::latest_for_host(conn, &id)?,
-            metrics: store::host_metrics::list_for_host(
+    // Three groups of reads on three connections at once: on PostgreSQL
+    // each statement is a round trip (about 60 µs here), and the page's
+    // nineteen one after the other were most of its time (BENCHMARKS.md).
+    // The groups are independent; a host that is gone fails the first
+    // group, and the others' empty reads are dropped.
+    let history = with_conn(&state.pool, {
+        let id = id.clone();
+        move |conn| {
+            let host = live_host_with_version(conn, &id)?;
+            let jobs = store::jobs::list(
                 conn,
-                &id,
-                metrics_since,
-                health::METRIC_POINTS,
-            )?,
-            verification: verify::load(conn, &id)?,
+                &store::jobs::JobFilter {
+                    host_id: Some(id.clone()),
+                    limit: RECENT_JOBS,
+                    ..Default::default()
+                },
+            )?
+            .items;
+            let queued: Vec<&str> = jobs
+                .iter()
+                .filter(|j| j.status == JobStatus::Queued)
+                .map(|j| j.id.as_str())
+                .collect();
+            let waiting: HashMap<String, String> = store::leases::waiting_for(conn, &queued)?
+                .into_iter()
+                .collect();
+            let snapshots = store::api_queries::snapshots_page(conn, &id, SNAPSHOTS, 0)?;
+            let missed = store::missed_runs::list(
+                conn,
+                &store::missed_runs::MissedRunFilter {
+                    host_id: Some(id.clone()),
+                    since: Some(since),
+                    limit: MISSED_RUNS,
+                    ..Default::default()
+                },
+            )?
+            .items;
+            Ok(History {
+                stats: store::repo_stats::list_for_host(conn, &id, Some(since), STATS_SAMPLES)?,
+                snapshot_total: snapshots.total,
+                snapshots: snapshots.items,
+                jobs,
+                waiting,
+                missed,
+                host,
+            })
+        }
+    });
+    let watch = with_conn(&state.pool, {
+        let id = id.clone();
+        move |conn| {
+            Ok(Watch {
+                own_health_checks: store::health::get_checks(conn, &id)?,
+                check_policies: store::health::policies_with_checks(conn)?,
+                health: store::health::latest_for_host(conn, &id)?,
+                metrics: store::host_metrics::list_for_host(
+                    conn,
+                    &id,
+                    metrics_since,
+                    health::METRIC_POINTS,
+                )?,
+                verification: verify::load(conn, &id)?,
+            })
+        }
+    });
+    let setup = with_conn(&state.pool, move |conn| {
+        Ok(Setup {
             discovery: store::discovery::get(conn, &id)?,
             repository: store::repositories::get_for_host(conn, &id)?,
             groups: store::source_groups::list_for_host(conn, &id)?,
             schedules: store::schedules::list_with_groups_for_host(conn, &id)?,
-            stats: store::repo_stats::list_for_host(conn, &id, Some(since), STATS_SAMPLES)?,
-            snapshot_total: snapshots.total,
-            snapshots: snapshots.items,
-            jobs,
-            waiting,
-            missed,
-            host,
         })
-    })
-    .await?;
+    });
+    let (history, watch, setup) = future::try_join3(history, watch, setup).await?;
+    let data = Data {
+        health_checks: store::health::merge_checks(
+            watch.own_health_checks.clone(),
+            &history.host.host.labels,
+            &watch.check_policies,
+        ),
+        own_health_checks: watch.own_health_checks,
+        health: watch.health,
+        metrics: watch.metrics,
+        verification: watch.verification,
+        discovery: setup.discovery,
+        repository: setup.repository,
+        groups: setup.groups,
+        schedules: setup.schedules,
+        stats: history.stats,
+        snapshot_total: history.snapshot_total,
+        snapshots: history.snapshots,
+        jobs: history.jobs,
+        waiting: history.waiting,
+        missed: history.missed,
+        host: history.host,
+    };
 
     let host = &data.host.host;
     let title = host.display_name.as_deref().unwrap_or(&host.hostname);
