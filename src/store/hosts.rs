@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use diesel::sql_types::{Bool, Nullable};
 
 use super::config_versions::HostConfigVersion;
 use super::models::{Host, HostHello, HostPatch, HostScheduleVersion, NewHost};
@@ -339,51 +340,136 @@ fn with_health<'a>(
     query: hosts::BoxedQuery<'a, super::MultiBackend>,
     health: Health,
 ) -> hosts::BoxedQuery<'a, super::MultiBackend> {
+    query.filter(health_condition(health))
+}
+
+/// A condition on a host row, for both backends.
+type HostCondition =
+    Box<dyn BoxableExpression<hosts::table, super::MultiBackend, SqlType = Nullable<Bool>>>;
+
+/// Whether a host is in the backup state `health`: the host list's filter
+/// and the dashboard's counters ([`state_counts`]).
+fn health_condition(health: Health) -> HostCondition {
     // The subqueries are spelled out per arm: a boxed subquery cannot be
     // handed to the concrete backends behind `MultiBackend`.
+    let failed = || {
+        hosts::id.eq_any(
+            backup_latest::table
+                .filter(backup_latest::status.eq(JobStatus::Failed))
+                .select(backup_latest::host_id),
+        )
+    };
+    let missed = |since: i64| {
+        hosts::id.eq_any(
+            missed_runs::table
+                .filter(missed_runs::scheduled_at.ge(since))
+                .select(missed_runs::host_id),
+        )
+    };
     match health {
-        Health::Failed => query.filter(
-            hosts::id.eq_any(
-                backup_latest::table
-                    .filter(backup_latest::status.eq(JobStatus::Failed))
-                    .select(backup_latest::host_id),
-            ),
-        ),
-        Health::Missed { since } => query.filter(
-            hosts::id.eq_any(
-                missed_runs::table
-                    .filter(missed_runs::scheduled_at.ge(since))
-                    .select(missed_runs::host_id),
-            ),
-        ),
-        Health::Never => query.filter(hosts::last_backup_at.is_null()),
-        Health::Stale { before } => query.filter(hosts::last_backup_at.lt(before)),
+        Health::Failed => Box::new(failed().nullable()),
+        Health::Missed { since } => Box::new(missed(since).nullable()),
+        Health::Never => Box::new(hosts::last_backup_at.is_null().nullable()),
+        Health::Stale { before } => Box::new(hosts::last_backup_at.lt(before)),
         Health::Healthy {
             missed_since,
             stale_before,
-        } => query
-            .filter(hosts::online.eq(true))
-            .filter(hosts::last_backup_at.ge(stale_before))
-            // `NOT (id IN (…))`, not `id <> ALL (…)`: PostgreSQL hashes
-            // the subquery of a NOT IN once, but compares every host with
-            // every row of an `<> ALL` (1.4 s at 10,000 hosts; the
-            // dashboard's p99 on PostgreSQL, BENCHMARKS.md). Both columns
-            // are NOT NULL, so the two mean the same.
-            .filter(diesel::dsl::not(
-                hosts::id.eq_any(
-                    backup_latest::table
-                        .filter(backup_latest::status.eq(JobStatus::Failed))
-                        .select(backup_latest::host_id),
-                ),
-            ))
-            .filter(diesel::dsl::not(
-                hosts::id.eq_any(
-                    missed_runs::table
-                        .filter(missed_runs::scheduled_at.ge(missed_since))
-                        .select(missed_runs::host_id),
-                ),
-            )),
+        } => Box::new(
+            hosts::online
+                .eq(true)
+                .nullable()
+                .and(hosts::last_backup_at.ge(stale_before))
+                // `NOT (id IN (…))`, not `id <> ALL (…)`: PostgreSQL hashes
+                // the subquery of a NOT IN once, but compares every host
+                // with every row of an `<> ALL` (1.4 s at 10,000 hosts; the
+                // dashboard's p99 on PostgreSQL, BENCHMARKS.md). Both
+                // columns are NOT NULL, so the two mean the same.
+                .and(diesel::dsl::not(failed()).nullable())
+                .and(diesel::dsl::not(missed(missed_since)).nullable()),
+        ),
     }
+}
+
+/// The live hosts online and offline, and how many are in each of the
+/// `states` (a host may be in several): the dashboard's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateCounts {
+    pub hosts: HostCounts,
+    pub states: [i64; 5],
+}
+
+/// [`StateCounts`] at once. On PostgreSQL in one scan of the hosts (each
+/// count alone is a scan of its own there, about 1 ms per 10,000 hosts:
+/// the dashboard's counters took 6 ms; one statement summing a `CASE` per
+/// state takes under 3); on SQLite one count per state, which its indexes
+/// answer faster than one scan evaluating every condition (3.6 ms against
+/// 5, BENCHMARKS.md).
+pub fn state_counts(conn: &mut DbConnection, states: [Health; 5]) -> QueryResult<StateCounts> {
+    #[cfg(feature = "postgres")]
+    if matches!(conn, DbConnection::Pg(_)) {
+        return state_counts_in_one_scan(conn, states);
+    }
+    let hosts = counts(conn)?;
+    let mut counted = [0; 5];
+    for (n, health) in counted.iter_mut().zip(states) {
+        *n = count(
+            conn,
+            &HostFilter {
+                health: Some(health),
+                ..HostFilter::default()
+            },
+        )?;
+    }
+    Ok(StateCounts {
+        hosts,
+        states: counted,
+    })
+}
+
+#[cfg(feature = "postgres")]
+fn state_counts_in_one_scan(
+    conn: &mut DbConnection,
+    states: [Health; 5],
+) -> QueryResult<StateCounts> {
+    use diesel::dsl::{case_when, count_star, sum};
+    let [a, b, c, d, e] = states.map(health_condition);
+    let n = |condition: HostCondition| {
+        sum(case_when::<_, _, diesel::sql_types::Integer>(condition, 1).otherwise(0))
+    };
+    let row: (i64, [Option<i64>; 6]) = hosts::table
+        .filter(hosts::revoked_at.is_null())
+        .select((
+            count_star(),
+            (
+                n(Box::new(hosts::online.eq(true).nullable()) as HostCondition),
+                n(a),
+                n(b),
+                n(c),
+                n(d),
+                n(e),
+            ),
+        ))
+        .first::<(
+            i64,
+            (
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+            ),
+        )>(conn)
+        .map(|(total, (o, a, b, c, d, e))| (total, [o, a, b, c, d, e]))?;
+    let (total, [online, rest @ ..]) = row;
+    let online = online.unwrap_or(0);
+    Ok(StateCounts {
+        hosts: HostCounts {
+            online,
+            offline: total - online,
+        },
+        states: rest.map(|n| n.unwrap_or(0)),
+    })
 }
 
 /// How many hosts match the filter (its limit and offset aside).

@@ -75,19 +75,6 @@ pub fn hosts_brief(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<
         .load(conn)
 }
 
-/// Hosts that are not revoked, and how many of them are online.
-pub fn host_counts(conn: &mut DbConnection) -> QueryResult<(i64, i64)> {
-    let all = super::hosts::count(conn, &HostFilter::default())?;
-    let online = super::hosts::count(
-        conn,
-        &HostFilter {
-            online: Some(true),
-            ..HostFilter::default()
-        },
-    )?;
-    Ok((all, online))
-}
-
 /// Failing (host, source group) pairs: the latest backup failed. The
 /// first `limit` in natural order of the host names, with their hosts.
 pub fn failed_results(

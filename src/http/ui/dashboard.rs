@@ -32,7 +32,7 @@ use super::{format, html_response, PageCtx, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
-use crate::store::hosts::{Health, HostFilter};
+use crate::store::hosts::{Health, HostCounts, HostFilter};
 use crate::store::models::Job;
 use crate::store::ui_queries::{self, HostBrief, LatestResult};
 use crate::store::{JobKind, JobStatus};
@@ -97,35 +97,15 @@ impl Severity {
         }
     }
 
-    /// The host-list filter of this state at `now`.
+    /// The host-list filter of this state at `now`: offline, or one of
+    /// the backup states of [`by_health`].
     pub(super) fn filter(self, now: i64) -> HostFilter {
-        let (online, health) = match self {
-            Severity::Failed => (None, Some(Health::Failed)),
-            Severity::Missed => (
-                None,
-                Some(Health::Missed {
-                    since: now - MISSED_WINDOW_MS,
-                }),
-            ),
-            Severity::Offline => (Some(false), None),
-            Severity::Never => (None, Some(Health::Never)),
-            Severity::Stale => (
-                None,
-                Some(Health::Stale {
-                    before: now - STALE_AFTER_MS,
-                }),
-            ),
-            Severity::Ok => (
-                None,
-                Some(Health::Healthy {
-                    missed_since: now - MISSED_WINDOW_MS,
-                    stale_before: now - STALE_AFTER_MS,
-                }),
-            ),
-        };
         HostFilter {
-            online,
-            health,
+            online: (self == Severity::Offline).then_some(false),
+            health: by_health(now)
+                .into_iter()
+                .find(|(s, _)| *s == self)
+                .map(|(_, health)| health),
             ..HostFilter::default()
         }
     }
@@ -190,13 +170,50 @@ struct Data {
     services_down: i64,
 }
 
-/// Reads the sections: per state its count and first rows; healthy hosts
-/// with every group's latest result.
-fn sections(conn: &mut crate::store::DbConnection, now: i64) -> diesel::QueryResult<Vec<Section>> {
+/// The states that are backup states at `now`, with them (the rest,
+/// offline, is the online/offline count's).
+fn by_health(now: i64) -> [(Severity, Health); 5] {
+    [
+        (Severity::Failed, Health::Failed),
+        (
+            Severity::Missed,
+            Health::Missed {
+                since: now - MISSED_WINDOW_MS,
+            },
+        ),
+        (Severity::Never, Health::Never),
+        (
+            Severity::Stale,
+            Health::Stale {
+                before: now - STALE_AFTER_MS,
+            },
+        ),
+        (
+            Severity::Ok,
+            Health::Healthy {
+                missed_since: now - MISSED_WINDOW_MS,
+                stale_before: now - STALE_AFTER_MS,
+            },
+        ),
+    ]
+}
+
+/// Reads the host counts (online and offline) and the sections: per state
+/// its count and first rows; healthy hosts with every group's latest
+/// result.
+fn sections(
+    conn: &mut crate::store::DbConnection,
+    now: i64,
+) -> diesel::QueryResult<(HostCounts, Vec<Section>)> {
+    let states = by_health(now);
+    let counts = crate::store::hosts::state_counts(conn, states.map(|(_, health)| health))?;
     let mut out = Vec::new();
     for severity in Severity::ALL {
         let filter = severity.filter(now);
-        let count = crate::store::hosts::count(conn, &filter)?;
+        let count = match states.iter().position(|(s, _)| *s == severity) {
+            Some(i) => counts.states[i],
+            None => counts.hosts.offline,
+        };
         let rows = if count == 0 {
             Vec::new()
         } else if severity == Severity::Failed {
@@ -250,7 +267,7 @@ fn sections(conn: &mut crate::store::DbConnection, now: i64) -> diesel::QueryRes
             rows,
         });
     }
-    Ok(out)
+    Ok((counts.hosts, out))
 }
 
 /// The dashboard's query: which calendar view.
@@ -276,8 +293,7 @@ pub(super) async fn page(
     let now = ctx.now;
     let (first_day, window_start) = calendar::window(now);
     let data = with_conn(&state.pool, move |conn| {
-        let (hosts, online) = ui_queries::host_counts(conn)?;
-        let sections = sections(conn, now)?;
+        let (counts, sections) = sections(conn, now)?;
         // The calendar shows the most urgent hosts first, like the table.
         let mut calendar_hosts: Vec<(String, String)> = Vec::new();
         for row in sections.iter().flat_map(|s| &s.rows) {
@@ -303,8 +319,8 @@ pub(super) async fn page(
             ),
         };
         Ok(Data {
-            hosts,
-            online,
+            hosts: counts.online + counts.offline,
+            online: counts.online,
             sections,
             calendar_hosts,
             outcomes,
