@@ -71,6 +71,26 @@ pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Job>> {
         .optional()
 }
 
+/// The job with this id and its host's display name, else its host name
+/// (`None` if the host is gone), in one statement.
+pub fn get_with_host_label(
+    conn: &mut DbConnection,
+    id: &str,
+) -> QueryResult<Option<(Job, Option<String>)>> {
+    use super::schema::hosts;
+    let row: Option<(Job, Option<String>, Option<String>)> = jobs::table
+        .left_join(hosts::table)
+        .filter(jobs::id.eq(id))
+        .select((
+            Job::as_select(),
+            hosts::display_name.nullable(),
+            hosts::hostname.nullable(),
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(job, display_name, hostname)| (job, display_name.or(hostname))))
+}
+
 fn filtered<'a>(filter: &'a JobFilter) -> jobs::BoxedQuery<'a, super::MultiBackend> {
     let mut query = jobs::table.into_boxed();
     if let Some(host_id) = &filter.host_id {

@@ -48,10 +48,9 @@ pub(super) async fn page(
     ctx.require(Role::Viewer)?;
     let id = path.into_inner();
     let data = with_conn(&state.pool, move |conn| {
-        let job = store::jobs::get(conn, &id)?
+        // Few statements: on PostgreSQL each is a round trip.
+        let (job, host_label) = store::jobs::get_with_host_label(conn, &id)?
             .ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
-        let host_label =
-            store::hosts::get(conn, &job.host_id)?.map(|h| h.display_name.unwrap_or(h.hostname));
         let after = (job.last_log_seq - LOG_TAIL).max(0);
         let log = store::job_logs::list_after(conn, &id, after, LOG_TAIL)?;
         let first = job
@@ -59,9 +58,14 @@ pub(super) async fn page(
             .clone()
             .unwrap_or_else(|| job.id.clone());
         let attempts = store::jobs::attempts(conn, &first)?;
-        let waiting_for = store::leases::waiting_for(conn, &[id.as_str()])?
-            .pop()
-            .map(|(_, reason)| reason);
+        // Only a queued job waits for a lease (and only then is it shown).
+        let waiting_for = if job.status == JobStatus::Queued {
+            store::leases::waiting_for(conn, &[id.as_str()])?
+                .pop()
+                .map(|(_, reason)| reason)
+        } else {
+            None
+        };
         Ok(Data {
             job,
             host_label,
@@ -274,7 +278,7 @@ fn render(
                     dt { "Duration" } dd #job-duration { (format::elapsed(job.started_at, job.finished_at).unwrap_or_else(|| "—".to_owned())) }
                     @if let Some(code) = job.exit_code { dt { "Exit code" } dd { (code) } }
                 }
-                @if let Some(reason) = data.waiting_for.as_ref().filter(|_| job.status == JobStatus::Queued) {
+                @if let Some(reason) = &data.waiting_for {
                     p #job-waiting-for.warning { "Waiting for its repository lease: " (reason) }
                 }
                 p #job-error.error hidden[job.error.is_none()] { (job.error.as_deref().unwrap_or("")) }
