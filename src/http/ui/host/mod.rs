@@ -95,7 +95,8 @@ struct History {
     missed: Vec<MissedRun>,
 }
 
-/// [`Data`]'s health checks, metrics and verification (another).
+/// [`Data`]'s health checks and metrics (another; the verification is
+/// a third).
 struct Watch {
     own_health_checks: Vec<crate::protocol::HealthCheckSpec>,
     /// The policies that carry checks, merged with the host's own once
@@ -103,11 +104,10 @@ struct Watch {
     check_policies: Vec<store::policies::Policy>,
     health: Vec<store::health::HealthResultRow>,
     metrics: Vec<store::host_metrics::MetricPoint>,
-    verification: Verification,
 }
 
 /// [`Data`]'s configuration: repository, groups, schedules, discovery (a
-/// third).
+/// fourth).
 struct Setup {
     repository: Option<Repository>,
     groups: Vec<SourceGroup>,
@@ -124,7 +124,7 @@ pub(super) async fn page(
     let id = path.into_inner();
     let since = ctx.now - HISTORY_MS;
     let metrics_since = ctx.now - health::METRICS_MS;
-    // Three groups of reads on three connections at once: on PostgreSQL
+    // Four groups of reads on four connections at once: on PostgreSQL
     // each statement is a round trip (about 60 µs here), and the page's
     // nineteen one after the other were most of its time (BENCHMARKS.md).
     // The groups are independent; a host that is gone fails the first
@@ -185,9 +185,12 @@ pub(super) async fn page(
                     metrics_since,
                     health::METRIC_POINTS,
                 )?,
-                verification: verify::load(conn, &id)?,
             })
         }
+    });
+    let verification = with_conn(&state.pool, {
+        let id = id.clone();
+        move |conn| Ok(verify::load(conn, &id)?)
     });
     let setup = with_conn(&state.pool, move |conn| {
         Ok(Setup {
@@ -197,7 +200,8 @@ pub(super) async fn page(
             schedules: store::schedules::list_with_groups_for_host(conn, &id)?,
         })
     });
-    let (history, watch, setup) = future::try_join3(history, watch, setup).await?;
+    let (history, watch, verification, setup) =
+        future::try_join4(history, watch, verification, setup).await?;
     let data = Data {
         health_checks: store::health::merge_checks(
             watch.own_health_checks.clone(),
@@ -207,7 +211,7 @@ pub(super) async fn page(
         own_health_checks: watch.own_health_checks,
         health: watch.health,
         metrics: watch.metrics,
-        verification: watch.verification,
+        verification,
         discovery: setup.discovery,
         repository: setup.repository,
         groups: setup.groups,
