@@ -239,6 +239,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// How many hosts are not revoked, in one row (kept by triggers on
+    /// `hosts`).
+    host_totals (id) {
+        id -> Integer,
+        live -> BigInt,
+    }
+}
+
+diesel::table! {
     /// Jobs per kind and status (kept by triggers on `jobs`).
     job_counts (kind, status) {
         kind -> Text,

@@ -894,6 +894,53 @@ fn hosts_queries() {
 
 // ----------------------------------------------------------- repositories
 
+/// The live-host count the host list's unfiltered total reads follows
+/// every insert, revocation and delete (triggers, both backends), and the
+/// list's total is the count's whether it reads that row or counts.
+#[test]
+fn live_host_count_follows_inserts_revocations_and_deletes() {
+    for_each_backend("live_host_count_follows", |pool, _| {
+        let mut conn = pool.get().unwrap();
+        let c = &mut *conn;
+        let counted =
+            |c: &mut DbConnection| hosts::count(c, &hosts::HostFilter::default()).unwrap();
+        assert_eq!(hosts::live_count(c).unwrap(), 0);
+        let ids: Vec<String> = (0..5)
+            .map(|i| add_host(c, &format!("live-{i}")).id.to_string())
+            .collect();
+        assert_eq!(hosts::live_count(c).unwrap(), 5);
+        assert!(hosts::revoke(c, &ids[0], NOW).unwrap());
+        assert!(!hosts::revoke(c, &ids[0], NOW + 1).unwrap(), "revoked once");
+        assert_eq!(hosts::live_count(c).unwrap(), 4);
+        // Deleting a revoked host leaves the live count; a live one lowers it.
+        assert!(hosts::delete(c, &ids[0]).unwrap());
+        assert!(hosts::delete(c, &ids[1]).unwrap());
+        assert_eq!(hosts::live_count(c).unwrap(), 3);
+        assert_eq!(counted(c), 3);
+        // A full page of the unfiltered list (total from the row), and a
+        // filtered one (counted), agree with the count.
+        let page = hosts::list(
+            c,
+            &hosts::HostFilter {
+                limit: 2,
+                ..hosts::HostFilter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((page.items.len(), page.total), (2, 3));
+        let page = hosts::list(
+            c,
+            &hosts::HostFilter {
+                online: Some(false),
+                limit: 1,
+                ..hosts::HostFilter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((page.items.len(), page.total), (1, 3));
+    });
+}
+
 /// A repository password sealed as bytes is stored exactly as given (every
 /// byte value), secrets left out keep their value, and a write sealed for
 /// the wrong repository id is refused.
@@ -1429,6 +1476,26 @@ fn jobs_queries() {
         assert!(counts.contains(&(JobKind::Check, JobStatus::Queued, 1)));
         assert!(counts.contains(&(JobKind::Prune, JobStatus::Queued, 1)));
         assert_eq!(counts.iter().map(|(_, _, n)| n).sum::<i64>(), 4);
+        // A full page filtered by kind and status alone takes its total
+        // from those summary rows: the same as a count.
+        for (kind, status, want) in [
+            (None, Some(JobStatus::Queued), 3),
+            (Some(JobKind::Backup), None, 2),
+            (Some(JobKind::Backup), Some(JobStatus::Queued), 1),
+            (None, None, 4),
+        ] {
+            let page = jobs::list(
+                c,
+                &jobs::JobFilter {
+                    kind,
+                    status,
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(page.total, want, "{kind:?} {status:?}");
+        }
 
         // Scheduled runs are found by (schedule, time).
         let sched = add_schedule(c, &host.id, "0 2 * * *", true);
