@@ -153,6 +153,19 @@ pub fn list_after(
         .load(conn)
 }
 
+/// The job's newest `limit` lines, in order: a job page's tail, read
+/// without its job row (so beside it).
+pub fn tail(conn: &mut DbConnection, job_id: &str, limit: i64) -> QueryResult<Vec<JobLog>> {
+    let mut lines: Vec<JobLog> = job_logs::table
+        .filter(job_logs::job_id.eq(job_id))
+        .order(job_logs::seq.desc())
+        .limit(clamp_limit(limit, MAX_LOG_PAGE))
+        .select(JobLog::as_select())
+        .load(conn)?;
+    lines.reverse();
+    Ok(lines)
+}
+
 /// How many of the job's lines have `seq > after_seq` (the `total` of a
 /// page of [`list_after`], whatever its limit).
 pub fn count_after(conn: &mut DbConnection, job_id: &str, after_seq: i64) -> QueryResult<i64> {

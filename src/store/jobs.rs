@@ -71,24 +71,41 @@ pub fn get(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Job>> {
         .optional()
 }
 
-/// The job with this id and its host's display name, else its host name
-/// (`None` if the host is gone), in one statement.
-pub fn get_with_host_label(
+/// Every attempt of the job `id`'s retry chain (its first attempt and
+/// the retries of it; just the job when it was never retried), by number,
+/// and its host's display name, else its host name (`None` if the host
+/// is gone), in one statement. Empty if there is no such job.
+pub fn chain_with_host_label(
     conn: &mut DbConnection,
     id: &str,
-) -> QueryResult<Option<(Job, Option<String>)>> {
+) -> QueryResult<(Vec<Job>, Option<String>)> {
     use super::schema::hosts;
-    let row: Option<(Job, Option<String>, Option<String>)> = jobs::table
+    let this = diesel::alias!(jobs as this_job);
+    // The chain's first attempt: the job's `first_attempt_id`, or the job.
+    let first_of_this = || {
+        this.filter(this.field(jobs::id).eq(id.to_owned()))
+            .select(this.field(jobs::first_attempt_id))
+    };
+    let rows: Vec<(Job, Option<String>, Option<String>)> = jobs::table
         .left_join(hosts::table)
-        .filter(jobs::id.eq(id))
+        .filter(
+            jobs::id
+                .eq(id)
+                .or(jobs::first_attempt_id.eq(id))
+                .or(jobs::id.nullable().eq_any(first_of_this()))
+                .or(jobs::first_attempt_id.eq_any(first_of_this())),
+        )
+        .order((jobs::attempt.asc(), jobs::created_at.asc()))
         .select((
             Job::as_select(),
             hosts::display_name.nullable(),
             hosts::hostname.nullable(),
         ))
-        .first(conn)
-        .optional()?;
-    Ok(row.map(|(job, display_name, hostname)| (job, display_name.or(hostname))))
+        .load(conn)?;
+    let label = rows
+        .first()
+        .and_then(|(_, display_name, hostname)| display_name.clone().or(hostname.clone()));
+    Ok((rows.into_iter().map(|(job, _, _)| job).collect(), label))
 }
 
 fn filtered<'a>(filter: &'a JobFilter) -> jobs::BoxedQuery<'a, super::MultiBackend> {

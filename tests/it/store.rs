@@ -1381,6 +1381,17 @@ fn jobs_queries() {
             .map(|j| j.attempt)
             .collect();
         assert_eq!(chain, vec![1, 2]);
+        // The same chain from either attempt in one statement, with the
+        // host's name; a job never retried is its own chain.
+        for from in [&first.id, &retry.id] {
+            let (chain, label) = jobs::chain_with_host_label(c, from).unwrap();
+            let ids: Vec<&str> = chain.iter().map(|j| j.id.as_str()).collect();
+            assert_eq!(ids, vec![first.id.as_str(), retry.id.as_str()]);
+            assert_eq!(label.as_deref(), Some("web"));
+        }
+        let (alone, _) = jobs::chain_with_host_label(c, &second.id).unwrap();
+        assert_eq!(alone.len(), 1);
+        assert!(jobs::chain_with_host_label(c, "nope").unwrap().0.is_empty());
 
         // dispatched → accepted → running → progress.
         assert!(jobs::mark_dispatched(c, &first.id, NOW + 5).unwrap());
@@ -1662,6 +1673,15 @@ fn job_logs_are_stored_once() {
         assert_eq!(lines[1].ts, NOW + 2);
         let tail = job_logs::list_after(c, &a.id, 2, 1).unwrap();
         assert_eq!(tail.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![3]);
+        // The newest lines, in order (a job page's tail).
+        let seqs =
+            |lines: Vec<store::models::JobLog>| lines.iter().map(|l| l.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(job_logs::tail(c, &a.id, 2).unwrap()), vec![3, 4]);
+        assert_eq!(
+            seqs(job_logs::tail(c, &a.id, 100).unwrap()),
+            vec![1, 2, 3, 4]
+        );
+        assert!(job_logs::tail(c, "nope", 10).unwrap().is_empty());
         assert_eq!(jobs::get(c, &a.id).unwrap().unwrap().last_log_seq, 4);
         assert_eq!(jobs::get(c, &b.id).unwrap().unwrap().last_log_seq, 1);
 

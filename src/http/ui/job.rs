@@ -11,6 +11,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use futures_util::future;
 use maud::{html, Markup};
 use serde_json::Value;
 
@@ -47,34 +48,40 @@ pub(super) async fn page(
 ) -> Result<HttpResponse, UiError> {
     ctx.require(Role::Viewer)?;
     let id = path.into_inner();
-    let data = with_conn(&state.pool, move |conn| {
-        // Few statements: on PostgreSQL each is a round trip.
-        let (job, host_label) = store::jobs::get_with_host_label(conn, &id)?
-            .ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
-        let after = (job.last_log_seq - LOG_TAIL).max(0);
-        let log = store::job_logs::list_after(conn, &id, after, LOG_TAIL)?;
-        let first = job
-            .first_attempt_id
-            .clone()
-            .unwrap_or_else(|| job.id.clone());
-        let attempts = store::jobs::attempts(conn, &first)?;
-        // Only a queued job waits for a lease (and only then is it shown).
-        let waiting_for = if job.status == JobStatus::Queued {
-            store::leases::waiting_for(conn, &[id.as_str()])?
-                .pop()
-                .map(|(_, reason)| reason)
-        } else {
-            None
-        };
-        Ok(Data {
-            job,
-            host_label,
-            log,
-            attempts,
-            waiting_for,
-        })
-    })
-    .await?;
+    // Two statements on two connections at once (on PostgreSQL each is a
+    // round trip): the retry chain, the job among it, with the host's
+    // name; and the log's tail, which needs no job row.
+    let chain = with_conn(&state.pool, {
+        let id = id.clone();
+        move |conn| {
+            let (attempts, host_label) = store::jobs::chain_with_host_label(conn, &id)?;
+            let job = attempts
+                .iter()
+                .find(|j| j.id.as_str() == id)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
+            // Only a queued job waits for a lease (and only then is it shown).
+            let waiting_for = if job.status == JobStatus::Queued {
+                store::leases::waiting_for(conn, &[id.as_str()])?
+                    .pop()
+                    .map(|(_, reason)| reason)
+            } else {
+                None
+            };
+            Ok((job, attempts, host_label, waiting_for))
+        }
+    });
+    let log = with_conn(&state.pool, move |conn| {
+        Ok(store::job_logs::tail(conn, &id, LOG_TAIL)?)
+    });
+    let ((job, attempts, host_label, waiting_for), log) = future::try_join(chain, log).await?;
+    let data = Data {
+        job,
+        host_label,
+        log,
+        attempts,
+        waiting_for,
+    };
     let progress: Option<JobProgress> = data.job.progress.clone();
     let stats: Option<Value> = data.job.stats.clone();
     let title = format!(
