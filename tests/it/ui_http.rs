@@ -605,6 +605,96 @@ async fn unknown_paths_get_a_404_in_their_own_format() {
     assert_eq!(body["error"]["code"], "not_found");
 }
 
+/// A job page shows its retry chain (the other attempts linked, this one
+/// in bold), its host's display name and the newest `LOG_TAIL` lines of
+/// its log, oldest first; an unknown job or host is a 404 page.
+#[actix_web::test]
+async fn job_page_shows_its_chain_host_and_log_tail() {
+    use restic_manager::http::ui::LOG_TAIL;
+    use restic_manager::store::models::{NewHost, NewJob, NewJobLog};
+    use restic_manager::store::{self, JobKind, JobTrigger, LogStream};
+    let app = spawn_app().await;
+    let pool = app.state.pool.clone();
+    let (first, retry) = actix_web::web::block(move || {
+        let mut conn = pool.get().unwrap();
+        let c = &mut *conn;
+        let now = store::now_ms();
+        let host = store::new_id();
+        store::hosts::insert(
+            c,
+            &NewHost {
+                display_name: Some("Front door".to_owned()),
+                ..NewHost::new(host.clone(), "web-01", format!("seed-{host}"), now)
+            },
+        )
+        .unwrap();
+        let job = |attempt: i32, first: Option<&str>| NewJob {
+            attempt,
+            first_attempt_id: first.map(|f| f.to_owned().into()),
+            ..NewJob::new(
+                store::new_id(),
+                host.clone(),
+                JobKind::Backup,
+                JobTrigger::Manual,
+                now + i64::from(attempt),
+            )
+        };
+        let first = store::jobs::insert(c, &job(1, None)).unwrap();
+        let retry = store::jobs::insert(c, &job(2, Some(first.id.as_str()))).unwrap();
+        let lines: Vec<NewJobLog> = (1..=LOG_TAIL + 5)
+            .map(|seq| NewJobLog {
+                job_id: retry.id.clone(),
+                seq,
+                ts: now + seq,
+                stream: LogStream::Stdout,
+                payload: format!("L{seq:05}"),
+            })
+            .collect();
+        store::job_logs::insert_batch(c, &lines).unwrap();
+        (first.id.to_string(), retry.id.to_string())
+    })
+    .await
+    .unwrap();
+    let admin = login(&app, "admin", &app.admin_password).await;
+
+    let html = page(&app, &admin, &format!("/jobs/{retry}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Front door"), "the host's display name");
+    assert!(
+        html.contains(&format!(r#"<a href="/jobs/{first}">#1 "#)),
+        "the first attempt linked"
+    );
+    assert!(html.contains("<strong>#2 "), "this attempt in bold");
+    // The newest LOG_TAIL lines, oldest first; the five before them left out.
+    let oldest = format!("L{:05}", 6);
+    let newest = format!("L{:05}", LOG_TAIL + 5);
+    let (at_oldest, at_newest) = (html.find(&oldest), html.find(&newest));
+    assert!(
+        at_oldest.is_some() && at_newest.is_some(),
+        "the tail's ends"
+    );
+    assert!(at_oldest < at_newest, "oldest first");
+    assert!(!html.contains("L00005"), "a line before the tail");
+
+    // From the first attempt the chain is the same, the other one linked.
+    let html = page(&app, &admin, &format!("/jobs/{first}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!(r#"<a href="/jobs/{retry}">#2 "#)));
+    assert!(html.contains("<strong>#1 "));
+
+    for path in ["/jobs/nope", "/hosts/nope"] {
+        let resp = page(&app, &admin, path).await;
+        assert_eq!(resp.status(), 404, "{path}");
+        assert!(resp.text().await.unwrap().contains("not found"), "{path}");
+    }
+}
+
 /// One host to write straight into the store.
 struct SeedHost {
     hostname: String,

@@ -72,6 +72,7 @@ mod users;
 #[cfg(test)]
 pub(crate) mod xml_check;
 
+pub use job::LOG_TAIL;
 pub use login::safe_next;
 
 /// The Content-Security-Policy of every page: scripts, styles and
