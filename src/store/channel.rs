@@ -60,8 +60,7 @@ pub fn mark_started_for_host(
     ))
     .returning(jobs_table::id)
     .prepared()
-    .load::<JobId>(conn)
-    .map(|ids| ids.len() == 1)
+    .changed_one::<JobId>(conn)
 }
 
 /// `command.result` with `accepted: true` for a job of `host_id`. False
@@ -82,8 +81,7 @@ pub fn mark_accepted_for_host(
     .set(jobs_table::accepted_at.eq(now))
     .returning(jobs_table::id)
     .prepared()
-    .load::<JobId>(conn)
-    .map(|ids| ids.len() == 1)
+    .changed_one::<JobId>(conn)
 }
 
 /// The latest `job.progress` of each job (with the host whose session

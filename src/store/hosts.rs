@@ -304,7 +304,7 @@ pub(crate) fn filtered<'a>(filter: &HostFilter) -> hosts::BoxedQuery<'a, super::
         );
     }
     if let Some(health) = filter.health {
-        query = with_health(query, health);
+        query = query.filter(health_condition(health));
     }
     if let Some(repository) = &filter.repository_id {
         query = query.filter(hosts::repository_id.eq(repository.clone()));
@@ -336,13 +336,6 @@ pub(crate) fn filtered<'a>(filter: &HostFilter) -> hosts::BoxedQuery<'a, super::
     query
 }
 
-fn with_health<'a>(
-    query: hosts::BoxedQuery<'a, super::MultiBackend>,
-    health: Health,
-) -> hosts::BoxedQuery<'a, super::MultiBackend> {
-    query.filter(health_condition(health))
-}
-
 /// A condition on a host row, for both backends.
 type HostCondition =
     Box<dyn BoxableExpression<hosts::table, super::MultiBackend, SqlType = Nullable<Bool>>>;
@@ -350,8 +343,8 @@ type HostCondition =
 /// Whether a host is in the backup state `health`: the host list's filter
 /// and the dashboard's counters ([`state_counts`]).
 fn health_condition(health: Health) -> HostCondition {
-    // The subqueries are spelled out per arm: a boxed subquery cannot be
-    // handed to the concrete backends behind `MultiBackend`.
+    // The subqueries are closures, not boxed queries: a boxed subquery
+    // cannot be handed to the concrete backends behind `MultiBackend`.
     let failed = || {
         hosts::id.eq_any(
             backup_latest::table
@@ -432,43 +425,32 @@ fn state_counts_in_one_scan(
     states: [Health; 5],
 ) -> QueryResult<StateCounts> {
     use diesel::dsl::{case_when, count_star, sum};
-    let [a, b, c, d, e] = states.map(health_condition);
+    let [s0, s1, s2, s3, s4] = states.map(health_condition);
     let n = |condition: HostCondition| {
         sum(case_when::<_, _, diesel::sql_types::Integer>(condition, 1).otherwise(0))
     };
-    let row: (i64, [Option<i64>; 6]) = hosts::table
+    type Sum = Option<i64>;
+    let (total, (online, a, b, c, d, e)): (i64, (Sum, Sum, Sum, Sum, Sum, Sum)) = hosts::table
         .filter(hosts::revoked_at.is_null())
         .select((
             count_star(),
             (
-                n(Box::new(hosts::online.eq(true).nullable()) as HostCondition),
-                n(a),
-                n(b),
-                n(c),
-                n(d),
-                n(e),
+                n(Box::new(hosts::online.eq(true).nullable())),
+                n(s0),
+                n(s1),
+                n(s2),
+                n(s3),
+                n(s4),
             ),
         ))
-        .first::<(
-            i64,
-            (
-                Option<i64>,
-                Option<i64>,
-                Option<i64>,
-                Option<i64>,
-                Option<i64>,
-                Option<i64>,
-            ),
-        )>(conn)
-        .map(|(total, (o, a, b, c, d, e))| (total, [o, a, b, c, d, e]))?;
-    let (total, [online, rest @ ..]) = row;
+        .first(conn)?;
     let online = online.unwrap_or(0);
     Ok(StateCounts {
         hosts: HostCounts {
             online,
             offline: total - online,
         },
-        states: rest.map(|n| n.unwrap_or(0)),
+        states: [a, b, c, d, e].map(|n| n.unwrap_or(0)),
     })
 }
 
@@ -723,20 +705,19 @@ mod pg_hellos {
 /// Marks a host online or offline and seen at `now`. False if it does not
 /// exist (or, when going online, is revoked).
 pub fn set_online(conn: &mut DbConnection, id: &str, online: bool, now: i64) -> QueryResult<bool> {
-    let n = if online {
+    if online {
         diesel::update(hosts::table.find(id).filter(hosts::revoked_at.is_null()))
             .set((hosts::online.eq(true), hosts::last_seen_at.eq(now)))
             .returning(hosts::id)
             .prepared()
-            .load::<String>(conn)?
+            .changed_one::<String>(conn)
     } else {
         diesel::update(hosts::table.find(id))
             .set((hosts::online.eq(false), hosts::last_seen_at.eq(now)))
             .returning(hosts::id)
             .prepared()
-            .load::<String>(conn)?
-    };
-    Ok(n.len() == 1)
+            .changed_one::<String>(conn)
+    }
 }
 
 /// Sets `last_seen_at = now` for many hosts at once (a tick's heartbeats);

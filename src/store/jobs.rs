@@ -151,7 +151,6 @@ pub fn list(conn: &mut DbConnection, filter: &JobFilter) -> QueryResult<Page<Job
             None => filtered(filter).count().get_result(conn),
         }
     })?;
-
     Ok(Page { items, total })
 }
 
@@ -311,8 +310,7 @@ pub fn mark_dispatched(conn: &mut DbConnection, id: &str, now: i64) -> QueryResu
     .set(jobs::dispatched_at.eq(now))
     .returning(jobs::id)
     .prepared()
-    .load::<JobId>(conn)
-    .map(|ids| ids.len() == 1)
+    .changed_one::<JobId>(conn)
 }
 
 /// Records the agent's `command.result` with `accepted: true`. Only while
@@ -328,8 +326,7 @@ pub fn mark_accepted(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult
     .set(jobs::accepted_at.eq(now))
     .returning(jobs::id)
     .prepared()
-    .load::<JobId>(conn)
-    .map(|ids| ids.len() == 1)
+    .changed_one::<JobId>(conn)
 }
 
 /// `job.started`: `queued` → `running`. False if the job is not queued
@@ -346,8 +343,7 @@ pub fn mark_started(conn: &mut DbConnection, id: &str, started_at: i64) -> Query
     ))
     .returning(jobs::id)
     .prepared()
-    .load::<JobId>(conn)
-    .map(|ids| ids.len() == 1)
+    .changed_one::<JobId>(conn)
 }
 
 /// Keeps the latest `job.progress` (of the job it names). Only while the

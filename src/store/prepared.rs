@@ -83,6 +83,19 @@ impl<Q: Query> Query for Prepared<Q> {
 
 impl<Q, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
 
+impl<Q> Prepared<Q> {
+    /// Runs a write that returns a column of each row it changed
+    /// (`RETURNING id`, of type `T`) and tells whether it changed exactly
+    /// one: `execute`'s `n == 1`, for a statement that must be loaded to
+    /// stay prepared (module doc).
+    pub fn changed_one<'q, T>(self, conn: &mut super::DbConnection) -> QueryResult<bool>
+    where
+        Self: diesel::query_dsl::LoadQuery<'q, super::DbConnection, T>,
+    {
+        self.load::<T>(conn).map(|rows| rows.len() == 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,10 +122,10 @@ pub(super) fn dump_group_form(
 
 /// The discovered databases, when the host's agent sent a report.
 pub(super) fn discovery_section(ctx: &PageCtx, data: &Data) -> Markup {
-    let Some(report) = &data.discovery else {
+    let Some(report) = &data.setup.discovery else {
         return html! {};
     };
-    let host_id = &data.host.host.id;
+    let host_id = &data.history.host.host.id;
     let databases: Vec<&DiscoveredContainer> = report
         .containers
         .iter()
@@ -164,7 +164,7 @@ pub(super) fn discovery_section(ctx: &PageCtx, data: &Data) -> Markup {
                                             Some(suggestion) => {
                                                 details.edit.add-dump-group {
                                                     summary { "Add dump group" }
-                                                    (dump_group_form(host_id, &data.host.host.capabilities, &format!("dd-{i}"), Some((&suggestion, env_user(c)))))
+                                                    (dump_group_form(host_id, &data.history.host.host.capabilities, &format!("dd-{i}"), Some((&suggestion, env_user(c)))))
                                                 }
                                             }
                                             None => { span.muted { "no dump driver" } }

@@ -104,18 +104,18 @@ fn group_form(host_id: &str, group: Option<&SourceGroup>) -> Markup {
 }
 
 pub(super) fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
-    let host_id = &data.host.host.id;
-    let blocked = data.repository.is_none().then_some(NEEDS_REPOSITORY);
+    let host_id = &data.history.host.host.id;
+    let blocked = data.setup.repository.is_none().then_some(NEEDS_REPOSITORY);
     html! {
         section #source-groups {
             h2 { "Source groups" }
-            @if data.groups.is_empty() {
+            @if data.setup.groups.is_empty() {
                 p.muted { "No source groups: nothing is backed up yet." }
             } @else {
                 table #groups {
                     thead { tr { th { "Name" } th { "Paths" } th { "Excludes" } th { "Retention" } th { "Retries" } @if ctx.can_operate() { th { "Actions" } } } }
                     tbody {
-                        @for g in &data.groups {
+                        @for g in &data.setup.groups {
                             tr data-group=(g.name) {
                                 td { strong { (g.name) } }
                                 td { @for p in &g.includes { code { (p) } br; } }
@@ -144,13 +144,13 @@ pub(super) fn groups_section(ctx: &PageCtx, data: &Data) -> Markup {
                 }
             }
             @if ctx.can_operate() {
-                details.edit #add-group open[data.groups.is_empty()] {
+                details.edit #add-group open[data.setup.groups.is_empty()] {
                     summary { "Add a source group" }
                     (group_form(host_id, None))
                 }
                 details.edit #add-dump-group {
                     summary { "Add a dump group (a database)" }
-                    (super::discovery::dump_group_form(host_id, &data.host.host.capabilities, "dg-new", None))
+                    (super::discovery::dump_group_form(host_id, &data.history.host.host.capabilities, "dg-new", None))
                 }
             }
         }
@@ -219,18 +219,18 @@ fn schedule_form(host_id: &str, groups: &[SourceGroup], s: Option<&ScheduleWithG
 }
 
 pub(super) fn schedules_section(ctx: &PageCtx, data: &Data) -> Markup {
-    let host_id = &data.host.host.id;
+    let host_id = &data.history.host.host.id;
     let now = DateTime::from_timestamp_millis(ctx.now).unwrap_or_default();
     html! {
         section #schedules {
             h2 { "Schedules" }
-            @if data.schedules.is_empty() {
+            @if data.setup.schedules.is_empty() {
                 p.muted { "No schedules: backups, forgets, prunes, checks and drills only run when started by hand." }
             } @else {
                 table #schedule-list {
                     thead { tr { th { "Cron (UTC)" } th { "Kind" } th { "Meaning" } th { "Source groups" } th { "Next runs" } @if ctx.can_operate() { th { "Actions" } } } }
                     tbody {
-                        @for s in &data.schedules {
+                        @for s in &data.setup.schedules {
                             @let (description, next) = cron_info(s, now);
                             tr data-schedule-id=(s.schedule.id) {
                                 td { code { (s.schedule.cron_expr) } @if !s.schedule.enabled { " " (badge("offline", "disabled")) } }
@@ -251,7 +251,7 @@ pub(super) fn schedules_section(ctx: &PageCtx, data: &Data) -> Markup {
                                             data-confirm="Delete this schedule?" data-then="reload" { "Delete" }
                                         details.edit {
                                             summary { "Edit" }
-                                            (schedule_form(host_id, &data.groups, Some(s)))
+                                            (schedule_form(host_id, &data.setup.groups, Some(s)))
                                         }
                                     }
                                 }
@@ -263,7 +263,7 @@ pub(super) fn schedules_section(ctx: &PageCtx, data: &Data) -> Markup {
             @if ctx.can_operate() {
                 details.edit #add-schedule {
                     summary { "Add a schedule" }
-                    (schedule_form(host_id, &data.groups, None))
+                    (schedule_form(host_id, &data.setup.groups, None))
                 }
             }
         }

@@ -30,7 +30,7 @@ pub(super) fn health_section(ctx: &PageCtx, data: &Data) -> Markup {
                     tbody {
                         @for effective in &data.health_checks {
                             @let check = &effective.spec;
-                            @let result = data.health.iter().find(|r| r.name == check.name);
+                            @let result = data.watch.health.iter().find(|r| r.name == check.name);
                             tr data-check=(check.name) data-ok=(result.map_or("unknown", |r| if r.ok { "true" } else { "false" })) {
                                 td { (check.name) }
                                 td { @match &effective.policy { Some(p) => { "policy " (p) }, None => "this host" } }
@@ -58,10 +58,10 @@ pub(super) fn health_section(ctx: &PageCtx, data: &Data) -> Markup {
                 details.edit #health-checks-edit {
                     summary { "Edit this host's health checks" }
                     form #health-checks-form data-change data-form="health-checks" data-method="PUT"
-                        data-path=(api_path(&data.host.host.id, "/health-checks")) data-then="reload" {
+                        data-path=(api_path(&data.history.host.host.id, "/health-checks")) data-then="reload" {
                         p.error.form-error data-form-error role="alert" {}
                         p.muted { "The agent runs them (the server never probes hosts). A blank one is left out; empty a check's name and target to remove it. Checks of matching policies are edited on their policy." }
-                        (super::super::health_form::checks_inputs("host-health-checks", &data.own_health_checks))
+                        (super::super::health_form::checks_inputs("host-health-checks", &data.watch.own_health_checks))
                         div.form-actions { button type="submit" { "Save health checks" } }
                     }
                 }

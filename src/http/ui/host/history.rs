@@ -56,15 +56,15 @@ pub(super) fn snapshots_section(data: &Data) -> Markup {
     html! {
         section #snapshots {
             h2 { "Snapshots" }
-            @if data.snapshots.is_empty() {
+            @if data.history.snapshots.is_empty() {
                 p.muted #no-snapshots { "No snapshots reported yet." }
             } @else {
-                p.muted { (format::plural(data.snapshot_total, "snapshot", "snapshots")) " in the agent's last report"
-                    @if data.snapshot_total > SNAPSHOTS { ", the newest " (SNAPSHOTS) " shown" } "." }
+                p.muted { (format::plural(data.history.snapshot_total, "snapshot", "snapshots")) " in the agent's last report"
+                    @if data.history.snapshot_total > SNAPSHOTS { ", the newest " (SNAPSHOTS) " shown" } "." }
                 table #snapshot-list {
                     thead { tr { th { "ID" } th { "Time" } th { "Paths" } th { "Tags" } th { "Size" } th { "Files" } } }
                     tbody {
-                        @for s in &data.snapshots {
+                        @for s in &data.history.snapshots {
                             tr data-snapshot=(s.short_id) {
                                 td { a.snapshot-link href={ "/hosts/" (s.host_id) "/snapshots/" (s.snapshot_id) } { code title=(s.snapshot_id) { (s.short_id) } } }
                                 td { (format::time(s.time)) }
@@ -118,12 +118,12 @@ pub(super) fn missed_section(data: &Data) -> Markup {
     html! {
         section #missed-runs {
             h2 { "Missed runs (last 90 days)" }
-            @if data.missed.is_empty() {
+            @if data.history.missed.is_empty() {
                 p.muted { "None." }
             } @else {
                 ul {
-                    @for m in &data.missed {
-                        @let cron = data.schedules.iter().find(|s| s.schedule.id.as_str() == m.schedule_id).map(|s| s.schedule.cron_expr.as_str());
+                    @for m in &data.history.missed {
+                        @let cron = data.setup.schedules.iter().find(|s| s.schedule.id.as_str() == m.schedule_id).map(|s| s.schedule.cron_expr.as_str());
                         li { (badge("missed", "missed")) " " (format::time(m.scheduled_at))
                             @if let Some(c) = cron { " — schedule " code { (c) } } }
                     }

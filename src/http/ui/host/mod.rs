@@ -59,12 +59,21 @@ const HISTORY_MS: i64 = 90 * 86_400_000;
 /// Missed runs listed.
 const MISSED_RUNS: i64 = 20;
 
-/// Everything the page shows, read in one blocking call.
+/// Everything the page shows, read in four groups on four connections
+/// at once (see [`page`]).
 struct Data {
+    history: History,
+    watch: Watch,
+    verification: Verification,
+    setup: Setup,
+    /// Every check the host runs, its policies' included (its own are
+    /// `watch.own_health_checks`, for the edit form).
+    health_checks: Vec<store::health::EffectiveCheck>,
+}
+
+/// The host, its history and statistics (one connection).
+struct History {
     host: HostWithVersion,
-    repository: Option<Repository>,
-    groups: Vec<SourceGroup>,
-    schedules: Vec<ScheduleWithGroups>,
     jobs: Vec<Job>,
     /// `waiting_for` of the queued jobs among `jobs` that wait for a
     /// lease on a shared repository, by job id.
@@ -73,31 +82,11 @@ struct Data {
     snapshot_total: i64,
     stats: Vec<RepoStats>,
     missed: Vec<MissedRun>,
-    verification: Verification,
-    /// The host's own checks (its edit form) …
-    own_health_checks: Vec<crate::protocol::HealthCheckSpec>,
-    /// … and every check it runs, its policies' included.
-    health_checks: Vec<store::health::EffectiveCheck>,
-    health: Vec<store::health::HealthResultRow>,
-    metrics: Vec<store::host_metrics::MetricPoint>,
-    /// The latest Docker discovery report, if the agent sent one.
-    discovery: Option<store::discovery::DiscoveryRow>,
 }
 
-/// [`Data`]'s host, its history and statistics (one connection).
-struct History {
-    host: HostWithVersion,
-    jobs: Vec<Job>,
-    waiting: HashMap<String, String>,
-    snapshots: Vec<Snapshot>,
-    snapshot_total: i64,
-    stats: Vec<RepoStats>,
-    missed: Vec<MissedRun>,
-}
-
-/// [`Data`]'s health checks and metrics (another; the verification is
-/// a third).
+/// Health checks and metrics (another; the verification is a third).
 struct Watch {
+    /// The host's own checks (its edit form).
     own_health_checks: Vec<crate::protocol::HealthCheckSpec>,
     /// The policies that carry checks, merged with the host's own once
     /// its labels are read.
@@ -106,12 +95,12 @@ struct Watch {
     metrics: Vec<store::host_metrics::MetricPoint>,
 }
 
-/// [`Data`]'s configuration: repository, groups, schedules, discovery (a
-/// fourth).
+/// Configuration: repository, groups, schedules, discovery (a fourth).
 struct Setup {
     repository: Option<Repository>,
     groups: Vec<SourceGroup>,
     schedules: Vec<ScheduleWithGroups>,
+    /// The latest Docker discovery report, if the agent sent one.
     discovery: Option<store::discovery::DiscoveryRow>,
 }
 
@@ -208,24 +197,13 @@ pub(super) async fn page(
             &history.host.host.labels,
             &watch.check_policies,
         ),
-        own_health_checks: watch.own_health_checks,
-        health: watch.health,
-        metrics: watch.metrics,
+        history,
+        watch,
         verification,
-        discovery: setup.discovery,
-        repository: setup.repository,
-        groups: setup.groups,
-        schedules: setup.schedules,
-        stats: history.stats,
-        snapshot_total: history.snapshot_total,
-        snapshots: history.snapshots,
-        jobs: history.jobs,
-        waiting: history.waiting,
-        missed: history.missed,
-        host: history.host,
+        setup,
     };
 
-    let host = &data.host.host;
+    let host = &data.history.host.host;
     let title = host.display_name.as_deref().unwrap_or(&host.hostname);
     let body = html! {
         div #host-page data-host-id=(host.id) {
@@ -233,14 +211,14 @@ pub(super) async fn page(
             (first_steps(&ctx, &data))
             (repository_section(&ctx, &data))
             (health::health_section(&ctx, &data))
-            (health::metrics_section(&data.metrics))
+            (health::metrics_section(&data.watch.metrics))
             (groups_section(&ctx, &data))
             (discovery::discovery_section(&ctx, &data))
             (schedules_section(&ctx, &data))
-            (jobs_section(&ctx, &data.jobs, &data.waiting))
+            (jobs_section(&ctx, &data.history.jobs, &data.history.waiting))
             (snapshots_section(&data))
             (verification_section(&ctx, &data))
-            (stats_section(&data.stats))
+            (stats_section(&data.history.stats))
             (missed_section(&data))
         }
     };
@@ -286,8 +264,8 @@ fn job_button(
 }
 
 fn facts(ctx: &PageCtx, data: &Data, release: &AgentRelease) -> Markup {
-    let host = &data.host.host;
-    let version = data.host.schedule.as_ref();
+    let host = &data.history.host.host;
+    let version = data.history.host.schedule.as_ref();
     html! {
         section #host-facts {
             dl.facts {
@@ -342,7 +320,7 @@ fn facts(ctx: &PageCtx, data: &Data, release: &AgentRelease) -> Markup {
 /// Whether the agent applied the current repository settings: "applied
 /// (version N)", or "pending since …" (the last change, else enrolment).
 fn config_state(ctx: &PageCtx, data: &Data) -> Markup {
-    let config = &data.host.config;
+    let config = &data.history.host.config;
     if config.applied() {
         return html! {
             "repository settings applied (version " (config.acked_config_version) ")"
@@ -353,7 +331,7 @@ fn config_state(ctx: &PageCtx, data: &Data) -> Markup {
     }
     let since = config
         .config_changed_at
-        .unwrap_or(data.host.host.enrolled_at);
+        .unwrap_or(data.history.host.host.enrolled_at);
     html! {
         (badge("warning", "pending"))
         " version " (config.config_version) ", pending since "
@@ -374,8 +352,8 @@ fn set_or_not(set: bool) -> Markup {
 }
 
 fn repository_section(ctx: &PageCtx, data: &Data) -> Markup {
-    let host_id = &data.host.host.id;
-    let repo = data.repository.as_ref();
+    let host_id = &data.history.host.host.id;
+    let repo = data.setup.repository.as_ref();
     html! {
         section #repository {
             h2 { "Repository" }
@@ -438,16 +416,17 @@ fn repository_form(host_id: &str, repo: Option<&Repository>) -> Markup {
 /// source group, add a schedule. Shown to operators only (viewers cannot
 /// take them).
 fn first_steps(ctx: &PageCtx, data: &Data) -> Markup {
-    let repo = data.repository.is_some();
+    let repo = data.setup.repository.is_some();
     // Initialised: a successful init, or the agent reported snapshots or
     // statistics from the repository (it existed already).
     let initialised = repo
         && (data
+            .history
             .jobs
             .iter()
             .any(|j| j.kind == JobKind::Init && j.status == JobStatus::Succeeded)
-            || !data.snapshots.is_empty()
-            || !data.stats.is_empty());
+            || !data.history.snapshots.is_empty()
+            || !data.history.stats.is_empty());
     let steps = [
         (repo, "Configure the repository", "#repository"),
         (
@@ -456,12 +435,12 @@ fn first_steps(ctx: &PageCtx, data: &Data) -> Markup {
             "#repository",
         ),
         (
-            !data.groups.is_empty(),
+            !data.setup.groups.is_empty(),
             "Add a source group: the paths to back up",
             "#source-groups",
         ),
         (
-            !data.schedules.is_empty(),
+            !data.setup.schedules.is_empty(),
             "Add a schedule, or run a backup by hand",
             "#schedules",
         ),

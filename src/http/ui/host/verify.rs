@@ -79,9 +79,9 @@ fn drill_line(ctx: &PageCtx, job: &Job) -> Markup {
 
 /// Why a drill cannot run yet: it restores a sample of a snapshot.
 fn drill_blocked(data: &Data) -> Option<&'static str> {
-    if data.repository.is_none() {
+    if data.setup.repository.is_none() {
         Some(NEEDS_REPOSITORY)
-    } else if data.snapshots.is_empty() {
+    } else if data.history.snapshots.is_empty() {
         Some("A drill restores a sample of the newest snapshot: run a backup first.")
     } else {
         None
@@ -89,7 +89,7 @@ fn drill_blocked(data: &Data) -> Option<&'static str> {
 }
 
 pub(super) fn verification_section(ctx: &PageCtx, data: &Data) -> Markup {
-    let host_id = &data.host.host.id;
+    let host_id = &data.history.host.host.id;
     let v = &data.verification;
     let c = &v.coverage;
     html! {
