@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use super::models::{ApiToken, EnrollmentToken, User};
+use super::paged::PagedDsl;
 use super::schema::{api_tokens, backup_latest, enrollment_tokens as et, hosts, job_counts, users};
 use super::types::{JobKind, JobStatus, Page, Role};
 use super::{clamp_limit, DbConnection, MAX_PAGE};
@@ -32,9 +33,8 @@ pub fn usable_enrollment_tokens(
     };
     let items = usable()
         .order((et::created_at.desc(), et::id.desc()))
-        .limit(clamp_limit(limit, MAX_PAGE))
-        .offset(offset.max(0))
         .select(EnrollmentToken::as_select())
+        .paged(clamp_limit(limit, MAX_PAGE), offset.max(0))
         .load(conn)?;
     let total = usable().count().get_result(conn)?;
     Ok(Page { items, total })
@@ -51,9 +51,8 @@ pub fn active_api_tokens(
         .inner_join(users::table)
         .filter(api_tokens::revoked_at.is_null())
         .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
-        .limit(clamp_limit(limit, MAX_PAGE))
-        .offset(offset.max(0))
         .select((ApiToken::as_select(), User::as_select()))
+        .paged(clamp_limit(limit, MAX_PAGE), offset)
         .load(conn)?;
     let total = api_tokens::table
         .filter(api_tokens::revoked_at.is_null())

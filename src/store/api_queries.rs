@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 
 use super::models::{RepoStats, Snapshot};
+use super::paged::PagedDsl;
 use super::schema::{repo_stats, snapshots};
 use super::types::Page;
 use super::{clamp_limit, page_total, DbConnection, MAX_PAGE};
@@ -21,9 +22,8 @@ pub fn snapshots_page(
     let items = snapshots::table
         .filter(snapshots::host_id.eq(host_id))
         .order((snapshots::time.desc(), snapshots::snapshot_id.asc()))
-        .limit(limit)
-        .offset(offset)
         .select(Snapshot::as_select())
+        .paged(limit, offset)
         .load(conn)?;
     let total = page_total(items.len(), limit, offset, || {
         snapshots::table
@@ -60,9 +60,8 @@ pub fn repo_stats_page(
     let offset = offset.max(0);
     let items = stats_filtered(host_id, since)
         .order((repo_stats::recorded_at.asc(), repo_stats::id.asc()))
-        .limit(limit)
-        .offset(offset)
         .select(RepoStats::as_select())
+        .paged(limit, offset)
         .load(conn)?;
     let total = page_total(items.len(), limit, offset, || {
         stats_filtered(host_id, since).count().get_result(conn)

@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 
 use super::models::{AuditEntry, NewAuditEntry};
+use super::paged::PagedDsl;
 use super::prepared::PrepareOnce;
 use super::schema::audit_log;
 use super::types::Page;
@@ -85,9 +86,8 @@ pub fn list(conn: &mut DbConnection, filter: &AuditFilter) -> QueryResult<Page<A
     let offset = filter.offset.max(0);
     let items = filtered(filter)
         .order((audit_log::at.desc(), audit_log::id.desc()))
-        .limit(limit)
-        .offset(offset)
         .select(AuditEntry::as_select())
+        .paged(limit, offset)
         .load(conn)?;
     let total = page_total(items.len(), limit, offset, || {
         filtered(filter).count().get_result(conn)

@@ -12,6 +12,7 @@
 use diesel::prelude::*;
 
 use super::catalog::{catalog_entries, catalog_snapshots, CatalogSnapshot, STATE_COMPLETE};
+use super::paged::PagedDsl;
 use super::DbConnection;
 use crate::protocol::DrillFile;
 
@@ -167,13 +168,15 @@ fn files_from(
         .filter(catalog_entries::catalog_id.eq(catalog_id))
         .filter(catalog_entries::kind.eq("file"))
         .order(catalog_entries::id.asc())
-        .offset(i64::try_from(offset).unwrap_or(i64::MAX))
-        .limit(i64::try_from(limit).unwrap_or(i64::MAX))
         .select((
             catalog_entries::parent,
             catalog_entries::name,
             catalog_entries::size,
         ))
+        .paged(
+            i64::try_from(limit).unwrap_or(i64::MAX),
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        )
         .load(conn)?;
     Ok(rows
         .into_iter()

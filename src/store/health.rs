@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
+use super::paged::PagedDsl;
 use super::policies::Policy;
 use super::revision_memo::RevisionMemo;
 use super::schema::{health_checks, health_history, health_results};
@@ -399,8 +400,8 @@ pub fn history(
         .filter(health_history::host_id.eq(host_id))
         .filter(health_history::name.eq(name))
         .order(health_history::checked_at.desc())
-        .limit(limit.clamp(1, HISTORY_KEEP))
         .select((health_history::checked_at, health_history::ok))
+        .paged(limit.clamp(1, HISTORY_KEEP), 0)
         .load(conn)
 }
 

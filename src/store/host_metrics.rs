@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use serde_json::{Map, Value};
 
+use super::paged::PagedDsl;
 use super::schema::host_metrics;
 use super::{per_backend, DbConnection, INSERT_CHUNK_ROWS};
 
@@ -127,8 +128,8 @@ pub fn list_for_host(
         .filter(host_metrics::host_id.eq(host_id))
         .filter(host_metrics::at.ge(since))
         .order((host_metrics::at.desc(), host_metrics::resolution.asc()))
-        .limit(limit.max(1))
         .select(MetricPoint::as_select())
+        .paged(limit.max(1), 0)
         .load(conn)?;
     rows.reverse();
     Ok(rows)
@@ -202,7 +203,7 @@ pub fn downsample_batch(
         .select(host_metrics::host_id)
         .distinct()
         .order(host_metrics::host_id.asc())
-        .limit(max_hosts.max(1))
+        .paged(max_hosts.max(1), 0)
         .load(conn)?;
     let points: Vec<MetricPoint> = in_hour()
         .filter(host_metrics::host_id.eq_any(&hosts))

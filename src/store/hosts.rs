@@ -20,6 +20,7 @@ use diesel::sql_types::{Bool, Nullable};
 
 use super::config_versions::HostConfigVersion;
 use super::models::{Host, HostHello, HostPatch, HostScheduleVersion, NewHost};
+use super::paged::PagedDsl;
 use super::prepared::PrepareOnce;
 use super::schema::{
     backup_latest, host_labels, host_schedule_version as hsv, hosts, missed_runs, repositories,
@@ -464,9 +465,8 @@ pub fn count(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<i64> {
 pub fn page(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Vec<Host>> {
     filtered(filter)
         .order((hosts::sort_key.asc(), hosts::id.asc()))
-        .limit(clamp_limit(filter.limit, MAX_PAGE))
-        .offset(filter.offset.max(0))
         .select(Host::as_select())
+        .paged(clamp_limit(filter.limit, MAX_PAGE), filter.offset)
         .load(conn)
 }
 
@@ -506,9 +506,8 @@ pub fn list(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Page<Ho
     let offset = filter.offset.max(0);
     let hosts: Vec<(Host, HostConfigVersion)> = filtered(filter)
         .order((hosts::sort_key.asc(), hosts::id.asc()))
-        .limit(limit)
-        .offset(offset)
         .select((Host::as_select(), HostConfigVersion::as_select()))
+        .paged(limit, offset)
         .load(conn)?;
     let total = page_total(hosts.len(), limit, offset, || {
         if is_unfiltered(filter) {

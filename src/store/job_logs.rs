@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use diesel::prelude::*;
 
 use super::models::{JobLog, NewJobLog};
+use super::paged::PagedDsl;
 use super::schema::{job_logs, jobs, log_prune_cursor};
 use super::types::LogStream;
 use super::{clamp_limit, per_backend, write_transaction, DbConnection, INSERT_CHUNK_ROWS};
@@ -148,8 +149,8 @@ pub fn list_after(
         .filter(job_logs::job_id.eq(job_id))
         .filter(job_logs::seq.gt(after_seq))
         .order(job_logs::seq.asc())
-        .limit(clamp_limit(limit, MAX_LOG_PAGE))
         .select(JobLog::as_select())
+        .paged(clamp_limit(limit, MAX_LOG_PAGE), 0)
         .load(conn)
 }
 
@@ -159,8 +160,8 @@ pub fn tail(conn: &mut DbConnection, job_id: &str, limit: i64) -> QueryResult<Ve
     let mut lines: Vec<JobLog> = job_logs::table
         .filter(job_logs::job_id.eq(job_id))
         .order(job_logs::seq.desc())
-        .limit(clamp_limit(limit, MAX_LOG_PAGE))
         .select(JobLog::as_select())
+        .paged(clamp_limit(limit, MAX_LOG_PAGE), 0)
         .load(conn)?;
     lines.reverse();
     Ok(lines)

@@ -13,6 +13,7 @@ use diesel::result::Error as DieselError;
 
 use super::json::Json;
 use super::models::{Job, JobFinish, NewJob};
+use super::paged::PagedDsl;
 use super::prepared::PrepareOnce;
 use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
@@ -141,9 +142,8 @@ pub fn list(conn: &mut DbConnection, filter: &JobFilter) -> QueryResult<Page<Job
     let offset = filter.offset.max(0);
     let items = filtered(filter)
         .order((jobs::created_at.desc(), jobs::id.desc()))
-        .limit(limit)
-        .offset(offset)
         .select(Job::as_select())
+        .paged(limit, offset)
         .load(conn)?;
     let total = page_total(items.len(), limit, offset, || {
         match by_kind_and_status(filter) {
@@ -247,8 +247,8 @@ pub fn due_retries(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult
         .filter(jobs::retry_at.le(now))
         .filter(jobs::dispatched_at.is_null())
         .order((jobs::retry_at.asc(), jobs::id.asc()))
-        .limit(clamp_limit(limit, MAX_PAGE))
         .select(Job::as_select())
+        .paged(clamp_limit(limit, MAX_PAGE), 0)
         .load(conn)
 }
 

@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 
 use super::models::{MissedRun, NewMissedRun};
+use super::paged::PagedDsl;
 use super::schema::missed_runs;
 use super::types::Page;
 use super::{clamp_limit, page_total, per_backend, DbConnection, MAX_PAGE};
@@ -68,9 +69,8 @@ pub fn list(conn: &mut DbConnection, filter: &MissedRunFilter) -> QueryResult<Pa
     let offset = filter.offset.max(0);
     let items = filtered(filter)
         .order((missed_runs::scheduled_at.desc(), missed_runs::id.desc()))
-        .limit(limit)
-        .offset(offset)
         .select(MissedRun::as_select())
+        .paged(limit, offset)
         .load(conn)?;
     let total = page_total(items.len(), limit, offset, || {
         filtered(filter).count().get_result(conn)

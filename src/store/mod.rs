@@ -86,6 +86,7 @@ pub mod leases;
 pub mod missed_runs;
 pub mod models;
 pub mod notifications;
+pub mod paged;
 pub mod policies;
 pub mod policy_sync;
 pub mod prepared;

@@ -21,6 +21,7 @@ use std::fmt;
 use diesel::prelude::*;
 
 use super::json::Json;
+use super::paged::PagedDsl;
 use super::schema::notification_outbox as ob;
 use super::schema::{hosts, notification_channels as nc, notification_conditions as cond};
 use super::DbConnection;
@@ -302,8 +303,8 @@ pub fn due(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<Vec<Out
         .filter(ob::status.eq(PENDING))
         .filter(ob::next_attempt_at.le(now))
         .order((ob::created_at.asc(), ob::id.asc()))
-        .limit(limit)
         .select(OutboxRow::as_select())
+        .paged(limit, 0)
         .load(conn)
 }
 
@@ -327,8 +328,8 @@ pub fn deliveries(
     ob::table
         .filter(ob::channel_id.eq(channel_id))
         .order((ob::created_at.desc(), ob::id.desc()))
-        .limit(limit)
         .select(OutboxRow::as_select())
+        .paged(limit, 0)
         .load(conn)
 }
 
@@ -406,7 +407,7 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(OutboxRow
     ob::table
         .inner_join(nc::table)
         .order((ob::created_at.desc(), ob::id.desc()))
-        .limit(limit)
         .select((OutboxRow::as_select(), nc::name))
+        .paged(limit, 0)
         .load(conn)
 }

@@ -48,8 +48,13 @@ impl PoolSettings {
     /// the configuration is read; its quotes are doubled here all the same.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(super) fn postgres_setup(&self) -> String {
+        // Plans never depend on a bound value, as with SQLite's
+        // `SQLITE_ENABLE_QPSG` (`store::sqlite_build`): PostgreSQL planned
+        // most statements again at every execution (`LIMIT $n`, skewed
+        // columns such as `online`), 0.1-0.2 ms each, for the same plan
+        // (issue 19, BENCHMARKS.md). Needs PostgreSQL 12 or newer.
         let mut sql = format!(
-            "SET application_name = '{}';",
+            "SET application_name = '{}'; SET plan_cache_mode = force_generic_plan;",
             self.application_name.replace('\'', "''")
         );
         if let Some(timeout) = self.statement_timeout {
@@ -88,13 +93,14 @@ mod tests {
         let mut settings = PoolSettings::with_size(4);
         assert_eq!(
             settings.postgres_setup(),
-            "SET application_name = 'restic-manager';"
+            "SET application_name = 'restic-manager'; SET plan_cache_mode = force_generic_plan;"
         );
         settings.application_name = "rm 'a'".into();
         settings.statement_timeout = Some(Duration::from_secs(30));
         assert_eq!(
             settings.postgres_setup(),
-            "SET application_name = 'rm ''a'''; SET statement_timeout = 30000;"
+            "SET application_name = 'rm ''a'''; SET plan_cache_mode = force_generic_plan; \
+             SET statement_timeout = 30000;"
         );
     }
 

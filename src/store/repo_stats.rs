@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 
 use super::models::{NewRepoStats, RepoStats};
+use super::paged::PagedDsl;
 use super::schema::repo_stats;
 use super::{clamp_limit, DbConnection, MAX_PAGE};
 
@@ -31,8 +32,8 @@ pub fn list_for_host(
     }
     let mut rows: Vec<RepoStats> = query
         .order((repo_stats::recorded_at.desc(), repo_stats::id.desc()))
-        .limit(clamp_limit(limit, MAX_PAGE))
         .select(RepoStats::as_select())
+        .paged(clamp_limit(limit, MAX_PAGE), 0)
         .load(conn)?;
     rows.reverse();
     Ok(rows)

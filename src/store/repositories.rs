@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::models::{Repository, RepositoryUpsert};
+use super::paged::PagedDsl;
 use super::schema::{hosts, repositories};
 use super::{write_transaction, DbConnection};
 use crate::ids::HostId;
@@ -265,8 +266,8 @@ pub fn attached_summary(
     let total: i64 = live.count().get_result(conn)?;
     let names = live
         .order((hosts::sort_key.asc(), hosts::id.asc()))
-        .limit(first)
         .select((hosts::id, hosts::hostname))
+        .paged(first, 0)
         .load(conn)?;
     Ok((total, names))
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::json::Json;
 use super::models::{NewSnapshot, Snapshot};
+use super::paged::PagedDsl;
 use super::schema::{jobs, snapshots};
 use super::types::JobKind;
 use super::{per_backend, write_transaction, DbConnection, INSERT_CHUNK_ROWS};
@@ -148,8 +149,8 @@ pub fn fill_from_backups(
         .filter(jobs::stats.is_not_null())
         .filter(jobs::finished_at.ge(oldest - CLOCK_SLACK_MS))
         .order(jobs::finished_at.desc())
-        .limit(BACKUPS_SCANNED)
         .select(jobs::stats)
+        .paged(BACKUPS_SCANNED, 0)
         .load(conn)?;
     let summaries: Vec<Value> = summaries
         .iter()

@@ -14,6 +14,7 @@ use diesel::prelude::*;
 
 use super::hosts::{filtered, HostFilter};
 use super::models::{Job, MissedRun};
+use super::paged::PagedDsl;
 use super::schema::{
     backup_latest, hosts, job_outcomes_hourly, jobs, missed_runs, source_groups, users,
 };
@@ -69,9 +70,8 @@ pub struct JobOutcome {
 pub fn hosts_brief(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Vec<HostBrief>> {
     filtered(filter)
         .order((hosts::sort_key.asc(), hosts::id.asc()))
-        .limit(clamp_limit(filter.limit, MAX_PAGE))
-        .offset(filter.offset.max(0))
         .select(HostBrief::as_select())
+        .paged(clamp_limit(filter.limit, MAX_PAGE), filter.offset.max(0))
         .load(conn)
 }
 
@@ -91,7 +91,6 @@ pub fn failed_results(
             hosts::id.asc(),
             source_groups::name.asc(),
         ))
-        .limit(clamp_limit(limit, MAX_PAGE))
         .select((
             HostBrief::as_select(),
             (
@@ -103,6 +102,7 @@ pub fn failed_results(
                 backup_latest::finished_at,
             ),
         ))
+        .paged(clamp_limit(limit, MAX_PAGE), 0)
         .load(conn)
 }
 

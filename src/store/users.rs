@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 
 use super::models::{NewUser, User};
+use super::paged::PagedDsl;
 use super::schema::users;
 use super::types::{Page, Role};
 use super::{clamp_limit, DbConnection, MAX_PAGE};
@@ -43,9 +44,8 @@ pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
 pub fn list(conn: &mut DbConnection, limit: i64, offset: i64) -> QueryResult<Page<User>> {
     let items = users::table
         .order(users::username.asc())
-        .limit(clamp_limit(limit, MAX_PAGE))
-        .offset(offset.max(0))
         .select(User::as_select())
+        .paged(clamp_limit(limit, MAX_PAGE), offset.max(0))
         .load(conn)?;
     let total = count(conn)?;
     Ok(Page { items, total })
