@@ -63,6 +63,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Started> {
         key,
         config: config_arc,
         actors,
+        recent_credentials: Arc::default(),
     };
 
     let app_state = state.clone();

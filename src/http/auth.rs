@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
@@ -112,10 +112,20 @@ fn csrf_matches(sent: &str, expected: &str) -> bool {
     sent.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
-/// What the request presented, read synchronously from its headers.
+/// What the request presented, read synchronously from its headers: the
+/// credential as its SHA-256 (all the database and [`RecentCredentials`]
+/// ever see).
 enum Presented {
-    Bearer(String),
-    Cookie { token: String, csrf: Option<String> },
+    Bearer { hash: String },
+    Cookie { hash: String, csrf: Option<String> },
+}
+
+impl Presented {
+    fn hash(&self) -> &str {
+        match self {
+            Presented::Bearer { hash } | Presented::Cookie { hash, .. } => hash,
+        }
+    }
 }
 
 fn presented(req: &HttpRequest) -> Result<Presented, ApiError> {
@@ -132,7 +142,9 @@ fn presented(req: &HttpRequest) -> Result<Presented, ApiError> {
                 "expected Authorization: Bearer <token>",
             ));
         }
-        return Ok(Presented::Bearer(token.to_owned()));
+        return Ok(Presented::Bearer {
+            hash: hash_token(token),
+        });
     }
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
         let csrf = req
@@ -141,7 +153,7 @@ fn presented(req: &HttpRequest) -> Result<Presented, ApiError> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         return Ok(Presented::Cookie {
-            token: cookie.value().to_owned(),
+            hash: hash_token(cookie.value()),
             csrf,
         });
     }
@@ -150,7 +162,26 @@ fn presented(req: &HttpRequest) -> Result<Presented, ApiError> {
     ))
 }
 
+/// Checks the credential presented and remembers the outcome in
+/// [`RecentCredentials`]: a pass as recent, a 401 as no longer so.
 async fn authenticate(
+    state: web::Data<AppState>,
+    presented: Presented,
+    state_changing: bool,
+    source_addr: Option<String>,
+) -> Result<Principal, ApiError> {
+    let hash = presented.hash().to_owned();
+    let recent = Arc::clone(&state.recent_credentials);
+    let outcome = check(state, presented, state_changing, source_addr).await;
+    match &outcome {
+        Ok(_) => recent.passed(hash, Instant::now()),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => recent.failed(&hash),
+        Err(_) => {}
+    }
+    outcome
+}
+
+async fn check(
     state: web::Data<AppState>,
     presented: Presented,
     state_changing: bool,
@@ -158,8 +189,7 @@ async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let now = store::now_ms();
     match presented {
-        Presented::Bearer(token) => {
-            let hash = hash_token(&token);
+        Presented::Bearer { hash } => {
             let (principal, touch) = with_conn(&state.pool, move |conn| {
                 let (api_token, user) = store::api_tokens::find_valid(conn, &hash, now)?
                     .ok_or_else(|| {
@@ -192,8 +222,7 @@ async fn authenticate(
             }
             Ok(principal)
         }
-        Presented::Cookie { token, csrf } => {
-            let hash = hash_token(&token);
+        Presented::Cookie { hash, csrf } => {
             let (idle, lifetime) = (state.config.session_idle, state.config.session_lifetime);
             let lifetime_ms = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
             let (principal, touch) = with_conn(&state.pool, move |conn| {
@@ -239,18 +268,168 @@ async fn authenticate(
     }
 }
 
+/// A request's credential and what its check needs, read synchronously
+/// from the request.
+struct Asked {
+    state: web::Data<AppState>,
+    presented: Presented,
+    state_changing: bool,
+    source_addr: Option<String>,
+}
+
+impl Asked {
+    fn of(req: &HttpRequest) -> Result<Asked, ApiError> {
+        Ok(Asked {
+            state: req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::internal("AppState is not registered"))?,
+            presented: presented(req)?,
+            state_changing: is_state_changing(req.method()),
+            source_addr: client_addr(req),
+        })
+    }
+
+    /// Whether the request only reads and its credential passed a check
+    /// lately ([`RecentCredentials`]).
+    fn recent(&self) -> bool {
+        !self.state_changing
+            && self
+                .state
+                .recent_credentials
+                .contains(self.presented.hash(), Instant::now())
+    }
+
+    async fn check(self) -> Result<Principal, ApiError> {
+        authenticate(
+            self.state,
+            self.presented,
+            self.state_changing,
+            self.source_addr,
+        )
+        .await
+    }
+}
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let presented = presented(req);
-        let state_changing = is_state_changing(req.method());
-        let source_addr = client_addr(req);
+        let asked = Asked::of(req);
+        Box::pin(async move { asked?.check().await })
+    }
+}
+
+/// How long a credential that passed a check counts as recent for
+/// [`Reader`].
+pub const RECENTLY_VALID: Duration = Duration::from_secs(10 * 60);
+/// Credentials remembered at most; past it a new one is not remembered
+/// (its reads simply wait for its check, as a first request's do).
+pub const MAX_RECENT_CREDENTIALS: usize = 10_000;
+
+/// The credentials (their SHA-256) that passed a check within
+/// [`RECENTLY_VALID`], in memory. It grants nothing: every request is
+/// still checked against the database. It only decides whether a
+/// [`Reader`]'s reads may start while that check runs. A credential that
+/// fails a check with 401 (revoked, expired, its user disabled) is
+/// forgotten at once, so a revoked token can cost the server at most one
+/// request's reads, never read a byte.
+#[derive(Debug, Default)]
+pub struct RecentCredentials {
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+impl RecentCredentials {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        // A panic while holding it cannot leave the map inconsistent.
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `hash` passed a check within [`RECENTLY_VALID`] of `now`.
+    pub fn contains(&self, hash: &str, now: Instant) -> bool {
+        self.lock()
+            .get(hash)
+            .is_some_and(|at| now.duration_since(*at) < RECENTLY_VALID)
+    }
+
+    /// `hash` passed a check at `now`.
+    pub fn passed(&self, hash: String, now: Instant) {
+        let mut seen = self.lock();
+        if seen.len() >= MAX_RECENT_CREDENTIALS && !seen.contains_key(&hash) {
+            seen.retain(|_, at| now.duration_since(*at) < RECENTLY_VALID);
+            if seen.len() >= MAX_RECENT_CREDENTIALS {
+                return;
+            }
+        }
+        seen.insert(hash, now);
+    }
+
+    /// `hash` failed a check: its next reads wait for their check.
+    pub fn failed(&self, hash: &str) {
+        self.lock().remove(hash);
+    }
+}
+
+/// The caller of a request that only reads, taken by a handler instead
+/// of a [`Principal`] so that the caller's check need not come first.
+///
+/// On PostgreSQL every statement in a chain is a round trip, and the
+/// credential's lookup was the first of every request's chain: about
+/// 0.1 ms of a sub-millisecond page (issue 19, BENCHMARKS.md). When the
+/// request presents a credential that passed a check lately
+/// ([`RecentCredentials`]) and does not change state, the extractor hands
+/// the check over still running and [`Reader::alongside`] runs it next to
+/// the handler's reads. Nothing is answered before it has passed, and its
+/// failure (401, 403) is the answer whatever the reads found, so a caller
+/// learns nothing from a request it was not allowed to make. Any other
+/// credential (a first request, a guessed token) is checked before the
+/// handler runs, as a [`Principal`] is: an unknown caller cannot make the
+/// server read on its behalf.
+pub struct Reader {
+    check: Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>>,
+}
+
+impl Reader {
+    /// Runs `reads` alongside the caller's check; the caller and what was
+    /// read once both are done. The check's failure wins over the reads'.
+    pub async fn alongside<T, E>(
+        self,
+        reads: impl Future<Output = Result<T, E>>,
+    ) -> Result<(Principal, T), E>
+    where
+        E: From<ApiError>,
+    {
+        let (who, data) = self.join(reads).await;
+        let who = who?;
+        Ok((who, data?))
+    }
+
+    /// Runs `reads` alongside the caller's check; both outcomes.
+    pub async fn join<T>(self, reads: impl Future<Output = T>) -> (Result<Principal, ApiError>, T) {
+        futures_util::future::join(self.check, reads).await
+    }
+}
+
+impl FromRequest for Reader {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Reader, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let asked = Asked::of(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
-            authenticate(state, presented?, state_changing, source_addr).await
+            let asked = asked?;
+            if asked.recent() {
+                return Ok(Reader {
+                    check: Box::pin(asked.check()),
+                });
+            }
+            let who = asked.check().await?;
+            Ok(Reader {
+                check: Box::pin(std::future::ready(Ok(who))),
+            })
         })
     }
 }
@@ -588,5 +767,42 @@ mod tests {
         for m in [Method::GET, Method::HEAD, Method::OPTIONS] {
             assert!(!is_state_changing(&m), "{m}");
         }
+    }
+
+    /// A credential is recent from its pass for [`RECENTLY_VALID`], and
+    /// no longer once it fails; passing again renews it.
+    #[test]
+    fn recent_credentials_expire_and_are_forgotten_on_failure() {
+        let recent = RecentCredentials::default();
+        let t0 = Instant::now();
+        assert!(!recent.contains("a", t0), "never seen");
+        recent.passed("a".to_owned(), t0);
+        assert!(recent.contains("a", t0));
+        assert!(recent.contains("a", t0 + RECENTLY_VALID - Duration::from_secs(1)));
+        assert!(!recent.contains("a", t0 + RECENTLY_VALID), "expired");
+        recent.passed("a".to_owned(), t0 + RECENTLY_VALID);
+        assert!(recent.contains("a", t0 + RECENTLY_VALID), "renewed");
+        recent.failed("a");
+        assert!(!recent.contains("a", t0 + RECENTLY_VALID), "forgotten");
+    }
+
+    /// Past [`MAX_RECENT_CREDENTIALS`] expired entries make room; while all
+    /// are current, a new credential is not remembered (and the old stay).
+    #[test]
+    fn recent_credentials_are_bounded() {
+        let recent = RecentCredentials::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_RECENT_CREDENTIALS {
+            recent.passed(format!("old-{i}"), t0);
+        }
+        recent.passed("new".to_owned(), t0 + Duration::from_secs(1));
+        assert!(!recent.contains("new", t0 + Duration::from_secs(1)), "full");
+        assert!(recent.contains("old-0", t0 + Duration::from_secs(1)));
+        recent.passed("old-1".to_owned(), t0 + RECENTLY_VALID);
+        let later = t0 + RECENTLY_VALID + Duration::from_secs(1);
+        recent.passed("new".to_owned(), later);
+        assert!(recent.contains("new", later), "the expired made room");
+        assert!(recent.contains("old-1", later), "renewed, kept");
+        assert_eq!(recent.lock().len(), 2);
     }
 }

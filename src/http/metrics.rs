@@ -24,7 +24,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
                 .filter_map(|(host, group, at)| Some((host, group.unwrap_or_default(), at?)))
                 .collect(),
             last_drills: verification::last_verified_restores(conn)?,
-            check_coverage: verification::check_coverage(conn, None)?
+            check_coverage: verification::check_coverage(conn)?
                 .into_iter()
                 .map(|c| {
                     let ratio = c.ratio();

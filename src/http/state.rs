@@ -20,4 +20,7 @@ pub struct AppState {
     /// Handles to the actors (sessions, scheduler, persistence, events).
     /// Shared by the sessions ([`Actors::new_session`]).
     pub actors: Arc<Actors>,
+    /// The credentials that passed a check lately: whose reads may run
+    /// alongside their check ([`crate::http::auth::Reader`]).
+    pub recent_credentials: Arc<crate::http::auth::RecentCredentials>,
 }

@@ -214,18 +214,39 @@ impl Coverage {
     }
 }
 
-/// The check coverage of every live host (or of `host_id` only), by host
-/// id; a host without a rotating check reads 0 of 0. One read of the live
-/// hosts, one of the rotations and one of the kept runs (at most `n` per
-/// host) joined to their jobs by primary key.
-pub fn check_coverage(
-    conn: &mut DbConnection,
-    host_id: Option<&str>,
-) -> QueryResult<Vec<Coverage>> {
-    let mut live = hosts::table
+/// The check coverage of every live host, by host id; a host without a
+/// rotating check reads 0 of 0. One read of the live hosts and the two of
+/// [`rotations_and_reads`].
+pub fn check_coverage(conn: &mut DbConnection) -> QueryResult<Vec<Coverage>> {
+    let live: Vec<String> = hosts::table
         .filter(hosts::revoked_at.is_null())
         .select(hosts::id)
-        .into_boxed();
+        .load(conn)?;
+    let (rotations, read) = rotations_and_reads(conn, None)?;
+    let mut out: Vec<Coverage> = live
+        .into_iter()
+        .map(|host_id| coverage(host_id, &rotations, &read))
+        .collect();
+    // Sorted here, not by the database, whose collation may differ.
+    out.sort_by(|a, b| a.host_id.cmp(&b.host_id));
+    Ok(out)
+}
+
+/// The check coverage of one host, which the caller knows to be live (the
+/// host page has just read it): [`rotations_and_reads`] of it alone.
+pub fn host_check_coverage(conn: &mut DbConnection, host_id: &str) -> QueryResult<Coverage> {
+    let (rotations, read) = rotations_and_reads(conn, Some(host_id))?;
+    Ok(coverage(host_id.to_owned(), &rotations, &read))
+}
+
+/// Each host's rotation `n` and the distinct subsets its succeeded checks
+/// read among the kept runs (at most `n` per host, joined to their jobs by
+/// primary key), of every host or of `host_id` only: two reads.
+#[allow(clippy::type_complexity)] // two maps by host id, named in the doc
+fn rotations_and_reads(
+    conn: &mut DbConnection,
+    host_id: Option<&str>,
+) -> QueryResult<(BTreeMap<String, i64>, BTreeMap<String, BTreeSet<i64>>)> {
     let mut rotations = check_rotation::table
         .select((check_rotation::host_id, check_rotation::subsets))
         .into_boxed();
@@ -240,26 +261,27 @@ pub fn check_coverage(
         .select((check_runs::host_id, check_runs::subset))
         .into_boxed();
     if let Some(id) = host_id {
-        live = live.filter(hosts::id.eq(id.to_owned()));
         rotations = rotations.filter(check_rotation::host_id.eq(id.to_owned()));
         runs = runs.filter(check_runs::host_id.eq(id.to_owned()));
     }
-    let live: Vec<String> = live.load(conn)?;
     let rotations: BTreeMap<String, i64> = rotations.load(conn)?.into_iter().collect();
     let mut read: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
     for (host, subset) in runs.load::<(String, i64)>(conn)? {
         read.entry(host).or_default().insert(subset);
     }
-    let mut out: Vec<Coverage> = live
-        .into_iter()
-        .map(|host_id| Coverage {
-            read: read.get(&host_id).map_or(0, |s| s.len() as i64),
-            subsets: rotations.get(&host_id).copied().unwrap_or(0),
-            host_id,
-        })
-        .collect();
-    out.sort_by(|a, b| a.host_id.cmp(&b.host_id));
-    Ok(out)
+    Ok((rotations, read))
+}
+
+fn coverage(
+    host_id: String,
+    rotations: &BTreeMap<String, i64>,
+    read: &BTreeMap<String, BTreeSet<i64>>,
+) -> Coverage {
+    Coverage {
+        read: read.get(&host_id).map_or(0, |s| s.len() as i64),
+        subsets: rotations.get(&host_id).copied().unwrap_or(0),
+        host_id,
+    }
 }
 
 /// One row of [`last_verified_restores`]: host id, source group (the

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::common::agent::{enroll, finished_envelope, log_line, TestAgent};
-use crate::common::api::{login, Browser};
+use crate::common::api::{create_host, login, Browser};
 use crate::common::fleet::add_user;
 use crate::common::server::{spawn_app, TestApp};
 use restic_manager::auth::Role;
@@ -1028,4 +1028,90 @@ async fn dashboard_size_is_bounded_in_every_state() {
         !html.contains(&"&lt;&amp;&quot;&gt;".repeat(20)),
         "long names are clipped"
     );
+}
+
+/// The routes whose reads run alongside the caller's check, each with a
+/// request that a valid caller gets refused for (a bad query) or finds
+/// nothing at (an unknown id): (path, under the API?, what a valid caller gets).
+const READ_ALONGSIDE: [(&str, bool, u16); 8] = [
+    ("/hosts?status=sideways", true, 400),
+    ("/jobs?status=sideways", true, 400),
+    ("/jobs/no-such-job/logs", true, 404),
+    ("/jobs/no-such-job/logs?after_seq=-1", true, 400),
+    ("/?calendar=sideways", false, 400),
+    ("/hosts?status=sideways", false, 400),
+    ("/hosts/no-such-host", false, 404),
+    ("/jobs/no-such-job", false, 404),
+];
+
+/// Asserts that `resp` refuses an ended caller: 401 from the API, the
+/// login page from the UI.
+fn assert_refused(resp: &reqwest::Response, path: &str, api: bool) {
+    if api {
+        assert_eq!(resp.status(), 401, "{path}");
+    } else {
+        assert_eq!(resp.status(), 303, "{path}");
+        let to = resp.headers()["location"].to_str().unwrap();
+        assert!(to.starts_with("/login"), "{path}: {to}");
+    }
+}
+
+/// A credential that read a moment ago, so that its next reads run
+/// alongside its check, gets nothing once ended (token revoked, session
+/// logged out): 401 or the login page on every such route, never the 400
+/// or 404 the reads would answer, nor data. A live caller gets those
+/// answers. (A failed check makes the credential's next requests wait
+/// for their check, so each route gets a token of its own.)
+#[actix_web::test]
+async fn an_ended_credential_reads_nothing_while_its_check_runs() {
+    let app = spawn_app().await;
+    let http = client();
+    let get = |path: &str, api: bool, token: &str| {
+        let url = if api { app.api(path) } else { app.url(path) };
+        http.get(url).bearer_auth(token).send()
+    };
+    for (path, api, live_status) in READ_ALONGSIDE {
+        let created = http
+            .post(app.api("/api-tokens"))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"name": "reader"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let created: Value = created.json().await.unwrap();
+        let token = created["token"].as_str().unwrap().to_owned();
+        // Live, twice (the second runs alongside its check): the reads' answer.
+        for _ in 0..2 {
+            let resp = get(path, api, &token).await.unwrap();
+            assert_eq!(resp.status(), live_status, "{path}");
+        }
+        let revoked = http
+            .delete(app.api(&format!("/api-tokens/{}", created["id"].as_str().unwrap())))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), 204);
+        assert_refused(&get(path, api, &token).await.unwrap(), path, api);
+    }
+
+    // A session: it reads the host list (data), logs out, and its next
+    // read, alongside its check, is the login page with no host in it.
+    create_host(&app, "alpha").await;
+    let session = login(&app, "admin", &app.admin_password).await;
+    let listed = page(&app, &session, "/hosts").await;
+    assert_eq!(listed.status(), 200);
+    assert!(listed.text().await.unwrap().contains("alpha"));
+    let out = session
+        .post(&app, "/auth/logout")
+        .header("X-CSRF-Token", &session.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    let resp = page(&app, &session, "/hosts").await;
+    assert_refused(&resp, "/hosts", false);
+    assert!(!resp.text().await.unwrap().contains("alpha"));
+    app.stop().await;
 }

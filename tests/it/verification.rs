@@ -130,7 +130,7 @@ fn check_store(pool: &store::Pool) {
         None,
         None,
     );
-    let cov = verification::check_coverage(&mut c, None).unwrap();
+    let cov = verification::check_coverage(&mut c).unwrap();
     assert_eq!(cov, {
         let mut want = vec![
             verification::Coverage {
@@ -147,9 +147,9 @@ fn check_store(pool: &store::Pool) {
         want.sort_by(|x, y| x.host_id.cmp(&y.host_id));
         want
     });
-    let one = verification::check_coverage(&mut c, Some(&a)).unwrap();
-    assert_eq!(one.len(), 1);
-    assert!((one[0].ratio() - 2.0 / 3.0).abs() < 1e-9);
+    let one = verification::host_check_coverage(&mut c, &a).unwrap();
+    assert_eq!(one.host_id, a);
+    assert!((one.ratio() - 2.0 / 3.0).abs() < 1e-9);
     // Changing n starts over at 1 and counts only runs of the new n.
     let new = models::NewJob::new(
         store::new_id(),
@@ -164,8 +164,8 @@ fn check_store(pool: &store::Pool) {
             .unwrap(),
         (1, 5)
     );
-    let one = verification::check_coverage(&mut c, Some(&a)).unwrap();
-    assert_eq!((one[0].read, one[0].subsets), (0, 5));
+    let one = verification::host_check_coverage(&mut c, &a).unwrap();
+    assert_eq!((one.read, one.subsets), (0, 5));
 
     // Drills: two succeeded of "etc" (the later counts), one of "home",
     // then a failed "etc" that is the newest.
@@ -229,7 +229,7 @@ fn check_store(pool: &store::Pool) {
     assert!(verification::last_verified_restores(&mut c)
         .unwrap()
         .is_empty());
-    let cov = verification::check_coverage(&mut c, None).unwrap();
+    let cov = verification::check_coverage(&mut c).unwrap();
     assert_eq!(cov.len(), 1, "{cov:?}");
     assert_eq!(cov[0].host_id, b);
 }

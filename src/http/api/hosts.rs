@@ -15,7 +15,7 @@ use super::table::Endpoint;
 use super::{audit, List, PageQuery, DEFAULT_LIMIT};
 use crate::agent_release::AgentRelease;
 use crate::auth::Role;
-use crate::http::auth::Principal;
+use crate::http::auth::{Principal, Reader};
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{live_host, live_host_with_version, Body, Time};
 use crate::http::AppState;
@@ -189,10 +189,22 @@ impl ListQuery {
 
 async fn list(
     state: web::Data<AppState>,
-    who: Principal,
+    reader: Reader,
     req: actix_web::HttpRequest,
 ) -> Result<web::Json<List<HostDto>>, ApiError> {
+    // Read alongside the caller's check (`Reader`): viewers and up may.
+    let (who, list) = reader
+        .alongside(read_list(state, req.query_string().to_owned()))
+        .await?;
     who.require(Role::Viewer)?;
+    Ok(list)
+}
+
+/// The hosts `GET /hosts?query` lists.
+async fn read_list(
+    state: web::Data<AppState>,
+    query: String,
+) -> Result<web::Json<List<HostDto>>, ApiError> {
     let ListQuery {
         status,
         labels,
@@ -201,7 +213,7 @@ async fn list(
         repository_id,
         limit,
         offset,
-    } = ListQuery::parse(req.query_string())?;
+    } = ListQuery::parse(&query)?;
     let update_available = match update_available.as_deref() {
         None | Some("") => None,
         Some("true") => Some(true),

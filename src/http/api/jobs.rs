@@ -16,7 +16,7 @@ use crate::actors::drill::DrillOptions;
 use crate::actors::restore::RestoreRequest;
 use crate::actors::{CancelOutcome, NewJobRequest};
 use crate::auth::Role;
-use crate::http::auth::Principal;
+use crate::http::auth::{Principal, Reader};
 use crate::http::error::{with_conn, ApiError};
 use crate::http::extract::{int_param, parse_time, Body, Time};
 use crate::http::AppState;
@@ -401,17 +401,24 @@ impl ListQuery {
 
 async fn list(
     state: web::Data<AppState>,
-    who: Principal,
+    reader: Reader,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<List<JobDto>>, ApiError> {
+    let filter = query.into_inner().into_filter();
+    // Read alongside the caller's check (`Reader`), which is answered
+    // first, before a bad query's error: viewers and up may.
+    let (who, (items, total)) = reader
+        .alongside(async move {
+            let filter = filter?;
+            with_conn(&state.pool, move |conn| {
+                let page = store::jobs::list(conn, &filter)?;
+                let items = page.items.into_iter().map(JobDto::from_row).collect();
+                Ok((JobDto::with_waiting(conn, items)?, page.total))
+            })
+            .await
+        })
+        .await?;
     who.require(Role::Viewer)?;
-    let filter = query.into_inner().into_filter()?;
-    let (items, total) = with_conn(&state.pool, move |conn| {
-        let page = store::jobs::list(conn, &filter)?;
-        let items = page.items.into_iter().map(JobDto::from_row).collect();
-        Ok((JobDto::with_waiting(conn, items)?, page.total))
-    })
-    .await?;
     Ok(web::Json(List { items, total }))
 }
 
@@ -465,28 +472,33 @@ struct LogsQuery {
 
 async fn logs(
     state: web::Data<AppState>,
-    who: Principal,
+    reader: Reader,
     path: web::Path<String>,
     query: web::Query<LogsQuery>,
 ) -> Result<web::Json<LogsResponse>, ApiError> {
-    who.require(Role::Viewer)?;
     let id = path.into_inner();
-    let after_seq = int_param("after_seq", query.after_seq.as_deref())?.unwrap_or(0);
-    if after_seq < 0 {
-        return Err(ApiError::validation("after_seq: must not be negative"));
-    }
-    let (limit, _) = PageQuery {
-        limit: query.limit.clone(),
-        offset: None,
-    }
-    .resolve(DEFAULT_LOG_LIMIT, store::job_logs::MAX_LOG_PAGE)?;
-    let (lines, total) = with_conn(&state.pool, move |conn| {
-        let job = load_job(conn, &id)?;
-        let lines = store::job_logs::list_after(conn, &id, after_seq, limit)?;
-        let total = store::job_logs::page_total(&lines, limit, job.last_log_seq);
-        Ok((lines, total))
-    })
-    .await?;
+    // Read alongside the caller's check (`Reader`), which is answered
+    // first, before a bad query's error: viewers and up may.
+    let read = async move {
+        let after_seq = int_param("after_seq", query.after_seq.as_deref())?.unwrap_or(0);
+        if after_seq < 0 {
+            return Err(ApiError::validation("after_seq: must not be negative"));
+        }
+        let (limit, _) = PageQuery {
+            limit: query.limit.clone(),
+            offset: None,
+        }
+        .resolve(DEFAULT_LOG_LIMIT, store::job_logs::MAX_LOG_PAGE)?;
+        with_conn(&state.pool, move |conn| {
+            let job = load_job(conn, &id)?;
+            let lines = store::job_logs::list_after(conn, &id, after_seq, limit)?;
+            let total = store::job_logs::page_total(&lines, limit, job.last_log_seq);
+            Ok((lines, total))
+        })
+        .await
+    };
+    let (who, (lines, total)) = reader.alongside(read).await?;
+    who.require(Role::Viewer)?;
     Ok(web::Json(LogsResponse {
         total,
         items: lines

@@ -31,7 +31,7 @@ use maud::{html, Markup};
 
 use super::calendar::{self, Calendar, View};
 use super::layout::{self, badge, Nav};
-use super::{format, html_response, PageCtx, UiError};
+use super::{format, html_response, PageReader, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
@@ -281,59 +281,73 @@ pub(super) struct DashboardQuery {
 
 pub(super) async fn page(
     state: web::Data<AppState>,
-    ctx: PageCtx,
+    page: PageReader,
     query: web::Query<DashboardQuery>,
 ) -> Result<HttpResponse, UiError> {
-    ctx.require(Role::Viewer)?;
     let view = match query.into_inner().calendar.filter(|c| !c.is_empty()) {
-        None => View::Backups,
+        None => Ok(View::Backups),
         Some(text) => View::parse(&text).ok_or_else(|| {
             ApiError::validation(format!(
                 "calendar: expected backups or verified, got {text:?}"
             ))
-        })?,
+        }),
     };
-    let now = ctx.now;
+    let now = page.now;
     let (first_day, window_start) = calendar::window(now);
-    let data = with_conn(&state.pool, move |conn| {
-        let (counts, sections) = sections(conn, now)?;
-        // The calendar shows the most urgent hosts first, like the table.
-        let mut calendar_hosts: Vec<(String, String)> = Vec::new();
-        for row in sections.iter().flat_map(|s| &s.rows) {
-            if calendar_hosts.len() >= CALENDAR_HOSTS {
-                break;
-            }
-            if !calendar_hosts.iter().any(|(id, _)| *id == row.host.id) {
-                calendar_hosts.push((row.host.id.clone(), host_label(&row.host).to_owned()));
-            }
-        }
-        let ids: Vec<String> = calendar_hosts.iter().map(|(id, _)| id.clone()).collect();
-        let (outcomes, missed) = match view {
-            View::Backups => (
-                ui_queries::outcomes_since(conn, &ids, JobKind::Backup, window_start)?,
-                ui_queries::missed_runs_since(conn, &ids, window_start)?
-                    .into_iter()
-                    .map(|m| (m.host_id, m.scheduled_at))
-                    .collect(),
-            ),
-            View::Verified => (
-                ui_queries::outcomes_since(conn, &ids, JobKind::Drill, window_start)?,
-                Vec::new(),
-            ),
-        };
-        Ok(Data {
-            hosts: counts.online + counts.offline,
-            online: counts.online,
-            sections,
-            calendar_hosts,
-            outcomes,
-            missed,
-            last_day: ui_queries::job_outcome_counts_since(conn, JobKind::Backup, now - DAY_MS)?,
-            missed_day: ui_queries::missed_run_count_since(conn, now - DAY_MS)?,
-            services_down: crate::store::health::down_count(conn)?,
+    // Alongside the caller's check (`PageReader`), which is answered
+    // first, before a bad query's error: viewers and up may see it.
+    let (ctx, data) = page
+        .alongside(async move {
+            let view = view?;
+            let data = with_conn(&state.pool, move |conn| {
+                let (counts, sections) = sections(conn, now)?;
+                // The calendar shows the most urgent hosts first, like the table.
+                let mut calendar_hosts: Vec<(String, String)> = Vec::new();
+                for row in sections.iter().flat_map(|s| &s.rows) {
+                    if calendar_hosts.len() >= CALENDAR_HOSTS {
+                        break;
+                    }
+                    if !calendar_hosts.iter().any(|(id, _)| *id == row.host.id) {
+                        calendar_hosts
+                            .push((row.host.id.clone(), host_label(&row.host).to_owned()));
+                    }
+                }
+                let ids: Vec<String> = calendar_hosts.iter().map(|(id, _)| id.clone()).collect();
+                let (outcomes, missed) = match view {
+                    View::Backups => (
+                        ui_queries::outcomes_since(conn, &ids, JobKind::Backup, window_start)?,
+                        ui_queries::missed_runs_since(conn, &ids, window_start)?
+                            .into_iter()
+                            .map(|m| (m.host_id, m.scheduled_at))
+                            .collect(),
+                    ),
+                    View::Verified => (
+                        ui_queries::outcomes_since(conn, &ids, JobKind::Drill, window_start)?,
+                        Vec::new(),
+                    ),
+                };
+                Ok(Data {
+                    hosts: counts.online + counts.offline,
+                    online: counts.online,
+                    sections,
+                    calendar_hosts,
+                    outcomes,
+                    missed,
+                    last_day: ui_queries::job_outcome_counts_since(
+                        conn,
+                        JobKind::Backup,
+                        now - DAY_MS,
+                    )?,
+                    missed_day: ui_queries::missed_run_count_since(conn, now - DAY_MS)?,
+                    services_down: crate::store::health::down_count(conn)?,
+                })
+            })
+            .await?;
+            Ok::<_, ApiError>((view, data))
         })
-    })
-    .await?;
+        .await?;
+    ctx.require(Role::Viewer)?;
+    let (view, data) = data;
 
     let cal = Calendar::build(
         first_day,

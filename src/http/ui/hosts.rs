@@ -18,7 +18,7 @@ use maud::{html, Markup};
 
 use super::dashboard::{presence_badge, Severity};
 use super::layout::{self, Nav};
-use super::{encode_query_value, format, html_response, PageCtx, UiError};
+use super::{encode_query_value, format, html_response, PageReader, UiError};
 use crate::agent_release::AgentRelease;
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
@@ -141,58 +141,93 @@ pub(super) fn agent_version(version: Option<&str>, release: &AgentRelease) -> Ma
     }
 }
 
+/// What the host list shows: the filters as asked for (for the form and
+/// the page links) and the store's filter they make.
+struct Listing {
+    status: Option<String>,
+    labels: Vec<String>,
+    q: Option<String>,
+    filter: HostFilter,
+}
+
+impl Listing {
+    /// Parses the page's query string; states are judged at `now`.
+    fn parse(query: &str, now: i64) -> Result<Self, ApiError> {
+        let HostsQuery {
+            status,
+            labels,
+            q,
+            offset,
+        } = HostsQuery::parse(query)?;
+        let status = status.filter(|s| !s.is_empty());
+        let base = match status.as_deref() {
+            None => HostFilter::default(),
+            Some("online") => HostFilter {
+                online: Some(true),
+                ..HostFilter::default()
+            },
+            Some(other) => match Severity::parse(other) {
+                Some(severity) => severity.filter(now),
+                None => {
+                    return Err(ApiError::validation(format!(
+                        "status: expected online, offline, failed, missed, never, stale or healthy, got {other:?}"
+                    )))
+                }
+            },
+        };
+        let labels: Vec<String> = labels
+            .into_iter()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let label_filter = labels
+            .iter()
+            .map(|l| parse_label(l))
+            .collect::<Result<Vec<_>, _>>()?;
+        let offset = parse_offset(offset.as_deref())?;
+        let q = q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+        let filter = HostFilter {
+            query: q.clone(),
+            labels: label_filter,
+            include_revoked: false,
+            limit: PAGE,
+            offset,
+            ..base
+        };
+        Ok(Listing {
+            status,
+            labels,
+            q,
+            filter,
+        })
+    }
+}
+
 pub(super) async fn page(
     state: web::Data<AppState>,
-    ctx: PageCtx,
+    page: PageReader,
     req: HttpRequest,
 ) -> Result<HttpResponse, UiError> {
+    let listing = Listing::parse(req.query_string(), page.now);
+    // Alongside the caller's check (`PageReader`), which is answered
+    // first, before a bad query's error: viewers and up may see it.
+    let pool = state.pool.clone();
+    let (ctx, (listing, page)) = page
+        .alongside(async move {
+            let listing = listing?;
+            let filter = listing.filter.clone();
+            let page = with_conn(&pool, move |conn| Ok(store::hosts::list(conn, &filter)?)).await?;
+            Ok::<_, ApiError>((listing, page))
+        })
+        .await?;
     ctx.require(Role::Viewer)?;
-    let HostsQuery {
+    let Listing {
         status,
         labels,
         q,
-        offset,
-    } = HostsQuery::parse(req.query_string())?;
-    let status = status.filter(|s| !s.is_empty());
-    let base = match status.as_deref() {
-        None => HostFilter::default(),
-        Some("online") => HostFilter {
-            online: Some(true),
-            ..HostFilter::default()
-        },
-        Some(other) => match Severity::parse(other) {
-            Some(severity) => severity.filter(ctx.now),
-            None => {
-                return Err(ApiError::validation(format!(
-                    "status: expected online, offline, failed, missed, never, stale or healthy, got {other:?}"
-                ))
-                .into())
-            }
-        },
-    };
-    let labels: Vec<String> = labels
-        .into_iter()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty())
-        .collect();
-    let label_filter = labels
-        .iter()
-        .map(|l| parse_label(l))
-        .collect::<Result<Vec<_>, _>>()?;
-    let offset = parse_offset(offset.as_deref())?;
-    let q = q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
-    let filter = HostFilter {
-        query: q.clone(),
-        labels: label_filter,
-        include_revoked: false,
-        limit: PAGE,
-        offset,
-        ..base
-    };
-    let page = with_conn(&state.pool, move |conn| {
-        Ok(store::hosts::list(conn, &filter)?)
-    })
-    .await?;
+        filter,
+    } = listing;
+    let offset = filter.offset;
 
     let link = |offset: i64| {
         let mut url = format!("/hosts?offset={offset}");

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::format::{self, plural};
 use super::layout::{self, badge, Nav};
 use super::log_lines;
-use super::{encode_query_value, html_response, PageCtx, UiError};
+use super::{encode_query_value, html_response, PageCtx, PageReader, UiError};
 use crate::auth::Role;
 use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
@@ -43,10 +43,9 @@ struct Data {
 
 pub(super) async fn page(
     state: web::Data<AppState>,
-    ctx: PageCtx,
+    page: PageReader,
     path: web::Path<String>,
 ) -> Result<HttpResponse, UiError> {
-    ctx.require(Role::Viewer)?;
     let id = path.into_inner();
     // Two statements on two connections at once (on PostgreSQL each is a
     // round trip): the retry chain, the job among it, with the host's
@@ -74,7 +73,10 @@ pub(super) async fn page(
     let log = with_conn(&state.pool, move |conn| {
         Ok(store::job_logs::tail(conn, &id, LOG_TAIL)?)
     });
-    let ((job, attempts, host_label, waiting_for), log) = future::try_join(chain, log).await?;
+    // Alongside the caller's check (`PageReader`): viewers and up may see it.
+    let (ctx, ((job, attempts, host_label, waiting_for), log)) =
+        page.alongside(future::try_join(chain, log)).await?;
+    ctx.require(Role::Viewer)?;
     let data = Data {
         job,
         host_label,

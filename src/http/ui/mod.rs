@@ -42,7 +42,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use maud::{html, Markup, DOCTYPE};
 
 use crate::auth::Role;
-use crate::http::auth::{AuthMethod, Principal};
+use crate::http::auth::{AuthMethod, Principal, Reader};
 use crate::http::error::ApiError;
 
 pub mod assets;
@@ -282,33 +282,94 @@ impl PageCtx {
     }
 }
 
+impl PageCtx {
+    /// The page's context for a checked caller, or the answer for one that
+    /// failed: the login page (with `next`) for 401, the error otherwise.
+    fn checked(
+        caller: Result<Principal, ApiError>,
+        next: String,
+        now: i64,
+    ) -> Result<Self, UiError> {
+        match caller {
+            Ok(user) => {
+                let csrf = match &user.method {
+                    AuthMethod::Session { csrf_token, .. } => Some(csrf_token.clone()),
+                    AuthMethod::ApiToken { .. } => None,
+                };
+                Ok(PageCtx { user, csrf, now })
+            }
+            Err(e) => Err(refused(e, next)),
+        }
+    }
+}
+
+/// The answer to a page request whose caller failed its check: the login
+/// page (coming back to `next`) for 401, the error otherwise.
+fn refused(e: ApiError, next: String) -> UiError {
+    if e.status == StatusCode::UNAUTHORIZED {
+        UiError::LoginRequired { next }
+    } else {
+        UiError::Api(e)
+    }
+}
+
+/// The path and query a login should come back to.
+fn next_of(req: &HttpRequest) -> String {
+    req.uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned())
+}
+
 impl FromRequest for PageCtx {
     type Error = UiError;
     type Future = Pin<Box<dyn Future<Output = Result<PageCtx, UiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let next = req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+        let next = next_of(req);
         let principal = Principal::from_request(req, payload);
+        Box::pin(async move { PageCtx::checked(principal.await, next, crate::store::now_ms()) })
+    }
+}
+
+/// A page that only reads, whose caller may still be being checked: the
+/// [`Reader`] of the UI. Its reads run alongside the check
+/// ([`PageReader::alongside`]) and the page gets its [`PageCtx`] with them.
+pub struct PageReader {
+    reader: Reader,
+    next: String,
+    /// The time the page is rendered at (Unix ms): its [`PageCtx::now`].
+    pub now: i64,
+}
+
+impl PageReader {
+    /// Runs `reads` alongside the caller's check; the page's context and
+    /// what was read once both are done. A failed check is the answer (the
+    /// login page for 401) whatever the reads found.
+    pub async fn alongside<T, E>(
+        self,
+        reads: impl Future<Output = Result<T, E>>,
+    ) -> Result<(PageCtx, T), UiError>
+    where
+        E: Into<UiError>,
+    {
+        let (caller, data) = self.reader.join(reads).await;
+        let ctx = PageCtx::checked(caller, self.next, self.now)?;
+        Ok((ctx, data.map_err(Into::into)?))
+    }
+}
+
+impl FromRequest for PageReader {
+    type Error = UiError;
+    type Future = Pin<Box<dyn Future<Output = Result<PageReader, UiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let next = next_of(req);
+        let reader = Reader::from_request(req, payload);
         Box::pin(async move {
-            match principal.await {
-                Ok(user) => {
-                    let csrf = match &user.method {
-                        AuthMethod::Session { csrf_token, .. } => Some(csrf_token.clone()),
-                        AuthMethod::ApiToken { .. } => None,
-                    };
-                    Ok(PageCtx {
-                        user,
-                        csrf,
-                        now: crate::store::now_ms(),
-                    })
-                }
-                Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                    Err(UiError::LoginRequired { next })
-                }
-                Err(e) => Err(UiError::Api(e)),
+            let now = crate::store::now_ms();
+            match reader.await {
+                Ok(reader) => Ok(PageReader { reader, next, now }),
+                Err(e) => Err(refused(e, next)),
             }
         })
     }

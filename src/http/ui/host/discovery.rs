@@ -122,7 +122,7 @@ pub(super) fn dump_group_form(
 
 /// The discovered databases, when the host's agent sent a report.
 pub(super) fn discovery_section(ctx: &PageCtx, data: &Data) -> Markup {
-    let Some(report) = &data.setup.discovery else {
+    let Some(report) = &data.reports.discovery else {
         return html! {};
     };
     let host_id = &data.history.host.host.id;

@@ -26,7 +26,7 @@ use serde_json::json;
 use super::dashboard::presence_badge;
 use super::hosts::agent_version;
 use super::layout::{self, badge, Nav};
-use super::{format, html_response, PageCtx, UiError};
+use super::{format, html_response, PageCtx, PageReader, UiError};
 use crate::agent_release::AgentRelease;
 use crate::auth::Role;
 use crate::http::error::with_conn;
@@ -59,19 +59,20 @@ const HISTORY_MS: i64 = 90 * 86_400_000;
 /// Missed runs listed.
 const MISSED_RUNS: i64 = 20;
 
-/// Everything the page shows, read in four groups on four connections
+/// Everything the page shows, read in five groups on five connections
 /// at once (see [`page`]).
 struct Data {
     history: History,
     watch: Watch,
     verification: Verification,
     setup: Setup,
+    reports: Reports,
     /// Every check the host runs, its policies' included (its own are
     /// `watch.own_health_checks`, for the edit form).
     health_checks: Vec<store::health::EffectiveCheck>,
 }
 
-/// The host, its history and statistics (one connection).
+/// The host and its history (one connection).
 struct History {
     host: HostWithVersion,
     jobs: Vec<Job>,
@@ -80,7 +81,6 @@ struct History {
     waiting: HashMap<String, String>,
     snapshots: Vec<Snapshot>,
     snapshot_total: i64,
-    stats: Vec<RepoStats>,
     missed: Vec<MissedRun>,
 }
 
@@ -95,29 +95,36 @@ struct Watch {
     metrics: Vec<store::host_metrics::MetricPoint>,
 }
 
-/// Configuration: repository, groups, schedules, discovery (a fourth).
+/// Configuration: repository, groups, schedules (a fourth).
 struct Setup {
     repository: Option<Repository>,
     groups: Vec<SourceGroup>,
     schedules: Vec<ScheduleWithGroups>,
+}
+
+/// What the agent last reported of its repository and its containers (a
+/// fifth).
+struct Reports {
+    /// The repository's statistics over [`HISTORY_MS`], for the chart.
+    stats: Vec<RepoStats>,
     /// The latest Docker discovery report, if the agent sent one.
     discovery: Option<store::discovery::DiscoveryRow>,
 }
 
 pub(super) async fn page(
     state: web::Data<AppState>,
-    ctx: PageCtx,
+    page: PageReader,
     path: web::Path<String>,
 ) -> Result<HttpResponse, UiError> {
-    ctx.require(Role::Viewer)?;
     let id = path.into_inner();
-    let since = ctx.now - HISTORY_MS;
-    let metrics_since = ctx.now - health::METRICS_MS;
-    // Four groups of reads on four connections at once: on PostgreSQL
-    // each statement is a round trip (about 60 µs here), and the page's
-    // nineteen one after the other were most of its time (BENCHMARKS.md).
-    // The groups are independent; a host that is gone fails the first
-    // group, and the others' empty reads are dropped.
+    let since = page.now - HISTORY_MS;
+    let metrics_since = page.now - health::METRICS_MS;
+    // Five groups of reads on five connections at once, none more than
+    // four statements long: on PostgreSQL each statement is a round trip
+    // (about 60 µs here), and the page's nineteen one after the other
+    // were most of its time (BENCHMARKS.md). The groups are independent;
+    // a host that is gone fails the first group, and the others' empty
+    // reads are dropped.
     let history = with_conn(&state.pool, {
         let id = id.clone();
         move |conn| {
@@ -151,7 +158,6 @@ pub(super) async fn page(
             )?
             .items;
             Ok(History {
-                stats: store::repo_stats::list_for_host(conn, &id, Some(since), STATS_SAMPLES)?,
                 snapshot_total: snapshots.total,
                 snapshots: snapshots.items,
                 jobs,
@@ -181,16 +187,33 @@ pub(super) async fn page(
         let id = id.clone();
         move |conn| Ok(verify::load(conn, &id)?)
     });
+    let reports = with_conn(&state.pool, {
+        let id = id.clone();
+        move |conn| {
+            Ok(Reports {
+                stats: store::repo_stats::list_for_host(conn, &id, Some(since), STATS_SAMPLES)?,
+                discovery: store::discovery::get(conn, &id)?,
+            })
+        }
+    });
     let setup = with_conn(&state.pool, move |conn| {
         Ok(Setup {
-            discovery: store::discovery::get(conn, &id)?,
             repository: store::repositories::get_for_host(conn, &id)?,
             groups: store::source_groups::list_for_host(conn, &id)?,
             schedules: store::schedules::list_with_groups_for_host(conn, &id)?,
         })
     });
-    let (history, watch, verification, setup) =
-        future::try_join4(history, watch, verification, setup).await?;
+    // Alongside the caller's check (`PageReader`): viewers and up may see it.
+    let (ctx, (history, watch, verification, setup, reports)) = page
+        .alongside(future::try_join5(
+            history,
+            watch,
+            verification,
+            setup,
+            reports,
+        ))
+        .await?;
+    ctx.require(Role::Viewer)?;
     let data = Data {
         health_checks: store::health::merge_checks(
             watch.own_health_checks.clone(),
@@ -201,6 +224,7 @@ pub(super) async fn page(
         watch,
         verification,
         setup,
+        reports,
     };
 
     let host = &data.history.host.host;
@@ -218,7 +242,7 @@ pub(super) async fn page(
             (jobs_section(&ctx, &data.history.jobs, &data.history.waiting))
             (snapshots_section(&data))
             (verification_section(&ctx, &data))
-            (stats_section(&data.history.stats))
+            (stats_section(&data.reports.stats))
             (missed_section(&data))
         }
     };
@@ -426,7 +450,7 @@ fn first_steps(ctx: &PageCtx, data: &Data) -> Markup {
             .iter()
             .any(|j| j.kind == JobKind::Init && j.status == JobStatus::Succeeded)
             || !data.history.snapshots.is_empty()
-            || !data.history.stats.is_empty());
+            || !data.reports.stats.is_empty());
     let steps = [
         (repo, "Configure the repository", "#repository"),
         (

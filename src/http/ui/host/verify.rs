@@ -25,14 +25,7 @@ pub(super) struct Verification {
 
 /// Reads the newest drill and the check coverage of `host_id`.
 pub(super) fn load(conn: &mut DbConnection, host_id: &str) -> diesel::QueryResult<Verification> {
-    let coverage = verification::check_coverage(conn, Some(host_id))?
-        .into_iter()
-        .next()
-        .unwrap_or(Coverage {
-            host_id: host_id.to_owned(),
-            read: 0,
-            subsets: 0,
-        });
+    let coverage = verification::host_check_coverage(conn, host_id)?;
     Ok(Verification {
         drill: verification::latest_drill(conn, host_id)?,
         coverage,
