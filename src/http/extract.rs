@@ -1,8 +1,8 @@
 //! What the handlers of the REST API, the UI and the agent routes share to
 //! read a request and the rows behind it: the JSON body extractor
 //! ([`Body`]), query parameters ([`int_param`], RFC 3339 [`parse_time`]),
-//! stored times as RFC 3339 ([`Time`]) and the live-host lookup
-//! ([`live_host`]). (Stored JSON columns arrive typed: `store::Json`.)
+//! stored times as RFC 3339 ([`Time`]), the live-host lookup
+//! ([`live_host`]) and the host lists' reads ([`host_list`]). (Stored JSON columns arrive typed: `store::Json`.)
 //!
 //! Every error is an [`ApiError`] whose message names the field or
 //! parameter at fault.
@@ -14,7 +14,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::{Serialize, Serializer};
 
-use crate::http::error::ApiError;
+use crate::http::error::{with_conn, ApiError};
 use crate::store::{self, models::Host, DbConnection};
 
 /// A JSON request body whose errors name the field at fault: `web::Json`
@@ -132,6 +132,36 @@ pub fn live_host_with_version(
         Some(row) if row.host.revoked_at.is_none() => Ok(row),
         _ => Err(ApiError::not_found(&format!("host {id}"))),
     }
+}
+
+/// [`store::hosts::list`] with its reads split over two connections: the
+/// page, then its schedule versions beside its total (when the page does
+/// not tell it). On PostgreSQL each statement in a row is a round trip;
+/// this is two in a row instead of three (the host lists of the UI and
+/// the API).
+pub async fn host_list(
+    pool: &store::Pool,
+    filter: store::hosts::HostFilter,
+) -> Result<store::Page<store::hosts::HostWithVersion>, ApiError> {
+    let page = with_conn(pool, {
+        let filter = filter.clone();
+        move |conn| Ok(store::hosts::page_with_config(conn, &filter)?)
+    })
+    .await?;
+    let len = page.len();
+    let items = with_conn(pool, move |conn| {
+        Ok(store::hosts::with_schedule_versions(conn, page)?)
+    });
+    let (items, total) = match store::hosts::known_total(&filter, len) {
+        Some(total) => (items.await?, total),
+        None => {
+            let total = with_conn(pool, move |conn| {
+                Ok(store::hosts::total(conn, &filter, len)?)
+            });
+            futures_util::future::try_join(items, total).await?
+        }
+    };
+    Ok(store::Page { items, total })
 }
 
 #[cfg(test)]

@@ -502,21 +502,58 @@ pub fn live_count(conn: &mut DbConnection) -> QueryResult<i64> {
 /// Hosts matching the filter in natural order of their names, with their
 /// schedule versions, and the total that match.
 pub fn list(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Page<HostWithVersion>> {
-    let limit = clamp_limit(filter.limit, MAX_PAGE);
-    let offset = filter.offset.max(0);
-    let hosts: Vec<(Host, HostConfigVersion)> = filtered(filter)
+    let rows = page_with_config(conn, filter)?;
+    let total = total(conn, filter, rows.len())?;
+    let items = with_schedule_versions(conn, rows)?;
+    Ok(Page { items, total })
+}
+
+/// One page of the hosts matching the filter, in natural order of their
+/// names, with their configuration versions: the first read of [`list`].
+pub fn page_with_config(
+    conn: &mut DbConnection,
+    filter: &HostFilter,
+) -> QueryResult<Vec<(Host, HostConfigVersion)>> {
+    filtered(filter)
         .order((hosts::sort_key.asc(), hosts::id.asc()))
         .select((Host::as_select(), HostConfigVersion::as_select()))
-        .paged(limit, offset)
-        .load(conn)?;
-    let total = page_total(hosts.len(), limit, offset, || {
+        .paged(clamp_limit(filter.limit, MAX_PAGE), filter.offset)
+        .load(conn)
+}
+
+/// The total a [`page_with_config`] of `len` hosts tells by itself, if
+/// it does (then [`total`] reads nothing).
+pub fn known_total(filter: &HostFilter, len: usize) -> Option<i64> {
+    super::known_total(
+        len,
+        clamp_limit(filter.limit, MAX_PAGE),
+        filter.offset.max(0),
+    )
+}
+
+/// How many hosts match the filter, for its page of `len` hosts: the
+/// page's own count when it tells, the live hosts' summary row when the
+/// filter leaves every live host in, else a count.
+pub fn total(conn: &mut DbConnection, filter: &HostFilter, len: usize) -> QueryResult<i64> {
+    let (limit, offset) = (clamp_limit(filter.limit, MAX_PAGE), filter.offset.max(0));
+    page_total(len, limit, offset, || {
         if is_unfiltered(filter) {
             live_count(conn)
         } else {
             filtered(filter).count().get_result(conn)
         }
-    })?;
-    let ids: Vec<&str> = hosts.iter().map(|(h, _)| h.id.as_str()).collect();
+    })
+}
+
+/// A page of hosts with their schedule versions, read in one statement.
+pub fn with_schedule_versions(
+    conn: &mut DbConnection,
+    rows: Vec<(Host, HostConfigVersion)>,
+) -> QueryResult<Vec<HostWithVersion>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = rows.iter().map(|(h, _)| h.id.as_str()).collect();
     let mut versions: HashMap<HostId, HostScheduleVersion> = hsv::table
         .filter(hsv::host_id.eq_any(&ids))
         .select(HostScheduleVersion::as_select())
@@ -524,7 +561,7 @@ pub fn list(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Page<Ho
         .into_iter()
         .map(|v| (v.host_id.clone(), v))
         .collect();
-    let items = hosts
+    Ok(rows
         .into_iter()
         .map(|(host, config)| {
             let schedule = versions.remove(&host.id);
@@ -534,8 +571,7 @@ pub fn list(conn: &mut DbConnection, filter: &HostFilter) -> QueryResult<Page<Ho
                 config,
             }
         })
-        .collect();
-    Ok(Page { items, total })
+        .collect())
 }
 
 /// Applies a `hello`: the reported facts, online, last seen `now`. `None`

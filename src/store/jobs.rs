@@ -17,7 +17,7 @@ use super::paged::PagedDsl;
 use super::prepared::PrepareOnce;
 use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
-use super::{clamp_limit, page_total, DbConnection, MAX_PAGE};
+use super::{clamp_limit, known_total, page_total, DbConnection, MAX_PAGE};
 use crate::ids::{HostId, JobId};
 use crate::protocol::JobProgress;
 
@@ -138,20 +138,51 @@ fn filtered<'a>(filter: &'a JobFilter) -> jobs::BoxedQuery<'a, super::MultiBacke
 
 /// Jobs matching the filter, newest first, and the total that match.
 pub fn list(conn: &mut DbConnection, filter: &JobFilter) -> QueryResult<Page<Job>> {
-    let limit = clamp_limit(filter.limit, MAX_PAGE);
-    let offset = filter.offset.max(0);
-    let items = filtered(filter)
+    let items = page(conn, filter)?;
+    let total = total(conn, filter, items.len())?;
+    Ok(Page { items, total })
+}
+
+/// One page of the jobs matching the filter, newest first.
+pub fn page(conn: &mut DbConnection, filter: &JobFilter) -> QueryResult<Vec<Job>> {
+    filtered(filter)
         .order((jobs::created_at.desc(), jobs::id.desc()))
         .select(Job::as_select())
-        .paged(limit, offset)
-        .load(conn)?;
-    let total = page_total(items.len(), limit, offset, || {
-        match by_kind_and_status(filter) {
-            Some((kind, status)) => summary_count(conn, kind, status),
-            None => filtered(filter).count().get_result(conn),
-        }
-    })?;
-    Ok(Page { items, total })
+        .paged(clamp_limit(filter.limit, MAX_PAGE), filter.offset)
+        .load(conn)
+}
+
+/// How many jobs match the filter, for its [`page`] of `len` jobs: the
+/// page's own count when it tells, else the summary rows when the filter
+/// is [`summarised`], else a count.
+pub fn total(conn: &mut DbConnection, filter: &JobFilter, len: usize) -> QueryResult<i64> {
+    let (limit, offset) = (clamp_limit(filter.limit, MAX_PAGE), filter.offset.max(0));
+    page_total(len, limit, offset, || match by_kind_and_status(filter) {
+        Some((kind, status)) => summary_count(conn, kind, status),
+        None => filtered(filter).count().get_result(conn),
+    })
+}
+
+/// Whether the filter narrows by kind and status only, so that its total
+/// is a sum of a few summary rows: cheap enough to read beside the page,
+/// on another connection ([`summary_total`], [`total_given`]).
+pub fn summarised(filter: &JobFilter) -> bool {
+    by_kind_and_status(filter).is_some()
+}
+
+/// The total of a [`summarised`] filter from its summary rows (`None`,
+/// and no statement, for any other filter).
+pub fn summary_total(conn: &mut DbConnection, filter: &JobFilter) -> QueryResult<Option<i64>> {
+    by_kind_and_status(filter)
+        .map(|(kind, status)| summary_count(conn, kind, status))
+        .transpose()
+}
+
+/// [`total`] for a page of `len` jobs of a [`summarised`] filter whose
+/// [`summary_total`] is `summary`.
+pub fn total_given(filter: &JobFilter, len: usize, summary: i64) -> i64 {
+    let (limit, offset) = (clamp_limit(filter.limit, MAX_PAGE), filter.offset.max(0));
+    known_total(len, limit, offset).unwrap_or(summary)
 }
 
 /// The kind and status a filter narrows to when it narrows by nothing

@@ -258,12 +258,17 @@ pub(crate) fn page_total(
     offset: i64,
     count: impl FnOnce() -> diesel::QueryResult<i64>,
 ) -> diesel::QueryResult<i64> {
-    let len = len as i64;
-    if len < limit && (len > 0 || offset == 0) {
-        Ok(offset + len)
-    } else {
-        count()
+    match known_total(len, limit, offset) {
+        Some(total) => Ok(total),
+        None => count(),
     }
+}
+
+/// The total a page of `len` rows read with `LIMIT limit OFFSET offset`
+/// tells by itself ([`page_total`]), if it does.
+pub(crate) fn known_total(len: usize, limit: i64, offset: i64) -> Option<i64> {
+    let len = len as i64;
+    (len < limit && (len > 0 || offset == 0)).then_some(offset + len)
 }
 
 /// The largest page any list query returns.

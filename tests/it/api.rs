@@ -399,6 +399,18 @@ async fn hosts_list_filter_and_pagination() {
         .map(|h| h["hostname"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["charlie", "delta"]);
+    // A full page's total: the live hosts' summary row unfiltered, a count
+    // filtered; past the end, the same.
+    for (query, total, len) in [
+        ("limit=2", 5, 2),
+        ("limit=2&offset=9", 5, 0),
+        ("status=offline&limit=2", 4, 2),
+        ("status=offline&limit=2&offset=9", 4, 0),
+    ] {
+        let (_, body) = get(&app, &app.admin_token, &format!("/hosts?{query}")).await;
+        assert_eq!(body["total"], total, "{query}");
+        assert_eq!(body["items"].as_array().unwrap().len(), len, "{query}");
+    }
 
     let bad = get(&app, &app.admin_token, "/hosts?status=sleeping").await;
     assert!(assert_error(&bad, StatusCode::BAD_REQUEST, "validation_failed").contains("status"));
@@ -1303,6 +1315,19 @@ async fn job_list_filters_and_pagination() {
     assert_eq!(by_kind["total"], 2);
     let (_, done) = get(&app, &app.admin_token, "/jobs?status=succeeded").await;
     assert_eq!(done["total"], 1);
+    // A full page's total: from the summary rows (read beside the page)
+    // for kind and status, counted otherwise; past the end, the same.
+    for (query, total, len) in [
+        ("kind=check&limit=1", 2, 1),
+        ("kind=check&limit=1&offset=7", 2, 0),
+        ("status=succeeded&limit=1", 1, 1),
+        (&*format!("host_id={dbh}&limit=1"), 2, 1),
+        (&*format!("host_id={dbh}&limit=1&offset=9"), 2, 0),
+    ] {
+        let (_, page) = get(&app, &app.admin_token, &format!("/jobs?{query}")).await;
+        assert_eq!(page["total"], total, "{query}");
+        assert_eq!(page["items"].as_array().unwrap().len(), len, "{query}");
+    }
     assert_eq!(
         done["items"][0]["stats"],
         json!({"files_new": 3, "data_added": 1024})

@@ -17,7 +17,7 @@ use crate::agent_release::AgentRelease;
 use crate::auth::Role;
 use crate::http::auth::{Principal, Reader};
 use crate::http::error::{with_conn, ApiError};
-use crate::http::extract::{live_host, live_host_with_version, Body, Time};
+use crate::http::extract::{host_list, live_host, live_host_with_version, Body, Time};
 use crate::http::AppState;
 use crate::store::hosts::{HostWithVersion, VersionFilter};
 use crate::store::{self, models};
@@ -255,20 +255,19 @@ async fn read_list(
         offset,
         ..Default::default()
     };
-    let older = release.clone();
-    let page = with_conn(&state.pool, move |conn| {
-        if let Some(wanted) = update_available {
-            let versions = store::hosts::distinct_agent_versions(conn)?;
-            let older = older.older_of(versions.iter().map(String::as_str));
-            filter.agent_versions = Some(if wanted {
-                VersionFilter::In(older)
-            } else {
-                VersionFilter::NotIn(older)
-            });
-        }
-        Ok(store::hosts::list(conn, &filter)?)
-    })
-    .await?;
+    if let Some(wanted) = update_available {
+        let versions = with_conn(&state.pool, |conn| {
+            Ok(store::hosts::distinct_agent_versions(conn)?)
+        })
+        .await?;
+        let older = release.older_of(versions.iter().map(String::as_str));
+        filter.agent_versions = Some(if wanted {
+            VersionFilter::In(older)
+        } else {
+            VersionFilter::NotIn(older)
+        });
+    }
+    let page = host_list(&state.pool, filter).await?;
     let items = page
         .items
         .into_iter()

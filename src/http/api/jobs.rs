@@ -7,6 +7,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use futures_util::future;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -410,12 +411,39 @@ async fn list(
     let (who, (items, total)) = reader
         .alongside(async move {
             let filter = filter?;
-            with_conn(&state.pool, move |conn| {
-                let page = store::jobs::list(conn, &filter)?;
-                let items = page.items.into_iter().map(JobDto::from_row).collect();
-                Ok((JobDto::with_waiting(conn, items)?, page.total))
-            })
-            .await
+            // A total from the summary rows is read beside the page, on
+            // another connection (on PostgreSQL a statement in a row is a
+            // round trip); any other is counted after it, when needed.
+            let summarised = store::jobs::summarised(&filter);
+            let summary = async {
+                if !summarised {
+                    return Ok(None);
+                }
+                let filter = filter.clone();
+                with_conn(&state.pool, move |conn| {
+                    Ok(store::jobs::summary_total(conn, &filter)?)
+                })
+                .await
+            };
+            let page = with_conn(&state.pool, {
+                let filter = filter.clone();
+                move |conn| {
+                    let jobs = store::jobs::page(conn, &filter)?;
+                    let len = jobs.len();
+                    let total = if summarised {
+                        None
+                    } else {
+                        Some(store::jobs::total(conn, &filter, len)?)
+                    };
+                    let items = jobs.into_iter().map(JobDto::from_row).collect();
+                    Ok((JobDto::with_waiting(conn, items)?, len, total))
+                }
+            });
+            let ((items, len, total), summary) = future::try_join(page, summary).await?;
+            let total = total.unwrap_or_else(|| {
+                store::jobs::total_given(&filter, len, summary.unwrap_or_default())
+            });
+            Ok::<_, ApiError>((items, total))
         })
         .await?;
     who.require(Role::Viewer)?;

@@ -21,7 +21,8 @@ use super::layout::{self, Nav};
 use super::{encode_query_value, format, html_response, PageReader, UiError};
 use crate::agent_release::AgentRelease;
 use crate::auth::Role;
-use crate::http::error::{with_conn, ApiError};
+use crate::http::error::ApiError;
+use crate::http::extract::host_list;
 use crate::http::AppState;
 use crate::protocol::JobKind;
 use crate::store::{self, hosts::HostFilter};
@@ -215,8 +216,7 @@ pub(super) async fn page(
     let (ctx, (listing, page)) = page
         .alongside(async move {
             let listing = listing?;
-            let filter = listing.filter.clone();
-            let page = with_conn(&pool, move |conn| Ok(store::hosts::list(conn, &filter)?)).await?;
+            let page = host_list(&pool, listing.filter.clone()).await?;
             Ok::<_, ApiError>((listing, page))
         })
         .await?;
