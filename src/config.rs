@@ -156,6 +156,13 @@ pub struct ServeArgs {
         value_name = "NAME"
     )]
     pub database_application_name: Option<String>,
+    /// PostgreSQL: plan_cache_mode of the server's connections: force_generic_plan (default), auto or force_custom_plan.
+    #[arg(
+        long,
+        env = "RESTIC_MANAGER_DATABASE_PLAN_CACHE_MODE",
+        value_name = "MODE"
+    )]
+    pub database_plan_cache_mode: Option<String>,
     /// Days to keep the log lines of finished jobs (0: keep forever; default 90).
     #[arg(long, env = "RESTIC_MANAGER_LOG_RETENTION_DAYS", value_name = "DAYS")]
     pub log_retention_days: Option<u32>,
@@ -230,6 +237,7 @@ pub struct FileConfig {
     pub pool_idle_timeout_seconds: Option<u64>,
     pub statement_timeout_seconds: Option<u64>,
     pub database_application_name: Option<String>,
+    pub database_plan_cache_mode: Option<String>,
     pub log_retention_days: Option<u32>,
     pub catalog_keep: Option<usize>,
     pub max_download_bytes: Option<u64>,

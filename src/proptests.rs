@@ -271,6 +271,7 @@ const SERVER_KEYS: &[&str] = &[
     "pool_idle_timeout_seconds",
     "statement_timeout_seconds",
     "database_application_name",
+    "database_plan_cache_mode",
     "log_retention_days",
     "catalog_keep",
     "max_download_bytes",

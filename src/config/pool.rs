@@ -1,11 +1,12 @@
 //! The database pool's settings (issue 19 §4): `--pool-size`,
 //! `--pool-connection-timeout-seconds`, `--pool-idle-timeout-seconds`,
-//! `--statement-timeout-seconds` and `--database-application-name`, each
+//! `--statement-timeout-seconds`, `--database-application-name` and
+//! `--database-plan-cache-mode`, each
 //! also an environment variable and a key of the TOML file.
 
 use std::time::Duration;
 
-use crate::store::{check_application_name, PoolSettings};
+use crate::store::{check_application_name, PlanCacheMode, PoolSettings};
 
 use super::{ConfigError, FileConfig, ServeArgs, DEFAULT_POOL_SIZE};
 
@@ -71,12 +72,23 @@ pub(super) fn resolve(serve: &ServeArgs, file: &FileConfig) -> Result<PoolSettin
         .unwrap_or(defaults.application_name);
     check_application_name(&application_name)
         .map_err(|e| invalid("database_application_name", &e))?;
+    let plan_cache_mode = match serve
+        .database_plan_cache_mode
+        .as_deref()
+        .or(file.database_plan_cache_mode.as_deref())
+    {
+        Some(text) => {
+            PlanCacheMode::parse(text).map_err(|e| invalid("database_plan_cache_mode", &e))?
+        }
+        None => defaults.plan_cache_mode,
+    };
     Ok(PoolSettings {
         max_size,
         connection_timeout,
         idle_timeout,
         statement_timeout,
         application_name,
+        plan_cache_mode,
     })
 }
 
@@ -105,11 +117,13 @@ mod tests {
             pool_idle_timeout_seconds: Some(0),
             statement_timeout_seconds: Some(60),
             database_application_name: Some("rm-file".into()),
+            database_plan_cache_mode: Some("force_custom_plan".into()),
             ..FileConfig::default()
         };
         let serve = ServeArgs {
             pool_size: Some(20),
             pool_connection_timeout_seconds: Some(5),
+            database_plan_cache_mode: Some("auto".into()),
             ..ServeArgs::default()
         };
         let s = resolve(&serve, &file).unwrap();
@@ -118,6 +132,9 @@ mod tests {
         assert_eq!(s.idle_timeout, None);
         assert_eq!(s.statement_timeout, Some(Duration::from_secs(60)));
         assert_eq!(s.application_name, "rm-file");
+        assert_eq!(s.plan_cache_mode, PlanCacheMode::Auto, "the flag wins");
+        let from_file = resolve(&ServeArgs::default(), &file).unwrap();
+        assert_eq!(from_file.plan_cache_mode, PlanCacheMode::ForceCustomPlan);
 
         let bad = |serve: ServeArgs| match resolve(&serve, &FileConfig::default()) {
             Err(ConfigError::Invalid { name, .. }) => name,
@@ -144,6 +161,10 @@ mod tests {
         assert_eq!(
             bad(with(|s| s.database_application_name = Some("a\tb".into()))),
             "database_application_name"
+        );
+        assert_eq!(
+            bad(with(|s| s.database_plan_cache_mode = Some("generic".into()))),
+            "database_plan_cache_mode"
         );
     }
 }

@@ -113,7 +113,7 @@ pub use migrations::{binary_schema, revert_all_migrations, run_migrations, run_m
 pub use pool::{
     connect, connect_with, DbManager, Pool, PooledConn, StoreError, TrackedConn, TESTED_AFTER_IDLE,
 };
-pub use pool_settings::{check_application_name, PoolSettings};
+pub use pool_settings::{check_application_name, PlanCacheMode, PoolSettings};
 pub use types::{
     JobKind, JobStatus, JobTrigger, LogStream, Page, Role, ScheduleKind, UnknownValue,
 };

@@ -22,6 +22,55 @@ pub struct PoolSettings {
     /// PostgreSQL only: the `application_name` of every connection, as
     /// `pg_stat_activity` shows it.
     pub application_name: String,
+    /// PostgreSQL only: how prepared statements are planned.
+    pub plan_cache_mode: PlanCacheMode,
+}
+
+/// PostgreSQL's `plan_cache_mode` for the server's connections
+/// (`--database-plan-cache-mode`).
+///
+/// The default, [`PlanCacheMode::ForceGenericPlan`], plans each prepared
+/// statement once per connection whatever its values, as SQLite's build
+/// does (`SQLITE_ENABLE_QPSG`, `store::sqlite_build`): left to choose
+/// (`auto`), PostgreSQL planned most list statements again at every
+/// execution (`LIMIT $n`, skewed columns such as `online`), 0.1-0.2 ms
+/// each, for the same plan (issue 19, BENCHMARKS.md). `auto` and
+/// `force_custom_plan` are there for a database whose data makes a
+/// generic plan a bad one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlanCacheMode {
+    #[default]
+    ForceGenericPlan,
+    Auto,
+    ForceCustomPlan,
+}
+
+impl PlanCacheMode {
+    pub const ALL: [PlanCacheMode; 3] = [
+        PlanCacheMode::ForceGenericPlan,
+        PlanCacheMode::Auto,
+        PlanCacheMode::ForceCustomPlan,
+    ];
+
+    /// PostgreSQL's name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanCacheMode::ForceGenericPlan => "force_generic_plan",
+            PlanCacheMode::Auto => "auto",
+            PlanCacheMode::ForceCustomPlan => "force_custom_plan",
+        }
+    }
+
+    /// The mode named `text`, or why not (the names it could be).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|m| m.as_str()).collect();
+                format!("expected one of {}, got {text:?}", names.join(", "))
+            })
+    }
 }
 
 /// Default [`PoolSettings::connection_timeout`] (r2d2's).
@@ -40,6 +89,7 @@ impl PoolSettings {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             statement_timeout: None,
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
+            plan_cache_mode: PlanCacheMode::default(),
         }
     }
 
@@ -48,14 +98,11 @@ impl PoolSettings {
     /// the configuration is read; its quotes are doubled here all the same.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(super) fn postgres_setup(&self) -> String {
-        // Plans never depend on a bound value, as with SQLite's
-        // `SQLITE_ENABLE_QPSG` (`store::sqlite_build`): PostgreSQL planned
-        // most statements again at every execution (`LIMIT $n`, skewed
-        // columns such as `online`), 0.1-0.2 ms each, for the same plan
-        // (issue 19, BENCHMARKS.md). Needs PostgreSQL 12 or newer.
+        // `plan_cache_mode` needs PostgreSQL 12 or newer.
         let mut sql = format!(
-            "SET application_name = '{}'; SET plan_cache_mode = force_generic_plan;",
-            self.application_name.replace('\'', "''")
+            "SET application_name = '{}'; SET plan_cache_mode = {};",
+            self.application_name.replace('\'', "''"),
+            self.plan_cache_mode.as_str()
         );
         if let Some(timeout) = self.statement_timeout {
             sql.push_str(&format!(
@@ -97,10 +144,25 @@ mod tests {
         );
         settings.application_name = "rm 'a'".into();
         settings.statement_timeout = Some(Duration::from_secs(30));
+        settings.plan_cache_mode = PlanCacheMode::Auto;
         assert_eq!(
             settings.postgres_setup(),
-            "SET application_name = 'rm ''a'''; SET plan_cache_mode = force_generic_plan; \
+            "SET application_name = 'rm ''a'''; SET plan_cache_mode = auto; \
              SET statement_timeout = 30000;"
+        );
+    }
+
+    /// The plan cache modes read back from their names; others are
+    /// refused naming the three.
+    #[test]
+    fn plan_cache_modes_parse() {
+        for mode in PlanCacheMode::ALL {
+            assert_eq!(PlanCacheMode::parse(mode.as_str()), Ok(mode));
+        }
+        let e = PlanCacheMode::parse("generic").unwrap_err();
+        assert!(
+            e.contains("force_generic_plan, auto, force_custom_plan"),
+            "{e}"
         );
     }
 

@@ -380,6 +380,58 @@ fn sqlite_pragmas_are_set_on_every_connection() {
     announce("store test sqlite_pragmas_are_set_on_every_connection: backend=sqlite ok");
 }
 
+/// PostgreSQL's session settings are on every pooled connection: the
+/// application name, the statement timeout and the plan cache mode, the
+/// defaults and as configured.
+#[test]
+fn postgres_session_settings_are_set_on_every_connection() {
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        setting: String,
+    }
+    let show = |c: &mut DbConnection, name: &str| -> String {
+        diesel::sql_query(format!("SELECT current_setting('{name}') AS setting"))
+            .get_result::<Setting>(c)
+            .unwrap()
+            .setting
+    };
+    let Some(pg) = db::postgres_database() else {
+        assert!(
+            !postgres_required() || !cfg!(feature = "postgres"),
+            "PostgreSQL is required but {} is unset",
+            db::POSTGRES_URL_ENV
+        );
+        announce("store test postgres_session_settings_are_set_on_every_connection: skipped");
+        return;
+    };
+    let defaults = store::connect(&pg.url, 2).unwrap();
+    let mut held: Vec<_> = (0..2).map(|_| defaults.get().unwrap()).collect();
+    for conn in &mut held {
+        let c: &mut DbConnection = conn;
+        assert_eq!(show(c, "application_name"), "restic-manager");
+        assert_eq!(show(c, "plan_cache_mode"), "force_generic_plan");
+        assert_eq!(show(c, "statement_timeout"), "0");
+    }
+    drop(held);
+    drop(defaults);
+    let mut settings = store::PoolSettings::with_size(2);
+    settings.application_name = "rm it".into();
+    settings.statement_timeout = Some(std::time::Duration::from_secs(7));
+    settings.plan_cache_mode = store::PlanCacheMode::Auto;
+    let configured = store::connect_with(&pg.url, &settings).unwrap();
+    let mut held: Vec<_> = (0..2).map(|_| configured.get().unwrap()).collect();
+    for conn in &mut held {
+        let c: &mut DbConnection = conn;
+        assert_eq!(show(c, "application_name"), "rm it");
+        assert_eq!(show(c, "plan_cache_mode"), "auto");
+        assert_eq!(show(c, "statement_timeout"), "7s");
+    }
+    announce(
+        "store test postgres_session_settings_are_set_on_every_connection: backend=postgres ok",
+    );
+}
+
 /// Bad URLs and unreachable servers give one-line errors without the password.
 #[test]
 fn connect_errors_are_clear() {
