@@ -13,6 +13,12 @@
 //! a disabled user is 401; a missing or wrong CSRF token is 403. Handlers
 //! then ask [`Principal::require`] for the role they need (403 `forbidden`).
 //!
+//! [`Reader`] is the extractor of the handlers that only read (the host
+//! and job lists, a host, a job and its log, the UI's dashboard, host
+//! list, host page and job page): for a credential that passed a check lately
+//! ([`RecentCredentials`]) the check runs beside the handler's reads, and
+//! its failure is still the answer.
+//!
 //! [`LoginLimiter`] bounds failed logins per account *and* address, and per
 //! address, in fixed windows, in memory, with a bounded number of tracked
 //! keys; the login handler (`api::session`) consults it before verifying a

@@ -1033,9 +1033,11 @@ async fn dashboard_size_is_bounded_in_every_state() {
 /// The routes whose reads run alongside the caller's check, each with a
 /// request that a valid caller gets refused for (a bad query) or finds
 /// nothing at (an unknown id): (path, under the API?, what a valid caller gets).
-const READ_ALONGSIDE: [(&str, bool, u16); 8] = [
+const READ_ALONGSIDE: [(&str, bool, u16); 10] = [
     ("/hosts?status=sideways", true, 400),
+    ("/hosts/no-such-host", true, 404),
     ("/jobs?status=sideways", true, 400),
+    ("/jobs/no-such-job", true, 404),
     ("/jobs/no-such-job/logs", true, 404),
     ("/jobs/no-such-job/logs?after_seq=-1", true, 400),
     ("/?calendar=sideways", false, 400),

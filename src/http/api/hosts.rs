@@ -293,13 +293,18 @@ fn load(
 
 async fn get(
     state: web::Data<AppState>,
-    who: Principal,
+    reader: Reader,
     path: web::Path<String>,
 ) -> Result<web::Json<HostDto>, ApiError> {
-    who.require(Role::Viewer)?;
     let id = path.into_inner();
     let release = state.actors.config.agent_release.clone();
-    let host = with_conn(&state.pool, move |conn| load(conn, &id, &release)).await?;
+    // Read alongside the caller's check (`Reader`): viewers and up may.
+    let (who, host) = reader
+        .alongside(with_conn(&state.pool, move |conn| {
+            load(conn, &id, &release)
+        }))
+        .await?;
+    who.require(Role::Viewer)?;
     Ok(web::Json(host))
 }
 

@@ -456,17 +456,19 @@ fn load_job(conn: &mut store::DbConnection, id: &str) -> Result<models::Job, Api
 
 async fn get(
     state: web::Data<AppState>,
-    who: Principal,
+    reader: Reader,
     path: web::Path<String>,
 ) -> Result<web::Json<JobDto>, ApiError> {
-    who.require(Role::Viewer)?;
     let id = path.into_inner();
-    let job = with_conn(&state.pool, move |conn| {
-        let job = JobDto::from_row(load_job(conn, &id)?);
-        Ok(JobDto::with_waiting(conn, vec![job])?.pop())
-    })
-    .await?
-    .ok_or_else(|| ApiError::internal("job row vanished"))?;
+    // Read alongside the caller's check (`Reader`): viewers and up may.
+    let (who, job) = reader
+        .alongside(with_conn(&state.pool, move |conn| {
+            let job = JobDto::from_row(load_job(conn, &id)?);
+            Ok(JobDto::with_waiting(conn, vec![job])?.pop())
+        }))
+        .await?;
+    who.require(Role::Viewer)?;
+    let job = job.ok_or_else(|| ApiError::internal("job row vanished"))?;
     Ok(web::Json(job))
 }
 

@@ -194,6 +194,18 @@ pub async fn start_in(dir: tempfile::TempDir, mut config: ServerConfig) -> TestA
     let handle = started.server.handle();
     actix_web::rt::spawn(started.server);
     let admin_password = started.initial_admin_password.unwrap_or_default();
+    // The writer marks every host offline as it starts (no session
+    // survives a restart), on its own thread, possibly after
+    // `server::start` has returned; a test that then sets a host online
+    // straight in the database raced with it. A write through the writer
+    // is handled after its start.
+    state
+        .actors
+        .write("test: the writer has started", |_| {
+            Ok::<_, restic_manager::http::error::ApiError>(())
+        })
+        .await
+        .expect("the writer starts");
     let pool = state.pool.clone();
     let admin_token = actix_web::web::block(move || {
         restic_manager::admin::create_api_token(&pool, "admin", "tests", None)
