@@ -1,0 +1,1 @@
+DROP INDEX notification_conditions_host_event;
