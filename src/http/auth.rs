@@ -168,26 +168,9 @@ fn presented(req: &HttpRequest) -> Result<Presented, ApiError> {
     ))
 }
 
-/// Checks the credential presented and remembers the outcome in
-/// [`RecentCredentials`]: a pass as recent, a 401 as no longer so.
-async fn authenticate(
-    state: web::Data<AppState>,
-    presented: Presented,
-    state_changing: bool,
-    source_addr: Option<String>,
-) -> Result<Principal, ApiError> {
-    let hash = presented.hash().to_owned();
-    let recent = Arc::clone(&state.recent_credentials);
-    let outcome = check(state, presented, state_changing, source_addr).await;
-    match &outcome {
-        Ok(_) => recent.passed(hash, Instant::now()),
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => recent.failed(&hash),
-        Err(_) => {}
-    }
-    outcome
-}
-
-async fn check(
+/// Looks the credential presented up (and, at most once a minute,
+/// records its use).
+async fn lookup(
     state: web::Data<AppState>,
     presented: Presented,
     state_changing: bool,
@@ -306,14 +289,24 @@ impl Asked {
                 .contains(self.presented.hash(), Instant::now())
     }
 
+    /// Checks the credential and remembers the outcome in
+    /// [`RecentCredentials`]: a pass as recent, a 401 as no longer so.
     async fn check(self) -> Result<Principal, ApiError> {
-        authenticate(
+        let hash = self.presented.hash().to_owned();
+        let recent = Arc::clone(&self.state.recent_credentials);
+        let outcome = lookup(
             self.state,
             self.presented,
             self.state_changing,
             self.source_addr,
         )
-        .await
+        .await;
+        match &outcome {
+            Ok(_) => recent.passed(hash, Instant::now()),
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => recent.failed(&hash),
+            Err(_) => {}
+        }
+        outcome
     }
 }
 

@@ -26,7 +26,9 @@ use super::schema::{
     backup_latest, host_labels, host_schedule_version as hsv, hosts, missed_runs, repositories,
 };
 use super::types::{JobStatus, Page};
-use super::{clamp_limit, enrollment, page_total, write_transaction, DbConnection, MAX_PAGE};
+use super::{
+    clamp_limit, enrollment, page_total, page_window, write_transaction, DbConnection, MAX_PAGE,
+};
 use crate::ids::HostId;
 
 diesel::define_sql_function! {
@@ -524,18 +526,15 @@ pub fn page_with_config(
 /// The total a [`page_with_config`] of `len` hosts tells by itself, if
 /// it does (then [`total`] reads nothing).
 pub fn known_total(filter: &HostFilter, len: usize) -> Option<i64> {
-    super::known_total(
-        len,
-        clamp_limit(filter.limit, MAX_PAGE),
-        filter.offset.max(0),
-    )
+    let (limit, offset) = page_window(filter.limit, filter.offset);
+    super::known_total(len, limit, offset)
 }
 
 /// How many hosts match the filter, for its page of `len` hosts: the
 /// page's own count when it tells, the live hosts' summary row when the
 /// filter leaves every live host in, else a count.
 pub fn total(conn: &mut DbConnection, filter: &HostFilter, len: usize) -> QueryResult<i64> {
-    let (limit, offset) = (clamp_limit(filter.limit, MAX_PAGE), filter.offset.max(0));
+    let (limit, offset) = page_window(filter.limit, filter.offset);
     page_total(len, limit, offset, || {
         if is_unfiltered(filter) {
             live_count(conn)

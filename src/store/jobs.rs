@@ -17,7 +17,7 @@ use super::paged::PagedDsl;
 use super::prepared::PrepareOnce;
 use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
-use super::{clamp_limit, known_total, page_total, DbConnection, MAX_PAGE};
+use super::{clamp_limit, page_total, page_window, DbConnection, MAX_PAGE};
 use crate::ids::{HostId, JobId};
 use crate::protocol::JobProgress;
 
@@ -156,7 +156,7 @@ pub fn page(conn: &mut DbConnection, filter: &JobFilter) -> QueryResult<Vec<Job>
 /// page's own count when it tells, else the summary rows when the filter
 /// is [`summarised`], else a count.
 pub fn total(conn: &mut DbConnection, filter: &JobFilter, len: usize) -> QueryResult<i64> {
-    let (limit, offset) = (clamp_limit(filter.limit, MAX_PAGE), filter.offset.max(0));
+    let (limit, offset) = page_window(filter.limit, filter.offset);
     page_total(len, limit, offset, || match by_kind_and_status(filter) {
         Some((kind, status)) => summary_count(conn, kind, status),
         None => filtered(filter).count().get_result(conn),
@@ -165,7 +165,7 @@ pub fn total(conn: &mut DbConnection, filter: &JobFilter, len: usize) -> QueryRe
 
 /// Whether the filter narrows by kind and status only, so that its total
 /// is a sum of a few summary rows: cheap enough to read beside the page,
-/// on another connection ([`summary_total`], [`total_given`]).
+/// on another connection ([`summary_total`]).
 pub fn summarised(filter: &JobFilter) -> bool {
     by_kind_and_status(filter).is_some()
 }
@@ -178,11 +178,11 @@ pub fn summary_total(conn: &mut DbConnection, filter: &JobFilter) -> QueryResult
         .transpose()
 }
 
-/// [`total`] for a page of `len` jobs of a [`summarised`] filter whose
-/// [`summary_total`] is `summary`.
-pub fn total_given(filter: &JobFilter, len: usize, summary: i64) -> i64 {
-    let (limit, offset) = (clamp_limit(filter.limit, MAX_PAGE), filter.offset.max(0));
-    known_total(len, limit, offset).unwrap_or(summary)
+/// The total a [`page`] of `len` jobs tells by itself, if it does (then
+/// [`total`] reads nothing).
+pub fn known_total(filter: &JobFilter, len: usize) -> Option<i64> {
+    let (limit, offset) = page_window(filter.limit, filter.offset);
+    super::known_total(len, limit, offset)
 }
 
 /// The kind and status a filter narrows to when it narrows by nothing

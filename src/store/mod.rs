@@ -264,6 +264,12 @@ pub(crate) fn page_total(
     }
 }
 
+/// The page a caller's `limit` and `offset` ask for: the limit clamped to
+/// `1..=MAX_PAGE`, a negative offset as 0.
+pub(crate) fn page_window(limit: i64, offset: i64) -> (i64, i64) {
+    (clamp_limit(limit, MAX_PAGE), offset.max(0))
+}
+
 /// The total a page of `len` rows read with `LIMIT limit OFFSET offset`
 /// tells by itself ([`page_total`]), if it does.
 pub(crate) fn known_total(len: usize, limit: i64, offset: i64) -> Option<i64> {

@@ -441,7 +441,7 @@ async fn list(
             });
             let ((items, len, total), summary) = future::try_join(page, summary).await?;
             let total = total.unwrap_or_else(|| {
-                store::jobs::total_given(&filter, len, summary.unwrap_or_default())
+                store::jobs::known_total(&filter, len).unwrap_or(summary.unwrap_or_default())
             });
             Ok::<_, ApiError>((items, total))
         })
