@@ -8,16 +8,37 @@
 //! round trip each on PostgreSQL, where a greeting is bound by round trips
 //! (issue 19, BENCHMARKS.md). One statement also reads them as of one
 //! moment on both backends.
+//!
+//! The host page reads the same in its one statement ([`for_page`]), with
+//! the host's whole row and the rest of what hangs off it one to one: the
+//! check rotation and the latest Docker discovery report.
 
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 
 use super::config_versions::HostConfigVersion;
+use super::discovery::DiscoveryRow;
+use super::hosts::HostWithVersion;
 use super::json::Json;
-use super::models::Repository;
-use super::schema::{health_checks, host_schedule_version, hosts, policy_revision, repositories};
+use super::models::{Host, HostScheduleVersion, Repository};
+use super::schema::{
+    health_checks, host_discovery, host_schedule_version, hosts, policy_revision, repositories,
+};
+use super::verification::check_rotation;
 use super::DbConnection;
+
+diesel::allow_tables_to_appear_in_same_query!(check_rotation, hosts);
+diesel::allow_tables_to_appear_in_same_query!(check_rotation, repositories);
+diesel::allow_tables_to_appear_in_same_query!(check_rotation, host_schedule_version);
+diesel::allow_tables_to_appear_in_same_query!(check_rotation, health_checks);
+diesel::allow_tables_to_appear_in_same_query!(check_rotation, policy_revision);
+diesel::allow_tables_to_appear_in_same_query!(check_rotation, host_discovery);
+diesel::allow_tables_to_appear_in_same_query!(host_discovery, hosts);
+diesel::allow_tables_to_appear_in_same_query!(host_discovery, repositories);
+diesel::allow_tables_to_appear_in_same_query!(host_discovery, host_schedule_version);
+diesel::allow_tables_to_appear_in_same_query!(host_discovery, health_checks);
+diesel::allow_tables_to_appear_in_same_query!(host_discovery, policy_revision);
 
 /// A host's row with what hangs off it one to one.
 #[derive(Debug, Clone)]
@@ -72,6 +93,85 @@ pub fn get(conn: &mut DbConnection, host_id: &str) -> QueryResult<Option<HostSta
             repository,
             own_checks,
             policy_revision,
+        },
+    ))
+}
+
+/// What the host page shows of a host that hangs off it one to one.
+#[derive(Debug, Clone)]
+pub struct HostPageRow {
+    pub host: HostWithVersion,
+    pub repository: Option<Repository>,
+    /// The host's own checks as stored (a JSON list); `None`: never set.
+    pub own_checks: Option<String>,
+    /// `policy_revision.revision`, as in [`HostState`].
+    pub policy_revision: Option<i64>,
+    /// `check_rotation.subsets`; `None`: no rotating check yet.
+    pub check_subsets: Option<i64>,
+    /// The latest Docker discovery report, if the agent sent one.
+    pub discovery: Option<DiscoveryRow>,
+}
+
+type PageRow = (
+    Host,
+    HostConfigVersion,
+    Option<HostScheduleVersion>,
+    Option<Repository>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<DiscoveryRow>,
+);
+
+/// The host page's one-to-one reads in one statement (six before, one
+/// round trip each on PostgreSQL), or `None` when there is no such host.
+pub fn for_page(conn: &mut DbConnection, host_id: &str) -> QueryResult<Option<HostPageRow>> {
+    let revision = policy_revision::table
+        .filter(policy_revision::id.eq(1))
+        .select(policy_revision::revision)
+        .single_value();
+    let row: Option<PageRow> = hosts::table
+        .left_join(repositories::table)
+        .left_join(host_schedule_version::table.on(host_schedule_version::host_id.eq(hosts::id)))
+        .left_join(health_checks::table.on(health_checks::host_id.eq(hosts::id)))
+        .left_join(check_rotation::table.on(check_rotation::host_id.eq(hosts::id)))
+        .left_join(host_discovery::table.on(host_discovery::host_id.eq(hosts::id)))
+        .filter(hosts::id.eq(host_id))
+        .select((
+            Host::as_select(),
+            HostConfigVersion::as_select(),
+            Option::<HostScheduleVersion>::as_select(),
+            Option::<Repository>::as_select(),
+            health_checks::checks.nullable(),
+            revision,
+            check_rotation::subsets.nullable(),
+            Option::<DiscoveryRow>::as_select(),
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(
+        |(
+            host,
+            config,
+            schedule,
+            repository,
+            own_checks,
+            policy_revision,
+            check_subsets,
+            discovery,
+        )| {
+            HostPageRow {
+                host: HostWithVersion {
+                    host,
+                    schedule,
+                    config,
+                },
+                repository,
+                own_checks,
+                policy_revision,
+                check_subsets,
+                discovery,
+            }
         },
     ))
 }

@@ -219,12 +219,38 @@ pub fn list_with_groups_for_host(
     conn: &mut DbConnection,
     host_id: &str,
 ) -> QueryResult<Vec<ScheduleWithGroups>> {
-    let schedules: Vec<Schedule> = schedules::table
+    // One statement, the schedules joined to their groups (a schedule
+    // without groups comes once, without one): on PostgreSQL each
+    // statement is a round trip, and this was two. Two flat left joins,
+    // not one to a nested join: SQLite computes a nested join on its own,
+    // every link of every host (17 ms at 10,000 hosts, not 0.1 ms).
+    let rows: Vec<(Schedule, Option<SourceGroup>)> = schedules::table
+        .left_join(ssg::table)
+        .left_join(sg::table.on(sg::id.eq(ssg::source_group_id)))
         .filter(schedules::host_id.eq(host_id))
-        .order((schedules::created_at.asc(), schedules::id.asc()))
-        .select(Schedule::as_select())
+        .order((
+            schedules::created_at.asc(),
+            schedules::id.asc(),
+            sg::name.asc(),
+        ))
+        .select((Schedule::as_select(), Option::<SourceGroup>::as_select()))
         .load(conn)?;
-    with_groups(conn, host_id, schedules, false)
+    let mut out: Vec<ScheduleWithGroups> = Vec::new();
+    for (schedule, group) in rows {
+        if out
+            .last()
+            .is_none_or(|last| last.schedule.id != schedule.id)
+        {
+            out.push(ScheduleWithGroups {
+                schedule,
+                groups: Vec::new(),
+            });
+        }
+        if let (Some(last), Some(group)) = (out.last_mut(), group) {
+            last.groups.push(group);
+        }
+    }
+    Ok(out)
 }
 
 /// The host's `schedules` (kept in their order), each with its linked

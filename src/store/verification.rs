@@ -232,10 +232,24 @@ pub fn check_coverage(conn: &mut DbConnection) -> QueryResult<Vec<Coverage>> {
     Ok(out)
 }
 
-/// The check coverage of one host, which the caller knows to be live (the
-/// host page has just read it): [`rotations_and_reads`] of it alone.
-pub fn host_check_coverage(conn: &mut DbConnection, host_id: &str) -> QueryResult<Coverage> {
-    let (rotations, read) = rotations_and_reads(conn, Some(host_id))?;
+/// The check coverage of one host, which the caller knows to be live,
+/// given its rotation `n` read with it (`store::host_state::for_page`;
+/// `None`: no rotating check yet, and no statement at all): the subsets
+/// its runs read.
+pub fn host_check_coverage_of(
+    conn: &mut DbConnection,
+    host_id: &str,
+    subsets: Option<i64>,
+) -> QueryResult<Coverage> {
+    let Some(subsets) = subsets else {
+        return Ok(coverage(
+            host_id.to_owned(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        ));
+    };
+    let rotations = BTreeMap::from([(host_id.to_owned(), subsets)]);
+    let read = reads(conn, Some(host_id))?;
     Ok(coverage(host_id.to_owned(), &rotations, &read))
 }
 
@@ -250,6 +264,19 @@ fn rotations_and_reads(
     let mut rotations = check_rotation::table
         .select((check_rotation::host_id, check_rotation::subsets))
         .into_boxed();
+    if let Some(id) = host_id {
+        rotations = rotations.filter(check_rotation::host_id.eq(id.to_owned()));
+    }
+    let rotations: BTreeMap<String, i64> = rotations.load(conn)?.into_iter().collect();
+    Ok((rotations, reads(conn, host_id)?))
+}
+
+/// The distinct subsets each host's succeeded checks read among the kept
+/// runs of its current rotation, of every host or of `host_id` only.
+fn reads(
+    conn: &mut DbConnection,
+    host_id: Option<&str>,
+) -> QueryResult<BTreeMap<String, BTreeSet<i64>>> {
     let mut runs = check_runs::table
         .inner_join(jobs::table.on(jobs::id.eq(check_runs::job_id)))
         .inner_join(
@@ -261,15 +288,13 @@ fn rotations_and_reads(
         .select((check_runs::host_id, check_runs::subset))
         .into_boxed();
     if let Some(id) = host_id {
-        rotations = rotations.filter(check_rotation::host_id.eq(id.to_owned()));
         runs = runs.filter(check_runs::host_id.eq(id.to_owned()));
     }
-    let rotations: BTreeMap<String, i64> = rotations.load(conn)?.into_iter().collect();
     let mut read: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
     for (host, subset) in runs.load::<(String, i64)>(conn)? {
         read.entry(host).or_default().insert(subset);
     }
-    Ok((rotations, read))
+    Ok(read)
 }
 
 fn coverage(

@@ -1317,9 +1317,19 @@ fn schedules_queries() {
         let canonical = schedules::list_with_groups_for_host(c, &host.id).unwrap();
         assert_eq!(canonical.len(), 2);
         assert_eq!(canonical[0].schedule.id, nightly.id);
-        assert_eq!(canonical[0].groups.len(), 2);
+        let names: Vec<&str> = canonical[0]
+            .groups
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect();
+        assert_eq!(names, ["etc", "home"]);
         assert_eq!(canonical[1].schedule.id, weekly.id);
         assert_eq!(canonical[1].groups, vec![etc.clone()]);
+        // A schedule without groups is listed once, with none.
+        let bare = schedules::list_with_groups_for_host(c, &other.id).unwrap();
+        assert_eq!(bare.len(), 1);
+        assert_eq!(bare[0].schedule.id, other_sched.id);
+        assert!(bare[0].groups.is_empty());
 
         assert_eq!(schedules::get(c, &weekly.id).unwrap(), Some(weekly.clone()));
         assert_eq!(

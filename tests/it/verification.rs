@@ -64,6 +64,13 @@ fn finish(
     store::channel::finish_for_host(c, &HostId::from(host), &JobId::from(id), &done).unwrap();
 }
 
+/// The host page's coverage of a host: its rotation read with the host's
+/// row (`host_state::for_page`), then its runs.
+fn host_coverage(c: &mut store::DbConnection, host: &str) -> verification::Coverage {
+    let row = store::host_state::for_page(c, host).unwrap().unwrap();
+    verification::host_check_coverage_of(c, host, row.check_subsets).unwrap()
+}
+
 /// The rotation advances k by one per check and wraps after n; coverage
 /// counts the distinct subsets read by succeeded checks among the last n;
 /// the newest succeeded drill per host and group is found, a failed one
@@ -147,8 +154,16 @@ fn check_store(pool: &store::Pool) {
         want.sort_by(|x, y| x.host_id.cmp(&y.host_id));
         want
     });
-    let one = verification::host_check_coverage(&mut c, &a).unwrap();
+    let one = host_coverage(&mut c, &a);
     assert_eq!(one.host_id, a);
+    assert_eq!(
+        host_coverage(&mut c, &b),
+        verification::Coverage {
+            host_id: b.clone(),
+            read: 0,
+            subsets: 0,
+        }
+    );
     assert!((one.ratio() - 2.0 / 3.0).abs() < 1e-9);
     // Changing n starts over at 1 and counts only runs of the new n.
     let new = models::NewJob::new(
@@ -164,7 +179,7 @@ fn check_store(pool: &store::Pool) {
             .unwrap(),
         (1, 5)
     );
-    let one = verification::host_check_coverage(&mut c, &a).unwrap();
+    let one = host_coverage(&mut c, &a);
     assert_eq!((one.read, one.subsets), (0, 5));
 
     // Drills: two succeeded of "etc" (the later counts), one of "home",

@@ -29,8 +29,7 @@ use super::layout::{self, badge, Nav};
 use super::{format, html_response, PageCtx, PageReader, UiError};
 use crate::agent_release::AgentRelease;
 use crate::auth::Role;
-use crate::http::error::with_conn;
-use crate::http::extract::live_host_with_version;
+use crate::http::error::{with_conn, ApiError};
 use crate::http::AppState;
 use crate::store::hosts::HostWithVersion;
 use crate::store::models::{
@@ -59,7 +58,7 @@ const HISTORY_MS: i64 = 90 * 86_400_000;
 /// Missed runs listed.
 const MISSED_RUNS: i64 = 20;
 
-/// Everything the page shows, read in five groups on five connections
+/// Everything the page shows, read in four groups on four connections
 /// at once (see [`page`]).
 struct Data {
     history: History,
@@ -72,7 +71,7 @@ struct Data {
     health_checks: Vec<store::health::EffectiveCheck>,
 }
 
-/// The host and its history (one connection).
+/// The host and its history.
 struct History {
     host: HostWithVersion,
     jobs: Vec<Job>,
@@ -84,31 +83,36 @@ struct History {
     missed: Vec<MissedRun>,
 }
 
-/// Health checks and metrics (another; the verification is a third).
+/// Health checks and metrics.
 struct Watch {
     /// The host's own checks (its edit form).
     own_health_checks: Vec<crate::protocol::HealthCheckSpec>,
-    /// The policies that carry checks, merged with the host's own once
-    /// its labels are read.
-    check_policies: Vec<store::policies::Policy>,
     health: Vec<store::health::HealthResultRow>,
     metrics: Vec<store::host_metrics::MetricPoint>,
 }
 
-/// Configuration: repository, groups, schedules (a fourth).
+/// Configuration: repository, groups, schedules.
 struct Setup {
     repository: Option<Repository>,
     groups: Vec<SourceGroup>,
     schedules: Vec<ScheduleWithGroups>,
 }
 
-/// What the agent last reported of its repository and its containers (a
-/// fifth).
+/// What the agent last reported of its repository and its containers.
 struct Reports {
     /// The repository's statistics over [`HISTORY_MS`], for the chart.
     stats: Vec<RepoStats>,
     /// The latest Docker discovery report, if the agent sent one.
     discovery: Option<store::discovery::DiscoveryRow>,
+}
+
+/// The first group's reads: the host's row with what hangs off it one to
+/// one, and what follows from it.
+struct HostReads {
+    row: store::host_state::HostPageRow,
+    own_health_checks: Vec<crate::protocol::HealthCheckSpec>,
+    health_checks: Vec<store::health::EffectiveCheck>,
+    verification: Verification,
 }
 
 pub(super) async fn page(
@@ -119,16 +123,38 @@ pub(super) async fn page(
     let id = path.into_inner();
     let since = page.now - HISTORY_MS;
     let metrics_since = page.now - health::METRICS_MS;
-    // Five groups of reads on five connections at once, none more than
-    // four statements long: on PostgreSQL each statement is a round trip
-    // (about 60 µs here), and the page's nineteen one after the other
-    // were most of its time (BENCHMARKS.md). The groups are independent;
-    // a host that is gone fails the first group, and the others' empty
-    // reads are dropped.
+    // Four groups of reads on four connections at once, none more than
+    // three statements long: on PostgreSQL each statement is a round trip
+    // and costs both sides CPU (about 60 µs here), and the page's
+    // nineteen one after the other were most of its time (BENCHMARKS.md).
+    // Six one-row reads are one statement (`host_state::for_page`), and
+    // the policies with checks come from a memo per policy revision. The
+    // groups are independent; a host that is gone fails the first group,
+    // and the others' empty reads are dropped.
+    let host_reads = with_conn(&state.pool, {
+        let id = id.clone();
+        move |conn| {
+            let row = match store::host_state::for_page(conn, &id)? {
+                Some(row) if row.host.host.revoked_at.is_none() => row,
+                _ => return Err(ApiError::not_found(&format!("host {id}"))),
+            };
+            let own_checks = row.own_checks.as_deref();
+            Ok(HostReads {
+                own_health_checks: store::health::parse_checks(own_checks)?,
+                health_checks: store::health::effective_checks_of(
+                    conn,
+                    own_checks,
+                    &row.host.host.labels,
+                    row.policy_revision,
+                )?,
+                verification: verify::load(conn, &id, row.check_subsets)?,
+                row,
+            })
+        }
+    });
     let history = with_conn(&state.pool, {
         let id = id.clone();
         move |conn| {
-            let host = live_host_with_version(conn, &id)?;
             let jobs = store::jobs::list(
                 conn,
                 &store::jobs::JobFilter {
@@ -157,74 +183,67 @@ pub(super) async fn page(
                 },
             )?
             .items;
-            Ok(History {
-                snapshot_total: snapshots.total,
-                snapshots: snapshots.items,
-                jobs,
-                waiting,
-                missed,
-                host,
-            })
+            Ok((jobs, waiting, snapshots, missed))
         }
     });
     let watch = with_conn(&state.pool, {
         let id = id.clone();
         move |conn| {
-            Ok(Watch {
-                own_health_checks: store::health::get_checks(conn, &id)?,
-                check_policies: store::health::policies_with_checks(conn)?,
-                health: store::health::latest_for_host(conn, &id)?,
-                metrics: store::host_metrics::list_for_host(
+            Ok((
+                store::health::latest_for_host(conn, &id)?,
+                store::host_metrics::list_for_host(
                     conn,
                     &id,
                     metrics_since,
                     health::METRIC_POINTS,
                 )?,
-            })
-        }
-    });
-    let verification = with_conn(&state.pool, {
-        let id = id.clone();
-        move |conn| Ok(verify::load(conn, &id)?)
-    });
-    let reports = with_conn(&state.pool, {
-        let id = id.clone();
-        move |conn| {
-            Ok(Reports {
-                stats: store::repo_stats::list_for_host(conn, &id, Some(since), STATS_SAMPLES)?,
-                discovery: store::discovery::get(conn, &id)?,
-            })
+                store::repo_stats::list_for_host(conn, &id, Some(since), STATS_SAMPLES)?,
+            ))
         }
     });
     let setup = with_conn(&state.pool, move |conn| {
-        Ok(Setup {
-            repository: store::repositories::get_for_host(conn, &id)?,
-            groups: store::source_groups::list_for_host(conn, &id)?,
-            schedules: store::schedules::list_with_groups_for_host(conn, &id)?,
-        })
+        Ok((
+            store::source_groups::list_for_host(conn, &id)?,
+            store::schedules::list_with_groups_for_host(conn, &id)?,
+        ))
     });
     // Alongside the caller's check (`PageReader`): viewers and up may see it.
-    let (ctx, (history, watch, verification, setup, reports)) = page
-        .alongside(future::try_join5(
-            history,
-            watch,
-            verification,
-            setup,
-            reports,
-        ))
-        .await?;
+    let (ctx, (host_reads, (jobs, waiting, snapshots, missed), (health, metrics, stats), setup)) =
+        page.alongside(future::try_join4(host_reads, history, watch, setup))
+            .await?;
     ctx.require(Role::Viewer)?;
-    let data = Data {
-        health_checks: store::health::merge_checks(
-            watch.own_health_checks.clone(),
-            &history.host.host.labels,
-            &watch.check_policies,
-        ),
-        history,
-        watch,
+    let HostReads {
+        row,
+        own_health_checks,
+        health_checks,
         verification,
-        setup,
-        reports,
+    } = host_reads;
+    let (groups, schedules) = setup;
+    let data = Data {
+        history: History {
+            host: row.host,
+            jobs,
+            waiting,
+            snapshot_total: snapshots.total,
+            snapshots: snapshots.items,
+            missed,
+        },
+        watch: Watch {
+            own_health_checks,
+            health,
+            metrics,
+        },
+        verification,
+        setup: Setup {
+            repository: row.repository,
+            groups,
+            schedules,
+        },
+        reports: Reports {
+            stats,
+            discovery: row.discovery,
+        },
+        health_checks,
     };
 
     let host = &data.history.host.host;

@@ -23,9 +23,14 @@ pub(super) struct Verification {
     pub coverage: Coverage,
 }
 
-/// Reads the newest drill and the check coverage of `host_id`.
-pub(super) fn load(conn: &mut DbConnection, host_id: &str) -> diesel::QueryResult<Verification> {
-    let coverage = verification::host_check_coverage(conn, host_id)?;
+/// Reads the newest drill and the check coverage of `host_id`, whose
+/// rotation `n` was read with its row (`None`: no rotating check yet).
+pub(super) fn load(
+    conn: &mut DbConnection,
+    host_id: &str,
+    check_subsets: Option<i64>,
+) -> diesel::QueryResult<Verification> {
+    let coverage = verification::host_check_coverage_of(conn, host_id, check_subsets)?;
     Ok(Verification {
         drill: verification::latest_drill(conn, host_id)?,
         coverage,
