@@ -80,7 +80,9 @@ pub use buffer::{
     RecordScheduleAck, Touch,
 };
 pub use catalog_writes::{AppendCatalog, ConfigureCatalog, YieldCatalog};
-pub use health_writes::{RecordHealth, RecordHostMetrics, METRICS_FLUSH_INTERVAL};
+pub use health_writes::{
+    RecordHealth, RecordHostMetrics, METRICS_FLUSH_INTERVAL, METRICS_FLUSH_POINTS,
+};
 pub use hellos::{HelloReceipt, RecordHello, MAX_HELLO_BATCH};
 pub use host_writes::{
     MarkOffline, RecordMissedRun, ReplaceSnapshots, RevokeHost, SnapshotsReplaced, StoreDiscovery,
@@ -196,6 +198,8 @@ impl Actor for Persistence {
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         self.flush();
         self.flush_health(true);
+        // Stops the thread once it has written the last points.
+        self.stop_point_writer();
         self.db.release();
         // Stops the thread after its last checkpoint.
         self.checkpointer = None;

@@ -221,6 +221,17 @@ where
     }
 }
 
+/// Whether the connection's database takes writes from several
+/// connections at once without them waiting for each other's
+/// transactions (PostgreSQL); SQLite has one writer at a time.
+pub fn writes_concurrently(conn: &DbConnection) -> bool {
+    match conn {
+        DbConnection::Sqlite(_) => false,
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(_) => true,
+    }
+}
+
 /// Runs one expression against the concrete connection inside a
 /// [`DbConnection`], binding it to `$c`. For the few statements diesel's
 /// multi-backend cannot express (`ON CONFLICT` upserts and inserts that

@@ -422,6 +422,57 @@ fn store_keeps_latest_result_and_bounded_history() {
     });
 }
 
+/// The writer's metric points reach the database on both backends (on
+/// PostgreSQL by the thread beside the writer): a full batch at once, and
+/// the rest when the writer stops, none lost.
+#[test]
+fn metric_points_are_written_beside_the_writer_and_kept_at_stop() {
+    use restic_manager::actors::persistence::{
+        Persistence, RecordHostMetrics, METRICS_FLUSH_POINTS,
+    };
+    use restic_manager::metrics::Metrics;
+
+    for_each_backend("metric_points_written", |pool, _| {
+        let host = add_host(&mut pool.get().unwrap(), "points")
+            .id
+            .into_string();
+        let count = |pool: &restic_manager::store::Pool| {
+            host_metrics::list_for_host(&mut pool.get().unwrap(), &host, 0, 10_000)
+                .unwrap()
+                .len()
+        };
+        // The writer writes a batch when it is full; 500 more points stay
+        // buffered until it stops.
+        let full = METRICS_FLUSH_POINTS;
+        let total = full + 500;
+        actix_web::rt::System::new().block_on(async {
+            let writer = Persistence::start(pool.clone(), std::sync::Arc::new(Metrics::new()));
+            for i in 0..total {
+                writer.do_send(RecordHostMetrics(MetricPoint {
+                    host_id: host.clone(),
+                    resolution: MINUTE,
+                    at: i as i64 * 60_000,
+                    load1: Some(0.5),
+                    mem_used_bytes: None,
+                    mem_total_bytes: None,
+                    disk_free_bytes: Some(i as i64),
+                    source_disk_free: None,
+                }));
+            }
+            e2e::wait_for("a full batch of points", async || {
+                (count(pool) >= full).then_some(())
+            })
+            .await;
+            // The last address gone, the writer stops and flushes.
+            drop(writer);
+            e2e::wait_for("the points buffered at the stop", async || {
+                (count(pool) == total).then_some(())
+            })
+            .await;
+        });
+    });
+}
+
 /// Retention of host metrics: minute points older than 24 hours fold into
 /// one hourly point per host and hour (batch by batch), hourly points
 /// older than 30 days go, recent minute points stay.
