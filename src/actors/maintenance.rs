@@ -17,7 +17,7 @@ use diesel::QueryResult;
 
 use super::registry::Directory;
 use crate::protocol::JobKind;
-use crate::store::models::{Job, NewJob};
+use crate::store::models::{Job, NewJob, Repository};
 use crate::store::{self, jobs, repositories, DbConnection, JobTrigger};
 
 /// Where a maintenance job of a host goes.
@@ -46,7 +46,23 @@ pub fn route(
     if !is_maintenance(kind) {
         return Ok(Route::Own);
     }
-    let Some(repo) = repositories::get_for_host(conn, host_id)?.filter(|r| r.is_shared()) else {
+    let repository = repositories::get_for_host(conn, host_id)?;
+    route_with(conn, sessions, host_id, kind, repository)
+}
+
+/// [`route`] given the host's repository, read with the host
+/// (`store::host_state::for_run`).
+pub fn route_with(
+    conn: &mut DbConnection,
+    sessions: &Directory,
+    host_id: &str,
+    kind: JobKind,
+    repository: Option<Repository>,
+) -> QueryResult<Route> {
+    if !is_maintenance(kind) {
+        return Ok(Route::Own);
+    }
+    let Some(repo) = repository.filter(|r| r.is_shared()) else {
         return Ok(Route::Own);
     };
     let attached = repositories::hosts_using(conn, &repo.id)?;

@@ -250,10 +250,12 @@ fn run_now_job(
         _ => {}
     }
     let host_id = &req.host_id;
-    let host = match store::hosts::get(conn, host_id)? {
-        Some(host) if host.revoked_at.is_none() => host,
+    // The host, its repository and the named group in one read.
+    let target = match store::host_state::for_run(conn, host_id, req.source_group.as_deref())? {
+        Some(target) if target.host.revoked_at.is_none() => target,
         _ => return Err(ActorError::NotFound(format!("host {host_id}"))),
     };
+    let host = target.host;
     require_kind(&host, kind)?;
     if let Some(restore) = &req.restore {
         return restore::restore_job(conn, host_id, restore, now);
@@ -261,16 +263,17 @@ fn run_now_job(
     let Some(name) = &req.source_group else {
         // A shared repository's prune or check runs once, on its
         // maintenance host.
-        let runs_on = match maintenance::route(conn, sessions, host_id, kind)? {
-            maintenance::Route::Own => host_id.clone(),
-            maintenance::Route::Host(host) => host,
-            maintenance::Route::Active(job) => {
-                return Err(ActorError::Conflict(format!(
+        let runs_on =
+            match maintenance::route_with(conn, sessions, host_id, kind, target.repository)? {
+                maintenance::Route::Own => host_id.clone(),
+                maintenance::Route::Host(host) => host,
+                maintenance::Route::Active(job) => {
+                    return Err(ActorError::Conflict(format!(
                     "a {kind} of this host's shared repository is {} already: job {} on host {}",
                     job.status, job.id, job.host_id
                 )))
-            }
-        };
+                }
+            };
         let mut job = models::NewJob::new(store::new_id(), runs_on, kind, JobTrigger::Manual, now);
         if kind == protocol::JobKind::Check {
             // Every check rotates, run now or from a check schedule.
@@ -278,7 +281,7 @@ fn run_now_job(
         }
         return Ok(job);
     };
-    let group = store::source_groups::by_name(conn, host_id, name)?.ok_or_else(|| {
+    let group = target.group.ok_or_else(|| {
         ActorError::Invalid(format!(
             "source_group: no source group named {name:?} on this host"
         ))

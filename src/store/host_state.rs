@@ -21,9 +21,10 @@ use super::config_versions::HostConfigVersion;
 use super::discovery::DiscoveryRow;
 use super::hosts::HostWithVersion;
 use super::json::Json;
-use super::models::{Host, HostScheduleVersion, Repository};
+use super::models::{Host, HostScheduleVersion, Repository, SourceGroup};
 use super::schema::{
     health_checks, host_discovery, host_schedule_version, hosts, policy_revision, repositories,
+    source_groups,
 };
 use super::verification::check_rotation;
 use super::DbConnection;
@@ -174,4 +175,44 @@ pub fn for_page(conn: &mut DbConnection, host_id: &str) -> QueryResult<Option<Ho
             }
         },
     ))
+}
+
+/// What a run-now reads of its host: the host, its repository and the
+/// source group it names (if it names one and the host has it).
+#[derive(Debug, Clone)]
+pub struct RunTarget {
+    pub host: Host,
+    pub repository: Option<Repository>,
+    pub group: Option<SourceGroup>,
+}
+
+/// A run-now's reads in one statement (two before: the host, then its
+/// repository or its group; each a round trip on PostgreSQL, inside the
+/// writer's transaction), or `None` when there is no such host.
+pub fn for_run(
+    conn: &mut DbConnection,
+    host_id: &str,
+    group: Option<&str>,
+) -> QueryResult<Option<RunTarget>> {
+    // `name = NULL` matches nothing: without a group, no group row.
+    let row: Option<(Host, Option<Repository>, Option<SourceGroup>)> = hosts::table
+        .left_join(repositories::table)
+        .left_join(
+            source_groups::table.on(source_groups::host_id
+                .eq(hosts::id)
+                .and(source_groups::name.nullable().eq(group))),
+        )
+        .filter(hosts::id.eq(host_id))
+        .select((
+            Host::as_select(),
+            Option::<Repository>::as_select(),
+            Option::<SourceGroup>::as_select(),
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(host, repository, group)| RunTarget {
+        host,
+        repository,
+        group,
+    }))
 }

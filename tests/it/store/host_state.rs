@@ -244,13 +244,13 @@ fn checks_follow_a_policy_written_elsewhere() {
     });
 }
 
-/// The host page's reads (`ui::host::page`) search by host, never scan a
-/// table nor build a join on their own: SQLite's plans with the table
+/// The host page's reads (`ui::host::page`) and a run-now's search by
+/// host, never scan a table nor build a join on their own: SQLite's plans with the table
 /// statistics of a fresh database. A read that joined a nested join once
 /// made SQLite materialise every host's schedule links, 17 ms a page at
 /// 10,000 hosts (issue 19's measurements).
 #[test]
-fn host_page_reads_search_never_scan() {
+fn host_page_and_run_now_reads_search_never_scan() {
     #[derive(QueryableByName)]
     struct Plan {
         #[diesel(sql_type = Text)]
@@ -292,11 +292,13 @@ fn host_page_reads_search_never_scan() {
     store::repo_stats::list_for_host(c, &id, Some(NOW), 1000).unwrap();
     store::source_groups::list_for_host(c, &id).unwrap();
     store::schedules::list_with_groups_for_host(c, &id).unwrap();
+    host_state::for_run(c, &id, Some("etc")).unwrap();
+    host_state::for_run(c, &id, None).unwrap();
     assert!(row.policy_revision.is_some());
     c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
 
     let statements = std::mem::take(&mut *seen.lock().unwrap());
-    assert!(statements.len() >= 12, "{statements:#?}");
+    assert!(statements.len() >= 14, "{statements:#?}");
     for statement in statements {
         // The text before diesel's " -- binds: […]"; unbound parameters
         // are NULL to EXPLAIN.
@@ -312,4 +314,50 @@ fn host_page_reads_search_never_scan() {
             );
         }
     }
+}
+
+/// A run-now's one read: the host with its repository, and the group it
+/// names when the host has it; nothing of a group it does not name or
+/// does not have; `None` for an unknown host.
+#[test]
+fn a_run_nows_read_finds_the_host_its_repository_and_group() {
+    for_each_backend("host_state_for_run", |pool, backend| {
+        let mut conn = pool.get().unwrap();
+        let c = &mut *conn;
+        let host = add_host(c, "web");
+        let other = add_host(c, "db");
+        let etc = super::add_group(c, &host.id, "etc");
+        super::add_group(c, &other.id, "home");
+        let bare = host_state::for_run(c, &host.id, Some("etc"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(bare.host.id, host.id, "{backend}");
+        assert!(bare.repository.is_none());
+        assert_eq!(bare.group, Some(etc.clone()));
+        repositories::upsert_for_host(
+            c,
+            &host.id,
+            &RepositoryUpsert {
+                id: store::new_id(),
+                url: "/srv/restic/web".to_owned(),
+                ..RepositoryUpsert::default()
+            },
+            NOW,
+        )
+        .unwrap()
+        .unwrap();
+        let full = host_state::for_run(c, &host.id, None).unwrap().unwrap();
+        assert_eq!(
+            full.repository.map(|r| r.url),
+            Some("/srv/restic/web".to_owned())
+        );
+        assert_eq!(full.group, None, "{backend}: no group named");
+        let other_hosts = host_state::for_run(c, &host.id, Some("home"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(other_hosts.group, None, "{backend}: another host's group");
+        assert!(host_state::for_run(c, "no-such-host", Some("etc"))
+            .unwrap()
+            .is_none());
+    });
 }
