@@ -1,6 +1,7 @@
 //! The one-row part of what a greeting or a configuration push reads of a
 //! host, in one statement: its schedule and config versions, its labels,
-//! its repository, its own health checks and the policy revision.
+//! its repository, its own health checks, the policy revision and whether
+//! it has a queued job.
 //!
 //! They were five or six statements (`schedule_versions::get`,
 //! `config_versions::get`, `repositories::get_for_host`,
@@ -23,11 +24,11 @@ use super::hosts::HostWithVersion;
 use super::json::Json;
 use super::models::{Host, HostScheduleVersion, Repository, SourceGroup};
 use super::schema::{
-    health_checks, host_discovery, host_schedule_version, hosts, policy_revision, repositories,
-    source_groups,
+    health_checks, host_discovery, host_schedule_version, hosts, jobs, policy_revision,
+    repositories, source_groups,
 };
 use super::verification::check_rotation;
-use super::DbConnection;
+use super::{DbConnection, JobStatus};
 
 diesel::allow_tables_to_appear_in_same_query!(check_rotation, hosts);
 diesel::allow_tables_to_appear_in_same_query!(check_rotation, repositories);
@@ -40,6 +41,8 @@ diesel::allow_tables_to_appear_in_same_query!(host_discovery, repositories);
 diesel::allow_tables_to_appear_in_same_query!(host_discovery, host_schedule_version);
 diesel::allow_tables_to_appear_in_same_query!(host_discovery, health_checks);
 diesel::allow_tables_to_appear_in_same_query!(host_discovery, policy_revision);
+diesel::allow_tables_to_appear_in_same_query!(jobs, health_checks);
+diesel::allow_tables_to_appear_in_same_query!(jobs, policy_revision);
 
 /// A host's row with what hangs off it one to one.
 #[derive(Debug, Clone)]
@@ -54,6 +57,10 @@ pub struct HostState {
     /// `policy_revision.revision`; `None`: no revision row (then nothing
     /// may be taken from the per-revision memos).
     pub policy_revision: Option<i64>,
+    /// Whether the host has a `queued` job: without one, a greeting skips
+    /// the read of the jobs it sends (`jobs::queued_for_host`), the common
+    /// case of a reconnect.
+    pub has_queued: bool,
 }
 
 type Row = (
@@ -63,6 +70,7 @@ type Row = (
     Option<Repository>,
     Option<String>,
     Option<i64>,
+    bool,
 );
 
 /// The host's state, or `None` when there is no such host.
@@ -71,6 +79,11 @@ pub fn get(conn: &mut DbConnection, host_id: &str) -> QueryResult<Option<HostSta
         .filter(policy_revision::id.eq(1))
         .select(policy_revision::revision)
         .single_value();
+    let queued = diesel::dsl::exists(
+        jobs::table
+            .filter(jobs::host_id.eq(host_id))
+            .filter(jobs::status.eq(JobStatus::Queued)),
+    );
     let row: Option<Row> = hosts::table
         .left_join(repositories::table)
         .left_join(host_schedule_version::table.on(host_schedule_version::host_id.eq(hosts::id)))
@@ -83,17 +96,29 @@ pub fn get(conn: &mut DbConnection, host_id: &str) -> QueryResult<Option<HostSta
             Option::<Repository>::as_select(),
             health_checks::checks.nullable(),
             revision,
+            queued,
         ))
         .first(conn)
         .optional()?;
     Ok(row.map(
-        |(schedule_version, config, labels, repository, own_checks, policy_revision)| HostState {
+        |(
             schedule_version,
             config,
-            labels: labels.0,
+            labels,
             repository,
             own_checks,
             policy_revision,
+            has_queued,
+        )| {
+            HostState {
+                schedule_version,
+                config,
+                labels: labels.0,
+                repository,
+                own_checks,
+                policy_revision,
+                has_queued,
+            }
         },
     ))
 }

@@ -118,14 +118,24 @@ fn config_in(
     key: &SecretKey,
     host_id: &str,
 ) -> diesel::QueryResult<HostConfig> {
-    let (mut loaded, repository) = load_with_repository(conn, host_id)?;
+    Ok(config_and_queued(conn, key, host_id)?.0)
+}
+
+/// [`config_in`], and whether the host has a queued job (read with its
+/// state).
+fn config_and_queued(
+    conn: &mut DbConnection,
+    key: &SecretKey,
+    host_id: &str,
+) -> diesel::QueryResult<(HostConfig, bool)> {
+    let (mut loaded, repository, has_queued) = load_with_repository(conn, host_id)?;
     let mut config = repository
         .as_ref()
         .map(|repo| repository_update(key, repo))
         .unwrap_or_default();
     config.version = Some(loaded.config_version);
     loaded.config = Some(config);
-    Ok(loaded)
+    Ok((loaded, has_queued))
 }
 
 /// Loads the host's `schedule.set` only (no `config.update`): for a change
@@ -134,7 +144,8 @@ pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryRe
     store::read_together(conn, |conn| Ok(load_with_repository(conn, host_id)?.0))
 }
 
-/// [`load_schedules`] and the host's repository row, read once. The
+/// [`load_schedules`], the host's repository row and whether it has a
+/// queued job, read once. The
 /// host's one-row state (versions, labels, repository, own checks, policy
 /// revision) is one statement (`store::host_state`), read before the
 /// schedules: a change made in between is sent labelled with the older
@@ -143,7 +154,7 @@ pub fn load_schedules(conn: &mut DbConnection, host_id: &str) -> diesel::QueryRe
 fn load_with_repository(
     conn: &mut DbConnection,
     host_id: &str,
-) -> diesel::QueryResult<(HostConfig, Option<Repository>)> {
+) -> diesel::QueryResult<(HostConfig, Option<Repository>, bool)> {
     let Some(state) = host_state::get(conn, host_id)? else {
         // No such host (deleted meanwhile): nothing to run, nothing to check.
         return Ok((
@@ -157,6 +168,7 @@ fn load_with_repository(
                 health: protocol::HealthSet { checks: Vec::new() },
             },
             None,
+            false,
         ));
     };
     let schedules = schedule_set::for_host_at(conn, host_id, state.policy_revision)?;
@@ -184,7 +196,7 @@ fn load_with_repository(
         schedule_version: u64::try_from(state.schedule_version.unwrap_or(1)).unwrap_or(0),
         schedules,
     };
-    Ok((loaded, repository))
+    Ok((loaded, repository, state.has_queued))
 }
 
 /// Loads the host's configuration and its jobs due at `now`.
@@ -195,11 +207,16 @@ pub fn load_greeting(
     now: i64,
 ) -> diesel::QueryResult<Greeting> {
     store::read_together(conn, |conn| {
-        let config = config_in(conn, key, host_id)?;
-        let queued = jobs::queued_for_host(conn, host_id, now)?
-            .iter()
-            .map(QueuedJob::of)
-            .collect();
+        let (config, has_queued) = config_and_queued(conn, key, host_id)?;
+        // Most greetings find no queued job, and skip reading them.
+        let queued = if has_queued {
+            jobs::queued_for_host(conn, host_id, now)?
+                .iter()
+                .map(QueuedJob::of)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Greeting { config, queued })
     })
 }

@@ -87,6 +87,13 @@ fn assert_matches_separate_reads(c: &mut DbConnection, host_id: &str) {
         health::effective_checks(c, host_id).unwrap()
     );
 
+    assert_eq!(
+        state.has_queued,
+        !store::jobs::queued_for_host(c, host_id, i64::MAX)
+            .unwrap()
+            .is_empty()
+    );
+
     // The host page's one statement answers the same, and the rest.
     let page = host_state::for_page(c, host_id).unwrap().expect("the host");
     let with_version = store::hosts::get_with_version(c, host_id).unwrap().unwrap();
@@ -174,6 +181,8 @@ fn one_statement_answers_what_the_separate_reads_did() {
         verification::rotate_check(c, &host.id, &check.id, 7, NOW).unwrap();
 
         let full = host_state::get(c, &host.id).unwrap().unwrap();
+        assert!(full.has_queued, "the check job is queued");
+        assert!(!host_state::get(c, &other.id).unwrap().unwrap().has_queued);
         let page = host_state::for_page(c, &host.id).unwrap().unwrap();
         assert_eq!(page.check_subsets, Some(7));
         assert_eq!(page.discovery.map(|d| d.received_at), Some(NOW));
