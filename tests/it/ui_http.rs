@@ -380,6 +380,10 @@ async fn job_event_stream_replays_then_follows_then_ends() {
     );
     assert_eq!(line2.data["payload"], format!("line 2 of {job_id}"));
     assert_eq!(line2.data["stream"], "stdout");
+    // After the stored lines, the job's status: from here the stream is
+    // live (a job that ended before this point is told with its status).
+    let live = stream.until(|f| f.event == "status").await;
+    assert_eq!(live.last().unwrap().data["status"], "running", "{live:?}");
 
     // Live: progress, two new lines, a replayed old line (skipped), the end.
     agent

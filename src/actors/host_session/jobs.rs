@@ -378,6 +378,10 @@ impl HostSession {
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         let job_id = finished.job_id.clone();
+        // The lines collected so far go to the writer before the end, so
+        // that a job stream that sees the end finds every line stored once
+        // it flushes the writer (`http::api::events`).
+        self.send_logs();
         let write = self.actors.persistence.send(RecordJobFinished {
             host_id: self.host_id.clone(),
             payload: finished,

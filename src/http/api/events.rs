@@ -288,10 +288,16 @@ impl JobStream {
                 return Ok(());
             }
         };
-        self.send_status(&job).await?;
         if job.status.is_terminal() {
+            // It ended after the catch-up above: its last lines were
+            // handed to the writer before its end (the session sends them
+            // first), so they are stored once flushed.
+            self.flush().await;
+            self.catch_up(None).await?;
+            self.send_status(&job).await?;
             return Ok(());
         }
+        self.send_status(&job).await?;
         if let Some(progress) = job.progress.clone() {
             self.send(json_frame("progress", None, &ProgressDto::from(&progress)))
                 .await?;
