@@ -19,11 +19,15 @@
 //!   replies with both).
 //! - **The REST API's writes** ([`RunWrite`], through `Actors::write`): a
 //!   closure run in one write transaction, its result the reply, so that
-//!   every write of the server goes through this one actor.
+//!   every write of the server goes through this one actor. One
+//!   exception, on PostgreSQL only: heartbeat metric points, independent
+//!   rows that nothing waits for, are written by a thread beside it
+//!   (`health_writes`).
 //!
 //! Ordering: every low-rate message first writes what is buffered, and the
 //! mailbox is FIFO, so a job's `job.finished` is written after the log
-//! lines its session sent before it. A database error is logged with the
+//! lines its session sent before it (the session hands over the lines it
+//! collected before it sends the finish). A database error is logged with the
 //! host and job ids and returned to the caller; the pool connection is
 //! never unwrapped. Each log batch's size and flush lag go to `Metrics`.
 //!
