@@ -111,7 +111,7 @@ pub(super) fn drill_job(
 }
 
 /// The audit detail of a drill: host, snapshot, group, sample size.
-pub(super) fn audit_detail(host_id: &str, job: &models::Job) -> Value {
+pub(super) fn audit_detail(host_id: &str, job: &models::NewJob) -> Value {
     let files = job
         .params
         .as_ref()

@@ -436,11 +436,10 @@ impl Actors {
             .write("creating a job", move |conn| {
                 let now = store::now_ms();
                 let new = run_now_job(conn, &sessions, &req, now)?;
-                let job = store::jobs::insert(conn, &new)?;
                 let detail = match &req.restore {
-                    Some(restore) => restore::audit_detail(&req.host_id, &job, restore),
-                    None if job.kind == protocol::JobKind::Drill => {
-                        drill::audit_detail(&req.host_id, &job)
+                    Some(restore) => restore::audit_detail(&req.host_id, &new, restore),
+                    None if new.kind == protocol::JobKind::Drill => {
+                        drill::audit_detail(&req.host_id, &new)
                     }
                     None => serde_json::json!({
                         "host_id": req.host_id,
@@ -448,15 +447,16 @@ impl Actors {
                         "source_group": req.source_group,
                     }),
                 };
-                store::audit::record(
-                    conn,
+                let audit = store::audit::entry(
                     now,
                     &req.requested_by,
                     req.source_addr.as_deref(),
                     "job.create",
-                    Some(&job.id),
+                    Some(&new.id),
                     Some(detail),
-                )?;
+                );
+                // The job and its audit row in one statement on PostgreSQL.
+                let job = store::jobs::insert_audited(conn, &new, &audit)?;
                 tracing::info!(host_id = %job.host_id, job_id = %job.id, kind = %job.kind, requested_by = %req.requested_by, "job created");
                 Ok::<_, ActorError>(job)
             })

@@ -105,7 +105,7 @@ pub(super) fn restore_job(
 }
 
 /// The audit detail of a restore: host, snapshot, source, paths, target.
-pub(super) fn audit_detail(host_id: &str, job: &models::Job, req: &RestoreRequest) -> Value {
+pub(super) fn audit_detail(host_id: &str, job: &models::NewJob, req: &RestoreRequest) -> Value {
     json!({
         "host_id": host_id,
         "kind": "restore",

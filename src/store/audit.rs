@@ -45,19 +45,29 @@ pub fn record(
     target: Option<&str>,
     detail: Option<serde_json::Value>,
 ) -> QueryResult<()> {
-    insert(
-        conn,
-        &NewAuditEntry {
-            id: super::new_id(),
-            at,
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target: target.map(str::to_owned),
-            detail,
-            source_addr: source_addr.map(str::to_owned),
-        },
-    )?;
+    insert(conn, &entry(at, actor, source_addr, action, target, detail))?;
     Ok(())
+}
+
+/// The entry [`record`] writes, for a caller that writes it with another
+/// row in one statement (`jobs::insert_audited`).
+pub fn entry(
+    at: i64,
+    actor: &str,
+    source_addr: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<serde_json::Value>,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        id: super::new_id(),
+        at,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.map(str::to_owned),
+        detail,
+        source_addr: source_addr.map(str::to_owned),
+    }
 }
 
 fn filtered<'a>(filter: &'a AuditFilter) -> audit_log::BoxedQuery<'a, super::MultiBackend> {

@@ -129,3 +129,96 @@ fn a_raw_batch_statement_is_prepared_once() {
         }
     });
 }
+
+/// A job and its audit row: both written, in one statement on PostgreSQL
+/// (`WITH first AS (INSERT INTO audit_log …) INSERT INTO jobs …`), the
+/// statement prepared once; a job refused (its host unknown) writes no
+/// audit row either.
+#[test]
+fn a_job_and_its_audit_row_in_one_statement() {
+    use restic_manager::store::models::NewJob;
+    use restic_manager::store::{audit, JobTrigger};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    for_each_backend("jobs_insert_audited", |pool, backend| {
+        let mut conn = pool.get().unwrap();
+        let c = &mut *conn;
+        let host = add_host(c, "audited");
+        let rows_of = |c: &mut DbConnection, target: &str| {
+            audit::list(
+                c,
+                &audit::AuditFilter {
+                    target: Some(target.to_owned()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .items
+        };
+        let statements = Arc::new(AtomicUsize::new(0));
+        let mut written = Vec::new();
+        for i in 0..2 {
+            let new = NewJob::new(
+                restic_manager::store::new_id(),
+                host.id.as_str(),
+                JobKind::Check,
+                JobTrigger::Manual,
+                NOW + i,
+            );
+            let entry = audit::entry(
+                NOW + i,
+                "admin",
+                Some("127.0.0.1"),
+                "job.create",
+                Some(new.id.as_str()),
+                Some(serde_json::json!({"kind": "check"})),
+            );
+            let counted = Arc::clone(&statements);
+            c.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+                if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            statements.store(0, Ordering::Relaxed);
+            let job = jobs::insert_audited(c, &new, &entry).unwrap();
+            let sent = statements.load(Ordering::Relaxed);
+            c.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {});
+            assert_eq!(sent, if backend == "sqlite" { 2 } else { 1 }, "{backend}");
+            assert_eq!(job.status, JobStatus::Queued);
+            assert_eq!(job.id, new.id);
+            let rows = rows_of(c, job.id.as_str());
+            assert_eq!(rows.len(), 1, "{backend}");
+            assert_eq!(rows[0].actor, "admin");
+            assert_eq!(rows[0].source_addr.as_deref(), Some("127.0.0.1"));
+            written.push(job);
+        }
+        if backend == "postgres" {
+            assert_eq!(prepared_like(c, "WITH first AS (INSERT INTO"), 1);
+        }
+        // A job of an unknown host is refused, and so is its audit row.
+        let orphan = NewJob::new(
+            restic_manager::store::new_id(),
+            "no-such-host",
+            JobKind::Check,
+            JobTrigger::Manual,
+            NOW,
+        );
+        let entry = audit::entry(
+            NOW,
+            "admin",
+            None,
+            "job.create",
+            Some(orphan.id.as_str()),
+            None,
+        );
+        let written_before = rows_of(c, orphan.id.as_str()).len();
+        assert!(c
+            .transaction(|c| jobs::insert_audited(c, &orphan, &entry))
+            .is_err());
+        assert_eq!(written_before, 0);
+        assert!(rows_of(c, orphan.id.as_str()).is_empty(), "{backend}");
+        assert!(jobs::get(c, orphan.id.as_str()).unwrap().is_none());
+    });
+}
