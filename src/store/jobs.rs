@@ -15,7 +15,7 @@ use super::json::Json;
 use super::models::{Job, JobFinish, NewAuditEntry, NewJob};
 use super::paged::PagedDsl;
 use super::prepared::PrepareOnce;
-use super::schema::{audit_log, jobs};
+use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
 use super::{clamp_limit, page_total, page_window, DbConnection, MAX_PAGE};
 use crate::ids::{HostId, JobId};
@@ -72,21 +72,19 @@ pub fn insert_audited(
     new: &NewJob,
     audit: &NewAuditEntry,
 ) -> QueryResult<Job> {
-    match conn {
-        #[cfg(feature = "postgres")]
-        DbConnection::Pg(pg) => super::prepared::with_first(
-            diesel::insert_into(audit_log::table).values(audit.clone()),
+    #[cfg(feature = "postgres")]
+    if let DbConnection::Pg(pg) = conn {
+        return super::prepared::with_first(
+            diesel::insert_into(super::schema::audit_log::table).values(audit.clone()),
             diesel::insert_into(jobs::table)
                 .values((new.clone(), jobs::status.eq(JobStatus::Queued)))
                 .returning(jobs::all_columns),
         )
-        .get_result(pg),
-        conn => {
-            let job = insert(conn, new)?;
-            super::audit::insert(conn, audit)?;
-            Ok(job)
-        }
+        .get_result(pg);
     }
+    let job = insert(conn, new)?;
+    super::audit::insert(conn, audit)?;
+    Ok(job)
 }
 
 /// The job with this id.
