@@ -199,12 +199,20 @@ impl PointWriter {
         let thread = std::thread::Builder::new()
             .name("host-metrics".into())
             .spawn(move || {
-                for points in received {
-                    let written = pool
-                        .get()
-                        .map_err(|e| PersistError::Unavailable(e.to_string()))
-                        .and_then(|mut c| Ok(host_metrics::insert_batch(&mut c, &points)?));
-                    if let Err(e) = written {
+                for points in received.iter() {
+                    let mut conn = match pool.get() {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            // No connection within the pool's timeout: the
+                            // batches waiting are dropped with this one,
+                            // so that a stop while the database is away
+                            // waits for one timeout, not one per batch.
+                            let waiting: usize = received.try_iter().map(|b| b.len()).sum();
+                            warn_points_lost(&e, points.len() + waiting);
+                            continue;
+                        }
+                    };
+                    if let Err(e) = host_metrics::insert_batch(&mut conn, &points) {
                         warn_points_lost(&e, points.len());
                     }
                 }
