@@ -100,18 +100,17 @@ impl<Q> Prepared<Q> {
 /// the same statement as `then`, whose rows are the statement's. One
 /// round trip where two were (PostgreSQL runs a data-modifying `WITH`
 /// once and to completion, in the statement's snapshot; SQLite has no
-/// such `WITH`, so only PostgreSQL's connections run it). Prepared like
-/// [`Prepared`] when both parts have few texts.
+/// such `WITH`, so only PostgreSQL's connections run it).
 #[derive(Debug, Clone, Copy)]
-#[must_use = "a statement does nothing until it is run"]
 pub struct WithFirst<A, Q> {
     first: A,
     then: Q,
 }
 
-/// `first`, then `then`, in one statement ([`WithFirst`]).
-pub fn with_first<A, Q>(first: A, then: Q) -> WithFirst<A, Q> {
-    WithFirst { first, then }
+/// `first`, then `then`, in one statement ([`WithFirst`]), [`Prepared`]
+/// once per connection and text.
+pub fn with_first<A, Q>(first: A, then: Q) -> Prepared<WithFirst<A, Q>> {
+    WithFirst { first, then }.prepared()
 }
 
 impl<DB: Backend, A: QueryFragment<DB>, Q: QueryFragment<DB>> QueryFragment<DB>
@@ -123,23 +122,11 @@ impl<DB: Backend, A: QueryFragment<DB>, Q: QueryFragment<DB>> QueryFragment<DB>
         out.push_sql(") ");
         self.then.walk_ast(out.reborrow())
     }
-
-    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
-        // Safe because the cache is keyed on the text (no static id).
-        Ok(true)
-    }
-}
-
-impl<A, Q> QueryId for WithFirst<A, Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 impl<A, Q: Query> Query for WithFirst<A, Q> {
     type SqlType = Q::SqlType;
 }
-
-impl<A, Q, Conn> RunQueryDsl<Conn> for WithFirst<A, Q> {}
 
 #[cfg(test)]
 mod tests {

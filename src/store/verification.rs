@@ -241,16 +241,17 @@ pub fn host_check_coverage_of(
     host_id: &str,
     subsets: Option<i64>,
 ) -> QueryResult<Coverage> {
-    let Some(subsets) = subsets else {
-        return Ok(coverage(
-            host_id.to_owned(),
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-        ));
+    let read = match subsets {
+        Some(_) => reads(conn, Some(host_id))?
+            .get(host_id)
+            .map_or(0, |s| s.len() as i64),
+        None => 0,
     };
-    let rotations = BTreeMap::from([(host_id.to_owned(), subsets)]);
-    let read = reads(conn, Some(host_id))?;
-    Ok(coverage(host_id.to_owned(), &rotations, &read))
+    Ok(Coverage {
+        host_id: host_id.to_owned(),
+        read,
+        subsets: subsets.unwrap_or(0),
+    })
 }
 
 /// Each host's rotation `n` and the distinct subsets its succeeded checks

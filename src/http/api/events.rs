@@ -266,6 +266,13 @@ impl JobStream {
         }
     }
 
+    /// Sends the lines of a job that ended: its session handed them to
+    /// the writer before its end, so they are stored once it is flushed.
+    async fn catch_up_to_the_end(&mut self) -> Result<(), Gone> {
+        self.flush().await;
+        self.catch_up(None).await
+    }
+
     async fn send_status(&self, job: &models::Job) -> Result<(), Gone> {
         self.send(json_frame("status", None, &StatusDto::from_job(job)))
             .await
@@ -289,11 +296,8 @@ impl JobStream {
             }
         };
         if job.status.is_terminal() {
-            // It ended after the catch-up above: its last lines were
-            // handed to the writer before its end (the session sends them
-            // first), so they are stored once flushed.
-            self.flush().await;
-            self.catch_up(None).await?;
+            // It ended after the catch-up above.
+            self.catch_up_to_the_end().await?;
             self.send_status(&job).await?;
             return Ok(());
         }
@@ -364,8 +368,7 @@ impl JobStream {
             }
             Event::JobStatus { status, .. } => {
                 if status.is_terminal() {
-                    self.flush().await;
-                    self.catch_up(None).await?;
+                    self.catch_up_to_the_end().await?;
                 }
                 match self.job().await {
                     Ok(Some(job)) => {
