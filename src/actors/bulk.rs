@@ -133,7 +133,12 @@ impl Actors {
                         drill: None,
                     };
                     match run_now_job(conn, &sessions, &req, now) {
-                        Ok(new) => jobs.push(store::jobs::insert(conn, &new)?),
+                        Ok((new, check)) => {
+                            if let Some(step) = check {
+                                step.write(conn)?;
+                            }
+                            jobs.push(store::jobs::insert(conn, &new)?);
+                        }
                         Err(
                             ActorError::Invalid(reason)
                             | ActorError::NotFound(reason)

@@ -56,6 +56,7 @@ use crate::crypto::SecretKey;
 use crate::ids::HostId;
 use crate::metrics::Metrics;
 use crate::protocol;
+use crate::store::verification::CheckStep;
 use crate::store::{self, models, JobTrigger, Pool};
 
 use events::{Event, Events, Publish};
@@ -194,14 +195,15 @@ pub fn needs_group(kind: protocol::JobKind) -> bool {
 /// Checks a run-now request against the database and builds its job:
 /// the host must exist and not be revoked, the source group must be given
 /// exactly for the kinds that need one and exist on the host, and a
-/// forget needs the group's retention policy. Run inside the transaction
-/// that inserts the job.
+/// forget needs the group's retention policy. It only reads: the job's
+/// writes (and a check's rotation step, returned with it) are the
+/// caller's (`jobs::insert_audited`).
 fn run_now_job(
     conn: &mut store::DbConnection,
     sessions: &Directory,
     req: &NewJobRequest,
     now: i64,
-) -> Result<models::NewJob, ActorError> {
+) -> Result<(models::NewJob, Option<CheckStep>), ActorError> {
     let kind = req.kind;
     if kind == protocol::JobKind::Catalog {
         return Err(ActorError::Invalid(
@@ -227,14 +229,15 @@ fn run_now_job(
             Some(host) if host.revoked_at.is_none() => require_kind(&host, kind)?,
             _ => return Err(ActorError::NotFound(format!("host {host_id}"))),
         }
-        return drill::drill_job(
+        let job = drill::drill_job(
             conn,
             host_id,
             req.source_group.as_slice(),
             &req.drill.unwrap_or_default(),
             JobTrigger::Manual,
             now,
-        );
+        )?;
+        return Ok((job, None));
     }
     match (&req.source_group, needs_group(kind)) {
         (None, true) => {
@@ -258,7 +261,7 @@ fn run_now_job(
     let host = target.host;
     require_kind(&host, kind)?;
     if let Some(restore) = &req.restore {
-        return restore::restore_job(conn, host_id, restore, now);
+        return Ok((restore::restore_job(conn, host_id, restore, now)?, None));
     }
     let Some(name) = &req.source_group else {
         // A shared repository's prune or check runs once, on its
@@ -275,11 +278,25 @@ fn run_now_job(
                 }
             };
         let mut job = models::NewJob::new(store::new_id(), runs_on, kind, JobTrigger::Manual, now);
-        if kind == protocol::JobKind::Check {
-            // Every check rotates, run now or from a check schedule.
-            job.args = check_rotation_args(conn, &job, now)?;
+        if kind != protocol::JobKind::Check {
+            return Ok((job, None));
         }
-        return Ok(job);
+        // Every check rotates, run now or from a check schedule: the
+        // rotation read with the host, unless the check runs elsewhere.
+        let rotation = if job.host_id.as_str() == host_id {
+            target.rotation
+        } else {
+            store::verification::rotation_of(conn, job.host_id.as_str())?
+        };
+        let step = CheckStep::after(
+            rotation,
+            job.host_id.clone(),
+            job.id.clone(),
+            store::verification::DEFAULT_CHECK_SUBSETS,
+            now,
+        );
+        job.args = step.args();
+        return Ok((job, Some(step)));
     };
     let group = target.group.ok_or_else(|| {
         ActorError::Invalid(format!(
@@ -292,17 +309,15 @@ fn run_now_job(
                 "source_group: {name:?} has no retention policy to forget with"
             ))
         })?;
-        return Ok(followup::forget_job(
-            &group,
-            &policy,
-            JobTrigger::Manual,
-            now,
+        return Ok((
+            followup::forget_job(&group, &policy, JobTrigger::Manual, now),
+            None,
         ));
     }
     if let Some(dump) = group.dump_spec() {
         host.require_capability(&dump.required_capability())?;
     }
-    Ok(followup::backup_job(&group, JobTrigger::Manual, now))
+    Ok((followup::backup_job(&group, JobTrigger::Manual, now), None))
 }
 
 /// Refuses a job kind the host's agent did not declare (`restore`,
@@ -428,14 +443,17 @@ impl Actors {
     }
 
     /// Run now: one write validates the request ([`run_now_job`]), inserts
-    /// the queued job and its `job.create` audit row; then the job goes to
-    /// the host's live session, if any.
+    /// the queued job, its `job.create` audit row and a check's rotation
+    /// step; then the job goes to the host's live session, if any. On
+    /// PostgreSQL the reads run outside a transaction (the one writer
+    /// changes nothing between them) and the writes are one statement: a
+    /// check is two round trips on the writer, not five.
     pub async fn create_job(&self, req: NewJobRequest) -> Result<models::Job, ActorError> {
         let sessions = self.sessions.clone();
         let job = self
-            .write("creating a job", move |conn| {
+            .write_one_statement_on_pg("creating a job", move |conn| {
                 let now = store::now_ms();
-                let new = run_now_job(conn, &sessions, &req, now)?;
+                let (new, check) = run_now_job(conn, &sessions, &req, now)?;
                 let detail = match &req.restore {
                     Some(restore) => restore::audit_detail(&req.host_id, &new, restore),
                     None if new.kind == protocol::JobKind::Drill => {
@@ -455,8 +473,9 @@ impl Actors {
                     Some(&new.id),
                     Some(detail),
                 );
-                // The job and its audit row in one statement on PostgreSQL.
-                let job = store::jobs::insert_audited(conn, &new, &audit)?;
+                // The job, its audit row and a check's rotation step in
+                // one statement on PostgreSQL.
+                let job = store::jobs::insert_audited(conn, &new, &audit, check.as_ref())?;
                 tracing::info!(host_id = %job.host_id, job_id = %job.id, kind = %job.kind, requested_by = %req.requested_by, "job created");
                 Ok::<_, ActorError>(job)
             })

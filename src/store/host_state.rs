@@ -27,7 +27,7 @@ use super::schema::{
     health_checks, host_discovery, host_schedule_version, hosts, jobs, policy_revision,
     repositories, source_groups,
 };
-use super::verification::check_rotation;
+use super::verification::{check_rotation, RotationRow};
 use super::{DbConnection, JobStatus};
 
 diesel::allow_tables_to_appear_in_same_query!(check_rotation, hosts);
@@ -36,6 +36,7 @@ diesel::allow_tables_to_appear_in_same_query!(check_rotation, host_schedule_vers
 diesel::allow_tables_to_appear_in_same_query!(check_rotation, health_checks);
 diesel::allow_tables_to_appear_in_same_query!(check_rotation, policy_revision);
 diesel::allow_tables_to_appear_in_same_query!(check_rotation, host_discovery);
+diesel::allow_tables_to_appear_in_same_query!(check_rotation, source_groups);
 diesel::allow_tables_to_appear_in_same_query!(host_discovery, hosts);
 diesel::allow_tables_to_appear_in_same_query!(host_discovery, repositories);
 diesel::allow_tables_to_appear_in_same_query!(host_discovery, host_schedule_version);
@@ -202,42 +203,57 @@ pub fn for_page(conn: &mut DbConnection, host_id: &str) -> QueryResult<Option<Ho
     ))
 }
 
-/// What a run-now reads of its host: the host, its repository and the
-/// source group it names (if it names one and the host has it).
+/// What a run-now reads of its host: the host, its repository, the
+/// source group it names (if it names one and the host has it) and its
+/// check rotation (for a check's subset).
 #[derive(Debug, Clone)]
 pub struct RunTarget {
     pub host: Host,
     pub repository: Option<Repository>,
     pub group: Option<SourceGroup>,
+    pub rotation: Option<RotationRow>,
 }
 
-/// A run-now's reads in one statement (two before: the host, then its
-/// repository or its group; each a round trip on PostgreSQL, inside the
-/// writer's transaction), or `None` when there is no such host.
+type RunRow = (
+    Host,
+    Option<Repository>,
+    Option<SourceGroup>,
+    Option<RotationRow>,
+);
+
+/// A run-now's reads in one statement (three before: the host, then its
+/// repository or its group, then a check's rotation; each a round trip
+/// on PostgreSQL), or `None` when there is no such host.
 pub fn for_run(
     conn: &mut DbConnection,
     host_id: &str,
     group: Option<&str>,
 ) -> QueryResult<Option<RunTarget>> {
-    // `name = NULL` matches nothing: without a group, no group row.
-    let row: Option<(Host, Option<Repository>, Option<SourceGroup>)> = hosts::table
+    // `name = NULL` matches nothing: without a group, no group row. (An
+    // owned name: diesel asks a bind in the third join's `ON` to be
+    // 'static.)
+    let group = group.map(str::to_owned);
+    let row: Option<RunRow> = hosts::table
         .left_join(repositories::table)
         .left_join(
             source_groups::table.on(source_groups::host_id
                 .eq(hosts::id)
                 .and(source_groups::name.nullable().eq(group))),
         )
+        .left_join(check_rotation::table.on(check_rotation::host_id.eq(hosts::id)))
         .filter(hosts::id.eq(host_id))
         .select((
             Host::as_select(),
             Option::<Repository>::as_select(),
             Option::<SourceGroup>::as_select(),
+            Option::<RotationRow>::as_select(),
         ))
         .first(conn)
         .optional()?;
-    Ok(row.map(|(host, repository, group)| RunTarget {
+    Ok(row.map(|(host, repository, group, rotation)| RunTarget {
         host,
         repository,
         group,
+        rotation,
     }))
 }

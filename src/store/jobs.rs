@@ -17,6 +17,7 @@ use super::paged::PagedDsl;
 use super::prepared::PrepareOnce;
 use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
+use super::verification::CheckStep;
 use super::{clamp_limit, page_total, page_window, DbConnection, MAX_PAGE};
 use crate::ids::{HostId, JobId};
 use crate::protocol::JobProgress;
@@ -63,24 +64,35 @@ pub fn insert(conn: &mut DbConnection, new: &NewJob) -> QueryResult<Job> {
         .get_result(conn)
 }
 
-/// Creates a job in status `queued` with its audit entry: on PostgreSQL
-/// in one statement (`WITH first AS (INSERT INTO audit_log …) INSERT INTO
-/// jobs …`), one round trip less inside the writer's transaction for
-/// every run-now; on SQLite the two inserts.
+/// Creates a job in status `queued` with its audit entry and, for a
+/// rotating check, the rotation's step: on PostgreSQL in one statement
+/// (`WITH w0 AS (INSERT INTO audit_log …), … INSERT INTO jobs …`), one
+/// round trip for every run-now, atomic without a transaction; on SQLite
+/// one statement each.
 pub fn insert_audited(
     conn: &mut DbConnection,
     new: &NewJob,
     audit: &NewAuditEntry,
+    check: Option<&CheckStep>,
 ) -> QueryResult<Job> {
     #[cfg(feature = "postgres")]
     if let DbConnection::Pg(pg) = conn {
-        return super::prepared::with_first(
+        let mut writes: Vec<super::prepared::BoxedWrite<'_, diesel::pg::Pg>> = vec![Box::new(
             diesel::insert_into(super::schema::audit_log::table).values(audit.clone()),
+        )];
+        if let Some(step) = check {
+            writes.extend(step.pg_writes());
+        }
+        return super::prepared::with_writes(
+            writes,
             diesel::insert_into(jobs::table)
                 .values((new.clone(), jobs::status.eq(JobStatus::Queued)))
                 .returning(jobs::all_columns),
         )
         .get_result(pg);
+    }
+    if let Some(step) = check {
+        step.write(conn)?;
     }
     let job = insert(conn, new)?;
     super::audit::insert(conn, audit)?;

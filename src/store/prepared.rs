@@ -96,35 +96,44 @@ impl<Q> Prepared<Q> {
     }
 }
 
-/// `WITH first AS (<first>) <then>`: a write that returns nothing run in
-/// the same statement as `then`, whose rows are the statement's. One
-/// round trip where two were (PostgreSQL runs a data-modifying `WITH`
-/// once and to completion, in the statement's snapshot; SQLite has no
-/// such `WITH`, so only PostgreSQL's connections run it).
-#[derive(Debug, Clone, Copy)]
-pub struct WithFirst<A, Q> {
-    first: A,
+/// A write that returns nothing, as a part of [`with_writes`]' statement.
+pub type BoxedWrite<'a, DB> = Box<dyn QueryFragment<DB> + 'a>;
+
+/// `WITH w0 AS (<write>), w1 AS (<write>) … <then>`: writes that return
+/// nothing run in the same statement as `then`, whose rows are the
+/// statement's. One round trip where there were one per write, and atomic
+/// without a transaction (PostgreSQL runs each data-modifying `WITH` once
+/// and to completion, all in the statement's snapshot: no part sees
+/// another's rows; SQLite has no such `WITH`, so only PostgreSQL's
+/// connections run it).
+pub struct WithWrites<'a, DB, Q> {
+    writes: Vec<BoxedWrite<'a, DB>>,
     then: Q,
 }
 
-/// `first`, then `then`, in one statement ([`WithFirst`]), [`Prepared`]
+/// `writes`, then `then`, in one statement ([`WithWrites`]), [`Prepared`]
 /// once per connection and text.
-pub fn with_first<A, Q>(first: A, then: Q) -> Prepared<WithFirst<A, Q>> {
-    WithFirst { first, then }.prepared()
+pub fn with_writes<DB, Q>(
+    writes: Vec<BoxedWrite<'_, DB>>,
+    then: Q,
+) -> Prepared<WithWrites<'_, DB, Q>> {
+    WithWrites { writes, then }.prepared()
 }
 
-impl<DB: Backend, A: QueryFragment<DB>, Q: QueryFragment<DB>> QueryFragment<DB>
-    for WithFirst<A, Q>
-{
+impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for WithWrites<'_, DB, Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("WITH first AS (");
-        self.first.walk_ast(out.reborrow())?;
-        out.push_sql(") ");
+        for (i, write) in self.writes.iter().enumerate() {
+            out.push_sql(if i == 0 { "WITH " } else { ", " });
+            out.push_sql(&format!("w{i} AS ("));
+            write.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        out.push_sql(" ");
         self.then.walk_ast(out.reborrow())
     }
 }
 
-impl<A, Q: Query> Query for WithFirst<A, Q> {
+impl<DB, Q: Query> Query for WithWrites<'_, DB, Q> {
     type SqlType = Q::SqlType;
 }
 

@@ -64,10 +64,168 @@ pub fn subset_arg(k: i64, n: i64) -> String {
     format!("--read-data-subset={k}/{n}")
 }
 
+/// Where a host's check rotation stands: its `check_rotation` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = check_rotation)]
+pub struct RotationRow {
+    pub subsets: i64,
+    pub next_subset: i64,
+    pub runs: i64,
+}
+
+/// The host's check rotation, `None` before its first rotating check.
+pub fn rotation_of(conn: &mut DbConnection, host_id: &str) -> QueryResult<Option<RotationRow>> {
+    check_rotation::table
+        .find(host_id)
+        .select(RotationRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// One rotating check of a host, created as job `job_id`: the subset `k`
+/// of `n` it reads, its run number, and the writes that advance the
+/// rotation and record the run (keeping the last `n`), all in the
+/// transaction (or, on PostgreSQL, the statement) that inserts the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckStep {
+    pub host_id: HostId,
+    pub job_id: JobId,
+    pub k: i64,
+    pub n: i64,
+    pub run: i64,
+    pub now: i64,
+}
+
+impl CheckStep {
+    /// The step after `prev`: the host's next subset of `n`, or 1 at
+    /// first, or when `n` changed.
+    pub fn after(
+        prev: Option<RotationRow>,
+        host_id: HostId,
+        job_id: JobId,
+        n: i64,
+        now: i64,
+    ) -> Self {
+        let n = n.max(1);
+        let (k, run) = match prev {
+            Some(r) if r.subsets == n && (1..=n).contains(&r.next_subset) => {
+                (r.next_subset, r.runs + 1)
+            }
+            Some(r) => (1, r.runs + 1),
+            None => (1, 1),
+        };
+        CheckStep {
+            host_id,
+            job_id,
+            k,
+            n,
+            run,
+            now,
+        }
+    }
+
+    /// The job's arguments: restic's flag for this subset.
+    pub fn args(&self) -> Vec<String> {
+        vec![subset_arg(self.k, self.n)]
+    }
+
+    /// Writes the step, one statement each (update, else insert: no
+    /// upsert on the multi-backend connection; the one writer runs it).
+    /// PostgreSQL's run-now writes it inside the job's statement instead
+    /// ([`CheckStep::pg_writes`]).
+    pub fn write(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        let next = subset_after(self.k, self.n);
+        let updated = diesel::update(check_rotation::table.find(&self.host_id))
+            .set((
+                check_rotation::subsets.eq(self.n),
+                check_rotation::next_subset.eq(next),
+                check_rotation::runs.eq(self.run),
+                check_rotation::updated_at.eq(self.now),
+            ))
+            .execute(conn)?;
+        if updated == 0 {
+            diesel::insert_into(check_rotation::table)
+                .values((
+                    check_rotation::host_id.eq(&self.host_id),
+                    check_rotation::subsets.eq(self.n),
+                    check_rotation::next_subset.eq(next),
+                    check_rotation::runs.eq(self.run),
+                    check_rotation::updated_at.eq(self.now),
+                ))
+                .execute(conn)?;
+        }
+        diesel::insert_into(check_runs::table)
+            .values(self.run_row())
+            .execute(conn)?;
+        diesel::delete(self.pruned()).execute(conn)?;
+        Ok(())
+    }
+
+    /// The step's writes as parts of one PostgreSQL statement
+    /// (`prepared::with_writes`): the rotation's upsert, the run's insert
+    /// and the prune of the runs past the last `n`. The prune sees the
+    /// runs before the statement, never the one it inserts
+    /// (`run > run - n`).
+    #[cfg(feature = "postgres")]
+    pub fn pg_writes(&self) -> Vec<super::prepared::BoxedWrite<'_, diesel::pg::Pg>> {
+        let next = subset_after(self.k, self.n);
+        let rotation = (
+            check_rotation::subsets.eq(self.n),
+            check_rotation::next_subset.eq(next),
+            check_rotation::runs.eq(self.run),
+            check_rotation::updated_at.eq(self.now),
+        );
+        vec![
+            Box::new(
+                diesel::insert_into(check_rotation::table)
+                    .values((check_rotation::host_id.eq(&self.host_id), rotation))
+                    .on_conflict(check_rotation::host_id)
+                    .do_update()
+                    .set(rotation),
+            ),
+            Box::new(diesel::insert_into(check_runs::table).values(self.run_row())),
+            Box::new(diesel::delete(self.pruned())),
+        ]
+    }
+
+    #[allow(clippy::type_complexity)] // diesel's insertable tuple
+    fn run_row(
+        &self,
+    ) -> (
+        diesel::dsl::Eq<check_runs::host_id, &HostId>,
+        diesel::dsl::Eq<check_runs::run, i64>,
+        diesel::dsl::Eq<check_runs::subset, i64>,
+        diesel::dsl::Eq<check_runs::subsets, i64>,
+        diesel::dsl::Eq<check_runs::job_id, &JobId>,
+    ) {
+        (
+            check_runs::host_id.eq(&self.host_id),
+            check_runs::run.eq(self.run),
+            check_runs::subset.eq(self.k),
+            check_runs::subsets.eq(self.n),
+            check_runs::job_id.eq(&self.job_id),
+        )
+    }
+
+    /// The host's runs past the last `n`, this one counted.
+    #[allow(clippy::type_complexity)] // diesel's filtered table
+    fn pruned(
+        &self,
+    ) -> diesel::dsl::Filter<
+        diesel::dsl::Filter<check_runs::table, diesel::dsl::Eq<check_runs::host_id, &HostId>>,
+        diesel::dsl::LtEq<check_runs::run, i64>,
+    > {
+        check_runs::table
+            .filter(check_runs::host_id.eq(&self.host_id))
+            .filter(check_runs::run.le(self.run - self.n))
+    }
+}
+
 /// A rotating check of `host_id` is being created as job `job_id`: takes
 /// the host's next subset of `n` (1 at first, or when `n` changed),
 /// advances the rotation and records the run (keeping the last `n`).
-/// Returns `(k, n)`.
+/// Returns `(k, n)`. (A run-now reads the rotation with its host and
+/// writes the [`CheckStep`] with its job instead.)
 pub fn rotate_check(
     conn: &mut DbConnection,
     host_id: &HostId,
@@ -80,63 +238,16 @@ pub fn rotate_check(
     if let DbConnection::Pg(pg) = conn {
         return pg::rotate_check(pg, host_id, job_id, n, now).map(|k| (k, n));
     }
-    let row: Option<(i64, i64, i64)> = check_rotation::table
-        .find(host_id)
-        .select((
-            check_rotation::subsets,
-            check_rotation::next_subset,
-            check_rotation::runs,
-        ))
-        .first(conn)
-        .optional()?;
-    let (k, run) = match row {
-        Some((subsets, next, runs)) if subsets == n && (1..=n).contains(&next) => (next, runs + 1),
-        Some((_, _, runs)) => (1, runs + 1),
-        None => (1, 1),
-    };
-    let next = subset_after(k, n);
-    // Update, else insert: the one writer runs this (no upsert on the
-    // multi-backend connection).
-    let updated = diesel::update(check_rotation::table.find(host_id))
-        .set((
-            check_rotation::subsets.eq(n),
-            check_rotation::next_subset.eq(next),
-            check_rotation::runs.eq(run),
-            check_rotation::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(check_rotation::table)
-            .values((
-                check_rotation::host_id.eq(host_id),
-                check_rotation::subsets.eq(n),
-                check_rotation::next_subset.eq(next),
-                check_rotation::runs.eq(run),
-                check_rotation::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
-    diesel::insert_into(check_runs::table)
-        .values((
-            check_runs::host_id.eq(host_id),
-            check_runs::run.eq(run),
-            check_runs::subset.eq(k),
-            check_runs::subsets.eq(n),
-            check_runs::job_id.eq(job_id),
-        ))
-        .execute(conn)?;
-    diesel::delete(
-        check_runs::table
-            .filter(check_runs::host_id.eq(host_id))
-            .filter(check_runs::run.le(run - n)),
-    )
-    .execute(conn)?;
-    Ok((k, n))
+    let prev = rotation_of(conn, host_id.as_str())?;
+    let step = CheckStep::after(prev, host_id.clone(), job_id.clone(), n, now);
+    step.write(conn)?;
+    Ok((step.k, step.n))
 }
 
 /// [`rotate_check`] on PostgreSQL in one statement instead of four round
 /// trips on the one writer (read, update or insert, the run's insert, the
-/// prune), inside the run-now's transaction (issue 19).
+/// prune), inside a check schedule's fire (issue 19). (A run-now reads
+/// the rotation with its host and writes the step with its job.)
 #[cfg(feature = "postgres")]
 mod pg {
     use crate::store::prepared::PrepareOnce;
@@ -147,7 +258,7 @@ mod pg {
     use crate::ids::{HostId, JobId};
 
     /// `$1` host, `$2` job, `$3` n, `$4` now. `calc` is the subset `k`
-    /// and the run number as [`super::rotate_check`] computes them; the
+    /// and the run number as [`super::CheckStep::after`] computes them; the
     /// next subset is [`super::subset_after`]. The prune sees the runs
     /// before this statement, never the one it inserts (`run > run - n`).
     const ROTATE: &str = "\

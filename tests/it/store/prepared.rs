@@ -130,13 +130,16 @@ fn a_raw_batch_statement_is_prepared_once() {
     });
 }
 
-/// A job and its audit row: both written, in one statement on PostgreSQL
-/// (`WITH first AS (INSERT INTO audit_log …) INSERT INTO jobs …`), the
-/// statement prepared once; a job refused (its host unknown) writes no
-/// audit row either.
+/// A check job, its audit row and its rotation step: all written, in one
+/// statement on PostgreSQL (`WITH w0 AS (INSERT INTO audit_log …), …
+/// INSERT INTO jobs …`) prepared once, the rotation advancing as
+/// `verification::rotate_check` advances it and keeping the last `n`
+/// runs; a job refused (its host unknown) writes neither audit row nor
+/// rotation, on PostgreSQL without a transaction.
 #[test]
-fn a_job_and_its_audit_row_in_one_statement() {
+fn a_job_its_audit_row_and_its_check_step_in_one_statement() {
     use restic_manager::store::models::NewJob;
+    use restic_manager::store::verification::{self, check_runs, CheckStep, RotationRow};
     use restic_manager::store::{audit, JobTrigger};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -157,16 +160,32 @@ fn a_job_and_its_audit_row_in_one_statement() {
             .unwrap()
             .items
         };
+        let runs_of = |c: &mut DbConnection| -> Vec<(i64, i64, String)> {
+            check_runs::table
+                .filter(check_runs::host_id.eq(host.id.as_str()))
+                .order(check_runs::run)
+                .select((check_runs::run, check_runs::subset, check_runs::job_id))
+                .load(c)
+                .unwrap()
+        };
         let statements = Arc::new(AtomicUsize::new(0));
         let mut written = Vec::new();
-        for i in 0..2 {
-            let new = NewJob::new(
+        // n = 2: the three checks read 1, 2, 1; the second job has none.
+        for i in 0..4 {
+            let mut new = NewJob::new(
                 restic_manager::store::new_id(),
                 host.id.as_str(),
                 JobKind::Check,
                 JobTrigger::Manual,
                 NOW + i,
             );
+            let step = (i != 1).then(|| {
+                let prev = verification::rotation_of(c, host.id.as_str()).unwrap();
+                CheckStep::after(prev, host.id.clone(), new.id.clone(), 2, NOW + i)
+            });
+            if let Some(step) = &step {
+                new.args = step.args();
+            }
             let entry = audit::entry(
                 NOW + i,
                 "admin",
@@ -182,22 +201,63 @@ fn a_job_and_its_audit_row_in_one_statement() {
                 }
             });
             statements.store(0, Ordering::Relaxed);
-            let job = jobs::insert_audited(c, &new, &entry).unwrap();
+            let job = jobs::insert_audited(c, &new, &entry, step.as_ref()).unwrap();
             let sent = statements.load(Ordering::Relaxed);
             c.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {});
-            assert_eq!(sent, if backend == "sqlite" { 2 } else { 1 }, "{backend}");
+            if backend == "postgres" {
+                assert_eq!(sent, 1, "{backend}");
+            } else {
+                // The job, the audit row; a step's update (the first one
+                // also inserts), run and prune.
+                let step_writes = match i {
+                    0 => 4,
+                    1 => 0,
+                    _ => 3,
+                };
+                assert_eq!(sent, 2 + step_writes, "{backend}: check {i}");
+            }
             assert_eq!(job.status, JobStatus::Queued);
             assert_eq!(job.id, new.id);
+            assert_eq!(job.args, new.args, "{backend}");
             let rows = rows_of(c, job.id.as_str());
             assert_eq!(rows.len(), 1, "{backend}");
             assert_eq!(rows[0].actor, "admin");
             assert_eq!(rows[0].source_addr.as_deref(), Some("127.0.0.1"));
             written.push(job);
         }
+        let args: Vec<Vec<String>> = written.iter().map(|j| j.args.clone()).collect();
+        assert_eq!(
+            args,
+            vec![
+                vec!["--read-data-subset=1/2".to_owned()],
+                vec![],
+                vec!["--read-data-subset=2/2".to_owned()],
+                vec!["--read-data-subset=1/2".to_owned()],
+            ],
+            "{backend}"
+        );
+        let rotation = RotationRow {
+            subsets: 2,
+            next_subset: 2,
+            runs: 3,
+        };
+        assert_eq!(
+            verification::rotation_of(c, host.id.as_str()).unwrap(),
+            Some(rotation),
+            "{backend}"
+        );
+        // The last two runs are kept.
+        let kept = vec![
+            (2, 2, written[2].id.to_string()),
+            (3, 1, written[3].id.to_string()),
+        ];
+        assert_eq!(runs_of(c), kept, "{backend}");
         if backend == "postgres" {
-            assert_eq!(prepared_like(c, "WITH first AS (INSERT INTO"), 1);
+            assert_eq!(prepared_like(c, "WITH w0 AS (INSERT INTO"), 2);
         }
-        // A job of an unknown host is refused, and so is its audit row.
+
+        // A job of an unknown host is refused, and so are its audit row
+        // and its step: on PostgreSQL without a transaction around it.
         let orphan = NewJob::new(
             restic_manager::store::new_id(),
             "no-such-host",
@@ -213,12 +273,21 @@ fn a_job_and_its_audit_row_in_one_statement() {
             Some(orphan.id.as_str()),
             None,
         );
-        let written_before = rows_of(c, orphan.id.as_str()).len();
-        assert!(c
-            .transaction(|c| jobs::insert_audited(c, &orphan, &entry))
-            .is_err());
-        assert_eq!(written_before, 0);
+        let prev = verification::rotation_of(c, host.id.as_str()).unwrap();
+        let step = CheckStep::after(prev, host.id.clone(), orphan.id.clone(), 2, NOW + 9);
+        let refused = if backend == "postgres" {
+            jobs::insert_audited(c, &orphan, &entry, Some(&step))
+        } else {
+            c.transaction(|c| jobs::insert_audited(c, &orphan, &entry, Some(&step)))
+        };
+        assert!(refused.is_err(), "{backend}");
         assert!(rows_of(c, orphan.id.as_str()).is_empty(), "{backend}");
         assert!(jobs::get(c, orphan.id.as_str()).unwrap().is_none());
+        assert_eq!(
+            verification::rotation_of(c, host.id.as_str()).unwrap(),
+            Some(rotation),
+            "{backend}"
+        );
+        assert_eq!(runs_of(c), kept, "{backend}");
     });
 }
