@@ -552,6 +552,34 @@ async fn bulk_create_and_cancel() {
     assert_eq!(status, StatusCode::ACCEPTED, "{done}");
     assert_eq!(done["created"], 1);
     assert_eq!(done["skipped"][0]["host_id"], "no-such-host");
+    // A bulk check and a run-now check share the host's rotation: each
+    // reads the next subset.
+    let (status, job) = send(
+        &app,
+        Method::POST,
+        &format!("/hosts/{a}/jobs"),
+        json!({"kind": "check"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let (status, done) = send(
+        &app,
+        Method::POST,
+        "/jobs/bulk",
+        json!({"host_ids": [a], "kind": "check"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{done}");
+    let subsets: Vec<Vec<String>> = jobs_of(&app, &a)
+        .await
+        .into_iter()
+        .filter(|j| j.kind == JobKind::Check)
+        .map(|j| j.args)
+        .collect();
+    assert_eq!(
+        subsets,
+        [1, 2, 3].map(|k| vec![format!("--read-data-subset={k}/30")])
+    );
 
     for (body, prefix) in [
         (
@@ -587,7 +615,7 @@ async fn bulk_create_and_cancel() {
         json!({"host_ids": [a]}),
     )
     .await;
-    assert_eq!(done["cancelled"], 1, "the check");
+    assert_eq!(done["cancelled"], 3, "the checks");
     assert_eq!(audit_rows(&app, "job.bulk_cancel").await.len(), 2);
     let jobs = eventually("every job cancelled", || {
         let app = &app;
@@ -600,5 +628,5 @@ async fn bulk_create_and_cancel() {
         }
     })
     .await;
-    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs.len(), 4, "a backup and three checks");
 }
