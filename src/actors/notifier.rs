@@ -162,9 +162,11 @@ async fn sweep_offline(persistence: &Addr<Persistence>, config: &NotifyConfig) -
     let write = RunWrite::new("notifying offline hosts", move |conn| {
         let now = store::now_ms();
         let hosts = notifications::newly_offline(conn, now - grace)?;
-        for (host_id, _) in &hosts {
-            notifications::emit(conn, &notify::host_event(host_id, true, now))?;
-        }
+        let events: Vec<_> = hosts
+            .iter()
+            .map(|(host_id, _)| notify::host_event(host_id, true, now))
+            .collect();
+        notifications::start_new(conn, &events)?;
         Ok::<_, PersistError>(hosts.len())
     });
     match persistence.send(write).await {
