@@ -145,55 +145,24 @@ pub fn list_after(
     after_seq: i64,
     limit: i64,
 ) -> QueryResult<Vec<JobLog>> {
-    let rows = job_logs::table
+    job_logs::table
         .filter(job_logs::job_id.eq(job_id))
         .filter(job_logs::seq.gt(after_seq))
         .order(job_logs::seq.asc())
-        .select(LINE)
+        .select(JobLog::as_select())
         .paged(clamp_limit(limit, MAX_LOG_PAGE), 0)
-        .load(conn)?;
-    Ok(lines_of(job_id, rows))
-}
-
-/// A line's columns but its job's: a page of 1,000 lines would carry the
-/// same 36-byte id 1,000 times (a fifth of the bytes PostgreSQL sends
-/// for a log page).
-const LINE: (
-    job_logs::seq,
-    job_logs::ts,
-    job_logs::stream,
-    job_logs::payload,
-) = (
-    job_logs::seq,
-    job_logs::ts,
-    job_logs::stream,
-    job_logs::payload,
-);
-
-/// [`LINE`]s of the job `job_id` as [`JobLog`]s.
-fn lines_of(job_id: &str, rows: Vec<(i64, i64, LogStream, String)>) -> Vec<JobLog> {
-    let job_id = crate::ids::JobId::from(job_id);
-    rows.into_iter()
-        .map(|(seq, ts, stream, payload)| JobLog {
-            job_id: job_id.clone(),
-            seq,
-            ts,
-            stream,
-            payload,
-        })
-        .collect()
+        .load(conn)
 }
 
 /// The job's newest `limit` lines, in order: a job page's tail, read
 /// without its job row (so beside it).
 pub fn tail(conn: &mut DbConnection, job_id: &str, limit: i64) -> QueryResult<Vec<JobLog>> {
-    let rows = job_logs::table
+    let mut lines: Vec<JobLog> = job_logs::table
         .filter(job_logs::job_id.eq(job_id))
         .order(job_logs::seq.desc())
-        .select(LINE)
+        .select(JobLog::as_select())
         .paged(clamp_limit(limit, MAX_LOG_PAGE), 0)
         .load(conn)?;
-    let mut lines = lines_of(job_id, rows);
     lines.reverse();
     Ok(lines)
 }
