@@ -14,7 +14,7 @@ use diesel::result::Error as DieselError;
 use super::json::Json;
 use super::models::{Job, JobFinish, NewAuditEntry, NewJob};
 use super::paged::PagedDsl;
-use super::prepared::PrepareOnce;
+use super::prepared::{PrepareOnce, TextLiteral};
 use super::schema::jobs;
 use super::types::{JobKind, JobStatus, Page};
 use super::verification::CheckStep;
@@ -155,7 +155,11 @@ fn filtered<'a>(filter: &'a JobFilter) -> jobs::BoxedQuery<'a, super::MultiBacke
         query = query.filter(jobs::host_id.eq(host_id));
     }
     if let Some(status) = filter.status {
-        query = query.filter(jobs::status.eq(status));
+        // Written out: the 20 running jobs among 200,000 were a walk of
+        // the whole `created_at` index under a generic plan that thought
+        // every status a quarter of the jobs (853 ms on PostgreSQL; its
+        // own plan takes the status index).
+        query = query.filter(jobs::status.eq(TextLiteral::of(status.as_str())));
     }
     if let Some(kind) = filter.kind {
         query = query.filter(jobs::kind.eq(kind));
