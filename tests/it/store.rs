@@ -139,6 +139,66 @@ fn new_host(hostname: &str) -> NewHost {
     )
 }
 
+/// The statements `f` sends on `c`, as diesel's instrumentation prints
+/// them (the text, then ` -- binds: […]`).
+pub(crate) fn statements_of<T>(
+    c: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> T,
+) -> (T, Vec<String>) {
+    use diesel::connection::InstrumentationEvent;
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&sent);
+    c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            seen.lock().unwrap().push(query.to_string());
+        }
+    });
+    let out = f(c);
+    c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+    let statements = std::mem::take(&mut *sent.lock().unwrap());
+    (out, statements)
+}
+
+/// The plan of a captured `statement`, one line per step: SQLite's
+/// `EXPLAIN QUERY PLAN` (unbound parameters are NULL to it), PostgreSQL's
+/// generic plan (`plan_cache_mode = force_generic_plan`, the server's
+/// default) with `params` (`(false, 0)`; empty for none).
+pub(crate) fn plan_of(c: &mut DbConnection, statement: &str, params: &str) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct SqlitePlan {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+    #[derive(QueryableByName)]
+    struct PgPlan {
+        #[diesel(sql_type = Text)]
+        #[diesel(column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let sql = statement.split(" -- binds:").next().unwrap();
+    if store::backend_name(c) == "sqlite" {
+        return diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<SqlitePlan>(c)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.detail)
+            .collect();
+    }
+    for setup in [
+        "SET plan_cache_mode = force_generic_plan".to_owned(),
+        format!("PREPARE planned AS {sql}"),
+    ] {
+        diesel::sql_query(setup).execute(c).unwrap();
+    }
+    let plan = diesel::sql_query(format!("EXPLAIN EXECUTE planned{params}"))
+        .load::<PgPlan>(c)
+        .unwrap();
+    for reset in ["DEALLOCATE planned", "RESET plan_cache_mode"] {
+        diesel::sql_query(reset).execute(c).unwrap();
+    }
+    plan.into_iter().map(|p| p.line).collect()
+}
+
 pub(crate) fn add_host(c: &mut DbConnection, hostname: &str) -> Host {
     hosts::insert(c, &new_host(hostname)).unwrap()
 }
@@ -443,19 +503,7 @@ fn postgres_session_settings_are_set_on_every_connection() {
 #[test]
 fn offline_sweep_reads_each_table_once() {
     use restic_manager::store::notifications::{self, ChannelRow};
-    use std::sync::Mutex;
 
-    #[derive(QueryableByName)]
-    struct Plan {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
-    #[derive(QueryableByName)]
-    struct PgPlan {
-        #[diesel(sql_type = Text)]
-        #[diesel(column_name = "QUERY PLAN")]
-        line: String,
-    }
     for_each_backend("offline_sweep_reads_each_table_once", |pool, backend| {
         let mut conn = pool.get().unwrap();
         let c: &mut DbConnection = &mut conn;
@@ -474,52 +522,25 @@ fn offline_sweep_reads_each_table_once() {
                 .execute(c)
                 .unwrap();
         }
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let seen_by = Arc::clone(&sent);
-        c.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
-            if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
-                seen_by.lock().unwrap().push(query.to_string());
-            }
+        let (first, statements) = statements_of(c, |c| {
+            store::notifications::newly_offline(c, store::now_ms()).unwrap()
         });
-        let first = store::notifications::newly_offline(c, store::now_ms()).unwrap();
-        c.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {});
         assert_eq!(first.len(), 3, "{backend}");
-        let statements = std::mem::take(&mut *sent.lock().unwrap());
         assert_eq!(statements.len(), 2, "{statements:#?}");
         for statement in statements {
-            let sql = statement.split(" -- binds:").next().unwrap();
-            let text: Vec<String> = if backend == "sqlite" {
-                let plan: Vec<Plan> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-                    .load(c)
-                    .unwrap();
-                plan.into_iter().map(|p| p.detail).collect()
+            // The hosts' read binds `online` and the cutoff, the
+            // conditions' read the event.
+            let params = if statement.contains("$2") {
+                "(false, 0)"
             } else {
-                for setup in [
-                    "SET plan_cache_mode = force_generic_plan".to_owned(),
-                    format!("PREPARE sweep AS {sql}"),
-                ] {
-                    diesel::sql_query(setup).execute(c).unwrap();
-                }
-                // The hosts' read binds `online` and the cutoff, the
-                // conditions' read the event.
-                let params = if sql.contains("$2") {
-                    "(false, 0)"
-                } else {
-                    "('host.offline')"
-                };
-                let plan: Vec<PgPlan> = diesel::sql_query(format!("EXPLAIN EXECUTE sweep{params}"))
-                    .load(c)
-                    .unwrap();
-                for reset in ["DEALLOCATE sweep", "RESET plan_cache_mode"] {
-                    diesel::sql_query(reset).execute(c).unwrap();
-                }
-                plan.into_iter().map(|p| p.line).collect()
+                "('host.offline')"
             };
+            let text = plan_of(c, &statement, params);
             // One table each: no join, no subquery run per row.
             for bad in ["Join", "Nested Loop", "SubPlan", "CORRELATED", "SUBQUERY"] {
                 assert!(
                     !text.iter().any(|l| l.contains(bad)),
-                    "{backend}: {bad} in {sql}: {text:#?}"
+                    "{backend}: {bad} in {statement}: {text:#?}"
                 );
             }
         }

@@ -8,7 +8,7 @@ use diesel::sql_types::Text;
 use restic_manager::store::{hosts, jobs, DbConnection, JobKind, JobStatus};
 
 use super::hellos::hello;
-use super::{add_host, add_job, finished, for_each_backend, Count, NOW};
+use super::{add_host, add_job, finished, for_each_backend, plan_of, statements_of, Count, NOW};
 
 /// How many statements this connection holds prepared whose text starts
 /// with `prefix` (PostgreSQL lists a connection's own in
@@ -300,21 +300,8 @@ fn a_job_its_audit_row_and_its_check_step_in_one_statement() {
 /// does. The rows are the same either way.
 #[test]
 fn a_job_list_by_status_looks_the_status_up() {
-    use diesel::connection::InstrumentationEvent;
     use restic_manager::store::jobs::JobFilter;
-    use std::sync::{Arc, Mutex};
 
-    #[derive(QueryableByName)]
-    struct SqlitePlan {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
-    #[derive(QueryableByName)]
-    struct PgPlan {
-        #[diesel(sql_type = Text)]
-        #[diesel(column_name = "QUERY PLAN")]
-        line: String,
-    }
     for_each_backend("job_list_by_status", |pool, backend| {
         let mut conn = pool.get().unwrap();
         let c: &mut DbConnection = &mut conn;
@@ -334,20 +321,12 @@ fn a_job_list_by_status_looks_the_status_up() {
             .collect();
         diesel::sql_query("ANALYZE jobs").execute(c).unwrap();
 
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&sent);
-        c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { query, .. } = event {
-                seen.lock().unwrap().push(query.to_string());
-            }
-        });
         let filter = JobFilter {
             status: Some(JobStatus::Running),
             limit: 50,
             ..Default::default()
         };
-        let page = jobs::list(c, &filter).unwrap();
-        c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+        let (page, statements) = statements_of(c, |c| jobs::list(c, &filter).unwrap());
         let mut ids: Vec<String> = page.items.iter().map(|j| j.id.to_string()).collect();
         ids.sort();
         let mut want = running.clone();
@@ -355,31 +334,9 @@ fn a_job_list_by_status_looks_the_status_up() {
         assert_eq!(ids, want, "{backend}");
         assert_eq!(page.total, 3, "{backend}");
 
-        let statement = sent.lock().unwrap()[0].clone();
+        let statement = &statements[0];
         assert!(statement.contains("'running'"), "{statement}");
-        let sql = statement.split(" -- binds:").next().unwrap();
-        let plan: Vec<String> = if backend == "sqlite" {
-            diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-                .load::<SqlitePlan>(c)
-                .unwrap()
-                .into_iter()
-                .map(|p| p.detail)
-                .collect()
-        } else {
-            for setup in [
-                "SET plan_cache_mode = force_generic_plan".to_owned(),
-                format!("PREPARE by_status AS {sql}"),
-            ] {
-                diesel::sql_query(setup).execute(c).unwrap();
-            }
-            let plan = diesel::sql_query("EXPLAIN EXECUTE by_status")
-                .load::<PgPlan>(c)
-                .unwrap();
-            for reset in ["DEALLOCATE by_status", "RESET plan_cache_mode"] {
-                diesel::sql_query(reset).execute(c).unwrap();
-            }
-            plan.into_iter().map(|p| p.line).collect()
-        };
+        let plan = plan_of(c, statement, "");
         let looked_up = plan.iter().any(|l| {
             (l.contains("Index Cond") && l.contains("status = 'running'"))
                 || (l.contains("INDEX jobs_status") && l.contains("status="))
