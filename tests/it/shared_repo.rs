@@ -130,6 +130,33 @@ async fn repositories_api() {
     let mut hosts = vec![host_a.clone(), host_b.clone()];
     hosts.sort();
     assert_eq!(changed["host_ids"], json!(hosts));
+
+    // A check asked of host A runs on the maintenance host B (both
+    // offline) and takes B's rotation: the next check asked of B itself
+    // reads the next subset.
+    for asked in [&host_a, &host_b] {
+        let (status, job) = admin(
+            &app,
+            Method::POST,
+            &format!("/hosts/{asked}/jobs"),
+            Some(json!({"kind": "check"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{job}");
+        assert_eq!(job["host_id"], host_b.as_str(), "{job}");
+        let id = job["id"].as_str().unwrap();
+        let (status, _) = admin(&app, Method::POST, &format!("/jobs/{id}/cancel"), None).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let subsets: Vec<Vec<String>> = crate::common::agent::jobs_of(&app, &host_b)
+        .await
+        .into_iter()
+        .map(|job| job.args)
+        .collect();
+    assert_eq!(
+        subsets,
+        [1, 2].map(|k| vec![format!("--read-data-subset={k}/30")])
+    );
     let denied = call(
         &app,
         &viewer,
