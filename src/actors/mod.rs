@@ -27,7 +27,8 @@
 //! are what REST handlers call: create (run now) and cancel jobs, push a
 //! changed configuration, revoke a host. Reads run in `web::block` with a
 //! pooled connection; writes go through [`persistence::Persistence`], a
-//! run-now in one transaction with its validation and its audit row.
+//! run-now in one transaction with its validation and its audit row (on
+//! PostgreSQL: its reads, then its writes in one statement).
 
 pub mod bulk;
 pub mod drill;

@@ -11,7 +11,8 @@
 //!   with `--read-data-subset=k/n`, and how many rotating checks were
 //!   issued. Table `check_runs`: the last `n` rotating checks of each host
 //!   with the subset each reads; a run whose job succeeded counts as read.
-//!   Both are written in the transaction that inserts the check job.
+//!   Both are written with the check job, in its transaction (a run-now
+//!   on PostgreSQL: in its one statement, `CheckStep::pg_writes`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
