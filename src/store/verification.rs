@@ -130,29 +130,25 @@ impl CheckStep {
         vec![subset_arg(self.k, self.n)]
     }
 
-    /// Writes the step, one statement each (update, else insert: no
-    /// upsert on the multi-backend connection; the one writer runs it).
-    /// PostgreSQL's run-now writes it inside the job's statement instead
-    /// ([`CheckStep::pg_writes`]).
+    /// Writes the step: on PostgreSQL in one statement (its
+    /// [`CheckStep::pg_writes`]), on SQLite one statement each (update,
+    /// else insert: no upsert on the multi-backend connection; the one
+    /// writer runs it). PostgreSQL's run-now writes the parts inside the
+    /// job's statement instead (`jobs::insert_audited`).
     pub fn write(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        let next = subset_after(self.k, self.n);
+        #[cfg(feature = "postgres")]
+        if let DbConnection::Pg(pg) = conn {
+            use diesel::sql_types::Bool;
+            super::prepared::with_writes(self.pg_writes(), diesel::select(true.into_sql::<Bool>()))
+                .get_result::<bool>(pg)?;
+            return Ok(());
+        }
         let updated = diesel::update(check_rotation::table.find(&self.host_id))
-            .set((
-                check_rotation::subsets.eq(self.n),
-                check_rotation::next_subset.eq(next),
-                check_rotation::runs.eq(self.run),
-                check_rotation::updated_at.eq(self.now),
-            ))
+            .set(self.rotation())
             .execute(conn)?;
         if updated == 0 {
             diesel::insert_into(check_rotation::table)
-                .values((
-                    check_rotation::host_id.eq(&self.host_id),
-                    check_rotation::subsets.eq(self.n),
-                    check_rotation::next_subset.eq(next),
-                    check_rotation::runs.eq(self.run),
-                    check_rotation::updated_at.eq(self.now),
-                ))
+                .values((check_rotation::host_id.eq(&self.host_id), self.rotation()))
                 .execute(conn)?;
         }
         diesel::insert_into(check_runs::table)
@@ -169,24 +165,35 @@ impl CheckStep {
     /// (`run > run - n`).
     #[cfg(feature = "postgres")]
     pub fn pg_writes(&self) -> Vec<super::prepared::BoxedWrite<'_, diesel::pg::Pg>> {
-        let next = subset_after(self.k, self.n);
-        let rotation = (
-            check_rotation::subsets.eq(self.n),
-            check_rotation::next_subset.eq(next),
-            check_rotation::runs.eq(self.run),
-            check_rotation::updated_at.eq(self.now),
-        );
         vec![
             Box::new(
                 diesel::insert_into(check_rotation::table)
-                    .values((check_rotation::host_id.eq(&self.host_id), rotation))
+                    .values((check_rotation::host_id.eq(&self.host_id), self.rotation()))
                     .on_conflict(check_rotation::host_id)
                     .do_update()
-                    .set(rotation),
+                    .set(self.rotation()),
             ),
             Box::new(diesel::insert_into(check_runs::table).values(self.run_row())),
             Box::new(diesel::delete(self.pruned())),
         ]
+    }
+
+    /// The rotation's row after this step (but its host).
+    #[allow(clippy::type_complexity)] // diesel's changeset tuple
+    fn rotation(
+        &self,
+    ) -> (
+        diesel::dsl::Eq<check_rotation::subsets, i64>,
+        diesel::dsl::Eq<check_rotation::next_subset, i64>,
+        diesel::dsl::Eq<check_rotation::runs, i64>,
+        diesel::dsl::Eq<check_rotation::updated_at, i64>,
+    ) {
+        (
+            check_rotation::subsets.eq(self.n),
+            check_rotation::next_subset.eq(subset_after(self.k, self.n)),
+            check_rotation::runs.eq(self.run),
+            check_rotation::updated_at.eq(self.now),
+        )
     }
 
     #[allow(clippy::type_complexity)] // diesel's insertable tuple
@@ -225,8 +232,9 @@ impl CheckStep {
 /// A rotating check of `host_id` is being created as job `job_id`: takes
 /// the host's next subset of `n` (1 at first, or when `n` changed),
 /// advances the rotation and records the run (keeping the last `n`).
-/// Returns `(k, n)`. (A run-now reads the rotation with its host and
-/// writes the [`CheckStep`] with its job instead.)
+/// Returns `(k, n)`: a read and the step's write, two round trips on
+/// PostgreSQL. (A run-now reads the rotation with its host and writes the
+/// [`CheckStep`] with its job instead.)
 pub fn rotate_check(
     conn: &mut DbConnection,
     host_id: &HostId,
@@ -234,75 +242,10 @@ pub fn rotate_check(
     n: i64,
     now: i64,
 ) -> QueryResult<(i64, i64)> {
-    let n = n.max(1);
-    #[cfg(feature = "postgres")]
-    if let DbConnection::Pg(pg) = conn {
-        return pg::rotate_check(pg, host_id, job_id, n, now).map(|k| (k, n));
-    }
     let prev = rotation_of(conn, host_id.as_str())?;
     let step = CheckStep::after(prev, host_id.clone(), job_id.clone(), n, now);
     step.write(conn)?;
     Ok((step.k, step.n))
-}
-
-/// [`rotate_check`] on PostgreSQL in one statement instead of four round
-/// trips on the one writer (read, update or insert, the run's insert, the
-/// prune), inside a check schedule's fire (issue 19). (A run-now reads
-/// the rotation with its host and writes the step with its job.)
-#[cfg(feature = "postgres")]
-mod pg {
-    use crate::store::prepared::PrepareOnce;
-    use diesel::pg::PgConnection;
-    use diesel::prelude::*;
-    use diesel::sql_types::{BigInt, Text};
-
-    use crate::ids::{HostId, JobId};
-
-    /// `$1` host, `$2` job, `$3` n, `$4` now. `calc` is the subset `k`
-    /// and the run number as [`super::CheckStep::after`] computes them; the
-    /// next subset is [`super::subset_after`]. The prune sees the runs
-    /// before this statement, never the one it inserts (`run > run - n`).
-    const ROTATE: &str = "\
-WITH prev AS (SELECT subsets, next_subset, runs FROM check_rotation WHERE host_id = $1), \
-calc AS (SELECT CASE WHEN p.subsets = $3::bigint AND p.next_subset BETWEEN 1 AND $3::bigint \
-                     THEN p.next_subset ELSE 1 END AS k, \
-                COALESCE(p.runs, 0) + 1 AS run \
-         FROM (SELECT 1) AS one LEFT JOIN prev p ON true), \
-rotated AS (INSERT INTO check_rotation (host_id, subsets, next_subset, runs, updated_at) \
-            SELECT $1, $3::bigint, CASE WHEN k >= $3::bigint THEN 1 ELSE k + 1 END, run, $4::bigint \
-            FROM calc \
-            ON CONFLICT (host_id) DO UPDATE SET subsets = EXCLUDED.subsets, \
-               next_subset = EXCLUDED.next_subset, runs = EXCLUDED.runs, \
-               updated_at = EXCLUDED.updated_at), \
-recorded AS (INSERT INTO check_runs (host_id, run, subset, subsets, job_id) \
-             SELECT $1, run, k, $3::bigint, $2 FROM calc), \
-pruned AS (DELETE FROM check_runs WHERE host_id = $1 \
-           AND run <= (SELECT run FROM calc) - $3::bigint) \
-SELECT k FROM calc";
-
-    #[derive(QueryableByName)]
-    struct Subset {
-        #[diesel(sql_type = BigInt)]
-        k: i64,
-    }
-
-    /// The subset `k` this check reads (of `n`, already at least 1).
-    pub(super) fn rotate_check(
-        conn: &mut PgConnection,
-        host_id: &HostId,
-        job_id: &JobId,
-        n: i64,
-        now: i64,
-    ) -> QueryResult<i64> {
-        let row: Subset = diesel::sql_query(ROTATE)
-            .bind::<Text, _>(host_id.as_str())
-            .bind::<Text, _>(job_id.as_str())
-            .bind::<BigInt, _>(n)
-            .bind::<BigInt, _>(now)
-            .prepared()
-            .get_result(conn)?;
-        Ok(row.k)
-    }
 }
 
 /// How much of a host's data its last `subsets` rotating checks read.

@@ -4,11 +4,6 @@
 //! connection (issue 19: fewer round trips per greeting).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-use diesel::connection::{Connection, InstrumentationEvent};
-use diesel::prelude::*;
-use diesel::sql_types::Text;
 
 use restic_manager::protocol::{HealthCheckSpec, HealthCheckType};
 use restic_manager::store::models::{HostPatch, NewJob, RepositoryUpsert};
@@ -260,66 +255,47 @@ fn checks_follow_a_policy_written_elsewhere() {
 /// 10,000 hosts (issue 19's measurements).
 #[test]
 fn host_page_and_run_now_reads_search_never_scan() {
-    #[derive(QueryableByName)]
-    struct Plan {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
     let (_dir, pool) = crate::common::db::sqlite_pool();
     let mut conn = pool.get().unwrap();
     let c: &mut DbConnection = &mut conn;
     let id = add_host(c, "web").id.as_str().to_owned();
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    c.set_instrumentation({
-        let seen = Arc::clone(&seen);
-        move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { query, .. } = event {
-                seen.lock().unwrap().push(query.to_string());
-            }
-        }
+    let (row, statements) = super::statements_of(c, |c| {
+        let row = host_state::for_page(c, &id).unwrap().unwrap();
+        verification::host_check_coverage_of(c, &id, Some(3)).unwrap();
+        verification::latest_drill(c, &id).unwrap();
+        let filter = store::jobs::JobFilter {
+            host_id: Some(id.clone()),
+            limit: 25,
+            ..Default::default()
+        };
+        store::jobs::list(c, &filter).unwrap();
+        store::leases::waiting_for(c, &["a-job"]).unwrap();
+        store::api_queries::snapshots_page(c, &id, 200, 0).unwrap();
+        let missed = store::missed_runs::MissedRunFilter {
+            host_id: Some(id.clone()),
+            since: Some(NOW),
+            limit: 20,
+            ..Default::default()
+        };
+        store::missed_runs::list(c, &missed).unwrap();
+        health::latest_for_host(c, &id).unwrap();
+        store::host_metrics::list_for_host(c, &id, NOW, 100).unwrap();
+        store::repo_stats::list_for_host(c, &id, Some(NOW), 1000).unwrap();
+        store::source_groups::list_for_host(c, &id).unwrap();
+        store::schedules::list_with_groups_for_host(c, &id).unwrap();
+        host_state::for_run(c, &id, Some("etc")).unwrap();
+        host_state::for_run(c, &id, None).unwrap();
+        row
     });
-    let row = host_state::for_page(c, &id).unwrap().unwrap();
-    verification::host_check_coverage_of(c, &id, Some(3)).unwrap();
-    verification::latest_drill(c, &id).unwrap();
-    let filter = store::jobs::JobFilter {
-        host_id: Some(id.clone()),
-        limit: 25,
-        ..Default::default()
-    };
-    store::jobs::list(c, &filter).unwrap();
-    store::leases::waiting_for(c, &["a-job"]).unwrap();
-    store::api_queries::snapshots_page(c, &id, 200, 0).unwrap();
-    let missed = store::missed_runs::MissedRunFilter {
-        host_id: Some(id.clone()),
-        since: Some(NOW),
-        limit: 20,
-        ..Default::default()
-    };
-    store::missed_runs::list(c, &missed).unwrap();
-    health::latest_for_host(c, &id).unwrap();
-    store::host_metrics::list_for_host(c, &id, NOW, 100).unwrap();
-    store::repo_stats::list_for_host(c, &id, Some(NOW), 1000).unwrap();
-    store::source_groups::list_for_host(c, &id).unwrap();
-    store::schedules::list_with_groups_for_host(c, &id).unwrap();
-    host_state::for_run(c, &id, Some("etc")).unwrap();
-    host_state::for_run(c, &id, None).unwrap();
     assert!(row.policy_revision.is_some());
-    c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
 
-    let statements = std::mem::take(&mut *seen.lock().unwrap());
     assert!(statements.len() >= 14, "{statements:#?}");
     for statement in statements {
-        // The text before diesel's " -- binds: […]"; unbound parameters
-        // are NULL to EXPLAIN.
-        let sql = statement.split(" -- binds:").next().unwrap();
-        let plan: Vec<Plan> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-            .load(c)
-            .unwrap();
-        for step in plan {
-            let d = &step.detail;
+        // Unbound parameters are NULL to EXPLAIN.
+        for d in super::plan_of(c, &statement, "") {
             assert!(
                 !(d.starts_with("SCAN ") || d.contains("MATERIALIZE") || d.contains("AUTOMATIC")),
-                "{d}\nin: {sql}"
+                "{d}\nin: {statement}"
             );
         }
     }

@@ -141,8 +141,6 @@ fn a_job_its_audit_row_and_its_check_step_in_one_statement() {
     use restic_manager::store::models::NewJob;
     use restic_manager::store::verification::{self, check_runs, CheckStep, RotationRow};
     use restic_manager::store::{audit, JobTrigger};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     for_each_backend("jobs_insert_audited", |pool, backend| {
         let mut conn = pool.get().unwrap();
@@ -168,7 +166,6 @@ fn a_job_its_audit_row_and_its_check_step_in_one_statement() {
                 .load(c)
                 .unwrap()
         };
-        let statements = Arc::new(AtomicUsize::new(0));
         let mut written = Vec::new();
         // n = 2: the three checks read 1, 2, 1; the second job has none.
         for i in 0..4 {
@@ -194,16 +191,10 @@ fn a_job_its_audit_row_and_its_check_step_in_one_statement() {
                 Some(new.id.as_str()),
                 Some(serde_json::json!({"kind": "check"})),
             );
-            let counted = Arc::clone(&statements);
-            c.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
-                if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
-                    counted.fetch_add(1, Ordering::Relaxed);
-                }
+            let (job, statements) = statements_of(c, |c| {
+                jobs::insert_audited(c, &new, &entry, step.as_ref()).unwrap()
             });
-            statements.store(0, Ordering::Relaxed);
-            let job = jobs::insert_audited(c, &new, &entry, step.as_ref()).unwrap();
-            let sent = statements.load(Ordering::Relaxed);
-            c.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {});
+            let sent = statements.len();
             if backend == "postgres" {
                 assert_eq!(sent, 1, "{backend}");
             } else {
